@@ -1,0 +1,414 @@
+//! Starting and stopping the whole service: store, config loading and hot reload, the gRPC,
+//! HTTP, debug and metrics servers, health and graceful shutdown. Used by `main` and by tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::env::Env;
+use shared::health::Health;
+use shared::redis::{RedisPool, RedisSetupError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::core::RateLimitConfig;
+use crate::grpc::RateLimitGrpc;
+use crate::loader::ConfigTree;
+use crate::metrics::Metrics;
+use crate::service::{Clock, LimiterOptions, RateLimiter};
+use crate::settings::{evaluation_settings, Backend, Settings};
+use crate::store::{CounterStore, MemoryStore, RedisStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {what} address {address}: {source}")]
+    Bind {
+        what: &'static str,
+        address: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Redis(#[from] RedisSetupError),
+    #[error("Redis at {url} did not answer PING within REDIS_STARTUP_MAX_ELAPSED_TIME ({elapsed:?}): {last_error}")]
+    RedisUnreachable {
+        url: String,
+        elapsed: Duration,
+        last_error: String,
+    },
+}
+
+/// A started service.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub debug_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub limiter: Arc<RateLimiter>,
+    pub health: Health,
+    stopping: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    shutdown_delay: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Running {
+    /// Graceful stop: report not serving first, wait `SHUTDOWN_DELAY` so load balancers notice,
+    /// stop accepting, let in-flight calls finish (within `SHUTDOWN_TIMEOUT`), then return.
+    pub async fn shutdown(self) {
+        self.health.set("sigterm", false);
+        if !self.shutdown_delay.is_zero() {
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
+        let _ = self.stopping.send(true);
+        let drain = async {
+            for server in self.servers {
+                let _ = server.await;
+            }
+        };
+        if tokio::time::timeout(self.shutdown_timeout, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?self.shutdown_timeout, "in-flight calls did not finish before SHUTDOWN_TIMEOUT; stopping anyway");
+        }
+    }
+}
+
+/// Starts everything. Like the reference, the store is reached and the first config load is
+/// attempted before any port is opened.
+pub async fn start(
+    settings: Settings,
+    env: Arc<dyn Env>,
+    clock: Clock,
+) -> Result<Running, StartError> {
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let metrics = Metrics::new(settings.response_time_in_millis);
+    let (health, health_server, follow_health) = Health::new("ratelimit");
+    tokio::spawn(follow_health);
+    health.set("sigterm", true);
+    if settings.healthy_with_at_least_one_config_loaded {
+        health.set("config", false);
+    }
+    let (stopping, _) = watch::channel(false);
+    let mut background = Vec::new();
+
+    let store: Arc<dyn CounterStore> = match settings.backend {
+        Backend::Memory => {
+            if settings.backend_defaulted {
+                tracing::warn!("no BACKEND_TYPE or REDIS_URL set: counting in memory, which suits one instance only; set REDIS_URL for a shared count");
+            } else {
+                tracing::info!("counting in memory (BACKEND_TYPE=memory)");
+            }
+            let memory = Arc::new(MemoryStore::new());
+            background.push(tokio::spawn(sweep_memory(
+                Arc::downgrade(&memory),
+                clock.clone(),
+                stopping.subscribe(),
+            )));
+            memory
+        }
+        Backend::Redis => {
+            health.set("redis", false);
+            let pool = Arc::new(RedisPool::new(&settings.redis)?);
+            let store = Arc::new(RedisStore::new(pool));
+            connect_with_backoff(store.as_ref(), &settings).await?;
+            health.set("redis", true);
+            tracing::info!(url = %settings.redis.url, topology = ?settings.redis.topology, "connected to Redis");
+            store
+        }
+    };
+
+    let options = LimiterOptions {
+        stop_increment_when_over_limit: settings.stop_increment_when_over_limit,
+        failure_mode: settings.failure_mode,
+        expiration_jitter_max_seconds: settings.expiration_jitter_max_seconds,
+        local_cache_size_in_bytes: settings.local_cache_size_in_bytes,
+        store_health: settings.redis_health_check_active_connection,
+    };
+    let limiter = Arc::new(RateLimiter::new(
+        store,
+        options,
+        metrics,
+        health.clone(),
+        clock.clone(),
+    ));
+
+    let tree = ConfigTree::new(settings.runtime.clone());
+    let reloader = Reloader {
+        tree,
+        limiter: limiter.clone(),
+        env,
+        health: health.clone(),
+        settings: settings.clone(),
+    };
+    let fingerprint = reloader.tree.fingerprint();
+    reloader.reload().await;
+    if settings.force_start_without_initial_config && limiter.loaded().is_none() {
+        tracing::warn!("serving without a config (FORCE_START_WITHOUT_INITIAL_CONFIG): calls fail until one loads");
+    }
+    background.push(tokio::spawn(
+        reloader.watch(fingerprint, stopping.subscribe()),
+    ));
+    if settings.backend == Backend::Redis {
+        background.push(tokio::spawn(probe_store(
+            limiter.clone(),
+            stopping.subscribe(),
+        )));
+    }
+
+    let grpc = bind("gRPC", &settings.grpc_host, settings.grpc_port).await?;
+    let http = bind("HTTP", &settings.http_host, settings.http_port).await?;
+    let debug = bind("debug", &settings.debug_host, settings.debug_port).await?;
+    let metrics_listener = match settings.use_prometheus {
+        true => {
+            let (host, port) = split_addr(&settings.prometheus_addr).ok_or_else(|| {
+                bind_error(
+                    "metrics",
+                    &settings.prometheus_addr,
+                    "expected host:port or :port",
+                )
+            })?;
+            Some(bind("metrics", &host, port).await?)
+        }
+        false => None,
+    };
+    let address = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
+    let (grpc_addr, http_addr, debug_addr) = (address(&grpc), address(&http), address(&debug));
+    let metrics_addr = metrics_listener.as_ref().map(address);
+
+    let mut servers = Vec::new();
+    let grpc_server = tonic::transport::Server::builder()
+        .max_connection_age(settings.grpc_max_connection_age)
+        .max_connection_age_grace(settings.grpc_max_connection_age_grace)
+        .add_service(health_server)
+        .add_service(RateLimitGrpc::server(limiter.clone()));
+    let stop = stopping.subscribe();
+    servers.push(tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+        if let Err(e) = grpc_server
+            .serve_with_incoming_shutdown(incoming, stopped(stop))
+            .await
+        {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    }));
+    servers.push(serve_http(
+        http,
+        crate::http::main_router(limiter.clone(), health.clone()),
+        stopping.subscribe(),
+    ));
+    servers.push(serve_http(
+        debug,
+        crate::http::debug_router(limiter.clone()),
+        stopping.subscribe(),
+    ));
+    if let Some(listener) = metrics_listener {
+        servers.push(serve_http(
+            listener,
+            crate::http::metrics_router(limiter.clone(), &settings.prometheus_path),
+            stopping.subscribe(),
+        ));
+    }
+    servers.extend(background);
+    tracing::info!(%grpc_addr, %http_addr, %debug_addr, ?metrics_addr, "ratelimit serving");
+
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        debug_addr,
+        metrics_addr,
+        limiter,
+        health,
+        stopping,
+        servers,
+        shutdown_delay: settings.shutdown_delay,
+        shutdown_timeout: settings.shutdown_timeout,
+    })
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&s| s).await;
+}
+
+fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(stop))
+            .await
+        {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    })
+}
+
+async fn bind(what: &'static str, host: &str, port: u16) -> Result<TcpListener, StartError> {
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            address: format!("{host}:{port}"),
+            source,
+        })
+}
+
+fn bind_error(what: &'static str, address: &str, reason: &str) -> StartError {
+    StartError::Bind {
+        what,
+        address: address.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason.to_string()),
+    }
+}
+
+/// `:9090` → `("0.0.0.0", 9090)`, `host:port` → `(host, port)`, `[::1]:9090` → `("::1", 9090)`.
+fn split_addr(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// Retries PING with exponential backoff and jitter, as the reference does at startup.
+async fn connect_with_backoff(
+    store: &dyn CounterStore,
+    settings: &Settings,
+) -> Result<(), StartError> {
+    let started = Instant::now();
+    let mut interval = settings.redis_startup_initial_interval;
+    loop {
+        match store.ping().await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let elapsed = started.elapsed();
+                let limit = settings.redis_startup_max_elapsed;
+                if !limit.is_zero() && elapsed >= limit {
+                    return Err(StartError::RedisUnreachable {
+                        url: settings.redis.url.clone(),
+                        elapsed,
+                        last_error: e.to_string(),
+                    });
+                }
+                tracing::warn!(url = %settings.redis.url, retry_in = ?interval, "Redis not reachable yet: {e}");
+                let jittered = interval.mul_f64(0.5 + fastrand::f64());
+                tokio::time::sleep(jittered).await;
+                interval = (interval * 2).min(settings.redis_startup_max_interval);
+            }
+        }
+    }
+}
+
+async fn probe_store(limiter: Arc<RateLimiter>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => limiter.probe_store().await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn sweep_memory(
+    store: std::sync::Weak<MemoryStore>,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => match store.upgrade() {
+                Some(store) => { store.sweep(clock()); }
+                None => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Loads configs and keeps them current.
+struct Reloader {
+    tree: ConfigTree,
+    limiter: Arc<RateLimiter>,
+    env: Arc<dyn Env>,
+    health: Health,
+    settings: Settings,
+}
+
+impl Reloader {
+    /// One load of every file. A failure keeps the last good config, is logged and counted.
+    async fn reload(&self) {
+        let tree = self.tree.clone();
+        let env = self.env.clone();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let reloadable = evaluation_settings(env.as_ref()).map_err(|e| e.to_string())?;
+            let sources = tree.read().map_err(|e| e.to_string())?;
+            let config = RateLimitConfig::load(&sources, reloadable.merge_domains)
+                .map_err(|e| e.to_string())?;
+            Ok((config, reloadable, sources.len()))
+        })
+        .await;
+        let metrics = self.limiter.metrics();
+        match loaded {
+            Ok(Ok((config, reloadable, files))) => {
+                let domains = config.domain_count();
+                let limits = config.limits().len();
+                self.limiter.install(config, reloadable);
+                metrics.config_load_success.inc();
+                if self.settings.healthy_with_at_least_one_config_loaded {
+                    self.health.set("config", domains > 0);
+                }
+                tracing::info!(files, domains, limits, "rate limit config loaded");
+            }
+            Ok(Err(error)) => {
+                metrics.config_load_error.inc();
+                let kept = if self.limiter.loaded().is_some() {
+                    "keeping the last good config"
+                } else {
+                    "no config is loaded"
+                };
+                tracing::error!("error loading new configuration from runtime ({kept}): {error}");
+            }
+            Err(join) => {
+                metrics.config_load_error.inc();
+                tracing::error!("config load task failed: {join}");
+            }
+        }
+    }
+
+    async fn watch(self, mut last: u64, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.runtime.poll_interval) => {}
+                _ = stop.changed() => return,
+            }
+            let tree = self.tree.clone();
+            let Ok(current) = tokio::task::spawn_blocking(move || tree.fingerprint()).await else {
+                continue;
+            };
+            if current != last {
+                last = current;
+                tracing::info!("config files changed, reloading");
+                self.reload().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_addr;
+
+    #[test]
+    fn metrics_addresses() {
+        assert_eq!(split_addr(":19001"), Some(("0.0.0.0".into(), 19001)));
+        assert_eq!(
+            split_addr("127.0.0.1:9090"),
+            Some(("127.0.0.1".into(), 9090))
+        );
+        assert_eq!(split_addr("[::1]:9090"), Some(("::1".into(), 9090)));
+        assert_eq!(split_addr("9090"), None);
+    }
+}

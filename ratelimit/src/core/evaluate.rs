@@ -1,0 +1,601 @@
+//! Evaluating a request, in two pure steps around the counter store:
+//!
+//! 1. [`plan`] matches every descriptor to a limit and, for the ones that count, builds the
+//!    counter key and addend;
+//! 2. [`decide`] turns the counter values the store returned into descriptor statuses, the
+//!    overall code, the `RateLimit-*` headers and the statistics deltas.
+
+use std::sync::Arc;
+
+use super::config::RateLimitConfig;
+use super::request::{Entry, RateLimitRequest};
+use super::stat_key::{dynamic_stat_key, override_stat_key};
+use super::unit::Unit;
+
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// Settings that shape a verdict; re-read from the environment at every config load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluationSettings {
+    pub cache_key_prefix: String,
+    pub near_limit_ratio: f32,
+    /// `SHADOW_MODE`: never answer OVER_LIMIT overall.
+    pub global_shadow_mode: bool,
+    /// `QUOTA_MODE`: every descriptor is a quota descriptor.
+    pub global_quota_mode: bool,
+    /// `LIMIT_RESPONSE_HEADERS_ENABLED` and the header names.
+    pub response_headers: Option<HeaderNames>,
+}
+
+impl Default for EvaluationSettings {
+    fn default() -> Self {
+        EvaluationSettings {
+            cache_key_prefix: String::new(),
+            near_limit_ratio: 0.8,
+            global_shadow_mode: false,
+            global_quota_mode: false,
+            response_headers: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderNames {
+    pub limit: String,
+    pub remaining: String,
+    pub reset: String,
+}
+
+impl Default for HeaderNames {
+    fn default() -> Self {
+        HeaderNames {
+            limit: "RateLimit-Limit".into(),
+            remaining: "RateLimit-Remaining".into(),
+            reset: "RateLimit-Reset".into(),
+        }
+    }
+}
+
+/// Which statistics a counted descriptor reports under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatRef {
+    /// A configured limit with a fixed stat key: [`super::Limit::id`].
+    Limit(usize),
+    /// A stat key that depends on the request (overrides, `detailed_metric`, `value_to_metric`).
+    Dynamic(String),
+}
+
+/// A descriptor whose limit is counted in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    pub key: String,
+    pub hits: u64,
+    pub unit: Unit,
+    pub requests_per_unit: u32,
+    pub name: String,
+    pub shadow_mode: bool,
+    pub quota: bool,
+    pub stat: StatRef,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    /// No limit applies. `quota` is set under global quota mode, where such a descriptor still
+    /// takes part in the quota decision (as passing).
+    NoLimit {
+        quota: bool,
+    },
+    Unlimited,
+    Counted(Counted),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub descriptors: Vec<Planned>,
+    /// The matched config node's metadata per descriptor.
+    pub metadata: Vec<Option<Arc<Metadata>>>,
+    /// False when the domain is not configured at all.
+    pub domain_found: bool,
+}
+
+impl Plan {
+    /// The counted descriptors with their index in the request.
+    pub fn counted(&self) -> impl Iterator<Item = (usize, &Counted)> {
+        self.descriptors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Planned::Counted(c) => Some((i, c)),
+                _ => None,
+            })
+    }
+}
+
+/// Matches every descriptor and prepares the counter updates.
+pub fn plan(
+    config: &RateLimitConfig,
+    request: &RateLimitRequest,
+    settings: &EvaluationSettings,
+    now: u64,
+) -> Plan {
+    let domain = request.domain.as_str();
+    let domain_found = config.has_domain(domain);
+    let mut scratch = String::new();
+    let mut matched = Vec::with_capacity(request.descriptors.len());
+    for descriptor in &request.descriptors {
+        if !domain_found {
+            matched.push(None);
+            continue;
+        }
+        matched.push(match descriptor.limit_override {
+            Some(o) => Some(Match::Override(o.requests_per_unit, o.unit)),
+            None => config
+                .find(domain, &descriptor.entries, &mut scratch)
+                .map(Match::Config),
+        });
+    }
+
+    // Replacement is request-wide: a limit named in any matched limit's `replaces` disappears.
+    let replaced: Vec<&str> = matched
+        .iter()
+        .flatten()
+        .filter_map(|m| match m {
+            Match::Config(c) => Some(c.limit.replaces.iter().map(String::as_str)),
+            Match::Override(..) => None,
+        })
+        .flatten()
+        .collect();
+
+    let mut descriptors = Vec::with_capacity(request.descriptors.len());
+    let mut metadata = Vec::with_capacity(request.descriptors.len());
+    for (index, m) in matched.into_iter().enumerate() {
+        let entries = &request.descriptors[index].entries;
+        let hits = request.addend_of(index);
+        let planned = match m {
+            None => {
+                metadata.push(None);
+                Planned::NoLimit {
+                    quota: settings.global_quota_mode,
+                }
+            }
+            Some(Match::Override(requests_per_unit, unit)) => {
+                metadata.push(None);
+                Planned::Counted(Counted {
+                    key: counter_key(&settings.cache_key_prefix, domain, entries, &[], unit, now),
+                    hits,
+                    unit,
+                    requests_per_unit,
+                    name: String::new(),
+                    shadow_mode: false,
+                    quota: settings.global_quota_mode,
+                    stat: StatRef::Dynamic(override_stat_key(domain, entries)),
+                })
+            }
+            Some(Match::Config(found)) => {
+                let limit = found.limit;
+                metadata.push(found.metadata.cloned());
+                if limit.unlimited {
+                    Planned::Unlimited
+                } else if !limit.name.is_empty() && replaced.contains(&limit.name.as_str()) {
+                    Planned::NoLimit {
+                        quota: settings.global_quota_mode,
+                    }
+                } else {
+                    let unit = limit.unit.expect("validated: a limited limit has a unit");
+                    let stat = match &limit.dynamic_stat_levels {
+                        Some(levels) => StatRef::Dynamic(dynamic_stat_key(domain, levels, entries)),
+                        None => StatRef::Limit(limit.id),
+                    };
+                    Planned::Counted(Counted {
+                        key: counter_key(
+                            &settings.cache_key_prefix,
+                            domain,
+                            entries,
+                            &limit.shared_values,
+                            unit,
+                            now,
+                        ),
+                        hits,
+                        unit,
+                        requests_per_unit: limit.requests_per_unit,
+                        name: limit.name.clone(),
+                        shadow_mode: limit.shadow_mode,
+                        quota: limit.quota_mode || settings.global_quota_mode,
+                        stat,
+                    })
+                }
+            }
+        };
+        descriptors.push(planned);
+    }
+    Plan {
+        descriptors,
+        metadata,
+        domain_found,
+    }
+}
+
+enum Match<'a> {
+    Config(super::config::Matched<'a>),
+    Override(u32, Unit),
+}
+
+/// The counter key, byte for byte the reference's:
+/// `<prefix><domain>_` + `<key>_<value>_` per entry + `<window start>`. A value matched through a
+/// `share_threshold` wildcard is replaced by the pattern so all such values share one counter.
+pub fn counter_key(
+    prefix: &str,
+    domain: &str,
+    entries: &[Entry],
+    shared_values: &[Option<String>],
+    unit: Unit,
+    now: u64,
+) -> String {
+    let mut key = String::with_capacity(
+        prefix.len()
+            + domain.len()
+            + 12
+            + entries
+                .iter()
+                .map(|e| e.key.len() + e.value.len() + 2)
+                .sum::<usize>(),
+    );
+    key.push_str(prefix);
+    key.push_str(domain);
+    key.push('_');
+    for (i, entry) in entries.iter().enumerate() {
+        key.push_str(&entry.key);
+        key.push('_');
+        match shared_values.get(i) {
+            Some(Some(pattern)) => key.push_str(pattern),
+            _ => key.push_str(&entry.value),
+        }
+        key.push('_');
+    }
+    key.push_str(&unit.window_start(now).to_string());
+    key
+}
+
+/// What the store (or the local over-limit cache) said about one counted descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterValue {
+    /// The counter after adding `applied` (which may be less than the descriptor's hits when
+    /// increments are stopped for over-limit requests).
+    Counted { after: u64, applied: u64 },
+    /// The key is known to be over its limit in this window; the store was not asked.
+    OverLimitInLocalCache,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Ok,
+    OverLimit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentLimit {
+    pub requests_per_unit: u32,
+    pub unit: Unit,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorStatus {
+    pub code: Code,
+    pub current_limit: Option<CurrentLimit>,
+    pub limit_remaining: u32,
+    pub duration_until_reset: Option<u64>,
+}
+
+impl DescriptorStatus {
+    fn no_limit() -> DescriptorStatus {
+        DescriptorStatus {
+            code: Code::Ok,
+            current_limit: None,
+            limit_remaining: 0,
+            duration_until_reset: None,
+        }
+    }
+
+    fn unlimited() -> DescriptorStatus {
+        DescriptorStatus {
+            limit_remaining: u32::MAX,
+            ..DescriptorStatus::no_limit()
+        }
+    }
+}
+
+/// Statistics of one counted descriptor, named as the reference names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatDelta {
+    pub total_hits: u64,
+    pub within_limit: u64,
+    pub near_limit: u64,
+    pub over_limit: u64,
+    pub over_limit_with_local_cache: u64,
+    pub shadow_mode: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub overall: Code,
+    pub statuses: Vec<DescriptorStatus>,
+    /// `RateLimit-*` headers, when enabled and a limited status exists.
+    pub headers: Vec<(String, String)>,
+    /// Per descriptor, for counted ones.
+    pub stats: Vec<Option<StatDelta>>,
+    /// Keys found over their limit, with their window length, for the local cache.
+    pub over_limit_keys: Vec<(String, u64)>,
+    /// Global shadow mode turned an OVER_LIMIT answer into OK.
+    pub global_shadow_applied: bool,
+}
+
+/// Turns counter values into the answer. `values[i]` must be `Some` for every counted descriptor.
+pub fn decide(
+    plan: &Plan,
+    values: &[Option<CounterValue>],
+    settings: &EvaluationSettings,
+    now: u64,
+) -> Verdict {
+    let mut statuses = Vec::with_capacity(plan.descriptors.len());
+    let mut stats = Vec::with_capacity(plan.descriptors.len());
+    let mut over_limit_keys = Vec::new();
+    let mut any_enforced_over = false;
+    let mut quota_count = 0usize;
+    let mut quota_over = 0usize;
+
+    for (planned, value) in plan.descriptors.iter().zip(values) {
+        match planned {
+            Planned::NoLimit { quota } => {
+                if *quota {
+                    quota_count += 1;
+                }
+                statuses.push(DescriptorStatus::no_limit());
+                stats.push(None);
+            }
+            Planned::Unlimited => {
+                statuses.push(DescriptorStatus::unlimited());
+                stats.push(None);
+            }
+            Planned::Counted(counted) => {
+                let value = value.expect("a value for every counted descriptor");
+                let (mut status, delta, newly_over) =
+                    judge(counted, value, settings.near_limit_ratio, now);
+                if newly_over {
+                    over_limit_keys.push((counted.key.clone(), counted.unit.seconds()));
+                }
+                if status.code == Code::OverLimit && counted.shadow_mode {
+                    status.code = Code::Ok;
+                }
+                if counted.quota {
+                    quota_count += 1;
+                    if status.code == Code::OverLimit {
+                        quota_over += 1;
+                    }
+                } else if status.code == Code::OverLimit {
+                    any_enforced_over = true;
+                }
+                statuses.push(status);
+                stats.push(Some(delta));
+            }
+        }
+    }
+
+    let mut overall = if any_enforced_over || (quota_count > 0 && quota_over == quota_count) {
+        Code::OverLimit
+    } else {
+        Code::Ok
+    };
+    let mut global_shadow_applied = false;
+    if overall == Code::OverLimit && settings.global_shadow_mode {
+        overall = Code::Ok;
+        global_shadow_applied = true;
+    }
+    let headers = match &settings.response_headers {
+        Some(names) => response_headers(plan, &statuses, names, now),
+        None => Vec::new(),
+    };
+    Verdict {
+        overall,
+        statuses,
+        headers,
+        stats,
+        over_limit_keys,
+        global_shadow_applied,
+    }
+}
+
+/// The answer when the store failed and the failure mode says to answer anyway: `allow`
+/// answers OK with no limit information (nothing was counted, so nothing is known), `deny`
+/// answers OVER_LIMIT for every descriptor that would have been counted.
+pub fn verdict_without_store(plan: &Plan, deny: bool, now: u64) -> Verdict {
+    let mut any_denied = false;
+    let statuses = plan
+        .descriptors
+        .iter()
+        .map(|planned| match planned {
+            Planned::Counted(counted) if deny => {
+                any_denied = true;
+                DescriptorStatus {
+                    code: Code::OverLimit,
+                    current_limit: Some(CurrentLimit {
+                        requests_per_unit: counted.requests_per_unit,
+                        unit: counted.unit,
+                        name: counted.name.clone(),
+                    }),
+                    limit_remaining: 0,
+                    duration_until_reset: Some(counted.unit.until_reset(now)),
+                }
+            }
+            Planned::Unlimited => DescriptorStatus::unlimited(),
+            _ => DescriptorStatus::no_limit(),
+        })
+        .collect();
+    Verdict {
+        overall: if any_denied {
+            Code::OverLimit
+        } else {
+            Code::Ok
+        },
+        statuses,
+        headers: Vec::new(),
+        stats: vec![None; plan.descriptors.len()],
+        over_limit_keys: Vec::new(),
+        global_shadow_applied: false,
+    }
+}
+
+/// One counted descriptor's status and statistics; the bool says "newly found over the limit".
+fn judge(
+    counted: &Counted,
+    value: CounterValue,
+    near_ratio: f32,
+    now: u64,
+) -> (DescriptorStatus, StatDelta, bool) {
+    let limit = u64::from(counted.requests_per_unit);
+    let near_threshold = (counted.requests_per_unit as f32 * near_ratio).floor() as u64;
+    let hits = counted.hits;
+    let mut delta = StatDelta {
+        total_hits: hits,
+        ..StatDelta::default()
+    };
+    let mut status = DescriptorStatus {
+        code: Code::Ok,
+        current_limit: Some(CurrentLimit {
+            requests_per_unit: counted.requests_per_unit,
+            unit: counted.unit,
+            name: counted.name.clone(),
+        }),
+        limit_remaining: 0,
+        duration_until_reset: Some(counted.unit.until_reset(now)),
+    };
+    let newly_over = match value {
+        CounterValue::OverLimitInLocalCache => {
+            status.code = Code::OverLimit;
+            delta.over_limit = hits;
+            delta.over_limit_with_local_cache = hits;
+            if counted.shadow_mode {
+                delta.shadow_mode = hits;
+            }
+            false
+        }
+        CounterValue::Counted { after, applied } => {
+            let before = after.saturating_sub(applied);
+            if after > limit {
+                status.code = Code::OverLimit;
+                let over = if before >= limit {
+                    applied
+                } else {
+                    after - limit
+                };
+                delta.over_limit = over;
+                if before < limit {
+                    delta.near_limit = limit - near_threshold.max(before);
+                }
+                if counted.shadow_mode {
+                    delta.shadow_mode = over;
+                }
+                true
+            } else {
+                status.limit_remaining = (limit - after) as u32;
+                delta.within_limit = applied;
+                if after > near_threshold {
+                    delta.near_limit = if before >= near_threshold {
+                        applied
+                    } else {
+                        after - near_threshold
+                    };
+                }
+                false
+            }
+        }
+    };
+    (status, delta, newly_over)
+}
+
+fn response_headers(
+    plan: &Plan,
+    statuses: &[DescriptorStatus],
+    names: &HeaderNames,
+    now: u64,
+) -> Vec<(String, String)> {
+    let mut chosen: Option<&DescriptorStatus> = None;
+    for (planned, status) in plan.descriptors.iter().zip(statuses) {
+        let Planned::Counted(counted) = planned else {
+            continue;
+        };
+        let enforced_over = status.code == Code::OverLimit && !counted.quota;
+        let smaller = chosen.is_none_or(|best| status.limit_remaining < best.limit_remaining);
+        if enforced_over || smaller {
+            chosen = Some(status);
+        }
+    }
+    let Some(status) = chosen else {
+        return Vec::new();
+    };
+    let Some(limit) = &status.current_limit else {
+        return Vec::new();
+    };
+    vec![
+        (names.limit.clone(), limit.requests_per_unit.to_string()),
+        (names.remaining.clone(), status.limit_remaining.to_string()),
+        (names.reset.clone(), limit.unit.until_reset(now).to_string()),
+    ]
+}
+
+/// Addends under `STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT`: given the counters' current values,
+/// increment only the descriptors that would go over their limit, or all of them if none would.
+/// This keeps the other descriptors' quota when one descriptor of the request is over.
+pub fn addends_when_stopping_over_limit(counted: &[&Counted], current: &[u64]) -> Vec<u64> {
+    let exceeding: Vec<bool> = counted
+        .iter()
+        .zip(current)
+        .map(|(c, now)| now.saturating_add(c.hits) > u64::from(c.requests_per_unit))
+        .collect();
+    if exceeding.iter().any(|&e| e) {
+        counted
+            .iter()
+            .zip(&exceeding)
+            .map(|(c, &e)| if e { c.hits } else { 0 })
+            .collect()
+    } else {
+        counted.iter().map(|c| c.hits).collect()
+    }
+}
+
+/// Deep merge of the metadata of the descriptors that were not over their limit; on conflicts
+/// the first value wins.
+pub fn merged_metadata(plan: &Plan, verdict: &Verdict) -> Metadata {
+    let mut merged = Metadata::new();
+    for ((metadata, status), planned) in plan
+        .metadata
+        .iter()
+        .zip(&verdict.statuses)
+        .zip(&plan.descriptors)
+    {
+        if status.code == Code::OverLimit || matches!(planned, Planned::Unlimited) {
+            continue;
+        }
+        if let Some(metadata) = metadata {
+            merge_into(&mut merged, metadata);
+        }
+    }
+    merged
+}
+
+fn merge_into(target: &mut Metadata, source: &Metadata) {
+    for (key, value) in source {
+        match (target.get_mut(key), value) {
+            (Some(serde_json::Value::Object(existing)), serde_json::Value::Object(incoming)) => {
+                merge_into(existing, incoming)
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

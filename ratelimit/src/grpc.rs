@@ -1,0 +1,217 @@
+//! The only place that knows Envoy's `RateLimitRequest` / `RateLimitResponse`: convert, call the
+//! limiter, convert back.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::HeaderValue;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
+    Code as PbCode, DescriptorStatus as PbStatus, RateLimit as PbRateLimit,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
+    RateLimitService, RateLimitServiceServer,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::{
+    RateLimitRequest as PbRequest, RateLimitResponse,
+};
+use envoy_types::pb::google::protobuf::{value::Kind, Duration, ListValue, Struct, Value};
+use tonic::{Request, Response, Status};
+
+use crate::core::evaluate::{Code, DescriptorStatus};
+use crate::core::{Entry, LimitOverride, RateLimitRequest, RequestDescriptor, Unit};
+use crate::service::{Decision, RateLimiter, ServiceError};
+
+pub struct RateLimitGrpc {
+    limiter: Arc<RateLimiter>,
+}
+
+impl RateLimitGrpc {
+    pub fn server(limiter: Arc<RateLimiter>) -> RateLimitServiceServer<RateLimitGrpc> {
+        RateLimitServiceServer::new(RateLimitGrpc { limiter })
+    }
+}
+
+#[tonic::async_trait]
+impl RateLimitService for RateLimitGrpc {
+    async fn should_rate_limit(
+        &self,
+        request: Request<PbRequest>,
+    ) -> Result<Response<RateLimitResponse>, Status> {
+        let request =
+            to_core(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        match self.limiter.should_rate_limit(&request).await {
+            Ok(decision) => Ok(Response::new(to_proto(&request, decision))),
+            Err(e) => Err(to_status(&e)),
+        }
+    }
+}
+
+/// Service errors carry the reference's texts. The reference answers them with UNKNOWN; a
+/// store outage is UNAVAILABLE so that Envoy's `failure_mode_deny` applies (an UNKNOWN would do
+/// the same in Envoy, but UNAVAILABLE says what happened to every other gRPC client).
+pub fn to_status(error: &ServiceError) -> Status {
+    match error {
+        ServiceError::Store(e) => Status::unavailable(e.to_string()),
+        other => Status::unknown(other.to_string()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error("descriptor {index}: limit override has unit {unit}, which is not a rate limit unit")]
+    OverrideUnit { index: usize, unit: i32 },
+}
+
+/// Moves the proto's strings into the core request (no copies).
+pub fn to_core(request: PbRequest) -> Result<RateLimitRequest, InvalidRequest> {
+    let PbRequest {
+        domain,
+        descriptors,
+        hits_addend,
+    } = request;
+    let descriptors = descriptors
+        .into_iter()
+        .enumerate()
+        .map(|(index, d)| {
+            let limit_override = match d.limit {
+                Some(o) => Some(LimitOverride {
+                    requests_per_unit: o.requests_per_unit,
+                    // The reference crashes on UNKNOWN here; we refuse the call instead.
+                    unit: Unit::from_proto(o.unit).ok_or(InvalidRequest::OverrideUnit {
+                        index,
+                        unit: o.unit,
+                    })?,
+                }),
+                None => None,
+            };
+            Ok(RequestDescriptor {
+                entries: d
+                    .entries
+                    .into_iter()
+                    .map(|e| Entry {
+                        key: e.key,
+                        value: e.value,
+                    })
+                    .collect(),
+                limit_override,
+                hits_addend: d.hits_addend.map(|h| h.value),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(RateLimitRequest {
+        domain,
+        descriptors,
+        hits_addend,
+    })
+}
+
+pub fn to_proto(request: &RateLimitRequest, decision: Decision) -> RateLimitResponse {
+    let Decision {
+        verdict,
+        dynamic_metadata,
+    } = decision;
+    RateLimitResponse {
+        overall_code: code(verdict.overall) as i32,
+        statuses: verdict.statuses.iter().map(status).collect(),
+        response_headers_to_add: verdict
+            .headers
+            .into_iter()
+            .map(|(key, value)| HeaderValue {
+                key,
+                value,
+                ..HeaderValue::default()
+            })
+            .collect(),
+        dynamic_metadata: dynamic_metadata.map(|metadata| response_metadata(request, metadata)),
+        ..RateLimitResponse::default()
+    }
+}
+
+fn code(code: Code) -> PbCode {
+    match code {
+        Code::Ok => PbCode::Ok,
+        Code::OverLimit => PbCode::OverLimit,
+    }
+}
+
+fn status(status: &DescriptorStatus) -> PbStatus {
+    PbStatus {
+        code: code(status.code) as i32,
+        current_limit: status.current_limit.as_ref().map(|l| PbRateLimit {
+            name: l.name.clone(),
+            requests_per_unit: l.requests_per_unit,
+            unit: l.unit.to_proto(),
+        }),
+        limit_remaining: status.limit_remaining,
+        duration_until_reset: status.duration_until_reset.map(|s| Duration {
+            seconds: s as i64,
+            nanos: 0,
+        }),
+        ..PbStatus::default()
+    }
+}
+
+/// The reference's dynamic metadata: the domain, each descriptor's entries (`k=v`), override
+/// and addend, the request's addend, and the merged config metadata.
+fn response_metadata(
+    request: &RateLimitRequest,
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> Struct {
+    use serde_json::{json, Value as J};
+    let descriptors: Vec<J> = request
+        .descriptors
+        .iter()
+        .map(|d| {
+            let mut object = serde_json::Map::new();
+            let entries: Vec<J> = d
+                .entries
+                .iter()
+                .map(|e| J::String(format!("{}={}", e.key, e.value)))
+                .collect();
+            object.insert("entries".into(), J::Array(entries));
+            if let Some(o) = d.limit_override {
+                object.insert(
+                    "limit".into(),
+                    J::String(format!(
+                        "requests_per_unit:{} unit:{}",
+                        o.requests_per_unit, o.unit
+                    )),
+                );
+            }
+            if let Some(h) = d.hits_addend {
+                object.insert("hitsAddend".into(), json!(h));
+            }
+            J::Object(object)
+        })
+        .collect();
+    let mut root = serde_json::Map::new();
+    root.insert("domain".into(), J::String(request.domain.clone()));
+    root.insert("descriptors".into(), J::Array(descriptors));
+    if request.hits_addend != 0 {
+        root.insert("hitsAddend".into(), json!(request.hits_addend));
+    }
+    if !metadata.is_empty() {
+        root.insert("metadata".into(), J::Object(metadata));
+    }
+    to_struct(root)
+}
+
+fn to_struct(map: serde_json::Map<String, serde_json::Value>) -> Struct {
+    Struct {
+        fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+    }
+}
+
+fn to_value(value: serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    let kind = match value {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s),
+        J::Array(items) => Kind::ListValue(ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(to_struct(map)),
+    };
+    Value { kind: Some(kind) }
+}

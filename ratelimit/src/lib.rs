@@ -1,0 +1,23 @@
+//! `ratelimit`: Envoy's global rate limit service, a drop-in for envoyproxy/ratelimit.
+//!
+//! - [`core`]: pure — config files, descriptor matching, counter keys, verdicts.
+//! - [`store`]: counters in memory or Redis behind one trait.
+//! - [`service`]: the limiter (core + store + local cache + metrics).
+//! - [`grpc`], [`http`]: the protocol adapters.
+//! - [`settings`], [`loader`], [`app`]: the reference's settings, config files and hot reload,
+//!   and starting/stopping everything.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod core;
+pub mod grpc;
+pub mod http;
+pub mod loader;
+pub mod local_cache;
+pub mod metrics;
+pub mod service;
+pub mod settings;
+pub mod store;
+pub mod validate;
+
+pub use app::{start, Running, StartError};

@@ -1,0 +1,208 @@
+//! The service's metrics, under the names the reference's built-in Prometheus mapping gives them
+//! (Envoy Gateway's dashboards query these): `ratelimit_service_rate_limit_<stat>{domain, key1[, key2]}`,
+//! `ratelimit_service_should_rate_limit_error{err_type}`, `ratelimit_service_total_requests{grpc_method}`,
+//! `ratelimit_service_response_time_seconds{grpc_method}`, `ratelimit_service_config_load_{success,error}`.
+
+use shared::metrics::{Counter, CounterFamily, Gauge, Histogram, Labels, Registry};
+
+use crate::core::evaluate::StatDelta;
+use crate::core::stat_key::sanitize;
+
+/// The counters of one stat key.
+#[derive(Clone)]
+pub struct LimitStats {
+    total_hits: Counter,
+    within_limit: Counter,
+    near_limit: Counter,
+    over_limit: Counter,
+    over_limit_with_local_cache: Counter,
+    shadow_mode: Counter,
+}
+
+impl LimitStats {
+    pub fn record(&self, delta: &StatDelta) {
+        self.total_hits.inc_by(delta.total_hits);
+        self.within_limit.inc_by(delta.within_limit);
+        self.near_limit.inc_by(delta.near_limit);
+        self.over_limit.inc_by(delta.over_limit);
+        self.over_limit_with_local_cache
+            .inc_by(delta.over_limit_with_local_cache);
+        self.shadow_mode.inc_by(delta.shadow_mode);
+    }
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    total_hits: CounterFamily,
+    within_limit: CounterFamily,
+    near_limit: CounterFamily,
+    over_limit: CounterFamily,
+    over_limit_with_local_cache: CounterFamily,
+    shadow_mode: CounterFamily,
+    domain_not_found: CounterFamily,
+    pub redis_errors: Counter,
+    pub service_errors: Counter,
+    pub config_load_success: Counter,
+    pub config_load_error: Counter,
+    pub global_shadow_mode: Counter,
+    pub total_requests: Counter,
+    pub response_time: Histogram,
+    /// Seconds or milliseconds, per `PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS`.
+    pub response_time_scale: f64,
+    failure_mode_answers: CounterFamily,
+    pub redis_outages: Counter,
+    pub local_cache_entries: Gauge,
+}
+
+impl Metrics {
+    pub fn new(response_time_in_millis: bool) -> Metrics {
+        let registry = Registry::default();
+        let stat = |name: &str, help: &str| {
+            registry.counter_family(&format!("ratelimit_service_rate_limit_{name}"), help)
+        };
+        let method = || vec![("grpc_method", "ShouldRateLimit".to_string())];
+        let (time_name, scale, bounds): (&str, f64, &[f64]) = if response_time_in_millis {
+            (
+                "ratelimit_service_response_time_milliseconds",
+                1e3,
+                &[
+                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0,
+                ],
+            )
+        } else {
+            (
+                "ratelimit_service_response_time_seconds",
+                1.0,
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ],
+            )
+        };
+        let errors = registry.counter_family(
+            "ratelimit_service_should_rate_limit_error",
+            "Failed ShouldRateLimit calls by cause.",
+        );
+        Metrics {
+            total_hits: stat("total_hits", "Hits evaluated against a limit."),
+            within_limit: stat("within_limit", "Hits within their limit."),
+            near_limit: stat("near_limit", "Hits above NEAR_LIMIT_RATIO of their limit."),
+            over_limit: stat("over_limit", "Hits over their limit."),
+            over_limit_with_local_cache: stat(
+                "over_limit_with_local_cache",
+                "Over-limit hits answered from the local cache.",
+            ),
+            shadow_mode: stat(
+                "shadow_mode",
+                "Over-limit hits let through by a shadow-mode rule.",
+            ),
+            domain_not_found: registry.counter_family(
+                "ratelimit_service_rate_limit_domain_not_found",
+                "Descriptors for a domain with no config.",
+            ),
+            redis_errors: errors.with(vec![("err_type", "redis_error".into())]),
+            service_errors: errors.with(vec![("err_type", "service_error".into())]),
+            config_load_success: registry
+                .counter_family(
+                    "ratelimit_service_config_load_success",
+                    "Successful config loads.",
+                )
+                .with(vec![]),
+            config_load_error: registry
+                .counter_family(
+                    "ratelimit_service_config_load_error",
+                    "Failed config loads (the last good config stays).",
+                )
+                .with(vec![]),
+            global_shadow_mode: registry
+                .counter_family(
+                    "ratelimit_service_global_shadow_mode",
+                    "OVER_LIMIT answers turned OK by SHADOW_MODE.",
+                )
+                .with(vec![]),
+            total_requests: registry
+                .counter_family("ratelimit_service_total_requests", "ShouldRateLimit calls.")
+                .with(method()),
+            response_time: registry
+                .histogram_family(time_name, "ShouldRateLimit response time.", bounds)
+                .with(method()),
+            response_time_scale: scale,
+            failure_mode_answers: registry.counter_family(
+                "ratelimit_service_failure_mode_answers",
+                "Answers given by REDIS_FAILURE_MODE while Redis failed.",
+            ),
+            redis_outages: registry
+                .counter_family(
+                    "ratelimit_service_redis_outages",
+                    "Times Redis became unreachable.",
+                )
+                .with(vec![]),
+            local_cache_entries: registry
+                .gauge_family(
+                    "ratelimit_localcache_entry_count",
+                    "Keys in the local over-limit cache.",
+                )
+                .with(vec![]),
+            registry,
+        }
+    }
+
+    /// The counters for a stat key (`<domain>.<level>…`), created on first use.
+    pub fn limit_stats(&self, stat_key: &str) -> LimitStats {
+        let labels = labels_of(stat_key);
+        LimitStats {
+            total_hits: self.total_hits.with(labels.clone()),
+            within_limit: self.within_limit.with(labels.clone()),
+            near_limit: self.near_limit.with(labels.clone()),
+            over_limit: self.over_limit.with(labels.clone()),
+            over_limit_with_local_cache: self.over_limit_with_local_cache.with(labels.clone()),
+            shadow_mode: self.shadow_mode.with(labels),
+        }
+    }
+
+    pub fn domain_not_found(&self, domain: &str) -> Counter {
+        self.domain_not_found
+            .with(vec![("domain", sanitize(domain))])
+    }
+
+    pub fn failure_mode_answer(&self, mode: &'static str) -> Counter {
+        self.failure_mode_answers
+            .with(vec![("mode", mode.to_string())])
+    }
+}
+
+/// `domain`, `key1` and (for deeper keys) `key2` from a stat key, as the reference's mapping
+/// derives them from the statsd name: the first three dot-separated segments.
+fn labels_of(stat_key: &str) -> Labels {
+    let sanitized = sanitize(stat_key);
+    let mut segments = sanitized.split('.');
+    let mut labels = vec![("domain", segments.next().unwrap_or_default().to_string())];
+    labels.push(("key1", segments.next().unwrap_or_default().to_string()));
+    if let Some(key2) = segments.next() {
+        labels.push(("key2", key2.to_string()));
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_the_reference_mapping() {
+        assert_eq!(
+            labels_of("d.k_v"),
+            vec![("domain", "d".into()), ("key1", "k_v".into())]
+        );
+        assert_eq!(
+            labels_of("d.a.b.c"),
+            vec![
+                ("domain", "d".into()),
+                ("key1", "a".into()),
+                ("key2", "b".into())
+            ]
+        );
+        assert_eq!(labels_of("d.ip_10.0.0.1")[1].1, "ip_10_0_0_1");
+    }
+}

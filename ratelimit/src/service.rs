@@ -1,0 +1,325 @@
+//! The rate limiter: the loaded config, the counter store and the local cache put together.
+//! Protocol-free: the gRPC and HTTP adapters convert to and from [`RateLimitRequest`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use shared::health::Health;
+
+use crate::core::evaluate::{
+    addends_when_stopping_over_limit, decide, merged_metadata, plan, verdict_without_store,
+    CounterValue, Metadata, Plan, StatRef, Verdict,
+};
+use crate::core::{RateLimitConfig, RateLimitRequest};
+use crate::local_cache::LocalCache;
+use crate::metrics::{LimitStats, Metrics};
+use crate::settings::{FailureMode, ReloadableSettings};
+use crate::store::{CounterStore, CounterUpdate, StoreError};
+
+/// Errors a call can end with. The texts of the first three are the reference's.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("rate limit domain must not be empty")]
+    EmptyDomain,
+    #[error("rate limit descriptor list must not be empty")]
+    NoDescriptors,
+    #[error("no rate limit configuration loaded")]
+    NoConfig,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A config in service, with the per-limit statistics created at load time.
+pub struct Loaded {
+    pub config: RateLimitConfig,
+    pub settings: ReloadableSettings,
+    limit_stats: Vec<LimitStats>,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// Set when `RESPONSE_DYNAMIC_METADATA` is on: the merged config metadata.
+    pub dynamic_metadata: Option<Metadata>,
+}
+
+/// Fixed at start.
+#[derive(Debug, Clone)]
+pub struct LimiterOptions {
+    pub stop_increment_when_over_limit: bool,
+    pub failure_mode: FailureMode,
+    pub expiration_jitter_max_seconds: u64,
+    pub local_cache_size_in_bytes: u64,
+    /// Report the `redis` health component from the store's reachability.
+    pub store_health: bool,
+}
+
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+pub struct RateLimiter {
+    loaded: ArcSwapOption<Loaded>,
+    store: Arc<dyn CounterStore>,
+    local_cache: Option<LocalCache>,
+    options: LimiterOptions,
+    metrics: Metrics,
+    health: Health,
+    in_outage: AtomicBool,
+    clock: Clock,
+}
+
+impl RateLimiter {
+    pub fn new(
+        store: Arc<dyn CounterStore>,
+        options: LimiterOptions,
+        metrics: Metrics,
+        health: Health,
+        clock: Clock,
+    ) -> RateLimiter {
+        let local_cache = (options.local_cache_size_in_bytes > 0)
+            .then(|| LocalCache::new(options.local_cache_size_in_bytes as usize));
+        RateLimiter {
+            loaded: ArcSwapOption::empty(),
+            store,
+            local_cache,
+            options,
+            metrics,
+            health,
+            in_outage: AtomicBool::new(false),
+            clock,
+        }
+    }
+
+    /// Puts a freshly loaded config in service; in-flight calls finish on the old one.
+    pub fn install(&self, config: RateLimitConfig, settings: ReloadableSettings) {
+        let limit_stats = config
+            .limits()
+            .iter()
+            .map(|l| self.metrics.limit_stats(&l.stat_key))
+            .collect();
+        self.loaded.store(Some(Arc::new(Loaded {
+            config,
+            settings,
+            limit_stats,
+        })));
+    }
+
+    pub fn loaded(&self) -> Option<Arc<Loaded>> {
+        self.loaded.load_full()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn store(&self) -> &Arc<dyn CounterStore> {
+        &self.store
+    }
+
+    pub async fn should_rate_limit(
+        &self,
+        request: &RateLimitRequest,
+    ) -> Result<Decision, ServiceError> {
+        let started = Instant::now();
+        self.metrics.total_requests.inc();
+        let result = self.evaluate(request).await;
+        if let Err(e) = &result {
+            match e {
+                ServiceError::Store(_) => self.metrics.redis_errors.inc(),
+                _ => self.metrics.service_errors.inc(),
+            }
+        }
+        self.metrics
+            .response_time
+            .observe(started.elapsed().as_secs_f64() * self.metrics.response_time_scale);
+        result
+    }
+
+    async fn evaluate(&self, request: &RateLimitRequest) -> Result<Decision, ServiceError> {
+        if request.domain.is_empty() {
+            return Err(ServiceError::EmptyDomain);
+        }
+        if request.descriptors.is_empty() {
+            return Err(ServiceError::NoDescriptors);
+        }
+        let loaded = self.loaded.load_full().ok_or(ServiceError::NoConfig)?;
+        let settings = &loaded.settings.evaluation;
+        let now = (self.clock)();
+        let plan = plan(&loaded.config, request, settings, now);
+        if !plan.domain_found {
+            self.metrics
+                .domain_not_found(&request.domain)
+                .inc_by(request.descriptors.len() as u64);
+        }
+
+        let verdict = match self.count(&plan, now).await {
+            Ok(values) => {
+                self.store_answered();
+                decide(&plan, &values, settings, now)
+            }
+            Err(error) => {
+                self.store_failed(&error);
+                match self.options.failure_mode {
+                    FailureMode::Error => return Err(error.into()),
+                    FailureMode::Allow => {
+                        self.metrics.failure_mode_answer("allow").inc();
+                        verdict_without_store(&plan, false, now)
+                    }
+                    FailureMode::Deny => {
+                        self.metrics.failure_mode_answer("deny").inc();
+                        verdict_without_store(&plan, true, now)
+                    }
+                }
+            }
+        };
+
+        self.record(&loaded, &plan, &verdict, now);
+        let dynamic_metadata = loaded
+            .settings
+            .dynamic_metadata
+            .then(|| merged_metadata(&plan, &verdict));
+        Ok(Decision {
+            verdict,
+            dynamic_metadata,
+        })
+    }
+
+    /// Asks the store (and the local cache) for the counted descriptors' values; one store round
+    /// trip for all of them (two with STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT).
+    async fn count(&self, plan: &Plan, now: u64) -> Result<Vec<Option<CounterValue>>, StoreError> {
+        let mut values = vec![None; plan.descriptors.len()];
+        let counted: Vec<_> = plan.counted().collect();
+        if counted.is_empty() {
+            return Ok(values);
+        }
+        let cached: Vec<bool> = counted
+            .iter()
+            .map(|(_, c)| {
+                self.local_cache
+                    .as_ref()
+                    .is_some_and(|cache| cache.contains(&c.key, now))
+            })
+            .collect();
+        let to_store: Vec<_> = counted
+            .iter()
+            .zip(&cached)
+            .filter(|(_, &hit)| !hit)
+            .map(|(c, _)| *c)
+            .collect();
+
+        let addends: Vec<u64> = if !self.options.stop_increment_when_over_limit {
+            to_store.iter().map(|(_, c)| c.hits).collect()
+        } else if cached.iter().any(|&hit| hit) {
+            vec![0; to_store.len()]
+        } else {
+            let keys: Vec<&str> = to_store.iter().map(|(_, c)| c.key.as_str()).collect();
+            let current = self.store.current(&keys, now).await?;
+            let descriptors: Vec<_> = to_store.iter().map(|(_, c)| *c).collect();
+            addends_when_stopping_over_limit(&descriptors, &current)
+        };
+
+        if !to_store.is_empty() {
+            let updates: Vec<CounterUpdate<'_>> = to_store
+                .iter()
+                .zip(&addends)
+                .map(|((_, c), &hits)| CounterUpdate {
+                    key: &c.key,
+                    hits,
+                    ttl: c.unit.seconds() + self.jitter(),
+                })
+                .collect();
+            let after = self.store.increment(&updates, now).await?;
+            for (((index, _), applied), after) in to_store.iter().zip(&addends).zip(after) {
+                values[*index] = Some(CounterValue::Counted {
+                    after,
+                    applied: *applied,
+                });
+            }
+        }
+        for ((index, _), hit) in counted.iter().zip(&cached) {
+            if *hit {
+                values[*index] = Some(CounterValue::OverLimitInLocalCache);
+            }
+        }
+        Ok(values)
+    }
+
+    fn jitter(&self) -> u64 {
+        match self.options.expiration_jitter_max_seconds {
+            0 => 0,
+            max => fastrand::u64(0..max),
+        }
+    }
+
+    fn record(&self, loaded: &Loaded, plan: &Plan, verdict: &Verdict, now: u64) {
+        for ((index, counted), delta) in plan.counted().map(|(i, c)| ((i, c), verdict.stats[i])) {
+            let Some(delta) = delta else { continue };
+            let _ = index;
+            match &counted.stat {
+                StatRef::Limit(id) => loaded.limit_stats[*id].record(&delta),
+                StatRef::Dynamic(key) => self.metrics.limit_stats(key).record(&delta),
+            }
+        }
+        if let Some(cache) = &self.local_cache {
+            for (key, ttl) in &verdict.over_limit_keys {
+                cache.insert(key, *ttl, now);
+            }
+            self.metrics.local_cache_entries.set(cache.len() as i64);
+        }
+        if verdict.global_shadow_applied {
+            self.metrics.global_shadow_mode.inc();
+        }
+    }
+
+    /// Logged once per outage, not once per request: an outage under load would otherwise
+    /// flood the log exactly when someone needs to read it.
+    fn store_failed(&self, error: &StoreError) {
+        if !self.in_outage.swap(true, Ordering::SeqCst) {
+            self.metrics.redis_outages.inc();
+            tracing::error!(
+                store = self.store.name(),
+                failure_mode = ?self.options.failure_mode,
+                "counter store unavailable, answering per REDIS_FAILURE_MODE until it recovers: {error}"
+            );
+            if self.options.store_health {
+                self.health.set("redis", false);
+            }
+        }
+    }
+
+    fn store_answered(&self) {
+        if self.in_outage.load(Ordering::Relaxed) && self.in_outage.swap(false, Ordering::SeqCst) {
+            tracing::warn!(store = self.store.name(), "counter store reachable again");
+            if self.options.store_health {
+                self.health.set("redis", true);
+            }
+        }
+    }
+
+    pub fn in_outage(&self) -> bool {
+        self.in_outage.load(Ordering::Relaxed)
+    }
+
+    /// Pings the store while it is known to be down, so recovery is noticed (and health
+    /// restored) even when no traffic arrives.
+    pub async fn probe_store(&self) {
+        if !self.in_outage() {
+            return;
+        }
+        match self.store.ping().await {
+            Ok(()) => self.store_answered(),
+            Err(e) => tracing::debug!("counter store still unavailable: {e}"),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Where counters live. The trait exposes the operation the limiter needs — add to all of a
+//! request's counters and read the results, in one call — never get-then-set, so concurrent
+//! requests cannot both see the last free slot.
+
+pub mod memory;
+pub mod redis;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use self::redis::RedisStore;
+pub use memory::MemoryStore;
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// One counter to add to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterUpdate<'a> {
+    pub key: &'a str,
+    /// May be 0: the counter is then only read.
+    pub hits: u64,
+    /// Seconds the counter must live (its window plus jitter).
+    pub ttl: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis error: {0}")]
+    Redis(#[from] shared::redis::RedisCallError),
+    #[error("the store answered {got} values for {expected} counters")]
+    ShortAnswer { expected: usize, got: usize },
+}
+
+pub trait CounterStore: Send + Sync {
+    /// Adds `hits` to every counter (creating it with its TTL) and returns the new values, in
+    /// order. The same key twice is added twice, in order.
+    fn increment<'a>(
+        &'a self,
+        updates: &'a [CounterUpdate<'a>],
+        now: u64,
+    ) -> StoreFuture<'a, Vec<u64>>;
+
+    /// Current values (0 for missing counters), in order.
+    fn current<'a>(&'a self, keys: &'a [&'a str], now: u64) -> StoreFuture<'a, Vec<u64>>;
+
+    /// Whether the store answers.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// `memory` or `redis`, for logs.
+    fn name(&self) -> &'static str;
+}

@@ -1,0 +1,358 @@
+//! Test support: a real `redis-server` on a free loopback port, the service started in-process
+//! on port 0 with a controllable clock, and small gRPC and HTTP clients.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
+    Entry, RateLimitOverride,
+};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use envoy_types::pb::google::protobuf::UInt64Value;
+use ratelimit::settings::Settings;
+use ratelimit::Running;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::Channel;
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` of our own, stopped when dropped. `stop` and `start` keep the port, so a
+/// service can be shown losing and regaining it.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        server.resume();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (the README's test command installs it)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap()
+    }
+
+    pub async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        let mut connection = self
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        cmd.query_async(&mut connection).await.unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct TestClock(Arc<AtomicU64>);
+
+impl TestClock {
+    /// Starts at the beginning of an hour, so windows are predictable.
+    pub fn new() -> TestClock {
+        TestClock(Arc::new(AtomicU64::new(
+            1_800_000_000 - 1_800_000_000 % 3600,
+        )))
+    }
+    pub fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn advance(&self, seconds: u64) {
+        self.0.fetch_add(seconds, Ordering::SeqCst);
+    }
+    pub fn as_clock(&self) -> ratelimit::service::Clock {
+        let inner = self.0.clone();
+        Arc::new(move || inner.load(Ordering::SeqCst))
+    }
+}
+
+/// A config directory laid out as the reference expects (`<root>/ratelimit/config/*.yaml`).
+pub struct ConfigDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    pub fn new(files: &[(&str, &str)]) -> ConfigDir {
+        let dir = ConfigDir {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for (name, content) in files {
+            dir.write(name, content);
+        }
+        dir
+    }
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("ratelimit/config")
+    }
+    pub fn write(&self, name: &str, content: &str) {
+        let path = self.config_dir().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // Write then rename, as deploy tools do, so a reload never sees half a file.
+        let tmp = path.with_extension("tmp-write");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// A running service with its surroundings.
+pub struct Harness {
+    pub running: Option<Running>,
+    pub redis: Option<RedisServer>,
+    pub config: ConfigDir,
+    pub clock: TestClock,
+    pub grpc: RateLimitServiceClient<Channel>,
+}
+
+pub fn base_env(config: &ConfigDir) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    for (k, v) in [
+        ("GRPC_HOST", "127.0.0.1"),
+        ("GRPC_PORT", "0"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("DEBUG_HOST", "127.0.0.1"),
+        ("DEBUG_PORT", "0"),
+        ("RUNTIME_SUBDIRECTORY", "ratelimit"),
+        ("RUNTIME_WATCH_ROOT", "false"),
+        ("RUNTIME_POLL_INTERVAL", "50ms"),
+        ("EXPIRATION_JITTER_MAX_SECONDS", "0"),
+        ("USE_PROMETHEUS", "true"),
+        ("PROMETHEUS_ADDR", "127.0.0.1:0"),
+        ("REDIS_TIMEOUT", "500ms"),
+        ("SHUTDOWN_TIMEOUT", "5s"),
+    ] {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env.insert("RUNTIME_ROOT".into(), config.root().display().to_string());
+    env
+}
+
+impl Harness {
+    pub async fn start(
+        backend: Backend,
+        files: &[(&str, &str)],
+        extra: &[(&str, &str)],
+    ) -> Harness {
+        let config = ConfigDir::new(files);
+        let mut env = base_env(&config);
+        let redis = match backend {
+            Backend::Memory => {
+                env.insert("BACKEND_TYPE".into(), "memory".into());
+                None
+            }
+            Backend::Redis => {
+                let redis = RedisServer::start();
+                env.insert("BACKEND_TYPE".into(), "redis".into());
+                env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());
+                env.insert("REDIS_URL".into(), redis.url());
+                Some(redis)
+            }
+        };
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let clock = TestClock::new();
+        let settings = Settings::from_env(&env).expect("valid test settings");
+        let running = ratelimit::start(settings, Arc::new(env), clock.as_clock())
+            .await
+            .expect("service starts");
+        let grpc = RateLimitServiceClient::connect(format!("http://{}", running.grpc_addr))
+            .await
+            .unwrap();
+        Harness {
+            running: Some(running),
+            redis,
+            config,
+            clock,
+            grpc,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub async fn call(
+        &mut self,
+        request: RateLimitRequest,
+    ) -> Result<RateLimitResponse, tonic::Status> {
+        self.grpc
+            .should_rate_limit(request)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Waits (bounded) until `check` holds, polling; for hot reloads.
+    pub async fn eventually<F: FnMut(&Running) -> bool>(&self, mut check: F) {
+        for _ in 0..100 {
+            if check(self.running()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("condition not reached within 2 s");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+pub fn entry(key: &str, value: &str) -> Entry {
+    Entry {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+pub fn descriptor(entries: &[(&str, &str)]) -> RateLimitDescriptor {
+    RateLimitDescriptor {
+        entries: entries.iter().map(|(k, v)| entry(k, v)).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn with_addend(mut d: RateLimitDescriptor, hits: u64) -> RateLimitDescriptor {
+    d.hits_addend = Some(UInt64Value { value: hits });
+    d
+}
+
+pub fn with_override(
+    mut d: RateLimitDescriptor,
+    requests_per_unit: u32,
+    unit: i32,
+) -> RateLimitDescriptor {
+    d.limit = Some(RateLimitOverride {
+        requests_per_unit,
+        unit,
+    });
+    d
+}
+
+pub fn request(domain: &str, descriptors: Vec<RateLimitDescriptor>) -> RateLimitRequest {
+    RateLimitRequest {
+        domain: domain.into(),
+        descriptors,
+        hits_addend: 0,
+    }
+}
+
+/// A minimal HTTP/1.1 client: returns the status code and the body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let message = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(message.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}

@@ -1,0 +1,16 @@
+//! Plumbing shared by Gatehouse's services, and nothing else: no auth or limit logic lives here.
+//!
+//! - [`env`]: read settings from the environment through a seam, reporting every bad value.
+//! - [`telemetry`]: tracing with the reference's `LOG_LEVEL` / `LOG_FORMAT`.
+//! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
+//! - [`health`]: component health driving `grpc.health.v1` and HTTP health checks.
+//! - [`shutdown`]: the signals that stop a service.
+//! - [`redis`]: Redis connections (single, cluster, sentinel; TCP, unix, TLS, auth).
+#![forbid(unsafe_code)]
+
+pub mod env;
+pub mod health;
+pub mod metrics;
+pub mod redis;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,366 @@
+//! Redis connections for the reference's settings: single, cluster or sentinel topologies,
+//! TCP or unix sockets, optional TLS (with client certificates) and `password` or
+//! `user:password` auth.
+//!
+//! A [`RedisPool`] holds `pool_size` multiplexed connections and hands them out round-robin:
+//! each one pipelines every command written to it, so concurrent requests share round trips
+//! instead of waiting for a free connection. A connection that fails is dropped and re-dialled by
+//! the next caller, so the pool recovers by itself when Redis comes back.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionInfo, FromRedisValue,
+    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketType {
+    Tcp,
+    Unix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    Single,
+    Cluster,
+    Sentinel,
+}
+
+/// Connection settings. `auth` values are secrets: never log them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub socket_type: SocketType,
+    pub topology: Topology,
+    /// single: `host:port` or a socket path; cluster: `host:port,host:port,…`;
+    /// sentinel: `master-name,host:port,host:port,…`.
+    pub url: String,
+    pub auth: Option<String>,
+    pub sentinel_auth: Option<String>,
+    pub tls: bool,
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+    pub tls_ca_cert: Option<PathBuf>,
+    pub tls_skip_hostname_verification: bool,
+    pub pool_size: usize,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("socket_type", &self.socket_type)
+            .field("topology", &self.topology)
+            .field("url", &self.url)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    #[error("Expected master name and a list of urls for the sentinels, in the format: <redis master name>,<sentinel1>,...,<sentineln>")]
+    SentinelUrl,
+    #[error("REDIS_URL {url:?} is not host:port")]
+    Address { url: String },
+    #[error("cannot read {path}: {source}")]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid Redis settings: {0}")]
+    Redis(#[from] RedisError),
+}
+
+/// A failed call: Redis said no, or did not answer in time.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisCallError {
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+pub struct RedisPool {
+    dialer: Dialer,
+    slots: Vec<Slot>,
+    next: AtomicUsize,
+    timeout: Duration,
+}
+
+enum Dialer {
+    Client(redis::Client, AsyncConnectionConfig),
+    Cluster(redis::cluster::ClusterClient),
+    Sentinel(tokio::sync::Mutex<SentinelClient>, AsyncConnectionConfig),
+}
+
+#[derive(Clone)]
+enum Connection {
+    Multiplexed(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+#[derive(Default)]
+struct Slot {
+    connection: std::sync::Mutex<Option<Connection>>,
+    /// Serialises dialling so an outage does not make every waiting request dial at once.
+    dialling: tokio::sync::Mutex<()>,
+}
+
+impl RedisPool {
+    /// Builds the pool without touching the network.
+    pub fn new(settings: &RedisSettings) -> Result<RedisPool, RedisSetupError> {
+        let timeout = settings.timeout;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let auth = redis_auth(settings.auth.as_deref());
+        let certs = tls_certificates(settings)?;
+        let (dialer, slots) = match settings.topology {
+            Topology::Single => {
+                let info = connection_info(settings, settings.url.trim())?.set_redis_settings(auth);
+                let client = match certs {
+                    Some(certs) => redis::Client::build_with_tls(info, certs)?,
+                    None => redis::Client::open(info)?,
+                };
+                (Dialer::Client(client, config), settings.pool_size.max(1))
+            }
+            Topology::Cluster => {
+                let nodes = settings
+                    .url
+                    .split(',')
+                    .map(|node| connection_info(settings, node.trim()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut builder = redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout);
+                if let Some(user) = auth.username() {
+                    builder = builder.username(user);
+                }
+                if let Some(password) = auth.password() {
+                    builder = builder.password(password);
+                }
+                if settings.tls {
+                    let mode = if settings.tls_skip_hostname_verification {
+                        TlsMode::Insecure
+                    } else {
+                        TlsMode::Secure
+                    };
+                    builder = builder.tls(mode);
+                    if let Some(certs) = certs {
+                        builder = builder.certs(certs);
+                    }
+                }
+                // One cluster connection multiplexes over every node already.
+                (Dialer::Cluster(builder.build()?), 1)
+            }
+            Topology::Sentinel => {
+                let mut parts = settings.url.split(',').map(str::trim);
+                let master = parts
+                    .next()
+                    .filter(|m| !m.is_empty())
+                    .ok_or(RedisSetupError::SentinelUrl)?;
+                let sentinels = parts
+                    .map(|s| {
+                        connection_info(
+                            &RedisSettings {
+                                tls: false,
+                                ..settings.clone()
+                            },
+                            s,
+                        )
+                        .map(|info| {
+                            info.set_redis_settings(redis_auth(settings.sentinel_auth.as_deref()))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if sentinels.is_empty() {
+                    return Err(RedisSetupError::SentinelUrl);
+                }
+                let mut node =
+                    SentinelNodeConnectionInfo::default().set_redis_connection_info(auth);
+                if settings.tls {
+                    node = node.set_tls_mode(if settings.tls_skip_hostname_verification {
+                        TlsMode::Insecure
+                    } else {
+                        TlsMode::Secure
+                    });
+                }
+                let client = SentinelClient::build(
+                    sentinels,
+                    master,
+                    Some(node),
+                    SentinelServerType::Master,
+                )?;
+                (
+                    Dialer::Sentinel(tokio::sync::Mutex::new(client), config),
+                    settings.pool_size.max(1),
+                )
+            }
+        };
+        Ok(RedisPool {
+            dialer,
+            slots: (0..slots).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+            timeout,
+        })
+    }
+
+    /// Runs a pipeline on the next connection (dialling it if needed), within the timeout.
+    pub async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let call = async {
+            let mut connection = self.connection(slot).await?;
+            let result = match &mut connection {
+                Connection::Multiplexed(c) => pipeline.query_async(c).await,
+                Connection::Cluster(c) => pipeline.query_async(c).await,
+            };
+            result.map_err(RedisCallError::from)
+        };
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(RedisCallError::Timeout(self.timeout)),
+        };
+        if let Err(e) = &result {
+            if is_connection_fault(e) {
+                *slot.connection.lock().expect("slot lock") = None;
+            }
+        }
+        result
+    }
+
+    /// `PING` on one connection; succeeds only on `PONG`.
+    pub async fn ping(&self) -> Result<(), RedisCallError> {
+        let mut pipeline = redis::pipe();
+        pipeline.cmd("PING");
+        let (pong,): (String,) = self.query(&pipeline).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(RedisCallError::Redis(RedisError::from((
+                redis::ErrorKind::Client,
+                "unexpected PING answer",
+                pong,
+            ))))
+        }
+    }
+
+    async fn connection(&self, slot: &Slot) -> Result<Connection, RedisError> {
+        if let Some(c) = slot.connection.lock().expect("slot lock").clone() {
+            return Ok(c);
+        }
+        let _dialling = slot.dialling.lock().await;
+        if let Some(c) = slot.connection.lock().expect("slot lock").clone() {
+            return Ok(c);
+        }
+        let connection = match &self.dialer {
+            Dialer::Client(client, config) => Connection::Multiplexed(
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await?,
+            ),
+            Dialer::Cluster(client) => Connection::Cluster(client.get_async_connection().await?),
+            Dialer::Sentinel(client, config) => Connection::Multiplexed(
+                client
+                    .lock()
+                    .await
+                    .get_async_connection_with_config(config)
+                    .await?,
+            ),
+        };
+        *slot.connection.lock().expect("slot lock") = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// Faults of the connection itself (as opposed to an error reply), after which it is re-dialled.
+fn is_connection_fault(error: &RedisCallError) -> bool {
+    match error {
+        RedisCallError::Timeout(_) => true,
+        RedisCallError::Redis(e) => {
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_unrecoverable_error()
+        }
+    }
+}
+
+fn redis_auth(auth: Option<&str>) -> RedisConnectionInfo {
+    let info = RedisConnectionInfo::default();
+    match auth {
+        None | Some("") => info,
+        Some(auth) => match auth.split_once(':') {
+            Some((user, password)) => info.set_username(user).set_password(password),
+            None => info.set_password(auth),
+        },
+    }
+}
+
+fn connection_info(
+    settings: &RedisSettings,
+    address: &str,
+) -> Result<ConnectionInfo, RedisSetupError> {
+    if address.contains("://") {
+        return Ok(address.into_connection_info()?);
+    }
+    let addr = match settings.socket_type {
+        SocketType::Unix => ConnectionAddr::Unix(PathBuf::from(address)),
+        SocketType::Tcp => {
+            let (host, port) = address
+                .rsplit_once(':')
+                .and_then(|(h, p)| {
+                    Some((
+                        h.trim_start_matches('[').trim_end_matches(']'),
+                        p.parse::<u16>().ok()?,
+                    ))
+                })
+                .ok_or_else(|| RedisSetupError::Address {
+                    url: address.to_string(),
+                })?;
+            if settings.tls {
+                ConnectionAddr::TcpTls {
+                    host: host.to_string(),
+                    port,
+                    insecure: settings.tls_skip_hostname_verification,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(host.to_string(), port)
+            }
+        }
+    };
+    Ok(addr.into_connection_info()?)
+}
+
+fn tls_certificates(settings: &RedisSettings) -> Result<Option<TlsCertificates>, RedisSetupError> {
+    if !settings.tls || (settings.tls_client_cert.is_none() && settings.tls_ca_cert.is_none()) {
+        return Ok(None);
+    }
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| RedisSetupError::TlsFile {
+            path: path.clone(),
+            source,
+        })
+    };
+    let client_tls = match (&settings.tls_client_cert, &settings.tls_client_key) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    let root_cert = settings.tls_ca_cert.as_ref().map(read).transpose()?;
+    Ok(Some(TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}

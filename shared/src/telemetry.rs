@@ -1,0 +1,160 @@
+//! Logging with the reference's settings: `LOG_LEVEL` (trace, debug, info, warn, error; the
+//! reference's `warning`, `fatal` and `panic` are accepted) and `LOG_FORMAT` (`text` or `json`,
+//! the latter with the reference's field names `@timestamp`, `@message` and `level`).
+//! `RUST_LOG`, when set, overrides the level with a full filter.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Maps a reference log level name to a tracing filter directive.
+pub fn level_directive(level: &str) -> Option<&'static str> {
+    Some(match level.to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        "error" | "fatal" | "panic" => "error",
+        _ => return None,
+    })
+}
+
+/// Installs the global subscriber, writing to stderr. Safe to call more than once (later calls
+/// are ignored), which tests rely on.
+pub fn init(level: &str, format: LogFormat) {
+    let directive = level_directive(level).unwrap_or("warn");
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(directive));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.event_format(ReferenceJson).try_init(),
+    };
+}
+
+/// One JSON object per line: `{"@timestamp": "...", "@message": "...", "level": "...", fields}`.
+struct ReferenceJson;
+
+impl<S, N> FormatEvent<S, N> for ReferenceJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut visitor = JsonFields::default();
+        event.record(&mut visitor);
+        let mut object = serde_json::Map::new();
+        object.insert("@timestamp".into(), rfc3339_now().into());
+        object.insert(
+            "@message".into(),
+            visitor.message.unwrap_or_default().into(),
+        );
+        object.insert(
+            "level".into(),
+            event
+                .metadata()
+                .level()
+                .as_str()
+                .to_ascii_lowercase()
+                .into(),
+        );
+        for (k, v) in visitor.fields {
+            object.insert(k, v.into());
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(object))
+    }
+}
+
+#[derive(Default)]
+struct JsonFields {
+    message: Option<String>,
+    fields: Vec<(String, String)>,
+}
+
+impl tracing::field::Visit for JsonFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_string());
+        } else {
+            self.fields
+                .push((field.name().to_string(), value.to_string()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = Some(text);
+        } else {
+            self.fields.push((field.name().to_string(), text));
+        }
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn rfc3339_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format_rfc3339(now.as_secs(), now.subsec_millis())
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (civil-from-days, after Howard Hinnant).
+pub fn format_rfc3339(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(1_795_000_000, 5), "2026-11-18T11:06:40.005Z");
+        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn maps_reference_levels() {
+        assert_eq!(level_directive("WARNING"), Some("warn"));
+        assert_eq!(level_directive("fatal"), Some("error"));
+        assert_eq!(level_directive("loud"), None);
+    }
+}
