@@ -59,6 +59,8 @@ pub fn to_status(error: &ServiceError) -> Status {
 pub enum InvalidRequest {
     #[error("descriptor {index}: limit override has unit {unit}, which is not a rate limit unit")]
     OverrideUnit { index: usize, unit: i32 },
+    #[error("descriptor {index}: is_negative_hits is not supported")]
+    NegativeHits { index: usize },
 }
 
 /// Moves the proto's strings into the core request (no copies).
@@ -72,6 +74,10 @@ pub fn to_core(request: PbRequest) -> Result<RateLimitRequest, InvalidRequest> {
         .into_iter()
         .enumerate()
         .map(|(index, d)| {
+            // Counting a refund as a hit would be wrong both ways; refuse it plainly instead.
+            if d.is_negative_hits {
+                return Err(InvalidRequest::NegativeHits { index });
+            }
             let limit_override = match d.limit {
                 Some(o) => Some(LimitOverride {
                     requests_per_unit: o.requests_per_unit,
@@ -137,7 +143,7 @@ fn status(status: &DescriptorStatus) -> PbStatus {
     PbStatus {
         code: code(status.code) as i32,
         current_limit: status.current_limit.as_ref().map(|l| PbRateLimit {
-            name: l.name.clone(),
+            name: l.name.to_string(),
             requests_per_unit: l.requests_per_unit,
             unit: l.unit.to_proto(),
         }),

@@ -33,7 +33,8 @@ pub struct Limit {
     /// `None` only for unlimited limits written without a unit.
     pub unit: Option<Unit>,
     pub unlimited: bool,
-    pub name: String,
+    /// Shared with every answer that reports it, so answering never copies config strings.
+    pub name: Arc<str>,
     pub replaces: Vec<String>,
     pub shadow_mode: bool,
     pub quota_mode: bool,
@@ -296,7 +297,7 @@ impl RateLimitConfig {
             requests_per_unit: yaml.requests_per_unit,
             unit,
             unlimited: yaml.unlimited,
-            name: yaml.name.clone(),
+            name: Arc::from(yaml.name.as_str()),
             replaces: yaml.replaces.clone(),
             shadow_mode: leaf.shadow_mode,
             quota_mode: leaf.quota_mode,

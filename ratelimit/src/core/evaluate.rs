@@ -72,7 +72,7 @@ pub struct Counted {
     pub hits: u64,
     pub unit: Unit,
     pub requests_per_unit: u32,
-    pub name: String,
+    pub name: Arc<str>,
     pub shadow_mode: bool,
     pub quota: bool,
     pub stat: StatRef,
@@ -165,7 +165,7 @@ pub fn plan(
                     hits,
                     unit,
                     requests_per_unit,
-                    name: String::new(),
+                    name: Arc::from(""),
                     shadow_mode: false,
                     quota: settings.global_quota_mode,
                     stat: StatRef::Dynamic(override_stat_key(domain, entries)),
@@ -176,7 +176,7 @@ pub fn plan(
                 metadata.push(found.metadata.cloned());
                 if limit.unlimited {
                     Planned::Unlimited
-                } else if !limit.name.is_empty() && replaced.contains(&limit.name.as_str()) {
+                } else if !limit.name.is_empty() && replaced.contains(&&*limit.name) {
                     Planned::NoLimit {
                         quota: settings.global_quota_mode,
                     }
@@ -276,7 +276,7 @@ pub enum Code {
 pub struct CurrentLimit {
     pub requests_per_unit: u32,
     pub unit: Unit,
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

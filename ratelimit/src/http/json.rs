@@ -163,7 +163,7 @@ pub fn render_response(request: &RateLimitRequest, decision: &Decision) -> Strin
             if let Some(limit) = &s.current_limit {
                 let mut current = Map::new();
                 if !limit.name.is_empty() {
-                    current.insert("name".into(), json!(limit.name));
+                    current.insert("name".into(), json!(&*limit.name));
                 }
                 if limit.requests_per_unit != 0 {
                     current.insert("requestsPerUnit".into(), json!(limit.requests_per_unit));

@@ -65,6 +65,9 @@ impl RedisServer {
                 "",
                 "--appendonly",
                 "no",
+                // Tests stall Redis with DEBUG SLEEP to hold a call in flight.
+                "--enable-debug-command",
+                "local",
             ])
             .arg("--dir")
             .arg(self.dir.path())
@@ -109,6 +112,9 @@ impl Drop for RedisServer {
     }
 }
 
+/// 2027-01-15T08:00:00Z: the start of an hour, so windows are predictable.
+const START: u64 = 1_800_000_000;
+
 /// A clock the test moves by hand.
 #[derive(Clone)]
 pub struct TestClock(Arc<AtomicU64>);
@@ -116,9 +122,7 @@ pub struct TestClock(Arc<AtomicU64>);
 impl TestClock {
     /// Starts at the beginning of an hour, so windows are predictable.
     pub fn new() -> TestClock {
-        TestClock(Arc::new(AtomicU64::new(
-            1_800_000_000 - 1_800_000_000 % 3600,
-        )))
+        TestClock(Arc::new(AtomicU64::new(START)))
     }
     pub fn now(&self) -> u64 {
         self.0.load(Ordering::SeqCst)

@@ -119,7 +119,7 @@ fn limits_count_and_answer_exactly() {
     assert_eq!(ok.statuses[0].limit_remaining, 1);
     assert_eq!(ok.statuses[0].duration_until_reset, Some(26));
     assert_eq!(
-        ok.statuses[0].current_limit.as_ref().unwrap().name,
+        &*ok.statuses[0].current_limit.as_ref().unwrap().name,
         "the-limit"
     );
     let last = decide_with(&p, &[2], &settings);
@@ -332,7 +332,7 @@ fn stopping_increments_keeps_other_descriptors_quota() {
         hits: 1,
         unit: Unit::Second,
         requests_per_unit: 5,
-        name: String::new(),
+        name: Arc::from(""),
         shadow_mode: false,
         quota: false,
         stat: StatRef::Limit(0),

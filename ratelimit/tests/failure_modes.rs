@@ -1,0 +1,146 @@
+//! Redis stopped in the middle of a test: each REDIS_FAILURE_MODE answers as configured, the
+//! outage is counted once, health follows when asked to, and service recovers by itself.
+
+mod support;
+
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
+use support::*;
+
+const CONFIG: &str =
+    "domain: fm\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 100}\n";
+
+async fn with_outage(mode: &str, extra: &[(&str, &str)]) -> Harness {
+    let mut settings = vec![("REDIS_FAILURE_MODE", mode)];
+    settings.extend_from_slice(extra);
+    let mut h = Harness::start(Backend::Redis, &[("fm.yaml", CONFIG)], &settings).await;
+    let before = h
+        .call(request("fm", vec![descriptor(&[("k", "v")])]))
+        .await
+        .unwrap();
+    assert_eq!(before.statuses[0].limit_remaining, 99);
+    h.redis.as_mut().unwrap().stop();
+    h
+}
+
+fn metric(h: &Harness, line_start: &str) -> Option<String> {
+    h.running()
+        .limiter
+        .metrics()
+        .registry
+        .render()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .map(str::to_owned)
+}
+
+/// Brings Redis back and waits until calls are counted again.
+async fn recover(h: &mut Harness) {
+    h.redis.as_mut().unwrap().resume();
+    for _ in 0..100 {
+        if let Ok(r) = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await {
+            if r.statuses[0].current_limit.is_some() && r.statuses[0].code == Code::Ok as i32 {
+                assert!(!h.running().limiter.in_outage());
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("service did not recover after Redis came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_mode_fails_the_call_with_unavailable() {
+    let mut h = with_outage("error", &[]).await;
+    for _ in 0..5 {
+        let err = h
+            .call(request("fm", vec![descriptor(&[("k", "v")])]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    }
+    assert_eq!(
+        metric(&h, "ratelimit_service_redis_outages").as_deref(),
+        Some("ratelimit_service_redis_outages 1")
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "ratelimit_service_should_rate_limit_error{err_type=\"redis_error\"}"
+        )
+        .as_deref(),
+        Some("ratelimit_service_should_rate_limit_error{err_type=\"redis_error\"} 5")
+    );
+    // Without REDIS_HEALTH_CHECK_ACTIVE_CONNECTION health does not follow Redis (as the reference).
+    assert!(h.running().health.is_healthy());
+    recover(&mut h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_mode_answers_ok() {
+    let mut h = with_outage("allow", &[]).await;
+    for _ in 0..3 {
+        let r = h
+            .call(request("fm", vec![descriptor(&[("k", "v")])]))
+            .await
+            .unwrap();
+        assert_eq!(r.overall_code, Code::Ok as i32);
+    }
+    assert!(metric(
+        &h,
+        "ratelimit_service_failure_mode_answers{mode=\"allow\"} 3"
+    )
+    .is_some());
+    recover(&mut h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_mode_answers_over_limit_with_the_limit() {
+    let mut h = with_outage("deny", &[]).await;
+    let r = h
+        .call(request(
+            "fm",
+            vec![descriptor(&[("k", "v")]), descriptor(&[("unknown", "x")])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.overall_code, Code::OverLimit as i32);
+    assert_eq!(r.statuses[0].code, Code::OverLimit as i32);
+    assert_eq!(
+        r.statuses[0]
+            .current_limit
+            .as_ref()
+            .unwrap()
+            .requests_per_unit,
+        100
+    );
+    assert_eq!(
+        r.statuses[1].code,
+        Code::Ok as i32,
+        "descriptors with no limit are not denied"
+    );
+    recover(&mut h).await;
+    // The count made before the outage is still there.
+    let r = h
+        .call(request("fm", vec![descriptor(&[("k", "v")])]))
+        .await
+        .unwrap();
+    assert!(r.statuses[0].limit_remaining < 99);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_redis_when_asked() {
+    let mut h = with_outage("error", &[("REDIS_HEALTH_CHECK_ACTIVE_CONNECTION", "true")]).await;
+    let _ = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await;
+    assert!(!h.running().health.is_healthy());
+    let (status, _) = http(h.running().http_addr, "GET", "/healthcheck", "").await;
+    assert_eq!(status, 500);
+    // With no traffic at all, the background probe notices the return.
+    h.redis.as_mut().unwrap().resume();
+    h.eventually(|r| r.health.is_healthy()).await;
+    let (status, body) = http(h.running().http_addr, "GET", "/healthcheck", "").await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    h.stop().await;
+}
