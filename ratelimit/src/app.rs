@@ -23,19 +23,11 @@ use crate::store::{CounterStore, MemoryStore, RedisStore};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {what} address {address}: {source}")]
-    Bind {
-        what: &'static str,
-        address: String,
-        source: std::io::Error,
-    },
+    Bind { what: &'static str, address: String, source: std::io::Error },
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
     #[error("Redis at {url} did not answer PING within REDIS_STARTUP_MAX_ELAPSED_TIME ({elapsed:?}): {last_error}")]
-    RedisUnreachable {
-        url: String,
-        elapsed: Duration,
-        last_error: String,
-    },
+    RedisUnreachable { url: String, elapsed: Duration, last_error: String },
 }
 
 /// A started service.
@@ -66,10 +58,7 @@ impl Running {
                 let _ = server.await;
             }
         };
-        if tokio::time::timeout(self.shutdown_timeout, drain)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(self.shutdown_timeout, drain).await.is_err() {
             tracing::warn!(timeout = ?self.shutdown_timeout, "in-flight calls did not finish before SHUTDOWN_TIMEOUT; stopping anyway");
         }
     }
@@ -77,11 +66,7 @@ impl Running {
 
 /// Starts everything. Like the reference, the store is reached and the first config load is
 /// attempted before any port is opened.
-pub async fn start(
-    settings: Settings,
-    env: Arc<dyn Env>,
-    clock: Clock,
-) -> Result<Running, StartError> {
+pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Result<Running, StartError> {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
@@ -103,11 +88,7 @@ pub async fn start(
                 tracing::info!("counting in memory (BACKEND_TYPE=memory)");
             }
             let memory = Arc::new(MemoryStore::new());
-            background.push(tokio::spawn(sweep_memory(
-                Arc::downgrade(&memory),
-                clock.clone(),
-                stopping.subscribe(),
-            )));
+            background.push(tokio::spawn(sweep_memory(Arc::downgrade(&memory), clock.clone(), stopping.subscribe())));
             memory
         }
         Backend::Redis => {
@@ -128,35 +109,18 @@ pub async fn start(
         local_cache_size_in_bytes: settings.local_cache_size_in_bytes,
         store_health: settings.redis_health_check_active_connection,
     };
-    let limiter = Arc::new(RateLimiter::new(
-        store,
-        options,
-        metrics,
-        health.clone(),
-        clock.clone(),
-    ));
+    let limiter = Arc::new(RateLimiter::new(store, options, metrics, health.clone(), clock.clone()));
 
     let tree = ConfigTree::new(settings.runtime.clone());
-    let reloader = Reloader {
-        tree,
-        limiter: limiter.clone(),
-        env,
-        health: health.clone(),
-        settings: settings.clone(),
-    };
+    let reloader = Reloader { tree, limiter: limiter.clone(), env, health: health.clone(), settings: settings.clone() };
     let fingerprint = reloader.tree.fingerprint();
     reloader.reload().await;
     if settings.force_start_without_initial_config && limiter.loaded().is_none() {
         tracing::warn!("serving without a config (FORCE_START_WITHOUT_INITIAL_CONFIG): calls fail until one loads");
     }
-    background.push(tokio::spawn(
-        reloader.watch(fingerprint, stopping.subscribe()),
-    ));
+    background.push(tokio::spawn(reloader.watch(fingerprint, stopping.subscribe())));
     if settings.backend == Backend::Redis {
-        background.push(tokio::spawn(probe_store(
-            limiter.clone(),
-            stopping.subscribe(),
-        )));
+        background.push(tokio::spawn(probe_store(limiter.clone(), stopping.subscribe())));
     }
 
     let grpc = bind("gRPC", &settings.grpc_host, settings.grpc_port).await?;
@@ -164,13 +128,8 @@ pub async fn start(
     let debug = bind("debug", &settings.debug_host, settings.debug_port).await?;
     let metrics_listener = match settings.use_prometheus {
         true => {
-            let (host, port) = split_addr(&settings.prometheus_addr).ok_or_else(|| {
-                bind_error(
-                    "metrics",
-                    &settings.prometheus_addr,
-                    "expected host:port or :port",
-                )
-            })?;
+            let (host, port) = split_addr(&settings.prometheus_addr)
+                .ok_or_else(|| bind_error("metrics", &settings.prometheus_addr, "expected host:port or :port"))?;
             Some(bind("metrics", &host, port).await?)
         }
         false => None,
@@ -188,23 +147,12 @@ pub async fn start(
     let stop = stopping.subscribe();
     servers.push(tokio::spawn(async move {
         let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-        if let Err(e) = grpc_server
-            .serve_with_incoming_shutdown(incoming, stopped(stop))
-            .await
-        {
+        if let Err(e) = grpc_server.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
             tracing::error!("gRPC server failed: {e}");
         }
     }));
-    servers.push(serve_http(
-        http,
-        crate::http::main_router(limiter.clone(), health.clone()),
-        stopping.subscribe(),
-    ));
-    servers.push(serve_http(
-        debug,
-        crate::http::debug_router(limiter.clone()),
-        stopping.subscribe(),
-    ));
+    servers.push(serve_http(http, crate::http::main_router(limiter.clone(), health.clone()), stopping.subscribe()));
+    servers.push(serve_http(debug, crate::http::debug_router(limiter.clone()), stopping.subscribe()));
     if let Some(listener) = metrics_listener {
         servers.push(serve_http(
             listener,
@@ -233,29 +181,20 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
 }
 
-fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+fn serve_http(listener: TcpListener, router: axum::Router, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(stop))
-            .await
-        {
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await {
             tracing::error!("HTTP server failed: {e}");
         }
     })
 }
 
 async fn bind(what: &'static str, host: &str, port: u16) -> Result<TcpListener, StartError> {
-    TcpListener::bind((host, port))
-        .await
-        .map_err(|source| StartError::Bind {
-            what,
-            address: format!("{host}:{port}"),
-            source,
-        })
+    TcpListener::bind((host, port)).await.map_err(|source| StartError::Bind {
+        what,
+        address: format!("{host}:{port}"),
+        source,
+    })
 }
 
 fn bind_error(what: &'static str, address: &str, reason: &str) -> StartError {
@@ -275,10 +214,7 @@ fn split_addr(address: &str) -> Option<(String, u16)> {
 }
 
 /// Retries PING with exponential backoff and jitter, as the reference does at startup.
-async fn connect_with_backoff(
-    store: &dyn CounterStore,
-    settings: &Settings,
-) -> Result<(), StartError> {
+async fn connect_with_backoff(store: &dyn CounterStore, settings: &Settings) -> Result<(), StartError> {
     let started = Instant::now();
     let mut interval = settings.redis_startup_initial_interval;
     loop {
@@ -312,11 +248,7 @@ async fn probe_store(limiter: Arc<RateLimiter>, mut stop: watch::Receiver<bool>)
     }
 }
 
-async fn sweep_memory(
-    store: std::sync::Weak<MemoryStore>,
-    clock: Clock,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn sweep_memory(store: std::sync::Weak<MemoryStore>, clock: Clock, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => match store.upgrade() {
@@ -345,8 +277,7 @@ impl Reloader {
         let loaded = tokio::task::spawn_blocking(move || -> Result<_, String> {
             let reloadable = evaluation_settings(env.as_ref()).map_err(|e| e.to_string())?;
             let sources = tree.read().map_err(|e| e.to_string())?;
-            let config = RateLimitConfig::load(&sources, reloadable.merge_domains)
-                .map_err(|e| e.to_string())?;
+            let config = RateLimitConfig::load(&sources, reloadable.merge_domains).map_err(|e| e.to_string())?;
             Ok((config, reloadable, sources.len()))
         })
         .await;
@@ -404,10 +335,7 @@ mod tests {
     #[test]
     fn metrics_addresses() {
         assert_eq!(split_addr(":19001"), Some(("0.0.0.0".into(), 19001)));
-        assert_eq!(
-            split_addr("127.0.0.1:9090"),
-            Some(("127.0.0.1".into(), 9090))
-        );
+        assert_eq!(split_addr("127.0.0.1:9090"), Some(("127.0.0.1".into(), 9090)));
         assert_eq!(split_addr("[::1]:9090"), Some(("::1".into(), 9090)));
         assert_eq!(split_addr("9090"), None);
     }

@@ -10,9 +10,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
-use envoy_types::pb::envoy::service::ratelimit::v3::{
-    RateLimitRequest as PbRequest, RateLimitResponse,
-};
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest as PbRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::{value::Kind, Duration, ListValue, Struct, Value};
 use tonic::{Request, Response, Status};
 
@@ -32,12 +30,8 @@ impl RateLimitGrpc {
 
 #[tonic::async_trait]
 impl RateLimitService for RateLimitGrpc {
-    async fn should_rate_limit(
-        &self,
-        request: Request<PbRequest>,
-    ) -> Result<Response<RateLimitResponse>, Status> {
-        let request =
-            to_core(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    async fn should_rate_limit(&self, request: Request<PbRequest>) -> Result<Response<RateLimitResponse>, Status> {
+        let request = to_core(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
         match self.limiter.should_rate_limit(&request).await {
             Ok(decision) => Ok(Response::new(to_proto(&request, decision))),
             Err(e) => Err(to_status(&e)),
@@ -65,11 +59,7 @@ pub enum InvalidRequest {
 
 /// Moves the proto's strings into the core request (no copies).
 pub fn to_core(request: PbRequest) -> Result<RateLimitRequest, InvalidRequest> {
-    let PbRequest {
-        domain,
-        descriptors,
-        hits_addend,
-    } = request;
+    let PbRequest { domain, descriptors, hits_addend } = request;
     let descriptors = descriptors
         .into_iter()
         .enumerate()
@@ -82,50 +72,29 @@ pub fn to_core(request: PbRequest) -> Result<RateLimitRequest, InvalidRequest> {
                 Some(o) => Some(LimitOverride {
                     requests_per_unit: o.requests_per_unit,
                     // The reference crashes on UNKNOWN here; we refuse the call instead.
-                    unit: Unit::from_proto(o.unit).ok_or(InvalidRequest::OverrideUnit {
-                        index,
-                        unit: o.unit,
-                    })?,
+                    unit: Unit::from_proto(o.unit).ok_or(InvalidRequest::OverrideUnit { index, unit: o.unit })?,
                 }),
                 None => None,
             };
             Ok(RequestDescriptor {
-                entries: d
-                    .entries
-                    .into_iter()
-                    .map(|e| Entry {
-                        key: e.key,
-                        value: e.value,
-                    })
-                    .collect(),
+                entries: d.entries.into_iter().map(|e| Entry { key: e.key, value: e.value }).collect(),
                 limit_override,
                 hits_addend: d.hits_addend.map(|h| h.value),
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok(RateLimitRequest {
-        domain,
-        descriptors,
-        hits_addend,
-    })
+    Ok(RateLimitRequest { domain, descriptors, hits_addend })
 }
 
 pub fn to_proto(request: &RateLimitRequest, decision: Decision) -> RateLimitResponse {
-    let Decision {
-        verdict,
-        dynamic_metadata,
-    } = decision;
+    let Decision { verdict, dynamic_metadata } = decision;
     RateLimitResponse {
         overall_code: code(verdict.overall) as i32,
         statuses: verdict.statuses.iter().map(status).collect(),
         response_headers_to_add: verdict
             .headers
             .into_iter()
-            .map(|(key, value)| HeaderValue {
-                key,
-                value,
-                ..HeaderValue::default()
-            })
+            .map(|(key, value)| HeaderValue { key, value, ..HeaderValue::default() })
             .collect(),
         dynamic_metadata: dynamic_metadata.map(|metadata| response_metadata(request, metadata)),
         ..RateLimitResponse::default()
@@ -148,39 +117,26 @@ fn status(status: &DescriptorStatus) -> PbStatus {
             unit: l.unit.to_proto(),
         }),
         limit_remaining: status.limit_remaining,
-        duration_until_reset: status.duration_until_reset.map(|s| Duration {
-            seconds: s as i64,
-            nanos: 0,
-        }),
+        duration_until_reset: status.duration_until_reset.map(|s| Duration { seconds: s as i64, nanos: 0 }),
         ..PbStatus::default()
     }
 }
 
 /// The reference's dynamic metadata: the domain, each descriptor's entries (`k=v`), override
 /// and addend, the request's addend, and the merged config metadata.
-fn response_metadata(
-    request: &RateLimitRequest,
-    metadata: serde_json::Map<String, serde_json::Value>,
-) -> Struct {
+fn response_metadata(request: &RateLimitRequest, metadata: serde_json::Map<String, serde_json::Value>) -> Struct {
     use serde_json::{json, Value as J};
     let descriptors: Vec<J> = request
         .descriptors
         .iter()
         .map(|d| {
             let mut object = serde_json::Map::new();
-            let entries: Vec<J> = d
-                .entries
-                .iter()
-                .map(|e| J::String(format!("{}={}", e.key, e.value)))
-                .collect();
+            let entries: Vec<J> = d.entries.iter().map(|e| J::String(format!("{}={}", e.key, e.value))).collect();
             object.insert("entries".into(), J::Array(entries));
             if let Some(o) = d.limit_override {
                 object.insert(
                     "limit".into(),
-                    J::String(format!(
-                        "requests_per_unit:{} unit:{}",
-                        o.requests_per_unit, o.unit
-                    )),
+                    J::String(format!("requests_per_unit:{} unit:{}", o.requests_per_unit, o.unit)),
                 );
             }
             if let Some(h) = d.hits_addend {
@@ -202,9 +158,7 @@ fn response_metadata(
 }
 
 fn to_struct(map: serde_json::Map<String, serde_json::Value>) -> Struct {
-    Struct {
-        fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
-    }
+    Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
 }
 
 fn to_value(value: serde_json::Value) -> Value {
@@ -214,9 +168,7 @@ fn to_value(value: serde_json::Value) -> Value {
         J::Bool(b) => Kind::BoolValue(b),
         J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
         J::String(s) => Kind::StringValue(s),
-        J::Array(items) => Kind::ListValue(ListValue {
-            values: items.into_iter().map(to_value).collect(),
-        }),
+        J::Array(items) => Kind::ListValue(ListValue { values: items.into_iter().map(to_value).collect() }),
         J::Object(map) => Kind::StructValue(to_struct(map)),
     };
     Value { kind: Some(kind) }

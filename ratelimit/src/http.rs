@@ -33,7 +33,12 @@ pub fn main_router(limiter: Arc<RateLimiter>, health: Health) -> Router {
 /// `/` lists the endpoints; `/rlconfig` dumps the loaded limits; `/stats` shows the metrics.
 pub fn debug_router(limiter: Arc<RateLimiter>) -> Router {
     Router::new()
-        .route("/", get(|| async { "/rlconfig: print out the currently loaded configuration for debugging\n/stats: print out stats\n" }))
+        .route(
+            "/",
+            get(|| async {
+                "/rlconfig: print out the currently loaded configuration for debugging\n/stats: print out stats\n"
+            }),
+        )
         .route("/rlconfig", get(rlconfig))
         .route("/stats", get(stats))
         .with_state(limiter)
@@ -70,16 +75,9 @@ async fn json_call(State(state): State<AppState>, body: Bytes) -> Response {
 }
 
 async fn rlconfig(State(limiter): State<Arc<RateLimiter>>) -> String {
-    limiter
-        .loaded()
-        .map(|l| l.config.dump())
-        .unwrap_or_default()
+    limiter.loaded().map(|l| l.config.dump()).unwrap_or_default()
 }
 
 async fn stats(State(limiter): State<Arc<RateLimiter>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        limiter.metrics().registry.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], limiter.metrics().registry.render()).into_response()
 }

@@ -16,15 +16,9 @@ use crate::settings::RuntimeSettings;
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
     #[error("cannot read config directory {path}: {source}")]
-    Directory {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Directory { path: PathBuf, source: std::io::Error },
     #[error("cannot read config file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    File { path: PathBuf, source: std::io::Error },
 }
 
 /// The config file tree.
@@ -58,14 +52,8 @@ impl ConfigTree {
             .into_iter()
             .map(|found| {
                 std::fs::read_to_string(&found.path)
-                    .map(|content| ConfigSource {
-                        name: found.key,
-                        content,
-                    })
-                    .map_err(|source| LoaderError::File {
-                        path: found.path,
-                        source,
-                    })
+                    .map(|content| ConfigSource { name: found.key, content })
+                    .map_err(|source| LoaderError::File { path: found.path, source })
             })
             .collect()
     }
@@ -73,9 +61,7 @@ impl ConfigTree {
     /// A value that changes whenever a load could give a different result.
     pub fn fingerprint(&self) -> u64 {
         let mut hasher = DefaultHasher::new();
-        std::fs::canonicalize(&self.settings.root)
-            .ok()
-            .hash(&mut hasher);
+        std::fs::canonicalize(&self.settings.root).ok().hash(&mut hasher);
         match self.files() {
             Ok(files) => {
                 for found in files {
@@ -105,18 +91,12 @@ impl ConfigTree {
     }
 
     fn walk(&self, base: &Path, dir: &Path, found: &mut Vec<Found>) -> Result<(), LoaderError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| LoaderError::Directory {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|source| LoaderError::Directory { path: dir.to_path_buf(), source })?;
         for entry in entries {
-            let entry = entry.map_err(|source| LoaderError::Directory {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            let entry = entry.map_err(|source| LoaderError::Directory { path: dir.to_path_buf(), source })?;
             let path = entry.path();
-            if self.settings.ignore_dotfiles && entry.file_name().to_string_lossy().starts_with('.')
-            {
+            if self.settings.ignore_dotfiles && entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
             // Follow symlinks, as ConfigMap mounts are made of them.
@@ -127,9 +107,7 @@ impl ConfigTree {
                 self.walk(base, &path, found)?;
             } else if meta.is_file() {
                 let relative = path.strip_prefix(base).unwrap_or(&path);
-                let key = relative
-                    .to_string_lossy()
-                    .replace(std::path::MAIN_SEPARATOR, ".");
+                let key = relative.to_string_lossy().replace(std::path::MAIN_SEPARATOR, ".");
                 found.push(Found { key, path });
             }
         }
@@ -161,55 +139,25 @@ mod tests {
     #[test]
     fn keys_follow_the_reference_layout() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            &dir.path().join("ratelimit/config/basic.yaml"),
-            "domain: a\n",
-        );
-        write(
-            &dir.path().join("ratelimit/config/nested/more.yaml"),
-            "domain: b\n",
-        );
-        write(
-            &dir.path().join("ratelimit/config/.hidden.yaml"),
-            "domain: c\n",
-        );
+        write(&dir.path().join("ratelimit/config/basic.yaml"), "domain: a\n");
+        write(&dir.path().join("ratelimit/config/nested/more.yaml"), "domain: b\n");
+        write(&dir.path().join("ratelimit/config/.hidden.yaml"), "domain: c\n");
         write(&dir.path().join("ratelimit/other/x.yaml"), "domain: d\n");
 
-        let watched: Vec<String> = ConfigTree::new(settings(dir.path(), true, false))
-            .read()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(
-            watched,
-            vec![
-                "config..hidden.yaml",
-                "config.basic.yaml",
-                "config.nested.more.yaml"
-            ]
-        );
+        let watched: Vec<String> =
+            ConfigTree::new(settings(dir.path(), true, false)).read().unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(watched, vec!["config..hidden.yaml", "config.basic.yaml", "config.nested.more.yaml"]);
 
-        let direct: Vec<String> = ConfigTree::new(settings(dir.path(), false, true))
-            .read()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
+        let direct: Vec<String> =
+            ConfigTree::new(settings(dir.path(), false, true)).read().unwrap().into_iter().map(|s| s.name).collect();
         assert_eq!(direct, vec!["basic.yaml", "nested.more.yaml"]);
     }
 
     #[test]
     fn fingerprint_changes_with_content_and_root_swaps() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            &dir.path().join("v1/ratelimit/config/a.yaml"),
-            "domain: a\n",
-        );
-        write(
-            &dir.path().join("v2/ratelimit/config/a.yaml"),
-            "domain: b\n",
-        );
+        write(&dir.path().join("v1/ratelimit/config/a.yaml"), "domain: a\n");
+        write(&dir.path().join("v2/ratelimit/config/a.yaml"), "domain: b\n");
         let current = dir.path().join("current");
         std::os::unix::fs::symlink(dir.path().join("v1"), &current).unwrap();
         let tree = ConfigTree::new(settings(&current, true, false));

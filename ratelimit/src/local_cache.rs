@@ -22,10 +22,7 @@ struct State {
 
 impl LocalCache {
     pub fn new(max_bytes: usize) -> LocalCache {
-        LocalCache {
-            max_bytes,
-            state: Mutex::default(),
-        }
+        LocalCache { max_bytes, state: Mutex::default() }
     }
 
     pub fn contains(&self, key: &str, now: u64) -> bool {

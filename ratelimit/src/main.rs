@@ -21,9 +21,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("validate") if args.len() > 1 => {
-            let merge = evaluation_settings(&ProcessEnv)
-                .map(|s| s.merge_domains)
-                .unwrap_or(false);
+            let merge = evaluation_settings(&ProcessEnv).map(|s| s.merge_domains).unwrap_or(false);
             let (report, ok) = ratelimit::validate::validate(&args[1..], merge);
             if ok {
                 print!("{report}");
@@ -48,26 +46,10 @@ fn run() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(
-        &settings.log_level,
-        if settings.log_json {
-            LogFormat::Json
-        } else {
-            LogFormat::Text
-        },
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
+    telemetry::init(&settings.log_level, if settings.log_json { LogFormat::Json } else { LogFormat::Text });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     runtime.block_on(async {
-        let running = match ratelimit::start(
-            settings,
-            Arc::new(ProcessEnv),
-            ratelimit::service::system_clock(),
-        )
-        .await
-        {
+        let running = match ratelimit::start(settings, Arc::new(ProcessEnv), ratelimit::service::system_clock()).await {
             Ok(running) => running,
             Err(e) => {
                 tracing::error!("ratelimit failed to start: {e}");
@@ -76,10 +58,7 @@ fn run() -> ExitCode {
             }
         };
         let signal = shared::shutdown::signal().await;
-        tracing::info!(
-            signal,
-            "stopping: health set to not serving, draining in-flight calls"
-        );
+        tracing::info!(signal, "stopping: health set to not serving, draining in-flight calls");
         running.shutdown().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS

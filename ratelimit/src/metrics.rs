@@ -25,8 +25,7 @@ impl LimitStats {
         self.within_limit.inc_by(delta.within_limit);
         self.near_limit.inc_by(delta.near_limit);
         self.over_limit.inc_by(delta.over_limit);
-        self.over_limit_with_local_cache
-            .inc_by(delta.over_limit_with_local_cache);
+        self.over_limit_with_local_cache.inc_by(delta.over_limit_with_local_cache);
         self.shadow_mode.inc_by(delta.shadow_mode);
     }
 }
@@ -58,32 +57,24 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(response_time_in_millis: bool) -> Metrics {
         let registry = Registry::default();
-        let stat = |name: &str, help: &str| {
-            registry.counter_family(&format!("ratelimit_service_rate_limit_{name}"), help)
-        };
+        let stat =
+            |name: &str, help: &str| registry.counter_family(&format!("ratelimit_service_rate_limit_{name}"), help);
         let method = || vec![("grpc_method", "ShouldRateLimit".to_string())];
         let (time_name, scale, bounds): (&str, f64, &[f64]) = if response_time_in_millis {
             (
                 "ratelimit_service_response_time_milliseconds",
                 1e3,
-                &[
-                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0,
-                ],
+                &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0],
             )
         } else {
             (
                 "ratelimit_service_response_time_seconds",
                 1.0,
-                &[
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                    1.0,
-                ],
+                &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
             )
         };
-        let errors = registry.counter_family(
-            "ratelimit_service_should_rate_limit_error",
-            "Failed ShouldRateLimit calls by cause.",
-        );
+        let errors = registry
+            .counter_family("ratelimit_service_should_rate_limit_error", "Failed ShouldRateLimit calls by cause.");
         Metrics {
             total_hits: stat("total_hits", "Hits evaluated against a limit."),
             within_limit: stat("within_limit", "Hits within their limit."),
@@ -93,10 +84,7 @@ impl Metrics {
                 "over_limit_with_local_cache",
                 "Over-limit hits answered from the local cache.",
             ),
-            shadow_mode: stat(
-                "shadow_mode",
-                "Over-limit hits let through by a shadow-mode rule.",
-            ),
+            shadow_mode: stat("shadow_mode", "Over-limit hits let through by a shadow-mode rule."),
             domain_not_found: registry.counter_family(
                 "ratelimit_service_rate_limit_domain_not_found",
                 "Descriptors for a domain with no config.",
@@ -104,10 +92,7 @@ impl Metrics {
             redis_errors: errors.with(vec![("err_type", "redis_error".into())]),
             service_errors: errors.with(vec![("err_type", "service_error".into())]),
             config_load_success: registry
-                .counter_family(
-                    "ratelimit_service_config_load_success",
-                    "Successful config loads.",
-                )
+                .counter_family("ratelimit_service_config_load_success", "Successful config loads.")
                 .with(vec![]),
             config_load_error: registry
                 .counter_family(
@@ -116,10 +101,7 @@ impl Metrics {
                 )
                 .with(vec![]),
             global_shadow_mode: registry
-                .counter_family(
-                    "ratelimit_service_global_shadow_mode",
-                    "OVER_LIMIT answers turned OK by SHADOW_MODE.",
-                )
+                .counter_family("ratelimit_service_global_shadow_mode", "OVER_LIMIT answers turned OK by SHADOW_MODE.")
                 .with(vec![]),
             total_requests: registry
                 .counter_family("ratelimit_service_total_requests", "ShouldRateLimit calls.")
@@ -133,16 +115,10 @@ impl Metrics {
                 "Answers given by REDIS_FAILURE_MODE while Redis failed.",
             ),
             redis_outages: registry
-                .counter_family(
-                    "ratelimit_service_redis_outages",
-                    "Times Redis became unreachable.",
-                )
+                .counter_family("ratelimit_service_redis_outages", "Times Redis became unreachable.")
                 .with(vec![]),
             local_cache_entries: registry
-                .gauge_family(
-                    "ratelimit_localcache_entry_count",
-                    "Keys in the local over-limit cache.",
-                )
+                .gauge_family("ratelimit_localcache_entry_count", "Keys in the local over-limit cache.")
                 .with(vec![]),
             registry,
         }
@@ -162,13 +138,11 @@ impl Metrics {
     }
 
     pub fn domain_not_found(&self, domain: &str) -> Counter {
-        self.domain_not_found
-            .with(vec![("domain", sanitize(domain))])
+        self.domain_not_found.with(vec![("domain", sanitize(domain))])
     }
 
     pub fn failure_mode_answer(&self, mode: &'static str) -> Counter {
-        self.failure_mode_answers
-            .with(vec![("mode", mode.to_string())])
+        self.failure_mode_answers.with(vec![("mode", mode.to_string())])
     }
 }
 
@@ -191,18 +165,8 @@ mod tests {
 
     #[test]
     fn labels_follow_the_reference_mapping() {
-        assert_eq!(
-            labels_of("d.k_v"),
-            vec![("domain", "d".into()), ("key1", "k_v".into())]
-        );
-        assert_eq!(
-            labels_of("d.a.b.c"),
-            vec![
-                ("domain", "d".into()),
-                ("key1", "a".into()),
-                ("key2", "b".into())
-            ]
-        );
+        assert_eq!(labels_of("d.k_v"), vec![("domain", "d".into()), ("key1", "k_v".into())]);
+        assert_eq!(labels_of("d.a.b.c"), vec![("domain", "d".into()), ("key1", "a".into()), ("key2", "b".into())]);
         assert_eq!(labels_of("d.ip_10.0.0.1")[1].1, "ip_10_0_0_1");
     }
 }

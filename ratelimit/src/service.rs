@@ -9,8 +9,8 @@ use arc_swap::ArcSwapOption;
 use shared::health::Health;
 
 use crate::core::evaluate::{
-    addends_when_stopping_over_limit, decide, merged_metadata, plan, verdict_without_store,
-    CounterValue, Metadata, Plan, StatRef, Verdict,
+    addends_when_stopping_over_limit, decide, merged_metadata, plan, verdict_without_store, CounterValue, Metadata,
+    Plan, StatRef, Verdict,
 };
 use crate::core::{RateLimitConfig, RateLimitRequest};
 use crate::local_cache::LocalCache;
@@ -60,12 +60,7 @@ pub struct LimiterOptions {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    })
+    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
 }
 
 pub struct RateLimiter {
@@ -103,16 +98,8 @@ impl RateLimiter {
 
     /// Puts a freshly loaded config in service; in-flight calls finish on the old one.
     pub fn install(&self, config: RateLimitConfig, settings: ReloadableSettings) {
-        let limit_stats = config
-            .limits()
-            .iter()
-            .map(|l| self.metrics.limit_stats(&l.stat_key))
-            .collect();
-        self.loaded.store(Some(Arc::new(Loaded {
-            config,
-            settings,
-            limit_stats,
-        })));
+        let limit_stats = config.limits().iter().map(|l| self.metrics.limit_stats(&l.stat_key)).collect();
+        self.loaded.store(Some(Arc::new(Loaded { config, settings, limit_stats })));
     }
 
     pub fn loaded(&self) -> Option<Arc<Loaded>> {
@@ -127,10 +114,7 @@ impl RateLimiter {
         &self.store
     }
 
-    pub async fn should_rate_limit(
-        &self,
-        request: &RateLimitRequest,
-    ) -> Result<Decision, ServiceError> {
+    pub async fn should_rate_limit(&self, request: &RateLimitRequest) -> Result<Decision, ServiceError> {
         let started = Instant::now();
         self.metrics.total_requests.inc();
         let result = self.evaluate(request).await;
@@ -140,9 +124,7 @@ impl RateLimiter {
                 _ => self.metrics.service_errors.inc(),
             }
         }
-        self.metrics
-            .response_time
-            .observe(started.elapsed().as_secs_f64() * self.metrics.response_time_scale);
+        self.metrics.response_time.observe(started.elapsed().as_secs_f64() * self.metrics.response_time_scale);
         result
     }
 
@@ -158,9 +140,7 @@ impl RateLimiter {
         let now = (self.clock)();
         let plan = plan(&loaded.config, request, settings, now);
         if !plan.domain_found {
-            self.metrics
-                .domain_not_found(&request.domain)
-                .inc_by(request.descriptors.len() as u64);
+            self.metrics.domain_not_found(&request.domain).inc_by(request.descriptors.len() as u64);
         }
 
         let verdict = match self.count(&plan, now).await {
@@ -185,14 +165,8 @@ impl RateLimiter {
         };
 
         self.record(&loaded, &plan, &verdict, now);
-        let dynamic_metadata = loaded
-            .settings
-            .dynamic_metadata
-            .then(|| merged_metadata(&plan, &verdict));
-        Ok(Decision {
-            verdict,
-            dynamic_metadata,
-        })
+        let dynamic_metadata = loaded.settings.dynamic_metadata.then(|| merged_metadata(&plan, &verdict));
+        Ok(Decision { verdict, dynamic_metadata })
     }
 
     /// Asks the store (and the local cache) for the counted descriptors' values; one store round
@@ -205,18 +179,9 @@ impl RateLimiter {
         }
         let cached: Vec<bool> = counted
             .iter()
-            .map(|(_, c)| {
-                self.local_cache
-                    .as_ref()
-                    .is_some_and(|cache| cache.contains(&c.key, now))
-            })
+            .map(|(_, c)| self.local_cache.as_ref().is_some_and(|cache| cache.contains(&c.key, now)))
             .collect();
-        let to_store: Vec<_> = counted
-            .iter()
-            .zip(&cached)
-            .filter(|(_, &hit)| !hit)
-            .map(|(c, _)| *c)
-            .collect();
+        let to_store: Vec<_> = counted.iter().zip(&cached).filter(|(_, &hit)| !hit).map(|(c, _)| *c).collect();
 
         let addends: Vec<u64> = if !self.options.stop_increment_when_over_limit {
             to_store.iter().map(|(_, c)| c.hits).collect()
@@ -233,18 +198,11 @@ impl RateLimiter {
             let updates: Vec<CounterUpdate<'_>> = to_store
                 .iter()
                 .zip(&addends)
-                .map(|((_, c), &hits)| CounterUpdate {
-                    key: &c.key,
-                    hits,
-                    ttl: c.unit.seconds() + self.jitter(),
-                })
+                .map(|((_, c), &hits)| CounterUpdate { key: &c.key, hits, ttl: c.unit.seconds() + self.jitter() })
                 .collect();
             let after = self.store.increment(&updates, now).await?;
             for (((index, _), applied), after) in to_store.iter().zip(&addends).zip(after) {
-                values[*index] = Some(CounterValue::Counted {
-                    after,
-                    applied: *applied,
-                });
+                values[*index] = Some(CounterValue::Counted { after, applied: *applied });
             }
         }
         for ((index, _), hit) in counted.iter().zip(&cached) {

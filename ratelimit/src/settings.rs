@@ -147,77 +147,46 @@ impl Settings {
             );
         }
         if r.raw("GRPC_UDS").is_some() {
-            r.fail(
-                "GRPC_UDS",
-                r.raw("GRPC_UDS"),
-                "serving gRPC on a unix socket is not supported yet",
-            );
+            r.fail("GRPC_UDS", r.raw("GRPC_UDS"), "serving gRPC on a unix socket is not supported yet");
         }
         let config_type = r.one_of("CONFIG_TYPE", "FILE", &["FILE", "GRPC_XDS_SOTW"]);
         if config_type == "GRPC_XDS_SOTW" {
-            r.fail(
-                "CONFIG_TYPE",
-                Some(config_type.into()),
-                "the xDS config source is not supported yet; use FILE",
-            );
+            r.fail("CONFIG_TYPE", Some(config_type.into()), "the xDS config source is not supported yet; use FILE");
         }
         if r.boolean("REDIS_PERSECOND", false) {
-            r.fail(
-                "REDIS_PERSECOND",
-                Some("true".into()),
-                "a second Redis for per-second limits is not supported yet",
-            );
+            r.fail("REDIS_PERSECOND", Some("true".into()), "a second Redis for per-second limits is not supported yet");
         }
         if r.boolean("USE_STATSD", false) {
             warnings.push("USE_STATSD=true is ignored: statsd output is not supported; set USE_PROMETHEUS=true".into());
         }
         for ignored in ["REDIS_PIPELINE_WINDOW", "REDIS_PIPELINE_LIMIT"] {
             if r.raw(ignored).is_some() {
-                warnings.push(format!(
-                    "{ignored} is ignored: every connection pipelines concurrent requests"
-                ));
+                warnings.push(format!("{ignored} is ignored: every connection pipelines concurrent requests"));
             }
         }
 
         let log_level = r.string("LOG_LEVEL", "WARN");
         if shared::telemetry::level_directive(&log_level).is_none() {
-            r.fail(
-                "LOG_LEVEL",
-                Some(log_level.clone()),
-                "expected trace, debug, info, warn or error",
-            );
+            r.fail("LOG_LEVEL", Some(log_level.clone()), "expected trace, debug, info, warn or error");
         }
         let log_json = r.one_of("LOG_FORMAT", "text", &["text", "json"]) == "json";
 
         let redis_url = r.raw("REDIS_URL");
         let backend_defaulted = r.raw("BACKEND_TYPE").is_none() && redis_url.is_none();
-        let default_backend = if redis_url.is_some() {
-            "redis"
-        } else {
-            "memory"
-        };
-        let backend = match r.one_of(
-            "BACKEND_TYPE",
-            default_backend,
-            &["redis", "memory", "memcache"],
-        ) {
+        let default_backend = if redis_url.is_some() { "redis" } else { "memory" };
+        let backend = match r.one_of("BACKEND_TYPE", default_backend, &["redis", "memory", "memcache"]) {
             "redis" => Backend::Redis,
             "memory" => Backend::Memory,
             other => {
-                r.fail(
-                    "BACKEND_TYPE",
-                    Some(other.into()),
-                    "memcache is not supported; use redis or memory",
-                );
+                r.fail("BACKEND_TYPE", Some(other.into()), "memcache is not supported; use redis or memory");
                 Backend::Memory
             }
         };
-        let failure_mode =
-            match r.one_of("REDIS_FAILURE_MODE", "error", &["error", "allow", "deny"]) {
-                "allow" => FailureMode::Allow,
-                "deny" => FailureMode::Deny,
-                _ => FailureMode::Error,
-            };
+        let failure_mode = match r.one_of("REDIS_FAILURE_MODE", "error", &["error", "allow", "deny"]) {
+            "allow" => FailureMode::Allow,
+            "deny" => FailureMode::Deny,
+            _ => FailureMode::Error,
+        };
         let socket_type = match r.one_of("REDIS_SOCKET_TYPE", "unix", &["tcp", "unix"]) {
             "tcp" => SocketType::Tcp,
             _ => SocketType::Unix,
@@ -228,9 +197,7 @@ impl Settings {
             _ => Topology::Single,
         };
         let url = redis_url.unwrap_or_else(|| "/var/run/nutcracker/ratelimit.sock".into());
-        if topology == Topology::Sentinel
-            && url.split(',').filter(|s| !s.trim().is_empty()).count() < 2
-        {
+        if topology == Topology::Sentinel && url.split(',').filter(|s| !s.trim().is_empty()).count() < 2 {
             r.fail(
                 "REDIS_URL",
                 Some(url.clone()),
@@ -248,8 +215,7 @@ impl Settings {
             tls_client_cert: path(&mut r, "REDIS_TLS_CLIENT_CERT"),
             tls_client_key: path(&mut r, "REDIS_TLS_CLIENT_KEY"),
             tls_ca_cert: path(&mut r, "REDIS_TLS_CACERT"),
-            tls_skip_hostname_verification: r
-                .boolean("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", false),
+            tls_skip_hostname_verification: r.boolean("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", false),
             pool_size: r.parse("REDIS_POOL_SIZE", 10usize),
             timeout: r.duration("REDIS_TIMEOUT", Duration::from_secs(10)),
         };
@@ -257,11 +223,7 @@ impl Settings {
             r.fail("REDIS_POOL_SIZE", Some("0".into()), "must be at least 1");
         }
         if redis.tls_client_cert.is_some() != redis.tls_client_key.is_some() {
-            r.fail(
-                "REDIS_TLS_CLIENT_KEY",
-                None,
-                "REDIS_TLS_CLIENT_CERT and REDIS_TLS_CLIENT_KEY go together",
-            );
+            r.fail("REDIS_TLS_CLIENT_KEY", None, "REDIS_TLS_CLIENT_CERT and REDIS_TLS_CLIENT_KEY go together");
         }
         for name in ["REDIS_POOL_ON_EMPTY_BEHAVIOR"] {
             if let Some(v) = r.raw(name) {
@@ -273,20 +235,14 @@ impl Settings {
 
         let near_limit_ratio: f32 = r.parse("NEAR_LIMIT_RATIO", 0.8f32);
         if !(0.0..=1.0).contains(&near_limit_ratio) {
-            r.fail(
-                "NEAR_LIMIT_RATIO",
-                Some(near_limit_ratio.to_string()),
-                "must be between 0 and 1",
-            );
+            r.fail("NEAR_LIMIT_RATIO", Some(near_limit_ratio.to_string()), "must be between 0 and 1");
         }
 
         let settings = Settings {
             grpc_host: r.string("GRPC_HOST", "0.0.0.0"),
             grpc_port: r.parse("GRPC_PORT", 8081u16),
-            grpc_max_connection_age: r
-                .duration("GRPC_MAX_CONNECTION_AGE", Duration::from_secs(24 * 3600)),
-            grpc_max_connection_age_grace: r
-                .duration("GRPC_MAX_CONNECTION_AGE_GRACE", Duration::from_secs(3600)),
+            grpc_max_connection_age: r.duration("GRPC_MAX_CONNECTION_AGE", Duration::from_secs(24 * 3600)),
+            grpc_max_connection_age_grace: r.duration("GRPC_MAX_CONNECTION_AGE_GRACE", Duration::from_secs(3600)),
             http_host: r.string("HOST", "0.0.0.0"),
             http_port: r.parse("PORT", 8080u16),
             debug_host: r.string("DEBUG_HOST", "0.0.0.0"),
@@ -301,24 +257,18 @@ impl Settings {
                 ignore_dotfiles: r.boolean("RUNTIME_IGNOREDOTFILES", false),
                 poll_interval: r.duration("RUNTIME_POLL_INTERVAL", Duration::from_secs(1)),
             },
-            force_start_without_initial_config: r
-                .boolean("FORCE_START_WITHOUT_INITIAL_CONFIG", false),
-            healthy_with_at_least_one_config_loaded: r
-                .boolean("HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED", false),
+            force_start_without_initial_config: r.boolean("FORCE_START_WITHOUT_INITIAL_CONFIG", false),
+            healthy_with_at_least_one_config_loaded: r.boolean("HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED", false),
             local_cache_size_in_bytes: r.parse("LOCAL_CACHE_SIZE_IN_BYTES", 0u64),
-            stop_increment_when_over_limit: r
-                .boolean("STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", false),
+            stop_increment_when_over_limit: r.boolean("STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", false),
             expiration_jitter_max_seconds: r.parse("EXPIRATION_JITTER_MAX_SECONDS", 300u64),
             backend,
             backend_defaulted,
             failure_mode,
             redis,
-            redis_health_check_active_connection: r
-                .boolean("REDIS_HEALTH_CHECK_ACTIVE_CONNECTION", false),
-            redis_startup_initial_interval: r
-                .duration("REDIS_STARTUP_INITIAL_INTERVAL", Duration::from_secs(1)),
-            redis_startup_max_interval: r
-                .duration("REDIS_STARTUP_MAX_INTERVAL", Duration::from_secs(30)),
+            redis_health_check_active_connection: r.boolean("REDIS_HEALTH_CHECK_ACTIVE_CONNECTION", false),
+            redis_startup_initial_interval: r.duration("REDIS_STARTUP_INITIAL_INTERVAL", Duration::from_secs(1)),
+            redis_startup_max_interval: r.duration("REDIS_STARTUP_MAX_INTERVAL", Duration::from_secs(30)),
             redis_startup_max_elapsed: r.duration("REDIS_STARTUP_MAX_ELAPSED_TIME", Duration::ZERO),
             use_prometheus: r.boolean("USE_PROMETHEUS", false),
             prometheus_addr: r.string("PROMETHEUS_ADDR", ":9090"),
@@ -388,9 +338,7 @@ pub fn help_text() -> String {
     );
     for (name, default, meaning) in SETTINGS {
         let default = if default.is_empty() { "\"\"" } else { default };
-        out.push_str(&format!(
-            "    {name}\n        {meaning}\n        default: {default}\n"
-        ));
+        out.push_str(&format!("    {name}\n        {meaning}\n        default: {default}\n"));
     }
     out
 }
@@ -413,10 +361,7 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -461,18 +406,10 @@ mod tests {
 
     #[test]
     fn every_setting_read_is_documented() {
-        let recording = Recording(
-            Mutex::default(),
-            env(&[("LIMIT_RESPONSE_HEADERS_ENABLED", "true")]),
-        );
+        let recording = Recording(Mutex::default(), env(&[("LIMIT_RESPONSE_HEADERS_ENABLED", "true")]));
         Settings::from_env(&recording).unwrap();
         let documented: Vec<&str> = SETTINGS.iter().map(|(n, _, _)| *n).collect();
-        let undocumented_ok = [
-            "GRPC_SERVER_USE_TLS",
-            "GRPC_UDS",
-            "REDIS_PERSECOND",
-            "REDIS_POOL_ON_EMPTY_BEHAVIOR",
-        ];
+        let undocumented_ok = ["GRPC_SERVER_USE_TLS", "GRPC_UDS", "REDIS_PERSECOND", "REDIS_POOL_ON_EMPTY_BEHAVIOR"];
         for name in recording.0.lock().unwrap().iter() {
             assert!(
                 documented.contains(&name.as_str()) || undocumented_ok.contains(&name.as_str()),
@@ -480,10 +417,7 @@ mod tests {
             );
         }
         for name in documented {
-            assert!(
-                recording.0.lock().unwrap().iter().any(|n| n == name),
-                "{name} is documented but never read"
-            );
+            assert!(recording.0.lock().unwrap().iter().any(|n| n == name), "{name} is documented but never read");
         }
     }
 }

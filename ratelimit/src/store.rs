@@ -34,11 +34,7 @@ pub enum StoreError {
 pub trait CounterStore: Send + Sync {
     /// Adds `hits` to every counter (creating it with its TTL) and returns the new values, in
     /// order. The same key twice is added twice, in order.
-    fn increment<'a>(
-        &'a self,
-        updates: &'a [CounterUpdate<'a>],
-        now: u64,
-    ) -> StoreFuture<'a, Vec<u64>>;
+    fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>>;
 
     /// Current values (0 for missing counters), in order.
     fn current<'a>(&'a self, keys: &'a [&'a str], now: u64) -> StoreFuture<'a, Vec<u64>>;

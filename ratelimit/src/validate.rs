@@ -51,15 +51,9 @@ fn collect(base: &Path, path: &Path, sources: &mut Vec<ConfigSource>) -> std::io
         let name = if base == path {
             path.display().to_string()
         } else {
-            path.strip_prefix(base)
-                .unwrap_or(path)
-                .to_string_lossy()
-                .replace('/', ".")
+            path.strip_prefix(base).unwrap_or(path).to_string_lossy().replace('/', ".")
         };
-        sources.push(ConfigSource {
-            name,
-            content: std::fs::read_to_string(path)?,
-        });
+        sources.push(ConfigSource { name, content: std::fs::read_to_string(path)? });
     }
     Ok(())
 }

@@ -56,46 +56,25 @@ fn code(response: &envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResp
 async fn counts_windows_and_answers_exactly(backend: Backend) {
     let mut h = harness(backend, &[]).await;
     for remaining in [2, 1, 0] {
-        let r = h
-            .call(request("rl", vec![descriptor(&[("client", "a")])]))
-            .await
-            .unwrap();
+        let r = h.call(request("rl", vec![descriptor(&[("client", "a")])])).await.unwrap();
         assert_eq!(code(&r), Code::Ok);
         let status = &r.statuses[0];
         assert_eq!(status.limit_remaining, remaining);
         let limit = status.current_limit.as_ref().unwrap();
-        assert_eq!(
-            (limit.requests_per_unit, limit.unit, limit.name.as_str()),
-            (3, 2, "per-client")
-        );
+        assert_eq!((limit.requests_per_unit, limit.unit, limit.name.as_str()), (3, 2, "per-client"));
         assert_eq!(status.duration_until_reset.as_ref().unwrap().seconds, 60);
     }
     h.clock.advance(45);
-    let r = h
-        .call(request("rl", vec![descriptor(&[("client", "a")])]))
-        .await
-        .unwrap();
+    let r = h.call(request("rl", vec![descriptor(&[("client", "a")])])).await.unwrap();
     assert_eq!(code(&r), Code::OverLimit);
     assert_eq!(r.statuses[0].limit_remaining, 0);
-    assert_eq!(
-        r.statuses[0].duration_until_reset.as_ref().unwrap().seconds,
-        15
-    );
+    assert_eq!(r.statuses[0].duration_until_reset.as_ref().unwrap().seconds, 15);
     // A key-only rule counts each value apart.
-    let other = h
-        .call(request("rl", vec![descriptor(&[("client", "b")])]))
-        .await
-        .unwrap();
-    assert_eq!(
-        (code(&other), other.statuses[0].limit_remaining),
-        (Code::Ok, 2)
-    );
+    let other = h.call(request("rl", vec![descriptor(&[("client", "b")])])).await.unwrap();
+    assert_eq!((code(&other), other.statuses[0].limit_remaining), (Code::Ok, 2));
     // The next fixed window starts from zero.
     h.clock.advance(15);
-    let r = h
-        .call(request("rl", vec![descriptor(&[("client", "a")])]))
-        .await
-        .unwrap();
+    let r = h.call(request("rl", vec![descriptor(&[("client", "a")])])).await.unwrap();
     assert_eq!((code(&r), r.statuses[0].limit_remaining), (Code::Ok, 2));
     h.stop().await;
 }
@@ -113,11 +92,7 @@ async fn most_specific_rule_wins(backend: Backend) {
         ))
         .await
         .unwrap();
-    let limits: Vec<u32> = r
-        .statuses
-        .iter()
-        .map(|s| s.current_limit.as_ref().unwrap().requests_per_unit)
-        .collect();
+    let limits: Vec<u32> = r.statuses.iter().map(|s| s.current_limit.as_ref().unwrap().requests_per_unit).collect();
     assert_eq!(limits, vec![1, 2, 5]);
     h.stop().await;
 }
@@ -127,28 +102,15 @@ async fn no_limit_unlimited_and_unknown_domains(backend: Backend) {
     let r = h
         .call(request(
             "rl",
-            vec![
-                descriptor(&[("free", "x")]),
-                descriptor(&[("whitelisted", "x")]),
-                descriptor(&[("nothing", "x")]),
-            ],
+            vec![descriptor(&[("free", "x")]), descriptor(&[("whitelisted", "x")]), descriptor(&[("nothing", "x")])],
         ))
         .await
         .unwrap();
     assert_eq!(code(&r), Code::Ok);
     assert_eq!(r.statuses[0].limit_remaining, u32::MAX);
-    assert!(r
-        .statuses
-        .iter()
-        .all(|s| s.current_limit.is_none() && s.duration_until_reset.is_none()));
-    assert_eq!(
-        (r.statuses[1].limit_remaining, r.statuses[2].limit_remaining),
-        (0, 0)
-    );
-    let unknown = h
-        .call(request("nope", vec![descriptor(&[("client", "a")])]))
-        .await
-        .unwrap();
+    assert!(r.statuses.iter().all(|s| s.current_limit.is_none() && s.duration_until_reset.is_none()));
+    assert_eq!((r.statuses[1].limit_remaining, r.statuses[2].limit_remaining), (0, 0));
+    let unknown = h.call(request("nope", vec![descriptor(&[("client", "a")])])).await.unwrap();
     assert_eq!((code(&unknown), unknown.statuses.len()), (Code::Ok, 1));
     h.stop().await;
 }
@@ -160,23 +122,11 @@ async fn hits_addend_and_check_only(backend: Backend) {
     assert_eq!(h.call(req).await.unwrap().statuses[0].limit_remaining, 1);
     // hits_addend 0 reads without counting.
     for _ in 0..3 {
-        let r = h
-            .call(request(
-                "rl",
-                vec![with_addend(descriptor(&[("client", "a")]), 0)],
-            ))
-            .await
-            .unwrap();
+        let r = h.call(request("rl", vec![with_addend(descriptor(&[("client", "a")]), 0)])).await.unwrap();
         assert_eq!(r.statuses[0].limit_remaining, 1);
     }
     // One addend above what is left is rejected outright.
-    let r = h
-        .call(request(
-            "rl",
-            vec![with_addend(descriptor(&[("client", "a")]), 2)],
-        ))
-        .await
-        .unwrap();
+    let r = h.call(request("rl", vec![with_addend(descriptor(&[("client", "a")]), 2)])).await.unwrap();
     assert_eq!(code(&r), Code::OverLimit);
     h.stop().await;
 }
@@ -187,89 +137,40 @@ async fn overrides_and_invalid_units(backend: Backend) {
     let d = with_override(descriptor(&[("free", "x")]), 1, 3);
     let first = h.call(request("rl", vec![d.clone()])).await.unwrap();
     let limit = first.statuses[0].current_limit.as_ref().unwrap();
-    assert_eq!(
-        (
-            limit.requests_per_unit,
-            limit.unit,
-            first.statuses[0].limit_remaining
-        ),
-        (1, 3, 0)
-    );
-    assert_eq!(
-        code(&h.call(request("rl", vec![d])).await.unwrap()),
-        Code::OverLimit
-    );
-    let err = h
-        .call(request(
-            "rl",
-            vec![with_override(descriptor(&[("free", "x")]), 1, 0)],
-        ))
-        .await
-        .unwrap_err();
+    assert_eq!((limit.requests_per_unit, limit.unit, first.statuses[0].limit_remaining), (1, 3, 0));
+    assert_eq!(code(&h.call(request("rl", vec![d])).await.unwrap()), Code::OverLimit);
+    let err = h.call(request("rl", vec![with_override(descriptor(&[("free", "x")]), 1, 0)])).await.unwrap_err();
     assert_eq!(err.code(), GrpcCode::InvalidArgument);
-    assert!(
-        err.message().contains("not a rate limit unit"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("not a rate limit unit"), "{}", err.message());
     h.stop().await;
 }
 
 async fn shadow_rules_count_but_never_block(backend: Backend) {
     let mut h = harness(backend, &[]).await;
     for _ in 0..3 {
-        let r = h
-            .call(request("rl", vec![descriptor(&[("shadow", "x")])]))
-            .await
-            .unwrap();
+        let r = h.call(request("rl", vec![descriptor(&[("shadow", "x")])])).await.unwrap();
         assert_eq!(code(&r), Code::Ok);
     }
-    let r = h
-        .call(request("rl", vec![descriptor(&[("shadow", "x")])]))
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.statuses[0].code, r.statuses[0].limit_remaining),
-        (Code::Ok as i32, 0)
-    );
+    let r = h.call(request("rl", vec![descriptor(&[("shadow", "x")])])).await.unwrap();
+    assert_eq!((r.statuses[0].code, r.statuses[0].limit_remaining), (Code::Ok as i32, 0));
     assert!(r.statuses[0].current_limit.is_some());
     h.stop().await;
 }
 
 async fn global_shadow_mode_keeps_statuses(backend: Backend) {
     let mut h = harness(backend, &[("SHADOW_MODE", "true")]).await;
-    h.call(request("rl", vec![descriptor(&[("tight", "x")])]))
-        .await
-        .unwrap();
-    let r = h
-        .call(request("rl", vec![descriptor(&[("tight", "x")])]))
-        .await
-        .unwrap();
-    assert_eq!(
-        (code(&r), r.statuses[0].code),
-        (Code::Ok, Code::OverLimit as i32)
-    );
+    h.call(request("rl", vec![descriptor(&[("tight", "x")])])).await.unwrap();
+    let r = h.call(request("rl", vec![descriptor(&[("tight", "x")])])).await.unwrap();
+    assert_eq!((code(&r), r.statuses[0].code), (Code::Ok, Code::OverLimit as i32));
     h.stop().await;
 }
 
 async fn share_threshold_shares_one_counter(backend: Backend) {
     let mut h = harness(backend, &[]).await;
-    let a = h
-        .call(request("rl", vec![descriptor(&[("files", "top/a")])]))
-        .await
-        .unwrap();
-    let b = h
-        .call(request("rl", vec![descriptor(&[("files", "top/b")])]))
-        .await
-        .unwrap();
-    let c = h
-        .call(request("rl", vec![descriptor(&[("files", "top/c")])]))
-        .await
-        .unwrap();
-    assert_eq!(
-        (a.statuses[0].limit_remaining, b.statuses[0].limit_remaining),
-        (1, 0)
-    );
+    let a = h.call(request("rl", vec![descriptor(&[("files", "top/a")])])).await.unwrap();
+    let b = h.call(request("rl", vec![descriptor(&[("files", "top/b")])])).await.unwrap();
+    let c = h.call(request("rl", vec![descriptor(&[("files", "top/c")])])).await.unwrap();
+    assert_eq!((a.statuses[0].limit_remaining, b.statuses[0].limit_remaining), (1, 0));
     assert_eq!(code(&c), Code::OverLimit);
     h.stop().await;
 }
@@ -277,49 +178,23 @@ async fn share_threshold_shares_one_counter(backend: Backend) {
 async fn replaces_within_a_request(backend: Backend) {
     let mut h = harness(backend, &[]).await;
     for _ in 0..3 {
-        let r = h
-            .call(request(
-                "rl",
-                vec![descriptor(&[("old", "x")]), descriptor(&[("new", "x")])],
-            ))
-            .await
-            .unwrap();
+        let r = h.call(request("rl", vec![descriptor(&[("old", "x")]), descriptor(&[("new", "x")])])).await.unwrap();
         assert_eq!(code(&r), Code::Ok);
-        assert!(
-            r.statuses[0].current_limit.is_none(),
-            "the replaced limit is gone"
-        );
+        assert!(r.statuses[0].current_limit.is_none(), "the replaced limit is gone");
     }
     // Alone, the old limit applies and was never counted.
-    let r = h
-        .call(request("rl", vec![descriptor(&[("old", "x")])]))
-        .await
-        .unwrap();
+    let r = h.call(request("rl", vec![descriptor(&[("old", "x")])])).await.unwrap();
     assert_eq!((code(&r), r.statuses[0].limit_remaining), (Code::Ok, 0));
     h.stop().await;
 }
 
 async fn quota_descriptors_fail_only_together(backend: Backend) {
     let mut h = harness(backend, &[]).await;
-    let both = || {
-        request(
-            "rl",
-            vec![
-                descriptor(&[("quota1", "x")]),
-                descriptor(&[("quota2", "x")]),
-            ],
-        )
-    };
+    let both = || request("rl", vec![descriptor(&[("quota1", "x")]), descriptor(&[("quota2", "x")])]);
     assert_eq!(code(&h.call(both()).await.unwrap()), Code::Ok);
     // Spend quota1 only: one quota left, still OK.
     let r = h
-        .call(request(
-            "rl",
-            vec![
-                descriptor(&[("quota1", "x")]),
-                with_addend(descriptor(&[("quota2", "x")]), 0),
-            ],
-        ))
+        .call(request("rl", vec![descriptor(&[("quota1", "x")]), with_addend(descriptor(&[("quota2", "x")]), 0)]))
         .await
         .unwrap();
     assert_eq!(code(&r), Code::Ok);
@@ -329,48 +204,18 @@ async fn quota_descriptors_fail_only_together(backend: Backend) {
 
 async fn same_key_twice_counts_twice(backend: Backend) {
     let mut h = harness(backend, &[]).await;
-    let r = h
-        .call(request(
-            "rl",
-            vec![
-                descriptor(&[("client", "a")]),
-                descriptor(&[("client", "a")]),
-            ],
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.statuses[0].limit_remaining, r.statuses[1].limit_remaining),
-        (2, 1)
-    );
+    let r = h.call(request("rl", vec![descriptor(&[("client", "a")]), descriptor(&[("client", "a")])])).await.unwrap();
+    assert_eq!((r.statuses[0].limit_remaining, r.statuses[1].limit_remaining), (2, 1));
     h.stop().await;
 }
 
 async fn response_headers_when_enabled(backend: Backend) {
-    let mut h = harness(
-        backend,
-        &[
-            ("LIMIT_RESPONSE_HEADERS_ENABLED", "true"),
-            ("LIMIT_REMAINING_HEADER", "X-Left"),
-        ],
-    )
-    .await;
+    let mut h =
+        harness(backend, &[("LIMIT_RESPONSE_HEADERS_ENABLED", "true"), ("LIMIT_REMAINING_HEADER", "X-Left")]).await;
     h.clock.advance(600);
-    let r = h
-        .call(request(
-            "rl",
-            vec![
-                descriptor(&[("roomy", "x")]),
-                descriptor(&[("client", "a")]),
-            ],
-        ))
-        .await
-        .unwrap();
-    let headers: Vec<(String, String)> = r
-        .response_headers_to_add
-        .iter()
-        .map(|h| (h.key.clone(), h.value.clone()))
-        .collect();
+    let r = h.call(request("rl", vec![descriptor(&[("roomy", "x")]), descriptor(&[("client", "a")])])).await.unwrap();
+    let headers: Vec<(String, String)> =
+        r.response_headers_to_add.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
     assert_eq!(
         headers,
         vec![
@@ -383,26 +228,14 @@ async fn response_headers_when_enabled(backend: Backend) {
 }
 
 async fn stop_increment_keeps_other_quota(backend: Backend) {
-    let mut h = harness(
-        backend,
-        &[("STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", "true")],
-    )
-    .await;
-    let pair = || {
-        request(
-            "rl",
-            vec![descriptor(&[("roomy", "x")]), descriptor(&[("tight", "x")])],
-        )
-    };
+    let mut h = harness(backend, &[("STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", "true")]).await;
+    let pair = || request("rl", vec![descriptor(&[("roomy", "x")]), descriptor(&[("tight", "x")])]);
     let first = h.call(pair()).await.unwrap();
     assert_eq!(first.statuses[0].limit_remaining, 99);
     for _ in 0..3 {
         let r = h.call(pair()).await.unwrap();
         assert_eq!(code(&r), Code::OverLimit);
-        assert_eq!(
-            r.statuses[0].limit_remaining, 99,
-            "the roomy counter is not spent while tight is over"
-        );
+        assert_eq!(r.statuses[0].limit_remaining, 99, "the roomy counter is not spent while tight is over");
     }
     h.stop().await;
 }
@@ -410,15 +243,10 @@ async fn stop_increment_keeps_other_quota(backend: Backend) {
 async fn local_cache_answers_known_over_limit_keys(backend: Backend) {
     let mut h = harness(backend, &[("LOCAL_CACHE_SIZE_IN_BYTES", "100000")]).await;
     for _ in 0..2 {
-        h.call(request("rl", vec![descriptor(&[("tight", "x")])]))
-            .await
-            .unwrap();
+        h.call(request("rl", vec![descriptor(&[("tight", "x")])])).await.unwrap();
     }
     // The second call found the key over; from now on it is answered from the cache.
-    let r = h
-        .call(request("rl", vec![descriptor(&[("tight", "x")])]))
-        .await
-        .unwrap();
+    let r = h.call(request("rl", vec![descriptor(&[("tight", "x")])])).await.unwrap();
     assert_eq!(code(&r), Code::OverLimit);
     let metrics = h.running().limiter.metrics().registry.render();
     assert!(
@@ -427,9 +255,7 @@ async fn local_cache_answers_known_over_limit_keys(backend: Backend) {
     );
     if let Some(redis) = &h.redis {
         let window = h.clock.now() - h.clock.now() % 3600;
-        let count: u64 = redis
-            .command(::redis::cmd("GET").arg(format!("rl_tight_x_{window}")))
-            .await;
+        let count: u64 = redis.command(::redis::cmd("GET").arg(format!("rl_tight_x_{window}"))).await;
         assert_eq!(count, 2, "the cached call never reached Redis");
     }
     h.stop().await;
@@ -437,22 +263,10 @@ async fn local_cache_answers_known_over_limit_keys(backend: Backend) {
 
 async fn service_errors_have_the_references_texts(backend: Backend) {
     let mut h = harness(backend, &[]).await;
-    let err = h
-        .call(request("", vec![descriptor(&[("client", "a")])]))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.code(), err.message()),
-        (GrpcCode::Unknown, "rate limit domain must not be empty")
-    );
+    let err = h.call(request("", vec![descriptor(&[("client", "a")])])).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (GrpcCode::Unknown, "rate limit domain must not be empty"));
     let err = h.call(request("rl", vec![])).await.unwrap_err();
-    assert_eq!(
-        (err.code(), err.message()),
-        (
-            GrpcCode::Unknown,
-            "rate limit descriptor list must not be empty"
-        )
-    );
+    assert_eq!((err.code(), err.message()), (GrpcCode::Unknown, "rate limit descriptor list must not be empty"));
     h.stop().await;
 }
 

@@ -6,31 +6,20 @@ mod support;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use support::*;
 
-const CONFIG: &str =
-    "domain: fm\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 100}\n";
+const CONFIG: &str = "domain: fm\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 100}\n";
 
 async fn with_outage(mode: &str, extra: &[(&str, &str)]) -> Harness {
     let mut settings = vec![("REDIS_FAILURE_MODE", mode)];
     settings.extend_from_slice(extra);
     let mut h = Harness::start(Backend::Redis, &[("fm.yaml", CONFIG)], &settings).await;
-    let before = h
-        .call(request("fm", vec![descriptor(&[("k", "v")])]))
-        .await
-        .unwrap();
+    let before = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await.unwrap();
     assert_eq!(before.statuses[0].limit_remaining, 99);
     h.redis.as_mut().unwrap().stop();
     h
 }
 
 fn metric(h: &Harness, line_start: &str) -> Option<String> {
-    h.running()
-        .limiter
-        .metrics()
-        .registry
-        .render()
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .map(str::to_owned)
+    h.running().limiter.metrics().registry.render().lines().find(|l| l.starts_with(line_start)).map(str::to_owned)
 }
 
 /// Brings Redis back and waits until calls are counted again.
@@ -52,22 +41,12 @@ async fn recover(h: &mut Harness) {
 async fn error_mode_fails_the_call_with_unavailable() {
     let mut h = with_outage("error", &[]).await;
     for _ in 0..5 {
-        let err = h
-            .call(request("fm", vec![descriptor(&[("k", "v")])]))
-            .await
-            .unwrap_err();
+        let err = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
     }
+    assert_eq!(metric(&h, "ratelimit_service_redis_outages").as_deref(), Some("ratelimit_service_redis_outages 1"));
     assert_eq!(
-        metric(&h, "ratelimit_service_redis_outages").as_deref(),
-        Some("ratelimit_service_redis_outages 1")
-    );
-    assert_eq!(
-        metric(
-            &h,
-            "ratelimit_service_should_rate_limit_error{err_type=\"redis_error\"}"
-        )
-        .as_deref(),
+        metric(&h, "ratelimit_service_should_rate_limit_error{err_type=\"redis_error\"}").as_deref(),
         Some("ratelimit_service_should_rate_limit_error{err_type=\"redis_error\"} 5")
     );
     // Without REDIS_HEALTH_CHECK_ACTIVE_CONNECTION health does not follow Redis (as the reference).
@@ -80,17 +59,10 @@ async fn error_mode_fails_the_call_with_unavailable() {
 async fn allow_mode_answers_ok() {
     let mut h = with_outage("allow", &[]).await;
     for _ in 0..3 {
-        let r = h
-            .call(request("fm", vec![descriptor(&[("k", "v")])]))
-            .await
-            .unwrap();
+        let r = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await.unwrap();
         assert_eq!(r.overall_code, Code::Ok as i32);
     }
-    assert!(metric(
-        &h,
-        "ratelimit_service_failure_mode_answers{mode=\"allow\"} 3"
-    )
-    .is_some());
+    assert!(metric(&h, "ratelimit_service_failure_mode_answers{mode=\"allow\"} 3").is_some());
     recover(&mut h).await;
     h.stop().await;
 }
@@ -98,34 +70,14 @@ async fn allow_mode_answers_ok() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_mode_answers_over_limit_with_the_limit() {
     let mut h = with_outage("deny", &[]).await;
-    let r = h
-        .call(request(
-            "fm",
-            vec![descriptor(&[("k", "v")]), descriptor(&[("unknown", "x")])],
-        ))
-        .await
-        .unwrap();
+    let r = h.call(request("fm", vec![descriptor(&[("k", "v")]), descriptor(&[("unknown", "x")])])).await.unwrap();
     assert_eq!(r.overall_code, Code::OverLimit as i32);
     assert_eq!(r.statuses[0].code, Code::OverLimit as i32);
-    assert_eq!(
-        r.statuses[0]
-            .current_limit
-            .as_ref()
-            .unwrap()
-            .requests_per_unit,
-        100
-    );
-    assert_eq!(
-        r.statuses[1].code,
-        Code::Ok as i32,
-        "descriptors with no limit are not denied"
-    );
+    assert_eq!(r.statuses[0].current_limit.as_ref().unwrap().requests_per_unit, 100);
+    assert_eq!(r.statuses[1].code, Code::Ok as i32, "descriptors with no limit are not denied");
     recover(&mut h).await;
     // The count made before the outage is still there.
-    let r = h
-        .call(request("fm", vec![descriptor(&[("k", "v")])]))
-        .await
-        .unwrap();
+    let r = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await.unwrap();
     assert!(r.statuses[0].limit_remaining < 99);
     h.stop().await;
 }

@@ -45,20 +45,10 @@ impl Process {
             command.env(k, v);
         }
         let child = command.spawn().unwrap();
-        let process = Process {
-            child,
-            log,
-            _dir: dir,
-            grpc,
-            http,
-        };
+        let process = Process { child, log, _dir: dir, grpc, http };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "ratelimit did not start:\n{}",
-                process.stderr()
-            );
+            assert!(Instant::now() < deadline, "ratelimit did not start:\n{}", process.stderr());
             std::thread::sleep(Duration::from_millis(20));
         }
         process
@@ -66,18 +56,12 @@ impl Process {
 
     fn stderr(&self) -> String {
         let mut text = String::new();
-        std::fs::File::open(&self.log)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
+        std::fs::File::open(&self.log).unwrap().read_to_string(&mut text).unwrap();
         text
     }
 
     fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 
@@ -93,9 +77,7 @@ impl Process {
     }
 
     async fn client(&self) -> RateLimitServiceClient<tonic::transport::Channel> {
-        RateLimitServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc))
-            .await
-            .unwrap()
+        RateLimitServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc)).await.unwrap()
     }
 }
 
@@ -119,16 +101,8 @@ fn help_documents_every_setting() {
 
 #[test]
 fn validate_lists_every_error() {
-    let good = Command::new(BIN)
-        .arg("validate")
-        .arg(examples().join("ratelimit/config"))
-        .output()
-        .unwrap();
-    assert!(
-        good.status.success(),
-        "{}",
-        String::from_utf8_lossy(&good.stderr)
-    );
+    let good = Command::new(BIN).arg("validate").arg(examples().join("ratelimit/config")).output().unwrap();
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
     assert!(String::from_utf8_lossy(&good.stdout).starts_with("OK: 1 files, 1 domains"));
 
     let dir = tempfile::tempdir().unwrap();
@@ -138,30 +112,22 @@ fn validate_lists_every_error() {
     )
     .unwrap();
     std::fs::write(dir.path().join("b.yaml"), "domain: b\nunknown_key: 1\n").unwrap();
-    let bad = Command::new(BIN)
-        .arg("validate")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let bad = Command::new(BIN).arg("validate").arg(dir.path()).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let report = String::from_utf8(bad.stderr).unwrap();
-    assert_eq!(report, "a.yaml: invalid rate limit unit 'fortnight'\nb.yaml: config error, unknown key 'unknown_key'\n");
+    assert_eq!(
+        report,
+        "a.yaml: invalid rate limit unit 'fortnight'\nb.yaml: config error, unknown key 'unknown_key'\n"
+    );
 }
 
 #[test]
 fn bad_settings_exit_64_naming_each() {
-    let output = Command::new(BIN)
-        .env_clear()
-        .env("GRPC_PORT", "x")
-        .env("REDIS_FAILURE_MODE", "open")
-        .output()
-        .unwrap();
+    let output =
+        Command::new(BIN).env_clear().env("GRPC_PORT", "x").env("REDIS_FAILURE_MODE", "open").output().unwrap();
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        stderr.contains("GRPC_PORT=\"x\"") && stderr.contains("REDIS_FAILURE_MODE=\"open\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("GRPC_PORT=\"x\"") && stderr.contains("REDIS_FAILURE_MODE=\"open\""), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,17 +142,10 @@ async fn starts_on_memory_with_the_example_config() {
     let mut client = p.client().await;
     let mut codes = Vec::new();
     for _ in 0..6 {
-        let r = client
-            .should_rate_limit(request("gatehouse", vec![descriptor(&[("api_key", "k1")])]))
-            .await
-            .unwrap();
+        let r = client.should_rate_limit(request("gatehouse", vec![descriptor(&[("api_key", "k1")])])).await.unwrap();
         codes.push(r.into_inner().overall_code);
     }
-    assert_eq!(
-        codes,
-        vec![1, 1, 1, 1, 1, 2],
-        "5 per minute, then OVER_LIMIT"
-    );
+    assert_eq!(codes, vec![1, 1, 1, 1, 1, 2], "5 per minute, then OVER_LIMIT");
     p.sigterm();
     assert!(p.wait().success());
     let log = p.stderr();
@@ -196,7 +155,10 @@ async fn starts_on_memory_with_the_example_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_a_redis_outage_once_and_its_end_once() {
     let mut redis = RedisServer::start();
-    let config = ConfigDir::new(&[("c.yaml", "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 1000}\n")]);
+    let config = ConfigDir::new(&[(
+        "c.yaml",
+        "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 1000}\n",
+    )]);
     let url = redis.url();
     let mut p = Process::start(&[
         ("RUNTIME_ROOT", config.root().to_str().unwrap()),
@@ -213,10 +175,7 @@ async fn logs_a_redis_outage_once_and_its_end_once() {
     client.should_rate_limit(call()).await.unwrap();
     redis.stop();
     for _ in 0..10 {
-        assert_eq!(
-            client.should_rate_limit(call()).await.unwrap_err().code(),
-            tonic::Code::Unavailable
-        );
+        assert_eq!(client.should_rate_limit(call()).await.unwrap_err().code(), tonic::Code::Unavailable);
     }
     redis.resume();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -228,25 +187,19 @@ async fn logs_a_redis_outage_once_and_its_end_once() {
     assert!(p.wait().success());
     let log = p.stderr();
     assert_eq!(log.matches("counter store unavailable").count(), 1, "{log}");
-    assert_eq!(
-        log.matches("counter store reachable again").count(),
-        1,
-        "{log}"
-    );
+    assert_eq!(log.matches("counter store reachable again").count(), 1, "{log}");
     let first: serde_json::Value =
         serde_json::from_str(log.lines().find(|l| l.contains("unavailable")).unwrap()).unwrap();
-    assert!(
-        first["@timestamp"].is_string()
-            && first["@message"].is_string()
-            && first["level"] == "error",
-        "{first}"
-    );
+    assert!(first["@timestamp"].is_string() && first["@message"].is_string() && first["level"] == "error", "{first}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flips_health_then_drains_in_flight_calls() {
     let redis = RedisServer::start();
-    let config = ConfigDir::new(&[("c.yaml", "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 10}\n")]);
+    let config = ConfigDir::new(&[(
+        "c.yaml",
+        "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 10}\n",
+    )]);
     let url = redis.url();
     let mut p = Process::start(&[
         ("RUNTIME_ROOT", config.root().to_str().unwrap()),
@@ -259,43 +212,26 @@ async fn sigterm_flips_health_then_drains_in_flight_calls() {
     let http_addr: std::net::SocketAddr = format!("127.0.0.1:{}", p.http).parse().unwrap();
     assert_eq!(http(http_addr, "GET", "/healthcheck", "").await.0, 200);
     let mut client = p.client().await;
-    client
-        .should_rate_limit(request("d", vec![descriptor(&[("k", "v")])]))
-        .await
-        .unwrap();
+    client.should_rate_limit(request("d", vec![descriptor(&[("k", "v")])])).await.unwrap();
 
     // Make Redis stall so a call is in flight when the signal arrives.
     let stall = tokio::spawn({
         let client = redis.client();
         async move {
             let no_timeout = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-            let mut c = client
-                .get_multiplexed_async_connection_with_config(&no_timeout)
-                .await
-                .unwrap();
-            let _: () = redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg("1.5")
-                .query_async(&mut c)
-                .await
-                .unwrap();
+            let mut c = client.get_multiplexed_async_connection_with_config(&no_timeout).await.unwrap();
+            let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("1.5").query_async(&mut c).await.unwrap();
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let in_flight = tokio::spawn(async move {
-        client
-            .should_rate_limit(request("d", vec![descriptor(&[("k", "v")])]))
-            .await
-    });
+    let in_flight =
+        tokio::spawn(async move { client.should_rate_limit(request("d", vec![descriptor(&[("k", "v")])])).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     p.sigterm();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _) = http(http_addr, "GET", "/healthcheck", "").await;
     assert_eq!(status, 500, "health flips first");
-    let answer = in_flight
-        .await
-        .unwrap()
-        .expect("the in-flight call completes");
+    let answer = in_flight.await.unwrap().expect("the in-flight call completes");
     assert_eq!(answer.into_inner().statuses[0].limit_remaining, 8);
     stall.await.unwrap();
     assert!(p.wait().success(), "exit status 0");

@@ -10,20 +10,12 @@ const CONFIG: &str = "domain: compat\ndescriptors:\n  - key: key\n    rate_limit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_and_ttls_are_the_references() {
-    let mut h = Harness::start(
-        Backend::Redis,
-        &[("c.yaml", CONFIG)],
-        &[("CACHE_KEY_PREFIX", "pfx:")],
-    )
-    .await;
+    let mut h = Harness::start(Backend::Redis, &[("c.yaml", CONFIG)], &[("CACHE_KEY_PREFIX", "pfx:")]).await;
     h.clock.advance(61);
     let now = h.clock.now();
     h.call(request(
         "compat",
-        vec![
-            descriptor(&[("key", "value")]),
-            descriptor(&[("key2", "value2"), ("subkey2", "sv")]),
-        ],
+        vec![descriptor(&[("key", "value")]), descriptor(&[("key2", "value2"), ("subkey2", "sv")])],
     ))
     .await
     .unwrap();
@@ -49,44 +41,22 @@ async fn counts_survive_a_switch_mid_window() {
     let now = h.clock.now();
     // As if the reference had already counted 3 hits in this window.
     let key = format!("compat_key_value_{}", now - now % 60);
-    let _: u64 = h
-        .redis
-        .as_ref()
-        .unwrap()
-        .command(redis::cmd("INCRBY").arg(&key).arg(3))
-        .await;
-    let r = h
-        .call(request("compat", vec![descriptor(&[("key", "value")])]))
-        .await
-        .unwrap();
+    let _: u64 = h.redis.as_ref().unwrap().command(redis::cmd("INCRBY").arg(&key).arg(3)).await;
+    let r = h.call(request("compat", vec![descriptor(&[("key", "value")])])).await.unwrap();
     assert_eq!(r.statuses[0].limit_remaining, 1);
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiration_jitter_extends_ttls() {
-    let mut h = Harness::start(
-        Backend::Redis,
-        &[("c.yaml", CONFIG)],
-        &[("EXPIRATION_JITTER_MAX_SECONDS", "1000")],
-    )
-    .await;
+    let mut h =
+        Harness::start(Backend::Redis, &[("c.yaml", CONFIG)], &[("EXPIRATION_JITTER_MAX_SECONDS", "1000")]).await;
     let now = h.clock.now();
     let mut ttls = Vec::new();
     for value in 0..20 {
-        h.call(request(
-            "compat",
-            vec![descriptor(&[("key", &value.to_string())])],
-        ))
-        .await
-        .unwrap();
+        h.call(request("compat", vec![descriptor(&[("key", &value.to_string())])])).await.unwrap();
         let key = format!("compat_key_{value}_{}", now - now % 60);
-        let ttl: i64 = h
-            .redis
-            .as_ref()
-            .unwrap()
-            .command(redis::cmd("TTL").arg(&key))
-            .await;
+        let ttl: i64 = h.redis.as_ref().unwrap().command(redis::cmd("TTL").arg(&key)).await;
         ttls.push(ttl);
     }
     assert!(ttls.iter().all(|t| (59..1060).contains(t)), "{ttls:?}");
@@ -104,9 +74,7 @@ async fn two_instances_share_one_limit() {
     env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());
     env.insert("REDIS_URL".into(), redis.url());
     let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
-    let second = ratelimit::start(settings, std::sync::Arc::new(env), a.clock.as_clock())
-        .await
-        .unwrap();
+    let second = ratelimit::start(settings, std::sync::Arc::new(env), a.clock.as_clock()).await.unwrap();
     let mut second_client =
         envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(
             format!("http://{}", second.grpc_addr),
@@ -120,11 +88,7 @@ async fn two_instances_share_one_limit() {
         let response = if i % 2 == 0 {
             a.call(req).await.unwrap()
         } else {
-            second_client
-                .should_rate_limit(req)
-                .await
-                .unwrap()
-                .into_inner()
+            second_client.should_rate_limit(req).await.unwrap().into_inner()
         };
         if response.overall_code == Code::Ok as i32 {
             allowed += 1;

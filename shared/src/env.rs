@@ -64,10 +64,7 @@ pub struct EnvReader<'a> {
 
 impl<'a> EnvReader<'a> {
     pub fn new(env: &'a dyn Env) -> EnvReader<'a> {
-        EnvReader {
-            env,
-            errors: Vec::new(),
-        }
+        EnvReader { env, errors: Vec::new() }
     }
 
     /// The raw value, `None` when unset or empty.
@@ -127,19 +124,11 @@ impl<'a> EnvReader<'a> {
     }
 
     /// A value from a fixed set, compared case-insensitively; returns the canonical spelling.
-    pub fn one_of(
-        &mut self,
-        name: &str,
-        default: &'static str,
-        allowed: &[&'static str],
-    ) -> &'static str {
+    pub fn one_of(&mut self, name: &str, default: &'static str, allowed: &[&'static str]) -> &'static str {
         let Some(value) = self.raw(name) else {
             return default;
         };
-        match allowed
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(value.trim()))
-        {
+        match allowed.iter().find(|a| a.eq_ignore_ascii_case(value.trim())) {
             Some(found) => found,
             None => {
                 let reason = format!("expected one of {}", allowed.join(", "));
@@ -151,11 +140,7 @@ impl<'a> EnvReader<'a> {
 
     /// Records a failure found by the caller. `value` is `None` for secrets.
     pub fn fail(&mut self, name: &str, value: Option<String>, reason: &str) {
-        self.errors.push(SettingError {
-            name: name.to_string(),
-            value,
-            reason: reason.to_string(),
-        });
+        self.errors.push(SettingError { name: name.to_string(), value, reason: reason.to_string() });
     }
 
     pub fn finish(self) -> Result<(), SettingsError> {
@@ -187,16 +172,10 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
     let mut rest = text.strip_prefix('+').unwrap_or(text);
     let mut total = 0f64;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| format!("bad number in duration {text:?}"))?;
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().map_err(|_| format!("bad number in duration {text:?}"))?;
         rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -218,10 +197,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -230,10 +206,7 @@ mod tests {
         let mut reader = EnvReader::new(&env);
         assert!(reader.boolean("A", true));
         assert_eq!(reader.parse::<u32>("B", 7), 7);
-        assert_eq!(
-            reader.duration("C", Duration::from_secs(1)),
-            Duration::from_secs(1)
-        );
+        assert_eq!(reader.duration("C", Duration::from_secs(1)), Duration::from_secs(1));
         assert_eq!(reader.string("D", "default"), "default");
         let errors = reader.finish().unwrap_err();
         assert_eq!(errors.0.len(), 3);
@@ -243,14 +216,8 @@ mod tests {
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(
-            parse_go_duration("250ms").unwrap(),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            parse_go_duration("24h").unwrap(),
-            Duration::from_secs(86_400)
-        );
+        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_go_duration("24h").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_go_duration("10").is_err());
         assert!(parse_go_duration("-1s").is_err());

@@ -28,10 +28,7 @@ impl Health {
     ) {
         let (reporter, server) = health_reporter();
         let (healthy, receiver) = watch::channel(true);
-        let health = Health {
-            components: Arc::default(),
-            healthy,
-        };
+        let health = Health { components: Arc::default(), healthy };
         (health, server, follow(reporter, receiver, service_name))
     }
 
@@ -40,8 +37,7 @@ impl Health {
         let mut components = self.components.lock().expect("health lock");
         components.insert(component, healthy);
         let all = components.values().all(|&h| h);
-        self.healthy
-            .send_if_modified(|current| std::mem::replace(current, all) != all);
+        self.healthy.send_if_modified(|current| std::mem::replace(current, all) != all);
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -50,12 +46,7 @@ impl Health {
 
     /// Components and their state, for diagnostics.
     pub fn components(&self) -> Vec<(&'static str, bool)> {
-        self.components
-            .lock()
-            .expect("health lock")
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect()
+        self.components.lock().expect("health lock").iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<bool> {
@@ -63,17 +54,9 @@ impl Health {
     }
 }
 
-async fn follow(
-    reporter: HealthReporter,
-    mut receiver: watch::Receiver<bool>,
-    service_name: &'static str,
-) {
+async fn follow(reporter: HealthReporter, mut receiver: watch::Receiver<bool>, service_name: &'static str) {
     loop {
-        let status = if *receiver.borrow_and_update() {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
+        let status = if *receiver.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
         reporter.set_service_status(service_name, status).await;
         reporter.set_service_status("", status).await;
         if receiver.changed().await.is_err() {

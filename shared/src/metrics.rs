@@ -73,9 +73,7 @@ impl Histogram {
             state.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         state.count.fetch_add(1, Ordering::Relaxed);
-        state
-            .sum_nanos
-            .fetch_add((value.max(0.0) * 1e9) as u64, Ordering::Relaxed);
+        state.sum_nanos.fetch_add((value.max(0.0) * 1e9) as u64, Ordering::Relaxed);
     }
 
     pub fn count(&self) -> u64 {
@@ -120,10 +118,7 @@ impl Registry {
             bounds: bounds.to_vec(),
             series: RwLock::default(),
         });
-        self.families
-            .lock()
-            .expect("registry lock")
-            .push(family.clone());
+        self.families.lock().expect("registry lock").push(family.clone());
         family
     }
 
@@ -152,33 +147,19 @@ impl Registry {
             let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
             for (labels, value) in series.iter() {
                 match value {
-                    Series::Counter(c) => {
-                        line(&mut out, &family.name, labels, None, c.get() as f64)
-                    }
+                    Series::Counter(c) => line(&mut out, &family.name, labels, None, c.get() as f64),
                     Series::Gauge(g) => line(&mut out, &family.name, labels, None, g.get() as f64),
                     Series::Histogram(h) => {
                         let bucket = format!("{}_bucket", family.name);
                         let mut cumulative = 0;
                         for (bound, count) in h.0.bounds.iter().zip(&h.0.buckets) {
                             cumulative += count.load(Ordering::Relaxed);
-                            line(
-                                &mut out,
-                                &bucket,
-                                labels,
-                                Some(&bound.to_string()),
-                                cumulative as f64,
-                            );
+                            line(&mut out, &bucket, labels, Some(&bound.to_string()), cumulative as f64);
                         }
                         line(&mut out, &bucket, labels, Some("+Inf"), h.count() as f64);
                         let sum = h.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
                         line(&mut out, &format!("{}_sum", family.name), labels, None, sum);
-                        line(
-                            &mut out,
-                            &format!("{}_count", family.name),
-                            labels,
-                            None,
-                            h.count() as f64,
-                        );
+                        line(&mut out, &format!("{}_count", family.name), labels, None, h.count() as f64);
                     }
                 }
             }
@@ -206,10 +187,7 @@ fn line(out: &mut String, name: &str, labels: &Labels, le: Option<&str>, value: 
 }
 
 fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 impl Family {
@@ -234,10 +212,7 @@ impl Series {
 
 impl CounterFamily {
     pub fn with(&self, labels: Labels) -> Counter {
-        match self
-            .0
-            .get_or_insert(labels, || Series::Counter(Counter::default()))
-        {
+        match self.0.get_or_insert(labels, || Series::Counter(Counter::default())) {
             Some(Series::Counter(c)) => c,
             _ => unreachable!("a counter family holds counters"),
         }
@@ -246,10 +221,7 @@ impl CounterFamily {
 
 impl GaugeFamily {
     pub fn with(&self, labels: Labels) -> Gauge {
-        match self
-            .0
-            .get_or_insert(labels, || Series::Gauge(Gauge::default()))
-        {
+        match self.0.get_or_insert(labels, || Series::Gauge(Gauge::default())) {
             Some(Series::Gauge(g)) => g,
             _ => unreachable!("a gauge family holds gauges"),
         }
@@ -259,10 +231,7 @@ impl GaugeFamily {
 impl HistogramFamily {
     pub fn with(&self, labels: Labels) -> Histogram {
         let bounds = self.0.bounds.clone();
-        match self
-            .0
-            .get_or_insert(labels, || Series::Histogram(Histogram::new(&bounds)))
-        {
+        match self.0.get_or_insert(labels, || Series::Histogram(Histogram::new(&bounds))) {
             Some(Series::Histogram(h)) => h,
             _ => unreachable!("a histogram family holds histograms"),
         }
@@ -277,20 +246,18 @@ mod tests {
     fn renders_the_text_format() {
         let registry = Registry::default();
         let hits = registry.counter_family("x_total_hits", "Hits.");
-        hits.with(vec![("domain", "d".into()), ("key1", "k\"q".into())])
-            .inc_by(3);
-        hits.with(vec![("domain", "d".into()), ("key1", "k\"q".into())])
-            .inc();
+        hits.with(vec![("domain", "d".into()), ("key1", "k\"q".into())]).inc_by(3);
+        hits.with(vec![("domain", "d".into()), ("key1", "k\"q".into())]).inc();
         let latency = registry.histogram_family("x_seconds", "Latency.", &[0.1, 1.0]);
         latency.with(vec![]).observe(0.5);
         let text = registry.render();
+        assert!(text.contains("# TYPE x_total_hits counter\nx_total_hits{domain=\"d\",key1=\"k\\\"q\"} 4\n"), "{text}");
         assert!(
             text.contains(
-                "# TYPE x_total_hits counter\nx_total_hits{domain=\"d\",key1=\"k\\\"q\"} 4\n"
+                "x_seconds_bucket{le=\"0.1\"} 0\nx_seconds_bucket{le=\"1\"} 1\nx_seconds_bucket{le=\"+Inf\"} 1\n"
             ),
             "{text}"
         );
-        assert!(text.contains("x_seconds_bucket{le=\"0.1\"} 0\nx_seconds_bucket{le=\"1\"} 1\nx_seconds_bucket{le=\"+Inf\"} 1\n"), "{text}");
         assert!(text.contains("x_seconds_count 1"), "{text}");
     }
 }

@@ -15,8 +15,8 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionInfo, FromRedisValue,
-    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode,
+    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo,
+    Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +72,7 @@ pub enum RedisSetupError {
     #[error("REDIS_URL {url:?} is not host:port")]
     Address { url: String },
     #[error("cannot read {path}: {source}")]
-    TlsFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    TlsFile { path: PathBuf, source: std::io::Error },
     #[error("invalid Redis settings: {0}")]
     Redis(#[from] RedisError),
 }
@@ -118,10 +115,14 @@ struct Slot {
 impl RedisPool {
     /// Builds the pool without touching the network.
     pub fn new(settings: &RedisSettings) -> Result<RedisPool, RedisSetupError> {
+        if settings.tls {
+            // rustls needs one process-wide crypto provider; we build with ring only. An error
+            // here means one is installed already, which is just as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let timeout = settings.timeout;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
         let auth = redis_auth(settings.auth.as_deref());
         let certs = tls_certificates(settings)?;
         let (dialer, slots) = match settings.topology {
@@ -149,11 +150,8 @@ impl RedisPool {
                     builder = builder.password(password);
                 }
                 if settings.tls {
-                    let mode = if settings.tls_skip_hostname_verification {
-                        TlsMode::Insecure
-                    } else {
-                        TlsMode::Secure
-                    };
+                    let mode =
+                        if settings.tls_skip_hostname_verification { TlsMode::Insecure } else { TlsMode::Secure };
                     builder = builder.tls(mode);
                     if let Some(certs) = certs {
                         builder = builder.certs(certs);
@@ -164,29 +162,17 @@ impl RedisPool {
             }
             Topology::Sentinel => {
                 let mut parts = settings.url.split(',').map(str::trim);
-                let master = parts
-                    .next()
-                    .filter(|m| !m.is_empty())
-                    .ok_or(RedisSetupError::SentinelUrl)?;
+                let master = parts.next().filter(|m| !m.is_empty()).ok_or(RedisSetupError::SentinelUrl)?;
                 let sentinels = parts
                     .map(|s| {
-                        connection_info(
-                            &RedisSettings {
-                                tls: false,
-                                ..settings.clone()
-                            },
-                            s,
-                        )
-                        .map(|info| {
-                            info.set_redis_settings(redis_auth(settings.sentinel_auth.as_deref()))
-                        })
+                        connection_info(&RedisSettings { tls: false, ..settings.clone() }, s)
+                            .map(|info| info.set_redis_settings(redis_auth(settings.sentinel_auth.as_deref())))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 if sentinels.is_empty() {
                     return Err(RedisSetupError::SentinelUrl);
                 }
-                let mut node =
-                    SentinelNodeConnectionInfo::default().set_redis_connection_info(auth);
+                let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(auth);
                 if settings.tls {
                     node = node.set_tls_mode(if settings.tls_skip_hostname_verification {
                         TlsMode::Insecure
@@ -194,16 +180,8 @@ impl RedisPool {
                         TlsMode::Secure
                     });
                 }
-                let client = SentinelClient::build(
-                    sentinels,
-                    master,
-                    Some(node),
-                    SentinelServerType::Master,
-                )?;
-                (
-                    Dialer::Sentinel(tokio::sync::Mutex::new(client), config),
-                    settings.pool_size.max(1),
-                )
+                let client = SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)?;
+                (Dialer::Sentinel(tokio::sync::Mutex::new(client), config), settings.pool_size.max(1))
             }
         };
         Ok(RedisPool {
@@ -237,6 +215,12 @@ impl RedisPool {
         result
     }
 
+    /// Whether commands of different keys may live on different nodes, so that one pipeline must
+    /// not mix keys (Redis Cluster refuses cross-slot pipelines).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.dialer, Dialer::Cluster(_))
+    }
+
     /// `PING` on one connection; succeeds only on `PONG`.
     pub async fn ping(&self) -> Result<(), RedisCallError> {
         let mut pipeline = redis::pipe();
@@ -245,11 +229,7 @@ impl RedisPool {
         if pong == "PONG" {
             Ok(())
         } else {
-            Err(RedisCallError::Redis(RedisError::from((
-                redis::ErrorKind::Client,
-                "unexpected PING answer",
-                pong,
-            ))))
+            Err(RedisCallError::Redis(RedisError::from((redis::ErrorKind::Client, "unexpected PING answer", pong))))
         }
     }
 
@@ -262,19 +242,13 @@ impl RedisPool {
             return Ok(c);
         }
         let connection = match &self.dialer {
-            Dialer::Client(client, config) => Connection::Multiplexed(
-                client
-                    .get_multiplexed_async_connection_with_config(config)
-                    .await?,
-            ),
+            Dialer::Client(client, config) => {
+                Connection::Multiplexed(client.get_multiplexed_async_connection_with_config(config).await?)
+            }
             Dialer::Cluster(client) => Connection::Cluster(client.get_async_connection().await?),
-            Dialer::Sentinel(client, config) => Connection::Multiplexed(
-                client
-                    .lock()
-                    .await
-                    .get_async_connection_with_config(config)
-                    .await?,
-            ),
+            Dialer::Sentinel(client, config) => {
+                Connection::Multiplexed(client.lock().await.get_async_connection_with_config(config).await?)
+            }
         };
         *slot.connection.lock().expect("slot lock") = Some(connection.clone());
         Ok(connection)
@@ -286,10 +260,7 @@ fn is_connection_fault(error: &RedisCallError) -> bool {
     match error {
         RedisCallError::Timeout(_) => true,
         RedisCallError::Redis(e) => {
-            e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || e.is_unrecoverable_error()
+            e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
         }
     }
 }
@@ -305,10 +276,7 @@ fn redis_auth(auth: Option<&str>) -> RedisConnectionInfo {
     }
 }
 
-fn connection_info(
-    settings: &RedisSettings,
-    address: &str,
-) -> Result<ConnectionInfo, RedisSetupError> {
+fn connection_info(settings: &RedisSettings, address: &str) -> Result<ConnectionInfo, RedisSetupError> {
     if address.contains("://") {
         return Ok(address.into_connection_info()?);
     }
@@ -317,15 +285,8 @@ fn connection_info(
         SocketType::Tcp => {
             let (host, port) = address
                 .rsplit_once(':')
-                .and_then(|(h, p)| {
-                    Some((
-                        h.trim_start_matches('[').trim_end_matches(']'),
-                        p.parse::<u16>().ok()?,
-                    ))
-                })
-                .ok_or_else(|| RedisSetupError::Address {
-                    url: address.to_string(),
-                })?;
+                .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| RedisSetupError::Address { url: address.to_string() })?;
             if settings.tls {
                 ConnectionAddr::TcpTls {
                     host: host.to_string(),
@@ -345,22 +306,12 @@ fn tls_certificates(settings: &RedisSettings) -> Result<Option<TlsCertificates>,
     if !settings.tls || (settings.tls_client_cert.is_none() && settings.tls_ca_cert.is_none()) {
         return Ok(None);
     }
-    let read = |path: &PathBuf| {
-        std::fs::read(path).map_err(|source| RedisSetupError::TlsFile {
-            path: path.clone(),
-            source,
-        })
-    };
+    let read =
+        |path: &PathBuf| std::fs::read(path).map_err(|source| RedisSetupError::TlsFile { path: path.clone(), source });
     let client_tls = match (&settings.tls_client_cert, &settings.tls_client_key) {
-        (Some(cert), Some(key)) => Some(ClientTlsConfig {
-            client_cert: read(cert)?,
-            client_key: read(key)?,
-        }),
+        (Some(cert), Some(key)) => Some(ClientTlsConfig { client_cert: read(cert)?, client_key: read(key)? }),
         _ => None,
     };
     let root_cert = settings.tls_ca_cert.as_ref().map(read).transpose()?;
-    Ok(Some(TlsCertificates {
-        client_tls,
-        root_cert,
-    }))
+    Ok(Some(TlsCertificates { client_tls, root_cert }))
 }

@@ -38,9 +38,7 @@ pub fn init(level: &str, format: LogFormat) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(directive));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.event_format(ReferenceJson).try_init(),
@@ -55,29 +53,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut visitor = JsonFields::default();
         event.record(&mut visitor);
         let mut object = serde_json::Map::new();
         object.insert("@timestamp".into(), rfc3339_now().into());
-        object.insert(
-            "@message".into(),
-            visitor.message.unwrap_or_default().into(),
-        );
-        object.insert(
-            "level".into(),
-            event
-                .metadata()
-                .level()
-                .as_str()
-                .to_ascii_lowercase()
-                .into(),
-        );
+        object.insert("@message".into(), visitor.message.unwrap_or_default().into());
+        object.insert("level".into(), event.metadata().level().as_str().to_ascii_lowercase().into());
         for (k, v) in visitor.fields {
             object.insert(k, v.into());
         }
@@ -96,8 +78,7 @@ impl tracing::field::Visit for JsonFields {
         if field.name() == "message" {
             self.message = Some(value.to_string());
         } else {
-            self.fields
-                .push((field.name().to_string(), value.to_string()));
+            self.fields.push((field.name().to_string(), value.to_string()));
         }
     }
 
@@ -113,9 +94,7 @@ impl tracing::field::Visit for JsonFields {
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339_now() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     format_rfc3339(now.as_secs(), now.subsec_millis())
 }
 
@@ -132,12 +111,7 @@ pub fn format_rfc3339(secs: u64, millis: u32) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 #[cfg(test)]

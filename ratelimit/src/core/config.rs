@@ -89,22 +89,14 @@ pub struct ConfigSource {
 
 impl RateLimitConfig {
     /// Builds a config from files, stopping at the first error like the reference.
-    pub fn load(
-        sources: &[ConfigSource],
-        merge_domains: bool,
-    ) -> Result<RateLimitConfig, ConfigError> {
+    pub fn load(sources: &[ConfigSource], merge_domains: bool) -> Result<RateLimitConfig, ConfigError> {
         let mut config = RateLimitConfig::default();
         for source in sources {
-            let root = parse_config_file(&source.content).map_err(|message| ConfigError {
-                config_name: source.name.clone(),
-                message,
-            })?;
+            let root = parse_config_file(&source.content)
+                .map_err(|message| ConfigError { config_name: source.name.clone(), message })?;
             config
                 .add_root(root, merge_domains)
-                .map_err(|message| ConfigError {
-                    config_name: source.name.clone(),
-                    message,
-                })?;
+                .map_err(|message| ConfigError { config_name: source.name.clone(), message })?;
         }
         Ok(config)
     }
@@ -114,13 +106,9 @@ impl RateLimitConfig {
         let mut config = RateLimitConfig::default();
         let mut errors = Vec::new();
         for source in sources {
-            let result = parse_config_file(&source.content)
-                .and_then(|root| config.add_root(root, merge_domains));
+            let result = parse_config_file(&source.content).and_then(|root| config.add_root(root, merge_domains));
             if let Err(message) = result {
-                errors.push(ConfigError {
-                    config_name: source.name.clone(),
-                    message,
-                });
+                errors.push(ConfigError { config_name: source.name.clone(), message });
             }
         }
         errors
@@ -153,12 +141,7 @@ impl RateLimitConfig {
     /// per level exact `key_value`, else the first matching wildcard in config order, else the
     /// key-only node; no backtracking; a limit counts only if reached by the last entry.
     /// `scratch` is a buffer reused across calls to avoid allocating per level.
-    pub fn find<'a>(
-        &'a self,
-        domain: &str,
-        entries: &[Entry],
-        scratch: &mut String,
-    ) -> Option<Matched<'a>> {
+    pub fn find<'a>(&'a self, domain: &str, entries: &[Entry], scratch: &mut String) -> Option<Matched<'a>> {
         let mut level = self.domains.get(domain)?;
         let mut found = None;
         for (i, entry) in entries.iter().enumerate() {
@@ -171,19 +154,12 @@ impl RateLimitConfig {
                 .get(scratch.as_str())
                 .or_else(|| {
                     let composite = scratch.as_str();
-                    level
-                        .wildcards
-                        .iter()
-                        .find(|(_, p)| p.matches(composite))
-                        .and_then(|(k, _)| level.nodes.get(k))
+                    level.wildcards.iter().find(|(_, p)| p.matches(composite)).and_then(|(k, _)| level.nodes.get(k))
                 })
                 .or_else(|| level.nodes.get(entry.key.as_str()))?;
             if i + 1 == entries.len() {
                 if let Some(limit) = &node.limit {
-                    found = Some(Matched {
-                        limit,
-                        metadata: node.metadata.as_ref(),
-                    });
+                    found = Some(Matched { limit, metadata: node.metadata.as_ref() });
                 }
             }
             if node.children.nodes.is_empty() {
@@ -222,15 +198,9 @@ impl RateLimitConfig {
             }
             let composite = composite_key(&descriptor.key, &descriptor.value);
             if level.nodes.contains_key(&composite) {
-                let mut path: Vec<String> = chain
-                    .iter()
-                    .map(|d| composite_key(&d.key, &d.value))
-                    .collect();
+                let mut path: Vec<String> = chain.iter().map(|d| composite_key(&d.key, &d.value)).collect();
                 path.push(composite);
-                return Err(format!(
-                    "duplicate descriptor composite key '{domain}.{}'",
-                    path.join(".")
-                ));
+                return Err(format!("duplicate descriptor composite key '{domain}.{}'", path.join(".")));
             }
             let pattern = WildcardPattern::compile(&composite);
             if descriptor.share_threshold && pattern.is_none() {
@@ -249,11 +219,7 @@ impl RateLimitConfig {
             let mut children = Level::default();
             self.add_descriptors(domain, &mut children, &descriptor.descriptors, chain)?;
             chain.pop();
-            let node = Node {
-                limit,
-                children,
-                metadata: descriptor.metadata.clone().map(Arc::new),
-            };
+            let node = Node { limit, children, metadata: descriptor.metadata.clone().map(Arc::new) };
             if let Some(pattern) = pattern {
                 level.wildcards.push((composite.clone(), pattern));
             }
@@ -263,15 +229,9 @@ impl RateLimitConfig {
     }
 
     /// Validates the rate limit of the last descriptor of `chain` and precomputes its keys.
-    fn build_limit(
-        &mut self,
-        domain: &str,
-        chain: &[&YamlDescriptor],
-    ) -> Result<Arc<Limit>, String> {
+    fn build_limit(&mut self, domain: &str, chain: &[&YamlDescriptor]) -> Result<Arc<Limit>, String> {
         let leaf = chain[chain.len() - 1];
-        let Some(yaml) = &leaf.rate_limit else {
-            unreachable!("caller checked")
-        };
+        let Some(yaml) = &leaf.rate_limit else { unreachable!("caller checked") };
         let unit = Unit::from_config_name(&yaml.unit);
         if yaml.unlimited {
             if unit.is_some() {
@@ -303,10 +263,7 @@ impl RateLimitConfig {
             quota_mode: leaf.quota_mode,
             stat_key,
             dynamic_stat_levels: StatLevel::for_chain(chain),
-            shared_values: chain
-                .iter()
-                .map(|d| d.share_threshold.then(|| d.value.clone()))
-                .collect(),
+            shared_values: chain.iter().map(|d| d.share_threshold.then(|| d.value.clone())).collect(),
         });
         self.dump.push(format!(
             "{}: unit={} requests_per_unit={}, shadow_mode: {}, quota_mode: {}",

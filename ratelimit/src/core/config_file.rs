@@ -60,17 +60,13 @@ pub struct YamlRateLimit {
 
 /// Parses one file's content. The error is the reference's text without the file-name prefix.
 pub fn parse_config_file(content: &str) -> Result<YamlRoot, String> {
-    let document =
-        parse_first_document(content).map_err(|e| format!("error loading config file: {e}"))?;
+    let document = parse_first_document(content).map_err(|e| format!("error loading config file: {e}"))?;
     let Some(document) = document else {
         return Ok(YamlRoot::default());
     };
     let entries = match &document.kind {
         NodeKind::Map(entries) => entries,
-        NodeKind::Scalar {
-            value: Scalar::Null,
-            ..
-        } => return Ok(YamlRoot::default()),
+        NodeKind::Scalar { value: Scalar::Null, .. } => return Ok(YamlRoot::default()),
         _ => {
             return Err(format!(
                 "error loading config file: yaml: unmarshal errors:\n  {}",
@@ -84,26 +80,15 @@ pub fn parse_config_file(content: &str) -> Result<YamlRoot, String> {
     if decoder.errors.is_empty() {
         Ok(root)
     } else {
-        Err(format!(
-            "error loading config file: yaml: unmarshal errors:\n  {}",
-            decoder.errors.join("\n  ")
-        ))
+        Err(format!("error loading config file: yaml: unmarshal errors:\n  {}", decoder.errors.join("\n  ")))
     }
 }
 
 fn validate_keys(entries: &[(Node, Node)]) -> Result<(), String> {
     for (key, value) in entries {
         let name = match &key.kind {
-            NodeKind::Scalar {
-                value: Scalar::Str(name),
-                ..
-            } => name,
-            _ => {
-                return Err(format!(
-                    "config error, key is not of type string: {}",
-                    key.go_display()
-                ))
-            }
+            NodeKind::Scalar { value: Scalar::Str(name), .. } => name,
+            _ => return Err(format!("config error, key is not of type string: {}", key.go_display())),
         };
         if !VALID_KEYS.contains(&name.as_str()) {
             return Err(format!("config error, unknown key '{name}'"));
@@ -126,10 +111,7 @@ fn validate_keys(entries: &[(Node, Node)]) -> Result<(), String> {
                 }
             }
             NodeKind::Map(inner) => validate_keys(inner)?,
-            NodeKind::Scalar {
-                value: Scalar::Str(_) | Scalar::Int(_) | Scalar::Bool(_) | Scalar::Null,
-                ..
-            } => {}
+            NodeKind::Scalar { value: Scalar::Str(_) | Scalar::Int(_) | Scalar::Bool(_) | Scalar::Null, .. } => {}
             NodeKind::Scalar { .. } => return Err("error checking config".to_string()),
         }
     }
@@ -145,11 +127,7 @@ fn type_error(node: &Node, go_type: &str) -> String {
         NodeKind::Scalar { text, .. } => format!(" `{text}`"),
         _ => String::new(),
     };
-    format!(
-        "line {}: cannot unmarshal {}{shown} into {go_type}",
-        node.line,
-        node.short_tag()
-    )
+    format!("line {}: cannot unmarshal {}{shown} into {go_type}", node.line, node.short_tag())
 }
 
 /// Decodes into the typed model, collecting every type error as the reference does.
@@ -173,17 +151,10 @@ impl Decoder {
 
     fn descriptors(&mut self, node: &Node) -> Vec<YamlDescriptor> {
         match &node.kind {
-            NodeKind::Seq(items) => items
-                .iter()
-                .filter_map(|item| self.descriptor(item))
-                .collect(),
-            NodeKind::Scalar {
-                value: Scalar::Null,
-                ..
-            } => Vec::new(),
+            NodeKind::Seq(items) => items.iter().filter_map(|item| self.descriptor(item)).collect(),
+            NodeKind::Scalar { value: Scalar::Null, .. } => Vec::new(),
             _ => {
-                self.errors
-                    .push(type_error(node, "[]config.YamlDescriptor"));
+                self.errors.push(type_error(node, "[]config.YamlDescriptor"));
                 Vec::new()
             }
         }
@@ -192,10 +163,7 @@ impl Decoder {
     fn descriptor(&mut self, node: &Node) -> Option<YamlDescriptor> {
         let entries = match &node.kind {
             NodeKind::Map(entries) => entries,
-            NodeKind::Scalar {
-                value: Scalar::Null,
-                ..
-            } => return Some(YamlDescriptor::default()),
+            NodeKind::Scalar { value: Scalar::Null, .. } => return Some(YamlDescriptor::default()),
             _ => {
                 self.errors.push(type_error(node, "config.YamlDescriptor"));
                 return None;
@@ -227,10 +195,7 @@ impl Decoder {
         let entries = match &node.kind {
             NodeKind::Map(entries) => entries,
             // `rate_limit: null` (Envoy Gateway writes it) means "no limit here".
-            NodeKind::Scalar {
-                value: Scalar::Null,
-                ..
-            } => return None,
+            NodeKind::Scalar { value: Scalar::Null, .. } => return None,
             _ => {
                 self.errors.push(type_error(node, "config.YamlRateLimit"));
                 return None;
@@ -253,10 +218,7 @@ impl Decoder {
     fn replaces(&mut self, node: &Node) -> Vec<String> {
         let items = match &node.kind {
             NodeKind::Seq(items) => items,
-            NodeKind::Scalar {
-                value: Scalar::Null,
-                ..
-            } => return Vec::new(),
+            NodeKind::Scalar { value: Scalar::Null, .. } => return Vec::new(),
             _ => {
                 self.errors.push(type_error(node, "[]config.yamlReplaces"));
                 return Vec::new();
@@ -274,10 +236,7 @@ impl Decoder {
                     }
                     names.push(name);
                 }
-                NodeKind::Scalar {
-                    value: Scalar::Null,
-                    ..
-                } => names.push(String::new()),
+                NodeKind::Scalar { value: Scalar::Null, .. } => names.push(String::new()),
                 _ => self.errors.push(type_error(item, "config.yamlReplaces")),
             }
         }
@@ -286,10 +245,7 @@ impl Decoder {
 
     fn string(&mut self, node: &Node) -> String {
         match &node.kind {
-            NodeKind::Scalar {
-                value: Scalar::Null,
-                ..
-            } => String::new(),
+            NodeKind::Scalar { value: Scalar::Null, .. } => String::new(),
             NodeKind::Scalar { text, .. } => text.clone(),
             _ => {
                 self.errors.push(type_error(node, "string"));
@@ -300,14 +256,8 @@ impl Decoder {
 
     fn boolean(&mut self, node: &Node) -> bool {
         match &node.kind {
-            NodeKind::Scalar {
-                value: Scalar::Bool(b),
-                ..
-            } => *b,
-            NodeKind::Scalar {
-                value: Scalar::Null,
-                ..
-            } => false,
+            NodeKind::Scalar { value: Scalar::Bool(b), .. } => *b,
+            NodeKind::Scalar { value: Scalar::Null, .. } => false,
             _ => {
                 self.errors.push(type_error(node, "bool"));
                 false
@@ -317,14 +267,8 @@ impl Decoder {
 
     fn uint32(&mut self, node: &Node) -> u32 {
         match &node.kind {
-            NodeKind::Scalar {
-                value: Scalar::Int(i),
-                ..
-            } if u32::try_from(*i).is_ok() => *i as u32,
-            NodeKind::Scalar {
-                value: Scalar::Null,
-                ..
-            } => 0,
+            NodeKind::Scalar { value: Scalar::Int(i), .. } if u32::try_from(*i).is_ok() => *i as u32,
+            NodeKind::Scalar { value: Scalar::Null, .. } => 0,
             _ => {
                 self.errors.push(type_error(node, "uint32"));
                 0
@@ -337,10 +281,7 @@ impl Decoder {
 /// later entries overwrite earlier ones as the decoder walks them in order).
 fn string_keyed(entries: &[(Node, Node)]) -> impl Iterator<Item = (&str, &Node)> {
     entries.iter().filter_map(|(key, value)| match &key.kind {
-        NodeKind::Scalar {
-            text,
-            value: Scalar::Str(_),
-        } => Some((text.as_str(), value)),
+        NodeKind::Scalar { text, value: Scalar::Str(_) } => Some((text.as_str(), value)),
         _ => None,
     })
 }
@@ -364,25 +305,15 @@ fn to_json(node: &Node) -> Result<serde_json::Value, String> {
             Scalar::Uint(u) => Value::from(*u),
             Scalar::Float(f) => serde_json::Number::from_f64(*f)
                 .map(Value::Number)
-                .ok_or_else(|| {
-                    format!("line {}: {f} is not a number a Struct can hold", node.line)
-                })?,
+                .ok_or_else(|| format!("line {}: {f} is not a number a Struct can hold", node.line))?,
             Scalar::Str(s) => Value::String(s.clone()),
         },
         NodeKind::Seq(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         NodeKind::Map(entries) => {
             let mut map = serde_json::Map::new();
             for (key, value) in entries {
-                let NodeKind::Scalar {
-                    value: Scalar::Str(name),
-                    ..
-                } = &key.kind
-                else {
-                    return Err(format!(
-                        "line {}: map key {} is not a string",
-                        key.line,
-                        key.go_display()
-                    ));
+                let NodeKind::Scalar { value: Scalar::Str(name), .. } = &key.kind else {
+                    return Err(format!("line {}: map key {} is not a string", key.line, key.go_display()));
                 };
                 map.insert(name.clone(), to_json(value)?);
             }
@@ -407,45 +338,24 @@ mod tests {
         .unwrap();
         assert_eq!(root.domain, "d");
         let d = &root.descriptors[0];
-        assert_eq!(
-            (d.key.as_str(), d.value.as_str(), d.shadow_mode),
-            ("k", "123", true)
-        );
+        assert_eq!((d.key.as_str(), d.value.as_str(), d.shadow_mode), ("k", "123", true));
         let limit = d.rate_limit.as_ref().unwrap();
-        assert_eq!(
-            (limit.unit.as_str(), limit.requests_per_unit),
-            ("Minute", 5)
-        );
+        assert_eq!((limit.unit.as_str(), limit.requests_per_unit), ("Minute", 5));
         assert_eq!(limit.replaces, vec!["other".to_string()]);
-        assert_eq!(
-            d.metadata.as_ref().unwrap()["a"]["b"],
-            serde_json::json!(1.5)
-        );
+        assert_eq!(d.metadata.as_ref().unwrap()["a"]["b"], serde_json::json!(1.5));
     }
 
     #[test]
     fn whitelist_errors_are_the_references() {
-        assert_eq!(
-            error("domain: d\nfoo: 1\n"),
-            "config error, unknown key 'foo'"
-        );
-        assert_eq!(
-            error("domain: d\n0.25: 1\n"),
-            "config error, key is not of type string: 0.25"
-        );
+        assert_eq!(error("domain: d\nfoo: 1\n"), "config error, unknown key 'foo'");
+        assert_eq!(error("domain: d\n0.25: 1\n"), "config error, key is not of type string: 0.25");
         assert_eq!(
             error("domain: d\ndescriptors:\n  - foo\n"),
             "config error, yaml file contains list of type other than map: foo"
         );
-        assert_eq!(
-            error("domain: d\ndescriptors:\n  - key: k\n    value: 1.5\n"),
-            "error checking config"
-        );
+        assert_eq!(error("domain: d\ndescriptors:\n  - key: k\n    value: 1.5\n"), "error checking config");
         // Known keys in the wrong place pass, as with the reference.
-        assert!(parse_config_file(
-            "name: eg\ndomain: d\ndescriptors:\n  - key: k\n    rate_limit: null\n"
-        )
-        .is_ok());
+        assert!(parse_config_file("name: eg\ndomain: d\ndescriptors:\n  - key: k\n    rate_limit: null\n").is_ok());
     }
 
     #[test]

@@ -101,23 +101,15 @@ pub struct Plan {
 impl Plan {
     /// The counted descriptors with their index in the request.
     pub fn counted(&self) -> impl Iterator<Item = (usize, &Counted)> {
-        self.descriptors
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| match p {
-                Planned::Counted(c) => Some((i, c)),
-                _ => None,
-            })
+        self.descriptors.iter().enumerate().filter_map(|(i, p)| match p {
+            Planned::Counted(c) => Some((i, c)),
+            _ => None,
+        })
     }
 }
 
 /// Matches every descriptor and prepares the counter updates.
-pub fn plan(
-    config: &RateLimitConfig,
-    request: &RateLimitRequest,
-    settings: &EvaluationSettings,
-    now: u64,
-) -> Plan {
+pub fn plan(config: &RateLimitConfig, request: &RateLimitRequest, settings: &EvaluationSettings, now: u64) -> Plan {
     let domain = request.domain.as_str();
     let domain_found = config.has_domain(domain);
     let mut scratch = String::new();
@@ -129,9 +121,7 @@ pub fn plan(
         }
         matched.push(match descriptor.limit_override {
             Some(o) => Some(Match::Override(o.requests_per_unit, o.unit)),
-            None => config
-                .find(domain, &descriptor.entries, &mut scratch)
-                .map(Match::Config),
+            None => config.find(domain, &descriptor.entries, &mut scratch).map(Match::Config),
         });
     }
 
@@ -154,9 +144,7 @@ pub fn plan(
         let planned = match m {
             None => {
                 metadata.push(None);
-                Planned::NoLimit {
-                    quota: settings.global_quota_mode,
-                }
+                Planned::NoLimit { quota: settings.global_quota_mode }
             }
             Some(Match::Override(requests_per_unit, unit)) => {
                 metadata.push(None);
@@ -177,9 +165,7 @@ pub fn plan(
                 if limit.unlimited {
                     Planned::Unlimited
                 } else if !limit.name.is_empty() && replaced.contains(&&*limit.name) {
-                    Planned::NoLimit {
-                        quota: settings.global_quota_mode,
-                    }
+                    Planned::NoLimit { quota: settings.global_quota_mode }
                 } else {
                     let unit = limit.unit.expect("validated: a limited limit has a unit");
                     let stat = match &limit.dynamic_stat_levels {
@@ -187,14 +173,7 @@ pub fn plan(
                         None => StatRef::Limit(limit.id),
                     };
                     Planned::Counted(Counted {
-                        key: counter_key(
-                            &settings.cache_key_prefix,
-                            domain,
-                            entries,
-                            &limit.shared_values,
-                            unit,
-                            now,
-                        ),
+                        key: counter_key(&settings.cache_key_prefix, domain, entries, &limit.shared_values, unit, now),
                         hits,
                         unit,
                         requests_per_unit: limit.requests_per_unit,
@@ -208,11 +187,7 @@ pub fn plan(
         };
         descriptors.push(planned);
     }
-    Plan {
-        descriptors,
-        metadata,
-        domain_found,
-    }
+    Plan { descriptors, metadata, domain_found }
 }
 
 enum Match<'a> {
@@ -232,13 +207,7 @@ pub fn counter_key(
     now: u64,
 ) -> String {
     let mut key = String::with_capacity(
-        prefix.len()
-            + domain.len()
-            + 12
-            + entries
-                .iter()
-                .map(|e| e.key.len() + e.value.len() + 2)
-                .sum::<usize>(),
+        prefix.len() + domain.len() + 12 + entries.iter().map(|e| e.key.len() + e.value.len() + 2).sum::<usize>(),
     );
     key.push_str(prefix);
     key.push_str(domain);
@@ -289,19 +258,11 @@ pub struct DescriptorStatus {
 
 impl DescriptorStatus {
     fn no_limit() -> DescriptorStatus {
-        DescriptorStatus {
-            code: Code::Ok,
-            current_limit: None,
-            limit_remaining: 0,
-            duration_until_reset: None,
-        }
+        DescriptorStatus { code: Code::Ok, current_limit: None, limit_remaining: 0, duration_until_reset: None }
     }
 
     fn unlimited() -> DescriptorStatus {
-        DescriptorStatus {
-            limit_remaining: u32::MAX,
-            ..DescriptorStatus::no_limit()
-        }
+        DescriptorStatus { limit_remaining: u32::MAX, ..DescriptorStatus::no_limit() }
     }
 }
 
@@ -331,12 +292,7 @@ pub struct Verdict {
 }
 
 /// Turns counter values into the answer. `values[i]` must be `Some` for every counted descriptor.
-pub fn decide(
-    plan: &Plan,
-    values: &[Option<CounterValue>],
-    settings: &EvaluationSettings,
-    now: u64,
-) -> Verdict {
+pub fn decide(plan: &Plan, values: &[Option<CounterValue>], settings: &EvaluationSettings, now: u64) -> Verdict {
     let mut statuses = Vec::with_capacity(plan.descriptors.len());
     let mut stats = Vec::with_capacity(plan.descriptors.len());
     let mut over_limit_keys = Vec::new();
@@ -359,8 +315,7 @@ pub fn decide(
             }
             Planned::Counted(counted) => {
                 let value = value.expect("a value for every counted descriptor");
-                let (mut status, delta, newly_over) =
-                    judge(counted, value, settings.near_limit_ratio, now);
+                let (mut status, delta, newly_over) = judge(counted, value, settings.near_limit_ratio, now);
                 if newly_over {
                     over_limit_keys.push((counted.key.clone(), counted.unit.seconds()));
                 }
@@ -381,11 +336,8 @@ pub fn decide(
         }
     }
 
-    let mut overall = if any_enforced_over || (quota_count > 0 && quota_over == quota_count) {
-        Code::OverLimit
-    } else {
-        Code::Ok
-    };
+    let mut overall =
+        if any_enforced_over || (quota_count > 0 && quota_over == quota_count) { Code::OverLimit } else { Code::Ok };
     let mut global_shadow_applied = false;
     if overall == Code::OverLimit && settings.global_shadow_mode {
         overall = Code::Ok;
@@ -395,14 +347,7 @@ pub fn decide(
         Some(names) => response_headers(plan, &statuses, names, now),
         None => Vec::new(),
     };
-    Verdict {
-        overall,
-        statuses,
-        headers,
-        stats,
-        over_limit_keys,
-        global_shadow_applied,
-    }
+    Verdict { overall, statuses, headers, stats, over_limit_keys, global_shadow_applied }
 }
 
 /// The answer when the store failed and the failure mode says to answer anyway: `allow`
@@ -432,11 +377,7 @@ pub fn verdict_without_store(plan: &Plan, deny: bool, now: u64) -> Verdict {
         })
         .collect();
     Verdict {
-        overall: if any_denied {
-            Code::OverLimit
-        } else {
-            Code::Ok
-        },
+        overall: if any_denied { Code::OverLimit } else { Code::Ok },
         statuses,
         headers: Vec::new(),
         stats: vec![None; plan.descriptors.len()],
@@ -446,19 +387,11 @@ pub fn verdict_without_store(plan: &Plan, deny: bool, now: u64) -> Verdict {
 }
 
 /// One counted descriptor's status and statistics; the bool says "newly found over the limit".
-fn judge(
-    counted: &Counted,
-    value: CounterValue,
-    near_ratio: f32,
-    now: u64,
-) -> (DescriptorStatus, StatDelta, bool) {
+fn judge(counted: &Counted, value: CounterValue, near_ratio: f32, now: u64) -> (DescriptorStatus, StatDelta, bool) {
     let limit = u64::from(counted.requests_per_unit);
     let near_threshold = (counted.requests_per_unit as f32 * near_ratio).floor() as u64;
     let hits = counted.hits;
-    let mut delta = StatDelta {
-        total_hits: hits,
-        ..StatDelta::default()
-    };
+    let mut delta = StatDelta { total_hits: hits, ..StatDelta::default() };
     let mut status = DescriptorStatus {
         code: Code::Ok,
         current_limit: Some(CurrentLimit {
@@ -483,11 +416,7 @@ fn judge(
             let before = after.saturating_sub(applied);
             if after > limit {
                 status.code = Code::OverLimit;
-                let over = if before >= limit {
-                    applied
-                } else {
-                    after - limit
-                };
+                let over = if before >= limit { applied } else { after - limit };
                 delta.over_limit = over;
                 if before < limit {
                     delta.near_limit = limit - near_threshold.max(before);
@@ -500,11 +429,7 @@ fn judge(
                 status.limit_remaining = (limit - after) as u32;
                 delta.within_limit = applied;
                 if after > near_threshold {
-                    delta.near_limit = if before >= near_threshold {
-                        applied
-                    } else {
-                        after - near_threshold
-                    };
+                    delta.near_limit = if before >= near_threshold { applied } else { after - near_threshold };
                 }
                 false
             }
@@ -553,11 +478,7 @@ pub fn addends_when_stopping_over_limit(counted: &[&Counted], current: &[u64]) -
         .map(|(c, now)| now.saturating_add(c.hits) > u64::from(c.requests_per_unit))
         .collect();
     if exceeding.iter().any(|&e| e) {
-        counted
-            .iter()
-            .zip(&exceeding)
-            .map(|(c, &e)| if e { c.hits } else { 0 })
-            .collect()
+        counted.iter().zip(&exceeding).map(|(c, &e)| if e { c.hits } else { 0 }).collect()
     } else {
         counted.iter().map(|c| c.hits).collect()
     }
@@ -567,12 +488,7 @@ pub fn addends_when_stopping_over_limit(counted: &[&Counted], current: &[u64]) -
 /// the first value wins.
 pub fn merged_metadata(plan: &Plan, verdict: &Verdict) -> Metadata {
     let mut merged = Metadata::new();
-    for ((metadata, status), planned) in plan
-        .metadata
-        .iter()
-        .zip(&verdict.statuses)
-        .zip(&plan.descriptors)
-    {
+    for ((metadata, status), planned) in plan.metadata.iter().zip(&verdict.statuses).zip(&plan.descriptors) {
         if status.code == Code::OverLimit || matches!(planned, Planned::Unlimited) {
             continue;
         }

@@ -10,10 +10,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Entry {
-        Entry {
-            key: key.into(),
-            value: value.into(),
-        }
+        Entry { key: key.into(), value: value.into() }
     }
 }
 
@@ -34,10 +31,7 @@ pub struct RequestDescriptor {
 
 impl RequestDescriptor {
     pub fn new(entries: Vec<Entry>) -> RequestDescriptor {
-        RequestDescriptor {
-            entries,
-            ..RequestDescriptor::default()
-        }
+        RequestDescriptor { entries, ..RequestDescriptor::default() }
     }
 }
 

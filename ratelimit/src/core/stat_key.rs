@@ -49,9 +49,7 @@ pub fn dynamic_stat_key(domain: &str, levels: &[StatLevel], entries: &[Entry]) -
         key.push('.');
         match level {
             StatLevel::Config(composite) => key.push_str(composite),
-            StatLevel::RequestValue(config_key) => {
-                key.push_str(&composite_key(config_key, &entry.value))
-            }
+            StatLevel::RequestValue(config_key) => key.push_str(&composite_key(config_key, &entry.value)),
             StatLevel::RequestEntry => {
                 key.push_str(&entry.key);
                 key.push('_');
@@ -75,10 +73,7 @@ pub fn override_stat_key(domain: &str, entries: &[Entry]) -> String {
 /// Sanitises a stat name as the reference does: `:` and `|` become `_`, and so do the dots of
 /// IPv4 literals (`10.0.0.1` → `10_0_0_1`). Other dots stay and separate path segments.
 pub fn sanitize(name: &str) -> String {
-    let mut out: Vec<u8> = name
-        .bytes()
-        .map(|b| if b == b':' || b == b'|' { b'_' } else { b })
-        .collect();
+    let mut out: Vec<u8> = name.bytes().map(|b| if b == b':' || b == b'|' { b'_' } else { b }).collect();
     let mut i = 0;
     while i < out.len() {
         if let Some(len) = ipv4_at(&out[i..]) {
@@ -108,11 +103,7 @@ fn ipv4_at(bytes: &[u8]) -> Option<usize> {
             }
             pos += 1;
         }
-        let digits = bytes[pos..]
-            .iter()
-            .take(3)
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+        let digits = bytes[pos..].iter().take(3).take_while(|b| b.is_ascii_digit()).count();
         if digits == 0 {
             return None;
         }
@@ -130,15 +121,9 @@ mod tests {
 
     #[test]
     fn sanitizes_like_the_reference() {
-        assert_eq!(
-            sanitize("d.remote_address_10.0.0.1"),
-            "d.remote_address_10_0_0_1"
-        );
+        assert_eq!(sanitize("d.remote_address_10.0.0.1"), "d.remote_address_10_0_0_1");
         assert_eq!(sanitize("d.ip_::1|x"), "d.ip___1_x");
-        assert_eq!(
-            sanitize("d.path_nested/file1.txt"),
-            "d.path_nested/file1.txt"
-        );
+        assert_eq!(sanitize("d.path_nested/file1.txt"), "d.path_nested/file1.txt");
         assert_eq!(sanitize("d.v_1.2.3"), "d.v_1.2.3");
     }
 

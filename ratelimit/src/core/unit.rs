@@ -115,19 +115,8 @@ mod tests {
 
     #[test]
     fn names_and_numbers_round_trip() {
-        for unit in [
-            Unit::Second,
-            Unit::Minute,
-            Unit::Hour,
-            Unit::Day,
-            Unit::Week,
-            Unit::Month,
-            Unit::Year,
-        ] {
-            assert_eq!(
-                Unit::from_config_name(&unit.name().to_lowercase()),
-                Some(unit)
-            );
+        for unit in [Unit::Second, Unit::Minute, Unit::Hour, Unit::Day, Unit::Week, Unit::Month, Unit::Year] {
+            assert_eq!(Unit::from_config_name(&unit.name().to_lowercase()), Some(unit));
             assert_eq!(Unit::from_proto(unit.to_proto()), Some(unit));
         }
         assert_eq!(Unit::from_config_name("unknown"), None);

@@ -11,9 +11,7 @@ pub struct WildcardPattern {
 impl WildcardPattern {
     /// `None` when `composite` has no `*`.
     pub fn compile(composite: &str) -> Option<WildcardPattern> {
-        composite.contains('*').then(|| WildcardPattern {
-            pieces: composite.split('*').map(str::to_owned).collect(),
-        })
+        composite.contains('*').then(|| WildcardPattern { pieces: composite.split('*').map(str::to_owned).collect() })
     }
 
     pub fn matches(&self, candidate: &str) -> bool {
@@ -43,9 +41,7 @@ mod tests {
     use super::*;
 
     fn matches(pattern: &str, candidate: &str) -> bool {
-        WildcardPattern::compile(pattern)
-            .unwrap()
-            .matches(candidate)
+        WildcardPattern::compile(pattern).unwrap().matches(candidate)
     }
 
     #[test]

@@ -71,10 +71,8 @@ impl Node {
                 format!("[{}]", parts.join(" "))
             }
             NodeKind::Map(entries) => {
-                let parts: Vec<String> = entries
-                    .iter()
-                    .map(|(k, v)| format!("{}:{}", k.go_display(), v.go_display()))
-                    .collect();
+                let parts: Vec<String> =
+                    entries.iter().map(|(k, v)| format!("{}:{}", k.go_display(), v.go_display())).collect();
                 format!("map[{}]", parts.join(" "))
             }
         }
@@ -86,9 +84,7 @@ pub fn parse_first_document(source: &str) -> Result<Option<Node>, String> {
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(source);
     // `multi = true` so a second document does not fail the parse: only the first is read.
-    parser
-        .load(&mut builder, true)
-        .map_err(|e| format!("yaml: line {}: {}", e.marker().line(), e.info()))?;
+    parser.load(&mut builder, true).map_err(|e| format!("yaml: line {}: {}", e.marker().line(), e.info()))?;
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -128,38 +124,22 @@ impl MarkedEventReceiver for TreeBuilder {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let value = resolve_scalar(&text, style, tag.as_ref().map(|t| t.suffix.as_str()));
-                let node = Node {
-                    line,
-                    kind: NodeKind::Scalar { text, value },
-                };
+                let node = Node { line, kind: NodeKind::Scalar { text, value } };
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
                 }
                 self.push_value(node);
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push((
-                    Node {
-                        line,
-                        kind: NodeKind::Seq(Vec::new()),
-                    },
-                    None,
-                ));
+                self.stack.push((Node { line, kind: NodeKind::Seq(Vec::new()) }, None));
                 self.open_anchors.push(anchor);
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push((
-                    Node {
-                        line,
-                        kind: NodeKind::Map(Vec::new()),
-                    },
-                    None,
-                ));
+                self.stack.push((Node { line, kind: NodeKind::Map(Vec::new()) }, None));
                 self.open_anchors.push(anchor);
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let (Some((node, _)), Some(anchor)) = (self.stack.pop(), self.open_anchors.pop())
-                {
+                if let (Some((node, _)), Some(anchor)) = (self.stack.pop(), self.open_anchors.pop()) {
                     if anchor > 0 {
                         self.anchors.insert(anchor, node.clone());
                     }
@@ -169,16 +149,10 @@ impl MarkedEventReceiver for TreeBuilder {
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => self.push_value(node),
                 None => {
-                    self.error.get_or_insert_with(|| {
-                        format!("yaml: line {line}: unknown anchor referenced")
-                    });
+                    self.error.get_or_insert_with(|| format!("yaml: line {line}: unknown anchor referenced"));
                 }
             },
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
         }
     }
 }
@@ -192,15 +166,11 @@ fn resolve_scalar(text: &str, style: TScalarStyle, tag: Option<&str>) -> Scalar 
     }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
-            return Scalar::Bool(true)
-        }
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => return Scalar::Bool(true),
         "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
             return Scalar::Bool(false)
         }
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Scalar::Float(f64::INFINITY)
-        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Scalar::Float(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Scalar::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Scalar::Float(f64::NAN),
         _ => {}
@@ -261,9 +231,7 @@ fn is_yaml_float(text: &str) -> bool {
     let mantissa_ok = match mantissa.split_once('.') {
         Some(("", frac)) => !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit()),
         Some((int, frac)) => {
-            !int.is_empty()
-                && int.bytes().all(|b| b.is_ascii_digit())
-                && frac.bytes().all(|b| b.is_ascii_digit())
+            !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit())
         }
         None => !mantissa.is_empty() && mantissa.bytes().all(|b| b.is_ascii_digit()),
     };
@@ -279,15 +247,9 @@ mod tests {
     use super::*;
 
     fn scalar(src: &str) -> Scalar {
-        let doc = parse_first_document(&format!("k: {src}\n"))
-            .unwrap()
-            .unwrap();
-        let NodeKind::Map(entries) = doc.kind else {
-            panic!("not a map")
-        };
-        let NodeKind::Scalar { value, .. } = &entries[0].1.kind else {
-            panic!("not a scalar")
-        };
+        let doc = parse_first_document(&format!("k: {src}\n")).unwrap().unwrap();
+        let NodeKind::Map(entries) = doc.kind else { panic!("not a map") };
+        let NodeKind::Scalar { value, .. } = &entries[0].1.kind else { panic!("not a scalar") };
         value.clone()
     }
 
@@ -309,12 +271,8 @@ mod tests {
 
     #[test]
     fn keeps_lines_and_reads_only_the_first_document() {
-        let doc = parse_first_document("---\na: 1\nb:\n  - c: 2\n---\nz: 1\n")
-            .unwrap()
-            .unwrap();
-        let NodeKind::Map(entries) = doc.kind else {
-            panic!()
-        };
+        let doc = parse_first_document("---\na: 1\nb:\n  - c: 2\n---\nz: 1\n").unwrap().unwrap();
+        let NodeKind::Map(entries) = doc.kind else { panic!() };
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].1.line, 4);
     }

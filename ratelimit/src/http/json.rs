@@ -17,10 +17,7 @@ pub enum JsonError {
 }
 
 fn field_error(path: impl Into<String>, problem: impl Into<String>) -> JsonError {
-    JsonError::Field {
-        path: path.into(),
-        problem: problem.into(),
-    }
+    JsonError::Field { path: path.into(), problem: problem.into() }
 }
 
 pub fn parse_request(body: &[u8]) -> Result<RateLimitRequest, JsonError> {
@@ -65,23 +62,15 @@ fn descriptor(value: &Value, path: &str) -> Result<RequestDescriptor, JsonError>
                 for (name, value) in as_object(value, &here)? {
                     match name.as_str() {
                         "requestsPerUnit" | "requests_per_unit" => {
-                            requests_per_unit =
-                                u32::try_from(as_u64(value, &here)?).map_err(|_| {
-                                    field_error(&here, "requestsPerUnit must fit in 32 bits")
-                                })?
+                            requests_per_unit = u32::try_from(as_u64(value, &here)?)
+                                .map_err(|_| field_error(&here, "requestsPerUnit must fit in 32 bits"))?
                         }
                         "unit" => unit = Some(unit_of(value, &here)?),
-                        other => {
-                            return Err(field_error(format!("{here}.{other}"), "unknown field"))
-                        }
+                        other => return Err(field_error(format!("{here}.{other}"), "unknown field")),
                     }
                 }
-                let unit =
-                    unit.ok_or_else(|| field_error(&here, "a limit override needs a unit"))?;
-                descriptor.limit_override = Some(LimitOverride {
-                    requests_per_unit,
-                    unit,
-                });
+                let unit = unit.ok_or_else(|| field_error(&here, "a limit override needs a unit"))?;
+                descriptor.limit_override = Some(LimitOverride { requests_per_unit, unit });
             }
             "hitsAddend" | "hits_addend" => descriptor.hits_addend = Some(as_u64(value, &here)?),
             "isNegativeHits" | "is_negative_hits" => {
@@ -117,22 +106,15 @@ fn unit_of(value: &Value, path: &str) -> Result<Unit, JsonError> {
 }
 
 fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, JsonError> {
-    value
-        .as_object()
-        .ok_or_else(|| field_error(path, "expected an object"))
+    value.as_object().ok_or_else(|| field_error(path, "expected an object"))
 }
 
 fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a Vec<Value>, JsonError> {
-    value
-        .as_array()
-        .ok_or_else(|| field_error(path, "expected an array"))
+    value.as_array().ok_or_else(|| field_error(path, "expected an array"))
 }
 
 fn as_string(value: &Value, path: &str) -> Result<String, JsonError> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| field_error(path, "expected a string"))
+    value.as_str().map(str::to_owned).ok_or_else(|| field_error(path, "expected a string"))
 }
 
 /// Protobuf-JSON writes 64-bit integers as strings and accepts both forms.
@@ -184,11 +166,7 @@ pub fn render_response(request: &RateLimitRequest, decision: &Decision) -> Strin
     response.insert("overallCode".into(), json!(code_name(verdict.overall)));
     response.insert("statuses".into(), Value::Array(statuses));
     if !verdict.headers.is_empty() {
-        let headers: Vec<Value> = verdict
-            .headers
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect();
+        let headers: Vec<Value> = verdict.headers.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
         response.insert("responseHeadersToAdd".into(), Value::Array(headers));
     }
     if let Some(metadata) = &decision.dynamic_metadata {
@@ -217,34 +195,17 @@ mod tests {
         assert_eq!(request.descriptors[0].hits_addend, Some(3));
         assert_eq!(
             request.descriptors[0].limit_override,
-            Some(LimitOverride {
-                requests_per_unit: 5,
-                unit: Unit::Minute
-            })
+            Some(LimitOverride { requests_per_unit: 5, unit: Unit::Minute })
         );
     }
 
     #[test]
     fn names_the_bad_field() {
-        let err = parse_request(br#"{"domain":"d","descriptors":[{"entries":[{"key":1}]}]}"#)
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "descriptors[0].entries[0]: expected a string"
-        );
-        let err = parse_request(br#"{"domain":"d","descriptors":[{"limit":{"unit":"UNKNOWN"}}]}"#)
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("is not a rate limit unit"),
-            "{err}"
-        );
-        assert!(parse_request(b"{")
-            .unwrap_err()
-            .to_string()
-            .starts_with("invalid JSON"));
-        assert_eq!(
-            parse_request(br#"{"domian":"d"}"#).unwrap_err().to_string(),
-            "domian: unknown field"
-        );
+        let err = parse_request(br#"{"domain":"d","descriptors":[{"entries":[{"key":1}]}]}"#).unwrap_err();
+        assert_eq!(err.to_string(), "descriptors[0].entries[0]: expected a string");
+        let err = parse_request(br#"{"domain":"d","descriptors":[{"limit":{"unit":"UNKNOWN"}}]}"#).unwrap_err();
+        assert!(err.to_string().contains("is not a rate limit unit"), "{err}");
+        assert!(parse_request(b"{").unwrap_err().to_string().starts_with("invalid JSON"));
+        assert_eq!(parse_request(br#"{"domian":"d"}"#).unwrap_err().to_string(), "domian: unknown field");
     }
 }

@@ -23,10 +23,7 @@ struct Counter {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        MemoryStore {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
-        }
+        MemoryStore { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: RandomState::new() }
     }
 }
 
@@ -52,10 +49,7 @@ impl MemoryStore {
     }
 
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().expect("memory store lock").len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().expect("memory store lock").len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,16 +58,10 @@ impl MemoryStore {
 
     fn add(&self, update: &CounterUpdate<'_>, now: u64) -> u64 {
         let mut map = self.shard(update.key).lock().expect("memory store lock");
-        let live = map
-            .get(update.key)
-            .filter(|c| c.expires_at > now)
-            .map(|c| c.value);
+        let live = map.get(update.key).filter(|c| c.expires_at > now).map(|c| c.value);
         let value = live.unwrap_or(0).saturating_add(update.hits);
         // Like INCRBY + EXPIRE: every update refreshes the TTL.
-        let counter = Counter {
-            value,
-            expires_at: now + update.ttl.max(1),
-        };
+        let counter = Counter { value, expires_at: now + update.ttl.max(1) };
         match map.get_mut(update.key) {
             Some(existing) => *existing = counter,
             None => {
@@ -85,18 +73,12 @@ impl MemoryStore {
 
     fn read(&self, key: &str, now: u64) -> u64 {
         let map = self.shard(key).lock().expect("memory store lock");
-        map.get(key)
-            .filter(|c| c.expires_at > now)
-            .map_or(0, |c| c.value)
+        map.get(key).filter(|c| c.expires_at > now).map_or(0, |c| c.value)
     }
 }
 
 impl CounterStore for MemoryStore {
-    fn increment<'a>(
-        &'a self,
-        updates: &'a [CounterUpdate<'a>],
-        now: u64,
-    ) -> StoreFuture<'a, Vec<u64>> {
+    fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>> {
         let values = updates.iter().map(|u| self.add(u, now)).collect();
         Box::pin(std::future::ready(Ok(values)))
     }
@@ -122,11 +104,7 @@ mod tests {
     #[test]
     fn counters_expire_like_redis_keys() {
         let store = MemoryStore::new();
-        let update = CounterUpdate {
-            key: "k",
-            hits: 2,
-            ttl: 60,
-        };
+        let update = CounterUpdate { key: "k", hits: 2, ttl: 60 };
         assert_eq!(store.add(&update, 1000), 2);
         assert_eq!(store.add(&update, 1059), 4);
         assert_eq!(store.read("k", 1118), 4);

@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{
-    Entry, RateLimitOverride,
-};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{Entry, RateLimitOverride};
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
@@ -23,11 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A `redis-server` of our own, stopped when dropped. `stop` and `start` keep the port, so a
@@ -36,15 +30,28 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// A config file given first on the command line (sentinels need one).
+    config_file: Option<PathBuf>,
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let mut server = RedisServer {
-            port: free_port(),
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-        };
+        RedisServer::start_with(None, &[])
+    }
+
+    /// Starts with extra arguments, e.g. TLS, a password or cluster mode. `{port}` in an
+    /// argument stands for the server's port.
+    pub fn start_with(config: Option<&str>, extra_args: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config_file = config.map(|content| {
+            let path = dir.path().join("redis.conf");
+            std::fs::write(&path, content).unwrap();
+            path
+        });
+        let mut server = RedisServer { port: free_port(), child: None, dir, config_file, extra_args: Vec::new() };
+        let port = server.port.to_string();
+        server.extra_args = extra_args.iter().map(|a| a.replace("{port}", &port)).collect();
         server.resume();
         server
     }
@@ -55,7 +62,11 @@ impl RedisServer {
 
     /// Starts (again) on the same port and waits until it answers.
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(config) = &self.config_file {
+            command.arg(config);
+        }
+        let child = command
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -71,6 +82,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -97,11 +109,7 @@ impl RedisServer {
     }
 
     pub async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
-        let mut connection = self
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut connection = self.client().get_multiplexed_async_connection().await.unwrap();
         cmd.query_async(&mut connection).await.unwrap()
     }
 }
@@ -143,9 +151,7 @@ pub struct ConfigDir {
 
 impl ConfigDir {
     pub fn new(files: &[(&str, &str)]) -> ConfigDir {
-        let dir = ConfigDir {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let dir = ConfigDir { dir: tempfile::tempdir().unwrap() };
         for (name, content) in files {
             dir.write(name, content);
         }
@@ -207,11 +213,7 @@ pub fn base_env(config: &ConfigDir) -> HashMap<String, String> {
 }
 
 impl Harness {
-    pub async fn start(
-        backend: Backend,
-        files: &[(&str, &str)],
-        extra: &[(&str, &str)],
-    ) -> Harness {
+    pub async fn start(backend: Backend, files: &[(&str, &str)], extra: &[(&str, &str)]) -> Harness {
         let config = ConfigDir::new(files);
         let mut env = base_env(&config);
         let redis = match backend {
@@ -232,33 +234,17 @@ impl Harness {
         }
         let clock = TestClock::new();
         let settings = Settings::from_env(&env).expect("valid test settings");
-        let running = ratelimit::start(settings, Arc::new(env), clock.as_clock())
-            .await
-            .expect("service starts");
-        let grpc = RateLimitServiceClient::connect(format!("http://{}", running.grpc_addr))
-            .await
-            .unwrap();
-        Harness {
-            running: Some(running),
-            redis,
-            config,
-            clock,
-            grpc,
-        }
+        let running = ratelimit::start(settings, Arc::new(env), clock.as_clock()).await.expect("service starts");
+        let grpc = RateLimitServiceClient::connect(format!("http://{}", running.grpc_addr)).await.unwrap();
+        Harness { running: Some(running), redis, config, clock, grpc }
     }
 
     pub fn running(&self) -> &Running {
         self.running.as_ref().unwrap()
     }
 
-    pub async fn call(
-        &mut self,
-        request: RateLimitRequest,
-    ) -> Result<RateLimitResponse, tonic::Status> {
-        self.grpc
-            .should_rate_limit(request)
-            .await
-            .map(|r| r.into_inner())
+    pub async fn call(&mut self, request: RateLimitRequest) -> Result<RateLimitResponse, tonic::Status> {
+        self.grpc.should_rate_limit(request).await.map(|r| r.into_inner())
     }
 
     /// Waits (bounded) until `check` holds, polling; for hot reloads.
@@ -280,17 +266,11 @@ impl Harness {
 }
 
 pub fn entry(key: &str, value: &str) -> Entry {
-    Entry {
-        key: key.into(),
-        value: value.into(),
-    }
+    Entry { key: key.into(), value: value.into() }
 }
 
 pub fn descriptor(entries: &[(&str, &str)]) -> RateLimitDescriptor {
-    RateLimitDescriptor {
-        entries: entries.iter().map(|(k, v)| entry(k, v)).collect(),
-        ..Default::default()
-    }
+    RateLimitDescriptor { entries: entries.iter().map(|(k, v)| entry(k, v)).collect(), ..Default::default() }
 }
 
 pub fn with_addend(mut d: RateLimitDescriptor, hits: u64) -> RateLimitDescriptor {
@@ -298,24 +278,13 @@ pub fn with_addend(mut d: RateLimitDescriptor, hits: u64) -> RateLimitDescriptor
     d
 }
 
-pub fn with_override(
-    mut d: RateLimitDescriptor,
-    requests_per_unit: u32,
-    unit: i32,
-) -> RateLimitDescriptor {
-    d.limit = Some(RateLimitOverride {
-        requests_per_unit,
-        unit,
-    });
+pub fn with_override(mut d: RateLimitDescriptor, requests_per_unit: u32, unit: i32) -> RateLimitDescriptor {
+    d.limit = Some(RateLimitOverride { requests_per_unit, unit });
     d
 }
 
 pub fn request(domain: &str, descriptors: Vec<RateLimitDescriptor>) -> RateLimitRequest {
-    RateLimitRequest {
-        domain: domain.into(),
-        descriptors,
-        hits_addend: 0,
-    }
+    RateLimitRequest { domain: domain.into(), descriptors, hits_addend: 0 }
 }
 
 /// A minimal HTTP/1.1 client: returns the status code and the body.
@@ -329,20 +298,10 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
     let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
     (status, body)
 }
 

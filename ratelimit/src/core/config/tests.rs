@@ -1,13 +1,8 @@
 use super::*;
 
 fn load(files: &[(&str, &str)]) -> Result<RateLimitConfig, ConfigError> {
-    let sources: Vec<ConfigSource> = files
-        .iter()
-        .map(|(n, c)| ConfigSource {
-            name: n.to_string(),
-            content: c.to_string(),
-        })
-        .collect();
+    let sources: Vec<ConfigSource> =
+        files.iter().map(|(n, c)| ConfigSource { name: n.to_string(), content: c.to_string() }).collect();
     RateLimitConfig::load(&sources, false)
 }
 
@@ -16,16 +11,12 @@ fn one(content: &str) -> RateLimitConfig {
 }
 
 fn error(content: &str) -> String {
-    load(&[("config.test.yaml", content)])
-        .unwrap_err()
-        .to_string()
+    load(&[("config.test.yaml", content)]).unwrap_err().to_string()
 }
 
 fn find(config: &RateLimitConfig, domain: &str, entries: &[(&str, &str)]) -> Option<String> {
     let entries: Vec<Entry> = entries.iter().map(|(k, v)| Entry::new(*k, *v)).collect();
-    config
-        .find(domain, &entries, &mut String::new())
-        .map(|m| m.limit.stat_key.clone())
+    config.find(domain, &entries, &mut String::new()).map(|m| m.limit.stat_key.clone())
 }
 
 const TREE: &str = "
@@ -61,51 +52,23 @@ descriptors:
 #[test]
 fn most_specific_match_wins_per_level() {
     let config = one(TREE);
-    assert_eq!(
-        find(&config, "d", &[("key1", "value1"), ("subkey1", "x")]).as_deref(),
-        Some("d.key1_value1.subkey1")
-    );
-    assert_eq!(
-        find(&config, "d", &[("key1", "other")]).as_deref(),
-        Some("d.key1")
-    );
-    assert_eq!(
-        find(&config, "d", &[("wild", "foo1")]).as_deref(),
-        Some("d.wild_foo1")
-    );
-    assert_eq!(
-        find(&config, "d", &[("wild", "foo2")]).as_deref(),
-        Some("d.wild_foo*"),
-        "first wildcard in order"
-    );
-    assert_eq!(
-        find(&config, "d", &[("wild", "fa")]).as_deref(),
-        Some("d.wild_f*")
-    );
+    assert_eq!(find(&config, "d", &[("key1", "value1"), ("subkey1", "x")]).as_deref(), Some("d.key1_value1.subkey1"));
+    assert_eq!(find(&config, "d", &[("key1", "other")]).as_deref(), Some("d.key1"));
+    assert_eq!(find(&config, "d", &[("wild", "foo1")]).as_deref(), Some("d.wild_foo1"));
+    assert_eq!(find(&config, "d", &[("wild", "foo2")]).as_deref(), Some("d.wild_foo*"), "first wildcard in order");
+    assert_eq!(find(&config, "d", &[("wild", "fa")]).as_deref(), Some("d.wild_f*"));
 }
 
 #[test]
 fn no_backtracking_and_depth_rules() {
     let config = one(TREE);
     // key1_value1 matched exactly; its subtree has no `deep`, and the key-only sibling is not retried.
-    assert_eq!(
-        find(&config, "d", &[("key1", "value1"), ("deep", "x")]),
-        None
-    );
+    assert_eq!(find(&config, "d", &[("key1", "value1"), ("deep", "x")]), None);
     // A request ending at an intermediate node with a limit uses it.
-    assert_eq!(
-        find(&config, "d", &[("mid", "x")]).as_deref(),
-        Some("d.mid")
-    );
-    assert_eq!(
-        find(&config, "d", &[("mid", "x"), ("leaf", "y")]).as_deref(),
-        Some("d.mid.leaf")
-    );
+    assert_eq!(find(&config, "d", &[("mid", "x")]).as_deref(), Some("d.mid"));
+    assert_eq!(find(&config, "d", &[("mid", "x"), ("leaf", "y")]).as_deref(), Some("d.mid.leaf"));
     // Longer than the configured chain: no limit.
-    assert_eq!(
-        find(&config, "d", &[("mid", "x"), ("leaf", "y"), ("more", "z")]),
-        None
-    );
+    assert_eq!(find(&config, "d", &[("mid", "x"), ("leaf", "y"), ("more", "z")]), None);
     assert_eq!(find(&config, "d", &[("wild", "foo1"), ("more", "z")]), None);
     // Whitelisted (no limit, no children), unknown keys, unknown domains, empty descriptors.
     assert_eq!(find(&config, "d", &[("white", "x")]), None);
@@ -116,16 +79,12 @@ fn no_backtracking_and_depth_rules() {
 
 #[test]
 fn validation_errors_are_the_references() {
+    assert_eq!(error("descriptors: []"), "config.test.yaml: config file cannot have empty domain");
+    assert_eq!(error("domain: d\ndescriptors:\n  - value: v\n"), "config.test.yaml: descriptor has empty key");
     assert_eq!(
-        error("descriptors: []"),
-        "config.test.yaml: config file cannot have empty domain"
-    );
-    assert_eq!(
-        error("domain: d\ndescriptors:\n  - value: v\n"),
-        "config.test.yaml: descriptor has empty key"
-    );
-    assert_eq!(
-        error("domain: test-domain\ndescriptors:\n  - key: key1\n    value: value1\n  - key: key1\n    value: value1\n"),
+        error(
+            "domain: test-domain\ndescriptors:\n  - key: key1\n    value: value1\n  - key: key1\n    value: value1\n"
+        ),
         "config.test.yaml: duplicate descriptor composite key 'test-domain.key1_value1'"
     );
     assert_eq!(
@@ -171,58 +130,34 @@ fn validation_errors_are_the_references() {
 
 #[test]
 fn duplicate_domains_fail_unless_merged() {
-    let a = ConfigSource {
-        name: "config.a.yaml".into(),
-        content: "domain: d\ndescriptors:\n  - key: a\n".into(),
+    let a = ConfigSource { name: "config.a.yaml".into(), content: "domain: d\ndescriptors:\n  - key: a\n".into() };
+    let b = ConfigSource {
+        name: "config.b.yaml".into(),
+        content: "domain: d\ndescriptors:\n  - key: b\n    rate_limit: {unit: second, requests_per_unit: 1}\n".into(),
     };
-    let b = ConfigSource { name: "config.b.yaml".into(), content: "domain: d\ndescriptors:\n  - key: b\n    rate_limit: {unit: second, requests_per_unit: 1}\n".into() };
-    let c = ConfigSource {
-        name: "config.c.yaml".into(),
-        content: "domain: d\ndescriptors:\n  - key: a\n".into(),
-    };
+    let c = ConfigSource { name: "config.c.yaml".into(), content: "domain: d\ndescriptors:\n  - key: a\n".into() };
     let err = RateLimitConfig::load(&[a.clone(), b.clone()], false).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "config.b.yaml: duplicate domain 'd' in config file"
-    );
+    assert_eq!(err.to_string(), "config.b.yaml: duplicate domain 'd' in config file");
     let merged = RateLimitConfig::load(&[a.clone(), b], true).unwrap();
     assert_eq!(find(&merged, "d", &[("b", "x")]).as_deref(), Some("d.b"));
     let err = RateLimitConfig::load(&[a, c], true).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "config.c.yaml: duplicate descriptor composite key 'd.a'"
-    );
+    assert_eq!(err.to_string(), "config.c.yaml: duplicate descriptor composite key 'd.a'");
 }
 
 #[test]
 fn dump_lists_every_limit() {
     let config = one("domain: d\ndescriptors:\n  - key: k\n    shadow_mode: true\n    rate_limit: {unit: second, requests_per_unit: 3}\n");
-    assert_eq!(
-        config.dump(),
-        "d.k: unit=SECOND requests_per_unit=3, shadow_mode: true, quota_mode: false\n"
-    );
+    assert_eq!(config.dump(), "d.k: unit=SECOND requests_per_unit=3, shadow_mode: true, quota_mode: false\n");
 }
 
 #[test]
 fn validate_all_reports_every_file() {
     let sources = vec![
-        ConfigSource {
-            name: "config.a.yaml".into(),
-            content: "domain: ''\n".into(),
-        },
-        ConfigSource {
-            name: "config.b.yaml".into(),
-            content: "domain: d\nfoo: 1\n".into(),
-        },
-        ConfigSource {
-            name: "config.c.yaml".into(),
-            content: "domain: ok\n".into(),
-        },
+        ConfigSource { name: "config.a.yaml".into(), content: "domain: ''\n".into() },
+        ConfigSource { name: "config.b.yaml".into(), content: "domain: d\nfoo: 1\n".into() },
+        ConfigSource { name: "config.c.yaml".into(), content: "domain: ok\n".into() },
     ];
     let errors = RateLimitConfig::validate_all(&sources, false);
     assert_eq!(errors.len(), 2);
-    assert_eq!(
-        errors[1].to_string(),
-        "config.b.yaml: config error, unknown key 'foo'"
-    );
+    assert_eq!(errors[1].to_string(), "config.b.yaml: config error, unknown key 'foo'");
 }

@@ -5,14 +5,7 @@ use crate::core::request::{LimitOverride, RequestDescriptor};
 const NOW: u64 = 1234;
 
 fn config(content: &str) -> RateLimitConfig {
-    RateLimitConfig::load(
-        &[ConfigSource {
-            name: "config.t.yaml".into(),
-            content: content.into(),
-        }],
-        false,
-    )
-    .unwrap()
+    RateLimitConfig::load(&[ConfigSource { name: "config.t.yaml".into(), content: content.into() }], false).unwrap()
 }
 
 fn request(domain: &str, descriptors: &[&[(&str, &str)]]) -> RateLimitRequest {
@@ -41,10 +34,7 @@ fn decide_with(plan: &Plan, already: &[u64], settings: &EvaluationSettings) -> V
         .iter()
         .map(|p| match p {
             Planned::Counted(c) => {
-                let v = CounterValue::Counted {
-                    after: already[i] + c.hits,
-                    applied: c.hits,
-                };
+                let v = CounterValue::Counted { after: already[i] + c.hits, applied: c.hits };
                 i += 1;
                 Some(v)
             }
@@ -60,31 +50,14 @@ fn counter_keys_are_the_references() {
     let settings = EvaluationSettings::default();
     let p = plan(
         &cfg,
-        &request(
-            "domain",
-            &[
-                &[("key", "value")],
-                &[("key2", "value2"), ("subkey2", "subvalue2")],
-            ],
-        ),
+        &request("domain", &[&[("key", "value")], &[("key2", "value2"), ("subkey2", "subvalue2")]]),
         &settings,
         NOW,
     );
     assert_eq!(counted(&p, 0).key, "domain_key_value_1234");
-    assert_eq!(
-        counted(&p, 1).key,
-        "domain_key2_value2_subkey2_subvalue2_1200"
-    );
-    let prefixed = EvaluationSettings {
-        cache_key_prefix: "prefix:".into(),
-        ..settings
-    };
-    let p = plan(
-        &cfg,
-        &request("domain", &[&[("key", "value")]]),
-        &prefixed,
-        NOW,
-    );
+    assert_eq!(counted(&p, 1).key, "domain_key2_value2_subkey2_subvalue2_1200");
+    let prefixed = EvaluationSettings { cache_key_prefix: "prefix:".into(), ..settings };
+    let p = plan(&cfg, &request("domain", &[&[("key", "value")]]), &prefixed, NOW);
     assert_eq!(counted(&p, 0).key, "prefix:domain_key_value_1234");
 }
 
@@ -93,14 +66,7 @@ fn share_threshold_uses_the_pattern_in_the_key() {
     let cfg = config("domain: share-threshold-test\ndescriptors:\n  - key: files\n    value: files/*\n    share_threshold: true\n    rate_limit: {unit: hour, requests_per_unit: 1}\n  - key: other\n    value: o*\n    rate_limit: {unit: hour, requests_per_unit: 1}\n");
     let p = plan(
         &cfg,
-        &request(
-            "share-threshold-test",
-            &[
-                &[("files", "files/a")],
-                &[("files", "files/b")],
-                &[("other", "oa")],
-            ],
-        ),
+        &request("share-threshold-test", &[&[("files", "files/a")], &[("files", "files/b")], &[("other", "oa")]]),
         &EvaluationSettings::default(),
         NOW,
     );
@@ -111,27 +77,20 @@ fn share_threshold_uses_the_pattern_in_the_key() {
 
 #[test]
 fn limits_count_and_answer_exactly() {
-    let cfg = config("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: minute, requests_per_unit: 3, name: the-limit}\n");
+    let cfg = config(
+        "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: minute, requests_per_unit: 3, name: the-limit}\n",
+    );
     let settings = EvaluationSettings::default();
     let p = plan(&cfg, &request("d", &[&[("k", "v")]]), &settings, NOW);
     let ok = decide_with(&p, &[1], &settings);
     assert_eq!(ok.overall, Code::Ok);
     assert_eq!(ok.statuses[0].limit_remaining, 1);
     assert_eq!(ok.statuses[0].duration_until_reset, Some(26));
-    assert_eq!(
-        &*ok.statuses[0].current_limit.as_ref().unwrap().name,
-        "the-limit"
-    );
+    assert_eq!(&*ok.statuses[0].current_limit.as_ref().unwrap().name, "the-limit");
     let last = decide_with(&p, &[2], &settings);
-    assert_eq!(
-        (last.overall, last.statuses[0].limit_remaining),
-        (Code::Ok, 0)
-    );
+    assert_eq!((last.overall, last.statuses[0].limit_remaining), (Code::Ok, 0));
     let over = decide_with(&p, &[3], &settings);
-    assert_eq!(
-        (over.overall, over.statuses[0].limit_remaining),
-        (Code::OverLimit, 0)
-    );
+    assert_eq!((over.overall, over.statuses[0].limit_remaining), (Code::OverLimit, 0));
     assert_eq!(over.over_limit_keys, vec![("d_k_v_1200".to_string(), 60)]);
 }
 
@@ -139,15 +98,7 @@ fn limits_count_and_answer_exactly() {
 fn statuses_for_no_limit_unlimited_and_unknown_domain() {
     let cfg = config("domain: d\ndescriptors:\n  - key: free\n    rate_limit: {unlimited: true}\n  - key: white\n");
     let settings = EvaluationSettings::default();
-    let p = plan(
-        &cfg,
-        &request(
-            "d",
-            &[&[("free", "x")], &[("white", "x")], &[("none", "x")]],
-        ),
-        &settings,
-        NOW,
-    );
+    let p = plan(&cfg, &request("d", &[&[("free", "x")], &[("white", "x")], &[("none", "x")]]), &settings, NOW);
     let v = decide_with(&p, &[], &settings);
     assert_eq!(v.statuses[0].limit_remaining, u32::MAX);
     assert_eq!(v.statuses[0].current_limit, None);
@@ -179,51 +130,29 @@ fn overrides_bypass_the_tree_but_not_unknown_domains() {
     let cfg = config("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unlimited: true}\n    shadow_mode: true\n");
     let settings = EvaluationSettings::default();
     let mut req = request("d", &[&[("k", "v"), ("x", "")]]);
-    req.descriptors[0].limit_override = Some(LimitOverride {
-        requests_per_unit: 2,
-        unit: Unit::Hour,
-    });
+    req.descriptors[0].limit_override = Some(LimitOverride { requests_per_unit: 2, unit: Unit::Hour });
     let p = plan(&cfg, &req, &settings, NOW);
     let c = counted(&p, 0);
-    assert_eq!(
-        (c.requests_per_unit, c.unit, c.shadow_mode),
-        (2, Unit::Hour, false)
-    );
+    assert_eq!((c.requests_per_unit, c.unit, c.shadow_mode), (2, Unit::Hour, false));
     assert_eq!(c.stat, StatRef::Dynamic("d.k_v.x".into()));
     assert_eq!(c.key, "d_k_v_x__0");
     req.domain = "unknown".into();
-    assert_eq!(
-        plan(&cfg, &req, &settings, NOW).descriptors[0],
-        Planned::NoLimit { quota: false }
-    );
+    assert_eq!(plan(&cfg, &req, &settings, NOW).descriptors[0], Planned::NoLimit { quota: false });
 }
 
 #[test]
 fn replaces_within_one_request() {
     let cfg = config("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: 1, name: A}\n  - key: b\n    rate_limit: {unit: second, requests_per_unit: 1, replaces: [{name: A}]}\n  - key: c\n    rate_limit: {unlimited: true, replaces: [{name: B2}]}\n  - key: d\n    rate_limit: {unit: second, requests_per_unit: 1, name: B2}\n");
     let settings = EvaluationSettings::default();
-    let p = plan(
-        &cfg,
-        &request("d", &[&[("a", "")], &[("b", "")]]),
-        &settings,
-        NOW,
-    );
+    let p = plan(&cfg, &request("d", &[&[("a", "")], &[("b", "")]]), &settings, NOW);
     assert_eq!(p.descriptors[0], Planned::NoLimit { quota: false });
     assert!(matches!(p.descriptors[1], Planned::Counted(_)));
     // Without the replacing descriptor in the same request, A applies.
     let p = plan(&cfg, &request("d", &[&[("a", "")]]), &settings, NOW);
     assert!(matches!(p.descriptors[0], Planned::Counted(_)));
     // An unlimited limit can replace.
-    let p = plan(
-        &cfg,
-        &request("d", &[&[("c", "")], &[("d", "")]]),
-        &settings,
-        NOW,
-    );
-    assert_eq!(
-        p.descriptors,
-        vec![Planned::Unlimited, Planned::NoLimit { quota: false }]
-    );
+    let p = plan(&cfg, &request("d", &[&[("c", "")], &[("d", "")]]), &settings, NOW);
+    assert_eq!(p.descriptors, vec![Planned::Unlimited, Planned::NoLimit { quota: false }]);
 }
 
 #[test]
@@ -232,46 +161,24 @@ fn shadow_mode_per_rule_and_global() {
     let settings = EvaluationSettings::default();
     let p = plan(&cfg, &request("d", &[&[("s", "")]]), &settings, NOW);
     let v = decide_with(&p, &[5], &settings);
-    assert_eq!(
-        (v.overall, v.statuses[0].code, v.statuses[0].limit_remaining),
-        (Code::Ok, Code::Ok, 0)
-    );
+    assert_eq!((v.overall, v.statuses[0].code, v.statuses[0].limit_remaining), (Code::Ok, Code::Ok, 0));
     assert_eq!(v.stats[0].unwrap().shadow_mode, 1);
-    let global = EvaluationSettings {
-        global_shadow_mode: true,
-        ..settings
-    };
+    let global = EvaluationSettings { global_shadow_mode: true, ..settings };
     let p = plan(&cfg, &request("d", &[&[("e", "")]]), &global, NOW);
     let v = decide_with(&p, &[5], &global);
-    assert_eq!(
-        (v.overall, v.statuses[0].code, v.global_shadow_applied),
-        (Code::Ok, Code::OverLimit, true)
-    );
+    assert_eq!((v.overall, v.statuses[0].code, v.global_shadow_applied), (Code::Ok, Code::OverLimit, true));
 }
 
 #[test]
 fn quota_mode_fails_only_when_every_quota_is_over() {
     let cfg = config("domain: d\ndescriptors:\n  - key: q1\n    quota_mode: true\n    rate_limit: {unit: second, requests_per_unit: 1}\n  - key: q2\n    quota_mode: true\n    rate_limit: {unit: second, requests_per_unit: 1}\n");
     let settings = EvaluationSettings::default();
-    let p = plan(
-        &cfg,
-        &request("d", &[&[("q1", "")], &[("q2", "")]]),
-        &settings,
-        NOW,
-    );
+    let p = plan(&cfg, &request("d", &[&[("q1", "")], &[("q2", "")]]), &settings, NOW);
     assert_eq!(decide_with(&p, &[5, 0], &settings).overall, Code::Ok);
     assert_eq!(decide_with(&p, &[5, 5], &settings).overall, Code::OverLimit);
     // Globally, a descriptor with no limit counts as a passing quota descriptor.
-    let global = EvaluationSettings {
-        global_quota_mode: true,
-        ..settings
-    };
-    let p = plan(
-        &cfg,
-        &request("d", &[&[("q1", "")], &[("none", "")]]),
-        &global,
-        NOW,
-    );
+    let global = EvaluationSettings { global_quota_mode: true, ..settings };
+    let p = plan(&cfg, &request("d", &[&[("q1", "")], &[("none", "")]]), &global, NOW);
     assert_eq!(decide_with(&p, &[5], &global).overall, Code::Ok);
 }
 
@@ -284,10 +191,7 @@ fn near_limit_and_over_limit_statistics() {
     let p = plan(&cfg, &req, &settings, NOW);
     // 7 → 10: threshold 8, so 2 near-limit hits, all within.
     let s = decide_with(&p, &[7], &settings).stats[0].unwrap();
-    assert_eq!(
-        (s.total_hits, s.within_limit, s.near_limit, s.over_limit),
-        (3, 3, 2, 0)
-    );
+    assert_eq!((s.total_hits, s.within_limit, s.near_limit, s.over_limit), (3, 3, 2, 0));
     // 9 → 12: over by 2, and 10 − max(8, 9) = 1 near-limit hit.
     let s = decide_with(&p, &[9], &settings).stats[0].unwrap();
     assert_eq!((s.within_limit, s.near_limit, s.over_limit), (0, 1, 2));
@@ -299,16 +203,8 @@ fn near_limit_and_over_limit_statistics() {
 #[test]
 fn response_headers_pick_the_tightest_or_the_last_over_limit() {
     let cfg = config("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: minute, requests_per_unit: 10}\n  - key: b\n    rate_limit: {unit: hour, requests_per_unit: 5}\n");
-    let settings = EvaluationSettings {
-        response_headers: Some(HeaderNames::default()),
-        ..Default::default()
-    };
-    let p = plan(
-        &cfg,
-        &request("d", &[&[("a", "")], &[("b", "")]]),
-        &settings,
-        NOW,
-    );
+    let settings = EvaluationSettings { response_headers: Some(HeaderNames::default()), ..Default::default() };
+    let p = plan(&cfg, &request("d", &[&[("a", "")], &[("b", "")]]), &settings, NOW);
     let v = decide_with(&p, &[0, 0], &settings);
     assert_eq!(
         v.headers,
@@ -320,9 +216,7 @@ fn response_headers_pick_the_tightest_or_the_last_over_limit() {
     );
     let v = decide_with(&p, &[20, 0], &settings);
     assert_eq!(v.headers[0].1, "10");
-    assert!(decide_with(&p, &[0, 0], &EvaluationSettings::default())
-        .headers
-        .is_empty());
+    assert!(decide_with(&p, &[0, 0], &EvaluationSettings::default()).headers.is_empty());
 }
 
 #[test]
@@ -337,19 +231,9 @@ fn stopping_increments_keeps_other_descriptors_quota() {
         quota: false,
         stat: StatRef::Limit(0),
     };
-    let b = Counted {
-        requests_per_unit: 1,
-        key: "b".into(),
-        ..a.clone()
-    };
-    assert_eq!(
-        addends_when_stopping_over_limit(&[&a, &b], &[0, 1]),
-        vec![0, 1]
-    );
-    assert_eq!(
-        addends_when_stopping_over_limit(&[&a, &b], &[0, 0]),
-        vec![1, 1]
-    );
+    let b = Counted { requests_per_unit: 1, key: "b".into(), ..a.clone() };
+    assert_eq!(addends_when_stopping_over_limit(&[&a, &b], &[0, 1]), vec![0, 1]);
+    assert_eq!(addends_when_stopping_over_limit(&[&a, &b], &[0, 0]), vec![1, 1]);
 }
 
 #[test]
@@ -358,40 +242,20 @@ fn detailed_and_value_to_metric_stat_keys() {
     let settings = EvaluationSettings::default();
     let p = plan(
         &cfg,
-        &request(
-            "d",
-            &[
-                &[("route", "draw"), ("method", "GET")],
-                &[("key7", "unspecified_value")],
-            ],
-        ),
+        &request("d", &[&[("route", "draw"), ("method", "GET")], &[("key7", "unspecified_value")]]),
         &settings,
         NOW,
     );
-    assert_eq!(
-        counted(&p, 0).stat,
-        StatRef::Dynamic("d.route_draw.method".into())
-    );
-    assert_eq!(
-        counted(&p, 1).stat,
-        StatRef::Dynamic("d.key7_unspecified_value".into())
-    );
+    assert_eq!(counted(&p, 0).stat, StatRef::Dynamic("d.route_draw.method".into()));
+    assert_eq!(counted(&p, 1).stat, StatRef::Dynamic("d.key7_unspecified_value".into()));
 }
 
 #[test]
 fn metadata_of_passing_descriptors_is_merged_first_wins() {
     let cfg = config("domain: d\ndescriptors:\n  - key: a\n    metadata: {team: x, nested: {one: 1}}\n    rate_limit: {unit: second, requests_per_unit: 5}\n  - key: b\n    metadata: {team: y, nested: {two: 2}}\n    rate_limit: {unit: second, requests_per_unit: 5}\n");
     let settings = EvaluationSettings::default();
-    let p = plan(
-        &cfg,
-        &request("d", &[&[("a", "")], &[("b", "")]]),
-        &settings,
-        NOW,
-    );
+    let p = plan(&cfg, &request("d", &[&[("a", "")], &[("b", "")]]), &settings, NOW);
     let v = decide_with(&p, &[0, 0], &settings);
     let merged = serde_json::Value::Object(merged_metadata(&p, &v));
-    assert_eq!(
-        merged,
-        serde_json::json!({"team": "x", "nested": {"one": 1, "two": 2}})
-    );
+    assert_eq!(merged, serde_json::json!({"team": "x", "nested": {"one": 1, "two": 2}}));
 }
