@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use shared::env::Env;
 use shared::health::Health;
 use shared::redis::{RedisPool, RedisSetupError};
+use shared::serve::{self, bind, split_host_port, BindError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,8 +23,10 @@ use crate::store::{CounterStore, MemoryStore, RedisStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {what} address {address}: {source}")]
-    Bind { what: &'static str, address: String, source: std::io::Error },
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("PROMETHEUS_ADDR {0:?} is not host:port or :port")]
+    MetricsAddress(String),
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
     #[error("Redis at {url} did not answer PING within REDIS_STARTUP_MAX_ELAPSED_TIME ({elapsed:?}): {last_error}")]
@@ -128,8 +131,8 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
     let debug = bind("debug", &settings.debug_host, settings.debug_port).await?;
     let metrics_listener = match settings.use_prometheus {
         true => {
-            let (host, port) = split_addr(&settings.prometheus_addr)
-                .ok_or_else(|| bind_error("metrics", &settings.prometheus_addr, "expected host:port or :port"))?;
+            let (host, port) = split_host_port(&settings.prometheus_addr)
+                .ok_or_else(|| StartError::MetricsAddress(settings.prometheus_addr.clone()))?;
             Some(bind("metrics", &host, port).await?)
         }
         false => None,
@@ -144,21 +147,12 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         .max_connection_age_grace(settings.grpc_max_connection_age_grace)
         .add_service(health_server)
         .add_service(RateLimitGrpc::server(limiter.clone()));
-    let stop = stopping.subscribe();
-    servers.push(tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-        if let Err(e) = grpc_server.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
-            tracing::error!("gRPC server failed: {e}");
-        }
-    }));
-    servers.push(serve_http(http, crate::http::main_router(limiter.clone(), health.clone()), stopping.subscribe()));
-    servers.push(serve_http(debug, crate::http::debug_router(limiter.clone()), stopping.subscribe()));
+    servers.push(serve::grpc(grpc_server, grpc, stopping.subscribe()));
+    servers.push(serve::http(crate::http::main_router(limiter.clone(), health.clone()), http, stopping.subscribe()));
+    servers.push(serve::http(crate::http::debug_router(limiter.clone()), debug, stopping.subscribe()));
     if let Some(listener) = metrics_listener {
-        servers.push(serve_http(
-            listener,
-            crate::http::metrics_router(limiter.clone(), &settings.prometheus_path),
-            stopping.subscribe(),
-        ));
+        let router = crate::http::metrics_router(limiter.clone(), &settings.prometheus_path);
+        servers.push(serve::http(router, listener, stopping.subscribe()));
     }
     servers.extend(background);
     tracing::info!(%grpc_addr, %http_addr, %debug_addr, ?metrics_addr, "ratelimit serving");
@@ -175,42 +169,6 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         shutdown_delay: settings.shutdown_delay,
         shutdown_timeout: settings.shutdown_timeout,
     })
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|&s| s).await;
-}
-
-fn serve_http(listener: TcpListener, router: axum::Router, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await {
-            tracing::error!("HTTP server failed: {e}");
-        }
-    })
-}
-
-async fn bind(what: &'static str, host: &str, port: u16) -> Result<TcpListener, StartError> {
-    TcpListener::bind((host, port)).await.map_err(|source| StartError::Bind {
-        what,
-        address: format!("{host}:{port}"),
-        source,
-    })
-}
-
-fn bind_error(what: &'static str, address: &str, reason: &str) -> StartError {
-    StartError::Bind {
-        what,
-        address: address.to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason.to_string()),
-    }
-}
-
-/// `:9090` → `("0.0.0.0", 9090)`, `host:port` → `(host, port)`, `[::1]:9090` → `("::1", 9090)`.
-fn split_addr(address: &str) -> Option<(String, u16)> {
-    let (host, port) = address.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Some((host.to_string(), port.parse().ok()?))
 }
 
 /// Retries PING with exponential backoff and jitter, as the reference does at startup.
@@ -325,18 +283,5 @@ impl Reloader {
                 self.reload().await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_addr;
-
-    #[test]
-    fn metrics_addresses() {
-        assert_eq!(split_addr(":19001"), Some(("0.0.0.0".into(), 19001)));
-        assert_eq!(split_addr("127.0.0.1:9090"), Some(("127.0.0.1".into(), 9090)));
-        assert_eq!(split_addr("[::1]:9090"), Some(("::1".into(), 9090)));
-        assert_eq!(split_addr("9090"), None);
     }
 }

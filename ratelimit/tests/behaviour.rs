@@ -37,6 +37,9 @@ descriptors:
     rate_limit: {unit: hour, requests_per_unit: 1}
   - key: roomy
     rate_limit: {unit: hour, requests_per_unit: 100}
+  - key: tagged
+    metadata: {team: payments, tier: {level: gold}}
+    rate_limit: {unit: hour, requests_per_unit: 10}
   - key: quota1
     quota_mode: true
     rate_limit: {unit: hour, requests_per_unit: 1}
@@ -270,6 +273,30 @@ async fn service_errors_have_the_references_texts(backend: Backend) {
     h.stop().await;
 }
 
+async fn dynamic_metadata_when_enabled(backend: Backend) {
+    use envoy_types::pb::google::protobuf::value::Kind;
+    let mut h = harness(backend, &[("RESPONSE_DYNAMIC_METADATA", "true")]).await;
+    let mut req = request("rl", vec![with_addend(descriptor(&[("tagged", "x")]), 2)]);
+    req.hits_addend = 3;
+    let r = h.call(req).await.unwrap();
+    let metadata = r.dynamic_metadata.expect("dynamic metadata");
+    let field = |name: &str| metadata.fields.get(name).and_then(|v| v.kind.clone());
+    assert_eq!(field("domain"), Some(Kind::StringValue("rl".into())));
+    assert_eq!(field("hitsAddend"), Some(Kind::NumberValue(3.0)));
+    let Some(Kind::ListValue(descriptors)) = field("descriptors") else { panic!("descriptors") };
+    let Some(Kind::StructValue(first)) = descriptors.values[0].kind.clone() else { panic!("a struct") };
+    let Some(Kind::ListValue(entries)) = first.fields["entries"].kind.clone() else { panic!("entries") };
+    assert_eq!(entries.values[0].kind, Some(Kind::StringValue("tagged=x".into())));
+    assert_eq!(first.fields["hitsAddend"].kind, Some(Kind::NumberValue(2.0)));
+    let Some(Kind::StructValue(config_metadata)) = field("metadata") else { panic!("metadata") };
+    assert_eq!(config_metadata.fields["team"].kind, Some(Kind::StringValue("payments".into())));
+    // Off by default.
+    let mut plain = harness(backend, &[]).await;
+    assert!(plain.call(request("rl", vec![descriptor(&[("tagged", "x")])])).await.unwrap().dynamic_metadata.is_none());
+    plain.stop().await;
+    h.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -299,4 +326,5 @@ on_both_backends!(
     stop_increment_keeps_other_quota,
     local_cache_answers_known_over_limit_keys,
     service_errors_have_the_references_texts,
+    dynamic_metadata_when_enabled,
 );

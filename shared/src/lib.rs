@@ -6,11 +6,13 @@
 //! - [`health`]: component health driving `grpc.health.v1` and HTTP health checks.
 //! - [`shutdown`]: the signals that stop a service.
 //! - [`redis`]: Redis connections (single, cluster, sentinel; TCP, unix, TLS, auth).
+//! - [`serve`]: gRPC and HTTP servers on pre-bound listeners with graceful stop.
 #![forbid(unsafe_code)]
 
 pub mod env;
 pub mod health;
 pub mod metrics;
 pub mod redis;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

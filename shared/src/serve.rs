@@ -1,0 +1,72 @@
+//! Serving on pre-bound listeners until a stop signal, so that `main` and tests share one code
+//! path and tests can bind port 0 and read the address back.
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&s| s).await;
+}
+
+/// Serves a tonic router; on stop, stops accepting and lets in-flight calls finish.
+pub fn grpc(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    })
+}
+
+/// Serves an axum router; on stop, stops accepting and lets in-flight requests finish.
+pub fn http(router: axum::Router, listener: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    })
+}
+
+/// Binds `host:port`; `what` names the listener in the error.
+pub async fn bind(what: &'static str, host: &str, port: u16) -> Result<TcpListener, BindError> {
+    TcpListener::bind((host, port)).await.map_err(|source| BindError {
+        what,
+        address: format!("{host}:{port}"),
+        source,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {what} address {address}: {source}")]
+pub struct BindError {
+    pub what: &'static str,
+    pub address: String,
+    pub source: std::io::Error,
+}
+
+/// `:9090` → `("0.0.0.0", 9090)`, `host:port` → `(host, port)`, `[::1]:9090` → `("::1", 9090)`.
+pub fn split_host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(split_host_port(":19001"), Some(("0.0.0.0".into(), 19001)));
+        assert_eq!(split_host_port("127.0.0.1:9090"), Some(("127.0.0.1".into(), 9090)));
+        assert_eq!(split_host_port("[::1]:9090"), Some(("::1".into(), 9090)));
+        assert_eq!(split_host_port("9090"), None);
+    }
+}
