@@ -13,12 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::core::RateLimitConfig;
 use crate::grpc::RateLimitGrpc;
 use crate::loader::ConfigTree;
+use crate::provider::{FileProvider, Installer};
 use crate::metrics::Metrics;
 use crate::service::{Clock, LimiterOptions, RateLimiter};
-use crate::settings::{evaluation_settings, Backend, Settings};
+use crate::settings::{Backend, Settings};
 use crate::store::{CounterStore, MemoryStore, RedisStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -114,14 +114,34 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
     };
     let limiter = Arc::new(RateLimiter::new(store, options, metrics, health.clone(), clock.clone()));
 
-    let tree = ConfigTree::new(settings.runtime.clone());
-    let reloader = Reloader { tree, limiter: limiter.clone(), env, health: health.clone(), settings: settings.clone() };
-    let fingerprint = reloader.tree.fingerprint();
-    reloader.reload().await;
-    if settings.force_start_without_initial_config && limiter.loaded().is_none() {
-        tracing::warn!("serving without a config (FORCE_START_WITHOUT_INITIAL_CONFIG): calls fail until one loads");
+    let installer = Installer {
+        limiter: limiter.clone(),
+        env,
+        health: health.clone(),
+        track_config_health: settings.healthy_with_at_least_one_config_loaded,
+    };
+    // Like the reference, serve only once the provider has had its first say (a load or an
+    // error), unless FORCE_START_WITHOUT_INITIAL_CONFIG.
+    let (first_event, first_event_seen) = tokio::sync::oneshot::channel();
+    let provider = match &settings.xds {
+        None => {
+            let files = FileProvider {
+                tree: ConfigTree::new(settings.runtime.clone()),
+                installer,
+                poll_interval: settings.runtime.poll_interval,
+            };
+            tokio::spawn(files.run(first_event, stopping.subscribe()))
+        }
+        Some(xds) => tokio::spawn(crate::xds::run(xds.clone(), installer, first_event, stopping.subscribe())),
+    };
+    background.push(provider);
+    if settings.force_start_without_initial_config {
+        if limiter.loaded().is_none() {
+            tracing::warn!("serving before a config loads (FORCE_START_WITHOUT_INITIAL_CONFIG): calls fail until one does");
+        }
+    } else {
+        let _ = first_event_seen.await;
     }
-    background.push(tokio::spawn(reloader.watch(fingerprint, stopping.subscribe())));
     if settings.backend == Backend::Redis {
         background.push(tokio::spawn(probe_store(limiter.clone(), stopping.subscribe())));
     }
@@ -214,74 +234,6 @@ async fn sweep_memory(store: std::sync::Weak<MemoryStore>, clock: Clock, mut sto
                 None => return,
             },
             _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Loads configs and keeps them current.
-struct Reloader {
-    tree: ConfigTree,
-    limiter: Arc<RateLimiter>,
-    env: Arc<dyn Env>,
-    health: Health,
-    settings: Settings,
-}
-
-impl Reloader {
-    /// One load of every file. A failure keeps the last good config, is logged and counted.
-    async fn reload(&self) {
-        let tree = self.tree.clone();
-        let env = self.env.clone();
-        let loaded = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let reloadable = evaluation_settings(env.as_ref()).map_err(|e| e.to_string())?;
-            let sources = tree.read().map_err(|e| e.to_string())?;
-            let config = RateLimitConfig::load(&sources, reloadable.merge_domains).map_err(|e| e.to_string())?;
-            Ok((config, reloadable, sources.len()))
-        })
-        .await;
-        let metrics = self.limiter.metrics();
-        match loaded {
-            Ok(Ok((config, reloadable, files))) => {
-                let domains = config.domain_count();
-                let limits = config.limits().len();
-                self.limiter.install(config, reloadable);
-                metrics.config_load_success.inc();
-                if self.settings.healthy_with_at_least_one_config_loaded {
-                    self.health.set("config", domains > 0);
-                }
-                tracing::info!(files, domains, limits, "rate limit config loaded");
-            }
-            Ok(Err(error)) => {
-                metrics.config_load_error.inc();
-                let kept = if self.limiter.loaded().is_some() {
-                    "keeping the last good config"
-                } else {
-                    "no config is loaded"
-                };
-                tracing::error!("error loading new configuration from runtime ({kept}): {error}");
-            }
-            Err(join) => {
-                metrics.config_load_error.inc();
-                tracing::error!("config load task failed: {join}");
-            }
-        }
-    }
-
-    async fn watch(self, mut last: u64, mut stop: watch::Receiver<bool>) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(self.settings.runtime.poll_interval) => {}
-                _ = stop.changed() => return,
-            }
-            let tree = self.tree.clone();
-            let Ok(current) = tokio::task::spawn_blocking(move || tree.fingerprint()).await else {
-                continue;
-            };
-            if current != last {
-                last = current;
-                tracing::info!("config files changed, reloading");
-                self.reload().await;
-            }
         }
     }
 }

@@ -4,8 +4,8 @@
 //! - [`store`]: counters in memory or Redis behind one trait.
 //! - [`service`]: the limiter (core + store + local cache + metrics).
 //! - [`grpc`], [`http`]: the protocol adapters.
-//! - [`settings`], [`loader`], [`app`]: the reference's settings, config files and hot reload,
-//!   and starting/stopping everything.
+//! - [`settings`], [`loader`], [`provider`], [`xds`], [`app`]: the reference's settings, config
+//!   files with hot reload or an xDS server, and starting/stopping everything.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -15,9 +15,11 @@ pub mod http;
 pub mod loader;
 pub mod local_cache;
 pub mod metrics;
+pub mod provider;
 pub mod service;
 pub mod settings;
 pub mod store;
 pub mod validate;
+pub mod xds;
 
 pub use app::{start, Running, StartError};

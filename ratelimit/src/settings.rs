@@ -8,6 +8,7 @@ use shared::env::{Env, EnvReader, SettingsError};
 use shared::redis::{RedisSettings, SocketType, Topology};
 
 use crate::core::evaluate::{EvaluationSettings, HeaderNames};
+use crate::xds::{XdsSettings, XdsTls};
 
 /// `(name, default, meaning)` of every setting, in the order `--help` prints them.
 pub const SETTINGS: &[(&str, &str, &str)] = &[
@@ -21,7 +22,22 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("DEBUG_PORT", "6070", "port of the debug server"),
     ("LOG_LEVEL", "WARN", "trace, debug, info, warn, error (RUST_LOG, when set, overrides it)"),
     ("LOG_FORMAT", "text", "text or json (json fields: @timestamp, @message, level)"),
-    ("CONFIG_TYPE", "FILE", "where limits come from; FILE is supported (GRPC_XDS_SOTW is not yet)"),
+    ("CONFIG_TYPE", "FILE", "where limits come from: FILE (the RUNTIME_* tree) or GRPC_XDS_SOTW (an xDS server, as Envoy Gateway runs)"),
+    ("CONFIG_GRPC_XDS_SERVER_URL", "localhost:18000", "xDS server host:port"),
+    ("CONFIG_GRPC_XDS_NODE_ID", "default", "node id sent to the xDS server"),
+    ("CONFIG_GRPC_XDS_NODE_METADATA", "", "node metadata, k1=v1,k2=v2"),
+    ("CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS", "", "extra gRPC headers on the xDS stream, k1:v1,k2:v2"),
+    ("CONFIG_GRPC_XDS_SERVER_USE_TLS", "false", "connect to the xDS server with TLS (needs CONFIG_GRPC_XDS_SERVER_TLS_CACERT)"),
+    ("CONFIG_GRPC_XDS_SERVER_TLS_CACERT", "", "CA certificate (PEM) the xDS server is verified with"),
+    ("CONFIG_GRPC_XDS_CLIENT_TLS_CERT", "", "client certificate (PEM) for mutual TLS to the xDS server"),
+    ("CONFIG_GRPC_XDS_CLIENT_TLS_KEY", "", "client key (PEM) for mutual TLS to the xDS server"),
+    ("CONFIG_GRPC_XDS_SERVER_TLS_SAN", "", "server name to verify instead of the URL's host"),
+    ("CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL", "3s", "wait before re-dialling an unreachable xDS server"),
+    ("XDS_CLIENT_BACKOFF_INITIAL_INTERVAL", "10s", "first wait before re-opening a broken xDS stream"),
+    ("XDS_CLIENT_BACKOFF_MAX_INTERVAL", "60s", "longest wait before re-opening a broken xDS stream"),
+    ("XDS_CLIENT_BACKOFF_RANDOM_FACTOR", "0.5", "random spread of the backoff"),
+    ("XDS_CLIENT_BACKOFF_JITTER", "true", "randomise the backoff"),
+    ("XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES", "4194304", "largest xDS message accepted"),
     ("RUNTIME_ROOT", "/srv/runtime_data/current", "root of the config file tree (usually a symlink swapped on deploy)"),
     ("RUNTIME_SUBDIRECTORY", "", "subdirectory of RUNTIME_ROOT holding the application directory"),
     ("RUNTIME_APPDIRECTORY", "config", "directory (or key prefix) whose files are rate limit configs"),
@@ -109,6 +125,8 @@ pub struct Settings {
     pub log_level: String,
     pub log_json: bool,
     pub runtime: RuntimeSettings,
+    /// Set when `CONFIG_TYPE=GRPC_XDS_SOTW`: limits come from an xDS server, not files.
+    pub xds: Option<XdsSettings>,
     pub force_start_without_initial_config: bool,
     pub healthy_with_at_least_one_config_loaded: bool,
     pub local_cache_size_in_bytes: u64,
@@ -150,9 +168,7 @@ impl Settings {
             r.fail("GRPC_UDS", r.raw("GRPC_UDS"), "serving gRPC on a unix socket is not supported yet");
         }
         let config_type = r.one_of("CONFIG_TYPE", "FILE", &["FILE", "GRPC_XDS_SOTW"]);
-        if config_type == "GRPC_XDS_SOTW" {
-            r.fail("CONFIG_TYPE", Some(config_type.into()), "the xDS config source is not supported yet; use FILE");
-        }
+        let xds = xds_settings(&mut r);
         if r.boolean("REDIS_PERSECOND", false) {
             r.fail("REDIS_PERSECOND", Some("true".into()), "a second Redis for per-second limits is not supported yet");
         }
@@ -257,6 +273,7 @@ impl Settings {
                 ignore_dotfiles: r.boolean("RUNTIME_IGNOREDOTFILES", false),
                 poll_interval: r.duration("RUNTIME_POLL_INTERVAL", Duration::from_secs(1)),
             },
+            xds: (config_type == "GRPC_XDS_SOTW").then_some(xds),
             force_start_without_initial_config: r.boolean("FORCE_START_WITHOUT_INITIAL_CONFIG", false),
             healthy_with_at_least_one_config_loaded: r.boolean("HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED", false),
             local_cache_size_in_bytes: r.parse("LOCAL_CACHE_SIZE_IN_BYTES", 0u64),
@@ -292,6 +309,48 @@ impl Settings {
         } else {
             Err(SettingsError(errors))
         }
+    }
+}
+
+fn xds_settings(r: &mut EnvReader<'_>) -> XdsSettings {
+    let pairs = |r: &mut EnvReader<'_>, name: &str, separator: char| -> Vec<(String, String)> {
+        let Some(raw) = r.raw(name) else { return Vec::new() };
+        let mut pairs = Vec::new();
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item.split_once(separator) {
+                Some((k, v)) => pairs.push((k.trim().to_string(), v.trim().to_string())),
+                None => r.fail(name, Some(raw.clone()), &format!("expected k1{separator}v1,k2{separator}v2")),
+            }
+        }
+        pairs
+    };
+    let node_metadata = pairs(r, "CONFIG_GRPC_XDS_NODE_METADATA", '=');
+    let headers = pairs(r, "CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS", ':');
+    let use_tls = r.boolean("CONFIG_GRPC_XDS_SERVER_USE_TLS", false);
+    let ca_cert = r.raw("CONFIG_GRPC_XDS_SERVER_TLS_CACERT").map(PathBuf::from);
+    let client_cert = r.raw("CONFIG_GRPC_XDS_CLIENT_TLS_CERT").map(PathBuf::from);
+    let client_key = r.raw("CONFIG_GRPC_XDS_CLIENT_TLS_KEY").map(PathBuf::from);
+    let server_name = r.raw("CONFIG_GRPC_XDS_SERVER_TLS_SAN");
+    let tls = match (use_tls, ca_cert) {
+        (false, _) => None,
+        (true, Some(ca_cert)) => Some(XdsTls { ca_cert, client_cert, client_key, server_name }),
+        (true, None) => {
+            r.fail("CONFIG_GRPC_XDS_SERVER_TLS_CACERT", None, "required with CONFIG_GRPC_XDS_SERVER_USE_TLS=true");
+            None
+        }
+    };
+    XdsSettings {
+        server_url: r.string("CONFIG_GRPC_XDS_SERVER_URL", "localhost:18000"),
+        node_id: r.string("CONFIG_GRPC_XDS_NODE_ID", "default"),
+        node_metadata,
+        headers,
+        tls,
+        backoff_initial: r.duration("XDS_CLIENT_BACKOFF_INITIAL_INTERVAL", Duration::from_secs(10)),
+        backoff_max: r.duration("XDS_CLIENT_BACKOFF_MAX_INTERVAL", Duration::from_secs(60)),
+        backoff_random_factor: r.parse("XDS_CLIENT_BACKOFF_RANDOM_FACTOR", 0.5f64),
+        backoff_jitter: r.boolean("XDS_CLIENT_BACKOFF_JITTER", true),
+        connect_retry_interval: r.duration("CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL", Duration::from_secs(3)),
+        max_message_size: r.parse("XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES", 4 * 1024 * 1024usize),
     }
 }
 

@@ -101,6 +101,16 @@ impl RateLimitConfig {
         Ok(config)
     }
 
+    /// Builds a config from already decoded documents (e.g. from xDS), with the same rules and
+    /// messages as files; `name` plays the part of the file name.
+    pub fn load_roots(roots: Vec<(String, YamlRoot)>, merge_domains: bool) -> Result<RateLimitConfig, ConfigError> {
+        let mut config = RateLimitConfig::default();
+        for (name, root) in roots {
+            config.add_root(root, merge_domains).map_err(|message| ConfigError { config_name: name, message })?;
+        }
+        Ok(config)
+    }
+
     /// Checks files one by one and returns every file's first error (for `ratelimit validate`).
     pub fn validate_all(sources: &[ConfigSource], merge_domains: bool) -> Vec<ConfigError> {
         let mut config = RateLimitConfig::default();

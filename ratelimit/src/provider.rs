@@ -1,0 +1,108 @@
+//! Where configs come from, and what happens when one arrives. Two providers feed the limiter:
+//! the file tree (polled for changes) and an xDS server (see `xds.rs`). Both go through
+//! [`Installer`], so a load behaves the same whatever its source: the reloadable settings are
+//! re-read, a success swaps the config atomically, a failure keeps the last good one; both are
+//! logged and counted.
+
+use std::sync::Arc;
+
+use shared::env::Env;
+use shared::health::Health;
+use tokio::sync::{oneshot, watch};
+
+use crate::core::RateLimitConfig;
+use crate::loader::ConfigTree;
+use crate::service::RateLimiter;
+use crate::settings::{evaluation_settings, ReloadableSettings};
+
+#[derive(Clone)]
+pub struct Installer {
+    pub limiter: Arc<RateLimiter>,
+    pub env: Arc<dyn Env>,
+    pub health: Health,
+    /// `HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED`.
+    pub track_config_health: bool,
+}
+
+impl Installer {
+    /// Builds a config with `build` (given `MERGE_DOMAIN_CONFIG`) and puts it in service.
+    /// Returns the error text on failure, for callers that report it (xDS NACKs).
+    pub fn install(
+        &self,
+        source: &str,
+        build: impl FnOnce(bool) -> Result<RateLimitConfig, String>,
+    ) -> Result<(), String> {
+        let metrics = self.limiter.metrics();
+        let result = evaluation_settings(self.env.as_ref())
+            .map_err(|e| e.to_string())
+            .and_then(|reloadable: ReloadableSettings| Ok((build(reloadable.merge_domains)?, reloadable)));
+        match result {
+            Ok((config, reloadable)) => {
+                let (domains, limits) = (config.domain_count(), config.limits().len());
+                self.limiter.install(config, reloadable);
+                metrics.config_load_success.inc();
+                if self.track_config_health {
+                    self.health.set("config", domains > 0);
+                }
+                tracing::info!(source, domains, limits, "rate limit config loaded");
+                Ok(())
+            }
+            Err(error) => {
+                metrics.config_load_error.inc();
+                let kept =
+                    if self.limiter.loaded().is_some() { "keeping the last good config" } else { "no config is loaded" };
+                tracing::error!(source, "error loading new configuration ({kept}): {error}");
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Config files under `RUNTIME_ROOT`, reloaded whenever the tree changes.
+pub struct FileProvider {
+    pub tree: ConfigTree,
+    pub installer: Installer,
+    pub poll_interval: std::time::Duration,
+}
+
+impl FileProvider {
+    /// One load of every file.
+    pub async fn load(&self) {
+        let tree = self.tree.clone();
+        let installer = self.installer.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let _ = installer.install("files", |merge| {
+                let sources = tree.read().map_err(|e| e.to_string())?;
+                RateLimitConfig::load(&sources, merge).map_err(|e| e.to_string())
+            });
+        })
+        .await;
+        if let Err(e) = loaded {
+            tracing::error!("config load task failed: {e}");
+        }
+    }
+
+    /// Loads once (then signals `first_event`), and reloads on every change until `stop`.
+    pub async fn run(self, first_event: oneshot::Sender<()>, mut stop: watch::Receiver<bool>) {
+        let mut last = self.fingerprint().await;
+        self.load().await;
+        let _ = first_event.send(());
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = stop.changed() => return,
+            }
+            let current = self.fingerprint().await;
+            if current != last {
+                last = current;
+                tracing::info!("config files changed, reloading");
+                self.load().await;
+            }
+        }
+    }
+
+    async fn fingerprint(&self) -> u64 {
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || tree.fingerprint()).await.unwrap_or_default()
+    }
+}

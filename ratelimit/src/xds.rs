@@ -1,0 +1,289 @@
+//! Limits from an xDS server (`CONFIG_TYPE=GRPC_XDS_SOTW`), as Envoy Gateway delivers them: a
+//! state-of-the-world ADS stream of `ratelimit.config.ratelimit.v3.RateLimitConfig` resources,
+//! each converted to the file model and loaded together with the files' rules and messages.
+//! A good snapshot is ACKed; a bad one is NACKed with the error text and the last good config
+//! stays. A broken stream is re-opened with exponential backoff.
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::{value::Kind, Any, Struct, Value};
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use envoy_types::pb::ratelimit::config::ratelimit::v3 as rl;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::core::config_file::{YamlDescriptor, YamlRateLimit, YamlRoot};
+use crate::core::RateLimitConfig;
+use crate::provider::Installer;
+
+pub const TYPE_URL: &str = "type.googleapis.com/ratelimit.config.ratelimit.v3.RateLimitConfig";
+
+/// The reference's `CONFIG_GRPC_XDS_*` and `XDS_CLIENT_*` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdsSettings {
+    /// `host:port`.
+    pub server_url: String,
+    pub node_id: String,
+    pub node_metadata: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub tls: Option<XdsTls>,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub backoff_random_factor: f64,
+    pub backoff_jitter: bool,
+    pub connect_retry_interval: Duration,
+    pub max_message_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdsTls {
+    pub ca_cert: std::path::PathBuf,
+    pub client_cert: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
+    /// Server name to verify instead of the URL's host.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum XdsError {
+    #[error("invalid xDS server address {0:?}")]
+    Address(String),
+    #[error("cannot read {path}: {source}")]
+    File { path: std::path::PathBuf, source: std::io::Error },
+    #[error("xDS transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("xDS stream: {0}")]
+    Stream(#[from] tonic::Status),
+    #[error("invalid additional header {0:?}")]
+    Header(String),
+}
+
+/// Converts a snapshot to the file model; fails on a resource of another type or bad bytes.
+pub fn to_roots(resources: &[Any]) -> Result<Vec<(String, YamlRoot)>, String> {
+    resources
+        .iter()
+        .map(|any| {
+            if any.type_url != TYPE_URL {
+                return Err(format!("unexpected resource type {:?}", any.type_url));
+            }
+            let config = rl::RateLimitConfig::decode(any.value.as_slice())
+                .map_err(|e| format!("cannot decode RateLimitConfig: {e}"))?;
+            let rl::RateLimitConfig { name, domain, descriptors } = config;
+            Ok((name, YamlRoot { domain, descriptors: descriptors.into_iter().map(descriptor).collect() }))
+        })
+        .collect()
+}
+
+fn descriptor(d: rl::RateLimitDescriptor) -> YamlDescriptor {
+    let rl::RateLimitDescriptor { key, value, rate_limit, descriptors, shadow_mode, detailed_metric, quota_mode, metadata } =
+        d;
+    YamlDescriptor {
+        key,
+        value,
+        rate_limit: rate_limit.map(|p| YamlRateLimit {
+            requests_per_unit: p.requests_per_unit,
+            // The enum's name, as the reference converts it: UNKNOWN then reads as no unit.
+            unit: rl::RateLimitUnit::try_from(p.unit).map(|u| u.as_str_name().to_string()).unwrap_or_default(),
+            unlimited: p.unlimited,
+            name: p.name,
+            replaces: p.replaces.into_iter().map(|r| r.name).collect(),
+        }),
+        descriptors: descriptors.into_iter().map(descriptor).collect(),
+        shadow_mode,
+        quota_mode,
+        detailed_metric,
+        metadata: metadata.map(struct_to_json),
+        ..YamlDescriptor::default()
+    }
+}
+
+fn struct_to_json(s: Struct) -> serde_json::Map<String, serde_json::Value> {
+    s.fields.into_iter().map(|(k, v)| (k, value_to_json(v))).collect()
+}
+
+fn value_to_json(v: Value) -> serde_json::Value {
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => b.into(),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into),
+        Some(Kind::StringValue(s)) => s.into(),
+        Some(Kind::ListValue(l)) => l.values.into_iter().map(value_to_json).collect(),
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)),
+    }
+}
+
+/// Follows the xDS server until `stop`. `first_event` fires after the first snapshot was
+/// handled (loaded or refused).
+pub async fn run(
+    settings: XdsSettings,
+    installer: Installer,
+    first_event: oneshot::Sender<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut first_event = Some(first_event);
+    let mut backoff = settings.backoff_initial;
+    // The version of the last accepted snapshot survives reconnects, as the protocol asks.
+    let mut accepted_version = String::new();
+    loop {
+        let session = follow(&settings, &installer, &mut first_event, &mut accepted_version, &mut backoff);
+        let result = tokio::select! {
+            result = session => result,
+            _ = stop.changed() => return,
+        };
+        let wait = match &result {
+            Err(XdsError::Transport(_)) => settings.connect_retry_interval,
+            _ => next_backoff(&settings, &mut backoff),
+        };
+        if let Err(e) = result {
+            tracing::warn!(server = %settings.server_url, retry_in = ?wait, "xDS config stream ended: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One stream: connect, subscribe, then handle snapshots until the stream breaks.
+async fn follow(
+    settings: &XdsSettings,
+    installer: &Installer,
+    first_event: &mut Option<oneshot::Sender<()>>,
+    accepted_version: &mut String,
+    backoff: &mut Duration,
+) -> Result<(), XdsError> {
+    let channel = connect(settings).await?;
+    let mut client =
+        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(settings.max_message_size);
+    let (requests, outgoing) = mpsc::channel(4);
+    let node = node(settings);
+    let _ = requests
+        .send(DiscoveryRequest {
+            version_info: accepted_version.clone(),
+            node: Some(node.clone()),
+            type_url: TYPE_URL.into(),
+            ..DiscoveryRequest::default()
+        })
+        .await;
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    for (k, v) in &settings.headers {
+        let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|_| XdsError::Header(k.clone()))?;
+        let value = MetadataValue::try_from(v.as_str()).map_err(|_| XdsError::Header(k.clone()))?;
+        request.metadata_mut().insert(key, value);
+    }
+    let mut responses = client.stream_aggregated_resources(request).await?.into_inner();
+    tracing::info!(server = %settings.server_url, node = %settings.node_id, "xDS config stream open");
+    while let Some(response) = responses.message().await? {
+        *backoff = settings.backoff_initial;
+        let ack = handle(installer, &response, accepted_version);
+        if let Some(first) = first_event.take() {
+            let _ = first.send(());
+        }
+        if requests.send(ack).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Loads one snapshot and builds the ACK (or NACK) for it.
+fn handle(installer: &Installer, response: &DiscoveryResponse, accepted_version: &mut String) -> DiscoveryRequest {
+    let name = format!("xds version {}", response.version_info);
+    let result = installer.install(&name, |merge| {
+        let roots = to_roots(&response.resources)?;
+        RateLimitConfig::load_roots(roots, merge).map_err(|e| e.to_string())
+    });
+    let error_detail = match result {
+        Ok(()) => {
+            *accepted_version = response.version_info.clone();
+            None
+        }
+        // INVALID_ARGUMENT, as Envoy reports a rejected config.
+        Err(message) => Some(RpcStatus { code: 3, message, details: Vec::new() }),
+    };
+    DiscoveryRequest {
+        version_info: accepted_version.clone(),
+        type_url: TYPE_URL.into(),
+        response_nonce: response.nonce.clone(),
+        error_detail,
+        ..DiscoveryRequest::default()
+    }
+}
+
+fn node(settings: &XdsSettings) -> Node {
+    let metadata = (!settings.node_metadata.is_empty()).then(|| Struct {
+        fields: settings
+            .node_metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Value { kind: Some(Kind::StringValue(v.clone())) }))
+            .collect(),
+    });
+    Node { id: settings.node_id.clone(), metadata, user_agent_name: "gatehouse-ratelimit".into(), ..Node::default() }
+}
+
+async fn connect(settings: &XdsSettings) -> Result<Channel, XdsError> {
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", settings.server_url))
+        .map_err(|_| XdsError::Address(settings.server_url.clone()))?
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(tls) = &settings.tls {
+        let read = |path: &std::path::PathBuf| {
+            std::fs::read(path).map_err(|source| XdsError::File { path: path.clone(), source })
+        };
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&tls.ca_cert)?));
+        if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+            config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        if let Some(name) = &tls.server_name {
+            config = config.domain_name(name.clone());
+        }
+        endpoint = endpoint.tls_config(config)?;
+    }
+    Ok(endpoint.connect().await?)
+}
+
+/// Exponential backoff with the reference's random factor (and optional jitter).
+fn next_backoff(settings: &XdsSettings, current: &mut Duration) -> Duration {
+    let base = *current;
+    *current = (base * 2).min(settings.backoff_max);
+    if !settings.backoff_jitter || settings.backoff_random_factor <= 0.0 {
+        return base;
+    }
+    let spread = settings.backoff_random_factor.min(1.0);
+    base.mul_f64(1.0 - spread + 2.0 * spread * fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_resources_to_the_file_model() {
+        let config = rl::RateLimitConfig {
+            name: "default/eg/http".into(),
+            domain: "default/eg/http".into(),
+            descriptors: vec![rl::RateLimitDescriptor {
+                key: "route".into(),
+                value: "r1".into(),
+                rate_limit: Some(rl::RateLimitPolicy {
+                    unit: rl::RateLimitUnit::Week as i32,
+                    requests_per_unit: 7,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        };
+        let any = Any { type_url: TYPE_URL.into(), value: config.encode_to_vec() };
+        let roots = to_roots(&[any]).unwrap();
+        assert_eq!(roots[0].0, "default/eg/http");
+        let limit = roots[0].1.descriptors[0].rate_limit.as_ref().unwrap();
+        assert_eq!((limit.unit.as_str(), limit.requests_per_unit), ("WEEK", 7));
+        let wrong = Any { type_url: "type.googleapis.com/other".into(), value: vec![] };
+        assert!(to_roots(&[wrong]).is_err());
+    }
+}

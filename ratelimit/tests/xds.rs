@@ -1,0 +1,283 @@
+//! Limits from an xDS server, the way Envoy Gateway delivers them: a real gRPC ADS server
+//! (written here, speaking the protocol over loopback) pushes snapshots; the service loads,
+//! ACKs or NACKs them, and re-subscribes after the stream breaks.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::ratelimit::config::ratelimit::v3 as rl;
+use prost::Message;
+use support::*;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// An ADS server: serves the current snapshot to every stream, pushes new ones, and reports
+/// every request it receives (with the stream's headers).
+#[derive(Clone)]
+struct Ads {
+    snapshot: watch::Receiver<Option<DiscoveryResponse>>,
+    /// Bumping it ends every open stream.
+    cut: watch::Receiver<u64>,
+    seen: mpsc::UnboundedSender<(tonic::metadata::MetadataMap, DiscoveryRequest)>,
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Ads {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let headers = request.metadata().clone();
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(8);
+        let (mut snapshot, mut cut, seen) = (self.snapshot.clone(), self.cut.clone(), self.seen.clone());
+        cut.borrow_and_update();
+        tokio::spawn(async move {
+            let initial = snapshot.borrow_and_update().clone();
+            if let Some(current) = initial {
+                let _ = tx.send(Ok(current)).await;
+            }
+            loop {
+                tokio::select! {
+                    message = inbound.message() => match message {
+                        Ok(Some(request)) => { let _ = seen.send((headers.clone(), request)); }
+                        _ => return,
+                    },
+                    changed = snapshot.changed() => {
+                        if changed.is_err() { return; }
+                        let current = snapshot.borrow_and_update().clone();
+                        if let Some(current) = current { let _ = tx.send(Ok(current)).await; }
+                    }
+                    _ = cut.changed() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Err(Status::unimplemented("state of the world only"))
+    }
+}
+
+struct AdsHarness {
+    port: u16,
+    snapshot: watch::Sender<Option<DiscoveryResponse>>,
+    cut: watch::Sender<u64>,
+    seen: Mutex<mpsc::UnboundedReceiver<(tonic::metadata::MetadataMap, DiscoveryRequest)>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl AdsHarness {
+    async fn start(tls: Option<tonic::transport::ServerTlsConfig>) -> AdsHarness {
+        let (snapshot, snapshot_rx) = watch::channel(None);
+        let (cut, cut_rx) = watch::channel(0);
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ads = Ads { snapshot: snapshot_rx, cut: cut_rx, seen: seen_tx };
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
+        let router = builder.add_service(AggregatedDiscoveryServiceServer::new(ads));
+        let server = tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let _ = router.serve_with_incoming(incoming).await;
+        });
+        AdsHarness { port, snapshot, cut, seen: Mutex::new(seen), _server: server }
+    }
+
+    fn push(&self, version: &str, configs: Vec<rl::RateLimitConfig>) {
+        let resources = configs
+            .into_iter()
+            .map(|c| Any { type_url: ratelimit::xds::TYPE_URL.into(), value: c.encode_to_vec() })
+            .collect();
+        let response = DiscoveryResponse {
+            version_info: version.into(),
+            resources,
+            type_url: ratelimit::xds::TYPE_URL.into(),
+            nonce: format!("nonce-{version}"),
+            ..Default::default()
+        };
+        self.snapshot.send_replace(Some(response));
+    }
+
+    async fn next_request(&self) -> (tonic::metadata::MetadataMap, DiscoveryRequest) {
+        let mut seen = self.seen.lock().await;
+        tokio::time::timeout(Duration::from_secs(10), seen.recv()).await.expect("a request within 10 s").unwrap()
+    }
+}
+
+fn domain_config(domain: &str, requests_per_unit: u32, unit: rl::RateLimitUnit) -> rl::RateLimitConfig {
+    rl::RateLimitConfig {
+        name: domain.into(),
+        domain: domain.into(),
+        descriptors: vec![rl::RateLimitDescriptor {
+            key: "route".into(),
+            value: "httproute/default/backend/rule/0".into(),
+            descriptors: vec![rl::RateLimitDescriptor {
+                key: "rule-0-match-0".into(),
+                rate_limit: Some(rl::RateLimitPolicy { unit: unit as i32, requests_per_unit, ..Default::default() }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn eg_request() -> envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest {
+    request(
+        "default/eg/http",
+        vec![descriptor(&[("route", "httproute/default/backend/rule/0"), ("rule-0-match-0", "client-a")])],
+    )
+}
+
+async fn start_service(ads_port: u16, extra: &[(&str, &str)]) -> (ratelimit::Running, TestClock) {
+    let config = ConfigDir::new(&[]);
+    let mut env = base_env(&config);
+    for (k, v) in [
+        ("CONFIG_TYPE", "GRPC_XDS_SOTW".to_string()),
+        ("CONFIG_GRPC_XDS_SERVER_URL", format!("127.0.0.1:{ads_port}")),
+        ("CONFIG_GRPC_XDS_NODE_ID", "envoy-ratelimit".into()),
+        ("CONFIG_GRPC_XDS_NODE_METADATA", "cluster=eg,zone=a".into()),
+        ("CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS", "x-tenant:blue".into()),
+        ("XDS_CLIENT_BACKOFF_INITIAL_INTERVAL", "50ms".into()),
+        ("CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL", "50ms".into()),
+    ] {
+        env.insert(k.into(), v);
+    }
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
+    let clock = TestClock::new();
+    let running = ratelimit::start(settings, Arc::new(env), clock.as_clock()).await.unwrap();
+    (running, clock)
+}
+
+async fn client(running: &ratelimit::Running) -> envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient<tonic::transport::Channel> {
+    envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(format!(
+        "http://{}",
+        running.grpc_addr
+    ))
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_acks_nacks_and_resubscribes() {
+    let ads = AdsHarness::start(None).await;
+    ads.push("1", vec![domain_config("default/eg/http", 2, rl::RateLimitUnit::Hour)]);
+    // Without FORCE_START_WITHOUT_INITIAL_CONFIG the service serves only after the first snapshot.
+    let (running, _clock) = start_service(ads.port, &[]).await;
+    assert!(running.limiter.loaded().is_some(), "the first snapshot loaded before serving");
+
+    let (headers, subscribe) = ads.next_request().await;
+    let node = subscribe.node.as_ref().expect("the first request names the node");
+    assert_eq!(node.id, "envoy-ratelimit");
+    assert_eq!(node.metadata.as_ref().unwrap().fields.len(), 2);
+    assert_eq!(subscribe.type_url, ratelimit::xds::TYPE_URL);
+    assert_eq!(headers.get("x-tenant").unwrap(), "blue");
+    let (_, ack) = ads.next_request().await;
+    assert_eq!((ack.version_info.as_str(), ack.response_nonce.as_str(), ack.error_detail), ("1", "nonce-1", None));
+
+    let mut rls = client(&running).await;
+    assert_eq!(rls.should_rate_limit(eg_request()).await.unwrap().into_inner().statuses[0].limit_remaining, 1);
+
+    // A snapshot that fails validation is NACKed with the reference's text; the old one stays.
+    ads.push("2", vec![domain_config("default/eg/http", 5, rl::RateLimitUnit::Unknown)]);
+    let (_, nack) = ads.next_request().await;
+    assert_eq!((nack.version_info.as_str(), nack.response_nonce.as_str()), ("1", "nonce-2"));
+    assert_eq!(nack.error_detail.unwrap().message, "default/eg/http: invalid rate limit unit 'UNKNOWN'");
+    let r = rls.should_rate_limit(eg_request()).await.unwrap().into_inner();
+    assert_eq!((r.statuses[0].limit_remaining, r.statuses[0].current_limit.as_ref().unwrap().requests_per_unit), (0, 2));
+
+    // A good one replaces it; the count goes on (same unit, same counter).
+    ads.push("3", vec![domain_config("default/eg/http", 5, rl::RateLimitUnit::Hour)]);
+    let (_, ack) = ads.next_request().await;
+    assert_eq!((ack.version_info.as_str(), ack.error_detail), ("3", None));
+    assert_eq!(rls.should_rate_limit(eg_request()).await.unwrap().into_inner().statuses[0].limit_remaining, 2);
+
+    // The stream breaks: the service subscribes again, telling the last version it accepted.
+    ads.cut.send_modify(|n| *n += 1);
+    let (_, again) = ads.next_request().await;
+    assert_eq!((again.version_info.as_str(), again.node.unwrap().id.as_str()), ("3", "envoy-ratelimit"));
+
+    // An empty snapshot (every limit deleted) loads an empty config: no limits apply.
+    ads.push("4", vec![]);
+    loop {
+        let (_, request) = ads.next_request().await;
+        if request.version_info == "4" {
+            break;
+        }
+    }
+    let r = rls.should_rate_limit(eg_request()).await.unwrap().into_inner();
+    assert!(r.statuses[0].current_limit.is_none());
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_start_serves_before_the_first_snapshot() {
+    // No ADS server listening yet.
+    let port = free_port();
+    let (running, _clock) = start_service(port, &[("FORCE_START_WITHOUT_INITIAL_CONFIG", "true")]).await;
+    let mut rls = client(&running).await;
+    let err = rls.should_rate_limit(eg_request()).await.unwrap_err();
+    assert_eq!(err.message(), "no rate limit configuration loaded");
+    running.shutdown().await;
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl").args(args).current_dir(dir).stderr(std::process::Stdio::null()).status().unwrap();
+    assert!(status.success(), "openssl {args:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_to_the_xds_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("san.ext"), "subjectAltName=DNS:envoy-gateway,IP:127.0.0.1\n").unwrap();
+    openssl(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=eg-ca"]);
+    for name in ["server", "client"] {
+        openssl(d, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]);
+        openssl(d, &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{name}.pem"), "-days", "2", "-extfile", "san.ext"]);
+    }
+    let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+    let path = |f: &str| d.join(f).display().to_string();
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(read("server.pem"), read("server.key")))
+        .client_ca_root(tonic::transport::Certificate::from_pem(read("ca.pem")));
+    let ads = AdsHarness::start(Some(tls)).await;
+    ads.push("1", vec![domain_config("default/eg/http", 2, rl::RateLimitUnit::Minute)]);
+    let (running, _clock) = start_service(
+        ads.port,
+        &[
+            ("CONFIG_GRPC_XDS_SERVER_USE_TLS", "true"),
+            ("CONFIG_GRPC_XDS_SERVER_TLS_CACERT", &path("ca.pem")),
+            ("CONFIG_GRPC_XDS_CLIENT_TLS_CERT", &path("client.pem")),
+            ("CONFIG_GRPC_XDS_CLIENT_TLS_KEY", &path("client.key")),
+            ("CONFIG_GRPC_XDS_SERVER_TLS_SAN", "envoy-gateway"),
+        ],
+    )
+    .await;
+    let mut rls = client(&running).await;
+    assert_eq!(rls.should_rate_limit(eg_request()).await.unwrap().into_inner().statuses[0].limit_remaining, 1);
+    running.shutdown().await;
+}
