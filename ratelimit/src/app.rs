@@ -9,14 +9,15 @@ use shared::env::Env;
 use shared::health::Health;
 use shared::redis::{RedisPool, RedisSetupError};
 use shared::serve::{self, bind, split_host_port, BindError};
+use shared::tls::{ReloadingServer, TlsError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::grpc::RateLimitGrpc;
 use crate::loader::ConfigTree;
-use crate::provider::{FileProvider, Installer};
 use crate::metrics::Metrics;
+use crate::provider::{FileProvider, Installer};
 use crate::service::{Clock, LimiterOptions, RateLimiter};
 use crate::settings::{Backend, Settings};
 use crate::store::{CounterStore, MemoryStore, RedisStore};
@@ -25,6 +26,8 @@ use crate::store::{CounterStore, MemoryStore, RedisStore};
 pub enum StartError {
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error("gRPC server TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("PROMETHEUS_ADDR {0:?} is not host:port or :port")]
     MetricsAddress(String),
     #[error(transparent)]
@@ -137,7 +140,9 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
     background.push(provider);
     if settings.force_start_without_initial_config {
         if limiter.loaded().is_none() {
-            tracing::warn!("serving before a config loads (FORCE_START_WITHOUT_INITIAL_CONFIG): calls fail until one does");
+            tracing::warn!(
+                "serving before a config loads (FORCE_START_WITHOUT_INITIAL_CONFIG): calls fail until one does"
+            );
         }
     } else {
         let _ = first_event_seen.await;
@@ -167,7 +172,14 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         .max_connection_age_grace(settings.grpc_max_connection_age_grace)
         .add_service(health_server)
         .add_service(RateLimitGrpc::server(limiter.clone()));
-    servers.push(serve::grpc(grpc_server, grpc, stopping.subscribe()));
+    match &settings.grpc_tls {
+        None => servers.push(serve::grpc(grpc_server, grpc, stopping.subscribe())),
+        Some(files) => {
+            let tls = Arc::new(ReloadingServer::new(files.clone())?);
+            background.push(tokio::spawn(tls.clone().watch(settings.runtime.poll_interval, stopping.subscribe())));
+            servers.push(serve::grpc_tls(grpc_server, grpc, tls, stopping.subscribe()));
+        }
+    }
     servers.push(serve::http(crate::http::main_router(limiter.clone(), health.clone()), http, stopping.subscribe()));
     servers.push(serve::http(crate::http::debug_router(limiter.clone()), debug, stopping.subscribe()));
     if let Some(listener) = metrics_listener {

@@ -49,8 +49,11 @@ impl Installer {
             }
             Err(error) => {
                 metrics.config_load_error.inc();
-                let kept =
-                    if self.limiter.loaded().is_some() { "keeping the last good config" } else { "no config is loaded" };
+                let kept = if self.limiter.loaded().is_some() {
+                    "keeping the last good config"
+                } else {
+                    "no config is loaded"
+                };
                 tracing::error!(source, "error loading new configuration ({kept}): {error}");
                 Err(error)
             }

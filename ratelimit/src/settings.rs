@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use shared::env::{Env, EnvReader, SettingsError};
 use shared::redis::{RedisSettings, SocketType, Topology};
+use shared::tls::TlsFiles;
 
 use crate::core::evaluate::{EvaluationSettings, HeaderNames};
 use crate::xds::{XdsSettings, XdsTls};
@@ -16,6 +17,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("GRPC_PORT", "8081", "port of the gRPC server"),
     ("GRPC_MAX_CONNECTION_AGE", "24h", "close client connections after this long (lets load balancers rebalance)"),
     ("GRPC_MAX_CONNECTION_AGE_GRACE", "1h", "time given to calls on a connection closed for its age"),
+    ("GRPC_SERVER_USE_TLS", "false", "serve gRPC over TLS (certificates re-read when their files change)"),
+    ("GRPC_SERVER_TLS_CERT", "", "server certificate chain (PEM)"),
+    ("GRPC_SERVER_TLS_KEY", "", "server key (PEM)"),
+    ("GRPC_CLIENT_TLS_CACERT", "", "require client certificates signed by this CA (mutual TLS)"),
+    ("GRPC_CLIENT_TLS_SAN", "", "with GRPC_CLIENT_TLS_CACERT: the client certificate must be valid for this DNS name or IP"),
     ("HOST", "0.0.0.0", "address of the HTTP server (GET /healthcheck, POST /json)"),
     ("PORT", "8080", "port of the HTTP server"),
     ("DEBUG_HOST", "0.0.0.0", "address of the debug server (/, /rlconfig, /stats)"),
@@ -43,7 +49,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("RUNTIME_APPDIRECTORY", "config", "directory (or key prefix) whose files are rate limit configs"),
     ("RUNTIME_WATCH_ROOT", "true", "true: read every file under ROOT/SUBDIRECTORY and keep the keys starting with APPDIRECTORY.; false: read ROOT/SUBDIRECTORY/APPDIRECTORY"),
     ("RUNTIME_IGNOREDOTFILES", "false", "skip files and directories whose name starts with a dot (set it for Kubernetes ConfigMap mounts)"),
-    ("RUNTIME_POLL_INTERVAL", "1s", "how often the config tree is checked for changes (hot reload)"),
+    ("RUNTIME_POLL_INTERVAL", "1s", "how often config files and TLS certificates are checked for changes (hot reload)"),
     ("MERGE_DOMAIN_CONFIG", "false", "merge files that share a domain instead of rejecting the duplicate"),
     ("FORCE_START_WITHOUT_INITIAL_CONFIG", "false", "serve even before a config loads (calls fail with 'no rate limit configuration loaded')"),
     ("HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED", "false", "report unhealthy until a loaded config has at least one domain"),
@@ -118,6 +124,8 @@ pub struct Settings {
     pub grpc_port: u16,
     pub grpc_max_connection_age: Duration,
     pub grpc_max_connection_age_grace: Duration,
+    /// `GRPC_SERVER_USE_TLS` and its files.
+    pub grpc_tls: Option<TlsFiles>,
     pub http_host: String,
     pub http_port: u16,
     pub debug_host: String,
@@ -157,13 +165,26 @@ impl Settings {
         let mut r = EnvReader::new(env);
         let mut warnings = Vec::new();
 
-        if r.boolean("GRPC_SERVER_USE_TLS", false) {
-            r.fail(
-                "GRPC_SERVER_USE_TLS",
-                Some("true".into()),
-                "a TLS gRPC server is not supported yet; terminate TLS in front of the service",
-            );
-        }
+        let grpc_tls = if r.boolean("GRPC_SERVER_USE_TLS", false) {
+            match (r.raw("GRPC_SERVER_TLS_CERT"), r.raw("GRPC_SERVER_TLS_KEY")) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.into(),
+                    key: key.into(),
+                    client_ca: r.raw("GRPC_CLIENT_TLS_CACERT").map(PathBuf::from),
+                    client_san: r.raw("GRPC_CLIENT_TLS_SAN"),
+                }),
+                _ => {
+                    let reason = "GRPC_SERVER_USE_TLS=true needs GRPC_SERVER_TLS_CERT and GRPC_SERVER_TLS_KEY";
+                    r.fail("GRPC_SERVER_TLS_CERT", None, reason);
+                    None
+                }
+            }
+        } else {
+            // Read anyway, so the documentation test sees every name.
+            let _ = (r.raw("GRPC_SERVER_TLS_CERT"), r.raw("GRPC_SERVER_TLS_KEY"));
+            let _ = (r.raw("GRPC_CLIENT_TLS_CACERT"), r.raw("GRPC_CLIENT_TLS_SAN"));
+            None
+        };
         if r.raw("GRPC_UDS").is_some() {
             r.fail("GRPC_UDS", r.raw("GRPC_UDS"), "serving gRPC on a unix socket is not supported yet");
         }
@@ -259,6 +280,7 @@ impl Settings {
             grpc_port: r.parse("GRPC_PORT", 8081u16),
             grpc_max_connection_age: r.duration("GRPC_MAX_CONNECTION_AGE", Duration::from_secs(24 * 3600)),
             grpc_max_connection_age_grace: r.duration("GRPC_MAX_CONNECTION_AGE_GRACE", Duration::from_secs(3600)),
+            grpc_tls,
             http_host: r.string("HOST", "0.0.0.0"),
             http_port: r.parse("PORT", 8080u16),
             debug_host: r.string("DEBUG_HOST", "0.0.0.0"),
@@ -468,7 +490,7 @@ mod tests {
         let recording = Recording(Mutex::default(), env(&[("LIMIT_RESPONSE_HEADERS_ENABLED", "true")]));
         Settings::from_env(&recording).unwrap();
         let documented: Vec<&str> = SETTINGS.iter().map(|(n, _, _)| *n).collect();
-        let undocumented_ok = ["GRPC_SERVER_USE_TLS", "GRPC_UDS", "REDIS_PERSECOND", "REDIS_POOL_ON_EMPTY_BEHAVIOR"];
+        let undocumented_ok = ["GRPC_UDS", "REDIS_PERSECOND", "REDIS_POOL_ON_EMPTY_BEHAVIOR"];
         for name in recording.0.lock().unwrap().iter() {
             assert!(
                 documented.contains(&name.as_str()) || undocumented_ok.contains(&name.as_str()),

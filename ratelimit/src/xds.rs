@@ -80,8 +80,16 @@ pub fn to_roots(resources: &[Any]) -> Result<Vec<(String, YamlRoot)>, String> {
 }
 
 fn descriptor(d: rl::RateLimitDescriptor) -> YamlDescriptor {
-    let rl::RateLimitDescriptor { key, value, rate_limit, descriptors, shadow_mode, detailed_metric, quota_mode, metadata } =
-        d;
+    let rl::RateLimitDescriptor {
+        key,
+        value,
+        rate_limit,
+        descriptors,
+        shadow_mode,
+        detailed_metric,
+        quota_mode,
+        metadata,
+    } = d;
     YamlDescriptor {
         key,
         value,

@@ -74,69 +74,11 @@ async fn a_wrong_password_fails_the_start_without_showing_it() {
     assert!(!text.contains("wrong-pw") && !text.contains("right-pw"), "{text}");
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl").args(args).current_dir(dir).status().expect("openssl is installed");
-    assert!(status.success(), "openssl {args:?}");
-}
-
 /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate.
 fn make_certificates(dir: &Path) {
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-        ],
-    );
-    for name in ["server", "client"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                "san.ext",
-            ],
-        );
-    }
+    make_ca(dir, "ca");
+    make_cert(dir, "ca", "server", "DNS:localhost,IP:127.0.0.1");
+    make_cert(dir, "ca", "client", "DNS:client");
 }
 
 /// A TLS-only Redis (plain TCP off) on the helper's port.

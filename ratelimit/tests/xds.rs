@@ -172,7 +172,11 @@ async fn start_service(ads_port: u16, extra: &[(&str, &str)]) -> (ratelimit::Run
     (running, clock)
 }
 
-async fn client(running: &ratelimit::Running) -> envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient<tonic::transport::Channel> {
+async fn client(
+    running: &ratelimit::Running,
+) -> envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient<
+    tonic::transport::Channel,
+> {
     envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(format!(
         "http://{}",
         running.grpc_addr
@@ -207,7 +211,10 @@ async fn loads_acks_nacks_and_resubscribes() {
     assert_eq!((nack.version_info.as_str(), nack.response_nonce.as_str()), ("1", "nonce-2"));
     assert_eq!(nack.error_detail.unwrap().message, "default/eg/http: invalid rate limit unit 'UNKNOWN'");
     let r = rls.should_rate_limit(eg_request()).await.unwrap().into_inner();
-    assert_eq!((r.statuses[0].limit_remaining, r.statuses[0].current_limit.as_ref().unwrap().requests_per_unit), (0, 2));
+    assert_eq!(
+        (r.statuses[0].limit_remaining, r.statuses[0].current_limit.as_ref().unwrap().requests_per_unit),
+        (0, 2)
+    );
 
     // A good one replaces it; the count goes on (same unit, same counter).
     ads.push("3", vec![domain_config("default/eg/http", 5, rl::RateLimitUnit::Hour)]);
@@ -244,21 +251,13 @@ async fn force_start_serves_before_the_first_snapshot() {
     running.shutdown().await;
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let status = std::process::Command::new("openssl").args(args).current_dir(dir).stderr(std::process::Stdio::null()).status().unwrap();
-    assert!(status.success(), "openssl {args:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_to_the_xds_server() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("san.ext"), "subjectAltName=DNS:envoy-gateway,IP:127.0.0.1\n").unwrap();
-    openssl(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=eg-ca"]);
-    for name in ["server", "client"] {
-        openssl(d, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]);
-        openssl(d, &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{name}.pem"), "-days", "2", "-extfile", "san.ext"]);
-    }
+    make_ca(d, "ca");
+    make_cert(d, "ca", "server", "DNS:envoy-gateway,IP:127.0.0.1");
+    make_cert(d, "ca", "client", "DNS:envoy-ratelimit");
     let read = |f: &str| std::fs::read(d.join(f)).unwrap();
     let path = |f: &str| d.join(f).display().to_string();
     let tls = tonic::transport::ServerTlsConfig::new()

@@ -5,6 +5,7 @@
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`health`]: component health driving `grpc.health.v1` and HTTP health checks.
 //! - [`shutdown`]: the signals that stop a service.
+//! - [`tls`]: TLS for gRPC servers, certificates reloaded when their files change.
 //! - [`redis`]: Redis connections (single, cluster, sentinel; TCP, unix, TLS, auth).
 //! - [`serve`]: gRPC and HTTP servers on pre-bound listeners with graceful stop.
 #![forbid(unsafe_code)]
@@ -16,3 +17,4 @@ pub mod redis;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;

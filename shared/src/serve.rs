@@ -58,6 +58,21 @@ pub fn split_host_port(address: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
+/// Serves a tonic router over TLS whose certificate follows its files (see [`crate::tls`]).
+pub fn grpc_tls(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    tls: std::sync::Arc<crate::tls::ReloadingServer>,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let incoming = tls.incoming(listener, stop.clone());
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_host_port;

@@ -1,0 +1,102 @@
+//! `GRPC_SERVER_USE_TLS`: the gRPC server over TLS, its certificate rotated by replacing the
+//! files (no restart), and mutual TLS with an optional client name check.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+use support::*;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+const CONFIG: &str = "domain: tls\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 100}\n";
+
+async fn start(extra: &[(&str, String)]) -> (ratelimit::Running, ConfigDir) {
+    let config = ConfigDir::new(&[("c.yaml", CONFIG)]);
+    let mut env = base_env(&config);
+    env.insert("GRPC_SERVER_USE_TLS".into(), "true".into());
+    env.insert("RUNTIME_POLL_INTERVAL".into(), "50ms".into());
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.clone());
+    }
+    let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
+    let running = ratelimit::start(settings, Arc::new(env), TestClock::new().as_clock()).await.unwrap();
+    (running, config)
+}
+
+/// One call over a fresh TLS connection trusting `ca`, optionally presenting `identity`.
+async fn call(running: &ratelimit::Running, dir: &Path, ca: &str, identity: Option<&str>) -> Result<u32, String> {
+    let read = |f: String| std::fs::read(dir.join(f)).unwrap();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(format!("{ca}.pem"))))
+        .domain_name("localhost");
+    if let Some(name) = identity {
+        tls = tls.identity(Identity::from_pem(read(format!("{name}.pem")), read(format!("{name}.key"))));
+    }
+    let endpoint = Endpoint::from_shared(format!("https://{}", running.grpc_addr)).unwrap().tls_config(tls).unwrap();
+    let channel = endpoint.connect().await.map_err(|e| format!("connect: {e:?}"))?;
+    let response = RateLimitServiceClient::new(channel)
+        .should_rate_limit(request("tls", vec![descriptor(&[("k", "v")])]))
+        .await
+        .map_err(|e| format!("call: {e:?}"))?;
+    Ok(response.into_inner().statuses[0].limit_remaining)
+}
+
+fn install(dir: &Path, from: &str, to: &str) {
+    // Key first, then the certificate, each by rename, as a Secret update lands.
+    for ext in ["key", "pem"] {
+        let tmp = dir.join(format!("{to}.{ext}.tmp"));
+        std::fs::copy(dir.join(format!("{from}.{ext}")), &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join(format!("{to}.{ext}"))).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_tls_and_picks_up_a_rotated_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    make_ca(d, "ca1");
+    make_ca(d, "ca2");
+    make_cert(d, "ca1", "server1", "DNS:localhost,IP:127.0.0.1");
+    make_cert(d, "ca2", "server2", "DNS:localhost,IP:127.0.0.1");
+    install(d, "server1", "live");
+    let path = |f: &str| d.join(f).display().to_string();
+    let (running, _config) =
+        start(&[("GRPC_SERVER_TLS_CERT", path("live.pem")), ("GRPC_SERVER_TLS_KEY", path("live.key"))]).await;
+
+    assert_eq!(call(&running, d, "ca1", None).await, Ok(99));
+    assert!(call(&running, d, "ca2", None).await.is_err(), "ca2 does not sign the first certificate");
+
+    install(d, "server2", "live");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while call(&running, d, "ca2", None).await.is_err() {
+        assert!(Instant::now() < deadline, "the rotated certificate was never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(call(&running, d, "ca1", None).await.is_err(), "the old certificate is gone");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_a_client_name() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    make_ca(d, "ca");
+    make_cert(d, "ca", "server", "DNS:localhost,IP:127.0.0.1");
+    make_cert(d, "ca", "envoy", "DNS:envoy.gateway.internal");
+    make_cert(d, "ca", "stranger", "DNS:someone.else");
+    let path = |f: &str| d.join(f).display().to_string();
+    let (running, _config) = start(&[
+        ("GRPC_SERVER_TLS_CERT", path("server.pem")),
+        ("GRPC_SERVER_TLS_KEY", path("server.key")),
+        ("GRPC_CLIENT_TLS_CACERT", path("ca.pem")),
+        ("GRPC_CLIENT_TLS_SAN", "envoy.gateway.internal".into()),
+    ])
+    .await;
+    assert_eq!(call(&running, d, "ca", Some("envoy")).await, Ok(99));
+    assert!(call(&running, d, "ca", None).await.is_err(), "a client certificate is required");
+    assert!(call(&running, d, "ca", Some("stranger")).await.is_err(), "only the named client is accepted");
+    running.shutdown().await;
+}

@@ -1,0 +1,238 @@
+//! TLS for our gRPC servers, with certificates re-read when their files change, so a rotated
+//! Kubernetes Secret takes effect without a restart. Optional client certificates (mutual
+//! TLS), optionally restricted to one subject alternative name.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Certificate files of a TLS server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
+    /// When set (with `client_ca`), the client certificate must be valid for this name.
+    pub client_san: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{path}: no certificate found")]
+    NoCertificate { path: PathBuf },
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client CA: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("{0:?} is not a DNS name or IP address")]
+    San(String),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
+    TlsError::File { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// Reads a PEM certificate chain and key.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| read_error(cert, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| read_error(cert, e))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate { path: cert.to_path_buf() });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| read_error(key, e))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
+    Ok(CertifiedKey::new(chain, signing))
+}
+
+/// Hands out the current certificate; [`ReloadingServer::watch`] replaces it.
+#[derive(Debug)]
+struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().expect("certificate lock").clone())
+    }
+}
+
+/// A TLS acceptor whose certificate follows its files.
+pub struct ReloadingServer {
+    files: TlsFiles,
+    current: Arc<CurrentCert>,
+    acceptor: TlsAcceptor,
+}
+
+impl ReloadingServer {
+    pub fn new(files: TlsFiles) -> Result<ReloadingServer, TlsError> {
+        let current = Arc::new(CurrentCert(RwLock::new(Arc::new(load_certified_key(&files.cert, &files.key)?))));
+        let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+        let builder = match &files.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(ca).map_err(|e| read_error(ca, e))? {
+                    roots.add(cert.map_err(|e| read_error(ca, e))?)?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
+                match &files.client_san {
+                    None => builder.with_client_cert_verifier(verifier),
+                    Some(san) => {
+                        let name =
+                            ServerName::try_from(san.clone()).map_err(|_| TlsError::San(san.clone()))?.to_owned();
+                        builder.with_client_cert_verifier(Arc::new(SanVerifier { inner: verifier, name }))
+                    }
+                }
+            }
+        };
+        let mut config = builder.with_cert_resolver(current.clone());
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(ReloadingServer { files, current, acceptor: TlsAcceptor::from(Arc::new(config)) })
+    }
+
+    /// Re-reads the certificate and key whenever their files change, until `stop`. A broken
+    /// pair (say, a half-written rotation) is logged and the current certificate stays.
+    pub async fn watch(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+        let mut last = self.fingerprint();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            let now = self.fingerprint();
+            if now == last {
+                continue;
+            }
+            match load_certified_key(&self.files.cert, &self.files.key) {
+                Ok(key) => {
+                    *self.current.0.write().expect("certificate lock") = Arc::new(key);
+                    last = now;
+                    tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
+                }
+                Err(e) => tracing::warn!("TLS certificate not reloaded, keeping the current one: {e}"),
+            }
+        }
+    }
+
+    fn fingerprint(&self) -> Vec<Option<(SystemTime, u64, PathBuf)>> {
+        [&self.files.cert, &self.files.key]
+            .iter()
+            .map(|p| {
+                let meta = std::fs::metadata(p).ok()?;
+                // Secrets are mounted through symlinks that are swapped on rotation.
+                Some((meta.modified().ok()?, meta.len(), std::fs::canonicalize(p).ok()?))
+            })
+            .collect()
+    }
+
+    /// Accepts TCP connections and completes TLS handshakes concurrently (a slow client never
+    /// holds up the others), yielding established streams for the gRPC server.
+    pub fn incoming(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stop.changed() => return,
+                };
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let acceptor = self.acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send(Ok(tls)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}
+
+/// Client certificate verification plus a check that the certificate is valid for one name.
+#[derive(Debug)]
+struct SanVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ClientCertVerifier for SanVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        cert.verify_is_valid_for_subject_name(&self.name)
+            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+}
