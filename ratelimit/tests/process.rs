@@ -76,6 +76,19 @@ impl Process {
         }
     }
 
+    /// Starts the binary on a Redis at `redis_url` with one config file.
+    fn with_redis(config: &ConfigDir, redis_url: &str, extra: &[(&str, &str)]) -> Process {
+        let mut env = vec![
+            ("RUNTIME_ROOT", config.root().to_str().unwrap()),
+            ("RUNTIME_SUBDIRECTORY", "ratelimit"),
+            ("RUNTIME_WATCH_ROOT", "false"),
+            ("REDIS_SOCKET_TYPE", "tcp"),
+            ("REDIS_URL", redis_url),
+        ];
+        env.extend_from_slice(extra);
+        Process::start(&env)
+    }
+
     async fn client(&self) -> RateLimitServiceClient<tonic::transport::Channel> {
         RateLimitServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc)).await.unwrap()
     }
@@ -159,17 +172,8 @@ async fn logs_a_redis_outage_once_and_its_end_once() {
         "c.yaml",
         "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 1000}\n",
     )]);
-    let url = redis.url();
-    let mut p = Process::start(&[
-        ("RUNTIME_ROOT", config.root().to_str().unwrap()),
-        ("RUNTIME_SUBDIRECTORY", "ratelimit"),
-        ("RUNTIME_WATCH_ROOT", "false"),
-        ("REDIS_SOCKET_TYPE", "tcp"),
-        ("REDIS_URL", &url),
-        ("REDIS_TIMEOUT", "300ms"),
-        ("LOG_LEVEL", "warn"),
-        ("LOG_FORMAT", "json"),
-    ]);
+    let settings = [("REDIS_TIMEOUT", "300ms"), ("LOG_LEVEL", "warn"), ("LOG_FORMAT", "json")];
+    let mut p = Process::with_redis(&config, &redis.url(), &settings);
     let mut client = p.client().await;
     let call = || request("d", vec![descriptor(&[("k", "v")])]);
     client.should_rate_limit(call()).await.unwrap();
@@ -200,15 +204,7 @@ async fn sigterm_flips_health_then_drains_in_flight_calls() {
         "c.yaml",
         "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 10}\n",
     )]);
-    let url = redis.url();
-    let mut p = Process::start(&[
-        ("RUNTIME_ROOT", config.root().to_str().unwrap()),
-        ("RUNTIME_SUBDIRECTORY", "ratelimit"),
-        ("RUNTIME_WATCH_ROOT", "false"),
-        ("REDIS_SOCKET_TYPE", "tcp"),
-        ("REDIS_URL", &url),
-        ("SHUTDOWN_DELAY", "1s"),
-    ]);
+    let mut p = Process::with_redis(&config, &redis.url(), &[("SHUTDOWN_DELAY", "1s")]);
     let http_addr: std::net::SocketAddr = format!("127.0.0.1:{}", p.http).parse().unwrap();
     assert_eq!(http(http_addr, "GET", "/healthcheck", "").await.0, 200);
     let mut client = p.client().await;

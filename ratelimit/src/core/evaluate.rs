@@ -261,6 +261,20 @@ impl DescriptorStatus {
         DescriptorStatus { code: Code::Ok, current_limit: None, limit_remaining: 0, duration_until_reset: None }
     }
 
+    /// OK with the counted limit, nothing remaining yet (callers fill in the count).
+    fn limited(counted: &Counted, now: u64) -> DescriptorStatus {
+        DescriptorStatus {
+            code: Code::Ok,
+            current_limit: Some(CurrentLimit {
+                requests_per_unit: counted.requests_per_unit,
+                unit: counted.unit,
+                name: counted.name.clone(),
+            }),
+            limit_remaining: 0,
+            duration_until_reset: Some(counted.unit.until_reset(now)),
+        }
+    }
+
     fn unlimited() -> DescriptorStatus {
         DescriptorStatus { limit_remaining: u32::MAX, ..DescriptorStatus::no_limit() }
     }
@@ -361,16 +375,7 @@ pub fn verdict_without_store(plan: &Plan, deny: bool, now: u64) -> Verdict {
         .map(|planned| match planned {
             Planned::Counted(counted) if deny => {
                 any_denied = true;
-                DescriptorStatus {
-                    code: Code::OverLimit,
-                    current_limit: Some(CurrentLimit {
-                        requests_per_unit: counted.requests_per_unit,
-                        unit: counted.unit,
-                        name: counted.name.clone(),
-                    }),
-                    limit_remaining: 0,
-                    duration_until_reset: Some(counted.unit.until_reset(now)),
-                }
+                DescriptorStatus { code: Code::OverLimit, ..DescriptorStatus::limited(counted, now) }
             }
             Planned::Unlimited => DescriptorStatus::unlimited(),
             _ => DescriptorStatus::no_limit(),
@@ -392,16 +397,7 @@ fn judge(counted: &Counted, value: CounterValue, near_ratio: f32, now: u64) -> (
     let near_threshold = (counted.requests_per_unit as f32 * near_ratio).floor() as u64;
     let hits = counted.hits;
     let mut delta = StatDelta { total_hits: hits, ..StatDelta::default() };
-    let mut status = DescriptorStatus {
-        code: Code::Ok,
-        current_limit: Some(CurrentLimit {
-            requests_per_unit: counted.requests_per_unit,
-            unit: counted.unit,
-            name: counted.name.clone(),
-        }),
-        limit_remaining: 0,
-        duration_until_reset: Some(counted.unit.until_reset(now)),
-    };
+    let mut status = DescriptorStatus::limited(counted, now);
     let newly_over = match value {
         CounterValue::OverLimitInLocalCache => {
             status.code = Code::OverLimit;
