@@ -100,7 +100,11 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         Backend::Redis => {
             health.set("redis", false);
             let pool = Arc::new(RedisPool::new(&settings.redis)?);
-            let store = Arc::new(RedisStore::new(pool));
+            let per_second = match &settings.redis_per_second {
+                Some(per_second) => Some(Arc::new(RedisPool::new(per_second)?)),
+                None => None,
+            };
+            let store = Arc::new(RedisStore::new(pool, per_second));
             connect_with_backoff(store.as_ref(), &settings).await?;
             health.set("redis", true);
             tracing::info!(url = %settings.redis.url, topology = ?settings.redis.topology, "connected to Redis");

@@ -183,26 +183,32 @@ impl RateLimiter {
             .collect();
         let to_store: Vec<_> = counted.iter().zip(&cached).filter(|(_, &hit)| !hit).map(|(c, _)| *c).collect();
 
-        let addends: Vec<u64> = if !self.options.stop_increment_when_over_limit {
-            to_store.iter().map(|(_, c)| c.hits).collect()
-        } else if cached.iter().any(|&hit| hit) {
-            vec![0; to_store.len()]
-        } else {
-            let keys: Vec<&str> = to_store.iter().map(|(_, c)| c.key.as_str()).collect();
-            let current = self.store.current(&keys, now).await?;
-            let descriptors: Vec<_> = to_store.iter().map(|(_, c)| *c).collect();
-            addends_when_stopping_over_limit(&descriptors, &current)
-        };
+        let mut updates: Vec<CounterUpdate<'_>> = to_store
+            .iter()
+            .map(|(_, c)| CounterUpdate {
+                key: &c.key,
+                hits: c.hits,
+                ttl: c.unit.seconds() + self.jitter(),
+                window: c.unit.seconds(),
+            })
+            .collect();
+        if self.options.stop_increment_when_over_limit {
+            let addends = if cached.iter().any(|&hit| hit) {
+                vec![0; updates.len()]
+            } else {
+                let current = self.store.current(&updates, now).await?;
+                let descriptors: Vec<_> = to_store.iter().map(|(_, c)| *c).collect();
+                addends_when_stopping_over_limit(&descriptors, &current)
+            };
+            for (update, hits) in updates.iter_mut().zip(addends) {
+                update.hits = hits;
+            }
+        }
 
-        if !to_store.is_empty() {
-            let updates: Vec<CounterUpdate<'_>> = to_store
-                .iter()
-                .zip(&addends)
-                .map(|((_, c), &hits)| CounterUpdate { key: &c.key, hits, ttl: c.unit.seconds() + self.jitter() })
-                .collect();
+        if !updates.is_empty() {
             let after = self.store.increment(&updates, now).await?;
-            for (((index, _), applied), after) in to_store.iter().zip(&addends).zip(after) {
-                values[*index] = Some(CounterValue::Counted { after, applied: *applied });
+            for (((index, _), update), after) in to_store.iter().zip(&updates).zip(after) {
+                values[*index] = Some(CounterValue::Counted { after, applied: update.hits });
             }
         }
         for ((index, _), hit) in counted.iter().zip(&cached) {

@@ -83,6 +83,15 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("REDIS_STARTUP_INITIAL_INTERVAL", "1s", "first wait between startup connection attempts"),
     ("REDIS_STARTUP_MAX_INTERVAL", "30s", "longest wait between startup connection attempts"),
     ("REDIS_STARTUP_MAX_ELAPSED_TIME", "0", "give up starting after this long (0 = retry forever)"),
+    ("REDIS_PERSECOND", "false", "send limits whose unit is SECOND to a second Redis, configured by REDIS_PERSECOND_*"),
+    ("REDIS_PERSECOND_SOCKET_TYPE", "unix", "as REDIS_SOCKET_TYPE, for the per-second Redis"),
+    ("REDIS_PERSECOND_TYPE", "SINGLE", "as REDIS_TYPE, for the per-second Redis"),
+    ("REDIS_PERSECOND_URL", "/var/run/nutcracker/ratelimitpersecond.sock", "as REDIS_URL, for the per-second Redis"),
+    ("REDIS_PERSECOND_AUTH", "", "as REDIS_AUTH, for the per-second Redis"),
+    ("REDIS_PERSECOND_SENTINEL_AUTH", "", "as REDIS_SENTINEL_AUTH, for the per-second Redis"),
+    ("REDIS_PERSECOND_TLS", "false", "as REDIS_TLS, for the per-second Redis (certificates as for the main one)"),
+    ("REDIS_PERSECOND_POOL_SIZE", "10", "as REDIS_POOL_SIZE, for the per-second Redis"),
+    ("REDIS_PERSECOND_TIMEOUT", "10s", "as REDIS_TIMEOUT, for the per-second Redis"),
     ("REDIS_PIPELINE_WINDOW", "0", "accepted for compatibility; connections always pipeline"),
     ("REDIS_PIPELINE_LIMIT", "0", "accepted for compatibility (deprecated in the reference)"),
     ("USE_PROMETHEUS", "false", "serve Prometheus metrics"),
@@ -145,6 +154,8 @@ pub struct Settings {
     pub backend_defaulted: bool,
     pub failure_mode: FailureMode,
     pub redis: RedisSettings,
+    /// `REDIS_PERSECOND`: a second Redis for limits whose unit is SECOND.
+    pub redis_per_second: Option<RedisSettings>,
     pub redis_health_check_active_connection: bool,
     pub redis_startup_initial_interval: Duration,
     pub redis_startup_max_interval: Duration,
@@ -190,13 +201,15 @@ impl Settings {
         }
         let config_type = r.one_of("CONFIG_TYPE", "FILE", &["FILE", "GRPC_XDS_SOTW"]);
         let xds = xds_settings(&mut r);
-        if r.boolean("REDIS_PERSECOND", false) {
-            r.fail("REDIS_PERSECOND", Some("true".into()), "a second Redis for per-second limits is not supported yet");
-        }
         if r.boolean("USE_STATSD", false) {
             warnings.push("USE_STATSD=true is ignored: statsd output is not supported; set USE_PROMETHEUS=true".into());
         }
-        for ignored in ["REDIS_PIPELINE_WINDOW", "REDIS_PIPELINE_LIMIT"] {
+        for ignored in [
+            "REDIS_PIPELINE_WINDOW",
+            "REDIS_PIPELINE_LIMIT",
+            "REDIS_PERSECOND_PIPELINE_WINDOW",
+            "REDIS_PERSECOND_PIPELINE_LIMIT",
+        ] {
             if r.raw(ignored).is_some() {
                 warnings.push(format!("{ignored} is ignored: every connection pipelines concurrent requests"));
             }
@@ -224,45 +237,17 @@ impl Settings {
             "deny" => FailureMode::Deny,
             _ => FailureMode::Error,
         };
-        let socket_type = match r.one_of("REDIS_SOCKET_TYPE", "unix", &["tcp", "unix"]) {
-            "tcp" => SocketType::Tcp,
-            _ => SocketType::Unix,
+        let redis = redis_settings(&mut r, "REDIS_", redis_url, "/var/run/nutcracker/ratelimit.sock");
+        let redis_per_second = if r.boolean("REDIS_PERSECOND", false) {
+            let url = r.raw("REDIS_PERSECOND_URL");
+            Some(redis_settings(&mut r, "REDIS_PERSECOND_", url, "/var/run/nutcracker/ratelimitpersecond.sock"))
+        } else {
+            None
         };
-        let topology = match r.one_of("REDIS_TYPE", "SINGLE", &["SINGLE", "CLUSTER", "SENTINEL"]) {
-            "CLUSTER" => Topology::Cluster,
-            "SENTINEL" => Topology::Sentinel,
-            _ => Topology::Single,
-        };
-        let url = redis_url.unwrap_or_else(|| "/var/run/nutcracker/ratelimit.sock".into());
-        if topology == Topology::Sentinel && url.split(',').filter(|s| !s.trim().is_empty()).count() < 2 {
-            r.fail(
-                "REDIS_URL",
-                Some(url.clone()),
-                "Expected master name and a list of urls for the sentinels, in the format: <redis master name>,<sentinel1>,...,<sentineln>",
-            );
-        }
-        let path = |r: &mut EnvReader<'_>, name: &str| r.raw(name).map(PathBuf::from);
-        let redis = RedisSettings {
-            socket_type,
-            topology,
-            url,
-            auth: r.raw("REDIS_AUTH"),
-            sentinel_auth: r.raw("REDIS_SENTINEL_AUTH"),
-            tls: r.boolean("REDIS_TLS", false),
-            tls_client_cert: path(&mut r, "REDIS_TLS_CLIENT_CERT"),
-            tls_client_key: path(&mut r, "REDIS_TLS_CLIENT_KEY"),
-            tls_ca_cert: path(&mut r, "REDIS_TLS_CACERT"),
-            tls_skip_hostname_verification: r.boolean("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", false),
-            pool_size: r.parse("REDIS_POOL_SIZE", 10usize),
-            timeout: r.duration("REDIS_TIMEOUT", Duration::from_secs(10)),
-        };
-        if redis.pool_size == 0 {
-            r.fail("REDIS_POOL_SIZE", Some("0".into()), "must be at least 1");
-        }
         if redis.tls_client_cert.is_some() != redis.tls_client_key.is_some() {
             r.fail("REDIS_TLS_CLIENT_KEY", None, "REDIS_TLS_CLIENT_CERT and REDIS_TLS_CLIENT_KEY go together");
         }
-        for name in ["REDIS_POOL_ON_EMPTY_BEHAVIOR"] {
+        for name in ["REDIS_POOL_ON_EMPTY_BEHAVIOR", "REDIS_PERSECOND_POOL_ON_EMPTY_BEHAVIOR"] {
             if let Some(v) = r.raw(name) {
                 if !v.eq_ignore_ascii_case("WAIT") {
                     r.fail(name, Some(v), "only WAIT is supported, as in the reference");
@@ -305,6 +290,7 @@ impl Settings {
             backend_defaulted,
             failure_mode,
             redis,
+            redis_per_second,
             redis_health_check_active_connection: r.boolean("REDIS_HEALTH_CHECK_ACTIVE_CONNECTION", false),
             redis_startup_initial_interval: r.duration("REDIS_STARTUP_INITIAL_INTERVAL", Duration::from_secs(1)),
             redis_startup_max_interval: r.duration("REDIS_STARTUP_MAX_INTERVAL", Duration::from_secs(30)),
@@ -332,6 +318,48 @@ impl Settings {
             Err(SettingsError(errors))
         }
     }
+}
+
+/// One Redis's settings, named `<prefix>SOCKET_TYPE`, `<prefix>URL`, … (`REDIS_` or
+/// `REDIS_PERSECOND_`). Certificates are shared: `REDIS_TLS_CLIENT_CERT`, `_KEY`, `REDIS_TLS_CACERT`.
+fn redis_settings(r: &mut EnvReader<'_>, prefix: &str, url: Option<String>, default_url: &str) -> RedisSettings {
+    let name = |suffix: &str| format!("{prefix}{suffix}");
+    let socket_type = match r.one_of(&name("SOCKET_TYPE"), "unix", &["tcp", "unix"]) {
+        "tcp" => SocketType::Tcp,
+        _ => SocketType::Unix,
+    };
+    let topology = match r.one_of(&name("TYPE"), "SINGLE", &["SINGLE", "CLUSTER", "SENTINEL"]) {
+        "CLUSTER" => Topology::Cluster,
+        "SENTINEL" => Topology::Sentinel,
+        _ => Topology::Single,
+    };
+    let url = url.unwrap_or_else(|| default_url.to_string());
+    if topology == Topology::Sentinel && url.split(',').filter(|s| !s.trim().is_empty()).count() < 2 {
+        r.fail(
+            &name("URL"),
+            Some(url.clone()),
+            "Expected master name and a list of urls for the sentinels, in the format: <redis master name>,<sentinel1>,...,<sentineln>",
+        );
+    }
+    let path = |r: &mut EnvReader<'_>, name: &str| r.raw(name).map(PathBuf::from);
+    let settings = RedisSettings {
+        socket_type,
+        topology,
+        url,
+        auth: r.raw(&name("AUTH")),
+        sentinel_auth: r.raw(&name("SENTINEL_AUTH")),
+        tls: r.boolean(&name("TLS"), false),
+        tls_client_cert: path(r, "REDIS_TLS_CLIENT_CERT"),
+        tls_client_key: path(r, "REDIS_TLS_CLIENT_KEY"),
+        tls_ca_cert: path(r, "REDIS_TLS_CACERT"),
+        tls_skip_hostname_verification: r.boolean("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", false),
+        pool_size: r.parse(&name("POOL_SIZE"), 10usize),
+        timeout: r.duration(&name("TIMEOUT"), Duration::from_secs(10)),
+    };
+    if settings.pool_size == 0 {
+        r.fail(&name("POOL_SIZE"), Some("0".into()), "must be at least 1");
+    }
+    settings
 }
 
 fn xds_settings(r: &mut EnvReader<'_>) -> XdsSettings {
@@ -487,10 +515,19 @@ mod tests {
 
     #[test]
     fn every_setting_read_is_documented() {
-        let recording = Recording(Mutex::default(), env(&[("LIMIT_RESPONSE_HEADERS_ENABLED", "true")]));
+        let recording = Recording(
+            Mutex::default(),
+            env(&[("LIMIT_RESPONSE_HEADERS_ENABLED", "true"), ("REDIS_PERSECOND", "true")]),
+        );
         Settings::from_env(&recording).unwrap();
         let documented: Vec<&str> = SETTINGS.iter().map(|(n, _, _)| *n).collect();
-        let undocumented_ok = ["GRPC_UDS", "REDIS_PERSECOND", "REDIS_POOL_ON_EMPTY_BEHAVIOR"];
+        let undocumented_ok = [
+            "GRPC_UDS",
+            "REDIS_POOL_ON_EMPTY_BEHAVIOR",
+            "REDIS_PERSECOND_POOL_ON_EMPTY_BEHAVIOR",
+            "REDIS_PERSECOND_PIPELINE_WINDOW",
+            "REDIS_PERSECOND_PIPELINE_LIMIT",
+        ];
         for name in recording.0.lock().unwrap().iter() {
             assert!(
                 documented.contains(&name.as_str()) || undocumented_ok.contains(&name.as_str()),

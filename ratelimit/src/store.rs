@@ -21,6 +21,8 @@ pub struct CounterUpdate<'a> {
     pub hits: u64,
     /// Seconds the counter must live (its window plus jitter).
     pub ttl: u64,
+    /// The limit's window in seconds (`REDIS_PERSECOND` routes 1-second windows apart).
+    pub window: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +38,8 @@ pub trait CounterStore: Send + Sync {
     /// order. The same key twice is added twice, in order.
     fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>>;
 
-    /// Current values (0 for missing counters), in order.
-    fn current<'a>(&'a self, keys: &'a [&'a str], now: u64) -> StoreFuture<'a, Vec<u64>>;
+    /// Current values (0 for missing counters) of the updates' keys, in order; nothing is added.
+    fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>>;
 
     /// Whether the store answers.
     fn ping(&self) -> StoreFuture<'_, ()>;

@@ -98,3 +98,26 @@ async fn two_instances_share_one_limit() {
     second.shutdown().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_second_limits_go_to_their_own_redis() {
+    let per_second = RedisServer::start();
+    let config = "domain: ps\ndescriptors:\n  - key: fast\n    rate_limit: {unit: second, requests_per_unit: 2}\n  - key: slow\n    rate_limit: {unit: minute, requests_per_unit: 2}\n";
+    let url = per_second.url();
+    let mut h = Harness::start(
+        Backend::Redis,
+        &[("c.yaml", config)],
+        &[("REDIS_PERSECOND", "true"), ("REDIS_PERSECOND_SOCKET_TYPE", "tcp"), ("REDIS_PERSECOND_URL", &url)],
+    )
+    .await;
+    let now = h.clock.now();
+    for remaining in [1, 0] {
+        let r = h.call(request("ps", vec![descriptor(&[("fast", "a")]), descriptor(&[("slow", "a")])])).await.unwrap();
+        assert_eq!((r.statuses[0].limit_remaining, r.statuses[1].limit_remaining), (remaining, remaining));
+    }
+    let main_keys: Vec<String> = h.redis.as_ref().unwrap().command(redis::cmd("KEYS").arg("*")).await;
+    let second_keys: Vec<String> = per_second.command(redis::cmd("KEYS").arg("*")).await;
+    assert_eq!(main_keys, vec![format!("ps_slow_a_{}", now - now % 60)]);
+    assert_eq!(second_keys, vec![format!("ps_fast_a_{now}")]);
+    h.stop().await;
+}

@@ -83,8 +83,8 @@ impl CounterStore for MemoryStore {
         Box::pin(std::future::ready(Ok(values)))
     }
 
-    fn current<'a>(&'a self, keys: &'a [&'a str], now: u64) -> StoreFuture<'a, Vec<u64>> {
-        let values = keys.iter().map(|k| self.read(k, now)).collect();
+    fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>> {
+        let values = counters.iter().map(|c| self.read(c.key, now)).collect();
         Box::pin(std::future::ready(Ok(values)))
     }
 
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn counters_expire_like_redis_keys() {
         let store = MemoryStore::new();
-        let update = CounterUpdate { key: "k", hits: 2, ttl: 60 };
+        let update = CounterUpdate { key: "k", hits: 2, ttl: 60, window: 60 };
         assert_eq!(store.add(&update, 1000), 2);
         assert_eq!(store.add(&update, 1059), 4);
         assert_eq!(store.read("k", 1118), 4);

@@ -7,65 +7,125 @@
 //!
 //! On a cluster, a request's keys may live on different nodes and one pipeline cannot span
 //! them, so each key gets its own small pipeline and they all run at once (still one round trip
-//! of latency).
+//! of latency). With `REDIS_PERSECOND`, counters of one-second windows go to their own Redis,
+//! queried at the same time as the main one.
 
 use std::sync::Arc;
 
-use futures_util::future::try_join_all;
-
+use futures_util::future::{try_join, try_join_all};
 use shared::redis::RedisPool;
 
 use super::{CounterStore, CounterUpdate, StoreError, StoreFuture};
 
 pub struct RedisStore {
-    pool: Arc<RedisPool>,
+    main: Arc<RedisPool>,
+    per_second: Option<Arc<RedisPool>>,
 }
 
 impl RedisStore {
-    pub fn new(pool: Arc<RedisPool>) -> RedisStore {
-        RedisStore { pool }
+    pub fn new(main: Arc<RedisPool>, per_second: Option<Arc<RedisPool>>) -> RedisStore {
+        RedisStore { main, per_second }
     }
+
+    /// Splits counters between the main and the per-second Redis, keeping their positions.
+    fn route<'a>(&self, counters: &[CounterUpdate<'a>]) -> [(Vec<usize>, Vec<CounterUpdate<'a>>); 2] {
+        let mut routes: [(Vec<usize>, Vec<CounterUpdate<'a>>); 2] = Default::default();
+        for (i, counter) in counters.iter().enumerate() {
+            let route = usize::from(self.per_second.is_some() && counter.window == 1);
+            routes[route].0.push(i);
+            routes[route].1.push(*counter);
+        }
+        routes
+    }
+
+    fn pool(&self, route: usize) -> &RedisPool {
+        match (route, &self.per_second) {
+            (1, Some(per_second)) => per_second,
+            _ => &self.main,
+        }
+    }
+
+    /// Runs `query` on each Redis for its counters, concurrently, and puts the answers back in
+    /// the counters' order.
+    async fn on_each_pool<'a, F, Fut>(
+        &'a self,
+        counters: &[CounterUpdate<'a>],
+        query: F,
+    ) -> Result<Vec<u64>, StoreError>
+    where
+        F: Fn(&'a RedisPool, Vec<CounterUpdate<'a>>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<u64>, StoreError>>,
+    {
+        let [(main_at, main), (second_at, second)] = self.route(counters);
+        let run = |route: usize, part: Vec<CounterUpdate<'a>>| {
+            let pool = self.pool(route);
+            let empty = part.is_empty();
+            let future = query(pool, part);
+            async move {
+                if empty {
+                    Ok(Vec::new())
+                } else {
+                    future.await
+                }
+            }
+        };
+        let (main_values, second_values) = try_join(run(0, main), run(1, second)).await?;
+        let mut values = vec![0; counters.len()];
+        for (at, value) in main_at.into_iter().zip(main_values).chain(second_at.into_iter().zip(second_values)) {
+            values[at] = value;
+        }
+        Ok(values)
+    }
+}
+
+async fn increment_on(pool: &RedisPool, updates: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
+    let values: Vec<u64> = if pool.is_cluster() {
+        try_join_all(updates.iter().map(|update| async move {
+            let (value,): (u64,) = pool.query(&increment_pipeline(std::slice::from_ref(update))).await?;
+            Ok::<_, StoreError>(value)
+        }))
+        .await?
+    } else {
+        pool.query(&increment_pipeline(&updates)).await?
+    };
+    check_len(values, updates.len())
+}
+
+async fn read_on(pool: &RedisPool, counters: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
+    // GETs rather than MGET: MGET across hash slots fails on a cluster.
+    let values: Vec<Option<u64>> = if pool.is_cluster() {
+        try_join_all(counters.iter().map(|counter| async move {
+            let (value,): (Option<u64>,) = pool.query(redis::pipe().cmd("GET").arg(counter.key)).await?;
+            Ok::<_, StoreError>(value)
+        }))
+        .await?
+    } else {
+        let mut pipeline = redis::pipe();
+        for counter in &counters {
+            pipeline.cmd("GET").arg(counter.key);
+        }
+        pool.query(&pipeline).await?
+    };
+    check_len(values.into_iter().map(Option::unwrap_or_default).collect(), counters.len())
 }
 
 impl CounterStore for RedisStore {
     fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], _now: u64) -> StoreFuture<'a, Vec<u64>> {
-        Box::pin(async move {
-            let values: Vec<u64> = if self.pool.is_cluster() {
-                let per_key = updates.iter().map(|update| async move {
-                    let pipeline = increment_pipeline(std::slice::from_ref(update));
-                    let (value,): (u64,) = self.pool.query(&pipeline).await?;
-                    Ok::<_, StoreError>(value)
-                });
-                try_join_all(per_key).await?
-            } else {
-                self.pool.query(&increment_pipeline(updates)).await?
-            };
-            check_len(values, updates.len())
-        })
+        Box::pin(self.on_each_pool(updates, increment_on))
     }
 
-    fn current<'a>(&'a self, keys: &'a [&'a str], _now: u64) -> StoreFuture<'a, Vec<u64>> {
-        Box::pin(async move {
-            // GETs rather than MGET: MGET across hash slots fails on a cluster.
-            let values: Vec<Option<u64>> = if self.pool.is_cluster() {
-                let per_key = keys.iter().map(|key| async move {
-                    let (value,): (Option<u64>,) = self.pool.query(redis::pipe().cmd("GET").arg(*key)).await?;
-                    Ok::<_, StoreError>(value)
-                });
-                try_join_all(per_key).await?
-            } else {
-                let mut pipeline = redis::pipe();
-                for key in keys {
-                    pipeline.cmd("GET").arg(*key);
-                }
-                self.pool.query(&pipeline).await?
-            };
-            check_len(values.into_iter().map(Option::unwrap_or_default).collect(), keys.len())
-        })
+    fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], _now: u64) -> StoreFuture<'a, Vec<u64>> {
+        Box::pin(self.on_each_pool(counters, read_on))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move { Ok(self.pool.ping().await?) })
+        Box::pin(async move {
+            self.main.ping().await?;
+            if let Some(per_second) = &self.per_second {
+                per_second.ping().await?;
+            }
+            Ok(())
+        })
     }
 
     fn name(&self) -> &'static str {
