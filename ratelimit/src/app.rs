@@ -38,7 +38,8 @@ pub enum StartError {
 
 /// A started service.
 pub struct Running {
-    pub grpc_addr: SocketAddr,
+    /// The gRPC TCP address; `None` when serving on `GRPC_UDS`.
+    pub grpc_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     pub debug_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
@@ -155,7 +156,10 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         background.push(tokio::spawn(probe_store(limiter.clone(), stopping.subscribe())));
     }
 
-    let grpc = bind("gRPC", &settings.grpc_host, settings.grpc_port).await?;
+    let grpc = match &settings.grpc_uds {
+        Some(path) => GrpcListener::Unix(serve::bind_unix(path)?),
+        None => GrpcListener::Tcp(bind("gRPC", &settings.grpc_host, settings.grpc_port).await?),
+    };
     let http = bind("HTTP", &settings.http_host, settings.http_port).await?;
     let debug = bind("debug", &settings.debug_host, settings.debug_port).await?;
     let metrics_listener = match settings.use_prometheus {
@@ -167,7 +171,11 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         false => None,
     };
     let address = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
-    let (grpc_addr, http_addr, debug_addr) = (address(&grpc), address(&http), address(&debug));
+    let grpc_addr = match &grpc {
+        GrpcListener::Tcp(listener) => Some(address(listener)),
+        GrpcListener::Unix(_) => None,
+    };
+    let (http_addr, debug_addr) = (address(&http), address(&debug));
     let metrics_addr = metrics_listener.as_ref().map(address);
 
     let mut servers = Vec::new();
@@ -176,12 +184,15 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         .max_connection_age_grace(settings.grpc_max_connection_age_grace)
         .add_service(health_server)
         .add_service(RateLimitGrpc::server(limiter.clone()));
-    match &settings.grpc_tls {
-        None => servers.push(serve::grpc(grpc_server, grpc, stopping.subscribe())),
-        Some(files) => {
+    match (grpc, &settings.grpc_tls) {
+        (GrpcListener::Unix(listener), _) => {
+            servers.push(serve::grpc_unix(grpc_server, listener, stopping.subscribe()))
+        }
+        (GrpcListener::Tcp(listener), None) => servers.push(serve::grpc(grpc_server, listener, stopping.subscribe())),
+        (GrpcListener::Tcp(listener), Some(files)) => {
             let tls = Arc::new(ReloadingServer::new(files.clone())?);
             background.push(tokio::spawn(tls.clone().watch(settings.runtime.poll_interval, stopping.subscribe())));
-            servers.push(serve::grpc_tls(grpc_server, grpc, tls, stopping.subscribe()));
+            servers.push(serve::grpc_tls(grpc_server, listener, tls, stopping.subscribe()));
         }
     }
     servers.push(serve::http(crate::http::main_router(limiter.clone(), health.clone()), http, stopping.subscribe()));
@@ -191,7 +202,8 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         servers.push(serve::http(router, listener, stopping.subscribe()));
     }
     servers.extend(background);
-    tracing::info!(%grpc_addr, %http_addr, %debug_addr, ?metrics_addr, "ratelimit serving");
+    let grpc_uds = settings.grpc_uds.as_ref().map(|p| p.display().to_string());
+    tracing::info!(?grpc_addr, ?grpc_uds, %http_addr, %debug_addr, ?metrics_addr, "ratelimit serving");
 
     Ok(Running {
         grpc_addr,
@@ -205,6 +217,12 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         shutdown_delay: settings.shutdown_delay,
         shutdown_timeout: settings.shutdown_timeout,
     })
+}
+
+/// Where gRPC is served: TCP (`GRPC_HOST:GRPC_PORT`) or a unix socket (`GRPC_UDS`).
+enum GrpcListener {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener),
 }
 
 /// Retries PING with exponential backoff and jitter, as the reference does at startup.

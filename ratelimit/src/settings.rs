@@ -15,6 +15,7 @@ use crate::xds::{XdsSettings, XdsTls};
 pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("GRPC_HOST", "0.0.0.0", "address of the gRPC server (ShouldRateLimit, grpc.health.v1)"),
     ("GRPC_PORT", "8081", "port of the gRPC server"),
+    ("GRPC_UDS", "", "serve gRPC on this unix socket path instead of GRPC_HOST:GRPC_PORT"),
     ("GRPC_MAX_CONNECTION_AGE", "24h", "close client connections after this long (lets load balancers rebalance)"),
     ("GRPC_MAX_CONNECTION_AGE_GRACE", "1h", "time given to calls on a connection closed for its age"),
     ("GRPC_SERVER_USE_TLS", "false", "serve gRPC over TLS (certificates re-read when their files change)"),
@@ -133,6 +134,8 @@ pub struct Settings {
     pub grpc_port: u16,
     pub grpc_max_connection_age: Duration,
     pub grpc_max_connection_age_grace: Duration,
+    /// `GRPC_UDS`: serve gRPC on this unix socket instead of `GRPC_HOST:GRPC_PORT`.
+    pub grpc_uds: Option<PathBuf>,
     /// `GRPC_SERVER_USE_TLS` and its files.
     pub grpc_tls: Option<TlsFiles>,
     pub http_host: String,
@@ -196,9 +199,6 @@ impl Settings {
             let _ = (r.raw("GRPC_CLIENT_TLS_CACERT"), r.raw("GRPC_CLIENT_TLS_SAN"));
             None
         };
-        if r.raw("GRPC_UDS").is_some() {
-            r.fail("GRPC_UDS", r.raw("GRPC_UDS"), "serving gRPC on a unix socket is not supported yet");
-        }
         let config_type = r.one_of("CONFIG_TYPE", "FILE", &["FILE", "GRPC_XDS_SOTW"]);
         let xds = xds_settings(&mut r);
         if r.boolean("USE_STATSD", false) {
@@ -266,6 +266,7 @@ impl Settings {
             grpc_max_connection_age: r.duration("GRPC_MAX_CONNECTION_AGE", Duration::from_secs(24 * 3600)),
             grpc_max_connection_age_grace: r.duration("GRPC_MAX_CONNECTION_AGE_GRACE", Duration::from_secs(3600)),
             grpc_tls,
+            grpc_uds: r.raw("GRPC_UDS").map(PathBuf::from),
             http_host: r.string("HOST", "0.0.0.0"),
             http_port: r.parse("PORT", 8080u16),
             debug_host: r.string("DEBUG_HOST", "0.0.0.0"),
@@ -522,7 +523,6 @@ mod tests {
         Settings::from_env(&recording).unwrap();
         let documented: Vec<&str> = SETTINGS.iter().map(|(n, _, _)| *n).collect();
         let undocumented_ok = [
-            "GRPC_UDS",
             "REDIS_POOL_ON_EMPTY_BEHAVIOR",
             "REDIS_PERSECOND_POOL_ON_EMPTY_BEHAVIOR",
             "REDIS_PERSECOND_PIPELINE_WINDOW",

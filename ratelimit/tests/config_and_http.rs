@@ -127,7 +127,7 @@ async fn http_endpoints() {
 async fn grpc_health_reports_serving_and_config_health() {
     let h = Harness::start(Backend::Memory, &[], &[("HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED", "true")]).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(
-        tonic::transport::Channel::from_shared(format!("http://{}", h.running().grpc_addr))
+        tonic::transport::Channel::from_shared(format!("http://{}", h.running().grpc_addr.unwrap()))
             .unwrap()
             .connect()
             .await
@@ -147,4 +147,33 @@ async fn grpc_health_reports_serving_and_config_health() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("gRPC health never turned SERVING");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_on_a_unix_socket() {
+    let config = ConfigDir::new(&[("web.yaml", GOOD)]);
+    let socket = config.root().join("ratelimit.sock");
+    // A stale socket file from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let mut env = base_env(&config);
+    env.insert("GRPC_UDS".into(), socket.display().to_string());
+    let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
+    let running = ratelimit::start(settings, std::sync::Arc::new(env), TestClock::new().as_clock()).await.unwrap();
+    assert_eq!(running.grpc_addr, None);
+
+    let path = socket.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://unix.socket")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await
+        .unwrap();
+    let mut client =
+        envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::new(channel);
+    let r = client.should_rate_limit(request("web", vec![descriptor(&[("path", "/api")])])).await.unwrap().into_inner();
+    assert_eq!(r.statuses[0].limit_remaining, 1);
+    running.shutdown().await;
 }

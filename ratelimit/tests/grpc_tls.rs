@@ -35,7 +35,8 @@ async fn call(running: &ratelimit::Running, dir: &Path, ca: &str, identity: Opti
     if let Some(name) = identity {
         tls = tls.identity(Identity::from_pem(read(format!("{name}.pem")), read(format!("{name}.key"))));
     }
-    let endpoint = Endpoint::from_shared(format!("https://{}", running.grpc_addr)).unwrap().tls_config(tls).unwrap();
+    let endpoint =
+        Endpoint::from_shared(format!("https://{}", running.grpc_addr.unwrap())).unwrap().tls_config(tls).unwrap();
     let channel = endpoint.connect().await.map_err(|e| format!("connect: {e:?}"))?;
     let response = RateLimitServiceClient::new(channel)
         .should_rate_limit(request("tls", vec![descriptor(&[("k", "v")])]))

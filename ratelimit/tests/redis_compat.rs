@@ -77,7 +77,7 @@ async fn two_instances_share_one_limit() {
     let second = ratelimit::start(settings, std::sync::Arc::new(env), a.clock.as_clock()).await.unwrap();
     let mut second_client =
         envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(
-            format!("http://{}", second.grpc_addr),
+            format!("http://{}", second.grpc_addr.unwrap()),
         )
         .await
         .unwrap();

@@ -31,7 +31,7 @@ async fn start(extra: &[(&str, &str)]) -> Result<(ratelimit::Running, ConfigDir,
 async fn assert_counts(running: &ratelimit::Running) {
     let mut client =
         envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(
-            format!("http://{}", running.grpc_addr),
+            format!("http://{}", running.grpc_addr.unwrap()),
         )
         .await
         .unwrap();

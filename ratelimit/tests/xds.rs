@@ -179,7 +179,7 @@ async fn client(
 > {
     envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(format!(
         "http://{}",
-        running.grpc_addr
+        running.grpc_addr.unwrap()
     ))
     .await
     .unwrap()

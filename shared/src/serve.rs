@@ -58,6 +58,32 @@ pub fn split_host_port(address: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
+/// Serves a tonic router on a unix socket.
+pub fn grpc_unix(
+    router: tonic::transport::server::Router,
+    listener: tokio::net::UnixListener,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    })
+}
+
+/// Binds a unix socket at `path`, replacing a stale socket file left by an earlier run.
+pub fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, BindError> {
+    let error = |source| BindError { what: "gRPC unix socket", address: path.display().to_string(), source };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            std::fs::remove_file(path).map_err(error)?;
+        }
+        _ => {}
+    }
+    tokio::net::UnixListener::bind(path).map_err(error)
+}
+
 /// Serves a tonic router over TLS whose certificate follows its files (see [`crate::tls`]).
 pub fn grpc_tls(
     router: tonic::transport::server::Router,
