@@ -1,0 +1,11 @@
+//! The pure core: the request view, route policy, JWT verification, API keys, identity →
+//! headers, and the decision. No tonic, reqwest or redis here, and time is a parameter.
+
+pub mod apikeys;
+pub mod claims;
+pub mod decision;
+pub mod identity;
+pub mod jwt;
+pub mod request;
+pub mod routes;
+pub mod token_cache;

@@ -1,0 +1,178 @@
+//! API keys, stored as SHA-256 hashes only. A presented key is hashed and looked up; the
+//! stored hash is then compared in constant time. (The hash-map lookup itself compares digests,
+//! whose timing tells an attacker nothing usable about any key: SHA-256 has no known preimages.)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use ring::digest::{digest, SHA256};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub type KeyHash = [u8; 32];
+
+/// What a key stands for; becomes the identity's claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyEntry {
+    pub hash: KeyHash,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub org_id: Option<String>,
+    pub attributes: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct ApiKeyError {
+    pub file: String,
+    pub problem: String,
+}
+
+/// One stored key as written in a key file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredKey {
+    /// `sha256:<64 hex digits>`.
+    hash: String,
+    client_id: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    org_id: Option<String>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+}
+
+/// A key file holds `keys: [...]`, or a single key (one file per key, as a mounted Secret has).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum KeyFile {
+    Many { keys: Vec<StoredKey> },
+    One(StoredKey),
+}
+
+#[derive(Debug, Default)]
+pub struct ApiKeyStore {
+    by_hash: HashMap<KeyHash, Arc<ApiKeyEntry>>,
+}
+
+impl ApiKeyStore {
+    /// Builds a store from `(file name, parsed document)` pairs. Every error names its file.
+    pub fn from_documents(documents: Vec<(String, Value)>) -> Result<ApiKeyStore, ApiKeyError> {
+        let mut store = ApiKeyStore::default();
+        for (file, document) in documents {
+            let error = |problem: String| ApiKeyError { file: file.clone(), problem };
+            if document.get("key").is_some() || document.pointer("/keys/0/key").is_some() {
+                return Err(error("holds a plaintext `key`; store only its hash (see `ext-authz api-key new`)".into()));
+            }
+            let parsed: KeyFile = serde_json::from_value(document).map_err(|e| error(e.to_string()))?;
+            let keys = match parsed {
+                KeyFile::Many { keys } => keys,
+                KeyFile::One(key) => vec![key],
+            };
+            for (i, key) in keys.into_iter().enumerate() {
+                let hash = parse_hash(&key.hash).map_err(|p| error(format!("keys[{i}].hash: {p}")))?;
+                if key.client_id.is_empty() {
+                    return Err(error(format!("keys[{i}].client_id: must not be empty")));
+                }
+                if store.by_hash.contains_key(&hash) {
+                    return Err(error(format!("keys[{i}]: the same key is stored twice")));
+                }
+                let entry = ApiKeyEntry {
+                    hash,
+                    client_id: key.client_id,
+                    scopes: key.scopes,
+                    org_id: key.org_id,
+                    attributes: key.attributes,
+                };
+                store.by_hash.insert(hash, Arc::new(entry));
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// The entry for a presented key, if it is stored.
+    pub fn lookup(&self, presented: &str) -> Option<Arc<ApiKeyEntry>> {
+        let hash = hash_key(presented);
+        let entry = self.by_hash.get(&hash)?;
+        bool::from(subtle::ConstantTimeEq::ct_eq(&entry.hash[..], &hash[..])).then(|| entry.clone())
+    }
+}
+
+pub fn hash_key(key: &str) -> KeyHash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, key.as_bytes()).as_ref());
+    out
+}
+
+/// `sha256:<hex>` as stored in key files.
+pub fn format_hash(hash: &KeyHash) -> String {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn parse_hash(text: &str) -> Result<KeyHash, String> {
+    let hex = text.strip_prefix("sha256:").ok_or("must start with `sha256:`")?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("must be `sha256:` and 64 hex digits".into());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+/// A fresh random key: `ghk_` and 32 random bytes in base64url (256 bits of entropy).
+pub fn new_key() -> String {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("system randomness");
+    format!("ghk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store(documents: Vec<Value>) -> Result<ApiKeyStore, ApiKeyError> {
+        ApiKeyStore::from_documents(documents.into_iter().enumerate().map(|(i, d)| (format!("f{i}.yaml"), d)).collect())
+    }
+
+    #[test]
+    fn stores_hashes_and_finds_keys() {
+        let key = new_key();
+        assert!(key.starts_with("ghk_") && key.len() == 47);
+        let other = new_key();
+        let s = store(vec![
+            json!({"keys": [{"hash": format_hash(&hash_key(&key)), "client_id": "c1", "scopes": ["a"], "org_id": "o1", "attributes": {"plan": "pro"}}]}),
+            json!({"hash": format_hash(&hash_key(&other)), "client_id": "c2"}),
+        ])
+        .unwrap();
+        assert_eq!(s.len(), 2);
+        let entry = s.lookup(&key).unwrap();
+        assert_eq!((entry.client_id.as_str(), entry.org_id.as_deref()), ("c1", Some("o1")));
+        assert_eq!(s.lookup(&other).unwrap().client_id, "c2");
+        assert!(s.lookup("ghk_wrong").is_none());
+    }
+
+    #[test]
+    fn refuses_plaintext_and_bad_entries() {
+        let err = store(vec![json!({"keys": [{"key": "secret", "client_id": "c"}]})]).unwrap_err();
+        assert!(err.problem.contains("plaintext"), "{err}");
+        let err = store(vec![json!({"keys": [{"hash": "md5:00", "client_id": "c"}]})]).unwrap_err();
+        assert_eq!(err.to_string(), "f0.yaml: keys[0].hash: must start with `sha256:`");
+        let err = store(vec![json!({"keys": [{"hash": format_hash(&[1; 32]), "client_id": ""}]})]).unwrap_err();
+        assert_eq!(err.to_string(), "f0.yaml: keys[0].client_id: must not be empty");
+        assert!(store(vec![json!({"keys": [{"hash": format_hash(&[1; 32]), "client_id": "c", "bogus": 1}]})]).is_err());
+    }
+}

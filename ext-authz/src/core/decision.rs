@@ -1,0 +1,335 @@
+//! The decision: route the request, find and verify its credential, check scopes and claim
+//! rules, and answer with the identity headers or a uniform error.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::apikeys::ApiKeyStore;
+use super::identity::{Identity, IdentityHeaders};
+use super::jwt::{self, JwtError, JwtPolicy, KeySet};
+use super::request::AuthRequest;
+use super::routes::{Credential, DefaultPolicy, Requirements, RouteTable, Routed};
+use super::token_cache::TokenCache;
+
+/// Where a credential is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// A header (lower-case name); the value must start with `prefix`, which is removed.
+    Header {
+        name: String,
+        prefix: String,
+    },
+    Query(String),
+    Cookie(String),
+}
+
+impl CredentialSource {
+    fn read(&self, request: &AuthRequest) -> Option<String> {
+        let value = match self {
+            CredentialSource::Header { name, prefix } => {
+                let raw = request.header(name)?.trim();
+                // Scheme names are case-insensitive (`bearer` = `Bearer`).
+                if raw.len() < prefix.len() || !raw[..prefix.len()].eq_ignore_ascii_case(prefix) {
+                    return None;
+                }
+                raw[prefix.len()..].trim().to_string()
+            }
+            CredentialSource::Query(name) => request.query_param(name)?,
+            CredentialSource::Cookie(name) => request.cookie(name)?.to_string(),
+        };
+        (!value.is_empty()).then_some(value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provider {
+    pub name: String,
+    pub policy: JwtPolicy,
+    pub sources: Vec<CredentialSource>,
+}
+
+/// The compiled policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Engine {
+    pub routes: RouteTable,
+    pub providers: Vec<Provider>,
+    pub api_key_sources: Vec<CredentialSource>,
+    pub identity: IdentityHeaders,
+    /// Pass the credential on to the backend (default: strip it).
+    pub forward_credential: bool,
+}
+
+/// The mutable state a decision reads: keys, API keys, the token cache and the time.
+pub struct Context<'a> {
+    /// Per provider; `None` until its keys were loaded once.
+    pub keys: &'a [Option<Arc<KeySet>>],
+    pub api_keys: &'a ApiKeyStore,
+    pub cache: &'a TokenCache,
+    pub now: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthorized,
+    ExpiredToken,
+    Forbidden,
+    InsufficientScope,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::ExpiredToken => "EXPIRED_TOKEN",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deny {
+    /// 401 or 403.
+    pub status: u16,
+    pub code: ErrorCode,
+    pub message: String,
+    pub www_authenticate: Option<String>,
+    /// Why, for metrics and logs (never a secret).
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allow {
+    /// Headers to set on the upstream request (overwriting).
+    pub headers: Vec<(String, String)>,
+    /// Headers to remove from the upstream request.
+    pub remove: Vec<String>,
+    /// Query parameters to remove (a credential passed in the query).
+    pub remove_query: Vec<String>,
+    pub identity: Option<Identity>,
+    /// For dynamic metadata.
+    pub metadata: Map<String, Value>,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Allow(Allow),
+    Deny(Deny),
+    /// We cannot decide (keys never loaded): an internal failure, not a deny.
+    Unavailable(String),
+    /// The token names a key this provider does not have (yet): refresh its keys and ask again.
+    UnknownKey {
+        provider: usize,
+    },
+}
+
+/// The credential found on a request and where it came from.
+struct Found<'e> {
+    value: String,
+    source: &'e CredentialSource,
+    kind: FoundKind,
+}
+
+enum FoundKind {
+    Jwt(Vec<usize>),
+    ApiKey,
+}
+
+impl Engine {
+    pub fn check(&self, request: &AuthRequest, ctx: &Context<'_>) -> Decision {
+        let requirements = match self.routes.route(&request.host, &request.method, &request.path) {
+            Routed::Public => return Decision::Allow(self.allow(request, None, None, "public")),
+            Routed::Default(DefaultPolicy::Allow) => {
+                return Decision::Allow(self.allow(request, None, None, "default_allow"))
+            }
+            Routed::Default(DefaultPolicy::Deny) => {
+                return Decision::Deny(deny(
+                    403,
+                    ErrorCode::Forbidden,
+                    "no route allows this request",
+                    None,
+                    "no_route",
+                ))
+            }
+            Routed::Default(DefaultPolicy::Authenticated(requirements)) => requirements,
+            Routed::Rule(rule) => &rule.requires,
+        };
+        let Some(found) = self.find_credential(request, requirements) else {
+            return Decision::Deny(deny(
+                401,
+                ErrorCode::Unauthorized,
+                "missing credentials",
+                Some("Bearer".into()),
+                "missing_credentials",
+            ));
+        };
+        let identity = match &found.kind {
+            FoundKind::ApiKey => match ctx.api_keys.lookup(&found.value) {
+                Some(entry) => Identity::from_api_key(&entry),
+                None => {
+                    return Decision::Deny(deny(
+                        401,
+                        ErrorCode::Unauthorized,
+                        "invalid API key",
+                        None,
+                        "invalid_api_key",
+                    ))
+                }
+            },
+            FoundKind::Jwt(providers) => match self.verify_jwt(&found.value, providers, ctx) {
+                Ok(identity) => identity,
+                Err(decision) => return decision,
+            },
+        };
+        if let Some(decision) = authorize(&identity, requirements) {
+            return Decision::Deny(decision);
+        }
+        Decision::Allow(self.allow(request, Some(identity), Some(&found), "authenticated"))
+    }
+
+    /// The first credential present, in the order the rule lists credential kinds.
+    fn find_credential<'e>(&'e self, request: &AuthRequest, requirements: &Requirements) -> Option<Found<'e>> {
+        for credential in &requirements.credentials {
+            match credential {
+                Credential::ApiKey => {
+                    for source in &self.api_key_sources {
+                        if let Some(value) = source.read(request) {
+                            return Some(Found { value, source, kind: FoundKind::ApiKey });
+                        }
+                    }
+                }
+                Credential::Jwt(allowed) => {
+                    let allowed: Vec<usize> = match allowed {
+                        Some(list) => list.clone(),
+                        None => (0..self.providers.len()).collect(),
+                    };
+                    // The same token location may serve several providers; the token's `iss`
+                    // picks among them.
+                    for provider in allowed.iter().map(|p| &self.providers[*p]) {
+                        for source in &provider.sources {
+                            if let Some(value) = source.read(request) {
+                                let same_source: Vec<usize> = allowed
+                                    .iter()
+                                    .copied()
+                                    .filter(|q| self.providers[*q].sources.contains(source))
+                                    .collect();
+                                return Some(Found { value, source, kind: FoundKind::Jwt(same_source) });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Decision> {
+        if let Some((p, verified)) = ctx.cache.get(token, ctx.now) {
+            if providers.contains(&p) {
+                return Ok(Identity::from_jwt(&self.providers[p].name, verified.claims));
+            }
+        }
+        let peeked = jwt::peek(token).map_err(|e| invalid_token(&e))?;
+        let p = providers
+            .iter()
+            .copied()
+            .find(|p| Some(self.providers[*p].policy.issuer.as_str()) == peeked.issuer.as_deref())
+            .ok_or_else(|| invalid_token(&JwtError::WrongIssuer))?;
+        let provider = &self.providers[p];
+        let Some(keys) = ctx.keys.get(p).and_then(Option::as_ref) else {
+            return Err(Decision::Unavailable(format!("no keys loaded yet for JWT provider {:?}", provider.name)));
+        };
+        match jwt::verify(token, &peeked, &provider.policy, keys, ctx.now) {
+            Ok(verified) => {
+                ctx.cache.insert(token, p, &verified, ctx.now);
+                Ok(Identity::from_jwt(&provider.name, verified.claims))
+            }
+            Err(JwtError::UnknownKey(_)) => Err(Decision::UnknownKey { provider: p }),
+            Err(e) => Err(invalid_token(&e)),
+        }
+    }
+
+    fn allow(
+        &self,
+        request: &AuthRequest,
+        identity: Option<Identity>,
+        credential: Option<&Found<'_>>,
+        reason: &'static str,
+    ) -> Allow {
+        let headers = identity.as_ref().map(|i| self.identity.render(i)).unwrap_or_default();
+        // Every identity header we own and do not set is removed, so client-sent copies never
+        // reach the backend.
+        let mut remove: Vec<String> =
+            self.identity.owned().filter(|name| !headers.iter().any(|(h, _)| h == name)).map(str::to_owned).collect();
+        let mut headers = headers;
+        let mut remove_query = Vec::new();
+        if let (Some(found), false) = (credential, self.forward_credential) {
+            match found.source {
+                CredentialSource::Header { name, .. } => remove.push(name.clone()),
+                CredentialSource::Query(name) => remove_query.push(name.clone()),
+                CredentialSource::Cookie(name) => match without_cookie(request, name) {
+                    Some(rest) => headers.push(("cookie".into(), rest)),
+                    None => remove.push("cookie".into()),
+                },
+            }
+        }
+        let metadata = identity.as_ref().map(Identity::metadata).unwrap_or_default();
+        Allow { headers, remove, remove_query, identity, metadata, reason }
+    }
+}
+
+/// Scope and claim checks; `None` when everything holds.
+fn authorize(identity: &Identity, requirements: &Requirements) -> Option<Deny> {
+    let missing: Vec<&str> =
+        requirements.scopes.iter().filter(|s| !identity.scopes.contains(s)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        let challenge = format!(r#"Bearer error="insufficient_scope", scope="{}""#, requirements.scopes.join(" "));
+        let message = format!("missing scope: {}", missing.join(" "));
+        return Some(deny(403, ErrorCode::InsufficientScope, &message, Some(challenge), "insufficient_scope"));
+    }
+    if let Some(rule) = requirements.claims.iter().find(|r| !r.holds(&identity.claims)) {
+        let message = format!("claim {:?} does not satisfy the route's rule", rule.claim.name());
+        return Some(deny(403, ErrorCode::Forbidden, &message, None, "claim_rule"));
+    }
+    None
+}
+
+fn invalid_token(error: &JwtError) -> Decision {
+    let (code, reason) = match error {
+        JwtError::Expired => (ErrorCode::ExpiredToken, "expired_token"),
+        JwtError::Malformed(_) => (ErrorCode::Unauthorized, "malformed_token"),
+        _ => (ErrorCode::Unauthorized, "invalid_token"),
+    };
+    let description = error.to_string();
+    let challenge = format!(r#"Bearer error="invalid_token", error_description="{description}""#);
+    Decision::Deny(deny(401, code, &description, Some(challenge), reason))
+}
+
+fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<String>, reason: &'static str) -> Deny {
+    Deny { status, code, message: message.to_string(), www_authenticate: challenge, reason }
+}
+
+/// The `cookie` header without one cookie; `None` when nothing else is left.
+fn without_cookie(request: &AuthRequest, name: &str) -> Option<String> {
+    let rest: Vec<&str> = request
+        .header("cookie")?
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(k, _)| k != name))
+        .collect();
+    (!rest.is_empty()).then(|| rest.join("; "))
+}
+
+/// The uniform JSON error body.
+pub fn error_body(deny: &Deny, request_id: &str, timestamp: &str) -> String {
+    json!({
+        "error": {"code": deny.code.as_str(), "message": deny.message, "request_id": request_id},
+        "metadata": {"success": false, "timestamp": timestamp},
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests;

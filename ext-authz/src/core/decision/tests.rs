@@ -1,0 +1,226 @@
+use super::*;
+use crate::core::apikeys::{format_hash, hash_key};
+use crate::core::claims::ClaimPath;
+use crate::core::identity::ArrayFormat;
+use crate::core::routes::{ClaimRule, Condition, PathMatch, Rule};
+use crate::testing::{jwks, SigningKey};
+use jsonwebtoken::Algorithm;
+use std::collections::HashMap;
+
+const RSA_A: &str = include_str!("../../../tests/fixtures/rsa-a.pem");
+const NOW: u64 = 1_800_000_000;
+const API_KEY: &str = "ghk_test-key-0123456789";
+
+fn requirements(credentials: Vec<Credential>, scopes: &[&str], claims: Vec<ClaimRule>) -> Requirements {
+    Requirements { credentials, scopes: scopes.iter().map(|s| s.to_string()).collect(), claims }
+}
+
+fn engine() -> Engine {
+    let bearer = CredentialSource::Header { name: "authorization".into(), prefix: "Bearer ".into() };
+    let rule = |name: &str, path: &str, requires| Rule {
+        name: name.into(),
+        host: None,
+        methods: vec![],
+        path: PathMatch::parse(path).unwrap(),
+        requires,
+    };
+    Engine {
+        routes: RouteTable {
+            public: vec![PathMatch::parse("/public/*").unwrap()],
+            rules: vec![
+                rule(
+                    "orders",
+                    "/orders/*",
+                    requirements(vec![Credential::Jwt(None), Credential::ApiKey], &["orders:read"], vec![]),
+                ),
+                rule(
+                    "admin",
+                    "/admin",
+                    requirements(
+                        vec![Credential::Jwt(None)],
+                        &[],
+                        vec![ClaimRule {
+                            claim: ClaimPath::parse("role"),
+                            condition: Condition::Equals(json!("admin")),
+                        }],
+                    ),
+                ),
+                rule("any", "/any", requirements(vec![Credential::Jwt(None), Credential::ApiKey], &[], vec![])),
+            ],
+            default: DefaultPolicy::Deny,
+        },
+        providers: vec![Provider {
+            name: "corp".into(),
+            policy: JwtPolicy {
+                issuer: "https://idp.test".into(),
+                audiences: vec!["api".into()],
+                algorithms: vec![Algorithm::RS256],
+                leeway: 60,
+                require_exp: true,
+            },
+            sources: vec![
+                bearer,
+                CredentialSource::Query("access_token".into()),
+                CredentialSource::Cookie("token".into()),
+            ],
+        }],
+        api_key_sources: vec![CredentialSource::Header { name: "x-api-key".into(), prefix: String::new() }],
+        identity: IdentityHeaders {
+            rules: IdentityHeaders::defaults(),
+            arrays: ArrayFormat::Join(",".into()),
+            payload_header: None,
+        },
+        forward_credential: false,
+    }
+}
+
+struct World {
+    engine: Engine,
+    key: SigningKey,
+    keys: Vec<Option<Arc<KeySet>>>,
+    api_keys: ApiKeyStore,
+    cache: TokenCache,
+}
+
+impl World {
+    fn new() -> World {
+        let key = SigningKey::rsa("k1", Algorithm::RS256, RSA_A);
+        let keys = vec![Some(Arc::new(KeySet::from_jwks(&jwks(&[&key])).unwrap()))];
+        let api_keys = ApiKeyStore::from_documents(vec![(
+            "keys.yaml".into(),
+            json!({"keys": [{"hash": format_hash(&hash_key(API_KEY)), "client_id": "billing", "scopes": ["orders:read"], "org_id": "acme"}]}),
+        )])
+        .unwrap();
+        World { engine: engine(), key, keys, api_keys, cache: TokenCache::new(100) }
+    }
+
+    fn token(&self, patch: Value) -> String {
+        let mut claims =
+            json!({"iss": "https://idp.test", "aud": "api", "sub": "u1", "exp": NOW + 300, "scope": "orders:read"});
+        for (k, v) in patch.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        self.key.sign(&claims)
+    }
+
+    fn check(&self, target: &str, headers: &[(&str, &str)]) -> Decision {
+        let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let request = AuthRequest::new("GET", "api.test", target, headers);
+        let ctx = Context { keys: &self.keys, api_keys: &self.api_keys, cache: &self.cache, now: NOW };
+        self.engine.check(&request, &ctx)
+    }
+}
+
+fn allowed(decision: Decision) -> Allow {
+    match decision {
+        Decision::Allow(allow) => allow,
+        other => panic!("expected allow, got {other:?}"),
+    }
+}
+
+fn denied(decision: Decision) -> Deny {
+    match decision {
+        Decision::Deny(deny) => deny,
+        other => panic!("expected deny, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_valid_token_gets_identity_headers_and_loses_the_credential() {
+    let w = World::new();
+    let bearer = format!("Bearer {}", w.token(json!({"email": "u1@test"})));
+    let allow = allowed(w.check("/orders/1", &[("authorization", &bearer), ("x-user-id", "spoofed")]));
+    assert!(allow.headers.contains(&("x-user-id".into(), "u1".into())));
+    assert!(allow.headers.contains(&("x-user-email".into(), "u1@test".into())));
+    // Owned headers this identity does not set are removed, and so is the credential.
+    assert!(allow.remove.contains(&"x-org-id".into()) && allow.remove.contains(&"x-user-role".into()));
+    assert!(allow.remove.contains(&"authorization".into()));
+    assert!(!allow.remove.contains(&"x-user-id".into()), "a header we set is never also removed");
+    assert_eq!(allow.metadata["user_id"], "u1");
+}
+
+#[test]
+fn public_paths_still_strip_identity_headers() {
+    let allow = allowed(World::new().check("/public/a", &[("x-user-id", "spoofed")]));
+    assert!(allow.headers.is_empty());
+    assert_eq!(allow.remove.len(), 5);
+}
+
+#[test]
+fn denies_with_the_right_code() {
+    let w = World::new();
+    let missing = denied(w.check("/orders/1", &[]));
+    assert_eq!(
+        (missing.status, missing.code, missing.www_authenticate.as_deref()),
+        (401, ErrorCode::Unauthorized, Some("Bearer"))
+    );
+    let expired =
+        denied(w.check("/orders/1", &[("authorization", &format!("Bearer {}", w.token(json!({"exp": NOW - 100}))))]));
+    assert_eq!((expired.status, expired.code), (401, ErrorCode::ExpiredToken));
+    assert!(expired.www_authenticate.unwrap().starts_with(r#"Bearer error="invalid_token""#));
+    let scope =
+        denied(w.check("/orders/1", &[("authorization", &format!("Bearer {}", w.token(json!({"scope": "other"}))))]));
+    assert_eq!((scope.status, scope.code), (403, ErrorCode::InsufficientScope));
+    let claim =
+        denied(w.check("/admin", &[("authorization", &format!("Bearer {}", w.token(json!({"role": "user"}))))]));
+    assert_eq!((claim.status, claim.code), (403, ErrorCode::Forbidden));
+    assert!(matches!(
+        w.check("/admin", &[("authorization", &format!("Bearer {}", w.token(json!({"role": "admin"}))))]),
+        Decision::Allow(_)
+    ));
+    let no_route = denied(w.check("/elsewhere", &[]));
+    assert_eq!((no_route.status, no_route.code), (403, ErrorCode::Forbidden));
+    let garbage = denied(w.check("/orders/1", &[("authorization", "Bearer not-a-jwt")]));
+    assert_eq!((garbage.status, garbage.reason), (401, "malformed_token"));
+    let foreign = denied(
+        w.check("/orders/1", &[("authorization", &format!("Bearer {}", w.token(json!({"iss": "https://evil"}))))]),
+    );
+    assert_eq!(foreign.message, "wrong issuer");
+}
+
+#[test]
+fn api_keys_and_credential_locations() {
+    let w = World::new();
+    let allow = allowed(w.check("/orders/1", &[("x-api-key", API_KEY)]));
+    assert!(allow.headers.contains(&("x-user-id".into(), "billing".into())));
+    assert!(allow.headers.contains(&("x-org-id".into(), "acme".into())));
+    assert!(allow.remove.contains(&"x-api-key".into()));
+    assert_eq!(denied(w.check("/orders/1", &[("x-api-key", "ghk_nope")])).reason, "invalid_api_key");
+
+    let token = w.token(json!({}));
+    let allow = allowed(w.check(&format!("/any?x=1&access_token={token}"), &[]));
+    assert_eq!(allow.remove_query, vec!["access_token".to_string()]);
+    let allow = allowed(w.check("/any", &[("cookie", &format!("a=1; token={token}; b=2"))]));
+    assert!(allow.headers.contains(&("cookie".into(), "a=1; b=2".into())));
+}
+
+#[test]
+fn unknown_keys_and_missing_keys_are_not_denials() {
+    let mut w = World::new();
+    let rotated = SigningKey::rsa("k2", Algorithm::RS256, RSA_A);
+    let token = rotated.sign(&json!({"iss": "https://idp.test", "aud": "api", "sub": "u", "exp": NOW + 60}));
+    assert_eq!(w.check("/any", &[("authorization", &format!("Bearer {token}"))]), Decision::UnknownKey { provider: 0 });
+    w.keys = vec![None];
+    assert!(matches!(w.check("/any", &[("authorization", &format!("Bearer {token}"))]), Decision::Unavailable(_)));
+}
+
+#[test]
+fn verified_tokens_are_cached_until_expiry() {
+    let mut w = World::new();
+    let bearer = format!("Bearer {}", w.token(json!({})));
+    allowed(w.check("/any", &[("authorization", &bearer)]));
+    // With the keys gone, only the cache can allow it.
+    w.keys = vec![None];
+    allowed(w.check("/any", &[("authorization", &bearer)]));
+}
+
+#[test]
+fn error_body_shape() {
+    let deny = deny(403, ErrorCode::InsufficientScope, "missing scope: a", None, "insufficient_scope");
+    let body: Value = serde_json::from_str(&error_body(&deny, "req-1", "2026-01-01T00:00:00.000Z")).unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {"code": "INSUFFICIENT_SCOPE", "message": "missing scope: a", "request_id": "req-1"},
+               "metadata": {"success": false, "timestamp": "2026-01-01T00:00:00.000Z"}})
+    );
+}

@@ -1,0 +1,126 @@
+//! The request being checked, as both Envoy modes describe it: method, host, path and query
+//! apart, headers with lower-case names. Cookies and query parameters are parsed on demand.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub method: String,
+    /// `:authority` / `Host`, without a port.
+    pub host: String,
+    /// The path without the query string, undecoded.
+    pub path: String,
+    /// The raw query string (no `?`).
+    pub query: String,
+    /// Lower-case names; Envoy joins repeated headers with `,`.
+    pub headers: HashMap<String, String>,
+}
+
+impl AuthRequest {
+    /// Builds a request from Envoy's view: `target` is the request target with its query.
+    pub fn new(method: &str, authority: &str, target: &str, headers: HashMap<String, String>) -> AuthRequest {
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, query),
+            None => (target, ""),
+        };
+        AuthRequest {
+            method: method.to_ascii_uppercase(),
+            host: strip_port(authority).to_ascii_lowercase(),
+            path: path.to_string(),
+            query: query.to_string(),
+            headers,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// `x-request-id`, for error bodies and logs.
+    pub fn request_id(&self) -> &str {
+        self.header("x-request-id").unwrap_or("")
+    }
+
+    /// A cookie's value. Envoy merges several `cookie` headers with `,`, so both `;` and `,`
+    /// separate cookies here.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.header("cookie")?.split([';', ',']).find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+    }
+
+    /// A query parameter's value, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k) == name).then(|| percent_decode(v))
+        })
+    }
+}
+
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_once(']').map_or(authority, |(host, _)| &host[1..]);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (as a space, per form encoding); bad escapes stay as written.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(target: &str, headers: &[(&str, &str)]) -> AuthRequest {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthRequest::new("get", "API.example.com:8443", target, headers)
+    }
+
+    #[test]
+    fn splits_target_and_normalises() {
+        let r = request("/a/b?x=1&token=a%2Bb+c", &[]);
+        assert_eq!((r.method.as_str(), r.host.as_str(), r.path.as_str()), ("GET", "api.example.com", "/a/b"));
+        assert_eq!(r.query_param("token").as_deref(), Some("a+b c"));
+        assert_eq!(r.query_param("missing"), None);
+        assert_eq!(strip_port("[::1]:80"), "::1");
+    }
+
+    #[test]
+    fn cookies_from_merged_headers() {
+        let r = request("/", &[("cookie", "a=1; session=xyz,b=2")]);
+        assert_eq!(r.cookie("session"), Some("xyz"));
+        assert_eq!(r.cookie("b"), Some("2"));
+        assert_eq!(r.cookie("c"), None);
+    }
+
+    #[test]
+    fn bad_escapes_stay() {
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
