@@ -180,7 +180,7 @@ impl Engine {
             },
             FoundKind::Jwt(providers) => match self.verify_jwt(&found.value, providers, ctx) {
                 Ok(identity) => identity,
-                Err(decision) => return decision,
+                Err(decision) => return *decision,
             },
         };
         if let Some(decision) = authorize(&identity, requirements) {
@@ -225,29 +225,32 @@ impl Engine {
         None
     }
 
-    fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Decision> {
+    fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
         if let Some((p, verified)) = ctx.cache.get(token, ctx.now) {
             if providers.contains(&p) {
                 return Ok(Identity::from_jwt(&self.providers[p].name, verified.claims));
             }
         }
-        let peeked = jwt::peek(token).map_err(|e| invalid_token(&e))?;
+        let peeked = jwt::peek(token).map_err(|e| Box::new(invalid_token(&e)))?;
         let p = providers
             .iter()
             .copied()
             .find(|p| Some(self.providers[*p].policy.issuer.as_str()) == peeked.issuer.as_deref())
-            .ok_or_else(|| invalid_token(&JwtError::WrongIssuer))?;
+            .ok_or_else(|| Box::new(invalid_token(&JwtError::WrongIssuer)))?;
         let provider = &self.providers[p];
         let Some(keys) = ctx.keys.get(p).and_then(Option::as_ref) else {
-            return Err(Decision::Unavailable(format!("no keys loaded yet for JWT provider {:?}", provider.name)));
+            return Err(Box::new(Decision::Unavailable(format!(
+                "no keys loaded yet for JWT provider {:?}",
+                provider.name
+            ))));
         };
         match jwt::verify(token, &peeked, &provider.policy, keys, ctx.now) {
             Ok(verified) => {
                 ctx.cache.insert(token, p, &verified, ctx.now);
                 Ok(Identity::from_jwt(&provider.name, verified.claims))
             }
-            Err(JwtError::UnknownKey(_)) => Err(Decision::UnknownKey { provider: p }),
-            Err(e) => Err(invalid_token(&e)),
+            Err(JwtError::UnknownKey(_)) => Err(Box::new(Decision::UnknownKey { provider: p })),
+            Err(e) => Err(Box::new(invalid_token(&e))),
         }
     }
 
