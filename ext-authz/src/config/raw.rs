@@ -1,0 +1,234 @@
+//! The config file as written: serde types with defaults, unknown keys refused.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub log: RawLog,
+    pub cache: RawCache,
+    /// How often config and key files are checked for changes.
+    pub reload_interval: Option<String>,
+    pub jwt_providers: Vec<RawProvider>,
+    pub api_keys: Option<RawApiKeys>,
+    pub routes: RawRoutes,
+    pub identity: RawIdentity,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub grpc_addr: String,
+    pub http_addr: String,
+    /// Envoy's HTTP ext_authz mode is served under this path prefix, for any method.
+    pub http_check_prefix: String,
+    pub shutdown_delay: String,
+    pub shutdown_timeout: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            grpc_addr: "0.0.0.0:9001".into(),
+            http_addr: "0.0.0.0:8080".into(),
+            http_check_prefix: "/authz".into(),
+            shutdown_delay: "0s".into(),
+            shutdown_timeout: "15s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub level: String,
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: "info".into(), format: "text".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    /// Verified tokens remembered until they expire; 0 turns the cache off.
+    pub max_tokens: usize,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache { max_tokens: 10_000 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub keys: RawKeys,
+    #[serde(default)]
+    pub leeway: Option<String>,
+    #[serde(default = "yes")]
+    pub require_exp: bool,
+    #[serde(default)]
+    pub from: Vec<RawSource>,
+    #[serde(default)]
+    pub jwks_refresh: RawRefresh,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Exactly one key source.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    pub jwks_uri: Option<String>,
+    /// Find `jwks_uri` through `<issuer>/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub discovery: bool,
+    pub jwks_file: Option<String>,
+    pub hmac_secret_file: Option<String>,
+    pub hmac_secret_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRefresh {
+    /// Refresh interval when the JWKS response sets no `Cache-Control: max-age`.
+    pub interval: String,
+    /// Bounds on a `max-age`.
+    pub min_interval: String,
+    pub max_interval: String,
+    /// A token with an unknown `kid` triggers a refetch at most this often.
+    pub unknown_kid_min_interval: String,
+    pub timeout: String,
+}
+
+impl Default for RawRefresh {
+    fn default() -> Self {
+        RawRefresh {
+            interval: "5m".into(),
+            min_interval: "30s".into(),
+            max_interval: "24h".into(),
+            unknown_kid_min_interval: "10s".into(),
+            timeout: "5s".into(),
+        }
+    }
+}
+
+/// Where a credential is read: `{header, prefix}`, `{query}` or `{cookie}`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub header: Option<String>,
+    pub prefix: Option<String>,
+    pub query: Option<String>,
+    pub cookie: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKeys {
+    #[serde(default)]
+    pub from: Vec<RawSource>,
+    pub file: Option<String>,
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRoutes {
+    pub public: Vec<String>,
+    /// `deny` (default), `allow`, or `authenticated`.
+    pub default: String,
+    /// Credentials accepted by `default: authenticated`.
+    pub default_accept: Vec<String>,
+    pub rules: Vec<RawRule>,
+}
+
+impl Default for RawRoutes {
+    fn default() -> Self {
+        RawRoutes { public: Vec::new(), default: "deny".into(), default_accept: vec!["jwt".into(), "api_key".into()], rules: Vec::new() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub path: String,
+    #[serde(default = "default_accept")]
+    pub accept: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub claims: Vec<RawClaimRule>,
+}
+
+fn default_accept() -> Vec<String> {
+    vec!["jwt".into(), "api_key".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimRule {
+    pub claim: RawClaimPath,
+    pub equals: Option<Value>,
+    pub one_of: Option<Vec<Value>>,
+    pub contains: Option<Value>,
+}
+
+/// `org.id` (nested, or a literal dotted name) or `["https://x.io", "tenant"]` (explicit segments).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawClaimPath {
+    Text(String),
+    Segments(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentity {
+    /// Header name → claims (the first present wins), or `scopes`. Replaces the defaults.
+    pub headers: Option<BTreeMap<String, RawHeaderSource>>,
+    pub array_format: String,
+    pub array_separator: String,
+    pub payload_header: Option<String>,
+    pub forward_credential: bool,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        RawIdentity {
+            headers: None,
+            array_format: "join".into(),
+            array_separator: ",".into(),
+            payload_header: None,
+            forward_credential: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawHeaderSource {
+    /// `scopes`, or one claim path.
+    One(String),
+    Many(Vec<RawClaimPath>),
+}

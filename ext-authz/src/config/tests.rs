@@ -1,0 +1,77 @@
+use super::*;
+use std::io::Write;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz.yaml")
+}
+
+fn secret_env() -> HashMap<String, String> {
+    HashMap::from([("INTERNAL_JWT_SECRET".to_string(), "x".repeat(40))])
+}
+
+fn write(content: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    file.write_all(content.as_bytes()).unwrap();
+    file
+}
+
+fn error(content: &str) -> String {
+    let file = write(content);
+    let err = load(file.path(), &secret_env()).unwrap_err().to_string();
+    // Errors start with the file name; compare the rest.
+    err.strip_prefix(&format!("{}: ", file.path().display())).unwrap_or(&err).to_string()
+}
+
+#[test]
+fn the_example_loads() {
+    let config = load(&example(), &secret_env()).unwrap();
+    assert_eq!(config.engine.providers.len(), 2);
+    assert_eq!(config.engine.routes.rules.len(), 3);
+    assert_eq!(config.provider_keys[0].source, KeySource::JwksUri("https://idp.example.com/.well-known/jwks.json".into()));
+    assert!(matches!(config.provider_keys[1].source, KeySource::Hmac(_)));
+    assert!(!format!("{config:?}").contains(&"x".repeat(40)), "secrets never show in debug output");
+    assert_eq!(config.server.grpc_addr.port(), 9001);
+    assert!(config.api_keys.unwrap().file.unwrap().ends_with("api-keys.yaml"));
+}
+
+#[test]
+fn environment_overrides() {
+    let mut env = secret_env();
+    env.insert("EXT_AUTHZ__SERVER__GRPC_ADDR".into(), "127.0.0.1:7000".into());
+    env.insert("EXT_AUTHZ__LOG__LEVEL".into(), "debug".into());
+    let config = load(&example(), &env).unwrap();
+    assert_eq!(config.server.grpc_addr.to_string(), "127.0.0.1:7000");
+    assert_eq!(config.log_level, "debug");
+}
+
+#[test]
+fn errors_name_the_key() {
+    assert_eq!(error("routes:\n  rules:\n    - path: orders\n      accept: []\n"), "routes.rules[0].path: path \"orders\" must start with '/'");
+    assert!(error("routes:\n  rulez: []\n").starts_with("routes.rulez: unknown field `rulez`, expected one of"));
+    assert_eq!(error("server:\n  grpc_addr: nine\n"), "server.grpc_addr: \"nine\" is not an ip:port address");
+    assert_eq!(
+        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [none]\n    keys: {jwks_uri: http://x}\n"),
+        "jwt_providers[0].algorithms[0]: \"none\" is not a supported algorithm (never `none`)"
+    );
+    assert_eq!(
+        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [RS256, HS256]\n    keys: {jwks_uri: http://x}\n"),
+        "jwt_providers[0].algorithms: HS256: public keys cannot verify HS* tokens"
+    );
+    assert_eq!(
+        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [HS256]\n    keys: {hmac_secret_env: NOPE}\n"),
+        "jwt_providers[0].keys.hmac_secret_env: the environment variable NOPE is not set"
+    );
+    assert_eq!(
+        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [RS256]\n    keys: {jwks_uri: http://x, discovery: true}\n"),
+        "jwt_providers[0].keys: set exactly one of jwks_uri, discovery, jwks_file, hmac_secret_file and hmac_secret_env"
+    );
+    assert_eq!(error("routes:\n  rules:\n    - path: /a\n      accept: [api_key]\n"), "routes.rules[0].accept[0]: api_key is accepted but no api_keys are configured");
+    assert_eq!(error("routes:\n  default: maybe\n"), "routes.default: \"maybe\" is not deny, allow or authenticated");
+    assert_eq!(
+        error("api_keys: {file: k.yaml}\nroutes:\n  rules:\n    - path: /a\n      accept: [api_key]\n      claims:\n        - {claim: role, equals: a, contains: b}\n"),
+        "routes.rules[0].claims[0]: set exactly one of equals, one_of and contains"
+    );
+    assert_eq!(error("log:\n  level: loud\n"), "log.level: \"loud\" is not trace, debug, info, warn or error");
+    let missing = load(Path::new("/nonexistent/authz.yaml"), &HashMap::new()).unwrap_err().to_string();
+    assert!(missing.starts_with("/nonexistent/authz.yaml: "), "{missing}");
+}
