@@ -200,9 +200,13 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         for (j, item) in list.iter().enumerate() {
             let here = format!("{key}[{j}]");
             let credential = match item.as_str() {
-                "api_key" if api_keys.is_none() => return c.fail(here, "api_key is accepted but no api_keys are configured"),
+                "api_key" if api_keys.is_none() => {
+                    return c.fail(here, "api_key is accepted but no api_keys are configured")
+                }
                 "api_key" => Credential::ApiKey,
-                "jwt" if providers.is_empty() => return c.fail(here, "jwt is accepted but no jwt_providers are configured"),
+                "jwt" if providers.is_empty() => {
+                    return c.fail(here, "jwt is accepted but no jwt_providers are configured")
+                }
                 "jwt" => Credential::Jwt(None),
                 other => match other.strip_prefix("jwt:") {
                     Some(name) => match providers.iter().position(|p| p.name == name) {
@@ -247,7 +251,11 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
             host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
             methods,
             path,
-            requires: Requirements { credentials: accept(&r.accept, &format!("{key}.accept"))?, scopes: r.scopes.clone(), claims },
+            requires: Requirements {
+                credentials: accept(&r.accept, &format!("{key}.accept"))?,
+                scopes: r.scopes.clone(),
+                claims,
+            },
         });
     }
     let public = raw
@@ -312,7 +320,10 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Result<(Provider, Provi
             "ES384" => Algorithm::ES384,
             "EdDSA" => Algorithm::EdDSA,
             other => {
-                return c.fail(format!("{key}.algorithms[{j}]"), format!("{other:?} is not a supported algorithm (never `none`)"))
+                return c.fail(
+                    format!("{key}.algorithms[{j}]"),
+                    format!("{other:?} is not a supported algorithm (never `none`)"),
+                )
             }
         };
         algorithms.push(alg);
@@ -321,7 +332,13 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Result<(Provider, Provi
         return c.fail(format!("{key}.algorithms"), "list at least one algorithm");
     }
     let k = &p.keys;
-    let chosen = [k.jwks_uri.is_some(), k.discovery, k.jwks_file.is_some(), k.hmac_secret_file.is_some(), k.hmac_secret_env.is_some()];
+    let chosen = [
+        k.jwks_uri.is_some(),
+        k.discovery,
+        k.jwks_file.is_some(),
+        k.hmac_secret_file.is_some(),
+        k.hmac_secret_env.is_some(),
+    ];
     if chosen.iter().filter(|&&x| x).count() != 1 {
         return c.fail(
             format!("{key}.keys"),
@@ -342,14 +359,18 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Result<(Provider, Provi
         let name = k.hmac_secret_env.as_deref().unwrap_or_default();
         match c.env.get(name) {
             Some(value) if !value.is_empty() => KeySource::Hmac(Secret(value.as_bytes().to_vec())),
-            _ => return c.fail(format!("{key}.keys.hmac_secret_env"), format!("the environment variable {name} is not set")),
+            _ => {
+                return c
+                    .fail(format!("{key}.keys.hmac_secret_env"), format!("the environment variable {name} is not set"))
+            }
         }
     };
     // An HMAC secret verifies only HS*, public keys only the others: one provider never mixes
     // them, which rules out algorithm confusion by configuration.
     let hmac = matches!(source, KeySource::Hmac(_));
     if let Some(bad) = algorithms.iter().find(|a| (family_of(**a) == KeyFamily::Hmac) != hmac) {
-        let problem = if hmac { "an HMAC secret verifies only HS256/384/512" } else { "public keys cannot verify HS* tokens" };
+        let problem =
+            if hmac { "an HMAC secret verifies only HS256/384/512" } else { "public keys cannot verify HS* tokens" };
         return c.fail(format!("{key}.algorithms"), format!("{bad:?}: {problem}"));
     }
     if let KeySource::Hmac(Secret(secret)) = &source {
@@ -361,19 +382,27 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Result<(Provider, Provi
         Some(text) => c.duration(&format!("{key}.leeway"), text)?,
         None => Duration::from_secs(60),
     };
-    let default_from = [RawSource { header: Some("authorization".into()), prefix: Some("Bearer ".into()), query: None, cookie: None }];
+    let default_from =
+        [RawSource { header: Some("authorization".into()), prefix: Some("Bearer ".into()), query: None, cookie: None }];
     let from = if p.from.is_empty() { &default_from[..] } else { &p.from[..] };
     let r = &p.jwks_refresh;
     let refresh = RefreshSettings {
         interval: c.duration(&format!("{key}.jwks_refresh.interval"), &r.interval)?,
         min_interval: c.duration(&format!("{key}.jwks_refresh.min_interval"), &r.min_interval)?,
         max_interval: c.duration(&format!("{key}.jwks_refresh.max_interval"), &r.max_interval)?,
-        unknown_kid_min_interval: c.duration(&format!("{key}.jwks_refresh.unknown_kid_min_interval"), &r.unknown_kid_min_interval)?,
+        unknown_kid_min_interval: c
+            .duration(&format!("{key}.jwks_refresh.unknown_kid_min_interval"), &r.unknown_kid_min_interval)?,
         timeout: c.duration(&format!("{key}.jwks_refresh.timeout"), &r.timeout)?,
     };
     let provider = Provider {
         name: p.name.clone(),
-        policy: JwtPolicy { issuer: p.issuer, audiences: p.audiences, algorithms, leeway: leeway.as_secs(), require_exp: p.require_exp },
+        policy: JwtPolicy {
+            issuer: p.issuer,
+            audiences: p.audiences,
+            algorithms,
+            leeway: leeway.as_secs(),
+            require_exp: p.require_exp,
+        },
         sources: sources(from, &format!("{key}.from"), c, Some("Bearer "))?,
     };
     Ok((provider, ProviderKeys { name: p.name, source, refresh }))
@@ -386,7 +415,12 @@ fn trim_newline(mut secret: Vec<u8>) -> Vec<u8> {
     secret
 }
 
-fn sources(raw: &[RawSource], key: &str, c: &Check<'_>, header_default_prefix: Option<&str>) -> Result<Vec<CredentialSource>, ConfigError> {
+fn sources(
+    raw: &[RawSource],
+    key: &str,
+    c: &Check<'_>,
+    header_default_prefix: Option<&str>,
+) -> Result<Vec<CredentialSource>, ConfigError> {
     let mut out = Vec::new();
     for (i, s) in raw.iter().enumerate() {
         let here = format!("{key}[{i}]");
@@ -431,7 +465,9 @@ fn identity(raw: &raw::RawIdentity, c: &Check<'_>) -> Result<IdentityHeaders, Co
                 let source = match source {
                     RawHeaderSource::One(s) if s == "scopes" => HeaderSource::Scopes,
                     RawHeaderSource::One(s) => HeaderSource::Claims(vec![ClaimPath::parse(s)]),
-                    RawHeaderSource::Many(list) if !list.is_empty() => HeaderSource::Claims(list.iter().map(claim_path).collect()),
+                    RawHeaderSource::Many(list) if !list.is_empty() => {
+                        HeaderSource::Claims(list.iter().map(claim_path).collect())
+                    }
                     RawHeaderSource::Many(_) => return c.fail(key, "list at least one claim"),
                 };
                 rules.push((header.to_ascii_lowercase(), source));

@@ -1,6 +1,13 @@
 //! `ext-authz`: Envoy's external authorization service.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod config;
 pub mod core;
+pub mod grpc;
+pub mod http;
+pub mod jwks;
+pub mod key_files;
+pub mod metrics;
+pub mod service;
 pub mod testing;

@@ -1,1 +1,137 @@
-fn main() {}
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ext_authz::core::apikeys::{format_hash, hash_key, new_key};
+use shared::telemetry::{self, LogFormat};
+
+const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, per-route policy)
+
+USAGE:
+    ext-authz [--config FILE]          run (FILE defaults to $EXT_AUTHZ_CONFIG, then /etc/ext-authz/ext-authz.yaml)
+    ext-authz validate FILE            check a config file and the files it names; exit 1 on the first error
+    ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG]
+                                       print a fresh API key and the entry to store (its hash)
+    ext-authz --help | --version
+
+Any config key can be overridden from the environment: EXT_AUTHZ__SERVER__GRPC_ADDR, EXT_AUTHZ__LOG__LEVEL, …
+See examples/ext-authz/ext-authz.yaml and docs/ext-authz.md.
+";
+
+/// `EX_USAGE`.
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["--help" | "-h" | "help"] => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        ["--version" | "-V"] => {
+            println!("ext-authz {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        ["validate", file] => validate(PathBuf::from(file), &env),
+        ["api-key", "new", rest @ ..] => api_key_new(rest),
+        [] => run(default_config(&env), env),
+        ["--config", file] => run(PathBuf::from(file), env),
+        _ => {
+            eprintln!("ext-authz: unexpected arguments; see ext-authz --help");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn default_config(env: &HashMap<String, String>) -> PathBuf {
+    env.get("EXT_AUTHZ_CONFIG").map_or_else(|| PathBuf::from("/etc/ext-authz/ext-authz.yaml"), PathBuf::from)
+}
+
+fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
+    let config = match ext_authz::config::load(&file, env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keys = match &config.api_keys {
+        Some(location) => match ext_authz::key_files::load(location) {
+            Ok(store) => store.len(),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => 0,
+    };
+    println!(
+        "OK: {} JWT providers, {} route rules, {} API keys",
+        config.engine.providers.len(),
+        config.engine.routes.rules.len(),
+        keys
+    );
+    ExitCode::SUCCESS
+}
+
+fn api_key_new(args: &[&str]) -> ExitCode {
+    let mut client_id = "my-client".to_string();
+    let mut scopes = Vec::new();
+    let mut org_id = None;
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let Some(value) = rest.next() else {
+            eprintln!("ext-authz: {flag} needs a value");
+            return ExitCode::from(EXIT_USAGE);
+        };
+        match *flag {
+            "--client-id" => client_id = value.to_string(),
+            "--scopes" => {
+                scopes = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            }
+            "--org-id" => org_id = Some(value.to_string()),
+            other => {
+                eprintln!("ext-authz: unknown option {other}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let key = new_key();
+    println!("# The key (give it to the client; it is not stored anywhere):");
+    println!("#   {key}");
+    println!("# The entry to add under `keys:` in your API key file:");
+    println!("- hash: {}", format_hash(&hash_key(&key)));
+    println!("  client_id: {client_id}");
+    println!("  scopes: [{}]", scopes.join(", "));
+    if let Some(org) = org_id {
+        println!("  org_id: {org}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
+    let config = match ext_authz::config::load(&file, &env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ext-authz: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
+    runtime.block_on(async {
+        let running = match ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock()).await {
+            Ok(running) => running,
+            Err(e) => {
+                eprintln!("ext-authz: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let signal = shared::shutdown::signal().await;
+        tracing::info!(signal, "stopping: not ready any more, draining in-flight checks");
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}

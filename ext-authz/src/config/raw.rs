@@ -161,7 +161,12 @@ pub struct RawRoutes {
 
 impl Default for RawRoutes {
     fn default() -> Self {
-        RawRoutes { public: Vec::new(), default: "deny".into(), default_accept: vec!["jwt".into(), "api_key".into()], rules: Vec::new() }
+        RawRoutes {
+            public: Vec::new(),
+            default: "deny".into(),
+            default_accept: vec!["jwt".into(), "api_key".into()],
+            rules: Vec::new(),
+        }
     }
 }
 

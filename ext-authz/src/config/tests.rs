@@ -27,7 +27,10 @@ fn the_example_loads() {
     let config = load(&example(), &secret_env()).unwrap();
     assert_eq!(config.engine.providers.len(), 2);
     assert_eq!(config.engine.routes.rules.len(), 3);
-    assert_eq!(config.provider_keys[0].source, KeySource::JwksUri("https://idp.example.com/.well-known/jwks.json".into()));
+    assert_eq!(
+        config.provider_keys[0].source,
+        KeySource::JwksUri("https://idp.example.com/.well-known/jwks.json".into())
+    );
     assert!(matches!(config.provider_keys[1].source, KeySource::Hmac(_)));
     assert!(!format!("{config:?}").contains(&"x".repeat(40)), "secrets never show in debug output");
     assert_eq!(config.server.grpc_addr.port(), 9001);
@@ -46,7 +49,10 @@ fn environment_overrides() {
 
 #[test]
 fn errors_name_the_key() {
-    assert_eq!(error("routes:\n  rules:\n    - path: orders\n      accept: []\n"), "routes.rules[0].path: path \"orders\" must start with '/'");
+    assert_eq!(
+        error("routes:\n  rules:\n    - path: orders\n      accept: []\n"),
+        "routes.rules[0].path: path \"orders\" must start with '/'"
+    );
     assert!(error("routes:\n  rulez: []\n").starts_with("routes.rulez: unknown field `rulez`, expected one of"));
     assert_eq!(error("server:\n  grpc_addr: nine\n"), "server.grpc_addr: \"nine\" is not an ip:port address");
     assert_eq!(
@@ -58,14 +64,19 @@ fn errors_name_the_key() {
         "jwt_providers[0].algorithms: HS256: public keys cannot verify HS* tokens"
     );
     assert_eq!(
-        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [HS256]\n    keys: {hmac_secret_env: NOPE}\n"),
+        error(
+            "jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [HS256]\n    keys: {hmac_secret_env: NOPE}\n"
+        ),
         "jwt_providers[0].keys.hmac_secret_env: the environment variable NOPE is not set"
     );
     assert_eq!(
         error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [RS256]\n    keys: {jwks_uri: http://x, discovery: true}\n"),
         "jwt_providers[0].keys: set exactly one of jwks_uri, discovery, jwks_file, hmac_secret_file and hmac_secret_env"
     );
-    assert_eq!(error("routes:\n  rules:\n    - path: /a\n      accept: [api_key]\n"), "routes.rules[0].accept[0]: api_key is accepted but no api_keys are configured");
+    assert_eq!(
+        error("routes:\n  rules:\n    - path: /a\n      accept: [api_key]\n"),
+        "routes.rules[0].accept[0]: api_key is accepted but no api_keys are configured"
+    );
     assert_eq!(error("routes:\n  default: maybe\n"), "routes.default: \"maybe\" is not deny, allow or authenticated");
     assert_eq!(
         error("api_keys: {file: k.yaml}\nroutes:\n  rules:\n    - path: /a\n      accept: [api_key]\n      claims:\n        - {claim: role, equals: a, contains: b}\n"),

@@ -1,0 +1,202 @@
+//! Starting and stopping ext-authz: keys and API keys loaded, gRPC and HTTP servers up, config
+//! and key files re-read when they change, graceful shutdown. Used by `main` and by tests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::health::Health;
+use shared::serve::{self, BindError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{self, AuthzConfig};
+use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
+use crate::grpc::AuthorizationGrpc;
+use crate::key_files;
+use crate::metrics::Metrics;
+use crate::service::{build_policy, Authorizer, Clock, Policy};
+
+pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("API keys: {0}")]
+    ApiKeys(#[from] ApiKeyError),
+}
+
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub authorizer: Arc<Authorizer>,
+    pub health: Health,
+    stopping_flag: Arc<AtomicBool>,
+    stopping: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    shutdown_delay: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Running {
+    /// Not ready first (health and `/readyz`), then after `shutdown_delay` stop accepting and
+    /// let in-flight checks finish within `shutdown_timeout`.
+    pub async fn shutdown(self) {
+        self.stopping_flag.store(true, Ordering::Relaxed);
+        self.health.set("shutdown", false);
+        if !self.shutdown_delay.is_zero() {
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
+        let _ = self.stopping.send(true);
+        self.authorizer.policy().stop_refresh.send_replace(true);
+        let drain = async {
+            for server in self.servers {
+                let _ = server.await;
+            }
+        };
+        if tokio::time::timeout(self.shutdown_timeout, drain).await.is_err() {
+            tracing::warn!("in-flight checks did not finish within shutdown_timeout; stopping anyway");
+        }
+    }
+}
+
+fn load_api_keys(config: &AuthzConfig) -> Result<ApiKeyStore, ApiKeyError> {
+    match &config.api_keys {
+        Some(location) => key_files::load(location),
+        None => Ok(ApiKeyStore::default()),
+    }
+}
+
+pub async fn start(
+    config: AuthzConfig,
+    env: Arc<HashMap<String, String>>,
+    clock: Clock,
+) -> Result<Running, StartError> {
+    let metrics = Metrics::default();
+    let api_keys = load_api_keys(&config)?;
+    tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
+    let policy = build_policy(&config, &metrics).await;
+    let authorizer = Arc::new(Authorizer::new(policy, api_keys, config.cache_size, metrics, clock));
+
+    let (health, health_server, follow) = Health::new(SERVICE_NAME);
+    tokio::spawn(follow);
+    health.set("keys", authorizer.ready());
+    let (stopping, _) = watch::channel(false);
+    let stopping_flag = Arc::new(AtomicBool::new(false));
+
+    let grpc = serve::bind("gRPC", &config.server.grpc_addr.ip().to_string(), config.server.grpc_addr.port()).await?;
+    let http = serve::bind("HTTP", &config.server.http_addr.ip().to_string(), config.server.http_addr.port()).await?;
+    let grpc_addr = grpc.local_addr().expect("bound");
+    let http_addr = http.local_addr().expect("bound");
+
+    let router = tonic::transport::Server::builder()
+        .add_service(health_server)
+        .add_service(AuthorizationGrpc::server(authorizer.clone()));
+    let http_router =
+        crate::http::router(authorizer.clone(), config.server.http_check_prefix.clone(), stopping_flag.clone());
+    let mut servers =
+        vec![serve::grpc(router, grpc, stopping.subscribe()), serve::http(http_router, http, stopping.subscribe())];
+    servers.push(tokio::spawn(follow_readiness(authorizer.clone(), health.clone(), stopping.subscribe())));
+    let shutdown_delay = config.server.shutdown_delay;
+    let shutdown_timeout = config.server.shutdown_timeout;
+    servers.push(tokio::spawn(watch_files(config, env, authorizer.clone(), stopping.subscribe())));
+    tracing::info!(%grpc_addr, %http_addr, "ext-authz serving");
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        authorizer,
+        health,
+        stopping_flag,
+        stopping,
+        servers,
+        shutdown_delay,
+        shutdown_timeout,
+    })
+}
+
+/// Health follows readiness: serving once every provider's keys are loaded.
+async fn follow_readiness(authorizer: Arc<Authorizer>, health: Health, mut stop: watch::Receiver<bool>) {
+    loop {
+        health.set("keys", authorizer.ready());
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn file_stamp(path: &PathBuf) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Re-reads the config file and the API key files when they change. A bad file keeps the
+/// last good state, is logged and counted.
+async fn watch_files(
+    mut config: AuthzConfig,
+    env: Arc<HashMap<String, String>>,
+    authorizer: Arc<Authorizer>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut config_stamp = file_stamp(&config.file);
+    let mut keys_stamp = config.api_keys.as_ref().map(key_files::stamp);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(config.reload_interval) => {}
+            _ = stop.changed() => return,
+        }
+        let stamp = file_stamp(&config.file);
+        if stamp != config_stamp {
+            config_stamp = stamp;
+            match config::load(&config.file, &env) {
+                Ok(new) => {
+                    install_config(&authorizer, &new).await;
+                    authorizer.metrics.reload("config", true);
+                    tracing::info!(file = %new.file.display(), "config reloaded");
+                    let keys_changed = new.api_keys != config.api_keys;
+                    config = new;
+                    if keys_changed {
+                        keys_stamp = None;
+                    }
+                }
+                Err(e) => {
+                    authorizer.metrics.reload("config", false);
+                    tracing::error!("config not reloaded, keeping the last good one: {e}");
+                }
+            }
+        }
+        let stamp = config.api_keys.as_ref().map(key_files::stamp);
+        if stamp != keys_stamp {
+            keys_stamp = stamp;
+            match load_api_keys(&config) {
+                Ok(store) => {
+                    tracing::info!(keys = store.len(), "API keys reloaded");
+                    authorizer.replace_api_keys(store);
+                    authorizer.metrics.reload("api_keys", true);
+                }
+                Err(e) => {
+                    authorizer.metrics.reload("api_keys", false);
+                    tracing::error!("API keys not reloaded, keeping the last good ones: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A reloaded config keeps its key manager when the providers' key sources are unchanged.
+async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) {
+    let current = authorizer.policy();
+    let policy = if current.keys.same_sources(&new.provider_keys) {
+        Policy { engine: new.engine.clone(), keys: current.keys.clone(), stop_refresh: current.stop_refresh.clone() }
+    } else {
+        build_policy(new, &authorizer.metrics).await
+    };
+    let replaced = authorizer.replace_policy(policy);
+    if !Arc::ptr_eq(&replaced.keys, &authorizer.policy().keys) {
+        replaced.stop_refresh.send_replace(true);
+    }
+}

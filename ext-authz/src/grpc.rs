@@ -1,0 +1,136 @@
+//! The only place that knows Envoy's `CheckRequest` / `CheckResponse`.
+//!
+//! Envoy facts this relies on: an unset `status` means allow, so it is always set; injected
+//! headers carry `append_action: OVERWRITE_IF_EXISTS_OR_ADD` (older Envoys ignore the field and
+//! overwrite by default, newer ones would otherwise add a second copy next to a client's); a deny
+//! is a `denied_response`, while an internal failure is a gRPC error so that Envoy's
+//! `failure_mode_allow` decides.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::{Authorization, AuthorizationServer};
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse};
+use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use tonic::{Request, Response, Status};
+
+use crate::core::decision::{error_body, Allow, Decision, Deny};
+use crate::core::request::AuthRequest;
+use crate::service::Authorizer;
+
+pub struct AuthorizationGrpc {
+    authorizer: Arc<Authorizer>,
+}
+
+impl AuthorizationGrpc {
+    pub fn server(authorizer: Arc<Authorizer>) -> AuthorizationServer<AuthorizationGrpc> {
+        AuthorizationServer::new(AuthorizationGrpc { authorizer })
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthorizationGrpc {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let request = to_auth_request(request.into_inner()).map_err(Status::invalid_argument)?;
+        match self.authorizer.check(&request, "grpc").await {
+            Decision::Allow(allow) => Ok(Response::new(allowed(allow))),
+            Decision::Deny(deny) => Ok(Response::new(denied(&deny, request.request_id()))),
+            Decision::Unavailable(why) => Err(Status::unavailable(why)),
+            Decision::UnknownKey { .. } => Err(Status::internal("unresolved key lookup")),
+        }
+    }
+}
+
+/// Envoy's request attributes as our request view. Headers come as a map (joined duplicates)
+/// or, with `encode_raw_headers`, as a raw list; both are accepted.
+pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str> {
+    let http = check
+        .attributes
+        .and_then(|a| a.request)
+        .and_then(|r| r.http)
+        .ok_or("CheckRequest has no HTTP request attributes")?;
+    let mut headers: HashMap<String, String> =
+        http.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    if let Some(raw) = http.header_map {
+        for header in raw.headers {
+            let value = if header.raw_value.is_empty() {
+                header.value
+            } else {
+                String::from_utf8_lossy(&header.raw_value).into_owned()
+            };
+            headers
+                .entry(header.key.to_ascii_lowercase())
+                .and_modify(|existing| {
+                    existing.push(',');
+                    existing.push_str(&value);
+                })
+                .or_insert(value);
+        }
+    }
+    let host = if http.host.is_empty() { headers.get(":authority").cloned().unwrap_or_default() } else { http.host };
+    let method = if http.method.is_empty() { headers.get(":method").cloned().unwrap_or_default() } else { http.method };
+    Ok(AuthRequest::new(&method, &host, &http.path, headers))
+}
+
+fn header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue { key: key.to_string(), value: value.to_string(), ..HeaderValue::default() }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
+fn allowed(allow: Allow) -> CheckResponse {
+    let metadata = (!allow.metadata.is_empty()).then(|| to_struct(allow.metadata));
+    CheckResponse {
+        status: Some(RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }),
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+            headers: allow.headers.iter().map(|(k, v)| header(k, v)).collect(),
+            headers_to_remove: allow.remove,
+            query_parameters_to_remove: allow.remove_query,
+            ..OkHttpResponse::default()
+        })),
+        dynamic_metadata: metadata,
+    }
+}
+
+fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
+    let code = if deny.status == 401 { tonic::Code::Unauthenticated } else { tonic::Code::PermissionDenied };
+    let mut headers = vec![header("content-type", "application/json")];
+    if let Some(challenge) = &deny.www_authenticate {
+        headers.push(header("www-authenticate", challenge));
+    }
+    CheckResponse {
+        status: Some(RpcStatus { code: code as i32, message: deny.message.clone(), ..RpcStatus::default() }),
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus { code: i32::from(deny.status) }),
+            headers,
+            body: error_body(deny, request_id, &shared::telemetry::rfc3339_now()),
+        })),
+        dynamic_metadata: None,
+    }
+}
+
+fn to_struct(map: serde_json::Map<String, serde_json::Value>) -> Struct {
+    Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
+}
+
+fn to_value(value: serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    let kind = match value {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s),
+        J::Array(items) => Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(to_struct(map)),
+    };
+    Value { kind: Some(kind) }
+}

@@ -1,0 +1,251 @@
+//! Provider keys over the network and on disk: JWKS documents (directly or through OIDC
+//! discovery), refreshed in the background at the pace `Cache-Control: max-age` asks for
+//! (within bounds), re-fetched when a token names an unknown key id (at most once per
+//! `unknown_kid_min_interval`, so a flood of made-up kids cannot flood the identity provider),
+//! and kept when a fetch fails.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use shared::metrics::CounterFamily;
+use tokio::sync::{watch, Mutex};
+
+use crate::config::{KeySource, ProviderKeys};
+use crate::core::jwt::KeySet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("GET {url}: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("GET {url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: no jwks_uri in the discovery document")]
+    NoJwksUri { url: String },
+    #[error("{url}: {source}")]
+    Keys { url: String, source: crate::core::jwt::KeySetError },
+    #[error("cannot read {path}: {source}")]
+    File { path: String, source: std::io::Error },
+}
+
+/// One provider's keys and fetch bookkeeping.
+pub struct ProviderKeyState {
+    pub config: ProviderKeys,
+    keys: ArcSwapOption<KeySet>,
+    /// When the last fetch was attempted (for the unknown-kid rate limit).
+    last_attempt: std::sync::Mutex<Option<Instant>>,
+    /// Single flight: concurrent refetches wait for one fetch.
+    fetching: Mutex<()>,
+    /// The JWKS URI found through discovery.
+    discovered: std::sync::Mutex<Option<String>>,
+    file_stamp: std::sync::Mutex<Option<SystemTime>>,
+}
+
+/// The keys of every provider, in the engine's provider order.
+pub struct KeyManager {
+    providers: Vec<Arc<ProviderKeyState>>,
+    client: reqwest::Client,
+    fetches: CounterFamily,
+}
+
+impl KeyManager {
+    pub fn new(configs: Vec<ProviderKeys>, fetches: CounterFamily) -> KeyManager {
+        let providers = configs
+            .into_iter()
+            .map(|config| {
+                let keys = match &config.source {
+                    KeySource::Hmac(secret) => Some(Arc::new(KeySet::from_secret(&secret.0))),
+                    _ => None,
+                };
+                Arc::new(ProviderKeyState {
+                    config,
+                    keys: ArcSwapOption::new(keys),
+                    last_attempt: std::sync::Mutex::new(None),
+                    fetching: Mutex::new(()),
+                    discovered: std::sync::Mutex::new(None),
+                    file_stamp: std::sync::Mutex::new(None),
+                })
+            })
+            .collect();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("gatehouse-ext-authz/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("building the HTTP client");
+        KeyManager { providers, client, fetches }
+    }
+
+    /// The current key sets, `None` for providers whose keys never loaded.
+    pub fn snapshot(&self) -> Vec<Option<Arc<KeySet>>> {
+        self.providers.iter().map(|p| p.keys.load_full()).collect()
+    }
+
+    /// Ready when every provider has keys.
+    pub fn ready(&self) -> bool {
+        self.providers.iter().all(|p| p.keys.load().is_some())
+    }
+
+    pub fn same_sources(&self, configs: &[ProviderKeys]) -> bool {
+        self.providers.len() == configs.len() && self.providers.iter().zip(configs).all(|(p, c)| &p.config == c)
+    }
+
+    /// First load of every provider, concurrently; failures are logged and retried by `run`.
+    pub async fn load_all(&self) {
+        let loads = self.providers.iter().map(|p| self.fetch(p));
+        for result in futures_util::future::join_all(loads).await {
+            if let Err(e) = result {
+                tracing::warn!("JWT keys not loaded yet: {e}");
+            }
+        }
+    }
+
+    /// A token named a key id provider `index` lacks: fetch again unless we fetched very
+    /// recently. Returns whether a fetch happened (and so whether checking again makes sense).
+    pub async fn refetch_for_unknown_kid(&self, index: usize) -> bool {
+        let Some(provider) = self.providers.get(index) else { return false };
+        if matches!(provider.config.source, KeySource::Hmac(_)) {
+            return false;
+        }
+        let min = provider.config.refresh.unknown_kid_min_interval;
+        let recent = |p: &ProviderKeyState| p.last_attempt.lock().expect("lock").is_some_and(|t| t.elapsed() < min);
+        if recent(provider) {
+            return false;
+        }
+        let _single = provider.fetching.lock().await;
+        // Someone else fetched while we waited: their keys are as fresh as ours would be.
+        if recent(provider) {
+            return true;
+        }
+        if let Err(e) = self.fetch_now(provider).await {
+            tracing::warn!(provider = %provider.config.name, "refetch for an unknown key id failed: {e}");
+        }
+        true
+    }
+
+    /// Keeps every provider's keys fresh until `stop`.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let tasks: Vec<_> = self
+            .providers
+            .iter()
+            .filter(|p| !matches!(p.config.source, KeySource::Hmac(_)))
+            .map(|p| tokio::spawn(self.clone().refresh_loop(p.clone(), stop.clone())))
+            .collect();
+        let _ = stop.changed().await;
+        for task in tasks {
+            task.abort();
+        }
+    }
+
+    async fn refresh_loop(self: Arc<Self>, provider: Arc<ProviderKeyState>, mut stop: watch::Receiver<bool>) {
+        let refresh = provider.config.refresh.clone();
+        let mut wait = if provider.keys.load().is_some() {
+            refresh.interval
+        } else {
+            refresh.min_interval.min(Duration::from_secs(5))
+        };
+        if matches!(provider.config.source, KeySource::JwksFile(_)) {
+            wait = Duration::from_secs(2);
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            wait = match self.fetch(&provider).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(provider = %provider.config.name, "JWT key refresh failed, keeping the last good keys: {e}");
+                    refresh.min_interval
+                }
+            };
+        }
+    }
+
+    async fn fetch(&self, provider: &ProviderKeyState) -> Result<Duration, JwksError> {
+        let _single = provider.fetching.lock().await;
+        self.fetch_now(provider).await
+    }
+
+    /// Fetches (caller holds `fetching`) and returns when to refresh next.
+    async fn fetch_now(&self, provider: &ProviderKeyState) -> Result<Duration, JwksError> {
+        *provider.last_attempt.lock().expect("lock") = Some(Instant::now());
+        let refresh = &provider.config.refresh;
+        let result = match &provider.config.source {
+            KeySource::Hmac(_) => return Ok(refresh.max_interval),
+            KeySource::JwksFile(path) => return self.read_file(provider, path),
+            KeySource::JwksUri(uri) => self.get_jwks(uri, refresh.timeout).await,
+            KeySource::Discovery(issuer) => {
+                let cached = provider.discovered.lock().expect("lock").clone();
+                let uri = match cached {
+                    Some(uri) => uri,
+                    None => {
+                        let uri = self.discover(issuer, refresh.timeout).await?;
+                        *provider.discovered.lock().expect("lock") = Some(uri.clone());
+                        uri
+                    }
+                };
+                self.get_jwks(&uri, refresh.timeout).await
+            }
+        };
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.fetches.with(vec![("provider", provider.config.name.clone()), ("result", outcome.into())]).inc();
+        let (keys, max_age) = result?;
+        tracing::info!(provider = %provider.config.name, keys = keys.len(), "JWT keys loaded");
+        provider.keys.store(Some(Arc::new(keys)));
+        Ok(max_age.map_or(refresh.interval, |age| age.clamp(refresh.min_interval, refresh.max_interval)))
+    }
+
+    fn read_file(&self, provider: &ProviderKeyState, path: &std::path::Path) -> Result<Duration, JwksError> {
+        let file_error = |source| JwksError::File { path: path.display().to_string(), source };
+        let stamp = std::fs::metadata(path).and_then(|m| m.modified()).map_err(file_error)?;
+        if *provider.file_stamp.lock().expect("lock") == Some(stamp) && provider.keys.load().is_some() {
+            return Ok(Duration::from_secs(2));
+        }
+        let text = std::fs::read_to_string(path).map_err(file_error)?;
+        let keys =
+            KeySet::from_jwks(&text).map_err(|source| JwksError::Keys { url: path.display().to_string(), source })?;
+        provider.keys.store(Some(Arc::new(keys)));
+        *provider.file_stamp.lock().expect("lock") = Some(stamp);
+        Ok(Duration::from_secs(2))
+    }
+
+    async fn get_jwks(&self, uri: &str, timeout: Duration) -> Result<(KeySet, Option<Duration>), JwksError> {
+        let (body, max_age) = self.get(uri, timeout).await?;
+        let keys = KeySet::from_jwks(&body).map_err(|source| JwksError::Keys { url: uri.to_string(), source })?;
+        Ok((keys, max_age))
+    }
+
+    async fn discover(&self, issuer: &str, timeout: Duration) -> Result<String, JwksError> {
+        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let (body, _) = self.get(&url, timeout).await?;
+        let document: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        document.get("jwks_uri").and_then(|v| v.as_str()).map(str::to_owned).ok_or(JwksError::NoJwksUri { url })
+    }
+
+    async fn get(&self, url: &str, timeout: Duration) -> Result<(String, Option<Duration>), JwksError> {
+        let http = |source| JwksError::Http { url: url.to_string(), source };
+        let response = self.client.get(url).timeout(timeout).send().await.map_err(http)?;
+        if !response.status().is_success() {
+            return Err(JwksError::Status { url: url.to_string(), status: response.status().as_u16() });
+        }
+        let max_age =
+            response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+        Ok((response.text().await.map_err(http)?, max_age))
+    }
+}
+
+/// `max-age=N` from a Cache-Control value.
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|d| {
+        let (name, value) = d.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("max-age").then(|| value.trim().parse().ok()).flatten().map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_max_age() {
+        assert_eq!(super::max_age("public, max-age=600"), Some(std::time::Duration::from_secs(600)));
+        assert_eq!(super::max_age("no-store"), None);
+    }
+}

@@ -1,0 +1,131 @@
+//! The authorizer: the current policy, keys and API keys, and the check itself — including the
+//! one retry after re-fetching keys for an unknown key id. Protocol-free; `grpc.rs` and `http.rs`
+//! translate.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::config::AuthzConfig;
+use crate::core::apikeys::ApiKeyStore;
+use crate::core::decision::{Context, Decision, Deny, Engine, ErrorCode};
+use crate::core::request::AuthRequest;
+use crate::core::token_cache::TokenCache;
+use crate::jwks::KeyManager;
+use crate::metrics::Metrics;
+
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// What a config load puts in service, swapped as a whole.
+pub struct Policy {
+    pub engine: Engine,
+    pub keys: Arc<KeyManager>,
+    /// Stops the key refresh tasks when the key manager is replaced (shared by policies that
+    /// reuse the same keys).
+    pub stop_refresh: Arc<watch::Sender<bool>>,
+}
+
+pub struct Authorizer {
+    policy: ArcSwap<Policy>,
+    api_keys: ArcSwap<ApiKeyStore>,
+    cache: TokenCache,
+    pub metrics: Metrics,
+    clock: Clock,
+}
+
+impl Authorizer {
+    pub fn new(policy: Policy, api_keys: ApiKeyStore, cache_size: usize, metrics: Metrics, clock: Clock) -> Authorizer {
+        Authorizer {
+            policy: ArcSwap::from_pointee(policy),
+            api_keys: ArcSwap::from_pointee(api_keys),
+            cache: TokenCache::new(cache_size),
+            metrics,
+            clock,
+        }
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Puts a new policy in service; returns the old one so the caller can stop its tasks.
+    pub fn replace_policy(&self, policy: Policy) -> Arc<Policy> {
+        self.policy.swap(Arc::new(policy))
+    }
+
+    pub fn replace_api_keys(&self, store: ApiKeyStore) {
+        self.api_keys.store(Arc::new(store));
+    }
+
+    pub fn api_key_count(&self) -> usize {
+        self.api_keys.load().len()
+    }
+
+    /// Ready once every JWT provider has keys.
+    pub fn ready(&self) -> bool {
+        self.policy.load().keys.ready()
+    }
+
+    pub async fn check(&self, request: &AuthRequest, mode: &'static str) -> Decision {
+        let started = Instant::now();
+        let decision = self.decide(request).await;
+        let (outcome, reason) = match &decision {
+            Decision::Allow(allow) => ("allow", allow.reason),
+            Decision::Deny(deny) => ("deny", deny.reason),
+            Decision::Unavailable(_) | Decision::UnknownKey { .. } => ("error", "unavailable"),
+        };
+        self.metrics.decision(outcome, reason, mode, started.elapsed().as_secs_f64());
+        if let Decision::Unavailable(why) = &decision {
+            tracing::error!(request_id = request.request_id(), "cannot decide: {why}");
+        } else {
+            tracing::debug!(request_id = request.request_id(), method = %request.method, path = %request.path, outcome, reason, "checked");
+        }
+        decision
+    }
+
+    async fn decide(&self, request: &AuthRequest) -> Decision {
+        let policy = self.policy.load_full();
+        let api_keys = self.api_keys.load_full();
+        let mut refetched = false;
+        loop {
+            let keys = policy.keys.snapshot();
+            let ctx = Context { keys: &keys, api_keys: &api_keys, cache: &self.cache, now: (self.clock)() };
+            match policy.engine.check(request, &ctx) {
+                Decision::UnknownKey { provider } if !refetched => {
+                    refetched = true;
+                    if !policy.keys.refetch_for_unknown_kid(provider).await {
+                        return unknown_key();
+                    }
+                }
+                Decision::UnknownKey { .. } => return unknown_key(),
+                decision => return decision,
+            }
+        }
+    }
+}
+
+fn unknown_key() -> Decision {
+    Decision::Deny(Deny {
+        status: 401,
+        code: ErrorCode::Unauthorized,
+        message: "the token's signing key is unknown".into(),
+        www_authenticate: Some(r#"Bearer error="invalid_token", error_description="unknown signing key""#.into()),
+        reason: "unknown_key",
+    })
+}
+
+/// Builds a policy from a config: the engine plus a key manager with its keys loaded (as far as
+/// the providers answer) and its refresh tasks running.
+pub async fn build_policy(config: &AuthzConfig, metrics: &Metrics) -> Policy {
+    let keys = Arc::new(KeyManager::new(config.provider_keys.clone(), metrics.jwks_fetches.clone()));
+    keys.load_all().await;
+    let (stop_refresh, stop) = watch::channel(false);
+    tokio::spawn(keys.clone().run(stop));
+    Policy { engine: config.engine.clone(), keys, stop_refresh: Arc::new(stop_refresh) }
+}
