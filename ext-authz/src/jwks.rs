@@ -32,8 +32,8 @@ pub enum JwksError {
 pub struct ProviderKeyState {
     pub config: ProviderKeys,
     keys: ArcSwapOption<KeySet>,
-    /// When the last fetch was attempted (for the unknown-kid rate limit).
-    last_attempt: std::sync::Mutex<Option<Instant>>,
+    /// When an unknown key id last caused a fetch (for its rate limit).
+    last_kid_refetch: std::sync::Mutex<Option<Instant>>,
     /// Single flight: concurrent refetches wait for one fetch.
     fetching: Mutex<()>,
     /// The JWKS URI found through discovery.
@@ -60,7 +60,7 @@ impl KeyManager {
                 Arc::new(ProviderKeyState {
                     config,
                     keys: ArcSwapOption::new(keys),
-                    last_attempt: std::sync::Mutex::new(None),
+                    last_kid_refetch: std::sync::Mutex::new(None),
                     fetching: Mutex::new(()),
                     discovered: std::sync::Mutex::new(None),
                     file_stamp: std::sync::Mutex::new(None),
@@ -106,7 +106,7 @@ impl KeyManager {
             return false;
         }
         let min = provider.config.refresh.unknown_kid_min_interval;
-        let recent = |p: &ProviderKeyState| p.last_attempt.lock().expect("lock").is_some_and(|t| t.elapsed() < min);
+        let recent = |p: &ProviderKeyState| p.last_kid_refetch.lock().expect("lock").is_some_and(|t| t.elapsed() < min);
         if recent(provider) {
             return false;
         }
@@ -115,6 +115,7 @@ impl KeyManager {
         if recent(provider) {
             return true;
         }
+        *provider.last_kid_refetch.lock().expect("lock") = Some(Instant::now());
         if let Err(e) = self.fetch_now(provider).await {
             tracing::warn!(provider = %provider.config.name, "refetch for an unknown key id failed: {e}");
         }
@@ -167,7 +168,6 @@ impl KeyManager {
 
     /// Fetches (caller holds `fetching`) and returns when to refresh next.
     async fn fetch_now(&self, provider: &ProviderKeyState) -> Result<Duration, JwksError> {
-        *provider.last_attempt.lock().expect("lock") = Some(Instant::now());
         let refresh = &provider.config.refresh;
         let result = match &provider.config.source {
             KeySource::Hmac(_) => return Ok(refresh.max_interval),
