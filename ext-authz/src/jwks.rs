@@ -39,6 +39,8 @@ pub struct ProviderKeyState {
     /// The JWKS URI found through discovery.
     discovered: std::sync::Mutex<Option<String>>,
     file_stamp: std::sync::Mutex<Option<SystemTime>>,
+    /// When to refresh next, as the last successful fetch decided (max-age within bounds).
+    next_refresh: std::sync::Mutex<Option<Duration>>,
 }
 
 /// The keys of every provider, in the engine's provider order.
@@ -64,6 +66,7 @@ impl KeyManager {
                     fetching: Mutex::new(()),
                     discovered: std::sync::Mutex::new(None),
                     file_stamp: std::sync::Mutex::new(None),
+                    next_refresh: std::sync::Mutex::new(None),
                 })
             })
             .collect();
@@ -138,10 +141,11 @@ impl KeyManager {
 
     async fn refresh_loop(self: Arc<Self>, provider: Arc<ProviderKeyState>, mut stop: watch::Receiver<bool>) {
         let refresh = provider.config.refresh.clone();
-        let mut wait = if provider.keys.load().is_some() {
-            refresh.interval
-        } else {
-            refresh.min_interval.min(Duration::from_secs(5))
+        let planned = *provider.next_refresh.lock().expect("lock");
+        let mut wait = match (provider.keys.load().is_some(), planned) {
+            (true, Some(planned)) => planned,
+            (true, None) => refresh.interval,
+            (false, _) => refresh.min_interval.min(Duration::from_secs(5)),
         };
         if matches!(provider.config.source, KeySource::JwksFile(_)) {
             wait = Duration::from_secs(2);
@@ -191,7 +195,9 @@ impl KeyManager {
         let (keys, max_age) = result?;
         tracing::info!(provider = %provider.config.name, keys = keys.len(), "JWT keys loaded");
         provider.keys.store(Some(Arc::new(keys)));
-        Ok(max_age.map_or(refresh.interval, |age| age.clamp(refresh.min_interval, refresh.max_interval)))
+        let next = max_age.map_or(refresh.interval, |age| age.clamp(refresh.min_interval, refresh.max_interval));
+        *provider.next_refresh.lock().expect("lock") = Some(next);
+        Ok(next)
     }
 
     fn read_file(&self, provider: &ProviderKeyState, path: &std::path::Path) -> Result<Duration, JwksError> {
