@@ -176,3 +176,60 @@ async fn grpc_health_metrics_and_shutdown() {
     h.stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the HTTP listener is closed after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_jwks_file_hmac_secret_file_and_a_directory_of_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = SigningKey::ec("local", Algorithm::ES256);
+    std::fs::write(d.join("jwks.json"), ext_authz::testing::jwks(&[&key])).unwrap();
+    std::fs::write(d.join("hmac.secret"), "a-secret-of-at-least-thirty-two-bytes!!\n").unwrap();
+    std::fs::create_dir(d.join("keys")).unwrap();
+    // A mounted Secret: one file per key, plus Kubernetes' dot-entries that must be skipped.
+    std::fs::write(
+        d.join("keys/alpha.yaml"),
+        api_keys_yaml(&[("ghk_alpha-000000000000000000000000000000", "alpha", &[])]),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("keys/beta.yaml"),
+        api_keys_yaml(&[("ghk_beta-0000000000000000000000000000000", "beta", &[])]),
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("keys/..2026_11_22")).unwrap();
+    std::fs::write(d.join("keys/..2026_11_22/alpha.yaml"), "not: [valid").unwrap();
+    let config = r#"
+server: {grpc_addr: "127.0.0.1:0", http_addr: "127.0.0.1:0"}
+jwt_providers:
+  - {name: local, issuer: local, algorithms: [ES256], keys: {jwks_file: jwks.json}}
+  - {name: svc, issuer: svc, algorithms: [HS384], keys: {hmac_secret_file: hmac.secret}, from: [{header: x-svc-token}]}
+api_keys: {dir: keys, from: [{query: api_key}]}
+routes:
+  default: authenticated
+"#;
+    std::fs::write(d.join("ext-authz.yaml"), config).unwrap();
+    let config = ext_authz::config::load(&d.join("ext-authz.yaml"), &Default::default()).unwrap();
+    let running = ext_authz::app::start(config, Default::default(), std::sync::Arc::new(|| NOW)).await.unwrap();
+    let client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(
+        format!("http://{}", running.grpc_addr),
+    )
+    .await
+    .unwrap();
+    let check = |path: String, headers: Vec<(&'static str, String)>| {
+        let request = check_request("GET", &path, &headers.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+        let mut client = client.clone();
+        async move { status(&client.check(request).await.unwrap().into_inner()) }
+    };
+    let local = key.sign(&json!({"iss": "local", "sub": "l", "exp": NOW + 60}));
+    assert_eq!(check("/x".into(), vec![("authorization", format!("Bearer {local}"))]).await, 0);
+    let svc = SigningKey::hmac(Algorithm::HS384, b"a-secret-of-at-least-thirty-two-bytes!!")
+        .sign(&json!({"iss": "svc", "sub": "s", "exp": NOW + 60}));
+    assert_eq!(
+        check("/x".into(), vec![("x-svc-token", svc)]).await,
+        0,
+        "the trailing newline of the secret file is not part of the secret"
+    );
+    assert_eq!(check("/x?api_key=ghk_beta-0000000000000000000000000000000".into(), vec![]).await, 0);
+    assert_eq!(running.authorizer.api_key_count(), 2);
+    running.shutdown().await;
+}
