@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::health::Health;
-use shared::serve::{self, BindError};
+use shared::serve::{self, BindError, Servers};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::config::{self, AuthzConfig};
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
@@ -36,8 +35,7 @@ pub struct Running {
     pub authorizer: Arc<Authorizer>,
     pub health: Health,
     stopping_flag: Arc<AtomicBool>,
-    stopping: watch::Sender<bool>,
-    servers: Vec<JoinHandle<()>>,
+    servers: Servers,
     shutdown_delay: Duration,
     shutdown_timeout: Duration,
 }
@@ -47,20 +45,8 @@ impl Running {
     /// let in-flight checks finish within `shutdown_timeout`.
     pub async fn shutdown(self) {
         self.stopping_flag.store(true, Ordering::Relaxed);
-        self.health.set("shutdown", false);
-        if !self.shutdown_delay.is_zero() {
-            tokio::time::sleep(self.shutdown_delay).await;
-        }
-        let _ = self.stopping.send(true);
         self.authorizer.policy().stop_refresh.send_replace(true);
-        let drain = async {
-            for server in self.servers {
-                let _ = server.await;
-            }
-        };
-        if tokio::time::timeout(self.shutdown_timeout, drain).await.is_err() {
-            tracing::warn!("in-flight checks did not finish within shutdown_timeout; stopping anyway");
-        }
+        self.servers.shutdown(&self.health, "shutdown", self.shutdown_delay, self.shutdown_timeout).await;
     }
 }
 
@@ -85,7 +71,7 @@ pub async fn start(
     let (health, health_server, follow) = Health::new(SERVICE_NAME);
     tokio::spawn(follow);
     health.set("keys", authorizer.ready());
-    let (stopping, _) = watch::channel(false);
+    let mut servers = Servers::default();
     let stopping_flag = Arc::new(AtomicBool::new(false));
 
     let grpc = serve::bind("gRPC", &config.server.grpc_addr.ip().to_string(), config.server.grpc_addr.port()).await?;
@@ -98,24 +84,14 @@ pub async fn start(
         .add_service(AuthorizationGrpc::server(authorizer.clone()));
     let http_router =
         crate::http::router(authorizer.clone(), config.server.http_check_prefix.clone(), stopping_flag.clone());
-    let mut servers =
-        vec![serve::grpc(router, grpc, stopping.subscribe()), serve::http(http_router, http, stopping.subscribe())];
-    servers.push(tokio::spawn(follow_readiness(authorizer.clone(), health.clone(), stopping.subscribe())));
+    servers.push(serve::grpc(router, grpc, servers.stop_signal()));
+    servers.push(serve::http(http_router, http, servers.stop_signal()));
+    servers.push(tokio::spawn(follow_readiness(authorizer.clone(), health.clone(), servers.stop_signal())));
     let shutdown_delay = config.server.shutdown_delay;
     let shutdown_timeout = config.server.shutdown_timeout;
-    servers.push(tokio::spawn(watch_files(config, env, authorizer.clone(), stopping.subscribe())));
+    servers.push(tokio::spawn(watch_files(config, env, authorizer.clone(), servers.stop_signal())));
     tracing::info!(%grpc_addr, %http_addr, "ext-authz serving");
-    Ok(Running {
-        grpc_addr,
-        http_addr,
-        authorizer,
-        health,
-        stopping_flag,
-        stopping,
-        servers,
-        shutdown_delay,
-        shutdown_timeout,
-    })
+    Ok(Running { grpc_addr, http_addr, authorizer, health, stopping_flag, servers, shutdown_delay, shutdown_timeout })
 }
 
 /// Health follows readiness: serving once every provider's keys are loaded.

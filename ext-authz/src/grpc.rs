@@ -15,7 +15,6 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::{Authorization, AuthorizationServer};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse};
-use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use tonic::{Request, Response, Status};
 
@@ -86,7 +85,7 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
 }
 
 fn allowed(allow: Allow) -> CheckResponse {
-    let metadata = (!allow.metadata.is_empty()).then(|| to_struct(allow.metadata));
+    let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct(allow.metadata));
     CheckResponse {
         status: Some(RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
@@ -114,23 +113,4 @@ fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
         })),
         dynamic_metadata: None,
     }
-}
-
-fn to_struct(map: serde_json::Map<String, serde_json::Value>) -> Struct {
-    Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
-}
-
-fn to_value(value: serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    let kind = match value {
-        J::Null => Kind::NullValue(0),
-        J::Bool(b) => Kind::BoolValue(b),
-        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        J::String(s) => Kind::StringValue(s),
-        J::Array(items) => Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
-            values: items.into_iter().map(to_value).collect(),
-        }),
-        J::Object(map) => Kind::StructValue(to_struct(map)),
-    };
-    Value { kind: Some(kind) }
 }

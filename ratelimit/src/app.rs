@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use shared::env::Env;
 use shared::health::Health;
 use shared::redis::{RedisPool, RedisSetupError};
-use shared::serve::{self, bind, split_host_port, BindError};
+use shared::serve::{self, bind, split_host_port, BindError, Servers};
 use shared::tls::{ReloadingServer, TlsError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::grpc::RateLimitGrpc;
 use crate::loader::ConfigTree;
@@ -45,8 +44,7 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub limiter: Arc<RateLimiter>,
     pub health: Health,
-    stopping: watch::Sender<bool>,
-    servers: Vec<JoinHandle<()>>,
+    servers: Servers,
     shutdown_delay: Duration,
     shutdown_timeout: Duration,
 }
@@ -55,19 +53,7 @@ impl Running {
     /// Graceful stop: report not serving first, wait `SHUTDOWN_DELAY` so load balancers notice,
     /// stop accepting, let in-flight calls finish (within `SHUTDOWN_TIMEOUT`), then return.
     pub async fn shutdown(self) {
-        self.health.set("sigterm", false);
-        if !self.shutdown_delay.is_zero() {
-            tokio::time::sleep(self.shutdown_delay).await;
-        }
-        let _ = self.stopping.send(true);
-        let drain = async {
-            for server in self.servers {
-                let _ = server.await;
-            }
-        };
-        if tokio::time::timeout(self.shutdown_timeout, drain).await.is_err() {
-            tracing::warn!(timeout = ?self.shutdown_timeout, "in-flight calls did not finish before SHUTDOWN_TIMEOUT; stopping anyway");
-        }
+        self.servers.shutdown(&self.health, "sigterm", self.shutdown_delay, self.shutdown_timeout).await;
     }
 }
 
@@ -84,8 +70,7 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
     if settings.healthy_with_at_least_one_config_loaded {
         health.set("config", false);
     }
-    let (stopping, _) = watch::channel(false);
-    let mut background = Vec::new();
+    let mut servers = Servers::default();
 
     let store: Arc<dyn CounterStore> = match settings.backend {
         Backend::Memory => {
@@ -95,7 +80,7 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
                 tracing::info!("counting in memory (BACKEND_TYPE=memory)");
             }
             let memory = Arc::new(MemoryStore::new());
-            background.push(tokio::spawn(sweep_memory(Arc::downgrade(&memory), clock.clone(), stopping.subscribe())));
+            servers.push(tokio::spawn(sweep_memory(Arc::downgrade(&memory), clock.clone(), servers.stop_signal())));
             memory
         }
         Backend::Redis => {
@@ -138,11 +123,11 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
                 installer,
                 poll_interval: settings.runtime.poll_interval,
             };
-            tokio::spawn(files.run(first_event, stopping.subscribe()))
+            tokio::spawn(files.run(first_event, servers.stop_signal()))
         }
-        Some(xds) => tokio::spawn(crate::xds::run(xds.clone(), installer, first_event, stopping.subscribe())),
+        Some(xds) => tokio::spawn(crate::xds::run(xds.clone(), installer, first_event, servers.stop_signal())),
     };
-    background.push(provider);
+    servers.push(provider);
     if settings.force_start_without_initial_config {
         if limiter.loaded().is_none() {
             tracing::warn!(
@@ -153,7 +138,7 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         let _ = first_event_seen.await;
     }
     if settings.backend == Backend::Redis {
-        background.push(tokio::spawn(probe_store(limiter.clone(), stopping.subscribe())));
+        servers.push(tokio::spawn(probe_store(limiter.clone(), servers.stop_signal())));
     }
 
     let grpc = match &settings.grpc_uds {
@@ -178,7 +163,6 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
     let (http_addr, debug_addr) = (address(&http), address(&debug));
     let metrics_addr = metrics_listener.as_ref().map(address);
 
-    let mut servers = Vec::new();
     let grpc_server = tonic::transport::Server::builder()
         .max_connection_age(settings.grpc_max_connection_age)
         .max_connection_age_grace(settings.grpc_max_connection_age_grace)
@@ -186,22 +170,21 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         .add_service(RateLimitGrpc::server(limiter.clone()));
     match (grpc, &settings.grpc_tls) {
         (GrpcListener::Unix(listener), _) => {
-            servers.push(serve::grpc_unix(grpc_server, listener, stopping.subscribe()))
+            servers.push(serve::grpc_unix(grpc_server, listener, servers.stop_signal()))
         }
-        (GrpcListener::Tcp(listener), None) => servers.push(serve::grpc(grpc_server, listener, stopping.subscribe())),
+        (GrpcListener::Tcp(listener), None) => servers.push(serve::grpc(grpc_server, listener, servers.stop_signal())),
         (GrpcListener::Tcp(listener), Some(files)) => {
             let tls = Arc::new(ReloadingServer::new(files.clone())?);
-            background.push(tokio::spawn(tls.clone().watch(settings.runtime.poll_interval, stopping.subscribe())));
-            servers.push(serve::grpc_tls(grpc_server, listener, tls, stopping.subscribe()));
+            servers.push(tokio::spawn(tls.clone().watch(settings.runtime.poll_interval, servers.stop_signal())));
+            servers.push(serve::grpc_tls(grpc_server, listener, tls, servers.stop_signal()));
         }
     }
-    servers.push(serve::http(crate::http::main_router(limiter.clone(), health.clone()), http, stopping.subscribe()));
-    servers.push(serve::http(crate::http::debug_router(limiter.clone()), debug, stopping.subscribe()));
+    servers.push(serve::http(crate::http::main_router(limiter.clone(), health.clone()), http, servers.stop_signal()));
+    servers.push(serve::http(crate::http::debug_router(limiter.clone()), debug, servers.stop_signal()));
     if let Some(listener) = metrics_listener {
         let router = crate::http::metrics_router(limiter.clone(), &settings.prometheus_path);
-        servers.push(serve::http(router, listener, stopping.subscribe()));
+        servers.push(serve::http(router, listener, servers.stop_signal()));
     }
-    servers.extend(background);
     let grpc_uds = settings.grpc_uds.as_ref().map(|p| p.display().to_string());
     tracing::info!(?grpc_addr, ?grpc_uds, %http_addr, %debug_addr, ?metrics_addr, "ratelimit serving");
 
@@ -212,7 +195,6 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         metrics_addr,
         limiter,
         health,
-        stopping,
         servers,
         shutdown_delay: settings.shutdown_delay,
         shutdown_timeout: settings.shutdown_timeout,

@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest as PbRequest, RateLimitResponse};
-use envoy_types::pb::google::protobuf::{value::Kind, Duration, ListValue, Struct, Value};
+use envoy_types::pb::google::protobuf::{Duration, Struct};
 use tonic::{Request, Response, Status};
 
 use crate::core::evaluate::{Code, DescriptorStatus};
@@ -154,22 +154,5 @@ fn response_metadata(request: &RateLimitRequest, metadata: serde_json::Map<Strin
     if !metadata.is_empty() {
         root.insert("metadata".into(), J::Object(metadata));
     }
-    to_struct(root)
-}
-
-fn to_struct(map: serde_json::Map<String, serde_json::Value>) -> Struct {
-    Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
-}
-
-fn to_value(value: serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    let kind = match value {
-        J::Null => Kind::NullValue(0),
-        J::Bool(b) => Kind::BoolValue(b),
-        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        J::String(s) => Kind::StringValue(s),
-        J::Array(items) => Kind::ListValue(ListValue { values: items.into_iter().map(to_value).collect() }),
-        J::Object(map) => Kind::StructValue(to_struct(map)),
-    };
-    Value { kind: Some(kind) }
+    shared::proto::to_struct(root)
 }

@@ -227,9 +227,8 @@ impl RateLimiter {
     }
 
     fn record(&self, loaded: &Loaded, plan: &Plan, verdict: &Verdict, now: u64) {
-        for ((index, counted), delta) in plan.counted().map(|(i, c)| ((i, c), verdict.stats[i])) {
-            let Some(delta) = delta else { continue };
-            let _ = index;
+        for (index, counted) in plan.counted() {
+            let Some(delta) = verdict.stats[index] else { continue };
             match &counted.stat {
                 StatRef::Limit(id) => loaded.limit_stats[*id].record(&delta),
                 StatRef::Dynamic(key) => self.metrics.limit_stats(key).record(&delta),

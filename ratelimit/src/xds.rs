@@ -105,23 +105,8 @@ fn descriptor(d: rl::RateLimitDescriptor) -> YamlDescriptor {
         shadow_mode,
         quota_mode,
         detailed_metric,
-        metadata: metadata.map(struct_to_json),
+        metadata: metadata.map(shared::proto::struct_to_json),
         ..YamlDescriptor::default()
-    }
-}
-
-fn struct_to_json(s: Struct) -> serde_json::Map<String, serde_json::Value> {
-    s.fields.into_iter().map(|(k, v)| (k, value_to_json(v))).collect()
-}
-
-fn value_to_json(v: Value) -> serde_json::Value {
-    match v.kind {
-        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::BoolValue(b)) => b.into(),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into),
-        Some(Kind::StringValue(s)) => s.into(),
-        Some(Kind::ListValue(l)) => l.values.into_iter().map(value_to_json).collect(),
-        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! - [`env`]: read settings from the environment through a seam, reporting every bad value.
 //! - [`telemetry`]: tracing with the reference's `LOG_LEVEL` / `LOG_FORMAT`.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
+//! - [`proto`]: JSON values as protobuf Structs (Envoy dynamic metadata).
 //! - [`health`]: component health driving `grpc.health.v1` and HTTP health checks.
 //! - [`shutdown`]: the signals that stop a service.
 //! - [`tls`]: TLS for gRPC servers, certificates reloaded when their files change.
@@ -13,6 +14,7 @@
 pub mod env;
 pub mod health;
 pub mod metrics;
+pub mod proto;
 pub mod redis;
 pub mod serve;
 pub mod shutdown;

@@ -5,6 +5,53 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The running servers and background tasks of a service, stopped together.
+pub struct Servers {
+    stopping: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Servers { stopping: watch::channel(false).0, tasks: Vec::new() }
+    }
+}
+
+impl Servers {
+    /// The signal every server and task watches to stop.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    pub fn push(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    /// Graceful stop: report `component` unhealthy first, wait `delay` so load balancers notice,
+    /// stop accepting, then let in-flight calls finish within `timeout` (warning on overrun).
+    pub async fn shutdown(
+        self,
+        health: &crate::health::Health,
+        component: &'static str,
+        delay: std::time::Duration,
+        timeout: std::time::Duration,
+    ) {
+        health.set(component, false);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let _ = self.stopping.send(true);
+        let drain = async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(timeout, drain).await.is_err() {
+            tracing::warn!(?timeout, "in-flight calls did not finish in time; stopping anyway");
+        }
+    }
+}
+
 /// Resolves once `stop` turns true (or its sender is gone).
 pub async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
