@@ -19,4 +19,5 @@ pub mod redis;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+pub mod testing;
 pub mod tls;

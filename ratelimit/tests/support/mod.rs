@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,103 +20,23 @@ use ratelimit::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+#[allow(unused_imports)]
+pub use shared::testing::{free_port, RedisServer};
+
+/// Redis commands from tests.
+pub trait RedisCommands {
+    fn client(&self) -> redis::Client;
+    async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T;
 }
 
-/// A `redis-server` of our own, stopped when dropped. `stop` and `start` keep the port, so a
-/// service can be shown losing and regaining it.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    /// A config file given first on the command line (sentinels need one).
-    config_file: Option<PathBuf>,
-    extra_args: Vec<String>,
-}
-
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        RedisServer::start_with(None, &[])
-    }
-
-    /// Starts with extra arguments, e.g. TLS, a password or cluster mode. `{port}` in an
-    /// argument stands for the server's port.
-    pub fn start_with(config: Option<&str>, extra_args: &[&str]) -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let config_file = config.map(|content| {
-            let path = dir.path().join("redis.conf");
-            std::fs::write(&path, content).unwrap();
-            path
-        });
-        let mut server = RedisServer { port: free_port(), child: None, dir, config_file, extra_args: Vec::new() };
-        let port = server.port.to_string();
-        server.extra_args = extra_args.iter().map(|a| a.replace("{port}", &port)).collect();
-        server.resume();
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) on the same port and waits until it answers.
-    pub fn resume(&mut self) {
-        let mut command = Command::new("redis-server");
-        if let Some(config) = &self.config_file {
-            command.arg(config);
-        }
-        let child = command
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                // Tests stall Redis with DEBUG SLEEP to hold a call in flight.
-                "--enable-debug-command",
-                "local",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (the README's test command installs it)");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn client(&self) -> redis::Client {
+impl RedisCommands for RedisServer {
+    fn client(&self) -> redis::Client {
         redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap()
     }
 
-    pub async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+    async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
         let mut connection = self.client().get_multiplexed_async_connection().await.unwrap();
         cmd.query_async(&mut connection).await.unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
