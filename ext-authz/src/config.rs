@@ -181,6 +181,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         provider_keys.push(keys);
     }
 
+    let forward_api_keys = raw.api_keys.as_ref().and_then(|a| a.forward);
     let api_keys = match raw.api_keys {
         None => None,
         Some(a) => {
@@ -283,6 +284,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         api_key_sources,
         identity,
         forward_credential: raw.identity.forward_credential,
+        forward_api_keys: forward_api_keys.unwrap_or(raw.identity.forward_credential),
     };
     Ok(AuthzConfig {
         file: path.to_path_buf(),

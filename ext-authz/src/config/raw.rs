@@ -144,6 +144,8 @@ pub struct RawSource {
 pub struct RawApiKeys {
     #[serde(default)]
     pub from: Vec<RawSource>,
+    /// Pass API keys on to the backend (default: as `identity.forward_credential`).
+    pub forward: Option<bool>,
     pub file: Option<String>,
     pub dir: Option<String>,
 }

@@ -58,6 +58,9 @@ pub struct Engine {
     pub identity: IdentityHeaders,
     /// Pass the credential on to the backend (default: strip it).
     pub forward_credential: bool,
+    /// Pass API keys on even when other credentials are stripped (e.g. for rate limits that
+    /// key on the API-key header after ext_authz has run).
+    pub forward_api_keys: bool,
 }
 
 /// The mutable state a decision reads: keys, API keys, the token cache and the time.
@@ -268,7 +271,10 @@ impl Engine {
             self.identity.owned().filter(|name| !headers.iter().any(|(h, _)| h == name)).map(str::to_owned).collect();
         let mut headers = headers;
         let mut remove_query = Vec::new();
-        if let (Some(found), false) = (credential, self.forward_credential) {
+        let forward = |found: &Found<'_>| {
+            self.forward_credential || (self.forward_api_keys && matches!(found.kind, FoundKind::ApiKey))
+        };
+        if let Some(found) = credential.filter(|f| !forward(f)) {
             match found.source {
                 CredentialSource::Header { name, .. } => remove.push(name.clone()),
                 CredentialSource::Query(name) => remove_query.push(name.clone()),

@@ -71,6 +71,7 @@ fn engine() -> Engine {
             payload_header: None,
         },
         forward_credential: false,
+        forward_api_keys: false,
     }
 }
 
@@ -186,6 +187,12 @@ fn api_keys_and_credential_locations() {
     assert!(allow.headers.contains(&("x-org-id".into(), "acme".into())));
     assert!(allow.remove.contains(&"x-api-key".into()));
     assert_eq!(denied(w.check("/orders/1", &[("x-api-key", "ghk_nope")])).reason, "invalid_api_key");
+    let mut forwarding = World::new();
+    forwarding.engine.forward_api_keys = true;
+    assert!(!allowed(forwarding.check("/orders/1", &[("x-api-key", API_KEY)])).remove.contains(&"x-api-key".into()));
+    let token = forwarding.token(json!({}));
+    let jwt = allowed(forwarding.check("/orders/1", &[("authorization", &format!("Bearer {token}"))]));
+    assert!(jwt.remove.contains(&"authorization".into()), "only API keys are forwarded");
 
     let token = w.token(json!({}));
     let allow = allowed(w.check(&format!("/any?x=1&access_token={token}"), &[]));

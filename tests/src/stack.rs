@@ -1,0 +1,169 @@
+//! The whole request path on loopback: client → Envoy (ext_authz + ratelimit filters) →
+//! demo backend, with ext-authz and ratelimit running in-process and Redis as a real server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ext_authz::core::apikeys::{format_hash, hash_key};
+use ext_authz::testing::{jwks, SigningKey};
+use jsonwebtoken::Algorithm;
+use serde_json::{json, Value};
+use shared::testing::{free_port, RedisServer};
+
+use crate::envoy::{render, workspace_root, Envoy};
+use crate::http::{send, Reply};
+
+pub const API_KEY: &str = "ghk_e2e-demo-key-000000000000000000000000000";
+const RSA_KEY: &str = include_str!("../../ext-authz/tests/fixtures/rsa-a.pem");
+
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Extra ratelimit settings (e.g. `REDIS_FAILURE_MODE`).
+    pub ratelimit_env: Vec<(&'static str, String)>,
+    /// Envoy's rate limit `failure_mode_deny`.
+    pub failure_mode_deny: bool,
+}
+
+pub struct Stack {
+    pub envoy: Envoy,
+    /// Envoy's listener.
+    pub port: u16,
+    pub redis: RedisServer,
+    pub ext_authz: Option<ext_authz::app::Running>,
+    pub ratelimit: Option<ratelimit::Running>,
+    pub key: SigningKey,
+    backend: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+const EXT_AUTHZ_CONFIG: &str = r#"
+server: {grpc_addr: "127.0.0.1:0", http_addr: "127.0.0.1:0"}
+jwt_providers:
+  - name: demo
+    issuer: https://idp.gatehouse.test
+    audiences: [gatehouse-demo]
+    algorithms: [RS256]
+    keys: {jwks_file: jwks.json}
+api_keys:
+  file: api-keys.json
+  from: [{header: x-api-key}]
+  # The e2e config limits per API-key header, after ext_authz: the header must survive it.
+  forward: true
+routes:
+  public: [/public/*]
+  default: deny
+  rules:
+    - name: orders
+      path: /orders/*
+      accept: [jwt, api_key]
+      scopes: [orders:read]
+    - name: admin
+      path: /admin/*
+      accept: [jwt]
+      claims: [{claim: role, equals: admin}]
+"#;
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Stack {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let redis = RedisServer::start();
+
+        // ext-authz, with a local JWKS and one API key.
+        let key = SigningKey::rsa("demo-key", Algorithm::RS256, RSA_KEY);
+        std::fs::write(dir.path().join("jwks.json"), jwks(&[&key])).unwrap();
+        let keys = json!({"keys": [{"hash": format_hash(&hash_key(API_KEY)), "client_id": "demo-client", "scopes": ["orders:read"], "org_id": "demo-org"}]});
+        std::fs::write(dir.path().join("api-keys.json"), keys.to_string()).unwrap();
+        std::fs::write(dir.path().join("ext-authz.yaml"), EXT_AUTHZ_CONFIG).unwrap();
+        let config =
+            ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &HashMap::new()).expect("e2e ext-authz config");
+        let ext_authz = ext_authz::app::start(config, Arc::default(), ext_authz::service::system_clock())
+            .await
+            .expect("ext-authz starts");
+
+        // ratelimit, with the limits that go with the shared Envoy config.
+        let mut env: HashMap<String, String> = [
+            ("GRPC_HOST", "127.0.0.1".to_string()),
+            ("GRPC_PORT", "0".into()),
+            ("HOST", "127.0.0.1".into()),
+            ("PORT", "0".into()),
+            ("DEBUG_HOST", "127.0.0.1".into()),
+            ("DEBUG_PORT", "0".into()),
+            ("RUNTIME_ROOT", workspace_root().join("examples/envoy").display().to_string()),
+            ("RUNTIME_SUBDIRECTORY", "ratelimit".into()),
+            ("RUNTIME_WATCH_ROOT", "false".into()),
+            ("REDIS_SOCKET_TYPE", "tcp".into()),
+            ("REDIS_URL", redis.url()),
+            ("REDIS_TIMEOUT", "500ms".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in &options.ratelimit_env {
+            env.insert(k.to_string(), v.clone());
+        }
+        let settings = ratelimit::settings::Settings::from_env(&env).expect("e2e ratelimit settings");
+        let ratelimit = ratelimit::start(settings, Arc::new(env), ratelimit::service::system_clock())
+            .await
+            .expect("ratelimit starts");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend_port = listener.local_addr().unwrap().port();
+        let backend = tokio::spawn(async move {
+            let _ = crate::backend::serve(listener).await;
+        });
+
+        let (port, admin_port) = (free_port(), free_port());
+        let template = std::fs::read_to_string(workspace_root().join("examples/envoy/envoy.yaml")).unwrap();
+        let config = render(
+            &template,
+            &[
+                ("LISTEN_BIND", "127.0.0.1".into()),
+                ("LISTEN_PORT", port.to_string()),
+                ("ADMIN_BIND", "127.0.0.1".into()),
+                ("ADMIN_PORT", admin_port.to_string()),
+                ("EXT_AUTHZ_HOST", "127.0.0.1".into()),
+                ("EXT_AUTHZ_PORT", ext_authz.grpc_addr.port().to_string()),
+                ("RATELIMIT_HOST", "127.0.0.1".into()),
+                ("RATELIMIT_PORT", ratelimit.grpc_addr.expect("TCP gRPC").port().to_string()),
+                ("BACKEND_HOST", "127.0.0.1".into()),
+                ("BACKEND_PORT", backend_port.to_string()),
+                ("FAILURE_MODE_DENY", options.failure_mode_deny.to_string()),
+            ],
+        );
+        let envoy = Envoy::start(&config, admin_port);
+        Stack { envoy, port, redis, ext_authz: Some(ext_authz), ratelimit: Some(ratelimit), key, backend, _dir: dir }
+    }
+
+    /// A valid token for the demo provider, with `patch` merged into its claims.
+    pub fn token(&self, patch: Value) -> String {
+        let mut claims = json!({"iss": "https://idp.gatehouse.test", "aud": "gatehouse-demo", "sub": "user-1",
+            "org_id": "org-1", "scope": "orders:read", "exp": now() + 600});
+        for (k, v) in patch.as_object().expect("an object") {
+            claims[k] = v.clone();
+        }
+        self.key.sign(&claims)
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        send(self.port, "GET", path, headers).await
+    }
+
+    pub async fn stop_ext_authz(&mut self) {
+        if let Some(running) = self.ext_authz.take() {
+            running.shutdown().await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop_ext_authz().await;
+        if let Some(running) = self.ratelimit.take() {
+            running.shutdown().await;
+        }
+        self.backend.abort();
+    }
+}

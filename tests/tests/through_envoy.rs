@@ -1,0 +1,93 @@
+//! Requests through a real Envoy: authentication, identity headers, per-client limits and the
+//! failure behaviour, checked by what the client and the demo backend see.
+
+use e2e::stack::API_KEY;
+use e2e::{Stack, StackOptions};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_scenarios() {
+    let stack = Stack::start(StackOptions::default()).await;
+
+    let missing = stack.get("/orders/1", &[]).await;
+    assert_eq!(missing.status, 401, "{missing:?}");
+    assert_eq!(missing.json()["error"]["code"], "UNAUTHORIZED");
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+
+    let token = stack.token(json!({"email": "u1@example.com"}));
+    let ok = stack
+        .get(
+            "/orders/1?x=1",
+            &[("authorization", &format!("Bearer {token}")), ("x-user-id", "admin"), ("x-user-role", "root")],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let seen = ok.json();
+    assert_eq!(seen["path"], "/orders/1?x=1");
+    assert_eq!(seen["headers"]["x-user-id"], json!(["user-1"]), "exactly one x-user-id, ours");
+    assert_eq!(seen["headers"]["x-org-id"], json!(["org-1"]));
+    assert_eq!(seen["headers"]["x-user-email"], json!(["u1@example.com"]));
+    assert!(seen["headers"].get("x-user-role").is_none(), "a client-sent identity header never survives");
+    assert!(seen["headers"].get("authorization").is_none(), "the token is stripped");
+
+    let key = stack.get("/orders/2", &[("x-api-key", API_KEY)]).await;
+    assert_eq!(key.status, 200);
+    assert_eq!(key.json()["headers"]["x-user-id"], json!(["demo-client"]));
+
+    let narrow = stack.token(json!({"scope": "profile"}));
+    let forbidden = stack.get("/orders/3", &[("authorization", &format!("Bearer {narrow}"))]).await;
+    assert_eq!((forbidden.status, forbidden.json()["error"]["code"].as_str()), (403, Some("INSUFFICIENT_SCOPE")));
+
+    let public = stack.get("/public/page", &[("x-user-id", "spoof")]).await;
+    assert_eq!(public.status, 200);
+    assert!(public.json()["headers"].get("x-user-id").is_none());
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_api_key_limit_with_exact_headers() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let reset = 3600 - now % 3600;
+    for remaining in [2, 1, 0] {
+        let r = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        // Envoy's draft-03 header: the tightest limit, then every limit that applied (API key 3,
+        // the client id ext-authz injected 4, the source address 20).
+        assert_eq!(r.header("x-ratelimit-limit"), Some("3, 3;w=3600, 4;w=3600, 20;w=3600"));
+        assert_eq!(r.header("x-ratelimit-remaining"), Some(remaining.to_string().as_str()));
+        let got: u64 = r.header("x-ratelimit-reset").unwrap().parse().unwrap();
+        assert!(got.abs_diff(reset) <= 2, "reset {got} vs {reset}");
+    }
+    let limited = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_limit_keys_on_the_header_ext_authz_injected() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let alice = stack.token(json!({"sub": "alice"}));
+    let bob = stack.token(json!({"sub": "bob"}));
+    for _ in 0..4 {
+        assert_eq!(stack.get("/orders/1", &[("authorization", &format!("Bearer {alice}"))]).await.status, 200);
+    }
+    assert_eq!(stack.get("/orders/1", &[("authorization", &format!("Bearer {alice}"))]).await.status, 429);
+    // A client cannot dodge its limit by sending someone else's x-user-id: ext-authz overwrites it.
+    let dodge = stack.get("/orders/1", &[("authorization", &format!("Bearer {alice}")), ("x-user-id", "carol")]).await;
+    assert_eq!(dodge.status, 429);
+    assert_eq!(stack.get("/orders/1", &[("authorization", &format!("Bearer {bob}"))]).await.status, 200);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_authz_down_fails_closed() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    assert_eq!(stack.get("/orders/1", &[("x-api-key", API_KEY)]).await.status, 200);
+    stack.stop_ext_authz().await;
+    let r = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
+    assert_eq!(r.status, 403, "Envoy's failure_mode_allow: false denies when the auth service is gone");
+    assert!(!r.body.contains("\"headers\""), "the backend was not reached");
+    stack.shutdown().await;
+}
