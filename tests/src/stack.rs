@@ -23,6 +23,8 @@ pub struct StackOptions {
     pub ratelimit_env: Vec<(&'static str, String)>,
     /// Envoy's rate limit `failure_mode_deny`.
     pub failure_mode_deny: bool,
+    /// The Envoy config under `examples/envoy/` (default `envoy.yaml`, gRPC ext_authz).
+    pub envoy_config: Option<&'static str>,
 }
 
 pub struct Stack {
@@ -33,6 +35,8 @@ pub struct Stack {
     pub ext_authz: Option<ext_authz::app::Running>,
     pub ratelimit: Option<ratelimit::Running>,
     pub key: SigningKey,
+    backend_port: u16,
+    options: StackOptions,
     backend: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -86,26 +90,7 @@ impl Stack {
             .expect("ext-authz starts");
 
         // ratelimit, with the limits that go with the shared Envoy config.
-        let mut env: HashMap<String, String> = [
-            ("GRPC_HOST", "127.0.0.1".to_string()),
-            ("GRPC_PORT", "0".into()),
-            ("HOST", "127.0.0.1".into()),
-            ("PORT", "0".into()),
-            ("DEBUG_HOST", "127.0.0.1".into()),
-            ("DEBUG_PORT", "0".into()),
-            ("RUNTIME_ROOT", workspace_root().join("examples/envoy").display().to_string()),
-            ("RUNTIME_SUBDIRECTORY", "ratelimit".into()),
-            ("RUNTIME_WATCH_ROOT", "false".into()),
-            ("REDIS_SOCKET_TYPE", "tcp".into()),
-            ("REDIS_URL", redis.url()),
-            ("REDIS_TIMEOUT", "500ms".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (k, v) in &options.ratelimit_env {
-            env.insert(k.to_string(), v.clone());
-        }
+        let env = ratelimit_env(&redis, &options);
         let settings = ratelimit::settings::Settings::from_env(&env).expect("e2e ratelimit settings");
         let ratelimit = ratelimit::start(settings, Arc::new(env), ratelimit::service::system_clock())
             .await
@@ -117,26 +102,21 @@ impl Stack {
             let _ = crate::backend::serve(listener).await;
         });
 
-        let (port, admin_port) = (free_port(), free_port());
-        let template = std::fs::read_to_string(workspace_root().join("examples/envoy/envoy.yaml")).unwrap();
-        let config = render(
-            &template,
-            &[
-                ("LISTEN_BIND", "127.0.0.1".into()),
-                ("LISTEN_PORT", port.to_string()),
-                ("ADMIN_BIND", "127.0.0.1".into()),
-                ("ADMIN_PORT", admin_port.to_string()),
-                ("EXT_AUTHZ_HOST", "127.0.0.1".into()),
-                ("EXT_AUTHZ_PORT", ext_authz.grpc_addr.port().to_string()),
-                ("RATELIMIT_HOST", "127.0.0.1".into()),
-                ("RATELIMIT_PORT", ratelimit.grpc_addr.expect("TCP gRPC").port().to_string()),
-                ("BACKEND_HOST", "127.0.0.1".into()),
-                ("BACKEND_PORT", backend_port.to_string()),
-                ("FAILURE_MODE_DENY", options.failure_mode_deny.to_string()),
-            ],
-        );
-        let envoy = Envoy::start(&config, admin_port);
-        Stack { envoy, port, redis, ext_authz: Some(ext_authz), ratelimit: Some(ratelimit), key, backend, _dir: dir }
+        let ext_authz_ports = (ext_authz.grpc_addr.port(), ext_authz.http_addr.port());
+        let ratelimit_port = ratelimit.grpc_addr.expect("TCP gRPC").port();
+        let (envoy, port) = start_envoy(&options, ext_authz_ports, ratelimit_port, backend_port);
+        Stack {
+            envoy,
+            port,
+            redis,
+            ext_authz: Some(ext_authz),
+            ratelimit: Some(ratelimit),
+            key,
+            backend_port,
+            options,
+            backend,
+            _dir: dir,
+        }
     }
 
     /// A valid token for the demo provider, with `patch` merged into its claims.
@@ -153,6 +133,17 @@ impl Stack {
         send(self.port, "GET", path, headers).await
     }
 
+    /// A second Envoy with the same ext-authz and backend, calling another rate limit service.
+    pub fn second_envoy(&self, ratelimit_port: u16) -> (Envoy, u16) {
+        let authz = self.ext_authz.as_ref().expect("ext-authz running");
+        start_envoy(&self.options, (authz.grpc_addr.port(), authz.http_addr.port()), ratelimit_port, self.backend_port)
+    }
+
+    /// ratelimit's settings as this stack started it, for more instances on the same Redis.
+    pub fn ratelimit_env(&self) -> HashMap<String, String> {
+        ratelimit_env(&self.redis, &self.options)
+    }
+
     pub async fn stop_ext_authz(&mut self) {
         if let Some(running) = self.ext_authz.take() {
             running.shutdown().await;
@@ -166,4 +157,54 @@ impl Stack {
         }
         self.backend.abort();
     }
+}
+
+fn ratelimit_env(redis: &RedisServer, options: &StackOptions) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("GRPC_HOST", "127.0.0.1".to_string()),
+        ("GRPC_PORT", "0".into()),
+        ("HOST", "127.0.0.1".into()),
+        ("PORT", "0".into()),
+        ("DEBUG_HOST", "127.0.0.1".into()),
+        ("DEBUG_PORT", "0".into()),
+        ("RUNTIME_ROOT", workspace_root().join("examples/envoy").display().to_string()),
+        ("RUNTIME_SUBDIRECTORY", "ratelimit".into()),
+        ("RUNTIME_WATCH_ROOT", "false".into()),
+        ("REDIS_SOCKET_TYPE", "tcp".into()),
+        ("REDIS_URL", redis.url()),
+        ("REDIS_TIMEOUT", "500ms".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in &options.ratelimit_env {
+        env.insert(k.to_string(), v.clone());
+    }
+    env
+}
+
+/// Envoy from the shipped config, its placeholders filled with loopback ports.
+fn start_envoy(options: &StackOptions, ext_authz: (u16, u16), ratelimit: u16, backend: u16) -> (Envoy, u16) {
+    let (port, admin_port) = (free_port(), free_port());
+    let file = options.envoy_config.unwrap_or("envoy.yaml");
+    let template =
+        std::fs::read_to_string(workspace_root().join("examples/envoy").join(file)).expect("the Envoy config");
+    let config = render(
+        &template,
+        &[
+            ("LISTEN_BIND", "127.0.0.1".into()),
+            ("LISTEN_PORT", port.to_string()),
+            ("ADMIN_BIND", "127.0.0.1".into()),
+            ("ADMIN_PORT", admin_port.to_string()),
+            ("EXT_AUTHZ_HOST", "127.0.0.1".into()),
+            ("EXT_AUTHZ_PORT", ext_authz.0.to_string()),
+            ("EXT_AUTHZ_HTTP_PORT", ext_authz.1.to_string()),
+            ("RATELIMIT_HOST", "127.0.0.1".into()),
+            ("RATELIMIT_PORT", ratelimit.to_string()),
+            ("BACKEND_HOST", "127.0.0.1".into()),
+            ("BACKEND_PORT", backend.to_string()),
+            ("FAILURE_MODE_DENY", options.failure_mode_deny.to_string()),
+        ],
+    );
+    (Envoy::start(&config, admin_port), port)
 }

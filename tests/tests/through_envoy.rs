@@ -91,3 +91,114 @@ async fn ext_authz_down_fails_closed() {
     assert!(!r.body.contains("\"headers\""), "the backend was not reached");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_source_address_limit() {
+    let stack = Stack::start(StackOptions::default()).await;
+    for remaining in (0..20).rev() {
+        let r = stack.get("/public/page", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-ratelimit-limit"), Some("20, 20;w=3600"));
+        assert_eq!(r.header("x-ratelimit-remaining"), Some(remaining.to_string().as_str()));
+    }
+    assert_eq!(stack.get("/public/page", &[]).await.status, 429);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ratelimit_instances_on_one_redis_hold_one_limit() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let env = stack.ratelimit_env();
+    let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
+    let second =
+        ratelimit::start(settings, std::sync::Arc::new(env), ratelimit::service::system_clock()).await.unwrap();
+    let (_second_envoy, second_port) = stack.second_envoy(second.grpc_addr.unwrap().port());
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let port = if i % 2 == 0 { stack.port } else { second_port };
+        statuses.push(e2e::http::send(port, "GET", "/orders/1", &[("x-api-key", API_KEY)]).await.status);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429, 429], "3 per hour in total across both");
+    second.shutdown().await;
+    stack.shutdown().await;
+}
+
+/// Stops Redis, checks the answer, brings Redis back and checks that limits count again.
+async fn redis_outage(options: StackOptions, expected: u16) {
+    let mut stack = Stack::start(options).await;
+    assert_eq!(stack.get("/orders/1", &[("x-api-key", API_KEY)]).await.status, 200);
+    stack.redis.stop();
+    let during = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
+    assert_eq!(during.status, expected, "{during:?}");
+    if expected == 200 {
+        assert_eq!(during.json()["headers"]["x-user-id"], json!(["demo-client"]), "auth still ran");
+    }
+    stack.redis.resume();
+    let mut recovered = None;
+    for _ in 0..100 {
+        let r = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
+        if r.header("x-ratelimit-remaining").is_some() {
+            recovered = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let recovered = recovered.expect("traffic is rate limited again once Redis returns");
+    assert_eq!(recovered.status, 200);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_envoy_fails_open_by_default() {
+    redis_outage(StackOptions::default(), 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_envoy_failure_mode_deny() {
+    redis_outage(StackOptions { failure_mode_deny: true, ..StackOptions::default() }, 500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_service_failure_mode_deny() {
+    let options =
+        StackOptions { ratelimit_env: vec![("REDIS_FAILURE_MODE", "deny".into())], ..StackOptions::default() };
+    redis_outage(options, 429).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_service_failure_mode_allow_even_with_envoy_failing_closed() {
+    let options = StackOptions {
+        ratelimit_env: vec![("REDIS_FAILURE_MODE", "allow".into())],
+        failure_mode_deny: true,
+        ..StackOptions::default()
+    };
+    redis_outage(options, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_scenarios_in_envoys_http_ext_authz_mode() {
+    let stack =
+        Stack::start(StackOptions { envoy_config: Some("envoy-http-authz.yaml"), ..StackOptions::default() }).await;
+    let missing = stack.get("/orders/1", &[]).await;
+    assert_eq!(missing.status, 401, "{missing:?}");
+    assert_eq!(missing.json()["error"]["code"], "UNAUTHORIZED");
+    let token = stack.token(json!({}));
+    let ok = stack
+        .get(
+            "/orders/1",
+            &[("authorization", &format!("Bearer {token}")), ("x-user-id", "admin"), ("x-user-role", "root")],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let seen = ok.json();
+    assert_eq!(seen["headers"]["x-user-id"], json!(["user-1"]));
+    assert!(seen["headers"].get("x-user-role").is_none(), "removed through x-envoy-auth-headers-to-remove");
+    assert!(seen["headers"].get("authorization").is_none());
+    let key = stack.get("/orders/2", &[("x-api-key", API_KEY)]).await;
+    assert_eq!((key.status, key.json()["headers"]["x-user-id"].clone()), (200, json!(["demo-client"])));
+    let narrow = stack.token(json!({"scope": "profile"}));
+    let forbidden = stack.get("/orders/3", &[("authorization", &format!("Bearer {narrow}"))]).await;
+    assert_eq!((forbidden.status, forbidden.json()["error"]["code"].as_str()), (403, Some("INSUFFICIENT_SCOPE")));
+    assert_eq!(stack.get("/public/x", &[]).await.status, 200);
+    stack.shutdown().await;
+}
