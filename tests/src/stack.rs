@@ -25,13 +25,18 @@ pub struct StackOptions {
     pub failure_mode_deny: bool,
     /// The Envoy config under `examples/envoy/` (default `envoy.yaml`, gRPC ext_authz).
     pub envoy_config: Option<&'static str>,
+    /// Count in memory instead of starting a Redis.
+    pub memory_backend: bool,
+    /// Envoy's listener port (default: a free one).
+    pub listen_port: Option<u16>,
 }
 
 pub struct Stack {
     pub envoy: Envoy,
     /// Envoy's listener.
     pub port: u16,
-    pub redis: RedisServer,
+    /// `None` with the memory backend.
+    pub redis: Option<RedisServer>,
     pub ext_authz: Option<ext_authz::app::Running>,
     pub ratelimit: Option<ratelimit::Running>,
     pub key: SigningKey,
@@ -75,7 +80,7 @@ routes:
 impl Stack {
     pub async fn start(options: StackOptions) -> Stack {
         let dir = tempfile::tempdir().expect("a scratch directory");
-        let redis = RedisServer::start();
+        let redis = (!options.memory_backend).then(RedisServer::start);
 
         // ext-authz, with a local JWKS and one API key.
         let key = SigningKey::rsa("demo-key", Algorithm::RS256, RSA_KEY);
@@ -90,7 +95,7 @@ impl Stack {
             .expect("ext-authz starts");
 
         // ratelimit, with the limits that go with the shared Envoy config.
-        let env = ratelimit_env(&redis, &options);
+        let env = ratelimit_env(redis.as_ref(), &options);
         let settings = ratelimit::settings::Settings::from_env(&env).expect("e2e ratelimit settings");
         let ratelimit = ratelimit::start(settings, Arc::new(env), ratelimit::service::system_clock())
             .await
@@ -141,7 +146,7 @@ impl Stack {
 
     /// ratelimit's settings as this stack started it, for more instances on the same Redis.
     pub fn ratelimit_env(&self) -> HashMap<String, String> {
-        ratelimit_env(&self.redis, &self.options)
+        ratelimit_env(self.redis.as_ref(), &self.options)
     }
 
     pub async fn stop_ext_authz(&mut self) {
@@ -159,7 +164,7 @@ impl Stack {
     }
 }
 
-fn ratelimit_env(redis: &RedisServer, options: &StackOptions) -> HashMap<String, String> {
+fn ratelimit_env(redis: Option<&RedisServer>, options: &StackOptions) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
         ("GRPC_HOST", "127.0.0.1".to_string()),
         ("GRPC_PORT", "0".into()),
@@ -170,13 +175,20 @@ fn ratelimit_env(redis: &RedisServer, options: &StackOptions) -> HashMap<String,
         ("RUNTIME_ROOT", workspace_root().join("examples/envoy").display().to_string()),
         ("RUNTIME_SUBDIRECTORY", "ratelimit".into()),
         ("RUNTIME_WATCH_ROOT", "false".into()),
-        ("REDIS_SOCKET_TYPE", "tcp".into()),
-        ("REDIS_URL", redis.url()),
-        ("REDIS_TIMEOUT", "500ms".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    match redis {
+        Some(redis) => {
+            env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());
+            env.insert("REDIS_URL".into(), redis.url());
+            env.insert("REDIS_TIMEOUT".into(), "500ms".into());
+        }
+        None => {
+            env.insert("BACKEND_TYPE".into(), "memory".into());
+        }
+    }
     for (k, v) in &options.ratelimit_env {
         env.insert(k.to_string(), v.clone());
     }
@@ -185,7 +197,7 @@ fn ratelimit_env(redis: &RedisServer, options: &StackOptions) -> HashMap<String,
 
 /// Envoy from the shipped config, its placeholders filled with loopback ports.
 fn start_envoy(options: &StackOptions, ext_authz: (u16, u16), ratelimit: u16, backend: u16) -> (Envoy, u16) {
-    let (port, admin_port) = (free_port(), free_port());
+    let (port, admin_port) = (options.listen_port.unwrap_or_else(free_port), free_port());
     let file = options.envoy_config.unwrap_or("envoy.yaml");
     let template =
         std::fs::read_to_string(workspace_root().join("examples/envoy").join(file)).expect("the Envoy config");

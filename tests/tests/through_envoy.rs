@@ -127,13 +127,13 @@ async fn two_ratelimit_instances_on_one_redis_hold_one_limit() {
 async fn redis_outage(options: StackOptions, expected: u16) {
     let mut stack = Stack::start(options).await;
     assert_eq!(stack.get("/orders/1", &[("x-api-key", API_KEY)]).await.status, 200);
-    stack.redis.stop();
+    stack.redis.as_mut().expect("a Redis").stop();
     let during = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
     assert_eq!(during.status, expected, "{during:?}");
     if expected == 200 {
         assert_eq!(during.json()["headers"]["x-user-id"], json!(["demo-client"]), "auth still ran");
     }
-    stack.redis.resume();
+    stack.redis.as_mut().expect("a Redis").resume();
     let mut recovered = None;
     for _ in 0..100 {
         let r = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
