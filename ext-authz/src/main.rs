@@ -13,6 +13,7 @@ USAGE:
     ext-authz validate FILE            check a config file and the files it names; exit 1 on the first error
     ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG]
                                        print a fresh API key and the entry to store (its hash)
+    ext-authz healthcheck [ADDR]       exit 0 when the local service is ready (ADDR defaults to 127.0.0.1:8080)
     ext-authz --help | --version
 
 Any config key can be overridden from the environment: EXT_AUTHZ__SERVER__GRPC_ADDR, EXT_AUTHZ__LOG__LEVEL, …
@@ -29,6 +30,15 @@ fn main() -> ExitCode {
         ["--help" | "-h" | "help"] => {
             print!("{USAGE}");
             ExitCode::SUCCESS
+        }
+        ["healthcheck", rest @ ..] => {
+            // For container HEALTHCHECKs: /readyz on the local HTTP port.
+            let addr = rest.first().copied().unwrap_or("127.0.0.1:8080");
+            if shared::serve::probe(addr, "/readyz") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         ["--version" | "-V"] => {
             println!("ext-authz {}", env!("CARGO_PKG_VERSION"));

@@ -16,6 +16,15 @@ fn main() -> ExitCode {
             print!("{}", help_text());
             ExitCode::SUCCESS
         }
+        Some("healthcheck") => {
+            // For container HEALTHCHECKs: the service's own /healthcheck on PORT.
+            let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
+            if shared::serve::probe(&format!("127.0.0.1:{port}"), "/healthcheck") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Some("--version" | "-V") => {
             println!("ratelimit {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

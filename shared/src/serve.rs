@@ -80,6 +80,23 @@ pub fn http(router: axum::Router, listener: TcpListener, stop: watch::Receiver<b
     })
 }
 
+/// A container health probe: `GET path` on `addr` over plain HTTP/1.1 with a short timeout;
+/// true on status 200. For images without curl (`<binary> healthcheck`).
+pub fn probe(addr: &str, path: &str) -> bool {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(2);
+    let Some(target) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else { return false };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&target, timeout) else { return false };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
 /// Binds `host:port`; `what` names the listener in the error.
 pub async fn bind(what: &'static str, host: &str, port: u16) -> Result<TcpListener, BindError> {
     TcpListener::bind((host, port)).await.map_err(|source| BindError {

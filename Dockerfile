@@ -1,0 +1,35 @@
+# Multi-stage build for every Gatehouse image; pick one with --target:
+#   docker build --target ratelimit -t gatehouse/ratelimit .
+#   docker build --target ext-authz -t gatehouse/ext-authz .
+#   docker build --target demo-backend -t gatehouse/demo-backend .
+# Runtime images are distroless (glibc, CA certificates, no shell), run as a non-root user and
+# check their own health with the binary's `healthcheck` subcommand.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p ratelimit -p ext-authz -p e2e --bin ratelimit --bin ext-authz --bin demo-backend \
+ && mkdir -p /out && cp target/release/ratelimit target/release/ext-authz target/release/demo-backend /out/
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS ratelimit
+COPY --from=build /out/ratelimit /usr/local/bin/ratelimit
+USER nonroot:nonroot
+EXPOSE 8080 8081 6070
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD ["/usr/local/bin/ratelimit", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/ratelimit"]
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS ext-authz
+COPY --from=build /out/ext-authz /usr/local/bin/ext-authz
+USER nonroot:nonroot
+EXPOSE 9001 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD ["/usr/local/bin/ext-authz", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/ext-authz"]
+CMD ["--config", "/etc/ext-authz/ext-authz.yaml"]
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS demo-backend
+COPY --from=build /out/demo-backend /usr/local/bin/demo-backend
+USER nonroot:nonroot
+EXPOSE 8000
+ENTRYPOINT ["/usr/local/bin/demo-backend", "0.0.0.0:8000"]
