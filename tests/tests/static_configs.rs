@@ -85,3 +85,72 @@ fn the_compose_file_follows_the_compose_spec() {
         assert!(workspace_root().join(local).exists(), "docker-compose.yml mounts {local}, which does not exist");
     }
 }
+
+/// Kinds the Kubernetes schemas know; the rest are gateway CRDs, checked by name only.
+const CORE_KINDS: &[&str] = &["Namespace", "Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget"];
+const GATEWAY_KINDS: &[(&str, &str)] = &[
+    ("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy"),
+    ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
+    ("gateway.kgateway.dev/v1alpha1", "GatewayExtension"),
+    ("gateway.kgateway.dev/v1alpha1", "TrafficPolicy"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"),
+];
+
+#[test]
+fn every_kustomization_renders_and_its_core_objects_validate() {
+    for target in ["base", "overlays/envoy-gateway", "overlays/kgateway", "overlays/istio"] {
+        let rendered = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(workspace_root().join("k8s").join(target))
+            .output()
+            .expect("kubectl");
+        assert!(rendered.status.success(), "kubectl kustomize {target}: {}", String::from_utf8_lossy(&rendered.stderr));
+        let text = String::from_utf8(rendered.stdout).unwrap();
+        let mut core = Vec::new();
+        for document in text.split("\n---\n") {
+            let field = |name: &str| {
+                document
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            };
+            let (api_version, kind) = (field("apiVersion"), field("kind"));
+            if CORE_KINDS.contains(&kind.as_str()) {
+                core.push(document.to_string());
+            } else {
+                assert!(
+                    GATEWAY_KINDS.contains(&(api_version.as_str(), kind.as_str())),
+                    "{target}: unexpected {api_version} {kind}"
+                );
+            }
+        }
+        assert!(core.iter().any(|d| d.contains("kind: Deployment")), "{target}: no Deployment");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.yaml");
+        std::fs::write(&path, core.join("\n---\n")).unwrap();
+        let validate = Command::new(workspace_root().join(".venv/bin/kubernetes-validate"))
+            .args(["--strict", "--quiet"])
+            .arg(&path)
+            .output()
+            .expect("kubernetes-validate (scripts/install-deps.sh installs it)");
+        assert!(
+            validate.status.success(),
+            "{target}: {}{}",
+            String::from_utf8_lossy(&validate.stdout),
+            String::from_utf8_lossy(&validate.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_kubernetes_configs_are_valid_service_configs() {
+    let ratelimit = workspace_root().join("k8s/base/config/ratelimit.yaml");
+    let (report, ok) = ratelimit::validate::validate(&[ratelimit.display().to_string()], false);
+    assert!(ok, "{report}");
+    let config = ext_authz::config::load(&workspace_root().join("k8s/base/config/ext-authz.yaml"), &Default::default());
+    assert!(config.is_ok(), "{:?}", config.err());
+}
