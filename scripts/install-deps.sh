@@ -41,3 +41,9 @@ if [[ ! -x "$root/.venv/bin/check-jsonschema" || ! -x "$root/.venv/bin/kubernete
   echo "installing check-jsonschema and kubernetes-validate into .venv…"
   "$root/.venv/bin/pip" install --quiet --disable-pip-version-check 'check-jsonschema>=0.29' 'kubernetes-validate>=1.30'
 fi
+
+# kubectl renders the k8s/ kustomizations in the tests; it comes with these machines' image
+# (Debian has no package for it).
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "warning: kubectl is not installed; the k8s/ rendering test will fail" >&2
+fi
