@@ -70,8 +70,11 @@ async fn per_user_limit_keys_on_the_header_ext_authz_injected() {
     let stack = Stack::start(StackOptions::default()).await;
     let alice = stack.token(json!({"sub": "alice"}));
     let bob = stack.token(json!({"sub": "bob"}));
-    for _ in 0..4 {
-        assert_eq!(stack.get("/orders/1", &[("authorization", &format!("Bearer {alice}"))]).await.status, 200);
+    for remaining in [3, 2, 1, 0] {
+        let r = stack.get("/orders/1", &[("authorization", &format!("Bearer {alice}"))]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-ratelimit-limit"), Some("4, 4;w=3600, 20;w=3600"));
+        assert_eq!(r.header("x-ratelimit-remaining"), Some(remaining.to_string().as_str()));
     }
     assert_eq!(stack.get("/orders/1", &[("authorization", &format!("Bearer {alice}"))]).await.status, 429);
     // A client cannot dodge its limit by sending someone else's x-user-id: ext-authz overwrites it.
