@@ -17,7 +17,9 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: PathBuf,
     config_file: Option<PathBuf>,
+    /// Arguments as given; `{port}` is filled in at each start.
     extra_args: Vec<String>,
+    started_once: bool,
 }
 
 impl RedisServer {
@@ -29,15 +31,17 @@ impl RedisServer {
     /// argument stands for the server's port.
     pub fn start_with(config: Option<&str>, extra_args: &[&str]) -> RedisServer {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("gatehouse-redis-{}-{port}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("gatehouse-redis-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
         let config_file = config.map(|content| {
             let path = dir.join("redis.conf");
             std::fs::write(&path, content).expect("writing redis.conf");
             path
         });
-        let extra_args = extra_args.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
-        let mut server = RedisServer { port, child: None, dir, config_file, extra_args };
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut server = RedisServer { port, child: None, dir, config_file, extra_args, started_once: false };
         server.resume();
         server
     }
@@ -50,32 +54,62 @@ impl RedisServer {
         &self.dir
     }
 
-    /// Starts (again) on the same port and waits until it accepts connections.
+    /// Starts (again) on the same port and waits until it accepts connections. On the first
+    /// start a port taken in the meantime (free ports are only free until someone binds them)
+    /// makes it try another port.
     pub fn resume(&mut self) {
+        let first_start = self.child.is_none() && !self.started_once;
+        for _ in 0..20 {
+            if self.try_start() {
+                self.started_once = true;
+                return;
+            }
+            if first_start {
+                self.port = free_port();
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("redis-server did not start (last port {})", self.port);
+    }
+
+    /// One attempt: true once our own process accepts connections on `port`.
+    fn try_start(&mut self) -> bool {
         let mut command = Command::new("redis-server");
         if let Some(config) = &self.config_file {
             command.arg(config);
         }
         let port = self.port.to_string();
-        let child = command
+        let extra_args: Vec<String> = self.extra_args.iter().map(|a| a.replace("{port}", &port)).collect();
+        let mut child = command
             .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             // Tests stall Redis with DEBUG SLEEP to hold a call in flight.
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(&self.dir)
-            .args(&self.extra_args)
+            .args(&extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (scripts/install-deps.sh installs it)");
-        self.child = Some(child);
-        for _ in 0..200 {
+        for _ in 0..300 {
+            // Exited: most likely the port was taken; someone else may be answering on it.
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                // Accepting, and still ours.
+                if let Ok(None) = child.try_wait() {
+                    self.child = Some(child);
+                    return true;
+                }
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("redis-server did not start on port {}", self.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     pub fn stop(&mut self) {

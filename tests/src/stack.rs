@@ -184,6 +184,7 @@ fn ratelimit_env(redis: Option<&RedisServer>, options: &StackOptions) -> HashMap
             env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());
             env.insert("REDIS_URL".into(), redis.url());
             env.insert("REDIS_TIMEOUT".into(), "500ms".into());
+            env.insert("REDIS_STARTUP_MAX_ELAPSED_TIME".into(), "10s".into());
         }
         None => {
             env.insert("BACKEND_TYPE".into(), "memory".into());

@@ -124,6 +124,8 @@ pub fn base_env(config: &ConfigDir) -> HashMap<String, String> {
         ("USE_PROMETHEUS", "true"),
         ("PROMETHEUS_ADDR", "127.0.0.1:0"),
         ("REDIS_TIMEOUT", "500ms"),
+        // A test must fail, not hang, when its Redis is not there.
+        ("REDIS_STARTUP_MAX_ELAPSED_TIME", "10s"),
         ("SHUTDOWN_TIMEOUT", "5s"),
     ] {
         env.insert(k.to_string(), v.to_string());
