@@ -92,6 +92,11 @@ impl ApiKeyStore {
         Ok(store)
     }
 
+    /// Adds a key (replacing one with the same hash); for stores built in code.
+    pub fn insert(&mut self, entry: ApiKeyEntry) {
+        self.by_hash.insert(entry.hash, Arc::new(entry));
+    }
+
     pub fn len(&self) -> usize {
         self.by_hash.len()
     }

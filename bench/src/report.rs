@@ -1,0 +1,69 @@
+//! Turning measurements into `docs/benchmarks.md`: medians over runs, ratios to the floor with
+//! their spread, latency percentiles.
+
+use crate::load::LoadResult;
+
+pub struct Row {
+    pub name: String,
+    pub floor: Option<String>,
+    pub runs: Vec<LoadResult>,
+    pub floor_runs: Vec<LoadResult>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    if values.is_empty() {
+        return 0.0;
+    }
+    values[values.len() / 2]
+}
+
+impl Row {
+    pub fn median_rps(&self) -> f64 {
+        median(self.runs.iter().map(LoadResult::rps).collect())
+    }
+
+    /// Per-run ratios to the floor measured just before.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.runs.iter().zip(&self.floor_runs).map(|(r, f)| r.rps() / f.rps()).collect()
+    }
+
+    pub fn median_ratio(&self) -> Option<f64> {
+        (!self.floor_runs.is_empty()).then(|| median(self.ratios()))
+    }
+
+    fn median_run(&self) -> &LoadResult {
+        let target = self.median_rps();
+        self.runs.iter().min_by(|a, b| (a.rps() - target).abs().total_cmp(&(b.rps() - target).abs())).expect("a run")
+    }
+
+    pub fn markdown(&self) -> String {
+        let run = self.median_run();
+        let ratio = match self.median_ratio() {
+            Some(m) => {
+                let r = self.ratios();
+                let (lo, hi) = (r.iter().cloned().fold(f64::MAX, f64::min), r.iter().cloned().fold(0.0, f64::max));
+                format!(
+                    "{:.0}% ({:.0}–{:.0}%) of {}",
+                    m * 100.0,
+                    lo * 100.0,
+                    hi * 100.0,
+                    self.floor.as_deref().unwrap_or("")
+                )
+            }
+            None => "—".into(),
+        };
+        let errors: u64 = self.runs.iter().map(|r| r.errors).sum();
+        format!(
+            "| {} | {:.0} | {} | {} / {} / {} / {} | {} |",
+            self.name,
+            self.median_rps(),
+            ratio,
+            run.quantile(0.5),
+            run.quantile(0.9),
+            run.quantile(0.99),
+            run.quantile(0.999),
+            errors
+        )
+    }
+}

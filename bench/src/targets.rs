@@ -1,0 +1,120 @@
+//! The services under test, started in-process exactly as their binaries start them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ext_authz::core::apikeys::{hash_key, ApiKeyEntry, ApiKeyStore};
+use shared::testing::RedisServer;
+
+/// A rate limit config with `rules` exact-value rules under `route`, and one key-only rule.
+pub fn ratelimit_config(rules: usize) -> String {
+    let mut yaml = String::from(
+        "domain: bench\ndescriptors:\n  - key: client\n    rate_limit: {unit: second, requests_per_unit: 4000000000}\n",
+    );
+    for i in 0..rules {
+        yaml.push_str(&format!(
+            "  - key: route\n    value: r{i}\n    rate_limit: {{unit: second, requests_per_unit: 4000000000}}\n"
+        ));
+    }
+    yaml
+}
+
+pub struct RateLimitTarget {
+    pub running: ratelimit::Running,
+    _config: tempfile::TempDir,
+}
+
+impl RateLimitTarget {
+    pub async fn start(rules: usize, redis: Option<&RedisServer>) -> RateLimitTarget {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        std::fs::create_dir_all(dir.path().join("ratelimit/config")).unwrap();
+        std::fs::write(dir.path().join("ratelimit/config/bench.yaml"), ratelimit_config(rules)).unwrap();
+        let mut env: HashMap<String, String> = [
+            ("GRPC_HOST", "127.0.0.1"),
+            ("GRPC_PORT", "0"),
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            ("DEBUG_HOST", "127.0.0.1"),
+            ("DEBUG_PORT", "0"),
+            ("RUNTIME_SUBDIRECTORY", "ratelimit"),
+            ("RUNTIME_WATCH_ROOT", "false"),
+            ("LOG_LEVEL", "error"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.insert("RUNTIME_ROOT".into(), dir.path().display().to_string());
+        match redis {
+            Some(redis) => {
+                env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());
+                env.insert("REDIS_URL".into(), redis.url());
+            }
+            None => {
+                env.insert("BACKEND_TYPE".into(), "memory".into());
+            }
+        }
+        let settings = ratelimit::settings::Settings::from_env(&env).expect("bench settings");
+        let running = ratelimit::start(settings, Arc::new(env), ratelimit::service::system_clock())
+            .await
+            .expect("ratelimit starts");
+        RateLimitTarget { running, _config: dir }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.running.grpc_addr.expect("TCP gRPC")
+    }
+}
+
+pub const RSA_KEY: &str = include_str!("../../ext-authz/tests/fixtures/rsa-a.pem");
+
+pub struct AuthzTarget {
+    pub running: ext_authz::app::Running,
+    _dir: tempfile::TempDir,
+}
+
+/// The API key the scenarios present.
+pub fn api_key(i: usize) -> String {
+    format!("ghk_bench-key-{i:012}")
+}
+
+impl AuthzTarget {
+    /// ext-authz with `keys` API keys, the JWKS in `jwks`, and the token cache on or off.
+    pub async fn start(keys: usize, jwks: &str, cache: bool) -> AuthzTarget {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        std::fs::write(dir.path().join("jwks.json"), jwks).unwrap();
+        std::fs::write(dir.path().join("keys.json"), r#"{"keys": []}"#).unwrap();
+        let config = format!(
+            r#"
+server: {{grpc_addr: "127.0.0.1:0", http_addr: "127.0.0.1:0"}}
+log: {{level: error}}
+cache: {{max_tokens: {}}}
+jwt_providers:
+  - {{name: bench, issuer: bench, algorithms: [RS256, ES256], keys: {{jwks_file: jwks.json}}}}
+api_keys: {{file: keys.json}}
+routes:
+  default: authenticated
+"#,
+            if cache { 10_000 } else { 0 }
+        );
+        std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
+        let config =
+            ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &HashMap::new()).expect("bench config");
+        let running = ext_authz::app::start(config, Arc::default(), ext_authz::service::system_clock())
+            .await
+            .expect("ext-authz starts");
+        let mut store = ApiKeyStore::default();
+        for i in 0..keys {
+            let key = api_key(i);
+            store.insert(ApiKeyEntry {
+                hash: hash_key(&key),
+                client_id: format!("client-{i}"),
+                scopes: vec!["read".into()],
+                org_id: None,
+                attributes: Default::default(),
+            });
+        }
+        running.authorizer.replace_api_keys(store);
+        AuthzTarget { running, _dir: dir }
+    }
+}
