@@ -1,6 +1,27 @@
 //! ext-authz metrics: decisions by outcome and reason, check latency, key fetches, reloads.
 
-use shared::metrics::{CounterFamily, HistogramFamily, Registry};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use shared::metrics::{Counter, CounterFamily, Histogram, HistogramFamily, Registry};
+
+/// Every (decision, reason) the authorizer reports, so their counters exist up front and the
+/// hot path finds them without a lock or an allocation.
+const OUTCOMES: &[(&str, &str)] = &[
+    ("allow", "public"),
+    ("allow", "default_allow"),
+    ("allow", "authenticated"),
+    ("deny", "no_route"),
+    ("deny", "missing_credentials"),
+    ("deny", "invalid_api_key"),
+    ("deny", "malformed_token"),
+    ("deny", "invalid_token"),
+    ("deny", "expired_token"),
+    ("deny", "insufficient_scope"),
+    ("deny", "claim_rule"),
+    ("deny", "unknown_key"),
+    ("error", "unavailable"),
+];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -9,21 +30,33 @@ pub struct Metrics {
     duration: HistogramFamily,
     pub jwks_fetches: CounterFamily,
     reloads: CounterFamily,
+    /// Handles of the known outcomes and modes (read-only after construction).
+    outcomes: Arc<HashMap<(&'static str, &'static str), Counter>>,
+    durations: Arc<HashMap<&'static str, Histogram>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let registry = Registry::default();
+        let decisions = registry.counter_family(
+            "ext_authz_decisions_total",
+            "Check decisions by decision (allow, deny, error) and reason.",
+        );
+        let duration = registry.histogram_family(
+            "ext_authz_check_duration_seconds",
+            "Time to decide a check, by Envoy mode (grpc, http).",
+            &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+        );
+        let outcomes = OUTCOMES
+            .iter()
+            .map(|&(d, r)| ((d, r), decisions.with(vec![("decision", d.into()), ("reason", r.into())])))
+            .collect();
+        let durations = ["grpc", "http"].into_iter().map(|m| (m, duration.with(vec![("mode", m.into())]))).collect();
         Metrics {
-            decisions: registry.counter_family(
-                "ext_authz_decisions_total",
-                "Check decisions by decision (allow, deny, error) and reason.",
-            ),
-            duration: registry.histogram_family(
-                "ext_authz_check_duration_seconds",
-                "Time to decide a check, by Envoy mode (grpc, http).",
-                &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
-            ),
+            decisions,
+            duration,
+            outcomes: Arc::new(outcomes),
+            durations: Arc::new(durations),
             jwks_fetches: registry
                 .counter_family("ext_authz_jwks_fetches_total", "JWKS fetches by provider and result."),
             reloads: registry
@@ -35,8 +68,14 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn decision(&self, decision: &'static str, reason: &'static str, mode: &'static str, seconds: f64) {
-        self.decisions.with(vec![("decision", decision.into()), ("reason", reason.into())]).inc();
-        self.duration.with(vec![("mode", mode.into())]).observe(seconds);
+        match self.outcomes.get(&(decision, reason)) {
+            Some(counter) => counter.inc(),
+            None => self.decisions.with(vec![("decision", decision.into()), ("reason", reason.into())]).inc(),
+        }
+        match self.durations.get(mode) {
+            Some(histogram) => histogram.observe(seconds),
+            None => self.duration.with(vec![("mode", mode.into())]).observe(seconds),
+        }
     }
 
     pub fn reload(&self, what: &'static str, ok: bool) {
