@@ -10,13 +10,14 @@ mod scenarios;
 mod targets;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::Command;
 
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use report::Row;
-use scenarios::{authz_load, rls_load, Shape};
+use scenarios::{authz_load, rls_load, values, Shape, Values};
 use serde_json::json;
 use shared::testing::RedisServer;
 use targets::{api_key, AuthzTarget, RateLimitTarget, RSA_KEY};
@@ -41,6 +42,38 @@ async fn measure<'a>(
         row.runs.push(scenario().await);
     }
     row
+}
+
+/// A `ShouldRateLimit` scenario against `addr`, each run after a run of the do-nothing RLS.
+async fn rls_row(
+    name: &str,
+    shape: Shape,
+    floor: SocketAddr,
+    addr: SocketAddr,
+    key: &'static str,
+    sent: &Values,
+) -> Row {
+    let hot = values(["hot".to_string()]);
+    let floor_load = move || -> Load<'static> { Box::pin(rls_load(floor, shape, "client", hot.clone())) };
+    let sent = sent.clone();
+    let scenario = move || -> Load<'static> { Box::pin(rls_load(addr, shape, key, sent.clone())) };
+    measure(name, shape, Some(("do-nothing RLS", &floor_load)), &scenario).await
+}
+
+/// A `Check` scenario against `addr`, each run after a run of the do-nothing ext_authz.
+async fn authz_row(
+    name: &str,
+    shape: Shape,
+    floor: SocketAddr,
+    addr: SocketAddr,
+    header: &'static str,
+    sent: &Values,
+) -> Row {
+    let any = values(["k".to_string()]);
+    let floor_load = move || -> Load<'static> { Box::pin(authz_load(floor, shape, "x-api-key", any.clone())) };
+    let sent = sent.clone();
+    let scenario = move || -> Load<'static> { Box::pin(authz_load(addr, shape, header, sent.clone())) };
+    measure(name, shape, Some(("do-nothing ext_authz", &floor_load)), &scenario).await
 }
 
 fn arg(name: &str, default: &str) -> String {
@@ -76,38 +109,10 @@ fn rss_kib() -> u64 {
 
 /// `bench body rls|authz FILE`: a gRPC-framed request body for h2load (see bench/README.md).
 fn write_body(kind: &str, file: &str) -> anyhow::Result<()> {
-    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
-    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
-    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request as AttrRequest};
-    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
-    use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
     use prost::Message;
     let message = match kind {
-        "rls" => RateLimitRequest {
-            domain: "bench".into(),
-            descriptors: vec![RateLimitDescriptor {
-                entries: vec![Entry { key: "client".into(), value: "hot".into() }],
-                ..Default::default()
-            }],
-            hits_addend: 0,
-        }
-        .encode_to_vec(),
-        "authz" => CheckRequest {
-            attributes: Some(AttributeContext {
-                request: Some(AttrRequest {
-                    http: Some(HttpRequest {
-                        method: "GET".into(),
-                        path: "/api".into(),
-                        host: "bench".into(),
-                        headers: [("x-api-key".to_string(), api_key(5))].into_iter().collect(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        }
-        .encode_to_vec(),
+        "rls" => scenarios::rls_request("client", "hot".into()).encode_to_vec(),
+        "authz" => scenarios::check_request("x-api-key", api_key(5)).encode_to_vec(),
         other => anyhow::bail!("unknown body {other:?}: rls or authz"),
     };
     // gRPC framing: no compression, then the length as 4 big-endian bytes.
@@ -144,43 +149,20 @@ async fn main() -> anyhow::Result<()> {
     drop(store);
 
     let floor_addr = floors::start().await;
-    let rls_floor = move || -> Load<'static> { Box::pin(rls_load(floor_addr, shape, "client", |_, _| "hot".into())) };
-    let authz_floor =
-        move || -> Load<'static> { Box::pin(authz_load(floor_addr, shape, "x-api-key", |_, _| "k".into())) };
     let mut rows = Vec::new();
 
-    // ratelimit: memory, then Redis; one hot key, then 100k distinct keys.
-    let hot = |_: usize, _: u64| "hot".to_string();
-    let spread = |w: usize, n: u64| format!("c{}", (n * 64 + w as u64) % 100_000);
+    // ratelimit: memory, then Redis; one hot key, then 100k distinct keys; 10 vs 100k rules.
+    let hot = values(["hot".to_string()]);
+    let spread = values((0..100_000).map(|i| format!("c{i}")));
     let memory = RateLimitTarget::start(10, None).await;
     let addr = memory.addr();
-    rows.push(
-        measure("ratelimit, memory, one hot key", shape, Some(("do-nothing RLS", &rls_floor)), &|| {
-            Box::pin(rls_load(addr, shape, "client", hot))
-        })
-        .await,
-    );
-    rows.push(
-        measure("ratelimit, memory, 100k keys", shape, Some(("do-nothing RLS", &rls_floor)), &|| {
-            Box::pin(rls_load(addr, shape, "client", spread))
-        })
-        .await,
-    );
-    rows.push(
-        measure("ratelimit, memory, 10 rules", shape, Some(("do-nothing RLS", &rls_floor)), &|| {
-            Box::pin(rls_load(addr, shape, "route", |_, _| "r5".into()))
-        })
-        .await,
-    );
+    rows.push(rls_row("ratelimit, memory, one hot key", shape, floor_addr, addr, "client", &hot).await);
+    rows.push(rls_row("ratelimit, memory, 100k keys", shape, floor_addr, addr, "client", &spread).await);
+    rows.push(rls_row("ratelimit, memory, 10 rules", shape, floor_addr, addr, "route", &values(["r5".into()])).await);
     memory.running.shutdown().await;
     let many = RateLimitTarget::start(100_000, None).await;
-    let addr = many.addr();
-    rows.push(
-        measure("ratelimit, memory, 100k rules", shape, Some(("do-nothing RLS", &rls_floor)), &|| {
-            Box::pin(rls_load(addr, shape, "route", |_, _| "r50000".into()))
-        })
-        .await,
-    );
+    let route = values(["r50000".into()]);
+    rows.push(rls_row("ratelimit, memory, 100k rules", shape, floor_addr, many.addr(), "route", &route).await);
     many.running.shutdown().await;
 
     let redis = RedisServer::start();
@@ -188,18 +170,8 @@ async fn main() -> anyhow::Result<()> {
     let incr_pipelined = redis_benchmark(redis.port, Some(16));
     let on_redis = RateLimitTarget::start(10, Some(&redis)).await;
     let addr = on_redis.addr();
-    rows.push(
-        measure("ratelimit, Redis, one hot key", shape, Some(("do-nothing RLS", &rls_floor)), &|| {
-            Box::pin(rls_load(addr, shape, "client", hot))
-        })
-        .await,
-    );
-    rows.push(
-        measure("ratelimit, Redis, 100k keys", shape, Some(("do-nothing RLS", &rls_floor)), &|| {
-            Box::pin(rls_load(addr, shape, "client", spread))
-        })
-        .await,
-    );
+    rows.push(rls_row("ratelimit, Redis, one hot key", shape, floor_addr, addr, "client", &hot).await);
+    rows.push(rls_row("ratelimit, Redis, 100k keys", shape, floor_addr, addr, "client", &spread).await);
     on_redis.running.shutdown().await;
 
     // ext-authz: API keys (10 vs 1M stored), a cached JWT, distinct JWTs verified every time.
@@ -207,59 +179,25 @@ async fn main() -> anyhow::Result<()> {
     let es = SigningKey::ec("es", Algorithm::ES256);
     let keys = jwks(&[&rs, &es]);
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 3600;
+    let bearer = |key: &SigningKey, sub: String| {
+        format!("Bearer {}", key.sign(&json!({"iss": "bench", "sub": sub, "exp": exp})))
+    };
     let few = AuthzTarget::start(10, &keys, true).await;
     let addr = few.running.grpc_addr;
     rows.push(
-        measure("ext-authz, API key, 10 stored", shape, Some(("do-nothing ext_authz", &authz_floor)), &|| {
-            Box::pin(authz_load(addr, shape, "x-api-key", |_, _| api_key(5)))
-        })
-        .await,
+        authz_row("ext-authz, API key, 10 stored", shape, floor_addr, addr, "x-api-key", &values([api_key(5)])).await,
     );
-    let cached = format!("Bearer {}", rs.sign(&json!({"iss": "bench", "sub": "u", "exp": exp})));
-    let token = cached.clone();
-    rows.push(
-        measure("ext-authz, RS256 JWT, cached", shape, Some(("do-nothing ext_authz", &authz_floor)), &move || {
-            let token = token.clone();
-            Box::pin(authz_load(addr, shape, "authorization", move |_, _| token.clone()))
-        })
-        .await,
-    );
+    let cached = values([bearer(&rs, "u".into())]);
+    rows.push(authz_row("ext-authz, RS256 JWT, cached", shape, floor_addr, addr, "authorization", &cached).await);
     few.running.shutdown().await;
     let million = AuthzTarget::start(1_000_000, &keys, false).await;
     let addr = million.running.grpc_addr;
-    rows.push(
-        measure("ext-authz, API key, 1M stored", shape, Some(("do-nothing ext_authz", &authz_floor)), &|| {
-            Box::pin(authz_load(addr, shape, "x-api-key", |_, _| api_key(500_000)))
-        })
-        .await,
-    );
-    let distinct = |key: &SigningKey| -> std::sync::Arc<Vec<String>> {
-        std::sync::Arc::new(
-            (0..2000)
-                .map(|i| format!("Bearer {}", key.sign(&json!({"iss": "bench", "sub": format!("u{i}"), "exp": exp}))))
-                .collect(),
-        )
-    };
-    let rs_tokens = distinct(&rs);
-    rows.push(
-        measure("ext-authz, RS256 JWTs, uncached", shape, Some(("do-nothing ext_authz", &authz_floor)), &move || {
-            let tokens = rs_tokens.clone();
-            Box::pin(authz_load(addr, shape, "authorization", move |w, n| {
-                tokens[(n as usize * 64 + w) % tokens.len()].clone()
-            }))
-        })
-        .await,
-    );
-    let es_tokens = distinct(&es);
-    rows.push(
-        measure("ext-authz, ES256 JWTs, uncached", shape, Some(("do-nothing ext_authz", &authz_floor)), &move || {
-            let tokens = es_tokens.clone();
-            Box::pin(authz_load(addr, shape, "authorization", move |w, n| {
-                tokens[(n as usize * 64 + w) % tokens.len()].clone()
-            }))
-        })
-        .await,
-    );
+    let key = values([api_key(500_000)]);
+    rows.push(authz_row("ext-authz, API key, 1M stored", shape, floor_addr, addr, "x-api-key", &key).await);
+    let rs_tokens = values((0..2000).map(|i| bearer(&rs, format!("u{i}"))));
+    rows.push(authz_row("ext-authz, RS256 JWTs, uncached", shape, floor_addr, addr, "authorization", &rs_tokens).await);
+    let es_tokens = values((0..2000).map(|i| bearer(&es, format!("u{i}"))));
+    rows.push(authz_row("ext-authz, ES256 JWTs, uncached", shape, floor_addr, addr, "authorization", &es_tokens).await);
     million.running.shutdown().await;
 
     std::fs::write(&out, render(&rows, shape, &incr, &incr_pipelined, counters_mib))?;

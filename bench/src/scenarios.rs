@@ -2,6 +2,7 @@
 //! ratio compares two measurements taken moments apart on the same machine.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
@@ -31,57 +32,69 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .expect("connecting")
 }
 
-/// `ShouldRateLimit` with one descriptor `key=value(worker, n)`; OK expected.
-pub async fn rls_load(
-    addr: SocketAddr,
-    shape: Shape,
-    key: &'static str,
-    value: fn(usize, u64) -> String,
-) -> LoadResult {
+/// The values callers cycle through: one value makes a hot key, many make distinct keys.
+pub type Values = Arc<Vec<String>>;
+
+pub fn values(items: impl IntoIterator<Item = String>) -> Values {
+    Arc::new(items.into_iter().collect())
+}
+
+/// Spreads workers over the values so concurrent callers rarely send the same one.
+fn pick(values: &Values, worker: usize, n: u64) -> String {
+    values[(n as usize * 64 + worker) % values.len()].clone()
+}
+
+/// `ShouldRateLimit` for domain `bench` with one descriptor `key=value`.
+pub fn rls_request(key: &str, value: String) -> RateLimitRequest {
+    RateLimitRequest {
+        domain: "bench".into(),
+        descriptors: vec![RateLimitDescriptor {
+            entries: vec![Entry { key: key.into(), value }],
+            ..Default::default()
+        }],
+        hits_addend: 0,
+    }
+}
+
+/// `Check` of `GET /api` carrying one header.
+pub fn check_request(header: &str, value: String) -> CheckRequest {
+    let mut headers = std::collections::HashMap::new();
+    headers.insert(header.to_string(), value);
+    headers.insert(":path".into(), "/api".into());
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(AttrRequest {
+                http: Some(HttpRequest {
+                    method: "GET".into(),
+                    path: "/api".into(),
+                    host: "bench".into(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Load of `ShouldRateLimit` calls; OK expected.
+pub async fn rls_load(addr: SocketAddr, shape: Shape, key: &'static str, values: Values) -> LoadResult {
     let client = RateLimitServiceClient::new(channel(addr).await);
     load::run(shape.concurrency, Duration::from_secs(shape.seconds), move |worker, n| {
         let mut client = client.clone();
-        let request = RateLimitRequest {
-            domain: "bench".into(),
-            descriptors: vec![RateLimitDescriptor {
-                entries: vec![Entry { key: key.into(), value: value(worker, n) }],
-                ..Default::default()
-            }],
-            hits_addend: 0,
-        };
+        let request = rls_request(key, pick(&values, worker, n));
         async move { matches!(client.should_rate_limit(request).await, Ok(r) if r.get_ref().overall_code == 1) }
     })
     .await
 }
 
-/// `Check` with one header whose value is `value(worker, n)`; allow expected.
-pub async fn authz_load(
-    addr: SocketAddr,
-    shape: Shape,
-    header: &'static str,
-    value: impl Fn(usize, u64) -> String + Send + Sync + 'static,
-) -> LoadResult {
+/// Load of `Check` calls; allow expected.
+pub async fn authz_load(addr: SocketAddr, shape: Shape, header: &'static str, values: Values) -> LoadResult {
     let client = AuthorizationClient::new(channel(addr).await);
     load::run(shape.concurrency, Duration::from_secs(shape.seconds), move |worker, n| {
         let mut client = client.clone();
-        let mut headers = std::collections::HashMap::new();
-        headers.insert(header.to_string(), value(worker, n));
-        headers.insert(":path".into(), "/api".into());
-        let request = CheckRequest {
-            attributes: Some(AttributeContext {
-                request: Some(AttrRequest {
-                    http: Some(HttpRequest {
-                        method: "GET".into(),
-                        path: "/api".into(),
-                        host: "bench".into(),
-                        headers,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        };
+        let request = check_request(header, pick(&values, worker, n));
         async move {
             matches!(client.check(request).await, Ok(r) if r.get_ref().status.as_ref().is_some_and(|s| s.code == 0))
         }

@@ -30,21 +30,8 @@ impl RateLimitTarget {
         let dir = tempfile::tempdir().expect("a scratch directory");
         std::fs::create_dir_all(dir.path().join("ratelimit/config")).unwrap();
         std::fs::write(dir.path().join("ratelimit/config/bench.yaml"), ratelimit_config(rules)).unwrap();
-        let mut env: HashMap<String, String> = [
-            ("GRPC_HOST", "127.0.0.1"),
-            ("GRPC_PORT", "0"),
-            ("HOST", "127.0.0.1"),
-            ("PORT", "0"),
-            ("DEBUG_HOST", "127.0.0.1"),
-            ("DEBUG_PORT", "0"),
-            ("RUNTIME_SUBDIRECTORY", "ratelimit"),
-            ("RUNTIME_WATCH_ROOT", "false"),
-            ("LOG_LEVEL", "error"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        env.insert("RUNTIME_ROOT".into(), dir.path().display().to_string());
+        let mut env = ratelimit::settings::loopback_env(dir.path());
+        env.insert("LOG_LEVEL".into(), "error".into());
         match redis {
             Some(redis) => {
                 env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());

@@ -438,6 +438,27 @@ pub fn evaluation_settings(env: &dyn Env) -> Result<ReloadableSettings, Settings
     Ok(reloadable)
 }
 
+/// Settings for a service on loopback with ports the OS picks (read the bound addresses from
+/// [`crate::Running`]), config files under `<runtime_root>/ratelimit/`. The starting point of
+/// the tests, the end-to-end stack, the demo and the benchmarks; callers add the backend.
+pub fn loopback_env(runtime_root: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let mut env: std::collections::HashMap<String, String> = [
+        ("GRPC_HOST", "127.0.0.1"),
+        ("GRPC_PORT", "0"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("DEBUG_HOST", "127.0.0.1"),
+        ("DEBUG_PORT", "0"),
+        ("RUNTIME_SUBDIRECTORY", "ratelimit"),
+        ("RUNTIME_WATCH_ROOT", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.insert("RUNTIME_ROOT".into(), runtime_root.display().to_string());
+    env
+}
+
 /// The `--help` text: usage, then every setting with its default.
 pub fn help_text() -> String {
     let mut out = String::from(

@@ -165,20 +165,7 @@ impl Stack {
 }
 
 fn ratelimit_env(redis: Option<&RedisServer>, options: &StackOptions) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> = [
-        ("GRPC_HOST", "127.0.0.1".to_string()),
-        ("GRPC_PORT", "0".into()),
-        ("HOST", "127.0.0.1".into()),
-        ("PORT", "0".into()),
-        ("DEBUG_HOST", "127.0.0.1".into()),
-        ("DEBUG_PORT", "0".into()),
-        ("RUNTIME_ROOT", workspace_root().join("examples/envoy").display().to_string()),
-        ("RUNTIME_SUBDIRECTORY", "ratelimit".into()),
-        ("RUNTIME_WATCH_ROOT", "false".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let mut env = ratelimit::settings::loopback_env(&workspace_root().join("examples/envoy"));
     match redis {
         Some(redis) => {
             env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());

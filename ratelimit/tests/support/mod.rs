@@ -109,16 +109,8 @@ pub struct Harness {
 }
 
 pub fn base_env(config: &ConfigDir) -> HashMap<String, String> {
-    let mut env = HashMap::new();
+    let mut env = ratelimit::settings::loopback_env(config.root());
     for (k, v) in [
-        ("GRPC_HOST", "127.0.0.1"),
-        ("GRPC_PORT", "0"),
-        ("HOST", "127.0.0.1"),
-        ("PORT", "0"),
-        ("DEBUG_HOST", "127.0.0.1"),
-        ("DEBUG_PORT", "0"),
-        ("RUNTIME_SUBDIRECTORY", "ratelimit"),
-        ("RUNTIME_WATCH_ROOT", "false"),
         ("RUNTIME_POLL_INTERVAL", "50ms"),
         ("EXPIRATION_JITTER_MAX_SECONDS", "0"),
         ("USE_PROMETHEUS", "true"),
@@ -130,7 +122,6 @@ pub fn base_env(config: &ConfigDir) -> HashMap<String, String> {
     ] {
         env.insert(k.to_string(), v.to_string());
     }
-    env.insert("RUNTIME_ROOT".into(), config.root().display().to_string());
     env
 }
 
