@@ -17,7 +17,7 @@ use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
 use crate::grpc::AuthorizationGrpc;
 use crate::key_files;
 use crate::metrics::Metrics;
-use crate::service::{build_policy, Authorizer, Clock, Policy};
+use crate::service::{build_oidc, build_policy, start_keys, Authorizer, Clock, Policy};
 
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
@@ -27,6 +27,8 @@ pub enum StartError {
     Bind(#[from] BindError),
     #[error("API keys: {0}")]
     ApiKeys(#[from] ApiKeyError),
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::OidcSetupError),
 }
 
 pub struct Running {
@@ -65,7 +67,7 @@ pub async fn start(
     let metrics = Metrics::default();
     let api_keys = load_api_keys(&config)?;
     tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
-    let policy = build_policy(&config, &metrics).await;
+    let policy = build_policy(&config, &metrics).await?;
     let authorizer = Arc::new(Authorizer::new(policy, api_keys, config.cache_size, metrics, clock));
 
     let (health, health_server, follow) = Health::new(SERVICE_NAME);
@@ -163,14 +165,27 @@ async fn watch_files(
     }
 }
 
-/// A reloaded config keeps its key manager when the providers' key sources are unchanged.
+/// A reloaded config keeps its key manager when the providers' key sources are unchanged, and
+/// its login flow (sessions, revocations, provider state) when the `oidc` section is.
 async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) {
     let current = authorizer.policy();
-    let policy = if current.keys.same_sources(&new.provider_keys) {
-        Policy { engine: new.engine.clone(), keys: current.keys.clone(), stop_refresh: current.stop_refresh.clone() }
-    } else {
-        build_policy(new, &authorizer.metrics).await
+    let oidc = match (&current.oidc, &new.oidc) {
+        (Some(oidc), Some(settings)) if oidc.settings() == settings => Some(oidc.clone()),
+        _ => match build_oidc(new, &authorizer.metrics).await {
+            Ok(oidc) => oidc,
+            Err(e) => {
+                authorizer.metrics.reload("config", false);
+                tracing::error!("config not reloaded, keeping the last good one: {e}");
+                return;
+            }
+        },
     };
+    let (keys, stop_refresh) = if current.keys.same_sources(&new.provider_keys) {
+        (current.keys.clone(), current.stop_refresh.clone())
+    } else {
+        start_keys(new, &authorizer.metrics).await
+    };
+    let policy = Policy { engine: new.engine.clone(), keys, stop_refresh, oidc };
     let replaced = authorizer.replace_policy(policy);
     if !Arc::ptr_eq(&replaced.keys, &authorizer.policy().keys) {
         replaced.stop_refresh.send_replace(true);

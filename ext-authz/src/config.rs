@@ -2,7 +2,10 @@
 //! through the `config` crate), checked completely at load. Every error names the file, the
 //! key and the problem, e.g. `authz.yaml: routes.rules[2].path: path "orders" must start with '/'`.
 
+mod oidc;
 mod raw;
+
+pub use oidc::{OidcSettings, StoreSettings};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +16,7 @@ use jsonwebtoken::Algorithm;
 use shared::env::parse_go_duration;
 
 use crate::core::claims::ClaimPath;
-use crate::core::decision::{CredentialSource, Engine, Provider};
+use crate::core::decision::{CredentialSource, Engine, Provider, SessionPolicy};
 use crate::core::identity::{ArrayFormat, HeaderSource, IdentityHeaders};
 use crate::core::jwt::{family_of, JwtPolicy, KeyFamily};
 use crate::core::routes::{ClaimRule, Condition, Credential, DefaultPolicy, PathMatch, Requirements, RouteTable, Rule};
@@ -89,6 +92,8 @@ pub struct AuthzConfig {
     pub log_json: bool,
     pub cache_size: usize,
     pub reload_interval: Duration,
+    /// Browser logins and sessions, when configured.
+    pub oidc: Option<OidcSettings>,
 }
 
 /// Collects the first error with its key path.
@@ -195,6 +200,10 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         }
     };
     let api_key_sources = api_keys.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
+    let oidc = match raw.oidc {
+        Some(o) => Some(oidc::build(o, c)?),
+        None => None,
+    };
 
     let accept = |list: &[String], key: &str| -> Result<Vec<Credential>, ConfigError> {
         let mut credentials = Vec::new();
@@ -205,6 +214,8 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
                     return c.fail(here, "api_key is accepted but no api_keys are configured")
                 }
                 "api_key" => Credential::ApiKey,
+                "session" if oidc.is_none() => return c.fail(here, "session is accepted but oidc is not configured"),
+                "session" => Credential::Session,
                 "jwt" if providers.is_empty() => {
                     return c.fail(here, "jwt is accepted but no jwt_providers are configured")
                 }
@@ -214,7 +225,9 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
                         Some(index) => Credential::Jwt(Some(vec![index])),
                         None => return c.fail(here, format!("no JWT provider is named {name:?}")),
                     },
-                    None => return c.fail(here, format!("{other:?} is not jwt, jwt:<provider> or api_key")),
+                    None => {
+                        return c.fail(here, format!("{other:?} is not jwt, jwt:<provider>, api_key or session"))
+                    }
                 },
             };
             credentials.push(credential);
@@ -285,6 +298,11 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         identity,
         forward_credential: raw.identity.forward_credential,
         forward_api_keys: forward_api_keys.unwrap_or(raw.identity.forward_credential),
+        sessions: oidc.as_ref().map(|o| SessionPolicy {
+            provider: o.name.clone(),
+            cookie_name: o.cookie_name.clone(),
+            forward_access_token: o.forward_access_token,
+        }),
     };
     Ok(AuthzConfig {
         file: path.to_path_buf(),
@@ -296,6 +314,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         log_json,
         cache_size: raw.cache.max_tokens,
         reload_interval: c.duration("reload_interval", raw.reload_interval.as_deref().unwrap_or("2s"))?,
+        oidc,
     })
 }
 
@@ -308,25 +327,11 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Result<(Provider, Provi
     }
     let mut algorithms = Vec::new();
     for (j, name) in p.algorithms.iter().enumerate() {
-        let alg = match name.as_str() {
-            "HS256" => Algorithm::HS256,
-            "HS384" => Algorithm::HS384,
-            "HS512" => Algorithm::HS512,
-            "RS256" => Algorithm::RS256,
-            "RS384" => Algorithm::RS384,
-            "RS512" => Algorithm::RS512,
-            "PS256" => Algorithm::PS256,
-            "PS384" => Algorithm::PS384,
-            "PS512" => Algorithm::PS512,
-            "ES256" => Algorithm::ES256,
-            "ES384" => Algorithm::ES384,
-            "EdDSA" => Algorithm::EdDSA,
-            other => {
-                return c.fail(
-                    format!("{key}.algorithms[{j}]"),
-                    format!("{other:?} is not a supported algorithm (never `none`)"),
-                )
-            }
+        let Some(alg) = algorithm(name) else {
+            return c.fail(
+                format!("{key}.algorithms[{j}]"),
+                format!("{name:?} is not a supported algorithm (never `none`)"),
+            );
         };
         algorithms.push(alg);
     }
@@ -408,6 +413,24 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Result<(Provider, Provi
         sources: sources(from, &format!("{key}.from"), c, Some("Bearer "))?,
     };
     Ok((provider, ProviderKeys { name: p.name, source, refresh }))
+}
+
+fn algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    })
 }
 
 fn trim_newline(mut secret: Vec<u8>) -> Vec<u8> {

@@ -8,4 +8,5 @@ pub mod identity;
 pub mod jwt;
 pub mod request;
 pub mod routes;
+pub mod session;
 pub mod token_cache;

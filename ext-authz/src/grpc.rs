@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, Den
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use tonic::{Request, Response, Status};
 
-use crate::core::decision::{error_body, Allow, Decision, Deny};
+use crate::core::decision::{error_body, Allow, Decision, Deny, Redirect};
 use crate::core::request::AuthRequest;
 use crate::service::Authorizer;
 
@@ -39,8 +39,9 @@ impl Authorization for AuthorizationGrpc {
         match self.authorizer.check(&request, "grpc").await {
             Decision::Allow(allow) => Ok(Response::new(allowed(allow))),
             Decision::Deny(deny) => Ok(Response::new(denied(&deny, request.request_id()))),
+            Decision::Redirect(redirect) => Ok(Response::new(redirected(&redirect))),
             Decision::Unavailable(why) => Err(Status::unavailable(why)),
-            Decision::UnknownKey { .. } => Err(Status::internal("unresolved key lookup")),
+            Decision::UnknownKey { .. } | Decision::Login => Err(Status::internal("unresolved decision")),
         }
     }
 }
@@ -71,6 +72,10 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
                 .or_insert(value);
         }
     }
+    // The scheme decides the login's redirect URI; Envoy sends it as a field, not a header.
+    if !http.scheme.is_empty() {
+        headers.entry(":scheme".into()).or_insert(http.scheme);
+    }
     let host = if http.host.is_empty() { headers.get(":authority").cloned().unwrap_or_default() } else { http.host };
     let method = if http.method.is_empty() { headers.get(":method").cloned().unwrap_or_default() } else { http.method };
     Ok(AuthRequest::new(&method, &host, &http.path, headers))
@@ -84,6 +89,16 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
+/// `Set-Cookie` must never be merged into one header (browsers would drop all but the first
+/// cookie), so each is added as its own header.
+fn set_cookie(value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue { key: "set-cookie".into(), value: value.to_string(), ..HeaderValue::default() }),
+        append_action: HeaderAppendAction::AppendIfExistsOrAdd as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
 fn allowed(allow: Allow) -> CheckResponse {
     let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct(allow.metadata));
     CheckResponse {
@@ -92,6 +107,7 @@ fn allowed(allow: Allow) -> CheckResponse {
             headers: allow.headers.iter().map(|(k, v)| header(k, v)).collect(),
             headers_to_remove: allow.remove,
             query_parameters_to_remove: allow.remove_query,
+            response_headers_to_add: allow.set_cookies.iter().map(|c| set_cookie(c)).collect(),
             ..OkHttpResponse::default()
         })),
         dynamic_metadata: metadata,
@@ -99,17 +115,44 @@ fn allowed(allow: Allow) -> CheckResponse {
 }
 
 fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
-    let code = if deny.status == 401 { tonic::Code::Unauthenticated } else { tonic::Code::PermissionDenied };
+    let code = match deny.status {
+        401 => tonic::Code::Unauthenticated,
+        // Still a deny with our answer (a 503 page), not an RPC failure: Envoy's
+        // failure_mode_allow must not let the request through.
+        503 => tonic::Code::Unavailable,
+        _ => tonic::Code::PermissionDenied,
+    };
     let mut headers = vec![header("content-type", "application/json")];
     if let Some(challenge) = &deny.www_authenticate {
         headers.push(header("www-authenticate", challenge));
     }
+    headers.extend(deny.set_cookies.iter().map(|c| set_cookie(c)));
     CheckResponse {
         status: Some(RpcStatus { code: code as i32, message: deny.message.clone(), ..RpcStatus::default() }),
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
             status: Some(HttpStatus { code: i32::from(deny.status) }),
             headers,
             body: error_body(deny, request_id, &shared::telemetry::rfc3339_now()),
+        })),
+        dynamic_metadata: None,
+    }
+}
+
+/// A login, callback or logout redirect: a deny as far as Envoy is concerned (the request does
+/// not go upstream), answered with 302, `Location` and the cookies.
+fn redirected(redirect: &Redirect) -> CheckResponse {
+    let mut headers = vec![header("location", &redirect.location), header("cache-control", "no-store")];
+    headers.extend(redirect.set_cookies.iter().map(|c| set_cookie(c)));
+    CheckResponse {
+        status: Some(RpcStatus {
+            code: tonic::Code::Unauthenticated as i32,
+            message: "redirect".into(),
+            ..RpcStatus::default()
+        }),
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus { code: 302 }),
+            headers,
+            body: String::new(),
         })),
         dynamic_metadata: None,
     }

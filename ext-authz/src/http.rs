@@ -50,6 +50,13 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 /// Envoy sends the original method and `<prefix><original path and query>`, with the headers
 /// it was told to pass on.
 async fn check(State(state): State<HttpState>, request: Request) -> Response {
+    if request.method() == axum::http::Method::POST {
+        if let Some(oidc) = state.authorizer.policy().oidc.clone() {
+            if oidc.settings().backchannel_logout_path.as_deref() == Some(request.uri().path()) {
+                return backchannel_logout(&state, &oidc, request).await;
+            }
+        }
+    }
     let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let Some(original) =
         target.strip_prefix(state.prefix.as_str()).filter(|rest| rest.starts_with('/') || state.prefix.is_empty())
@@ -80,6 +87,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
                     out.insert(name, value);
                 }
             }
+            append_set_cookies(out, &allow.set_cookies);
             if !allow.remove.is_empty() {
                 if let Ok(value) = HeaderValue::from_str(&allow.remove.join(", ")) {
                     out.insert("x-envoy-auth-headers-to-remove", value);
@@ -94,10 +102,56 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
             if let Some(challenge) = deny.www_authenticate.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
             }
+            append_set_cookies(response.headers_mut(), &deny.set_cookies);
             response
         }
-        Decision::Unavailable(_) | Decision::UnknownKey { .. } => {
+        Decision::Redirect(redirect) => {
+            let mut response = StatusCode::FOUND.into_response();
+            let out = response.headers_mut();
+            if let Ok(location) = HeaderValue::from_str(&redirect.location) {
+                out.insert(header::LOCATION, location);
+            }
+            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            append_set_cookies(out, &redirect.set_cookies);
+            response
+        }
+        Decision::Unavailable(_) | Decision::UnknownKey { .. } | Decision::Login => {
             (StatusCode::SERVICE_UNAVAILABLE, "authorization is temporarily unavailable").into_response()
         }
     }
+}
+
+fn append_set_cookies(out: &mut axum::http::HeaderMap, cookies: &[String]) {
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            out.append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// OIDC Back-Channel Logout: the provider posts a signed logout token; 200 once the sessions it
+/// names are gone, 400 with an OAuth error for a bad token (spec §2.8), 503 when the session
+/// store cannot be reached.
+async fn backchannel_logout(state: &HttpState, oidc: &crate::oidc::Oidc, request: Request) -> Response {
+    use crate::oidc::BackchannelError;
+    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
+        Ok(body) => body,
+        Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "unreadable or oversized body"),
+    };
+    match oidc.backchannel_logout(&body, state.authorizer.now()).await {
+        Ok(_) => ([(header::CACHE_CONTROL, "no-store")], "").into_response(),
+        Err(BackchannelError::Store(e)) => {
+            tracing::error!("back-channel logout failed: {e}");
+            oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "sessions are unavailable")
+        }
+        Err(e) => {
+            tracing::warn!("back-channel logout refused: {e}");
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
+        }
+    }
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({"error": error, "error_description": description}).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response()
 }

@@ -9,5 +9,6 @@ pub mod http;
 pub mod jwks;
 pub mod key_files;
 pub mod metrics;
+pub mod oidc;
 pub mod service;
 pub mod testing;

@@ -15,6 +15,7 @@ use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
 use crate::jwks::KeyManager;
 use crate::metrics::Metrics;
+use crate::oidc::{Oidc, OidcSetupError, SessionLookup};
 
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -29,6 +30,8 @@ pub struct Policy {
     /// Stops the key refresh tasks when the key manager is replaced (shared by policies that
     /// reuse the same keys).
     pub stop_refresh: Arc<watch::Sender<bool>>,
+    /// Browser logins, when the config has an `oidc` section.
+    pub oidc: Option<Arc<Oidc>>,
 }
 
 pub struct Authorizer {
@@ -48,6 +51,11 @@ impl Authorizer {
             metrics,
             clock,
         }
+    }
+
+    /// The current time in Unix seconds, from the authorizer's clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
     }
 
     pub fn policy(&self) -> Arc<Policy> {
@@ -78,7 +86,8 @@ impl Authorizer {
         let (outcome, reason) = match &decision {
             Decision::Allow(allow) => ("allow", allow.reason),
             Decision::Deny(deny) => ("deny", deny.reason),
-            Decision::Unavailable(_) | Decision::UnknownKey { .. } => ("error", "unavailable"),
+            Decision::Redirect(redirect) => ("redirect", redirect.reason),
+            Decision::Unavailable(_) | Decision::UnknownKey { .. } | Decision::Login => ("error", "unavailable"),
         };
         self.metrics.decision(outcome, reason, mode, started.elapsed().as_secs_f64());
         if let Decision::Unavailable(why) = &decision {
@@ -92,10 +101,30 @@ impl Authorizer {
     async fn decide(&self, request: &AuthRequest) -> Decision {
         let policy = self.policy.load_full();
         let api_keys = self.api_keys.load_full();
+        let now = (self.clock)();
+        let oidc = policy.oidc.as_deref();
+        if let Some(oidc) = oidc {
+            if let Some(decision) = oidc.handle_own_path(request, now).await {
+                return decision;
+            }
+        }
+        let lookup = match oidc {
+            Some(oidc) if policy.engine.accepts_session(request) => oidc.session(request, now).await,
+            _ => SessionLookup::default(),
+        };
+        if lookup.store_failed {
+            return Decision::Deny(crate::oidc::session_store_unavailable());
+        }
         let mut refetched = false;
         loop {
             let keys = policy.keys.snapshot();
-            let ctx = Context { keys: &keys, api_keys: &api_keys, cache: &self.cache, now: (self.clock)() };
+            let ctx = Context {
+                keys: &keys,
+                api_keys: &api_keys,
+                cache: &self.cache,
+                now,
+                session: lookup.session.as_ref(),
+            };
             match policy.engine.check(request, &ctx) {
                 Decision::UnknownKey { provider } if !refetched => {
                     refetched = true;
@@ -104,6 +133,20 @@ impl Authorizer {
                     }
                 }
                 Decision::UnknownKey { .. } => return unknown_key(),
+                Decision::Login => {
+                    return match oidc {
+                        Some(oidc) => oidc.start_login(request, now).await,
+                        None => Decision::Unavailable("a login was asked for without an oidc section".into()),
+                    }
+                }
+                Decision::Allow(mut allow) => {
+                    allow.set_cookies.extend(lookup.set_cookies);
+                    return Decision::Allow(allow);
+                }
+                Decision::Deny(mut deny) => {
+                    deny.set_cookies.extend(lookup.set_cookies);
+                    return Decision::Deny(deny);
+                }
                 decision => return decision,
             }
         }
@@ -117,15 +160,31 @@ fn unknown_key() -> Decision {
         message: "the token's signing key is unknown".into(),
         www_authenticate: Some(r#"Bearer error="invalid_token", error_description="unknown signing key""#.into()),
         reason: "unknown_key",
+        set_cookies: Vec::new(),
     })
 }
 
-/// Builds a policy from a config: the engine plus a key manager with its keys loaded (as far as
-/// the providers answer) and its refresh tasks running.
-pub async fn build_policy(config: &AuthzConfig, metrics: &Metrics) -> Policy {
+/// Builds a policy from a config: the engine, a key manager with its keys loaded (as far as the
+/// providers answer) and its refresh tasks running, and the login flow when configured.
+pub async fn build_policy(config: &AuthzConfig, metrics: &Metrics) -> Result<Policy, OidcSetupError> {
+    let oidc = build_oidc(config, metrics).await?;
+    let (keys, stop_refresh) = start_keys(config, metrics).await;
+    Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc })
+}
+
+/// A key manager with its keys loaded (as far as the providers answer) and its refresh running
+/// until the returned sender says stop.
+pub async fn start_keys(config: &AuthzConfig, metrics: &Metrics) -> (Arc<KeyManager>, Arc<watch::Sender<bool>>) {
     let keys = Arc::new(KeyManager::new(config.provider_keys.clone(), metrics.jwks_fetches.clone()));
     keys.load_all().await;
     let (stop_refresh, stop) = watch::channel(false);
     tokio::spawn(keys.clone().run(stop));
-    Policy { engine: config.engine.clone(), keys, stop_refresh: Arc::new(stop_refresh) }
+    (keys, Arc::new(stop_refresh))
+}
+
+pub async fn build_oidc(config: &AuthzConfig, metrics: &Metrics) -> Result<Option<Arc<Oidc>>, OidcSetupError> {
+    let Some(settings) = &config.oidc else { return Ok(None) };
+    let oidc = Arc::new(Oidc::new(settings.clone(), metrics.jwks_fetches.clone())?);
+    oidc.start().await;
+    Ok(Some(oidc))
 }

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub api_keys: Option<RawApiKeys>,
     pub routes: RawRoutes,
     pub identity: RawIdentity,
+    pub oidc: Option<super::oidc::RawOidc>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,9 @@ use super::identity::{Identity, IdentityHeaders};
 use super::jwt::{self, JwtError, JwtPolicy, KeySet};
 use super::request::AuthRequest;
 use super::routes::{Credential, DefaultPolicy, Requirements, RouteTable, Routed};
+use super::session::cookies::{is_chunk_of, Cookies};
+use super::session::login::wants_login_redirect;
+use super::session::model::Session;
 use super::token_cache::TokenCache;
 
 /// Where a credential is read from.
@@ -49,6 +52,26 @@ pub struct Provider {
     pub sources: Vec<CredentialSource>,
 }
 
+/// How login sessions take part in decisions (the `oidc` section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Names the identity's provider in metadata.
+    pub provider: String,
+    /// Our cookies (`name`, its chunks `name_N`, login state `name_login_…`) never reach the
+    /// backend.
+    pub cookie_name: String,
+    /// Send the session's access token upstream as `Authorization: Bearer …`.
+    pub forward_access_token: bool,
+}
+
+impl SessionPolicy {
+    pub fn is_our_cookie(&self, name: &str) -> bool {
+        name == self.cookie_name
+            || is_chunk_of(name, &self.cookie_name)
+            || name.strip_prefix(self.cookie_name.as_str()).is_some_and(|rest| rest.starts_with("_login_"))
+    }
+}
+
 /// The compiled policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Engine {
@@ -61,6 +84,7 @@ pub struct Engine {
     /// Pass API keys on even when other credentials are stripped (e.g. for rate limits that
     /// key on the API-key header after ext_authz has run).
     pub forward_api_keys: bool,
+    pub sessions: Option<SessionPolicy>,
 }
 
 /// The mutable state a decision reads: keys, API keys, the token cache and the time.
@@ -70,6 +94,8 @@ pub struct Context<'a> {
     pub api_keys: &'a ApiKeyStore,
     pub cache: &'a TokenCache,
     pub now: u64,
+    /// The request's login session, already opened and checked by the session layer.
+    pub session: Option<&'a Session>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +104,10 @@ pub enum ErrorCode {
     ExpiredToken,
     Forbidden,
     InsufficientScope,
+    /// The login callback was not a valid answer to a login we started.
+    LoginFailed,
+    /// The identity provider cannot be reached for a new login.
+    LoginUnavailable,
 }
 
 impl ErrorCode {
@@ -87,18 +117,31 @@ impl ErrorCode {
             ErrorCode::ExpiredToken => "EXPIRED_TOKEN",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            ErrorCode::LoginFailed => "LOGIN_FAILED",
+            ErrorCode::LoginUnavailable => "LOGIN_UNAVAILABLE",
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deny {
-    /// 401 or 403.
+    /// 401 or 403; 400/503 for login callbacks.
     pub status: u16,
     pub code: ErrorCode,
     pub message: String,
     pub www_authenticate: Option<String>,
     /// Why, for metrics and logs (never a secret).
+    pub reason: &'static str,
+    /// `Set-Cookie` values for the client (e.g. clearing a failed login's state).
+    pub set_cookies: Vec<String>,
+}
+
+/// A redirect answered to the browser instead of forwarding the request: to the provider's
+/// login, back to the application after the callback, or away after logout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redirect {
+    pub location: String,
+    pub set_cookies: Vec<String>,
     pub reason: &'static str,
 }
 
@@ -114,6 +157,8 @@ pub struct Allow {
     /// For dynamic metadata.
     pub metadata: Map<String, Value>,
     pub reason: &'static str,
+    /// `Set-Cookie` values for the client's response (a refreshed session).
+    pub set_cookies: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +171,15 @@ pub enum Decision {
     UnknownKey {
         provider: usize,
     },
+    /// A browser without a session on a route that accepts sessions: the session layer starts
+    /// a login.
+    Login,
+    Redirect(Redirect),
 }
+
+/// Sessions are read by the session layer; this stands for "the session cookie" so a found
+/// session has a source like other credentials (its cookies are always stripped anyway).
+static SESSION_SOURCE: CredentialSource = CredentialSource::Query(String::new());
 
 /// The credential found on a request and where it came from.
 struct Found<'e> {
@@ -138,6 +191,7 @@ struct Found<'e> {
 enum FoundKind {
     Jwt(Vec<usize>),
     ApiKey,
+    Session,
 }
 
 impl Engine {
@@ -159,7 +213,10 @@ impl Engine {
             Routed::Default(DefaultPolicy::Authenticated(requirements)) => requirements,
             Routed::Rule(rule) => &rule.requires,
         };
-        let Some(found) = self.find_credential(request, requirements) else {
+        let Some(found) = self.find_credential(request, requirements, ctx) else {
+            if requirements.credentials.contains(&Credential::Session) && wants_login_redirect(request) {
+                return Decision::Login;
+            }
             return Decision::Deny(deny(
                 401,
                 ErrorCode::Unauthorized,
@@ -185,17 +242,48 @@ impl Engine {
                 Ok(identity) => identity,
                 Err(decision) => return *decision,
             },
+            FoundKind::Session => match (ctx.session, &self.sessions) {
+                (Some(session), Some(policy)) => Identity::from_session(&policy.provider, session.identity_claims()),
+                _ => return Decision::Unavailable("a session was found without session settings".into()),
+            },
         };
         if let Some(decision) = authorize(&identity, requirements) {
             return Decision::Deny(decision);
         }
-        Decision::Allow(self.allow(request, Some(identity), Some(&found), "authenticated"))
+        let mut allow = self.allow(request, Some(identity), Some(&found), "authenticated");
+        if let (FoundKind::Session, Some(policy), Some(session)) = (&found.kind, &self.sessions, ctx.session) {
+            if let Some(token) = session.access_token.as_deref().filter(|_| policy.forward_access_token) {
+                allow.headers.push(("authorization".into(), format!("Bearer {token}")));
+                allow.remove.retain(|h| h != "authorization");
+            }
+        }
+        Decision::Allow(allow)
+    }
+
+    /// Whether the request's route accepts a login session (so the session layer reads one).
+    pub fn accepts_session(&self, request: &AuthRequest) -> bool {
+        let requirements = match self.routes.route(&request.host, &request.method, &request.path) {
+            Routed::Rule(rule) => &rule.requires,
+            Routed::Default(DefaultPolicy::Authenticated(requirements)) => requirements,
+            _ => return false,
+        };
+        requirements.credentials.contains(&Credential::Session)
     }
 
     /// The first credential present, in the order the rule lists credential kinds.
-    fn find_credential<'e>(&'e self, request: &AuthRequest, requirements: &Requirements) -> Option<Found<'e>> {
+    fn find_credential<'e>(
+        &'e self,
+        request: &AuthRequest,
+        requirements: &Requirements,
+        ctx: &Context<'_>,
+    ) -> Option<Found<'e>> {
         for credential in &requirements.credentials {
             match credential {
+                Credential::Session => {
+                    if ctx.session.is_some() {
+                        return Some(Found { value: String::new(), source: &SESSION_SOURCE, kind: FoundKind::Session });
+                    }
+                }
                 Credential::ApiKey => {
                     for source in &self.api_key_sources {
                         if let Some(value) = source.read(request) {
@@ -272,20 +360,32 @@ impl Engine {
         let mut headers = headers;
         let mut remove_query = Vec::new();
         let forward = |found: &Found<'_>| {
-            self.forward_credential || (self.forward_api_keys && matches!(found.kind, FoundKind::ApiKey))
+            self.forward_credential
+                || (self.forward_api_keys && matches!(found.kind, FoundKind::ApiKey))
+                || matches!(found.kind, FoundKind::Session)
         };
+        let mut strip_cookie: Option<&str> = None;
         if let Some(found) = credential.filter(|f| !forward(f)) {
             match found.source {
                 CredentialSource::Header { name, .. } => remove.push(name.clone()),
                 CredentialSource::Query(name) => remove_query.push(name.clone()),
-                CredentialSource::Cookie(name) => match without_cookie(request, name) {
-                    Some(rest) => headers.push(("cookie".into(), rest)),
-                    None => remove.push("cookie".into()),
-                },
+                CredentialSource::Cookie(name) => strip_cookie = Some(name),
+            }
+        }
+        // A credential cookie, and our session cookies always, are cut out of the `cookie`
+        // header; the rest of the header goes on as it came.
+        let ours = |name: &str| {
+            strip_cookie == Some(name) || self.sessions.as_ref().is_some_and(|policy| policy.is_our_cookie(name))
+        };
+        let cookies = Cookies::parse(request.header("cookie"));
+        if cookies.names().any(ours) {
+            match cookies.header_without(ours) {
+                Some(rest) => headers.push(("cookie".into(), rest)),
+                None => remove.push("cookie".into()),
             }
         }
         let metadata = identity.as_ref().map(Identity::metadata).unwrap_or_default();
-        Allow { headers, remove, remove_query, identity, metadata, reason }
+        Allow { headers, remove, remove_query, identity, metadata, reason, set_cookies: Vec::new() }
     }
 }
 
@@ -316,19 +416,8 @@ fn invalid_token(error: &JwtError) -> Decision {
     Decision::Deny(deny(401, code, &description, Some(challenge), reason))
 }
 
-fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<String>, reason: &'static str) -> Deny {
-    Deny { status, code, message: message.to_string(), www_authenticate: challenge, reason }
-}
-
-/// The `cookie` header without one cookie; `None` when nothing else is left.
-fn without_cookie(request: &AuthRequest, name: &str) -> Option<String> {
-    let rest: Vec<&str> = request
-        .header("cookie")?
-        .split([';', ','])
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(k, _)| k != name))
-        .collect();
-    (!rest.is_empty()).then(|| rest.join("; "))
+pub fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<String>, reason: &'static str) -> Deny {
+    Deny { status, code, message: message.to_string(), www_authenticate: challenge, reason, set_cookies: Vec::new() }
 }
 
 /// The uniform JSON error body.

@@ -13,6 +13,7 @@ use super::claims::{scalar_text, scopes, ClaimPath};
 pub enum AuthMethod {
     Jwt { provider: String },
     ApiKey,
+    Session { provider: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,12 @@ impl Identity {
     pub fn from_jwt(provider: &str, claims: Arc<Value>) -> Identity {
         let scopes = scopes(&claims);
         Identity { method: AuthMethod::Jwt { provider: provider.to_string() }, claims, scopes }
+    }
+
+    /// A login session: the ID token's claims, with the granted scopes.
+    pub fn from_session(provider: &str, claims: Arc<Value>) -> Identity {
+        let scopes = scopes(&claims);
+        Identity { method: AuthMethod::Session { provider: provider.to_string() }, claims, scopes }
     }
 
     /// API-key metadata as claims: `sub` and `client_id` are the client id, `scope` the scopes,
@@ -61,6 +68,10 @@ impl Identity {
             }
             AuthMethod::ApiKey => {
                 out.insert("auth_method".into(), json!("api_key"));
+            }
+            AuthMethod::Session { provider } => {
+                out.insert("auth_method".into(), json!("session"));
+                out.insert("provider".into(), json!(provider));
             }
         }
         out

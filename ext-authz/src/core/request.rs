@@ -8,6 +8,8 @@ pub struct AuthRequest {
     pub method: String,
     /// `:authority` / `Host`, without a port.
     pub host: String,
+    /// `:authority` / `Host` as sent, with its port (for URLs back to this host).
+    pub authority: String,
     /// The path without the query string, undecoded.
     pub path: String,
     /// The raw query string (no `?`).
@@ -26,6 +28,7 @@ impl AuthRequest {
         AuthRequest {
             method: method.to_ascii_uppercase(),
             host: strip_port(authority).to_ascii_lowercase(),
+            authority: authority.to_string(),
             path: path.to_string(),
             query: query.to_string(),
             headers,

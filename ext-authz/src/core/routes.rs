@@ -68,6 +68,8 @@ pub enum Credential {
     /// JWTs from these providers (indexes into the provider list); `None` = any provider.
     Jwt(Option<Vec<usize>>),
     ApiKey,
+    /// A browser login session (the `oidc` section).
+    Session,
 }
 
 #[derive(Debug, Clone, PartialEq)]

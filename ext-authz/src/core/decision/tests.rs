@@ -3,6 +3,7 @@ use crate::core::apikeys::{format_hash, hash_key};
 use crate::core::claims::ClaimPath;
 use crate::core::identity::ArrayFormat;
 use crate::core::routes::{ClaimRule, Condition, PathMatch, Rule};
+use crate::core::session::model::Session;
 use crate::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use std::collections::HashMap;
@@ -46,6 +47,7 @@ fn engine() -> Engine {
                     ),
                 ),
                 rule("any", "/any", requirements(vec![Credential::Jwt(None), Credential::ApiKey], &[], vec![])),
+                rule("app", "/app/*", requirements(vec![Credential::Session, Credential::Jwt(None)], &["email"], vec![])),
             ],
             default: DefaultPolicy::Deny,
         },
@@ -72,6 +74,11 @@ fn engine() -> Engine {
         },
         forward_credential: false,
         forward_api_keys: false,
+        sessions: Some(SessionPolicy {
+            provider: "corp-login".into(),
+            cookie_name: "gh_session".into(),
+            forward_access_token: true,
+        }),
     }
 }
 
@@ -105,9 +112,13 @@ impl World {
     }
 
     fn check(&self, target: &str, headers: &[(&str, &str)]) -> Decision {
+        self.check_with_session(target, headers, None)
+    }
+
+    fn check_with_session(&self, target: &str, headers: &[(&str, &str)], session: Option<&Session>) -> Decision {
         let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let request = AuthRequest::new("GET", "api.test", target, headers);
-        let ctx = Context { keys: &self.keys, api_keys: &self.api_keys, cache: &self.cache, now: NOW };
+        let ctx = Context { keys: &self.keys, api_keys: &self.api_keys, cache: &self.cache, now: NOW, session };
         self.engine.check(&request, &ctx)
     }
 }
@@ -230,4 +241,57 @@ fn error_body_shape() {
         json!({"error": {"code": "INSUFFICIENT_SCOPE", "message": "missing scope: a", "request_id": "req-1"},
                "metadata": {"success": false, "timestamp": "2026-01-01T00:00:00.000Z"}})
     );
+}
+
+fn session(scope: &str) -> Session {
+    use crate::core::session::model::TokenSet;
+    let claims = Arc::new(json!({"sub": "alice", "email": "alice@example.com", "groups": ["users"]}));
+    let tokens = TokenSet {
+        id_token: Some("id.token.x".into()),
+        access_token: Some("opaque-access".into()),
+        refresh_token: None,
+        expires_in: Some(600),
+        scope: Some(scope.into()),
+    };
+    Session::new("sid-1".into(), claims, tokens, NOW, 3600)
+}
+
+#[test]
+fn browsers_without_a_session_are_sent_to_login_and_api_calls_get_401() {
+    let world = World::new();
+    assert_eq!(world.check("/app/home", &[("accept", "text/html")]), Decision::Login);
+    let deny = denied(world.check("/app/home", &[("accept", "application/json")]));
+    assert_eq!((deny.status, deny.reason), (401, "missing_credentials"));
+    // Routes that do not accept sessions never start a login.
+    assert_eq!(denied(world.check("/orders/1", &[("accept", "text/html")])).status, 401);
+    assert!(world.engine.accepts_session(&AuthRequest::new("GET", "api.test", "/app/x", HashMap::new())));
+    assert!(!world.engine.accepts_session(&AuthRequest::new("GET", "api.test", "/orders/1", HashMap::new())));
+}
+
+#[test]
+fn a_session_gets_the_same_identity_headers_and_its_cookies_stay_with_us() {
+    let world = World::new();
+    let s = session("openid email");
+    let cookie = ("cookie", "theme=dark; gh_session_0=aaa; gh_session_1=bbb; gh_session_login_xyz=ccc; other=1");
+    let allow = allowed(world.check_with_session("/app/home", &[cookie, ("x-user-id", "spoofed")], Some(&s)));
+    let header = |name: &str| allow.headers.iter().find(|(h, _)| h == name).map(|(_, v)| v.as_str());
+    assert_eq!(header("x-user-id"), Some("alice"));
+    assert_eq!(header("authorization"), Some("Bearer opaque-access"));
+    assert_eq!(header("cookie"), Some("theme=dark; other=1"));
+    assert_eq!(allow.metadata["auth_method"], "session");
+    assert_eq!(allow.metadata["provider"], "corp-login");
+    assert!(!allow.remove.contains(&"authorization".to_string()));
+    // The granted scopes are the session's scopes.
+    let deny = denied(world.check_with_session("/app/home", &[], Some(&session("openid"))));
+    assert_eq!((deny.status, deny.reason), (403, "insufficient_scope"));
+}
+
+#[test]
+fn session_cookies_never_reach_the_backend_whatever_the_credential() {
+    let world = World::new();
+    let token = world.token(json!({}));
+    let auth = format!("Bearer {token}");
+    let allow = allowed(world.check("/orders/1", &[("authorization", &auth), ("cookie", "gh_session=abc")]));
+    assert!(allow.remove.contains(&"cookie".to_string()));
+    assert!(allow.remove.contains(&"authorization".to_string()));
 }

@@ -1,0 +1,360 @@
+//! The `oidc:` section: browser logins through the authorization code flow with PKCE, and the
+//! sessions they create.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use shared::redis::{RedisSettings, SocketType, Topology};
+
+use super::{algorithm, Check, ConfigError, RefreshSettings, Secret};
+use crate::core::session::cookies::{CookieAttributes, SameSite};
+use crate::core::session::seal;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    #[serde(default = "default_name")]
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_file: Option<String>,
+    pub client_secret_env: Option<String>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_callback")]
+    pub callback_path: String,
+    #[serde(default = "default_logout")]
+    pub logout_path: String,
+    #[serde(default = "default_post_logout")]
+    pub post_logout_redirect: String,
+    #[serde(default = "yes")]
+    pub end_session: bool,
+    pub backchannel_logout_path: Option<String>,
+    #[serde(default)]
+    pub forward_access_token: bool,
+    #[serde(default = "default_refresh_before")]
+    pub refresh_before: String,
+    #[serde(default = "default_login_timeout")]
+    pub login_timeout: String,
+    #[serde(default = "default_check_interval")]
+    pub provider_check_interval: String,
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    #[serde(default = "default_algorithms")]
+    pub id_token_algorithms: Vec<String>,
+    #[serde(default)]
+    pub cookie: RawCookie,
+    pub session: RawSession,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCookie {
+    pub name: String,
+    pub domain: Option<String>,
+    pub same_site: String,
+    pub secure: bool,
+}
+
+impl Default for RawCookie {
+    fn default() -> Self {
+        RawCookie { name: "gatehouse_session".into(), domain: None, same_site: "lax".into(), secure: true }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    #[serde(default = "default_lifetime")]
+    pub lifetime: String,
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Sealing keys, newest first: `{file: path}` or `{env: NAME}`, 32 random bytes in base64.
+    pub keys: Vec<RawKeyRef>,
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeyRef {
+    pub file: Option<String>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `host:port`, or a unix socket path.
+    pub url: String,
+    pub password_env: Option<String>,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_pool")]
+    pub pool_size: usize,
+    #[serde(default = "default_redis_timeout")]
+    pub timeout: String,
+}
+
+fn default_name() -> String {
+    "oidc".into()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+fn default_callback() -> String {
+    "/oauth2/callback".into()
+}
+fn default_logout() -> String {
+    "/oauth2/logout".into()
+}
+fn default_post_logout() -> String {
+    "/".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_refresh_before() -> String {
+    "60s".into()
+}
+fn default_login_timeout() -> String {
+    "10m".into()
+}
+fn default_check_interval() -> String {
+    "10s".into()
+}
+fn default_timeout() -> String {
+    "5s".into()
+}
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+fn default_lifetime() -> String {
+    "8h".into()
+}
+fn default_store() -> String {
+    "cookie".into()
+}
+fn default_prefix() -> String {
+    "gatehouse:session:".into()
+}
+fn default_pool() -> usize {
+    4
+}
+fn default_redis_timeout() -> String {
+    "2s".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// The whole session, sealed, in the cookie (chunked when long).
+    Cookie,
+    /// A small sealed handle in the cookie, the sealed session in Redis with a TTL.
+    Redis { settings: RedisSettings, prefix: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcSettings {
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+    /// The path the provider redirects back to, on the gateway host.
+    pub callback_path: String,
+    /// The full redirect URI when configured as one; else built from the request's host.
+    pub callback_url: Option<String>,
+    pub logout_path: String,
+    pub post_logout_redirect: String,
+    pub end_session: bool,
+    pub backchannel_logout_path: Option<String>,
+    pub forward_access_token: bool,
+    pub refresh_before: Duration,
+    pub login_timeout: Duration,
+    pub provider_check_interval: Duration,
+    pub timeout: Duration,
+    pub id_token_algorithms: Vec<Algorithm>,
+    pub cookie_name: String,
+    pub cookie: CookieAttributes,
+    pub lifetime: Duration,
+    pub keys: Vec<Secret>,
+    pub store: StoreSettings,
+    pub keys_refresh: RefreshSettings,
+}
+
+fn path_key(c: &Check<'_>, key: &str, value: &str) -> Result<String, ConfigError> {
+    if !value.starts_with('/') || value.contains(['?', '#']) {
+        return c.fail(key, format!("{value:?} must be a path starting with '/' (no query)"));
+    }
+    Ok(value.to_string())
+}
+
+fn secret_from(c: &Check<'_>, key: &str, file: Option<&str>, env: Option<&str>) -> Result<Vec<u8>, ConfigError> {
+    match (file, env) {
+        (Some(file), None) => std::fs::read(c.path(file))
+            .map(super::trim_newline)
+            .or_else(|e| c.fail(key, format!("cannot read {file}: {e}"))),
+        (None, Some(name)) => match c.env.get(name) {
+            Some(value) if !value.is_empty() => Ok(value.as_bytes().to_vec()),
+            _ => c.fail(key, format!("the environment variable {name} is not set")),
+        },
+        _ => c.fail(key, "set exactly one of file and env"),
+    }
+}
+
+pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
+    if raw.name.is_empty() {
+        return c.fail("oidc.name", "must not be empty");
+    }
+    if !raw.issuer.starts_with("https://") && !raw.issuer.starts_with("http://") {
+        return c.fail("oidc.issuer", format!("{:?} is not an http(s) URL", raw.issuer));
+    }
+    if raw.client_id.is_empty() {
+        return c.fail("oidc.client_id", "must not be empty");
+    }
+    let client_secret = Secret(secret_from(
+        c,
+        "oidc.client_secret",
+        raw.client_secret_file.as_deref(),
+        raw.client_secret_env.as_deref(),
+    )?);
+    let mut scopes = raw.scopes.clone();
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    let (callback_path, callback_url) = match url::Url::parse(&raw.callback_path) {
+        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => (url.path().to_string(), Some(raw.callback_path)),
+        _ => (path_key(c, "oidc.callback_path", &raw.callback_path)?, None),
+    };
+    let logout_path = path_key(c, "oidc.logout_path", &raw.logout_path)?;
+    if logout_path == callback_path {
+        return c.fail("oidc.logout_path", "must differ from callback_path");
+    }
+    if !raw.post_logout_redirect.starts_with('/') && url::Url::parse(&raw.post_logout_redirect).is_err() {
+        return c.fail("oidc.post_logout_redirect", "must be a path on the gateway host or an absolute URL");
+    }
+    let backchannel_logout_path = match &raw.backchannel_logout_path {
+        Some(p) => Some(path_key(c, "oidc.backchannel_logout_path", p)?),
+        None => None,
+    };
+    let mut id_token_algorithms = Vec::new();
+    for (i, name) in raw.id_token_algorithms.iter().enumerate() {
+        let key = format!("oidc.id_token_algorithms[{i}]");
+        let Some(alg) = algorithm(name) else {
+            return c.fail(key, format!("{name:?} is not a supported algorithm"));
+        };
+        if crate::core::jwt::family_of(alg) == crate::core::jwt::KeyFamily::Hmac {
+            return c.fail(key, "ID tokens are verified with the provider's public keys, not HS*");
+        }
+        id_token_algorithms.push(alg);
+    }
+    if id_token_algorithms.is_empty() {
+        return c.fail("oidc.id_token_algorithms", "list at least one algorithm");
+    }
+
+    let cookie_name = raw.cookie.name.clone();
+    if cookie_name.is_empty()
+        || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return c.fail("oidc.cookie.name", format!("{cookie_name:?} is not a valid cookie name"));
+    }
+    let Some(same_site) = SameSite::parse(&raw.cookie.same_site) else {
+        return c.fail("oidc.cookie.same_site", format!("{:?} is not lax, strict or none", raw.cookie.same_site));
+    };
+    if same_site == SameSite::None && !raw.cookie.secure {
+        return c.fail("oidc.cookie.same_site", "browsers refuse SameSite=None without Secure");
+    }
+    if cookie_name.starts_with("__Host-") && (!raw.cookie.secure || raw.cookie.domain.is_some()) {
+        return c.fail("oidc.cookie.name", "a __Host- cookie must be Secure and have no domain");
+    }
+    let cookie = CookieAttributes { domain: raw.cookie.domain.clone(), secure: raw.cookie.secure, same_site };
+
+    let session = &raw.session;
+    let lifetime = c.duration("oidc.session.lifetime", &session.lifetime)?;
+    if lifetime < Duration::from_secs(60) {
+        return c.fail("oidc.session.lifetime", "must be at least 1m");
+    }
+    let mut keys = Vec::new();
+    for (i, k) in session.keys.iter().enumerate() {
+        let key = format!("oidc.session.keys[{i}]");
+        let text = secret_from(c, &key, k.file.as_deref(), k.env.as_deref())?;
+        let bytes = seal::parse_key(&String::from_utf8_lossy(&text)).or_else(|e| c.fail(&key, e.to_string()))?;
+        keys.push(bytes);
+    }
+    if let Err(e) = seal::Sealer::new(&keys) {
+        return c.fail("oidc.session.keys", e.to_string());
+    }
+    let store = match (session.store.as_str(), &session.redis) {
+        ("cookie", None) => StoreSettings::Cookie,
+        ("cookie", Some(_)) => return c.fail("oidc.session.redis", "set only with store: redis"),
+        ("redis", None) => return c.fail("oidc.session.redis", "store: redis needs redis.url"),
+        ("redis", Some(r)) => StoreSettings::Redis { settings: redis_settings(r, c)?, prefix: r.prefix.clone() },
+        (other, _) => return c.fail("oidc.session.store", format!("{other:?} is not cookie or redis")),
+    };
+    Ok(OidcSettings {
+        name: raw.name,
+        issuer: raw.issuer,
+        client_id: raw.client_id,
+        client_secret,
+        scopes,
+        callback_path,
+        callback_url,
+        logout_path,
+        post_logout_redirect: raw.post_logout_redirect,
+        end_session: raw.end_session,
+        backchannel_logout_path,
+        forward_access_token: raw.forward_access_token,
+        refresh_before: c.duration("oidc.refresh_before", &raw.refresh_before)?,
+        login_timeout: c.duration("oidc.login_timeout", &raw.login_timeout)?,
+        provider_check_interval: c.duration("oidc.provider_check_interval", &raw.provider_check_interval)?,
+        timeout: c.duration("oidc.timeout", &raw.timeout)?,
+        id_token_algorithms,
+        cookie_name,
+        cookie,
+        lifetime,
+        keys: keys.into_iter().map(Secret).collect(),
+        store,
+        keys_refresh: RefreshSettings {
+            interval: Duration::from_secs(300),
+            min_interval: Duration::from_secs(30),
+            max_interval: Duration::from_secs(86400),
+            unknown_kid_min_interval: Duration::from_secs(10),
+            timeout: c.duration("oidc.timeout", &raw.timeout)?,
+        },
+    })
+}
+
+fn redis_settings(r: &RawRedis, c: &Check<'_>) -> Result<RedisSettings, ConfigError> {
+    if r.url.is_empty() {
+        return c.fail("oidc.session.redis.url", "must not be empty");
+    }
+    let socket_type = if r.url.starts_with('/') { SocketType::Unix } else { SocketType::Tcp };
+    if socket_type == SocketType::Tcp && shared::serve::split_host_port(&r.url).is_none() {
+        return c.fail("oidc.session.redis.url", format!("{:?} is not host:port or a socket path", r.url));
+    }
+    let auth = match &r.password_env {
+        Some(name) => Some(
+            String::from_utf8(secret_from(c, "oidc.session.redis.password_env", None, Some(name))?)
+                .or_else(|_| c.fail("oidc.session.redis.password_env", "not UTF-8"))?,
+        ),
+        None => None,
+    };
+    if r.pool_size == 0 {
+        return c.fail("oidc.session.redis.pool_size", "must be at least 1");
+    }
+    Ok(RedisSettings {
+        socket_type,
+        topology: Topology::Single,
+        url: r.url.clone(),
+        auth,
+        sentinel_auth: None,
+        tls: false,
+        tls_client_cert: None::<PathBuf>,
+        tls_client_key: None,
+        tls_ca_cert: None,
+        tls_skip_hostname_verification: false,
+        pool_size: r.pool_size,
+        timeout: c.duration("oidc.session.redis.timeout", &r.timeout)?,
+    })
+}

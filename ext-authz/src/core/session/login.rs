@@ -1,0 +1,249 @@
+//! The browser side of the authorization code flow with PKCE: the state a login carries through
+//! the provider (in a short-lived sealed cookie), the authorization and end-session URLs, where a
+//! browser may be sent back to, and which requests are browsers at all.
+
+use base64::Engine as _;
+use ring::digest::{digest, SHA256};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::seal::random_token;
+use crate::core::request::AuthRequest;
+
+/// What the callback needs to finish a login, sealed into the login cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginState {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    /// Where to go once signed in: a same-host relative URL.
+    pub return_to: String,
+    pub expires_at: u64,
+}
+
+impl LoginState {
+    pub fn new(return_to: String, now: u64, ttl: u64) -> LoginState {
+        LoginState {
+            state: random_token(24),
+            nonce: random_token(24),
+            // 32 random bytes → 43 characters, the RFC 7636 minimum length.
+            verifier: random_token(32),
+            return_to,
+            expires_at: now.saturating_add(ttl),
+        }
+    }
+
+    /// The S256 code challenge for the verifier.
+    pub fn challenge(&self) -> String {
+        pkce_challenge(&self.verifier)
+    }
+}
+
+pub fn pkce_challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
+}
+
+/// The login cookie's name: one per login in flight, so two tabs signing in at once do not
+/// overwrite each other's state.
+pub fn login_cookie_name(session_cookie: &str, state: &str) -> String {
+    let tag: String = state.chars().take(12).collect();
+    format!("{session_cookie}_login_{tag}")
+}
+
+pub struct AuthorizationRequest<'a> {
+    pub endpoint: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub scopes: &'a [String],
+    pub login: &'a LoginState,
+}
+
+pub fn authorization_url(request: &AuthorizationRequest<'_>) -> String {
+    let scope = request.scopes.join(" ");
+    let challenge = request.login.challenge();
+    append_query(
+        request.endpoint,
+        &[
+            ("response_type", "code"),
+            ("client_id", request.client_id),
+            ("redirect_uri", request.redirect_uri),
+            ("scope", &scope),
+            ("state", &request.login.state),
+            ("nonce", &request.login.nonce),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+}
+
+/// The provider's `end_session_endpoint` with the RP-initiated logout parameters.
+pub fn end_session_url(endpoint: &str, client_id: &str, id_token_hint: &str, post_logout: Option<&str>) -> String {
+    let mut params = vec![("client_id", client_id)];
+    if !id_token_hint.is_empty() {
+        params.push(("id_token_hint", id_token_hint));
+    }
+    if let Some(uri) = post_logout {
+        params.push(("post_logout_redirect_uri", uri));
+    }
+    append_query(endpoint, &params)
+}
+
+fn append_query(base: &str, params: &[(&str, &str)]) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}{query}")
+}
+
+/// The URL to come back to after the login: the request's own path and query.
+pub fn return_target(request: &AuthRequest) -> String {
+    let target = if request.query.is_empty() {
+        request.path.clone()
+    } else {
+        format!("{}?{}", request.path, request.query)
+    };
+    safe_return_to(&target).unwrap_or("/").to_string()
+}
+
+/// Only same-host relative URLs: a path starting with one `/`, not `//host` or `/\host` (which
+/// browsers treat as another host), and no control characters that could split headers.
+pub fn safe_return_to(target: &str) -> Option<&str> {
+    let bytes = target.as_bytes();
+    let ok = bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/') | Some(b'\\'))
+        && !bytes.iter().any(|b| b.is_ascii_control() || *b == b' ');
+    ok.then_some(target)
+}
+
+/// Whether a request without a session gets a login redirect (a browser navigating) or the
+/// 401 JSON error (an API call): `X-Requested-With`, an `Accept` that asks for JSON and not
+/// HTML, or a method other than GET/HEAD (a redirect would lose the body) mark API calls.
+pub fn wants_login_redirect(request: &AuthRequest) -> bool {
+    if request.method != "GET" && request.method != "HEAD" {
+        return false;
+    }
+    if request.header("x-requested-with").is_some() {
+        return false;
+    }
+    let accept = request.header("accept").unwrap_or("").to_ascii_lowercase();
+    !(accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// The scheme the browser used: Envoy's `x-forwarded-proto` (it sets it from the connection),
+/// else `:scheme`.
+pub fn request_scheme(request: &AuthRequest) -> &str {
+    request
+        .header("x-forwarded-proto")
+        .or_else(|| request.header(":scheme"))
+        .map(|s| s.split(',').next().unwrap_or(s).trim())
+        .filter(|s| *s == "http" || *s == "https")
+        .unwrap_or("https")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdTokenError {
+    #[error("the ID token's nonce does not match the login")]
+    Nonce,
+    #[error("the ID token has no subject")]
+    NoSubject,
+    #[error("the ID token names several audiences but its azp is not this client")]
+    AuthorizedParty,
+}
+
+/// The checks on a verified ID token that signature, `iss`, `aud` and `exp` do not cover.
+pub fn check_id_token(claims: &Value, expected_nonce: Option<&str>, client_id: &str) -> Result<(), IdTokenError> {
+    if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return Err(IdTokenError::NoSubject);
+    }
+    if let Some(nonce) = expected_nonce {
+        let got = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(got.as_bytes(), nonce.as_bytes())) {
+            return Err(IdTokenError::Nonce);
+        }
+    }
+    if let Some(Value::Array(audiences)) = claims.get("aud") {
+        if audiences.len() > 1 && claims.get("azp").and_then(Value::as_str) != Some(client_id) {
+            return Err(IdTokenError::AuthorizedParty);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> AuthRequest {
+        let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthRequest::new(method, "app.example.com", target, headers)
+    }
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let login = LoginState::new("/".into(), 0, 600);
+        assert_eq!(login.verifier.len(), 43);
+        assert_ne!(login.state, login.nonce);
+    }
+
+    #[test]
+    fn the_authorization_url_carries_state_nonce_and_s256() {
+        let login = LoginState::new("/x".into(), 0, 600);
+        let scopes = vec!["openid".to_string(), "email".to_string()];
+        let url = authorization_url(&AuthorizationRequest {
+            endpoint: "https://op.example/auth?tenant=a",
+            client_id: "app",
+            redirect_uri: "https://app.example.com/oauth2/callback",
+            scopes: &scopes,
+            login: &login,
+        });
+        assert!(url.starts_with("https://op.example/auth?tenant=a&response_type=code&client_id=app&"));
+        assert!(url.contains("redirect_uri=https%3A%2F%2Fapp.example.com%2Foauth2%2Fcallback"));
+        assert!(url.contains("scope=openid+email"));
+        assert!(url.contains(&format!("state={}", login.state)));
+        assert!(url.contains(&format!("nonce={}", login.nonce)));
+        assert!(url.contains(&format!("code_challenge={}&code_challenge_method=S256", login.challenge())));
+    }
+
+    #[test]
+    fn only_same_host_relative_targets_are_followed() {
+        assert_eq!(safe_return_to("/orders?id=1"), Some("/orders?id=1"));
+        for bad in ["//evil.example/", "/\\evil.example", "https://evil.example/", "", "orders", "/a\r\nSet-Cookie: x", "/a b"]
+        {
+            assert_eq!(safe_return_to(bad), None, "{bad:?}");
+        }
+        assert_eq!(return_target(&request("GET", "/app?tab=2", &[])), "/app?tab=2");
+        assert_eq!(return_target(&request("GET", "//evil.example/x", &[])), "/");
+    }
+
+    #[test]
+    fn browsers_are_redirected_and_api_calls_are_not() {
+        assert!(wants_login_redirect(&request("GET", "/", &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")])));
+        assert!(wants_login_redirect(&request("GET", "/", &[])));
+        assert!(!wants_login_redirect(&request("GET", "/", &[("accept", "application/json")])));
+        assert!(!wants_login_redirect(&request("GET", "/", &[("x-requested-with", "XMLHttpRequest")])));
+        assert!(!wants_login_redirect(&request("POST", "/", &[("accept", "text/html")])));
+    }
+
+    #[test]
+    fn id_token_checks() {
+        let claims = json!({"sub": "alice", "nonce": "n1", "aud": ["app", "other"], "azp": "app"});
+        assert_eq!(check_id_token(&claims, Some("n1"), "app"), Ok(()));
+        assert_eq!(check_id_token(&claims, Some("n2"), "app"), Err(IdTokenError::Nonce));
+        assert_eq!(check_id_token(&claims, Some("n1"), "other"), Err(IdTokenError::AuthorizedParty));
+        assert_eq!(check_id_token(&json!({"nonce": "n1"}), Some("n1"), "app"), Err(IdTokenError::NoSubject));
+        assert_eq!(check_id_token(&json!({"sub": "a"}), Some("n1"), "app"), Err(IdTokenError::Nonce));
+    }
+
+    #[test]
+    fn end_session_url_has_the_hint_and_the_return() {
+        let url = end_session_url("https://op/logout", "app", "h.i.nt", Some("https://app/"));
+        assert_eq!(url, "https://op/logout?client_id=app&id_token_hint=h.i.nt&post_logout_redirect_uri=https%3A%2F%2Fapp%2F");
+    }
+}

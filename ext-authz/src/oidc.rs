@@ -1,0 +1,161 @@
+//! Browser logins through Envoy's ext_authz: the authorization code flow with PKCE, sessions in
+//! a cookie or in Redis, refresh, logout (local, RP-initiated, back-channel). Every step is an
+//! answer to a Check: a redirect (`denied_response` 302 with `Set-Cookie`), or an allow with
+//! the identity headers and, after a refresh, the new cookie in `response_headers_to_add`.
+
+mod callback;
+mod logout;
+pub mod provider;
+mod sessions;
+pub mod store;
+
+use std::sync::Arc;
+
+use shared::metrics::CounterFamily;
+use shared::redis::RedisPool;
+
+use crate::config::{OidcSettings, StoreSettings};
+use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
+use crate::core::request::AuthRequest;
+use crate::core::session::cookies::{self, CookieAttributes, Cookies};
+use crate::core::session::login::{
+    authorization_url, login_cookie_name, request_scheme, return_target, AuthorizationRequest, LoginState,
+};
+use crate::core::session::seal::Sealer;
+use provider::OidcProvider;
+use sessions::Refreshes;
+use store::{CookieStore, RedisStore, SessionStore};
+
+pub use callback::session_store_unavailable;
+pub use logout::BackchannelError;
+pub use sessions::SessionLookup;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcSetupError {
+    #[error("oidc.session.redis: {0}")]
+    Redis(#[from] shared::redis::RedisSetupError),
+    #[error("oidc.session.keys: {0}")]
+    Keys(#[from] crate::core::session::seal::KeyError),
+}
+
+pub struct Oidc {
+    provider: OidcProvider,
+    store: Box<dyn SessionStore>,
+    sealer: Arc<Sealer>,
+    refreshes: Refreshes,
+}
+
+impl Oidc {
+    /// Builds the flow without touching the network; [`Oidc::start`] contacts the provider.
+    pub fn new(settings: OidcSettings, fetches: CounterFamily) -> Result<Oidc, OidcSetupError> {
+        let keys: Vec<Vec<u8>> = settings.keys.iter().map(|k| k.0.clone()).collect();
+        let sealer = Arc::new(Sealer::new(&keys)?);
+        let store: Box<dyn SessionStore> = match &settings.store {
+            StoreSettings::Cookie => {
+                Box::new(CookieStore::new(sealer.clone(), &settings.cookie_name, settings.lifetime.as_secs()))
+            }
+            StoreSettings::Redis { settings: redis, prefix } => {
+                Box::new(RedisStore::new(RedisPool::new(redis)?, sealer.clone(), prefix, &settings.cookie_name))
+            }
+        };
+        Ok(Oidc { provider: OidcProvider::new(settings, fetches), store, sealer, refreshes: Refreshes::default() })
+    }
+
+    pub async fn start(&self) {
+        self.provider.start().await;
+        tracing::info!(issuer = %self.settings().issuer, store = self.store.kind(), "OIDC logins enabled");
+    }
+
+    pub fn settings(&self) -> &OidcSettings {
+        self.provider.settings()
+    }
+
+    fn attributes(&self) -> &CookieAttributes {
+        &self.settings().cookie
+    }
+
+    /// The callback and logout paths are ours on every host; `None` for any other request.
+    pub async fn handle_own_path(&self, request: &AuthRequest, now: u64) -> Option<Decision> {
+        let settings = self.settings();
+        if request.path == settings.callback_path {
+            Some(self.callback(request, now).await)
+        } else if request.path == settings.logout_path {
+            Some(self.logout(request, now).await)
+        } else {
+            None
+        }
+    }
+
+    /// Where the provider sends the browser back: the configured URL, or the callback path on
+    /// the host and scheme the browser used.
+    fn redirect_uri(&self, request: &AuthRequest) -> String {
+        let settings = self.settings();
+        settings.callback_url.clone().unwrap_or_else(|| {
+            format!("{}://{}{}", request_scheme(request), request.authority, settings.callback_path)
+        })
+    }
+
+    /// A browser without a usable session: off to the provider, remembering where it was going.
+    /// Stale session cookies are cleared on the way so a broken cookie can never cause a loop.
+    pub async fn start_login(&self, request: &AuthRequest, now: u64) -> Decision {
+        let present = Cookies::parse(request.header("cookie"));
+        let stale: Vec<String> = present
+            .chunked_names(&self.settings().cookie_name)
+            .iter()
+            .map(|name| self.attributes().clear(name))
+            .collect();
+        let metadata = match self.provider.available().await {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                tracing::warn!("cannot start a login: {e}");
+                return Decision::Deny(Deny { set_cookies: stale, ..login_unavailable() });
+            }
+        };
+        let settings = self.settings();
+        let login = LoginState::new(return_target(request), now, settings.login_timeout.as_secs());
+        let redirect_uri = self.redirect_uri(request);
+        let location = authorization_url(&AuthorizationRequest {
+            endpoint: &metadata.authorization_endpoint,
+            client_id: &settings.client_id,
+            redirect_uri: &redirect_uri,
+            scopes: &settings.scopes,
+            login: &login,
+        });
+        let name = login_cookie_name(&settings.cookie_name, &login.state);
+        let sealed = self.sealer.seal(&self.login_purpose(), &serde_json::to_vec(&login).expect("plain struct"));
+        let mut set_cookies = vec![self.login_attributes().set(&name, &sealed, settings.login_timeout.as_secs())];
+        set_cookies.extend(stale);
+        Decision::Redirect(Redirect { location, set_cookies, reason: "login" })
+    }
+
+    fn login_purpose(&self) -> String {
+        format!("gatehouse-login-v1:{}", self.settings().cookie_name)
+    }
+
+    /// The login cookie must come back on the provider's cross-site redirect to the callback,
+    /// which `SameSite=Strict` would prevent: it is `Lax` unless `None` was asked for.
+    fn login_attributes(&self) -> CookieAttributes {
+        let mut attributes = self.attributes().clone();
+        if attributes.same_site == cookies::SameSite::Strict {
+            attributes.same_site = cookies::SameSite::Lax;
+        }
+        attributes
+    }
+
+    /// `Set-Cookie` values storing a session's cookie value, clearing chunks no longer used.
+    fn session_cookies(&self, request: &AuthRequest, value: &str, max_age: u64) -> Vec<String> {
+        let present = Cookies::parse(request.header("cookie"));
+        let names = present.chunked_names(&self.settings().cookie_name);
+        cookies::write(self.attributes(), &self.settings().cookie_name, value, max_age, &names)
+    }
+}
+
+pub fn login_unavailable() -> Deny {
+    deny(
+        503,
+        ErrorCode::LoginUnavailable,
+        "the identity provider cannot be reached; try again shortly",
+        None,
+        "login_unavailable",
+    )
+}

@@ -1,0 +1,118 @@
+//! The provider's redirect back to us: check `state` against the sealed login cookie, exchange
+//! the code with the PKCE verifier, verify the ID token (signature, `iss`, `aud`, `exp`,
+//! `nonce`), create the session and send the browser back where it was going.
+
+use subtle::ConstantTimeEq;
+
+use super::provider::ProviderError;
+use super::{login_unavailable, Oidc};
+use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
+use crate::core::request::AuthRequest;
+use crate::core::session::login::{check_id_token, login_cookie_name, LoginState};
+use crate::core::session::model::Session;
+use crate::core::session::seal::random_token;
+
+fn failed(status: u16, message: &str, reason: &'static str) -> Deny {
+    deny(status, ErrorCode::LoginFailed, message, None, reason)
+}
+
+impl Oidc {
+    pub(super) async fn callback(&self, request: &AuthRequest, now: u64) -> Decision {
+        let Some(state) = request.query_param("state").filter(|s| !s.is_empty()) else {
+            return Decision::Deny(failed(400, "the login callback has no state", "callback_invalid"));
+        };
+        let settings = self.settings();
+        let cookie_name = login_cookie_name(&settings.cookie_name, &state);
+        // From here on, whatever happens, the login's cookie is used up.
+        let clear = vec![self.login_attributes().clear(&cookie_name)];
+        let with_clear = |mut d: Deny| {
+            d.set_cookies.clone_from(&clear);
+            Decision::Deny(d)
+        };
+        let login = request
+            .cookie(&cookie_name)
+            .and_then(|sealed| self.sealer.open(&self.login_purpose(), sealed).ok())
+            .and_then(|plain| serde_json::from_slice::<LoginState>(&plain).ok());
+        let Some(login) = login else {
+            return with_clear(failed(
+                400,
+                "no login in progress matches this callback (it expired, or was started in another browser); \
+                 open the application again to sign in",
+                "callback_unknown_state",
+            ));
+        };
+        if !bool::from(login.state.as_bytes().ct_eq(state.as_bytes())) {
+            return with_clear(failed(400, "the login callback's state does not match", "callback_wrong_state"));
+        }
+        if login.expires_at <= now {
+            return with_clear(failed(400, "the login took too long; open the application again", "callback_expired"));
+        }
+        if let Some(error) = request.query_param("error") {
+            // Only the provider's error code is echoed, and only if it is a plain token.
+            let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+            return with_clear(failed(
+                401,
+                &format!("the identity provider did not sign you in: {code}"),
+                "callback_provider_error",
+            ));
+        }
+        // RFC 9207: a provider that names itself must name the right issuer (mix-up defence).
+        if request.query_param("iss").is_some_and(|iss| iss != settings.issuer) {
+            return with_clear(failed(400, "the callback comes from another issuer", "callback_wrong_issuer"));
+        }
+        let Some(code) = request.query_param("code").filter(|c| !c.is_empty()) else {
+            return with_clear(failed(400, "the login callback has no code", "callback_invalid"));
+        };
+
+        let tokens = match self.provider.exchange_code(&code, &login.verifier, &self.redirect_uri(request)).await {
+            Ok(tokens) => tokens,
+            Err(ProviderError::Refused { error, .. }) => {
+                tracing::info!(error = %error, "the provider refused an authorization code");
+                return with_clear(failed(
+                    401,
+                    &format!("the sign-in could not be completed ({error}); open the application again"),
+                    "callback_code_refused",
+                ));
+            }
+            Err(e) => {
+                tracing::warn!("code exchange failed: {e}");
+                return with_clear(login_unavailable());
+            }
+        };
+        let Some(id_token) = tokens.id_token.clone() else {
+            return with_clear(failed(401, "the identity provider sent no ID token", "callback_no_id_token"));
+        };
+        let claims = match self.provider.verify(&id_token, now, true).await {
+            Ok(claims) => claims,
+            Err(ProviderError::Unavailable(e)) => {
+                tracing::warn!("cannot verify an ID token: {e}");
+                return with_clear(login_unavailable());
+            }
+            Err(e) => {
+                tracing::warn!("ID token refused: {e}");
+                return with_clear(failed(401, "the ID token is invalid", "callback_bad_id_token"));
+            }
+        };
+        if let Err(e) = check_id_token(&claims, Some(&login.nonce), &settings.client_id) {
+            tracing::warn!("ID token refused: {e}");
+            return with_clear(failed(401, "the ID token is invalid", "callback_bad_id_token"));
+        }
+
+        let session = Session::new(random_token(32), claims, tokens, now, settings.lifetime.as_secs());
+        let value = match self.store.save(&session, now).await {
+            Ok(value) => value,
+            Err(e) => {
+                tracing::error!("cannot store a new session: {e}");
+                return with_clear(session_store_unavailable());
+            }
+        };
+        tracing::info!(subject = %session.subject, store = self.store.kind(), "signed in");
+        let mut set_cookies = self.session_cookies(request, &value, session.remaining(now));
+        set_cookies.extend(clear);
+        Decision::Redirect(Redirect { location: login.return_to, set_cookies, reason: "login_complete" })
+    }
+}
+
+pub fn session_store_unavailable() -> Deny {
+    deny(503, ErrorCode::LoginUnavailable, "sessions are temporarily unavailable", None, "session_store_unavailable")
+}

@@ -1,0 +1,241 @@
+//! Talking to the OpenID Provider: discovery (checked again before a new login when the last
+//! contact is older than `provider_check_interval`, so a login never sends a browser to a dead
+//! provider), the token endpoint (code exchange with the PKCE verifier, refresh), and ID token
+//! and logout token verification with the provider's keys (fetched, refreshed and re-fetched on
+//! an unknown `kid` by the same key manager as JWT providers).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::metrics::CounterFamily;
+use tokio::sync::{watch, Mutex};
+
+use crate::config::{KeySource, OidcSettings, ProviderKeys};
+use crate::core::jwt::{self, JwtError, JwtPolicy};
+use crate::core::session::model::TokenSet;
+use crate::jwks::KeyManager;
+
+/// What discovery tells us; only what the flow uses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider could not be reached or answered garbage: a 503 for new logins, and a
+    /// session keeps its tokens.
+    #[error("the identity provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused (e.g. `invalid_grant` for a used code or a revoked refresh token).
+    #[error("the identity provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Refused { error: String, description: Option<String> },
+    #[error("the ID token is invalid: {0}")]
+    IdToken(String),
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    error_description: Option<String>,
+}
+
+pub struct OidcProvider {
+    settings: OidcSettings,
+    client: reqwest::Client,
+    metadata: ArcSwapOption<Metadata>,
+    /// When discovery last answered; a new login checks again once this is older than
+    /// `provider_check_interval`.
+    last_contact: std::sync::Mutex<Option<Instant>>,
+    checking: Mutex<()>,
+    keys: Arc<KeyManager>,
+    stop_keys: watch::Sender<bool>,
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        self.stop_keys.send_replace(true);
+    }
+}
+
+impl OidcProvider {
+    pub fn new(settings: OidcSettings, fetches: CounterFamily) -> OidcProvider {
+        let keys = Arc::new(KeyManager::new(
+            vec![ProviderKeys {
+                name: settings.name.clone(),
+                source: KeySource::Discovery(settings.issuer.clone()),
+                refresh: settings.keys_refresh.clone(),
+            }],
+            fetches,
+        ));
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("gatehouse-ext-authz/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.timeout)
+            // The token endpoint must never send us elsewhere with our client secret.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("building the HTTP client");
+        let (stop_keys, _) = watch::channel(false);
+        OidcProvider {
+            settings,
+            client,
+            metadata: ArcSwapOption::empty(),
+            last_contact: std::sync::Mutex::new(None),
+            checking: Mutex::new(()),
+            keys,
+            stop_keys,
+        }
+    }
+
+    pub fn settings(&self) -> &OidcSettings {
+        &self.settings
+    }
+
+    /// Discovery and keys at start (failures are logged; logins answer 503 until they work),
+    /// then the background key refresh.
+    pub async fn start(&self) {
+        if let Err(e) = self.discover().await {
+            tracing::warn!(issuer = %self.settings.issuer, "OIDC discovery failed, logins wait for the provider: {e}");
+        }
+        self.keys.load_all().await;
+        tokio::spawn(self.keys.clone().run(self.stop_keys.subscribe()));
+    }
+
+    /// The metadata if the provider answered recently; else asks again (one request at a time).
+    pub async fn available(&self) -> Result<Arc<Metadata>, ProviderError> {
+        if let Some(metadata) = self.fresh_metadata() {
+            return Ok(metadata);
+        }
+        let _single = self.checking.lock().await;
+        if let Some(metadata) = self.fresh_metadata() {
+            return Ok(metadata);
+        }
+        self.discover().await
+    }
+
+    /// The last known metadata, however old (logout still works from it).
+    pub fn known_metadata(&self) -> Option<Arc<Metadata>> {
+        self.metadata.load_full()
+    }
+
+    fn fresh_metadata(&self) -> Option<Arc<Metadata>> {
+        let recent = self
+            .last_contact
+            .lock()
+            .expect("lock")
+            .is_some_and(|at| at.elapsed() < self.settings.provider_check_interval);
+        recent.then(|| self.metadata.load_full()).flatten()
+    }
+
+    async fn discover(&self) -> Result<Arc<Metadata>, ProviderError> {
+        let url = format!("{}/.well-known/openid-configuration", self.settings.issuer.trim_end_matches('/'));
+        let response = self.client.get(&url).send().await.map_err(|e| unavailable(&url, e))?;
+        if !response.status().is_success() {
+            return Err(ProviderError::Unavailable(format!("GET {url}: HTTP {}", response.status().as_u16())));
+        }
+        let metadata: Metadata =
+            response.json().await.map_err(|e| ProviderError::Unavailable(format!("GET {url}: {e}")))?;
+        // OpenID Connect Discovery §4.3: the document must name exactly our issuer.
+        if metadata.issuer != self.settings.issuer {
+            return Err(ProviderError::Unavailable(format!(
+                "{url} names issuer {:?}, not {:?}",
+                metadata.issuer, self.settings.issuer
+            )));
+        }
+        let metadata = Arc::new(metadata);
+        self.metadata.store(Some(metadata.clone()));
+        *self.last_contact.lock().expect("lock") = Some(Instant::now());
+        Ok(metadata)
+    }
+
+    pub async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, ProviderError> {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", redirect_uri),
+        ])
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, ProviderError> {
+        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    }
+
+    /// A token endpoint call with `client_secret_basic` (RFC 6749 §2.3.1: both parts
+    /// form-encoded before Basic).
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, ProviderError> {
+        let metadata = match self.known_metadata() {
+            Some(m) => m,
+            None => self.discover().await?,
+        };
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let secret = String::from_utf8_lossy(&self.settings.client_secret.0).into_owned();
+        let response = self
+            .client
+            .post(&metadata.token_endpoint)
+            .basic_auth(encode(&self.settings.client_id), Some(encode(&secret)))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| unavailable(&metadata.token_endpoint, e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| unavailable(&metadata.token_endpoint, e))?;
+        if status.is_success() {
+            *self.last_contact.lock().expect("lock") = Some(Instant::now());
+            return serde_json::from_slice(&body)
+                .map_err(|e| ProviderError::Unavailable(format!("the token endpoint's answer is not a token set: {e}")));
+        }
+        match serde_json::from_slice::<OAuthError>(&body) {
+            Ok(e) if status.is_client_error() => {
+                Err(ProviderError::Refused { error: e.error, description: e.error_description })
+            }
+            _ => Err(ProviderError::Unavailable(format!("the token endpoint answered HTTP {}", status.as_u16()))),
+        }
+    }
+
+    /// Verifies a token signed by the provider for this client: signature with the provider's
+    /// keys (re-fetched once for an unknown `kid`), `iss`, `aud` = our client id, `exp`.
+    pub async fn verify(&self, token: &str, now: u64, require_exp: bool) -> Result<Arc<Value>, ProviderError> {
+        let policy = JwtPolicy {
+            issuer: self.settings.issuer.clone(),
+            audiences: vec![self.settings.client_id.clone()],
+            algorithms: self.settings.id_token_algorithms.clone(),
+            leeway: 60,
+            require_exp,
+        };
+        let peeked = jwt::peek(token).map_err(|e| ProviderError::IdToken(e.to_string()))?;
+        let mut refetched = false;
+        loop {
+            let Some(keys) = self.keys.snapshot().into_iter().next().flatten() else {
+                if !refetched {
+                    refetched = true;
+                    self.keys.load_all().await;
+                    continue;
+                }
+                return Err(ProviderError::Unavailable("the provider's signing keys are not loaded".into()));
+            };
+            match jwt::verify(token, &peeked, &policy, &keys, now) {
+                Ok(verified) => return Ok(verified.claims),
+                Err(JwtError::UnknownKey(_)) if !refetched => {
+                    refetched = true;
+                    self.keys.refetch_for_unknown_kid(0).await;
+                }
+                Err(e) => return Err(ProviderError::IdToken(e.to_string())),
+            }
+        }
+    }
+}
+
+fn unavailable(url: &str, error: reqwest::Error) -> ProviderError {
+    // reqwest's error text names the URL; ours adds nothing secret (no query strings are sent).
+    ProviderError::Unavailable(format!("{url}: {}", error.without_url()))
+}

@@ -1,0 +1,47 @@
+//! Where sessions live. The cookie only ever carries a sealed value; what that value is depends
+//! on the store:
+//! - [`CookieStore`]: the whole session, sealed (stateless; chunked by the cookie layer when
+//!   long). Logout and back-channel revocations are remembered in this instance's memory until
+//!   the sessions they name would have expired.
+//! - [`RedisStore`]: a sealed random handle; the sealed session sits in Redis with a TTL, indexed
+//!   by provider session (`sid`) and subject so back-channel logout reaches every replica.
+//!
+//! Both pass the same behaviour suite (`tests/session_stores.rs`).
+
+mod cookie;
+mod redis;
+
+use futures_util::future::BoxFuture;
+
+pub use cookie::CookieStore;
+pub use redis::RedisStore;
+
+use crate::core::session::logout::Revocation;
+use crate::core::session::model::Session;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store: {0}")]
+    Redis(#[from] shared::redis::RedisCallError),
+    #[error("session store: cannot encode the session: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+pub trait SessionStore: Send + Sync {
+    /// `cookie` or `redis`, for logs and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Stores (or replaces, for the same id) a session; returns the cookie value that finds it.
+    fn save<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// The live session a cookie value names. A forged, foreign, expired, logged-out or revoked
+    /// value is `Ok(None)`, never an error: the browser simply signs in again.
+    fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>>;
+
+    /// Ends one session (logout): its cookie value stops working, also if replayed.
+    fn delete<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Ends the sessions a back-channel logout names; returns how many were found (the cookie
+    /// store cannot know and says 0).
+    fn revoke<'a>(&'a self, revocation: &'a Revocation, now: u64) -> BoxFuture<'a, Result<u64, StoreError>>;
+}

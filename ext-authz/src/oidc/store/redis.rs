@@ -1,0 +1,137 @@
+//! The server-side store: the cookie holds a sealed random handle, Redis holds the sealed
+//! session under `<prefix>s:<id>` with a TTL of its remaining lifetime, and two index sets
+//! (`<prefix>sid:<sid>`, `<prefix>sub:<subject>`) let a back-channel logout find every session it
+//! names. Sessions are sealed at rest too: a Redis dump holds no usable tokens.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use shared::redis::RedisPool;
+
+use super::{SessionStore, StoreError};
+use crate::core::session::logout::Revocation;
+use crate::core::session::model::Session;
+use crate::core::session::seal::Sealer;
+
+pub struct RedisStore {
+    pool: RedisPool,
+    sealer: Arc<Sealer>,
+    prefix: String,
+    handle_purpose: String,
+}
+
+impl RedisStore {
+    pub fn new(pool: RedisPool, sealer: Arc<Sealer>, prefix: &str, cookie_name: &str) -> RedisStore {
+        RedisStore {
+            pool,
+            sealer,
+            prefix: prefix.to_string(),
+            handle_purpose: format!("gatehouse-session-handle-v1:{cookie_name}"),
+        }
+    }
+
+    fn session_key(&self, id: &str) -> String {
+        format!("{}s:{id}", self.prefix)
+    }
+
+    fn sid_key(&self, sid: &str) -> String {
+        format!("{}sid:{sid}", self.prefix)
+    }
+
+    fn sub_key(&self, sub: &str) -> String {
+        format!("{}sub:{sub}", self.prefix)
+    }
+
+    /// A stored value is bound to its id, so values cannot be swapped between keys.
+    fn value_purpose(id: &str) -> String {
+        format!("gatehouse-session-redis-v1:{id}")
+    }
+
+    async fn ids_in(&self, set: &str) -> Result<Vec<String>, StoreError> {
+        let mut pipeline = redis::pipe();
+        pipeline.cmd("SMEMBERS").arg(set);
+        let (ids,): (Vec<String>,) = self.pool.query(&pipeline).await?;
+        Ok(ids)
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn save<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<String, StoreError>> {
+        async move {
+            let ttl = session.remaining(now).max(1);
+            let value = self.sealer.seal(&Self::value_purpose(&session.id), &serde_json::to_vec(session)?);
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("SET").arg(self.session_key(&session.id)).arg(value).arg("EX").arg(ttl).ignore();
+            let mut indexes = vec![self.sub_key(&session.subject)];
+            if let Some(sid) = &session.sid {
+                indexes.push(self.sid_key(sid));
+            }
+            for index in &indexes {
+                pipeline.cmd("SADD").arg(index).arg(&session.id).ignore();
+                // An index lives as long as its longest session: set a TTL on a new set, and
+                // only ever lengthen it.
+                pipeline.cmd("EXPIRE").arg(index).arg(ttl).arg("NX").ignore();
+                pipeline.cmd("EXPIRE").arg(index).arg(ttl).arg("GT").ignore();
+            }
+            self.pool.query::<()>(&pipeline).await?;
+            Ok(self.sealer.seal(&self.handle_purpose, session.id.as_bytes()))
+        }
+        .boxed()
+    }
+
+    fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        async move {
+            // A forged handle is refused here, without a Redis round trip.
+            let Ok(id) = self.sealer.open(&self.handle_purpose, cookie) else { return Ok(None) };
+            let id = String::from_utf8_lossy(&id).into_owned();
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("GET").arg(self.session_key(&id));
+            let (value,): (Option<String>,) = self.pool.query(&pipeline).await?;
+            let session = value
+                .and_then(|v| self.sealer.open(&Self::value_purpose(&id), &v).ok())
+                .and_then(|plain| serde_json::from_slice::<Session>(&plain).ok())
+                .filter(|s| s.id == id && s.expires_at > now);
+            Ok(session)
+        }
+        .boxed()
+    }
+
+    fn delete<'a>(&'a self, session: &'a Session, _now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("DEL").arg(self.session_key(&session.id)).ignore();
+            pipeline.cmd("SREM").arg(self.sub_key(&session.subject)).arg(&session.id).ignore();
+            if let Some(sid) = &session.sid {
+                pipeline.cmd("SREM").arg(self.sid_key(sid)).arg(&session.id).ignore();
+            }
+            self.pool.query::<()>(&pipeline).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn revoke<'a>(&'a self, revocation: &'a Revocation, _now: u64) -> BoxFuture<'a, Result<u64, StoreError>> {
+        async move {
+            // With both, `sid` is the narrower: that one provider session of that user.
+            let index = match (&revocation.sid, &revocation.sub) {
+                (Some(sid), _) => self.sid_key(sid),
+                (None, Some(sub)) => self.sub_key(sub),
+                (None, None) => return Ok(0),
+            };
+            let ids = self.ids_in(&index).await?;
+            let mut pipeline = redis::pipe();
+            for id in &ids {
+                pipeline.cmd("DEL").arg(self.session_key(id));
+            }
+            pipeline.cmd("DEL").arg(&index).ignore();
+            let deleted: Vec<u64> = self.pool.query(&pipeline).await?;
+            Ok(deleted.iter().sum())
+        }
+        .boxed()
+    }
+}
