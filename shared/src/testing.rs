@@ -126,3 +126,103 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// What the test OpenID Provider (`tests/oidc-provider/server.mjs`, panva's `oidc-provider` on
+/// Node) registers for its one client.
+#[derive(Debug, Clone, Default)]
+pub struct OidcClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    /// Access token lifetime in seconds (default 3600).
+    pub access_token_ttl: Option<u64>,
+}
+
+/// A real OpenID Provider on a free loopback port, stopped when dropped. `stop` and `resume`
+/// keep the port (the provider forgets its sessions and grants; its signing keys are fixed).
+pub struct OidcProvider {
+    pub port: u16,
+    client: OidcClient,
+    child: Option<Child>,
+}
+
+impl OidcProvider {
+    pub fn start(client: OidcClient) -> OidcProvider {
+        let mut provider = OidcProvider { port: free_port(), client, child: None };
+        for _ in 0..10 {
+            if provider.try_start() {
+                return provider;
+            }
+            provider.port = free_port();
+        }
+        panic!("the test OpenID Provider did not start");
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn resume(&mut self) {
+        for _ in 0..50 {
+            if self.try_start() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the test OpenID Provider did not restart on port {}", self.port);
+    }
+
+    fn try_start(&mut self) -> bool {
+        use std::io::BufRead;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/oidc-provider");
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "{}/node_modules is missing: run scripts/install-deps.sh (npm ci)",
+            dir.display()
+        );
+        let c = &self.client;
+        let mut child = Command::new("node")
+            .arg(dir.join("server.mjs"))
+            .env("OIDC_PORT", self.port.to_string())
+            .env("OIDC_CLIENT_ID", &c.client_id)
+            .env("OIDC_CLIENT_SECRET", &c.client_secret)
+            .env("OIDC_REDIRECT_URIS", c.redirect_uris.join(","))
+            .env("OIDC_POST_LOGOUT_REDIRECT_URIS", c.post_logout_redirect_uris.join(","))
+            .env("OIDC_BACKCHANNEL_LOGOUT_URI", c.backchannel_logout_uri.clone().unwrap_or_default())
+            .env("OIDC_ACCESS_TOKEN_TTL", c.access_token_ttl.unwrap_or(3600).to_string())
+            // Node warns about versions and development defaults on stderr; tests read stdout.
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut first_line = String::new();
+        let _ = reader.read_line(&mut first_line);
+        // Keep draining, so a later write never meets a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        if first_line.contains("listening") {
+            self.child = Some(child);
+            true
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            false
+        }
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -3,8 +3,9 @@
 //! parallel and leave no process behind (everything stops when the stack is dropped).
 
 pub mod backend;
+pub mod browser;
 pub mod envoy;
 pub mod http;
 pub mod stack;
 
-pub use stack::{Stack, StackOptions};
+pub use stack::{LoginOptions, Stack, StackOptions};

@@ -9,7 +9,7 @@ use ext_authz::core::apikeys::{format_hash, hash_key};
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
-use shared::testing::{free_port, RedisServer};
+use shared::testing::{free_port, OidcClient, OidcProvider, RedisServer};
 
 use crate::envoy::{render, workspace_root, Envoy};
 use crate::http::{send, Reply};
@@ -29,7 +29,33 @@ pub struct StackOptions {
     pub memory_backend: bool,
     /// Envoy's listener port (default: a free one).
     pub listen_port: Option<u16>,
+    /// Browser logins against a real OpenID Provider, on `/app/*`.
+    pub login: Option<LoginOptions>,
 }
+
+/// Browser logins for a stack: a real OpenID Provider is started with it.
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    /// Sessions in the stack's Redis instead of in the cookie.
+    pub redis_sessions: bool,
+    pub refresh_before: &'static str,
+    pub forward_access_token: bool,
+    /// The provider's access token lifetime in seconds.
+    pub access_token_ttl: u64,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        LoginOptions { redis_sessions: false, refresh_before: "60s", forward_access_token: false, access_token_ttl: 3600 }
+    }
+}
+
+pub const CLIENT_ID: &str = "gatehouse-e2e";
+const CLIENT_SECRET: &str = "e2e-client-secret-not-for-production";
+/// Where the gateway sends a browser after logout (a public path, so it lands on the backend).
+pub const SIGNED_OUT_PATH: &str = "/public/signed-out";
+
+pub const SESSION_KEY: &str = "c2Vzc2lvbi1rZXktZm9yLXRoZS1lMmUtc3VpdGUtMzI=";
 
 pub struct Stack {
     pub envoy: Envoy,
@@ -40,6 +66,8 @@ pub struct Stack {
     pub ext_authz: Option<ext_authz::app::Running>,
     pub ratelimit: Option<ratelimit::Running>,
     pub key: SigningKey,
+    /// The OpenID Provider, with `StackOptions::login`.
+    pub provider: Option<OidcProvider>,
     backend_port: u16,
     options: StackOptions,
     backend: tokio::task::JoinHandle<()>,
@@ -51,7 +79,6 @@ fn now() -> u64 {
 }
 
 const EXT_AUTHZ_CONFIG: &str = r#"
-server: {grpc_addr: "127.0.0.1:0", http_addr: "127.0.0.1:0"}
 jwt_providers:
   - name: demo
     issuer: https://idp.gatehouse.test
@@ -77,6 +104,42 @@ routes:
       claims: [{claim: role, equals: admin}]
 "#;
 
+/// Routes and the `oidc` section for browser logins.
+fn login_config(login: &LoginOptions, issuer: &str) -> String {
+    let store = if login.redis_sessions { "redis" } else { "cookie" };
+    format!(
+        r#"
+    - name: app-admin
+      path: /app/admin/*
+      accept: [session]
+      claims: [{{claim: groups, contains: admins}}]
+    - name: app
+      path: /app/*
+      accept: [session, jwt]
+oidc:
+  name: test-op
+  issuer: {issuer}
+  client_id: {CLIENT_ID}
+  client_secret_env: GATEHOUSE_OIDC_CLIENT_SECRET
+  scopes: [openid, email, profile, groups]
+  backchannel_logout_path: /oidc/backchannel-logout
+  post_logout_redirect: {SIGNED_OUT_PATH}
+  forward_access_token: {forward}
+  refresh_before: {refresh_before}
+  provider_check_interval: 1s
+  timeout: 2s
+  cookie: {{secure: false}}
+  session:
+    lifetime: 1h
+    store: {store}
+    keys: [{{env: GATEHOUSE_SESSION_KEY}}]
+{redis}"#,
+        forward = login.forward_access_token,
+        refresh_before = login.refresh_before,
+        redis = "    redis: {url: \"REDIS_URL\"}\n",
+    )
+}
+
 impl Stack {
     pub async fn start(options: StackOptions) -> Stack {
         let dir = tempfile::tempdir().expect("a scratch directory");
@@ -87,10 +150,43 @@ impl Stack {
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&key])).unwrap();
         let keys = json!({"keys": [{"hash": format_hash(&hash_key(API_KEY)), "client_id": "demo-client", "scopes": ["orders:read"], "org_id": "demo-org"}]});
         std::fs::write(dir.path().join("api-keys.json"), keys.to_string()).unwrap();
-        std::fs::write(dir.path().join("ext-authz.yaml"), EXT_AUTHZ_CONFIG).unwrap();
-        let config =
-            ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &HashMap::new()).expect("e2e ext-authz config");
-        let ext_authz = ext_authz::app::start(config, Arc::default(), ext_authz::service::system_clock())
+        // With logins, the provider must know the gateway's and ext-authz's ports up front.
+        let mut options = options;
+        let (http_port, provider) = match &options.login {
+            Some(login) => {
+                let listen_port = *options.listen_port.get_or_insert_with(free_port);
+                let http_port = free_port();
+                let gateway = format!("http://127.0.0.1:{listen_port}");
+                let provider = OidcProvider::start(OidcClient {
+                    client_id: CLIENT_ID.into(),
+                    client_secret: CLIENT_SECRET.into(),
+                    redirect_uris: vec![format!("{gateway}/oauth2/callback")],
+                    post_logout_redirect_uris: vec![format!("{gateway}{SIGNED_OUT_PATH}")],
+                    backchannel_logout_uri: Some(format!("http://127.0.0.1:{http_port}/oidc/backchannel-logout")),
+                    access_token_ttl: Some(login.access_token_ttl),
+                });
+                (http_port, Some(provider))
+            }
+            None => (0, None),
+        };
+        let mut text = format!("server: {{grpc_addr: \"127.0.0.1:0\", http_addr: \"127.0.0.1:{http_port}\"}}\n");
+        text.push_str(EXT_AUTHZ_CONFIG);
+        let mut env = HashMap::new();
+        if let Some(login) = &options.login {
+            let issuer = provider.as_ref().expect("started with the login").issuer();
+            let mut section = login_config(login, &issuer);
+            match (&redis, login.redis_sessions) {
+                (Some(redis), true) => section = section.replace("REDIS_URL", &redis.url()),
+                (None, true) => panic!("Redis sessions need the Redis backend"),
+                _ => section = section.lines().filter(|l| !l.contains("redis:")).collect::<Vec<_>>().join("\n"),
+            }
+            text.push_str(&section);
+            env.insert("GATEHOUSE_OIDC_CLIENT_SECRET".to_string(), CLIENT_SECRET.to_string());
+            env.insert("GATEHOUSE_SESSION_KEY".to_string(), SESSION_KEY.to_string());
+        }
+        std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
+        let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
+        let ext_authz = ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock())
             .await
             .expect("ext-authz starts");
 
@@ -117,6 +213,7 @@ impl Stack {
             ext_authz: Some(ext_authz),
             ratelimit: Some(ratelimit),
             key,
+            provider,
             backend_port,
             options,
             backend,
@@ -132,6 +229,11 @@ impl Stack {
             claims[k] = v.clone();
         }
         self.key.sign(&claims)
+    }
+
+    /// The gateway's base URL, for browsers.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
