@@ -200,8 +200,13 @@ impl OidcProvider {
             .env("OIDC_BACKCHANNEL_LOGOUT_URI", c.backchannel_logout_uri.clone().unwrap_or_default())
             .env("OIDC_ACCESS_TOKEN_TTL", c.access_token_ttl.unwrap_or(3600).to_string())
             // Node warns about versions and development defaults on stderr; tests read stdout.
+            // GATEHOUSE_TEST_PROVIDER_LOGS=1 shows the provider's stderr when debugging.
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("GATEHOUSE_TEST_PROVIDER_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("node must be installed");
         let stdout = child.stdout.take().expect("piped stdout");

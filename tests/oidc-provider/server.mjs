@@ -85,6 +85,12 @@ const provider = new Provider(issuer, {
     AuthorizationCode: 60,
   },
   findAccount: async (_ctx, id) => account(id),
+  // The library refuses outgoing calls to special-use addresses (SSRF protection); this test
+  // provider's one outgoing call is the back-channel logout to ext-authz on loopback.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
   // Auto-consent: reuse or create a grant holding everything the client asked for.
   async loadExistingGrant(ctx) {
     const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
@@ -112,6 +118,10 @@ ${form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></for
       },
     },
   },
+});
+
+provider.on('backchannel.error', (_ctx, err, client) => {
+  console.error(`oidc-provider: back-channel logout to ${client.clientId} failed: ${err.message}`);
 });
 
 const server = provider.listen(port, '127.0.0.1', () => {

@@ -234,3 +234,60 @@ async fn refresh_before_expiry_reaches_the_browser_through_envoy() {
     assert!(next.set_cookies.is_empty(), "no refresh while fresh: {:?}", next.set_cookies);
     stack.shutdown().await;
 }
+
+fn redis_cli(stack: &Stack, args: &[&str]) -> String {
+    let port = stack.redis.as_ref().expect("a Redis").port.to_string();
+    let out = std::process::Command::new("redis-cli").args(["-p", &port, "--raw"]).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sessions_are_small_cookies_and_back_channel_logout_revokes_them() {
+    let stack = login_stack(LoginOptions { redis_sessions: true, ..LoginOptions::default() }).await;
+    let first = Browser::default();
+    let second = Browser::default();
+    assert_eq!(first.sign_in(&stack.url("/app/x"), "alice").await.status, 200);
+    assert_eq!(second.sign_in(&stack.url("/app/x"), "alice").await.status, 200);
+    let cookie = first.cookie(SESSION).unwrap();
+    assert!(cookie.len() < 200, "an opaque handle, not the session: {} bytes", cookie.len());
+
+    let keys = redis_cli(&stack, &["KEYS", "gatehouse:session:*"]);
+    let sessions: Vec<&str> = keys.lines().filter(|k| k.starts_with("gatehouse:session:s:")).collect();
+    assert_eq!(sessions.len(), 2, "{keys}");
+    assert!(keys.lines().any(|k| k == "gatehouse:session:sub:alice"), "{keys}");
+    assert_eq!(keys.lines().filter(|k| k.starts_with("gatehouse:session:sid:")).count(), 2, "{keys}");
+    let ttl: u64 = redis_cli(&stack, &["TTL", sessions[0]]).trim().parse().unwrap();
+    assert!((3500..=3600).contains(&ttl), "TTL = the session's remaining lifetime: {ttl}");
+    let stored = redis_cli(&stack, &["GET", sessions[0]]);
+    assert!(!stored.contains("alice") && !stored.contains("eyJ"), "sealed at rest: {stored}");
+
+    // The first browser signs out at the provider itself (not through the gateway): the
+    // provider tells ext-authz over the back channel, and only that session ends.
+    let issuer = stack.provider.as_ref().unwrap().issuer();
+    let confirm = first.visit(&format!("{issuer}/session/end")).await;
+    first.submit(&confirm, &[]).await;
+    let mut ended = false;
+    for _ in 0..50 {
+        if first.request("GET", &stack.url("/app/x"), None).await.status == 302 {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ended, "the back-channel logout ended the first browser's session");
+    assert_eq!(second.visit(&stack.url("/app/x")).await.status, 200, "another provider session is untouched");
+    let keys = redis_cli(&stack, &["KEYS", "gatehouse:session:s:*"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+
+    // A forged logout token is refused with the spec's error.
+    let http_port = stack.ext_authz.as_ref().unwrap().http_addr.port();
+    let url = format!("http://127.0.0.1:{http_port}/oidc/backchannel-logout");
+    let forged = stack.token(json!({"sub": "alice", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}));
+    let response =
+        reqwest::Client::new().post(&url).form(&[("logout_token", forged.as_str())]).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(second.visit(&stack.url("/app/x")).await.status, 200, "nothing revoked by a forged token");
+    stack.shutdown().await;
+}
