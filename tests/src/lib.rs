@@ -7,5 +7,6 @@ pub mod browser;
 pub mod envoy;
 pub mod http;
 pub mod stack;
+pub mod webdriver;
 
 pub use stack::{LoginOptions, Stack, StackOptions};
