@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ " $* " == *" --redis "* ]]; then
-  scripts/install-deps.sh
+  GATEHOUSE_SKIP_BROWSER=1 scripts/install-deps.sh
 else
-  GATEHOUSE_SKIP_REDIS=1 scripts/install-deps.sh
+  GATEHOUSE_SKIP_REDIS=1 GATEHOUSE_SKIP_BROWSER=1 scripts/install-deps.sh
 fi
 exec cargo run --quiet -p e2e --bin demo -- "$@"

@@ -16,6 +16,13 @@ if [[ -z "${GATEHOUSE_SKIP_REDIS:-}" ]]; then
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 fi
+# Chromium and ChromeDriver: the one real-browser login test (skipped for the demo).
+if [[ -z "${GATEHOUSE_SKIP_BROWSER:-}" ]]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+fi
+# Node.js runs the test OpenID Provider (panva's oidc-provider).
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
@@ -47,3 +54,17 @@ fi
 if ! command -v kubectl >/dev/null 2>&1; then
   echo "warning: kubectl is not installed; the k8s/ rendering test will fail" >&2
 fi
+
+# The OpenID Provider for the login tests: the npm package oidc-provider, pinned by
+# tests/oidc-provider/package-lock.json, installed next to its server script.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+  echo "error: the test OpenID Provider needs Node.js 20 or newer (found $(node --version))" >&2
+  exit 1
+fi
+provider_dir="$root/tests/oidc-provider"
+if [[ ! -d "$provider_dir/node_modules/oidc-provider" || "$provider_dir/package-lock.json" -nt "$provider_dir/node_modules/.package-lock.json" ]]; then
+  echo "installing oidc-provider (npm ci)…"
+  (cd "$provider_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "oidc-provider $(node -p "require('$provider_dir/node_modules/oidc-provider/package.json').version")"
