@@ -225,9 +225,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
                         Some(index) => Credential::Jwt(Some(vec![index])),
                         None => return c.fail(here, format!("no JWT provider is named {name:?}")),
                     },
-                    None => {
-                        return c.fail(here, format!("{other:?} is not jwt, jwt:<provider>, api_key or session"))
-                    }
+                    None => return c.fail(here, format!("{other:?} is not jwt, jwt:<provider>, api_key or session")),
                 },
             };
             credentials.push(credential);

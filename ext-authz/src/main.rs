@@ -6,13 +6,14 @@ use std::sync::Arc;
 use ext_authz::core::apikeys::{format_hash, hash_key, new_key};
 use shared::telemetry::{self, LogFormat};
 
-const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, per-route policy)
+const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, OIDC login sessions, per-route policy)
 
 USAGE:
     ext-authz [--config FILE]          run (FILE defaults to $EXT_AUTHZ_CONFIG, then /etc/ext-authz/ext-authz.yaml)
     ext-authz validate FILE            check a config file and the files it names; exit 1 on the first error
     ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG]
                                        print a fresh API key and the entry to store (its hash)
+    ext-authz session-key new          print a fresh session sealing key (oidc.session.keys)
     ext-authz healthcheck [ADDR]       exit 0 when the local service is ready (ADDR defaults to 127.0.0.1:8080)
     ext-authz --help | --version
 
@@ -46,6 +47,10 @@ fn main() -> ExitCode {
         }
         ["validate", file] => validate(PathBuf::from(file), &env),
         ["api-key", "new", rest @ ..] => api_key_new(rest),
+        ["session-key", "new"] => {
+            println!("{}", ext_authz::core::session::seal::new_key());
+            ExitCode::SUCCESS
+        }
         [] => run(default_config(&env), env),
         ["--config", file] => run(PathBuf::from(file), env),
         _ => {

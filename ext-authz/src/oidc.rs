@@ -90,9 +90,10 @@ impl Oidc {
     /// the host and scheme the browser used.
     fn redirect_uri(&self, request: &AuthRequest) -> String {
         let settings = self.settings();
-        settings.callback_url.clone().unwrap_or_else(|| {
-            format!("{}://{}{}", request_scheme(request), request.authority, settings.callback_path)
-        })
+        settings
+            .callback_url
+            .clone()
+            .unwrap_or_else(|| format!("{}://{}{}", request_scheme(request), request.authority, settings.callback_path))
     }
 
     /// A browser without a usable session: off to the provider, remembering where it was going.

@@ -118,13 +118,8 @@ impl Authorizer {
         let mut refetched = false;
         loop {
             let keys = policy.keys.snapshot();
-            let ctx = Context {
-                keys: &keys,
-                api_keys: &api_keys,
-                cache: &self.cache,
-                now,
-                session: lookup.session.as_ref(),
-            };
+            let ctx =
+                Context { keys: &keys, api_keys: &api_keys, cache: &self.cache, now, session: lookup.session.as_ref() };
             match policy.engine.check(request, &ctx) {
                 Decision::UnknownKey { provider } if !refetched => {
                     refetched = true;

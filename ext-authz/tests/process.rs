@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,29 @@ fn help_validate_and_new_keys() {
     )])
     .unwrap();
     assert_eq!(store.lookup(&key).unwrap().client_id, "billing");
+
+    // A printed session key is what the login example's config accepts.
+    let session_key = Command::new(BIN).args(["session-key", "new"]).output().unwrap();
+    let session_key = String::from_utf8(session_key.stdout).unwrap().trim().to_string();
+    let login_example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz-oidc.yaml");
+    let checked = Command::new(BIN)
+        .args(["validate"])
+        .arg(&login_example)
+        .env("SESSION_KEY", &session_key)
+        .env("OIDC_CLIENT_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let short = Command::new(BIN)
+        .args(["validate"])
+        .arg(&login_example)
+        .env("SESSION_KEY", "c2hvcnQ=")
+        .env("OIDC_CLIENT_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("oidc.session.keys[0]: a session key must be 32 random bytes")
+    );
 }
 
 fn yaml_to_json(text: &str) -> serde_json::Value {

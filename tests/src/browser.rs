@@ -44,10 +44,8 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new(accept: &str) -> Browser {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client");
+        let client =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client");
         Browser { client, jar: Mutex::default(), accept: accept.to_string(), hops: Mutex::default() }
     }
 

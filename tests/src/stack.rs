@@ -46,7 +46,12 @@ pub struct LoginOptions {
 
 impl Default for LoginOptions {
     fn default() -> Self {
-        LoginOptions { redis_sessions: false, refresh_before: "60s", forward_access_token: false, access_token_ttl: 3600 }
+        LoginOptions {
+            redis_sessions: false,
+            refresh_before: "60s",
+            forward_access_token: false,
+            access_token_ttl: 3600,
+        }
     }
 }
 

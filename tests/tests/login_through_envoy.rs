@@ -37,7 +37,10 @@ async fn scripted_login_ends_at_the_backend_with_the_users_identity() {
     assert_eq!(seen["headers"]["x-user-id"], json!(["alice"]));
     assert_eq!(seen["headers"]["x-user-email"], json!(["alice@example.com"]));
     let upstream_cookies = seen["headers"]["cookie"].to_string();
-    assert!(!upstream_cookies.contains(SESSION), "session cookies stay between browser and gateway: {upstream_cookies}");
+    assert!(
+        !upstream_cookies.contains(SESSION),
+        "session cookies stay between browser and gateway: {upstream_cookies}"
+    );
     assert!(seen["headers"].get("authorization").is_none(), "no access token unless asked for");
 
     // The redirect chain: the login redirect, and the callback that sets the session.
@@ -282,9 +285,9 @@ async fn redis_sessions_are_small_cookies_and_back_channel_logout_revokes_them()
     // A forged logout token is refused with the spec's error.
     let http_port = stack.ext_authz.as_ref().unwrap().http_addr.port();
     let url = format!("http://127.0.0.1:{http_port}/oidc/backchannel-logout");
-    let forged = stack.token(json!({"sub": "alice", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}));
-    let response =
-        reqwest::Client::new().post(&url).form(&[("logout_token", forged.as_str())]).send().await.unwrap();
+    let forged =
+        stack.token(json!({"sub": "alice", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}));
+    let response = reqwest::Client::new().post(&url).form(&[("logout_token", forged.as_str())]).send().await.unwrap();
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");

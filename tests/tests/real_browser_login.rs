@@ -8,7 +8,8 @@ use e2e::{Stack, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_signs_in_through_envoy() {
-    let options = StackOptions { login: Some(LoginOptions::default()), memory_backend: true, ..StackOptions::default() };
+    let options =
+        StackOptions { login: Some(LoginOptions::default()), memory_backend: true, ..StackOptions::default() };
     let stack = Stack::start(options).await;
     let browser = Chromium::start().await;
 

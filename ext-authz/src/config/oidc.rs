@@ -224,7 +224,9 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         scopes.insert(0, "openid".into());
     }
     let (callback_path, callback_url) = match url::Url::parse(&raw.callback_path) {
-        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => (url.path().to_string(), Some(raw.callback_path)),
+        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => {
+            (url.path().to_string(), Some(raw.callback_path))
+        }
         _ => (path_key(c, "oidc.callback_path", &raw.callback_path)?, None),
     };
     let logout_path = path_key(c, "oidc.logout_path", &raw.logout_path)?;

@@ -86,3 +86,81 @@ fn errors_name_the_key() {
     let missing = load(Path::new("/nonexistent/authz.yaml"), &HashMap::new()).unwrap_err().to_string();
     assert!(missing.starts_with("/nonexistent/authz.yaml: "), "{missing}");
 }
+
+fn oidc_env() -> HashMap<String, String> {
+    HashMap::from([
+        ("OIDC_CLIENT_SECRET".to_string(), "s3cret-client".to_string()),
+        ("SESSION_KEY".to_string(), crate::core::session::seal::new_key()),
+    ])
+}
+
+#[test]
+fn the_login_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz-oidc.yaml");
+    let config = load(&path, &oidc_env()).unwrap();
+    let oidc = config.oidc.as_ref().unwrap();
+    assert_eq!(oidc.issuer, "https://login.example.com/realms/corp");
+    assert_eq!(oidc.callback_path, "/oauth2/callback");
+    assert_eq!(oidc.store, StoreSettings::Cookie);
+    assert_eq!(oidc.lifetime, Duration::from_secs(8 * 3600));
+    assert!(config.engine.sessions.is_some());
+    assert!(!format!("{config:?}").contains("s3cret-client"), "the client secret never shows");
+}
+
+fn oidc_error(section: &str) -> String {
+    let file = write(&format!("routes: {{default: authenticated, default_accept: [session]}}\n{section}"));
+    let err = load(file.path(), &oidc_env()).unwrap_err().to_string();
+    err.strip_prefix(&format!("{}: ", file.path().display())).unwrap_or(&err).to_string()
+}
+
+const OIDC_BASE: &str =
+    "oidc:\n  issuer: https://op.example\n  client_id: app\n  client_secret_env: OIDC_CLIENT_SECRET\n";
+
+#[test]
+fn login_config_errors_name_the_key() {
+    let session = "  session: {keys: [{env: SESSION_KEY}]}\n";
+    assert_eq!(
+        error("routes: {rules: [{path: /app, accept: [session]}]}"),
+        "routes.rules[0].accept[0]: session is accepted but oidc is not configured"
+    );
+    assert_eq!(
+        oidc_error(&format!("{}{session}", OIDC_BASE.replace("OIDC_CLIENT_SECRET", "NOPE"))),
+        "oidc.client_secret: the environment variable NOPE is not set"
+    );
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  session: {{keys: [{{env: OIDC_CLIENT_SECRET}}]}}\n")),
+        "oidc.session.keys[0]: not base64"
+    );
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  session: {{keys: []}}\n")),
+        "oidc.session.keys: at least one session key is needed"
+    );
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  cookie: {{same_site: none, secure: false}}\n{session}")),
+        "oidc.cookie.same_site: browsers refuse SameSite=None without Secure"
+    );
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  callback_path: oauth2/callback\n{session}")),
+        "oidc.callback_path: \"oauth2/callback\" must be a path starting with '/' (no query)"
+    );
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  session: {{store: redis, keys: [{{env: SESSION_KEY}}]}}\n")),
+        "oidc.session.redis: store: redis needs redis.url"
+    );
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  id_token_algorithms: [HS256]\n{session}")),
+        "oidc.id_token_algorithms[0]: ID tokens are verified with the provider's public keys, not HS*"
+    );
+    assert!(oidc_error(&format!("{OIDC_BASE}  sesion: {{}}\n")).contains("unknown field `sesion`"));
+}
+
+#[test]
+fn an_absolute_callback_url_fixes_the_redirect_uri() {
+    let file = write(&format!(
+        "{OIDC_BASE}  callback_path: https://app.example.com/auth/callback\n  session: {{keys: [{{env: SESSION_KEY}}]}}\n"
+    ));
+    let config = load(file.path(), &oidc_env()).unwrap();
+    let oidc = config.oidc.unwrap();
+    assert_eq!(oidc.callback_path, "/auth/callback");
+    assert_eq!(oidc.callback_url.as_deref(), Some("https://app.example.com/auth/callback"));
+}

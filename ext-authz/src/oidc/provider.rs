@@ -155,7 +155,12 @@ impl OidcProvider {
         Ok(metadata)
     }
 
-    pub async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, ProviderError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, ProviderError> {
         self.token_request(&[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -191,8 +196,9 @@ impl OidcProvider {
         let body = response.bytes().await.map_err(|e| unavailable(&metadata.token_endpoint, e))?;
         if status.is_success() {
             *self.last_contact.lock().expect("lock") = Some(Instant::now());
-            return serde_json::from_slice(&body)
-                .map_err(|e| ProviderError::Unavailable(format!("the token endpoint's answer is not a token set: {e}")));
+            return serde_json::from_slice(&body).map_err(|e| {
+                ProviderError::Unavailable(format!("the token endpoint's answer is not a token set: {e}"))
+            });
         }
         match serde_json::from_slice::<OAuthError>(&body) {
             Ok(e) if status.is_client_error() => {

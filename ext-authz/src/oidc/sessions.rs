@@ -48,7 +48,9 @@ pub(super) struct Refreshes {
 impl Refreshes {
     fn slot(&self, id: &str, now: u64) -> Slot {
         let mut slots = self.slots.lock().expect("lock");
-        slots.retain(|_, (slot, created)| now < created.saturating_add(REUSE_REFRESH_FOR) || Arc::strong_count(slot) > 1);
+        slots.retain(|_, (slot, created)| {
+            now < created.saturating_add(REUSE_REFRESH_FOR) || Arc::strong_count(slot) > 1
+        });
         slots.entry(id.to_string()).or_insert_with(|| (Slot::default(), now)).0.clone()
     }
 }

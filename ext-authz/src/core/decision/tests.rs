@@ -47,7 +47,11 @@ fn engine() -> Engine {
                     ),
                 ),
                 rule("any", "/any", requirements(vec![Credential::Jwt(None), Credential::ApiKey], &[], vec![])),
-                rule("app", "/app/*", requirements(vec![Credential::Session, Credential::Jwt(None)], &["email"], vec![])),
+                rule(
+                    "app",
+                    "/app/*",
+                    requirements(vec![Credential::Session, Credential::Jwt(None)], &["email"], vec![]),
+                ),
             ],
             default: DefaultPolicy::Deny,
         },

@@ -44,7 +44,8 @@ pub struct CookieAttributes {
 impl CookieAttributes {
     /// `HttpOnly` always: no script ever needs to read a session.
     pub fn set(&self, name: &str, value: &str, max_age: u64) -> String {
-        let mut out = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={}", self.same_site.as_str());
+        let mut out =
+            format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={}", self.same_site.as_str());
         if self.secure {
             out.push_str("; Secure");
         }
@@ -110,8 +111,7 @@ impl<'a> Cookies<'a> {
 
     /// The `cookie` header without the cookies `drop` says to drop; `None` when nothing is left.
     pub fn header_without(&self, drop: impl Fn(&str) -> bool) -> Option<String> {
-        let kept: Vec<String> =
-            self.pairs.iter().filter(|(n, _)| !drop(n)).map(|(n, v)| format!("{n}={v}")).collect();
+        let kept: Vec<String> = self.pairs.iter().filter(|(n, _)| !drop(n)).map(|(n, v)| format!("{n}={v}")).collect();
         (!kept.is_empty()).then(|| kept.join("; "))
     }
 }
@@ -161,10 +161,7 @@ mod tests {
     #[test]
     fn set_cookie_carries_the_security_attributes() {
         let a = CookieAttributes { domain: Some("example.com".into()), ..attributes() };
-        assert_eq!(
-            a.set("s", "v", 60),
-            "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure; Domain=example.com"
-        );
+        assert_eq!(a.set("s", "v", 60), "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure; Domain=example.com");
         let local = CookieAttributes { secure: false, same_site: SameSite::Strict, domain: None };
         assert_eq!(local.clear("s"), "s=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
     }
@@ -203,7 +200,10 @@ mod tests {
         assert_eq!(cookies.get("a"), Some("1"));
         assert_eq!(cookies.read_chunked("s").as_deref(), Some("xy"));
         assert_eq!(cookies.chunked_names("s"), vec!["s_0", "s_1"]);
-        assert_eq!(cookies.header_without(|n| n == "s" || is_chunk_of(n, "s")).as_deref(), Some("a=1; s_login_ab=z; s_x=1"));
+        assert_eq!(
+            cookies.header_without(|n| n == "s" || is_chunk_of(n, "s")).as_deref(),
+            Some("a=1; s_login_ab=z; s_x=1")
+        );
         assert_eq!(Cookies::parse(None).read_chunked("s"), None);
     }
 }

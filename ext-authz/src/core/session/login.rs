@@ -96,11 +96,8 @@ fn append_query(base: &str, params: &[(&str, &str)]) -> String {
 
 /// The URL to come back to after the login: the request's own path and query.
 pub fn return_target(request: &AuthRequest) -> String {
-    let target = if request.query.is_empty() {
-        request.path.clone()
-    } else {
-        format!("{}?{}", request.path, request.query)
-    };
+    let target =
+        if request.query.is_empty() { request.path.clone() } else { format!("{}?{}", request.path, request.query) };
     safe_return_to(&target).unwrap_or("/").to_string()
 }
 
@@ -125,7 +122,8 @@ pub fn wants_login_redirect(request: &AuthRequest) -> bool {
         return false;
     }
     let accept = request.header("accept").unwrap_or("").to_ascii_lowercase();
-    !(accept.contains("application/json") && !accept.contains("text/html"))
+    let asks_for_json_only = accept.contains("application/json") && !accept.contains("text/html");
+    !asks_for_json_only
 }
 
 /// The scheme the browser used: Envoy's `x-forwarded-proto` (it sets it from the connection),
@@ -214,7 +212,8 @@ mod tests {
     #[test]
     fn only_same_host_relative_targets_are_followed() {
         assert_eq!(safe_return_to("/orders?id=1"), Some("/orders?id=1"));
-        for bad in ["//evil.example/", "/\\evil.example", "https://evil.example/", "", "orders", "/a\r\nSet-Cookie: x", "/a b"]
+        for bad in
+            ["//evil.example/", "/\\evil.example", "https://evil.example/", "", "orders", "/a\r\nSet-Cookie: x", "/a b"]
         {
             assert_eq!(safe_return_to(bad), None, "{bad:?}");
         }
@@ -244,6 +243,9 @@ mod tests {
     #[test]
     fn end_session_url_has_the_hint_and_the_return() {
         let url = end_session_url("https://op/logout", "app", "h.i.nt", Some("https://app/"));
-        assert_eq!(url, "https://op/logout?client_id=app&id_token_hint=h.i.nt&post_logout_redirect_uri=https%3A%2F%2Fapp%2F");
+        assert_eq!(
+            url,
+            "https://op/logout?client_id=app&id_token_hint=h.i.nt&post_logout_redirect_uri=https%3A%2F%2Fapp%2F"
+        );
     }
 }

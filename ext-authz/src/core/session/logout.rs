@@ -74,6 +74,9 @@ mod tests {
         assert_eq!(check_logout_token(&with("nonce", json!("n")), 1000, 300), Err(LogoutTokenError::Nonce));
         assert_eq!(check_logout_token(&with("sid", json!("")), 1000, 300), Err(LogoutTokenError::NoSubject));
         assert_eq!(check_logout_token(&ok, 2000, 300), Err(LogoutTokenError::Stale));
-        assert_eq!(check_logout_token(&json!({"sid": "s", "events": {EVENT: {}}}), 0, 300), Err(LogoutTokenError::NoIssuedAt));
+        assert_eq!(
+            check_logout_token(&json!({"sid": "s", "events": {EVENT: {}}}), 0, 300),
+            Err(LogoutTokenError::NoIssuedAt)
+        );
     }
 }

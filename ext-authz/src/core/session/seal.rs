@@ -120,7 +120,8 @@ impl Sealer {
     }
 
     pub fn open(&self, purpose: &str, sealed: &str) -> Result<Vec<u8>, OpenError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).map_err(|_| OpenError::Malformed)?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).map_err(|_| OpenError::Malformed)?;
         if bytes.len() < KEY_ID_LEN + NONCE_LEN + TAG_LEN {
             return Err(OpenError::Malformed);
         }
