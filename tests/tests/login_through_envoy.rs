@@ -294,3 +294,37 @@ async fn redis_sessions_are_small_cookies_and_back_channel_logout_revokes_them()
     assert_eq!(second.visit(&stack.url("/app/x")).await.status, 200, "nothing revoked by a forged token");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_login_and_refresh_work_with_envoys_http_mode() {
+    let login = LoginOptions {
+        access_token_ttl: 6,
+        refresh_before: "3s",
+        forward_access_token: true,
+        ..LoginOptions::default()
+    };
+    let options = StackOptions {
+        login: Some(login),
+        memory_backend: true,
+        envoy_config: Some("envoy-http-authz.yaml"),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(options).await;
+    let api = Browser::new("application/json").visit(&stack.url("/app/x")).await;
+    assert_eq!(api.status, 401, "{}", api.body);
+
+    let browser = Browser::default();
+    let page = browser.sign_in(&stack.url("/app/x?mode=http"), "alice").await;
+    assert_eq!((page.status, page.url.clone()), (200, stack.url("/app/x?mode=http")), "{}", page.body);
+    let seen = page.json();
+    assert_eq!(seen["headers"]["x-user-id"], json!(["alice"]));
+    assert!(!seen["headers"]["cookie"].to_string().contains(SESSION), "{}", seen["headers"]);
+    let token1 = seen["headers"]["authorization"][0].as_str().unwrap().to_string();
+
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let refreshed = browser.request("GET", &stack.url("/app/x"), None).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_ne!(refreshed.json()["headers"]["authorization"][0].as_str().unwrap(), token1);
+    assert!(refreshed.set_cookies.iter().any(|c| c.starts_with(&format!("{SESSION}="))), "{:?}", refreshed.set_cookies);
+    stack.shutdown().await;
+}
