@@ -12,6 +12,8 @@ pub struct LoadResult {
     pub elapsed: Duration,
     /// Microseconds, sorted.
     pub latencies: Vec<u32>,
+    /// From an external generator that reports only some percentiles: (quantile, µs).
+    pub percentiles: Vec<(f64, u32)>,
 }
 
 impl LoadResult {
@@ -19,13 +21,13 @@ impl LoadResult {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Latency at quantile `q` (0..1) in microseconds.
-    pub fn quantile(&self, q: f64) -> u32 {
+    /// Latency at quantile `q` (0..1) in microseconds; `None` when not measured.
+    pub fn quantile(&self, q: f64) -> Option<u32> {
         if self.latencies.is_empty() {
-            return 0;
+            return self.percentiles.iter().find(|(p, _)| (p - q).abs() < 1e-9).map(|(_, us)| *us);
         }
         let index = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
-        self.latencies[index]
+        Some(self.latencies[index])
     }
 }
 
@@ -68,5 +70,5 @@ where
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    LoadResult { requests: latencies.len() as u64, errors, elapsed, latencies }
+    LoadResult { requests: latencies.len() as u64, errors, elapsed, latencies, percentiles: Vec::new() }
 }

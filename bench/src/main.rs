@@ -2,12 +2,14 @@
 //! (floors measured in the same run, interleaved), and writes `docs/benchmarks.md`.
 //!
 //!   cargo run --release -p bench -- [--seconds 3] [--runs 3] [--concurrency 64] [--out docs/benchmarks.md]
+//!   cargo run --release -p bench -- --only envoy     (only the rows through Envoy, printed)
 
 mod floors;
 mod load;
 mod report;
 mod scenarios;
 mod targets;
+mod through_envoy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -76,6 +78,36 @@ async fn authz_row(
     measure(name, shape, Some(("do-nothing ext_authz", &floor_load)), &scenario).await
 }
 
+/// The three Envoy rows, each run after a run of Envoy without filters.
+async fn through_envoy_rows(shape: Shape) -> Vec<Row> {
+    use through_envoy::{start_envoy, wrk, Filters};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a backend port");
+    let backend = listener.local_addr().expect("bound").port();
+    let backend_task = tokio::spawn(async move {
+        let _ = e2e::backend::serve(listener).await;
+    });
+    let key = SigningKey::rsa("rs", Algorithm::RS256, RSA_KEY);
+    let authz = AuthzTarget::start(10, &jwks(&[&key]), true).await;
+    let ratelimit = RateLimitTarget::start(10, None).await;
+    let ports = (backend, authz.running.grpc_addr.port(), ratelimit.addr().port());
+    let (_floor_envoy, floor_port) = start_envoy(Filters::None, ports.0, ports.1, ports.2);
+    let floor = move || -> Load<'static> { Box::pin(wrk(floor_port, shape)) };
+    let mut rows = Vec::new();
+    for (name, filters) in [
+        ("Envoy + ext-authz (API key) → backend", Filters::ExtAuthz),
+        ("Envoy + ext-authz + ratelimit (memory) → backend", Filters::ExtAuthzAndRateLimit),
+    ] {
+        let (_envoy, port) = start_envoy(filters, ports.0, ports.1, ports.2);
+        let scenario = move || -> Load<'static> { Box::pin(wrk(port, shape)) };
+        rows.push(measure(name, shape, Some(("Envoy, no filters", &floor)), &scenario).await);
+    }
+    rows.push(measure("Envoy, no filters → backend (wrk)", shape, None, &floor).await);
+    authz.running.shutdown().await;
+    ratelimit.running.shutdown().await;
+    backend_task.abort();
+    rows
+}
+
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.into())
@@ -135,6 +167,13 @@ async fn main() -> anyhow::Result<()> {
         runs: arg("--runs", "3").parse()?,
     };
     let out = arg("--out", "docs/benchmarks.md");
+    if arg("--only", "") == "envoy" {
+        // Just the end-to-end rows (a quick look; the full run writes docs/benchmarks.md).
+        for row in through_envoy_rows(shape).await {
+            println!("{}", row.markdown());
+        }
+        return Ok(());
+    }
 
     // Memory of one million live counters in the memory backend, measured first, while the
     // process has not yet freed memory the counters could reuse.
@@ -199,6 +238,9 @@ async fn main() -> anyhow::Result<()> {
     let es_tokens = values((0..2000).map(|i| bearer(&es, format!("u{i}"))));
     rows.push(authz_row("ext-authz, ES256 JWTs, uncached", shape, floor_addr, addr, "authorization", &es_tokens).await);
     million.running.shutdown().await;
+
+    // End to end through Envoy with wrk: no filters (the floor), ext_authz, ext_authz + ratelimit.
+    rows.extend(through_envoy_rows(shape).await);
 
     std::fs::write(&out, render(&rows, shape, &incr, &incr_pipelined, counters_mib))?;
     eprintln!("wrote {out}");

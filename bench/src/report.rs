@@ -54,15 +54,16 @@ impl Row {
             None => "—".into(),
         };
         let errors: u64 = self.runs.iter().map(|r| r.errors).sum();
+        let q = |q: f64| run.quantile(q).map_or("—".to_string(), |us| us.to_string());
         format!(
             "| {} | {:.0} | {} | {} / {} / {} / {} | {} |",
             self.name,
             self.median_rps(),
             ratio,
-            run.quantile(0.5),
-            run.quantile(0.9),
-            run.quantile(0.99),
-            run.quantile(0.999),
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
             errors
         )
     }
