@@ -263,7 +263,9 @@ fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters
          {runs} runs of {secs} s at {conc} concurrent callers on one HTTP/2 connection, each run right \
          after a run of its floor (a do-nothing server of the same protocol on the same tonic stack); \
          the ratio is per run, shown as the median and the range. Every answer is checked: errors \
-         count wrong answers as well as failed calls.\n\n\
+         count wrong answers as well as failed calls. The Envoy rows are driven by wrk (HTTP/1.1, 2 threads, \
+         the same number of connections) against Envoy 1.40 (`--concurrency 1`) and the echo backend; their \
+         floor is the same Envoy without filters; wrk reports no p99.9.\n\n\
          | scenario | median req/s | vs floor | p50 / p90 / p99 / p99.9 µs | errors |\n|---|---|---|---|---|\n",
         date = shared::telemetry::rfc3339_now(),
         runs = shape.runs,
