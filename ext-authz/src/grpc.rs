@@ -81,22 +81,22 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
     Ok(AuthRequest::new(&method, &host, &http.path, headers))
 }
 
-fn header(key: &str, value: &str) -> HeaderValueOption {
+fn header_with(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue { key: key.to_string(), value: value.to_string(), ..HeaderValue::default() }),
-        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        append_action: action as i32,
         ..HeaderValueOption::default()
     }
+}
+
+fn header(key: &str, value: &str) -> HeaderValueOption {
+    header_with(key, value, HeaderAppendAction::OverwriteIfExistsOrAdd)
 }
 
 /// `Set-Cookie` must never be merged into one header (browsers would drop all but the first
 /// cookie), so each is added as its own header.
 fn set_cookie(value: &str) -> HeaderValueOption {
-    HeaderValueOption {
-        header: Some(HeaderValue { key: "set-cookie".into(), value: value.to_string(), ..HeaderValue::default() }),
-        append_action: HeaderAppendAction::AppendIfExistsOrAdd as i32,
-        ..HeaderValueOption::default()
-    }
+    header_with("set-cookie", value, HeaderAppendAction::AppendIfExistsOrAdd)
 }
 
 fn allowed(allow: Allow) -> CheckResponse {

@@ -94,9 +94,8 @@ async fn the_login_redirect_carries_state_nonce_and_pkce() {
 /// Drives a login up to (not including) the callback; returns the callback URL.
 async fn until_callback(browser: &Browser, stack: &Stack, login: &str) -> String {
     let form = browser.visit(&stack.url("/app/x")).await;
-    let (action_page, fields) = (form.clone(), [("login", login), ("password", "pw")]);
     // Submit without following into the gateway: follow only the provider's own redirects.
-    let mut page = browser.submit_once(&action_page, &fields).await;
+    let mut page = browser.submit_once(&form, &[("login", login), ("password", "pw")]).await;
     while let Some(location) = page.location().map(str::to_owned) {
         let next = url::Url::parse(&page.url).unwrap().join(&location).unwrap().to_string();
         if next.contains("/oauth2/callback") {

@@ -240,6 +240,7 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         Some(p) => Some(path_key(c, "oidc.backchannel_logout_path", p)?),
         None => None,
     };
+    let timeout = c.duration("oidc.timeout", &raw.timeout)?;
     let mut id_token_algorithms = Vec::new();
     for (i, name) in raw.id_token_algorithms.iter().enumerate() {
         let key = format!("oidc.id_token_algorithms[{i}]");
@@ -310,7 +311,7 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         refresh_before: c.duration("oidc.refresh_before", &raw.refresh_before)?,
         login_timeout: c.duration("oidc.login_timeout", &raw.login_timeout)?,
         provider_check_interval: c.duration("oidc.provider_check_interval", &raw.provider_check_interval)?,
-        timeout: c.duration("oidc.timeout", &raw.timeout)?,
+        timeout,
         id_token_algorithms,
         cookie_name,
         cookie,
@@ -322,7 +323,7 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
             min_interval: Duration::from_secs(30),
             max_interval: Duration::from_secs(86400),
             unknown_kid_min_interval: Duration::from_secs(10),
-            timeout: c.duration("oidc.timeout", &raw.timeout)?,
+            timeout,
         },
     })
 }

@@ -177,14 +177,11 @@ pub enum Decision {
     Redirect(Redirect),
 }
 
-/// Sessions are read by the session layer; this stands for "the session cookie" so a found
-/// session has a source like other credentials (its cookies are always stripped anyway).
-static SESSION_SOURCE: CredentialSource = CredentialSource::Query(String::new());
-
 /// The credential found on a request and where it came from.
 struct Found<'e> {
     value: String,
-    source: &'e CredentialSource,
+    /// `None` for a session: the session layer read it, and its cookies are always stripped.
+    source: Option<&'e CredentialSource>,
     kind: FoundKind,
 }
 
@@ -281,13 +278,13 @@ impl Engine {
             match credential {
                 Credential::Session => {
                     if ctx.session.is_some() {
-                        return Some(Found { value: String::new(), source: &SESSION_SOURCE, kind: FoundKind::Session });
+                        return Some(Found { value: String::new(), source: None, kind: FoundKind::Session });
                     }
                 }
                 Credential::ApiKey => {
                     for source in &self.api_key_sources {
                         if let Some(value) = source.read(request) {
-                            return Some(Found { value, source, kind: FoundKind::ApiKey });
+                            return Some(Found { value, source: Some(source), kind: FoundKind::ApiKey });
                         }
                     }
                 }
@@ -306,7 +303,7 @@ impl Engine {
                                     .copied()
                                     .filter(|q| self.providers[*q].sources.contains(source))
                                     .collect();
-                                return Some(Found { value, source, kind: FoundKind::Jwt(same_source) });
+                                return Some(Found { value, source: Some(source), kind: FoundKind::Jwt(same_source) });
                             }
                         }
                     }
@@ -360,28 +357,29 @@ impl Engine {
         let mut headers = headers;
         let mut remove_query = Vec::new();
         let forward = |found: &Found<'_>| {
-            self.forward_credential
-                || (self.forward_api_keys && matches!(found.kind, FoundKind::ApiKey))
-                || matches!(found.kind, FoundKind::Session)
+            self.forward_credential || (self.forward_api_keys && matches!(found.kind, FoundKind::ApiKey))
         };
         let mut strip_cookie: Option<&str> = None;
-        if let Some(found) = credential.filter(|f| !forward(f)) {
-            match found.source {
+        if let Some(source) = credential.filter(|f| !forward(f)).and_then(|f| f.source) {
+            match source {
                 CredentialSource::Header { name, .. } => remove.push(name.clone()),
                 CredentialSource::Query(name) => remove_query.push(name.clone()),
                 CredentialSource::Cookie(name) => strip_cookie = Some(name),
             }
         }
         // A credential cookie, and our session cookies always, are cut out of the `cookie`
-        // header; the rest of the header goes on as it came.
-        let ours = |name: &str| {
-            strip_cookie == Some(name) || self.sessions.as_ref().is_some_and(|policy| policy.is_our_cookie(name))
-        };
-        let cookies = Cookies::parse(request.header("cookie"));
-        if cookies.names().any(ours) {
-            match cookies.header_without(ours) {
-                Some(rest) => headers.push(("cookie".into(), rest)),
-                None => remove.push("cookie".into()),
+        // header; the rest of the header goes on as it came. Without either there is nothing
+        // to cut, and the header is not even parsed.
+        if strip_cookie.is_some() || self.sessions.is_some() {
+            let ours = |name: &str| {
+                strip_cookie == Some(name) || self.sessions.as_ref().is_some_and(|policy| policy.is_our_cookie(name))
+            };
+            let cookies = Cookies::parse(request.header("cookie"));
+            if cookies.names().any(ours) {
+                match cookies.header_without(ours) {
+                    Some(rest) => headers.push(("cookie".into(), rest)),
+                    None => remove.push("cookie".into()),
+                }
             }
         }
         let metadata = identity.as_ref().map(Identity::metadata).unwrap_or_default();
