@@ -3,9 +3,14 @@
 //!
 //!   cargo run --release -p bench -- [--seconds 3] [--runs 3] [--concurrency 64] [--out docs/benchmarks.md]
 //!   cargo run --release -p bench -- --only envoy     (only the rows through Envoy, printed)
+//!   cargo run --release -p bench -- --only profile   (only the callgrind profiles, printed)
+//!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
+//!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
 
+mod callgrind;
 mod floors;
 mod load;
+mod profile;
 mod report;
 mod scenarios;
 mod targets;
@@ -56,9 +61,9 @@ async fn rls_row(
     sent: &Values,
 ) -> Row {
     let hot = values(["hot".to_string()]);
-    let floor_load = move || -> Load<'static> { Box::pin(rls_load(floor, shape, "client", hot.clone())) };
+    let floor_load = move || -> Load<'static> { Box::pin(rls_load(floor, shape.pace(), "client", hot.clone())) };
     let sent = sent.clone();
-    let scenario = move || -> Load<'static> { Box::pin(rls_load(addr, shape, key, sent.clone())) };
+    let scenario = move || -> Load<'static> { Box::pin(rls_load(addr, shape.pace(), key, sent.clone())) };
     measure(name, shape, Some(("do-nothing RLS", &floor_load)), &scenario).await
 }
 
@@ -72,9 +77,9 @@ async fn authz_row(
     sent: &Values,
 ) -> Row {
     let any = values(["k".to_string()]);
-    let floor_load = move || -> Load<'static> { Box::pin(authz_load(floor, shape, "x-api-key", any.clone())) };
+    let floor_load = move || -> Load<'static> { Box::pin(authz_load(floor, shape.pace(), "x-api-key", any.clone())) };
     let sent = sent.clone();
-    let scenario = move || -> Load<'static> { Box::pin(authz_load(addr, shape, header, sent.clone())) };
+    let scenario = move || -> Load<'static> { Box::pin(authz_load(addr, shape.pace(), header, sent.clone())) };
     measure(name, shape, Some(("do-nothing ext_authz", &floor_load)), &scenario).await
 }
 
@@ -106,6 +111,20 @@ async fn through_envoy_rows(shape: Shape) -> Vec<Row> {
     ratelimit.running.shutdown().await;
     backend_task.abort();
     rows
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// The callgrind profiles, in a scratch directory; `None` when valgrind is not installed.
+fn profiles() -> anyhow::Result<Option<std::collections::HashMap<&'static str, profile::Profile>>> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("valgrind not found: no instruction profiles (scripts/bench.sh installs it)");
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()?;
+    Ok(Some(profile::run_all(dir.path())?))
 }
 
 fn arg(name: &str, default: &str) -> String {
@@ -155,18 +174,32 @@ fn write_body(kind: &str, file: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("body") {
-        return write_body(args.get(2).map_or("", String::as_str), args.get(3).map_or("body.bin", String::as_str));
+    match args.get(1).map(String::as_str) {
+        Some("body") => {
+            write_body(args.get(2).map_or("", String::as_str), args.get(3).map_or("body.bin", String::as_str))
+        }
+        // A child of `--profile`, running under callgrind on its own single-threaded runtime.
+        Some("profile-case") => profile::run_case(args.get(2).map_or("", String::as_str)),
+        _ => tokio::runtime::Runtime::new()?.block_on(run()),
     }
+}
+
+async fn run() -> anyhow::Result<()> {
     let shape = Shape {
         concurrency: arg("--concurrency", "64").parse()?,
         seconds: arg("--seconds", "3").parse()?,
         runs: arg("--runs", "3").parse()?,
+        rate: if arg("--rate", "").is_empty() { None } else { Some(arg("--rate", "").parse()?) },
     };
     let out = arg("--out", "docs/benchmarks.md");
+    if arg("--only", "") == "profile" {
+        if let Some(profiles) = profiles()? {
+            println!("{}", profile::render(&profiles));
+        }
+        return Ok(());
+    }
     if arg("--only", "") == "envoy" {
         // Just the end-to-end rows (a quick look; the full run writes docs/benchmarks.md).
         for row in through_envoy_rows(shape).await {
@@ -229,6 +262,11 @@ async fn main() -> anyhow::Result<()> {
     let cached = values([bearer(&rs, "u".into())]);
     rows.push(authz_row("ext-authz, RS256 JWT, cached", shape, floor_addr, addr, "authorization", &cached).await);
     few.running.shutdown().await;
+    let quiet = AuthzTarget::start_with(10, &keys, true, false).await;
+    let (addr, key) = (quiet.running.grpc_addr, values([api_key(5)]));
+    let name = "ext-authz, API key, no dynamic metadata";
+    rows.push(authz_row(name, shape, floor_addr, addr, "x-api-key", &key).await);
+    quiet.running.shutdown().await;
     let million = AuthzTarget::start(1_000_000, &keys, false).await;
     let addr = million.running.grpc_addr;
     let key = values([api_key(500_000)]);
@@ -242,7 +280,14 @@ async fn main() -> anyhow::Result<()> {
     // End to end through Envoy with wrk: no filters (the floor), ext_authz, ext_authz + ratelimit.
     rows.extend(through_envoy_rows(shape).await);
 
-    std::fs::write(&out, render(&rows, shape, &incr, &incr_pipelined, counters_mib))?;
+    // Instruction counts last: they do not depend on the machine being quiet.
+    let profiles = if flag("--no-profile") { None } else { profiles()? };
+    let mut report = render(&rows, shape, &incr, &incr_pipelined, counters_mib);
+    if let Some(profiles) = profiles {
+        report.push('\n');
+        report.push_str(&profile::render(&profiles));
+    }
+    std::fs::write(&out, report)?;
     eprintln!("wrote {out}");
     Ok(())
 }
@@ -260,17 +305,26 @@ fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters
     let mut text = format!(
         "# Benchmarks\n\nWritten by `cargo run --release -p bench` on {date}. Machine: {cores} cores ({cpu}). \
          Load generator, services and floors share the machine, in one process. Each scenario: \
-         {runs} runs of {secs} s at {conc} concurrent callers on one HTTP/2 connection, each run right \
+         {runs} runs of {secs} s {pace} on one HTTP/2 connection, each run right \
          after a run of its floor (a do-nothing server of the same protocol on the same tonic stack); \
          the ratio is per run, shown as the median and the range. Every answer is checked: errors \
          count wrong answers as well as failed calls. The Envoy rows are driven by wrk (HTTP/1.1, 2 threads, \
-         the same number of connections) against Envoy 1.40 (`--concurrency 1`) and the echo backend; their \
+         {conc} connections, closed loop in every mode) against Envoy 1.40 (`--concurrency 1`) and the echo backend; their \
          floor is the same Envoy without filters; wrk reports no p99.9.\n\n\
          | scenario | median req/s | vs floor | p50 / p90 / p99 / p99.9 µs | errors |\n|---|---|---|---|---|\n",
         date = shared::telemetry::rfc3339_now(),
         runs = shape.runs,
         secs = shape.seconds,
         conc = shape.concurrency,
+        pace = match shape.rate {
+            None => format!("at {} concurrent callers", shape.concurrency),
+            Some(rate) => format!(
+                "at a fixed rate of {rate} requests/s (each latency counted from when its request was due; \
+                 beyond {} requests in flight, requests are not sent and count as errors; the throughput \
+                 ratio then only tells whether both kept up, the latencies are the comparison)",
+                shape.concurrency * 16
+            ),
+        },
     );
     for row in rows {
         text.push_str(&row.markdown());

@@ -14,13 +14,26 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::R
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use tonic::transport::Channel;
 
-use crate::load::{self, LoadResult};
+use crate::load::{self, LoadResult, Pace, Until};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
     pub concurrency: usize,
     pub seconds: u64,
     pub runs: usize,
+    /// Requests a second for a fixed-rate run; `None` for closed-loop callers.
+    pub rate: Option<u64>,
+}
+
+impl Shape {
+    pub fn pace(&self) -> Pace {
+        let duration = Duration::from_secs(self.seconds);
+        match self.rate {
+            None => Pace::Closed { concurrency: self.concurrency, until: Until::Elapsed(duration) },
+            // Up to 16 requests per caller outstanding before requests are shed.
+            Some(per_second) => Pace::Rate { per_second, duration, max_in_flight: self.concurrency * 16 },
+        }
+    }
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {
@@ -79,9 +92,9 @@ pub fn check_request(header: &str, value: String) -> CheckRequest {
 }
 
 /// Load of `ShouldRateLimit` calls; OK expected.
-pub async fn rls_load(addr: SocketAddr, shape: Shape, key: &'static str, values: Values) -> LoadResult {
+pub async fn rls_load(addr: SocketAddr, pace: Pace, key: &'static str, values: Values) -> LoadResult {
     let client = RateLimitServiceClient::new(channel(addr).await);
-    load::run(shape.concurrency, Duration::from_secs(shape.seconds), move |worker, n| {
+    load::drive(pace, move |worker, n| {
         let mut client = client.clone();
         let request = rls_request(key, pick(&values, worker, n));
         async move { matches!(client.should_rate_limit(request).await, Ok(r) if r.get_ref().overall_code == 1) }
@@ -90,9 +103,9 @@ pub async fn rls_load(addr: SocketAddr, shape: Shape, key: &'static str, values:
 }
 
 /// Load of `Check` calls; allow expected.
-pub async fn authz_load(addr: SocketAddr, shape: Shape, header: &'static str, values: Values) -> LoadResult {
+pub async fn authz_load(addr: SocketAddr, pace: Pace, header: &'static str, values: Values) -> LoadResult {
     let client = AuthorizationClient::new(channel(addr).await);
-    load::run(shape.concurrency, Duration::from_secs(shape.seconds), move |worker, n| {
+    load::drive(pace, move |worker, n| {
         let mut client = client.clone();
         let request = check_request(header, pick(&values, worker, n));
         async move {

@@ -68,6 +68,11 @@ pub fn api_key(i: usize) -> String {
 impl AuthzTarget {
     /// ext-authz with `keys` API keys, the JWKS in `jwks`, and the token cache on or off.
     pub async fn start(keys: usize, jwks: &str, cache: bool) -> AuthzTarget {
+        AuthzTarget::start_with(keys, jwks, cache, true).await
+    }
+
+    /// The same, choosing whether allowed answers carry the identity as dynamic metadata.
+    pub async fn start_with(keys: usize, jwks: &str, cache: bool, dynamic_metadata: bool) -> AuthzTarget {
         let dir = tempfile::tempdir().expect("a scratch directory");
         std::fs::write(dir.path().join("jwks.json"), jwks).unwrap();
         std::fs::write(dir.path().join("keys.json"), r#"{"keys": []}"#).unwrap();
@@ -79,10 +84,12 @@ cache: {{max_tokens: {}}}
 jwt_providers:
   - {{name: bench, issuer: bench, algorithms: [RS256, ES256], keys: {{jwks_file: jwks.json}}}}
 api_keys: {{file: keys.json}}
+identity: {{dynamic_metadata: {}}}
 routes:
   default: authenticated
 "#,
-            if cache { 10_000 } else { 0 }
+            if cache { 10_000 } else { 0 },
+            dynamic_metadata
         );
         std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
         let config =

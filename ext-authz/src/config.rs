@@ -296,6 +296,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         identity,
         forward_credential: raw.identity.forward_credential,
         forward_api_keys: forward_api_keys.unwrap_or(raw.identity.forward_credential),
+        dynamic_metadata: raw.identity.dynamic_metadata,
         sessions: oidc.as_ref().map(|o| SessionPolicy {
             provider: o.name.clone(),
             cookie_name: o.cookie_name.clone(),

@@ -54,8 +54,7 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
         .and_then(|a| a.request)
         .and_then(|r| r.http)
         .ok_or("CheckRequest has no HTTP request attributes")?;
-    let mut headers: HashMap<String, String> =
-        http.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let mut headers: HashMap<String, String> = http.headers.into_iter().map(|(k, v)| (lowercase(k), v)).collect();
     if let Some(raw) = http.header_map {
         for header in raw.headers {
             let value = if header.raw_value.is_empty() {
@@ -64,7 +63,7 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
                 String::from_utf8_lossy(&header.raw_value).into_owned()
             };
             headers
-                .entry(header.key.to_ascii_lowercase())
+                .entry(lowercase(header.key))
                 .and_modify(|existing| {
                     existing.push(',');
                     existing.push_str(&value);
@@ -79,6 +78,12 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
     let host = if http.host.is_empty() { headers.get(":authority").cloned().unwrap_or_default() } else { http.host };
     let method = if http.method.is_empty() { headers.get(":method").cloned().unwrap_or_default() } else { http.method };
     Ok(AuthRequest::new(&method, &host, &http.path, headers))
+}
+
+/// Lower-cases a header name in place (`to_ascii_lowercase` would copy every name).
+fn lowercase(mut name: String) -> String {
+    name.make_ascii_lowercase();
+    name
 }
 
 fn header_with(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOption {
@@ -100,7 +105,7 @@ fn set_cookie(value: &str) -> HeaderValueOption {
 }
 
 fn allowed(allow: Allow) -> CheckResponse {
-    let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct(allow.metadata));
+    let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct(&allow.metadata));
     CheckResponse {
         status: Some(RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {

@@ -219,6 +219,7 @@ pub struct RawIdentity {
     pub array_separator: String,
     pub payload_header: Option<String>,
     pub forward_credential: bool,
+    pub dynamic_metadata: bool,
 }
 
 impl Default for RawIdentity {
@@ -229,6 +230,7 @@ impl Default for RawIdentity {
             array_separator: ",".into(),
             payload_header: None,
             forward_credential: false,
+            dynamic_metadata: true,
         }
     }
 }

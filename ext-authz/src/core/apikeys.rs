@@ -3,12 +3,14 @@
 //! whose timing tells an attacker nothing usable about any key: SHA-256 has no known preimages.)
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use ring::digest::{digest, SHA256};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use super::identity::Identity;
 
 pub type KeyHash = [u8; 32];
 
@@ -54,7 +56,23 @@ enum KeyFile {
 
 #[derive(Debug, Default)]
 pub struct ApiKeyStore {
-    by_hash: HashMap<KeyHash, Arc<ApiKeyEntry>>,
+    by_hash: HashMap<KeyHash, Box<StoredEntry>>,
+}
+
+/// An entry with the identity it stands for, built on the key's first use and reused after:
+/// the same key is presented again and again, and building the identity (claims, scopes,
+/// metadata) was a visible part of an API-key check's profile. Boxed and built lazily so a
+/// million stored keys that are never presented cost 16 bytes each, not a prebuilt identity.
+#[derive(Debug)]
+struct StoredEntry {
+    entry: ApiKeyEntry,
+    identity: OnceLock<Box<Identity>>,
+}
+
+impl StoredEntry {
+    fn new(entry: ApiKeyEntry) -> Box<StoredEntry> {
+        Box::new(StoredEntry { entry, identity: OnceLock::new() })
+    }
 }
 
 impl ApiKeyStore {
@@ -86,7 +104,7 @@ impl ApiKeyStore {
                     org_id: key.org_id,
                     attributes: key.attributes,
                 };
-                store.by_hash.insert(hash, Arc::new(entry));
+                store.by_hash.insert(hash, StoredEntry::new(entry));
             }
         }
         Ok(store)
@@ -94,7 +112,7 @@ impl ApiKeyStore {
 
     /// Adds a key (replacing one with the same hash); for stores built in code.
     pub fn insert(&mut self, entry: ApiKeyEntry) {
-        self.by_hash.insert(entry.hash, Arc::new(entry));
+        self.by_hash.insert(entry.hash, StoredEntry::new(entry));
     }
 
     pub fn len(&self) -> usize {
@@ -106,10 +124,20 @@ impl ApiKeyStore {
     }
 
     /// The entry for a presented key, if it is stored.
-    pub fn lookup(&self, presented: &str) -> Option<Arc<ApiKeyEntry>> {
+    pub fn lookup(&self, presented: &str) -> Option<&ApiKeyEntry> {
+        self.find(presented).map(|stored| &stored.entry)
+    }
+
+    /// The identity a presented key stands for, if it is stored.
+    pub fn identity(&self, presented: &str) -> Option<Identity> {
+        let stored = self.find(presented)?;
+        Some(Identity::clone(stored.identity.get_or_init(|| Box::new(Identity::from_api_key(&stored.entry)))))
+    }
+
+    fn find(&self, presented: &str) -> Option<&StoredEntry> {
         let hash = hash_key(presented);
-        let entry = self.by_hash.get(&hash)?;
-        bool::from(subtle::ConstantTimeEq::ct_eq(&entry.hash[..], &hash[..])).then(|| entry.clone())
+        let stored = self.by_hash.get(&hash)?;
+        bool::from(subtle::ConstantTimeEq::ct_eq(&stored.entry.hash[..], &hash[..])).then_some(&**stored)
     }
 }
 
@@ -168,6 +196,10 @@ mod tests {
         assert_eq!((entry.client_id.as_str(), entry.org_id.as_deref()), ("c1", Some("o1")));
         assert_eq!(s.lookup(&other).unwrap().client_id, "c2");
         assert!(s.lookup("ghk_wrong").is_none());
+        let identity = s.identity(&key).unwrap();
+        assert_eq!(identity, Identity::from_api_key(s.lookup(&key).unwrap()));
+        assert_eq!(s.identity(&key).unwrap(), identity, "the same identity on every use");
+        assert!(s.identity("ghk_wrong").is_none());
     }
 
     #[test]

@@ -21,18 +21,26 @@ pub struct Identity {
     pub method: AuthMethod,
     pub claims: Arc<Value>,
     pub scopes: Vec<String>,
+    /// For dynamic metadata; built with the identity, so an identity that is reused (an API
+    /// key's) builds it once.
+    metadata: Arc<Map<String, Value>>,
 }
 
 impl Identity {
+    fn new(method: AuthMethod, claims: Arc<Value>, scopes: Vec<String>) -> Identity {
+        let metadata = Arc::new(build_metadata(&method, &claims, &scopes));
+        Identity { method, claims, scopes, metadata }
+    }
+
     pub fn from_jwt(provider: &str, claims: Arc<Value>) -> Identity {
         let scopes = scopes(&claims);
-        Identity { method: AuthMethod::Jwt { provider: provider.to_string() }, claims, scopes }
+        Identity::new(AuthMethod::Jwt { provider: provider.to_string() }, claims, scopes)
     }
 
     /// A login session: the ID token's claims, with the granted scopes.
     pub fn from_session(provider: &str, claims: Arc<Value>) -> Identity {
         let scopes = scopes(&claims);
-        Identity { method: AuthMethod::Session { provider: provider.to_string() }, claims, scopes }
+        Identity::new(AuthMethod::Session { provider: provider.to_string() }, claims, scopes)
     }
 
     /// API-key metadata as claims: `sub` and `client_id` are the client id, `scope` the scopes,
@@ -45,37 +53,41 @@ impl Identity {
         if let Some(org) = &entry.org_id {
             claims.insert("org_id".into(), json!(org));
         }
-        Identity { method: AuthMethod::ApiKey, claims: Arc::new(Value::Object(claims)), scopes: entry.scopes.clone() }
+        Identity::new(AuthMethod::ApiKey, Arc::new(Value::Object(claims)), entry.scopes.clone())
     }
 
     /// For dynamic metadata (rate limiting on identity, access logs).
-    pub fn metadata(&self) -> Map<String, Value> {
-        let mut out = Map::new();
-        let text = |name: &str| self.claims.get(name).and_then(scalar_text);
-        if let Some(user) = text("user_id").or_else(|| text("sub")) {
-            out.insert("user_id".into(), json!(user));
-        }
-        for name in ["org_id", "client_id"] {
-            if let Some(value) = text(name) {
-                out.insert(name.into(), json!(value));
-            }
-        }
-        out.insert("scopes".into(), json!(self.scopes.join(" ")));
-        match &self.method {
-            AuthMethod::Jwt { provider } => {
-                out.insert("auth_method".into(), json!("jwt"));
-                out.insert("provider".into(), json!(provider));
-            }
-            AuthMethod::ApiKey => {
-                out.insert("auth_method".into(), json!("api_key"));
-            }
-            AuthMethod::Session { provider } => {
-                out.insert("auth_method".into(), json!("session"));
-                out.insert("provider".into(), json!(provider));
-            }
-        }
-        out
+    pub fn metadata(&self) -> Arc<Map<String, Value>> {
+        self.metadata.clone()
     }
+}
+
+fn build_metadata(method: &AuthMethod, claims: &Value, scopes: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    let text = |name: &str| claims.get(name).and_then(scalar_text);
+    if let Some(user) = text("user_id").or_else(|| text("sub")) {
+        out.insert("user_id".into(), json!(user));
+    }
+    for name in ["org_id", "client_id"] {
+        if let Some(value) = text(name) {
+            out.insert(name.into(), json!(value));
+        }
+    }
+    out.insert("scopes".into(), json!(scopes.join(" ")));
+    match method {
+        AuthMethod::Jwt { provider } => {
+            out.insert("auth_method".into(), json!("jwt"));
+            out.insert("provider".into(), json!(provider));
+        }
+        AuthMethod::ApiKey => {
+            out.insert("auth_method".into(), json!("api_key"));
+        }
+        AuthMethod::Session { provider } => {
+            out.insert("auth_method".into(), json!("session"));
+            out.insert("provider".into(), json!(provider));
+        }
+    }
+    out
 }
 
 /// Where a header's value comes from.

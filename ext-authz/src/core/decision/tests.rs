@@ -78,6 +78,7 @@ fn engine() -> Engine {
         },
         forward_credential: false,
         forward_api_keys: false,
+        dynamic_metadata: true,
         sessions: Some(SessionPolicy {
             provider: "corp-login".into(),
             cookie_name: "gh_session".into(),
@@ -153,6 +154,12 @@ fn a_valid_token_gets_identity_headers_and_loses_the_credential() {
     assert!(allow.remove.contains(&"authorization".into()));
     assert!(!allow.remove.contains(&"x-user-id".into()), "a header we set is never also removed");
     assert_eq!(allow.metadata["user_id"], "u1");
+    let mut quiet = World::new();
+    quiet.engine.dynamic_metadata = false;
+    let bearer = format!("Bearer {}", quiet.token(json!({})));
+    let allow = allowed(quiet.check("/orders/1", &[("authorization", &bearer)]));
+    assert!(allow.metadata.is_empty(), "no dynamic metadata when turned off");
+    assert!(allow.headers.contains(&("x-user-id".into(), "u1".into())), "headers as before");
 }
 
 #[test]
