@@ -149,6 +149,27 @@ fn redis_benchmark(port: u16, pipeline: Option<u32>) -> String {
         .to_string()
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
+        // After the command name (which may hold spaces and parentheses): utime and stime, fields 14 and 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    });
+    // In clock ticks: USER_HZ, which Linux fixes at 100 for user space.
+    ticks.unwrap_or(0) as f64 / 100.0
+}
+
+/// How much of redis-server's CPU one rate-limit request costs: one more run against `addr`.
+async fn redis_cpu_per_request(redis: &RedisServer, addr: SocketAddr, shape: Shape) -> Option<(f64, f64)> {
+    let pid = redis.pid()?;
+    let before = cpu_seconds(pid);
+    let run = rls_load(addr, shape.pace(), "client", values(["hot".to_string()])).await;
+    let used = cpu_seconds(pid) - before;
+    (run.requests > 0).then(|| (used / run.requests as f64 * 1e6, used / run.elapsed.as_secs_f64() * 100.0))
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -244,6 +265,7 @@ async fn run() -> anyhow::Result<()> {
     let addr = on_redis.addr();
     rows.push(rls_row("ratelimit, Redis, one hot key", shape, floor_addr, addr, "client", &hot).await);
     rows.push(rls_row("ratelimit, Redis, 100k keys", shape, floor_addr, addr, "client", &spread).await);
+    let redis_cpu = redis_cpu_per_request(&redis, addr, shape).await;
     on_redis.running.shutdown().await;
 
     // ext-authz: API keys (10 vs 1M stored), a cached JWT, distinct JWTs verified every time.
@@ -283,6 +305,13 @@ async fn run() -> anyhow::Result<()> {
     // Instruction counts last: they do not depend on the machine being quiet.
     let profiles = if flag("--no-profile") { None } else { profiles()? };
     let mut report = render(&rows, shape, &incr, &incr_pipelined, counters_mib);
+    if let Some((micros, percent)) = redis_cpu {
+        report.push_str(&format!(
+            "\nredis-server's own CPU in a further run of the hot-key Redis scenario: {micros:.1} µs per request \
+             (INCRBY + EXPIRE, pipelined), {percent:.0}% of one core, on the same 2 cores as the service and \
+             the load generator.\n"
+        ));
+    }
     if let Some(profiles) = profiles {
         report.push('\n');
         report.push_str(&profile::render(&profiles));

@@ -78,7 +78,10 @@ enum Running {
 fn bearer_tokens(key: &SigningKey, count: usize) -> Values {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let exp = now.as_secs() + 3600;
-    values((0..count).map(|i| format!("Bearer {}", key.sign(&json!({"iss": "bench", "sub": format!("u{i}"), "exp": exp})))))
+    values(
+        (0..count)
+            .map(|i| format!("Bearer {}", key.sign(&json!({"iss": "bench", "sub": format!("u{i}"), "exp": exp})))),
+    )
 }
 
 async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
@@ -100,7 +103,9 @@ async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
         "floor-authz" => (Running::Floor, Load::Authz(crate::floors::start().await, "x-api-key", values(["k".into()]))),
         "rl-memory-hot" => rate_limit(RateLimitTarget::start(10, None).await, None, "client", hot()),
         "rl-memory-spread" => rate_limit(RateLimitTarget::start(10, None).await, None, "client", spread()),
-        "rl-memory-10-rules" => rate_limit(RateLimitTarget::start(10, None).await, None, "route", values(["r5".into()])),
+        "rl-memory-10-rules" => {
+            rate_limit(RateLimitTarget::start(10, None).await, None, "route", values(["r5".into()]))
+        }
         "rl-memory-100k-rules" => {
             rate_limit(RateLimitTarget::start(100_000, None).await, None, "route", values(["r50000".into()]))
         }

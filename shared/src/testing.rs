@@ -54,6 +54,11 @@ impl RedisServer {
         &self.dir
     }
 
+    /// The running server's process id (for measuring its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts (again) on the same port and waits until it accepts connections. On the first
     /// start a port taken in the meantime (free ports are only free until someone binds them)
     /// makes it try another port.
