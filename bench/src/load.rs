@@ -188,7 +188,8 @@ mod tests {
             true
         })
         .await;
-        assert!(result.requests >= 2 && result.requests <= 20, "{}", result.requests);
+        // No bounds on how many went out (that depends on scheduling), only the accounting.
+        assert!(result.requests >= 1 && result.errors >= 1, "{} sent, {} shed", result.requests, result.errors);
         assert_eq!(result.requests + result.errors, 40, "every scheduled request is accounted for");
         assert!(result.quantile(0.5).unwrap() >= 20_000);
     }
