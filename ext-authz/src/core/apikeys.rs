@@ -61,8 +61,8 @@ pub struct ApiKeyStore {
 
 /// An entry with the identity it stands for, built on the key's first use and reused after:
 /// the same key is presented again and again, and building the identity (claims, scopes,
-/// metadata) was a visible part of an API-key check's profile. Boxed and built lazily so a
-/// million stored keys that are never presented cost 16 bytes each, not a prebuilt identity.
+/// metadata) was a visible part of an API-key check's profile. Built lazily, so a million stored
+/// keys that are never presented cost an empty slot each (16 bytes), not a prebuilt identity.
 #[derive(Debug)]
 struct StoredEntry {
     entry: ApiKeyEntry,
