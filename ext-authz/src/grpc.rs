@@ -105,7 +105,7 @@ fn set_cookie(value: &str) -> HeaderValueOption {
 }
 
 fn allowed(allow: Allow) -> CheckResponse {
-    let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct(&allow.metadata));
+    let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct_ref(&allow.metadata));
     CheckResponse {
         status: Some(RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {

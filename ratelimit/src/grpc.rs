@@ -154,5 +154,5 @@ fn response_metadata(request: &RateLimitRequest, metadata: serde_json::Map<Strin
     if !metadata.is_empty() {
         root.insert("metadata".into(), J::Object(metadata));
     }
-    shared::proto::to_struct(&root)
+    shared::proto::to_struct(root)
 }
