@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shared::health::Health;
+use shared::reload;
 use shared::serve::{self, BindError, Servers};
 use tokio::sync::watch;
 
@@ -107,78 +107,99 @@ async fn follow_readiness(authorizer: Arc<Authorizer>, health: Health, mut stop:
     }
 }
 
-fn file_stamp(path: &PathBuf) -> Option<(std::time::SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
-}
-
-/// Re-reads the config file and the API key files when they change. A bad file keeps the
-/// last good state, is logged and counted.
+/// Re-reads the config file and the API key files when they change, each through the shared
+/// reloader (changes must hold still; reading and parsing run off the serving threads). A bad
+/// file keeps the last good state, is logged and counted.
 async fn watch_files(
-    mut config: AuthzConfig,
+    config: AuthzConfig,
     env: Arc<HashMap<String, String>>,
     authorizer: Arc<Authorizer>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut config_stamp = file_stamp(&config.file);
-    let mut keys_stamp = config.api_keys.as_ref().map(key_files::stamp);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(config.reload_interval) => {}
-            _ = stop.changed() => return,
+    let pace = reload::Pace::every(config.reload_interval);
+    // The key files follow the config: a reload may point them elsewhere.
+    let keys_at = Arc::new(Mutex::new(config.api_keys.clone()));
+    let config_file = config.file.clone();
+    let config_print = {
+        let file = config_file.clone();
+        move || reload::fingerprint([file.as_path()])
+    };
+    let keys_print = {
+        let keys_at = keys_at.clone();
+        move || key_files::fingerprint(keys_at.lock().expect("key location lock").as_ref())
+    };
+    let config_watch = reload::watch(
+        pace,
+        config.initial_fingerprint,
+        config_print,
+        || reload_config(&config_file, &env, &authorizer, &keys_at),
+        stop.clone(),
+    );
+    let keys_watch = reload::watch(
+        pace,
+        key_files::fingerprint(config.api_keys.as_ref()),
+        keys_print,
+        || reload_api_keys(&authorizer, &keys_at),
+        stop,
+    );
+    tokio::join!(config_watch, keys_watch);
+}
+
+async fn reload_config(
+    file: &std::path::Path,
+    env: &Arc<HashMap<String, String>>,
+    authorizer: &Authorizer,
+    keys_at: &Mutex<Option<config::ApiKeysLocation>>,
+) {
+    let (file, env) = (file.to_path_buf(), env.clone());
+    let Some(loaded) = reload::blocking(move || config::load(&file, &env)).await else { return };
+    let installed = match loaded {
+        Ok(new) => install_config(authorizer, &new).await.map(|()| new),
+        Err(e) => Err(e.to_string()),
+    };
+    match installed {
+        Ok(new) => {
+            authorizer.metrics.reload("config", true);
+            tracing::info!(file = %new.file.display(), "config reloaded");
+            *keys_at.lock().expect("key location lock") = new.api_keys;
         }
-        let stamp = file_stamp(&config.file);
-        if stamp != config_stamp {
-            config_stamp = stamp;
-            match config::load(&config.file, &env) {
-                Ok(new) => {
-                    install_config(&authorizer, &new).await;
-                    authorizer.metrics.reload("config", true);
-                    tracing::info!(file = %new.file.display(), "config reloaded");
-                    let keys_changed = new.api_keys != config.api_keys;
-                    config = new;
-                    if keys_changed {
-                        keys_stamp = None;
-                    }
-                }
-                Err(e) => {
-                    authorizer.metrics.reload("config", false);
-                    tracing::error!("config not reloaded, keeping the last good one: {e}");
-                }
-            }
+        Err(e) => {
+            authorizer.metrics.reload("config", false);
+            tracing::error!("config not reloaded, keeping the last good one: {e}");
         }
-        let stamp = config.api_keys.as_ref().map(key_files::stamp);
-        if stamp != keys_stamp {
-            keys_stamp = stamp;
-            match load_api_keys(&config) {
-                Ok(store) => {
-                    tracing::info!(keys = store.len(), "API keys reloaded");
-                    authorizer.replace_api_keys(store);
-                    authorizer.metrics.reload("api_keys", true);
-                }
-                Err(e) => {
-                    authorizer.metrics.reload("api_keys", false);
-                    tracing::error!("API keys not reloaded, keeping the last good ones: {e}");
-                }
-            }
+    }
+}
+
+async fn reload_api_keys(authorizer: &Authorizer, keys_at: &Mutex<Option<config::ApiKeysLocation>>) {
+    let location = keys_at.lock().expect("key location lock").clone();
+    let Some(loaded) = reload::blocking(move || match &location {
+        Some(location) => key_files::load(location),
+        None => Ok(ApiKeyStore::default()),
+    })
+    .await
+    else {
+        return;
+    };
+    match loaded {
+        Ok(store) => {
+            tracing::info!(keys = store.len(), "API keys reloaded");
+            authorizer.replace_api_keys(store);
+            authorizer.metrics.reload("api_keys", true);
+        }
+        Err(e) => {
+            authorizer.metrics.reload("api_keys", false);
+            tracing::error!("API keys not reloaded, keeping the last good ones: {e}");
         }
     }
 }
 
 /// A reloaded config keeps its key manager when the providers' key sources are unchanged, and
 /// its login flow (sessions, revocations, provider state) when the `oidc` section is.
-async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) {
+async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<(), String> {
     let current = authorizer.policy();
     let oidc = match (&current.oidc, &new.oidc) {
         (Some(oidc), Some(settings)) if oidc.settings() == settings => Some(oidc.clone()),
-        _ => match build_oidc(new, &authorizer.metrics).await {
-            Ok(oidc) => oidc,
-            Err(e) => {
-                authorizer.metrics.reload("config", false);
-                tracing::error!("config not reloaded, keeping the last good one: {e}");
-                return;
-            }
-        },
+        _ => build_oidc(new, &authorizer.metrics).await.map_err(|e| e.to_string())?,
     };
     let (keys, stop_refresh) = if current.keys.same_sources(&new.provider_keys) {
         (current.keys.clone(), current.stop_refresh.clone())
@@ -190,4 +211,5 @@ async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) {
     if !Arc::ptr_eq(&replaced.keys, &authorizer.policy().keys) {
         replaced.stop_refresh.send_replace(true);
     }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
+use shared::bounded_yaml::YamlLimits;
 use shared::env::parse_go_duration;
 
 use crate::core::claims::ClaimPath;
@@ -83,6 +84,9 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthzConfig {
     pub file: PathBuf,
+    /// The reloader's fingerprint of `file`, taken just before it was read: a change made while
+    /// it was being read is seen as a change.
+    pub initial_fingerprint: u64,
     pub engine: Engine,
     /// Parallel to `engine.providers`.
     pub provider_keys: Vec<ProviderKeys>,
@@ -134,8 +138,16 @@ pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<AuthzConfig, C
     let load_error = |problem: String| ConfigError::Load { file: file.clone(), problem };
     let overrides: HashMap<String, String> =
         env.iter().filter(|(k, _)| k.starts_with("EXT_AUTHZ__")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    // Read once, within bounds (no alias bomb or deep nesting reaches the `config` crate's
+    // tree builder), and refuse a file with nothing in it: an empty or truncated config would
+    // otherwise load as "no routes, deny everything".
+    let initial_fingerprint = shared::reload::fingerprint([path]);
+    let text = shared::bounded_yaml::read_file(path, YamlLimits::FILES).map_err(|e| load_error(e.to_string()))?;
+    if text.lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')) {
+        return Err(load_error("the file is empty".into()));
+    }
     let built = config::Config::builder()
-        .add_source(config::File::from(path).format(config::FileFormat::Yaml).required(true))
+        .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
         .add_source(
             config::Environment::with_prefix("EXT_AUTHZ")
                 .prefix_separator("__")
@@ -151,7 +163,8 @@ pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<AuthzConfig, C
         ConfigError::Invalid { file: file.clone(), key, problem: e.into_inner().to_string() }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    build(raw, &Check { file: &file, base, env }, path)
+    let config = build(raw, &Check { file: &file, base, env }, path)?;
+    Ok(AuthzConfig { initial_fingerprint, ..config })
 }
 
 fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, ConfigError> {
@@ -236,8 +249,11 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
         Ok(credentials)
     };
 
+    let Some(routes) = &raw.routes else {
+        return c.fail("routes", "missing: a config must say which requests it lets through (is the file cut short?)");
+    };
     let mut rules = Vec::new();
-    for (i, r) in raw.routes.rules.iter().enumerate() {
+    for (i, r) in routes.rules.iter().enumerate() {
         let key = format!("routes.rules[{i}]");
         let path = PathMatch::parse(&r.path).or_else(|e| c.fail(format!("{key}.path"), e))?;
         let mut methods = Vec::new();
@@ -270,18 +286,17 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
             },
         });
     }
-    let public = raw
-        .routes
+    let public = routes
         .public
         .iter()
         .enumerate()
         .map(|(i, p)| PathMatch::parse(p).or_else(|e| c.fail(format!("routes.public[{i}]"), e)))
         .collect::<Result<_, _>>()?;
-    let default = match raw.routes.default.as_str() {
+    let default = match routes.default.as_str() {
         "deny" => DefaultPolicy::Deny,
         "allow" => DefaultPolicy::Allow,
         "authenticated" => DefaultPolicy::Authenticated(Requirements {
-            credentials: accept(&raw.routes.default_accept, "routes.default_accept")?,
+            credentials: accept(&routes.default_accept, "routes.default_accept")?,
             scopes: vec![],
             claims: vec![],
         }),
@@ -305,6 +320,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
     };
     Ok(AuthzConfig {
         file: path.to_path_buf(),
+        initial_fingerprint: 0,
         engine,
         provider_keys,
         api_keys: api_keys.map(|(_, location)| location),

@@ -6,6 +6,7 @@ pub mod claims;
 pub mod decision;
 pub mod identity;
 pub mod jwt;
+pub mod path;
 pub mod request;
 pub mod routes;
 pub mod session;

@@ -128,7 +128,7 @@ fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
         _ => tonic::Code::PermissionDenied,
     };
     let mut headers = vec![header("content-type", "application/json")];
-    if let Some(challenge) = &deny.www_authenticate {
+    if let Some(challenge) = deny.challenge() {
         headers.push(header("www-authenticate", challenge));
     }
     headers.extend(deny.set_cookies.iter().map(|c| set_cookie(c)));

@@ -99,7 +99,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
             let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::FORBIDDEN);
             let body = error_body(&deny, auth_request.request_id(), &shared::telemetry::rfc3339_now());
             let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-            if let Some(challenge) = deny.www_authenticate.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            if let Some(challenge) = deny.challenge().and_then(|c| HeaderValue::from_str(c).ok()) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
             }
             append_set_cookies(response.headers_mut(), &deny.set_cookies);

@@ -1,8 +1,12 @@
 //! Reading API key files: one YAML file, or every file of a directory (a mounted Kubernetes
 //! Secret, whose `..data` entries and other dot-files are skipped).
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+
+use shared::bounded_yaml::YamlLimits;
+use shared::reload;
 
 use crate::config::ApiKeysLocation;
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
@@ -12,8 +16,8 @@ pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {
     let mut documents = Vec::new();
     for path in files(location).map_err(|problem| ApiKeyError { file: describe(location), problem })? {
         let name = path.display().to_string();
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| ApiKeyError { file: name.clone(), problem: e.to_string() })?;
+        let text = shared::bounded_yaml::read_file(&path, YamlLimits::FILES)
+            .map_err(|e| ApiKeyError { file: name.clone(), problem: e.to_string() })?;
         let value: serde_json::Value = config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
             .build()
@@ -24,18 +28,17 @@ pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {
     ApiKeyStore::from_documents(documents)
 }
 
-/// A value that changes when any key file changes.
-pub fn stamp(location: &ApiKeysLocation) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    files(location)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| {
-            let meta = std::fs::metadata(&p).ok();
-            let modified = meta.as_ref().and_then(|m| m.modified().ok());
-            let len = meta.map_or(0, |m| m.len());
-            (std::fs::canonicalize(&p).unwrap_or(p), modified, len)
-        })
-        .collect()
+/// The shared reloader's fingerprint of every key file (and of the directory's listing).
+pub fn fingerprint(location: Option<&ApiKeysLocation>) -> u64 {
+    let Some(location) = location else { return 0 };
+    match files(location) {
+        Ok(files) => reload::fingerprint(files.iter().map(PathBuf::as_path)),
+        Err(problem) => {
+            let mut hasher = DefaultHasher::new();
+            problem.hash(&mut hasher);
+            hasher.finish()
+        }
+    }
 }
 
 fn describe(location: &ApiKeysLocation) -> String {

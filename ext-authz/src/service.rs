@@ -103,6 +103,9 @@ impl Authorizer {
         let api_keys = self.api_keys.load_full();
         let now = (self.clock)();
         let oidc = policy.oidc.as_deref();
+        if let Some(refused) = crate::core::decision::refuse_path(request) {
+            return refused;
+        }
         if let Some(oidc) = oidc {
             if let Some(decision) = oidc.handle_own_path(request, now).await {
                 return decision;

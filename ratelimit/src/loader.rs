@@ -1,14 +1,14 @@
 //! Reading config files laid out the way the reference's runtime loader lays them out, and
 //! noticing when they change.
 //!
-//! Change detection polls a fingerprint of the tree (paths, sizes, modification times and the
-//! resolved root). Polling catches every way configs get replaced in practice: files edited in
-//! place, a `RUNTIME_ROOT` symlink swapped on deploy, and Kubernetes ConfigMap volumes, whose
-//! updates are symlink swaps that inotify-based watchers are known to miss.
+//! Change detection is the shared reloader's (`shared::reload`): a fingerprint of the tree (the
+//! resolved root, and each file's resolved path, size and modification time), polled.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+
+use shared::bounded_yaml::{self, ReadYamlError, YamlLimits};
 
 use crate::core::config::ConfigSource;
 use crate::settings::RuntimeSettings;
@@ -18,7 +18,7 @@ pub enum LoaderError {
     #[error("cannot read config directory {path}: {source}")]
     Directory { path: PathBuf, source: std::io::Error },
     #[error("cannot read config file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File { path: PathBuf, source: ReadYamlError },
 }
 
 /// The config file tree.
@@ -51,7 +51,7 @@ impl ConfigTree {
         self.files()?
             .into_iter()
             .map(|found| {
-                std::fs::read_to_string(&found.path)
+                bounded_yaml::read_text(&found.path, YamlLimits::FILES)
                     .map(|content| ConfigSource { name: found.key, content })
                     .map_err(|source| LoaderError::File { path: found.path, source })
             })
@@ -66,11 +66,7 @@ impl ConfigTree {
             Ok(files) => {
                 for found in files {
                     found.key.hash(&mut hasher);
-                    std::fs::canonicalize(&found.path).ok().hash(&mut hasher);
-                    if let Ok(meta) = std::fs::metadata(&found.path) {
-                        meta.len().hash(&mut hasher);
-                        meta.modified().ok().hash(&mut hasher);
-                    }
+                    shared::reload::hash_file(&found.path, &mut hasher);
                 }
             }
             Err(e) => e.to_string().hash(&mut hasher),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use shared::env::Env;
 use shared::health::Health;
+use shared::reload;
 use tokio::sync::{oneshot, watch};
 
 use crate::core::RateLimitConfig;
@@ -69,43 +70,31 @@ pub struct FileProvider {
 }
 
 impl FileProvider {
-    /// One load of every file.
+    /// One load of every file, read and parsed off the serving threads.
     pub async fn load(&self) {
         let tree = self.tree.clone();
         let installer = self.installer.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
+        reload::blocking(move || {
             let _ = installer.install("files", |merge| {
                 let sources = tree.read().map_err(|e| e.to_string())?;
                 RateLimitConfig::load(&sources, merge).map_err(|e| e.to_string())
             });
         })
         .await;
-        if let Err(e) = loaded {
-            tracing::error!("config load task failed: {e}");
-        }
     }
 
-    /// Loads once (then signals `first_event`), and reloads on every change until `stop`.
-    pub async fn run(self, first_event: oneshot::Sender<()>, mut stop: watch::Receiver<bool>) {
-        let mut last = self.fingerprint().await;
+    /// Loads once (then signals `first_event`), and reloads through the shared reloader on
+    /// every change that held still, until `stop`.
+    pub async fn run(self, first_event: oneshot::Sender<()>, stop: watch::Receiver<bool>) {
+        let tree = self.tree.clone();
+        let fingerprint = move || tree.fingerprint();
+        let initial = reload::blocking(fingerprint.clone()).await.unwrap_or_default();
         self.load().await;
         let _ = first_event.send(());
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(self.poll_interval) => {}
-                _ = stop.changed() => return,
-            }
-            let current = self.fingerprint().await;
-            if current != last {
-                last = current;
-                tracing::info!("config files changed, reloading");
-                self.load().await;
-            }
-        }
-    }
-
-    async fn fingerprint(&self) -> u64 {
-        let tree = self.tree.clone();
-        tokio::task::spawn_blocking(move || tree.fingerprint()).await.unwrap_or_default()
+        let reload_files = || async {
+            tracing::info!("config files changed, reloading");
+            self.load().await;
+        };
+        reload::watch(reload::Pace::every(self.poll_interval), initial, fingerprint, reload_files, stop).await;
     }
 }

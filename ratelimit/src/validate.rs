@@ -53,7 +53,13 @@ fn collect(base: &Path, path: &Path, sources: &mut Vec<ConfigSource>) -> std::io
         } else {
             path.strip_prefix(base).unwrap_or(path).to_string_lossy().replace('/', ".")
         };
-        sources.push(ConfigSource { name, content: std::fs::read_to_string(path)? });
+        let content = shared::bounded_yaml::read_text(path, shared::bounded_yaml::YamlLimits::FILES).map_err(|e| {
+            match base == path {
+                true => std::io::Error::other(e.to_string()),
+                false => std::io::Error::other(format!("{}: {e}", path.display())),
+            }
+        })?;
+        sources.push(ConfigSource { name, content });
     }
     Ok(())
 }

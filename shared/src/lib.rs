@@ -1,5 +1,7 @@
 //! Plumbing shared by Gatehouse's services, and nothing else: no auth or limit logic lives here.
 //!
+//! - [`bounded_yaml`]: size, nesting and alias bounds on every YAML file read.
+//! - [`reload`]: the one way reloadable files are watched, read off the serving threads and swapped.
 //! - [`env`]: read settings from the environment through a seam, reporting every bad value.
 //! - [`telemetry`]: tracing with the reference's `LOG_LEVEL` / `LOG_FORMAT`.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
@@ -11,11 +13,13 @@
 //! - [`serve`]: gRPC and HTTP servers on pre-bound listeners with graceful stop.
 #![forbid(unsafe_code)]
 
+pub mod bounded_yaml;
 pub mod env;
 pub mod health;
 pub mod metrics;
 pub mod proto;
 pub mod redis;
+pub mod reload;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
@@ -17,6 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+
+use crate::reload;
 
 /// Certificate files of a TLS server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,11 +81,14 @@ impl ResolvesServerCert for CurrentCert {
 pub struct ReloadingServer {
     files: TlsFiles,
     current: Arc<CurrentCert>,
+    /// The files' fingerprint taken before they were first read.
+    read_fingerprint: u64,
     acceptor: TlsAcceptor,
 }
 
 impl ReloadingServer {
     pub fn new(files: TlsFiles) -> Result<ReloadingServer, TlsError> {
+        let read_fingerprint = reload::fingerprint([files.cert.as_path(), files.key.as_path()]);
         let current = Arc::new(CurrentCert(RwLock::new(Arc::new(load_certified_key(&files.cert, &files.key)?))));
         let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
         let builder = match &files.client_ca {
@@ -106,42 +111,28 @@ impl ReloadingServer {
         };
         let mut config = builder.with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(ReloadingServer { files, current, acceptor: TlsAcceptor::from(Arc::new(config)) })
+        Ok(ReloadingServer { files, current, read_fingerprint, acceptor: TlsAcceptor::from(Arc::new(config)) })
     }
 
-    /// Re-reads the certificate and key whenever their files change, until `stop`. A broken
-    /// pair (say, a half-written rotation) is logged and the current certificate stays.
-    pub async fn watch(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
-        let mut last = self.fingerprint();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
-            let now = self.fingerprint();
-            if now == last {
-                continue;
-            }
-            match load_certified_key(&self.files.cert, &self.files.key) {
-                Ok(key) => {
+    /// Re-reads the certificate and key whenever their files change (through the shared
+    /// reloader, so a rotation is read once it held still), until `stop`. A broken pair is
+    /// logged and the current certificate stays.
+    pub async fn watch(self: Arc<Self>, every: Duration, stop: watch::Receiver<bool>) {
+        let files = [self.files.cert.clone(), self.files.key.clone()];
+        let fingerprint = move || reload::fingerprint(files.iter().map(PathBuf::as_path));
+        let initial = self.read_fingerprint;
+        let reload_pair = || async {
+            let (cert, key) = (self.files.cert.clone(), self.files.key.clone());
+            match reload::blocking(move || load_certified_key(&cert, &key)).await {
+                Some(Ok(key)) => {
                     *self.current.0.write().expect("certificate lock") = Arc::new(key);
-                    last = now;
                     tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
                 }
-                Err(e) => tracing::warn!("TLS certificate not reloaded, keeping the current one: {e}"),
+                Some(Err(e)) => tracing::warn!("TLS certificate not reloaded, keeping the current one: {e}"),
+                None => {}
             }
-        }
-    }
-
-    fn fingerprint(&self) -> Vec<Option<(SystemTime, u64, PathBuf)>> {
-        [&self.files.cert, &self.files.key]
-            .iter()
-            .map(|p| {
-                let meta = std::fs::metadata(p).ok()?;
-                // Secrets are mounted through symlinks that are swapped on rotation.
-                Some((meta.modified().ok()?, meta.len(), std::fs::canonicalize(p).ok()?))
-            })
-            .collect()
+        };
+        reload::watch(reload::Pace::every(every), initial, fingerprint, reload_pair, stop).await;
     }
 
     /// Accepts TCP connections and completes TLS handshakes concurrently (a slow client never

@@ -15,7 +15,8 @@ pub struct RawConfig {
     pub reload_interval: Option<String>,
     pub jwt_providers: Vec<RawProvider>,
     pub api_keys: Option<RawApiKeys>,
-    pub routes: RawRoutes,
+    /// Required: a file without it is empty or cut short, not a deny-all policy.
+    pub routes: Option<RawRoutes>,
     pub identity: RawIdentity,
     pub oidc: Option<super::oidc::RawOidc>,
 }

@@ -117,6 +117,24 @@ const OIDC_BASE: &str =
     "oidc:\n  issuer: https://op.example\n  client_id: app\n  client_secret_env: OIDC_CLIENT_SECRET\n";
 
 #[test]
+fn empty_cut_short_and_hostile_files_are_refused() {
+    assert_eq!(error(""), "the file is empty");
+    assert_eq!(error("# only a comment\n\n   \n"), "the file is empty");
+    // A file cut short before its routes: refused, not loaded as deny-all.
+    assert_eq!(
+        error("jwt_providers:\n  - {name: a, issuer: a, algorithms: [RS256], keys: {jwks_file: k.json}}\n"),
+        "routes: missing: a config must say which requests it lets through (is the file cut short?)"
+    );
+    let mut bomb = String::from("routes: {default: deny}\nx0: &x0 [a, a, a, a, a, a, a, a, a, a]\n");
+    for i in 1..10 {
+        bomb.push_str(&format!("x{i}: &x{i} [{}]\n", vec![format!("*x{}", i - 1); 10].join(", ")));
+    }
+    assert_eq!(error(&bomb), "yaml: line 6: aliases expand to more than 100000 nodes (an alias bomb?)");
+    let deep = format!("routes: {{default: deny}}\nx: {}1{}\n", "[".repeat(80), "]".repeat(80));
+    assert_eq!(error(&deep), "yaml: line 2: nested deeper than the limit of 64 levels");
+}
+
+#[test]
 fn login_config_errors_name_the_key() {
     let session = "  session: {keys: [{env: SESSION_KEY}]}\n";
     assert_eq!(
@@ -157,7 +175,7 @@ fn login_config_errors_name_the_key() {
 #[test]
 fn an_absolute_callback_url_fixes_the_redirect_uri() {
     let file = write(&format!(
-        "{OIDC_BASE}  callback_path: https://app.example.com/auth/callback\n  session: {{keys: [{{env: SESSION_KEY}}]}}\n"
+        "routes: {{default: deny}}\n{OIDC_BASE}  callback_path: https://app.example.com/auth/callback\n  session: {{keys: [{{env: SESSION_KEY}}]}}\n"
     ));
     let config = load(file.path(), &oidc_env()).unwrap();
     let oidc = config.oidc.unwrap();

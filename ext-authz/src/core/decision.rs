@@ -112,6 +112,8 @@ pub enum ErrorCode {
     LoginFailed,
     /// The identity provider cannot be reached for a new login.
     LoginUnavailable,
+    /// The request itself is malformed (a path that cannot be normalized safely).
+    BadRequest,
 }
 
 impl ErrorCode {
@@ -123,6 +125,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
             ErrorCode::LoginFailed => "LOGIN_FAILED",
             ErrorCode::LoginUnavailable => "LOGIN_UNAVAILABLE",
+            ErrorCode::BadRequest => "BAD_REQUEST",
         }
     }
 }
@@ -195,8 +198,17 @@ enum FoundKind {
     Session,
 }
 
+/// A request whose path could not be normalized never reaches routing: 400.
+pub fn refuse_path(request: &AuthRequest) -> Option<Decision> {
+    let problem = request.path_error?;
+    Some(Decision::Deny(deny(400, ErrorCode::BadRequest, &problem.to_string(), None, "bad_path")))
+}
+
 impl Engine {
     pub fn check(&self, request: &AuthRequest, ctx: &Context<'_>) -> Decision {
+        if let Some(refused) = refuse_path(request) {
+            return refused;
+        }
         let requirements = match self.routes.route(&request.host, &request.method, &request.path) {
             Routed::Public => return Decision::Allow(self.allow(request, None, None, "public")),
             Routed::Default(DefaultPolicy::Allow) => {
@@ -234,7 +246,7 @@ impl Engine {
                         401,
                         ErrorCode::Unauthorized,
                         "invalid API key",
-                        None,
+                        Some(r#"Bearer error="invalid_token", error_description="invalid API key""#.into()),
                         "invalid_api_key",
                     ))
                 }
@@ -420,6 +432,19 @@ fn invalid_token(error: &JwtError) -> Decision {
 
 pub fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<String>, reason: &'static str) -> Deny {
     Deny { status, code, message: message.to_string(), www_authenticate: challenge, reason, set_cookies: Vec::new() }
+}
+
+impl Deny {
+    /// The `WWW-Authenticate` challenge to send. Every 401 carries one (RFC 9110 §15.5.2
+    /// requires it, and clients decide from it how to authenticate): a plain `Bearer` when the
+    /// denial did not name a more specific one.
+    pub fn challenge(&self) -> Option<&str> {
+        match (&self.www_authenticate, self.status) {
+            (Some(challenge), _) => Some(challenge),
+            (None, 401) => Some("Bearer"),
+            (None, _) => None,
+        }
+    }
 }
 
 /// The uniform JSON error body.

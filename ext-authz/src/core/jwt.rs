@@ -156,6 +156,8 @@ pub enum JwtError {
     WrongIssuer,
     #[error("wrong audience")]
     WrongAudience,
+    #[error("token has no aud claim")]
+    MissingAudience,
     #[error("token expired")]
     Expired,
     #[error("token not yet valid")]
@@ -227,7 +229,10 @@ pub fn verify(token: &str, peeked: &Peek, policy: &JwtPolicy, keys: &KeySet, now
     if policy.audiences.is_empty() {
         validation.validate_aud = false;
     } else {
+        // Configured audiences must be present: jsonwebtoken only checks an `aud` it finds, and
+        // a token minted for no audience in particular is not minted for this one.
         validation.set_audience(&policy.audiences);
+        validation.required_spec_claims.insert("aud".to_string());
     }
     let mut last = JwtError::BadSignature;
     for key in candidates {
@@ -237,6 +242,7 @@ pub fn verify(token: &str, peeked: &Peek, policy: &JwtPolicy, keys: &KeySet, now
                 last = match e.kind() {
                     ErrorKind::InvalidIssuer => return Err(JwtError::WrongIssuer),
                     ErrorKind::InvalidAudience => return Err(JwtError::WrongAudience),
+                    ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => return Err(JwtError::MissingAudience),
                     ErrorKind::InvalidSignature | ErrorKind::Crypto(_) => JwtError::BadSignature,
                     ErrorKind::InvalidAlgorithm => JwtError::AlgorithmNotAllowed(format!("{:?}", peeked.alg)),
                     _ => JwtError::Malformed("undecodable token"),

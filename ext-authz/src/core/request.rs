@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::path::{normalize, PathError};
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthRequest {
     pub method: String,
@@ -10,8 +12,11 @@ pub struct AuthRequest {
     pub host: String,
     /// `:authority` / `Host` as sent, with its port (for URLs back to this host).
     pub authority: String,
-    /// The path without the query string, undecoded.
+    /// The path without the query string, normalized (see [`super::path`]); as sent when it
+    /// was refused.
     pub path: String,
+    /// Why the path could not be normalized; such a request is refused before routing.
+    pub path_error: Option<PathError>,
     /// The raw query string (no `?`).
     pub query: String,
     /// Lower-case names; Envoy joins repeated headers with `,`.
@@ -25,11 +30,16 @@ impl AuthRequest {
             Some((path, query)) => (path, query),
             None => (target, ""),
         };
+        let (path, path_error) = match normalize(path) {
+            Ok(normalized) => (normalized, None),
+            Err(e) => (path.to_string(), Some(e)),
+        };
         AuthRequest {
             method: method.to_ascii_uppercase(),
             host: strip_port(authority).to_ascii_lowercase(),
             authority: authority.to_string(),
-            path: path.to_string(),
+            path,
+            path_error,
             query: query.to_string(),
             headers,
         }
@@ -111,6 +121,10 @@ mod tests {
         assert_eq!(r.query_param("token").as_deref(), Some("a+b c"));
         assert_eq!(r.query_param("missing"), None);
         assert_eq!(strip_port("[::1]:80"), "::1");
+        let dotted = request("/public/%2e%2e/api/me?x=1", &[]);
+        assert_eq!((dotted.path.as_str(), dotted.path_error), ("/api/me", None));
+        let refused = request("/public/..%2fapi/me", &[]);
+        assert_eq!(refused.path_error, Some(PathError::EncodedSeparator));
     }
 
     #[test]

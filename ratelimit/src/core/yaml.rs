@@ -6,6 +6,7 @@
 //! booleans (`yes`, `on`, `y`), and checks every key of the document against a whitelist before
 //! decoding. All three need the raw node tree, so we build it ourselves from parser events.
 
+use shared::bounded_yaml::{self, YamlLimits};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -79,8 +80,10 @@ impl Node {
     }
 }
 
-/// Parses the first document of `source`. `Ok(None)` for an empty stream.
+/// Parses the first document of `source`. `Ok(None)` for an empty stream. The text is checked
+/// against [`YamlLimits::FILES`] first, so no alias bomb or deep nesting is ever expanded.
 pub fn parse_first_document(source: &str) -> Result<Option<Node>, String> {
+    bounded_yaml::check(source, YamlLimits::FILES).map_err(|e| e.to_string())?;
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(source);
     // `multi = true` so a second document does not fail the parse: only the first is read.
@@ -275,6 +278,19 @@ mod tests {
         let NodeKind::Map(entries) = doc.kind else { panic!() };
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].1.line, 4);
+    }
+
+    #[test]
+    fn refuses_alias_bombs_and_deep_nesting_before_building() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+        }
+        let err = parse_first_document(&bomb).unwrap_err();
+        assert_eq!(err, "yaml: line 5: aliases expand to more than 100000 nodes (an alias bomb?)");
+        let deep = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
+        let err = parse_first_document(&deep).unwrap_err();
+        assert_eq!(err, "yaml: line 1: nested deeper than the limit of 64 levels");
     }
 
     #[test]

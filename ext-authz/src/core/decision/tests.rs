@@ -170,6 +170,28 @@ fn public_paths_still_strip_identity_headers() {
 }
 
 #[test]
+fn dot_segments_cannot_borrow_a_public_rule() {
+    let w = World::new();
+    for path in ["/public/../orders/1", "/public/%2e%2e/orders/1", "/public//../orders/1", "/public/./../orders/1"] {
+        let deny = denied(w.check(path, &[]));
+        assert_eq!((deny.status, deny.reason), (401, "missing_credentials"), "{path}");
+    }
+    for path in ["/public/..%2forders/1", "/public/%2F..%2Forders", "/public/..\\orders"] {
+        let deny = denied(w.check(path, &[]));
+        assert_eq!((deny.status, deny.code, deny.reason), (400, ErrorCode::BadRequest, "bad_path"), "{path}");
+    }
+    assert!(matches!(w.check("/public/./a", &[]), Decision::Allow(_)));
+}
+
+#[test]
+fn every_401_carries_a_challenge() {
+    let bare = deny(401, ErrorCode::LoginFailed, "no", None, "test");
+    assert_eq!(bare.challenge(), Some("Bearer"));
+    assert_eq!(deny(403, ErrorCode::Forbidden, "no", None, "test").challenge(), None);
+    assert_eq!(deny(401, ErrorCode::Unauthorized, "no", Some("Basic".into()), "test").challenge(), Some("Basic"));
+}
+
+#[test]
 fn denies_with_the_right_code() {
     let w = World::new();
     let missing = denied(w.check("/orders/1", &[]));
@@ -208,7 +230,9 @@ fn api_keys_and_credential_locations() {
     assert!(allow.headers.contains(&("x-user-id".into(), "billing".into())));
     assert!(allow.headers.contains(&("x-org-id".into(), "acme".into())));
     assert!(allow.remove.contains(&"x-api-key".into()));
-    assert_eq!(denied(w.check("/orders/1", &[("x-api-key", "ghk_nope")])).reason, "invalid_api_key");
+    let unknown = denied(w.check("/orders/1", &[("x-api-key", "ghk_nope")]));
+    assert_eq!(unknown.reason, "invalid_api_key");
+    assert_eq!(unknown.challenge(), Some(r#"Bearer error="invalid_token", error_description="invalid API key""#));
     let mut forwarding = World::new();
     forwarding.engine.forward_api_keys = true;
     assert!(!allowed(forwarding.check("/orders/1", &[("x-api-key", API_KEY)])).remove.contains(&"x-api-key".into()));

@@ -92,6 +92,11 @@ fn time_issuer_audience_and_signature() {
     assert_eq!(check(&with(json!({"iss": "https://evil.test"})), &p, &keys).unwrap_err(), JwtError::WrongIssuer);
     assert_eq!(check(&with(json!({"aud": "other"})), &p, &keys).unwrap_err(), JwtError::WrongAudience);
     assert!(check(&with(json!({"aud": ["other", "api"]})), &p, &keys).is_ok());
+    let mut no_aud = claims();
+    no_aud.as_object_mut().unwrap().remove("aud");
+    assert_eq!(check(&rsa.sign(&no_aud), &p, &keys).unwrap_err(), JwtError::MissingAudience);
+    assert_eq!(check(&with(json!({"aud": []})), &p, &keys).unwrap_err(), JwtError::WrongAudience);
+    assert_eq!(check(&with(json!({"aud": null})), &p, &keys).unwrap_err(), JwtError::MissingAudience);
     let mut no_exp = claims();
     no_exp.as_object_mut().unwrap().remove("exp");
     assert_eq!(check(&rsa.sign(&no_exp), &p, &keys).unwrap_err(), JwtError::MissingExp);

@@ -1,0 +1,148 @@
+//! Request paths normalized before any route sees them.
+//!
+//! Why: plain Envoy forwards paths as the client wrote them unless its connection manager is
+//! told to normalize, while most backends resolve `.` and `..` segments, decode escapes and
+//! merge slashes. A path that matched a public rule as written (`/public/../api/me`) would
+//! then reach a protected resource. So routes only ever see the normalized form — the one the
+//! backend will act on — and what cannot be normalized safely is refused:
+//!
+//! 1. percent-escapes of unreserved characters (`A–Z a–z 0–9 - . _ ~`) are decoded and every
+//!    other escape's hex digits upper-cased (RFC 3986 §6.2.2);
+//! 2. runs of slashes become one (as Envoy's `merge_slashes`);
+//! 3. `.` and `..` segments are removed (RFC 3986 §5.2.4);
+//! 4. a path that still holds an encoded `/` or `\` (`%2F`, `%5C`), a backslash, or a control
+//!    character is refused: backends disagree on what those mean.
+
+/// Why a path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path does not start with '/'")]
+    NotAbsolute,
+    #[error("the path holds an encoded '/' or '\\'")]
+    EncodedSeparator,
+    #[error("the path holds a backslash or a control character")]
+    BadCharacter,
+    #[error("the path holds a malformed percent-escape")]
+    BadEscape,
+}
+
+/// The normalized form of `raw` (a path without its query).
+pub fn normalize(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let decoded = decode_unreserved(raw)?;
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    // A trailing slash (or a trailing dot segment, which stands for a directory) is kept.
+    let last = decoded.rsplit('/').next().unwrap_or("");
+    let trailing = matches!(last, "" | "." | "..") && !segments.is_empty();
+    let mut path = String::with_capacity(decoded.len());
+    for segment in &segments {
+        path.push('/');
+        path.push_str(segment);
+    }
+    if trailing || path.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+fn decode_unreserved(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
+            let value = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
+                .ok_or(PathError::BadEscape)?;
+            match value {
+                b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                v if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') => out.push(v as char),
+                v if v.is_ascii_control() => return Err(PathError::BadCharacter),
+                v => {
+                    out.push('%');
+                    out.push_str(&format!("{v:02X}"));
+                }
+            }
+            i += 3;
+            continue;
+        }
+        if b == b'\\' || b.is_ascii_control() {
+            return Err(PathError::BadCharacter);
+        }
+        // Copy the whole UTF-8 character (non-ASCII bytes never start an escape).
+        let len = raw[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&raw[i..i + len]);
+        i += len;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_and_slashes_resolve_as_a_backend_would() {
+        for (raw, want) in [
+            ("/public/../api/me", "/api/me"),
+            ("/public/%2e%2e/api/me", "/api/me"),
+            ("/public/%2E%2E/api/me", "/api/me"),
+            ("/public//../api/me", "/api/me"),
+            ("/public/./x", "/public/x"),
+            ("//api///me", "/api/me"),
+            ("/a/b/..", "/a/"),
+            ("/a/.", "/a/"),
+            ("/..", "/"),
+            ("/../../etc", "/etc"),
+            ("/", "/"),
+            ("/orders/", "/orders/"),
+            ("/%7Euser/%61b", "/~user/ab"),
+            ("/a%20b/%c3%a9", "/a%20b/%C3%A9"),
+            ("/caf\u{e9}", "/caf\u{e9}"),
+        ] {
+            assert_eq!(normalize(raw).as_deref(), Ok(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_normalized_safely_is_refused() {
+        for (raw, err) in [
+            ("/public/..%2fapi/me", PathError::EncodedSeparator),
+            ("/public/%2F..%2Fapi", PathError::EncodedSeparator),
+            ("/a%5c..%5cb", PathError::EncodedSeparator),
+            ("/a\\..\\b", PathError::BadCharacter),
+            ("/a%00b", PathError::BadCharacter),
+            ("/a\tb", PathError::BadCharacter),
+            ("/a%2", PathError::BadEscape),
+            ("/a%zz", PathError::BadEscape),
+            ("/a%+1", PathError::BadEscape),
+            ("api/me", PathError::NotAbsolute),
+            ("", PathError::NotAbsolute),
+        ] {
+            assert_eq!(normalize(raw), Err(err), "{raw}");
+        }
+    }
+
+    #[test]
+    fn normalizing_twice_changes_nothing() {
+        for raw in ["/public/../api/me", "/a%20b/%c3%a9", "//x/./y/../z/", "/%7e"] {
+            let once = normalize(raw).unwrap();
+            assert_eq!(normalize(&once).unwrap(), once, "{raw}");
+        }
+    }
+}

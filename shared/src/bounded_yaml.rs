@@ -1,0 +1,213 @@
+//! Bounds on every YAML file a service reads, checked before anything builds a tree from it.
+//!
+//! Why: YAML aliases let a few hundred bytes describe billions of nodes ("billion laughs":
+//! each anchor refers to ten copies of the one before). Every YAML library that builds a value
+//! tree — ours for rate limit configs, the `config` crate's for ext-authz — expands aliases by
+//! copying, so such a file exhausts memory and aborts the process; dropped into a watched config
+//! directory it takes down every replica on its next reload. Deep nesting is the other way to
+//! exhaust a recursive builder. So each file is first read with a size bound, then walked as a
+//! stream of parser events (nothing is expanded or stored) that counts what the expanded
+//! document would hold, and refused with a clear error past any bound.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use yaml_rust2::parser::{Event, Parser};
+
+/// What one file may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YamlLimits {
+    /// Bytes in the file.
+    pub max_bytes: u64,
+    /// Nested collections, aliases included.
+    pub max_depth: usize,
+    /// Nodes that aliases may add to the document once expanded, over all aliases.
+    pub max_alias_nodes: u64,
+}
+
+impl YamlLimits {
+    /// For config and key files: far above any real config (a 100,000-rule rate limit config
+    /// is ~8 MiB; a Kubernetes ConfigMap or Secret holds at most 1 MiB), far below what hurts.
+    pub const FILES: YamlLimits = YamlLimits { max_bytes: 32 << 20, max_depth: 64, max_alias_nodes: 100_000 };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum YamlLimitError {
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("yaml: line {line}: nested deeper than the limit of {limit} levels")]
+    TooDeep { line: usize, limit: usize },
+    #[error("yaml: line {line}: aliases expand to more than {limit} nodes (an alias bomb?)")]
+    TooManyAliasNodes { line: usize, limit: u64 },
+    #[error("yaml: line {line}: {problem}")]
+    Syntax { line: usize, problem: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadYamlError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Limit(#[from] YamlLimitError),
+    #[error("the file is not UTF-8 text")]
+    NotText,
+}
+
+/// Reads a YAML file, reading no more than the size bound allows, and checks it against the
+/// limits. A file that grows while it is read is cut at the bound and refused, not read on.
+pub fn read_file(path: &Path, limits: YamlLimits) -> Result<String, ReadYamlError> {
+    let text = read_text(path, limits)?;
+    check(&text, limits)?;
+    Ok(text)
+}
+
+/// Reads a file as text within the size bound only, for callers whose parser runs [`check`].
+pub fn read_text(path: &Path, limits: YamlLimits) -> Result<String, ReadYamlError> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limits.max_bytes + 1).read_to_end(&mut bytes)?;
+    check_size(bytes.len() as u64, limits)?;
+    String::from_utf8(bytes).map_err(|_| ReadYamlError::NotText)
+}
+
+fn check_size(size: u64, limits: YamlLimits) -> Result<(), YamlLimitError> {
+    if size > limits.max_bytes {
+        return Err(YamlLimitError::TooLarge { limit: limits.max_bytes });
+    }
+    Ok(())
+}
+
+/// The expanded size and depth of an anchored node, as an alias to it would add them.
+#[derive(Clone, Copy)]
+struct Extent {
+    nodes: u64,
+    depth: usize,
+}
+
+/// An open collection.
+struct Open {
+    anchor: usize,
+    nodes: u64,
+    /// The deepest nesting below this collection, itself counted.
+    depth: usize,
+}
+
+/// Walks every document of `source` and checks it against the limits. Syntax errors are
+/// reported too, so a caller may rely on a checked text being well-formed YAML.
+pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
+    check_size(source.len() as u64, limits)?;
+    let mut parser = Parser::new_from_str(source);
+    let mut anchors: HashMap<usize, Extent> = HashMap::new();
+    let mut open: Vec<Open> = Vec::new();
+    let mut alias_nodes: u64 = 0;
+    loop {
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| YamlLimitError::Syntax { line: e.marker().line(), problem: e.info().into() })?;
+        let line = mark.line().max(1);
+        let finished = match event {
+            Event::StreamEnd => return Ok(()),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if open.len() >= limits.max_depth {
+                    return Err(YamlLimitError::TooDeep { line, limit: limits.max_depth });
+                }
+                open.push(Open { anchor, nodes: 1, depth: 1 });
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                open.pop().map(|c| (c.anchor, Extent { nodes: c.nodes, depth: c.depth }))
+            }
+            Event::Scalar(_, _, anchor, _) => Some((anchor, Extent { nodes: 1, depth: 0 })),
+            Event::Alias(id) => {
+                // An unknown anchor is the tree builder's error to report, with its own words.
+                let extent = anchors.get(&id).copied().unwrap_or(Extent { nodes: 1, depth: 0 });
+                alias_nodes = alias_nodes.saturating_add(extent.nodes);
+                if alias_nodes > limits.max_alias_nodes {
+                    return Err(YamlLimitError::TooManyAliasNodes { line, limit: limits.max_alias_nodes });
+                }
+                if open.len() + extent.depth > limits.max_depth {
+                    return Err(YamlLimitError::TooDeep { line, limit: limits.max_depth });
+                }
+                Some((0, extent))
+            }
+            Event::Nothing | Event::StreamStart | Event::DocumentStart | Event::DocumentEnd => None,
+        };
+        if let Some((anchor, extent)) = finished {
+            if anchor > 0 {
+                anchors.insert(anchor, extent);
+            }
+            if let Some(parent) = open.last_mut() {
+                parent.nodes = parent.nodes.saturating_add(extent.nodes);
+                parent.depth = parent.depth.max(extent.depth + 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: YamlLimits = YamlLimits { max_bytes: 1 << 20, max_depth: 8, max_alias_nodes: 1000 };
+
+    /// Ten levels of ten aliases each: about 10^10 nodes from under 600 bytes.
+    fn billion_laughs() -> String {
+        let mut yaml = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            yaml.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        yaml
+    }
+
+    #[test]
+    fn refuses_an_alias_bomb_without_expanding_it() {
+        let yaml = billion_laughs();
+        assert!(yaml.len() < 600, "{}", yaml.len());
+        let err = check(&yaml, YamlLimits::FILES).unwrap_err();
+        assert!(matches!(err, YamlLimitError::TooManyAliasNodes { limit: 100_000, .. }), "{err}");
+        assert!(err.to_string().contains("aliases expand to more than 100000 nodes"), "{err}");
+    }
+
+    #[test]
+    fn counts_what_aliases_add() {
+        let ok = "base: &b {unit: second, requests_per_unit: 5}\nx: *b\ny: *b\n";
+        assert_eq!(check(ok, SMALL), Ok(()));
+        // Each alias to `b` adds 5 nodes (the map, two keys, two values).
+        let limits = YamlLimits { max_alias_nodes: 9, ..SMALL };
+        assert!(matches!(check(ok, limits), Err(YamlLimitError::TooManyAliasNodes { line: 3, .. })));
+    }
+
+    #[test]
+    fn refuses_deep_nesting_written_or_aliased() {
+        let deep = format!("{}{}", "[".repeat(9), "]".repeat(9));
+        assert_eq!(check(&deep, SMALL), Err(YamlLimitError::TooDeep { line: 1, limit: 8 }));
+        assert_eq!(check(&format!("{}{}", "[".repeat(8), "]".repeat(8)), SMALL), Ok(()));
+        // Six levels under an anchor, used three levels down: nine in all.
+        let aliased = "a: &x [[[[[[1]]]]]]\nb: [[*x]]\n";
+        assert!(matches!(check(aliased, SMALL), Err(YamlLimitError::TooDeep { line: 2, .. })));
+    }
+
+    #[test]
+    fn refuses_large_files_and_reports_syntax_errors() {
+        let limits = YamlLimits { max_bytes: 10, ..SMALL };
+        assert_eq!(check("a: 123456789\n", limits), Err(YamlLimitError::TooLarge { limit: 10 }));
+        let err = check("a: [1, 2\n", SMALL).unwrap_err();
+        assert!(matches!(err, YamlLimitError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn reads_files_no_further_than_the_bound() {
+        let dir = std::env::temp_dir().join(format!("bounded-yaml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.yaml");
+        std::fs::write(&path, "k: v\n".repeat(1000)).unwrap();
+        let err = read_file(&path, YamlLimits { max_bytes: 100, ..SMALL }).unwrap_err();
+        assert_eq!(err.to_string(), "the file is larger than the limit of 100 bytes");
+        assert_eq!(read_file(&path, SMALL).unwrap().len(), 5000);
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        assert!(matches!(read_file(&path, SMALL), Err(ReadYamlError::NotText)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
