@@ -79,7 +79,7 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
             } else {
                 tracing::info!("counting in memory (BACKEND_TYPE=memory)");
             }
-            let memory = Arc::new(MemoryStore::new());
+            let memory = Arc::new(MemoryStore::with_capacity(settings.memory_max_counters));
             servers.push(tokio::spawn(sweep_memory(Arc::downgrade(&memory), clock.clone(), servers.stop_signal())));
             memory
         }

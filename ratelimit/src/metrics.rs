@@ -124,7 +124,7 @@ impl Metrics {
         }
     }
 
-    /// The counters for a stat key (`<domain>.<level>…`), created on first use.
+    /// The counters for a configured limit's stat key (`<domain>.<level>…`).
     pub fn limit_stats(&self, stat_key: &str) -> LimitStats {
         let labels = labels_of(stat_key);
         LimitStats {
@@ -137,8 +137,24 @@ impl Metrics {
         }
     }
 
+    /// The counters for a stat key made from request values (limit overrides, detailed
+    /// metrics): bounded, past the bound they count under `overflow` labels.
+    pub fn request_limit_stats(&self, stat_key: &str) -> LimitStats {
+        let labels = labels_of(stat_key);
+        LimitStats {
+            total_hits: self.total_hits.with_bounded(labels.clone()),
+            within_limit: self.within_limit.with_bounded(labels.clone()),
+            near_limit: self.near_limit.with_bounded(labels.clone()),
+            over_limit: self.over_limit.with_bounded(labels.clone()),
+            over_limit_with_local_cache: self.over_limit_with_local_cache.with_bounded(labels.clone()),
+            shadow_mode: self.shadow_mode.with_bounded(labels),
+        }
+    }
+
+    /// Counts descriptors for an unknown domain; the domain comes from the request, so the
+    /// series are bounded.
     pub fn domain_not_found(&self, domain: &str) -> Counter {
-        self.domain_not_found.with(vec![("domain", sanitize(domain))])
+        self.domain_not_found.with_bounded(vec![("domain", sanitize(domain))])
     }
 
     pub fn failure_mode_answer(&self, mode: &'static str) -> Counter {

@@ -231,10 +231,10 @@ impl RateLimiter {
             let Some(delta) = verdict.stats[index] else { continue };
             match &counted.stat {
                 StatRef::Limit(id) => loaded.limit_stats[*id].record(&delta),
-                StatRef::Dynamic(key) => self.metrics.limit_stats(key).record(&delta),
+                StatRef::Dynamic(key) => self.metrics.request_limit_stats(key).record(&delta),
             }
         }
-        if let Some(cache) = &self.local_cache {
+        if let Some(cache) = self.local_cache.as_ref().filter(|_| !verdict.over_limit_keys.is_empty()) {
             for (key, ttl) in &verdict.over_limit_keys {
                 cache.insert(key, *ttl, now);
             }

@@ -33,6 +33,14 @@ pub enum StoreError {
     ShortAnswer { expected: usize, got: usize },
 }
 
+impl StoreError {
+    /// Whether the store as a whole failed (unreachable, timed out, refusing writes), so the
+    /// failure mode applies; `false` for an answer that makes no sense for this request alone.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Redis(_))
+    }
+}
+
 pub trait CounterStore: Send + Sync {
     /// Adds `hits` to every counter (creating it with its TTL) and returns the new values, in
     /// order. The same key twice is added twice, in order.

@@ -134,6 +134,25 @@ async fn hits_addend_and_check_only(backend: Backend) {
     h.stop().await;
 }
 
+/// A huge `hits_addend` (and a Redis counter that would overflow) is that request's answer —
+/// over the limit — on both backends, never an outage answered per REDIS_FAILURE_MODE.
+async fn huge_addends_saturate_over_the_limit(backend: Backend) {
+    let mut h = harness(backend, &[("REDIS_FAILURE_MODE", "allow")]).await;
+    for addend in [1 << 63, u64::MAX, 1 << 63] {
+        let r = h.call(request("rl", vec![with_addend(descriptor(&[("roomy", "a")]), addend)])).await.unwrap();
+        assert_eq!((code(&r), r.statuses[0].limit_remaining), (Code::OverLimit, 0), "addend {addend}");
+    }
+    // Past i64::MAX in Redis: INCRBY overflows; still this key's answer alone.
+    let r = h.call(request("rl", vec![with_addend(descriptor(&[("roomy", "a")]), 1)])).await.unwrap();
+    assert_eq!(code(&r), Code::OverLimit);
+    let limiter = &h.running().limiter;
+    assert!(!limiter.in_outage(), "no outage was declared");
+    assert!(!limiter.metrics().registry.render().contains("ratelimit_service_failure_mode_answers"));
+    let other = h.call(request("rl", vec![descriptor(&[("roomy", "b")])])).await.unwrap();
+    assert_eq!((code(&other), other.statuses[0].limit_remaining), (Code::Ok, 99));
+    h.stop().await;
+}
+
 async fn overrides_and_invalid_units(backend: Backend) {
     let mut h = harness(backend, &[]).await;
     // HOUR is 3 in Envoy's enum; the override beats the config's unlimited rule.
@@ -315,6 +334,7 @@ on_both_backends!(
     most_specific_rule_wins,
     no_limit_unlimited_and_unknown_domains,
     hits_addend_and_check_only,
+    huge_addends_saturate_over_the_limit,
     overrides_and_invalid_units,
     shadow_rules_count_but_never_block,
     global_shadow_mode_keeps_statuses,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Labels of one series, in the order they are rendered.
@@ -93,7 +93,17 @@ struct Family {
     kind: &'static str,
     bounds: Vec<f64>,
     series: RwLock<BTreeMap<Labels, Series>>,
+    /// Series created by [`CounterFamily::with_bounded`] so far (under the write lock).
+    from_requests: AtomicUsize,
 }
+
+/// The most series one family creates from request values (descriptor values, domains): past
+/// it they all count in one series whose every label says [`OVERFLOW`]. Without a bound, a
+/// client sending ever-new values grows memory and `/metrics` without end.
+pub const MAX_SERIES_FROM_REQUESTS: usize = 10_000;
+
+/// The label value of the overflow series.
+pub const OVERFLOW: &str = "overflow";
 
 /// A set of metric families. Cloning shares the registry.
 #[derive(Clone, Default)]
@@ -117,6 +127,7 @@ impl Registry {
             kind,
             bounds: bounds.to_vec(),
             series: RwLock::default(),
+            from_requests: AtomicUsize::new(0),
         });
         self.families.lock().expect("registry lock").push(family.clone());
         family
@@ -200,6 +211,26 @@ impl Family {
     }
 }
 
+impl Family {
+    /// Like `get_or_insert`, but a new series counts against [`MAX_SERIES_FROM_REQUESTS`];
+    /// past it, the overflow series (the same label names, every value [`OVERFLOW`]) is used.
+    fn get_or_insert_bounded(&self, labels: Labels, make: impl Fn() -> Series) -> Series {
+        if let Some(found) = self.series.read().expect("family lock").get(&labels) {
+            return found.share();
+        }
+        let mut series = self.series.write().expect("family lock");
+        if let Some(found) = series.get(&labels) {
+            return found.share();
+        }
+        if self.from_requests.load(Ordering::Relaxed) < MAX_SERIES_FROM_REQUESTS {
+            self.from_requests.fetch_add(1, Ordering::Relaxed);
+            return series.entry(labels).or_insert_with(make).share();
+        }
+        let overflow: Labels = labels.into_iter().map(|(name, _)| (name, OVERFLOW.to_string())).collect();
+        series.entry(overflow).or_insert_with(make).share()
+    }
+}
+
 impl Series {
     fn share(&self) -> Series {
         match self {
@@ -214,6 +245,17 @@ impl CounterFamily {
     pub fn with(&self, labels: Labels) -> Counter {
         match self.0.get_or_insert(labels, || Series::Counter(Counter::default())) {
             Some(Series::Counter(c)) => c,
+            _ => unreachable!("a counter family holds counters"),
+        }
+    }
+}
+
+impl CounterFamily {
+    /// The counter for labels taken from a request: bounded per family (see
+    /// [`MAX_SERIES_FROM_REQUESTS`]).
+    pub fn with_bounded(&self, labels: Labels) -> Counter {
+        match self.0.get_or_insert_bounded(labels, || Series::Counter(Counter::default())) {
+            Series::Counter(c) => c,
             _ => unreachable!("a counter family holds counters"),
         }
     }
@@ -259,5 +301,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("x_seconds_count 1"), "{text}");
+    }
+
+    #[test]
+    fn series_from_requests_are_bounded_with_an_overflow_series() {
+        let registry = Registry::default();
+        let family = registry.counter_family("x_not_found", "Unknown domains.");
+        family.with(vec![("domain", "configured".into())]).inc();
+        for i in 0..MAX_SERIES_FROM_REQUESTS + 500 {
+            family.with_bounded(vec![("domain", format!("d{i}"))]).inc();
+        }
+        family.with_bounded(vec![("domain", "d0".into())]).inc();
+        let text = registry.render();
+        let lines = text.lines().filter(|l| l.starts_with("x_not_found{")).count();
+        assert_eq!(lines, MAX_SERIES_FROM_REQUESTS + 2, "the bound, one configured and one overflow series");
+        assert!(text.contains("x_not_found{domain=\"overflow\"} 500\n"), "{text}");
+        assert!(text.contains("x_not_found{domain=\"d0\"} 2\n"));
     }
 }

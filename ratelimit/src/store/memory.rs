@@ -1,30 +1,49 @@
 //! Counters in process memory, for a single instance and for trying the service out.
-//! Sharded so that concurrent requests on different keys rarely contend for a lock.
+//!
+//! Bounded: at most `max_counters` live at once (`MEMORY_MAX_COUNTERS`). The counters sit in a
+//! sharded S3-FIFO cache (`quick_cache`): updates lock one shard, inserts and evictions are O(1)
+//! however full it is. At the cap the least-used counters go first — a flood of one-off keys
+//! (random user ids, say) is evicted before the counters of clients that keep coming back.
+//! Evicting can only under-count (that client's window starts again), never refuse anyone.
+//!
+//! A counter lives until its window ends, not for the window plus `EXPIRATION_JITTER_MAX_SECONDS`
+//! as in Redis: jitter spreads Redis's expiry work, and here it would only keep dead counters in
+//! memory (a per-second counter for up to five minutes). A periodic [`MemoryStore::sweep`]
+//! drops the counters of ended windows.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
+use std::hash::RandomState;
+
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
+use quick_cache::UnitWeighter;
 
 use super::{CounterStore, CounterUpdate, StoreFuture};
 
-const SHARDS: usize = 64;
+/// The default for `MEMORY_MAX_COUNTERS`: about 130 MiB of counters.
+pub const DEFAULT_MAX_COUNTERS: usize = 1_000_000;
 
 pub struct MemoryStore {
-    shards: Vec<Mutex<HashMap<String, Counter>>>,
-    hasher: RandomState,
+    /// Keys come from requests, so the hasher is std's randomly keyed SipHash.
+    counters: Cache<String, Counter, UnitWeighter, RandomState>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Counter {
     value: u64,
-    /// Unix second at which the counter is gone, as Redis would expire it.
+    /// Unix second at which the counter's window ends.
     expires_at: u64,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        MemoryStore { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: RandomState::new() }
+        MemoryStore::with_capacity(DEFAULT_MAX_COUNTERS)
     }
+}
+
+/// The end of the window `now` falls in; counter keys carry the window's start, computed the
+/// same way (`now / window * window`).
+fn window_end(now: u64, window: u64) -> u64 {
+    let window = window.max(1);
+    (now / window).saturating_mul(window).saturating_add(window)
 }
 
 impl MemoryStore {
@@ -32,24 +51,21 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Counter>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    /// A store holding at most `max_counters` counters (at least 1).
+    pub fn with_capacity(max_counters: usize) -> MemoryStore {
+        let max = max_counters.max(1);
+        MemoryStore { counters: Cache::with(max, max as u64, UnitWeighter, RandomState::new(), Default::default()) }
     }
 
-    /// Drops expired counters; run periodically so memory follows the live windows.
+    /// Drops the counters of ended windows; run periodically so memory follows the live ones.
     pub fn sweep(&self, now: u64) -> usize {
-        let mut removed = 0;
-        for shard in &self.shards {
-            let mut map = shard.lock().expect("memory store lock");
-            let before = map.len();
-            map.retain(|_, c| c.expires_at > now);
-            removed += before - map.len();
-        }
-        removed
+        let before = self.counters.len();
+        self.counters.retain(|_, c| c.expires_at > now);
+        before.saturating_sub(self.counters.len())
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().expect("memory store lock").len()).sum()
+        self.counters.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -57,23 +73,33 @@ impl MemoryStore {
     }
 
     fn add(&self, update: &CounterUpdate<'_>, now: u64) -> u64 {
-        let mut map = self.shard(update.key).lock().expect("memory store lock");
-        let live = map.get(update.key).filter(|c| c.expires_at > now).map(|c| c.value);
-        let value = live.unwrap_or(0).saturating_add(update.hits);
-        // Like INCRBY + EXPIRE: every update refreshes the TTL.
-        let counter = Counter { value, expires_at: now + update.ttl.max(1) };
-        match map.get_mut(update.key) {
-            Some(existing) => *existing = counter,
-            None => {
-                map.insert(update.key.to_string(), counter);
+        let expires_at = window_end(now, update.window);
+        loop {
+            let added = self.counters.entry(update.key, None, |_, counter| {
+                if counter.expires_at <= now {
+                    *counter = Counter { value: 0, expires_at };
+                }
+                // Saturates: a huge `hits_addend` is over any limit, never a wrapped small count.
+                counter.value = counter.value.saturating_add(update.hits);
+                EntryAction::Retain(counter.value)
+            });
+            match added {
+                EntryResult::Retained(value) => return value,
+                EntryResult::Vacant(slot) => {
+                    if slot.insert(Counter { value: update.hits, expires_at }).is_ok() {
+                        return update.hits;
+                    }
+                    // The slot was taken away (a sweep ran): go again.
+                }
+                EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => {
+                    unreachable!("the callback always retains and there is no timeout")
+                }
             }
         }
-        value
     }
 
     fn read(&self, key: &str, now: u64) -> u64 {
-        let map = self.shard(key).lock().expect("memory store lock");
-        map.get(key).filter(|c| c.expires_at > now).map_or(0, |c| c.value)
+        self.counters.get(key).filter(|c| c.expires_at > now).map_or(0, |c| c.value)
     }
 }
 
@@ -101,15 +127,45 @@ impl CounterStore for MemoryStore {
 mod tests {
     use super::*;
 
+    fn update(key: &str, hits: u64, window: u64) -> CounterUpdate<'_> {
+        // A TTL with Redis jitter: the memory store ignores it.
+        CounterUpdate { key, hits, ttl: window + 300, window }
+    }
+
     #[test]
-    fn counters_expire_like_redis_keys() {
+    fn counters_live_until_their_window_ends_whatever_the_jitter() {
         let store = MemoryStore::new();
-        let update = CounterUpdate { key: "k", hits: 2, ttl: 60, window: 60 };
-        assert_eq!(store.add(&update, 1000), 2);
-        assert_eq!(store.add(&update, 1059), 4);
-        assert_eq!(store.read("k", 1118), 4);
-        assert_eq!(store.read("k", 1119), 0);
-        assert_eq!(store.sweep(1119), 1);
+        let minute = update("k", 2, 60);
+        assert_eq!(store.add(&minute, 1020), 2);
+        assert_eq!(store.add(&minute, 1079), 4);
+        assert_eq!(store.read("k", 1079), 4);
+        assert_eq!(store.read("k", 1080), 0, "the window 1020..1080 ended");
+        let second = update("s", 1, 1);
+        store.add(&second, 1079);
+        assert_eq!(store.sweep(1080), 2, "both gone at 1080, not 300 s later");
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn saturates_instead_of_wrapping() {
+        let store = MemoryStore::new();
+        assert_eq!(store.add(&update("k", u64::MAX - 1, 60), 0), u64::MAX - 1);
+        assert_eq!(store.add(&update("k", 5, 60), 0), u64::MAX);
+    }
+
+    #[test]
+    fn bounded_at_the_cap_and_keeps_counting_returning_clients() {
+        let store = MemoryStore::with_capacity(10_000);
+        for i in 0..50_000 {
+            // A client that comes back every few requests, among a flood of one-off keys.
+            assert_eq!(store.add(&update("regular", 1, 3600), 0), i + 1, "after {i}");
+            for j in 0..4 {
+                store.add(&update(&format!("once-{i}-{j}"), 1, 3600), 0);
+            }
+            if i % 1000 == 0 {
+                assert!(store.len() <= 10_000, "{}", store.len());
+            }
+        }
+        assert!(store.len() <= 10_000);
     }
 }

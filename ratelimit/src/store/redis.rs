@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use futures_util::future::{try_join, try_join_all};
+use redis::{RedisError, RedisResult};
 use shared::redis::RedisPool;
 
 use super::{CounterStore, CounterUpdate, StoreError, StoreFuture};
@@ -79,16 +80,43 @@ impl RedisStore {
 }
 
 async fn increment_on(pool: &RedisPool, updates: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
-    let values: Vec<u64> = if pool.is_cluster() {
+    let replies: Vec<RedisResult<u64>> = if pool.is_cluster() {
         try_join_all(updates.iter().map(|update| async move {
-            let (value,): (u64,) = pool.query(&increment_pipeline(std::slice::from_ref(update))).await?;
-            Ok::<_, StoreError>(value)
+            let (reply,): (RedisResult<u64>,) = pool.query(&increment_pipeline(std::slice::from_ref(update))).await?;
+            Ok::<_, StoreError>(reply)
         }))
         .await?
     } else {
         pool.query(&increment_pipeline(&updates)).await?
     };
-    check_len(values, updates.len())
+    let replies = check_len(replies, updates.len())?;
+    replies.into_iter().zip(&updates).map(|(reply, update)| counter_value(reply, update.key)).collect()
+}
+
+/// One INCRBY's answer. An error reply that concerns this counter alone — the increment would
+/// overflow it, or the key holds something else — is that request's answer (the counter is
+/// over any limit), not a Redis outage: it must not flip health, count as an outage or be let
+/// through by `REDIS_FAILURE_MODE=allow`. Any other error reply (LOADING, READONLY, OOM, …)
+/// concerns Redis as a whole and stays an error.
+fn counter_value(reply: RedisResult<u64>, key: &str) -> Result<u64, StoreError> {
+    match reply {
+        Ok(value) => Ok(value),
+        Err(e) if is_counter_fault(&e) => {
+            tracing::debug!(key, "counter cannot be incremented, answering over the limit: {e}");
+            Ok(u64::MAX)
+        }
+        Err(e) => Err(StoreError::Redis(e.into())),
+    }
+}
+
+fn is_counter_fault(error: &RedisError) -> bool {
+    match error.code() {
+        Some("WRONGTYPE") => true,
+        Some("ERR") => {
+            error.detail().is_some_and(|d| d.contains("overflow") || d.contains("not an integer or out of range"))
+        }
+        _ => false,
+    }
 }
 
 async fn read_on(pool: &RedisPool, counters: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
@@ -133,17 +161,21 @@ impl CounterStore for RedisStore {
     }
 }
 
-/// `INCRBY key hits` + `EXPIRE key ttl` per update; only the INCRBY results are returned.
+/// `INCRBY key hits` + `EXPIRE key ttl` per update; only the INCRBY results are returned, each
+/// on its own (`ignore_errors`: one counter's error reply does not fail the others).
 fn increment_pipeline(updates: &[CounterUpdate<'_>]) -> redis::Pipeline {
     let mut pipeline = redis::pipe();
+    pipeline.ignore_errors();
     for update in updates {
-        pipeline.cmd("INCRBY").arg(update.key).arg(update.hits);
+        // INCRBY takes a signed 64-bit increment: a larger `hits_addend` saturates there (and
+        // is over any limit either way) instead of being refused as "not an integer".
+        pipeline.cmd("INCRBY").arg(update.key).arg(update.hits.min(i64::MAX as u64));
         pipeline.cmd("EXPIRE").arg(update.key).arg(update.ttl).ignore();
     }
     pipeline
 }
 
-fn check_len(values: Vec<u64>, expected: usize) -> Result<Vec<u64>, StoreError> {
+fn check_len<T>(values: Vec<T>, expected: usize) -> Result<Vec<T>, StoreError> {
     if values.len() == expected {
         Ok(values)
     } else {
