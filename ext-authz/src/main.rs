@@ -135,6 +135,7 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
         }
     };
     telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text });
+    shared::serve::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     runtime.block_on(async {
         let running = match ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock()).await {

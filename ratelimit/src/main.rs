@@ -56,6 +56,7 @@ fn run() -> ExitCode {
         }
     };
     telemetry::init(&settings.log_level, if settings.log_json { LogFormat::Json } else { LogFormat::Text });
+    shared::serve::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     runtime.block_on(async {
         let running = match ratelimit::start(settings, Arc::new(ProcessEnv), ratelimit::service::system_clock()).await {

@@ -1,6 +1,9 @@
 //! Serving on pre-bound listeners until a stop signal, so that `main` and tests share one code
 //! path and tests can bind port 0 and read the address back.
 
+mod http1;
+
+pub use http1::HttpTimeouts;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -71,13 +74,21 @@ pub fn grpc(
     })
 }
 
-/// Serves an axum router; on stop, stops accepting and lets in-flight requests finish.
+/// Serves an axum router with the default [`HttpTimeouts`]; on stop, stops accepting, closes
+/// idle connections and lets in-flight requests finish.
 pub fn http(router: axum::Router, listener: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await {
-            tracing::error!("HTTP server failed: {e}");
-        }
-    })
+    http1::serve(router, listener, HttpTimeouts::default(), stop)
+}
+
+/// Raises the soft limit on open files to the hard limit, so connections and config files do
+/// not run out of descriptors at the common default of 1024 (a few hundred idle clients would
+/// otherwise make every port, and even config reloads, fail with "Too many open files").
+/// Logs the limit in force, or why it could not be raised. Called once at start.
+pub fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit (soft) raised to the hard limit"),
+        Err(e) => tracing::warn!("cannot raise the open files limit, keeping it: {e}"),
+    }
 }
 
 /// A container health probe: `GET path` on `addr` over plain HTTP/1.1 with a short timeout;

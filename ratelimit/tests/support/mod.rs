@@ -2,6 +2,8 @@
 //! on port 0 with a controllable clock, and small gRPC and HTTP clients.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

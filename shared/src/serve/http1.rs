@@ -1,0 +1,143 @@
+//! The HTTP/1 accept loop behind every HTTP port (health, `/json`, debug, metrics, ext-authz's
+//! HTTP mode): axum routers served by hyper with the bounds axum's own `serve` lacks.
+//!
+//! - A header-read timeout: a client that opens a connection and sends a request head slowly
+//!   (or not at all, or sits idle between keep-alive requests) is cut off after it, so slow or
+//!   idle clients cannot pile up file descriptors or hold a graceful shutdown hostage.
+//! - Accept errors (out of file descriptors above all) are logged once per burst and retried
+//!   after a short pause instead of spinning or ending the server.
+//! - On stop, the listener closes, idle connections are closed at once and in-flight requests
+//!   finish (the caller bounds that wait with its shutdown timeout).
+
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Bounds on an HTTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// Longest wait for a complete request head, counted from when the connection starts
+    /// waiting for one — so it is also the idle timeout between keep-alive requests.
+    pub header_read: Duration,
+}
+
+impl Default for HttpTimeouts {
+    /// Ten seconds: far longer than any health probe, scraper or Envoy needs to send a request
+    /// head, and short enough that a slow client cannot hold a descriptor or a shutdown long.
+    fn default() -> Self {
+        HttpTimeouts { header_read: Duration::from_secs(10) }
+    }
+}
+
+/// Serves `router` on `listener` until `stop`.
+pub fn serve(
+    router: axum::Router,
+    listener: TcpListener,
+    timeouts: HttpTimeouts,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let graceful = GracefulShutdown::new();
+        let stopped = super::stopped(stop);
+        tokio::pin!(stopped);
+        let mut failing = false;
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = &mut stopped => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => {
+                    failing = false;
+                    stream
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::error!("HTTP server cannot accept connections (retrying): {e}");
+                        failing = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeouts.header_read)
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // A client that goes away or times out is not the server's error.
+                let _ = connection.await;
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    async fn start(timeouts: HttpTimeouts) -> (std::net::SocketAddr, watch::Sender<bool>, JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
+        let (stop_tx, stop) = watch::channel(false);
+        (addr, stop_tx, serve(router, listener, timeouts, stop))
+    }
+
+    /// Reads until the peer closes the connection; the bytes read.
+    fn read_to_close(stream: &mut std::net::TcpStream) -> Vec<u8> {
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_and_idle_clients_are_cut_off_and_do_not_hold_shutdown() {
+        let timeouts = HttpTimeouts { header_read: Duration::from_millis(300) };
+        let (addr, stop, task) = start(timeouts).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            // Idle: connects and sends nothing.
+            let mut idle = std::net::TcpStream::connect(addr).unwrap();
+            // Slowloris: half a request head, never finished.
+            let mut slow = std::net::TcpStream::connect(addr).unwrap();
+            slow.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n").unwrap();
+            // A keep-alive client that then goes quiet.
+            let mut kept = std::net::TcpStream::connect(addr).unwrap();
+            kept.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let started = std::time::Instant::now();
+            let (idle_bytes, slow_bytes, kept_bytes) =
+                (read_to_close(&mut idle), read_to_close(&mut slow), read_to_close(&mut kept));
+            (idle_bytes, slow_bytes, String::from_utf8_lossy(&kept_bytes).into_owned(), started.elapsed())
+        })
+        .await
+        .unwrap();
+        let (idle, _slow, kept, waited) = outcome;
+        assert!(idle.is_empty(), "an idle connection gets no answer, only a close");
+        assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
+        assert!(waited < Duration::from_secs(15), "all three were closed by the server ({waited:?})");
+
+        // Shutdown with an idle keep-alive connection open does not wait for it.
+        let mut open = std::net::TcpStream::connect(addr).unwrap();
+        open.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        open.read_exact(&mut head).unwrap();
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops without waiting on idle clients")
+            .unwrap();
+    }
+}
