@@ -17,7 +17,7 @@ use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
 use crate::grpc::AuthorizationGrpc;
 use crate::key_files;
 use crate::metrics::Metrics;
-use crate::service::{build_oidc, build_policy, start_keys, Authorizer, Clock, Policy};
+use crate::service::{build_oidc, build_policy, start_keys, Authorizer, Clock, FirstLoad, Policy};
 
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
@@ -67,7 +67,7 @@ pub async fn start(
     let metrics = Metrics::default();
     let api_keys = load_api_keys(&config)?;
     tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
-    let policy = build_policy(&config, &metrics).await?;
+    let policy = build_policy(&config, &metrics, FirstLoad::Background).await?;
     let authorizer = Arc::new(Authorizer::new(policy, api_keys, config.cache_size, metrics, clock));
 
     let (health, health_server, follow) = Health::new(SERVICE_NAME);
@@ -199,12 +199,12 @@ async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<()
     let current = authorizer.policy();
     let oidc = match (&current.oidc, &new.oidc) {
         (Some(oidc), Some(settings)) if oidc.settings() == settings => Some(oidc.clone()),
-        _ => build_oidc(new, &authorizer.metrics).await.map_err(|e| e.to_string())?,
+        _ => build_oidc(new, &authorizer.metrics, FirstLoad::Wait).await.map_err(|e| e.to_string())?,
     };
     let (keys, stop_refresh) = if current.keys.same_sources(&new.provider_keys) {
         (current.keys.clone(), current.stop_refresh.clone())
     } else {
-        start_keys(new, &authorizer.metrics).await
+        start_keys(new, &authorizer.metrics, FirstLoad::Wait).await
     };
     let policy = Policy { engine: new.engine.clone(), keys, stop_refresh, oidc };
     let replaced = authorizer.replace_policy(policy);

@@ -56,6 +56,8 @@ pub struct RefreshSettings {
     pub min_interval: Duration,
     pub max_interval: Duration,
     pub unknown_kid_min_interval: Duration,
+    /// The longest a check waits for a refetch for an unknown key id (the fetch goes on).
+    pub unknown_kid_wait: Duration,
     pub timeout: Duration,
 }
 
@@ -414,6 +416,7 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Result<(Provider, Provi
         max_interval: c.duration(&format!("{key}.jwks_refresh.max_interval"), &r.max_interval)?,
         unknown_kid_min_interval: c
             .duration(&format!("{key}.jwks_refresh.unknown_kid_min_interval"), &r.unknown_kid_min_interval)?,
+        unknown_kid_wait: c.duration(&format!("{key}.jwks_refresh.unknown_kid_wait"), &r.unknown_kid_wait)?,
         timeout: c.duration(&format!("{key}.jwks_refresh.timeout"), &r.timeout)?,
     };
     let provider = Provider {

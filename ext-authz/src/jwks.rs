@@ -101,6 +101,11 @@ impl KeyManager {
         }
     }
 
+    /// How long a check waits for a refetch for an unknown key id of provider `index`.
+    pub fn unknown_kid_wait(&self, index: usize) -> Duration {
+        self.providers.get(index).map_or(Duration::ZERO, |p| p.config.refresh.unknown_kid_wait)
+    }
+
     /// A token named a key id provider `index` lacks: fetch again unless we fetched very
     /// recently. Returns whether a fetch happened (and so whether checking again makes sense).
     pub async fn refetch_for_unknown_kid(&self, index: usize) -> bool {

@@ -126,7 +126,13 @@ impl Authorizer {
             match policy.engine.check(request, &ctx) {
                 Decision::UnknownKey { provider } if !refetched => {
                     refetched = true;
-                    if !policy.keys.refetch_for_unknown_kid(provider).await {
+                    // The refetch runs on its own task: a Check waits for it at most
+                    // `unknown_kid_wait` (a hanging key server must not hang every check that
+                    // names a new key), while the fetch goes on and serves later checks.
+                    let keys = policy.keys.clone();
+                    let wait = keys.unknown_kid_wait(provider);
+                    let refetch = tokio::spawn(async move { keys.refetch_for_unknown_kid(provider).await });
+                    if !matches!(tokio::time::timeout(wait, refetch).await, Ok(Ok(true))) {
                         return unknown_key();
                     }
                 }
@@ -164,25 +170,65 @@ fn unknown_key() -> Decision {
 
 /// Builds a policy from a config: the engine, a key manager with its keys loaded (as far as the
 /// providers answer) and its refresh tasks running, and the login flow when configured.
-pub async fn build_policy(config: &AuthzConfig, metrics: &Metrics) -> Result<Policy, OidcSetupError> {
-    let oidc = build_oidc(config, metrics).await?;
-    let (keys, stop_refresh) = start_keys(config, metrics).await;
+pub async fn build_policy(
+    config: &AuthzConfig,
+    metrics: &Metrics,
+    first_load: FirstLoad,
+) -> Result<Policy, OidcSetupError> {
+    let oidc = build_oidc(config, metrics, first_load).await?;
+    let (keys, stop_refresh) = start_keys(config, metrics, first_load).await;
     Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc })
 }
 
-/// A key manager with its keys loaded (as far as the providers answer) and its refresh running
-/// until the returned sender says stop.
-pub async fn start_keys(config: &AuthzConfig, metrics: &Metrics) -> (Arc<KeyManager>, Arc<watch::Sender<bool>>) {
+/// Whether building a policy waits for the providers' first answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstLoad {
+    /// At start: the ports open and health answers (not ready) while keys and discovery load,
+    /// so a slow or hanging identity provider never keeps the service from starting.
+    Background,
+    /// On reload: the new policy goes into service with its keys (as far as the providers
+    /// answer), so a reload never leaves a window with no keys.
+    Wait,
+}
+
+/// A key manager with its refresh running until the returned sender says stop; its keys are
+/// loaded first or in the background, per `first_load`.
+pub async fn start_keys(
+    config: &AuthzConfig,
+    metrics: &Metrics,
+    first_load: FirstLoad,
+) -> (Arc<KeyManager>, Arc<watch::Sender<bool>>) {
     let keys = Arc::new(KeyManager::new(config.provider_keys.clone(), metrics.jwks_fetches.clone()));
-    keys.load_all().await;
     let (stop_refresh, stop) = watch::channel(false);
-    tokio::spawn(keys.clone().run(stop));
+    match first_load {
+        FirstLoad::Wait => {
+            keys.load_all().await;
+            tokio::spawn(keys.clone().run(stop));
+        }
+        FirstLoad::Background => {
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                keys.load_all().await;
+                keys.run(stop).await;
+            });
+        }
+    }
     (keys, Arc::new(stop_refresh))
 }
 
-pub async fn build_oidc(config: &AuthzConfig, metrics: &Metrics) -> Result<Option<Arc<Oidc>>, OidcSetupError> {
+pub async fn build_oidc(
+    config: &AuthzConfig,
+    metrics: &Metrics,
+    first_load: FirstLoad,
+) -> Result<Option<Arc<Oidc>>, OidcSetupError> {
     let Some(settings) = &config.oidc else { return Ok(None) };
     let oidc = Arc::new(Oidc::new(settings.clone(), metrics.jwks_fetches.clone())?);
-    oidc.start().await;
+    match first_load {
+        FirstLoad::Wait => oidc.start().await,
+        FirstLoad::Background => {
+            let starting = oidc.clone();
+            tokio::spawn(async move { starting.start().await });
+        }
+    }
     Ok(Some(oidc))
 }

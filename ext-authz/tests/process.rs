@@ -3,25 +3,17 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use ext_authz::testing::SigningKey;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
+use support::process::*;
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ext-authz");
 
 fn example() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz.yaml")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -93,30 +85,12 @@ async fn logs_never_show_credentials_and_sigterm_stops_cleanly() {
     let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
     let idp = JwksServer::start(&[&key]).await;
     let dir = tempfile::tempdir().unwrap();
-    let (grpc, http_port) = (free_port(), free_port());
-    let config = config_yaml(&idp.url, "")
-        .replace("grpc_addr: 127.0.0.1:0", &format!("grpc_addr: 127.0.0.1:{grpc}"))
-        .replace("http_addr: 127.0.0.1:0", &format!("http_addr: 127.0.0.1:{http_port}"));
+    let (config, grpc, http_port) = on_free_ports(&config_yaml(&idp.url, ""));
     std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
     std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut child = Command::new(BIN)
-        .args(["--config"])
-        .arg(dir.path().join("ext-authz.yaml"))
-        .env("JOBS_SECRET", HMAC_SECRET)
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut client = loop {
-        if let Ok(client) = AuthorizationClient::connect(format!("http://127.0.0.1:{grpc}")).await {
-            break client;
-        }
-        assert!(Instant::now() < deadline, "ext-authz did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let env = [("JOBS_SECRET", HMAC_SECRET), ("RUST_LOG", "trace")];
+    let mut process = AuthzProcess::start(&dir.path().join("ext-authz.yaml"), grpc, http_port, &env);
+    let mut client = process.grpc_client().await;
     // Real time here: the binary uses the system clock.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let token =
@@ -132,19 +106,8 @@ async fn logs_never_show_credentials_and_sigterm_stops_cleanly() {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         client.check(check_request("GET", "/orders/1", &headers)).await.unwrap();
     }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "ext-authz did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "exit status 0 after SIGTERM");
-    let mut text = String::new();
-    std::fs::File::open(&log).unwrap().read_to_string(&mut text).unwrap();
+    assert!(process.terminate().success(), "exit status 0 after SIGTERM");
+    let text = process.stderr();
     assert!(text.contains("checked"), "trace logging was on: {text}");
     for secret in [token.as_str(), expired.as_str(), API_KEY, "ghk_wrong-guess-123", HMAC_SECRET] {
         assert!(!text.contains(secret), "a credential leaked into the log");

@@ -323,6 +323,8 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
             min_interval: Duration::from_secs(30),
             max_interval: Duration::from_secs(86400),
             unknown_kid_min_interval: Duration::from_secs(10),
+            // The callback waits for the provider's own answer anyway (its timeout applies).
+            unknown_kid_wait: timeout,
             timeout,
         },
     })

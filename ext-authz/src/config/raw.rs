@@ -116,6 +116,8 @@ pub struct RawRefresh {
     pub max_interval: String,
     /// A token with an unknown `kid` triggers a refetch at most this often.
     pub unknown_kid_min_interval: String,
+    /// The longest a check waits for that refetch; the fetch itself goes on.
+    pub unknown_kid_wait: String,
     pub timeout: String,
 }
 
@@ -126,6 +128,7 @@ impl Default for RawRefresh {
             min_interval: "30s".into(),
             max_interval: "24h".into(),
             unknown_kid_min_interval: "10s".into(),
+            unknown_kid_wait: "500ms".into(),
             timeout: "5s".into(),
         }
     }

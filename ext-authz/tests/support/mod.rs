@@ -2,6 +2,8 @@
 //! (and which counts its hits), ext-authz started in-process on port 0, and clients.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,8 @@ pub struct JwksServer {
     pub jwks: Arc<Mutex<String>>,
     pub hits: Arc<AtomicUsize>,
     pub failing: Arc<AtomicBool>,
+    /// While set, key set requests get no answer for a minute (a hanging identity provider).
+    pub hanging: Arc<AtomicBool>,
     pub max_age: Arc<AtomicU64>,
 }
 
@@ -49,6 +53,7 @@ impl JwksServer {
             jwks: Arc::new(Mutex::new(jwks(keys))),
             hits: Arc::default(),
             failing: Arc::default(),
+            hanging: Arc::default(),
             max_age: Arc::default(),
         };
         let app = axum::Router::new()
@@ -75,6 +80,9 @@ async fn discovery(State(s): State<JwksServer>) -> Response {
 
 async fn serve_jwks(State(s): State<JwksServer>) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
+    if s.hanging.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     if s.failing.load(Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
     }
@@ -192,7 +200,16 @@ impl Harness {
             .await
             .expect("ext-authz starts");
         let grpc = AuthorizationClient::connect(format!("http://{}", running.grpc_addr)).await.unwrap();
-        Harness { idp, key, dir, running: Some(running), grpc, clock }
+        let harness = Harness { idp, key, dir, running: Some(running), grpc, clock };
+        // Keys load in the background once the ports are open; start from a ready service, as
+        // Envoy does (it sends traffic once the readiness probe passes), unless the test made
+        // its provider fail on purpose.
+        let provider_down = harness.idp.failing.load(Ordering::SeqCst) || harness.idp.hanging.load(Ordering::SeqCst);
+        if !provider_down {
+            let authorizer = harness.running().authorizer.clone();
+            harness.eventually(|| authorizer.ready()).await;
+        }
+        harness
     }
 
     pub fn running(&self) -> &ext_authz::app::Running {

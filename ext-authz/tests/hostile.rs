@@ -1,0 +1,178 @@
+//! Hostile files, requests and providers against the real `ext-authz` binary: each test
+//! reproduces a finding of the hardening review, so none can come back.
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ext_authz::testing::SigningKey;
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+use support::process::*;
+use support::*;
+
+/// About 10^10 nodes once expanded, from under 600 bytes.
+fn alias_bomb() -> String {
+    let mut yaml =
+        String::from("routes: {default: deny}\nx0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        yaml.push_str(&format!("x{i}: &x{i} [{}]\n", vec![format!("*x{}", i - 1); 10].join(", ")));
+    }
+    yaml
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The binary on the shared test config (pointed at `idp`), with its API key file.
+fn start(idp: &JwksServer, dir: &std::path::Path) -> AuthzProcess {
+    let (config, grpc, http) = on_free_ports(&config_yaml(&idp.url, ""));
+    std::fs::write(dir.join("ext-authz.yaml"), config).unwrap();
+    std::fs::write(dir.join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
+    AuthzProcess::start(&dir.join("ext-authz.yaml"), grpc, http, &[("JOBS_SECRET", HMAC_SECRET)])
+}
+
+async fn wait_ready(p: &AuthzProcess) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(p.http_addr(), "GET", "/readyz", &[]).await.0 != 200 {
+        assert!(Instant::now() < deadline, "not ready:\n{}", p.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// HTTP-mode status for `target` with an API key.
+async fn with_key(p: &AuthzProcess, target: &str) -> u16 {
+    http(p.http_addr(), "GET", &format!("/authz{target}"), &[("x-api-key", API_KEY)]).await.0
+}
+
+#[test]
+fn validate_refuses_alias_bombs_and_empty_or_cut_short_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content, expected) in [
+        ("bomb.yaml", alias_bomb(), "yaml: line 6: aliases expand to more than 100000 nodes"),
+        ("empty.yaml", String::new(), "the file is empty"),
+        ("cut.yaml", "jwt_providers: []\napi_keys: {file: k.yaml}\n".into(), "routes: missing"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let started = Instant::now();
+        let output = Command::new(BIN).arg("validate").arg(&path).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("{name}: ")) && stderr.contains(expected), "{name}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{name} took {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_service_keeps_its_config_through_bad_and_half_written_files() {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start(&idp, dir.path());
+    wait_ready(&p).await;
+    assert_eq!(with_key(&p, "/orders/1").await, 200);
+    let config_file = dir.path().join("ext-authz.yaml");
+    let good = std::fs::read_to_string(&config_file).unwrap();
+
+    // Bad files dropped in place: each refused and counted, the service answers as before.
+    for bad in [alias_bomb(), String::new(), good[..good.find("routes:").unwrap()].to_string()] {
+        std::fs::write(&config_file, &bad).unwrap();
+        for _ in 0..10 {
+            assert_eq!(with_key(&p, "/orders/1").await, 200);
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    }
+    // The good file written in place, slowly, in two halves, while requests keep coming.
+    let (first, second) = good.split_at(good.len() / 2);
+    let (first, second) = (first.to_string(), second.to_string());
+    let writer = std::thread::spawn(move || {
+        for _ in 0..5 {
+            let mut file = std::fs::File::create(&config_file).unwrap();
+            file.write_all(first.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            file.write_all(second.as_bytes()).unwrap();
+            drop(file);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let mut wrong = 0;
+    while !writer.is_finished() {
+        if with_key(&p, "/orders/1").await != 200 {
+            wrong += 1;
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(wrong, 0, "no request was answered by a half-written config");
+    let metrics = http(p.http_addr(), "GET", "/metrics", &[]).await.2;
+    assert!(metrics.contains(r#"ext_authz_reloads_total{what="config",result="error"}"#), "{metrics}");
+    assert_eq!(http(p.http_addr(), "GET", "/readyz", &[]).await.0, 200);
+    assert!(p.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_audiences_and_challenges() {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(&idp, dir.path());
+    wait_ready(&p).await;
+    let addr = p.http_addr();
+
+    // Dot segments cannot borrow the public rule; what cannot be normalized is refused.
+    assert_eq!(http(addr, "GET", "/authz/public/x", &[]).await.0, 200);
+    for target in ["/authz/public/../orders/1", "/authz/public/%2e%2e/orders/1", "/authz/public//../orders/1"] {
+        let (status, headers, _) = http(addr, "GET", target, &[]).await;
+        assert_eq!(status, 401, "{target}");
+        assert_eq!(headers.get("www-authenticate").map(String::as_str), Some("Bearer"), "{target}");
+    }
+    for target in ["/authz/public/..%2forders/1", "/authz/public/%2F..%2Forders/1"] {
+        let (status, _, body) = http(addr, "GET", target, &[]).await;
+        assert_eq!(status, 400, "{target}");
+        assert!(body.contains("BAD_REQUEST"), "{body}");
+    }
+
+    // A token without `aud` for a provider with audiences: refused.
+    let no_aud = key.sign(&json!({"iss": idp.url, "sub": "u", "exp": now() + 600, "scope": "orders:read"}));
+    let (status, headers, body) =
+        http(addr, "GET", "/authz/orders/1", &[("authorization", &format!("Bearer {no_aud}"))]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers["www-authenticate"].contains("token has no aud claim"), "{headers:?}");
+
+    // An unknown API key gets a challenge like every other 401.
+    let (status, headers, _) = http(addr, "GET", "/authz/orders/1", &[("x-api-key", "ghk_unknown-000")]).await;
+    assert_eq!(status, 401);
+    assert!(headers["www-authenticate"].starts_with("Bearer error=\"invalid_token\""), "{headers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_key_server_neither_delays_the_start_nor_hangs_checks() {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    idp.hanging.store(true, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    // The shared config gives the key fetch 2 s; the binary must open its ports regardless.
+    let started = Instant::now();
+    let p = start(&idp, dir.path());
+    let addr = p.http_addr();
+    assert_eq!(http(addr, "GET", "/healthz", &[]).await.0, 200, "alive while the first fetch runs");
+    assert_eq!(http(addr, "GET", "/readyz", &[]).await.0, 503, "not ready without keys");
+    assert!(started.elapsed() < Duration::from_secs(2), "ports took {:?}", started.elapsed());
+    assert_eq!(with_key(&p, "/orders/1").await, 200, "API keys work meanwhile");
+
+    // A token whose key is unknown waits for the refetch at most `unknown_kid_wait` (500 ms).
+    let token = key.sign(&json!({"iss": idp.url, "aud": "orders-api", "sub": "u", "exp": now() + 600}));
+    let asked = Instant::now();
+    let (status, _, body) =
+        http(addr, "GET", "/authz/orders/1", &[("authorization", &format!("Bearer {token}"))]).await;
+    assert!(asked.elapsed() < Duration::from_millis(1500), "the check waited {:?}", asked.elapsed());
+    assert!(status == 401 || status == 503, "{status} {body}");
+
+    // The provider answers again: the service becomes ready by itself.
+    idp.hanging.store(false, Ordering::SeqCst);
+    wait_ready(&p).await;
+}
