@@ -125,12 +125,12 @@ async fn paths_audiences_and_challenges() {
 
     // Dot segments cannot borrow the public rule; what cannot be normalized is refused.
     assert_eq!(http(addr, "GET", "/authz/public/x", &[]).await.0, 200);
-    for target in ["/authz/public/../orders/1", "/authz/public/%2e%2e/orders/1", "/authz/public//../orders/1"] {
+    for target in ["/authz/public/../orders/1", "/authz/public/%2e%2e/orders/1", "/authz/public/./../orders/1"] {
         let (status, headers, _) = http(addr, "GET", target, &[]).await;
         assert_eq!(status, 401, "{target}");
         assert_eq!(headers.get("www-authenticate").map(String::as_str), Some("Bearer"), "{target}");
     }
-    for target in ["/authz/public/..%2forders/1", "/authz/public/%2F..%2Forders/1"] {
+    for target in ["/authz/public/..%2forders/1", "/authz/public/%2F..%2Forders/1", "/authz/public//../orders/1"] {
         let (status, _, body) = http(addr, "GET", target, &[]).await;
         assert_eq!(status, 400, "{target}");
         assert!(body.contains("BAD_REQUEST"), "{body}");

@@ -213,3 +213,32 @@ async fn auth_scenarios_in_envoys_http_ext_authz_mode() {
     assert_eq!(stack.get("/public/x", &[]).await.status, 200);
     stack.shutdown().await;
 }
+
+/// What a client controls in the request line and headers gets it nothing: the per-address
+/// limit counts the TCP peer whatever X-Forwarded-For says, and a dot-segment path cannot
+/// borrow the public rule to reach a protected route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_forwarded_for_and_dot_segments_get_nowhere() {
+    let stack = Stack::start(StackOptions::default()).await;
+    for path in ["/public/../orders/1", "/public/%2e%2e/orders/1", "/public/./../orders/1"] {
+        let r = stack.get(path, &[]).await;
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+    }
+    // Envoy resolves this one as RFC 3986 does (the `..` takes the empty segment): the backend
+    // is asked for the public path that was authorized, not for /orders/1.
+    let r = stack.get("/public//../orders/1", &[]).await;
+    assert_eq!((r.status, r.json()["path"].as_str()), (200, Some("/public/orders/1")), "{r:?}");
+    for path in ["/public/..%2forders/1", "/public/%2F..%2Forders/1"] {
+        let r = stack.get(path, &[]).await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+    }
+    // The per-address limit is 20 an hour (one used above); each request claims another address.
+    for i in 1..20 {
+        let r = stack.get("/public/page", &[("x-forwarded-for", &format!("203.0.113.{i}"))]).await;
+        assert_eq!(r.status, 200, "request {i}: {r:?}");
+        assert_eq!(r.json()["path"], "/public/page");
+    }
+    let limited = stack.get("/public/page", &[("x-forwarded-for", "198.51.100.7")]).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    stack.shutdown().await;
+}

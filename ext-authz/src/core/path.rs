@@ -10,8 +10,9 @@
 //!    other escape's hex digits upper-cased (RFC 3986 §6.2.2);
 //! 2. runs of slashes become one (as Envoy's `merge_slashes`);
 //! 3. `.` and `..` segments are removed (RFC 3986 §5.2.4);
-//! 4. a path that still holds an encoded `/` or `\` (`%2F`, `%5C`), a backslash, or a control
-//!    character is refused: backends disagree on what those mean.
+//! 4. a path that still holds an encoded `/` or `\` (`%2F`, `%5C`), a backslash, a control
+//!    character, or a `..` right after an empty segment (`/a//../b`: `/a/b` by RFC 3986, `/b`
+//!    once slashes are merged first) is refused: backends disagree on what those mean.
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +25,8 @@ pub enum PathError {
     BadCharacter,
     #[error("the path holds a malformed percent-escape")]
     BadEscape,
+    #[error("the path holds '..' after an empty segment, which servers resolve differently")]
+    Ambiguous,
 }
 
 /// The normalized form of `raw` (a path without its query).
@@ -33,14 +36,19 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     }
     let decoded = decode_unreserved(raw)?;
     let mut segments: Vec<&str> = Vec::new();
+    let mut after_empty = false;
     for segment in decoded.split('/').skip(1) {
         match segment {
-            "" | "." => {}
+            // `/a//../b` is `/a/b` to RFC 3986 (and Envoy's normalize_path) but `/b` to a
+            // server that merges slashes first: no answer is safe, so none is given.
+            ".." if after_empty => return Err(PathError::Ambiguous),
             ".." => {
                 segments.pop();
             }
+            "" | "." => {}
             other => segments.push(other),
         }
+        after_empty = segment.is_empty();
     }
     // A trailing slash (or a trailing dot segment, which stands for a directory) is kept.
     let last = decoded.rsplit('/').next().unwrap_or("");
@@ -102,7 +110,6 @@ mod tests {
             ("/public/../api/me", "/api/me"),
             ("/public/%2e%2e/api/me", "/api/me"),
             ("/public/%2E%2E/api/me", "/api/me"),
-            ("/public//../api/me", "/api/me"),
             ("/public/./x", "/public/x"),
             ("//api///me", "/api/me"),
             ("/a/b/..", "/a/"),
@@ -131,6 +138,8 @@ mod tests {
             ("/a%2", PathError::BadEscape),
             ("/a%zz", PathError::BadEscape),
             ("/a%+1", PathError::BadEscape),
+            ("/public//../api/me", PathError::Ambiguous),
+            ("/public/.//../api", PathError::Ambiguous),
             ("api/me", PathError::NotAbsolute),
             ("", PathError::NotAbsolute),
         ] {
@@ -140,7 +149,7 @@ mod tests {
 
     #[test]
     fn normalizing_twice_changes_nothing() {
-        for raw in ["/public/../api/me", "/a%20b/%c3%a9", "//x/./y/../z/", "/%7e"] {
+        for raw in ["/public/../api/me", "/a%20b/%c3%a9", "//x/./y/../z/", "/%7e", "/a/./b/"] {
             let once = normalize(raw).unwrap();
             assert_eq!(normalize(&once).unwrap(), once, "{raw}");
         }

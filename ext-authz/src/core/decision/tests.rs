@@ -172,11 +172,11 @@ fn public_paths_still_strip_identity_headers() {
 #[test]
 fn dot_segments_cannot_borrow_a_public_rule() {
     let w = World::new();
-    for path in ["/public/../orders/1", "/public/%2e%2e/orders/1", "/public//../orders/1", "/public/./../orders/1"] {
+    for path in ["/public/../orders/1", "/public/%2e%2e/orders/1", "/public/./../orders/1"] {
         let deny = denied(w.check(path, &[]));
         assert_eq!((deny.status, deny.reason), (401, "missing_credentials"), "{path}");
     }
-    for path in ["/public/..%2forders/1", "/public/%2F..%2Forders", "/public/..\\orders"] {
+    for path in ["/public/..%2forders/1", "/public/%2F..%2Forders", "/public/..\\orders", "/public//../orders/1"] {
         let deny = denied(w.check(path, &[]));
         assert_eq!((deny.status, deny.code, deny.reason), (400, ErrorCode::BadRequest, "bad_path"), "{path}");
     }
