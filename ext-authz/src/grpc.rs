@@ -121,6 +121,7 @@ fn allowed(allow: Allow) -> CheckResponse {
 
 fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
     let code = match deny.status {
+        400 => tonic::Code::InvalidArgument,
         401 => tonic::Code::Unauthenticated,
         // Still a deny with our answer (a 503 page), not an RPC failure: Envoy's
         // failure_mode_allow must not let the request through.
