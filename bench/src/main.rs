@@ -4,9 +4,11 @@
 //!   cargo run --release -p bench -- [--seconds 3] [--runs 3] [--concurrency 64] [--out docs/benchmarks.md]
 //!   cargo run --release -p bench -- --only envoy     (only the rows through Envoy, printed)
 //!   cargo run --release -p bench -- --only profile   (only the callgrind profiles, printed)
+//!   cargo run --release -p bench -- --only caches    (only the full-against-warm cache rows, printed)
 //!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
 //!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
 
+mod caches;
 mod callgrind;
 mod floors;
 mod load;
@@ -221,6 +223,13 @@ async fn run() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if arg("--only", "") == "caches" {
+        // Just the cache rows: full against warm.
+        for row in caches::rows(shape).await {
+            println!("{}", row.markdown());
+        }
+        return Ok(());
+    }
     if arg("--only", "") == "envoy" {
         // Just the end-to-end rows (a quick look; the full run writes docs/benchmarks.md).
         for row in through_envoy_rows(shape).await {
@@ -284,7 +293,7 @@ async fn run() -> anyhow::Result<()> {
     let cached = values([bearer(&rs, "u".into())]);
     rows.push(authz_row("ext-authz, RS256 JWT, cached", shape, floor_addr, addr, "authorization", &cached).await);
     few.running.shutdown().await;
-    let quiet = AuthzTarget::start_with(10, &keys, true, false).await;
+    let quiet = AuthzTarget::start_with(10, &keys, 10_000, false).await;
     let (addr, key) = (quiet.running.grpc_addr, values([api_key(5)]));
     let name = "ext-authz, API key, no dynamic metadata";
     rows.push(authz_row(name, shape, floor_addr, addr, "x-api-key", &key).await);
@@ -298,6 +307,9 @@ async fn run() -> anyhow::Result<()> {
     let es_tokens = values((0..2000).map(|i| bearer(&es, format!("u{i}"))));
     rows.push(authz_row("ext-authz, ES256 JWTs, uncached", shape, floor_addr, addr, "authorization", &es_tokens).await);
     million.running.shutdown().await;
+
+    // Caches at capacity against the same caches warm.
+    rows.extend(caches::rows(shape).await);
 
     // End to end through Envoy with wrk: no filters (the floor), ext_authz, ext_authz + ratelimit.
     rows.extend(through_envoy_rows(shape).await);

@@ -119,7 +119,7 @@ async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
             authz(AuthzTarget::start(1_000_000, &keys, true).await, "x-api-key", values([api_key(500_000)]))
         }
         "authz-key-quiet" => {
-            authz(AuthzTarget::start_with(10, &keys, true, false).await, "x-api-key", values([api_key(5)]))
+            authz(AuthzTarget::start_with(10, &keys, 10_000, false).await, "x-api-key", values([api_key(5)]))
         }
         "authz-jwt-cached" => authz(AuthzTarget::start(10, &keys, true).await, "authorization", bearer_tokens(&rs, 1)),
         "authz-rs256" => authz(AuthzTarget::start(10, &keys, false).await, "authorization", bearer_tokens(&rs, 64)),

@@ -93,11 +93,24 @@ pub fn check_request(header: &str, value: String) -> CheckRequest {
 
 /// Load of `ShouldRateLimit` calls; OK expected.
 pub async fn rls_load(addr: SocketAddr, pace: Pace, key: &'static str, values: Values) -> LoadResult {
+    rls_load_expecting(addr, pace, key, values, 1).await
+}
+
+/// Load of `ShouldRateLimit` calls, each expected to answer `overall_code` (1 OK, 2 OVER_LIMIT).
+pub async fn rls_load_expecting(
+    addr: SocketAddr,
+    pace: Pace,
+    key: &'static str,
+    values: Values,
+    overall_code: i32,
+) -> LoadResult {
     let client = RateLimitServiceClient::new(channel(addr).await);
     load::drive(pace, move |worker, n| {
         let mut client = client.clone();
         let request = rls_request(key, pick(&values, worker, n));
-        async move { matches!(client.should_rate_limit(request).await, Ok(r) if r.get_ref().overall_code == 1) }
+        async move {
+            matches!(client.should_rate_limit(request).await, Ok(r) if r.get_ref().overall_code == overall_code)
+        }
     })
     .await
 }

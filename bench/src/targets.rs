@@ -27,11 +27,19 @@ pub struct RateLimitTarget {
 
 impl RateLimitTarget {
     pub async fn start(rules: usize, redis: Option<&RedisServer>) -> RateLimitTarget {
+        RateLimitTarget::start_with(&ratelimit_config(rules), redis, &[]).await
+    }
+
+    /// The service on `config`, with `extra` settings.
+    pub async fn start_with(config: &str, redis: Option<&RedisServer>, extra: &[(&str, &str)]) -> RateLimitTarget {
         let dir = tempfile::tempdir().expect("a scratch directory");
         std::fs::create_dir_all(dir.path().join("ratelimit/config")).unwrap();
-        std::fs::write(dir.path().join("ratelimit/config/bench.yaml"), ratelimit_config(rules)).unwrap();
+        std::fs::write(dir.path().join("ratelimit/config/bench.yaml"), config).unwrap();
         let mut env = ratelimit::settings::loopback_env(dir.path());
         env.insert("LOG_LEVEL".into(), "error".into());
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
         match redis {
             Some(redis) => {
                 env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());
@@ -60,19 +68,24 @@ pub struct AuthzTarget {
     _dir: tempfile::TempDir,
 }
 
+/// The HMAC secret of the `hs` provider (HS256 tokens, cheap to verify: the cache rows).
+pub const HMAC_SECRET: &str = "bench-hmac-secret-0123456789abcdef";
+
 /// The API key the scenarios present.
 pub fn api_key(i: usize) -> String {
     format!("ghk_bench-key-{i:012}")
 }
 
 impl AuthzTarget {
-    /// ext-authz with `keys` API keys, the JWKS in `jwks`, and the token cache on or off.
+    /// ext-authz with `keys` API keys, the JWKS in `jwks`, and the token cache on (10,000
+    /// tokens) or off.
     pub async fn start(keys: usize, jwks: &str, cache: bool) -> AuthzTarget {
-        AuthzTarget::start_with(keys, jwks, cache, true).await
+        AuthzTarget::start_with(keys, jwks, if cache { 10_000 } else { 0 }, true).await
     }
 
-    /// The same, choosing whether allowed answers carry the identity as dynamic metadata.
-    pub async fn start_with(keys: usize, jwks: &str, cache: bool, dynamic_metadata: bool) -> AuthzTarget {
+    /// The same, choosing the token cache's size and whether allowed answers carry the identity
+    /// as dynamic metadata.
+    pub async fn start_with(keys: usize, jwks: &str, max_tokens: usize, dynamic_metadata: bool) -> AuthzTarget {
         let dir = tempfile::tempdir().expect("a scratch directory");
         std::fs::write(dir.path().join("jwks.json"), jwks).unwrap();
         std::fs::write(dir.path().join("keys.json"), r#"{"keys": []}"#).unwrap();
@@ -83,17 +96,17 @@ log: {{level: error}}
 cache: {{max_tokens: {}}}
 jwt_providers:
   - {{name: bench, issuer: bench, algorithms: [RS256, ES256], keys: {{jwks_file: jwks.json}}}}
+  - {{name: hs, issuer: hs, algorithms: [HS256], keys: {{hmac_secret_env: BENCH_HMAC}}}}
 api_keys: {{file: keys.json}}
 identity: {{dynamic_metadata: {}}}
 routes:
   default: authenticated
 "#,
-            if cache { 10_000 } else { 0 },
-            dynamic_metadata
+            max_tokens, dynamic_metadata
         );
         std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
-        let config =
-            ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &HashMap::new()).expect("bench config");
+        let env = HashMap::from([("BENCH_HMAC".to_string(), HMAC_SECRET.to_string())]);
+        let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("bench config");
         let running = ext_authz::app::start(config, Arc::default(), ext_authz::service::system_clock())
             .await
             .expect("ext-authz starts");
