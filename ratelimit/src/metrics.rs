@@ -126,28 +126,24 @@ impl Metrics {
 
     /// The counters for a configured limit's stat key (`<domain>.<level>…`).
     pub fn limit_stats(&self, stat_key: &str) -> LimitStats {
-        let labels = labels_of(stat_key);
-        LimitStats {
-            total_hits: self.total_hits.with(labels.clone()),
-            within_limit: self.within_limit.with(labels.clone()),
-            near_limit: self.near_limit.with(labels.clone()),
-            over_limit: self.over_limit.with(labels.clone()),
-            over_limit_with_local_cache: self.over_limit_with_local_cache.with(labels.clone()),
-            shadow_mode: self.shadow_mode.with(labels),
-        }
+        self.stats(stat_key, CounterFamily::with)
     }
 
     /// The counters for a stat key made from request values (limit overrides, detailed
     /// metrics): bounded, past the bound they count under `overflow` labels.
     pub fn request_limit_stats(&self, stat_key: &str) -> LimitStats {
+        self.stats(stat_key, CounterFamily::with_bounded)
+    }
+
+    fn stats(&self, stat_key: &str, series: impl Fn(&CounterFamily, Labels) -> Counter) -> LimitStats {
         let labels = labels_of(stat_key);
         LimitStats {
-            total_hits: self.total_hits.with_bounded(labels.clone()),
-            within_limit: self.within_limit.with_bounded(labels.clone()),
-            near_limit: self.near_limit.with_bounded(labels.clone()),
-            over_limit: self.over_limit.with_bounded(labels.clone()),
-            over_limit_with_local_cache: self.over_limit_with_local_cache.with_bounded(labels.clone()),
-            shadow_mode: self.shadow_mode.with_bounded(labels),
+            total_hits: series(&self.total_hits, labels.clone()),
+            within_limit: series(&self.within_limit, labels.clone()),
+            near_limit: series(&self.near_limit, labels.clone()),
+            over_limit: series(&self.over_limit, labels.clone()),
+            over_limit_with_local_cache: series(&self.over_limit_with_local_cache, labels.clone()),
+            shadow_mode: series(&self.shadow_mode, labels),
         }
     }
 

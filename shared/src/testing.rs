@@ -10,6 +10,19 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("a free loopback port").local_addr().expect("bound").port()
 }
 
+/// Waits (polling, up to `within`) until something accepts connections on loopback `port`;
+/// whether it did.
+pub fn wait_until_listening(port: u16, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
 /// A `redis-server` on a free loopback port, stopped when dropped. `stop` and `resume` keep the
 /// port, so a service can be shown losing and regaining it.
 pub struct RedisServer {

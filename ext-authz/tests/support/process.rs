@@ -12,9 +12,7 @@ use tonic::transport::Channel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ext-authz");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use shared::testing::free_port;
 
 /// `config` with its listeners moved to free loopback ports; returns (config, gRPC, HTTP).
 pub fn on_free_ports(config: &str) -> (String, u16, u16) {
@@ -43,11 +41,8 @@ impl AuthzProcess {
             command.env(k, v);
         }
         let process = AuthzProcess { child: command.spawn().unwrap(), grpc, http, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            assert!(Instant::now() < deadline, "ext-authz did not open its ports:\n{}", process.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let listening = shared::testing::wait_until_listening(http, Duration::from_secs(10));
+        assert!(listening, "ext-authz did not open its ports:\n{}", process.stderr());
         process
     }
 

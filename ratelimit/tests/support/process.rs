@@ -55,11 +55,8 @@ impl Process {
         }
         let child = command.spawn().unwrap();
         let process = Process { child, log, _dir: dir, grpc, http, debug };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            assert!(Instant::now() < deadline, "ratelimit did not start:\n{}", process.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let listening = shared::testing::wait_until_listening(http, Duration::from_secs(10));
+        assert!(listening, "ratelimit did not start:\n{}", process.stderr());
         process
     }
 
