@@ -83,10 +83,10 @@ pub async fn start(
 
     let router = tonic::transport::Server::builder()
         .add_service(health_server)
-        .add_service(AuthorizationGrpc::server(authorizer.clone()));
+        .add_service(AuthorizationGrpc::server(authorizer.clone(), servers.calls()));
     let http_router =
         crate::http::router(authorizer.clone(), config.server.http_check_prefix.clone(), stopping_flag.clone());
-    servers.push(serve::grpc(router, grpc, servers.stop_signal()));
+    servers.push(serve::grpc(router, grpc, servers.calls(), servers.stop_signal()));
     servers.push(serve::http(http_router, http, servers.stop_signal()));
     servers.push(tokio::spawn(follow_readiness(authorizer.clone(), health.clone(), servers.stop_signal())));
     let shutdown_delay = config.server.shutdown_delay;

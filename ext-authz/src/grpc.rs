@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{Authorizat
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
+use shared::serve::Calls;
 use tonic::{Request, Response, Status};
 
 use crate::core::decision::{error_body, Allow, Decision, Deny, Redirect};
@@ -24,17 +25,20 @@ use crate::service::Authorizer;
 
 pub struct AuthorizationGrpc {
     authorizer: Arc<Authorizer>,
+    calls: Calls,
 }
 
 impl AuthorizationGrpc {
-    pub fn server(authorizer: Arc<Authorizer>) -> AuthorizationServer<AuthorizationGrpc> {
-        AuthorizationServer::new(AuthorizationGrpc { authorizer })
+    /// `calls` counts checks in progress, for a graceful stop.
+    pub fn server(authorizer: Arc<Authorizer>, calls: Calls) -> AuthorizationServer<AuthorizationGrpc> {
+        AuthorizationServer::new(AuthorizationGrpc { authorizer, calls })
     }
 }
 
 #[tonic::async_trait]
 impl Authorization for AuthorizationGrpc {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let _call = self.calls.start();
         let request = to_auth_request(request.into_inner()).map_err(Status::invalid_argument)?;
         match self.authorizer.check(&request, "grpc").await {
             Decision::Allow(allow) => Ok(Response::new(allowed(allow))),

@@ -167,16 +167,18 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         .max_connection_age(settings.grpc_max_connection_age)
         .max_connection_age_grace(settings.grpc_max_connection_age_grace)
         .add_service(health_server)
-        .add_service(RateLimitGrpc::server(limiter.clone()));
+        .add_service(RateLimitGrpc::server(limiter.clone(), servers.calls()));
     match (grpc, &settings.grpc_tls) {
         (GrpcListener::Unix(listener), _) => {
-            servers.push(serve::grpc_unix(grpc_server, listener, servers.stop_signal()))
+            servers.push(serve::grpc_unix(grpc_server, listener, servers.calls(), servers.stop_signal()))
         }
-        (GrpcListener::Tcp(listener), None) => servers.push(serve::grpc(grpc_server, listener, servers.stop_signal())),
+        (GrpcListener::Tcp(listener), None) => {
+            servers.push(serve::grpc(grpc_server, listener, servers.calls(), servers.stop_signal()))
+        }
         (GrpcListener::Tcp(listener), Some(files)) => {
             let tls = Arc::new(ReloadingServer::new(files.clone())?);
             servers.push(tokio::spawn(tls.clone().watch(settings.runtime.poll_interval, servers.stop_signal())));
-            servers.push(serve::grpc_tls(grpc_server, listener, tls, servers.stop_signal()));
+            servers.push(serve::grpc_tls(grpc_server, listener, tls, servers.calls(), servers.stop_signal()));
         }
     }
     servers.push(serve::http(crate::http::main_router(limiter.clone(), health.clone()), http, servers.stop_signal()));

@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest as PbRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::{Duration, Struct};
+use shared::serve::Calls;
 use tonic::{Request, Response, Status};
 
 use crate::core::evaluate::{Code, DescriptorStatus};
@@ -20,17 +21,20 @@ use crate::service::{Decision, RateLimiter, ServiceError};
 
 pub struct RateLimitGrpc {
     limiter: Arc<RateLimiter>,
+    calls: Calls,
 }
 
 impl RateLimitGrpc {
-    pub fn server(limiter: Arc<RateLimiter>) -> RateLimitServiceServer<RateLimitGrpc> {
-        RateLimitServiceServer::new(RateLimitGrpc { limiter })
+    /// `calls` counts calls in progress, for a graceful stop.
+    pub fn server(limiter: Arc<RateLimiter>, calls: Calls) -> RateLimitServiceServer<RateLimitGrpc> {
+        RateLimitServiceServer::new(RateLimitGrpc { limiter, calls })
     }
 }
 
 #[tonic::async_trait]
 impl RateLimitService for RateLimitGrpc {
     async fn should_rate_limit(&self, request: Request<PbRequest>) -> Result<Response<RateLimitResponse>, Status> {
+        let _call = self.calls.start();
         let request = to_core(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
         match self.limiter.should_rate_limit(&request).await {
             Ok(decision) => Ok(Response::new(to_proto(&request, decision))),

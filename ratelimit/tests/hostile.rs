@@ -104,13 +104,19 @@ async fn idle_connections_beyond_the_default_descriptor_limit_starve_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_client_neither_holds_a_descriptor_forever_nor_holds_shutdown() {
+async fn slow_and_idle_clients_do_not_hold_shutdown() {
     let config = ConfigDir::new(&[("good.yaml", GOOD)]);
     let mut env = memory_env(&config);
     env.push(("SHUTDOWN_TIMEOUT", "60s".into()));
     let mut p = start(&env, None);
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", p.http)).unwrap();
     slow.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // On the gRPC port: a connection that never starts HTTP/2, and one idle after its preface.
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", p.grpc)).unwrap();
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", p.grpc)).unwrap();
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+    // And a client that made a call and keeps its connection, as Envoy does.
+    let _ = remaining(&p, "kept").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stopping = Instant::now();
     p.sigterm();

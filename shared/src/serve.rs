@@ -3,20 +3,68 @@
 
 mod http1;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 pub use http1::HttpTimeouts;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The running servers and background tasks of a service, stopped together.
 pub struct Servers {
     stopping: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    calls: Calls,
 }
 
 impl Default for Servers {
     fn default() -> Self {
-        Servers { stopping: watch::channel(false).0, tasks: Vec::new() }
+        Servers { stopping: watch::channel(false).0, tasks: Vec::new(), calls: Calls::default() }
+    }
+}
+
+/// The gRPC calls in progress, so that a graceful stop waits for calls, never for idle
+/// connections: gRPC clients (Envoy above all) keep connections open between calls, and a
+/// connection that never finished its HTTP/2 handshake would otherwise hold a shutdown for the
+/// whole `SHUTDOWN_TIMEOUT`. A service's handlers hold a [`CallGuard`] while they work.
+#[derive(Clone, Default)]
+pub struct Calls(Arc<CallsState>);
+
+#[derive(Default)]
+struct CallsState {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+/// One call in progress; dropping it ends the call.
+pub struct CallGuard(Arc<CallsState>);
+
+impl Calls {
+    pub fn start(&self) -> CallGuard {
+        self.0.count.fetch_add(1, Ordering::SeqCst);
+        CallGuard(self.0.clone())
+    }
+
+    /// Resolves when no call is in progress.
+    async fn none_in_progress(&self) {
+        loop {
+            // Created before the check, so a call ending in between still wakes it.
+            let ended = self.0.none_left.notified();
+            if self.0.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            ended.await;
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_left.notify_waiters();
+        }
     }
 }
 
@@ -24,6 +72,11 @@ impl Servers {
     /// The signal every server and task watches to stop.
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
+    }
+
+    /// The counter of gRPC calls in progress, for the services' handlers.
+    pub fn calls(&self) -> Calls {
+        self.calls.clone()
     }
 
     pub fn push(&mut self, task: JoinHandle<()>) {
@@ -60,16 +113,38 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
 }
 
-/// Serves a tonic router; on stop, stops accepting and lets in-flight calls finish.
+/// Serves a tonic router; on stop, stops accepting, lets the calls in progress finish, then
+/// closes every connection (idle ones do not hold the stop).
 pub fn grpc(
     router: tonic::transport::server::Router,
     listener: TcpListener,
+    calls: Calls,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_grpc(router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())), calls, stop)
+}
+
+/// Runs a gRPC server until it ends by itself, or until a stop was asked for and no call is
+/// in progress (then the server is dropped, closing its connections).
+fn serve_grpc(
+    serving: impl std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    calls: Calls,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
-            tracing::error!("gRPC server failed: {e}");
+        let drained = async {
+            stopped(stop).await;
+            calls.none_in_progress().await;
+            // A call that raced the stop on an open connection gets a moment to show up.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            calls.none_in_progress().await;
+        };
+        tokio::select! {
+            served = serving => if let Err(e) = served {
+                tracing::error!("gRPC server failed: {e}");
+            },
+            _ = drained => {}
         }
     })
 }
@@ -133,18 +208,15 @@ pub fn split_host_port(address: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
-/// Serves a tonic router on a unix socket.
+/// Serves a tonic router on a unix socket (stopping as [`grpc`] does).
 pub fn grpc_unix(
     router: tonic::transport::server::Router,
     listener: tokio::net::UnixListener,
+    calls: Calls,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
-            tracing::error!("gRPC server failed: {e}");
-        }
-    })
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    serve_grpc(router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())), calls, stop)
 }
 
 /// Binds a unix socket at `path`, replacing a stale socket file left by an earlier run.
@@ -159,19 +231,17 @@ pub fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, Bin
     tokio::net::UnixListener::bind(path).map_err(error)
 }
 
-/// Serves a tonic router over TLS whose certificate follows its files (see [`crate::tls`]).
+/// Serves a tonic router over TLS whose certificate follows its files (see [`crate::tls`]),
+/// stopping as [`grpc`] does.
 pub fn grpc_tls(
     router: tonic::transport::server::Router,
     listener: TcpListener,
     tls: std::sync::Arc<crate::tls::ReloadingServer>,
+    calls: Calls,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let incoming = tls.incoming(listener, stop.clone());
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped(stop)).await {
-            tracing::error!("gRPC server failed: {e}");
-        }
-    })
+    let incoming = tls.incoming(listener, stop.clone());
+    serve_grpc(router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())), calls, stop)
 }
 
 #[cfg(test)]
