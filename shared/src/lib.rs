@@ -10,7 +10,8 @@
 //! - [`shutdown`]: the signals that stop a service.
 //! - [`tls`]: TLS for gRPC servers, certificates reloaded when their files change.
 //! - [`redis`]: Redis connections (single, cluster, sentinel; TCP, unix, TLS, auth).
-//! - [`serve`]: gRPC and HTTP servers on pre-bound listeners with graceful stop.
+//! - [`serve`]: gRPC and HTTP servers on pre-bound listeners: graceful stop that waits for calls
+//!   in progress (never for idle connections), HTTP header-read timeouts, the open-files limit.
 #![forbid(unsafe_code)]
 
 pub mod bounded_yaml;
