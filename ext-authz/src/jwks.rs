@@ -18,6 +18,8 @@ use crate::core::jwt::KeySet;
 pub enum JwksError {
     #[error("GET {url}: {source}")]
     Http { url: String, source: reqwest::Error },
+    #[error("GET {url}: {source}")]
+    Body { url: String, source: crate::provider_body::BodyError },
     #[error("GET {url}: HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: no jwks_uri in the discovery document")]
@@ -240,7 +242,10 @@ impl KeyManager {
         }
         let max_age =
             response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
-        Ok((response.text().await.map_err(http)?, max_age))
+        let body = crate::provider_body::read(response)
+            .await
+            .map_err(|source| JwksError::Body { url: url.to_string(), source })?;
+        Ok((String::from_utf8_lossy(&body).into_owned(), max_age))
     }
 }
 

@@ -10,5 +10,6 @@ pub mod jwks;
 pub mod key_files;
 pub mod metrics;
 pub mod oidc;
+pub mod provider_body;
 pub mod service;
 pub mod testing;

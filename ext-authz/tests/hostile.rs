@@ -183,3 +183,36 @@ async fn a_hanging_key_server_neither_delays_the_start_nor_hangs_checks() {
     idp.hanging.store(false, Ordering::SeqCst);
     wait_ready(&p).await;
 }
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    kib / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_key_set_is_cut_off_at_its_bound() {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    idp.endless.store(true, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(&idp, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.stderr().contains("the answer is larger than 1048576 bytes") {
+        assert!(Instant::now() < deadline, "no bounded refusal:\n{}", p.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rss_mib(p.child.id()) < 200, "{} MiB resident", rss_mib(p.child.id()));
+    assert_eq!(with_key(&p, "/orders/1").await, 200, "still serving");
+    idp.endless.store(false, Ordering::SeqCst);
+    wait_ready(&p).await;
+}

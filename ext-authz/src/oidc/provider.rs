@@ -140,8 +140,9 @@ impl OidcProvider {
         if !response.status().is_success() {
             return Err(ProviderError::Unavailable(format!("GET {url}: HTTP {}", response.status().as_u16())));
         }
+        let body = crate::provider_body::read(response).await.map_err(|e| unreadable(&url, e))?;
         let metadata: Metadata =
-            response.json().await.map_err(|e| ProviderError::Unavailable(format!("GET {url}: {e}")))?;
+            serde_json::from_slice(&body).map_err(|e| ProviderError::Unavailable(format!("GET {url}: {e}")))?;
         // OpenID Connect Discovery §4.3: the document must name exactly our issuer.
         if metadata.issuer != self.settings.issuer {
             return Err(ProviderError::Unavailable(format!(
@@ -193,7 +194,7 @@ impl OidcProvider {
             .await
             .map_err(|e| unavailable(&metadata.token_endpoint, e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| unavailable(&metadata.token_endpoint, e))?;
+        let body = crate::provider_body::read(response).await.map_err(|e| unreadable(&metadata.token_endpoint, e))?;
         if status.is_success() {
             *self.last_contact.lock().expect("lock") = Some(Instant::now());
             return serde_json::from_slice(&body).map_err(|e| {
@@ -238,6 +239,13 @@ impl OidcProvider {
                 Err(e) => return Err(ProviderError::IdToken(e.to_string())),
             }
         }
+    }
+}
+
+fn unreadable(url: &str, error: crate::provider_body::BodyError) -> ProviderError {
+    match error {
+        crate::provider_body::BodyError::Http(e) => unavailable(url, e),
+        too_large => ProviderError::Unavailable(format!("{url}: {too_large}")),
     }
 }
 

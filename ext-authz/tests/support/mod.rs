@@ -41,6 +41,8 @@ pub struct JwksServer {
     pub failing: Arc<AtomicBool>,
     /// While set, key set requests get no answer for a minute (a hanging identity provider).
     pub hanging: Arc<AtomicBool>,
+    /// While set, key set requests get an endless body.
+    pub endless: Arc<AtomicBool>,
     pub max_age: Arc<AtomicU64>,
 }
 
@@ -54,6 +56,7 @@ impl JwksServer {
             hits: Arc::default(),
             failing: Arc::default(),
             hanging: Arc::default(),
+            endless: Arc::default(),
             max_age: Arc::default(),
         };
         let app = axum::Router::new()
@@ -82,6 +85,11 @@ async fn serve_jwks(State(s): State<JwksServer>) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
     if s.hanging.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    if s.endless.load(Ordering::SeqCst) {
+        let spaces = axum::body::Bytes::from(vec![b' '; 64 << 10]);
+        let stream = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(spaces.clone()));
+        return ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(stream)).into_response();
     }
     if s.failing.load(Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
