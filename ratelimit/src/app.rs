@@ -177,7 +177,10 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         }
         (GrpcListener::Tcp(listener), Some(files)) => {
             let tls = Arc::new(ReloadingServer::new(files.clone())?);
-            servers.push(tokio::spawn(tls.clone().watch(settings.runtime.poll_interval, servers.stop_signal())));
+            let metrics = limiter.metrics().clone();
+            let counted = move |ok| metrics.tls_reload(ok).inc();
+            let watching = tls.clone().watch(settings.runtime.poll_interval, counted, servers.stop_signal());
+            servers.push(tokio::spawn(watching));
             servers.push(serve::grpc_tls(grpc_server, listener, tls, servers.calls(), servers.stop_signal()));
         }
     }

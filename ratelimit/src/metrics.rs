@@ -52,6 +52,7 @@ pub struct Metrics {
     failure_mode_answers: CounterFamily,
     pub redis_outages: Counter,
     pub local_cache_entries: Gauge,
+    tls_reloads: CounterFamily,
 }
 
 impl Metrics {
@@ -117,6 +118,10 @@ impl Metrics {
             redis_outages: registry
                 .counter_family("ratelimit_service_redis_outages", "Times Redis became unreachable.")
                 .with(vec![]),
+            tls_reloads: registry.counter_family(
+                "ratelimit_service_tls_reloads",
+                "Reloads of the gRPC TLS certificate by result (a refused pair keeps the current one).",
+            ),
             local_cache_entries: registry
                 .gauge_family("ratelimit_localcache_entry_count", "Keys in the local over-limit cache.")
                 .with(vec![]),
@@ -151,6 +156,10 @@ impl Metrics {
     /// series are bounded.
     pub fn domain_not_found(&self, domain: &str) -> Counter {
         self.domain_not_found.with_bounded(vec![("domain", sanitize(domain))])
+    }
+
+    pub fn tls_reload(&self, ok: bool) -> Counter {
+        self.tls_reloads.with(vec![("result", if ok { "ok" } else { "error" }.to_string())])
     }
 
     pub fn failure_mode_answer(&self, mode: &'static str) -> Counter {

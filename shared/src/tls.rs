@@ -37,6 +37,8 @@ pub enum TlsError {
     File { path: PathBuf, reason: String },
     #[error("{path}: no certificate found")]
     NoCertificate { path: PathBuf },
+    #[error("{key}: the key does not belong to the certificate in {cert}")]
+    KeyMismatch { key: PathBuf, cert: PathBuf },
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("client CA: {0}")]
@@ -62,9 +64,15 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
     if chain.is_empty() {
         return Err(TlsError::NoCertificate { path: cert.to_path_buf() });
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| read_error(key, e))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
-    Ok(CertifiedKey::new(chain, signing))
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| read_error(key, e))?;
+    // Checks that the key belongs to the certificate: a rotation caught between its two files
+    // (or a wrong Secret) must be refused, not served to every handshake.
+    CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => {
+            TlsError::KeyMismatch { key: key.to_path_buf(), cert: cert.to_path_buf() }
+        }
+        other => TlsError::Rustls(other),
+    })
 }
 
 /// Hands out the current certificate; [`ReloadingServer::watch`] replaces it.
@@ -117,7 +125,13 @@ impl ReloadingServer {
     /// Re-reads the certificate and key whenever their files change (through the shared
     /// reloader, so a rotation is read once it held still), until `stop`. A broken pair is
     /// logged and the current certificate stays.
-    pub async fn watch(self: Arc<Self>, every: Duration, stop: watch::Receiver<bool>) {
+    /// `counted` hears each reload's outcome (true when the new pair went into service).
+    pub async fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        counted: impl Fn(bool) + Send + 'static,
+        stop: watch::Receiver<bool>,
+    ) {
         let files = [self.files.cert.clone(), self.files.key.clone()];
         let fingerprint = move || reload::fingerprint(files.iter().map(PathBuf::as_path));
         let initial = self.read_fingerprint;
@@ -127,9 +141,13 @@ impl ReloadingServer {
                 Some(Ok(key)) => {
                     *self.current.0.write().expect("certificate lock") = Arc::new(key);
                     tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
+                    counted(true);
                 }
-                Some(Err(e)) => tracing::warn!("TLS certificate not reloaded, keeping the current one: {e}"),
-                None => {}
+                Some(Err(e)) => {
+                    tracing::warn!("TLS certificate not reloaded, keeping the current one: {e}");
+                    counted(false);
+                }
+                None => counted(false),
             }
         };
         reload::watch(reload::Pace::every(every), initial, fingerprint, reload_pair, stop).await;
