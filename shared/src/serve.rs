@@ -1,8 +1,10 @@
 //! Serving on pre-bound listeners until a stop signal, so that `main` and tests share one code
 //! path and tests can bind port 0 and read the address back.
 
+mod first_bytes;
 mod http1;
 
+pub use first_bytes::FIRST_BYTES_WITHIN;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -121,7 +123,10 @@ pub fn grpc(
     calls: Calls,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    use tokio_stream::StreamExt;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| accepted.map(|stream| first_bytes::FirstBytes::new(stream, FIRST_BYTES_WITHIN)));
     serve_grpc(router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())), calls, stop)
 }
 
