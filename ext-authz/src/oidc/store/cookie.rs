@@ -33,14 +33,20 @@ struct Revoked {
 }
 
 impl Revoked {
-    fn prune(&mut self, now: u64) {
+    /// Drops what has expired, then, past `cap` (so that room is left for one more), the
+    /// revocations that expire first, from either map.
+    fn prune(&mut self, now: u64, cap: usize) {
         self.names.retain(|_, until| *until > now);
         self.subjects.retain(|_, (_, until)| *until > now);
-        while self.names.len() + self.subjects.len() > MAX_REVOCATIONS {
-            let oldest = self.names.iter().min_by_key(|(_, until)| **until).map(|(k, _)| k.clone());
-            match oldest {
-                Some(key) => self.names.remove(&key),
-                None => break,
+        while self.names.len() + self.subjects.len() >= cap.max(1) {
+            let name = self.names.iter().min_by_key(|(_, until)| **until).map(|(k, until)| (k.clone(), *until));
+            let subject =
+                self.subjects.iter().min_by_key(|(_, (_, until))| *until).map(|(k, (_, until))| (k.clone(), *until));
+            match (name, subject) {
+                (Some((name, a)), Some((_, b))) if a <= b => self.names.remove(&name).map(drop),
+                (_, Some((subject, _))) => self.subjects.remove(&subject).map(drop),
+                (Some((name, _)), None) => self.names.remove(&name).map(drop),
+                (None, None) => break,
             };
         }
     }
@@ -88,7 +94,7 @@ impl SessionStore for CookieStore {
     fn delete<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
             let mut revoked = self.revoked.lock().expect("lock");
-            revoked.prune(now);
+            revoked.prune(now, MAX_REVOCATIONS);
             revoked.names.insert(format!("id:{}", session.id), session.expires_at);
             Ok(())
         }
@@ -100,7 +106,7 @@ impl SessionStore for CookieStore {
             // Every session made before now ends by its lifetime at the latest; remember that long.
             let until = now.saturating_add(self.lifetime);
             let mut revoked = self.revoked.lock().expect("lock");
-            revoked.prune(now);
+            revoked.prune(now, MAX_REVOCATIONS);
             match (&revocation.sid, &revocation.sub) {
                 (Some(sid), _) => {
                     revoked.names.insert(format!("sid:{sid}"), until);
@@ -113,5 +119,27 @@ impl SessionStore for CookieStore {
             Ok(0)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_stay_within_their_cap_in_both_maps() {
+        let mut revoked = Revoked::default();
+        for i in 0..50u64 {
+            revoked.prune(0, 10);
+            if i % 2 == 0 {
+                revoked.subjects.insert(format!("sub{i}"), (0, 100 + i));
+            } else {
+                revoked.names.insert(format!("sid:{i}"), 100 + i);
+            }
+            assert!(revoked.names.len() + revoked.subjects.len() <= 10, "after {i}");
+        }
+        // The latest-expiring ones are kept.
+        assert!(revoked.subjects.contains_key("sub48") && revoked.names.contains_key("sid:49"));
+        assert!(!revoked.subjects.contains_key("sub0"));
     }
 }
