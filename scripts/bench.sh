@@ -11,6 +11,9 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} (Debian packages)…"
-  if [[ $(id -u) -eq 0 ]]; then apt-get install -y -qq "${missing[@]}" >/dev/null; else sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+  sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+  # A fresh machine has no package lists yet.
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 exec cargo run --release -p bench -- "$@"
