@@ -30,7 +30,12 @@ fn now() -> u64 {
 
 /// The binary on the shared test config (pointed at `idp`), with its API key file.
 fn start(idp: &JwksServer, dir: &std::path::Path) -> AuthzProcess {
-    let (config, grpc, http) = on_free_ports(&config_yaml(&idp.url, ""));
+    start_with(idp, dir, |config| config)
+}
+
+/// The same with the config edited by `edit`.
+fn start_with(idp: &JwksServer, dir: &std::path::Path, edit: impl Fn(String) -> String) -> AuthzProcess {
+    let (config, grpc, http) = on_free_ports(&edit(config_yaml(&idp.url, "")));
     std::fs::write(dir.join("ext-authz.yaml"), config).unwrap();
     std::fs::write(dir.join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
     AuthzProcess::start(&dir.join("ext-authz.yaml"), grpc, http, &[("JOBS_SECRET", HMAC_SECRET)])
@@ -162,13 +167,13 @@ async fn a_hanging_key_server_neither_delays_the_start_nor_hangs_checks() {
     let idp = JwksServer::start(&[&key]).await;
     idp.hanging.store(true, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    // The shared config gives the key fetch 2 s; the binary must open its ports regardless.
+    // The key fetch may take 5 s; the binary must open its ports regardless.
     let started = Instant::now();
-    let p = start(&idp, dir.path());
+    let p = start_with(&idp, dir.path(), |config| config.replace("timeout: 2s", "timeout: 5s"));
     let addr = p.http_addr();
     assert_eq!(http(addr, "GET", "/healthz", &[]).await.0, 200, "alive while the first fetch runs");
     assert_eq!(http(addr, "GET", "/readyz", &[]).await.0, 503, "not ready without keys");
-    assert!(started.elapsed() < Duration::from_secs(2), "ports took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(4), "ports took {:?}", started.elapsed());
     assert_eq!(with_key(&p, "/orders/1").await, 200, "API keys work meanwhile");
 
     // A token whose key is unknown waits for the refetch at most `unknown_kid_wait` (500 ms).
@@ -176,7 +181,7 @@ async fn a_hanging_key_server_neither_delays_the_start_nor_hangs_checks() {
     let asked = Instant::now();
     let (status, _, body) =
         http(addr, "GET", "/authz/orders/1", &[("authorization", &format!("Bearer {token}"))]).await;
-    assert!(asked.elapsed() < Duration::from_millis(1500), "the check waited {:?}", asked.elapsed());
+    assert!(asked.elapsed() < Duration::from_secs(4), "the check waited {:?}", asked.elapsed());
     assert!(status == 401 || status == 503, "{status} {body}");
 
     // The provider answers again: the service becomes ready by itself.

@@ -49,6 +49,14 @@ impl Calls {
         CallGuard(self.0.clone())
     }
 
+    /// Resolves once no call is in progress, and still none a moment later (a call that
+    /// raced the stop on an open connection gets that moment to show up).
+    async fn drained(&self) {
+        self.none_in_progress().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        self.none_in_progress().await;
+    }
+
     /// Resolves when no call is in progress.
     async fn none_in_progress(&self) {
         loop {
@@ -140,10 +148,7 @@ fn serve_grpc(
     tokio::spawn(async move {
         let drained = async {
             stopped(stop).await;
-            calls.none_in_progress().await;
-            // A call that raced the stop on an open connection gets a moment to show up.
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            calls.none_in_progress().await;
+            calls.drained().await;
         };
         tokio::select! {
             served = serving => if let Err(e) = served {

@@ -6,12 +6,14 @@
 //!   idle clients cannot pile up file descriptors or hold a graceful shutdown hostage.
 //! - Accept errors (out of file descriptors above all) are logged once per burst and retried
 //!   after a short pause instead of spinning or ending the server.
-//! - On stop, the listener closes, idle connections are closed at once and in-flight requests
-//!   finish (the caller bounds that wait with its shutdown timeout).
+//! - On stop, the listener closes, idle connections are closed at once and requests in progress
+//!   finish (the caller bounds that wait with its shutdown timeout); a client still sending a
+//!   request head is not waited for.
 
 use std::time::Duration;
 
 use hyper::server::conn::http1;
+use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -44,6 +46,7 @@ pub fn serve(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
+        let calls = super::Calls::default();
         let stopped = super::stopped(stop);
         tokio::pin!(stopped);
         let mut failing = false;
@@ -67,7 +70,19 @@ pub fn serve(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router.clone());
+            let router = TowerToHyperService::new(router.clone());
+            let counted = calls.clone();
+            // Each request holds a call guard while it is answered: a stop waits for requests,
+            // not for connections that are idle or still sending a head.
+            let service = service_fn(move |request| {
+                let call = counted.start();
+                let response = router.call(request);
+                async move {
+                    let response = response.await;
+                    drop(call);
+                    response
+                }
+            });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeouts.header_read)
@@ -79,7 +94,12 @@ pub fn serve(
             });
         }
         drop(listener);
-        graceful.shutdown().await;
+        // Idle connections close now; requests in progress finish; a client still sending a
+        // head is not waited for (its connection ends with the process, or at its timeout).
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = calls.drained() => {}
+        }
     })
 }
 
@@ -105,7 +125,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn slow_and_idle_clients_are_cut_off_and_do_not_hold_shutdown() {
+    async fn slow_and_idle_clients_are_cut_off_at_the_header_timeout() {
         let timeouts = HttpTimeouts { header_read: Duration::from_millis(300) };
         let (addr, stop, task) = start(timeouts).await;
         let outcome = tokio::task::spawn_blocking(move || {
@@ -129,15 +149,21 @@ mod tests {
         assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
         assert!(waited < Duration::from_secs(15), "all three were closed by the server ({waited:?})");
 
-        // Shutdown with an idle keep-alive connection open does not wait for it.
+        stop.send_replace(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_waits_for_requests_not_for_idle_or_half_sent_connections() {
+        let (addr, stop, task) = start(HttpTimeouts { header_read: Duration::from_secs(60) }).await;
+        let mut half = std::net::TcpStream::connect(addr).unwrap();
+        half.write_all(b"GET /ok HTTP/1.1\r\n").unwrap();
         let mut open = std::net::TcpStream::connect(addr).unwrap();
         open.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut head = [0u8; 12];
         open.read_exact(&mut head).unwrap();
         stop.send_replace(true);
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("stops without waiting on idle clients")
-            .unwrap();
+        // The half-sent head would hold it for its 60 s timeout.
+        tokio::time::timeout(Duration::from_secs(10), task).await.expect("the stop did not wait").unwrap();
     }
 }
