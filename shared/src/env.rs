@@ -189,6 +189,11 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
         total += number * seconds_per_unit;
         rest = &rest[unit_len..];
     }
+    // Go's limit (an i64 of nanoseconds, about 292 years); past it, or for a number too big to
+    // be finite, an error instead of a panic in `Duration::from_secs_f64`.
+    if !total.is_finite() || total > i64::MAX as f64 / 1e9 {
+        return Err(format!("duration {text:?} is out of range"));
+    }
     Ok(Duration::from_secs_f64(total))
 }
 
@@ -198,6 +203,17 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        assert_eq!(
+            parse_go_duration("518446744073709551616s"),
+            Err("duration \"518446744073709551616s\" is out of range".into())
+        );
+        assert!(parse_go_duration(&format!("{}h", "9".repeat(400))).is_err());
+        assert!(parse_go_duration("2562047h").is_ok(), "just under Go's limit");
+        assert!(parse_go_duration("2562048h").is_err());
     }
 
     #[test]
