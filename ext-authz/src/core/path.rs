@@ -34,6 +34,10 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if is_already_normal(raw) {
+        // The common case on every check: nothing to decode, merge or resolve.
+        return Ok(raw.to_string());
+    }
     let decoded = decode_unreserved(raw)?;
     let mut segments: Vec<&str> = Vec::new();
     let mut after_empty = false;
@@ -62,6 +66,14 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
         path.push('/');
     }
     Ok(path)
+}
+
+/// No escape, backslash or control character, no empty segment and no dot segment.
+fn is_already_normal(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    !bytes.iter().any(|&b| b == b'%' || b == b'\\' || b.is_ascii_control())
+        && !raw.contains("//")
+        && !raw.split('/').any(|segment| segment == "." || segment == "..")
 }
 
 fn decode_unreserved(raw: &str) -> Result<String, PathError> {
