@@ -5,7 +5,7 @@
 mod oidc;
 mod raw;
 
-pub use oidc::{OidcSettings, StoreSettings};
+pub use oidc::{LogoutGet, OidcSettings, StoreSettings, TYPICAL_GATEWAY_TIMEOUT};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -100,6 +100,13 @@ pub struct AuthzConfig {
     pub reload_interval: Duration,
     /// Browser logins and sessions, when configured.
     pub oidc: Option<OidcSettings>,
+}
+
+impl AuthzConfig {
+    /// Settings that load but will hurt in production, for `validate` and the start-up log.
+    pub fn warnings(&self) -> Vec<String> {
+        self.oidc.as_ref().map(OidcSettings::warnings).unwrap_or_default()
+    }
 }
 
 /// Collects the first error with its key path.
@@ -318,6 +325,8 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Result<AuthzConfig, Conf
             provider: o.name.clone(),
             cookie_name: o.cookie_name.clone(),
             forward_access_token: o.forward_access_token,
+            pass_client_authorization: o.pass_client_authorization,
+            csrf_origins: o.csrf_guard.then(|| o.origins.clone()),
         }),
     };
     Ok(AuthzConfig {

@@ -19,7 +19,7 @@ use envoy_types::pb::google::rpc::Status as RpcStatus;
 use shared::serve::Calls;
 use tonic::{Request, Response, Status};
 
-use crate::core::decision::{error_body, Allow, Decision, Deny, Redirect};
+use crate::core::decision::{error_body, fit_for_headers, Allow, Decision, Deny, Redirect};
 use crate::core::request::AuthRequest;
 use crate::service::Authorizer;
 
@@ -116,7 +116,7 @@ fn allowed(allow: Allow) -> CheckResponse {
             headers: allow.headers.iter().map(|(k, v)| header(k, v)).collect(),
             headers_to_remove: allow.remove,
             query_parameters_to_remove: allow.remove_query,
-            response_headers_to_add: allow.set_cookies.iter().map(|c| set_cookie(c)).collect(),
+            response_headers_to_add: fit_for_headers("set-cookie", &allow.set_cookies).map(|c| set_cookie(c)).collect(),
             ..OkHttpResponse::default()
         })),
         dynamic_metadata: metadata,
@@ -132,17 +132,23 @@ fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
         503 => tonic::Code::Unavailable,
         _ => tonic::Code::PermissionDenied,
     };
-    let mut headers = vec![header("content-type", "application/json")];
+    let content_type = if deny.page.is_some() { "text/html; charset=utf-8" } else { "application/json" };
+    let mut headers = vec![header("content-type", content_type)];
     if let Some(challenge) = deny.challenge() {
         headers.push(header("www-authenticate", challenge));
     }
-    headers.extend(deny.set_cookies.iter().map(|c| set_cookie(c)));
+    headers.extend(deny.headers.iter().map(|(k, v)| header(k, v)));
+    headers.extend(fit_for_headers("set-cookie", &deny.set_cookies).map(|c| set_cookie(c)));
+    let body = match &deny.page {
+        Some(page) => page.clone(),
+        None => error_body(deny, request_id, &shared::telemetry::rfc3339_now()),
+    };
     CheckResponse {
         status: Some(RpcStatus { code: code as i32, message: deny.message.clone(), ..RpcStatus::default() }),
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
             status: Some(HttpStatus { code: i32::from(deny.status) }),
             headers,
-            body: error_body(deny, request_id, &shared::telemetry::rfc3339_now()),
+            body,
         })),
         dynamic_metadata: None,
     }
@@ -151,8 +157,10 @@ fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
 /// A login, callback or logout redirect: a deny as far as Envoy is concerned (the request does
 /// not go upstream), answered with 302, `Location` and the cookies.
 fn redirected(redirect: &Redirect) -> CheckResponse {
-    let mut headers = vec![header("location", &redirect.location), header("cache-control", "no-store")];
-    headers.extend(redirect.set_cookies.iter().map(|c| set_cookie(c)));
+    let mut headers = vec![header("cache-control", "no-store")];
+    headers
+        .extend(fit_for_headers("location", std::slice::from_ref(&redirect.location)).map(|l| header("location", l)));
+    headers.extend(fit_for_headers("set-cookie", &redirect.set_cookies).map(|c| set_cookie(c)));
     CheckResponse {
         status: Some(RpcStatus {
             code: tonic::Code::Unauthenticated as i32,

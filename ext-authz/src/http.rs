@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::core::decision::{error_body, Decision};
+use crate::core::decision::{error_body, fit_for_headers, Decision};
 use crate::core::request::AuthRequest;
 use crate::service::Authorizer;
 
@@ -97,10 +97,21 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
         }
         Decision::Deny(deny) => {
             let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::FORBIDDEN);
-            let body = error_body(&deny, auth_request.request_id(), &shared::telemetry::rfc3339_now());
-            let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+            let (content_type, body) = match &deny.page {
+                Some(page) => ("text/html; charset=utf-8", page.clone()),
+                None => (
+                    "application/json",
+                    error_body(&deny, auth_request.request_id(), &shared::telemetry::rfc3339_now()),
+                ),
+            };
+            let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
             if let Some(challenge) = deny.challenge().and_then(|c| HeaderValue::from_str(c).ok()) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            for (name, value) in &deny.headers {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    response.headers_mut().insert(*name, value);
+                }
             }
             append_set_cookies(response.headers_mut(), &deny.set_cookies);
             response
@@ -108,7 +119,10 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
         Decision::Redirect(redirect) => {
             let mut response = StatusCode::FOUND.into_response();
             let out = response.headers_mut();
-            if let Ok(location) = HeaderValue::from_str(&redirect.location) {
+            if let Some(location) = fit_for_headers("location", std::slice::from_ref(&redirect.location))
+                .next()
+                .and_then(|l| HeaderValue::from_str(l).ok())
+            {
                 out.insert(header::LOCATION, location);
             }
             out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -122,7 +136,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
 }
 
 fn append_set_cookies(out: &mut axum::http::HeaderMap, cookies: &[String]) {
-    for cookie in cookies {
+    for cookie in fit_for_headers("set-cookie", cookies) {
         if let Ok(value) = HeaderValue::from_str(cookie) {
             out.append(header::SET_COOKIE, value);
         }

@@ -82,6 +82,9 @@ fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
         },
         None => 0,
     };
+    for warning in config.warnings() {
+        eprintln!("warning: {}: {warning}", file.display());
+    }
     println!(
         "OK: {} JWT providers, {} route rules, {} API keys",
         config.engine.providers.len(),
@@ -136,6 +139,9 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
     };
     telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text });
     shared::serve::raise_open_files_limit();
+    for warning in config.warnings() {
+        tracing::warn!(file = %config.file.display(), "{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     runtime.block_on(async {
         let running = match ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock()).await {

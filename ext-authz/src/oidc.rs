@@ -19,7 +19,7 @@ use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::cookies::{self, CookieAttributes, Cookies};
 use crate::core::session::login::{
-    authorization_url, login_cookie_name, request_scheme, return_target, AuthorizationRequest, LoginState,
+    authorization_url, login_cookie_name, request_origin, return_target, AuthorizationRequest, LoginState,
 };
 use crate::core::session::seal::Sealer;
 use provider::OidcProvider;
@@ -36,6 +36,8 @@ pub enum OidcSetupError {
     Redis(#[from] shared::redis::RedisSetupError),
     #[error("oidc.session.keys: {0}")]
     Keys(#[from] crate::core::session::seal::KeyError),
+    #[error("oidc.session.revocations_file: {0}")]
+    Revocations(#[from] store::RevocationFileError),
 }
 
 pub struct Oidc {
@@ -51,9 +53,12 @@ impl Oidc {
         let keys: Vec<Vec<u8>> = settings.keys.iter().map(|k| k.0.clone()).collect();
         let sealer = Arc::new(Sealer::new(&keys)?);
         let store: Box<dyn SessionStore> = match &settings.store {
-            StoreSettings::Cookie => {
-                Box::new(CookieStore::new(sealer.clone(), &settings.cookie_name, settings.lifetime.as_secs()))
-            }
+            StoreSettings::Cookie { revocations_file } => Box::new(CookieStore::new(
+                sealer.clone(),
+                &settings.cookie_name,
+                settings.lifetime.as_secs(),
+                revocations_file.clone(),
+            )?),
             StoreSettings::Redis { settings: redis, prefix } => {
                 Box::new(RedisStore::new(RedisPool::new(redis)?, sealer.clone(), prefix, &settings.cookie_name))
             }
@@ -86,14 +91,21 @@ impl Oidc {
         }
     }
 
+    /// The configured origin this request came to, if it is one of ours.
+    fn origin_of(&self, request: &AuthRequest) -> Option<&str> {
+        let origin = request_origin(request)?;
+        self.settings().origins.iter().find(|o| **o == origin).map(String::as_str)
+    }
+
     /// Where the provider sends the browser back: the configured URL, or the callback path on
-    /// the host and scheme the browser used.
-    fn redirect_uri(&self, request: &AuthRequest) -> String {
+    /// the configured origin the browser used. Never built from an unknown `Host` or
+    /// `X-Forwarded-Proto`: a request on another origin gets `None`.
+    fn redirect_uri(&self, request: &AuthRequest) -> Option<String> {
         let settings = self.settings();
-        settings
-            .callback_url
-            .clone()
-            .unwrap_or_else(|| format!("{}://{}{}", request_scheme(request), request.authority, settings.callback_path))
+        if let Some(url) = &settings.callback_url {
+            return Some(url.clone());
+        }
+        self.origin_of(request).map(|origin| format!("{origin}{}", settings.callback_path))
     }
 
     /// A browser without a usable session: off to the provider, remembering where it was going.
@@ -105,6 +117,9 @@ impl Oidc {
             .iter()
             .map(|name| self.attributes().clear(name))
             .collect();
+        let Some(redirect_uri) = self.redirect_uri(request) else {
+            return Decision::Deny(Deny { set_cookies: stale, ..unknown_origin() });
+        };
         let metadata = match self.provider.available().await {
             Ok(metadata) => metadata,
             Err(e) => {
@@ -114,7 +129,6 @@ impl Oidc {
         };
         let settings = self.settings();
         let login = LoginState::new(return_target(request), now, settings.login_timeout.as_secs());
-        let redirect_uri = self.redirect_uri(request);
         let location = authorization_url(&AuthorizationRequest {
             endpoint: &metadata.authorization_endpoint,
             client_id: &settings.client_id,
@@ -122,7 +136,7 @@ impl Oidc {
             scopes: &settings.scopes,
             login: &login,
         });
-        let name = login_cookie_name(&settings.cookie_name, &login.state);
+        let name = login_cookie_name(&settings.cookie_name, &login.state).expect("our own state is well formed");
         let sealed = self.sealer.seal(&self.login_purpose(), &serde_json::to_vec(&login).expect("plain struct"));
         let mut set_cookies = vec![self.login_attributes().set(&name, &sealed, settings.login_timeout.as_secs())];
         set_cookies.extend(stale);
@@ -149,6 +163,23 @@ impl Oidc {
         let names = present.chunked_names(&self.settings().cookie_name);
         cookies::write(self.attributes(), &self.settings().cookie_name, value, max_age, &names)
     }
+
+    /// `Set-Cookie` values clearing every session cookie the request carried.
+    fn clear_session_cookies(&self, request: &AuthRequest) -> Vec<String> {
+        let present = Cookies::parse(request.header("cookie"));
+        present.chunked_names(&self.settings().cookie_name).iter().map(|name| self.attributes().clear(name)).collect()
+    }
+}
+
+/// A login on a host the configuration does not name: no redirect URI can be built for it.
+fn unknown_origin() -> Deny {
+    deny(
+        400,
+        ErrorCode::BadRequest,
+        "this host is not configured for sign-in (oidc.origins)",
+        None,
+        "login_unknown_origin",
+    )
 }
 
 pub fn login_unavailable() -> Deny {

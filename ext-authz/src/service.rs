@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::AuthzConfig;
 use crate::core::apikeys::ApiKeyStore;
-use crate::core::decision::{Context, Decision, Deny, Engine, ErrorCode};
+use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode};
 use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
 use crate::jwks::KeyManager;
@@ -158,14 +158,13 @@ impl Authorizer {
 }
 
 fn unknown_key() -> Decision {
-    Decision::Deny(Deny {
-        status: 401,
-        code: ErrorCode::Unauthorized,
-        message: "the token's signing key is unknown".into(),
-        www_authenticate: Some(r#"Bearer error="invalid_token", error_description="unknown signing key""#.into()),
-        reason: "unknown_key",
-        set_cookies: Vec::new(),
-    })
+    Decision::Deny(deny(
+        401,
+        ErrorCode::Unauthorized,
+        "the token's signing key is unknown",
+        Some(r#"Bearer error="invalid_token", error_description="unknown signing key""#.into()),
+        "unknown_key",
+    ))
 }
 
 /// Builds a policy from a config: the engine, a key manager with its keys loaded (as far as the

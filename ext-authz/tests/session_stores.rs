@@ -111,8 +111,8 @@ async fn suite(store: &dyn SessionStore, other: &dyn SessionStore) {
 
 #[tokio::test]
 async fn cookie_store() {
-    let store = CookieStore::new(sealer(1), COOKIE, LIFETIME);
-    let other = CookieStore::new(sealer(2), COOKIE, LIFETIME);
+    let store = CookieStore::new(sealer(1), COOKIE, LIFETIME, None).unwrap();
+    let other = CookieStore::new(sealer(2), COOKIE, LIFETIME, None).unwrap();
     suite(&store, &other).await;
     // The whole session is in the cookie: a large one needs several chunks.
     let value = store.save(&session("erin", "op-6", 6000), NOW).await.unwrap();
@@ -137,4 +137,89 @@ async fn redis_store_outage_is_an_error_not_a_missing_session() {
     let value = store.save(&session("frank", "op-7", 0), NOW).await.unwrap();
     redis.stop();
     assert!(store.load(&value, NOW).await.is_err());
+}
+
+#[tokio::test]
+async fn cookie_store_revocations_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revocations.jsonl");
+    let open = || CookieStore::new(sealer(1), COOKIE, LIFETIME, Some(file.clone())).unwrap();
+    let (alice, bob, carol, dave) = (
+        session("alice", "op-1", 0),
+        session("bob", "op-2", 0),
+        session("carol", "op-3", 0),
+        session("dave", "op-4", 0),
+    );
+    let first = open();
+    let mut values = Vec::new();
+    for s in [&alice, &bob, &carol, &dave] {
+        values.push(first.save(s, NOW).await.unwrap());
+    }
+    first.delete(&alice, NOW + 1).await.unwrap();
+    first.revoke(&Revocation { sid: Some("op-2".into()), sub: None }, NOW + 2).await.unwrap();
+    first.revoke(&Revocation { sid: None, sub: Some("carol".into()) }, NOW + 3).await.unwrap();
+    drop(first);
+
+    // A restart, and a crash that left half a line behind: what was confirmed still holds.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    text.push_str("{\"kind\":\"session\",\"id\":\"cut-sh");
+    std::fs::write(&file, text).unwrap();
+    let second = open();
+    for (value, who) in values.iter().zip(["alice", "bob", "carol"]) {
+        assert_eq!(second.load(value, NOW + 10).await.unwrap(), None, "{who} stays signed out");
+    }
+    assert!(second.load(&values[3], NOW + 10).await.unwrap().is_some(), "dave was never signed out");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3, "rewritten without the cut line");
+
+    // Files that are not a revocation log are refused by name.
+    let huge = dir.path().join("huge.jsonl");
+    std::fs::File::create(&huge).unwrap().set_len(ext_authz::oidc::store::MAX_LOG_BYTES + 1).unwrap();
+    let error = CookieStore::new(sealer(1), COOKIE, LIFETIME, Some(huge.clone())).err().unwrap().to_string();
+    assert!(error.starts_with(&format!("{}: ", huge.display())) && error.contains("more than"), "{error}");
+    let error = CookieStore::new(sealer(1), COOKIE, LIFETIME, Some(dir.path().to_path_buf())).err().unwrap();
+    assert!(error.to_string().ends_with("not a regular file"), "{error}");
+}
+
+#[tokio::test]
+async fn cookie_store_at_its_cap_never_brings_a_session_back_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revocations.jsonl");
+    let store = CookieStore::with_cap(sealer(1), COOKIE, LIFETIME, Some(file.clone()), 20).unwrap();
+    let mut sessions = Vec::new();
+    for i in 0..200u64 {
+        let mut s = session(&format!("user{i}"), &format!("op-{i}"), 0);
+        s.created_at = NOW + i;
+        let value = store.save(&s, NOW + i).await.unwrap();
+        store.delete(&s, NOW + i).await.unwrap();
+        sessions.push(value);
+    }
+    let fresh = session("newcomer", "op-new", 0);
+    let mut fresh = fresh;
+    fresh.created_at = NOW + 500;
+    let fresh_value = store.save(&fresh, NOW + 500).await.unwrap();
+    drop(store);
+    let restarted = CookieStore::with_cap(sealer(1), COOKIE, LIFETIME, Some(file.clone()), 20).unwrap();
+    for (i, value) in sessions.iter().enumerate() {
+        assert_eq!(restarted.load(value, NOW + 600).await.unwrap(), None, "session {i} came back");
+    }
+    assert!(restarted.load(&fresh_value, NOW + 600).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn redis_store_reconnects_after_a_restart_without_failing_a_request() {
+    let mut redis = RedisServer::start();
+    let store = redis_backed(&redis, sealer(1));
+    let alice = session("alice", "op-1", 0);
+    // Every pooled connection is used once, so each holds a connection the restart kills.
+    for _ in 0..4 {
+        store.save(&alice, NOW).await.unwrap();
+    }
+    redis.stop();
+    redis.resume();
+    // Redis came back empty (no persistence here): no session, and no error on any connection.
+    let value = store.save(&alice, NOW).await.unwrap();
+    for attempt in 0..4 {
+        assert!(store.load(&value, NOW).await.unwrap().is_some(), "attempt {attempt}");
+    }
 }

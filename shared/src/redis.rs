@@ -194,7 +194,14 @@ impl RedisPool {
 
     /// Runs a pipeline on the next connection (dialling it if needed), within the timeout.
     pub async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        self.query_on(self.next_slot(), pipeline).await
+    }
+
+    fn next_slot(&self) -> &Slot {
+        &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()]
+    }
+
+    async fn query_on<T: FromRedisValue>(&self, slot: &Slot, pipeline: &Pipeline) -> Result<T, RedisCallError> {
         let call = async {
             let mut connection = self.connection(slot).await?;
             let result = match &mut connection {
@@ -213,6 +220,23 @@ impl RedisPool {
             }
         }
         result
+    }
+
+    /// [`RedisPool::query`] for a pipeline that may safely run twice (reads, `SET`, `DEL`,
+    /// `SADD`, `EXPIRE`): after a restart of Redis every pooled connection is dead, and the
+    /// first call on each would fail although Redis is back. A call that fails on a broken
+    /// connection (not a timeout: that would double the wait) is retried once on a fresh one.
+    /// Counters (`INCRBY`) must not use this: the first attempt may have counted.
+    pub async fn query_idempotent<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
+        // The same slot: its broken connection was just dropped, so the retry dials afresh.
+        let slot = self.next_slot();
+        match self.query_on(slot, pipeline).await {
+            Err(e) if is_connection_fault(&e) && !matches!(e, RedisCallError::Timeout(_)) => {
+                tracing::debug!("Redis connection lost, retrying once on a new one: {e}");
+                self.query_on(slot, pipeline).await
+            }
+            result => result,
+        }
     }
 
     /// Whether commands of different keys may live on different nodes, so that one pipeline must

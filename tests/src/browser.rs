@@ -1,6 +1,8 @@
 //! A scripted browser: follows redirects across hosts, keeps cookies like a browser does on
-//! loopback (by name; cookies are not port-specific), and fills in HTML forms. Enough to sign in
-//! at the test OpenID Provider through Envoy without a real browser.
+//! loopback (RFC 6265: a cookie is its name *and* path, cookies are not port-specific, and the
+//! `Cookie` header lists longer paths first, then older cookies first — which is how a cookie
+//! set for `/app` shadows one set for `/`), and fills in HTML forms. Enough to sign in at the
+//! test OpenID Provider through Envoy without a real browser.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -28,9 +30,13 @@ impl Page {
     }
 }
 
+/// The cookie jar: (name, path) → (creation order, value).
+type Jar = BTreeMap<(String, String), (u64, String)>;
+
 pub struct Browser {
     client: reqwest::Client,
-    jar: Mutex<BTreeMap<String, String>>,
+    jar: Mutex<Jar>,
+    created: std::sync::atomic::AtomicU64,
     accept: String,
     /// Every hop of the last `visit`/`submit`, for assertions on the redirect chain.
     pub hops: Mutex<Vec<Page>>,
@@ -46,53 +52,103 @@ impl Browser {
     pub fn new(accept: &str) -> Browser {
         let client =
             reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client");
-        Browser { client, jar: Mutex::default(), accept: accept.to_string(), hops: Mutex::default() }
+        Browser {
+            client,
+            jar: Mutex::default(),
+            created: Default::default(),
+            accept: accept.to_string(),
+            hops: Mutex::default(),
+        }
     }
 
+    /// The value of the cookie `name` with `Path=/`.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.jar.lock().unwrap().get(name).cloned()
+        self.jar.lock().unwrap().get(&(name.to_string(), "/".to_string())).map(|(_, v)| v.clone())
     }
 
     pub fn cookie_names(&self) -> Vec<String> {
-        self.jar.lock().unwrap().keys().cloned().collect()
+        self.jar.lock().unwrap().keys().map(|(name, _)| name.clone()).collect()
     }
 
+    /// Sets `name` for `Path=/`, as if the server had.
     pub fn set_cookie(&self, name: &str, value: &str) {
-        self.jar.lock().unwrap().insert(name.to_string(), value.to_string());
+        self.plant(name, value, "/");
+    }
+
+    /// A cookie for `path`, as another application (or a sibling subdomain) would set it.
+    pub fn plant(&self, name: &str, value: &str, path: &str) {
+        let order = self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.jar.lock().unwrap().insert((name.to_string(), path.to_string()), (order, value.to_string()));
     }
 
     pub fn remove_cookie(&self, name: &str) {
-        self.jar.lock().unwrap().remove(name);
+        self.jar.lock().unwrap().retain(|(n, _), _| n != name);
     }
 
     /// A copy of this browser's cookies in a fresh browser (a stolen or replayed cookie jar).
     pub fn clone_jar(&self) -> Browser {
-        let other = Browser { accept: self.accept.clone(), ..Browser::default() };
+        let other = Browser::new(&self.accept);
         *other.jar.lock().unwrap() = self.jar.lock().unwrap().clone();
+        other
+            .created
+            .store(self.created.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
         other
     }
 
-    fn cookie_header(&self) -> String {
-        self.jar.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    /// The `Cookie` header for `url`: the cookies whose path matches, longest path first, then
+    /// the oldest first (RFC 6265 §5.4).
+    fn cookie_header(&self, url: &str) -> String {
+        let path = url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_else(|_| "/".into());
+        let jar = self.jar.lock().unwrap();
+        let mut matching: Vec<(&(String, String), &(u64, String))> =
+            jar.iter().filter(|((_, cookie_path), _)| path_matches(&path, cookie_path)).collect();
+        matching.sort_by(|((_, pa), (ca, _)), ((_, pb), (cb, _))| pb.len().cmp(&pa.len()).then(ca.cmp(cb)));
+        matching.iter().map(|((name, _), (_, value))| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
     }
 
-    fn store(&self, set_cookie: &str) {
+    fn store(&self, url: &str, set_cookie: &str) {
         let mut parts = set_cookie.split(';');
         let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else { return };
-        let gone = parts.map(|a| a.trim().to_ascii_lowercase()).any(|a| a == "max-age=0" || a.contains("1970"));
+        let attributes: Vec<String> = parts.map(|a| a.trim().to_string()).collect();
+        let gone = attributes.iter().any(|a| a.eq_ignore_ascii_case("max-age=0") || a.contains("1970"));
+        let path = attributes
+            .iter()
+            .find_map(|a| a.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("path")).map(|(_, v)| v.to_string()))
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or_else(|| default_path(url));
+        let key = (name.trim().to_string(), path);
         let mut jar = self.jar.lock().unwrap();
         if gone || value.is_empty() {
-            jar.remove(name);
+            jar.remove(&key);
         } else {
-            jar.insert(name.to_string(), value.to_string());
+            // A replaced cookie keeps its creation time (RFC 6265 §5.3 step 11.3).
+            let order = jar
+                .get(&key)
+                .map(|(order, _)| *order)
+                .unwrap_or_else(|| self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            jar.insert(key, (order, value.to_string()));
         }
     }
 
     /// One request, no redirect following.
     pub async fn request(&self, method: &str, url: &str, form: Option<&[(String, String)]>) -> Page {
+        self.request_with(method, url, form, &[]).await
+    }
+
+    /// One request with extra headers (`Origin`, `Sec-Fetch-Site`, …), no redirect following.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        url: &str,
+        form: Option<&[(String, String)]>,
+        headers: &[(&str, &str)],
+    ) -> Page {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
         let mut request = self.client.request(method, url).header(ACCEPT, &self.accept);
-        let cookies = self.cookie_header();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let cookies = self.cookie_header(url);
         if !cookies.is_empty() {
             request = request.header(COOKIE, cookies);
         }
@@ -105,7 +161,7 @@ impl Browser {
         let set_cookies: Vec<String> =
             headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
         for cookie in &set_cookies {
-            self.store(cookie);
+            self.store(url, cookie);
         }
         let body = response.text().await.unwrap_or_default();
         Page { url: url.to_string(), status, headers, body, set_cookies }
@@ -151,6 +207,22 @@ impl Browser {
         assert!(form.body.contains("name=\"login\""), "not a login form at {}: {}", form.url, form.body);
         self.submit(&form, &[("login", login), ("password", "any")]).await
     }
+}
+
+/// RFC 6265 §5.1.4: the directory of the request path, for a cookie set without `Path`.
+fn default_path(url: &str) -> String {
+    let path = url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_default();
+    match path.rfind('/') {
+        Some(0) | None => "/".into(),
+        Some(i) => path[..i].to_string(),
+    }
+}
+
+/// RFC 6265 §5.1.4: `/app` matches `/app`, `/app/x`, not `/apple`.
+fn path_matches(request_path: &str, cookie_path: &str) -> bool {
+    request_path == cookie_path
+        || (request_path.starts_with(cookie_path)
+            && (cookie_path.ends_with('/') || request_path.as_bytes().get(cookie_path.len()) == Some(&b'/')))
 }
 
 /// Where the page's first form posts, and what.

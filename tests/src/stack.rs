@@ -42,6 +42,8 @@ pub struct LoginOptions {
     pub forward_access_token: bool,
     /// The provider's access token lifetime in seconds.
     pub access_token_ttl: u64,
+    /// `oidc.timeout`: below the shipped Envoy config's 2 s ext_authz timeout.
+    pub provider_timeout: &'static str,
 }
 
 impl Default for LoginOptions {
@@ -51,6 +53,7 @@ impl Default for LoginOptions {
             refresh_before: "60s",
             forward_access_token: false,
             access_token_ttl: 3600,
+            provider_timeout: "1s",
         }
     }
 }
@@ -110,7 +113,7 @@ routes:
 "#;
 
 /// Routes and the `oidc` section for browser logins.
-fn login_config(login: &LoginOptions, issuer: &str) -> String {
+fn login_config(login: &LoginOptions, issuer: &str, gateway: &str) -> String {
     let store = if login.redis_sessions { "redis" } else { "cookie" };
     format!(
         r#"
@@ -126,22 +129,26 @@ oidc:
   issuer: {issuer}
   client_id: {CLIENT_ID}
   client_secret_env: GATEHOUSE_OIDC_CLIENT_SECRET
+  origins: ["{gateway}"]
+  csrf_guard: true
   scopes: [openid, email, profile, groups]
   backchannel_logout_path: /oidc/backchannel-logout
   post_logout_redirect: {SIGNED_OUT_PATH}
   forward_access_token: {forward}
   refresh_before: {refresh_before}
   provider_check_interval: 1s
-  timeout: 2s
+  timeout: {timeout}
   cookie: {{secure: false}}
   session:
     lifetime: 1h
     store: {store}
     keys: [{{env: GATEHOUSE_SESSION_KEY}}]
-{redis}"#,
+{redis}{revocations}"#,
         forward = login.forward_access_token,
         refresh_before = login.refresh_before,
         redis = "    redis: {url: \"REDIS_URL\"}\n",
+        timeout = login.provider_timeout,
+        revocations = if login.redis_sessions { "" } else { "    revocations_file: revocations.jsonl\n" },
     )
 }
 
@@ -179,7 +186,8 @@ impl Stack {
         let mut env = HashMap::new();
         if let Some(login) = &options.login {
             let issuer = provider.as_ref().expect("started with the login").issuer();
-            let mut section = login_config(login, &issuer);
+            let gateway = format!("http://127.0.0.1:{}", options.listen_port.expect("chosen with the provider"));
+            let mut section = login_config(login, &issuer, &gateway);
             match (&redis, login.redis_sessions) {
                 (Some(redis), true) => section = section.replace("REDIS_URL", &redis.url()),
                 (None, true) => panic!("Redis sessions need the Redis backend"),

@@ -25,10 +25,26 @@ pub struct RawOidc {
     pub scopes: Vec<String>,
     #[serde(default = "default_callback")]
     pub callback_path: String,
+    /// The origins (`scheme://host[:port]`) browsers reach the gateway at. Redirect URIs and
+    /// same-origin checks use only these, never a request's `Host` or `X-Forwarded-Proto`.
+    #[serde(default)]
+    pub origins: Vec<String>,
     #[serde(default = "default_logout")]
     pub logout_path: String,
     #[serde(default = "default_post_logout")]
     pub post_logout_redirect: String,
+    /// What a GET of the logout path does: `confirm` (a page whose button posts the logout),
+    /// `refuse` (405), or `allow` (logs out; any page can then log a user out with a link).
+    #[serde(default = "default_logout_get")]
+    pub logout_get: String,
+    /// Refuse state-changing requests (not GET, HEAD, OPTIONS) authenticated by a session unless
+    /// their `Origin` is one of `origins` or `Sec-Fetch-Site` says same-origin.
+    #[serde(default)]
+    pub csrf_guard: bool,
+    /// Let a client's own `Authorization` header reach the backend on requests authenticated
+    /// by a session (by default it is removed: the session is the identity).
+    #[serde(default)]
+    pub pass_client_authorization: bool,
     #[serde(default = "yes")]
     pub end_session: bool,
     pub backchannel_logout_path: Option<String>,
@@ -52,7 +68,10 @@ pub struct RawOidc {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCookie {
-    pub name: String,
+    /// Default: `__Host-gatehouse_session` when the cookie is Secure without a domain (the
+    /// prefix makes browsers refuse a shadowing copy from another path, subdomain or plain
+    /// HTTP), else `gatehouse_session`.
+    pub name: Option<String>,
     pub domain: Option<String>,
     pub same_site: String,
     pub secure: bool,
@@ -60,7 +79,7 @@ pub struct RawCookie {
 
 impl Default for RawCookie {
     fn default() -> Self {
-        RawCookie { name: "gatehouse_session".into(), domain: None, same_site: "lax".into(), secure: true }
+        RawCookie { name: None, domain: None, same_site: "lax".into(), secure: true }
     }
 }
 
@@ -74,6 +93,8 @@ pub struct RawSession {
     /// Sealing keys, newest first: `{file: path}` or `{env: NAME}`, 32 random bytes in base64.
     pub keys: Vec<RawKeyRef>,
     pub redis: Option<RawRedis>,
+    /// The cookie store's logouts and back-channel revocations, kept across restarts.
+    pub revocations_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +133,9 @@ fn default_logout() -> String {
 fn default_post_logout() -> String {
     "/".into()
 }
+fn default_logout_get() -> String {
+    "confirm".into()
+}
 fn yes() -> bool {
     true
 }
@@ -124,8 +148,10 @@ fn default_login_timeout() -> String {
 fn default_check_interval() -> String {
     "10s".into()
 }
+/// Below the 2 s ext_authz timeout of the shipped gateway configs, with room for the session
+/// store's calls (see [`OidcSettings::worst_case_check`]).
 fn default_timeout() -> String {
-    "5s".into()
+    "1s".into()
 }
 fn default_algorithms() -> Vec<String> {
     vec!["RS256".into()]
@@ -143,16 +169,29 @@ fn default_pool() -> usize {
     4
 }
 fn default_redis_timeout() -> String {
-    "2s".into()
+    "300ms".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSettings {
-    /// The whole session, sealed, in the cookie (chunked when long).
-    Cookie,
+    /// The whole session, sealed, in the cookie (chunked when long); revocations in memory
+    /// and, when given, in a file.
+    Cookie { revocations_file: Option<PathBuf> },
     /// A small sealed handle in the cookie, the sealed session in Redis with a TTL.
     Redis { settings: RedisSettings, prefix: String },
 }
+
+/// What a GET of the logout path does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutGet {
+    Confirm,
+    Refuse,
+    Allow,
+}
+
+/// The gateway timeout the shipped configs give ext_authz, and what `validate` measures a
+/// login flow's worst case against.
+pub const TYPICAL_GATEWAY_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OidcSettings {
@@ -163,8 +202,14 @@ pub struct OidcSettings {
     pub scopes: Vec<String>,
     /// The path the provider redirects back to, on the gateway host.
     pub callback_path: String,
-    /// The full redirect URI when configured as one; else built from the request's host.
+    /// The full redirect URI when configured as one; else built from the request's origin,
+    /// which must be one of `origins`.
     pub callback_url: Option<String>,
+    /// Serialized origins (`https://app.example.com`, default ports dropped).
+    pub origins: Vec<String>,
+    pub logout_get: LogoutGet,
+    pub csrf_guard: bool,
+    pub pass_client_authorization: bool,
     pub logout_path: String,
     pub post_logout_redirect: String,
     pub end_session: bool,
@@ -181,6 +226,43 @@ pub struct OidcSettings {
     pub keys: Vec<Secret>,
     pub store: StoreSettings,
     pub keys_refresh: RefreshSettings,
+}
+
+impl OidcSettings {
+    /// The longest one check can take in the login layer: the provider's part (one deadline,
+    /// `timeout`) plus two session store calls (a read and a write).
+    pub fn worst_case_check(&self) -> Duration {
+        let store = match &self.store {
+            StoreSettings::Redis { settings, .. } => settings.timeout * 2,
+            StoreSettings::Cookie { .. } => Duration::ZERO,
+        };
+        self.timeout + store
+    }
+
+    /// Advice for `validate` and the start-up log: settings that work but will hurt.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let worst = self.worst_case_check();
+        if worst >= TYPICAL_GATEWAY_TIMEOUT {
+            out.push(format!(
+                "oidc.timeout: a login callback or refresh may take up to {worst:?} (oidc.timeout plus two session \
+                 store calls), which does not fit the gateway's ext_authz timeout of {TYPICAL_GATEWAY_TIMEOUT:?} in \
+                 the shipped configs: a slow provider would get the gateway's own error instead of our 503. \
+                 Lower oidc.timeout or raise the gateway's ext_authz timeout above {worst:?}"
+            ));
+        }
+        if matches!(self.store, StoreSettings::Cookie { revocations_file: None }) {
+            out.push(
+                "oidc.session.revocations_file: not set, so logouts and back-channel revocations of cookie \
+                 sessions are forgotten on restart (and never shared between replicas; use store: redis for that)"
+                    .to_string(),
+            );
+        }
+        if self.logout_get == LogoutGet::Allow {
+            out.push("oidc.logout_get: allow lets any page sign a user out with a link or an image".to_string());
+        }
+        out
+    }
 }
 
 fn path_key(c: &Check<'_>, key: &str, value: &str) -> Result<String, ConfigError> {
@@ -229,6 +311,29 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         }
         _ => (path_key(c, "oidc.callback_path", &raw.callback_path)?, None),
     };
+    let mut origins = Vec::new();
+    if let Some(url) = &callback_url {
+        origins.push(url::Url::parse(url).expect("parsed above").origin().ascii_serialization());
+    }
+    for (i, text) in raw.origins.iter().enumerate() {
+        let origin = parse_origin(text).or_else(|why| c.fail(format!("oidc.origins[{i}]"), why))?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    if origins.is_empty() {
+        return c.fail(
+            "oidc.origins",
+            "list the origins browsers reach the gateway at (e.g. [https://app.example.com]), or give \
+             callback_path as an absolute URL: redirect URIs are never built from a request's Host header",
+        );
+    }
+    let logout_get = match raw.logout_get.as_str() {
+        "confirm" => LogoutGet::Confirm,
+        "refuse" => LogoutGet::Refuse,
+        "allow" => LogoutGet::Allow,
+        other => return c.fail("oidc.logout_get", format!("{other:?} is not confirm, refuse or allow")),
+    };
     let logout_path = path_key(c, "oidc.logout_path", &raw.logout_path)?;
     if logout_path == callback_path {
         return c.fail("oidc.logout_path", "must differ from callback_path");
@@ -256,7 +361,11 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         return c.fail("oidc.id_token_algorithms", "list at least one algorithm");
     }
 
-    let cookie_name = raw.cookie.name.clone();
+    let cookie_name = match &raw.cookie.name {
+        Some(name) => name.clone(),
+        None if raw.cookie.secure && raw.cookie.domain.is_none() => "__Host-gatehouse_session".to_string(),
+        None => "gatehouse_session".to_string(),
+    };
     if cookie_name.is_empty()
         || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
     {
@@ -270,6 +379,12 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
     }
     if cookie_name.starts_with("__Host-") && (!raw.cookie.secure || raw.cookie.domain.is_some()) {
         return c.fail("oidc.cookie.name", "a __Host- cookie must be Secure and have no domain");
+    }
+    if let Some(domain) = &raw.cookie.domain {
+        let label_ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !domain.trim_start_matches('.').split('.').all(label_ok) {
+            return c.fail("oidc.cookie.domain", format!("{domain:?} is not a domain name"));
+        }
     }
     let cookie = CookieAttributes { domain: raw.cookie.domain.clone(), secure: raw.cookie.secure, same_site };
 
@@ -289,8 +404,13 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         return c.fail("oidc.session.keys", e.to_string());
     }
     let store = match (session.store.as_str(), &session.redis) {
-        ("cookie", None) => StoreSettings::Cookie,
+        ("cookie", None) => {
+            StoreSettings::Cookie { revocations_file: session.revocations_file.as_deref().map(|f| c.path(f)) }
+        }
         ("cookie", Some(_)) => return c.fail("oidc.session.redis", "set only with store: redis"),
+        ("redis", _) if session.revocations_file.is_some() => {
+            return c.fail("oidc.session.revocations_file", "only the cookie store needs one (Redis keeps its own)")
+        }
         ("redis", None) => return c.fail("oidc.session.redis", "store: redis needs redis.url"),
         ("redis", Some(r)) => StoreSettings::Redis { settings: redis_settings(r, c)?, prefix: r.prefix.clone() },
         (other, _) => return c.fail("oidc.session.store", format!("{other:?} is not cookie or redis")),
@@ -303,6 +423,10 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         scopes,
         callback_path,
         callback_url,
+        origins,
+        logout_get,
+        csrf_guard: raw.csrf_guard,
+        pass_client_authorization: raw.pass_client_authorization,
         logout_path,
         post_logout_redirect: raw.post_logout_redirect,
         end_session: raw.end_session,
@@ -328,6 +452,18 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
             timeout,
         },
     })
+}
+
+/// `scheme://host[:port]` with nothing after it, serialized the way browsers send `Origin`.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(format!("{text:?} is not an http(s) origin"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("{text:?} must be only scheme://host[:port], without a path"));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 fn redis_settings(r: &RawRedis, c: &Check<'_>) -> Result<RedisSettings, ConfigError> {

@@ -101,7 +101,13 @@ fn the_login_example_loads() {
     let oidc = config.oidc.as_ref().unwrap();
     assert_eq!(oidc.issuer, "https://login.example.com/realms/corp");
     assert_eq!(oidc.callback_path, "/oauth2/callback");
-    assert_eq!(oidc.store, StoreSettings::Cookie);
+    assert_eq!(
+        oidc.store,
+        StoreSettings::Cookie { revocations_file: Some("/var/lib/gatehouse/revocations.jsonl".into()) }
+    );
+    assert_eq!(oidc.origins, ["https://app.example.com"]);
+    assert_eq!(oidc.cookie_name, "__Host-gatehouse_session", "the __Host- prefix where the settings allow it");
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
     assert_eq!(oidc.lifetime, Duration::from_secs(8 * 3600));
     assert!(config.engine.sessions.is_some());
     assert!(!format!("{config:?}").contains("s3cret-client"), "the client secret never shows");
@@ -113,8 +119,7 @@ fn oidc_error(section: &str) -> String {
     err.strip_prefix(&format!("{}: ", file.path().display())).unwrap_or(&err).to_string()
 }
 
-const OIDC_BASE: &str =
-    "oidc:\n  issuer: https://op.example\n  client_id: app\n  client_secret_env: OIDC_CLIENT_SECRET\n";
+const OIDC_BASE: &str = "oidc:\n  issuer: https://op.example\n  client_id: app\n  client_secret_env: OIDC_CLIENT_SECRET\n  origins: [https://app.example.com]\n";
 
 #[test]
 fn empty_cut_short_and_hostile_files_are_refused() {
@@ -181,4 +186,64 @@ fn an_absolute_callback_url_fixes_the_redirect_uri() {
     let oidc = config.oidc.unwrap();
     assert_eq!(oidc.callback_path, "/auth/callback");
     assert_eq!(oidc.callback_url.as_deref(), Some("https://app.example.com/auth/callback"));
+}
+
+#[test]
+fn redirect_uris_come_from_configured_origins_only() {
+    let session = "  session: {keys: [{env: SESSION_KEY}]}\n";
+    let without = OIDC_BASE.replace("  origins: [https://app.example.com]\n", "");
+    assert!(
+        oidc_error(&format!("{without}{session}")).starts_with("oidc.origins: list the origins browsers reach"),
+        "{}",
+        oidc_error(&format!("{without}{session}"))
+    );
+    for (bad, why) in [
+        ("https://app.example.com/path", "must be only scheme://host[:port], without a path"),
+        ("ftp://app.example.com", "is not an http(s) origin"),
+        ("app.example.com", "is not a URL"),
+    ] {
+        let text = format!("{}  origins: [\"{bad}\"]\n{session}", without);
+        let error = oidc_error(&text);
+        assert!(error.starts_with("oidc.origins[0]: ") && error.contains(why), "{bad}: {error}");
+    }
+    let file = write(&format!(
+        "routes: {{default: deny}}\n{without}  origins: [\"HTTPS://App.Example.com:443\", \"http://127.0.0.1:8080/\"]\n{session}"
+    ));
+    let oidc = load(file.path(), &oidc_env()).unwrap().oidc.unwrap();
+    assert_eq!(oidc.origins, ["https://app.example.com", "http://127.0.0.1:8080"]);
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  logout_get: sometimes\n{session}")),
+        "oidc.logout_get: \"sometimes\" is not confirm, refuse or allow"
+    );
+    assert_eq!(
+        oidc_error(&format!("{OIDC_BASE}  cookie: {{domain: \"example.com; Path=/x\"}}\n{session}")),
+        "oidc.cookie.domain: \"example.com; Path=/x\" is not a domain name"
+    );
+}
+
+#[test]
+fn timeouts_that_cannot_fit_the_gateway_are_warned_about() {
+    let load_with = |extra: &str| {
+        let file = write(&format!("routes: {{default: deny}}\n{OIDC_BASE}{extra}"));
+        load(file.path(), &oidc_env()).unwrap()
+    };
+    let defaults = load_with("  session: {keys: [{env: SESSION_KEY}], revocations_file: r.jsonl}\n");
+    assert_eq!(defaults.oidc.as_ref().unwrap().timeout, Duration::from_secs(1));
+    assert!(defaults.warnings().is_empty(), "{:?}", defaults.warnings());
+    let slow = load_with("  timeout: 5s\n  session: {keys: [{env: SESSION_KEY}], revocations_file: r.jsonl}\n");
+    let warnings = slow.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("oidc.timeout: a login callback or refresh may take up to 5s"), "{warnings:?}");
+    // The Redis store's two calls count too.
+    let redis = load_with(
+        "  timeout: 1500ms\n  session: {keys: [{env: SESSION_KEY}], store: redis, redis: {url: \"r:6379\"}}\n",
+    );
+    assert!(redis.warnings()[0].contains("up to 2.1s"), "{:?}", redis.warnings());
+    // A cookie store without a revocation file forgets logouts on restart: said so.
+    let forgetful = load_with("  session: {keys: [{env: SESSION_KEY}]}\n");
+    assert!(
+        forgetful.warnings()[0].starts_with("oidc.session.revocations_file: not set"),
+        "{:?}",
+        forgetful.warnings()
+    );
 }

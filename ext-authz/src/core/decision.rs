@@ -62,9 +62,28 @@ pub struct SessionPolicy {
     pub cookie_name: String,
     /// Send the session's access token upstream as `Authorization: Bearer …`.
     pub forward_access_token: bool,
+    /// Let a client-sent `Authorization` through on session-authenticated requests.
+    pub pass_client_authorization: bool,
+    /// The CSRF guard, when on: the origins a state-changing session request may come from.
+    pub csrf_origins: Option<Vec<String>>,
 }
 
 impl SessionPolicy {
+    /// A state-changing request riding on a session cookie must come from one of our origins:
+    /// its `Origin` says so, or (without one) the browser's `Sec-Fetch-Site` does. Requests
+    /// without either are not from a browser that would attach cookies cross-site on its own.
+    pub fn cross_site(&self, request: &AuthRequest) -> bool {
+        let Some(origins) = &self.csrf_origins else { return false };
+        if matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+            return false;
+        }
+        match (request.header("origin"), request.header("sec-fetch-site")) {
+            (Some(origin), _) => !origins.iter().any(|o| o.eq_ignore_ascii_case(origin.trim())),
+            (None, Some(site)) => !matches!(site.trim(), "same-origin" | "none"),
+            (None, None) => false,
+        }
+    }
+
     pub fn is_our_cookie(&self, name: &str) -> bool {
         name == self.cookie_name
             || is_chunk_of(name, &self.cookie_name)
@@ -114,6 +133,8 @@ pub enum ErrorCode {
     LoginUnavailable,
     /// The request itself is malformed (a path that cannot be normalized safely).
     BadRequest,
+    /// The method is not one this path answers (a GET of the logout path).
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -126,6 +147,7 @@ impl ErrorCode {
             ErrorCode::LoginFailed => "LOGIN_FAILED",
             ErrorCode::LoginUnavailable => "LOGIN_UNAVAILABLE",
             ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
         }
     }
 }
@@ -141,6 +163,10 @@ pub struct Deny {
     pub reason: &'static str,
     /// `Set-Cookie` values for the client (e.g. clearing a failed login's state).
     pub set_cookies: Vec<String>,
+    /// More response headers (`allow` on a 405), fixed names and values of ours.
+    pub headers: Vec<(&'static str, String)>,
+    /// An HTML page to answer instead of the JSON error (the logout confirmation).
+    pub page: Option<String>,
 }
 
 /// A redirect answered to the browser instead of forwarding the request: to the provider's
@@ -263,11 +289,30 @@ impl Engine {
         if let Some(decision) = authorize(&identity, requirements) {
             return Decision::Deny(decision);
         }
+        if let (FoundKind::Session, Some(policy)) = (&found.kind, &self.sessions) {
+            if policy.cross_site(request) {
+                return Decision::Deny(deny(
+                    403,
+                    ErrorCode::Forbidden,
+                    "a cross-site request cannot use the session",
+                    None,
+                    "csrf",
+                ));
+            }
+        }
         let mut allow = self.allow(request, Some(identity), Some(&found), "authenticated");
         if let (FoundKind::Session, Some(policy), Some(session)) = (&found.kind, &self.sessions, ctx.session) {
-            if let Some(token) = session.access_token.as_deref().filter(|_| policy.forward_access_token) {
-                allow.headers.push(("authorization".into(), format!("Bearer {token}")));
-                allow.remove.retain(|h| h != "authorization");
+            match session.access_token.as_deref().filter(|_| policy.forward_access_token) {
+                Some(token) => {
+                    allow.headers.push(("authorization".into(), format!("Bearer {token}")));
+                    allow.remove.retain(|h| h != "authorization");
+                }
+                // The session is the identity: a client's own bearer token must not ride along
+                // to a backend that might trust it.
+                None if !policy.pass_client_authorization && !allow.remove.iter().any(|h| h == "authorization") => {
+                    allow.remove.push("authorization".into());
+                }
+                None => {}
             }
         }
         Decision::Allow(allow)
@@ -431,7 +476,16 @@ fn invalid_token(error: &JwtError) -> Decision {
 }
 
 pub fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<String>, reason: &'static str) -> Deny {
-    Deny { status, code, message: message.to_string(), www_authenticate: challenge, reason, set_cookies: Vec::new() }
+    Deny {
+        status,
+        code,
+        message: message.to_string(),
+        www_authenticate: challenge,
+        reason,
+        set_cookies: Vec::new(),
+        headers: Vec::new(),
+        page: None,
+    }
 }
 
 impl Deny {
@@ -445,6 +499,25 @@ impl Deny {
             (None, _) => None,
         }
     }
+}
+
+/// Whether a value may go into a response header as it is: visible ASCII, spaces and tabs.
+/// The last line of defence before Envoy: every value from a request is checked or encoded long
+/// before, and one that is not fit here is dropped (and logged) rather than sent.
+pub fn is_header_value(text: &str) -> bool {
+    text.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// The values of `values` fit for a header; the others are logged and dropped.
+pub fn fit_for_headers<'v>(name: &str, values: &'v [String]) -> impl Iterator<Item = &'v String> + 'v {
+    let name = name.to_string();
+    values.iter().filter(move |value| {
+        let fit = is_header_value(value);
+        if !fit {
+            tracing::error!(header = %name, "a response header value with unsafe bytes was dropped");
+        }
+        fit
+    })
 }
 
 /// The uniform JSON error body.

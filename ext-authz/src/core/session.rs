@@ -5,4 +5,5 @@ pub mod cookies;
 pub mod login;
 pub mod logout;
 pub mod model;
+pub mod revoked;
 pub mod seal;

@@ -8,6 +8,7 @@ use super::provider::ProviderError;
 use super::{login_unavailable, Oidc};
 use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
+use crate::core::session::cookies::{Cookies, MAX_CANDIDATES};
 use crate::core::session::login::{check_id_token, login_cookie_name, LoginState};
 use crate::core::session::model::Session;
 use crate::core::session::seal::random_token;
@@ -22,17 +23,24 @@ impl Oidc {
             return Decision::Deny(failed(400, "the login callback has no state", "callback_invalid"));
         };
         let settings = self.settings();
-        let cookie_name = login_cookie_name(&settings.cookie_name, &state);
+        // `state` names a cookie only once it is known to be one of ours in form: anything
+        // else from the request never reaches a header.
+        let Some(cookie_name) = login_cookie_name(&settings.cookie_name, &state) else {
+            return Decision::Deny(failed(400, "the login callback's state is malformed", "callback_invalid"));
+        };
         // From here on, whatever happens, the login's cookie is used up.
         let clear = vec![self.login_attributes().clear(&cookie_name)];
         let with_clear = |mut d: Deny| {
             d.set_cookies.clone_from(&clear);
             Decision::Deny(d)
         };
-        let login = request
-            .cookie(&cookie_name)
-            .and_then(|sealed| self.sealer.open(&self.login_purpose(), sealed).ok())
-            .and_then(|plain| serde_json::from_slice::<LoginState>(&plain).ok());
+        // Every copy the browser sent is tried: a shadowing one must not hide the real one.
+        let login = Cookies::parse(request.header("cookie"))
+            .values(&cookie_name)
+            .take(MAX_CANDIDATES)
+            .filter_map(|sealed| self.sealer.open(&self.login_purpose(), sealed).ok())
+            .filter_map(|plain| serde_json::from_slice::<LoginState>(&plain).ok())
+            .find(|login| bool::from(login.state.as_bytes().ct_eq(state.as_bytes())));
         let Some(login) = login else {
             return with_clear(failed(
                 400,
@@ -41,9 +49,6 @@ impl Oidc {
                 "callback_unknown_state",
             ));
         };
-        if !bool::from(login.state.as_bytes().ct_eq(state.as_bytes())) {
-            return with_clear(failed(400, "the login callback's state does not match", "callback_wrong_state"));
-        }
         if login.expires_at <= now {
             return with_clear(failed(400, "the login took too long; open the application again", "callback_expired"));
         }
@@ -64,8 +69,23 @@ impl Oidc {
             return with_clear(failed(400, "the login callback has no code", "callback_invalid"));
         };
 
-        let tokens = match self.provider.exchange_code(&code, &login.verifier, &self.redirect_uri(request)).await {
-            Ok(tokens) => tokens,
+        let Some(redirect_uri) = self.redirect_uri(request) else {
+            return with_clear(failed(400, "this host is not configured for sign-in", "login_unknown_origin"));
+        };
+        // The provider's whole part (code exchange, then keys for the ID token) runs under one
+        // deadline, so a slow provider gives our 503 before the gateway's own timeout.
+        let exchanged = tokio::time::timeout(settings.timeout, async {
+            let tokens = self.provider.exchange_code(&code, &login.verifier, &redirect_uri).await?;
+            let claims = match tokens.id_token.as_deref() {
+                Some(id_token) => Some(self.provider.verify(id_token, now, true).await),
+                None => None,
+            };
+            Ok::<_, ProviderError>((tokens, claims))
+        })
+        .await
+        .unwrap_or_else(|_| Err(ProviderError::Unavailable(format!("no answer within {:?}", settings.timeout))));
+        let (tokens, claims) = match exchanged {
+            Ok(exchanged) => exchanged,
             Err(ProviderError::Refused { error, .. }) => {
                 tracing::info!(error = %error, "the provider refused an authorization code");
                 return with_clear(failed(
@@ -79,10 +99,10 @@ impl Oidc {
                 return with_clear(login_unavailable());
             }
         };
-        let Some(id_token) = tokens.id_token.clone() else {
+        let Some(claims) = claims else {
             return with_clear(failed(401, "the identity provider sent no ID token", "callback_no_id_token"));
         };
-        let claims = match self.provider.verify(&id_token, now, true).await {
+        let claims = match claims {
             Ok(claims) => claims,
             Err(ProviderError::Unavailable(e)) => {
                 tracing::warn!("cannot verify an ID token: {e}");

@@ -3,10 +3,11 @@
 //! provider posts a signed logout token naming a `sid` or `sub`).
 
 use super::Oidc;
-use crate::core::decision::{Decision, Redirect};
+use crate::config::LogoutGet;
+use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::cookies::Cookies;
-use crate::core::session::login::{end_session_url, request_scheme};
+use crate::core::session::login::{end_session_url, wants_login_redirect};
 use crate::core::session::logout::{check_logout_token, LogoutTokenError};
 
 /// How far a logout token's `iat` may be from now.
@@ -27,30 +28,53 @@ pub enum BackchannelError {
 impl Oidc {
     pub(super) async fn logout(&self, request: &AuthRequest, now: u64) -> Decision {
         let settings = self.settings();
+        match (request.method.as_str(), settings.logout_get) {
+            ("POST", _) | ("GET" | "HEAD", LogoutGet::Allow) => {}
+            ("GET" | "HEAD", LogoutGet::Confirm) if wants_login_redirect(request) => {
+                return Decision::Deny(confirmation_page(&settings.logout_path))
+            }
+            _ => return Decision::Deny(post_only("sign out with a POST to this path")),
+        }
+        if request.method == "POST" && !self.same_origin(request) {
+            return Decision::Deny(deny(
+                403,
+                ErrorCode::Forbidden,
+                "a sign-out must come from this application's own pages",
+                None,
+                "logout_cross_site",
+            ));
+        }
         let cookies = Cookies::parse(request.header("cookie"));
-        let mut session = None;
-        if let Some(value) = cookies.read_chunked(&settings.cookie_name) {
-            match self.store.load(&value, now).await {
+        // Every session the browser presents ends (a shadowing cookie must not keep the real
+        // one alive). A store that cannot be read or written is said so: the cookies stay, so
+        // signing out again works once the store is back.
+        let mut ended = Vec::new();
+        for value in cookies.candidates(&settings.cookie_name) {
+            let outcome = match self.store.load(&value, now).await {
+                Ok(Some(found)) => self.store.delete(&found, now).await.map(|()| Some(found)),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(Some(found)) => {
-                    if let Err(e) = self.store.delete(&found, now).await {
-                        tracing::error!("logout could not delete the session: {e}");
-                    }
                     tracing::info!(subject = %found.subject, "signed out");
-                    session = Some(found);
+                    ended.push(found);
                 }
                 Ok(None) => {}
-                Err(e) => tracing::error!("logout could not read the session: {e}"),
+                Err(e) => {
+                    tracing::error!("logout could not end the session: {e}");
+                    return Decision::Deny(logout_failed());
+                }
             }
         }
-        let set_cookies: Vec<String> =
-            cookies.chunked_names(&settings.cookie_name).iter().map(|name| self.attributes().clear(name)).collect();
+        let set_cookies = self.clear_session_cookies(request);
         let post_logout = self.absolute(request, &settings.post_logout_redirect);
         let end_session = self
             .provider
             .known_metadata()
             .and_then(|m| m.end_session_endpoint.clone())
-            .filter(|_| settings.end_session && session.is_some());
-        let location = match (end_session, &session) {
+            .filter(|_| settings.end_session);
+        let location = match (end_session, ended.first()) {
             (Some(endpoint), Some(session)) => {
                 end_session_url(&endpoint, &settings.client_id, &session.id_token, Some(&post_logout))
             }
@@ -59,13 +83,26 @@ impl Oidc {
         Decision::Redirect(Redirect { location, set_cookies, reason: "logout" })
     }
 
-    /// A path on the gateway host as an absolute URL (the provider needs one).
-    fn absolute(&self, request: &AuthRequest, target: &str) -> String {
-        if target.starts_with('/') {
-            format!("{}://{}{}", request_scheme(request), request.authority, target)
-        } else {
-            target.to_string()
+    /// A POST from one of our origins: its `Origin` is configured, or, without one, the
+    /// browser's `Sec-Fetch-Site` says same-origin. A request with neither proves nothing and
+    /// is refused.
+    fn same_origin(&self, request: &AuthRequest) -> bool {
+        let origins = &self.settings().origins;
+        match (request.header("origin"), request.header("sec-fetch-site")) {
+            (Some(origin), _) => origins.iter().any(|o| o.eq_ignore_ascii_case(origin.trim())),
+            (None, Some(site)) => site.trim() == "same-origin",
+            (None, None) => false,
         }
+    }
+
+    /// A path on the gateway as an absolute URL (the provider needs one), on the configured
+    /// origin the request came to (else the first configured one).
+    fn absolute(&self, request: &AuthRequest, target: &str) -> String {
+        if !target.starts_with('/') {
+            return target.to_string();
+        }
+        let origin = self.origin_of(request).unwrap_or(&self.settings().origins[0]);
+        format!("{origin}{target}")
     }
 
     /// Handles a back-channel logout request body (`application/x-www-form-urlencoded` with
@@ -82,4 +119,39 @@ impl Oidc {
         tracing::info!(sid = ?revocation.sid, subject = ?revocation.sub, ended, "back-channel logout");
         Ok(ended)
     }
+}
+
+/// The session could not be ended: the user must know, and can try again.
+fn logout_failed() -> Deny {
+    deny(
+        503,
+        ErrorCode::LoginUnavailable,
+        "you could not be signed out: sessions are temporarily unavailable; try again shortly",
+        None,
+        "logout_store_unavailable",
+    )
+}
+
+fn post_only(message: &str) -> Deny {
+    let mut refused = deny(405, ErrorCode::MethodNotAllowed, message, None, "logout_method");
+    refused.headers.push(("allow", "POST".into()));
+    refused
+}
+
+/// The answer to a browser's GET of the logout path: a page whose button posts the sign-out
+/// (a link or an image on another site can then no longer sign anyone out).
+fn confirmation_page(logout_path: &str) -> Deny {
+    let mut page = post_only("confirm the sign-out with a POST");
+    page.reason = "logout_confirm";
+    page.page = Some(format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Sign out</title></head>\n<body>\n\
+         <form method=\"post\" action=\"{}\">\n<p>Sign out of this application?</p>\n\
+         <button type=\"submit\">Sign out</button>\n</form>\n</body></html>\n",
+        html_escape(logout_path)
+    ));
+    page
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }

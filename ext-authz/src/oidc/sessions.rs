@@ -66,16 +66,26 @@ enum Refreshed {
 impl Oidc {
     pub async fn session(&self, request: &AuthRequest, now: u64) -> SessionLookup {
         let settings = self.settings();
-        let Some(value) = Cookies::parse(request.header("cookie")).read_chunked(&settings.cookie_name) else {
-            return SessionLookup::default();
-        };
-        let session = match self.store.load(&value, now).await {
-            Ok(Some(session)) => session,
-            Ok(None) => return SessionLookup::default(),
-            Err(e) => {
-                tracing::error!("cannot read a session: {e}");
-                return SessionLookup { store_failed: true, ..SessionLookup::default() };
+        // Every value presented is tried, in order: a cookie of the same name shadowing ours
+        // (another path, a parent domain, plain HTTP) must not hide a good session, or the
+        // browser would loop through the provider without end.
+        let mut found = None;
+        let mut store_failed = false;
+        for value in Cookies::parse(request.header("cookie")).candidates(&settings.cookie_name) {
+            match self.store.load(&value, now).await {
+                Ok(Some(session)) => {
+                    found = Some(session);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!("cannot read a session: {e}");
+                    store_failed = true;
+                }
             }
+        }
+        let Some(session) = found else {
+            return SessionLookup { store_failed, ..SessionLookup::default() };
         };
         match session.freshness(now, settings.refresh_before.as_secs()) {
             Freshness::Fresh => SessionLookup { session: Some(session), ..SessionLookup::default() },
@@ -109,12 +119,25 @@ impl Oidc {
             return Refreshed::Kept(session);
         }
         let Some(refresh_token) = session.refresh_token.clone() else { return Refreshed::Kept(session) };
-        match self.provider.refresh(&refresh_token).await {
-            Ok(tokens) => {
+        let timeout = self.settings().timeout;
+        // The refresh and the check of its ID token run under one deadline (the provider's
+        // whole part of this request), so a slow provider never outlasts the gateway's timeout.
+        let refreshed = tokio::time::timeout(timeout, async {
+            let tokens = self.provider.refresh(&refresh_token).await?;
+            let claims = match tokens.id_token.as_deref() {
+                Some(id_token) => Some(self.provider.verify(id_token, now, true).await),
+                None => None,
+            };
+            Ok::<_, ProviderError>((tokens, claims))
+        })
+        .await
+        .unwrap_or_else(|_| Err(ProviderError::Unavailable(format!("no answer within {timeout:?}"))));
+        match refreshed {
+            Ok((tokens, claims)) => {
                 let mut fresh = session;
-                if let Some(id_token) = tokens.id_token.as_deref() {
+                if let Some(claims) = claims {
                     // A refreshed ID token must be about the same person (OIDC Core §12.2).
-                    match self.provider.verify(id_token, now, true).await {
+                    match claims {
                         Ok(claims) if claims.get("sub").and_then(|s| s.as_str()) == Some(fresh.subject.as_str()) => {
                             fresh.update_claims(&claims);
                         }

@@ -1,8 +1,9 @@
 //! Where sessions live. The cookie only ever carries a sealed value; what that value is depends
 //! on the store:
 //! - [`CookieStore`]: the whole session, sealed (stateless; chunked by the cookie layer when
-//!   long). Logout and back-channel revocations are remembered in this instance's memory until
-//!   the sessions they name would have expired.
+//!   long). Logout and back-channel revocations are remembered by this instance until the
+//!   sessions they name would have expired: in memory, and in `revocations_file` when set (so
+//!   they survive a restart; replicas do not share them — that is the Redis store's job).
 //! - [`RedisStore`]: a sealed random handle; the sealed session sits in Redis with a TTL, indexed
 //!   by provider session (`sid`) and subject so back-channel logout reaches every replica.
 //!
@@ -10,11 +11,13 @@
 
 mod cookie;
 mod redis;
+mod revocation_log;
 
 use futures_util::future::BoxFuture;
 
-pub use cookie::CookieStore;
+pub use cookie::{CookieStore, MAX_REVOCATIONS};
 pub use redis::RedisStore;
+pub use revocation_log::{RevocationFileError, MAX_LOG_BYTES};
 
 use crate::core::session::logout::Revocation;
 use crate::core::session::model::Session;
@@ -25,6 +28,8 @@ pub enum StoreError {
     Redis(#[from] shared::redis::RedisCallError),
     #[error("session store: cannot encode the session: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("session store: cannot record the revocation: {0}")]
+    Revocations(std::io::Error),
 }
 
 pub trait SessionStore: Send + Sync {

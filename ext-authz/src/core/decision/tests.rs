@@ -83,6 +83,8 @@ fn engine() -> Engine {
             provider: "corp-login".into(),
             cookie_name: "gh_session".into(),
             forward_access_token: true,
+            pass_client_authorization: false,
+            csrf_origins: Some(vec!["https://api.test".into()]),
         }),
     }
 }
@@ -329,4 +331,49 @@ fn session_cookies_never_reach_the_backend_whatever_the_credential() {
     let allow = allowed(world.check("/orders/1", &[("authorization", &auth), ("cookie", "gh_session=abc")]));
     assert!(allow.remove.contains(&"cookie".to_string()));
     assert!(allow.remove.contains(&"authorization".to_string()));
+}
+
+/// A session request as the engine sees it, with the method and headers given.
+fn with_session(world: &World, method: &str, headers: &[(&str, &str)]) -> Decision {
+    let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let request = AuthRequest::new(method, "api.test", "/app/home", headers);
+    let s = session("openid email");
+    let ctx =
+        Context { keys: &world.keys, api_keys: &world.api_keys, cache: &world.cache, now: NOW, session: Some(&s) };
+    world.engine.check(&request, &ctx)
+}
+
+#[test]
+fn the_csrf_guard_refuses_cross_site_state_changes_on_a_session() {
+    let world = World::new();
+    let refused = |method: &str, headers: &[(&str, &str)]| match with_session(&world, method, headers) {
+        Decision::Deny(deny) => {
+            assert_eq!((deny.status, deny.reason), (403, "csrf"));
+            true
+        }
+        Decision::Allow(_) => false,
+        other => panic!("{other:?}"),
+    };
+    assert!(refused("POST", &[("origin", "https://evil.example")]));
+    assert!(refused("DELETE", &[("origin", "null")]));
+    assert!(refused("PUT", &[("sec-fetch-site", "cross-site")]));
+    assert!(refused("PATCH", &[("sec-fetch-site", "same-site")]), "a sibling subdomain is another site's page");
+    assert!(!refused("POST", &[("origin", "https://api.test")]));
+    assert!(!refused("POST", &[("sec-fetch-site", "same-origin")]));
+    assert!(!refused("GET", &[("origin", "https://evil.example")]), "reads are not state changes");
+    // Off unless configured.
+    let mut open = World::new();
+    open.engine.sessions.as_mut().unwrap().csrf_origins = None;
+    assert!(matches!(with_session(&open, "POST", &[("origin", "https://evil.example")]), Decision::Allow(_)));
+}
+
+#[test]
+fn a_client_authorization_header_does_not_ride_along_with_a_session() {
+    let mut world = World::new();
+    world.engine.sessions.as_mut().unwrap().forward_access_token = false;
+    let allow = allowed(with_session(&world, "GET", &[("authorization", "Bearer client-made")]));
+    assert!(allow.remove.contains(&"authorization".to_string()), "{:?}", allow.remove);
+    world.engine.sessions.as_mut().unwrap().pass_client_authorization = true;
+    let allow = allowed(with_session(&world, "GET", &[("authorization", "Bearer client-made")]));
+    assert!(!allow.remove.contains(&"authorization".to_string()));
 }

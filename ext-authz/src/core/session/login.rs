@@ -44,10 +44,15 @@ pub fn pkce_challenge(verifier: &str) -> String {
 }
 
 /// The login cookie's name: one per login in flight, so two tabs signing in at once do not
-/// overwrite each other's state.
-pub fn login_cookie_name(session_cookie: &str, state: &str) -> String {
-    let tag: String = state.chars().take(12).collect();
-    format!("{session_cookie}_login_{tag}")
+/// overwrite each other's state. `None` when `state` cannot be one of ours: the callback's
+/// `state` comes from the request, and only a plain base64url value may name a cookie.
+pub fn login_cookie_name(session_cookie: &str, state: &str) -> Option<String> {
+    is_state(state).then(|| format!("{session_cookie}_login_{}", &state[..12]))
+}
+
+/// What [`LoginState::new`] makes a `state`: base64url, 16 to 128 characters (ours are 32).
+pub fn is_state(text: &str) -> bool {
+    (16..=128).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub struct AuthorizationRequest<'a> {
@@ -94,11 +99,15 @@ fn append_query(base: &str, params: &[(&str, &str)]) -> String {
     format!("{base}{separator}{query}")
 }
 
-/// The URL to come back to after the login: the request's own path and query.
+/// The URL to come back to after the login: the request's own path and query, in the strict
+/// alphabet a `Location` header may carry.
 pub fn return_target(request: &AuthRequest) -> String {
     let target =
         if request.query.is_empty() { request.path.clone() } else { format!("{}?{}", request.path, request.query) };
-    safe_return_to(&target).unwrap_or("/").to_string()
+    match safe_return_to(&target) {
+        Some(target) => location_encode(target),
+        None => "/".to_string(),
+    }
 }
 
 /// Only same-host relative URLs: a path starting with one `/`, not `//host` or `/\host` (which
@@ -109,6 +118,29 @@ pub fn safe_return_to(target: &str) -> Option<&str> {
         && !matches!(bytes.get(1), Some(b'/') | Some(b'\\'))
         && !bytes.iter().any(|b| b.is_ascii_control() || *b == b' ');
     ok.then_some(target)
+}
+
+/// Percent-encodes every byte outside RFC 3986's URI characters (and a `%` that does not start
+/// an escape), so the result is plain visible ASCII whatever the request carried.
+pub fn location_encode(target: &str) -> String {
+    let bytes = target.as_bytes();
+    let mut out = String::with_capacity(target.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_start = b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b) || escape_start {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether `text` is fit for a `Location` header we send: RFC 3986 characters only.
+pub fn is_location_safe(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?#%[]".contains(&b))
 }
 
 /// Whether a request without a session gets a login redirect (a browser navigating) or the
@@ -135,6 +167,19 @@ pub fn request_scheme(request: &AuthRequest) -> &str {
         .map(|s| s.split(',').next().unwrap_or(s).trim())
         .filter(|s| *s == "http" || *s == "https")
         .unwrap_or("https")
+}
+
+/// The request's origin as a browser would serialize it (`https://app.example.com`, default
+/// port dropped, host lower-case), from the scheme the browser used and the authority; `None`
+/// when the authority is not a plain host. Only ever compared with configured origins: what the
+/// request says is never echoed.
+pub fn request_origin(request: &AuthRequest) -> Option<String> {
+    let authority = request.authority.as_str();
+    if authority.is_empty() || authority.bytes().any(|b| b"/?#@\\".contains(&b) || !b.is_ascii_graphic()) {
+        return None;
+    }
+    let url = url::Url::parse(&format!("{}://{authority}/", request_scheme(request))).ok()?;
+    Some(url.origin().ascii_serialization())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,5 +293,47 @@ mod tests {
             url,
             "https://op/logout?client_id=app&id_token_hint=h.i.nt&post_logout_redirect_uri=https%3A%2F%2Fapp%2F"
         );
+    }
+}
+
+#[cfg(test)]
+mod request_values_tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn request(authority: &str, headers: &[(&str, &str)]) -> AuthRequest {
+        let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthRequest::new("GET", authority, "/", headers)
+    }
+
+    #[test]
+    fn state_must_look_like_ours_to_name_a_cookie() {
+        let ours = LoginState::new("/".into(), 0, 60).state;
+        assert_eq!(login_cookie_name("s", &ours), Some(format!("s_login_{}", &ours[..12])));
+        for bad in ["short", "abcdefghijkl;Domain=evil.example", "abcdefghijklmnop\r\nX: y", "ééééééééééééééééé", ""]
+        {
+            assert_eq!(login_cookie_name("s", bad), None, "{bad:?}");
+        }
+        assert_eq!(login_cookie_name("s", &"a".repeat(129)), None);
+    }
+
+    #[test]
+    fn return_targets_are_encoded_to_the_uri_alphabet() {
+        assert_eq!(location_encode("/a b/é?q=<x>&r=%41%zz"), "/a%20b/%C3%A9?q=%3Cx%3E&r=%41%25zz");
+        assert!(is_location_safe(&location_encode("/\u{7f}\"{}|^`")));
+    }
+
+    #[test]
+    fn the_request_origin_is_normalised_or_nothing() {
+        let https = [("x-forwarded-proto", "https")];
+        assert_eq!(request_origin(&request("App.Example.com:443", &https)).as_deref(), Some("https://app.example.com"));
+        assert_eq!(
+            request_origin(&request("127.0.0.1:8080", &[(":scheme", "http")])).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        for bad in ["evil.example/x", "a@b", "", "a b", "x\r\ny"] {
+            assert_eq!(request_origin(&request(bad, &https)), None, "{bad:?}");
+        }
     }
 }

@@ -1,71 +1,74 @@
-//! The stateless store: the sealed session is the cookie value.
+//! The stateless store: the sealed session is the cookie value. Logouts and back-channel
+//! revocations are remembered in memory (bounded, see [`Revoked`]) and, with a revocation file,
+//! on disk before they are confirmed, so a restart does not bring ended sessions back.
 
-use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
+use super::revocation_log::{RevocationFileError, RevocationLog};
 use super::{SessionStore, StoreError};
 use crate::core::session::logout::Revocation;
 use crate::core::session::model::Session;
+use crate::core::session::revoked::{Entry, Revoked};
 use crate::core::session::seal::Sealer;
 
-/// Entries beyond this are dropped oldest-expiry first, so a flood of logouts cannot grow
-/// memory without bound.
-const MAX_REVOCATIONS: usize = 100_000;
+/// Revocations remembered at most; beyond, the oldest fold into a watermark (nothing is
+/// un-revoked).
+pub const MAX_REVOCATIONS: usize = 100_000;
 
 pub struct CookieStore {
     sealer: Arc<Sealer>,
     purpose: String,
     /// Session lifetime in seconds: how long a revocation must be remembered.
     lifetime: u64,
-    revoked: Mutex<Revoked>,
-}
-
-/// Revocations remembered until the sessions they name would have expired anyway.
-#[derive(Default)]
-struct Revoked {
-    /// Session id or `sid` → until when.
-    names: HashMap<String, u64>,
-    /// Subject → (sessions created at or before this second are revoked, until when).
-    subjects: HashMap<String, (u64, u64)>,
-}
-
-impl Revoked {
-    /// Drops what has expired, then, past `cap` (so that room is left for one more), the
-    /// revocations that expire first, from either map.
-    fn prune(&mut self, now: u64, cap: usize) {
-        self.names.retain(|_, until| *until > now);
-        self.subjects.retain(|_, (_, until)| *until > now);
-        while self.names.len() + self.subjects.len() >= cap.max(1) {
-            let name = self.names.iter().min_by_key(|(_, until)| **until).map(|(k, until)| (k.clone(), *until));
-            let subject =
-                self.subjects.iter().min_by_key(|(_, (_, until))| *until).map(|(k, (_, until))| (k.clone(), *until));
-            match (name, subject) {
-                (Some((name, a)), Some((_, b))) if a <= b => self.names.remove(&name).map(drop),
-                (_, Some((subject, _))) => self.subjects.remove(&subject).map(drop),
-                (Some((name, _)), None) => self.names.remove(&name).map(drop),
-                (None, None) => break,
-            };
-        }
-    }
-
-    fn covers(&self, session: &Session) -> bool {
-        self.names.contains_key(&format!("id:{}", session.id))
-            || session.sid.as_ref().is_some_and(|sid| self.names.contains_key(&format!("sid:{sid}")))
-            || self.subjects.get(&session.subject).is_some_and(|(before, _)| session.created_at <= *before)
-    }
+    revoked: Arc<Mutex<Revoked>>,
+    log: Option<Arc<RevocationLog>>,
 }
 
 impl CookieStore {
-    pub fn new(sealer: Arc<Sealer>, cookie_name: &str, lifetime: u64) -> CookieStore {
-        CookieStore {
+    /// With `revocations_file`, reads what was revoked before and rewrites the file compactly.
+    pub fn new(
+        sealer: Arc<Sealer>,
+        cookie_name: &str,
+        lifetime: u64,
+        revocations_file: Option<PathBuf>,
+    ) -> Result<CookieStore, RevocationFileError> {
+        Self::with_cap(sealer, cookie_name, lifetime, revocations_file, MAX_REVOCATIONS)
+    }
+
+    pub fn with_cap(
+        sealer: Arc<Sealer>,
+        cookie_name: &str,
+        lifetime: u64,
+        revocations_file: Option<PathBuf>,
+        cap: usize,
+    ) -> Result<CookieStore, RevocationFileError> {
+        let mut revoked = Revoked::new(cap);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let log = match revocations_file {
+            Some(path) => {
+                let (log, entries) = RevocationLog::open(&path)?;
+                let count = entries.len();
+                for entry in entries {
+                    revoked.insert(entry, now);
+                }
+                log.rewrite(|| revoked.snapshot(now))
+                    .map_err(|source| RevocationFileError::Io { path: path.clone(), source })?;
+                tracing::info!(file = %path.display(), read = count, live = revoked.len(), "session revocations loaded");
+                Some(Arc::new(log))
+            }
+            None => None,
+        };
+        Ok(CookieStore {
             sealer,
             purpose: format!("gatehouse-session-v1:{cookie_name}"),
             lifetime,
-            revoked: Mutex::default(),
-        }
+            revoked: Arc::new(Mutex::new(revoked)),
+            log,
+        })
     }
 
     fn open(&self, cookie: &str, now: u64) -> Option<Session> {
@@ -75,6 +78,26 @@ impl CookieStore {
             return None;
         }
         Some(session)
+    }
+
+    /// Takes effect in memory at once; then, with a log, is on disk before this returns. A
+    /// failed write is an error the caller reports (the revocation still holds until restart).
+    async fn record(&self, entry: Entry, now: u64) -> Result<(), StoreError> {
+        let mut written = vec![entry.clone()];
+        written.extend(self.revoked.lock().expect("lock").insert(entry, now));
+        let Some(log) = self.log.clone() else { return Ok(()) };
+        let revoked = self.revoked.clone();
+        tokio::task::spawn_blocking(move || {
+            log.append(&written)?;
+            let live = revoked.lock().expect("lock").len();
+            if log.wants_rewrite(live) {
+                log.rewrite(|| revoked.lock().expect("lock").snapshot(now))?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|e| StoreError::Revocations(std::io::Error::other(e)))?
+        .map_err(StoreError::Revocations)
     }
 }
 
@@ -92,54 +115,23 @@ impl SessionStore for CookieStore {
     }
 
     fn delete<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
-        async move {
-            let mut revoked = self.revoked.lock().expect("lock");
-            revoked.prune(now, MAX_REVOCATIONS);
-            revoked.names.insert(format!("id:{}", session.id), session.expires_at);
-            Ok(())
-        }
-        .boxed()
+        let entry =
+            Entry::Session { id: session.id.clone(), created_at: session.created_at, until: session.expires_at };
+        self.record(entry, now).boxed()
     }
 
     fn revoke<'a>(&'a self, revocation: &'a Revocation, now: u64) -> BoxFuture<'a, Result<u64, StoreError>> {
         async move {
             // Every session made before now ends by its lifetime at the latest; remember that long.
             let until = now.saturating_add(self.lifetime);
-            let mut revoked = self.revoked.lock().expect("lock");
-            revoked.prune(now, MAX_REVOCATIONS);
-            match (&revocation.sid, &revocation.sub) {
-                (Some(sid), _) => {
-                    revoked.names.insert(format!("sid:{sid}"), until);
-                }
-                (None, Some(sub)) => {
-                    revoked.subjects.insert(sub.clone(), (now, until));
-                }
-                (None, None) => {}
-            }
+            let entry = match (&revocation.sid, &revocation.sub) {
+                (Some(sid), _) => Entry::ProviderSession { sid: sid.clone(), before: now, until },
+                (None, Some(sub)) => Entry::Subject { sub: sub.clone(), before: now, until },
+                (None, None) => return Ok(0),
+            };
+            self.record(entry, now).await?;
             Ok(0)
         }
         .boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn revocations_stay_within_their_cap_in_both_maps() {
-        let mut revoked = Revoked::default();
-        for i in 0..50u64 {
-            revoked.prune(0, 10);
-            if i % 2 == 0 {
-                revoked.subjects.insert(format!("sub{i}"), (0, 100 + i));
-            } else {
-                revoked.names.insert(format!("sid:{i}"), 100 + i);
-            }
-            assert!(revoked.names.len() + revoked.subjects.len() <= 10, "after {i}");
-        }
-        // The latest-expiring ones are kept.
-        assert!(revoked.subjects.contains_key("sub48") && revoked.names.contains_key("sid:49"));
-        assert!(!revoked.subjects.contains_key("sub0"));
     }
 }

@@ -51,7 +51,7 @@ impl RedisStore {
     async fn ids_in(&self, set: &str) -> Result<Vec<String>, StoreError> {
         let mut pipeline = redis::pipe();
         pipeline.cmd("SMEMBERS").arg(set);
-        let (ids,): (Vec<String>,) = self.pool.query(&pipeline).await?;
+        let (ids,): (Vec<String>,) = self.pool.query_idempotent(&pipeline).await?;
         Ok(ids)
     }
 }
@@ -78,7 +78,7 @@ impl SessionStore for RedisStore {
                 pipeline.cmd("EXPIRE").arg(index).arg(ttl).arg("NX").ignore();
                 pipeline.cmd("EXPIRE").arg(index).arg(ttl).arg("GT").ignore();
             }
-            self.pool.query::<()>(&pipeline).await?;
+            self.pool.query_idempotent::<()>(&pipeline).await?;
             Ok(self.sealer.seal(&self.handle_purpose, session.id.as_bytes()))
         }
         .boxed()
@@ -91,7 +91,7 @@ impl SessionStore for RedisStore {
             let id = String::from_utf8_lossy(&id).into_owned();
             let mut pipeline = redis::pipe();
             pipeline.cmd("GET").arg(self.session_key(&id));
-            let (value,): (Option<String>,) = self.pool.query(&pipeline).await?;
+            let (value,): (Option<String>,) = self.pool.query_idempotent(&pipeline).await?;
             let session = value
                 .and_then(|v| self.sealer.open(&Self::value_purpose(&id), &v).ok())
                 .and_then(|plain| serde_json::from_slice::<Session>(&plain).ok())
@@ -109,7 +109,7 @@ impl SessionStore for RedisStore {
             if let Some(sid) = &session.sid {
                 pipeline.cmd("SREM").arg(self.sid_key(sid)).arg(&session.id).ignore();
             }
-            self.pool.query::<()>(&pipeline).await?;
+            self.pool.query_idempotent::<()>(&pipeline).await?;
             Ok(())
         }
         .boxed()
@@ -129,7 +129,7 @@ impl SessionStore for RedisStore {
                 pipeline.cmd("DEL").arg(self.session_key(id));
             }
             pipeline.cmd("DEL").arg(&index).ignore();
-            let deleted: Vec<u64> = self.pool.query(&pipeline).await?;
+            let deleted: Vec<u64> = self.pool.query_idempotent(&pipeline).await?;
             Ok(deleted.iter().sum())
         }
         .boxed()

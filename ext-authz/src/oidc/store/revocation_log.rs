@@ -1,0 +1,114 @@
+//! The cookie store's revocations on disk, so a restart does not bring logged-out sessions back:
+//! one JSON object a line, appended (and synced) before a logout is answered, rewritten whole
+//! (to a temporary file, then renamed) at start and whenever the appended lines outgrow the
+//! live set. A line cut short by a crash is skipped: its logout was never confirmed to anyone.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::core::session::revoked::Entry;
+
+/// Far above what the bounded set ever writes (100,000 entries of ~150 bytes, twice over): a
+/// larger file is not ours, or is damaged.
+pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationFileError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path}: {size} bytes is more than the {MAX_LOG_BYTES} this store ever writes (not ours, or damaged)")]
+    TooLarge { path: PathBuf, size: u64 },
+}
+
+pub struct RevocationLog {
+    path: PathBuf,
+    /// The open log and how many lines were appended since it was last rewritten.
+    file: Mutex<(File, usize)>,
+}
+
+impl RevocationLog {
+    /// Reads the log (a missing file is an empty one); the caller then [`rewrite`]s it.
+    ///
+    /// [`rewrite`]: RevocationLog::rewrite
+    pub fn open(path: &Path) -> Result<(RevocationLog, Vec<Entry>), RevocationFileError> {
+        let io = |source| RevocationFileError::Io { path: path.to_path_buf(), source };
+        let entries = match File::open(path) {
+            Ok(file) => {
+                let metadata = file.metadata().map_err(io)?;
+                if !metadata.is_file() {
+                    return Err(RevocationFileError::NotAFile { path: path.to_path_buf() });
+                }
+                let size = metadata.len();
+                if size > MAX_LOG_BYTES {
+                    return Err(RevocationFileError::TooLarge { path: path.to_path_buf(), size });
+                }
+                read_entries(path, BufReader::new(file.take(MAX_LOG_BYTES)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(e)),
+        };
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        Ok((RevocationLog { path: path.to_path_buf(), file: Mutex::new((file, 0)) }, entries))
+    }
+
+    /// Appends entries and syncs them to disk. Runs on the blocking pool.
+    pub fn append(&self, entries: &[Entry]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for entry in entries {
+            text.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        let mut guard = self.file.lock().expect("revocation log lock");
+        guard.0.write_all(text.as_bytes())?;
+        guard.0.sync_data()?;
+        guard.1 += entries.len();
+        Ok(())
+    }
+
+    /// Whether the appended lines have outgrown `live` entries enough to rewrite the log.
+    pub fn wants_rewrite(&self, live: usize) -> bool {
+        self.file.lock().expect("revocation log lock").1 > (2 * live).max(10_000)
+    }
+
+    /// Replaces the log with `snapshot()` (taken while the log is locked, so no append can fall
+    /// between the snapshot and the swap).
+    pub fn rewrite(&self, snapshot: impl FnOnce() -> Vec<Entry>) -> std::io::Result<()> {
+        let mut guard = self.file.lock().expect("revocation log lock");
+        let entries = snapshot();
+        let temporary = self.path.with_extension("tmp");
+        {
+            let mut out = std::io::BufWriter::new(File::create(&temporary)?);
+            for entry in &entries {
+                serde_json::to_writer(&mut out, entry).map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&temporary, &self.path)?;
+        *guard = (OpenOptions::new().append(true).open(&self.path)?, 0);
+        Ok(())
+    }
+}
+
+fn read_entries(path: &Path, reader: impl BufRead) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut skipped = 0usize;
+    for line in reader.split(b'\n') {
+        let Ok(line) = line else { break };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Entry>(&line) {
+            Ok(entry) => entries.push(entry),
+            Err(_) => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(file = %path.display(), skipped, "revocation log: unreadable lines skipped");
+    }
+    entries
+}
