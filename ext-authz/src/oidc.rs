@@ -40,6 +40,9 @@ pub enum OidcSetupError {
     Revocations(#[from] store::RevocationFileError),
 }
 
+/// Authentic session values of one request looked up at most (each may cost a store call).
+const MAX_STORE_LOOKUPS: usize = 4;
+
 pub struct Oidc {
     provider: OidcProvider,
     store: Box<dyn SessionStore>,
@@ -89,6 +92,17 @@ impl Oidc {
         } else {
             None
         }
+    }
+
+    /// The session cookie values of a request worth a store call: every value presented (a
+    /// shadowing cookie must not hide ours), those we did not seal skipped for free, and at most
+    /// [`MAX_STORE_LOOKUPS`] authentic ones.
+    fn presented_sessions(&self, request: &AuthRequest) -> Vec<String> {
+        let cookies = Cookies::parse(request.header("cookie"));
+        let mut values = cookies.candidates(&self.settings().cookie_name);
+        values.retain(|value| self.store.authentic(value));
+        values.truncate(MAX_STORE_LOOKUPS);
+        values
     }
 
     /// The configured origin this request came to, if it is one of ours.

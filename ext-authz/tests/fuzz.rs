@@ -1,8 +1,11 @@
 //! Property tests of every parser ext-authz feeds with outsiders' bytes: the config file, API
 //! key files, tokens, cookies and sealed sessions, request paths, and Check requests. Whatever
-//! comes in, nothing panics, errors name their file, and no mutated token verifies.
+//! comes in, nothing panics, errors name their file, and no mutated token verifies. The login
+//! flows are driven the same way against a real OpenID Provider (`fuzz_login/flows.rs`).
 //! `scripts/fuzz.sh` runs them for longer.
 
+#[path = "fuzz_login/flows.rs"]
+mod flows;
 #[path = "../../shared/fuzz/input.rs"]
 mod input;
 mod support;

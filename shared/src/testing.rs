@@ -136,6 +136,22 @@ impl RedisServer {
             let _ = child.wait();
         }
     }
+
+    /// Redis hung, its data kept (SIGSTOP); [`RedisServer::thaw`] continues it.
+    pub fn freeze(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    pub fn thaw(&self) {
+        signal(self.pid(), "CONT");
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a child process of a test.
+fn signal(pid: Option<u32>, signal: &str) {
+    let pid = pid.expect("the process is running");
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
 }
 
 impl Drop for RedisServer {
@@ -189,6 +205,17 @@ impl OidcProvider {
         }
     }
 
+    /// Stops the provider's process without closing its port (SIGSTOP): connections are
+    /// accepted by the kernel and never answered — a hung provider. [`OidcProvider::thaw`]
+    /// continues it.
+    pub fn freeze(&self) {
+        signal(self.child.as_ref().map(Child::id), "STOP");
+    }
+
+    pub fn thaw(&self) {
+        signal(self.child.as_ref().map(Child::id), "CONT");
+    }
+
     pub fn resume(&mut self) {
         for _ in 0..50 {
             if self.try_start() {
@@ -217,6 +244,9 @@ impl OidcProvider {
             .env("OIDC_POST_LOGOUT_REDIRECT_URIS", c.post_logout_redirect_uris.join(","))
             .env("OIDC_BACKCHANNEL_LOGOUT_URI", c.backchannel_logout_uri.clone().unwrap_or_default())
             .env("OIDC_ACCESS_TOKEN_TTL", c.access_token_ttl.unwrap_or(3600).to_string())
+            // The provider exits when this pipe closes: with the test process, however it ends.
+            .env("OIDC_EXIT_WITH_STDIN", "1")
+            .stdin(Stdio::piped())
             // Node warns about versions and development defaults on stderr; tests read stdout.
             // GATEHOUSE_TEST_PROVIDER_LOGS=1 shows the provider's stderr when debugging.
             .stdout(Stdio::piped())

@@ -9,6 +9,7 @@
 //   OIDC_POST_LOGOUT_REDIRECT_URIS  comma-separated, optional
 //   OIDC_BACKCHANNEL_LOGOUT_URI     optional; enables OIDC Back-Channel Logout for the client
 //   OIDC_ACCESS_TOKEN_TTL      access token lifetime in seconds (default 3600)
+//   OIDC_EXIT_WITH_STDIN       1: exit when stdin closes (tests: no provider outlives its test)
 //
 // Logins use the library's development interactions: any login name with any password signs in
 // as that name. Consent is granted automatically so a scripted client needs only the login form.
@@ -123,6 +124,13 @@ ${form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></for
 provider.on('backchannel.error', (_ctx, err, client) => {
   console.error(`oidc-provider: back-channel logout to ${client.clientId} failed: ${err.message}`);
 });
+
+// OIDC_EXIT_WITH_STDIN=1: exit when stdin closes, i.e. when the test process that started us
+// ends, however it ends (a test binary's statics are never dropped, a killed run cleans nothing).
+if (process.env.OIDC_EXIT_WITH_STDIN === '1') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 
 const server = provider.listen(port, '127.0.0.1', () => {
   console.log(`oidc-provider listening ${issuer}`);

@@ -100,10 +100,14 @@ impl Browser {
     fn cookie_header(&self, url: &str) -> String {
         let path = url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_else(|_| "/".into());
         let jar = self.jar.lock().unwrap();
-        let mut matching: Vec<(&(String, String), &(u64, String))> =
-            jar.iter().filter(|((_, cookie_path), _)| path_matches(&path, cookie_path)).collect();
-        matching.sort_by(|((_, pa), (ca, _)), ((_, pb), (cb, _))| pb.len().cmp(&pa.len()).then(ca.cmp(cb)));
-        matching.iter().map(|((name, _), (_, value))| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
+        // (path, creation order, name=value) of every cookie this URL gets.
+        let mut matching: Vec<(&str, u64, String)> = jar
+            .iter()
+            .filter(|((_, cookie_path), _)| path_matches(&path, cookie_path))
+            .map(|((name, cookie_path), (order, value))| (cookie_path.as_str(), *order, format!("{name}={value}")))
+            .collect();
+        matching.sort_by(|(pa, ca, _), (pb, cb, _)| pb.len().cmp(&pa.len()).then(ca.cmp(cb)));
+        matching.into_iter().map(|(_, _, pair)| pair).collect::<Vec<_>>().join("; ")
     }
 
     fn store(&self, url: &str, set_cookie: &str) {

@@ -177,7 +177,8 @@ async fn logout_clears_the_session_and_ends_it_at_the_provider() {
     assert_eq!(browser.sign_in(&stack.url("/app/x"), "alice").await.status, 200);
     let stolen = browser.clone_jar();
 
-    let logout = browser.request("GET", &stack.url("/oauth2/logout"), None).await;
+    let origin = stack.url("");
+    let logout = browser.request_with("POST", &stack.url("/oauth2/logout"), Some(&[]), &[("origin", &origin)]).await;
     assert_eq!(logout.status, 302);
     let location = logout.location().unwrap().to_string();
     let issuer = stack.provider.as_ref().unwrap().issuer();

@@ -89,13 +89,14 @@ pub fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
+            // Byte-wise: the two characters after a `%` may be the middle of a multi-byte one.
+            b'%' if i + 2 < bytes.len() => match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
                     i += 3;
                     continue;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             b'+' => out.push(b' '),
             b => out.push(b),
@@ -103,6 +104,10 @@ pub fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
@@ -139,5 +144,7 @@ mod tests {
     fn bad_escapes_stay() {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
+        // Found by the login flow fuzz target: a `%` before a multi-byte character panicked.
+        assert_eq!(percent_decode("%\u{11987}x%41"), "%\u{11987}xA");
     }
 }

@@ -6,7 +6,6 @@ use super::Oidc;
 use crate::config::LogoutGet;
 use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
-use crate::core::session::cookies::Cookies;
 use crate::core::session::login::{end_session_url, wants_login_redirect};
 use crate::core::session::logout::{check_logout_token, LogoutTokenError};
 
@@ -44,12 +43,11 @@ impl Oidc {
                 "logout_cross_site",
             ));
         }
-        let cookies = Cookies::parse(request.header("cookie"));
         // Every session the browser presents ends (a shadowing cookie must not keep the real
         // one alive). A store that cannot be read or written is said so: the cookies stay, so
         // signing out again works once the store is back.
         let mut ended = Vec::new();
-        for value in cookies.candidates(&settings.cookie_name) {
+        for value in self.presented_sessions(request) {
             let outcome = match self.store.load(&value, now).await {
                 Ok(Some(found)) => self.store.delete(&found, now).await.map(|()| Some(found)),
                 Ok(None) => Ok(None),

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use super::provider::ProviderError;
 use super::Oidc;
 use crate::core::request::AuthRequest;
-use crate::core::session::cookies::Cookies;
 use crate::core::session::model::{Freshness, Session};
 
 /// How long a refresh's result serves other requests that still carry the old cookie.
@@ -71,7 +70,7 @@ impl Oidc {
         // browser would loop through the provider without end.
         let mut found = None;
         let mut store_failed = false;
-        for value in Cookies::parse(request.header("cookie")).candidates(&settings.cookie_name) {
+        for value in self.presented_sessions(request) {
             match self.store.load(&value, now).await {
                 Ok(Some(session)) => {
                     found = Some(session);

@@ -39,6 +39,10 @@ pub trait SessionStore: Send + Sync {
     /// Stores (or replaces, for the same id) a session; returns the cookie value that finds it.
     fn save<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<String, StoreError>>;
 
+    /// Whether a cookie value is one this store sealed, checked without I/O: shadowing and
+    /// forged values are skipped before any store call.
+    fn authentic(&self, cookie: &str) -> bool;
+
     /// The live session a cookie value names. A forged, foreign, expired, logged-out or revoked
     /// value is `Ok(None)`, never an error: the browser simply signs in again.
     fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>>;

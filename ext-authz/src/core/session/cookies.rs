@@ -18,8 +18,9 @@ pub const CHUNK_SIZE: usize = 3800;
 /// The most chunks a value may have (about 60 KB, far beyond any session); a higher index is
 /// not one of ours, and is neither read nor echoed back in a clearing `Set-Cookie`.
 pub const MAX_CHUNKS: usize = 16;
-/// The most values of one name that are tried: duplicates beyond are ignored.
-pub const MAX_CANDIDATES: usize = 8;
+/// The most values of one name that are considered (far more than any browser holds; a forged
+/// value costs one failed authentication, no I/O): duplicates beyond are ignored.
+pub const MAX_CANDIDATES: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {

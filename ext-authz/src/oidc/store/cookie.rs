@@ -110,6 +110,10 @@ impl SessionStore for CookieStore {
         async move { Ok(self.sealer.seal(&self.purpose, &serde_json::to_vec(session)?)) }.boxed()
     }
 
+    fn authentic(&self, cookie: &str) -> bool {
+        self.sealer.open(&self.purpose, cookie).is_ok()
+    }
+
     fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
         async move { Ok(self.open(cookie, now)) }.boxed()
     }
