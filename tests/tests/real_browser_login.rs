@@ -1,6 +1,7 @@
 //! One login in a real browser: headless Chromium (WebDriver) opens a page behind the gateway,
 //! lands on the provider's login form, signs in, and ends on the demo backend's answer with the
-//! user's identity — cookies, redirects and SameSite handled by a real browser engine.
+//! user's identity — cookies, redirects and SameSite handled by a real browser engine — and
+//! signs out through the confirmation page.
 
 use e2e::stack::LoginOptions;
 use e2e::webdriver::Chromium;
@@ -32,6 +33,18 @@ async fn headless_chromium_signs_in_through_envoy() {
     let seen: serde_json::Value = serde_json::from_str(&browser.text().await).unwrap();
     assert_eq!(seen["path"], "/app/second");
     assert_eq!(seen["headers"]["x-user-id"], serde_json::json!(["carol"]));
+
+    // Signing out as a user does: the logout address shows a confirmation whose button posts
+    // (Chromium sends its Origin, which the same-origin check accepts), through the provider's
+    // sign-out (the test provider confirms it by itself) to the signed-out page. Both sessions
+    // are over: the next page asks for the password again.
+    browser.goto(&stack.url("/oauth2/logout")).await;
+    assert!(browser.text().await.contains("Sign out of this application?"));
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url(&stack.url(e2e::stack::SIGNED_OUT_PATH)).await;
+    browser.goto(&stack.url("/app/second")).await;
+    browser.wait_for_url(&issuer).await;
+    browser.find("input[name=login]").await;
     browser.quit().await;
     stack.shutdown().await;
 }

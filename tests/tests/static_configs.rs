@@ -155,3 +155,40 @@ fn the_kubernetes_configs_are_valid_service_configs() {
     let config = ext_authz::config::load(&workspace_root().join("k8s/base/config/ext-authz.yaml"), &Default::default());
     assert!(config.is_ok(), "{:?}", config.err());
 }
+
+/// The first `key` value after `marker` in a shipped file, as a duration.
+fn timeout_after(file: &str, marker: &str, key: &str) -> std::time::Duration {
+    let text = std::fs::read_to_string(workspace_root().join(file)).unwrap();
+    let after = &text[text.find(marker).unwrap_or_else(|| panic!("{file}: no {marker}"))..];
+    let needle = format!("{key}: ");
+    let start = after.find(&needle).unwrap_or_else(|| panic!("{file}: no {key} after {marker}")) + needle.len();
+    let value: String = after[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
+    shared::env::parse_go_duration(&value).unwrap_or_else(|e| panic!("{file}: {value}: {e}"))
+}
+
+/// A login callback waits for the provider (`oidc.timeout`) and the session store: every
+/// gateway timeout we ship for ext_authz must leave room for it, or a slow provider gets the
+/// gateway's own error instead of ext-authz's 503.
+#[test]
+fn shipped_ext_authz_timeouts_fit_the_login_flow() {
+    let env = std::collections::HashMap::from([
+        ("OIDC_CLIENT_SECRET".to_string(), "x".to_string()),
+        ("SESSION_KEY".to_string(), ext_authz::core::session::seal::new_key()),
+    ]);
+    let example = workspace_root().join("examples/ext-authz/ext-authz-oidc.yaml");
+    let config = ext_authz::config::load(&example, &env).unwrap();
+    let worst = config.oidc.as_ref().unwrap().worst_case_check();
+    assert!(config.warnings().is_empty(), "the example is the advice: {:?}", config.warnings());
+    let shipped = [
+        ("examples/envoy/envoy.yaml", "envoy.filters.http.ext_authz", "timeout"),
+        ("examples/envoy/envoy-http-authz.yaml", "envoy.filters.http.ext_authz", "timeout"),
+        ("k8s/overlays/envoy-gateway/policies.yaml", "extAuth:", "timeout"),
+        ("k8s/overlays/kgateway/extensions.yaml", "extAuth:", "requestTimeout"),
+        ("k8s/overlays/istio/mesh-config.yaml", "envoyExtAuthzGrpc:", "timeout"),
+    ];
+    for (file, marker, key) in shipped {
+        let timeout = timeout_after(file, marker, key);
+        assert!(timeout > worst, "{file}: ext_authz timeout {timeout:?} is not above the login flow's worst case {worst:?}");
+        assert!(timeout >= ext_authz::config::TYPICAL_GATEWAY_TIMEOUT, "{file}: {timeout:?}");
+    }
+}
