@@ -17,10 +17,13 @@ use std::sync::{Arc, OnceLock};
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use ext_authz::config::{self, ApiKeysLocation, AuthzConfig};
 use ext_authz::core::apikeys::ApiKeyStore;
+use ext_authz::core::decision::is_header_value;
 use ext_authz::core::decision::Context;
 use ext_authz::core::jwt::{self, JwtPolicy, KeySet};
 use ext_authz::core::path::normalize;
-use ext_authz::core::session::cookies::Cookies;
+use ext_authz::core::request::AuthRequest;
+use ext_authz::core::session::cookies::{is_token, Cookies};
+use ext_authz::core::session::login::{is_location_safe, login_cookie_name, return_target};
 use ext_authz::core::session::seal::Sealer;
 use ext_authz::core::token_cache::TokenCache;
 use ext_authz::testing::{jwks, SigningKey};
@@ -141,6 +144,22 @@ proptest! {
             // Authenticated encryption: only an untouched value opens (to what was sealed).
             prop_assert_eq!(plain, br#"{"sub":"u1"}"#.to_vec());
         }
+    }
+
+    /// Request values that can reach a response header — the callback's `state` (which names
+    /// the login cookie), the return URL — from arbitrary bytes come out in their strict
+    /// alphabets or not at all.
+    #[test]
+    fn request_values_into_headers(state in any::<Vec<u8>>(), target in any::<Vec<u8>>()) {
+        let state = String::from_utf8_lossy(&state);
+        if let Some(name) = login_cookie_name("gatehouse_session", &state) {
+            prop_assert!(is_token(&name), "{:?}", name);
+        }
+        let target = format!("/{}", String::from_utf8_lossy(&target));
+        let request = AuthRequest::new("GET", "app.test", &target, HashMap::new());
+        let back = return_target(&request);
+        prop_assert!(is_location_safe(&back) && is_header_value(&back), "{:?}", back);
+        prop_assert!(back.starts_with('/') && !back.starts_with("//") && !back.starts_with("/\\"), "{:?}", back);
     }
 
     #[test]

@@ -59,6 +59,28 @@ fn help_validate_and_new_keys() {
         .output()
         .unwrap();
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(checked.stderr.is_empty(), "no warnings for the example: {}", String::from_utf8_lossy(&checked.stderr));
+    // A provider timeout that cannot fit the gateway's: valid, and warned about by name.
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow.yaml");
+    let text = std::fs::read_to_string(&login_example).unwrap().replace("  timeout: 1s\n", "  timeout: 5s\n");
+    std::fs::write(&slow, text).unwrap();
+    let warned = Command::new(BIN)
+        .args(["validate"])
+        .arg(&slow)
+        .env("SESSION_KEY", &session_key)
+        .env("OIDC_CLIENT_SECRET", "secret")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: {}: oidc.timeout: a login callback or refresh may take up to 5s",
+            slow.display()
+        )),
+        "{stderr}"
+    );
     let short = Command::new(BIN)
         .args(["validate"])
         .arg(&login_example)

@@ -326,5 +326,17 @@ async fn the_same_login_and_refresh_work_with_envoys_http_mode() {
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_ne!(refreshed.json()["headers"]["authorization"][0].as_str().unwrap(), token1);
     assert!(refreshed.set_cookies.iter().any(|c| c.starts_with(&format!("{SESSION}="))), "{:?}", refreshed.set_cookies);
+
+    // Logout's same-origin proof reaches ext-authz through HTTP mode's header allow-list.
+    let logout = stack.url("/oauth2/logout");
+    let confirm = browser.request("GET", &logout, None).await;
+    assert_eq!(confirm.status, 405, "{}", confirm.body);
+    assert!(confirm.body.contains("<form method=\"post\""), "{}", confirm.body);
+    let cross = browser.request_with("POST", &logout, Some(&[]), &[("origin", "http://evil.example")]).await;
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    let origin = stack.url("");
+    let done = browser.request_with("POST", &logout, Some(&[]), &[("origin", &origin)]).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert!(browser.cookie(SESSION).is_none());
     stack.shutdown().await;
 }

@@ -188,7 +188,10 @@ fn shipped_ext_authz_timeouts_fit_the_login_flow() {
     ];
     for (file, marker, key) in shipped {
         let timeout = timeout_after(file, marker, key);
-        assert!(timeout > worst, "{file}: ext_authz timeout {timeout:?} is not above the login flow's worst case {worst:?}");
+        assert!(
+            timeout > worst,
+            "{file}: ext_authz timeout {timeout:?} is not above the login flow's worst case {worst:?}"
+        );
         assert!(timeout >= ext_authz::config::TYPICAL_GATEWAY_TIMEOUT, "{file}: {timeout:?}");
     }
 }

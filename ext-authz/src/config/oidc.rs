@@ -38,7 +38,7 @@ pub struct RawOidc {
     #[serde(default = "default_logout_get")]
     pub logout_get: String,
     /// Refuse state-changing requests (not GET, HEAD, OPTIONS) authenticated by a session unless
-    /// their `Origin` is one of `origins` or `Sec-Fetch-Site` says same-origin.
+    /// their `Origin` is one of `origins` or, without one, `Sec-Fetch-Site` says same-origin.
     #[serde(default)]
     pub csrf_guard: bool,
     /// Let a client's own `Authorization` header reach the backend on requests authenticated

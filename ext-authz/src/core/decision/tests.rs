@@ -358,6 +358,7 @@ fn the_csrf_guard_refuses_cross_site_state_changes_on_a_session() {
     assert!(refused("DELETE", &[("origin", "null")]));
     assert!(refused("PUT", &[("sec-fetch-site", "cross-site")]));
     assert!(refused("PATCH", &[("sec-fetch-site", "same-site")]), "a sibling subdomain is another site's page");
+    assert!(refused("POST", &[]), "no proof of origin at all");
     assert!(!refused("POST", &[("origin", "https://api.test")]));
     assert!(!refused("POST", &[("sec-fetch-site", "same-origin")]));
     assert!(!refused("GET", &[("origin", "https://evil.example")]), "reads are not state changes");
