@@ -2,7 +2,7 @@
 //! shadowing cookies, forged hosts, cross-site logouts and writes, a client's own
 //! `Authorization`, a hung provider and a hung session store.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::browser::Browser;
 use e2e::stack::{LoginOptions, SIGNED_OUT_PATH};
@@ -158,12 +158,11 @@ async fn a_hung_provider_gets_our_503_through_envoy() {
 
     let provider = stack.provider.as_mut().unwrap();
     provider.freeze();
-    // The code exchange hangs: our 503 comes within oidc.timeout (1 s), before Envoy's 2 s.
-    let started = Instant::now();
+    // The code exchange hangs: our 503 comes after oidc.timeout (1 s), before Envoy's 2 s
+    // ext_authz timeout would have answered with Envoy's own error (so the status is the proof).
     let stuck = browser.request("GET", &callback, None).await;
     assert_eq!(stuck.status, 503, "{}", stuck.body);
     assert_eq!(stuck.json()["error"]["code"], "LOGIN_UNAVAILABLE");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     // A new login once the last contact is older than provider_check_interval (1 s): the
     // discovery check hangs, and the answer is the same 503.
     tokio::time::sleep(Duration::from_millis(1100)).await;
