@@ -35,10 +35,9 @@ fn start(idp: &JwksServer, dir: &std::path::Path) -> AuthzProcess {
 
 /// The same with the config edited by `edit`.
 fn start_with(idp: &JwksServer, dir: &std::path::Path, edit: impl Fn(String) -> String) -> AuthzProcess {
-    let (config, grpc, http) = on_free_ports(&edit(config_yaml(&idp.url, "")));
-    std::fs::write(dir.join("ext-authz.yaml"), config).unwrap();
     std::fs::write(dir.join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
-    AuthzProcess::start(&dir.join("ext-authz.yaml"), grpc, http, &[("JOBS_SECRET", HMAC_SECRET)])
+    let config = edit(config_yaml(&idp.url, ""));
+    AuthzProcess::start(&dir.join("ext-authz.yaml"), &config, &[("JOBS_SECRET", HMAC_SECRET)])
 }
 
 async fn wait_ready(p: &AuthzProcess) {

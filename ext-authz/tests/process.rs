@@ -107,11 +107,9 @@ async fn logs_never_show_credentials_and_sigterm_stops_cleanly() {
     let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
     let idp = JwksServer::start(&[&key]).await;
     let dir = tempfile::tempdir().unwrap();
-    let (config, grpc, http_port) = on_free_ports(&config_yaml(&idp.url, ""));
-    std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
     std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
     let env = [("JOBS_SECRET", HMAC_SECRET), ("RUST_LOG", "trace")];
-    let mut process = AuthzProcess::start(&dir.path().join("ext-authz.yaml"), grpc, http_port, &env);
+    let mut process = AuthzProcess::start(&dir.path().join("ext-authz.yaml"), &config_yaml(&idp.url, ""), &env);
     let mut client = process.grpc_client().await;
     // Real time here: the binary uses the system clock.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();

@@ -23,6 +23,37 @@ pub fn wait_until_listening(port: u16, within: std::time::Duration) -> bool {
     true
 }
 
+/// How a child process started: listening on its port, or exited first (its status).
+#[derive(Debug)]
+pub enum Started {
+    Listening,
+    Exited(std::process::ExitStatus),
+    TimedOut,
+}
+
+/// Waits (polling, up to `within`) until `child` accepts connections on loopback `port`, or
+/// exits. Free ports are free only until someone binds them: a caller whose child exited with
+/// "Address already in use" starts it again on other ports.
+pub fn wait_for_child(child: &mut Child, port: u16, within: Duration) -> Started {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Started::Exited(status);
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Accepting — and still ours (not someone else on a port we lost).
+            return match child.try_wait() {
+                Ok(Some(status)) => Started::Exited(status),
+                _ => Started::Listening,
+            };
+        }
+        if std::time::Instant::now() >= deadline {
+            return Started::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A `redis-server` on a free loopback port, stopped when dropped. `stop` and `resume` keep the
 /// port, so a service can be shown losing and regaining it.
 pub struct RedisServer {

@@ -31,19 +31,27 @@ pub struct AuthzProcess {
 }
 
 impl AuthzProcess {
-    /// Starts the binary on `config_file` (whose listeners are on `grpc` and `http`) with
-    /// `env`, and waits until the HTTP port accepts connections.
-    pub fn start(config_file: &Path, grpc: u16, http: u16, env: &[(&str, &str)]) -> AuthzProcess {
-        let log = config_file.with_extension("stderr.log");
-        let mut command = Command::new(BIN);
-        command.arg("--config").arg(config_file).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            command.env(k, v);
+    /// Writes `config` (listeners on `127.0.0.1:0`) to `config_file` with free ports in their
+    /// place, starts the binary on it with `env`, and waits until the HTTP port accepts
+    /// connections. A port taken between choosing and binding it makes it start again on others.
+    pub fn start(config_file: &Path, config: &str, env: &[(&str, &str)]) -> AuthzProcess {
+        for _ in 0..5 {
+            let (text, grpc, http) = on_free_ports(config);
+            std::fs::write(config_file, text).unwrap();
+            let log = config_file.with_extension("stderr.log");
+            let mut command = Command::new(BIN);
+            command.arg("--config").arg(config_file).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+            for (k, v) in env {
+                command.env(k, v);
+            }
+            let mut process = AuthzProcess { child: command.spawn().unwrap(), grpc, http, log };
+            match shared::testing::wait_for_child(&mut process.child, http, Duration::from_secs(10)) {
+                shared::testing::Started::Listening => return process,
+                _ if process.stderr().contains("Address already in use") => continue,
+                _ => panic!("ext-authz did not open its ports:\n{}", process.stderr()),
+            }
         }
-        let process = AuthzProcess { child: command.spawn().unwrap(), grpc, http, log };
-        let listening = shared::testing::wait_until_listening(http, Duration::from_secs(10));
-        assert!(listening, "ext-authz did not open its ports:\n{}", process.stderr());
-        process
+        panic!("ext-authz found no free ports in 5 attempts");
     }
 
     pub fn http_addr(&self) -> SocketAddr {

@@ -28,7 +28,19 @@ impl Process {
 
     /// The same, with the soft open-file limit set to `soft_limit` (as a default systemd or
     /// container runtime would leave it) before the binary starts.
+    /// A port taken between choosing it and binding it makes it start again on others.
     pub fn start_with_open_files(env: &[(&str, &str)], soft_limit: Option<u64>) -> Process {
+        for _ in 0..5 {
+            match Process::try_start(env, soft_limit) {
+                Ok(process) => return process,
+                Err(stderr) if stderr.contains("Address already in use") => continue,
+                Err(stderr) => panic!("ratelimit did not start:\n{stderr}"),
+            }
+        }
+        panic!("ratelimit found no free ports in 5 attempts");
+    }
+
+    fn try_start(env: &[(&str, &str)], soft_limit: Option<u64>) -> Result<Process, String> {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stderr.log");
         let (grpc, http, debug) = (free_port(), free_port(), free_port());
@@ -54,10 +66,11 @@ impl Process {
             command.env(k, v);
         }
         let child = command.spawn().unwrap();
-        let process = Process { child, log, _dir: dir, grpc, http, debug };
-        let listening = shared::testing::wait_until_listening(http, Duration::from_secs(10));
-        assert!(listening, "ratelimit did not start:\n{}", process.stderr());
-        process
+        let mut process = Process { child, log, _dir: dir, grpc, http, debug };
+        match shared::testing::wait_for_child(&mut process.child, http, Duration::from_secs(10)) {
+            shared::testing::Started::Listening => Ok(process),
+            _ => Err(process.stderr()),
+        }
     }
 
     pub fn stderr(&self) -> String {
