@@ -13,12 +13,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p ratelimit -p ext-authz -p e2e --bin ratelimit --bin ext-authz --bin demo-backend \
  && mkdir -p /out && cp target/release/ratelimit target/release/ext-authz target/release/demo-backend /out/
 
+# /bin/ratelimit, where envoyproxy/ratelimit's image has it: Envoy Gateway runs that path as its
+# rate limit deployment's command (it has no setting to change it), so this image works there
+# unchanged. /usr/local/bin/ratelimit stays for earlier users of this image.
 FROM gcr.io/distroless/cc-debian12:nonroot AS ratelimit
+COPY --from=build /out/ratelimit /bin/ratelimit
 COPY --from=build /out/ratelimit /usr/local/bin/ratelimit
 USER nonroot:nonroot
 EXPOSE 8080 8081 6070
-HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD ["/usr/local/bin/ratelimit", "healthcheck"]
-ENTRYPOINT ["/usr/local/bin/ratelimit"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD ["/bin/ratelimit", "healthcheck"]
+ENTRYPOINT ["/bin/ratelimit"]
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS ext-authz
 COPY --from=build /out/ext-authz /usr/local/bin/ext-authz

@@ -195,3 +195,35 @@ fn shipped_ext_authz_timeouts_fit_the_login_flow() {
         assert!(timeout >= ext_authz::config::TYPICAL_GATEWAY_TIMEOUT, "{file}: {timeout:?}");
     }
 }
+
+/// The instructions of one `FROM … AS stage` of the Dockerfile.
+fn dockerfile_stage(stage: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(workspace_root().join("Dockerfile")).unwrap();
+    let mut lines = Vec::new();
+    let mut inside = false;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        if line.starts_with("FROM ") {
+            inside = line.ends_with(&format!(" AS {stage}"));
+        } else if inside {
+            lines.push(line.to_string());
+        }
+    }
+    assert!(!lines.is_empty(), "no stage {stage} in the Dockerfile");
+    lines
+}
+
+/// Envoy Gateway runs its rate limit deployment as `/bin/ratelimit` with no arguments (its
+/// container spec has no command field): the image must have the binary there and run it.
+#[test]
+fn the_ratelimit_image_runs_where_envoy_gateway_calls_it() {
+    let stage = dockerfile_stage("ratelimit");
+    let copied: Vec<&str> =
+        stage.iter().filter(|l| l.starts_with("COPY ")).filter_map(|l| l.split_whitespace().last()).collect();
+    assert!(copied.contains(&"/bin/ratelimit"), "{stage:?}");
+    let entrypoint = stage.iter().find(|l| l.starts_with("ENTRYPOINT ")).expect("an entrypoint");
+    let command: Vec<String> = serde_json::from_str(entrypoint.trim_start_matches("ENTRYPOINT ")).unwrap();
+    assert_eq!(command, ["/bin/ratelimit"], "no arguments: Envoy Gateway passes none");
+    let health = stage.iter().find(|l| l.starts_with("HEALTHCHECK ")).expect("a health check");
+    let probe: Vec<String> = serde_json::from_str(&health[health.find('[').unwrap()..]).unwrap();
+    assert!(copied.contains(&probe[0].as_str()), "{probe:?}");
+}
