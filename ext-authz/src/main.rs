@@ -35,10 +35,12 @@ fn main() -> ExitCode {
         ["healthcheck", rest @ ..] => {
             // For container HEALTHCHECKs: /readyz on the local HTTP port.
             let addr = rest.first().copied().unwrap_or("127.0.0.1:8080");
-            if shared::serve::probe(addr, "/readyz") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            match shared::serve::probe(addr, "/readyz") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ext-authz healthcheck: not ready: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         ["--version" | "-V"] => {

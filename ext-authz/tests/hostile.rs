@@ -172,6 +172,13 @@ async fn a_hanging_key_server_neither_delays_the_start_nor_hangs_checks() {
     let addr = p.http_addr();
     assert_eq!(http(addr, "GET", "/healthz", &[]).await.0, 200, "alive while the first fetch runs");
     assert_eq!(http(addr, "GET", "/readyz", &[]).await.0, 503, "not ready without keys");
+    // The container health check says why, not just "exit 1".
+    let health = Command::new(BIN).args(["healthcheck", &addr.to_string()]).output().unwrap();
+    let said = String::from_utf8_lossy(&health.stderr);
+    assert!(!health.status.success());
+    assert!(said.contains("answered HTTP/1.1 503") && said.contains("JWT keys not loaded yet"), "{said}");
+    let nothing = Command::new(BIN).args(["healthcheck", &format!("127.0.0.1:{}", free_port())]).output().unwrap();
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("cannot connect to 127.0.0.1:"), "{nothing:?}");
     assert!(started.elapsed() < Duration::from_secs(4), "ports took {:?}", started.elapsed());
     assert_eq!(with_key(&p, "/orders/1").await, 200, "API keys work meanwhile");
 

@@ -30,6 +30,8 @@ async fn http_mode_allows_with_200_and_denies_with_json() {
     assert_eq!((status, headers["www-authenticate"].as_str()), (401, "Bearer"));
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+    // Envoy was not told to pass an x-request-id: one is made, so the body still names one.
+    assert_eq!(body["error"]["request_id"].as_str().map(str::len), Some(16), "{body}");
 
     // Any method: a POST the rules do not allow is a 403, not a 405.
     let (status, _, body) = http(addr, "POST", "/authz/orders/5", &[("authorization", &bearer)]).await;

@@ -19,10 +19,12 @@ fn main() -> ExitCode {
         Some("healthcheck") => {
             // For container HEALTHCHECKs: the service's own /healthcheck on PORT.
             let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
-            if shared::serve::probe(&format!("127.0.0.1:{port}"), "/healthcheck") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            match shared::serve::probe(&format!("127.0.0.1:{port}"), "/healthcheck") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ratelimit healthcheck: not healthy: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Some("--version" | "-V") => {

@@ -176,21 +176,51 @@ pub fn raise_open_files_limit() {
     }
 }
 
+/// Why a health probe failed, said in full: a container's health log is often all an operator
+/// sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{addr} is not a socket address")]
+    Address { addr: String },
+    #[error("cannot connect to {addr}: {source} (is the service running, on this port?)")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("{addr} did not answer: {source}")]
+    Io { addr: String, source: std::io::Error },
+    #[error("GET {path} on {addr} answered {status}: {body}")]
+    Status { addr: String, path: String, status: String, body: String },
+}
+
 /// A container health probe: `GET path` on `addr` over plain HTTP/1.1 with a short timeout;
-/// true on status 200. For images without curl (`<binary> healthcheck`).
-pub fn probe(addr: &str, path: &str) -> bool {
+/// Ok on status 200, else why not. For images without curl (`<binary> healthcheck`).
+pub fn probe(addr: &str, path: &str) -> Result<(), ProbeError> {
     use std::io::{Read, Write};
     use std::net::ToSocketAddrs;
     let timeout = std::time::Duration::from_secs(2);
-    let Some(target) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else { return false };
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&target, timeout) else { return false };
-    let _ = stream.set_read_timeout(Some(timeout));
+    let target = addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ProbeError::Address { addr: addr.to_string() })?;
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)
+        .map_err(|source| ProbeError::Connect { addr: addr.to_string(), source })?;
+    let io = |source| ProbeError::Io { addr: addr.to_string(), source };
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let mut answer = Vec::new();
+    stream.take(4096).read_to_end(&mut answer).map_err(io)?;
+    let text = String::from_utf8_lossy(&answer);
+    let status_line = text.lines().next().unwrap_or_default();
+    if status_line.starts_with("HTTP/1.1 200") {
+        return Ok(());
     }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body).trim();
+    Err(ProbeError::Status {
+        addr: addr.to_string(),
+        path: path.to_string(),
+        status: if status_line.is_empty() { "nothing".into() } else { status_line.to_string() },
+        body: body.chars().take(200).collect(),
+    })
 }
 
 /// Binds `host:port`; `what` names the listener in the error.

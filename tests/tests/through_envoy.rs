@@ -68,6 +68,7 @@ async fn per_api_key_limit_with_exact_headers() {
     let limited = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
     assert_eq!(limited.status, 429, "{limited:?}");
     assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    assert_uniform_error(&limited, "RATE_LIMITED");
     stack.shutdown().await;
 }
 
@@ -91,14 +92,28 @@ async fn per_user_limit_keys_on_the_header_ext_authz_injected() {
     stack.shutdown().await;
 }
 
+/// Envoy's own answers have the JSON shape of ext-authz's denials, with the request id Envoy
+/// gave the request (at the edge it replaces a client's own `x-request-id`).
+fn assert_uniform_error(reply: &e2e::http::Reply, code: &str) {
+    assert_eq!(reply.header("content-type"), Some("application/json"), "{reply:?}");
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["request_id"].as_str().is_some_and(|id| id.len() >= 16), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert_eq!(body["metadata"]["success"], false, "{body}");
+    let timestamp = body["metadata"]["timestamp"].as_str().unwrap();
+    assert!(timestamp.len() == 24 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T', "{timestamp}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ext_authz_down_fails_closed() {
     let mut stack = Stack::start(StackOptions::default()).await;
     assert_eq!(stack.get("/orders/1", &[("x-api-key", API_KEY)]).await.status, 200);
     stack.stop_ext_authz().await;
     let r = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
-    assert_eq!(r.status, 403, "Envoy's failure_mode_allow: false denies when the auth service is gone");
+    assert_eq!(r.status, 503, "failure_mode_allow: false and status_on_error 503 when the auth service is gone");
     assert!(!r.body.contains("\"headers\""), "the backend was not reached");
+    assert_uniform_error(&r, "UNAVAILABLE");
     stack.shutdown().await;
 }
 
@@ -240,5 +255,6 @@ async fn spoofed_forwarded_for_and_dot_segments_get_nowhere() {
     }
     let limited = stack.get("/public/page", &[("x-forwarded-for", "198.51.100.7")]).await;
     assert_eq!(limited.status, 429, "{limited:?}");
+    assert_uniform_error(&limited, "RATE_LIMITED");
     stack.shutdown().await;
 }

@@ -25,7 +25,12 @@ pub struct AuthRequest {
 
 impl AuthRequest {
     /// Builds a request from Envoy's view: `target` is the request target with its query.
-    pub fn new(method: &str, authority: &str, target: &str, headers: HashMap<String, String>) -> AuthRequest {
+    /// A request without an `x-request-id` (HTTP mode when Envoy is not told to pass it, or a
+    /// caller that sends none) gets a random one, so every error body and log line names it.
+    pub fn new(method: &str, authority: &str, target: &str, mut headers: HashMap<String, String>) -> AuthRequest {
+        if headers.get("x-request-id").is_none_or(|id| id.is_empty()) {
+            headers.insert("x-request-id".into(), super::session::seal::random_token(12));
+        }
         let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path, query),
             None => (target, ""),
@@ -138,6 +143,15 @@ mod tests {
         assert_eq!(r.cookie("session"), Some("xyz"));
         assert_eq!(r.cookie("b"), Some("2"));
         assert_eq!(r.cookie("c"), None);
+    }
+
+    #[test]
+    fn a_request_without_an_id_gets_one() {
+        let given = request("/", &[("x-request-id", "abc")]);
+        assert_eq!(given.request_id(), "abc");
+        let (a, b) = (request("/", &[]), request("/", &[("x-request-id", "")]));
+        assert_eq!((a.request_id().len(), b.request_id().len()), (16, 16));
+        assert_ne!(a.request_id(), b.request_id());
     }
 
     #[test]
