@@ -130,6 +130,7 @@ fn every_kustomization_renders_and_its_core_objects_validate() {
             }
         }
         assert!(core.iter().any(|d| d.contains("kind: Deployment")), "{target}: no Deployment");
+        assert_deployable(target, &core);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("core.yaml");
         std::fs::write(&path, core.join("\n---\n")).unwrap();
@@ -226,4 +227,47 @@ fn the_ratelimit_image_runs_where_envoy_gateway_calls_it() {
     let health = stage.iter().find(|l| l.starts_with("HEALTHCHECK ")).expect("a health check");
     let probe: Vec<String> = serde_json::from_str(&health[health.find('[').unwrap()..]).unwrap();
     assert!(copied.contains(&probe[0].as_str()), "{probe:?}");
+}
+
+/// What a fresh cluster needs from the rendered objects: images it can pull by their full name
+/// (never a bare `name:tag` that resolves to someone else's Docker Hub namespace), the Redis that
+/// REDIS_URL names, and no usable credential in an example Secret.
+fn assert_deployable(target: &str, documents: &[String]) {
+    let images: Vec<&str> = documents
+        .iter()
+        .flat_map(|d| d.lines())
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .map(str::trim)
+        .collect();
+    assert!(images.len() >= 3, "{target}: {images:?}");
+    for image in &images {
+        let registry = image.split('/').next().unwrap_or_default();
+        assert!(
+            image.contains('/') && (registry.contains('.') || registry.contains(':') || registry == "localhost"),
+            "{target}: {image} is not a fully qualified image name"
+        );
+    }
+    // Ours are built by the Dockerfile: each names one of its stages (README, "Images").
+    for image in images.iter().filter(|i| i.contains("/gatehouse/")) {
+        let name = image.rsplit('/').next().unwrap().split(':').next().unwrap();
+        dockerfile_stage(name);
+    }
+    // REDIS_URL names a Service the same render deploys.
+    let all = documents.join("\n---\n");
+    let url = all
+        .lines()
+        .skip_while(|l| !l.contains("name: REDIS_URL"))
+        .find_map(|l| l.trim().strip_prefix("value: "))
+        .expect("REDIS_URL is set");
+    let host = url.split(':').next().unwrap();
+    let (service, namespace) = host.split_once('.').map(|(s, rest)| (s, rest.split('.').next().unwrap())).unwrap();
+    assert!(
+        documents.iter().any(|d| d.contains("kind: Service")
+            && d.contains(&format!("  name: {service}\n"))
+            && d.contains(&format!("namespace: {namespace}"))),
+        "{target}: REDIS_URL {url} names no Service in the render"
+    );
+    // The example API key Secret holds no key (a shipped one would be publicly known).
+    let secret = documents.iter().find(|d| d.contains("name: ext-authz-api-keys")).expect("the API key Secret");
+    assert!(!secret.contains("hash:") && !secret.contains("sha256:"), "{target}: {secret}");
 }
