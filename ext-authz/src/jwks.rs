@@ -11,7 +11,7 @@ use arc_swap::ArcSwapOption;
 use shared::metrics::CounterFamily;
 use tokio::sync::{watch, Mutex};
 
-use crate::config::{KeySource, ProviderKeys};
+use crate::config::{KeySource, ProviderKeys, RefreshSettings};
 use crate::core::jwt::KeySet;
 
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +166,7 @@ impl KeyManager {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::warn!(provider = %provider.config.name, "JWT key refresh failed, keeping the last good keys: {e}");
-                    refresh.min_interval
+                    retry_after_failure(&refresh, provider.keys.load().is_some())
                 }
             };
         }
@@ -257,11 +257,40 @@ fn max_age(cache_control: &str) -> Option<Duration> {
     })
 }
 
+/// When to try again after a failed fetch. A provider whose keys never loaded keeps the service
+/// not ready, so it is retried at most 5 s apart (an identity provider that starts after us — a
+/// JVM in a compose file — must not leave us waiting out `min_interval` past every health
+/// check's patience); one with keys already serves from them and backs off to `min_interval`.
+pub(crate) fn retry_after_failure(refresh: &RefreshSettings, loaded: bool) -> Duration {
+    if loaded {
+        refresh.min_interval
+    } else {
+        refresh.min_interval.min(Duration::from_secs(5))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn reads_max_age() {
         assert_eq!(super::max_age("public, max-age=600"), Some(std::time::Duration::from_secs(600)));
         assert_eq!(super::max_age("no-store"), None);
+    }
+
+    #[test]
+    fn never_loaded_keys_are_retried_within_five_seconds() {
+        use std::time::Duration;
+        let refresh = crate::config::RefreshSettings {
+            interval: Duration::from_secs(300),
+            min_interval: Duration::from_secs(30),
+            max_interval: Duration::from_secs(86400),
+            unknown_kid_min_interval: Duration::from_secs(10),
+            unknown_kid_wait: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+        };
+        assert_eq!(super::retry_after_failure(&refresh, false), Duration::from_secs(5));
+        assert_eq!(super::retry_after_failure(&refresh, true), Duration::from_secs(30));
+        let quick = crate::config::RefreshSettings { min_interval: Duration::from_millis(200), ..refresh };
+        assert_eq!(super::retry_after_failure(&quick, false), Duration::from_millis(200));
     }
 }

@@ -271,3 +271,62 @@ fn assert_deployable(target: &str, documents: &[String]) {
     let secret = documents.iter().find(|d| d.contains("name: ext-authz-api-keys")).expect("the API key Secret");
     assert!(!secret.contains("hash:") && !secret.contains("sha256:"), "{target}: {secret}");
 }
+
+/// The compose file's mock provider, asked the way its comment says, issues tokens the compose
+/// ext-authz config lets through on the protected route. The mock itself (a JVM image) cannot
+/// run here: its claim mapping is read from the file it is given, the token signed with a key of
+/// ours, and checked by the real policy engine with that config.
+#[test]
+fn the_compose_mock_providers_tokens_pass_the_protected_route() {
+    use std::sync::Arc;
+
+    use ext_authz::core::decision::{Context, Decision};
+    use ext_authz::core::jwt::KeySet;
+    use ext_authz::testing::{jwks, SigningKey};
+
+    let compose = std::fs::read_to_string(workspace_root().join("docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains("-H 'Host: oidc:8080'") && compose.contains("-d scope=orders:read"),
+        "the documented command"
+    );
+    let mock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("examples/compose/mock-oauth2.json")).unwrap(),
+    )
+    .unwrap();
+    let callback = &mock["tokenCallbacks"][0];
+    assert_eq!(callback["issuerId"], "default", "the issuer path ext-authz trusts");
+    let mapping = callback["requestMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["requestParam"] == "scope" && m["match"] == "orders:read")
+        .expect("a mapping for the documented request");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut claims = mapping["claims"].clone();
+    claims["iss"] = "http://oidc:8080/default".into();
+    claims["iat"] = now.into();
+    claims["exp"] = (now + 600).into();
+    let key = SigningKey::rsa(
+        "mock",
+        jsonwebtoken::Algorithm::RS256,
+        include_str!("../../ext-authz/tests/fixtures/rsa-a.pem"),
+    );
+    let token = key.sign(&claims);
+
+    let config =
+        ext_authz::config::load(&workspace_root().join("examples/compose/ext-authz.yaml"), &Default::default())
+            .expect("the compose ext-authz config");
+    let keys = vec![Some(Arc::new(KeySet::from_jwks(&jwks(&[&key])).unwrap()))];
+    let api_keys = ext_authz::core::apikeys::ApiKeyStore::default();
+    let cache = ext_authz::core::token_cache::TokenCache::new(16);
+    let ctx = Context { keys: &keys, api_keys: &api_keys, cache: &cache, now, session: None };
+    let headers = std::collections::HashMap::from([("authorization".to_string(), format!("Bearer {token}"))]);
+    let request = ext_authz::core::request::AuthRequest::new("GET", "localhost:10000", "/orders/1", headers);
+    let decision = config.engine.check(&request, &ctx);
+    assert!(matches!(decision, Decision::Allow(_)), "{decision:?}");
+
+    // ext-authz is given time for the mock's JVM: failures while it starts do not count.
+    let health = compose.split("\n  ext-authz:").nth(1).unwrap().split("\n\n").next().unwrap();
+    let start_period = health.lines().find_map(|l| l.trim().strip_prefix("start_period: ")).expect("start_period");
+    assert!(shared::env::parse_go_duration(start_period).unwrap() >= std::time::Duration::from_secs(60), "{health}");
+}
