@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need and a fresh Debian machine lacks. Idempotent: installs nothing
 # when everything is already there.
+#
+# Usage: scripts/install-deps.sh [--demo]
+#   --demo   only what scripts/demo.sh needs: Envoy (and redis-server unless
+#            GATEHOUSE_SKIP_REDIS is set) — no Node.js, browser or schema tools.
 set -euo pipefail
+demo=false
+[[ " $* " == *" --demo "* ]] && demo=true
+if $demo; then export GATEHOUSE_SKIP_BROWSER=1; fi
 
 sudo_if_needed() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
@@ -21,8 +28,12 @@ if [[ -z "${GATEHOUSE_SKIP_BROWSER:-}" ]]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 fi
-# Node.js runs the test OpenID Provider (panva's oidc-provider).
-command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+# Node.js runs the test OpenID Provider (panva's oidc-provider); npm installs it (and, on a
+# machine whose Debian nodejs is older than 20, a Node 20 from the npm registry, below).
+if ! $demo; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
@@ -42,6 +53,8 @@ if ! compgen -G "$root/.venv/lib/python3*/site-packages/envoy/_bin/envoy" >/dev/
 fi
 "$(compgen -G "$root/.venv/lib/python3*/site-packages/envoy/_bin/envoy" | head -n 1)" --version
 
+if $demo; then exit 0; fi
+
 # Static checks of the deployment files (no Docker engine here): the compose file against the
 # Compose spec schema, the Kubernetes manifests against the Kubernetes schemas.
 if [[ ! -x "$root/.venv/bin/check-jsonschema" || ! -x "$root/.venv/bin/kubernetes-validate" ]]; then
@@ -49,19 +62,19 @@ if [[ ! -x "$root/.venv/bin/check-jsonschema" || ! -x "$root/.venv/bin/kubernete
   "$root/.venv/bin/pip" install --quiet --disable-pip-version-check 'check-jsonschema>=0.29' 'kubernetes-validate>=1.30'
 fi
 
-# kubectl renders the k8s/ kustomizations in the tests; it comes with these machines' image
-# (Debian has no package for it).
+# kubectl renders the k8s/ kustomizations in the tests. Debian 12 has no package for it, and
+# nothing here downloads binaries from outside the package registries: install it yourself
+# (https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/) — the test says so too.
 if ! command -v kubectl >/dev/null 2>&1; then
-  echo "warning: kubectl is not installed; the k8s/ rendering test will fail" >&2
+  echo "warning: kubectl is not installed; the k8s/ rendering test will fail until it is" \
+    "(https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)" >&2
 fi
 
 # The OpenID Provider for the login tests: the npm package oidc-provider, pinned by
 # tests/oidc-provider/package-lock.json, installed next to its server script.
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if ((node_major < 20)); then
-  echo "error: the test OpenID Provider needs Node.js 20 or newer (found $(node --version))" >&2
-  exit 1
-fi
+# It needs Node.js 20 or newer: scripts/ensure-node.sh finds one or installs one.
+node_bin=$("$root/scripts/ensure-node.sh")
+export PATH="$(dirname "$node_bin"):$PATH"
 provider_dir="$root/tests/oidc-provider"
 if [[ ! -d "$provider_dir/node_modules/oidc-provider" || "$provider_dir/package-lock.json" -nt "$provider_dir/node_modules/.package-lock.json" ]]; then
   echo "installing oidc-provider (npm ci)…"

@@ -192,6 +192,19 @@ impl Drop for RedisServer {
     }
 }
 
+/// The Node.js for the test OpenID Provider: `$GATEHOUSE_NODE`, else the Node 20 that
+/// scripts/install-deps.sh put in `.tools/node` on a machine whose own is older, else `node`.
+pub fn node_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("GATEHOUSE_NODE") {
+        return PathBuf::from(path);
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/node/node_modules/.bin/node");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("node")
+}
+
 /// What the test OpenID Provider (`tests/oidc-provider/server.mjs`, panva's `oidc-provider` on
 /// Node) registers for its one client.
 #[derive(Debug, Clone, Default)]
@@ -266,7 +279,7 @@ impl OidcProvider {
             dir.display()
         );
         let c = &self.client;
-        let mut child = Command::new("node")
+        let mut child = Command::new(node_binary())
             .arg(dir.join("server.mjs"))
             .env("OIDC_PORT", self.port.to_string())
             .env("OIDC_CLIENT_ID", &c.client_id)

@@ -14,7 +14,8 @@ use shared::testing::{free_port, OidcClient, OidcProvider, RedisServer};
 use crate::envoy::{render, workspace_root, Envoy};
 use crate::http::{send, Reply};
 
-pub const API_KEY: &str = "ghk_e2e-demo-key-000000000000000000000000000";
+/// The demo key of the README and examples/ext-authz/api-keys.yaml: one demo key everywhere.
+pub const API_KEY: &str = "ghk_demo-key-do-not-use-in-production-000000";
 const RSA_KEY: &str = include_str!("../../ext-authz/tests/fixtures/rsa-a.pem");
 
 #[derive(Debug, Clone, Default)]
@@ -31,6 +32,9 @@ pub struct StackOptions {
     pub listen_port: Option<u16>,
     /// Browser logins against a real OpenID Provider, on `/app/*`.
     pub login: Option<LoginOptions>,
+    /// ratelimit's RUNTIME_ROOT under the workspace (default `examples/envoy`, the limits the
+    /// tests expect; the demo uses `examples/demo`).
+    pub ratelimit_root: Option<&'static str>,
 }
 
 /// Browser logins for a stack: a real OpenID Provider is started with it.
@@ -96,8 +100,6 @@ jwt_providers:
 api_keys:
   file: api-keys.json
   from: [{header: x-api-key}]
-  # The e2e config limits per API-key header, after ext_authz: the header must survive it.
-  forward: true
 routes:
   public: [/public/*]
   default: deny
@@ -280,7 +282,8 @@ impl Stack {
 }
 
 fn ratelimit_env(redis: Option<&RedisServer>, options: &StackOptions) -> HashMap<String, String> {
-    let mut env = ratelimit::settings::loopback_env(&workspace_root().join("examples/envoy"));
+    let root = options.ratelimit_root.unwrap_or("examples/envoy");
+    let mut env = ratelimit::settings::loopback_env(&workspace_root().join(root));
     match redis {
         Some(redis) => {
             env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());

@@ -106,7 +106,12 @@ fn every_kustomization_renders_and_its_core_objects_validate() {
             .arg("kustomize")
             .arg(workspace_root().join("k8s").join(target))
             .output()
-            .expect("kubectl");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "kubectl: {e}. It renders the k8s/ kustomizations; Debian has no package for it: install it from \
+                     https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (any version of the last three years)"
+                )
+            });
         assert!(rendered.status.success(), "kubectl kustomize {target}: {}", String::from_utf8_lossy(&rendered.stderr));
         let text = String::from_utf8(rendered.stdout).unwrap();
         let mut core = Vec::new();
@@ -329,4 +334,24 @@ fn the_compose_mock_providers_tokens_pass_the_protected_route() {
     let health = compose.split("\n  ext-authz:").nth(1).unwrap().split("\n\n").next().unwrap();
     let start_period = health.lines().find_map(|l| l.trim().strip_prefix("start_period: ")).expect("start_period");
     assert!(shared::env::parse_go_duration(start_period).unwrap() >= std::time::Duration::from_secs(60), "{health}");
+}
+
+/// The demo's limits are valid and cover the same descriptors as the tests' (only the units and
+/// numbers differ), so every demo request meets a limit it can recover from within a minute.
+#[test]
+fn the_demo_limits_are_per_minute_versions_of_the_tested_ones() {
+    let demo = workspace_root().join("examples/demo/ratelimit/config/gatehouse-e2e.yaml");
+    let (report, ok) = ratelimit::validate::validate(&[demo.display().to_string()], false);
+    assert!(ok, "{report}");
+    let keys = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- key: ").map(|k| k.split_whitespace().next().unwrap().to_string()))
+            .collect()
+    };
+    let tested = workspace_root().join("examples/envoy/ratelimit/config/gatehouse-e2e.yaml");
+    assert_eq!(keys(&demo), keys(&tested));
+    let text = std::fs::read_to_string(&demo).unwrap();
+    assert!(!text.contains("unit: hour") && text.contains("unit: minute"), "{text}");
 }

@@ -59,8 +59,10 @@ async fn per_api_key_limit_with_exact_headers() {
     for remaining in [2, 1, 0] {
         let r = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
         assert_eq!(r.status, 200, "{r:?}");
-        // Envoy's draft-03 header: the tightest limit, then every limit that applied (API key 3,
-        // the client id ext-authz injected 4, the source address 20).
+        assert!(r.json()["headers"].get("x-api-key").is_none(), "the key never reaches the backend");
+        // Envoy's draft-03 header: the tightest limit, then every limit that applied (the API
+        // client 3, keyed on the client id in ext-authz's metadata; the x-user-id ext-authz
+        // injected 4; the source address 20).
         assert_eq!(r.header("x-ratelimit-limit"), Some("3, 3;w=3600, 4;w=3600, 20;w=3600"));
         assert_eq!(r.header("x-ratelimit-remaining"), Some(remaining.to_string().as_str()));
         assert_hourly_reset(&r);

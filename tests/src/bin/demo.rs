@@ -10,7 +10,13 @@ use serde_json::json;
 async fn main() -> anyhow::Result<()> {
     let redis = std::env::args().any(|a| a == "--redis");
     let port: u16 = std::env::var("DEMO_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(10000);
-    let options = StackOptions { memory_backend: !redis, listen_port: Some(port), ..StackOptions::default() };
+    let options = StackOptions {
+        memory_backend: !redis,
+        listen_port: Some(port),
+        // Per-minute limits: a 429 is easy to see, and the demo works again a minute later.
+        ratelimit_root: Some("examples/demo"),
+        ..StackOptions::default()
+    };
     let stack = Stack::start(options).await;
     // Dev tokens valid for a day, signed by the test-only key the demo's ext-authz trusts.
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 86_400;
@@ -28,13 +34,14 @@ Every answer of the backend shows the request it received. Try:
   # a valid JWT → 200; the backend sees X-User-ID / X-Org-ID, never the client's own
   curl -s {base}/orders/1 -H 'Authorization: Bearer {token}' -H 'X-User-ID: spoofed'
 
-  # an API key → 200 with its client id; the 4th call within the hour → 429 (X-RateLimit-* headers)
+  # the demo API key → 200 with its client id (the key itself never reaches the backend);
+  # the 4th call within a minute → 429 with the JSON error (X-RateLimit-* headers)
   curl -i {base}/orders/1 -H 'x-api-key: {API_KEY}'
 
   # a token without the orders:read scope → 403 INSUFFICIENT_SCOPE
   curl -i {base}/orders/1 -H 'Authorization: Bearer {narrow}'
 
-  # a public path → 200 with no credential (20 per hour per source address)
+  # a public path → 200 with no credential (120 a minute per source address, every route)
   curl -i {base}/public/hello
 
 Ctrl-C stops everything."#,
