@@ -81,3 +81,11 @@ if [[ ! -d "$provider_dir/node_modules/oidc-provider" || "$provider_dir/package-
   (cd "$provider_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "oidc-provider $(node -p "require('$provider_dir/node_modules/oidc-provider/package.json').version")"
+
+# The gateway resources in k8s/ are validated against the real CRD schemas that the npm packages
+# @kubernetes-models/{gateway-api,envoy-gateway,istio} ship, pinned by tests/k8s-schemas/package-lock.json.
+schemas_dir="$root/tests/k8s-schemas"
+if [[ ! -d "$schemas_dir/node_modules/@kubernetes-models/gateway-api" || "$schemas_dir/package-lock.json" -nt "$schemas_dir/node_modules/.package-lock.json" ]]; then
+  echo "installing the gateway CRD schemas (npm ci in tests/k8s-schemas)…"
+  (cd "$schemas_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -136,6 +136,11 @@ fn every_kustomization_renders_and_its_core_objects_validate() {
         }
         assert!(core.iter().any(|d| d.contains("kind: Deployment")), "{target}: no Deployment");
         assert_deployable(target, &core);
+        let gateway: Vec<&str> = text.split("\n---\n").filter(|d| !core.iter().any(|c| c == d)).collect();
+        if !gateway.is_empty() {
+            let checked = validate_gateway_resources(&gateway.join("\n---\n"));
+            assert!(checked.status.success(), "{target}: {}{}", checked.stdout, checked.stderr);
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("core.yaml");
         std::fs::write(&path, core.join("\n---\n")).unwrap();
@@ -354,4 +359,64 @@ fn the_demo_limits_are_per_minute_versions_of_the_tested_ones() {
     assert_eq!(keys(&demo), keys(&tested));
     let text = std::fs::read_to_string(&demo).unwrap();
     assert!(!text.contains("unit: hour") && text.contains("unit: minute"), "{text}");
+}
+
+struct Checked {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// tests/k8s-schemas/validate.mjs: the gateway resources against the CRD schemas of the
+/// kubernetes-models packages (Gateway API, Envoy Gateway, Istio).
+fn validate_gateway_resources(yaml: &str) -> Checked {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resources.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let script = workspace_root().join("tests/k8s-schemas/validate.mjs");
+    assert!(
+        workspace_root().join("tests/k8s-schemas/node_modules/@kubernetes-models").is_dir(),
+        "tests/k8s-schemas/node_modules is missing: run scripts/install-deps.sh (npm ci)"
+    );
+    let output = Command::new(shared::testing::node_binary()).arg(script).arg(&file).output().expect("node");
+    Checked {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The schema check catches a mistake in each family of gateway resources we ship.
+#[test]
+fn the_gateway_schemas_catch_planted_mistakes() {
+    let render = |target: &str| {
+        let out =
+            Command::new("kubectl").arg("kustomize").arg(workspace_root().join("k8s").join(target)).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let eg = render("overlays/envoy-gateway");
+    let istio = render("overlays/istio");
+    let planted = [
+        (eg.replace("failOpen: false", "failOpen: \"no\""), "SecurityPolicy", "/spec/extAuth/failOpen must be boolean"),
+        (
+            eg.replace("- group: \"\"\n    kind: Service", "- group: \"\"\n    kind: 7"),
+            "ReferenceGrant",
+            "must be string",
+        ),
+        (
+            eg.replace("type: Distinct", "type: Sometimes"),
+            "BackendTrafficPolicy",
+            "must be equal to one of the allowed values",
+        ),
+        (
+            istio.replace("action: CUSTOM", "action: MAYBE"),
+            "AuthorizationPolicy",
+            "must be equal to one of the allowed values",
+        ),
+    ];
+    for (yaml, kind, error) in planted {
+        let checked = validate_gateway_resources(&yaml);
+        assert!(!checked.status.success(), "{kind}: the mistake passed:\n{}", checked.stdout);
+        assert!(checked.stderr.contains(kind) && checked.stderr.contains(error), "{kind}: {}", checked.stderr);
+    }
 }
