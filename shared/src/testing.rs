@@ -323,3 +323,76 @@ impl Drop for OidcProvider {
         self.stop();
     }
 }
+
+/// The workspace root (this crate lives in `shared/`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
+}
+
+/// The Envoy binary: `$ENVOY_BIN`, else the one in `.venv` (scripts/install-deps.sh puts it there).
+pub fn envoy_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("ENVOY_BIN") {
+        return PathBuf::from(path);
+    }
+    let lib = workspace_root().join(".venv/lib");
+    std::fs::read_dir(&lib)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("site-packages/envoy/_bin/envoy"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no Envoy under {}: run scripts/install-deps.sh", lib.display()))
+}
+
+/// A real Envoy started from a config text, stopped when dropped.
+///
+/// Envoy sets `PR_SET_PDEATHSIG`: it dies when the *thread* that spawned it exits. Tests start
+/// and stop it within one test, on the test's own thread, which is what that allows.
+pub struct Envoy {
+    child: Child,
+    pub admin_port: u16,
+    dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Envoy {
+    /// Starts Envoy with `config` and waits until its admin endpoint (on `admin_port`) says LIVE.
+    pub fn start(config: &str, admin_port: u16) -> Envoy {
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("gatehouse-envoy-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let config_path = dir.join("envoy.yaml");
+        std::fs::write(&config_path, config).expect("writing the Envoy config");
+        let log = dir.join("envoy.log");
+        let child = Command::new(envoy_binary())
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--use-dynamic-base-id", "--log-level", "warn", "--concurrency", "1"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("an Envoy log file"))
+            .spawn()
+            .expect("starting Envoy");
+        let mut envoy = Envoy { child, admin_port, dir, log };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                panic!("Envoy exited ({status}):\n{}", std::fs::read_to_string(&envoy.log).unwrap_or_default());
+            }
+            if crate::serve::probe(&format!("127.0.0.1:{admin_port}"), "/ready").is_ok() {
+                return envoy;
+            }
+            assert!(std::time::Instant::now() < deadline, "Envoy not ready after 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

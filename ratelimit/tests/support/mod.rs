@@ -2,6 +2,7 @@
 //! on port 0 with a controllable clock, and small gRPC and HTTP clients.
 #![allow(dead_code)]
 
+pub mod ads;
 pub mod process;
 
 use std::collections::HashMap;

@@ -2,6 +2,7 @@
 //! shows (signals, exit codes, file descriptor limits).
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::R
 
 use super::{free_port, ConfigDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ratelimit");
+pub const BIN: &str = env!("CARGO_BIN_EXE_ratelimit");
 
 pub struct Process {
     pub child: Child,
@@ -30,8 +31,13 @@ impl Process {
     /// container runtime would leave it) before the binary starts.
     /// A port taken between choosing it and binding it makes it start again on others.
     pub fn start_with_open_files(env: &[(&str, &str)], soft_limit: Option<u64>) -> Process {
+        Process::start_binary(Path::new(BIN), env, soft_limit)
+    }
+
+    /// The same with the binary at `binary` (e.g. a copy where a deployment expects it).
+    pub fn start_binary(binary: &Path, env: &[(&str, &str)], soft_limit: Option<u64>) -> Process {
         for _ in 0..5 {
-            match Process::try_start(env, soft_limit) {
+            match Process::try_start(binary, env, soft_limit) {
                 Ok(process) => return process,
                 Err(stderr) if stderr.contains("Address already in use") => continue,
                 Err(stderr) => panic!("ratelimit did not start:\n{stderr}"),
@@ -40,15 +46,15 @@ impl Process {
         panic!("ratelimit found no free ports in 5 attempts");
     }
 
-    fn try_start(env: &[(&str, &str)], soft_limit: Option<u64>) -> Result<Process, String> {
+    fn try_start(binary: &Path, env: &[(&str, &str)], soft_limit: Option<u64>) -> Result<Process, String> {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stderr.log");
         let (grpc, http, debug) = (free_port(), free_port(), free_port());
         let mut command = match soft_limit {
-            None => Command::new(BIN),
+            None => Command::new(binary),
             Some(limit) => {
                 let mut shell = Command::new("/bin/sh");
-                shell.args(["-c", &format!("ulimit -Sn {limit} && exec \"$0\""), BIN]);
+                shell.arg("-c").arg(format!("ulimit -Sn {limit} && exec \"$0\"")).arg(binary);
                 shell
             }
         };
