@@ -19,8 +19,9 @@ use envoy_types::pb::google::rpc::Status as RpcStatus;
 use shared::serve::Calls;
 use tonic::{Request, Response, Status};
 
-use crate::core::decision::{error_body, fit_for_headers, Allow, Decision, Deny, Redirect};
+use crate::core::decision::{error_body, fit_for_headers, Allow, Deny, Redirect};
 use crate::core::request::AuthRequest;
+use crate::outcome::Outcome;
 use crate::service::Authorizer;
 
 pub struct AuthorizationGrpc {
@@ -41,11 +42,10 @@ impl Authorization for AuthorizationGrpc {
         let _call = self.calls.start();
         let request = to_auth_request(request.into_inner()).map_err(Status::invalid_argument)?;
         match self.authorizer.check(&request, "grpc").await {
-            Decision::Allow(allow) => Ok(Response::new(allowed(allow))),
-            Decision::Deny(deny) => Ok(Response::new(denied(&deny, request.request_id()))),
-            Decision::Redirect(redirect) => Ok(Response::new(redirected(&redirect))),
-            Decision::Unavailable(why) => Err(Status::unavailable(why)),
-            Decision::UnknownKey { .. } | Decision::Login => Err(Status::internal("unresolved decision")),
+            Outcome::Allow(allow) => Ok(Response::new(allowed(allow))),
+            Outcome::Deny(deny) => Ok(Response::new(denied(&deny, request.request_id()))),
+            Outcome::Redirect(redirect) => Ok(Response::new(redirected(&redirect))),
+            Outcome::Unavailable(why) => Err(Status::unavailable(why)),
         }
     }
 }

@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::core::decision::{error_body, fit_for_headers, Decision};
+use crate::core::decision::{error_body, fit_for_headers};
 use crate::core::request::AuthRequest;
+use crate::outcome::Outcome;
 use crate::service::Authorizer;
 
 #[derive(Clone)]
@@ -77,7 +78,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
     let host = headers.get("host").cloned().unwrap_or_default();
     let auth_request = AuthRequest::new(request.method().as_str(), &host, original, headers);
     match state.authorizer.check(&auth_request, "http").await {
-        Decision::Allow(allow) => {
+        Outcome::Allow(allow) => {
             let mut response = Response::new(Body::empty());
             let out = response.headers_mut();
             for (name, value) in &allow.headers {
@@ -95,7 +96,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
             }
             response
         }
-        Decision::Deny(deny) => {
+        Outcome::Deny(deny) => {
             let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::FORBIDDEN);
             let (content_type, body) = match &deny.page {
                 Some(page) => ("text/html; charset=utf-8", page.clone()),
@@ -116,7 +117,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
             append_set_cookies(response.headers_mut(), &deny.set_cookies);
             response
         }
-        Decision::Redirect(redirect) => {
+        Outcome::Redirect(redirect) => {
             let mut response = StatusCode::FOUND.into_response();
             let out = response.headers_mut();
             if let Some(location) = fit_for_headers("location", std::slice::from_ref(&redirect.location))
@@ -129,7 +130,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
             append_set_cookies(out, &redirect.set_cookies);
             response
         }
-        Decision::Unavailable(_) | Decision::UnknownKey { .. } | Decision::Login => {
+        Outcome::Unavailable(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, "authorization is temporarily unavailable").into_response()
         }
     }

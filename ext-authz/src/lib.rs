@@ -10,6 +10,7 @@ pub mod jwks;
 pub mod key_files;
 pub mod metrics;
 pub mod oidc;
+pub mod outcome;
 pub mod provider_body;
 pub mod service;
 pub mod testing;

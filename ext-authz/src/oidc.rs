@@ -15,13 +15,14 @@ use shared::metrics::CounterFamily;
 use shared::redis::RedisPool;
 
 use crate::config::{OidcSettings, StoreSettings};
-use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
+use crate::core::decision::{deny, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::cookies::{self, CookieAttributes, Cookies};
 use crate::core::session::login::{
     authorization_url, login_cookie_name, request_origin, return_target, AuthorizationRequest, LoginState,
 };
 use crate::core::session::seal::Sealer;
+use crate::outcome::Outcome;
 use provider::OidcProvider;
 use sessions::Refreshes;
 use store::{CookieStore, RedisStore, SessionStore};
@@ -83,7 +84,7 @@ impl Oidc {
     }
 
     /// The callback and logout paths are ours on every host; `None` for any other request.
-    pub async fn handle_own_path(&self, request: &AuthRequest, now: u64) -> Option<Decision> {
+    pub async fn handle_own_path(&self, request: &AuthRequest, now: u64) -> Option<Outcome> {
         let settings = self.settings();
         if request.path == settings.callback_path {
             Some(self.callback(request, now).await)
@@ -124,7 +125,7 @@ impl Oidc {
 
     /// A browser without a usable session: off to the provider, remembering where it was going.
     /// Stale session cookies are cleared on the way so a broken cookie can never cause a loop.
-    pub async fn start_login(&self, request: &AuthRequest, now: u64) -> Decision {
+    pub async fn start_login(&self, request: &AuthRequest, now: u64) -> Outcome {
         let present = Cookies::parse(request.header("cookie"));
         let stale: Vec<String> = present
             .chunked_names(&self.settings().cookie_name)
@@ -132,13 +133,13 @@ impl Oidc {
             .map(|name| self.attributes().clear(name))
             .collect();
         let Some(redirect_uri) = self.redirect_uri(request) else {
-            return Decision::Deny(Deny { set_cookies: stale, ..unknown_origin() });
+            return Outcome::Deny(Deny { set_cookies: stale, ..unknown_origin() });
         };
         let metadata = match self.provider.available().await {
             Ok(metadata) => metadata,
             Err(e) => {
                 tracing::warn!("cannot start a login: {e}");
-                return Decision::Deny(Deny { set_cookies: stale, ..login_unavailable() });
+                return Outcome::Deny(Deny { set_cookies: stale, ..login_unavailable() });
             }
         };
         let settings = self.settings();
@@ -154,7 +155,7 @@ impl Oidc {
         let sealed = self.sealer.seal(&self.login_purpose(), &serde_json::to_vec(&login).expect("plain struct"));
         let mut set_cookies = vec![self.login_attributes().set(&name, &sealed, settings.login_timeout.as_secs())];
         set_cookies.extend(stale);
-        Decision::Redirect(Redirect { location, set_cookies, reason: "login" })
+        Outcome::Redirect(Redirect { location, set_cookies, reason: "login" })
     }
 
     fn login_purpose(&self) -> String {

@@ -16,6 +16,7 @@ use crate::core::token_cache::TokenCache;
 use crate::jwks::KeyManager;
 use crate::metrics::Metrics;
 use crate::oidc::{Oidc, OidcSetupError, SessionLookup};
+use crate::outcome::Outcome;
 
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -80,17 +81,14 @@ impl Authorizer {
         self.policy.load().keys.ready()
     }
 
-    pub async fn check(&self, request: &AuthRequest, mode: &'static str) -> Decision {
+    /// The final outcome of a check: the engine's intermediate requests (a key refetch, a
+    /// login to start) are resolved here.
+    pub async fn check(&self, request: &AuthRequest, mode: &'static str) -> Outcome {
         let started = Instant::now();
         let decision = self.decide(request).await;
-        let (outcome, reason) = match &decision {
-            Decision::Allow(allow) => ("allow", allow.reason),
-            Decision::Deny(deny) => ("deny", deny.reason),
-            Decision::Redirect(redirect) => ("redirect", redirect.reason),
-            Decision::Unavailable(_) | Decision::UnknownKey { .. } | Decision::Login => ("error", "unavailable"),
-        };
+        let (outcome, reason) = decision.labels();
         self.metrics.decision(outcome, reason, mode, started.elapsed().as_secs_f64());
-        if let Decision::Unavailable(why) = &decision {
+        if let Outcome::Unavailable(why) = &decision {
             tracing::error!(request_id = request.request_id(), "cannot decide: {why}");
         } else {
             tracing::debug!(request_id = request.request_id(), method = %request.method, path = %request.path, outcome, reason, "checked");
@@ -98,13 +96,13 @@ impl Authorizer {
         decision
     }
 
-    async fn decide(&self, request: &AuthRequest) -> Decision {
+    async fn decide(&self, request: &AuthRequest) -> Outcome {
         let policy = self.policy.load_full();
         let api_keys = self.api_keys.load_full();
         let now = (self.clock)();
         let oidc = policy.oidc.as_deref();
-        if let Some(refused) = crate::core::decision::refuse_path(request) {
-            return refused;
+        if let Some(Decision::Deny(refused)) = crate::core::decision::refuse_path(request) {
+            return Outcome::Deny(refused);
         }
         if let Some(oidc) = oidc {
             if let Some(decision) = oidc.handle_own_path(request, now).await {
@@ -116,7 +114,7 @@ impl Authorizer {
             _ => SessionLookup::default(),
         };
         if lookup.store_failed {
-            return Decision::Deny(crate::oidc::session_store_unavailable());
+            return Outcome::Deny(crate::oidc::session_store_unavailable());
         }
         let mut refetched = false;
         loop {
@@ -140,25 +138,25 @@ impl Authorizer {
                 Decision::Login => {
                     return match oidc {
                         Some(oidc) => oidc.start_login(request, now).await,
-                        None => Decision::Unavailable("a login was asked for without an oidc section".into()),
+                        None => Outcome::Unavailable("a login was asked for without an oidc section".into()),
                     }
                 }
                 Decision::Allow(mut allow) => {
                     allow.set_cookies.extend(lookup.set_cookies);
-                    return Decision::Allow(allow);
+                    return Outcome::Allow(allow);
                 }
                 Decision::Deny(mut deny) => {
                     deny.set_cookies.extend(lookup.set_cookies);
-                    return Decision::Deny(deny);
+                    return Outcome::Deny(deny);
                 }
-                decision => return decision,
+                Decision::Unavailable(why) => return Outcome::Unavailable(why),
             }
         }
     }
 }
 
-fn unknown_key() -> Decision {
-    Decision::Deny(deny(
+fn unknown_key() -> Outcome {
+    Outcome::Deny(deny(
         401,
         ErrorCode::Unauthorized,
         "the token's signing key is unknown",

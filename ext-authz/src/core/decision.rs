@@ -207,7 +207,6 @@ pub enum Decision {
     /// A browser without a session on a route that accepts sessions: the session layer starts
     /// a login.
     Login,
-    Redirect(Redirect),
 }
 
 /// The credential found on a request and where it came from.

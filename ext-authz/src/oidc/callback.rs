@@ -6,33 +6,34 @@ use subtle::ConstantTimeEq;
 
 use super::provider::ProviderError;
 use super::{login_unavailable, Oidc};
-use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
+use crate::core::decision::{deny, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::cookies::{Cookies, MAX_CANDIDATES};
 use crate::core::session::login::{check_id_token, login_cookie_name, LoginState};
 use crate::core::session::model::Session;
 use crate::core::session::seal::random_token;
+use crate::outcome::Outcome;
 
 fn failed(status: u16, message: &str, reason: &'static str) -> Deny {
     deny(status, ErrorCode::LoginFailed, message, None, reason)
 }
 
 impl Oidc {
-    pub(super) async fn callback(&self, request: &AuthRequest, now: u64) -> Decision {
+    pub(super) async fn callback(&self, request: &AuthRequest, now: u64) -> Outcome {
         let Some(state) = request.query_param("state").filter(|s| !s.is_empty()) else {
-            return Decision::Deny(failed(400, "the login callback has no state", "callback_invalid"));
+            return Outcome::Deny(failed(400, "the login callback has no state", "callback_invalid"));
         };
         let settings = self.settings();
         // `state` names a cookie only once it is known to be one of ours in form: anything
         // else from the request never reaches a header.
         let Some(cookie_name) = login_cookie_name(&settings.cookie_name, &state) else {
-            return Decision::Deny(failed(400, "the login callback's state is malformed", "callback_invalid"));
+            return Outcome::Deny(failed(400, "the login callback's state is malformed", "callback_invalid"));
         };
         // From here on, whatever happens, the login's cookie is used up.
         let clear = vec![self.login_attributes().clear(&cookie_name)];
         let with_clear = |mut d: Deny| {
             d.set_cookies.clone_from(&clear);
-            Decision::Deny(d)
+            Outcome::Deny(d)
         };
         // Every copy the browser sent is tried: a shadowing one must not hide the real one.
         let login = Cookies::parse(request.header("cookie"))
@@ -129,7 +130,7 @@ impl Oidc {
         tracing::info!(subject = %session.subject, store = self.store.kind(), "signed in");
         let mut set_cookies = self.session_cookies(request, &value, session.remaining(now));
         set_cookies.extend(clear);
-        Decision::Redirect(Redirect { location: login.return_to, set_cookies, reason: "login_complete" })
+        Outcome::Redirect(Redirect { location: login.return_to, set_cookies, reason: "login_complete" })
     }
 }
 

@@ -4,10 +4,11 @@
 
 use super::Oidc;
 use crate::config::LogoutGet;
-use crate::core::decision::{deny, Decision, Deny, ErrorCode, Redirect};
+use crate::core::decision::{deny, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::login::{end_session_url, wants_login_redirect};
 use crate::core::session::logout::{check_logout_token, LogoutTokenError};
+use crate::outcome::Outcome;
 
 /// How far a logout token's `iat` may be from now.
 const LOGOUT_TOKEN_MAX_AGE: u64 = 300;
@@ -25,17 +26,17 @@ pub enum BackchannelError {
 }
 
 impl Oidc {
-    pub(super) async fn logout(&self, request: &AuthRequest, now: u64) -> Decision {
+    pub(super) async fn logout(&self, request: &AuthRequest, now: u64) -> Outcome {
         let settings = self.settings();
         match (request.method.as_str(), settings.logout_get) {
             ("POST", _) | ("GET" | "HEAD", LogoutGet::Allow) => {}
             ("GET" | "HEAD", LogoutGet::Confirm) if wants_login_redirect(request) => {
-                return Decision::Deny(confirmation_page(&settings.logout_path))
+                return Outcome::Deny(confirmation_page(&settings.logout_path))
             }
-            _ => return Decision::Deny(post_only("sign out with a POST to this path")),
+            _ => return Outcome::Deny(post_only("sign out with a POST to this path")),
         }
         if request.method == "POST" && !self.same_origin(request) {
-            return Decision::Deny(deny(
+            return Outcome::Deny(deny(
                 403,
                 ErrorCode::Forbidden,
                 "a sign-out must come from this application's own pages",
@@ -61,7 +62,7 @@ impl Oidc {
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!("logout could not end the session: {e}");
-                    return Decision::Deny(logout_failed());
+                    return Outcome::Deny(logout_failed());
                 }
             }
         }
@@ -78,7 +79,7 @@ impl Oidc {
             }
             _ => settings.post_logout_redirect.clone(),
         };
-        Decision::Redirect(Redirect { location, set_cookies, reason: "logout" })
+        Outcome::Redirect(Redirect { location, set_cookies, reason: "logout" })
     }
 
     /// A POST from one of our origins: its `Origin` is configured, or, without one, the

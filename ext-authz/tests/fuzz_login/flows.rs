@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use ext_authz::core::decision::{is_header_value, Decision};
+use ext_authz::core::decision::is_header_value;
 use ext_authz::core::request::AuthRequest;
 use ext_authz::core::session::cookies::is_token;
 use ext_authz::core::session::model::{Session, TokenSet};
 use ext_authz::core::session::seal::{parse_key, Sealer};
 use ext_authz::oidc::store::{CookieStore, SessionStore};
+use ext_authz::outcome::Outcome;
 use proptest::prelude::*;
 use serde_json::json;
 use shared::testing::{OidcClient, OidcProvider};
@@ -67,7 +68,7 @@ fn world() -> &'static World {
                 ext_authz::app::start(loaded, Arc::new(env), ext_authz::service::system_clock()).await.unwrap();
             // Discovery and keys are loaded in the background: wait for a login to start.
             for _ in 0..200 {
-                if matches!(running.authorizer.check(&browser_get("/app/x", ""), "grpc").await, Decision::Redirect(_)) {
+                if matches!(running.authorizer.check(&browser_get("/app/x", ""), "grpc").await, Outcome::Redirect(_)) {
                     return running;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -75,7 +76,7 @@ fn world() -> &'static World {
             panic!("the provider never became available");
         });
         let start = runtime.block_on(running.authorizer.check(&browser_get("/app/x", ""), "grpc"));
-        let Decision::Redirect(start) = start else { panic!("{start:?}") };
+        let Outcome::Redirect(start) = start else { panic!("{start:?}") };
         let login_cookie = start.set_cookies[0].split(';').next().unwrap().to_string();
         let state = url::Url::parse(&start.location)
             .unwrap()
@@ -143,19 +144,19 @@ fn browser_get(target: &str, cookie: &str) -> AuthRequest {
 
 /// Every header value a decision would send is fit, names our cookies only, and sends the
 /// browser only here or to the provider.
-fn check_headers(decision: &Decision) -> Result<(), TestCaseError> {
+fn check_headers(decision: &Outcome) -> Result<(), TestCaseError> {
     let set_cookies = match decision {
-        Decision::Allow(allow) => {
+        Outcome::Allow(allow) => {
             for (name, value) in &allow.headers {
                 prop_assert!(is_header_value(value), "{}: {:?}", name, value);
             }
             &allow.set_cookies
         }
-        Decision::Deny(deny) => {
+        Outcome::Deny(deny) => {
             prop_assert!([400, 401, 403, 405, 503].contains(&deny.status), "{:?}", deny);
             &deny.set_cookies
         }
-        Decision::Redirect(redirect) => {
+        Outcome::Redirect(redirect) => {
             let location = &redirect.location;
             prop_assert!(is_header_value(location), "{:?}", location);
             let local = location.starts_with('/') && !location.starts_with("//") && !location.starts_with("/\\");
@@ -241,7 +242,7 @@ proptest! {
         let decision = w.runtime.block_on(w.running.authorizer.check(&request(method, "/oauth2/logout", &cookie, &extra), "grpc"));
         check_headers(&decision)?;
         if method == "POST" && origin.as_deref() != Some(ORIGIN) {
-            prop_assert!(matches!(&decision, Decision::Deny(d) if d.status == 403), "{:?}", decision);
+            prop_assert!(matches!(&decision, Outcome::Deny(d) if d.status == 403), "{:?}", decision);
         }
     }
 
@@ -269,6 +270,6 @@ proptest! {
         let index = at.index(pairs.len() + 1);
         pairs.insert(index, ours);
         let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get("/app/x", &pairs.join("; ")), "grpc"));
-        prop_assert!(matches!(decision, Decision::Allow(_)), "{:?}", decision);
+        prop_assert!(matches!(decision, Outcome::Allow(_)), "{:?}", decision);
     }
 }
