@@ -5,7 +5,7 @@
 //! and kept when a fetch fails.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use shared::metrics::CounterFamily;
@@ -40,7 +40,9 @@ pub struct ProviderKeyState {
     fetching: Mutex<()>,
     /// The JWKS URI found through discovery.
     discovered: std::sync::Mutex<Option<String>>,
-    file_stamp: std::sync::Mutex<Option<SystemTime>>,
+    /// A key file's fingerprint when last read (the shared reload rule: resolved path, size,
+    /// modification time — symlink swaps included).
+    file_print: std::sync::Mutex<Option<u64>>,
     /// When to refresh next, as the last successful fetch decided (max-age within bounds).
     next_refresh: std::sync::Mutex<Option<Duration>>,
 }
@@ -67,7 +69,7 @@ impl KeyManager {
                     last_kid_refetch: std::sync::Mutex::new(None),
                     fetching: Mutex::new(()),
                     discovered: std::sync::Mutex::new(None),
-                    file_stamp: std::sync::Mutex::new(None),
+                    file_print: std::sync::Mutex::new(None),
                     next_refresh: std::sync::Mutex::new(None),
                 })
             })
@@ -182,7 +184,21 @@ impl KeyManager {
         let refresh = &provider.config.refresh;
         let result = match &provider.config.source {
             KeySource::Hmac(_) => return Ok(refresh.max_interval),
-            KeySource::JwksFile(path) => return self.read_file(provider, path),
+            KeySource::JwksFile(path) => {
+                // Counted like a fetch when the file was actually read (not when unchanged).
+                let result = self.read_file(provider, path).await;
+                let outcome = match &result {
+                    Ok(true) => Some("ok"),
+                    Ok(false) => None,
+                    Err(_) => Some("error"),
+                };
+                if let Some(outcome) = outcome {
+                    self.fetches
+                        .with(vec![("provider", provider.config.name.clone()), ("result", outcome.into())])
+                        .inc();
+                }
+                return result.map(|_| KEY_FILE_EVERY);
+            }
             KeySource::JwksUri(uri) => self.get_jwks(uri, refresh.timeout).await,
             KeySource::Discovery(issuer) => {
                 let cached = provider.discovered.lock().expect("lock").clone();
@@ -207,18 +223,26 @@ impl KeyManager {
         Ok(next)
     }
 
-    fn read_file(&self, provider: &ProviderKeyState, path: &std::path::Path) -> Result<Duration, JwksError> {
-        let file_error = |source| JwksError::File { path: path.display().to_string(), source };
-        let stamp = std::fs::metadata(path).and_then(|m| m.modified()).map_err(file_error)?;
-        if *provider.file_stamp.lock().expect("lock") == Some(stamp) && provider.keys.load().is_some() {
-            return Ok(Duration::from_secs(2));
+    /// A key file is looked at every 2 s and read again when its fingerprint changed, on the
+    /// blocking pool and within the same size bound as a key set from the network. A file that
+    /// does not read or parse (half written, say) keeps the last good keys, and is tried again.
+    /// Whether the file was read (false: unchanged since the last good read).
+    async fn read_file(&self, provider: &ProviderKeyState, path: &std::path::Path) -> Result<bool, JwksError> {
+        let print = shared::reload::fingerprint([path]);
+        if *provider.file_print.lock().expect("lock") == Some(print) && provider.keys.load().is_some() {
+            return Ok(false);
         }
-        let text = std::fs::read_to_string(path).map_err(file_error)?;
+        let owned = path.to_path_buf();
+        let text = shared::reload::blocking(move || read_bounded(&owned))
+            .await
+            .unwrap_or_else(|| Err(std::io::Error::other("the read was cancelled")))
+            .map_err(|source| JwksError::File { path: path.display().to_string(), source })?;
         let keys =
             KeySet::from_jwks(&text).map_err(|source| JwksError::Keys { url: path.display().to_string(), source })?;
+        tracing::info!(provider = %provider.config.name, keys = keys.len(), file = %path.display(), "JWT keys loaded");
         provider.keys.store(Some(Arc::new(keys)));
-        *provider.file_stamp.lock().expect("lock") = Some(stamp);
-        Ok(Duration::from_secs(2))
+        *provider.file_print.lock().expect("lock") = Some(print);
+        Ok(true)
     }
 
     async fn get_jwks(&self, uri: &str, timeout: Duration) -> Result<(KeySet, Option<Duration>), JwksError> {
@@ -247,6 +271,21 @@ impl KeyManager {
             .map_err(|source| JwksError::Body { url: url.to_string(), source })?;
         Ok((String::from_utf8_lossy(&body).into_owned(), max_age))
     }
+}
+
+/// How often a key file is looked at.
+const KEY_FILE_EVERY: Duration = Duration::from_secs(2);
+
+/// A key file's text, refused past the size bound of a key set from the network.
+fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let limit = crate::provider_body::MAX_BODY_BYTES as u64;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(text)
 }
 
 /// `max-age=N` from a Cache-Control value.

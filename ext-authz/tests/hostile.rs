@@ -3,9 +3,11 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::Command;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ext_authz::testing::SigningKey;
@@ -226,4 +228,75 @@ async fn an_endless_key_set_is_cut_off_at_its_bound() {
     assert_eq!(with_key(&p, "/orders/1").await, 200, "still serving");
     idp.endless.store(false, Ordering::SeqCst);
     wait_ready(&p).await;
+}
+
+/// A key file (`jwks_file`) follows the shared reload rule: a symlink swap is seen even when
+/// both targets have the same size and modification time, and a file past the size bound keeps
+/// the keys in service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = (SigningKey::rsa("k", Algorithm::RS256, RSA_A), SigningKey::rsa("k", Algorithm::RS256, RSA_B));
+    std::fs::write(d.join("a.json"), ext_authz::testing::jwks(&[&a])).unwrap();
+    std::fs::write(d.join("b.json"), ext_authz::testing::jwks(&[&b])).unwrap();
+    // Same length (same kid and key size) and the same modification time: only the symlink's
+    // target tells them apart.
+    let a_time = std::fs::metadata(d.join("a.json")).unwrap().modified().unwrap();
+    std::fs::File::options().write(true).open(d.join("b.json")).unwrap().set_modified(a_time).unwrap();
+    std::os::unix::fs::symlink("a.json", d.join("keys.json")).unwrap();
+    let config = "server: {grpc_addr: 127.0.0.1:0, http_addr: 127.0.0.1:0}\n\
+                  jwt_providers:\n  - {name: files, issuer: files, algorithms: [RS256], keys: {jwks_file: keys.json}}\n\
+                  routes: {default: authenticated, default_accept: [jwt]}\n";
+    std::fs::write(d.join("ext-authz.yaml"), config).unwrap();
+    let loaded = ext_authz::config::load(&d.join("ext-authz.yaml"), &HashMap::new()).unwrap();
+    let running =
+        ext_authz::app::start(loaded, Arc::new(HashMap::new()), ext_authz::service::system_clock()).await.unwrap();
+    let claims = json!({"iss": "files", "sub": "u", "exp": now() + 600});
+    let (token_a, token_b) = (a.sign(&claims), b.sign(&claims));
+    let allowed = |token: String| {
+        let authorizer = running.authorizer.clone();
+        async move {
+            let headers = HashMap::from([("authorization".to_string(), format!("Bearer {token}"))]);
+            let request = ext_authz::core::request::AuthRequest::new("GET", "api", "/x", headers);
+            matches!(authorizer.check(&request, "grpc").await, ext_authz::outcome::Outcome::Allow(_))
+        }
+    };
+    poll(|| allowed(token_a.clone())).await;
+
+    // The swap: rename a new link over the old one, as Kubernetes does for a mounted Secret.
+    std::os::unix::fs::symlink("b.json", d.join("keys.tmp")).unwrap();
+    std::fs::rename(d.join("keys.tmp"), d.join("keys.json")).unwrap();
+    poll(|| allowed(token_b.clone())).await;
+    // A new token of the old key no longer verifies. (One verified before the swap stays in the
+    // token cache until it expires: the cache is not flushed when keys rotate.)
+    let fresh_a = a.sign(&json!({"iss": "files", "sub": "v", "exp": now() + 600}));
+    assert!(!allowed(fresh_a).await, "the old key is gone");
+
+    // A key file past the bound (1 MiB) is refused; the keys in service stay.
+    let huge = format!("{{\"keys\": [], \"padding\": \"{}\"}}", "x".repeat(2 << 20));
+    std::fs::write(d.join("huge.json"), huge).unwrap();
+    std::os::unix::fs::symlink("huge.json", d.join("keys.tmp")).unwrap();
+    std::fs::rename(d.join("keys.tmp"), d.join("keys.json")).unwrap();
+    let metrics = |r: &ext_authz::app::Running| r.authorizer.metrics.registry.render();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !metrics(&running).contains(r#"ext_authz_jwks_fetches_total{provider="files",result="error"}"#) {
+        assert!(Instant::now() < deadline, "the huge file was not refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(allowed(token_b).await, "the last good keys stay in service");
+    running.shutdown().await;
+}
+
+/// Polls `check` until it holds (10 s deadline).
+async fn poll<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
