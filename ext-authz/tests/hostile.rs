@@ -268,10 +268,11 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
     std::os::unix::fs::symlink("b.json", d.join("keys.tmp")).unwrap();
     std::fs::rename(d.join("keys.tmp"), d.join("keys.json")).unwrap();
     poll(|| allowed(token_b.clone())).await;
-    // A new token of the old key no longer verifies. (One verified before the swap stays in the
-    // token cache until it expires: the cache is not flushed when keys rotate.)
+    // The old key is gone: for a new token of it, and for one verified (and cached) before the
+    // swap — cached verifications count only while the keys are the same ones.
     let fresh_a = a.sign(&json!({"iss": "files", "sub": "v", "exp": now() + 600}));
     assert!(!allowed(fresh_a).await, "the old key is gone");
+    assert!(!allowed(token_a.clone()).await, "a cached token of the old key is gone too");
 
     // A key file past the bound (1 MiB) is refused; the keys in service stay.
     let huge = format!("{{\"keys\": [], \"padding\": \"{}\"}}", "x".repeat(2 << 20));

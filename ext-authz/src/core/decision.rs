@@ -374,8 +374,9 @@ impl Engine {
     }
 
     fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
-        if let Some((p, verified)) = ctx.cache.get(token, ctx.now) {
-            if providers.contains(&p) {
+        if let Some((p, keys, verified)) = ctx.cache.get(token, ctx.now) {
+            let same_keys = ctx.keys.get(p).and_then(Option::as_ref).is_some_and(|k| k.fingerprint() == keys);
+            if providers.contains(&p) && same_keys {
                 return Ok(Identity::from_jwt(&self.providers[p].name, verified.claims));
             }
         }
@@ -394,7 +395,7 @@ impl Engine {
         };
         match jwt::verify(token, &peeked, &provider.policy, keys, ctx.now) {
             Ok(verified) => {
-                ctx.cache.insert(token, p, &verified, ctx.now);
+                ctx.cache.insert(token, p, keys.fingerprint(), &verified, ctx.now);
                 Ok(Identity::from_jwt(&provider.name, verified.claims))
             }
             Err(JwtError::UnknownKey(_)) => Err(Box::new(Decision::UnknownKey { provider: p })),

@@ -56,6 +56,11 @@ impl std::fmt::Debug for VerificationKey {
 pub struct KeySet {
     by_kid: HashMap<String, Vec<Arc<VerificationKey>>>,
     all: Vec<Arc<VerificationKey>>,
+    /// What the keys are (a hash of their published form): a verified token is reused from
+    /// the token cache only while its provider's keys are the same ones, so a key that a
+    /// rotation removes stops every token it signed at once. A refresh that brings the same
+    /// keys keeps the cache.
+    fingerprint: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +78,7 @@ impl KeySet {
     pub fn from_jwks(json: &str) -> Result<KeySet, KeySetError> {
         let set: JwkSet = serde_json::from_str(json).map_err(|e| KeySetError::Json(e.to_string()))?;
         let mut keys = KeySet::default();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for jwk in &set.keys {
             let family = match &jwk.algorithm {
                 AlgorithmParameters::RSA(_) => KeyFamily::Rsa,
@@ -85,8 +91,10 @@ impl KeySet {
                 _ => continue,
             };
             let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+            std::hash::Hash::hash(&serde_json::to_string(jwk).unwrap_or_default(), &mut hasher);
             keys.add(VerificationKey { kid: jwk.common.key_id.clone(), family, key });
         }
+        keys.fingerprint = std::hash::Hasher::finish(&hasher);
         if keys.all.is_empty() {
             return Err(KeySetError::Empty);
         }
@@ -97,7 +105,15 @@ impl KeySet {
     pub fn from_secret(secret: &[u8]) -> KeySet {
         let mut keys = KeySet::default();
         keys.add(VerificationKey { kid: None, family: KeyFamily::Hmac, key: DecodingKey::from_secret(secret) });
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(secret, &mut hasher);
+        keys.fingerprint = std::hash::Hasher::finish(&hasher);
         keys
+    }
+
+    /// See the field: equal for the same published keys.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     fn add(&mut self, key: VerificationKey) {

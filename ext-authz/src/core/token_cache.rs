@@ -19,8 +19,9 @@ use quick_cache::UnitWeighter;
 
 use super::jwt::Verified;
 
-/// Token → (provider index, verified claims), bounded by count.
-type Entries = Cache<Box<str>, (usize, Verified), UnitWeighter, RandomState>;
+/// Token → (provider index, the fingerprint of the keys that verified it, verified claims),
+/// bounded by count.
+type Entries = Cache<Box<str>, (usize, u64, Verified), UnitWeighter, RandomState>;
 
 pub struct TokenCache {
     /// `None` when caching is off.
@@ -35,18 +36,19 @@ impl TokenCache {
         TokenCache { entries }
     }
 
-    /// The provider index and claims of a token verified earlier and still valid at `now`.
-    pub fn get(&self, token: &str, now: u64) -> Option<(usize, Verified)> {
-        let (provider, verified) = self.entries.as_ref()?.get(token)?;
-        verified.valid_until.is_some_and(|until| now < until).then_some((provider, verified))
+    /// The provider index, key fingerprint and claims of a token verified earlier and still
+    /// valid at `now` (the caller checks the keys are still the same ones).
+    pub fn get(&self, token: &str, now: u64) -> Option<(usize, u64, Verified)> {
+        let (provider, keys, verified) = self.entries.as_ref()?.get(token)?;
+        verified.valid_until.is_some_and(|until| now < until).then_some((provider, keys, verified))
     }
 
     /// Remembers a verified token; tokens without `exp` are not cached (they never expire).
     /// At capacity the coldest entries go; expired ones are never answered and age out.
-    pub fn insert(&self, token: &str, provider: usize, verified: &Verified, _now: u64) {
+    pub fn insert(&self, token: &str, provider: usize, keys: u64, verified: &Verified, _now: u64) {
         let Some(entries) = &self.entries else { return };
         if verified.valid_until.is_some() {
-            entries.insert(token.into(), (provider, verified.clone()));
+            entries.insert(token.into(), (provider, keys, verified.clone()));
         }
     }
 
@@ -72,13 +74,13 @@ mod tests {
     #[test]
     fn until_expiry_and_bounded() {
         let cache = TokenCache::new(2);
-        cache.insert("t1", 0, &verified(Some(100)), 10);
+        cache.insert("t1", 0, 7, &verified(Some(100)), 10);
         assert!(cache.get("t1", 99).is_some());
         assert!(cache.get("t1", 100).is_none());
-        cache.insert("no-exp", 0, &verified(None), 10);
+        cache.insert("no-exp", 0, 7, &verified(None), 10);
         assert!(cache.get("no-exp", 11).is_none());
-        cache.insert("t2", 0, &verified(Some(100)), 10);
-        cache.insert("t3", 1, &verified(Some(100)), 10);
+        cache.insert("t2", 0, 7, &verified(Some(100)), 10);
+        cache.insert("t3", 1, 7, &verified(Some(100)), 10);
         assert!(cache.len() <= 2);
         assert_eq!(cache.get("t3", 11).unwrap().0, 1);
         assert!(TokenCache::new(0).get("t1", 11).is_none());
@@ -88,7 +90,7 @@ mod tests {
     fn stays_bounded_and_answers_when_full() {
         let cache = TokenCache::new(10_000);
         for i in 0..100_000 {
-            cache.insert(&format!("token-{i}"), 0, &verified(Some(100)), 10);
+            cache.insert(&format!("token-{i}"), 0, 7, &verified(Some(100)), 10);
             assert!(cache.len() <= 10_000);
         }
         assert!(cache.len() > 5_000, "{}", cache.len());
@@ -98,7 +100,7 @@ mod tests {
     #[test]
     fn only_the_exact_token_hits() {
         let cache = TokenCache::new(10);
-        cache.insert("header.payload.signature", 0, &verified(Some(100)), 10);
+        cache.insert("header.payload.signature", 0, 7, &verified(Some(100)), 10);
         assert!(cache.get("header.payload.signature", 11).is_some());
         assert!(cache.get("header.payload.signaturE", 11).is_none());
         assert!(cache.get("header.payload.signature ", 11).is_none());

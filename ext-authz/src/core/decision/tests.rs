@@ -261,12 +261,17 @@ fn unknown_keys_and_missing_keys_are_not_denials() {
 
 #[test]
 fn verified_tokens_are_cached_until_expiry() {
-    let mut w = World::new();
-    let bearer = format!("Bearer {}", w.token(json!({})));
-    allowed(w.check("/any", &[("authorization", &bearer)]));
-    // With the keys gone, only the cache can allow it.
+    let w = World::new();
+    let token = w.token(json!({}));
+    allowed(w.check("/any", &[("authorization", &format!("Bearer {token}"))]));
+    // Remembered with the keys that verified it, until its exp (NOW + 300, plus the leeway).
+    let (provider, keys, _) = w.cache.get(&token, NOW).expect("cached");
+    assert_eq!((provider, Some(keys)), (0, w.keys[0].as_ref().map(|k| k.fingerprint())));
+    assert!(w.cache.get(&token, NOW + 3600).is_none());
+    // Without keys (none loaded yet), a cached token is not taken on trust either.
+    let mut w = w;
     w.keys = vec![None];
-    allowed(w.check("/any", &[("authorization", &bearer)]));
+    assert!(matches!(w.check("/any", &[("authorization", &format!("Bearer {token}"))]), Decision::Unavailable(_)));
 }
 
 #[test]
@@ -377,4 +382,20 @@ fn a_client_authorization_header_does_not_ride_along_with_a_session() {
     world.engine.sessions.as_mut().unwrap().pass_client_authorization = true;
     let allow = allowed(with_session(&world, "GET", &[("authorization", "Bearer client-made")]));
     assert!(!allow.remove.contains(&"authorization".to_string()));
+}
+
+#[test]
+fn a_cached_token_stops_when_its_key_is_rotated_away_and_survives_a_refresh_of_the_same_keys() {
+    let mut world = World::new();
+    let token = world.token(json!({}));
+    let auth = format!("Bearer {token}");
+    assert!(matches!(world.check("/orders/1", &[("authorization", &auth)]), Decision::Allow(_)));
+    // A refresh that brings the same keys: the cached verification still counts.
+    world.keys = vec![Some(Arc::new(KeySet::from_jwks(&jwks(&[&world.key])).unwrap()))];
+    assert!(matches!(world.check("/orders/1", &[("authorization", &auth)]), Decision::Allow(_)));
+    // The key is rotated away (same kid, another key): the cached token no longer passes.
+    let other = SigningKey::rsa("k1", Algorithm::RS256, include_str!("../../../tests/fixtures/rsa-b.pem"));
+    world.keys = vec![Some(Arc::new(KeySet::from_jwks(&jwks(&[&other])).unwrap()))];
+    let deny = denied(world.check("/orders/1", &[("authorization", &auth)]));
+    assert_eq!((deny.status, deny.reason), (401, "invalid_token"));
 }
