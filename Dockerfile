@@ -8,9 +8,12 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
+# The services are built on their own: built together with e2e, cargo would unify e2e's
+# `test-util` features into them and compile the test support into the shipped binaries.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p ratelimit -p ext-authz -p e2e --bin ratelimit --bin ext-authz --bin demo-backend \
+    cargo build --release --locked -p ratelimit -p ext-authz --bin ratelimit --bin ext-authz \
+ && cargo build --release --locked -p e2e --bin demo-backend \
  && mkdir -p /out && cp target/release/ratelimit target/release/ext-authz target/release/demo-backend /out/
 
 # /bin/ratelimit, where envoyproxy/ratelimit's image has it: Envoy Gateway runs that path as its

@@ -13,4 +13,6 @@ pub mod oidc;
 pub mod outcome;
 pub mod provider_body;
 pub mod service;
+/// Signing keys and JWKS for tests: only with the `test-util` feature (test code, e2e, bench).
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;

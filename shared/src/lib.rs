@@ -24,5 +24,8 @@ pub mod reload;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+/// Test support (real Redis, OpenID Provider and Envoy processes, free ports): only with the
+/// `test-util` feature, which only test code and the e2e/bench crates turn on.
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod tls;

@@ -234,6 +234,11 @@ fn the_ratelimit_image_runs_where_envoy_gateway_calls_it() {
     let entrypoint = stage.iter().find(|l| l.starts_with("ENTRYPOINT ")).expect("an entrypoint");
     let command: Vec<String> = serde_json::from_str(entrypoint.trim_start_matches("ENTRYPOINT ")).unwrap();
     assert_eq!(command, ["/bin/ratelimit"], "no arguments: Envoy Gateway passes none");
+    // The services are built without the test crates, so e2e's `test-util` features are not
+    // unified into them (the test support stays out of the shipped binaries).
+    let build = dockerfile_stage("build").join(" ");
+    let service_build = build.split("cargo build").find(|c| c.contains("-p ratelimit")).expect("the services' build");
+    assert!(!service_build.contains("-p e2e") && !service_build.contains("-p bench"), "{service_build}");
     let health = stage.iter().find(|l| l.starts_with("HEALTHCHECK ")).expect("a health check");
     let probe: Vec<String> = serde_json::from_str(&health[health.find('[').unwrap()..]).unwrap();
     assert!(copied.contains(&probe[0].as_str()), "{probe:?}");
