@@ -18,11 +18,7 @@ use crate::metrics::Metrics;
 use crate::oidc::{Oidc, OidcSetupError, SessionLookup};
 use crate::outcome::Outcome;
 
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
-}
+pub use shared::clock::{system_clock, Clock};
 
 /// What a config load puts in service, swapped as a whole.
 pub struct Policy {

@@ -262,12 +262,12 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
             matches!(authorizer.check(&request, "grpc").await, ext_authz::outcome::Outcome::Allow(_))
         }
     };
-    poll(|| allowed(token_a.clone())).await;
+    shared::testing::eventually("token A allowed", Duration::from_secs(10), || allowed(token_a.clone())).await;
 
     // The swap: rename a new link over the old one, as Kubernetes does for a mounted Secret.
     std::os::unix::fs::symlink("b.json", d.join("keys.tmp")).unwrap();
     std::fs::rename(d.join("keys.tmp"), d.join("keys.json")).unwrap();
-    poll(|| allowed(token_b.clone())).await;
+    shared::testing::eventually("the swap seen", Duration::from_secs(10), || allowed(token_b.clone())).await;
     // The old key is gone: for a new token of it, and for one verified (and cached) before the
     // swap — cached verifications count only while the keys are the same ones.
     let fresh_a = a.sign(&json!({"iss": "files", "sub": "v", "exp": now() + 600}));
@@ -287,17 +287,4 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
     }
     assert!(allowed(token_b).await, "the last good keys stay in service");
     running.shutdown().await;
-}
-
-/// Polls `check` until it holds (10 s deadline).
-async fn poll<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use shared::health::Health;
@@ -57,11 +57,7 @@ pub struct LimiterOptions {
     pub store_health: bool,
 }
 
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
-}
+pub use shared::clock::{system_clock, Clock};
 
 pub struct RateLimiter {
     loaded: ArcSwapOption<Loaded>,

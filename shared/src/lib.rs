@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bounded_yaml;
+pub mod clock;
 pub mod env;
 pub mod health;
 pub mod metrics;

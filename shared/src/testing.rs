@@ -23,6 +23,20 @@ pub fn wait_until_listening(port: u16, within: std::time::Duration) -> bool {
     true
 }
 
+/// Polls `check` every 20 ms until it holds; panics naming `what` after `within`. The way
+/// tests wait for something to happen — never a fixed sleep before an assertion.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How a child process started: listening on its port, or exited first (its status).
 #[derive(Debug)]
 pub enum Started {

@@ -251,13 +251,7 @@ impl Harness {
     }
 
     pub async fn eventually<F: FnMut() -> bool>(&self, mut check: F) {
-        for _ in 0..100 {
-            if check() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("condition not reached within 5 s");
+        shared::testing::eventually("the condition", Duration::from_secs(5), || std::future::ready(check())).await;
     }
 
     pub async fn stop(mut self) {

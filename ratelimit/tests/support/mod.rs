@@ -165,13 +165,9 @@ impl Harness {
 
     /// Waits (bounded) until `check` holds, polling; for hot reloads.
     pub async fn eventually<F: FnMut(&Running) -> bool>(&self, mut check: F) {
-        for _ in 0..100 {
-            if check(self.running()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("condition not reached within 2 s");
+        let running = self.running();
+        shared::testing::eventually("the condition", Duration::from_secs(5), || std::future::ready(check(running)))
+            .await;
     }
 
     pub async fn stop(mut self) {
