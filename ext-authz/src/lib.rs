@@ -1,4 +1,16 @@
 //! `ext-authz`: Envoy's external authorization service.
+//!
+//! - [`core`]: pure — requests and paths, routes, JWT verification, API keys, identity
+//!   headers, the decision, the token cache, and the login session rules (sealing, cookies,
+//!   login/logout protocol, revocations). No network, no clock of its own.
+//! - [`service`]: the authorizer (policy + keys + API keys + cache + logins), resolving the
+//!   engine's intermediate requests into an [`outcome::Outcome`].
+//! - [`grpc`], [`http`]: the protocol adapters (Envoy's gRPC and HTTP ext_authz modes, health,
+//!   metrics); they see only final outcomes.
+//! - [`jwks`], [`provider_body`]: key sets from providers (discovery, URIs, files), bounded.
+//! - [`oidc`]: browser logins — provider calls, callback, sessions, refresh, logout, stores.
+//! - [`config`], [`key_files`]: the config file and API key files; [`app`]: start, reload, stop.
+//! - [`metrics`]; `testing` only with the `test-util` feature.
 #![forbid(unsafe_code)]
 
 pub mod app;

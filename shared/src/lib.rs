@@ -2,7 +2,7 @@
 //!
 //! - [`bounded_yaml`]: size, nesting and alias bounds on every YAML file read.
 //! - [`reload`]: the one way reloadable files are watched, read off the serving threads and swapped.
-//! - [`env`]: read settings from the environment through a seam, reporting every bad value.
+//! - [`mod@env`]: read settings from the environment through a seam, reporting every bad value.
 //! - [`telemetry`]: tracing with the reference's `LOG_LEVEL` / `LOG_FORMAT`.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`proto`]: JSON values as protobuf Structs (Envoy dynamic metadata).
@@ -12,6 +12,9 @@
 //! - [`redis`]: Redis connections (single, cluster, sentinel; TCP, unix, TLS, auth).
 //! - [`serve`]: gRPC and HTTP servers on pre-bound listeners: graceful stop that waits for calls
 //!   in progress (never for idle connections), HTTP header-read timeouts, the open-files limit.
+//! - [`clock`]: the injected "now" both services read.
+//! - `testing` (only with the `test-util` feature): real Redis, OpenID Provider and Envoy
+//!   processes for tests, free ports, polling with a deadline.
 #![forbid(unsafe_code)]
 
 pub mod bounded_yaml;
