@@ -133,7 +133,7 @@ impl<'a> Cookies<'a> {
         self.pairs.iter().map(|p| p.name)
     }
 
-    /// The values that may hold what [`write`] stored under `name`, most likely first: every
+    /// The values that may hold what [`write()`] stored under `name`, most likely first: every
     /// non-empty plain value, then the chunks joined taking each chunk's first copy, then its
     /// last copy (a shadowing set of chunks comes first or last, never interleaved). Distinct,
     /// and at most [`MAX_CANDIDATES`].
