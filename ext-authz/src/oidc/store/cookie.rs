@@ -47,7 +47,8 @@ impl CookieStore {
         cap: usize,
     ) -> Result<CookieStore, RevocationFileError> {
         let mut revoked = Revoked::new(cap);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        // Expiry of what the file holds is judged by the system clock at start.
+        let now = (shared::clock::system_clock())();
         let log = match revocations_file {
             Some(path) => {
                 let (log, entries) = RevocationLog::open(&path)?;
