@@ -96,13 +96,16 @@ impl Oidc {
     }
 
     /// The session cookie values of a request worth a store call: every value presented (a
-    /// shadowing cookie must not hide ours), those we did not seal skipped for free, and at most
-    /// [`MAX_STORE_LOOKUPS`] authentic ones.
+    /// shadowing cookie must not hide ours), at most [`MAX_STORE_LOOKUPS`] of them. Only when
+    /// there are more are those we did not seal dropped first (an authentication each; the
+    /// usual single cookie is not opened twice — a store refuses a forged value without I/O).
     fn presented_sessions(&self, request: &AuthRequest) -> Vec<String> {
         let cookies = Cookies::parse(request.header("cookie"));
         let mut values = cookies.candidates(&self.settings().cookie_name);
-        values.retain(|value| self.store.authentic(value));
-        values.truncate(MAX_STORE_LOOKUPS);
+        if values.len() > MAX_STORE_LOOKUPS {
+            values.retain(|value| self.store.authentic(value));
+            values.truncate(MAX_STORE_LOOKUPS);
+        }
         values
     }
 

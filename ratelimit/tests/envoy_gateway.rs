@@ -225,13 +225,20 @@ static_resources:
     )
 }
 
-fn get(port: u16, path: &str, user: &str) -> u16 {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("x-user-id: {user}")])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+/// One HTTP/1.1 GET on loopback (with `x-user-id` when given): the status and the body.
+fn get(port: u16, path: &str, user: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    let user = user.map(|u| format!("x-user-id: {u}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: app\r\n{user}Connection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_string()))
+}
+
+fn status(port: u16, path: &str, user: &str) -> u16 {
+    get(port, path, Some(user)).0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,26 +319,26 @@ async fn runs_as_envoy_gateways_rate_limit_deployment() {
     let (listen, backend, admin) = (free_port(), free_port(), free_port());
     let _envoy = Envoy::start(&envoy_config(listen, backend, admin, service.grpc, &work), admin);
     // Per user, 2 an hour: 200, 200, then 429; another user is counted apart.
-    let limited: Vec<u16> = (0..3).map(|_| get(listen, "/limited", "alice")).collect();
+    let limited: Vec<u16> = (0..3).map(|_| status(listen, "/limited", "alice")).collect();
     let stats = || {
-        let out = Command::new("curl").arg("-s").arg(format!("http://127.0.0.1:{admin}/stats")).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
+        get(admin, "/stats", None)
+            .1
             .lines()
             .filter(|l| l.contains("ratelimit") && !l.ends_with(": 0"))
             .collect::<Vec<_>>()
             .join("\n")
     };
     assert_eq!(limited, [200, 200, 429], "{}\n{}", service.stderr(), stats());
-    assert_eq!(get(listen, "/limited", "bob"), 200);
+    assert_eq!(status(listen, "/limited", "bob"), 200);
     // Shadow mode: counted, never refused.
-    let shadow: Vec<u16> = (0..3).map(|_| get(listen, "/shadow", "alice")).collect();
+    let shadow: Vec<u16> = (0..3).map(|_| status(listen, "/shadow", "alice")).collect();
     assert_eq!(shadow, [200, 200, 200]);
     // A rule's cost (hits_addend 2) against 3 an hour: the second request is over.
-    let cost: Vec<u16> = (0..2).map(|_| get(listen, "/cost", "alice")).collect();
+    let cost: Vec<u16> = (0..2).map(|_| status(listen, "/cost", "alice")).collect();
     assert_eq!(cost, [200, 429], "{}", stats());
     // Envoy Gateway's dashboards read these series from PROMETHEUS_ADDR.
-    let metrics = Command::new("curl").arg("-s").arg(format!("http://127.0.0.1{prometheus}/metrics")).output().unwrap();
-    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    let metrics_port: u16 = prometheus.trim_start_matches(':').parse().unwrap();
+    let metrics = get(metrics_port, "/metrics", None).1;
     for series in [
         "ratelimit_service_rate_limit_total_hits",
         "ratelimit_service_rate_limit_over_limit",

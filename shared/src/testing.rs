@@ -155,24 +155,19 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (scripts/install-deps.sh installs it)");
-        for _ in 0..300 {
-            // Exited: most likely the port was taken; someone else may be answering on it.
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
+        // Exited first: most likely the port was taken (someone else may be answering on it).
+        match wait_for_child(&mut child, self.port, Duration::from_secs(3)) {
+            Started::Listening => {
+                self.child = Some(child);
+                true
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                // Accepting, and still ours.
-                if let Ok(None) = child.try_wait() {
-                    self.child = Some(child);
-                    return true;
-                }
-                return false;
+            Started::Exited(_) => false,
+            Started::TimedOut => {
+                let _ = child.kill();
+                let _ = child.wait();
+                false
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
     }
 
     pub fn stop(&mut self) {

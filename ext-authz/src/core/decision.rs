@@ -69,19 +69,14 @@ pub struct SessionPolicy {
 }
 
 impl SessionPolicy {
-    /// A state-changing request riding on a session cookie must come from one of our origins:
-    /// its `Origin` says so, or (without one) the browser's `Sec-Fetch-Site` does. A request
-    /// with neither proves nothing and is refused (browsers since 2020 send one or the other).
+    /// A state-changing request riding on a session cookie must come from one of our origins
+    /// (see [`from_our_origin`]); a user-initiated one (`Sec-Fetch-Site: none`) passes too.
     pub fn cross_site(&self, request: &AuthRequest) -> bool {
         let Some(origins) = &self.csrf_origins else { return false };
         if matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             return false;
         }
-        match (request.header("origin"), request.header("sec-fetch-site")) {
-            (Some(origin), _) => !origins.iter().any(|o| o.eq_ignore_ascii_case(origin.trim())),
-            (None, Some(site)) => !matches!(site.trim(), "same-origin" | "none"),
-            (None, None) => true,
-        }
+        !from_our_origin(request, origins, true)
     }
 
     pub fn is_our_cookie(&self, name: &str) -> bool {
@@ -501,6 +496,18 @@ impl Deny {
     }
 }
 
+/// Whether a request proves it comes from one of `origins`: its `Origin` is one of them, or,
+/// without an `Origin`, the browser's `Sec-Fetch-Site` says same-origin (or `none`, a user's
+/// own navigation, when `user_initiated_ok`). A request with neither proves nothing (browsers
+/// since 2020 send one or the other).
+pub fn from_our_origin(request: &AuthRequest, origins: &[String], user_initiated_ok: bool) -> bool {
+    match (request.header("origin"), request.header("sec-fetch-site")) {
+        (Some(origin), _) => origins.iter().any(|o| o.eq_ignore_ascii_case(origin.trim())),
+        (None, Some(site)) => site.trim() == "same-origin" || (user_initiated_ok && site.trim() == "none"),
+        (None, None) => false,
+    }
+}
+
 /// Whether a value may go into a response header as it is: visible ASCII, spaces and tabs.
 /// The last line of defence before Envoy: every value from a request is checked or encoded long
 /// before, and one that is not fit here is dropped (and logged) rather than sent.
@@ -509,8 +516,7 @@ pub fn is_header_value(text: &str) -> bool {
 }
 
 /// The values of `values` fit for a header; the others are logged and dropped.
-pub fn fit_for_headers<'v>(name: &str, values: &'v [String]) -> impl Iterator<Item = &'v String> + 'v {
-    let name = name.to_string();
+pub fn fit_for_headers<'v>(name: &'static str, values: &'v [String]) -> impl Iterator<Item = &'v String> + 'v {
     values.iter().filter(move |value| {
         let fit = is_header_value(value);
         if !fit {

@@ -4,7 +4,7 @@
 
 use super::Oidc;
 use crate::config::LogoutGet;
-use crate::core::decision::{deny, Deny, ErrorCode, Redirect};
+use crate::core::decision::{deny, from_our_origin, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::login::{end_session_url, wants_login_redirect};
 use crate::core::session::logout::{check_logout_token, LogoutTokenError};
@@ -35,7 +35,7 @@ impl Oidc {
             }
             _ => return Outcome::Deny(post_only("sign out with a POST to this path")),
         }
-        if request.method == "POST" && !self.same_origin(request) {
+        if request.method == "POST" && !from_our_origin(request, &settings.origins, false) {
             return Outcome::Deny(deny(
                 403,
                 ErrorCode::Forbidden,
@@ -80,18 +80,6 @@ impl Oidc {
             _ => settings.post_logout_redirect.clone(),
         };
         Outcome::Redirect(Redirect { location, set_cookies, reason: "logout" })
-    }
-
-    /// A POST from one of our origins: its `Origin` is configured, or, without one, the
-    /// browser's `Sec-Fetch-Site` says same-origin. A request with neither proves nothing and
-    /// is refused.
-    fn same_origin(&self, request: &AuthRequest) -> bool {
-        let origins = &self.settings().origins;
-        match (request.header("origin"), request.header("sec-fetch-site")) {
-            (Some(origin), _) => origins.iter().any(|o| o.eq_ignore_ascii_case(origin.trim())),
-            (None, Some(site)) => site.trim() == "same-origin",
-            (None, None) => false,
-        }
     }
 
     /// A path on the gateway as an absolute URL (the provider needs one), on the configured

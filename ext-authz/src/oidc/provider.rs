@@ -211,6 +211,27 @@ impl OidcProvider {
 
     /// Verifies a token signed by the provider for this client: signature with the provider's
     /// keys (re-fetched once for an unknown `kid`), `iss`, `aud` = our client id, `exp`.
+    /// The provider's whole part of one request under one deadline (`timeout`), so a slow
+    /// provider gives our 503 before the gateway's own timeout: `tokens` (a code exchange or a
+    /// refresh), then the verification of the ID token they bring, if any.
+    pub async fn tokens_with_claims(
+        &self,
+        tokens: impl std::future::Future<Output = Result<TokenSet, ProviderError>>,
+        now: u64,
+    ) -> Result<(TokenSet, Option<Result<Arc<Value>, ProviderError>>), ProviderError> {
+        let timeout = self.settings.timeout;
+        tokio::time::timeout(timeout, async {
+            let tokens = tokens.await?;
+            let claims = match tokens.id_token.as_deref() {
+                Some(id_token) => Some(self.verify(id_token, now, true).await),
+                None => None,
+            };
+            Ok((tokens, claims))
+        })
+        .await
+        .unwrap_or_else(|_| Err(ProviderError::Unavailable(format!("no answer within {timeout:?}"))))
+    }
+
     pub async fn verify(&self, token: &str, now: u64, require_exp: bool) -> Result<Arc<Value>, ProviderError> {
         let policy = JwtPolicy {
             issuer: self.settings.issuer.clone(),

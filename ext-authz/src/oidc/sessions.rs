@@ -118,19 +118,7 @@ impl Oidc {
             return Refreshed::Kept(session);
         }
         let Some(refresh_token) = session.refresh_token.clone() else { return Refreshed::Kept(session) };
-        let timeout = self.settings().timeout;
-        // The refresh and the check of its ID token run under one deadline (the provider's
-        // whole part of this request), so a slow provider never outlasts the gateway's timeout.
-        let refreshed = tokio::time::timeout(timeout, async {
-            let tokens = self.provider.refresh(&refresh_token).await?;
-            let claims = match tokens.id_token.as_deref() {
-                Some(id_token) => Some(self.provider.verify(id_token, now, true).await),
-                None => None,
-            };
-            Ok::<_, ProviderError>((tokens, claims))
-        })
-        .await
-        .unwrap_or_else(|_| Err(ProviderError::Unavailable(format!("no answer within {timeout:?}"))));
+        let refreshed = self.provider.tokens_with_claims(self.provider.refresh(&refresh_token), now).await;
         match refreshed {
             Ok((tokens, claims)) => {
                 let mut fresh = session;

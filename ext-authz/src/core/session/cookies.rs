@@ -144,10 +144,12 @@ impl<'a> Cookies<'a> {
                 out.push(value);
             }
         };
-        for value in self.values(name) {
+        for value in self.values(name).take(MAX_CANDIDATES) {
             add(value.to_string());
         }
-        for pick_last in [false, true] {
+        // Chunks are rare (a session over 3800 bytes): look for them only when there are some.
+        let chunked = self.pairs.iter().any(|p| is_chunk_of(p.name, name));
+        for pick_last in [false, true].into_iter().filter(|_| chunked) {
             let mut joined = String::new();
             for index in 0..MAX_CHUNKS {
                 let chunk_name = chunk_name(name, index);
