@@ -141,21 +141,37 @@ fn every_kustomization_renders_and_its_core_objects_validate() {
             let checked = validate_gateway_resources(&gateway.join("\n---\n"));
             assert!(checked.status.success(), "{target}: {}{}", checked.stdout, checked.stderr);
         }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("core.yaml");
-        std::fs::write(&path, core.join("\n---\n")).unwrap();
-        let validate = Command::new(workspace_root().join(".venv/bin/kubernetes-validate"))
-            .args(["--strict", "--quiet"])
-            .arg(&path)
-            .output()
-            .expect("kubernetes-validate (scripts/install-deps.sh installs it)");
-        assert!(
-            validate.status.success(),
-            "{target}: {}{}",
-            String::from_utf8_lossy(&validate.stdout),
-            String::from_utf8_lossy(&validate.stderr)
-        );
+        let validate = validate_core_objects(&core.join("\n---\n"));
+        assert!(validate.status.success(), "{target}: {}{}", validate.stdout, validate.stderr);
     }
+}
+
+/// kubernetes-validate (strict) on core Kubernetes objects.
+fn validate_core_objects(yaml: &str) -> Checked {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("core.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let output = Command::new(workspace_root().join(".venv/bin/kubernetes-validate"))
+        .args(["--strict", "--quiet"])
+        .arg(&path)
+        .output()
+        .expect("kubernetes-validate (scripts/install-deps.sh installs it)");
+    Checked {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The core-object check catches a planted mistake too.
+#[test]
+fn the_core_schemas_catch_a_planted_mistake() {
+    let base = std::fs::read_to_string(workspace_root().join("k8s/base/ratelimit.yaml")).unwrap();
+    assert!(validate_core_objects(&base).status.success());
+    let planted = base.replacen("replicas: 2", "replicas: two", 1);
+    assert_ne!(planted, base);
+    let checked = validate_core_objects(&planted);
+    assert!(!checked.status.success(), "the mistake passed: {}", checked.stdout);
 }
 
 #[test]
