@@ -50,9 +50,7 @@ impl RateLimitTarget {
             }
         }
         let settings = ratelimit::settings::Settings::from_env(&env).expect("bench settings");
-        let running = ratelimit::start(settings, Arc::new(env), ratelimit::service::system_clock())
-            .await
-            .expect("ratelimit starts");
+        let running = ratelimit::start(settings, ratelimit::service::system_clock()).await.expect("ratelimit starts");
         RateLimitTarget { running, _config: dir }
     }
 

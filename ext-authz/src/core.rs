@@ -7,6 +7,7 @@ pub mod decision;
 pub mod identity;
 pub mod jwt;
 pub mod path;
+pub mod random;
 pub mod request;
 pub mod routes;
 pub mod session;

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::env::Env;
 use shared::health::Health;
 use shared::redis::{RedisPool, RedisSetupError};
 use shared::serve::{self, bind, split_host_port, BindError, Servers};
@@ -17,7 +16,7 @@ use crate::grpc::RateLimitGrpc;
 use crate::loader::ConfigTree;
 use crate::metrics::Metrics;
 use crate::provider::{FileProvider, Installer};
-use crate::service::{Clock, LimiterOptions, RateLimiter};
+use crate::service::{Clock, RateLimiter};
 use crate::settings::{Backend, Settings};
 use crate::store::{CounterStore, MemoryStore, RedisStore};
 
@@ -59,7 +58,7 @@ impl Running {
 
 /// Starts everything. Like the reference, the store is reached and the first config load is
 /// attempted before any port is opened.
-pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Result<Running, StartError> {
+pub async fn start(settings: Settings, clock: Clock) -> Result<Running, StartError> {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
@@ -98,18 +97,11 @@ pub async fn start(settings: Settings, env: Arc<dyn Env>, clock: Clock) -> Resul
         }
     };
 
-    let options = LimiterOptions {
-        stop_increment_when_over_limit: settings.stop_increment_when_over_limit,
-        failure_mode: settings.failure_mode,
-        expiration_jitter_max_seconds: settings.expiration_jitter_max_seconds,
-        local_cache_size_in_bytes: settings.local_cache_size_in_bytes,
-        store_health: settings.redis_health_check_active_connection,
-    };
-    let limiter = Arc::new(RateLimiter::new(store, options, metrics, health.clone(), clock.clone()));
+    let limiter = Arc::new(RateLimiter::new(store, settings.limiter.clone(), metrics, health.clone(), clock.clone()));
 
     let installer = Installer {
         limiter: limiter.clone(),
-        env,
+        reloadable: settings.reloadable.clone(),
         health: health.clone(),
         track_config_health: settings.healthy_with_at_least_one_config_loaded,
     };

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use shared::bounded_yaml::{self, ReadYamlError, YamlLimits};
 
 use crate::core::config::ConfigSource;
-use crate::settings::RuntimeSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
@@ -19,6 +18,17 @@ pub enum LoaderError {
     Directory { path: PathBuf, source: std::io::Error },
     #[error("cannot read config file {path}: {source}")]
     File { path: PathBuf, source: ReadYamlError },
+}
+
+/// Where the config files are (the reference's `RUNTIME_*` settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeSettings {
+    pub root: PathBuf,
+    pub subdirectory: String,
+    pub app_directory: String,
+    pub watch_root: bool,
+    pub ignore_dotfiles: bool,
+    pub poll_interval: std::time::Duration,
 }
 
 /// The config file tree.

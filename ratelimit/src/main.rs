@@ -1,7 +1,6 @@
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use ratelimit::settings::{evaluation_settings, help_text, Settings};
+use ratelimit::settings::{help_text, merge_domains, Settings};
 use shared::env::ProcessEnv;
 use shared::telemetry::{self, LogFormat};
 
@@ -32,7 +31,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("validate") if args.len() > 1 => {
-            let merge = evaluation_settings(&ProcessEnv).map(|s| s.merge_domains).unwrap_or(false);
+            let merge = merge_domains(&ProcessEnv);
             let (report, ok) = ratelimit::validate::validate(&args[1..], merge);
             if ok {
                 print!("{report}");
@@ -61,7 +60,7 @@ fn run() -> ExitCode {
     shared::serve::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     runtime.block_on(async {
-        let running = match ratelimit::start(settings, Arc::new(ProcessEnv), ratelimit::service::system_clock()).await {
+        let running = match ratelimit::start(settings, ratelimit::service::system_clock()).await {
             Ok(running) => running,
             Err(e) => {
                 tracing::error!("ratelimit failed to start: {e}");

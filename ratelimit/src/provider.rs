@@ -1,12 +1,11 @@
 //! Where configs come from, and what happens when one arrives. Two providers feed the limiter:
 //! the file tree (polled for changes) and an xDS server (see `xds.rs`). Both go through
 //! [`Installer`], so a load behaves the same whatever its source: the reloadable settings are
-//! re-read, a success swaps the config atomically, a failure keeps the last good one; both are
+//! applied, a success swaps the config atomically, a failure keeps the last good one; both are
 //! logged and counted.
 
 use std::sync::Arc;
 
-use shared::env::Env;
 use shared::health::Health;
 use shared::reload;
 use tokio::sync::{oneshot, watch};
@@ -14,12 +13,13 @@ use tokio::sync::{oneshot, watch};
 use crate::core::RateLimitConfig;
 use crate::loader::ConfigTree;
 use crate::service::RateLimiter;
-use crate::settings::{evaluation_settings, ReloadableSettings};
+use crate::service::ReloadableSettings;
 
 #[derive(Clone)]
 pub struct Installer {
     pub limiter: Arc<RateLimiter>,
-    pub env: Arc<dyn Env>,
+    /// Applied with every config (read once at start: the environment does not change).
+    pub reloadable: ReloadableSettings,
     pub health: Health,
     /// `HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED`.
     pub track_config_health: bool,
@@ -34,13 +34,10 @@ impl Installer {
         build: impl FnOnce(bool) -> Result<RateLimitConfig, String>,
     ) -> Result<(), String> {
         let metrics = self.limiter.metrics();
-        let result = evaluation_settings(self.env.as_ref())
-            .map_err(|e| e.to_string())
-            .and_then(|reloadable: ReloadableSettings| Ok((build(reloadable.merge_domains)?, reloadable)));
-        match result {
-            Ok((config, reloadable)) => {
+        match build(self.reloadable.merge_domains) {
+            Ok(config) => {
                 let (domains, limits) = (config.domain_count(), config.limits().len());
-                self.limiter.install(config, reloadable);
+                self.limiter.install(config, self.reloadable.clone());
                 metrics.config_load_success.inc();
                 if self.track_config_health {
                     self.health.set("config", domains > 0);

@@ -15,7 +15,6 @@ use crate::core::evaluate::{
 use crate::core::{RateLimitConfig, RateLimitRequest};
 use crate::local_cache::LocalCache;
 use crate::metrics::{LimitStats, Metrics};
-use crate::settings::{FailureMode, ReloadableSettings};
 use crate::store::{CounterStore, CounterUpdate, StoreError};
 
 /// Errors a call can end with. The texts of the first three are the reference's.
@@ -46,8 +45,27 @@ pub struct Decision {
     pub dynamic_metadata: Option<Metadata>,
 }
 
+/// What a call answers when the store fails (`REDIS_FAILURE_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// The call fails with UNAVAILABLE and Envoy's `failure_mode_deny` decides.
+    Error,
+    Allow,
+    Deny,
+}
+
+/// The settings the reference re-reads at every config load, applied with each config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadableSettings {
+    pub evaluation: crate::core::evaluate::EvaluationSettings,
+    /// `MERGE_DOMAIN_CONFIG`: merge files that share a domain instead of rejecting them.
+    pub merge_domains: bool,
+    /// `RESPONSE_DYNAMIC_METADATA`.
+    pub dynamic_metadata: bool,
+}
+
 /// Fixed at start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LimiterOptions {
     pub stop_increment_when_over_limit: bool,
     pub failure_mode: FailureMode,

@@ -158,7 +158,7 @@ async fn grpc_on_a_unix_socket() {
     let mut env = base_env(&config);
     env.insert("GRPC_UDS".into(), socket.display().to_string());
     let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
-    let running = ratelimit::start(settings, std::sync::Arc::new(env), TestClock::new().as_clock()).await.unwrap();
+    let running = ratelimit::start(settings, TestClock::new().as_clock()).await.unwrap();
     assert_eq!(running.grpc_addr, None);
 
     let path = socket.clone();

@@ -4,7 +4,6 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
@@ -22,7 +21,7 @@ async fn start(extra: &[(&str, String)]) -> (ratelimit::Running, ConfigDir) {
         env.insert(k.to_string(), v.clone());
     }
     let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
-    let running = ratelimit::start(settings, Arc::new(env), TestClock::new().as_clock()).await.unwrap();
+    let running = ratelimit::start(settings, TestClock::new().as_clock()).await.unwrap();
     (running, config)
 }
 

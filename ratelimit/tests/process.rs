@@ -20,7 +20,8 @@ fn help_documents_every_setting() {
     let output = Command::new(BIN).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for (name, _, _) in ratelimit::settings::SETTINGS {
+    for setting in ratelimit::settings::vars::ALL {
+        let name = setting.name();
         assert!(help.contains(name), "--help does not mention {name}");
     }
     assert!(help.contains("ratelimit validate"));

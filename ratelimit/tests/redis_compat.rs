@@ -74,7 +74,7 @@ async fn two_instances_share_one_limit() {
     env.insert("REDIS_SOCKET_TYPE".into(), "tcp".into());
     env.insert("REDIS_URL".into(), redis.url());
     let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
-    let second = ratelimit::start(settings, std::sync::Arc::new(env), a.clock.as_clock()).await.unwrap();
+    let second = ratelimit::start(settings, a.clock.as_clock()).await.unwrap();
     let mut second_client =
         envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(
             format!("http://{}", second.grpc_addr.unwrap()),

@@ -5,7 +5,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -23,7 +22,7 @@ async fn start(extra: &[(&str, &str)]) -> Result<(ratelimit::Running, ConfigDir,
     }
     let settings = ratelimit::settings::Settings::from_env(&env).expect("valid settings");
     let clock = TestClock::new();
-    let running = ratelimit::start(settings, Arc::new(env), clock.as_clock()).await?;
+    let running = ratelimit::start(settings, clock.as_clock()).await?;
     Ok((running, config, clock))
 }
 

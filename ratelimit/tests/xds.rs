@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use envoy_types::pb::ratelimit::config::ratelimit::v3 as rl;
 use support::ads::AdsHarness;
 use support::*;
@@ -53,7 +51,7 @@ async fn start_service(ads_port: u16, extra: &[(&str, &str)]) -> (ratelimit::Run
     }
     let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
     let clock = TestClock::new();
-    let running = ratelimit::start(settings, Arc::new(env), clock.as_clock()).await.unwrap();
+    let running = ratelimit::start(settings, clock.as_clock()).await.unwrap();
     (running, clock)
 }
 

@@ -1,6 +1,11 @@
 //! Settings from environment variables, read through the [`Env`] seam so tests never touch the
 //! process environment. A reader parses every value and collects every error, so a user fixes
 //! all of them in one go instead of one per restart.
+//!
+//! Each setting is declared once, as a [`Setting`]: its name, its default (written as a user
+//! would write it, and parsed by the same parser as the user's value), its parser and its help
+//! line. The reader takes declarations, and `--help` is printed from the same declarations
+//! (see [`help_table`]), so the documented default is the default.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -56,6 +61,129 @@ impl fmt::Display for SettingsError {
     }
 }
 
+/// One environment variable: name, default, parser, help. Declared as a `const`; see the
+/// constructors for the kinds of value.
+pub struct Setting<T: 'static> {
+    pub name: &'static str,
+    /// The default as text, parsed by `parse` like a user's value; `""` means unset.
+    pub default: &'static str,
+    pub help: &'static str,
+    /// For a choice, the accepted spellings (compared case-insensitively).
+    pub choices: &'static [&'static str],
+    parse: fn(&'static [&'static str], &str) -> Result<T, String>,
+}
+
+impl<T> Setting<T> {
+    pub const fn new(
+        name: &'static str,
+        default: &'static str,
+        help: &'static str,
+        parse: fn(&'static [&'static str], &str) -> Result<T, String>,
+    ) -> Setting<T> {
+        Setting { name, default, help, choices: &[], parse }
+    }
+
+    /// The value `text` stands for, as this setting reads it.
+    pub fn parse(&self, text: &str) -> Result<T, String> {
+        (self.parse)(self.choices, text)
+    }
+}
+
+impl Setting<bool> {
+    /// Go's `strconv.ParseBool` spellings (see [`parse_go_bool`]).
+    pub const fn boolean(name: &'static str, default: &'static str, help: &'static str) -> Setting<bool> {
+        Setting::new(name, default, help, |_, v| parse_go_bool(v).ok_or_else(|| "expected true or false".into()))
+    }
+}
+
+impl Setting<Duration> {
+    /// Go's duration syntax (see [`parse_go_duration`]).
+    pub const fn duration(name: &'static str, default: &'static str, help: &'static str) -> Setting<Duration> {
+        Setting::new(name, default, help, |_, v| parse_go_duration(v))
+    }
+}
+
+impl Setting<String> {
+    /// Any text; `""` as default means unset (read it with [`EnvReader::optional`]).
+    pub const fn text(name: &'static str, default: &'static str, help: &'static str) -> Setting<String> {
+        Setting::new(name, default, help, |_, v| Ok(v.to_string()))
+    }
+}
+
+impl Setting<&'static str> {
+    /// One of `choices`, returned in its canonical spelling.
+    pub const fn choice(
+        name: &'static str,
+        default: &'static str,
+        choices: &'static [&'static str],
+        help: &'static str,
+    ) -> Setting<&'static str> {
+        Setting {
+            name,
+            default,
+            help,
+            choices,
+            parse: |choices, v| {
+                choices
+                    .iter()
+                    .find(|c| c.eq_ignore_ascii_case(v.trim()))
+                    .copied()
+                    .ok_or_else(|| format!("expected one of {}", choices.join(", ")))
+            },
+        }
+    }
+}
+
+impl<T: FromStr> Setting<T>
+where
+    T::Err: fmt::Display,
+{
+    /// A number (or anything else with `FromStr`), surrounding spaces allowed.
+    pub const fn number(name: &'static str, default: &'static str, help: &'static str) -> Setting<T> {
+        Setting::new(name, default, help, |_, v| v.trim().parse().map_err(|e: T::Err| e.to_string()))
+    }
+}
+
+/// What `--help` needs of a setting, whatever its type.
+pub trait Documented: Sync {
+    fn name(&self) -> &'static str;
+    fn default_text(&self) -> &'static str;
+    fn help(&self) -> &'static str;
+    /// Whether the declared default parses (a test runs this over every declaration).
+    fn default_parses(&self) -> Result<(), String>;
+}
+
+impl<T: 'static> Documented for Setting<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn default_text(&self) -> &'static str {
+        self.default
+    }
+    fn help(&self) -> &'static str {
+        self.help
+    }
+    fn default_parses(&self) -> Result<(), String> {
+        if self.default.is_empty() {
+            return Ok(());
+        }
+        self.parse(self.default).map(drop).map_err(|e| format!("{}: default {:?}: {e}", self.name, self.default))
+    }
+}
+
+/// The `--help` lines of `settings`, in order: name, help, default.
+pub fn help_table(settings: &[&dyn Documented]) -> String {
+    let mut out = String::new();
+    for setting in settings {
+        let default = match setting.default_text() {
+            "" => "\"\"",
+            text => text,
+        };
+        out.push_str(&format!("    {}\n        {}\n        default: {default}\n", setting.name(), setting.help()));
+    }
+    out
+}
+
 /// Reads typed settings, remembering every failure. An empty variable counts as unset.
 pub struct EnvReader<'a> {
     env: &'a dyn Env,
@@ -65,6 +193,35 @@ pub struct EnvReader<'a> {
 impl<'a> EnvReader<'a> {
     pub fn new(env: &'a dyn Env) -> EnvReader<'a> {
         EnvReader { env, errors: Vec::new() }
+    }
+
+    /// A declared setting: the user's value, or the declared default when unset. A bad value
+    /// is recorded and the default used, so parsing goes on and every error is reported.
+    pub fn get<T>(&mut self, setting: &Setting<T>) -> T {
+        if let Some(value) = self.raw(setting.name) {
+            match setting.parse(&value) {
+                Ok(parsed) => return parsed,
+                Err(reason) => self.fail(setting.name, Some(value), &reason),
+            }
+        }
+        setting.parse(setting.default).unwrap_or_else(|e| panic!("declared default of {}: {e}", setting.name))
+    }
+
+    /// A declared setting whose default is "unset": `None` unless the user gave a good value.
+    pub fn optional<T>(&mut self, setting: &Setting<T>) -> Option<T> {
+        let value = self.raw(setting.name)?;
+        match setting.parse(&value) {
+            Ok(parsed) => Some(parsed),
+            Err(reason) => {
+                self.fail(setting.name, Some(value), &reason);
+                None
+            }
+        }
+    }
+
+    /// A declared secret: like [`EnvReader::optional`], never echoing the value in an error.
+    pub fn secret(&mut self, setting: &Setting<String>) -> Option<String> {
+        self.raw(setting.name)
     }
 
     /// The raw value, `None` when unset or empty.
@@ -227,6 +384,29 @@ mod tests {
         let errors = reader.finish().unwrap_err();
         assert_eq!(errors.0.len(), 3);
         assert!(errors.to_string().contains("A=\"maybe\" is not valid"));
+    }
+
+    const PORT: Setting<u16> = Setting::number("PORT", "8080", "port");
+    const MODE: Setting<&str> = Setting::choice("MODE", "error", &["error", "allow"], "mode");
+    const WAIT: Setting<Duration> = Setting::duration("WAIT", "1s", "wait");
+    const FILE: Setting<String> = Setting::text("FILE", "", "file");
+
+    #[test]
+    fn declared_settings_read_their_defaults_through_the_same_parser() {
+        let values = env(&[("MODE", "ALLOW"), ("WAIT", "soon"), ("FILE", "/x")]);
+        let mut reader = EnvReader::new(&values);
+        assert_eq!(reader.get(&PORT), 8080);
+        assert_eq!(reader.get(&MODE), "allow");
+        assert_eq!(reader.get(&WAIT), Duration::from_secs(1), "a bad value falls back to the default");
+        assert_eq!(reader.optional(&FILE).as_deref(), Some("/x"));
+        let errors = reader.finish().unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert!(errors.0[0].to_string().starts_with("WAIT=\"soon\" is not valid"), "{errors}");
+        let all: [&dyn Documented; 4] = [&PORT, &MODE, &WAIT, &FILE];
+        assert!(all.iter().all(|s| s.default_parses().is_ok()));
+        let wrong: Setting<u16> = Setting::number("P", "eighty", "");
+        assert!(wrong.default_parses().unwrap_err().contains("P: default \"eighty\""));
+        assert_eq!(help_table(&all[..1]), "    PORT\n        port\n        default: 8080\n");
     }
 
     #[test]

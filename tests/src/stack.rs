@@ -208,9 +208,7 @@ impl Stack {
         // ratelimit, with the limits that go with the shared Envoy config.
         let env = ratelimit_env(redis.as_ref(), &options);
         let settings = ratelimit::settings::Settings::from_env(&env).expect("e2e ratelimit settings");
-        let ratelimit = ratelimit::start(settings, Arc::new(env), ratelimit::service::system_clock())
-            .await
-            .expect("ratelimit starts");
+        let ratelimit = ratelimit::start(settings, ratelimit::service::system_clock()).await.expect("ratelimit starts");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let backend_port = listener.local_addr().unwrap().port();

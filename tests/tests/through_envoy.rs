@@ -138,8 +138,7 @@ async fn two_ratelimit_instances_on_one_redis_hold_one_limit() {
     let stack = Stack::start(StackOptions::default()).await;
     let env = stack.ratelimit_env();
     let settings = ratelimit::settings::Settings::from_env(&env).unwrap();
-    let second =
-        ratelimit::start(settings, std::sync::Arc::new(env), ratelimit::service::system_clock()).await.unwrap();
+    let second = ratelimit::start(settings, ratelimit::service::system_clock()).await.unwrap();
     let (_second_envoy, second_port) = stack.second_envoy(second.grpc_addr.unwrap().port());
     let mut statuses = Vec::new();
     for i in 0..6 {

@@ -3,14 +3,14 @@
 //! whose timing tells an attacker nothing usable about any key: SHA-256 has no known preimages.)
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use ring::digest::{digest, SHA256};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
-use super::identity::Identity;
+use super::identity::{AuthMethod, Identity};
 
 pub type KeyHash = [u8; 32];
 
@@ -67,6 +67,21 @@ pub struct ApiKeyStore {
 struct StoredEntry {
     entry: ApiKeyEntry,
     identity: OnceLock<Box<Identity>>,
+}
+
+impl ApiKeyEntry {
+    /// The key's metadata as claims: `sub` and `client_id` are the client id, `scope` the
+    /// scopes, `org_id` the organisation, and the free attributes as they are.
+    pub fn identity(&self) -> Identity {
+        let mut claims = self.attributes.clone();
+        claims.insert("sub".into(), json!(self.client_id));
+        claims.insert("client_id".into(), json!(self.client_id));
+        claims.insert("scope".into(), json!(self.scopes));
+        if let Some(org) = &self.org_id {
+            claims.insert("org_id".into(), json!(org));
+        }
+        Identity::new(AuthMethod::ApiKey, Arc::new(Value::Object(claims)), self.scopes.clone())
+    }
 }
 
 impl StoredEntry {
@@ -131,7 +146,7 @@ impl ApiKeyStore {
     /// The identity a presented key stands for, if it is stored.
     pub fn identity(&self, presented: &str) -> Option<Identity> {
         let stored = self.find(presented)?;
-        Some(Identity::clone(stored.identity.get_or_init(|| Box::new(Identity::from_api_key(&stored.entry)))))
+        Some(Identity::clone(stored.identity.get_or_init(|| Box::new(stored.entry.identity()))))
     }
 
     fn find(&self, presented: &str) -> Option<&StoredEntry> {
@@ -197,7 +212,7 @@ mod tests {
         assert_eq!(s.lookup(&other).unwrap().client_id, "c2");
         assert!(s.lookup("ghk_wrong").is_none());
         let identity = s.identity(&key).unwrap();
-        assert_eq!(identity, Identity::from_api_key(s.lookup(&key).unwrap()));
+        assert_eq!(identity, s.lookup(&key).unwrap().identity());
         assert_eq!(s.identity(&key).unwrap(), identity, "the same identity on every use");
         assert!(s.identity("ghk_wrong").is_none());
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::apikeys::ApiKeyEntry;
 use super::claims::{scalar_text, scopes, ClaimPath};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +26,8 @@ pub struct Identity {
 }
 
 impl Identity {
-    fn new(method: AuthMethod, claims: Arc<Value>, scopes: Vec<String>) -> Identity {
+    /// An identity from its claims; the constructors below say which claims each method gives.
+    pub fn new(method: AuthMethod, claims: Arc<Value>, scopes: Vec<String>) -> Identity {
         let metadata = Arc::new(build_metadata(&method, &claims, &scopes));
         Identity { method, claims, scopes, metadata }
     }
@@ -41,19 +41,6 @@ impl Identity {
     pub fn from_session(provider: &str, claims: Arc<Value>) -> Identity {
         let scopes = scopes(&claims);
         Identity::new(AuthMethod::Session { provider: provider.to_string() }, claims, scopes)
-    }
-
-    /// API-key metadata as claims: `sub` and `client_id` are the client id, `scope` the scopes,
-    /// `org_id` the organisation, and the free attributes as they are.
-    pub fn from_api_key(entry: &ApiKeyEntry) -> Identity {
-        let mut claims = entry.attributes.clone();
-        claims.insert("sub".into(), json!(entry.client_id));
-        claims.insert("client_id".into(), json!(entry.client_id));
-        claims.insert("scope".into(), json!(entry.scopes));
-        if let Some(org) = &entry.org_id {
-            claims.insert("org_id".into(), json!(org));
-        }
-        Identity::new(AuthMethod::ApiKey, Arc::new(Value::Object(claims)), entry.scopes.clone())
     }
 
     /// For dynamic metadata (rate limiting on identity, access logs).
@@ -179,6 +166,7 @@ fn sanitize(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::apikeys::ApiKeyEntry;
 
     fn headers(arrays: ArrayFormat) -> IdentityHeaders {
         let mut rules = IdentityHeaders::defaults();
@@ -214,7 +202,7 @@ mod tests {
             org_id: Some("acme".into()),
             attributes: json!({"plan": "pro"}).as_object().unwrap().clone(),
         };
-        let identity = Identity::from_api_key(&entry);
+        let identity = entry.identity();
         let rendered = headers(ArrayFormat::Join(" ".into())).render(&identity);
         assert!(rendered.contains(&("x-user-id".into(), "billing".into())));
         assert!(rendered.contains(&("x-org-id".into(), "acme".into())));

@@ -29,7 +29,7 @@ impl AuthRequest {
     /// caller that sends none) gets a random one, so every error body and log line names it.
     pub fn new(method: &str, authority: &str, target: &str, mut headers: HashMap<String, String>) -> AuthRequest {
         if headers.get("x-request-id").is_none_or(|id| id.is_empty()) {
-            headers.insert("x-request-id".into(), super::session::seal::random_token(12));
+            headers.insert("x-request-id".into(), super::random::random_token(12));
         }
         let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path, query),

@@ -7,11 +7,11 @@ use subtle::ConstantTimeEq;
 use super::provider::ProviderError;
 use super::{login_unavailable, Oidc};
 use crate::core::decision::{deny, Deny, ErrorCode, Redirect};
+use crate::core::random::random_token;
 use crate::core::request::AuthRequest;
 use crate::core::session::cookies::{Cookies, MAX_CANDIDATES};
 use crate::core::session::login::{check_id_token, login_cookie_name, LoginState};
 use crate::core::session::model::Session;
-use crate::core::session::seal::random_token;
 use crate::outcome::Outcome;
 
 fn failed(status: u16, message: &str, reason: &'static str) -> Deny {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::config_file::{parse_config_file, YamlDescriptor, YamlRoot};
 use super::request::Entry;
-use super::stat_key::StatLevel;
+use super::stat_key::{composite_key, StatLevel};
 use super::unit::Unit;
 use super::wildcard::WildcardPattern;
 
@@ -285,15 +285,6 @@ impl RateLimitConfig {
         ));
         self.limits.push(limit.clone());
         Ok(limit)
-    }
-}
-
-/// `key` alone when the value is empty, else `key_value`.
-pub fn composite_key(key: &str, value: &str) -> String {
-    if value.is_empty() {
-        key.to_string()
-    } else {
-        format!("{key}_{value}")
     }
 }
 

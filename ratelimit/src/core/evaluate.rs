@@ -14,7 +14,7 @@ use super::unit::Unit;
 
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
-/// Settings that shape a verdict; re-read from the environment at every config load.
+/// Settings that shape a verdict (read once at start, applied with every config).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvaluationSettings {
     pub cache_key_prefix: String,

@@ -1,7 +1,6 @@
 //! Stat keys of limits (`<domain>.<level>.<level>`), the names the reference's statistics and
 //! its Prometheus mapping use, so existing dashboards keep working.
 
-use super::config::composite_key;
 use super::config_file::YamlDescriptor;
 use super::request::Entry;
 
@@ -113,6 +112,16 @@ fn ipv4_at(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     Some(pos)
+}
+
+/// `key` alone when the value is empty, else `key_value`: how the reference names a descriptor
+/// entry in config keys and stat names.
+pub fn composite_key(key: &str, value: &str) -> String {
+    if value.is_empty() {
+        key.to_string()
+    } else {
+        format!("{key}_{value}")
+    }
 }
 
 #[cfg(test)]

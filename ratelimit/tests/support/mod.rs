@@ -150,7 +150,7 @@ impl Harness {
         }
         let clock = TestClock::new();
         let settings = Settings::from_env(&env).expect("valid test settings");
-        let running = ratelimit::start(settings, Arc::new(env), clock.as_clock()).await.expect("service starts");
+        let running = ratelimit::start(settings, clock.as_clock()).await.expect("service starts");
         let grpc = RateLimitServiceClient::connect(format!("http://{}", running.grpc_addr.unwrap())).await.unwrap();
         Harness { running: Some(running), redis, config, clock, grpc }
     }

@@ -7,7 +7,7 @@ use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::seal::random_token;
+use crate::core::random::random_token;
 use crate::core::request::AuthRequest;
 
 /// What the callback needs to finish a login, sealed into the login cookie.

@@ -7,6 +7,7 @@
 //! name) is the additional authenticated data: a value sealed as a login-state cookie can never
 //! be replayed as a session cookie.
 
+pub use crate::core::random::random_token;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::digest::{digest, SHA256};
@@ -74,13 +75,6 @@ pub fn new_key() -> String {
     let mut key = [0u8; KEY_LEN];
     SystemRandom::new().fill(&mut key).expect("the system random generator works");
     base64::engine::general_purpose::STANDARD.encode(key)
-}
-
-/// `bytes` random bytes as base64url: session ids, `state`, `nonce`, PKCE verifiers.
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut buf).expect("the system random generator works");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
 impl Sealer {

@@ -1,0 +1,351 @@
+//! Every setting the service reads, declared once: name, default, parser (the `Setting`
+//! constructor) and help. [`ALL`] lists them in the order `--help` prints them.
+
+use std::time::Duration;
+
+use shared::env::{Documented, Setting};
+
+pub const GRPC_HOST: Setting<String> =
+    Setting::text("GRPC_HOST", "0.0.0.0", "address of the gRPC server (ShouldRateLimit, grpc.health.v1)");
+pub const GRPC_PORT: Setting<u16> = Setting::number("GRPC_PORT", "8081", "port of the gRPC server");
+pub const GRPC_UDS: Setting<String> =
+    Setting::text("GRPC_UDS", "", "serve gRPC on this unix socket path instead of GRPC_HOST:GRPC_PORT");
+pub const GRPC_MAX_CONNECTION_AGE: Setting<Duration> = Setting::duration(
+    "GRPC_MAX_CONNECTION_AGE",
+    "24h",
+    "close client connections after this long (lets load balancers rebalance)",
+);
+pub const GRPC_MAX_CONNECTION_AGE_GRACE: Setting<Duration> =
+    Setting::duration("GRPC_MAX_CONNECTION_AGE_GRACE", "1h", "time given to calls on a connection closed for its age");
+pub const GRPC_SERVER_USE_TLS: Setting<bool> = Setting::boolean(
+    "GRPC_SERVER_USE_TLS",
+    "false",
+    "serve gRPC over TLS (certificates re-read when their files change)",
+);
+pub const GRPC_SERVER_TLS_CERT: Setting<String> =
+    Setting::text("GRPC_SERVER_TLS_CERT", "", "server certificate chain (PEM)");
+pub const GRPC_SERVER_TLS_KEY: Setting<String> = Setting::text("GRPC_SERVER_TLS_KEY", "", "server key (PEM)");
+pub const GRPC_CLIENT_TLS_CACERT: Setting<String> =
+    Setting::text("GRPC_CLIENT_TLS_CACERT", "", "require client certificates signed by this CA (mutual TLS)");
+pub const GRPC_CLIENT_TLS_SAN: Setting<String> = Setting::text(
+    "GRPC_CLIENT_TLS_SAN",
+    "",
+    "with GRPC_CLIENT_TLS_CACERT: the client certificate must be valid for this DNS name or IP",
+);
+pub const HOST: Setting<String> =
+    Setting::text("HOST", "0.0.0.0", "address of the HTTP server (GET /healthcheck, POST /json)");
+pub const PORT: Setting<u16> = Setting::number("PORT", "8080", "port of the HTTP server");
+pub const DEBUG_HOST: Setting<String> =
+    Setting::text("DEBUG_HOST", "0.0.0.0", "address of the debug server (/, /rlconfig, /stats)");
+pub const DEBUG_PORT: Setting<u16> = Setting::number("DEBUG_PORT", "6070", "port of the debug server");
+pub const LOG_LEVEL: Setting<String> =
+    Setting::text("LOG_LEVEL", "WARN", "trace, debug, info, warn, error (RUST_LOG, when set, overrides it)");
+pub const LOG_FORMAT: Setting<&str> =
+    Setting::choice("LOG_FORMAT", "text", &["text", "json"], "text or json (json fields: @timestamp, @message, level)");
+pub const CONFIG_TYPE: Setting<&str> = Setting::choice(
+    "CONFIG_TYPE",
+    "FILE",
+    &["FILE", "GRPC_XDS_SOTW"],
+    "where limits come from: FILE (the RUNTIME_* tree) or GRPC_XDS_SOTW (an xDS server, as Envoy Gateway runs)",
+);
+pub const CONFIG_GRPC_XDS_SERVER_URL: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_SERVER_URL", "localhost:18000", "xDS server host:port");
+pub const CONFIG_GRPC_XDS_NODE_ID: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_NODE_ID", "default", "node id sent to the xDS server");
+pub const CONFIG_GRPC_XDS_NODE_METADATA: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_NODE_METADATA", "", "node metadata, k1=v1,k2=v2");
+pub const CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS", "", "extra gRPC headers on the xDS stream, k1:v1,k2:v2");
+pub const CONFIG_GRPC_XDS_SERVER_USE_TLS: Setting<bool> = Setting::boolean(
+    "CONFIG_GRPC_XDS_SERVER_USE_TLS",
+    "false",
+    "connect to the xDS server with TLS (needs CONFIG_GRPC_XDS_SERVER_TLS_CACERT)",
+);
+pub const CONFIG_GRPC_XDS_SERVER_TLS_CACERT: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_SERVER_TLS_CACERT", "", "CA certificate (PEM) the xDS server is verified with");
+pub const CONFIG_GRPC_XDS_CLIENT_TLS_CERT: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_CLIENT_TLS_CERT", "", "client certificate (PEM) for mutual TLS to the xDS server");
+pub const CONFIG_GRPC_XDS_CLIENT_TLS_KEY: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_CLIENT_TLS_KEY", "", "client key (PEM) for mutual TLS to the xDS server");
+pub const CONFIG_GRPC_XDS_SERVER_TLS_SAN: Setting<String> =
+    Setting::text("CONFIG_GRPC_XDS_SERVER_TLS_SAN", "", "server name to verify instead of the URL's host");
+pub const CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL: Setting<Duration> = Setting::duration(
+    "CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL",
+    "3s",
+    "wait before re-dialling an unreachable xDS server",
+);
+pub const XDS_CLIENT_BACKOFF_INITIAL_INTERVAL: Setting<Duration> =
+    Setting::duration("XDS_CLIENT_BACKOFF_INITIAL_INTERVAL", "10s", "first wait before re-opening a broken xDS stream");
+pub const XDS_CLIENT_BACKOFF_MAX_INTERVAL: Setting<Duration> =
+    Setting::duration("XDS_CLIENT_BACKOFF_MAX_INTERVAL", "60s", "longest wait before re-opening a broken xDS stream");
+pub const XDS_CLIENT_BACKOFF_RANDOM_FACTOR: Setting<f64> =
+    Setting::number("XDS_CLIENT_BACKOFF_RANDOM_FACTOR", "0.5", "random spread of the backoff");
+pub const XDS_CLIENT_BACKOFF_JITTER: Setting<bool> =
+    Setting::boolean("XDS_CLIENT_BACKOFF_JITTER", "true", "randomise the backoff");
+pub const XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES: Setting<usize> =
+    Setting::number("XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES", "4194304", "largest xDS message accepted");
+pub const RUNTIME_ROOT: Setting<String> = Setting::text(
+    "RUNTIME_ROOT",
+    "/srv/runtime_data/current",
+    "root of the config file tree (usually a symlink swapped on deploy)",
+);
+pub const RUNTIME_SUBDIRECTORY: Setting<String> =
+    Setting::text("RUNTIME_SUBDIRECTORY", "", "subdirectory of RUNTIME_ROOT holding the application directory");
+pub const RUNTIME_APPDIRECTORY: Setting<String> =
+    Setting::text("RUNTIME_APPDIRECTORY", "config", "directory (or key prefix) whose files are rate limit configs");
+pub const RUNTIME_WATCH_ROOT: Setting<bool> = Setting::boolean("RUNTIME_WATCH_ROOT", "true", "true: read every file under ROOT/SUBDIRECTORY and keep the keys starting with APPDIRECTORY.; false: read ROOT/SUBDIRECTORY/APPDIRECTORY");
+pub const RUNTIME_IGNOREDOTFILES: Setting<bool> = Setting::boolean(
+    "RUNTIME_IGNOREDOTFILES",
+    "false",
+    "skip files and directories whose name starts with a dot (set it for Kubernetes ConfigMap mounts)",
+);
+pub const RUNTIME_POLL_INTERVAL: Setting<Duration> = Setting::duration(
+    "RUNTIME_POLL_INTERVAL",
+    "1s",
+    "how often config files and TLS certificates are checked for changes (hot reload)",
+);
+pub const MERGE_DOMAIN_CONFIG: Setting<bool> = Setting::boolean(
+    "MERGE_DOMAIN_CONFIG",
+    "false",
+    "merge files that share a domain instead of rejecting the duplicate",
+);
+pub const FORCE_START_WITHOUT_INITIAL_CONFIG: Setting<bool> = Setting::boolean(
+    "FORCE_START_WITHOUT_INITIAL_CONFIG",
+    "false",
+    "serve even before a config loads (calls fail with 'no rate limit configuration loaded')",
+);
+pub const HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED: Setting<bool> = Setting::boolean(
+    "HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED",
+    "false",
+    "report unhealthy until a loaded config has at least one domain",
+);
+pub const SHADOW_MODE: Setting<bool> =
+    Setting::boolean("SHADOW_MODE", "false", "never answer OVER_LIMIT overall (statuses still say so)");
+pub const QUOTA_MODE: Setting<bool> =
+    Setting::boolean("QUOTA_MODE", "false", "treat every descriptor as a quota descriptor");
+pub const RESPONSE_DYNAMIC_METADATA: Setting<bool> = Setting::boolean(
+    "RESPONSE_DYNAMIC_METADATA",
+    "false",
+    "return the request and the matched limits' metadata as dynamic metadata",
+);
+pub const LIMIT_RESPONSE_HEADERS_ENABLED: Setting<bool> = Setting::boolean(
+    "LIMIT_RESPONSE_HEADERS_ENABLED",
+    "false",
+    "add RateLimit-Limit/-Remaining/-Reset headers to responses",
+);
+pub const LIMIT_LIMIT_HEADER: Setting<String> =
+    Setting::text("LIMIT_LIMIT_HEADER", "RateLimit-Limit", "name of the limit header");
+pub const LIMIT_REMAINING_HEADER: Setting<String> =
+    Setting::text("LIMIT_REMAINING_HEADER", "RateLimit-Remaining", "name of the remaining header");
+pub const LIMIT_RESET_HEADER: Setting<String> =
+    Setting::text("LIMIT_RESET_HEADER", "RateLimit-Reset", "name of the reset header");
+pub const CACHE_KEY_PREFIX: Setting<String> = Setting::text("CACHE_KEY_PREFIX", "", "prefix of every counter key");
+pub const EXPIRATION_JITTER_MAX_SECONDS: Setting<u64> = Setting::number(
+    "EXPIRATION_JITTER_MAX_SECONDS",
+    "300",
+    "random extra TTL in [0, n) seconds on counter keys, to spread expiries",
+);
+pub const NEAR_LIMIT_RATIO: Setting<f32> =
+    Setting::number("NEAR_LIMIT_RATIO", "0.8", "fraction of a limit above which hits count as near_limit");
+pub const LOCAL_CACHE_SIZE_IN_BYTES: Setting<u64> = Setting::number(
+    "LOCAL_CACHE_SIZE_IN_BYTES",
+    "0",
+    "size of the in-process cache of keys over their limit (0 = off); cached keys are answered without Redis",
+);
+pub const STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT: Setting<bool> = Setting::boolean(
+    "STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT",
+    "false",
+    "when a descriptor is over its limit, do not count the request against the others",
+);
+pub const BACKEND_TYPE: Setting<&str> = Setting::choice("BACKEND_TYPE", "memory", &["redis", "memory", "memcache"], "redis, or memory (one instance only: counters live in the process); when unset: redis if REDIS_URL is set, memory otherwise");
+pub const MEMORY_MAX_COUNTERS: Setting<usize> = Setting::number(
+    "MEMORY_MAX_COUNTERS",
+    "1000000",
+    "memory backend: most counters held at once (about 130 bytes each); past it the least-used go first",
+);
+pub const REDIS_FAILURE_MODE: Setting<&str> = Setting::choice("REDIS_FAILURE_MODE", "error", &["error", "allow", "deny"], "when Redis fails: error (gRPC UNAVAILABLE; Envoy's failure_mode_deny decides), allow (answer OK) or deny (answer OVER_LIMIT)");
+pub const REDIS_SOCKET_TYPE: Setting<&str> =
+    Setting::choice("REDIS_SOCKET_TYPE", "unix", &["tcp", "unix"], "tcp or unix");
+pub const REDIS_TYPE: Setting<&str> =
+    Setting::choice("REDIS_TYPE", "SINGLE", &["SINGLE", "CLUSTER", "SENTINEL"], "single, cluster or sentinel");
+pub const REDIS_URL: Setting<String> = Setting::text(
+    "REDIS_URL",
+    "/var/run/nutcracker/ratelimit.sock",
+    "single: host:port or socket path; cluster: host:port,...; sentinel: master,host:port,...",
+);
+pub const REDIS_AUTH: Setting<String> = Setting::text("REDIS_AUTH", "", "password or user:password (never logged)");
+pub const REDIS_SENTINEL_AUTH: Setting<String> =
+    Setting::text("REDIS_SENTINEL_AUTH", "", "password or user:password of the sentinels (never logged)");
+pub const REDIS_TLS: Setting<bool> = Setting::boolean("REDIS_TLS", "false", "connect with TLS");
+pub const REDIS_TLS_CLIENT_CERT: Setting<String> =
+    Setting::text("REDIS_TLS_CLIENT_CERT", "", "client certificate (PEM) for mutual TLS");
+pub const REDIS_TLS_CLIENT_KEY: Setting<String> =
+    Setting::text("REDIS_TLS_CLIENT_KEY", "", "client key (PEM) for mutual TLS");
+pub const REDIS_TLS_CACERT: Setting<String> =
+    Setting::text("REDIS_TLS_CACERT", "", "CA certificate (PEM) to verify Redis with, instead of the built-in roots");
+pub const REDIS_TLS_SKIP_HOSTNAME_VERIFICATION: Setting<bool> = Setting::boolean(
+    "REDIS_TLS_SKIP_HOSTNAME_VERIFICATION",
+    "false",
+    "do not verify the server certificate (insecure)",
+);
+pub const REDIS_POOL_SIZE: Setting<usize> =
+    Setting::number("REDIS_POOL_SIZE", "10", "number of connections; each one pipelines concurrent requests");
+pub const REDIS_TIMEOUT: Setting<Duration> = Setting::duration("REDIS_TIMEOUT", "10s", "dial and call timeout");
+pub const REDIS_HEALTH_CHECK_ACTIVE_CONNECTION: Setting<bool> =
+    Setting::boolean("REDIS_HEALTH_CHECK_ACTIVE_CONNECTION", "false", "report unhealthy while Redis cannot be reached");
+pub const REDIS_STARTUP_INITIAL_INTERVAL: Setting<Duration> =
+    Setting::duration("REDIS_STARTUP_INITIAL_INTERVAL", "1s", "first wait between startup connection attempts");
+pub const REDIS_STARTUP_MAX_INTERVAL: Setting<Duration> =
+    Setting::duration("REDIS_STARTUP_MAX_INTERVAL", "30s", "longest wait between startup connection attempts");
+pub const REDIS_STARTUP_MAX_ELAPSED_TIME: Setting<Duration> =
+    Setting::duration("REDIS_STARTUP_MAX_ELAPSED_TIME", "0", "give up starting after this long (0 = retry forever)");
+pub const REDIS_PERSECOND: Setting<bool> = Setting::boolean(
+    "REDIS_PERSECOND",
+    "false",
+    "send limits whose unit is SECOND to a second Redis, configured by REDIS_PERSECOND_*",
+);
+pub const REDIS_PERSECOND_SOCKET_TYPE: Setting<&str> = Setting::choice(
+    "REDIS_PERSECOND_SOCKET_TYPE",
+    "unix",
+    &["tcp", "unix"],
+    "as REDIS_SOCKET_TYPE, for the per-second Redis",
+);
+pub const REDIS_PERSECOND_TYPE: Setting<&str> = Setting::choice(
+    "REDIS_PERSECOND_TYPE",
+    "SINGLE",
+    &["SINGLE", "CLUSTER", "SENTINEL"],
+    "as REDIS_TYPE, for the per-second Redis",
+);
+pub const REDIS_PERSECOND_URL: Setting<String> = Setting::text(
+    "REDIS_PERSECOND_URL",
+    "/var/run/nutcracker/ratelimitpersecond.sock",
+    "as REDIS_URL, for the per-second Redis",
+);
+pub const REDIS_PERSECOND_AUTH: Setting<String> =
+    Setting::text("REDIS_PERSECOND_AUTH", "", "as REDIS_AUTH, for the per-second Redis");
+pub const REDIS_PERSECOND_SENTINEL_AUTH: Setting<String> =
+    Setting::text("REDIS_PERSECOND_SENTINEL_AUTH", "", "as REDIS_SENTINEL_AUTH, for the per-second Redis");
+pub const REDIS_PERSECOND_TLS: Setting<bool> = Setting::boolean(
+    "REDIS_PERSECOND_TLS",
+    "false",
+    "as REDIS_TLS, for the per-second Redis (certificates as for the main one)",
+);
+pub const REDIS_PERSECOND_POOL_SIZE: Setting<usize> =
+    Setting::number("REDIS_PERSECOND_POOL_SIZE", "10", "as REDIS_POOL_SIZE, for the per-second Redis");
+pub const REDIS_PERSECOND_TIMEOUT: Setting<Duration> =
+    Setting::duration("REDIS_PERSECOND_TIMEOUT", "10s", "as REDIS_TIMEOUT, for the per-second Redis");
+pub const REDIS_PIPELINE_WINDOW: Setting<usize> =
+    Setting::number("REDIS_PIPELINE_WINDOW", "0", "accepted for compatibility; connections always pipeline");
+pub const REDIS_PIPELINE_LIMIT: Setting<usize> =
+    Setting::number("REDIS_PIPELINE_LIMIT", "0", "accepted for compatibility (deprecated in the reference)");
+pub const USE_PROMETHEUS: Setting<bool> = Setting::boolean("USE_PROMETHEUS", "false", "serve Prometheus metrics");
+pub const PROMETHEUS_ADDR: Setting<String> = Setting::text("PROMETHEUS_ADDR", ":9090", "address of the metrics server");
+pub const PROMETHEUS_PATH: Setting<String> = Setting::text("PROMETHEUS_PATH", "/metrics", "path of the metrics");
+pub const PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS: Setting<bool> = Setting::boolean(
+    "PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS",
+    "false",
+    "report response times in milliseconds instead of seconds",
+);
+pub const USE_STATSD: Setting<bool> =
+    Setting::boolean("USE_STATSD", "false", "statsd output is not supported; use USE_PROMETHEUS");
+pub const SHUTDOWN_DELAY: Setting<Duration> = Setting::duration(
+    "SHUTDOWN_DELAY",
+    "0s",
+    "after a stop signal, report unhealthy for this long before closing listeners",
+);
+pub const SHUTDOWN_TIMEOUT: Setting<Duration> =
+    Setting::duration("SHUTDOWN_TIMEOUT", "15s", "longest wait for in-flight calls to finish after a stop signal");
+
+/// Every setting, in `--help` order.
+pub const ALL: &[&dyn Documented] = &[
+    &GRPC_HOST,
+    &GRPC_PORT,
+    &GRPC_UDS,
+    &GRPC_MAX_CONNECTION_AGE,
+    &GRPC_MAX_CONNECTION_AGE_GRACE,
+    &GRPC_SERVER_USE_TLS,
+    &GRPC_SERVER_TLS_CERT,
+    &GRPC_SERVER_TLS_KEY,
+    &GRPC_CLIENT_TLS_CACERT,
+    &GRPC_CLIENT_TLS_SAN,
+    &HOST,
+    &PORT,
+    &DEBUG_HOST,
+    &DEBUG_PORT,
+    &LOG_LEVEL,
+    &LOG_FORMAT,
+    &CONFIG_TYPE,
+    &CONFIG_GRPC_XDS_SERVER_URL,
+    &CONFIG_GRPC_XDS_NODE_ID,
+    &CONFIG_GRPC_XDS_NODE_METADATA,
+    &CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS,
+    &CONFIG_GRPC_XDS_SERVER_USE_TLS,
+    &CONFIG_GRPC_XDS_SERVER_TLS_CACERT,
+    &CONFIG_GRPC_XDS_CLIENT_TLS_CERT,
+    &CONFIG_GRPC_XDS_CLIENT_TLS_KEY,
+    &CONFIG_GRPC_XDS_SERVER_TLS_SAN,
+    &CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL,
+    &XDS_CLIENT_BACKOFF_INITIAL_INTERVAL,
+    &XDS_CLIENT_BACKOFF_MAX_INTERVAL,
+    &XDS_CLIENT_BACKOFF_RANDOM_FACTOR,
+    &XDS_CLIENT_BACKOFF_JITTER,
+    &XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES,
+    &RUNTIME_ROOT,
+    &RUNTIME_SUBDIRECTORY,
+    &RUNTIME_APPDIRECTORY,
+    &RUNTIME_WATCH_ROOT,
+    &RUNTIME_IGNOREDOTFILES,
+    &RUNTIME_POLL_INTERVAL,
+    &MERGE_DOMAIN_CONFIG,
+    &FORCE_START_WITHOUT_INITIAL_CONFIG,
+    &HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED,
+    &SHADOW_MODE,
+    &QUOTA_MODE,
+    &RESPONSE_DYNAMIC_METADATA,
+    &LIMIT_RESPONSE_HEADERS_ENABLED,
+    &LIMIT_LIMIT_HEADER,
+    &LIMIT_REMAINING_HEADER,
+    &LIMIT_RESET_HEADER,
+    &CACHE_KEY_PREFIX,
+    &EXPIRATION_JITTER_MAX_SECONDS,
+    &NEAR_LIMIT_RATIO,
+    &LOCAL_CACHE_SIZE_IN_BYTES,
+    &STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT,
+    &BACKEND_TYPE,
+    &MEMORY_MAX_COUNTERS,
+    &REDIS_FAILURE_MODE,
+    &REDIS_SOCKET_TYPE,
+    &REDIS_TYPE,
+    &REDIS_URL,
+    &REDIS_AUTH,
+    &REDIS_SENTINEL_AUTH,
+    &REDIS_TLS,
+    &REDIS_TLS_CLIENT_CERT,
+    &REDIS_TLS_CLIENT_KEY,
+    &REDIS_TLS_CACERT,
+    &REDIS_TLS_SKIP_HOSTNAME_VERIFICATION,
+    &REDIS_POOL_SIZE,
+    &REDIS_TIMEOUT,
+    &REDIS_HEALTH_CHECK_ACTIVE_CONNECTION,
+    &REDIS_STARTUP_INITIAL_INTERVAL,
+    &REDIS_STARTUP_MAX_INTERVAL,
+    &REDIS_STARTUP_MAX_ELAPSED_TIME,
+    &REDIS_PERSECOND,
+    &REDIS_PERSECOND_SOCKET_TYPE,
+    &REDIS_PERSECOND_TYPE,
+    &REDIS_PERSECOND_URL,
+    &REDIS_PERSECOND_AUTH,
+    &REDIS_PERSECOND_SENTINEL_AUTH,
+    &REDIS_PERSECOND_TLS,
+    &REDIS_PERSECOND_POOL_SIZE,
+    &REDIS_PERSECOND_TIMEOUT,
+    &REDIS_PIPELINE_WINDOW,
+    &REDIS_PIPELINE_LIMIT,
+    &USE_PROMETHEUS,
+    &PROMETHEUS_ADDR,
+    &PROMETHEUS_PATH,
+    &PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS,
+    &USE_STATSD,
+    &SHUTDOWN_DELAY,
+    &SHUTDOWN_TIMEOUT,
+];
