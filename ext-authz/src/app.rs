@@ -1,6 +1,8 @@
 //! Starting and stopping ext-authz: keys and API keys loaded, gRPC and HTTP servers up, config
 //! and key files re-read when they change, graceful shutdown. Used by `main` and by tests.
 
+mod policy;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,9 +17,10 @@ use tokio::sync::watch;
 use crate::config::{self, AuthzConfig};
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
 use crate::grpc::AuthorizationGrpc;
-use crate::key_files;
+use crate::key_files::{self, ApiKeysLocation};
 use crate::metrics::Metrics;
-use crate::service::{build_oidc, build_policy, start_keys, Authorizer, Clock, FirstLoad, Policy};
+use crate::service::{Authorizer, Clock, Policy};
+use policy::{build_oidc, build_policy, start_keys, FirstLoad};
 
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
@@ -149,7 +152,7 @@ async fn reload_config(
     file: &std::path::Path,
     env: &Arc<HashMap<String, String>>,
     authorizer: &Authorizer,
-    keys_at: &Mutex<Option<config::ApiKeysLocation>>,
+    keys_at: &Mutex<Option<ApiKeysLocation>>,
 ) {
     let (file, env) = (file.to_path_buf(), env.clone());
     let Some(loaded) = reload::blocking(move || config::load(&file, &env)).await else { return };
@@ -170,7 +173,7 @@ async fn reload_config(
     }
 }
 
-async fn reload_api_keys(authorizer: &Authorizer, keys_at: &Mutex<Option<config::ApiKeysLocation>>) {
+async fn reload_api_keys(authorizer: &Authorizer, keys_at: &Mutex<Option<ApiKeysLocation>>) {
     let location = keys_at.lock().expect("key location lock").clone();
     let Some(loaded) = reload::blocking(move || match &location {
         Some(location) => key_files::load(location),

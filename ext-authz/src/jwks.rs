@@ -4,6 +4,7 @@
 //! `unknown_kid_min_interval`, so a flood of made-up kids cannot flood the identity provider),
 //! and kept when a fetch fails.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,36 @@ use arc_swap::ArcSwapOption;
 use shared::metrics::CounterFamily;
 use tokio::sync::{watch, Mutex};
 
-use crate::config::{KeySource, ProviderKeys, RefreshSettings};
 use crate::core::jwt::KeySet;
+use crate::secret::Secret;
+
+/// Where a provider's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    JwksUri(String),
+    /// Through `<issuer>/.well-known/openid-configuration`.
+    Discovery(String),
+    JwksFile(PathBuf),
+    Hmac(Secret),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshSettings {
+    pub interval: Duration,
+    pub min_interval: Duration,
+    pub max_interval: Duration,
+    pub unknown_kid_min_interval: Duration,
+    /// The longest a check waits for a refetch for an unknown key id (the fetch goes on).
+    pub unknown_kid_wait: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderKeys {
+    pub name: String,
+    pub source: KeySource,
+    pub refresh: RefreshSettings,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
@@ -319,7 +348,7 @@ mod tests {
     #[test]
     fn never_loaded_keys_are_retried_within_five_seconds() {
         use std::time::Duration;
-        let refresh = crate::config::RefreshSettings {
+        let refresh = super::RefreshSettings {
             interval: Duration::from_secs(300),
             min_interval: Duration::from_secs(30),
             max_interval: Duration::from_secs(86400),
@@ -329,7 +358,7 @@ mod tests {
         };
         assert_eq!(super::retry_after_failure(&refresh, false), Duration::from_secs(5));
         assert_eq!(super::retry_after_failure(&refresh, true), Duration::from_secs(30));
-        let quick = crate::config::RefreshSettings { min_interval: Duration::from_millis(200), ..refresh };
+        let quick = super::RefreshSettings { min_interval: Duration::from_millis(200), ..refresh };
         assert_eq!(super::retry_after_failure(&quick, false), Duration::from_millis(200));
     }
 }

@@ -8,8 +8,14 @@ use std::path::{Path, PathBuf};
 use shared::bounded_yaml::YamlLimits;
 use shared::reload;
 
-use crate::config::ApiKeysLocation;
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
+
+/// Where the API keys are: one file, or a directory of them (`api_keys.file` / `api_keys.dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeysLocation {
+    pub file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+}
 
 /// Reads and parses every key file.
 pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {

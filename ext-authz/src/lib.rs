@@ -9,7 +9,12 @@
 //!   metrics); they see only final outcomes.
 //! - [`jwks`], [`provider_body`]: key sets from providers (discovery, URIs, files), bounded.
 //! - [`oidc`]: browser logins — provider calls, callback, sessions, refresh, logout, stores.
-//! - [`config`], [`key_files`]: the config file and API key files; [`app`]: start, reload, stop.
+//! - [`config`]: the config file, one module per section, every problem reported; it builds
+//!   the components' own settings types ([`jwks::ProviderKeys`], [`key_files::ApiKeysLocation`],
+//!   [`oidc::OidcSettings`], the core's engine). Only `config` and [`app`] know the whole config.
+//! - [`key_files`]: API key files; [`secret`]: secret bytes that never print.
+//! - [`app`]: start, reload (through `shared::reload`), stop; `app::policy` turns a config into
+//!   the policy in service.
 //! - [`metrics`]; `testing` only with the `test-util` feature.
 #![forbid(unsafe_code)]
 
@@ -24,6 +29,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod outcome;
 pub mod provider_body;
+pub mod secret;
 pub mod service;
 /// Signing keys and JWKS for tests: only with the `test-util` feature (test code, e2e, bench).
 #[cfg(any(test, feature = "test-util"))]

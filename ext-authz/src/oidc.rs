@@ -7,6 +7,7 @@ mod callback;
 mod logout;
 pub mod provider;
 mod sessions;
+mod settings;
 pub mod store;
 
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use shared::metrics::CounterFamily;
 use shared::redis::RedisPool;
 
-use crate::config::{OidcSettings, StoreSettings};
 use crate::core::decision::{deny, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::cookies::{self, CookieAttributes, Cookies};
@@ -30,6 +30,7 @@ use store::{CookieStore, RedisStore, SessionStore};
 pub use callback::session_store_unavailable;
 pub use logout::BackchannelError;
 pub use sessions::SessionLookup;
+pub use settings::{LogoutGet, OidcSettings, StoreSettings, TYPICAL_GATEWAY_TIMEOUT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcSetupError {

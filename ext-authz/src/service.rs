@@ -8,14 +8,13 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::config::AuthzConfig;
 use crate::core::apikeys::ApiKeyStore;
 use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode};
 use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
 use crate::jwks::KeyManager;
 use crate::metrics::Metrics;
-use crate::oidc::{Oidc, OidcSetupError, SessionLookup};
+use crate::oidc::{Oidc, SessionLookup};
 use crate::outcome::Outcome;
 
 pub use shared::clock::{system_clock, Clock};
@@ -159,69 +158,4 @@ fn unknown_key() -> Outcome {
         Some(r#"Bearer error="invalid_token", error_description="unknown signing key""#.into()),
         "unknown_key",
     ))
-}
-
-/// Builds a policy from a config: the engine, a key manager with its keys loaded (as far as the
-/// providers answer) and its refresh tasks running, and the login flow when configured.
-pub async fn build_policy(
-    config: &AuthzConfig,
-    metrics: &Metrics,
-    first_load: FirstLoad,
-) -> Result<Policy, OidcSetupError> {
-    let oidc = build_oidc(config, metrics, first_load).await?;
-    let (keys, stop_refresh) = start_keys(config, metrics, first_load).await;
-    Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc })
-}
-
-/// Whether building a policy waits for the providers' first answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FirstLoad {
-    /// At start: the ports open and health answers (not ready) while keys and discovery load,
-    /// so a slow or hanging identity provider never keeps the service from starting.
-    Background,
-    /// On reload: the new policy goes into service with its keys (as far as the providers
-    /// answer), so a reload never leaves a window with no keys.
-    Wait,
-}
-
-/// A key manager with its refresh running until the returned sender says stop; its keys are
-/// loaded first or in the background, per `first_load`.
-pub async fn start_keys(
-    config: &AuthzConfig,
-    metrics: &Metrics,
-    first_load: FirstLoad,
-) -> (Arc<KeyManager>, Arc<watch::Sender<bool>>) {
-    let keys = Arc::new(KeyManager::new(config.provider_keys.clone(), metrics.jwks_fetches.clone()));
-    let (stop_refresh, stop) = watch::channel(false);
-    match first_load {
-        FirstLoad::Wait => {
-            keys.load_all().await;
-            tokio::spawn(keys.clone().run(stop));
-        }
-        FirstLoad::Background => {
-            let keys = keys.clone();
-            tokio::spawn(async move {
-                keys.load_all().await;
-                keys.run(stop).await;
-            });
-        }
-    }
-    (keys, Arc::new(stop_refresh))
-}
-
-pub async fn build_oidc(
-    config: &AuthzConfig,
-    metrics: &Metrics,
-    first_load: FirstLoad,
-) -> Result<Option<Arc<Oidc>>, OidcSetupError> {
-    let Some(settings) = &config.oidc else { return Ok(None) };
-    let oidc = Arc::new(Oidc::new(settings.clone(), metrics.jwks_fetches.clone())?);
-    match first_load {
-        FirstLoad::Wait => oidc.start().await,
-        FirstLoad::Background => {
-            let starting = oidc.clone();
-            tokio::spawn(async move { starting.start().await });
-        }
-    }
-    Ok(Some(oidc))
 }

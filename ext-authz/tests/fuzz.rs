@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
-use ext_authz::config::{self, ApiKeysLocation, AuthzConfig};
+use ext_authz::config::{self, AuthzConfig};
 use ext_authz::core::apikeys::ApiKeyStore;
 use ext_authz::core::decision::is_header_value;
 use ext_authz::core::decision::Context;
@@ -26,6 +26,7 @@ use ext_authz::core::session::cookies::{is_token, Cookies};
 use ext_authz::core::session::login::{is_location_safe, login_cookie_name, return_target};
 use ext_authz::core::session::seal::Sealer;
 use ext_authz::core::token_cache::TokenCache;
+use ext_authz::key_files::ApiKeysLocation;
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use proptest::prelude::*;

@@ -4,13 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use shared::redis::{RedisSettings, SocketType, Topology};
 
-use super::{algorithm, Check, ConfigError, RefreshSettings, Secret};
+use super::check::{Check, Checked};
+use super::credentials::{algorithm, trim_newline};
 use crate::core::session::cookies::{CookieAttributes, SameSite};
 use crate::core::session::seal;
+use crate::jwks::RefreshSettings;
+use crate::oidc::{LogoutGet, OidcSettings, StoreSettings};
+use crate::secret::Secret;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,111 +175,18 @@ fn default_redis_timeout() -> String {
     "300ms".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSettings {
-    /// The whole session, sealed, in the cookie (chunked when long); revocations in memory
-    /// and, when given, in a file.
-    Cookie { revocations_file: Option<PathBuf> },
-    /// A small sealed handle in the cookie, the sealed session in Redis with a TTL.
-    Redis { settings: RedisSettings, prefix: String },
-}
-
-/// What a GET of the logout path does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogoutGet {
-    Confirm,
-    Refuse,
-    Allow,
-}
-
-/// The gateway timeout the shipped configs give ext_authz, and what `validate` measures a
-/// login flow's worst case against.
-pub const TYPICAL_GATEWAY_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct OidcSettings {
-    pub name: String,
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub scopes: Vec<String>,
-    /// The path the provider redirects back to, on the gateway host.
-    pub callback_path: String,
-    /// The full redirect URI when configured as one; else built from the request's origin,
-    /// which must be one of `origins`.
-    pub callback_url: Option<String>,
-    /// Serialized origins (`https://app.example.com`, default ports dropped).
-    pub origins: Vec<String>,
-    pub logout_get: LogoutGet,
-    pub csrf_guard: bool,
-    pub pass_client_authorization: bool,
-    pub logout_path: String,
-    pub post_logout_redirect: String,
-    pub end_session: bool,
-    pub backchannel_logout_path: Option<String>,
-    pub forward_access_token: bool,
-    pub refresh_before: Duration,
-    pub login_timeout: Duration,
-    pub provider_check_interval: Duration,
-    pub timeout: Duration,
-    pub id_token_algorithms: Vec<Algorithm>,
-    pub cookie_name: String,
-    pub cookie: CookieAttributes,
-    pub lifetime: Duration,
-    pub keys: Vec<Secret>,
-    pub store: StoreSettings,
-    pub keys_refresh: RefreshSettings,
-}
-
-impl OidcSettings {
-    /// The longest one check can take in the login layer: the provider's part (one deadline,
-    /// `timeout`) plus two session store calls (a read and a write).
-    pub fn worst_case_check(&self) -> Duration {
-        let store = match &self.store {
-            StoreSettings::Redis { settings, .. } => settings.timeout * 2,
-            StoreSettings::Cookie { .. } => Duration::ZERO,
-        };
-        self.timeout + store
-    }
-
-    /// Advice for `validate` and the start-up log: settings that work but will hurt.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let worst = self.worst_case_check();
-        if worst >= TYPICAL_GATEWAY_TIMEOUT {
-            out.push(format!(
-                "oidc.timeout: a login callback or refresh may take up to {worst:?} (oidc.timeout plus two session \
-                 store calls), which does not fit the gateway's ext_authz timeout of {TYPICAL_GATEWAY_TIMEOUT:?} in \
-                 the shipped configs: a slow provider would get the gateway's own error instead of our 503. \
-                 Lower oidc.timeout or raise the gateway's ext_authz timeout above {worst:?}"
-            ));
-        }
-        if matches!(self.store, StoreSettings::Cookie { revocations_file: None }) {
-            out.push(
-                "oidc.session.revocations_file: not set, so logouts and back-channel revocations of cookie \
-                 sessions are forgotten on restart (and never shared between replicas; use store: redis for that)"
-                    .to_string(),
-            );
-        }
-        if self.logout_get == LogoutGet::Allow {
-            out.push("oidc.logout_get: allow lets any page sign a user out with a link or an image".to_string());
-        }
-        out
-    }
-}
-
-fn path_key(c: &Check<'_>, key: &str, value: &str) -> Result<String, ConfigError> {
+fn path_key(c: &Check<'_>, key: &str, value: &str) -> Checked<String> {
     if !value.starts_with('/') || value.contains(['?', '#']) {
         return c.fail(key, format!("{value:?} must be a path starting with '/' (no query)"));
     }
     Ok(value.to_string())
 }
 
-fn secret_from(c: &Check<'_>, key: &str, file: Option<&str>, env: Option<&str>) -> Result<Vec<u8>, ConfigError> {
+fn secret_from(c: &Check<'_>, key: &str, file: Option<&str>, env: Option<&str>) -> Checked<Vec<u8>> {
     match (file, env) {
-        (Some(file), None) => std::fs::read(c.path(file))
-            .map(super::trim_newline)
-            .or_else(|e| c.fail(key, format!("cannot read {file}: {e}"))),
+        (Some(file), None) => {
+            std::fs::read(c.path(file)).map(trim_newline).or_else(|e| c.fail(key, format!("cannot read {file}: {e}")))
+        }
         (None, Some(name)) => match c.env.get(name) {
             Some(value) if !value.is_empty() => Ok(value.as_bytes().to_vec()),
             _ => c.fail(key, format!("the environment variable {name} is not set")),
@@ -285,7 +195,10 @@ fn secret_from(c: &Check<'_>, key: &str, file: Option<&str>, env: Option<&str>) 
     }
 }
 
-pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
+pub fn build(raw: RawOidc, c: &Check<'_>) -> Checked<OidcSettings> {
+    // The cookie and the session are checked whatever the provider part below finds.
+    let cookie = cookie(&raw.cookie, c);
+    let session = session(&raw.session, c);
     if raw.name.is_empty() {
         return c.fail("oidc.name", "must not be empty");
     }
@@ -361,9 +274,56 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         return c.fail("oidc.id_token_algorithms", "list at least one algorithm");
     }
 
-    let cookie_name = match &raw.cookie.name {
+    let durations = (
+        c.duration("oidc.refresh_before", &raw.refresh_before),
+        c.duration("oidc.login_timeout", &raw.login_timeout),
+        c.duration("oidc.provider_check_interval", &raw.provider_check_interval),
+    );
+    let ((cookie_name, cookie), (lifetime, keys, store)) = (cookie?, session?);
+    Ok(OidcSettings {
+        name: raw.name,
+        issuer: raw.issuer,
+        client_id: raw.client_id,
+        client_secret,
+        scopes,
+        callback_path,
+        callback_url,
+        origins,
+        logout_get,
+        csrf_guard: raw.csrf_guard,
+        pass_client_authorization: raw.pass_client_authorization,
+        logout_path,
+        post_logout_redirect: raw.post_logout_redirect,
+        end_session: raw.end_session,
+        backchannel_logout_path,
+        forward_access_token: raw.forward_access_token,
+        refresh_before: durations.0?,
+        login_timeout: durations.1?,
+        provider_check_interval: durations.2?,
+        timeout,
+        id_token_algorithms,
+        cookie_name,
+        cookie,
+        lifetime,
+        keys: keys.into_iter().map(Secret).collect(),
+        store,
+        keys_refresh: RefreshSettings {
+            interval: Duration::from_secs(300),
+            min_interval: Duration::from_secs(30),
+            max_interval: Duration::from_secs(86400),
+            unknown_kid_min_interval: Duration::from_secs(10),
+            // The callback waits for the provider's own answer anyway (its timeout applies).
+            unknown_kid_wait: timeout,
+            timeout,
+        },
+    })
+}
+
+/// `oidc.cookie`: the session cookie's name and attributes.
+fn cookie(raw: &RawCookie, c: &Check<'_>) -> Checked<(String, CookieAttributes)> {
+    let cookie_name = match &raw.name {
         Some(name) => name.clone(),
-        None if raw.cookie.secure && raw.cookie.domain.is_none() => "__Host-gatehouse_session".to_string(),
+        None if raw.secure && raw.domain.is_none() => "__Host-gatehouse_session".to_string(),
         None => "gatehouse_session".to_string(),
     };
     if cookie_name.is_empty()
@@ -371,24 +331,27 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
     {
         return c.fail("oidc.cookie.name", format!("{cookie_name:?} is not a valid cookie name"));
     }
-    let Some(same_site) = SameSite::parse(&raw.cookie.same_site) else {
-        return c.fail("oidc.cookie.same_site", format!("{:?} is not lax, strict or none", raw.cookie.same_site));
+    let Some(same_site) = SameSite::parse(&raw.same_site) else {
+        return c.fail("oidc.cookie.same_site", format!("{:?} is not lax, strict or none", raw.same_site));
     };
-    if same_site == SameSite::None && !raw.cookie.secure {
+    if same_site == SameSite::None && !raw.secure {
         return c.fail("oidc.cookie.same_site", "browsers refuse SameSite=None without Secure");
     }
-    if cookie_name.starts_with("__Host-") && (!raw.cookie.secure || raw.cookie.domain.is_some()) {
+    if cookie_name.starts_with("__Host-") && (!raw.secure || raw.domain.is_some()) {
         return c.fail("oidc.cookie.name", "a __Host- cookie must be Secure and have no domain");
     }
-    if let Some(domain) = &raw.cookie.domain {
+    if let Some(domain) = &raw.domain {
         let label_ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !domain.trim_start_matches('.').split('.').all(label_ok) {
             return c.fail("oidc.cookie.domain", format!("{domain:?} is not a domain name"));
         }
     }
-    let cookie = CookieAttributes { domain: raw.cookie.domain.clone(), secure: raw.cookie.secure, same_site };
+    Ok((cookie_name, CookieAttributes { domain: raw.domain.clone(), secure: raw.secure, same_site }))
+}
 
-    let session = &raw.session;
+/// `oidc.session`: lifetime, sealing keys and where sessions are kept.
+fn session(raw: &RawSession, c: &Check<'_>) -> Checked<(Duration, Vec<Vec<u8>>, StoreSettings)> {
+    let session = raw;
     let lifetime = c.duration("oidc.session.lifetime", &session.lifetime)?;
     if lifetime < Duration::from_secs(60) {
         return c.fail("oidc.session.lifetime", "must be at least 1m");
@@ -415,43 +378,7 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Result<OidcSettings, ConfigError> {
         ("redis", Some(r)) => StoreSettings::Redis { settings: redis_settings(r, c)?, prefix: r.prefix.clone() },
         (other, _) => return c.fail("oidc.session.store", format!("{other:?} is not cookie or redis")),
     };
-    Ok(OidcSettings {
-        name: raw.name,
-        issuer: raw.issuer,
-        client_id: raw.client_id,
-        client_secret,
-        scopes,
-        callback_path,
-        callback_url,
-        origins,
-        logout_get,
-        csrf_guard: raw.csrf_guard,
-        pass_client_authorization: raw.pass_client_authorization,
-        logout_path,
-        post_logout_redirect: raw.post_logout_redirect,
-        end_session: raw.end_session,
-        backchannel_logout_path,
-        forward_access_token: raw.forward_access_token,
-        refresh_before: c.duration("oidc.refresh_before", &raw.refresh_before)?,
-        login_timeout: c.duration("oidc.login_timeout", &raw.login_timeout)?,
-        provider_check_interval: c.duration("oidc.provider_check_interval", &raw.provider_check_interval)?,
-        timeout,
-        id_token_algorithms,
-        cookie_name,
-        cookie,
-        lifetime,
-        keys: keys.into_iter().map(Secret).collect(),
-        store,
-        keys_refresh: RefreshSettings {
-            interval: Duration::from_secs(300),
-            min_interval: Duration::from_secs(30),
-            max_interval: Duration::from_secs(86400),
-            unknown_kid_min_interval: Duration::from_secs(10),
-            // The callback waits for the provider's own answer anyway (its timeout applies).
-            unknown_kid_wait: timeout,
-            timeout,
-        },
-    })
+    Ok((lifetime, keys, store))
 }
 
 /// `scheme://host[:port]` with nothing after it, serialized the way browsers send `Origin`.
@@ -466,7 +393,7 @@ fn parse_origin(text: &str) -> Result<String, String> {
     Ok(url.origin().ascii_serialization())
 }
 
-fn redis_settings(r: &RawRedis, c: &Check<'_>) -> Result<RedisSettings, ConfigError> {
+fn redis_settings(r: &RawRedis, c: &Check<'_>) -> Checked<RedisSettings> {
     if r.url.is_empty() {
         return c.fail("oidc.session.redis.url", "must not be empty");
     }

@@ -1,4 +1,6 @@
 use super::*;
+use crate::jwks::KeySource;
+use crate::oidc::StoreSettings;
 use std::io::Write;
 
 fn example() -> PathBuf {
@@ -18,8 +20,14 @@ fn write(content: &str) -> tempfile::NamedTempFile {
 fn error(content: &str) -> String {
     let file = write(content);
     let err = load(file.path(), &secret_env()).unwrap_err().to_string();
-    // Errors start with the file name; compare the rest.
-    err.strip_prefix(&format!("{}: ", file.path().display())).unwrap_or(&err).to_string()
+    // Each problem is a line starting with the file name; compare the rest.
+    let prefix = format!("{}: ", file.path().display());
+    err.lines().map(|line| line.strip_prefix(&prefix).unwrap_or(line)).collect::<Vec<_>>().join("\n")
+}
+
+/// The problems of a config that is complete but for the given lines (a minimal `routes:`).
+fn error_with_routes(content: &str) -> String {
+    error(&format!("{content}routes:\n  default: deny\n"))
 }
 
 #[test]
@@ -51,26 +59,31 @@ fn environment_overrides() {
 fn errors_name_the_key() {
     assert_eq!(
         error("routes:\n  rules:\n    - path: orders\n      accept: []\n"),
-        "routes.rules[0].path: path \"orders\" must start with '/'"
+        "routes.rules[0].path: path \"orders\" must start with '/'\nroutes.rules[0].accept: accept at least one credential"
     );
     assert!(error("routes:\n  rulez: []\n").starts_with("routes.rulez: unknown field `rulez`, expected one of"));
-    assert_eq!(error("server:\n  grpc_addr: nine\n"), "server.grpc_addr: \"nine\" is not an ip:port address");
     assert_eq!(
-        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [none]\n    keys: {jwks_uri: http://x}\n"),
+        error_with_routes("server:\n  grpc_addr: nine\n"),
+        "server.grpc_addr: \"nine\" is not an ip:port address"
+    );
+    assert_eq!(
+        error_with_routes(
+            "jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [none]\n    keys: {jwks_uri: http://x}\n"
+        ),
         "jwt_providers[0].algorithms[0]: \"none\" is not a supported algorithm (never `none`)"
     );
     assert_eq!(
-        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [RS256, HS256]\n    keys: {jwks_uri: http://x}\n"),
+        error_with_routes("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [RS256, HS256]\n    keys: {jwks_uri: http://x}\n"),
         "jwt_providers[0].algorithms: HS256: public keys cannot verify HS* tokens"
     );
     assert_eq!(
-        error(
+        error_with_routes(
             "jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [HS256]\n    keys: {hmac_secret_env: NOPE}\n"
         ),
         "jwt_providers[0].keys.hmac_secret_env: the environment variable NOPE is not set"
     );
     assert_eq!(
-        error("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [RS256]\n    keys: {jwks_uri: http://x, discovery: true}\n"),
+        error_with_routes("jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [RS256]\n    keys: {jwks_uri: http://x, discovery: true}\n"),
         "jwt_providers[0].keys: set exactly one of jwks_uri, discovery, jwks_file, hmac_secret_file and hmac_secret_env"
     );
     assert_eq!(
@@ -82,7 +95,10 @@ fn errors_name_the_key() {
         error("api_keys: {file: k.yaml}\nroutes:\n  rules:\n    - path: /a\n      accept: [api_key]\n      claims:\n        - {claim: role, equals: a, contains: b}\n"),
         "routes.rules[0].claims[0]: set exactly one of equals, one_of and contains"
     );
-    assert_eq!(error("log:\n  level: loud\n"), "log.level: \"loud\" is not trace, debug, info, warn or error");
+    assert_eq!(
+        error_with_routes("log:\n  level: loud\n"),
+        "log.level: \"loud\" is not trace, debug, info, warn or error"
+    );
     let missing = load(Path::new("/nonexistent/authz.yaml"), &HashMap::new()).unwrap_err().to_string();
     assert!(missing.starts_with("/nonexistent/authz.yaml: "), "{missing}");
 }
@@ -116,7 +132,8 @@ fn the_login_example_loads() {
 fn oidc_error(section: &str) -> String {
     let file = write(&format!("routes: {{default: authenticated, default_accept: [session]}}\n{section}"));
     let err = load(file.path(), &oidc_env()).unwrap_err().to_string();
-    err.strip_prefix(&format!("{}: ", file.path().display())).unwrap_or(&err).to_string()
+    let prefix = format!("{}: ", file.path().display());
+    err.lines().map(|line| line.strip_prefix(&prefix).unwrap_or(line)).collect::<Vec<_>>().join("\n")
 }
 
 const OIDC_BASE: &str = "oidc:\n  issuer: https://op.example\n  client_id: app\n  client_secret_env: OIDC_CLIENT_SECRET\n  origins: [https://app.example.com]\n";
@@ -140,8 +157,54 @@ fn empty_cut_short_and_hostile_files_are_refused() {
 }
 
 #[test]
+fn every_problem_in_every_section_is_reported_at_once() {
+    let config = "server:\n  grpc_addr: nine\n  shutdown_delay: soon\nlog:\n  level: loud\n  format: xml\n\
+                  jwt_providers:\n  - {name: a, issuer: i, algorithms: [none], keys: {jwks_uri: http://x}}\n\
+                  \x20 - {name: a, issuer: i, algorithms: [RS256], keys: {jwks_uri: http://x}}\n\
+                  \x20 - {name: b, issuer: '', algorithms: [RS256], keys: {jwks_uri: http://x}}\n\
+                  identity:\n  array_format: xml\n\
+                  routes:\n  public: [health]\n  rules:\n\
+                  \x20   - {path: orders, methods: ['G T'], accept: [jwt:c, api_key]}\n\
+                  \x20   - {path: /ok, accept: [jwt:a], claims: [{claim: x}]}\n\
+                  \x20 default: sometimes\nreload_interval: often\n";
+    let problems = error(config);
+    let keys: Vec<&str> = problems.lines().map(|line| line.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.grpc_addr",
+            "server.shutdown_delay",
+            "log.level",
+            "log.format",
+            "routes.rules[0].path",
+            "routes.rules[0].methods",
+            "routes.rules[0].accept[0]",
+            "routes.rules[0].accept[1]",
+            "routes.rules[1].claims[0]",
+            "routes.public[0]",
+            "routes.default",
+            "jwt_providers[0].algorithms[0]",
+            "jwt_providers[1].name",
+            "jwt_providers[2].issuer",
+            "identity.array_format",
+            "reload_interval",
+        ],
+        "{problems}"
+    );
+}
+
+#[test]
 fn login_config_errors_name_the_key() {
     let session = "  session: {keys: [{env: SESSION_KEY}]}\n";
+    // The cookie, the session and the rest of the section are checked independently.
+    assert_eq!(
+        oidc_error(&format!(
+            "{OIDC_BASE}  timeout: soon\n  cookie: {{same_site: none, secure: false}}\n  session: {{keys: []}}\n"
+        )),
+        "oidc.cookie.same_site: browsers refuse SameSite=None without Secure\n\
+         oidc.session.keys: at least one session key is needed\n\
+         oidc.timeout: bad number in duration \"soon\""
+    );
     assert_eq!(
         error("routes: {rules: [{path: /app, accept: [session]}]}"),
         "routes.rules[0].accept[0]: session is accepted but oidc is not configured"

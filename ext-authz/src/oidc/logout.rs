@@ -2,8 +2,8 @@
 //! the provider's `end_session_endpoint` when it has one), and OIDC Back-Channel Logout (the
 //! provider posts a signed logout token naming a `sid` or `sub`).
 
+use super::LogoutGet;
 use super::Oidc;
-use crate::config::LogoutGet;
 use crate::core::decision::{deny, from_our_origin, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::login::{end_session_url, wants_login_redirect};

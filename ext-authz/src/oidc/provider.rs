@@ -13,10 +13,11 @@ use serde_json::Value;
 use shared::metrics::CounterFamily;
 use tokio::sync::{watch, Mutex};
 
-use crate::config::{KeySource, OidcSettings, ProviderKeys};
+use super::OidcSettings;
 use crate::core::jwt::{self, JwtError, JwtPolicy};
 use crate::core::session::model::TokenSet;
 use crate::jwks::KeyManager;
+use crate::jwks::{KeySource, ProviderKeys};
 
 /// What discovery tells us; only what the flow uses.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -1,0 +1,87 @@
+//! Collecting config problems: every section is checked, and every problem found is reported
+//! with its key, so a user fixes them all in one go instead of one per attempt.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shared::env::parse_go_duration;
+
+/// A problem was found and recorded in the [`Check`]; the part being built is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported;
+
+/// A part of the config, or the note that its problems were recorded.
+pub type Checked<T> = Result<T, Reported>;
+
+/// One problem: where (`routes.rules[2].path`) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub problem: String,
+}
+
+/// What the sections are checked with: the file (for relative paths), the environment (for
+/// secrets named by `*_env` keys), and the problems found so far.
+pub struct Check<'a> {
+    pub base: &'a Path,
+    pub env: &'a HashMap<String, String>,
+    problems: RefCell<Vec<Problem>>,
+}
+
+impl<'a> Check<'a> {
+    pub fn new(base: &'a Path, env: &'a HashMap<String, String>) -> Check<'a> {
+        Check { base, env, problems: RefCell::default() }
+    }
+
+    /// Records a problem at `key`.
+    pub fn fail<T>(&self, key: impl Into<String>, problem: impl Into<String>) -> Checked<T> {
+        self.problems.borrow_mut().push(Problem { key: key.into(), problem: problem.into() });
+        Err(Reported)
+    }
+
+    pub fn duration(&self, key: &str, text: &str) -> Checked<Duration> {
+        parse_go_duration(text).or_else(|e| self.fail(key, e))
+    }
+
+    pub fn addr(&self, key: &str, text: &str) -> Checked<SocketAddr> {
+        text.parse().or_else(|_| self.fail(key, format!("{text:?} is not an ip:port address")))
+    }
+
+    /// Relative paths are relative to the config file.
+    pub fn path(&self, text: &str) -> PathBuf {
+        let path = Path::new(text);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    pub fn into_problems(self) -> Vec<Problem> {
+        self.problems.into_inner()
+    }
+}
+
+/// Builds every item (none is skipped after a bad one, so each one's problems are reported);
+/// the list when all were good.
+pub fn each<T, I>(
+    items: impl IntoIterator<Item = I>,
+    mut build: impl FnMut(usize, I) -> Checked<T>,
+) -> Checked<Vec<T>> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for (i, item) in items.into_iter().enumerate() {
+        match build(i, item) {
+            Ok(built) => out.push(built),
+            Err(Reported) => failed = true,
+        }
+    }
+    if failed {
+        Err(Reported)
+    } else {
+        Ok(out)
+    }
+}

@@ -1,0 +1,44 @@
+//! The `identity:` section: which headers the backend gets, from which claims.
+
+use super::check::{each, Check, Checked};
+use super::raw::{RawClaimPath, RawHeaderSource, RawIdentity};
+use crate::core::claims::ClaimPath;
+use crate::core::identity::{ArrayFormat, HeaderSource, IdentityHeaders};
+
+pub fn claim_path(raw: &RawClaimPath) -> ClaimPath {
+    match raw {
+        RawClaimPath::Text(text) => ClaimPath::parse(text),
+        RawClaimPath::Segments(segments) => ClaimPath::from_segments(segments.clone()),
+    }
+}
+
+pub fn identity(raw: &RawIdentity, c: &Check<'_>) -> Checked<IdentityHeaders> {
+    let rules = match &raw.headers {
+        None => Ok(IdentityHeaders::defaults()),
+        Some(map) => each(map, |_, (header, source)| {
+            let key = format!("identity.headers.{header}");
+            if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return c.fail(key, "not a valid header name");
+            }
+            let source = match source {
+                RawHeaderSource::One(s) if s == "scopes" => HeaderSource::Scopes,
+                RawHeaderSource::One(s) => HeaderSource::Claims(vec![ClaimPath::parse(s)]),
+                RawHeaderSource::Many(list) if !list.is_empty() => {
+                    HeaderSource::Claims(list.iter().map(claim_path).collect())
+                }
+                RawHeaderSource::Many(_) => return c.fail(key, "list at least one claim"),
+            };
+            Ok((header.to_ascii_lowercase(), source))
+        }),
+    };
+    let arrays = match raw.array_format.as_str() {
+        "join" => ArrayFormat::Join(raw.array_separator.clone()),
+        "json" => ArrayFormat::Json,
+        other => return c.fail("identity.array_format", format!("{other:?} is not join or json")),
+    };
+    Ok(IdentityHeaders {
+        rules: rules?,
+        arrays,
+        payload_header: raw.payload_header.as_ref().map(|h| h.to_ascii_lowercase()),
+    })
+}

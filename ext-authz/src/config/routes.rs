@@ -1,0 +1,90 @@
+//! The `routes:` section: public paths, rules (host, methods, path → accepted credentials,
+//! scopes, claim rules) and the default for requests no rule matches.
+
+use super::check::{each, Check, Checked};
+use super::identity::claim_path;
+use super::raw::{RawRoutes, RawRule};
+use crate::core::routes::{ClaimRule, Condition, Credential, DefaultPolicy, PathMatch, Requirements, RouteTable, Rule};
+
+/// The credentials the rest of the config makes available, which `accept:` lists may name.
+pub struct Available<'a> {
+    /// JWT provider names, in order (a `jwt:<name>` names the provider at that index).
+    pub providers: Vec<&'a str>,
+    pub api_keys: bool,
+    pub sessions: bool,
+}
+
+pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>) -> Checked<RouteTable> {
+    let Some(routes) = raw else {
+        return c.fail("routes", "missing: a config must say which requests it lets through (is the file cut short?)");
+    };
+    let rules = each(&routes.rules, |i, r| rule(i, r, available, c));
+    let public = each(&routes.public, |i, p| PathMatch::parse(p).or_else(|e| c.fail(format!("routes.public[{i}]"), e)));
+    let default = match routes.default.as_str() {
+        "deny" => Ok(DefaultPolicy::Deny),
+        "allow" => Ok(DefaultPolicy::Allow),
+        "authenticated" => accept(&routes.default_accept, "routes.default_accept", available, c).map(|credentials| {
+            DefaultPolicy::Authenticated(Requirements { credentials, scopes: vec![], claims: vec![] })
+        }),
+        other => c.fail("routes.default", format!("{other:?} is not deny, allow or authenticated")),
+    };
+    Ok(RouteTable { public: public?, rules: rules?, default: default? })
+}
+
+fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Checked<Rule> {
+    let key = format!("routes.rules[{i}]");
+    let path = PathMatch::parse(&r.path).or_else(|e| c.fail(format!("{key}.path"), e));
+    let methods = each(&r.methods, |_, m| {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return c.fail(format!("{key}.methods"), format!("{m:?} is not an HTTP method"));
+        }
+        Ok(m.to_ascii_uppercase())
+    });
+    let claims = each(&r.claims, |j, rule| {
+        let condition = match (&rule.equals, &rule.one_of, &rule.contains) {
+            (Some(v), None, None) => Condition::Equals(v.clone()),
+            (None, Some(v), None) => Condition::OneOf(v.clone()),
+            (None, None, Some(v)) => Condition::Contains(v.clone()),
+            _ => return c.fail(format!("{key}.claims[{j}]"), "set exactly one of equals, one_of and contains"),
+        };
+        Ok(ClaimRule { claim: claim_path(&rule.claim), condition })
+    });
+    let credentials = accept(&r.accept, &format!("{key}.accept"), available, c);
+    Ok(Rule {
+        name: r.name.clone().unwrap_or_else(|| format!("rule-{i}")),
+        host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+        methods: methods?,
+        path: path?,
+        requires: Requirements { credentials: credentials?, scopes: r.scopes.clone(), claims: claims? },
+    })
+}
+
+/// An `accept:` list: `jwt`, `jwt:<provider>`, `api_key`, `session`, each configured.
+fn accept(list: &[String], key: &str, available: &Available<'_>, c: &Check<'_>) -> Checked<Vec<Credential>> {
+    let credentials = each(list, |j, item| {
+        let here = format!("{key}[{j}]");
+        Ok(match item.as_str() {
+            "api_key" if !available.api_keys => {
+                return c.fail(here, "api_key is accepted but no api_keys are configured")
+            }
+            "api_key" => Credential::ApiKey,
+            "session" if !available.sessions => return c.fail(here, "session is accepted but oidc is not configured"),
+            "session" => Credential::Session,
+            "jwt" if available.providers.is_empty() => {
+                return c.fail(here, "jwt is accepted but no jwt_providers are configured")
+            }
+            "jwt" => Credential::Jwt(None),
+            other => match other.strip_prefix("jwt:") {
+                Some(name) => match available.providers.iter().position(|p| *p == name) {
+                    Some(index) => Credential::Jwt(Some(vec![index])),
+                    None => return c.fail(here, format!("no JWT provider is named {name:?}")),
+                },
+                None => return c.fail(here, format!("{other:?} is not jwt, jwt:<provider>, api_key or session")),
+            },
+        })
+    })?;
+    if credentials.is_empty() {
+        return c.fail(key, "accept at least one credential");
+    }
+    Ok(credentials)
+}
