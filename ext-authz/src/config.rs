@@ -4,7 +4,7 @@
 //! `authz.yaml: routes.rules[2].path: path "orders" must start with '/'`.
 //!
 //! One module per section builds that section's part from the raw (serde) form, recording its
-//! problems in a shared [`check::Check`] and carrying on; `build` puts the parts together. The
+//! problems in a shared `Check` and carrying on; `build` puts the parts together. The
 //! types the parts are made of belong to the components that use them (`jwks`, `key_files`,
 //! `oidc`, `core`): only this module and `app` know the whole config.
 

@@ -1,5 +1,9 @@
 //! The config file as written: serde types with defaults, unknown keys refused.
 
+mod oidc;
+
+pub use oidc::{RawCookie, RawOidc, RawRedis, RawSession};
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -18,7 +22,7 @@ pub struct RawConfig {
     /// Required: a file without it is empty or cut short, not a deny-all policy.
     pub routes: Option<RawRoutes>,
     pub identity: RawIdentity,
-    pub oidc: Option<super::oidc::RawOidc>,
+    pub oidc: Option<RawOidc>,
 }
 
 #[derive(Debug, Deserialize)]
