@@ -158,7 +158,7 @@ async fn reload_config(
     let Some(loaded) = reload::blocking(move || config::load(&file, &env)).await else { return };
     let installed = match loaded {
         Ok(new) => install_config(authorizer, &new).await.map(|()| new),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(ReloadError::Config(e)),
     };
     match installed {
         Ok(new) => {
@@ -196,13 +196,22 @@ async fn reload_api_keys(authorizer: &Authorizer, keys_at: &Mutex<Option<ApiKeys
     }
 }
 
+/// Why a changed config file was not put in service.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("the login flow cannot be built: {0}")]
+    Oidc(#[from] crate::oidc::OidcSetupError),
+}
+
 /// A reloaded config keeps its key manager when the providers' key sources are unchanged, and
 /// its login flow (sessions, revocations, provider state) when the `oidc` section is.
-async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<(), String> {
+async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<(), ReloadError> {
     let current = authorizer.policy();
     let oidc = match (&current.oidc, &new.oidc) {
         (Some(oidc), Some(settings)) if oidc.settings() == settings => Some(oidc.clone()),
-        _ => build_oidc(new, &authorizer.metrics, FirstLoad::Wait).await.map_err(|e| e.to_string())?,
+        _ => build_oidc(new, &authorizer.metrics, FirstLoad::Wait).await?,
     };
     let (keys, stop_refresh) = if current.keys.same_sources(&new.provider_keys) {
         (current.keys.clone(), current.stop_refresh.clone())

@@ -10,8 +10,8 @@ use shared::health::Health;
 use shared::reload;
 use tokio::sync::{oneshot, watch};
 
-use crate::core::RateLimitConfig;
-use crate::loader::ConfigTree;
+use crate::core::{ConfigError, RateLimitConfig};
+use crate::loader::{ConfigTree, LoaderError};
 use crate::service::RateLimiter;
 use crate::service::ReloadableSettings;
 
@@ -27,12 +27,12 @@ pub struct Installer {
 
 impl Installer {
     /// Builds a config with `build` (given `MERGE_DOMAIN_CONFIG`) and puts it in service.
-    /// Returns the error text on failure, for callers that report it (xDS NACKs).
-    pub fn install(
+    /// Returns the build's error on failure, for callers that report it (xDS NACKs).
+    pub fn install<E: std::fmt::Display>(
         &self,
         source: &str,
-        build: impl FnOnce(bool) -> Result<RateLimitConfig, String>,
-    ) -> Result<(), String> {
+        build: impl FnOnce(bool) -> Result<RateLimitConfig, E>,
+    ) -> Result<(), E> {
         let metrics = self.limiter.metrics();
         match build(self.reloadable.merge_domains) {
             Ok(config) => {
@@ -59,6 +59,15 @@ impl Installer {
     }
 }
 
+/// Why the files did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error(transparent)]
+    Read(#[from] LoaderError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
 /// Config files under `RUNTIME_ROOT`, reloaded whenever the tree changes.
 pub struct FileProvider {
     pub tree: ConfigTree,
@@ -72,9 +81,9 @@ impl FileProvider {
         let tree = self.tree.clone();
         let installer = self.installer.clone();
         reload::blocking(move || {
-            let _ = installer.install("files", |merge| {
-                let sources = tree.read().map_err(|e| e.to_string())?;
-                RateLimitConfig::load(&sources, merge).map_err(|e| e.to_string())
+            let _ = installer.install("files", |merge| -> Result<_, FilesError> {
+                let sources = tree.read()?;
+                Ok(RateLimitConfig::load(&sources, merge)?)
             });
         })
         .await;

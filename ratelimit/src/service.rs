@@ -162,6 +162,12 @@ impl RateLimiter {
                 self.store_answered();
                 decide(&plan, &values, settings, now)
             }
+            // An answer that makes no sense for this request is not an outage: the call fails
+            // and the failure mode (meant for an unreachable store) does not apply.
+            Err(error) if !error.is_transient() => {
+                tracing::error!(store = self.store.name(), "counter store answered nonsense: {error}");
+                return Err(error.into());
+            }
             Err(error) => {
                 self.store_failed(&error);
                 match self.options.failure_mode {
@@ -298,5 +304,61 @@ impl RateLimiter {
             Ok(()) => self.store_answered(),
             Err(e) => tracing::debug!("counter store still unavailable: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::ConfigSource;
+    use crate::core::{Entry, RequestDescriptor};
+    use crate::store::StoreFuture;
+
+    /// A store that answers, but with the wrong number of values (a broken proxy in front of
+    /// Redis, say): a fault of the answer, not an outage.
+    struct ShortAnswers;
+
+    impl CounterStore for ShortAnswers {
+        fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], _now: u64) -> StoreFuture<'a, Vec<u64>> {
+            Box::pin(async move { Err(StoreError::ShortAnswer { expected: updates.len(), got: 0 }) })
+        }
+        fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>> {
+            self.increment(counters, now)
+        }
+        fn ping(&self) -> StoreFuture<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn name(&self) -> &'static str {
+            "short"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_nonsense_answer_fails_the_call_instead_of_applying_the_failure_mode() {
+        let (health, _server, _follow) = Health::new("ratelimit");
+        let options = LimiterOptions {
+            stop_increment_when_over_limit: false,
+            failure_mode: FailureMode::Allow,
+            expiration_jitter_max_seconds: 0,
+            local_cache_size_in_bytes: 0,
+            store_health: true,
+        };
+        let limiter = RateLimiter::new(Arc::new(ShortAnswers), options, Metrics::new(false), health, system_clock());
+        let yaml = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n";
+        let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
+        let settings = ReloadableSettings {
+            evaluation: crate::core::evaluate::EvaluationSettings::default(),
+            merge_domains: false,
+            dynamic_metadata: false,
+        };
+        limiter.install(RateLimitConfig::load(&sources, false).unwrap(), settings);
+        let request = RateLimitRequest {
+            domain: "d".into(),
+            descriptors: vec![RequestDescriptor::new(vec![Entry::new("k", "v")])],
+            hits_addend: 0,
+        };
+        let error = limiter.should_rate_limit(&request).await.unwrap_err();
+        assert!(matches!(error, ServiceError::Store(StoreError::ShortAnswer { expected: 1, got: 0 })), "{error}");
+        assert_eq!(limiter.metrics().redis_outages.get(), 0, "not counted as an outage");
     }
 }

@@ -63,16 +63,26 @@ pub enum XdsError {
     Header(String),
 }
 
+/// Why a snapshot is refused (the NACK's message).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("unexpected resource type {0:?}")]
+    ResourceType(String),
+    #[error("cannot decode RateLimitConfig: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error(transparent)]
+    Config(#[from] crate::core::ConfigError),
+}
+
 /// Converts a snapshot to the file model; fails on a resource of another type or bad bytes.
-pub fn to_roots(resources: &[Any]) -> Result<Vec<(String, YamlRoot)>, String> {
+pub fn to_roots(resources: &[Any]) -> Result<Vec<(String, YamlRoot)>, SnapshotError> {
     resources
         .iter()
         .map(|any| {
             if any.type_url != TYPE_URL {
-                return Err(format!("unexpected resource type {:?}", any.type_url));
+                return Err(SnapshotError::ResourceType(any.type_url.clone()));
             }
-            let config = rl::RateLimitConfig::decode(any.value.as_slice())
-                .map_err(|e| format!("cannot decode RateLimitConfig: {e}"))?;
+            let config = rl::RateLimitConfig::decode(any.value.as_slice())?;
             let rl::RateLimitConfig { name, domain, descriptors } = config;
             Ok((name, YamlRoot { domain, descriptors: descriptors.into_iter().map(descriptor).collect() }))
         })
@@ -187,9 +197,9 @@ async fn follow(
 /// Loads one snapshot and builds the ACK (or NACK) for it.
 fn handle(installer: &Installer, response: &DiscoveryResponse, accepted_version: &mut String) -> DiscoveryRequest {
     let name = format!("xds version {}", response.version_info);
-    let result = installer.install(&name, |merge| {
+    let result = installer.install(&name, |merge| -> Result<_, SnapshotError> {
         let roots = to_roots(&response.resources)?;
-        RateLimitConfig::load_roots(roots, merge).map_err(|e| e.to_string())
+        Ok(RateLimitConfig::load_roots(roots, merge)?)
     });
     let error_detail = match result {
         Ok(()) => {
@@ -197,7 +207,7 @@ fn handle(installer: &Installer, response: &DiscoveryResponse, accepted_version:
             None
         }
         // INVALID_ARGUMENT, as Envoy reports a rejected config.
-        Err(message) => Some(RpcStatus { code: 3, message, details: Vec::new() }),
+        Err(error) => Some(RpcStatus { code: 3, message: error.to_string(), details: Vec::new() }),
     };
     DiscoveryRequest {
         version_info: accepted_version.clone(),

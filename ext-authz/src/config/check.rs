@@ -43,7 +43,7 @@ impl<'a> Check<'a> {
     }
 
     pub fn duration(&self, key: &str, text: &str) -> Checked<Duration> {
-        parse_go_duration(text).or_else(|e| self.fail(key, e))
+        parse_go_duration(text).or_else(|e| self.fail(key, e.to_string()))
     }
 
     pub fn addr(&self, key: &str, text: &str) -> Checked<SocketAddr> {

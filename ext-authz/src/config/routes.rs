@@ -19,7 +19,9 @@ pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>)
         return c.fail("routes", "missing: a config must say which requests it lets through (is the file cut short?)");
     };
     let rules = each(&routes.rules, |i, r| rule(i, r, available, c));
-    let public = each(&routes.public, |i, p| PathMatch::parse(p).or_else(|e| c.fail(format!("routes.public[{i}]"), e)));
+    let public = each(&routes.public, |i, p| {
+        PathMatch::parse(p).or_else(|e| c.fail(format!("routes.public[{i}]"), e.to_string()))
+    });
     let default = match routes.default.as_str() {
         "deny" => Ok(DefaultPolicy::Deny),
         "allow" => Ok(DefaultPolicy::Allow),
@@ -33,7 +35,7 @@ pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>)
 
 fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Checked<Rule> {
     let key = format!("routes.rules[{i}]");
-    let path = PathMatch::parse(&r.path).or_else(|e| c.fail(format!("{key}.path"), e));
+    let path = PathMatch::parse(&r.path).or_else(|e| c.fail(format!("{key}.path"), e.to_string()));
     let methods = each(&r.methods, |_, m| {
         if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
             return c.fail(format!("{key}.methods"), format!("{m:?} is not an HTTP method"));

@@ -15,19 +15,32 @@ pub enum PathMatch {
     Template(Vec<Option<String>>),
 }
 
+/// Why a path pattern is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("path {0:?} must start with '/'")]
+    NotAbsolute(String),
+    #[error("path {0:?}: '*' only at the end, and not with {{params}}")]
+    StarWithParams(String),
+    #[error("path {0:?}: '*' only at the end")]
+    StarInside(String),
+    #[error("path {pattern:?}: bad parameter {segment:?}")]
+    BadParameter { pattern: String, segment: String },
+}
+
 impl PathMatch {
-    pub fn parse(pattern: &str) -> Result<PathMatch, String> {
+    pub fn parse(pattern: &str) -> Result<PathMatch, PatternError> {
         if !pattern.starts_with('/') {
-            return Err(format!("path {pattern:?} must start with '/'"));
+            return Err(PatternError::NotAbsolute(pattern.into()));
         }
         if let Some(prefix) = pattern.strip_suffix('*') {
             if prefix.contains(['*', '{', '}']) {
-                return Err(format!("path {pattern:?}: '*' only at the end, and not with {{params}}"));
+                return Err(PatternError::StarWithParams(pattern.into()));
             }
             return Ok(PathMatch::Prefix(prefix.to_string()));
         }
         if pattern.contains('*') {
-            return Err(format!("path {pattern:?}: '*' only at the end"));
+            return Err(PatternError::StarInside(pattern.into()));
         }
         if !pattern.contains(['{', '}']) {
             return Ok(PathMatch::Exact(pattern.to_string()));
@@ -36,7 +49,9 @@ impl PathMatch {
             .split('/')
             .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 Some(name) if !name.is_empty() && !name.contains(['{', '}']) => Ok(None),
-                _ if segment.contains(['{', '}']) => Err(format!("path {pattern:?}: bad parameter {segment:?}")),
+                _ if segment.contains(['{', '}']) => {
+                    Err(PatternError::BadParameter { pattern: pattern.into(), segment: segment.into() })
+                }
                 _ => Ok(Some(segment.to_string())),
             })
             .collect::<Result<_, _>>()?;

@@ -113,7 +113,7 @@ impl Oidc {
         let value = match self.store.save(&session, now).await {
             Ok(value) => value,
             Err(e) => {
-                tracing::error!("cannot store a new session: {e}");
+                tracing::error!(transient = e.is_transient(), "cannot store a new session: {e}");
                 return with_clear(session_store_unavailable());
             }
         };

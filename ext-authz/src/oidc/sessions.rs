@@ -78,7 +78,7 @@ impl Oidc {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::error!("cannot read a session: {e}");
+                    tracing::error!(transient = e.is_transient(), "cannot read a session: {e}");
                     store_failed = true;
                 }
             }

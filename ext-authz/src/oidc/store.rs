@@ -32,6 +32,18 @@ pub enum StoreError {
     Revocations(std::io::Error),
 }
 
+impl StoreError {
+    /// Whether the store itself failed (Redis unreachable or slow, the revocation file not
+    /// writable), so retrying later may work and the answer is "unavailable"; `false` when
+    /// this session cannot be stored at all.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Redis(_) | StoreError::Revocations(_) => true,
+            StoreError::Encode(_) => false,
+        }
+    }
+}
+
 pub trait SessionStore: Send + Sync {
     /// `cookie` or `redis`, for logs and metrics.
     fn kind(&self) -> &'static str;
@@ -53,4 +65,18 @@ pub trait SessionStore: Send + Sync {
     /// Ends the sessions a back-channel logout names; returns how many were found (the cookie
     /// store cannot know and says 0).
     fn revoke<'a>(&'a self, revocation: &'a Revocation, now: u64) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_are_transient_and_encoding_failures_are_not() {
+        let timeout = shared::redis::RedisCallError::Timeout(std::time::Duration::from_millis(300));
+        assert!(StoreError::Redis(timeout).is_transient());
+        assert!(StoreError::Revocations(std::io::Error::other("disk full")).is_transient());
+        let encode = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(!StoreError::Encode(encode).is_transient());
+    }
 }

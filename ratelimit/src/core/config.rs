@@ -9,19 +9,59 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::config_file::{parse_config_file, YamlDescriptor, YamlRoot};
+use super::config_file::{parse_config_file, FileError, MetadataError, YamlDescriptor, YamlRoot};
 use super::request::Entry;
 use super::stat_key::{composite_key, StatLevel};
 use super::unit::Unit;
 use super::wildcard::WildcardPattern;
 
-/// A config load failure, displayed as the reference does: `<config name>: <message>`.
+/// A config load failure, displayed as the reference does: `<config name>: <problem>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{config_name}: {message}")]
+#[error("{config_name}: {problem}")]
 pub struct ConfigError {
     /// The file's runtime key (e.g. `config.basic.yaml`).
     pub config_name: String,
-    pub message: String,
+    pub problem: ConfigProblem,
+}
+
+/// What is wrong with one file (or xDS resource).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+/// A rule the reference refuses, with its exact text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("config file cannot have empty domain")]
+    EmptyDomain,
+    #[error("duplicate domain '{0}' in config file")]
+    DuplicateDomain(String),
+    #[error("descriptor has empty key")]
+    EmptyKey,
+    #[error("duplicate descriptor composite key '{0}'")]
+    DuplicateKey(String),
+    #[error("share_threshold can only be used with wildcard values (containing '*'), but found key '{0}'")]
+    ShareThresholdWithoutWildcard(String),
+    #[error("error parsing metadata: {0}")]
+    Metadata(MetadataError),
+    #[error("should not specify rate limit unit when unlimited")]
+    UnitWhenUnlimited,
+    #[error("invalid rate limit unit '{0}'")]
+    InvalidUnit(String),
+    #[error("should not have an empty replaces entry")]
+    EmptyReplaces,
+    #[error("replaces should not contain name of same descriptor")]
+    ReplacesItself,
+}
+
+impl ConfigError {
+    fn new(config_name: &str, problem: impl Into<ConfigProblem>) -> ConfigError {
+        ConfigError { config_name: config_name.to_string(), problem: problem.into() }
+    }
 }
 
 /// A configured limit, with everything the hot path needs precomputed at load time.
@@ -92,11 +132,8 @@ impl RateLimitConfig {
     pub fn load(sources: &[ConfigSource], merge_domains: bool) -> Result<RateLimitConfig, ConfigError> {
         let mut config = RateLimitConfig::default();
         for source in sources {
-            let root = parse_config_file(&source.content)
-                .map_err(|message| ConfigError { config_name: source.name.clone(), message })?;
-            config
-                .add_root(root, merge_domains)
-                .map_err(|message| ConfigError { config_name: source.name.clone(), message })?;
+            let root = parse_config_file(&source.content).map_err(|e| ConfigError::new(&source.name, e))?;
+            config.add_root(root, merge_domains).map_err(|e| ConfigError::new(&source.name, e))?;
         }
         Ok(config)
     }
@@ -106,7 +143,7 @@ impl RateLimitConfig {
     pub fn load_roots(roots: Vec<(String, YamlRoot)>, merge_domains: bool) -> Result<RateLimitConfig, ConfigError> {
         let mut config = RateLimitConfig::default();
         for (name, root) in roots {
-            config.add_root(root, merge_domains).map_err(|message| ConfigError { config_name: name, message })?;
+            config.add_root(root, merge_domains).map_err(|e| ConfigError::new(&name, e))?;
         }
         Ok(config)
     }
@@ -116,9 +153,11 @@ impl RateLimitConfig {
         let mut config = RateLimitConfig::default();
         let mut errors = Vec::new();
         for source in sources {
-            let result = parse_config_file(&source.content).and_then(|root| config.add_root(root, merge_domains));
-            if let Err(message) = result {
-                errors.push(ConfigError { config_name: source.name.clone(), message });
+            let result = parse_config_file(&source.content)
+                .map_err(ConfigProblem::from)
+                .and_then(|root| config.add_root(root, merge_domains).map_err(ConfigProblem::from));
+            if let Err(problem) = result {
+                errors.push(ConfigError { config_name: source.name.clone(), problem });
             }
         }
         errors
@@ -180,13 +219,13 @@ impl RateLimitConfig {
         found
     }
 
-    fn add_root(&mut self, root: YamlRoot, merge_domains: bool) -> Result<(), String> {
+    fn add_root(&mut self, root: YamlRoot, merge_domains: bool) -> Result<(), RuleError> {
         if root.domain.is_empty() {
-            return Err("config file cannot have empty domain".to_string());
+            return Err(RuleError::EmptyDomain);
         }
         let domain = root.domain;
         if self.domains.contains_key(&domain) && !merge_domains {
-            return Err(format!("duplicate domain '{domain}' in config file"));
+            return Err(RuleError::DuplicateDomain(domain));
         }
         let mut level = self.domains.remove(&domain).unwrap_or_default();
         let mut chain = Vec::new();
@@ -201,25 +240,23 @@ impl RateLimitConfig {
         level: &mut Level,
         descriptors: &'y [YamlDescriptor],
         chain: &mut Vec<&'y YamlDescriptor>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RuleError> {
         for descriptor in descriptors {
             if descriptor.key.is_empty() {
-                return Err("descriptor has empty key".to_string());
+                return Err(RuleError::EmptyKey);
             }
             let composite = composite_key(&descriptor.key, &descriptor.value);
             if level.nodes.contains_key(&composite) {
                 let mut path: Vec<String> = chain.iter().map(|d| composite_key(&d.key, &d.value)).collect();
                 path.push(composite);
-                return Err(format!("duplicate descriptor composite key '{domain}.{}'", path.join(".")));
+                return Err(RuleError::DuplicateKey(format!("{domain}.{}", path.join("."))));
             }
             let pattern = WildcardPattern::compile(&composite);
             if descriptor.share_threshold && pattern.is_none() {
-                return Err(format!(
-                    "share_threshold can only be used with wildcard values (containing '*'), but found key '{composite}'"
-                ));
+                return Err(RuleError::ShareThresholdWithoutWildcard(composite));
             }
             if let Some(error) = &descriptor.metadata_error {
-                return Err(format!("error parsing metadata: {error}"));
+                return Err(RuleError::Metadata(error.clone()));
             }
             chain.push(descriptor);
             let limit = match &descriptor.rate_limit {
@@ -239,23 +276,23 @@ impl RateLimitConfig {
     }
 
     /// Validates the rate limit of the last descriptor of `chain` and precomputes its keys.
-    fn build_limit(&mut self, domain: &str, chain: &[&YamlDescriptor]) -> Result<Arc<Limit>, String> {
+    fn build_limit(&mut self, domain: &str, chain: &[&YamlDescriptor]) -> Result<Arc<Limit>, RuleError> {
         let leaf = chain[chain.len() - 1];
         let Some(yaml) = &leaf.rate_limit else { unreachable!("caller checked") };
         let unit = Unit::from_config_name(&yaml.unit);
         if yaml.unlimited {
             if unit.is_some() {
-                return Err("should not specify rate limit unit when unlimited".to_string());
+                return Err(RuleError::UnitWhenUnlimited);
             }
         } else if unit.is_none() {
-            return Err(format!("invalid rate limit unit '{}'", yaml.unit));
+            return Err(RuleError::InvalidUnit(yaml.unit.clone()));
         }
         for replaced in &yaml.replaces {
             if replaced.is_empty() {
-                return Err("should not have an empty replaces entry".to_string());
+                return Err(RuleError::EmptyReplaces);
             }
             if *replaced == yaml.name {
-                return Err("replaces should not contain name of same descriptor".to_string());
+                return Err(RuleError::ReplacesItself);
             }
         }
         let stat_key = std::iter::once(domain.to_string())

@@ -46,7 +46,7 @@ pub struct YamlDescriptor {
     /// Free-form metadata, returned in dynamic metadata; never inspected by the whitelist.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// Set when `metadata` is present but cannot become a protobuf Struct.
-    pub metadata_error: Option<String>,
+    pub metadata_error: Option<MetadataError>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,21 +58,48 @@ pub struct YamlRateLimit {
     pub replaces: Vec<String>,
 }
 
-/// Parses one file's content. The error is the reference's text without the file-name prefix.
-pub fn parse_config_file(content: &str) -> Result<YamlRoot, String> {
-    let document = parse_first_document(content).map_err(|e| format!("error loading config file: {e}"))?;
+/// Why a file is refused, displayed as the reference's text (without the file-name prefix,
+/// which [`super::config::ConfigError`] adds): users and tools match on these texts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// Not YAML, or beyond the reader's bounds.
+    #[error("error loading config file: {0}")]
+    Yaml(String),
+    /// Values of the wrong type, one line each (`line N: cannot unmarshal ...`).
+    #[error("error loading config file: yaml: unmarshal errors:\n  {}", .0.join("\n  "))]
+    Unmarshal(Vec<String>),
+    #[error("config error, key is not of type string: {0}")]
+    KeyNotString(String),
+    #[error("config error, unknown key '{0}'")]
+    UnknownKey(String),
+    #[error("config error, yaml file contains list of type other than map: {0}")]
+    ListOfNonMap(String),
+    /// A scalar of a kind the reference's key check refuses (e.g. a float).
+    #[error("error checking config")]
+    UnexpectedScalar,
+}
+
+/// Why a descriptor's `metadata` cannot become the protobuf Struct it is returned as.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    #[error("metadata must be a map, found {0}")]
+    NotAMap(String),
+    #[error("line {line}: {value} is not a number a Struct can hold")]
+    NotANumber { line: usize, value: String },
+    #[error("line {line}: map key {key} is not a string")]
+    KeyNotString { line: usize, key: String },
+}
+
+/// Parses one file's content.
+pub fn parse_config_file(content: &str) -> Result<YamlRoot, FileError> {
+    let document = parse_first_document(content).map_err(|e| FileError::Yaml(e.to_string()))?;
     let Some(document) = document else {
         return Ok(YamlRoot::default());
     };
     let entries = match &document.kind {
         NodeKind::Map(entries) => entries,
         NodeKind::Scalar { value: Scalar::Null, .. } => return Ok(YamlRoot::default()),
-        _ => {
-            return Err(format!(
-                "error loading config file: yaml: unmarshal errors:\n  {}",
-                type_error(&document, "map[interface {}]interface {}")
-            ))
-        }
+        _ => return Err(FileError::Unmarshal(vec![type_error(&document, "map[interface {}]interface {}")])),
     };
     validate_keys(entries)?;
     let mut decoder = Decoder::default();
@@ -80,18 +107,18 @@ pub fn parse_config_file(content: &str) -> Result<YamlRoot, String> {
     if decoder.errors.is_empty() {
         Ok(root)
     } else {
-        Err(format!("error loading config file: yaml: unmarshal errors:\n  {}", decoder.errors.join("\n  ")))
+        Err(FileError::Unmarshal(decoder.errors))
     }
 }
 
-fn validate_keys(entries: &[(Node, Node)]) -> Result<(), String> {
+fn validate_keys(entries: &[(Node, Node)]) -> Result<(), FileError> {
     for (key, value) in entries {
         let name = match &key.kind {
             NodeKind::Scalar { value: Scalar::Str(name), .. } => name,
-            _ => return Err(format!("config error, key is not of type string: {}", key.go_display())),
+            _ => return Err(FileError::KeyNotString(key.go_display())),
         };
         if !VALID_KEYS.contains(&name.as_str()) {
-            return Err(format!("config error, unknown key '{name}'"));
+            return Err(FileError::UnknownKey(name.clone()));
         }
         if name == "metadata" {
             continue;
@@ -101,18 +128,13 @@ fn validate_keys(entries: &[(Node, Node)]) -> Result<(), String> {
                 for item in items {
                     match &item.kind {
                         NodeKind::Map(inner) => validate_keys(inner)?,
-                        _ => {
-                            return Err(format!(
-                                "config error, yaml file contains list of type other than map: {}",
-                                item.go_display()
-                            ))
-                        }
+                        _ => return Err(FileError::ListOfNonMap(item.go_display())),
                     }
                 }
             }
             NodeKind::Map(inner) => validate_keys(inner)?,
             NodeKind::Scalar { value: Scalar::Str(_) | Scalar::Int(_) | Scalar::Bool(_) | Scalar::Null, .. } => {}
-            NodeKind::Scalar { .. } => return Err("error checking config".to_string()),
+            NodeKind::Scalar { .. } => return Err(FileError::UnexpectedScalar),
         }
     }
     Ok(())
@@ -286,16 +308,16 @@ fn string_keyed(entries: &[(Node, Node)]) -> impl Iterator<Item = (&str, &Node)>
     })
 }
 
-fn metadata_map(node: &Node) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
+fn metadata_map(node: &Node) -> Result<Option<serde_json::Map<String, serde_json::Value>>, MetadataError> {
     match to_json(node)? {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::Object(map) => Ok(Some(map)),
-        other => Err(format!("metadata must be a map, found {other}")),
+        other => Err(MetadataError::NotAMap(other.to_string())),
     }
 }
 
 /// Converts a node to a JSON value that a protobuf Struct can carry (string keys only).
-fn to_json(node: &Node) -> Result<serde_json::Value, String> {
+fn to_json(node: &Node) -> Result<serde_json::Value, MetadataError> {
     use serde_json::Value;
     Ok(match &node.kind {
         NodeKind::Scalar { value, .. } => match value {
@@ -305,7 +327,7 @@ fn to_json(node: &Node) -> Result<serde_json::Value, String> {
             Scalar::Uint(u) => Value::from(*u),
             Scalar::Float(f) => serde_json::Number::from_f64(*f)
                 .map(Value::Number)
-                .ok_or_else(|| format!("line {}: {f} is not a number a Struct can hold", node.line))?,
+                .ok_or_else(|| MetadataError::NotANumber { line: node.line, value: f.to_string() })?,
             Scalar::Str(s) => Value::String(s.clone()),
         },
         NodeKind::Seq(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
@@ -313,7 +335,7 @@ fn to_json(node: &Node) -> Result<serde_json::Value, String> {
             let mut map = serde_json::Map::new();
             for (key, value) in entries {
                 let NodeKind::Scalar { value: Scalar::Str(name), .. } = &key.kind else {
-                    return Err(format!("line {}: map key {} is not a string", key.line, key.go_display()));
+                    return Err(MetadataError::KeyNotString { line: key.line, key: key.go_display() });
                 };
                 map.insert(name.clone(), to_json(value)?);
             }
@@ -327,7 +349,7 @@ mod tests {
     use super::*;
 
     fn error(content: &str) -> String {
-        parse_config_file(content).unwrap_err()
+        parse_config_file(content).unwrap_err().to_string()
     }
 
     #[test]
