@@ -6,11 +6,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use shared::metrics::CounterFamily;
 use tokio::sync::{watch, Mutex};
+// tokio's clock, so tests can pause and advance it.
+use tokio::time::Instant;
 
 use crate::core::jwt::KeySet;
 use crate::secret::Secret;
@@ -134,6 +136,13 @@ impl KeyManager {
         }
     }
 
+    /// When provider `index` will be fetched again, as its last successful fetch decided
+    /// (`None` before one): for the debug output and tests, which can check the pacing rule
+    /// end to end without waiting for it.
+    pub fn planned_refresh(&self, index: usize) -> Option<Duration> {
+        *self.providers.get(index)?.next_refresh.lock().expect("lock")
+    }
+
     /// How long a check waits for a refetch for an unknown key id of provider `index`.
     pub fn unknown_kid_wait(&self, index: usize) -> Duration {
         self.providers.get(index).map_or(Duration::ZERO, |p| p.config.refresh.unknown_kid_wait)
@@ -147,7 +156,8 @@ impl KeyManager {
             return false;
         }
         let min = provider.config.refresh.unknown_kid_min_interval;
-        let recent = |p: &ProviderKeyState| p.last_kid_refetch.lock().expect("lock").is_some_and(|t| t.elapsed() < min);
+        let recent =
+            |p: &ProviderKeyState| !refetch_allowed(*p.last_kid_refetch.lock().expect("lock"), Instant::now(), min);
         if recent(provider) {
             return false;
         }
@@ -247,7 +257,7 @@ impl KeyManager {
         let (keys, max_age) = result?;
         tracing::info!(provider = %provider.config.name, keys = keys.len(), "JWT keys loaded");
         provider.keys.store(Some(Arc::new(keys)));
-        let next = max_age.map_or(refresh.interval, |age| age.clamp(refresh.min_interval, refresh.max_interval));
+        let next = next_refresh(max_age, refresh);
         *provider.next_refresh.lock().expect("lock") = Some(next);
         Ok(next)
     }
@@ -325,6 +335,18 @@ fn max_age(cache_control: &str) -> Option<Duration> {
     })
 }
 
+/// When to fetch again after a good fetch: the response's `max-age` within
+/// `[min_interval, max_interval]`, or `interval` when it sent none.
+pub(crate) fn next_refresh(max_age: Option<Duration>, refresh: &RefreshSettings) -> Duration {
+    max_age.map_or(refresh.interval, |age| age.clamp(refresh.min_interval, refresh.max_interval))
+}
+
+/// Whether an unknown key id may cause a fetch now: not within `min` of the last one, so a
+/// flood of made-up key ids cannot flood the identity provider.
+pub(crate) fn refetch_allowed(last: Option<Instant>, now: Instant, min: Duration) -> bool {
+    last.is_none_or(|last| now.saturating_duration_since(last) >= min)
+}
+
 /// When to try again after a failed fetch. A provider whose keys never loaded keeps the service
 /// not ready, so it is retried at most 5 s apart (an identity provider that starts after us — a
 /// JVM in a compose file — must not leave us waiting out `min_interval` past every health
@@ -339,6 +361,38 @@ pub(crate) fn retry_after_failure(refresh: &RefreshSettings, loaded: bool) -> Du
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn settings() -> RefreshSettings {
+        RefreshSettings {
+            interval: Duration::from_secs(300),
+            min_interval: Duration::from_secs(30),
+            max_interval: Duration::from_secs(86400),
+            unknown_kid_min_interval: Duration::from_secs(10),
+            unknown_kid_wait: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn max_age_paces_refreshes_within_bounds() {
+        let refresh = settings();
+        assert_eq!(next_refresh(None, &refresh), Duration::from_secs(300), "no max-age: the interval");
+        assert_eq!(next_refresh(Some(Duration::ZERO), &refresh), Duration::from_secs(30), "never below the minimum");
+        assert_eq!(next_refresh(Some(Duration::from_secs(600)), &refresh), Duration::from_secs(600));
+        assert_eq!(next_refresh(Some(Duration::from_secs(10_000_000)), &refresh), Duration::from_secs(86400));
+    }
+
+    #[test]
+    fn unknown_key_ids_refetch_at_most_once_per_interval() {
+        let min = Duration::from_secs(10);
+        let start = Instant::now();
+        assert!(refetch_allowed(None, start, min));
+        assert!(!refetch_allowed(Some(start), start, min));
+        assert!(!refetch_allowed(Some(start), start + Duration::from_millis(9_999), min));
+        assert!(refetch_allowed(Some(start), start + min, min));
+    }
+
     #[test]
     fn reads_max_age() {
         assert_eq!(super::max_age("public, max-age=600"), Some(std::time::Duration::from_secs(600)));

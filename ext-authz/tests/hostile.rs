@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -65,12 +65,10 @@ fn validate_refuses_alias_bombs_and_empty_or_cut_short_files() {
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
-        let started = Instant::now();
-        let output = Command::new(BIN).arg("validate").arg(&path).output().unwrap();
+        let output = output_within(Command::new(BIN).arg("validate").arg(&path), Duration::from_secs(30));
         assert_eq!(output.status.code(), Some(1), "{name}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(&format!("{name}: ")) && stderr.contains(expected), "{name}: {stderr}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{name} took {:?}", started.elapsed());
     }
 }
 
@@ -86,12 +84,15 @@ async fn a_running_service_keeps_its_config_through_bad_and_half_written_files()
     let good = std::fs::read_to_string(&config_file).unwrap();
 
     // Bad files dropped in place: each refused and counted, the service answers as before.
-    for bad in [alias_bomb(), String::new(), good[..good.find("routes:").unwrap()].to_string()] {
-        std::fs::write(&config_file, &bad).unwrap();
-        for _ in 0..10 {
-            assert_eq!(with_key(&p, "/orders/1").await, 200);
-            tokio::time::sleep(Duration::from_millis(40)).await;
-        }
+    let bad_files = [alias_bomb(), String::new(), good[..good.find("routes:").unwrap()].to_string()];
+    for (refused, bad) in bad_files.iter().enumerate() {
+        std::fs::write(&config_file, bad).unwrap();
+        let counted = format!(r#"ext_authz_reloads_total{{what="config",result="error"}} {}"#, refused + 1);
+        shared::testing::eventually(&format!("bad file {} refused", refused + 1), Duration::from_secs(10), || async {
+            assert_eq!(with_key(&p, "/orders/1").await, 200, "answers as before meanwhile");
+            http(p.http_addr(), "GET", "/metrics", &[]).await.2.contains(&counted)
+        })
+        .await;
     }
     // The good file written in place, slowly, in two halves, while requests keep coming.
     let (first, second) = good.split_at(good.len() / 2);
@@ -122,9 +123,9 @@ async fn a_running_service_keeps_its_config_through_bad_and_half_written_files()
     let _silent = std::net::TcpStream::connect(("127.0.0.1", p.grpc)).unwrap();
     let mut client = p.grpc_client().await;
     client.check(check_request("GET", "/public/x", &[])).await.unwrap();
-    let stopping = Instant::now();
+    // `terminate` gives up after 10 s, below the shutdown timeout (15 s): exiting at all means
+    // no idle connection held the stop.
     assert!(p.terminate().success());
-    assert!(stopping.elapsed() < Duration::from_secs(5), "the stop waited {:?}", stopping.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,9 +169,9 @@ async fn a_hanging_key_server_neither_delays_the_start_nor_hangs_checks() {
     let idp = JwksServer::start(&[&key]).await;
     idp.hanging.store(true, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    // The key fetch may take 5 s; the binary must open its ports regardless.
-    let started = Instant::now();
-    let p = start_with(&idp, dir.path(), |config| config.replace("timeout: 2s", "timeout: 5s"));
+    // The key fetch may take 30 s: a start that waited for it would miss the 10 s in which
+    // `start_with` expects the ports, so the binary must open them regardless.
+    let p = start_with(&idp, dir.path(), |config| config.replace("timeout: 2s", "timeout: 30s"));
     let addr = p.http_addr();
     assert_eq!(http(addr, "GET", "/healthz", &[]).await.0, 200, "alive while the first fetch runs");
     assert_eq!(http(addr, "GET", "/readyz", &[]).await.0, 503, "not ready without keys");
@@ -181,15 +182,16 @@ async fn a_hanging_key_server_neither_delays_the_start_nor_hangs_checks() {
     assert!(said.contains("answered HTTP/1.1 503") && said.contains("JWT keys not loaded yet"), "{said}");
     let nothing = Command::new(BIN).args(["healthcheck", &format!("127.0.0.1:{}", free_port())]).output().unwrap();
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("cannot connect to 127.0.0.1:"), "{nothing:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "ports took {:?}", started.elapsed());
     assert_eq!(with_key(&p, "/orders/1").await, 200, "API keys work meanwhile");
 
     // A token whose key is unknown waits for the refetch at most `unknown_kid_wait` (500 ms).
     let token = key.sign(&json!({"iss": idp.url, "aud": "orders-api", "sub": "u", "exp": now() + 600}));
-    let asked = Instant::now();
+    // A check that waited for the fetch would take 30 s; the guard says it did not.
+    let bearer = format!("Bearer {token}");
+    let headers = [("authorization", bearer.as_str())];
+    let check = http(addr, "GET", "/authz/orders/1", &headers);
     let (status, _, body) =
-        http(addr, "GET", "/authz/orders/1", &[("authorization", &format!("Bearer {token}"))]).await;
-    assert!(asked.elapsed() < Duration::from_secs(4), "the check waited {:?}", asked.elapsed());
+        tokio::time::timeout(Duration::from_secs(10), check).await.expect("the check waited for the hanging fetch");
     assert!(status == 401 || status == 503, "{status} {body}");
 
     // The provider answers again: the service becomes ready by itself.
@@ -287,4 +289,19 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
     }
     assert!(allowed(token_b).await, "the last good keys stay in service");
     running.shutdown().await;
+}
+
+/// Runs `command` to its end, killing it (and failing) if it hangs past `within`: a guard
+/// against a hang, far above the time the work takes.
+fn output_within(command: &mut Command, within: Duration) -> std::process::Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} hung for {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }

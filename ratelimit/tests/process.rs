@@ -6,6 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use shared::testing::eventually;
 use support::process::Process;
 use support::*;
 
@@ -125,25 +126,20 @@ async fn sigterm_flips_health_then_drains_in_flight_calls() {
     let mut client = p.client().await;
     client.should_rate_limit(request("d", vec![descriptor(&[("k", "v")])])).await.unwrap();
 
-    // Make Redis stall so a call is in flight when the signal arrives.
-    let stall = tokio::spawn({
-        let client = redis.client();
-        async move {
-            let no_timeout = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-            let mut c = client.get_multiplexed_async_connection_with_config(&no_timeout).await.unwrap();
-            let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("1.5").query_async(&mut c).await.unwrap();
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Freeze Redis so a call is in flight when the signal arrives, and stays in flight.
+    redis.freeze();
     let in_flight =
         tokio::spawn(async move { client.should_rate_limit(request("d", vec![descriptor(&[("k", "v")])])).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
     p.sigterm();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, _) = http(http_addr, "GET", "/healthcheck", "").await;
-    assert_eq!(status, 500, "health flips first");
+    let health = || async { http(http_addr, "GET", "/healthcheck", "").await.0 == 500 };
+    eventually("health flips to 500 at the signal", Duration::from_secs(5), health).await;
+    // Once SHUTDOWN_DELAY (1 s) is over the listeners close; the call is still waiting.
+    let grpc_port = p.grpc;
+    let closed = || async move { tokio::net::TcpStream::connect(("127.0.0.1", grpc_port)).await.is_err() };
+    eventually("the gRPC listener closes after the delay", Duration::from_secs(5), closed).await;
+    assert!(!in_flight.is_finished(), "the call waits for the frozen Redis");
+    redis.thaw();
     let answer = in_flight.await.unwrap().expect("the in-flight call completes");
     assert_eq!(answer.into_inner().statuses[0].limit_remaining, 8);
-    stall.await.unwrap();
     assert!(p.wait().success(), "exit status 0");
 }

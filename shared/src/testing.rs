@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn free_port() -> u16 {
@@ -34,6 +35,24 @@ where
     while !check().await {
         assert!(std::time::Instant::now() < deadline, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The system clock, plus whatever a test skipped ahead: services that talk to real peers
+/// (whose tokens carry real timestamps) see time pass as it does, and a test that needs "four
+/// seconds later" moves the clock instead of sleeping.
+#[derive(Clone, Default)]
+pub struct SkippingClock(Arc<std::sync::atomic::AtomicU64>);
+
+impl SkippingClock {
+    pub fn skip(&self, seconds: u64) {
+        self.0.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn as_clock(&self) -> crate::clock::Clock {
+        let skipped = self.0.clone();
+        let system = crate::clock::system_clock();
+        Arc::new(move || system() + skipped.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 

@@ -48,6 +48,8 @@ pub struct LoginOptions {
     pub access_token_ttl: u64,
     /// `oidc.timeout`: below the shipped Envoy config's 2 s ext_authz timeout.
     pub provider_timeout: &'static str,
+    /// `oidc.provider_check_interval`: how long a new login trusts the last discovery.
+    pub provider_check_interval: &'static str,
 }
 
 impl Default for LoginOptions {
@@ -58,6 +60,7 @@ impl Default for LoginOptions {
             forward_access_token: false,
             access_token_ttl: 3600,
             provider_timeout: "1s",
+            provider_check_interval: "1s",
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct Stack {
     pub key: SigningKey,
     /// The OpenID Provider, with `StackOptions::login`.
     pub provider: Option<OidcProvider>,
+    /// ext-authz's clock: `skip` it to reach a session's refresh window without waiting.
+    pub clock: shared::testing::SkippingClock,
     backend_port: u16,
     options: StackOptions,
     backend: tokio::task::JoinHandle<()>,
@@ -138,7 +143,7 @@ oidc:
   post_logout_redirect: {SIGNED_OUT_PATH}
   forward_access_token: {forward}
   refresh_before: {refresh_before}
-  provider_check_interval: 1s
+  provider_check_interval: {check_interval}
   timeout: {timeout}
   cookie: {{secure: false}}
   session:
@@ -148,6 +153,7 @@ oidc:
 {redis}{revocations}"#,
         forward = login.forward_access_token,
         refresh_before = login.refresh_before,
+        check_interval = login.provider_check_interval,
         redis = "    redis: {url: \"REDIS_URL\"}\n",
         timeout = login.provider_timeout,
         revocations = if login.redis_sessions { "" } else { "    revocations_file: revocations.jsonl\n" },
@@ -201,9 +207,8 @@ impl Stack {
         }
         std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
-        let ext_authz = ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock())
-            .await
-            .expect("ext-authz starts");
+        let clock = shared::testing::SkippingClock::default();
+        let ext_authz = ext_authz::app::start(config, Arc::new(env), clock.as_clock()).await.expect("ext-authz starts");
 
         // ratelimit, with the limits that go with the shared Envoy config.
         let env = ratelimit_env(redis.as_ref(), &options);
@@ -227,6 +232,7 @@ impl Stack {
             ratelimit: Some(ratelimit),
             key,
             provider,
+            clock,
             backend_port,
             options,
             backend,

@@ -152,13 +152,12 @@ async fn wrong_state_code_reuse_and_forged_cookies_are_refused_without_loops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_down_keeps_sessions_and_new_logins_get_a_clear_503() {
-    let mut stack = login_stack(LoginOptions::default()).await;
+    // Every new login checks the provider first (no interval to wait out).
+    let mut stack = login_stack(LoginOptions { provider_check_interval: "0s", ..LoginOptions::default() }).await;
     let browser = Browser::default();
     assert_eq!(browser.sign_in(&stack.url("/app/x"), "alice").await.status, 200);
 
     stack.provider.as_mut().unwrap().stop();
-    // provider_check_interval is 1s in the stack: let the last contact age.
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let existing = browser.visit(&stack.url("/app/y")).await;
     assert_eq!(existing.status, 200, "an existing session needs no provider: {}", existing.body);
     let newcomer = Browser::default().visit(&stack.url("/app/y")).await;
@@ -220,8 +219,8 @@ async fn refresh_before_expiry_reaches_the_browser_through_envoy() {
     assert!(token1.starts_with("Bearer "));
     let cookie1 = browser.cookie(SESSION).unwrap();
 
-    // Inside the refresh window (6 s lifetime, refresh 3 s before expiry).
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    // Into the refresh window (6 s lifetime, refresh 3 s before expiry), on ext-authz's clock.
+    stack.clock.skip(3);
     let refreshed = browser.request("GET", &stack.url("/app/x"), None).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     let token2 = bearer(&refreshed);
@@ -321,7 +320,7 @@ async fn the_same_login_and_refresh_work_with_envoys_http_mode() {
     assert!(!seen["headers"]["cookie"].to_string().contains(SESSION), "{}", seen["headers"]);
     let token1 = seen["headers"]["authorization"][0].as_str().unwrap().to_string();
 
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    stack.clock.skip(3);
     let refreshed = browser.request("GET", &stack.url("/app/x"), None).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_ne!(refreshed.json()["headers"]["authorization"][0].as_str().unwrap(), token1);

@@ -5,7 +5,8 @@
 //! an unknown `kid` by the same key manager as JWT providers).
 
 use std::sync::Arc;
-use std::time::Instant;
+// tokio's clock, so tests can pause and advance it.
+use tokio::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use serde::Deserialize;
@@ -127,11 +128,8 @@ impl OidcProvider {
     }
 
     fn fresh_metadata(&self) -> Option<Arc<Metadata>> {
-        let recent = self
-            .last_contact
-            .lock()
-            .expect("lock")
-            .is_some_and(|at| at.elapsed() < self.settings.provider_check_interval);
+        let last = *self.last_contact.lock().expect("lock");
+        let recent = contact_is_recent(last, Instant::now(), self.settings.provider_check_interval);
         recent.then(|| self.metadata.load_full()).flatten()
     }
 
@@ -274,4 +272,24 @@ fn unreadable(url: &str, error: crate::provider_body::BodyError) -> ProviderErro
 fn unavailable(url: &str, error: reqwest::Error) -> ProviderError {
     // reqwest's error text names the URL; ours adds nothing secret (no query strings are sent).
     ProviderError::Unavailable(format!("{url}: {}", error.without_url()))
+}
+
+/// Whether the provider answered within `interval` of `now`, so a new login can use what
+/// discovery said then instead of asking again.
+fn contact_is_recent(last: Option<Instant>, now: Instant, interval: std::time::Duration) -> bool {
+    last.is_some_and(|at| now.saturating_duration_since(at) < interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_is_asked_again_once_the_last_contact_is_older_than_the_interval() {
+        let interval = std::time::Duration::from_secs(60);
+        let at = Instant::now();
+        assert!(!contact_is_recent(None, at, interval));
+        assert!(contact_is_recent(Some(at), at + std::time::Duration::from_secs(59), interval));
+        assert!(!contact_is_recent(Some(at), at + interval, interval));
+    }
 }

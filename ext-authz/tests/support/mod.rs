@@ -39,7 +39,8 @@ pub struct JwksServer {
     pub jwks: Arc<Mutex<String>>,
     pub hits: Arc<AtomicUsize>,
     pub failing: Arc<AtomicBool>,
-    /// While set, key set requests get no answer for a minute (a hanging identity provider).
+    /// While set, key set requests get no answer (a hanging identity provider); cleared, the
+    /// held requests are answered (after a minute at most).
     pub hanging: Arc<AtomicBool>,
     /// While set, key set requests get an endless body.
     pub endless: Arc<AtomicBool>,
@@ -83,8 +84,11 @@ async fn discovery(State(s): State<JwksServer>) -> Response {
 
 async fn serve_jwks(State(s): State<JwksServer>) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
-    if s.hanging.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_secs(60)).await;
+    for _ in 0..3000 {
+        if !s.hanging.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if s.endless.load(Ordering::SeqCst) {
         let spaces = axum::body::Bytes::from(vec![b' '; 64 << 10]);
