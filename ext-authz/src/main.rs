@@ -26,6 +26,9 @@ const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The one place the process environment is read (see .clippy.toml): everything below gets
+    // this map, as tests pass their own.
+    #[allow(clippy::disallowed_methods)]
     let env: HashMap<String, String> = std::env::vars().collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["--help" | "-h" | "help"] => {
@@ -139,7 +142,7 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text });
+    telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text }, &env);
     shared::serve::raise_open_files_limit();
     for warning in config.warnings() {
         tracing::warn!(file = %config.file.display(), "{warning}");

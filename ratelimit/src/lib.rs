@@ -4,8 +4,12 @@
 //! - [`store`]: counters in memory or Redis behind one trait.
 //! - [`service`]: the limiter (core + store + local cache + metrics).
 //! - [`grpc`], [`http`]: the protocol adapters.
-//! - [`settings`], [`loader`], [`provider`], [`xds`], [`app`]: the reference's settings, config
-//!   files with hot reload or an xDS server, and starting/stopping everything.
+//! - [`loader`], [`provider`], [`xds`]: config files with hot reload, or an xDS server, and the
+//!   one path a config takes into service.
+//! - [`local_cache`], [`metrics`], [`validate`] (`ratelimit validate`).
+//! - [`settings`] (the top): the reference's environment settings, each declared once in
+//!   `settings::vars`, read once at start and handed to each component as its own type;
+//!   [`app`]: starting and stopping everything. Only these two know the whole settings.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
         Some("healthcheck") => {
             // For container HEALTHCHECKs: the service's own /healthcheck on PORT.
-            let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
+            let port = shared::env::Env::var(&ProcessEnv, "PORT").unwrap_or_else(|| "8080".into());
             match shared::serve::probe(&format!("127.0.0.1:{port}"), "/healthcheck") {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -56,7 +56,11 @@ fn run() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(&settings.log_level, if settings.log_json { LogFormat::Json } else { LogFormat::Text });
+    telemetry::init(
+        &settings.log_level,
+        if settings.log_json { LogFormat::Json } else { LogFormat::Text },
+        &ProcessEnv,
+    );
     shared::serve::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     runtime.block_on(async {

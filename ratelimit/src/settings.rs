@@ -483,7 +483,7 @@ mod tests {
         for name in recording.0.lock().unwrap().iter() {
             assert!(
                 documented.contains(&name.as_str()) || undocumented_ok.contains(&name.as_str()),
-                "{name} is not in SETTINGS"
+                "{name} is not declared in settings::vars::ALL"
             );
         }
         for name in documented {

@@ -2,7 +2,9 @@
 //!
 //! - [`bounded_yaml`]: size, nesting and alias bounds on every YAML file read.
 //! - [`reload`]: the one way reloadable files are watched, read off the serving threads and swapped.
-//! - [`mod@env`]: read settings from the environment through a seam, reporting every bad value.
+//! - [`mod@env`]: settings from the environment through a seam: each declared once (name,
+//!   default, parser, help) and read reporting every bad value; `--help` tables from the same
+//!   declarations.
 //! - [`telemetry`]: tracing with the reference's `LOG_LEVEL` / `LOG_FORMAT`.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`proto`]: JSON values as protobuf Structs (Envoy dynamic metadata).
@@ -14,7 +16,7 @@
 //!   in progress (never for idle connections), HTTP header-read timeouts, the open-files limit.
 //! - [`clock`]: the injected "now" both services read.
 //! - `testing` (only with the `test-util` feature): real Redis, OpenID Provider and Envoy
-//!   processes for tests, free ports, polling with a deadline.
+//!   processes for tests, free ports, polling with a deadline, a clock tests can skip ahead.
 #![forbid(unsafe_code)]
 
 pub mod bounded_yaml;

@@ -30,14 +30,13 @@ pub fn level_directive(level: &str) -> Option<&'static str> {
     })
 }
 
-/// Installs the global subscriber, writing to stderr. Safe to call more than once (later calls
-/// are ignored), which tests rely on.
-pub fn init(level: &str, format: LogFormat) {
+/// Installs the global subscriber, writing to stderr. `env` supplies `RUST_LOG`, which, when
+/// set and valid, overrides `level`. Safe to call more than once (later calls are ignored),
+/// which tests rely on.
+pub fn init(level: &str, format: LogFormat, env: &dyn crate::env::Env) {
     let directive = level_directive(level).unwrap_or("warn");
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(directive));
+    let filter =
+        env.var("RUST_LOG").and_then(|f| EnvFilter::try_new(f).ok()).unwrap_or_else(|| EnvFilter::new(directive));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),

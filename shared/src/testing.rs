@@ -220,10 +220,17 @@ impl Drop for RedisServer {
     }
 }
 
+/// A knob of the test harness itself (`ENVOY_BIN`, `GATEHOUSE_NODE`, …), set by whoever runs
+/// the tests; never a setting of the services, which come through [`crate::env::Env`].
+#[allow(clippy::disallowed_methods)]
+fn harness_setting(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
 /// The Node.js for the test OpenID Provider: `$GATEHOUSE_NODE`, else the Node 20 that
 /// scripts/install-deps.sh put in `.tools/node` on a machine whose own is older, else `node`.
 pub fn node_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("GATEHOUSE_NODE") {
+    if let Some(path) = harness_setting("GATEHOUSE_NODE") {
         return PathBuf::from(path);
     }
     let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/node/node_modules/.bin/node");
@@ -322,7 +329,7 @@ impl OidcProvider {
             // Node warns about versions and development defaults on stderr; tests read stdout.
             // GATEHOUSE_TEST_PROVIDER_LOGS=1 shows the provider's stderr when debugging.
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("GATEHOUSE_TEST_PROVIDER_LOGS").is_some() {
+            .stderr(if harness_setting("GATEHOUSE_TEST_PROVIDER_LOGS").is_some() {
                 Stdio::inherit()
             } else {
                 Stdio::null()
@@ -359,7 +366,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// The Envoy binary: `$ENVOY_BIN`, else the one in `.venv` (scripts/install-deps.sh puts it there).
 pub fn envoy_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("ENVOY_BIN") {
+    if let Some(path) = harness_setting("ENVOY_BIN") {
         return PathBuf::from(path);
     }
     let lib = workspace_root().join(".venv/lib");

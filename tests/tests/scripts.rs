@@ -22,7 +22,11 @@ fn node_18_shim(dir: &Path) {
 }
 
 fn path_with(dir: &Path) -> String {
-    format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        shared::env::Env::var(&shared::env::ProcessEnv, "PATH").unwrap_or_default()
+    )
 }
 
 #[test]

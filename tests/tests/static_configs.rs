@@ -30,7 +30,7 @@ fn render(file: &str, values: &[(&str, &str)]) -> std::process::Output {
         .arg(dir.join("render.sh"))
         .arg(dir.join(file))
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", shared::env::Env::var(&shared::env::ProcessEnv, "PATH").unwrap_or_default());
     for (k, v) in values {
         command.env(k, v);
     }

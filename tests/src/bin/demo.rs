@@ -9,7 +9,8 @@ use serde_json::json;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let redis = std::env::args().any(|a| a == "--redis");
-    let port: u16 = std::env::var("DEMO_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(10000);
+    let port: u16 =
+        shared::env::Env::var(&shared::env::ProcessEnv, "DEMO_PORT").and_then(|p| p.parse().ok()).unwrap_or(10000);
     let options = StackOptions {
         memory_backend: !redis,
         listen_port: Some(port),
