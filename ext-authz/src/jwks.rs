@@ -178,8 +178,13 @@ impl KeyManager {
         let tasks: Vec<_> = self
             .providers
             .iter()
-            .filter(|p| !matches!(p.config.source, KeySource::Hmac(_)))
-            .map(|p| tokio::spawn(self.clone().refresh_loop(p.clone(), stop.clone())))
+            .filter_map(|p| match &p.config.source {
+                KeySource::Hmac(_) => None,
+                KeySource::JwksFile(path) => {
+                    Some(tokio::spawn(self.clone().watch_file(p.clone(), path.clone(), stop.clone())))
+                }
+                _ => Some(tokio::spawn(self.clone().refresh_loop(p.clone(), stop.clone()))),
+            })
             .collect();
         let _ = stop.changed().await;
         for task in tasks {
@@ -195,9 +200,6 @@ impl KeyManager {
             (true, None) => refresh.interval,
             (false, _) => refresh.min_interval.min(Duration::from_secs(5)),
         };
-        if matches!(provider.config.source, KeySource::JwksFile(_)) {
-            wait = Duration::from_secs(2);
-        }
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -211,6 +213,25 @@ impl KeyManager {
                 }
             };
         }
+    }
+
+    /// A key file, through the shared reloader like every reloadable file: polled, read once
+    /// a change held still, kept when the new content does not read or parse.
+    async fn watch_file(
+        self: Arc<Self>,
+        provider: Arc<ProviderKeyState>,
+        path: std::path::PathBuf,
+        stop: watch::Receiver<bool>,
+    ) {
+        // Never read yet (0): the first poll that finds the file reads it.
+        let initial = provider.file_print.lock().expect("lock").unwrap_or(0);
+        let fingerprint = move || shared::reload::fingerprint([path.as_path()]);
+        let reload = || async {
+            if let Err(e) = self.fetch(&provider).await {
+                tracing::error!(provider = %provider.config.name, "JWT key file not reloaded, keeping the last good keys: {e}");
+            }
+        };
+        shared::reload::watch(shared::reload::Pace::every(KEY_FILE_EVERY), initial, fingerprint, reload, stop).await;
     }
 
     async fn fetch(&self, provider: &ProviderKeyState) -> Result<Duration, JwksError> {
@@ -262,10 +283,10 @@ impl KeyManager {
         Ok(next)
     }
 
-    /// A key file is looked at every 2 s and read again when its fingerprint changed, on the
-    /// blocking pool and within the same size bound as a key set from the network. A file that
-    /// does not read or parse (half written, say) keeps the last good keys, and is tried again.
-    /// Whether the file was read (false: unchanged since the last good read).
+    /// Reads a key file on the blocking pool, within the same size bound as a key set from the
+    /// network (when to read is [`KeyManager::watch_file`]'s business). A file that does not
+    /// read or parse (half written, say) keeps the last good keys. Whether the file was read
+    /// (false: unchanged since the last good read).
     async fn read_file(&self, provider: &ProviderKeyState, path: &std::path::Path) -> Result<bool, JwksError> {
         let print = shared::reload::fingerprint([path]);
         if *provider.file_print.lock().expect("lock") == Some(print) && provider.keys.load().is_some() {
