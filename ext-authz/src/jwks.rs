@@ -422,15 +422,7 @@ mod tests {
 
     #[test]
     fn never_loaded_keys_are_retried_within_five_seconds() {
-        use std::time::Duration;
-        let refresh = super::RefreshSettings {
-            interval: Duration::from_secs(300),
-            min_interval: Duration::from_secs(30),
-            max_interval: Duration::from_secs(86400),
-            unknown_kid_min_interval: Duration::from_secs(10),
-            unknown_kid_wait: Duration::from_millis(500),
-            timeout: Duration::from_secs(2),
-        };
+        let refresh = settings();
         assert_eq!(super::retry_after_failure(&refresh, false), Duration::from_secs(5));
         assert_eq!(super::retry_after_failure(&refresh, true), Duration::from_secs(30));
         let quick = super::RefreshSettings { min_interval: Duration::from_millis(200), ..refresh };
