@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, AuthzConfig};
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
+use crate::decision_log::{DecisionLog, LogSink};
 use crate::grpc::AuthorizationGrpc;
 use crate::key_files::{self, ApiKeysLocation};
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub enum StartError {
     ApiKeys(#[from] ApiKeyError),
     #[error(transparent)]
     Oidc(#[from] crate::oidc::OidcSetupError),
+    #[error("decision log: cannot open {path}: {source}")]
+    DecisionLog { path: String, source: std::io::Error },
 }
 
 pub struct Running {
@@ -71,7 +74,18 @@ pub async fn start(
     let api_keys = load_api_keys(&config)?;
     tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
     let policy = build_policy(&config, &metrics, FirstLoad::Background).await?;
-    let authorizer = Arc::new(Authorizer::new(policy, api_keys, config.cache_size, metrics, clock));
+    let mut authorizer = Authorizer::new(policy, api_keys, config.cache_size, metrics.clone(), clock);
+    if let Some(settings) = &config.decision_log {
+        let path = match &settings.to {
+            LogSink::Stdout => "stdout".to_string(),
+            LogSink::File(path) => path.display().to_string(),
+        };
+        let log = DecisionLog::start(settings.clone(), metrics.decision_log_dropped.clone())
+            .map_err(|source| StartError::DecisionLog { path: path.clone(), source })?;
+        tracing::info!(to = %path, sample_rate = settings.sample_rate, allows = settings.allows, "decision log on");
+        authorizer = authorizer.with_decision_log(log);
+    }
+    let authorizer = Arc::new(authorizer);
 
     let (health, health_server, follow) = Health::new(SERVICE_NAME);
     tokio::spawn(follow);

@@ -10,6 +10,7 @@
 
 mod check;
 mod credentials;
+mod decision_log;
 mod identity;
 mod oidc;
 mod raw;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use shared::bounded_yaml::YamlLimits;
 
 use crate::core::decision::{Engine, SessionPolicy};
+use crate::decision_log::DecisionLogSettings;
 use crate::jwks::ProviderKeys;
 use crate::key_files::ApiKeysLocation;
 use crate::oidc::OidcSettings;
@@ -60,6 +62,8 @@ pub struct AuthzConfig {
     pub reload_interval: Duration,
     /// Browser logins and sessions, when configured.
     pub oidc: Option<OidcSettings>,
+    /// One JSON line per decision, when enabled (read at start; a change needs a restart).
+    pub decision_log: Option<DecisionLogSettings>,
 }
 
 impl AuthzConfig {
@@ -132,9 +136,11 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
     let oidc = raw.oidc.map(|o| oidc::build(o, c)).transpose();
     let identity = identity::identity(&raw.identity, c);
     let reload_interval = c.duration("reload_interval", raw.reload_interval.as_deref().unwrap_or("2s"));
+    let decision_log = decision_log::decision_log(&raw.decision_log, c);
 
     let (server, (log_level, log_json), routes) = (server?, log?, routes?);
     let ((providers, provider_keys), api_keys, oidc, identity) = (providers?, api_keys?, oidc?, identity?);
+    let decision_log = decision_log?;
     let (api_key_sources, api_keys) = match api_keys {
         Some((sources, location)) => (sources, Some(location)),
         None => (Vec::new(), None),
@@ -167,6 +173,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         cache_size: raw.cache.max_tokens,
         reload_interval: reload_interval?,
         oidc,
+        decision_log,
     })
 }
 

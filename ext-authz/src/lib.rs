@@ -21,6 +21,7 @@
 pub mod app;
 pub mod config;
 pub mod core;
+pub mod decision_log;
 pub mod grpc;
 pub mod http;
 pub mod jwks;

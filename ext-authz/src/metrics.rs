@@ -30,6 +30,8 @@ pub struct Metrics {
     duration: HistogramFamily,
     pub jwks_fetches: CounterFamily,
     reloads: CounterFamily,
+    /// Decision log lines lost because the writer could not keep up.
+    pub decision_log_dropped: Counter,
     /// Handles of the known outcomes and modes (read-only after construction).
     outcomes: Arc<HashMap<(&'static str, &'static str), Counter>>,
     durations: Arc<HashMap<&'static str, Histogram>>,
@@ -61,6 +63,12 @@ impl Default for Metrics {
                 .counter_family("ext_authz_jwks_fetches_total", "JWKS fetches by provider and result."),
             reloads: registry
                 .counter_family("ext_authz_reloads_total", "Config and API key reloads by what and result."),
+            decision_log_dropped: registry
+                .counter_family(
+                    "ext_authz_decision_log_dropped_total",
+                    "Decision log lines dropped because the writer could not keep up.",
+                )
+                .with(vec![]),
             registry,
         }
     }

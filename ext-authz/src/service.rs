@@ -12,6 +12,7 @@ use crate::core::apikeys::ApiKeyStore;
 use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode};
 use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
+use crate::decision_log::{DecisionLog, Entry};
 use crate::jwks::KeyManager;
 use crate::metrics::Metrics;
 use crate::oidc::{Oidc, SessionLookup};
@@ -36,6 +37,7 @@ pub struct Authorizer {
     cache: TokenCache,
     pub metrics: Metrics,
     clock: Clock,
+    decision_log: Option<DecisionLog>,
 }
 
 impl Authorizer {
@@ -46,7 +48,14 @@ impl Authorizer {
             cache: TokenCache::new(cache_size),
             metrics,
             clock,
+            decision_log: None,
         }
+    }
+
+    /// Writes one line per decision to `log`.
+    pub fn with_decision_log(mut self, log: DecisionLog) -> Authorizer {
+        self.decision_log = Some(log);
+        self
     }
 
     /// The current time in Unix seconds, from the authorizer's clock.
@@ -82,7 +91,16 @@ impl Authorizer {
         let started = Instant::now();
         let decision = self.decide(request).await;
         let (outcome, reason) = decision.labels();
-        self.metrics.decision(outcome, reason, mode, started.elapsed().as_secs_f64());
+        let latency = started.elapsed();
+        self.metrics.decision(outcome, reason, mode, latency.as_secs_f64());
+        if let Some(log) = &self.decision_log {
+            let policy = self.policy.load();
+            let route = request
+                .path_error
+                .is_none()
+                .then(|| policy.engine.routes.name(&request.host, &request.method, &request.path));
+            log.record(&Entry { request, outcome: &decision, route, mode, latency });
+        }
         if let Outcome::Unavailable(why) = &decision {
             tracing::error!(request_id = request.request_id(), "cannot decide: {why}");
         } else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ext_authz::testing::SigningKey;
 use jsonwebtoken::Algorithm;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,6 +224,56 @@ routes:
     assert_eq!(check("/x?api_key=ghk_beta-0000000000000000000000000000000".into(), vec![]).await, 0);
     assert_eq!(running.authorizer.api_key_count(), 2);
     running.shutdown().await;
+}
+
+/// The decision log through the real gRPC adapter: one line per decision with who, what, where
+/// and why — and never the credential that was presented, wherever it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_log_records_each_decision_without_credentials() {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    let sections = "decision_log: {enabled: true, to: decisions.jsonl}\n";
+    let mut h = Harness::start_with_sections(idp, key, "", sections).await;
+    let token = h.token(json!({"sub": "alice", "email": "alice@example.com"}));
+    let bearer = format!("Bearer {token}");
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let allowed = h
+        .check(
+            "GET",
+            "/orders/1?access_token=also-a-secret",
+            &[("authorization", &bearer), ("x-request-id", "r-allow"), ("traceparent", &parent)],
+        )
+        .await;
+    assert_eq!(status(&allowed), 0);
+    let wrong_key = "ghk_wrong-key-0000000000000000000000000000";
+    let denied = h.check("GET", "/orders/2", &[("x-api-key", wrong_key), ("x-request-id", "r-deny")]).await;
+    assert_eq!(status(&denied), 16);
+    assert_eq!(status(&h.check("GET", "/public/x", &[("x-request-id", "r-public")]).await), 0);
+
+    let file = h.dir.path().join("decisions.jsonl");
+    let three_lines = || async { std::fs::read_to_string(&file).unwrap_or_default().lines().count() == 3 };
+    shared::testing::eventually("three decision lines", Duration::from_secs(5), three_lines).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_id = |id: &str| lines.iter().find(|l| l["request_id"] == id).unwrap_or_else(|| panic!("{id}: {text}"));
+    let allow = by_id("r-allow");
+    assert_eq!(
+        (&allow["decision"], &allow["route"], &allow["path"], &allow["trace_id"], &allow["mode"], &allow["status"]),
+        (&json!("allow"), &json!("orders-read"), &json!("/orders/1"), &json!(trace), &json!("grpc"), &json!(200))
+    );
+    assert_eq!(allow["identity"], json!({"id": "alice", "method": "jwt", "provider": "corp"}));
+    assert!(allow["latency_us"].as_u64().is_some() && allow["time"].as_str().unwrap().ends_with('Z'));
+    let deny = by_id("r-deny");
+    assert_eq!(
+        (&deny["decision"], &deny["reason"], &deny["status"], &deny["identity"]),
+        (&json!("deny"), &json!("invalid_api_key"), &json!(401), &Value::Null)
+    );
+    assert_eq!(by_id("r-public")["route"], json!("public"));
+    for secret in [token.as_str(), wrong_key, "also-a-secret", "alice@example.com"] {
+        assert!(!text.contains(secret), "{secret} is in the decision log: {text}");
+    }
+    h.stop().await;
 }
 
 /// Waits (with a deadline) until `what`'s failed reloads are counted `count` times.

@@ -23,6 +23,26 @@ pub struct RawConfig {
     pub routes: Option<RawRoutes>,
     pub identity: RawIdentity,
     pub oidc: Option<RawOidc>,
+    pub decision_log: RawDecisionLog,
+}
+
+/// `decision_log:` — one JSON line per decision (off unless enabled).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDecisionLog {
+    pub enabled: bool,
+    /// The share of decisions logged, 0–1.
+    pub sample_rate: f64,
+    /// Log allows too (not only denials, redirects and failures).
+    pub allows: bool,
+    /// `stdout`, or a file path (relative to this file) appended to.
+    pub to: String,
+}
+
+impl Default for RawDecisionLog {
+    fn default() -> Self {
+        RawDecisionLog { enabled: false, sample_rate: 1.0, allows: true, to: "stdout".into() }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -67,6 +67,10 @@ fn errors_name_the_key() {
         "server.grpc_addr: \"nine\" is not an ip:port address"
     );
     assert_eq!(
+        error_with_routes("decision_log: {enabled: true, sample_rate: 2}\n"),
+        "decision_log.sample_rate: 2 is not between 0 and 1"
+    );
+    assert_eq!(
         error_with_routes(
             "jwt_providers:\n  - name: a\n    issuer: i\n    algorithms: [none]\n    keys: {jwks_uri: http://x}\n"
         ),

@@ -181,6 +181,15 @@ impl RouteTable {
             None => Routed::Default(&self.default),
         }
     }
+
+    /// The name of the route a request takes: a rule's name, `public` or `default`.
+    pub fn name(&self, host: &str, method: &str, path: &str) -> &str {
+        match self.route(host, method, path) {
+            Routed::Public => "public",
+            Routed::Rule(rule) => &rule.name,
+            Routed::Default(_) => "default",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -201,8 +201,14 @@ impl Harness {
     }
 
     pub async fn start_with(idp: JwksServer, key: SigningKey, extra_rules: &str) -> Harness {
+        Harness::start_with_sections(idp, key, extra_rules, "").await
+    }
+
+    /// As `start_with`, with more top-level sections appended to the config.
+    pub async fn start_with_sections(idp: JwksServer, key: SigningKey, extra_rules: &str, sections: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ext-authz.yaml"), config_yaml(&idp.url, extra_rules)).unwrap();
+        let config = config_yaml(&idp.url, extra_rules) + sections;
+        std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
         std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])]))
             .unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env()).expect("valid test config");

@@ -1,0 +1,195 @@
+//! The decision log: one JSON line per decision, for audits and for finding out why a caller
+//! was refused — time, request id, trace id, route, method, host, path (never the query),
+//! decision, reason, status, who (identity id, auth method, provider) and how long it took.
+//!
+//! Never a credential: a line is built field by field from what is listed above, never from a
+//! header or the query string. Lines go to stdout (the service's own logs go to stderr) or to a
+//! file, through a bounded queue written off the serving threads; when the writer cannot keep
+//! up, lines are dropped and counted (`ext_authz_decision_log_dropped_total`) rather than slow
+//! a check down or grow memory.
+//!
+//! Sampling is by request id, so a decision is logged or not the same way wherever it is
+//! evaluated (both Envoy modes, retries with the same id).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use shared::metrics::Counter;
+
+use crate::core::identity::AuthMethod;
+use crate::core::request::AuthRequest;
+use crate::outcome::Outcome;
+
+/// Lines waiting for the writer; past this, new lines are dropped (and counted).
+pub const QUEUE_LINES: usize = 10_000;
+
+/// The `decision_log:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionLogSettings {
+    /// The share of decisions logged, 0.0–1.0.
+    pub sample_rate: f64,
+    /// Log allows too (denials, redirects and failures are always candidates).
+    pub allows: bool,
+    pub to: LogSink,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSink {
+    Stdout,
+    /// Appended to (created when missing).
+    File(PathBuf),
+}
+
+/// One decision, as the authorizer saw it.
+pub struct Entry<'a> {
+    pub request: &'a AuthRequest,
+    pub outcome: &'a Outcome,
+    /// The route that decided: a rule's name, `public` or `default`; `None` when the request
+    /// was refused before routing.
+    pub route: Option<&'a str>,
+    /// `grpc` or `http` (Envoy's mode).
+    pub mode: &'static str,
+    pub latency: Duration,
+}
+
+/// The JSON line for `entry` at `time` (RFC 3339), without the newline.
+pub fn line(entry: &Entry<'_>, time: &str) -> String {
+    let request = entry.request;
+    let (decision, reason) = entry.outcome.labels();
+    let status = match entry.outcome {
+        Outcome::Allow(_) => Some(200),
+        Outcome::Deny(deny) => Some(deny.status),
+        Outcome::Redirect(_) => Some(302),
+        Outcome::Unavailable(_) => None,
+    };
+    let mut record = Map::new();
+    record.insert("time".into(), json!(time));
+    record.insert("request_id".into(), json!(request.request_id()));
+    record.insert("trace_id".into(), json!(trace_id(&request.headers)));
+    record.insert("mode".into(), json!(entry.mode));
+    record.insert("route".into(), json!(entry.route));
+    record.insert("method".into(), json!(request.method));
+    record.insert("host".into(), json!(request.host));
+    record.insert("path".into(), json!(request.path));
+    record.insert("decision".into(), json!(decision));
+    record.insert("reason".into(), json!(reason));
+    record.insert("status".into(), json!(status));
+    record.insert("identity".into(), identity(entry.outcome));
+    record.insert("latency_us".into(), json!(entry.latency.as_micros() as u64));
+    Value::Object(record).to_string()
+}
+
+/// Who was let through: the identity's id (`sub`, else `client_id`), how it authenticated and
+/// with which provider; `null` for anonymous decisions.
+fn identity(outcome: &Outcome) -> Value {
+    let Outcome::Allow(allow) = outcome else { return Value::Null };
+    let Some(identity) = &allow.identity else { return Value::Null };
+    let id = ["sub", "client_id"].iter().find_map(|claim| identity.claims.get(claim).and_then(Value::as_str));
+    let (method, provider) = match &identity.method {
+        AuthMethod::Jwt { provider } => ("jwt", Some(provider.as_str())),
+        AuthMethod::ApiKey => ("api_key", None),
+        AuthMethod::Session { provider } => ("session", Some(provider.as_str())),
+    };
+    json!({"id": id, "method": method, "provider": provider})
+}
+
+/// The trace a request belongs to: W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), else
+/// B3's `x-b3-traceid` (16 or 32 hex); anything else is ignored rather than echoed.
+pub fn trace_id(headers: &HashMap<String, String>) -> Option<&str> {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0');
+    if let Some(parent) = headers.get("traceparent") {
+        let parts: Vec<&str> = parent.trim().split('-').collect();
+        if let [version, trace, span, flags] = parts[..] {
+            if version.len() == 2 && trace.len() == 32 && span.len() == 16 && flags.len() == 2 && hex(trace) {
+                return Some(trace);
+            }
+        }
+    }
+    headers.get("x-b3-traceid").map(|t| t.trim()).filter(|t| (t.len() == 16 || t.len() == 32) && hex(t))
+}
+
+/// Whether the decision with this request id is in the sample.
+pub fn sampled(request_id: &str, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    let mut hasher = DefaultHasher::new();
+    request_id.hash(&mut hasher);
+    (hasher.finish() % 1_000_000) < (rate * 1_000_000.0) as u64
+}
+
+/// The log in service: settings, the queue to the writer, the drop counter.
+pub struct DecisionLog {
+    settings: DecisionLogSettings,
+    queue: mpsc::SyncSender<String>,
+    dropped: Counter,
+}
+
+impl DecisionLog {
+    /// Opens the sink and starts the writer (a thread of its own: writes to a slow disk or a
+    /// blocked stdout never hold a serving thread), which runs until the log is dropped,
+    /// writing what is queued first.
+    pub fn start(settings: DecisionLogSettings, dropped: Counter) -> std::io::Result<DecisionLog> {
+        let sink: Box<dyn Write + Send> = match &settings.to {
+            LogSink::Stdout => Box::new(std::io::stdout()),
+            LogSink::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+        };
+        let (log, lines) = DecisionLog::queue(settings, dropped, QUEUE_LINES);
+        spawn_writer(lines, sink)?;
+        Ok(log)
+    }
+
+    /// The log and the receiving end of its queue, for [`spawn_writer`].
+    fn queue(
+        settings: DecisionLogSettings,
+        dropped: Counter,
+        capacity: usize,
+    ) -> (DecisionLog, mpsc::Receiver<String>) {
+        let (queue, lines) = mpsc::sync_channel(capacity);
+        (DecisionLog { settings, queue, dropped }, lines)
+    }
+
+    /// Queues the line for `entry` when it is in the sample; never waits.
+    pub fn record(&self, entry: &Entry<'_>) {
+        if matches!(entry.outcome, Outcome::Allow(_)) && !self.settings.allows {
+            return;
+        }
+        if !sampled(entry.request.request_id(), self.settings.sample_rate) {
+            return;
+        }
+        let line = line(entry, &shared::telemetry::rfc3339_now());
+        if self.queue.try_send(line).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+/// Writes queued lines, buffered and flushed whenever the queue runs empty, until every
+/// sender is gone.
+fn spawn_writer(lines: mpsc::Receiver<String>, sink: Box<dyn Write + Send>) -> std::io::Result<()> {
+    let work = move || {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
+        while let Ok(line) = lines.recv() {
+            let mut result = writeln!(out, "{line}");
+            while let (Ok(()), Ok(more)) = (&result, lines.try_recv()) {
+                result = writeln!(out, "{more}");
+            }
+            if let Err(e) = result.and_then(|()| out.flush()) {
+                tracing::error!("decision log: cannot write: {e}");
+            }
+        }
+    };
+    std::thread::Builder::new().name("decision-log".into()).spawn(work).map(drop)
+}
+
+#[cfg(test)]
+mod tests;

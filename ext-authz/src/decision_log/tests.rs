@@ -1,0 +1,150 @@
+use std::sync::Arc;
+
+use shared::metrics::Registry;
+
+use super::*;
+use crate::core::decision::{deny, Allow, ErrorCode};
+use crate::core::identity::Identity;
+
+fn request(target: &str, headers: &[(&str, &str)]) -> AuthRequest {
+    let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    AuthRequest::new("GET", "api.example.com:443", target, headers)
+}
+
+fn allow(identity: Identity) -> Outcome {
+    Outcome::Allow(Allow {
+        headers: vec![],
+        remove: vec![],
+        remove_query: vec![],
+        metadata: identity.metadata(),
+        identity: Some(identity),
+        reason: "authenticated",
+        set_cookies: vec![],
+    })
+}
+
+fn entry<'a>(request: &'a AuthRequest, outcome: &'a Outcome) -> Entry<'a> {
+    Entry { request, outcome, route: Some("orders"), mode: "grpc", latency: Duration::from_micros(250) }
+}
+
+fn counter() -> Counter {
+    Registry::default().counter_family("dropped_total", "test").with(vec![])
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+#[test]
+fn a_line_has_every_field_and_no_credential() {
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+    let api_key = "ghk_secret-api-key-0000000000000000000000";
+    let request = request(
+        &format!("/orders/1?access_token={token}&api_key={api_key}"),
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-api-key", api_key),
+            ("cookie", "__Host-gatehouse_session=sealed-session-value"),
+            ("x-request-id", "req-1"),
+            ("traceparent", &format!("00-{TRACE}-00f067aa0ba902b7-01")),
+        ],
+    );
+    let claims = Arc::new(json!({"sub": "alice", "email": "alice@example.com"}));
+    let outcome = allow(Identity::from_jwt("corp", claims));
+    let text = line(&entry(&request, &outcome), "2026-12-02T03:50:00.123Z");
+    let record: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        record,
+        json!({
+            "time": "2026-12-02T03:50:00.123Z",
+            "request_id": "req-1",
+            "trace_id": TRACE,
+            "mode": "grpc",
+            "route": "orders",
+            "method": "GET",
+            "host": "api.example.com",
+            "path": "/orders/1",
+            "decision": "allow",
+            "reason": "authenticated",
+            "status": 200,
+            "identity": {"id": "alice", "method": "jwt", "provider": "corp"},
+            "latency_us": 250,
+        })
+    );
+    for secret in [token, api_key, "sealed-session-value", "access_token", "alice@example.com"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
+
+#[test]
+fn denials_and_api_keys_are_described_too() {
+    let request = request("/orders/1", &[("x-b3-traceid", "80f198ee56343ba8")]);
+    let denied = Outcome::Deny(deny(403, ErrorCode::Forbidden, "insufficient scope", None, "insufficient_scope"));
+    let record: Value = serde_json::from_str(&line(&entry(&request, &denied), "t")).unwrap();
+    assert_eq!(
+        (&record["decision"], &record["reason"], &record["status"], &record["identity"], &record["trace_id"]),
+        (&json!("deny"), &json!("insufficient_scope"), &json!(403), &Value::Null, &json!("80f198ee56343ba8"))
+    );
+    assert_eq!(record["request_id"].as_str().unwrap().len(), 16, "a generated id when none was sent");
+    let key = Identity::new(AuthMethod::ApiKey, Arc::new(json!({"client_id": "billing"})), vec![]);
+    let record: Value = serde_json::from_str(&line(&entry(&request, &allow(key)), "t")).unwrap();
+    assert_eq!(record["identity"], json!({"id": "billing", "method": "api_key", "provider": null}));
+}
+
+#[test]
+fn trace_ids_are_taken_only_when_well_formed() {
+    let headers = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let parent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    assert_eq!(trace_id(&headers(&[("traceparent", &parent)])), Some(TRACE));
+    assert_eq!(trace_id(&headers(&[("traceparent", "00-zz-00f067aa0ba902b7-01")])), None);
+    assert_eq!(trace_id(&headers(&[("traceparent", &format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)))])), None);
+    assert_eq!(trace_id(&headers(&[("traceparent", "<script>"), ("x-b3-traceid", TRACE)])), Some(TRACE));
+    assert_eq!(trace_id(&headers(&[("x-b3-traceid", "not-hex-at-all!!")])), None);
+    assert_eq!(trace_id(&headers(&[])), None);
+}
+
+#[test]
+fn sampling_is_by_request_id() {
+    let ids: Vec<String> = (0..10_000).map(|i| format!("request-{i}")).collect();
+    assert!(ids.iter().all(|id| sampled(id, 1.0)));
+    assert!(!ids.iter().any(|id| sampled(id, 0.0)));
+    let quarter = ids.iter().filter(|id| sampled(id, 0.25)).count();
+    assert!((2_300..=2_700).contains(&quarter), "{quarter} of 10000 at 25%");
+    assert!(ids.iter().all(|id| sampled(id, 0.25) == sampled(id, 0.25)), "the same answer every time");
+}
+
+/// The queue's bound: a writer that cannot keep up loses lines (counted), the check never waits.
+#[test]
+fn a_full_queue_drops_and_counts_instead_of_waiting() {
+    let settings = DecisionLogSettings { sample_rate: 1.0, allows: true, to: LogSink::Stdout };
+    let dropped = counter();
+    // The writer starts only after the burst, as if it were stuck.
+    let (log, lines) = DecisionLog::queue(settings, dropped.clone(), 3);
+    let request = request("/x", &[]);
+    let denied = Outcome::Deny(deny(401, ErrorCode::Unauthorized, "missing credentials", None, "missing_credentials"));
+    for _ in 0..10 {
+        log.record(&entry(&request, &denied));
+    }
+    assert_eq!(dropped.get(), 7);
+    drop(log);
+    assert_eq!(lines.iter().count(), 3, "the queued lines are kept for the writer");
+}
+
+#[tokio::test]
+async fn lines_reach_the_file_and_allows_can_be_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let settings = DecisionLogSettings { sample_rate: 1.0, allows: false, to: LogSink::File(path.clone()) };
+    let log = DecisionLog::start(settings, counter()).unwrap();
+    let request = request("/orders/1", &[("x-request-id", "req-2")]);
+    log.record(&entry(&request, &allow(Identity::from_jwt("corp", Arc::new(json!({"sub": "a"}))))));
+    let denied = Outcome::Deny(deny(401, ErrorCode::Unauthorized, "missing credentials", None, "missing_credentials"));
+    log.record(&entry(&request, &denied));
+    drop(log);
+    let written = || async { std::fs::read_to_string(&path).unwrap_or_default().ends_with('\n') };
+    shared::testing::eventually("the line is written", Duration::from_secs(5), written).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let record: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!((&record["decision"], &record["request_id"]), (&json!("deny"), &json!("req-2")));
+}
