@@ -70,6 +70,24 @@ if ! command -v kubectl >/dev/null 2>&1; then
     "(https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)" >&2
 fi
 
+# promtool, Prometheus's own checker, lints both services' /metrics in the tests. It comes from
+# Debian's prometheus package, unpacked into .tools: installing the package would also set up
+# and start a Prometheus server, which nothing here needs.
+promtool="$root/.tools/prometheus/usr/bin/promtool"
+if [[ ! -x "$promtool" ]]; then
+  echo "installing promtool (Debian's prometheus package, unpacked into .tools/prometheus)…"
+  download=$(mktemp -d)
+  if ! (cd "$download" && apt-get download prometheus >/dev/null 2>&1); then
+    sudo_if_needed apt-get update -qq
+    (cd "$download" && apt-get download prometheus >/dev/null 2>&1)
+  fi
+  mkdir -p "$root/.tools/prometheus"
+  dpkg-deb -x "$download"/prometheus_*.deb "$root/.tools/prometheus"
+  rm -f "$root/.tools/prometheus/usr/bin/prometheus" # the server itself: not needed
+  rm -rf "$download"
+fi
+"$promtool" --version 2>&1 | head -n 1
+
 # The OpenID Provider for the login tests: the npm package oidc-provider, pinned by
 # tests/oidc-provider/package-lock.json, installed next to its server script.
 # It needs Node.js 20 or newer: scripts/ensure-node.sh finds one or installs one.

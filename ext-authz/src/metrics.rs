@@ -40,6 +40,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let registry = Registry::default();
+        registry.include_process_metrics();
         let decisions = registry.counter_family(
             "ext_authz_decisions_total",
             "Check decisions by decision (allow, deny, error) and reason.",

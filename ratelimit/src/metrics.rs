@@ -58,6 +58,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(response_time_in_millis: bool) -> Metrics {
         let registry = Registry::default();
+        registry.include_process_metrics();
         let stat =
             |name: &str, help: &str| registry.counter_family(&format!("ratelimit_service_rate_limit_{name}"), help);
         let method = || vec![("grpc_method", "ShouldRateLimit".to_string())];
@@ -116,14 +117,14 @@ impl Metrics {
                 "Answers given by REDIS_FAILURE_MODE while Redis failed.",
             ),
             redis_outages: registry
-                .counter_family("ratelimit_service_redis_outages", "Times Redis became unreachable.")
+                .counter_family("ratelimit_service_redis_outages_total", "Times Redis became unreachable.")
                 .with(vec![]),
             tls_reloads: registry.counter_family(
                 "ratelimit_service_tls_reloads",
                 "Reloads of the gRPC TLS certificate by result (a refused pair keeps the current one).",
             ),
             local_cache_entries: registry
-                .gauge_family("ratelimit_localcache_entry_count", "Keys in the local over-limit cache.")
+                .gauge_family("ratelimit_localcache_entries", "Keys in the local over-limit cache.")
                 .with(vec![]),
             registry,
         }

@@ -44,7 +44,10 @@ async fn error_mode_fails_the_call_with_unavailable() {
         let err = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
     }
-    assert_eq!(metric(&h, "ratelimit_service_redis_outages").as_deref(), Some("ratelimit_service_redis_outages 1"));
+    assert_eq!(
+        metric(&h, "ratelimit_service_redis_outages_total").as_deref(),
+        Some("ratelimit_service_redis_outages_total 1")
+    );
     assert_eq!(
         metric(&h, "ratelimit_service_should_rate_limit_error{err_type=\"redis_error\"}").as_deref(),
         Some("ratelimit_service_should_rate_limit_error{err_type=\"redis_error\"} 5")

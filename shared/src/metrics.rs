@@ -105,10 +105,15 @@ pub const MAX_SERIES_FROM_REQUESTS: usize = 10_000;
 /// The label value of the overflow series.
 pub const OVERFLOW: &str = "overflow";
 
+pub mod process;
+
 /// A set of metric families. Cloning shares the registry.
 #[derive(Clone, Default)]
 pub struct Registry {
     families: Arc<Mutex<Vec<Arc<Family>>>>,
+    /// Whether `render` adds the `process_*` series (a service's registry does; a test's
+    /// registry need not).
+    process: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A family of counters; `with` returns (creating on first use) the series for some labels.
@@ -145,6 +150,11 @@ impl Registry {
         HistogramFamily(self.family(name, help, "histogram", bounds))
     }
 
+    /// Adds the standard `process_*` series to every render (see [`process`]).
+    pub fn include_process_metrics(&self) {
+        self.process.store(true, Ordering::Relaxed);
+    }
+
     /// Renders every family in the Prometheus text format.
     pub fn render(&self) -> String {
         let families: Vec<Arc<Family>> = self.families.lock().expect("registry lock").clone();
@@ -173,6 +183,11 @@ impl Registry {
                         line(&mut out, &format!("{}_count", family.name), labels, None, h.count() as f64);
                     }
                 }
+            }
+        }
+        if self.process.load(Ordering::Relaxed) {
+            if let Some(sample) = process::sample() {
+                process::render(&mut out, &sample);
             }
         }
         out

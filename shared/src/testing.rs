@@ -364,6 +364,20 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
 }
 
+/// Prometheus's `promtool`: `$PROMTOOL`, else the one scripts/install-deps.sh unpacked into
+/// `.tools/prometheus`, else `promtool` on the PATH.
+pub fn promtool_binary() -> PathBuf {
+    if let Some(path) = harness_setting("PROMTOOL") {
+        return PathBuf::from(path);
+    }
+    let unpacked = workspace_root().join(".tools/prometheus/usr/bin/promtool");
+    if unpacked.exists() {
+        unpacked
+    } else {
+        PathBuf::from("promtool")
+    }
+}
+
 /// The Envoy binary: `$ENVOY_BIN`, else the one in `.venv` (scripts/install-deps.sh puts it there).
 pub fn envoy_binary() -> PathBuf {
     if let Some(path) = harness_setting("ENVOY_BIN") {
