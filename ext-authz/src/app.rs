@@ -86,6 +86,18 @@ pub async fn start(
         authorizer = authorizer.with_decision_log(log);
     }
     let authorizer = Arc::new(authorizer);
+    let cache = Arc::downgrade(&authorizer);
+    metrics.registry.add_collector(move |out| {
+        let Some(authorizer) = cache.upgrade() else { return };
+        let (hits, misses) = authorizer.token_cache_lookups();
+        let series = [(vec![("result", "hit".to_string())], hits), (vec![("result", "miss".to_string())], misses)];
+        shared::metrics::counter_text(
+            out,
+            "ext_authz_token_cache_lookups_total",
+            "Verified-token cache lookups by result.",
+            &series,
+        );
+    });
 
     let (health, health_server, follow) = Health::new(SERVICE_NAME);
     tokio::spawn(follow);

@@ -52,6 +52,11 @@ impl Authorizer {
         }
     }
 
+    /// Token cache lookups so far: (hits, misses).
+    pub fn token_cache_lookups(&self) -> (u64, u64) {
+        self.cache.lookups()
+    }
+
     /// Writes one line per decision to `log`.
     pub fn with_decision_log(mut self, log: DecisionLog) -> Authorizer {
         self.decision_log = Some(log);

@@ -113,14 +113,14 @@ impl Metrics {
                 .with(method()),
             response_time_scale: scale,
             failure_mode_answers: registry.counter_family(
-                "ratelimit_service_failure_mode_answers",
+                "ratelimit_service_failure_mode_answers_total",
                 "Answers given by REDIS_FAILURE_MODE while Redis failed.",
             ),
             redis_outages: registry
                 .counter_family("ratelimit_service_redis_outages_total", "Times Redis became unreachable.")
                 .with(vec![]),
             tls_reloads: registry.counter_family(
-                "ratelimit_service_tls_reloads",
+                "ratelimit_service_tls_reloads_total",
                 "Reloads of the gRPC TLS certificate by result (a refused pair keeps the current one).",
             ),
             local_cache_entries: registry

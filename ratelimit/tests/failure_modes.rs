@@ -65,7 +65,7 @@ async fn allow_mode_answers_ok() {
         let r = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await.unwrap();
         assert_eq!(r.overall_code, Code::Ok as i32);
     }
-    assert!(metric(&h, "ratelimit_service_failure_mode_answers{mode=\"allow\"} 3").is_some());
+    assert!(metric(&h, "ratelimit_service_failure_mode_answers_total{mode=\"allow\"} 3").is_some());
     recover(&mut h).await;
     h.stop().await;
 }

@@ -111,10 +111,12 @@ pub mod process;
 #[derive(Clone, Default)]
 pub struct Registry {
     families: Arc<Mutex<Vec<Arc<Family>>>>,
-    /// Whether `render` adds the `process_*` series (a service's registry does; a test's
-    /// registry need not).
-    process: Arc<std::sync::atomic::AtomicBool>,
+    /// Renderers of series whose values live elsewhere (read at each scrape).
+    collectors: Arc<Mutex<Vec<Collector>>>,
 }
+
+/// Appends families in the Prometheus text format, at each render.
+type Collector = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 /// A family of counters; `with` returns (creating on first use) the series for some labels.
 #[derive(Clone)]
@@ -150,9 +152,24 @@ impl Registry {
         HistogramFamily(self.family(name, help, "histogram", bounds))
     }
 
+    /// Every family registered, with its type, including those without a series yet (which
+    /// `render` leaves out): what dashboards may query.
+    pub fn families(&self) -> Vec<(String, &'static str)> {
+        self.families.lock().expect("registry lock").iter().map(|f| (f.name.clone(), f.kind)).collect()
+    }
+
     /// Adds the standard `process_*` series to every render (see [`process`]).
     pub fn include_process_metrics(&self) {
-        self.process.store(true, Ordering::Relaxed);
+        self.add_collector(|out| {
+            if let Some(sample) = process::sample() {
+                process::render(out, &sample);
+            }
+        });
+    }
+
+    /// Adds series read at each render from wherever they are kept (see [`counter_text`]).
+    pub fn add_collector(&self, collector: impl Fn(&mut String) + Send + Sync + 'static) {
+        self.collectors.lock().expect("registry lock").push(Arc::new(collector));
     }
 
     /// Renders every family in the Prometheus text format.
@@ -185,12 +202,20 @@ impl Registry {
                 }
             }
         }
-        if self.process.load(Ordering::Relaxed) {
-            if let Some(sample) = process::sample() {
-                process::render(&mut out, &sample);
-            }
+        let collectors: Vec<Collector> = self.collectors.lock().expect("registry lock").clone();
+        for collect in collectors {
+            collect(&mut out);
         }
         out
+    }
+}
+
+/// A counter family for a collector: `# HELP`, `# TYPE` and one line per `(labels, value)`.
+pub fn counter_text(out: &mut String, name: &str, help: &str, series: &[(Labels, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (labels, value) in series {
+        line(out, name, labels, None, *value as f64);
     }
 }
 

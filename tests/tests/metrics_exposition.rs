@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 /// Counters whose names come from the reference's mapping and so cannot end in `_total`.
 const DROP_IN_COUNTERS: &[&str] = &[
+    // The reference's per-domain `domain_not_found` stat, as one labelled family.
+    "ratelimit_service_rate_limit_domain_not_found",
     "ratelimit_service_rate_limit_total_hits",
     "ratelimit_service_rate_limit_within_limit",
     "ratelimit_service_rate_limit_near_limit",
@@ -70,6 +72,101 @@ fn assert_clean_but_for_drop_in_names(service: &str, exposition: &str) {
     assert!(unexpected.is_empty(), "{service}: promtool found {unexpected:?}");
 }
 
+/// Every metric a dashboard's queries name is one the service exports (a family it registered,
+/// or a series in its exposition: `process_*`, collectors), histograms by their `_bucket`,
+/// `_sum` and `_count`; and every query is valid PromQL (promtool parses them as rules).
+fn assert_dashboard_queries_only(dashboard: &str, exposition: &str, families: &[(String, &str)], job: &str) {
+    let path = shared::testing::workspace_root().join(dashboard);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut queries = Vec::new();
+    collect_exprs(&json, &mut queries);
+    assert!(queries.len() >= 10, "{dashboard}: {} queries", queries.len());
+    let exported = |name: &str| {
+        let registered = |n: &str, kind: Option<&str>| {
+            families.iter().any(|(f, k)| f == n && kind.is_none_or(|kind| *k == kind))
+                || exposition.contains(&format!("# TYPE {n} {}", kind.unwrap_or("")))
+        };
+        registered(name, None)
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| name.strip_suffix(suffix).is_some_and(|base| registered(base, Some("histogram"))))
+    };
+    let mut named = 0;
+    for query in &queries {
+        for name in metric_names(query) {
+            named += 1;
+            assert!(exported(&name), "{dashboard}: {name} is not a metric the service exports (in {query})");
+        }
+    }
+    assert!(named >= queries.len(), "{dashboard}: every query names a metric");
+    // PromQL: each query as a recording rule, with Grafana's variables filled in.
+    let rules: Vec<serde_json::Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let expr = q.replace("$__rate_interval", "5m").replace("$job", job);
+            serde_json::json!({"record": format!("dashboard:query_{i}"), "expr": expr})
+        })
+        .collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let groups = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
+    std::fs::write(file.path(), groups.to_string()).unwrap();
+    let output =
+        Command::new(shared::testing::promtool_binary()).args(["check", "rules"]).arg(file.path()).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{dashboard}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                    _ => collect_exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// The identifiers of a query that are our services' metric names.
+fn metric_names(query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut word = String::new();
+    for c in query.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            continue;
+        }
+        // Label values sit in quotes and never start a name here.
+        if ["ratelimit_", "ext_authz_", "process_"].iter().any(|p| word.starts_with(p)) {
+            names.push(std::mem::take(&mut word));
+        }
+        word.clear();
+    }
+    names
+}
+
+/// The dashboard check finds a name the service does not export.
+#[test]
+fn a_dashboard_naming_an_unknown_metric_is_caught() {
+    let names =
+        metric_names(r#"sum(rate(ratelimit_service_rate_limit_over_limitz{job=~"$job"}[5m])) / process_open_fds"#);
+    assert_eq!(names, ["ratelimit_service_rate_limit_over_limitz", "process_open_fds"]);
+    let families = [("ratelimit_service_rate_limit_over_limit".to_string(), "counter")];
+    let result = std::panic::catch_unwind(|| {
+        assert_dashboard_queries_only("examples/grafana/ratelimit.json", "", &families, "ratelimit")
+    });
+    assert!(result.is_err(), "the real dashboard names more than this one family");
+}
+
 async fn get(url: String) -> String {
     let response = reqwest::get(&url).await.unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());
@@ -98,9 +195,13 @@ async fn ratelimit_metrics_pass_promtool() {
     for _ in 0..3 {
         client.post(&json).body(body).send().await.unwrap();
     }
+    let unknown = r#"{"domain":"nope","descriptors":[{"entries":[{"key":"k","value":"v"}]}]}"#;
+    client.post(&json).body(unknown).send().await.unwrap();
     let exposition = get(format!("http://{}/metrics", running.metrics_addr.unwrap())).await;
     assert!(exposition.contains("ratelimit_service_rate_limit_over_limit{domain=\"d\",key1=\"k\"}"), "{exposition}");
     assert_clean_but_for_drop_in_names("ratelimit", &exposition);
+    let families = running.limiter.metrics().registry.families();
+    assert_dashboard_queries_only("examples/grafana/ratelimit.json", &exposition, &families, "ratelimit");
     running.shutdown().await;
 }
 
@@ -121,6 +222,8 @@ async fn ext_authz_metrics_pass_promtool() {
     let exposition = get(format!("{base}/metrics")).await;
     assert!(exposition.contains("ext_authz_check_duration_seconds_bucket{mode=\"http\""), "{exposition}");
     assert_clean_but_for_drop_in_names("ext-authz", &exposition);
+    let families = running.authorizer.metrics.registry.families();
+    assert_dashboard_queries_only("examples/grafana/ext-authz.json", &exposition, &families, "ext-authz");
     running.shutdown().await;
 }
 

@@ -13,6 +13,7 @@
 //! nothing a bounded in-memory map needs.
 
 use std::hash::RandomState;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use quick_cache::sync::Cache;
 use quick_cache::UnitWeighter;
@@ -26,6 +27,9 @@ type Entries = Cache<Box<str>, (usize, u64, Verified), UnitWeighter, RandomState
 pub struct TokenCache {
     /// `None` when caching is off.
     entries: Option<Entries>,
+    /// Lookups that found a still-valid token, and those that did not (for the hit ratio).
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl TokenCache {
@@ -33,14 +37,22 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         let entries = (capacity > 0)
             .then(|| Cache::with(capacity, capacity as u64, UnitWeighter, RandomState::new(), Default::default()));
-        TokenCache { entries }
+        TokenCache { entries, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
     }
 
     /// The provider index, key fingerprint and claims of a token verified earlier and still
     /// valid at `now` (the caller checks the keys are still the same ones).
     pub fn get(&self, token: &str, now: u64) -> Option<(usize, u64, Verified)> {
-        let (provider, keys, verified) = self.entries.as_ref()?.get(token)?;
-        verified.valid_until.is_some_and(|until| now < until).then_some((provider, keys, verified))
+        let entries = self.entries.as_ref()?;
+        let found = entries.get(token).filter(|(_, _, verified)| verified.valid_until.is_some_and(|until| now < until));
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// (hits, misses) so far; both 0 when caching is off.
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
     }
 
     /// Remembers a verified token; tokens without `exp` are not cached (they never expire).
@@ -77,6 +89,7 @@ mod tests {
         cache.insert("t1", 0, 7, &verified(Some(100)), 10);
         assert!(cache.get("t1", 99).is_some());
         assert!(cache.get("t1", 100).is_none());
+        assert_eq!(cache.lookups(), (1, 1), "an expired entry is a miss");
         cache.insert("no-exp", 0, 7, &verified(None), 10);
         assert!(cache.get("no-exp", 11).is_none());
         cache.insert("t2", 0, 7, &verified(Some(100)), 10);
