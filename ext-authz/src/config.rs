@@ -77,13 +77,28 @@ impl AuthzConfig {
 /// variables named by `hmac_secret_env`.
 pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<AuthzConfig, ConfigError> {
     let file = path.display().to_string();
+    // Taken just before the file is read: a change made while it is read is seen as a change.
+    let initial_fingerprint = shared::reload::fingerprint([path]);
+    let raw = read_raw(path, env)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let check = Check::new(base, env);
+    let built = build(raw, &check, path);
+    let problems = check.into_problems();
+    match built {
+        Ok(config) if problems.is_empty() => Ok(AuthzConfig { initial_fingerprint, ..config }),
+        _ => Err(ConfigError::Invalid { file, problems }),
+    }
+}
+
+/// The file as written, with the environment's overrides, in its raw (serde) form.
+fn read_raw(path: &Path, env: &HashMap<String, String>) -> Result<RawConfig, ConfigError> {
+    let file = path.display().to_string();
     let load_error = |problem: String| ConfigError::Load { file: file.clone(), problem };
     let overrides: HashMap<String, String> =
         env.iter().filter(|(k, _)| k.starts_with("EXT_AUTHZ__")).map(|(k, v)| (k.clone(), v.clone())).collect();
     // Read once, within bounds (no alias bomb or deep nesting reaches the `config` crate's
     // tree builder), and refuse a file with nothing in it: an empty or truncated config would
     // otherwise load as "no routes, deny everything".
-    let initial_fingerprint = shared::reload::fingerprint([path]);
     let text = shared::bounded_yaml::read_file(path, YamlLimits::FILES).map_err(|e| load_error(e.to_string()))?;
     if text.lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')) {
         return Err(load_error("the file is empty".into()));
@@ -102,21 +117,10 @@ pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<AuthzConfig, C
     let value: serde_json::Value = built.try_deserialize().map_err(|e| load_error(e.to_string()))?;
     // The schema (types, unknown keys) is checked by serde, which stops at the first problem;
     // everything after it is checked section by section and reported in full.
-    let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::Invalid {
-            file: file.clone(),
-            problems: vec![Problem { key, problem: e.into_inner().to_string() }],
-        }
-    })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let check = Check::new(base, env);
-    let built = build(raw, &check, path);
-    let problems = check.into_problems();
-    match built {
-        Ok(config) if problems.is_empty() => Ok(AuthzConfig { initial_fingerprint, ..config }),
-        _ => Err(ConfigError::Invalid { file, problems }),
-    }
+        ConfigError::Invalid { file, problems: vec![Problem { key, problem: e.into_inner().to_string() }] }
+    })
 }
 
 /// Builds every section (each reports its own problems), then puts them together.

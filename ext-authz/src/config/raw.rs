@@ -6,10 +6,10 @@ pub use oidc::{RawCookie, RawOidc, RawRedis, RawSession};
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub server: RawServer,
@@ -27,7 +27,7 @@ pub struct RawConfig {
 }
 
 /// `decision_log:` — one JSON line per decision (off unless enabled).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawDecisionLog {
     pub enabled: bool,
@@ -45,7 +45,7 @@ impl Default for RawDecisionLog {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
     pub grpc_addr: String,
@@ -68,7 +68,7 @@ impl Default for RawServer {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLog {
     pub level: String,
@@ -81,7 +81,7 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCache {
     /// Verified tokens remembered until they expire; 0 turns the cache off.
@@ -94,7 +94,7 @@ impl Default for RawCache {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub name: String,
@@ -118,7 +118,7 @@ fn yes() -> bool {
 }
 
 /// Exactly one key source.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawKeys {
     pub jwks_uri: Option<String>,
@@ -130,7 +130,7 @@ pub struct RawKeys {
     pub hmac_secret_env: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRefresh {
     /// Refresh interval when the JWKS response sets no `Cache-Control: max-age`.
@@ -159,7 +159,7 @@ impl Default for RawRefresh {
 }
 
 /// Where a credential is read: `{header, prefix}`, `{query}` or `{cookie}`.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub header: Option<String>,
@@ -168,7 +168,7 @@ pub struct RawSource {
     pub cookie: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApiKeys {
     #[serde(default)]
@@ -179,7 +179,7 @@ pub struct RawApiKeys {
     pub dir: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRoutes {
     pub public: Vec<String>,
@@ -201,7 +201,7 @@ impl Default for RawRoutes {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub name: Option<String>,
@@ -221,7 +221,7 @@ fn default_accept() -> Vec<String> {
     vec!["jwt".into(), "api_key".into()]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClaimRule {
     pub claim: RawClaimPath,
@@ -231,14 +231,14 @@ pub struct RawClaimRule {
 }
 
 /// `org.id` (nested, or a literal dotted name) or `["https://x.io", "tenant"]` (explicit segments).
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(untagged)]
 pub enum RawClaimPath {
     Text(String),
     Segments(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawIdentity {
     /// Header name → claims (the first present wins), or `scopes`. Replaces the defaults.
@@ -263,7 +263,7 @@ impl Default for RawIdentity {
     }
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(untagged)]
 pub enum RawHeaderSource {
     /// `scopes`, or one claim path.

@@ -314,3 +314,39 @@ fn timeouts_that_cannot_fit_the_gateway_are_warned_about() {
         forgetful.warnings()
     );
 }
+
+/// Every key the config file accepts is shown in the commented examples (set, or commented
+/// out with its default), so the examples stay the reference a user reads: the file as
+/// written, with serde's defaults filled in for every section present, names every key.
+#[test]
+fn the_examples_show_every_key() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz");
+    let mut env = secret_env();
+    env.insert("OIDC_CLIENT_SECRET".into(), "x".repeat(32));
+    env.insert("SESSION_KEY".into(), "x".repeat(44));
+    let mut shown = String::new();
+    let mut keys = std::collections::BTreeSet::new();
+    for file in ["ext-authz.yaml", "ext-authz-oidc.yaml"] {
+        let raw = read_raw(&dir.join(file), &env).unwrap();
+        shown.push_str(&std::fs::read_to_string(dir.join(file)).unwrap());
+        collect_keys(&serde_json::to_value(&raw).unwrap(), &mut keys);
+    }
+    assert!(keys.len() > 60, "{keys:?}");
+    let missing: Vec<&String> = keys.iter().filter(|key| !shown.contains(&format!("{key}:"))).collect();
+    assert!(missing.is_empty(), "keys the examples do not show: {missing:?}");
+}
+
+/// Object keys at any depth (map keys that are user data, like header names, included: the
+/// examples show those too).
+fn collect_keys(value: &serde_json::Value, keys: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                keys.insert(key.clone());
+                collect_keys(v, keys);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_keys(v, keys)),
+        _ => {}
+    }
+}

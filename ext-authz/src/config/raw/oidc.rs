@@ -1,8 +1,8 @@
 //! The `oidc:` section as written, with its defaults.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOidc {
     #[serde(default = "default_name")]
@@ -55,7 +55,7 @@ pub struct RawOidc {
     pub session: RawSession,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCookie {
     /// Default: `__Host-gatehouse_session` when the cookie is Secure without a domain (the
@@ -73,7 +73,7 @@ impl Default for RawCookie {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSession {
     #[serde(default = "default_lifetime")]
@@ -87,14 +87,14 @@ pub struct RawSession {
     pub revocations_file: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKeyRef {
     pub file: Option<String>,
     pub env: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     /// `host:port`, or a unix socket path.
