@@ -87,7 +87,6 @@ impl Settings {
         if r.get(&USE_STATSD) {
             warnings.push("USE_STATSD=true is ignored: statsd output is not supported; set USE_PROMETHEUS=true".into());
         }
-        let _ = (r.get(&REDIS_PIPELINE_WINDOW), r.get(&REDIS_PIPELINE_LIMIT));
         for ignored in [
             "REDIS_PIPELINE_WINDOW",
             "REDIS_PIPELINE_LIMIT",
@@ -95,6 +94,7 @@ impl Settings {
             "REDIS_PERSECOND_PIPELINE_LIMIT",
         ] {
             if r.raw(ignored).is_some() {
+                // Declared (REDIS_PIPELINE_WINDOW, _LIMIT) or not (the per-second ones), never parsed.
                 warnings.push(format!("{ignored} is ignored: every connection pipelines concurrent requests"));
             }
         }
@@ -450,6 +450,13 @@ mod tests {
         assert!(text.contains("Expected master name"), "{text}");
         assert!(text.contains("SHADOW_MODE"), "{text}");
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn ignored_pipeline_settings_start_with_a_warning_whatever_their_value() {
+        let s = Settings::from_env(&env(&[("REDIS_PIPELINE_WINDOW", "150us"), ("REDIS_PIPELINE_LIMIT", "8")])).unwrap();
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(s.warnings[0].starts_with("REDIS_PIPELINE_WINDOW is ignored"), "{:?}", s.warnings);
     }
 
     #[test]
