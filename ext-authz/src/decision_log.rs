@@ -29,6 +29,12 @@ use crate::outcome::Outcome;
 /// Lines waiting for the writer; past this, new lines are dropped (and counted).
 pub const QUEUE_LINES: usize = 10_000;
 
+/// The longest a value taken from the request (path, host, method, request id, route) is
+/// written; longer ones are cut, ending in `…`. With Envoy allowing 60 KiB of headers, an uncut
+/// line could be that long, and a full queue 600 MB; cut, a line stays under ~3 KiB and the
+/// queue under ~30 MB.
+pub const MAX_FIELD_BYTES: usize = 512;
+
 /// The `decision_log:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionLogSettings {
@@ -70,19 +76,31 @@ pub fn line(entry: &Entry<'_>, time: &str) -> String {
     };
     let mut record = Map::new();
     record.insert("time".into(), json!(time));
-    record.insert("request_id".into(), json!(request.request_id()));
+    record.insert("request_id".into(), json!(cut(request.request_id())));
     record.insert("trace_id".into(), json!(trace_id(&request.headers)));
     record.insert("mode".into(), json!(entry.mode));
-    record.insert("route".into(), json!(entry.route));
-    record.insert("method".into(), json!(request.method));
-    record.insert("host".into(), json!(request.host));
-    record.insert("path".into(), json!(request.path));
+    record.insert("route".into(), json!(entry.route.map(cut)));
+    record.insert("method".into(), json!(cut(&request.method)));
+    record.insert("host".into(), json!(cut(&request.host)));
+    record.insert("path".into(), json!(cut(&request.path)));
     record.insert("decision".into(), json!(decision));
     record.insert("reason".into(), json!(reason));
     record.insert("status".into(), json!(status));
     record.insert("identity".into(), identity(entry.outcome));
     record.insert("latency_us".into(), json!(entry.latency.as_micros() as u64));
     Value::Object(record).to_string()
+}
+
+/// `text`, or its first [`MAX_FIELD_BYTES`] (at a character boundary) and `…`.
+fn cut(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_FIELD_BYTES {
+        return text.into();
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
 }
 
 /// Who was let through: the identity's id (`sub`, else `client_id`), how it authenticated and

@@ -89,6 +89,28 @@ fn denials_and_api_keys_are_described_too() {
     assert_eq!(record["identity"], json!({"id": "billing", "method": "api_key", "provider": null}));
 }
 
+/// A line's size is bounded whatever the request carries (the queue's bound is in lines).
+#[test]
+fn huge_request_values_are_cut() {
+    let long_path = format!("/{}", "é".repeat(50_000));
+    let long_id = "r".repeat(100_000);
+    let request = AuthRequest::new(
+        &"M".repeat(10_000),
+        &format!("{}.example.com", "h".repeat(60_000)),
+        &long_path,
+        [("x-request-id".to_string(), long_id)].into_iter().collect(),
+    );
+    let denied = Outcome::Deny(deny(401, ErrorCode::Unauthorized, "missing credentials", None, "missing_credentials"));
+    let text = line(&entry(&request, &denied), "t");
+    assert!(text.len() < 3 * 1024, "{} bytes", text.len());
+    let record: Value = serde_json::from_str(&text).unwrap();
+    for field in ["path", "host", "method", "request_id"] {
+        let value = record[field].as_str().unwrap();
+        assert!(value.ends_with('…') && value.len() <= MAX_FIELD_BYTES + 3, "{field}: {} bytes", value.len());
+    }
+    assert!(record["path"].as_str().unwrap().starts_with("/é"), "cut at a character boundary");
+}
+
 #[test]
 fn trace_ids_are_taken_only_when_well_formed() {
     let headers = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
