@@ -40,9 +40,18 @@ pub enum ConfigError {
     /// The file cannot be read or is not a YAML document of the expected shape.
     #[error("{file}: {problem}")]
     Load { file: String, problem: String },
-    /// Every problem found, one per line.
-    #[error("{}", problems.iter().map(|p| format!("{file}: {}: {}", p.key, p.problem)).collect::<Vec<_>>().join("\n"))]
-    Invalid { file: String, problems: Vec<Problem> },
+    /// The problems found, one per line: every one, up to a hundred, then how
+    /// many more there were.
+    #[error("{}", invalid_text(file, problems, *more))]
+    Invalid { file: String, problems: Vec<Problem>, more: usize },
+}
+
+fn invalid_text(file: &str, problems: &[Problem], more: usize) -> String {
+    let mut lines: Vec<String> = problems.iter().map(|p| format!("{file}: {}: {}", p.key, p.problem)).collect();
+    if more > 0 {
+        lines.push(format!("{file}: … and {more} more problems"));
+    }
+    lines.join("\n")
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,10 +92,10 @@ pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<AuthzConfig, C
     let base = path.parent().unwrap_or(Path::new("."));
     let check = Check::new(base, env);
     let built = build(raw, &check, path);
-    let problems = check.into_problems();
+    let (problems, more) = check.into_problems();
     match built {
         Ok(config) if problems.is_empty() => Ok(AuthzConfig { initial_fingerprint, ..config }),
-        _ => Err(ConfigError::Invalid { file, problems }),
+        _ => Err(ConfigError::Invalid { file, problems, more }),
     }
 }
 
@@ -119,7 +128,7 @@ fn read_raw(path: &Path, env: &HashMap<String, String>) -> Result<RawConfig, Con
     // everything after it is checked section by section and reported in full.
     serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::Invalid { file, problems: vec![Problem { key, problem: e.into_inner().to_string() }] }
+        ConfigError::Invalid { file, problems: vec![Problem { key, problem: e.into_inner().to_string() }], more: 0 }
     })
 }
 

@@ -1,13 +1,17 @@
 //! Collecting config problems: every section is checked, and every problem found is reported
 //! with its key, so a user fixes them all in one go instead of one per attempt.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shared::env::parse_go_duration;
+
+/// The most problems listed: a file of thousands of bad rules gets a readable answer (and a
+/// bounded one) — the first ones, and how many more.
+pub const MAX_PROBLEMS: usize = 100;
 
 /// A problem was found and recorded in the [`Check`]; the part being built is left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +33,23 @@ pub struct Check<'a> {
     pub base: &'a Path,
     pub env: &'a HashMap<String, String>,
     problems: RefCell<Vec<Problem>>,
+    /// Problems past [`MAX_PROBLEMS`], counted only.
+    more: Cell<usize>,
 }
 
 impl<'a> Check<'a> {
     pub fn new(base: &'a Path, env: &'a HashMap<String, String>) -> Check<'a> {
-        Check { base, env, problems: RefCell::default() }
+        Check { base, env, problems: RefCell::default(), more: Cell::new(0) }
     }
 
     /// Records a problem at `key`.
     pub fn fail<T>(&self, key: impl Into<String>, problem: impl Into<String>) -> Checked<T> {
-        self.problems.borrow_mut().push(Problem { key: key.into(), problem: problem.into() });
+        let mut problems = self.problems.borrow_mut();
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(Problem { key: key.into(), problem: problem.into() });
+        } else {
+            self.more.set(self.more.get() + 1);
+        }
         Err(Reported)
     }
 
@@ -60,8 +71,9 @@ impl<'a> Check<'a> {
         }
     }
 
-    pub fn into_problems(self) -> Vec<Problem> {
-        self.problems.into_inner()
+    /// The problems listed, and how many more were found.
+    pub fn into_problems(self) -> (Vec<Problem>, usize) {
+        (self.problems.into_inner(), self.more.get())
     }
 }
 

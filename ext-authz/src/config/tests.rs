@@ -197,6 +197,17 @@ fn every_problem_in_every_section_is_reported_at_once() {
     );
 }
 
+/// The list is bounded: a file of thousands of bad rules gets the first hundred and a count.
+#[test]
+fn a_flood_of_problems_is_listed_up_to_the_bound() {
+    let paths: Vec<String> = (0..1_000).map(|i| format!("bad-{i}")).collect();
+    let problems = error(&format!("routes:\n  public: [{}]\n", paths.join(", ")));
+    let lines: Vec<&str> = problems.lines().collect();
+    assert_eq!(lines.len(), check::MAX_PROBLEMS + 1);
+    assert!(lines[0].starts_with("routes.public[0]: path \"bad-0\""), "{}", lines[0]);
+    assert_eq!(lines[check::MAX_PROBLEMS], "… and 900 more problems");
+}
+
 #[test]
 fn login_config_errors_name_the_key() {
     let session = "  session: {keys: [{env: SESSION_KEY}]}\n";
