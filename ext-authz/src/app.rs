@@ -75,29 +75,11 @@ pub async fn start(
     tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
     let policy = build_policy(&config, &metrics, FirstLoad::Background).await?;
     let mut authorizer = Authorizer::new(policy, api_keys, config.cache_size, metrics.clone(), clock);
-    if let Some(settings) = &config.decision_log {
-        let path = match &settings.to {
-            LogSink::Stdout => "stdout".to_string(),
-            LogSink::File(path) => path.display().to_string(),
-        };
-        let log = DecisionLog::start(settings.clone(), metrics.decision_log_dropped.clone())
-            .map_err(|source| StartError::DecisionLog { path: path.clone(), source })?;
-        tracing::info!(to = %path, sample_rate = settings.sample_rate, allows = settings.allows, "decision log on");
+    if let Some(log) = start_decision_log(&config, &metrics)? {
         authorizer = authorizer.with_decision_log(log);
     }
     let authorizer = Arc::new(authorizer);
-    let cache = Arc::downgrade(&authorizer);
-    metrics.registry.add_collector(move |out| {
-        let Some(authorizer) = cache.upgrade() else { return };
-        let (hits, misses) = authorizer.token_cache_lookups();
-        let series = [(vec![("result", "hit".to_string())], hits), (vec![("result", "miss".to_string())], misses)];
-        shared::metrics::counter_text(
-            out,
-            "ext_authz_token_cache_lookups_total",
-            "Verified-token cache lookups by result.",
-            &series,
-        );
-    });
+    export_token_cache_lookups(&metrics, &authorizer);
 
     let (health, health_server, follow) = Health::new(SERVICE_NAME);
     tokio::spawn(follow);
@@ -134,6 +116,32 @@ async fn follow_readiness(authorizer: Arc<Authorizer>, health: Health, mut stop:
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The decision log, when the config turns it on (read at start only).
+fn start_decision_log(config: &AuthzConfig, metrics: &Metrics) -> Result<Option<DecisionLog>, StartError> {
+    let Some(settings) = &config.decision_log else { return Ok(None) };
+    let to = match &settings.to {
+        LogSink::Stdout => "stdout".to_string(),
+        LogSink::File(path) => path.display().to_string(),
+    };
+    let log = DecisionLog::start(settings.clone(), metrics.decision_log_dropped.clone())
+        .map_err(|source| StartError::DecisionLog { path: to.clone(), source })?;
+    tracing::info!(%to, sample_rate = settings.sample_rate, allows = settings.allows, "decision log on");
+    Ok(Some(log))
+}
+
+/// `ext_authz_token_cache_lookups_total{result}`, read from the cache at each scrape (the
+/// cache counts; the hot path touches no metric family).
+fn export_token_cache_lookups(metrics: &Metrics, authorizer: &Arc<Authorizer>) {
+    let authorizer = Arc::downgrade(authorizer);
+    metrics.registry.add_collector(move |out| {
+        let Some(authorizer) = authorizer.upgrade() else { return };
+        let (hits, misses) = authorizer.token_cache_lookups();
+        let series = [(vec![("result", "hit".to_string())], hits), (vec![("result", "miss".to_string())], misses)];
+        let help = "Verified-token cache lookups by result.";
+        shared::metrics::counter_text(out, "ext_authz_token_cache_lookups_total", help, &series);
+    });
 }
 
 /// Re-reads the config file and the API key files when they change, each through the shared

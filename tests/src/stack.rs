@@ -170,12 +170,25 @@ impl Stack {
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&key])).unwrap();
         let keys = json!({"keys": [{"hash": format_hash(&hash_key(API_KEY)), "client_id": "demo-client", "scopes": ["orders:read"], "org_id": "demo-org"}]});
         std::fs::write(dir.path().join("api-keys.json"), keys.to_string()).unwrap();
-        // With logins, the provider must know the gateway's and ext-authz's ports up front.
+        // With logins, the provider must know the gateway's and ext-authz's ports up front. They
+        // stay reserved (bound) while the provider starts — seconds in which other tests and the
+        // provider itself open connections from ephemeral ports — and are let go just before
+        // ext-authz and Envoy bind them.
         let mut options = options;
+        let mut reserved = Vec::new();
+        let mut reserve = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+            let port = listener.local_addr().expect("bound").port();
+            reserved.push(listener);
+            port
+        };
         let (http_port, provider) = match &options.login {
             Some(login) => {
-                let listen_port = *options.listen_port.get_or_insert_with(free_port);
-                let http_port = free_port();
+                let listen_port = match options.listen_port {
+                    Some(port) => port,
+                    None => *options.listen_port.insert(reserve()),
+                };
+                let http_port = reserve();
                 let gateway = format!("http://127.0.0.1:{listen_port}");
                 let provider = OidcProvider::start(OidcClient {
                     client_id: CLIENT_ID.into(),
@@ -208,6 +221,7 @@ impl Stack {
         std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
         let clock = shared::testing::SkippingClock::default();
+        drop(reserved);
         let ext_authz = ext_authz::app::start(config, Arc::new(env), clock.as_clock()).await.expect("ext-authz starts");
 
         // ratelimit, with the limits that go with the shared Envoy config.
