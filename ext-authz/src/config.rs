@@ -16,6 +16,7 @@ mod oidc;
 mod raw;
 mod routes;
 mod server;
+mod telemetry;
 
 pub use check::Problem;
 pub use server::ServerSettings;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shared::bounded_yaml::YamlLimits;
+use shared::traces::TraceSettings;
 
 use crate::core::decision::{Engine, SessionPolicy};
 use crate::decision_log::DecisionLogSettings;
@@ -73,6 +75,8 @@ pub struct AuthzConfig {
     pub oidc: Option<OidcSettings>,
     /// One JSON line per decision, when enabled (read at start; a change needs a restart).
     pub decision_log: Option<DecisionLogSettings>,
+    /// Span export, when enabled (read at start; a change needs a restart).
+    pub tracing: Option<TraceSettings>,
 }
 
 impl AuthzConfig {
@@ -150,10 +154,11 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
     let identity = identity::identity(&raw.identity, c);
     let reload_interval = c.duration("reload_interval", raw.reload_interval.as_deref().unwrap_or("2s"));
     let decision_log = decision_log::decision_log(&raw.decision_log, c);
+    let tracing = telemetry::tracing(&raw.telemetry.tracing, c);
 
     let (server, (log_level, log_json), routes) = (server?, log?, routes?);
     let ((providers, provider_keys), api_keys, oidc, identity) = (providers?, api_keys?, oidc?, identity?);
-    let decision_log = decision_log?;
+    let (decision_log, tracing) = (decision_log?, tracing?);
     let (api_key_sources, api_keys) = match api_keys {
         Some((sources, location)) => (sources, Some(location)),
         None => (Vec::new(), None),
@@ -187,6 +192,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         reload_interval: reload_interval?,
         oidc,
         decision_log,
+        tracing,
     })
 }
 

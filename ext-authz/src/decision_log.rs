@@ -22,7 +22,6 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use shared::metrics::Counter;
 
-use crate::core::identity::AuthMethod;
 use crate::core::request::AuthRequest;
 use crate::outcome::Outcome;
 
@@ -106,15 +105,10 @@ fn cut(text: &str) -> std::borrow::Cow<'_, str> {
 /// Who was let through: the identity's id (`sub`, else `client_id`), how it authenticated and
 /// with which provider; `null` for anonymous decisions.
 fn identity(outcome: &Outcome) -> Value {
-    let Outcome::Allow(allow) = outcome else { return Value::Null };
-    let Some(identity) = &allow.identity else { return Value::Null };
-    let id = ["sub", "client_id"].iter().find_map(|claim| identity.claims.get(claim).and_then(Value::as_str));
-    let (method, provider) = match &identity.method {
-        AuthMethod::Jwt { provider } => ("jwt", Some(provider.as_str())),
-        AuthMethod::ApiKey => ("api_key", None),
-        AuthMethod::Session { provider } => ("session", Some(provider.as_str())),
-    };
-    json!({"id": id, "method": method, "provider": provider})
+    match outcome.authenticated() {
+        Some((id, method, provider)) => json!({"id": id, "method": method, "provider": provider}),
+        None => Value::Null,
+    }
 }
 
 /// The trace a request belongs to: W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), else

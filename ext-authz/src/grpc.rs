@@ -40,8 +40,9 @@ impl AuthorizationGrpc {
 impl Authorization for AuthorizationGrpc {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
         let _call = self.calls.start();
-        let request = to_auth_request(request.into_inner()).map_err(Status::invalid_argument)?;
-        match self.authorizer.check(&request, "grpc").await {
+        let (metadata, _, request) = request.into_parts();
+        let request = to_auth_request(request).map_err(Status::invalid_argument)?;
+        match self.authorizer.check(&request, "grpc", Some(metadata.as_ref())).await {
             Outcome::Allow(allow) => Ok(Response::new(allowed(allow))),
             Outcome::Deny(deny) => Ok(Response::new(denied(&deny, request.request_id()))),
             Outcome::Redirect(redirect) => Ok(Response::new(redirected(&redirect))),

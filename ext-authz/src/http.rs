@@ -77,7 +77,7 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
     }
     let host = headers.get("host").cloned().unwrap_or_default();
     let auth_request = AuthRequest::new(request.method().as_str(), &host, original, headers);
-    match state.authorizer.check(&auth_request, "http").await {
+    match state.authorizer.check(&auth_request, "http", None).await {
         Outcome::Allow(allow) => {
             let mut response = Response::new(Body::empty());
             let out = response.headers_mut();

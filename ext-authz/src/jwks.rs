@@ -306,6 +306,11 @@ impl KeyManager {
     }
 
     async fn get_jwks(&self, uri: &str, timeout: Duration) -> Result<(KeySet, Option<Duration>), JwksError> {
+        let span = tracing::info_span!("JWKS fetch", otel.kind = "client", http.request.method = "GET", url.full = uri);
+        shared::traces::in_span(span, self.get_key_set(uri, timeout)).await
+    }
+
+    async fn get_key_set(&self, uri: &str, timeout: Duration) -> Result<(KeySet, Option<Duration>), JwksError> {
         let (body, max_age) = self.get(uri, timeout).await?;
         let keys = KeySet::from_jwks(&body).map_err(|source| JwksError::Keys { url: uri.to_string(), source })?;
         Ok((keys, max_age))
@@ -313,6 +318,12 @@ impl KeyManager {
 
     async fn discover(&self, issuer: &str, timeout: Duration) -> Result<String, JwksError> {
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let span =
+            tracing::info_span!("OIDC discovery", otel.kind = "client", http.request.method = "GET", url.full = %url);
+        shared::traces::in_span(span, self.discover_jwks_uri(url, timeout)).await
+    }
+
+    async fn discover_jwks_uri(&self, url: String, timeout: Duration) -> Result<String, JwksError> {
         let (body, _) = self.get(&url, timeout).await?;
         let document: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         document.get("jwks_uri").and_then(|v| v.as_str()).map(str::to_owned).ok_or(JwksError::NoJwksUri { url })

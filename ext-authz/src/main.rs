@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ext_authz::core::apikeys::{format_hash, hash_key, new_key};
 use shared::telemetry::{self, LogFormat};
+use shared::traces::Tracing;
 
 const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, OIDC login sessions, per-route policy)
 
@@ -142,12 +143,26 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text }, &env);
     shared::serve::raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
+    // The span exporter's batch task runs on the runtime, so it starts inside it.
+    let _entered = runtime.enter();
+    let tracing = match config.tracing.clone().map(Tracing::start).transpose() {
+        Ok(tracing) => tracing,
+        Err(e) => {
+            eprintln!("ext-authz: {}: telemetry.tracing: {e}", file.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let layers = tracing.iter().map(|t| Box::new(t.layer(&["ext_authz"])) as telemetry::ExtraLayer).collect();
+    telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text }, &env, layers);
     for warning in config.warnings() {
         tracing::warn!(file = %config.file.display(), "{warning}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
+    if let Some(t) = &tracing {
+        tracing::info!(endpoint = %t.settings.otlp.endpoint, protocol = ?t.settings.otlp.protocol,
+            sampling_rate = t.settings.sampling_rate, "exporting spans over OTLP");
+    }
     runtime.block_on(async {
         let running = match ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock()).await {
             Ok(running) => running,
@@ -159,6 +174,9 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
         let signal = shared::shutdown::signal().await;
         tracing::info!(signal, "stopping: not ready any more, draining in-flight checks");
         running.shutdown().await;
+        if let Some(t) = &tracing {
+            t.shutdown().await;
+        }
         ExitCode::SUCCESS
     })
 }

@@ -68,6 +68,7 @@ impl Oidc {
                 Box::new(RedisStore::new(RedisPool::new(redis)?, sealer.clone(), prefix, &settings.cookie_name))
             }
         };
+        let store: Box<dyn SessionStore> = Box::new(store::Traced(store));
         Ok(Oidc { provider: OidcProvider::new(settings, fetches), store, sealer, refreshes: Refreshes::default() })
     }
 

@@ -3,6 +3,7 @@
 //! "start a login" — are resolved inside the service layer and never reach an adapter.
 
 use crate::core::decision::{Allow, Deny, Redirect};
+use crate::core::identity::AuthMethod;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -27,5 +28,19 @@ impl Outcome {
             Outcome::Redirect(redirect) => ("redirect", redirect.reason),
             Outcome::Unavailable(_) => ("error", "unavailable"),
         }
+    }
+
+    /// For an allow with an identity: (its id — `sub`, else `client_id` —, how it
+    /// authenticated, with which provider). Never a credential.
+    pub fn authenticated(&self) -> Option<(Option<&str>, &'static str, Option<&str>)> {
+        let Outcome::Allow(allow) = self else { return None };
+        let identity = allow.identity.as_ref()?;
+        let id = ["sub", "client_id"].iter().find_map(|claim| identity.claims.get(claim)?.as_str());
+        let (method, provider) = match &identity.method {
+            AuthMethod::Jwt { provider } => ("jwt", Some(provider.as_str())),
+            AuthMethod::ApiKey => ("api_key", None),
+            AuthMethod::Session { provider } => ("session", Some(provider.as_str())),
+        };
+        Some((id, method, provider))
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use shared::traces::{continue_trace, HeaderCarrier};
 use tokio::sync::watch;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::core::apikeys::ApiKeyStore;
 use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode};
@@ -91,20 +94,55 @@ impl Authorizer {
     }
 
     /// The final outcome of a check: the engine's intermediate requests (a key refetch, a
-    /// login to start) are resolved here.
-    pub async fn check(&self, request: &AuthRequest, mode: &'static str) -> Outcome {
+    /// login to start) are resolved here. `metadata` is the gRPC call's (where Envoy's client
+    /// puts its span); without a trace context there, the request's own headers are read.
+    pub async fn check(
+        &self,
+        request: &AuthRequest,
+        mode: &'static str,
+        metadata: Option<&http::HeaderMap>,
+    ) -> Outcome {
         let started = Instant::now();
-        let decision = self.decide(request).await;
+        let span = tracing::info_span!(
+            "Check",
+            otel.kind = "server",
+            authz.mode = mode,
+            http.request.method = %request.method,
+            authz.decision = Empty,
+            authz.reason = Empty,
+            authz.route = Empty,
+            authz.auth_method = Empty,
+            authz.provider = Empty,
+        );
+        match metadata {
+            Some(metadata) => continue_trace(&span, &[&HeaderCarrier(metadata), &request.headers]),
+            None => continue_trace(&span, &[&request.headers]),
+        }
+        let decision = self.decide(request).instrument(span.clone()).await;
         let (outcome, reason) = decision.labels();
         let latency = started.elapsed();
         self.metrics.decision(outcome, reason, mode, latency.as_secs_f64());
+        let wants_route = self.decision_log.is_some() || !span.is_disabled();
+        let route = (wants_route && request.path_error.is_none())
+            .then(|| self.policy.load().engine.routes.name(&request.host, &request.method, &request.path).to_owned());
+        if !span.is_disabled() {
+            span.record("authz.decision", outcome);
+            span.record("authz.reason", reason);
+            if let Some(route) = &route {
+                span.record("authz.route", route.as_str());
+            }
+            if let Some((_, method, provider)) = decision.authenticated() {
+                span.record("authz.auth_method", method);
+                if let Some(provider) = provider {
+                    span.record("authz.provider", provider);
+                }
+            }
+            if let Outcome::Unavailable(why) = &decision {
+                shared::traces::record_error(&span, why.clone());
+            }
+        }
         if let Some(log) = &self.decision_log {
-            let policy = self.policy.load();
-            let route = request
-                .path_error
-                .is_none()
-                .then(|| policy.engine.routes.name(&request.host, &request.method, &request.path));
-            log.record(&Entry { request, outcome: &decision, route, mode, latency });
+            log.record(&Entry { request, outcome: &decision, route: route.as_deref(), mode, latency });
         }
         if let Outcome::Unavailable(why) = &decision {
             tracing::error!(request_id = request.request_id(), "cannot decide: {why}");
@@ -147,7 +185,8 @@ impl Authorizer {
                     // names a new key), while the fetch goes on and serves later checks.
                     let keys = policy.keys.clone();
                     let wait = keys.unknown_kid_wait(provider);
-                    let refetch = tokio::spawn(async move { keys.refetch_for_unknown_kid(provider).await });
+                    let refetch =
+                        tokio::spawn(async move { keys.refetch_for_unknown_kid(provider).await }.in_current_span());
                     if !matches!(tokio::time::timeout(wait, refetch).await, Ok(Ok(true))) {
                         return unknown_key();
                     }

@@ -261,7 +261,7 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
         async move {
             let headers = HashMap::from([("authorization".to_string(), format!("Bearer {token}"))]);
             let request = ext_authz::core::request::AuthRequest::new("GET", "api", "/x", headers);
-            matches!(authorizer.check(&request, "grpc").await, ext_authz::outcome::Outcome::Allow(_))
+            matches!(authorizer.check(&request, "grpc", None).await, ext_authz::outcome::Outcome::Allow(_))
         }
     };
     shared::testing::eventually("token A allowed", Duration::from_secs(10), || allowed(token_a.clone())).await;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use ratelimit::settings::{help_text, merge_domains, Settings};
 use shared::env::ProcessEnv;
 use shared::telemetry::{self, LogFormat};
+use shared::traces::Tracing;
 
 /// `EX_USAGE`: bad command line or settings, nothing was started.
 const EXIT_USAGE: u8 = 64;
@@ -56,13 +57,24 @@ fn run() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(
-        &settings.log_level,
-        if settings.log_json { LogFormat::Json } else { LogFormat::Text },
-        &ProcessEnv,
-    );
     shared::serve::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
+    // The span exporter's batch task runs on the runtime, so it starts inside it.
+    let _entered = runtime.enter();
+    let format = if settings.log_json { LogFormat::Json } else { LogFormat::Text };
+    let tracing = match settings.tracing.clone().map(Tracing::start).transpose() {
+        Ok(tracing) => tracing,
+        Err(e) => {
+            eprintln!("ratelimit: tracing: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let layers = tracing.iter().map(|t| Box::new(t.layer(&["ratelimit"])) as telemetry::ExtraLayer).collect();
+    telemetry::init(&settings.log_level, format, &ProcessEnv, layers);
+    if let Some(t) = &tracing {
+        tracing::info!(endpoint = %t.settings.otlp.endpoint, protocol = ?t.settings.otlp.protocol,
+            sampling_rate = t.settings.sampling_rate, "exporting spans over OTLP");
+    }
     runtime.block_on(async {
         let running = match ratelimit::start(settings, ratelimit::service::system_clock()).await {
             Ok(running) => running,
@@ -75,6 +87,9 @@ fn run() -> ExitCode {
         let signal = shared::shutdown::signal().await;
         tracing::info!(signal, "stopping: health set to not serving, draining in-flight calls");
         running.shutdown().await;
+        if let Some(t) = &tracing {
+            t.shutdown().await;
+        }
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

@@ -15,6 +15,7 @@ use std::time::Duration;
 use shared::env::{Env, EnvReader, Setting, SettingsError};
 use shared::redis::{RedisSettings, SocketType, Topology};
 use shared::tls::TlsFiles;
+use shared::traces::{Protocol, TraceSettings};
 
 use crate::core::evaluate::{EvaluationSettings, HeaderNames};
 use crate::loader::RuntimeSettings;
@@ -71,6 +72,8 @@ pub struct Settings {
     pub response_time_in_millis: bool,
     pub shutdown_delay: Duration,
     pub shutdown_timeout: Duration,
+    /// `TRACING_ENABLED`: where spans go, and as which service.
+    pub tracing: Option<TraceSettings>,
     /// Non-fatal remarks about the settings, logged once telemetry is up.
     pub warnings: Vec<String>,
 }
@@ -184,11 +187,37 @@ impl Settings {
             response_time_in_millis: r.get(&PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS),
             shutdown_delay: r.get(&SHUTDOWN_DELAY),
             shutdown_timeout: r.get(&SHUTDOWN_TIMEOUT),
+            tracing: trace_settings(&mut r),
             warnings,
         };
         r.finish()?;
         Ok(settings)
     }
+}
+
+/// The reference's `TRACING_*` settings and the OpenTelemetry exporter variables; all are
+/// checked even when tracing is off, so a typo shows before the day it is turned on.
+fn trace_settings(r: &mut EnvReader<'_>) -> Option<TraceSettings> {
+    let enabled = r.get(&TRACING_ENABLED);
+    let protocol = match r.get(&TRACING_EXPORTER_PROTOCOL) {
+        "grpc" => Protocol::Grpc,
+        _ => Protocol::HttpProtobuf,
+    };
+    let otlp = shared::traces::otlp_from_env(r, protocol, None);
+    let sampling_rate = r.get(&TRACING_SAMPLING_RATE);
+    if !sampling_rate.is_finite() {
+        r.fail(TRACING_SAMPLING_RATE.name, Some(sampling_rate.to_string()), "expected a number from 0 to 1");
+    }
+    let settings = TraceSettings {
+        otlp,
+        service_name: r.get(&TRACING_SERVICE_NAME),
+        service_namespace: r.optional(&TRACING_SERVICE_NAMESPACE),
+        service_instance_id: r.optional(&TRACING_SERVICE_INSTANCE_ID),
+        // As the reference: at or above 1 every trace, at or below 0 none (unless a caller's
+        // sampled parent says otherwise).
+        sampling_rate: if sampling_rate.is_finite() { sampling_rate.clamp(0.0, 1.0) } else { 1.0 },
+    };
+    enabled.then_some(settings)
 }
 
 /// `GRPC_SERVER_USE_TLS` and its files.

@@ -35,3 +35,4 @@ pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod tls;
+pub mod traces;

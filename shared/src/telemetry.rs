@@ -7,10 +7,16 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+/// A layer added beside the log output, e.g. a service's span export ([`crate::traces`]).
+pub type ExtraLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -30,18 +36,24 @@ pub fn level_directive(level: &str) -> Option<&'static str> {
     })
 }
 
-/// Installs the global subscriber, writing to stderr. `env` supplies `RUST_LOG`, which, when
-/// set and valid, overrides `level`. Safe to call more than once (later calls are ignored),
-/// which tests rely on.
-pub fn init(level: &str, format: LogFormat, env: &dyn crate::env::Env) {
+/// Installs the global subscriber, writing to stderr, with `extra` layers beside it. `env`
+/// supplies `RUST_LOG`, which, when set and valid, overrides `level`. Safe to call more than
+/// once (later calls are ignored), which tests rely on.
+///
+/// The log output takes events only: spans exist for trace export, and with no export layer
+/// interested in them a span costs nothing.
+pub fn init(level: &str, format: LogFormat, env: &dyn crate::env::Env, mut extra: Vec<ExtraLayer>) {
     let directive = level_directive(level).unwrap_or("warn");
     let filter =
         env.var("RUST_LOG").and_then(|f| EnvFilter::try_new(f).ok()).unwrap_or_else(|| EnvFilter::new(directive));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.event_format(ReferenceJson).try_init(),
+    let events_only = filter.and(filter_fn(|metadata| metadata.is_event()));
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output: ExtraLayer = match format {
+        LogFormat::Text => Box::new(output.with_ansi(false).with_filter(events_only)),
+        LogFormat::Json => Box::new(output.event_format(ReferenceJson).with_filter(events_only)),
     };
+    extra.push(output);
+    let _ = tracing_subscriber::registry().with(extra).try_init();
 }
 
 /// One JSON object per line: `{"@timestamp": "...", "@message": "...", "level": "...", fields}`.

@@ -1,6 +1,8 @@
 //! Support for tests of every crate (and the end-to-end suite): free loopback ports and a real
 //! `redis-server` of the test's own. Not used by the services.
 
+mod otlp;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -24,6 +24,47 @@ pub struct RawConfig {
     pub identity: RawIdentity,
     pub oidc: Option<RawOidc>,
     pub decision_log: RawDecisionLog,
+    pub telemetry: RawTelemetry,
+}
+
+/// `telemetry:` — what the service exports besides logs and metrics.
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTelemetry {
+    pub tracing: RawTracing,
+}
+
+/// `telemetry.tracing:` — OpenTelemetry spans over OTLP; unset keys fall back to the standard
+/// `OTEL_*` variables.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTracing {
+    pub enabled: bool,
+    /// `grpc` or `http/protobuf` (default: `OTEL_EXPORTER_OTLP_PROTOCOL`, else grpc).
+    pub protocol: Option<String>,
+    /// The collector (default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub endpoint: Option<String>,
+    /// `service.name` (default: `OTEL_SERVICE_NAME`, else `ext-authz`).
+    pub service_name: Option<String>,
+    pub service_namespace: Option<String>,
+    /// `service.instance.id` (default: a random UUID per process).
+    pub service_instance_id: Option<String>,
+    /// The share of new traces recorded, 0–1; a caller's sampling decision wins.
+    pub sampling_rate: f64,
+}
+
+impl Default for RawTracing {
+    fn default() -> Self {
+        RawTracing {
+            enabled: false,
+            protocol: None,
+            endpoint: None,
+            service_name: None,
+            service_namespace: None,
+            service_instance_id: None,
+            sampling_rate: 1.0,
+        }
+    }
 }
 
 /// `decision_log:` — one JSON line per decision (off unless enabled).

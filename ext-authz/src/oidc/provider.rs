@@ -135,6 +135,17 @@ impl OidcProvider {
 
     async fn discover(&self) -> Result<Arc<Metadata>, ProviderError> {
         let url = format!("{}/.well-known/openid-configuration", self.settings.issuer.trim_end_matches('/'));
+        let span = tracing::info_span!(
+            "OIDC discovery",
+            otel.kind = "client",
+            http.request.method = "GET",
+            url.full = %url,
+            authz.provider = %self.settings.name,
+        );
+        shared::traces::in_span(span, self.fetch_metadata(url)).await
+    }
+
+    async fn fetch_metadata(&self, url: String) -> Result<Arc<Metadata>, ProviderError> {
         let response = self.client.get(&url).send().await.map_err(|e| unavailable(&url, e))?;
         if !response.status().is_success() {
             return Err(ProviderError::Unavailable(format!("GET {url}: HTTP {}", response.status().as_u16())));
@@ -181,6 +192,19 @@ impl OidcProvider {
             Some(m) => m,
             None => self.discover().await?,
         };
+        let grant = form.iter().find(|(name, _)| *name == "grant_type").map_or("", |(_, value)| *value);
+        let span = tracing::info_span!(
+            "OIDC token request",
+            otel.kind = "client",
+            http.request.method = "POST",
+            url.full = %metadata.token_endpoint,
+            oauth.grant_type = grant,
+            authz.provider = %self.settings.name,
+        );
+        shared::traces::in_span(span, self.post_token_request(&metadata, form)).await
+    }
+
+    async fn post_token_request(&self, metadata: &Metadata, form: &[(&str, &str)]) -> Result<TokenSet, ProviderError> {
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let secret = String::from_utf8_lossy(&self.settings.client_secret.0).into_owned();
         let response = self

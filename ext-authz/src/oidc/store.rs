@@ -12,12 +12,14 @@
 mod cookie;
 mod redis;
 mod revocation_log;
+mod traced;
 
 use futures_util::future::BoxFuture;
 
 pub use cookie::{CookieStore, MAX_REVOCATIONS};
 pub use redis::RedisStore;
 pub use revocation_log::{RevocationFileError, MAX_LOG_BYTES};
+pub use traced::Traced;
 
 use crate::core::session::logout::Revocation;
 use crate::core::session::model::Session;

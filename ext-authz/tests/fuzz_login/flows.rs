@@ -68,14 +68,17 @@ fn world() -> &'static World {
                 ext_authz::app::start(loaded, Arc::new(env), ext_authz::service::system_clock()).await.unwrap();
             // Discovery and keys are loaded in the background: wait for a login to start.
             for _ in 0..200 {
-                if matches!(running.authorizer.check(&browser_get("/app/x", ""), "grpc").await, Outcome::Redirect(_)) {
+                if matches!(
+                    running.authorizer.check(&browser_get("/app/x", ""), "grpc", None).await,
+                    Outcome::Redirect(_)
+                ) {
                     return running;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             }
             panic!("the provider never became available");
         });
-        let start = runtime.block_on(running.authorizer.check(&browser_get("/app/x", ""), "grpc"));
+        let start = runtime.block_on(running.authorizer.check(&browser_get("/app/x", ""), "grpc", None));
         let Outcome::Redirect(start) = start else { panic!("{start:?}") };
         let login_cookie = start.set_cookies[0].split(';').next().unwrap().to_string();
         let state = url::Url::parse(&start.location)
@@ -217,7 +220,7 @@ proptest! {
     #[test]
     fn login_callbacks(query in query(world()), cookie in cookies(world())) {
         let w = world();
-        let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get(&format!("/oauth2/callback?{query}"), &cookie), "grpc"));
+        let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get(&format!("/oauth2/callback?{query}"), &cookie), "grpc", None));
         check_headers(&decision)?;
     }
 
@@ -226,7 +229,7 @@ proptest! {
                                   cookie in cookies(world())) {
         let w = world();
         let target = if path.starts_with('/') { path } else { format!("/{path}") };
-        let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get(&target, &cookie), "grpc"));
+        let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get(&target, &cookie), "grpc", None));
         check_headers(&decision)?;
     }
 
@@ -239,7 +242,7 @@ proptest! {
         if let Some(origin) = &origin {
             extra.push(("origin", origin.as_str()));
         }
-        let decision = w.runtime.block_on(w.running.authorizer.check(&request(method, "/oauth2/logout", &cookie, &extra), "grpc"));
+        let decision = w.runtime.block_on(w.running.authorizer.check(&request(method, "/oauth2/logout", &cookie, &extra), "grpc", None));
         check_headers(&decision)?;
         if method == "POST" && origin.as_deref() != Some(ORIGIN) {
             prop_assert!(matches!(&decision, Outcome::Deny(d) if d.status == 403), "{:?}", decision);
@@ -269,7 +272,7 @@ proptest! {
         let ours = format!("{COOKIE}={}", fresh_session());
         let index = at.index(pairs.len() + 1);
         pairs.insert(index, ours);
-        let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get("/app/x", &pairs.join("; ")), "grpc"));
+        let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get("/app/x", &pairs.join("; ")), "grpc", None));
         prop_assert!(matches!(decision, Outcome::Allow(_)), "{:?}", decision);
     }
 }

@@ -241,6 +241,16 @@ pub enum Code {
     OverLimit,
 }
 
+impl Code {
+    /// The proto's name for the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "OK",
+            Code::OverLimit => "OVER_LIMIT",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentLimit {
     pub requests_per_unit: u32,

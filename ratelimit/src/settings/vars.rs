@@ -250,6 +250,24 @@ pub const PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS: Setting<bool> = Setting::boo
 );
 pub const USE_STATSD: Setting<bool> =
     Setting::boolean("USE_STATSD", "false", "statsd output is not supported; use USE_PROMETHEUS");
+pub const TRACING_ENABLED: Setting<bool> =
+    Setting::boolean("TRACING_ENABLED", "false", "export OpenTelemetry spans over OTLP (OTEL_EXPORTER_OTLP_*)");
+pub const TRACING_SERVICE_NAME: Setting<String> =
+    Setting::text("TRACING_SERVICE_NAME", "RateLimit", "service.name of the exported spans");
+pub const TRACING_SERVICE_NAMESPACE: Setting<String> =
+    Setting::text("TRACING_SERVICE_NAMESPACE", "", "service.namespace of the exported spans");
+pub const TRACING_SERVICE_INSTANCE_ID: Setting<String> = Setting::text(
+    "TRACING_SERVICE_INSTANCE_ID",
+    "",
+    "service.instance.id of the exported spans (default: a random UUID)",
+);
+pub const TRACING_EXPORTER_PROTOCOL: Setting<&str> =
+    Setting::choice("TRACING_EXPORTER_PROTOCOL", "http", &["http", "grpc"], "OTLP over HTTP/protobuf or gRPC");
+pub const TRACING_SAMPLING_RATE: Setting<f64> = Setting::number(
+    "TRACING_SAMPLING_RATE",
+    "1",
+    "share of new traces recorded (0 to 1); a caller's sampling decision wins",
+);
 pub const SHUTDOWN_DELAY: Setting<Duration> = Setting::duration(
     "SHUTDOWN_DELAY",
     "0s",
@@ -348,6 +366,20 @@ pub const ALL: &[&dyn Documented] = &[
     &PROMETHEUS_PATH,
     &PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS,
     &USE_STATSD,
+    &TRACING_ENABLED,
+    &TRACING_SERVICE_NAME,
+    &TRACING_SERVICE_NAMESPACE,
+    &TRACING_SERVICE_INSTANCE_ID,
+    &TRACING_EXPORTER_PROTOCOL,
+    &TRACING_SAMPLING_RATE,
+    &shared::traces::OTEL_EXPORTER_OTLP_ENDPOINT,
+    &shared::traces::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    &shared::traces::OTEL_EXPORTER_OTLP_HEADERS,
+    &shared::traces::OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+    &shared::traces::OTEL_EXPORTER_OTLP_TIMEOUT,
+    &shared::traces::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+    &shared::traces::OTEL_BSP_SCHEDULE_DELAY,
+    &shared::traces::OTEL_BSP_MAX_QUEUE_SIZE,
     &SHUTDOWN_DELAY,
     &SHUTDOWN_TIMEOUT,
 ];

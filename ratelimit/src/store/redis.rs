@@ -139,11 +139,11 @@ async fn read_on(pool: &RedisPool, counters: Vec<CounterUpdate<'_>>) -> Result<V
 
 impl CounterStore for RedisStore {
     fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], _now: u64) -> StoreFuture<'a, Vec<u64>> {
-        Box::pin(self.on_each_pool(updates, increment_on))
+        Box::pin(traced("INCRBY EXPIRE", updates.len(), self.on_each_pool(updates, increment_on)))
     }
 
     fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], _now: u64) -> StoreFuture<'a, Vec<u64>> {
-        Box::pin(self.on_each_pool(counters, read_on))
+        Box::pin(traced("GET", counters.len(), self.on_each_pool(counters, read_on)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
@@ -159,6 +159,22 @@ impl CounterStore for RedisStore {
     fn name(&self) -> &'static str {
         "redis"
     }
+}
+
+/// The Redis round trip as a span (the reference's name), a child of the call's span.
+async fn traced<T>(
+    operation: &'static str,
+    counters: usize,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let span = tracing::info_span!(
+        "Redis Pipeline Execution",
+        otel.kind = "client",
+        db.system = "redis",
+        db.operation.name = operation,
+        ratelimit.counters = counters,
+    );
+    shared::traces::in_span(span, work).await
 }
 
 /// `INCRBY key hits` + `EXPIRE key ttl` per update; only the INCRBY results are returned, each

@@ -1,0 +1,223 @@
+//! Traces: `tracing` spans exported as OpenTelemetry spans over OTLP (gRPC or HTTP/protobuf),
+//! continuing the trace the caller (Envoy) started.
+//!
+//! Why spans stay `tracing` spans: with tracing off no layer is interested in them, so a span
+//! macro costs one cached callsite check and the fields are never evaluated. The OTLP layer only
+//! sees spans of the targets it is given (a service's own crate), so library spans never leak in.
+//!
+//! Settings follow the OpenTelemetry specification's environment variables (`OTEL_EXPORTER_OTLP_*`),
+//! read through [`crate::env::Env`] and passed to the exporter explicitly, so tests can hand in
+//! their own values and nothing is read behind the caller's back.
+
+mod b3;
+mod carrier;
+mod otlp_env;
+
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, Sampler, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+pub use b3::B3Propagator;
+pub use carrier::HeaderCarrier;
+pub use otlp_env::{
+    otlp_from_env, OtlpSettings, Protocol, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY,
+    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+    OTLP_SETTINGS,
+};
+
+/// What a service exports, when tracing is on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSettings {
+    pub otlp: OtlpSettings,
+    /// `service.name` of the resource.
+    pub service_name: String,
+    pub service_namespace: Option<String>,
+    /// `service.instance.id`; a random one when unset (as the reference does).
+    pub service_instance_id: Option<String>,
+    /// Share of new traces (no sampled parent) recorded: 1 all, 0 none. A parent's decision wins.
+    pub sampling_rate: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("OTLP trace exporter for {endpoint}: {source}")]
+    Exporter { endpoint: String, source: opentelemetry_otlp::ExporterBuildError },
+    #[error("OTLP over HTTP supports http:// endpoints only (got {0}); use the gRPC protocol for a TLS collector")]
+    HttpsOverHttp(String),
+}
+
+/// A running export: spans are batched (bounded queue) and sent on the tokio runtime.
+/// Dropping it does not flush; call [`Tracing::shutdown`] to send what is queued.
+#[derive(Clone, Debug)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+    pub settings: TraceSettings,
+}
+
+impl Tracing {
+    /// Builds the exporter and installs the propagators (W3C trace context and B3) used by
+    /// [`continue_trace`]. Must run inside a tokio runtime (the batch task is spawned on it).
+    pub fn start(settings: TraceSettings) -> Result<Tracing, TraceError> {
+        let otlp = &settings.otlp;
+        let built = match otlp.protocol {
+            Protocol::Grpc => {
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(otlp.endpoint.clone())
+                    .with_timeout(otlp.timeout);
+                if otlp.endpoint.starts_with("https://") {
+                    builder = builder.with_tls_config(tonic::transport::ClientTlsConfig::new().with_webpki_roots());
+                }
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                for (name, value) in &otlp.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        tonic::metadata::MetadataKey::from_bytes(name.as_bytes()),
+                        tonic::metadata::MetadataValue::try_from(value.as_str()),
+                    ) {
+                        metadata.insert(name, value);
+                    }
+                }
+                builder.with_metadata(metadata).build()
+            }
+            Protocol::HttpProtobuf => {
+                if otlp.endpoint.starts_with("https://") {
+                    return Err(TraceError::HttpsOverHttp(otlp.endpoint.clone()));
+                }
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(otlp.endpoint.clone())
+                    .with_timeout(otlp.timeout)
+                    .with_headers(otlp.headers.iter().cloned().collect())
+                    .build()
+            }
+        };
+        let exporter = built.map_err(|source| TraceError::Exporter { endpoint: otlp.endpoint.clone(), source })?;
+        let batch = BatchConfigBuilder::default()
+            .with_scheduled_delay(otlp.schedule_delay)
+            .with_max_queue_size(otlp.max_queue_size)
+            .build();
+        let processor =
+            BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).with_batch_config(batch).build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sampling_rate))))
+            .with_resource(resource(&settings))
+            .build();
+        opentelemetry::global::set_text_map_propagator(propagator());
+        Ok(Tracing { provider, settings })
+    }
+
+    /// The layer that turns the spans of `targets` (crate names, at INFO and above) into
+    /// OpenTelemetry spans. Events inside those spans become span events.
+    pub fn layer<S>(&self, targets: &[&str]) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        let tracer = self.provider.tracer(self.settings.service_name.clone());
+        let filter = targets.iter().fold(Targets::new(), |t, target| t.with_target(*target, LevelFilter::INFO));
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(filter)
+    }
+
+    /// Sends every span queued so far (tests, and before exit).
+    pub async fn flush(&self) {
+        let provider = self.provider.clone();
+        let _ = tokio::task::spawn_blocking(move || provider.force_flush()).await;
+    }
+
+    /// Flushes and stops the exporter.
+    pub async fn shutdown(&self) {
+        let provider = self.provider.clone();
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+}
+
+fn resource(settings: &TraceSettings) -> Resource {
+    let instance = settings.service_instance_id.clone().unwrap_or_else(random_instance_id);
+    let mut attributes = vec![KeyValue::new("service.instance.id", instance)];
+    if let Some(namespace) = &settings.service_namespace {
+        attributes.push(KeyValue::new("service.namespace", namespace.clone()));
+    }
+    Resource::builder_empty().with_service_name(settings.service_name.clone()).with_attributes(attributes).build()
+}
+
+/// A random version-4 UUID, as the reference generates when no instance id is configured.
+fn random_instance_id() -> String {
+    let mut bytes: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// W3C trace context first, then B3 (single or multiple headers), as the reference reads them.
+pub fn propagator() -> TextMapCompositePropagator {
+    TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()) as Box<dyn TextMapPropagator + Send + Sync>,
+        Box::new(B3Propagator),
+    ])
+}
+
+/// Makes `span` a child of the trace context found in the carriers, the first that has a valid
+/// one winning (e.g. the gRPC metadata Envoy's client wrote, then the request's own headers).
+/// Does nothing for a disabled span, so with tracing off no header is parsed.
+pub fn continue_trace(span: &tracing::Span, carriers: &[&dyn opentelemetry::propagation::Extractor]) {
+    use opentelemetry::trace::TraceContextExt;
+    if span.is_disabled() {
+        return;
+    }
+    for carrier in carriers {
+        let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(*carrier));
+        if context.span().span_context().is_valid() {
+            let _ = span.set_parent(context);
+            return;
+        }
+    }
+}
+
+/// Records `value` on `span` as an OpenTelemetry attribute (for values known only at the end).
+pub fn record(span: &tracing::Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
+    if !span.is_disabled() {
+        span.set_attribute(key, value);
+    }
+}
+
+/// Marks `span` as failed with a short, secret-free description.
+pub fn record_error(span: &tracing::Span, description: impl Into<std::borrow::Cow<'static, str>>) {
+    if !span.is_disabled() {
+        span.set_status(opentelemetry::trace::Status::error(description));
+    }
+}
+
+/// Runs `work` inside `span`, marking the span failed when the work fails. With tracing off the
+/// span is disabled and this is the work alone.
+pub async fn in_span<T, E: std::fmt::Display>(
+    span: tracing::Span,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    use tracing::Instrument;
+    let result = work.instrument(span.clone()).await;
+    if let Err(e) = &result {
+        record_error(&span, e.to_string());
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests;
