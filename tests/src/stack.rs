@@ -35,6 +35,9 @@ pub struct StackOptions {
     /// ratelimit's RUNTIME_ROOT under the workspace (default `examples/envoy`, the limits the
     /// tests expect; the demo uses `examples/demo`).
     pub ratelimit_root: Option<&'static str>,
+    /// Envoy traces every request with its OpenTelemetry tracer, sending spans to this OTLP
+    /// gRPC collector (see [`with_envoy_tracing`]).
+    pub trace_collector: Option<std::net::SocketAddr>,
 }
 
 /// Browser logins for a stack: a real OpenID Provider is started with it.
@@ -342,5 +345,49 @@ fn start_envoy(options: &StackOptions, ext_authz: (u16, u16), ratelimit: u16, ba
             ("FAILURE_MODE_DENY", options.failure_mode_deny.to_string()),
         ],
     );
+    let config = match options.trace_collector {
+        Some(collector) => with_envoy_tracing(&config, collector),
+        None => config,
+    };
     (Envoy::start(&config, admin_port), port)
+}
+
+/// The shipped Envoy config with Envoy's OpenTelemetry tracer on every request (as
+/// docs/observability.md shows): the HTTP connection manager's `tracing`, an `otlp` cluster,
+/// and spans flushed one at a time every 100 ms instead of Envoy's 5 s batches.
+pub fn with_envoy_tracing(config: &str, collector: std::net::SocketAddr) -> String {
+    const HCM_ANCHOR: &str = "                stat_prefix: ingress\n";
+    const CLUSTERS_ANCHOR: &str = "  clusters:\n";
+    assert!(config.contains(HCM_ANCHOR) && config.contains(CLUSTERS_ANCHOR), "not the shipped Envoy config");
+    let tracing = r#"                tracing:
+                  random_sampling: {value: 100}
+                  provider:
+                    name: envoy.tracers.opentelemetry
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+                      grpc_service: {envoy_grpc: {cluster_name: otlp}, timeout: 2s}
+                      service_name: envoy
+"#;
+    let cluster = format!(
+        r#"    - name: otlp
+      type: STATIC
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config: {{http2_protocol_options: {{}}}}
+      load_assignment:
+        cluster_name: otlp
+        endpoints:
+          - lb_endpoints:
+              - endpoint: {{address: {{socket_address: {{address: {}, port_value: {}}}}}}}
+"#,
+        collector.ip(),
+        collector.port()
+    );
+    let runtime = "layered_runtime:\n  layers:\n    - name: tracing\n      static_layer:\n        \
+                   tracing.opentelemetry.min_flush_spans: 1\n        tracing.opentelemetry.flush_interval_ms: 100\n";
+    let config = config.replacen(HCM_ANCHOR, &format!("{HCM_ANCHOR}{tracing}"), 1);
+    let config = config.replacen(CLUSTERS_ANCHOR, &format!("{CLUSTERS_ANCHOR}{cluster}"), 1);
+    format!("{}\n{runtime}", config.trim_end())
 }

@@ -4,6 +4,7 @@ use shared::metrics::Registry;
 
 use super::*;
 use crate::core::decision::{deny, Allow, ErrorCode};
+use crate::core::identity::AuthMethod;
 use crate::core::identity::Identity;
 
 fn request(target: &str, headers: &[(&str, &str)]) -> AuthRequest {
