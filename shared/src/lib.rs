@@ -29,6 +29,7 @@ pub mod redis;
 pub mod reload;
 pub mod serve;
 pub mod shutdown;
+pub mod statsd;
 pub mod telemetry;
 /// Test support (real Redis, OpenID Provider and Envoy processes, free ports): only with the
 /// `test-util` feature, which only test code and the e2e/bench crates turn on.

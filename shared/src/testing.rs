@@ -1,7 +1,9 @@
 //! Support for tests of every crate (and the end-to-end suite): free loopback ports and a real
 //! `redis-server` of the test's own. Not used by the services.
 
+#[cfg(feature = "test-util")]
 mod otlp;
+#[cfg(feature = "test-util")]
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 use std::net::TcpListener;
 use std::path::PathBuf;
