@@ -62,14 +62,22 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Running, StartErr
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
-    let metrics = Metrics::new(settings.response_time_in_millis);
+    let mut servers = Servers::default();
+    let statsd = settings.statsd.as_ref().map(|statsd_settings| {
+        let statsd = shared::statsd::Statsd::default();
+        let transport = format!("{:?}", statsd_settings.transport).to_lowercase();
+        tracing::info!(host = %statsd_settings.host, port = statsd_settings.port, %transport,
+            every = ?statsd_settings.flush_interval, "sending stats to statsd");
+        servers.push(tokio::spawn(statsd.clone().run(statsd_settings.clone(), servers.stop_signal())));
+        statsd
+    });
+    let metrics = Metrics::new(settings.response_time_in_millis, statsd);
     let (health, health_server, follow_health) = Health::new("ratelimit");
     tokio::spawn(follow_health);
     health.set("sigterm", true);
     if settings.healthy_with_at_least_one_config_loaded {
         health.set("config", false);
     }
-    let mut servers = Servers::default();
 
     let store: Arc<dyn CounterStore> = match settings.backend {
         Backend::Memory => {

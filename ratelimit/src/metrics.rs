@@ -2,8 +2,16 @@
 //! (Envoy Gateway's dashboards query these): `ratelimit_service_rate_limit_<stat>{domain, key1[, key2]}`,
 //! `ratelimit_service_should_rate_limit_error{err_type}`, `ratelimit_service_total_requests{grpc_method}`,
 //! `ratelimit_service_response_time_seconds{grpc_method}`, `ratelimit_service_config_load_{success,error}`.
+//!
+//! With a statsd sink, the same stats also go out under the reference's gostats names
+//! (`ratelimit.service.rate_limit.<stat key>.total_hits`, `ratelimit_server.ShouldRateLimit.
+//! response_time`, …): service-wide counters share their handle with the Prometheus series; a
+//! limit's counters are kept per full stat key (Prometheus labels keep only two levels).
+
+use std::time::Duration;
 
 use shared::metrics::{Counter, CounterFamily, Gauge, Histogram, Labels, Registry};
+use shared::statsd::{Statsd, Timer};
 
 use crate::core::evaluate::StatDelta;
 use crate::core::stat_key::sanitize;
@@ -17,7 +25,13 @@ pub struct LimitStats {
     over_limit: Counter,
     over_limit_with_local_cache: Counter,
     shadow_mode: Counter,
+    /// The same six under the stat key's statsd names, in [`STATS`] order.
+    statsd: Option<std::sync::Arc<[Counter; 6]>>,
 }
+
+/// A limit's stats, as gostats names them.
+const STATS: [&str; 6] =
+    ["total_hits", "within_limit", "near_limit", "over_limit", "over_limit_with_local_cache", "shadow_mode"];
 
 impl LimitStats {
     pub fn record(&self, delta: &StatDelta) {
@@ -27,6 +41,19 @@ impl LimitStats {
         self.over_limit.inc_by(delta.over_limit);
         self.over_limit_with_local_cache.inc_by(delta.over_limit_with_local_cache);
         self.shadow_mode.inc_by(delta.shadow_mode);
+        if let Some(statsd) = &self.statsd {
+            let values = [
+                delta.total_hits,
+                delta.within_limit,
+                delta.near_limit,
+                delta.over_limit,
+                delta.over_limit_with_local_cache,
+                delta.shadow_mode,
+            ];
+            for (counter, value) in statsd.iter().zip(values) {
+                counter.inc_by(value);
+            }
+        }
     }
 }
 
@@ -53,10 +80,13 @@ pub struct Metrics {
     pub redis_outages: Counter,
     pub local_cache_entries: Gauge,
     tls_reloads: CounterFamily,
+    statsd: Option<Statsd>,
+    response_timer: Option<Timer>,
 }
 
 impl Metrics {
-    pub fn new(response_time_in_millis: bool) -> Metrics {
+    /// `statsd`: also send the stats there, under the reference's statsd names.
+    pub fn new(response_time_in_millis: bool, statsd: Option<Statsd>) -> Metrics {
         let registry = Registry::default();
         registry.include_process_metrics();
         let stat =
@@ -77,7 +107,7 @@ impl Metrics {
         };
         let errors = registry
             .counter_family("ratelimit_service_should_rate_limit_error", "Failed ShouldRateLimit calls by cause.");
-        Metrics {
+        let mut metrics = Metrics {
             total_hits: stat("total_hits", "Hits evaluated against a limit."),
             within_limit: stat("within_limit", "Hits within their limit."),
             near_limit: stat("near_limit", "Hits above NEAR_LIMIT_RATIO of their limit."),
@@ -126,7 +156,39 @@ impl Metrics {
             local_cache_entries: registry
                 .gauge_family("ratelimit_localcache_entries", "Keys in the local over-limit cache.")
                 .with(vec![]),
+            statsd: None,
+            response_timer: None,
             registry,
+        };
+        if let Some(statsd) = statsd {
+            metrics.send_to(statsd);
+        }
+        metrics
+    }
+
+    /// Registers the service-wide stats with `statsd` under the reference's names.
+    fn send_to(&mut self, statsd: Statsd) {
+        for (name, counter) in [
+            ("ratelimit.service.config_load_success", &self.config_load_success),
+            ("ratelimit.service.config_load_error", &self.config_load_error),
+            ("ratelimit.service.global_shadow_mode", &self.global_shadow_mode),
+            ("ratelimit.service.call.should_rate_limit.redis_error", &self.redis_errors),
+            ("ratelimit.service.call.should_rate_limit.service_error", &self.service_errors),
+            ("ratelimit_server.ShouldRateLimit.total_requests", &self.total_requests),
+        ] {
+            statsd.register_counter(name, counter);
+        }
+        statsd.register_gauge("ratelimit.localcache.entryCount", &self.local_cache_entries);
+        self.response_timer = Some(statsd.timer("ratelimit_server.ShouldRateLimit.response_time"));
+        self.statsd = Some(statsd);
+    }
+
+    /// One call's response time: the Prometheus histogram, and a statsd timer sample in whole
+    /// milliseconds (as the reference sends it).
+    pub fn observe_response_time(&self, elapsed: Duration) {
+        self.response_time.observe(elapsed.as_secs_f64() * self.response_time_scale);
+        if let Some(timer) = &self.response_timer {
+            timer.record_ms(elapsed.as_millis() as u64);
         }
     }
 
@@ -150,13 +212,21 @@ impl Metrics {
             over_limit: series(&self.over_limit, labels.clone()),
             over_limit_with_local_cache: series(&self.over_limit_with_local_cache, labels.clone()),
             shadow_mode: series(&self.shadow_mode, labels),
+            statsd: self.statsd.as_ref().map(|statsd| {
+                let prefix = format!("ratelimit.service.rate_limit.{}", sanitize(stat_key));
+                std::sync::Arc::new(STATS.map(|stat| statsd.counter(&format!("{prefix}.{stat}"))))
+            }),
         }
     }
 
     /// Counts descriptors for an unknown domain; the domain comes from the request, so the
     /// series are bounded.
-    pub fn domain_not_found(&self, domain: &str) -> Counter {
-        self.domain_not_found.with_bounded(vec![("domain", sanitize(domain))])
+    pub fn domain_not_found(&self, domain: &str, descriptors: u64) {
+        let domain = sanitize(domain);
+        if let Some(statsd) = &self.statsd {
+            statsd.counter(&format!("ratelimit.service.rate_limit.{domain}.domain_not_found")).inc_by(descriptors);
+        }
+        self.domain_not_found.with_bounded(vec![("domain", domain)]).inc_by(descriptors);
     }
 
     pub fn tls_reload(&self, ok: bool) -> Counter {

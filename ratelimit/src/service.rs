@@ -138,7 +138,7 @@ impl RateLimiter {
                 _ => self.metrics.service_errors.inc(),
             }
         }
-        self.metrics.response_time.observe(started.elapsed().as_secs_f64() * self.metrics.response_time_scale);
+        self.metrics.observe_response_time(started.elapsed());
         result
     }
 
@@ -154,7 +154,7 @@ impl RateLimiter {
         let now = (self.clock)();
         let plan = plan(&loaded.config, request, settings, now);
         if !plan.domain_found {
-            self.metrics.domain_not_found(&request.domain).inc_by(request.descriptors.len() as u64);
+            self.metrics.domain_not_found(&request.domain, request.descriptors.len() as u64);
         }
 
         let verdict = match self.count(&plan, now).await {
@@ -343,7 +343,8 @@ mod tests {
             local_cache_size_in_bytes: 0,
             store_health: true,
         };
-        let limiter = RateLimiter::new(Arc::new(ShortAnswers), options, Metrics::new(false), health, system_clock());
+        let limiter =
+            RateLimiter::new(Arc::new(ShortAnswers), options, Metrics::new(false, None), health, system_clock());
         let yaml = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n";
         let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
         let settings = ReloadableSettings {

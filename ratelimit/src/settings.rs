@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use shared::env::{Env, EnvReader, Setting, SettingsError};
 use shared::redis::{RedisSettings, SocketType, Topology};
+use shared::statsd::{Format, Mogrifier, StatsdSettings, Transport};
 use shared::tls::TlsFiles;
 use shared::traces::{Protocol, TraceSettings};
 
@@ -72,6 +73,8 @@ pub struct Settings {
     pub response_time_in_millis: bool,
     pub shutdown_delay: Duration,
     pub shutdown_timeout: Duration,
+    /// `USE_STATSD` / `USE_DOG_STATSD`: where statsd lines go.
+    pub statsd: Option<StatsdSettings>,
     /// `TRACING_ENABLED`: where spans go, and as which service.
     pub tracing: Option<TraceSettings>,
     /// Non-fatal remarks about the settings, logged once telemetry is up.
@@ -87,9 +90,6 @@ impl Settings {
         let grpc_tls = grpc_tls(&mut r);
         let config_type = r.get(&CONFIG_TYPE);
         let xds = xds_settings(&mut r);
-        if r.get(&USE_STATSD) {
-            warnings.push("USE_STATSD=true is ignored: statsd output is not supported; set USE_PROMETHEUS=true".into());
-        }
         for ignored in [
             "REDIS_PIPELINE_WINDOW",
             "REDIS_PIPELINE_LIMIT",
@@ -102,6 +102,7 @@ impl Settings {
             }
         }
 
+        let sinks = stats_sinks(&mut r);
         let log_level = r.get(&LOG_LEVEL);
         if shared::telemetry::level_directive(&log_level).is_none() {
             r.fail("LOG_LEVEL", Some(log_level.clone()), "expected trace, debug, info, warn or error");
@@ -181,7 +182,8 @@ impl Settings {
             redis_startup_initial_interval: r.get(&REDIS_STARTUP_INITIAL_INTERVAL),
             redis_startup_max_interval: r.get(&REDIS_STARTUP_MAX_INTERVAL),
             redis_startup_max_elapsed: r.get(&REDIS_STARTUP_MAX_ELAPSED_TIME),
-            use_prometheus: r.get(&USE_PROMETHEUS),
+            use_prometheus: sinks.prometheus,
+            statsd: sinks.statsd,
             prometheus_addr: r.get(&PROMETHEUS_ADDR),
             prometheus_path: r.get(&PROMETHEUS_PATH),
             response_time_in_millis: r.get(&PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS),
@@ -193,6 +195,84 @@ impl Settings {
         r.finish()?;
         Ok(settings)
     }
+}
+
+struct StatsSinks {
+    prometheus: bool,
+    statsd: Option<StatsdSettings>,
+}
+
+/// The reference's stats sinks: `DISABLE_STATS` turns all off; otherwise at most one of
+/// `USE_DOG_STATSD`, `USE_STATSD` (on by default) and `USE_PROMETHEUS`.
+fn stats_sinks(r: &mut EnvReader<'_>) -> StatsSinks {
+    let (dog, use_statsd, prometheus) = (r.get(&USE_DOG_STATSD), r.get(&USE_STATSD), r.get(&USE_PROMETHEUS));
+    let host = r.get(&STATSD_HOST);
+    let port = r.get(&STATSD_PORT);
+    let transport = match r.get(&STATSD_PROTOCOL) {
+        "udp" => Transport::Udp,
+        _ => Transport::Tcp,
+    };
+    let extra_tags = extra_tags(r);
+    let flush_interval = r.get(&STATS_FLUSH_INTERVAL);
+    if flush_interval.is_zero() {
+        r.fail(STATS_FLUSH_INTERVAL.name, Some("0s".into()), "must be longer than zero");
+    }
+    let mogrifier_ids = r.get(&USE_DOG_STATSD_MOGRIFIERS);
+    if r.get(&DISABLE_STATS) {
+        return StatsSinks { prometheus: false, statsd: None };
+    }
+    if [dog, use_statsd, prometheus].iter().filter(|on| **on).count() > 1 {
+        let on: Vec<&str> = [(dog, "USE_DOG_STATSD"), (use_statsd, "USE_STATSD"), (prometheus, "USE_PROMETHEUS")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect();
+        let reason = format!(
+            "only one stats sink at a time, but {} are true (USE_STATSD is true unless set to false)",
+            on.join(" and ")
+        );
+        r.fail("USE_STATSD", None, &reason);
+    }
+    let format = if dog { Some(Format::DogStatsd { mogrifiers: mogrifiers(r, &mogrifier_ids) }) } else { None };
+    let statsd = match format {
+        // DogStatsD goes over UDP, as the DataDog client does.
+        Some(format) => {
+            Some(StatsdSettings { host, port, transport: Transport::Udp, format, flush_interval, extra_tags })
+        }
+        None if use_statsd => {
+            Some(StatsdSettings { host, port, transport, format: Format::Statsd, flush_interval, extra_tags })
+        }
+        None => None,
+    };
+    StatsSinks { prometheus: prometheus && !dog && !use_statsd, statsd }
+}
+
+/// `EXTRA_TAGS=k1:v1,k2:v2`, sorted by key as gostats sends them.
+fn extra_tags(r: &mut EnvReader<'_>) -> Vec<(String, String)> {
+    let text = r.get(&EXTRA_TAGS);
+    let mut tags = Vec::new();
+    for entry in text.split(',').filter(|e| !e.trim().is_empty()) {
+        match entry.split_once(':') {
+            Some((k, v)) if !k.trim().is_empty() => tags.push((k.trim().to_string(), v.trim().to_string())),
+            _ => r.fail(EXTRA_TAGS.name, Some(text.clone()), &format!("entry {entry:?} is not key:value")),
+        }
+    }
+    tags.sort();
+    tags
+}
+
+/// `DOG_STATSD_MOGRIFIER_<ID>_{PATTERN,NAME,TAGS}` for each listed id, in order.
+fn mogrifiers(r: &mut EnvReader<'_>, ids: &str) -> Vec<Mogrifier> {
+    let mut out = Vec::new();
+    for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        let var = |part: &str| format!("DOG_STATSD_MOGRIFIER_{id}_{part}");
+        let (pattern, name, tags) = (r.raw(&var("PATTERN")), r.raw(&var("NAME")), r.raw(&var("TAGS")));
+        match Mogrifier::new(pattern.as_deref(), name.as_deref(), tags.as_deref()) {
+            Ok(m) => out.push(m),
+            Err(e) => r.fail(&format!("DOG_STATSD_MOGRIFIER_{id}"), None, &e.to_string()),
+        }
+    }
+    out
 }
 
 /// The reference's `TRACING_*` settings and the OpenTelemetry exporter variables; all are
@@ -399,6 +479,8 @@ pub fn loopback_env(runtime_root: &std::path::Path) -> std::collections::HashMap
         ("DEBUG_PORT", "0"),
         ("RUNTIME_SUBDIRECTORY", "ratelimit"),
         ("RUNTIME_WATCH_ROOT", "false"),
+        // No statsd server on a test machine (the reference's default sink is statsd).
+        ("USE_STATSD", "false"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -28,7 +28,7 @@ pub const MAX_SERIES: usize = 20_000;
 /// Timer samples kept between two sends (one second apart); more are dropped.
 pub const MAX_PENDING_SAMPLES: usize = 65_536;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsdSettings {
     pub host: String,
     pub port: u16,

@@ -248,8 +248,32 @@ pub const PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS: Setting<bool> = Setting::boo
     "false",
     "report response times in milliseconds instead of seconds",
 );
-pub const USE_STATSD: Setting<bool> =
-    Setting::boolean("USE_STATSD", "false", "statsd output is not supported; use USE_PROMETHEUS");
+pub const USE_STATSD: Setting<bool> = Setting::boolean(
+    "USE_STATSD",
+    "true",
+    "send stats to STATSD_HOST:STATSD_PORT (the reference's default; only one of USE_STATSD, \
+     USE_DOG_STATSD, USE_PROMETHEUS may be true)",
+);
+pub const STATSD_HOST: Setting<String> = Setting::text("STATSD_HOST", "localhost", "statsd (or DogStatsD) host");
+pub const STATSD_PORT: Setting<u16> = Setting::number("STATSD_PORT", "8125", "statsd (or DogStatsD) port");
+pub const STATSD_PROTOCOL: Setting<&str> =
+    Setting::choice("STATSD_PROTOCOL", "tcp", &["tcp", "udp"], "transport to statsd (gostats' variable)");
+pub const USE_DOG_STATSD: Setting<bool> = Setting::boolean(
+    "USE_DOG_STATSD",
+    "false",
+    "send stats in DataDog's dialect (tags as |#k:v) over UDP to STATSD_HOST:STATSD_PORT",
+);
+pub const USE_DOG_STATSD_MOGRIFIERS: Setting<String> = Setting::text(
+    "USE_DOG_STATSD_MOGRIFIERS",
+    "",
+    "comma-separated ids of DOG_STATSD_MOGRIFIER_<ID>_PATTERN / _NAME / _TAGS name rewrites, tried in order",
+);
+pub const EXTRA_TAGS: Setting<String> =
+    Setting::text("EXTRA_TAGS", "", "tags on every statsd series, k1:v1,k2:v2 (statsd: as name.__k1=v1)");
+pub const STATS_FLUSH_INTERVAL: Setting<Duration> =
+    Setting::duration("STATS_FLUSH_INTERVAL", "10s", "how often statsd counters and gauges are sent");
+pub const DISABLE_STATS: Setting<bool> =
+    Setting::boolean("DISABLE_STATS", "false", "send no stats anywhere (no statsd, no Prometheus server)");
 pub const TRACING_ENABLED: Setting<bool> =
     Setting::boolean("TRACING_ENABLED", "false", "export OpenTelemetry spans over OTLP (OTEL_EXPORTER_OTLP_*)");
 pub const TRACING_SERVICE_NAME: Setting<String> =
@@ -366,6 +390,14 @@ pub const ALL: &[&dyn Documented] = &[
     &PROMETHEUS_PATH,
     &PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS,
     &USE_STATSD,
+    &STATSD_HOST,
+    &STATSD_PORT,
+    &STATSD_PROTOCOL,
+    &USE_DOG_STATSD,
+    &USE_DOG_STATSD_MOGRIFIERS,
+    &EXTRA_TAGS,
+    &STATS_FLUSH_INTERVAL,
+    &DISABLE_STATS,
     &TRACING_ENABLED,
     &TRACING_SERVICE_NAME,
     &TRACING_SERVICE_NAMESPACE,

@@ -66,6 +66,8 @@ impl Process {
             .env("PORT", http.to_string())
             .env("DEBUG_HOST", "127.0.0.1")
             .env("DEBUG_PORT", debug.to_string())
+            // No statsd server here; tests that want one say so.
+            .env("USE_STATSD", "false")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {

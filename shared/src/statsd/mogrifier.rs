@@ -11,6 +11,12 @@ pub struct Mogrifier {
     tags: Vec<(String, String)>,
 }
 
+impl PartialEq for Mogrifier {
+    fn eq(&self, other: &Mogrifier) -> bool {
+        self.pattern.as_str() == other.pattern.as_str() && self.name == other.name && self.tags == other.tags
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MogrifierError {
     #[error("no PATTERN")]

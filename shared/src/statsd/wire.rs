@@ -17,7 +17,7 @@ pub enum Transport {
     Udp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Format {
     /// Plain statsd; tags become name suffixes `.__key=value` (gostats).
     Statsd,
