@@ -12,6 +12,7 @@ mod caches;
 mod callgrind;
 mod floors;
 mod load;
+mod otlp_sink;
 mod profile;
 mod report;
 mod scenarios;
@@ -205,6 +206,8 @@ fn main() -> anyhow::Result<()> {
         }
         // A child of `--profile`, running under callgrind on its own single-threaded runtime.
         Some("profile-case") => profile::run_case(args.get(2).map_or("", String::as_str)),
+        // A child of a traced profile case: the OTLP receiver its spans go to.
+        Some("otlp-sink") => otlp_sink::run(),
         _ => tokio::runtime::Runtime::new()?.block_on(run()),
     }
 }

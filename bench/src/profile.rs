@@ -42,8 +42,28 @@ pub const CASES: &[Case] = &[
     Case { id: "rl-memory-100k-rules", name: "ratelimit, memory, 100k rules", floor: "floor-rls" },
     Case { id: "rl-redis-hot", name: "ratelimit, Redis, one hot key", floor: "floor-rls" },
     Case { id: "rl-redis-spread", name: "ratelimit, Redis, 100k keys", floor: "floor-rls" },
+    Case {
+        id: "rl-memory-hot-traced-unsampled",
+        name: "ratelimit, memory, one hot key, tracing on, unsampled (rate 0)",
+        floor: "floor-rls",
+    },
+    Case {
+        id: "rl-memory-hot-traced",
+        name: "ratelimit, memory, one hot key, tracing on, every call sampled and exported",
+        floor: "floor-rls",
+    },
     Case { id: "floor-authz", name: "do-nothing ext_authz", floor: "" },
     Case { id: "authz-key-10", name: "ext-authz, API key, 10 stored", floor: "floor-authz" },
+    Case {
+        id: "authz-key-10-traced-unsampled",
+        name: "ext-authz, API key, 10 stored, tracing on, unsampled (rate 0)",
+        floor: "floor-authz",
+    },
+    Case {
+        id: "authz-key-10-traced",
+        name: "ext-authz, API key, 10 stored, tracing on, every check sampled and exported",
+        floor: "floor-authz",
+    },
     Case { id: "authz-key-1m", name: "ext-authz, API key, 1M stored", floor: "floor-authz" },
     Case { id: "authz-key-quiet", name: "ext-authz, API key, no dynamic metadata", floor: "floor-authz" },
     Case { id: "authz-jwt-cached", name: "ext-authz, RS256 JWT, cached", floor: "floor-authz" },
@@ -128,10 +148,29 @@ async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
     })
 }
 
-/// The child: `bench profile-case ID`, run under callgrind by [`run_all`].
+/// The child: `bench profile-case ID`, run under callgrind by [`run_all`]. Logging is set up as
+/// the services' `main` does (warnings only, events only); a `-traced` case also exports spans
+/// to an OTLP receiver in a process of its own (not instrumented), `-traced-unsampled` with a
+/// sampling rate of 0.
 pub fn run_case(id: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (_running, load) = runtime.block_on(set_up(id))?;
+    let (base, sampling) = match (id.strip_suffix("-traced-unsampled"), id.strip_suffix("-traced")) {
+        (Some(base), _) => (base, Some(0.0)),
+        (None, Some(base)) => (base, Some(1.0)),
+        (None, None) => (id, None),
+    };
+    let _entered = runtime.enter();
+    let _sink = match sampling {
+        Some(rate) => Some(crate::otlp_sink::trace_into_sink(
+            rate,
+            if base.starts_with("rl-") { "ratelimit" } else { "ext_authz" },
+        )?),
+        None => {
+            shared::telemetry::init("warn", shared::telemetry::LogFormat::Text, &HashMap::new(), Vec::new());
+            None
+        }
+    };
+    let (_running, load) = runtime.block_on(set_up(base))?;
     callgrind::start_instrumentation();
     let warm = runtime.block_on(load.run(WARM_UP));
     callgrind::zero_stats();

@@ -143,7 +143,6 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    shared::serve::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     // The span exporter's batch task runs on the runtime, so it starts inside it.
     let _entered = runtime.enter();
@@ -156,6 +155,8 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
     };
     let layers = tracing.iter().map(|t| Box::new(t.layer(&["ext_authz"])) as telemetry::ExtraLayer).collect();
     telemetry::init(&config.log_level, if config.log_json { LogFormat::Json } else { LogFormat::Text }, &env, layers);
+    // After the logger: the raise is logged.
+    shared::serve::raise_open_files_limit();
     for warning in config.warnings() {
         tracing::warn!(file = %config.file.display(), "{warning}");
     }

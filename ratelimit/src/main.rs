@@ -57,7 +57,6 @@ fn run() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    shared::serve::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     // The span exporter's batch task runs on the runtime, so it starts inside it.
     let _entered = runtime.enter();
@@ -71,6 +70,8 @@ fn run() -> ExitCode {
     };
     let layers = tracing.iter().map(|t| Box::new(t.layer(&["ratelimit"])) as telemetry::ExtraLayer).collect();
     telemetry::init(&settings.log_level, format, &ProcessEnv, layers);
+    // After the logger: the raise is logged.
+    shared::serve::raise_open_files_limit();
     if let Some(t) = &tracing {
         tracing::info!(endpoint = %t.settings.otlp.endpoint, protocol = ?t.settings.otlp.protocol,
             sampling_rate = t.settings.sampling_rate, "exporting spans over OTLP");
