@@ -166,11 +166,13 @@ fn random_instance_id() -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
-/// W3C trace context first, then B3 (single or multiple headers), as the reference reads them.
+/// W3C trace context, else B3 (single or multiple headers). A composite applies its parts in
+/// order, a later valid context replacing an earlier one, so B3 goes first: when a request
+/// carries both, the W3C context (what Envoy's OpenTelemetry tracer writes) is the parent.
 pub fn propagator() -> TextMapCompositePropagator {
     TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()) as Box<dyn TextMapPropagator + Send + Sync>,
-        Box::new(B3Propagator),
+        Box::new(B3Propagator) as Box<dyn TextMapPropagator + Send + Sync>,
+        Box::new(TraceContextPropagator::new()),
     ])
 }
 
