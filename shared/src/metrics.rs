@@ -1,83 +1,80 @@
-//! A small metrics registry that renders the Prometheus text format (0.0.4).
+//! The services' metrics on the `prometheus` crate (TiKV's Rust client): its counters, gauges
+//! and histograms hold the values and its text encoder writes the exposition format (0.0.4).
 //!
-//! Why not a metrics crate: the drop-in promise includes the exact series names that existing
-//! dashboards query (`ratelimit_service_rate_limit_total_hits`, no `_total` suffix added), with
-//! label sets that differ per series (`key2` only for deeper descriptors). Series handles are
-//! plain atomics, so the hot path never locks once a handle is held.
+//! What this module adds on top: families whose series may carry different label sets (the
+//! drop-in promise includes the reference's exact series, e.g. `ratelimit_service_rate_limit_
+//! total_hits{domain,key1}` beside `{domain,key1,key2}` for deeper descriptors, with no `_total`
+//! added), which the crate's own `*Vec` types and registry refuse; a bound on the series made
+//! from request values; and collectors for series kept elsewhere (`process_*`, cache stats).
+//! Series handles are the crate's atomics, so the hot path never locks once a handle is held.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// Labels of one series, in the order they are rendered.
+use prometheus::core::Metric as _;
+use prometheus::proto::{self, MetricFamily, MetricType};
+
+/// Labels of one series.
 pub type Labels = Vec<(&'static str, String)>;
 
-#[derive(Clone, Default)]
-pub struct Counter(Arc<AtomicU64>);
+/// A counter; clones share the value.
+#[derive(Clone)]
+pub struct Counter(prometheus::IntCounter);
+
+impl Default for Counter {
+    /// A counter of no family (e.g. one only a statsd sink sends).
+    fn default() -> Self {
+        Counter(prometheus::IntCounter::new("unexported", "unexported").expect("a valid name"))
+    }
+}
 
 impl Counter {
     pub fn inc(&self) {
-        self.inc_by(1);
+        self.0.inc();
     }
     pub fn inc_by(&self, n: u64) {
         if n > 0 {
-            self.0.fetch_add(n, Ordering::Relaxed);
+            self.0.inc_by(n);
         }
     }
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-#[derive(Clone, Default)]
-pub struct Gauge(Arc<AtomicI64>);
+/// A gauge; clones share the value.
+#[derive(Clone)]
+pub struct Gauge(prometheus::IntGauge);
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Gauge(prometheus::IntGauge::new("unexported", "unexported").expect("a valid name"))
+    }
+}
 
 impl Gauge {
     pub fn set(&self, v: i64) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.set(v);
     }
     pub fn add(&self, v: i64) {
-        self.0.fetch_add(v, Ordering::Relaxed);
+        self.0.add(v);
     }
     pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-/// A histogram with fixed upper bounds.
+/// A histogram with its family's fixed upper bounds.
 #[derive(Clone)]
-pub struct Histogram(Arc<HistogramState>);
-
-struct HistogramState {
-    bounds: Vec<f64>,
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// Sum in nanounits, to keep it an integer atomic.
-    sum_nanos: AtomicU64,
-}
+pub struct Histogram(prometheus::Histogram);
 
 impl Histogram {
-    fn new(bounds: &[f64]) -> Histogram {
-        Histogram(Arc::new(HistogramState {
-            bounds: bounds.to_vec(),
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_nanos: AtomicU64::new(0),
-        }))
-    }
-
     pub fn observe(&self, value: f64) {
-        let state = &self.0;
-        if let Some(i) = state.bounds.iter().position(|b| value <= *b) {
-            state.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        state.count.fetch_add(1, Ordering::Relaxed);
-        state.sum_nanos.fetch_add((value.max(0.0) * 1e9) as u64, Ordering::Relaxed);
+        self.0.observe(value);
     }
-
     pub fn count(&self) -> u64 {
-        self.0.count.load(Ordering::Relaxed)
+        self.0.get_sample_count()
     }
 }
 
@@ -87,10 +84,28 @@ enum Series {
     Histogram(Histogram),
 }
 
+impl Series {
+    fn share(&self) -> Series {
+        match self {
+            Series::Counter(c) => Series::Counter(c.clone()),
+            Series::Gauge(g) => Series::Gauge(g.clone()),
+            Series::Histogram(h) => Series::Histogram(h.clone()),
+        }
+    }
+
+    fn metric(&self) -> proto::Metric {
+        match self {
+            Series::Counter(c) => c.0.metric(),
+            Series::Gauge(g) => g.0.metric(),
+            Series::Histogram(h) => h.0.metric(),
+        }
+    }
+}
+
 struct Family {
     name: String,
     help: String,
-    kind: &'static str,
+    kind: MetricType,
     bounds: Vec<f64>,
     series: RwLock<BTreeMap<Labels, Series>>,
     /// Series created by [`CounterFamily::with_bounded`] so far (under the write lock).
@@ -127,7 +142,7 @@ pub struct GaugeFamily(Arc<Family>);
 pub struct HistogramFamily(Arc<Family>);
 
 impl Registry {
-    fn family(&self, name: &str, help: &str, kind: &'static str, bounds: &[f64]) -> Arc<Family> {
+    fn family(&self, name: &str, help: &str, kind: MetricType, bounds: &[f64]) -> Arc<Family> {
         let family = Arc::new(Family {
             name: name.to_string(),
             help: help.to_string(),
@@ -141,21 +156,21 @@ impl Registry {
     }
 
     pub fn counter_family(&self, name: &str, help: &str) -> CounterFamily {
-        CounterFamily(self.family(name, help, "counter", &[]))
+        CounterFamily(self.family(name, help, MetricType::COUNTER, &[]))
     }
 
     pub fn gauge_family(&self, name: &str, help: &str) -> GaugeFamily {
-        GaugeFamily(self.family(name, help, "gauge", &[]))
+        GaugeFamily(self.family(name, help, MetricType::GAUGE, &[]))
     }
 
     pub fn histogram_family(&self, name: &str, help: &str, bounds: &[f64]) -> HistogramFamily {
-        HistogramFamily(self.family(name, help, "histogram", bounds))
+        HistogramFamily(self.family(name, help, MetricType::HISTOGRAM, bounds))
     }
 
     /// Every family registered, with its type, including those without a series yet (which
     /// `render` leaves out): what dashboards may query.
     pub fn families(&self) -> Vec<(String, &'static str)> {
-        self.families.lock().expect("registry lock").iter().map(|f| (f.name.clone(), f.kind)).collect()
+        self.families.lock().expect("registry lock").iter().map(|f| (f.name.clone(), kind_name(f.kind))).collect()
     }
 
     /// Adds the standard `process_*` series to every render (see [`process`]).
@@ -172,36 +187,20 @@ impl Registry {
         self.collectors.lock().expect("registry lock").push(Arc::new(collector));
     }
 
-    /// Renders every family in the Prometheus text format.
+    /// Renders every family with a series, then the collectors' series.
     pub fn render(&self) -> String {
         let families: Vec<Arc<Family>> = self.families.lock().expect("registry lock").clone();
+        let gathered: Vec<MetricFamily> = families
+            .iter()
+            .filter_map(|family| {
+                let series = family.series.read().expect("family lock");
+                (!series.is_empty()).then(|| {
+                    metric_family(&family.name, &family.help, family.kind, series.values().map(Series::metric))
+                })
+            })
+            .collect();
         let mut out = String::new();
-        for family in families {
-            let series = family.series.read().expect("family lock");
-            if series.is_empty() {
-                continue;
-            }
-            let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
-            let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
-            for (labels, value) in series.iter() {
-                match value {
-                    Series::Counter(c) => line(&mut out, &family.name, labels, None, c.get() as f64),
-                    Series::Gauge(g) => line(&mut out, &family.name, labels, None, g.get() as f64),
-                    Series::Histogram(h) => {
-                        let bucket = format!("{}_bucket", family.name);
-                        let mut cumulative = 0;
-                        for (bound, count) in h.0.bounds.iter().zip(&h.0.buckets) {
-                            cumulative += count.load(Ordering::Relaxed);
-                            line(&mut out, &bucket, labels, Some(&bound.to_string()), cumulative as f64);
-                        }
-                        line(&mut out, &bucket, labels, Some("+Inf"), h.count() as f64);
-                        let sum = h.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-                        line(&mut out, &format!("{}_sum", family.name), labels, None, sum);
-                        line(&mut out, &format!("{}_count", family.name), labels, None, h.count() as f64);
-                    }
-                }
-            }
-        }
+        encode(&gathered, &mut out);
         let collectors: Vec<Collector> = self.collectors.lock().expect("registry lock").clone();
         for collect in collectors {
             collect(&mut out);
@@ -210,51 +209,101 @@ impl Registry {
     }
 }
 
-/// A counter family for a collector: `# HELP`, `# TYPE` and one line per `(labels, value)`.
+fn kind_name(kind: MetricType) -> &'static str {
+    match kind {
+        MetricType::COUNTER => "counter",
+        MetricType::GAUGE => "gauge",
+        MetricType::HISTOGRAM => "histogram",
+        MetricType::SUMMARY => "summary",
+        MetricType::UNTYPED => "untyped",
+    }
+}
+
+fn metric_family(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    metrics: impl Iterator<Item = proto::Metric>,
+) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(help.to_string());
+    family.set_field_type(kind);
+    family.set_metric(metrics.collect());
+    family
+}
+
+fn encode(families: &[MetricFamily], out: &mut String) {
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(families, out) {
+        // Only a family without series is refused, and none is passed.
+        tracing::error!("metrics could not be encoded: {e}");
+    }
+}
+
+/// A counter family for a collector: one series per `(labels, value)`.
 pub fn counter_text(out: &mut String, name: &str, help: &str, series: &[(Labels, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
-    for (labels, value) in series {
-        line(out, name, labels, None, *value as f64);
+    let metrics = series.iter().map(|(labels, value)| {
+        let mut counter = proto::Counter::default();
+        counter.set_value(*value as f64);
+        let mut metric = proto::Metric::default();
+        metric.set_label(label_pairs(labels));
+        metric.set_counter(counter);
+        metric
+    });
+    let family = metric_family(name, help, MetricType::COUNTER, metrics);
+    if !family.get_metric().is_empty() {
+        encode(&[family], out);
     }
 }
 
-fn line(out: &mut String, name: &str, labels: &Labels, le: Option<&str>, value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() || le.is_some() {
-        out.push('{');
-        let mut first = true;
-        let le_pair = le.map(|le| ("le", le.to_string()));
-        for (k, v) in labels.iter().chain(le_pair.iter()) {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            let _ = write!(out, "{k}=\"{}\"", escape(v));
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
+fn label_pairs(labels: &Labels) -> Vec<proto::LabelPair> {
+    labels
+        .iter()
+        .map(|(name, value)| {
+            let mut pair = proto::LabelPair::default();
+            pair.set_name(name.to_string());
+            pair.set_value(value.clone());
+            pair
+        })
+        .collect()
 }
 
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+fn const_labels(labels: &Labels) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
 impl Family {
-    fn get_or_insert(&self, labels: Labels, make: impl FnOnce() -> Series) -> Option<Series> {
+    fn make(&self, labels: &Labels) -> Series {
+        let opts = || prometheus::Opts::new(&self.name, &self.help).const_labels(const_labels(labels));
+        // Names and label names are the services' own constants; a bad one is a bug.
+        match self.kind {
+            MetricType::COUNTER => {
+                Series::Counter(Counter(prometheus::IntCounter::with_opts(opts()).expect("valid metric names")))
+            }
+            MetricType::GAUGE => {
+                Series::Gauge(Gauge(prometheus::IntGauge::with_opts(opts()).expect("valid metric names")))
+            }
+            _ => {
+                let opts = prometheus::HistogramOpts::new(&self.name, &self.help)
+                    .const_labels(const_labels(labels))
+                    .buckets(self.bounds.clone());
+                Series::Histogram(Histogram(prometheus::Histogram::with_opts(opts).expect("valid metric names")))
+            }
+        }
+    }
+
+    fn get_or_insert(&self, labels: Labels) -> Series {
         if let Some(found) = self.series.read().expect("family lock").get(&labels) {
-            return Some(found.share());
+            return found.share();
         }
         let mut series = self.series.write().expect("family lock");
-        Some(series.entry(labels).or_insert_with(make).share())
+        let made = series.entry(labels.clone()).or_insert_with(|| self.make(&labels));
+        made.share()
     }
-}
 
-impl Family {
     /// Like `get_or_insert`, but a new series counts against [`MAX_SERIES_FROM_REQUESTS`];
     /// past it, the overflow series (the same label names, every value [`OVERFLOW`]) is used.
-    fn get_or_insert_bounded(&self, labels: Labels, make: impl Fn() -> Series) -> Series {
+    fn get_or_insert_bounded(&self, labels: Labels) -> Series {
         if let Some(found) = self.series.read().expect("family lock").get(&labels) {
             return found.share();
         }
@@ -262,39 +311,29 @@ impl Family {
         if let Some(found) = series.get(&labels) {
             return found.share();
         }
-        if self.from_requests.load(Ordering::Relaxed) < MAX_SERIES_FROM_REQUESTS {
+        let labels = if self.from_requests.load(Ordering::Relaxed) < MAX_SERIES_FROM_REQUESTS {
             self.from_requests.fetch_add(1, Ordering::Relaxed);
-            return series.entry(labels).or_insert_with(make).share();
-        }
-        let overflow: Labels = labels.into_iter().map(|(name, _)| (name, OVERFLOW.to_string())).collect();
-        series.entry(overflow).or_insert_with(make).share()
-    }
-}
-
-impl Series {
-    fn share(&self) -> Series {
-        match self {
-            Series::Counter(c) => Series::Counter(c.clone()),
-            Series::Gauge(g) => Series::Gauge(g.clone()),
-            Series::Histogram(h) => Series::Histogram(h.clone()),
-        }
+            labels
+        } else {
+            labels.into_iter().map(|(name, _)| (name, OVERFLOW.to_string())).collect()
+        };
+        let made = series.entry(labels.clone()).or_insert_with(|| self.make(&labels));
+        made.share()
     }
 }
 
 impl CounterFamily {
     pub fn with(&self, labels: Labels) -> Counter {
-        match self.0.get_or_insert(labels, || Series::Counter(Counter::default())) {
-            Some(Series::Counter(c)) => c,
+        match self.0.get_or_insert(labels) {
+            Series::Counter(c) => c,
             _ => unreachable!("a counter family holds counters"),
         }
     }
-}
 
-impl CounterFamily {
     /// The counter for labels taken from a request: bounded per family (see
     /// [`MAX_SERIES_FROM_REQUESTS`]).
     pub fn with_bounded(&self, labels: Labels) -> Counter {
-        match self.0.get_or_insert_bounded(labels, || Series::Counter(Counter::default())) {
+        match self.0.get_or_insert_bounded(labels) {
             Series::Counter(c) => c,
             _ => unreachable!("a counter family holds counters"),
         }
@@ -303,8 +342,8 @@ impl CounterFamily {
 
 impl GaugeFamily {
     pub fn with(&self, labels: Labels) -> Gauge {
-        match self.0.get_or_insert(labels, || Series::Gauge(Gauge::default())) {
-            Some(Series::Gauge(g)) => g,
+        match self.0.get_or_insert(labels) {
+            Series::Gauge(g) => g,
             _ => unreachable!("a gauge family holds gauges"),
         }
     }
@@ -312,14 +351,12 @@ impl GaugeFamily {
 
 impl HistogramFamily {
     pub fn with(&self, labels: Labels) -> Histogram {
-        let bounds = self.0.bounds.clone();
-        match self.0.get_or_insert(labels, || Series::Histogram(Histogram::new(&bounds))) {
-            Some(Series::Histogram(h)) => h,
+        match self.0.get_or_insert(labels) {
+            Series::Histogram(h) => h,
             _ => unreachable!("a histogram family holds histograms"),
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +378,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("x_seconds_count 1"), "{text}");
+    }
+
+    #[test]
+    fn one_family_holds_series_with_different_label_sets() {
+        let registry = Registry::default();
+        let hits = registry.counter_family("ratelimit_service_rate_limit_total_hits", "Hits.");
+        hits.with(vec![("domain", "d".into()), ("key1", "a".into())]).inc();
+        hits.with(vec![("domain", "d".into()), ("key1", "a".into()), ("key2", "b".into())]).inc_by(2);
+        let text = registry.render();
+        assert_eq!(text.matches("# TYPE ratelimit_service_rate_limit_total_hits counter").count(), 1, "{text}");
+        assert!(text.contains("ratelimit_service_rate_limit_total_hits{domain=\"d\",key1=\"a\"} 1\n"), "{text}");
+        assert!(text.contains("{domain=\"d\",key1=\"a\",key2=\"b\"} 2\n"), "{text}");
+        assert!(!text.contains("_total_hits_total"), "no suffix is added: {text}");
+        let mut collected = String::new();
+        counter_text(&mut collected, "x_lookups_total", "Lookups.", &[(vec![("result", "hit".into())], 5)]);
+        assert!(
+            collected.contains("# TYPE x_lookups_total counter\nx_lookups_total{result=\"hit\"} 5\n"),
+            "{collected}"
+        );
     }
 
     #[test]
