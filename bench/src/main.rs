@@ -4,6 +4,8 @@
 //!   cargo run --release -p bench -- [--seconds 3] [--runs 3] [--concurrency 64] [--out docs/benchmarks.md]
 //!   cargo run --release -p bench -- --only envoy     (only the rows through Envoy, printed)
 //!   cargo run --release -p bench -- --only profile   (only the callgrind profiles, printed)
+//!   cargo run --release -p bench -- --only profile --cases rl-memory-hot,authz-key-10
+//!                                                     (only those profiles and their floors)
 //!   cargo run --release -p bench -- --only caches    (only the full-against-warm cache rows, printed)
 //!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
 //!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
@@ -127,7 +129,9 @@ fn profiles() -> anyhow::Result<Option<std::collections::HashMap<&'static str, p
         return Ok(None);
     }
     let dir = tempfile::tempdir()?;
-    Ok(Some(profile::run_all(dir.path())?))
+    let cases = arg("--cases", "");
+    let only: Vec<String> = cases.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    Ok(Some(profile::run_all(dir.path(), (!only.is_empty()).then_some(only.as_slice()))?))
 }
 
 fn arg(name: &str, default: &str) -> String {

@@ -198,11 +198,17 @@ const HANDLERS: &[(&str, &str)] = &[
     ("ratelimit::grpc::RateLimitGrpc as", "::should_rate_limit::{{closure}}"),
 ];
 
-/// Runs every case in its own callgrind process; returns the profiles by id.
-pub fn run_all(dir: &Path) -> anyhow::Result<HashMap<&'static str, Profile>> {
+/// Runs every case (or those in `only`, with their floors) in its own callgrind process;
+/// returns the profiles by id.
+pub fn run_all(dir: &Path, only: Option<&[String]>) -> anyhow::Result<HashMap<&'static str, Profile>> {
     let exe = std::env::current_exe()?;
     let mut profiles = HashMap::new();
-    for case in CASES {
+    let wanted = |case: &Case| {
+        only.is_none_or(|ids| {
+            ids.iter().any(|id| id == case.id || CASES.iter().any(|c| c.id == id.as_str() && c.floor == case.id))
+        })
+    };
+    for case in CASES.iter().filter(|case| wanted(case)) {
         eprintln!("profiling {} under callgrind…", case.name);
         let out = dir.join(format!("{}.callgrind", case.id));
         let status = Command::new("valgrind")

@@ -87,7 +87,7 @@ async fn a_running_service_keeps_its_config_through_bad_and_half_written_files()
     let bad_files = [alias_bomb(), String::new(), good[..good.find("routes:").unwrap()].to_string()];
     for (refused, bad) in bad_files.iter().enumerate() {
         std::fs::write(&config_file, bad).unwrap();
-        let counted = format!(r#"ext_authz_reloads_total{{what="config",result="error"}} {}"#, refused + 1);
+        let counted = format!(r#"ext_authz_reloads_total{{result="error",what="config"}} {}"#, refused + 1);
         shared::testing::eventually(&format!("bad file {} refused", refused + 1), Duration::from_secs(10), || async {
             assert_eq!(with_key(&p, "/orders/1").await, 200, "answers as before meanwhile");
             http(p.http_addr(), "GET", "/metrics", &[]).await.2.contains(&counted)
@@ -116,7 +116,7 @@ async fn a_running_service_keeps_its_config_through_bad_and_half_written_files()
     writer.join().unwrap();
     assert_eq!(wrong, 0, "no request was answered by a half-written config");
     let metrics = http(p.http_addr(), "GET", "/metrics", &[]).await.2;
-    assert!(metrics.contains(r#"ext_authz_reloads_total{what="config",result="error"}"#), "{metrics}");
+    assert!(metrics.contains(r#"ext_authz_reloads_total{result="error",what="config"}"#), "{metrics}");
     assert_eq!(http(p.http_addr(), "GET", "/readyz", &[]).await.0, 200);
     // Idle connections (one that never starts HTTP/2, one that made a call and stays open, as
     // Envoy's do) do not hold the stop: with nothing in progress it is immediate.
