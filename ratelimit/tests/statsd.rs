@@ -6,9 +6,11 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use shared::testing::{read_until, receive_until};
 use support::process::{Process, BIN};
 use support::*;
-use tokio::io::AsyncReadExt;
+
+const WAIT: Duration = Duration::from_secs(10);
 
 fn config() -> ConfigDir {
     ConfigDir::new(&[(
@@ -39,17 +41,6 @@ async fn two_calls(p: &Process) {
     assert_eq!(client.should_rate_limit(call()).await.unwrap().into_inner().overall_code, 2);
 }
 
-async fn receive_udp(socket: &tokio::net::UdpSocket, until: &[&str]) -> String {
-    let mut received = String::new();
-    let mut buffer = [0u8; 2048];
-    while !until.iter().all(|line| received.contains(line)) {
-        let got = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buffer)).await;
-        let n = got.unwrap_or_else(|_| panic!("waiting for {until:?}; received:\n{received}")).unwrap();
-        received.push_str(std::str::from_utf8(&buffer[..n]).unwrap());
-    }
-    received
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_the_references_stat_names_over_udp() {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -59,7 +50,7 @@ async fn sends_the_references_stat_names_over_udp() {
     two_calls(&p).await;
     // gostats: tags sorted by key, dots in values made underscores, after the whole name.
     let tags = ".__az=b.__cluster=eu_1";
-    let received = receive_udp(
+    let received = receive_until(
         &socket,
         &[
             &format!("ratelimit.service.rate_limit.d.k.total_hits{tags}:2|c\n"),
@@ -69,6 +60,7 @@ async fn sends_the_references_stat_names_over_udp() {
             &format!("ratelimit.service.config_load_success{tags}:1|c\n"),
             "ratelimit_server.ShouldRateLimit.response_time.__az=b.__cluster=eu_1:",
         ],
+        WAIT,
     )
     .await;
     assert!(received.lines().filter(|l| l.contains("response_time")).all(|l| l.ends_with("|ms")), "{received}");
@@ -84,15 +76,8 @@ async fn sends_over_tcp_by_default() {
     let config = config();
     let mut p = Process::start(&settings(&config, &port, &[("USE_STATSD", "true")]));
     two_calls(&p).await;
-    let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.unwrap().unwrap();
-    let want = "ratelimit.service.rate_limit.d.k.total_hits.__az=b.__cluster=eu_1:2|c\n";
-    let mut received = String::new();
-    let mut buffer = [0u8; 4096];
-    while !received.contains(want) {
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer)).await.unwrap().unwrap();
-        assert!(n > 0, "closed early: {received}");
-        received.push_str(std::str::from_utf8(&buffer[..n]).unwrap());
-    }
+    let (mut stream, _) = tokio::time::timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    read_until(&mut stream, &["ratelimit.service.rate_limit.d.k.total_hits.__az=b.__cluster=eu_1:2|c\n"], WAIT).await;
     p.sigterm();
     assert!(p.wait().success());
 }
@@ -115,13 +100,14 @@ async fn dogstatsd_sends_tags_and_applies_mogrifiers() {
         ],
     ));
     two_calls(&p).await;
-    receive_udp(
+    receive_until(
         &socket,
         &[
             "ratelimit.service.rate_limit.total_hits:2|c|#az:b,cluster:eu_1,domain:d,descriptor:k\n",
             "ratelimit.service.rate_limit.over_limit:1|c|#az:b,cluster:eu_1,domain:d,descriptor:k\n",
             "ratelimit_server.ShouldRateLimit.total_requests:2|c|#az:b,cluster:eu_1\n",
         ],
+        WAIT,
     )
     .await;
     p.sigterm();

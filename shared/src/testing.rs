@@ -42,6 +42,34 @@ where
     }
 }
 
+/// Reads `stream` until what arrived contains every one of `wants`; panics after `within` (or
+/// when the peer closes first) with what did arrive. For line protocols (statsd).
+pub async fn read_until(stream: &mut tokio::net::TcpStream, wants: &[&str], within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = String::new();
+    let mut buffer = [0u8; 4096];
+    while !wants.iter().all(|want| received.contains(want)) {
+        let read = tokio::time::timeout(within, stream.read(&mut buffer)).await;
+        let n = read.unwrap_or_else(|_| panic!("waiting for {wants:?}; received:\n{received}")).unwrap();
+        assert!(n > 0, "closed before {wants:?} arrived; received:\n{received}");
+        received.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    received
+}
+
+/// Receives datagrams on `socket` until what arrived contains every one of `wants`; panics after
+/// `within` with what did arrive.
+pub async fn receive_until(socket: &tokio::net::UdpSocket, wants: &[&str], within: Duration) -> String {
+    let mut received = String::new();
+    let mut buffer = [0u8; 65536];
+    while !wants.iter().all(|want| received.contains(want)) {
+        let got = tokio::time::timeout(within, socket.recv(&mut buffer)).await;
+        let n = got.unwrap_or_else(|_| panic!("waiting for {wants:?}; received:\n{received}")).unwrap();
+        received.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    received
+}
+
 /// The system clock, plus whatever a test skipped ahead: services that talk to real peers
 /// (whose tokens carry real timestamps) see time pass as it does, and a test that needs "four
 /// seconds later" moves the clock instead of sleeping.

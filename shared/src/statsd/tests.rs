@@ -87,12 +87,9 @@ async fn sends_to_a_udp_listener() {
     sink.timer("ratelimit_server.ShouldRateLimit.response_time").record_ms(3);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(sink.clone().run(settings(Transport::Udp, port, Format::Statsd), stopped));
-    let mut received = String::new();
-    let mut buffer = [0u8; 2048];
-    while !(received.contains("config_load_success") && received.contains("response_time")) {
-        let n = tokio::time::timeout(Duration::from_secs(10), listener.recv(&mut buffer)).await.unwrap().unwrap();
-        received.push_str(std::str::from_utf8(&buffer[..n]).unwrap());
-    }
+    let received =
+        crate::testing::receive_until(&listener, &["config_load_success", "response_time"], Duration::from_secs(10))
+            .await;
     assert!(received.contains("ratelimit.service.config_load_success.__cluster=eu_1:1|c\n"), "{received}");
     assert!(received.contains("ratelimit_server.ShouldRateLimit.response_time.__cluster=eu_1:3|ms\n"), "{received}");
     stop.send(true).unwrap();
@@ -101,7 +98,6 @@ async fn sends_to_a_udp_listener() {
 
 #[tokio::test]
 async fn sends_over_tcp_and_reconnects_after_the_server_goes_away() {
-    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let sink = Statsd::default();
@@ -109,25 +105,18 @@ async fn sends_over_tcp_and_reconnects_after_the_server_goes_away() {
     counter.inc();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(sink.clone().run(settings(Transport::Tcp, port, Format::Statsd), stopped));
-    let read_until = |mut stream: tokio::net::TcpStream, want: &'static str| async move {
-        let mut text = String::new();
-        let mut buffer = [0u8; 1024];
-        while !text.contains(want) {
-            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer)).await.unwrap().unwrap();
-            assert!(n > 0, "closed before {want:?}: {text}");
-            text.push_str(std::str::from_utf8(&buffer[..n]).unwrap());
-        }
-        text
-    };
-    let (first, _) = listener.accept().await.unwrap();
-    assert!(read_until(first, "c.__cluster=eu_1:1|c\n").await.contains("|c"));
+    let within = Duration::from_secs(10);
+    let (mut first, _) = listener.accept().await.unwrap();
+    crate::testing::read_until(&mut first, &["c.__cluster=eu_1:1|c\n"], within).await;
+    drop(first);
     // The first connection is gone (dropped above); the next counts arrive on a new one.
     let mut second = None;
     while second.is_none() {
         counter.inc();
         second = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await.ok().map(|r| r.unwrap().0);
     }
-    assert!(read_until(second.unwrap(), "|c\n").await.starts_with("c.__cluster=eu_1:"));
+    let received = crate::testing::read_until(&mut second.unwrap(), &["|c\n"], within).await;
+    assert!(received.starts_with("c.__cluster=eu_1:"), "{received}");
     stop.send(true).unwrap();
     task.await.unwrap();
 }
