@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::{filter_fn, FilterExt};
+use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -42,18 +42,27 @@ pub fn level_directive(level: &str) -> Option<&'static str> {
 ///
 /// The log output takes events only: spans exist for trace export, and with no export layer
 /// interested in them a span costs nothing.
-pub fn init(level: &str, format: LogFormat, env: &dyn crate::env::Env, mut extra: Vec<ExtraLayer>) {
+pub fn init(level: &str, format: LogFormat, env: &dyn crate::env::Env, extra: Vec<ExtraLayer>) {
+    let _ = tracing_subscriber::registry().with(layers(level, format, env, extra)).try_init();
+}
+
+/// The layers [`init`] installs: `extra`, then the log output.
+fn layers(level: &str, format: LogFormat, env: &dyn crate::env::Env, mut extra: Vec<ExtraLayer>) -> Vec<ExtraLayer> {
     let directive = level_directive(level).unwrap_or("warn");
     let filter =
         env.var("RUST_LOG").and_then(|f| EnvFilter::try_new(f).ok()).unwrap_or_else(|| EnvFilter::new(directive));
-    let events_only = filter.and(filter_fn(|metadata| metadata.is_event()));
+    // The hint keeps the global "most verbose level anyone wants" at the filter's level: without
+    // it, a closure filter leaves it unknown, and every trace-level callsite of the libraries
+    // (h2, tonic, hyper) is asked about on every request.
+    let hint = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let events_only = filter.and(filter_fn(|metadata| metadata.is_event()).with_max_level_hint(hint));
     let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let output: ExtraLayer = match format {
         LogFormat::Text => Box::new(output.with_ansi(false).with_filter(events_only)),
         LogFormat::Json => Box::new(output.event_format(ReferenceJson).with_filter(events_only)),
     };
     extra.push(output);
-    let _ = tracing_subscriber::registry().with(extra).try_init();
+    extra
 }
 
 /// One JSON object per line: `{"@timestamp": "...", "@message": "...", "level": "...", fields}`.
@@ -134,6 +143,16 @@ mod tests {
         assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(1_795_000_000, 5), "2026-11-18T11:06:40.005Z");
         assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_log_output_keeps_its_level_as_the_hint() {
+        // Without a hint every library callsite below the level would be asked on every call.
+        let env = std::collections::HashMap::<String, String>::new();
+        let text = layers("warn", LogFormat::Text, &env, Vec::new());
+        assert_eq!(Layer::<Registry>::max_level_hint(&text), Some(LevelFilter::WARN));
+        let json = layers("debug", LogFormat::Json, &env, Vec::new());
+        assert_eq!(Layer::<Registry>::max_level_hint(&json), Some(LevelFilter::DEBUG));
     }
 
     #[test]
