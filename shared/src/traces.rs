@@ -209,16 +209,22 @@ pub fn record_error(span: &tracing::Span, description: impl Into<std::borrow::Co
 
 /// Runs `work` inside `span`, marking the span failed when the work fails. With tracing off the
 /// span is disabled and this is the work alone.
-pub async fn in_span<T, E: std::fmt::Display>(
+///
+/// A combinator rather than an `async fn`: an async fn keeps its future argument in its state
+/// beside the copy it awaits, doubling the size of every future wrapped this way (and the bytes
+/// copied each time a caller's future is boxed).
+pub fn in_span<T, E: std::fmt::Display>(
     span: tracing::Span,
     work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
+) -> impl std::future::Future<Output = Result<T, E>> {
+    use futures_util::FutureExt;
     use tracing::Instrument;
-    let result = work.instrument(span.clone()).await;
-    if let Err(e) = &result {
-        record_error(&span, e.to_string());
-    }
-    result
+    let recorder = span.clone();
+    work.instrument(span).inspect(move |result| {
+        if let Err(e) = result {
+            record_error(&recorder, e.to_string());
+        }
+    })
 }
 
 #[cfg(test)]

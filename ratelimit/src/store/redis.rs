@@ -162,11 +162,11 @@ impl CounterStore for RedisStore {
 }
 
 /// The Redis round trip as a span (the reference's name), a child of the call's span.
-async fn traced<T>(
+fn traced<T>(
     operation: &'static str,
     counters: usize,
     work: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+) -> impl std::future::Future<Output = Result<T, StoreError>> {
     let span = tracing::info_span!(
         "Redis Pipeline Execution",
         otel.kind = "client",
@@ -174,7 +174,7 @@ async fn traced<T>(
         db.operation.name = operation,
         ratelimit.counters = counters,
     );
-    shared::traces::in_span(span, work).await
+    shared::traces::in_span(span, work)
 }
 
 /// `INCRBY key hits` + `EXPIRE key ttl` per update; only the INCRBY results are returned, each
