@@ -4,7 +4,7 @@
 //! are appended to names the gostats way (`name.__k=v`) or, for DogStatsD, sent as tags
 //! (`|#k:v`), after the optional name rewriting ("mogrifiers").
 //!
-//! Everything grows with input is bounded: the number of series (past it a series counts
+//! Everything that grows with input is bounded: the number of series (past it a series counts
 //! nowhere and is counted in [`Statsd::dropped_series`]), the timer samples waiting for a flush
 //! (past it samples are dropped and counted), and a datagram's size.
 
