@@ -331,7 +331,8 @@ impl KeyManager {
 
     async fn get(&self, url: &str, timeout: Duration) -> Result<(String, Option<Duration>), JwksError> {
         let http = |source| JwksError::Http { url: url.to_string(), source };
-        let response = self.client.get(url).timeout(timeout).send().await.map_err(http)?;
+        let request = self.client.get(url).headers(shared::traces::outgoing_headers()).timeout(timeout);
+        let response = request.send().await.map_err(http)?;
         if !response.status().is_success() {
             return Err(JwksError::Status { url: url.to_string(), status: response.status().as_u16() });
         }

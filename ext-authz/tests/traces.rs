@@ -1,7 +1,7 @@
 //! Traces from the real binary to a real OTLP receiver: the `telemetry.tracing` section with
 //! the standard `OTEL_*` variables filling what it leaves out, the Check span continuing the
 //! caller's trace (gRPC metadata first, then the request's own headers, then HTTP mode), the
-//! provider calls as spans, and no credential in any span.
+//! provider calls as spans (their trace context sent along), and no credential in any span.
 
 mod support;
 
@@ -110,6 +110,10 @@ async fn check_spans_continue_the_callers_trace_and_carry_no_credential() {
     let discovery = spans.iter().find(|s| s.name == "OIDC discovery").unwrap();
     assert_eq!(discovery.kind, 3);
     assert!(attribute(discovery, "url.full").ends_with("/.well-known/openid-configuration"));
+    // The key server was told which span called it: it can join the trace.
+    let fetch = spans.iter().find(|s| s.name == "JWKS fetch").unwrap();
+    let sent = idp.traceparents.lock().unwrap().first().cloned().unwrap_or_default();
+    assert_eq!(sent, format!("00-{}-{}-01", fetch.trace_id, fetch.span_id), "traceparent sent to the key server");
 
     let everything = format!("{spans:?}");
     for secret in [API_KEY, token.as_str()] {

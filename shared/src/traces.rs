@@ -28,7 +28,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 pub use b3::B3Propagator;
-pub use carrier::HeaderCarrier;
+pub use carrier::{HeaderCarrier, HeaderInjector};
 pub use otlp_env::{
     otlp_from_env, OtlpSettings, Protocol, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY,
     OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
@@ -191,6 +191,20 @@ pub fn continue_trace(span: &tracing::Span, carriers: &[&dyn opentelemetry::prop
             return;
         }
     }
+}
+
+/// The current span's trace context as headers for an outgoing request (W3C `traceparent`, and
+/// B3), so that the server called can join the trace; empty when no span is being exported.
+pub fn outgoing_headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        let context = span.context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&context, &mut HeaderInjector(&mut headers))
+        });
+    }
+    headers
 }
 
 /// Records `value` on `span` as an OpenTelemetry attribute (for values known only at the end).

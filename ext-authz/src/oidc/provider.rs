@@ -146,7 +146,8 @@ impl OidcProvider {
     }
 
     async fn fetch_metadata(&self, url: String) -> Result<Arc<Metadata>, ProviderError> {
-        let response = self.client.get(&url).send().await.map_err(|e| unavailable(&url, e))?;
+        let request = self.client.get(&url).headers(shared::traces::outgoing_headers());
+        let response = request.send().await.map_err(|e| unavailable(&url, e))?;
         if !response.status().is_success() {
             return Err(ProviderError::Unavailable(format!("GET {url}: HTTP {}", response.status().as_u16())));
         }
@@ -210,6 +211,7 @@ impl OidcProvider {
         let response = self
             .client
             .post(&metadata.token_endpoint)
+            .headers(shared::traces::outgoing_headers())
             .basic_auth(encode(&self.settings.client_id), Some(encode(&secret)))
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form)

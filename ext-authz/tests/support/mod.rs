@@ -45,6 +45,8 @@ pub struct JwksServer {
     /// While set, key set requests get an endless body.
     pub endless: Arc<AtomicBool>,
     pub max_age: Arc<AtomicU64>,
+    /// The `traceparent` of each key set request (empty when it had none).
+    pub traceparents: Arc<Mutex<Vec<String>>>,
 }
 
 impl JwksServer {
@@ -59,6 +61,7 @@ impl JwksServer {
             hanging: Arc::default(),
             endless: Arc::default(),
             max_age: Arc::default(),
+            traceparents: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -82,8 +85,10 @@ async fn discovery(State(s): State<JwksServer>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], document).into_response()
 }
 
-async fn serve_jwks(State(s): State<JwksServer>) -> Response {
+async fn serve_jwks(State(s): State<JwksServer>, headers: axum::http::HeaderMap) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    s.traceparents.lock().unwrap().push(traceparent.to_string());
     for _ in 0..3000 {
         if !s.hanging.load(Ordering::SeqCst) {
             break;

@@ -1,7 +1,7 @@
-//! HTTP headers and gRPC metadata as a propagator reads them (a `HashMap<String, String>` with
+//! HTTP headers and gRPC metadata as a propagator reads and writes them (a `HashMap<String, String>` with
 //! lower-case names, like the headers inside a CheckRequest, is one already).
 
-use opentelemetry::propagation::Extractor;
+use opentelemetry::propagation::{Extractor, Injector};
 
 /// HTTP headers or gRPC metadata (`MetadataMap::as_ref`).
 pub struct HeaderCarrier<'a>(pub &'a http::HeaderMap);
@@ -13,5 +13,18 @@ impl Extractor for HeaderCarrier<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Headers of an outgoing request, written by a propagator.
+pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
+            self.0.insert(name, value);
+        }
     }
 }
