@@ -29,6 +29,7 @@ pub mod redis;
 pub mod reload;
 pub mod serve;
 pub mod shutdown;
+pub mod spiffe;
 pub mod statsd;
 pub mod telemetry;
 /// Test support (real Redis, OpenID Provider and Envoy processes, free ports): only with the
