@@ -15,7 +15,7 @@ use std::time::Duration;
 use shared::env::{Env, EnvReader, Setting, SettingsError};
 use shared::redis::{RedisSettings, SocketType, Topology};
 use shared::statsd::{Format, Mogrifier, StatsdSettings, Transport};
-use shared::tls::TlsFiles;
+use shared::tls::{AllowedClient, TlsFiles};
 use shared::traces::{Protocol, TraceSettings};
 
 use crate::core::evaluate::{EvaluationSettings, HeaderNames};
@@ -304,13 +304,23 @@ fn trace_settings(r: &mut EnvReader<'_>) -> Option<TraceSettings> {
 fn grpc_tls(r: &mut EnvReader<'_>) -> Option<TlsFiles> {
     let (cert, key) = (r.optional(&GRPC_SERVER_TLS_CERT), r.optional(&GRPC_SERVER_TLS_KEY));
     let (client_ca, client_san) = (r.optional(&GRPC_CLIENT_TLS_CACERT), r.optional(&GRPC_CLIENT_TLS_SAN));
+    let allowed_clients = match client_san.as_deref().map(AllowedClient::parse).transpose() {
+        Ok(allowed) => allowed.into_iter().collect(),
+        Err(e) => {
+            r.fail(GRPC_CLIENT_TLS_SAN.name, client_san.clone(), &e.to_string());
+            Vec::new()
+        }
+    };
     if !r.get(&GRPC_SERVER_USE_TLS) {
         return None;
     }
     match (cert, key) {
-        (Some(cert), Some(key)) => {
-            Some(TlsFiles { cert: cert.into(), key: key.into(), client_ca: client_ca.map(PathBuf::from), client_san })
-        }
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: client_ca.map(PathBuf::from),
+            allowed_clients,
+        }),
         _ => {
             let reason = "GRPC_SERVER_USE_TLS=true needs GRPC_SERVER_TLS_CERT and GRPC_SERVER_TLS_KEY";
             r.fail("GRPC_SERVER_TLS_CERT", None, reason);

@@ -112,3 +112,36 @@ async fn mutual_tls_with_a_client_name() {
     assert!(call(&running, d, "ca", Some("stranger")).await.is_err(), "only the named client is accepted");
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_spiffe_ids() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    make_ca(d, "ca");
+    make_cert(d, "ca", "server", "DNS:localhost,IP:127.0.0.1");
+    make_cert(d, "ca", "orders", "URI:spiffe://cluster.local/ns/shop/sa/orders");
+    make_cert(d, "ca", "billing", "URI:spiffe://cluster.local/ns/finance/sa/billing");
+    make_cert(d, "ca", "foreign", "URI:spiffe://other.mesh/ns/shop/sa/orders");
+    make_cert(d, "ca", "dns-only", "DNS:orders.shop.svc");
+    let path = |f: &str| d.join(f).display().to_string();
+    let (running, _config) = start(&[
+        ("GRPC_SERVER_TLS_CERT", path("server.pem")),
+        ("GRPC_SERVER_TLS_KEY", path("server.key")),
+        ("GRPC_CLIENT_TLS_CACERT", path("ca.pem")),
+        ("GRPC_CLIENT_TLS_SAN", "spiffe://cluster.local/ns/shop/*/*".into()),
+    ])
+    .await;
+    assert_eq!(call(&running, d, "ca", Some("orders")).await, Ok(99), "a workload of namespace shop");
+    assert!(call(&running, d, "ca", Some("billing")).await.is_err(), "another namespace");
+    assert!(call(&running, d, "ca", Some("foreign")).await.is_err(), "another trust domain");
+    assert!(call(&running, d, "ca", Some("dns-only")).await.is_err(), "no SPIFFE ID at all");
+    running.shutdown().await;
+}
+
+#[test]
+fn a_bad_spiffe_pattern_is_a_settings_error() {
+    let env: std::collections::HashMap<String, String> =
+        [("GRPC_CLIENT_TLS_SAN", "spiffe://td/**/sa")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let error = ratelimit::settings::Settings::from_env(&env).unwrap_err().to_string();
+    assert!(error.contains("GRPC_CLIENT_TLS_SAN") && error.contains("'**' may only end a pattern"), "{error}");
+}

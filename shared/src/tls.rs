@@ -1,6 +1,7 @@
 //! TLS for our gRPC servers, with certificates re-read when their files change, so a rotated
 //! Kubernetes Secret takes effect without a restart. Optional client certificates (mutual
-//! TLS), optionally restricted to one subject alternative name.
+//! TLS), optionally restricted to allowed identities: DNS names or IPs, or SPIFFE ID patterns
+//! matched against the certificate's URI SANs (a mesh workload's identity).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -27,8 +28,31 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// When set, clients must present a certificate signed by this CA.
     pub client_ca: Option<PathBuf>,
-    /// When set (with `client_ca`), the client certificate must be valid for this name.
-    pub client_san: Option<String>,
+    /// With `client_ca`: when not empty, the client certificate must carry one of these.
+    pub allowed_clients: Vec<AllowedClient>,
+}
+
+/// An identity a client certificate may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedClient {
+    /// A DNS name or IP address the certificate is valid for.
+    Name(String),
+    /// A SPIFFE ID pattern one of the certificate's URI SANs must match.
+    Spiffe(crate::spiffe::IdPattern),
+}
+
+impl AllowedClient {
+    /// `spiffe://…` is a SPIFFE ID pattern; anything else a DNS name or IP.
+    pub fn parse(text: &str) -> Result<AllowedClient, TlsError> {
+        if text.starts_with("spiffe://") {
+            crate::spiffe::IdPattern::parse(text)
+                .map(AllowedClient::Spiffe)
+                .map_err(|e| TlsError::Spiffe { pattern: text.to_string(), reason: e.to_string() })
+        } else {
+            ServerName::try_from(text.to_string()).map_err(|_| TlsError::San(text.to_string()))?;
+            Ok(AllowedClient::Name(text.to_string()))
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +69,8 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("{0:?} is not a DNS name or IP address")]
     San(String),
+    #[error("{pattern:?} is not a SPIFFE ID pattern: {reason}")]
+    Spiffe { pattern: String, reason: String },
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -107,13 +133,19 @@ impl ReloadingServer {
                     roots.add(cert.map_err(|e| read_error(ca, e))?)?;
                 }
                 let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
-                match &files.client_san {
-                    None => builder.with_client_cert_verifier(verifier),
-                    Some(san) => {
-                        let name =
-                            ServerName::try_from(san.clone()).map_err(|_| TlsError::San(san.clone()))?.to_owned();
-                        builder.with_client_cert_verifier(Arc::new(SanVerifier { inner: verifier, name }))
+                if files.allowed_clients.is_empty() {
+                    builder.with_client_cert_verifier(verifier)
+                } else {
+                    let mut allowed = Vec::new();
+                    for client in &files.allowed_clients {
+                        allowed.push(match client {
+                            AllowedClient::Name(name) => Allowed::Name(
+                                ServerName::try_from(name.clone()).map_err(|_| TlsError::San(name.clone()))?.to_owned(),
+                            ),
+                            AllowedClient::Spiffe(pattern) => Allowed::Spiffe(pattern.clone()),
+                        });
                     }
+                    builder.with_client_cert_verifier(Arc::new(IdentityVerifier { inner: verifier, allowed }))
                 }
             }
         };
@@ -193,14 +225,21 @@ impl ReloadingServer {
     }
 }
 
-/// Client certificate verification plus a check that the certificate is valid for one name.
+/// Client certificate verification plus a check that the certificate carries one of the
+/// allowed identities.
 #[derive(Debug)]
-struct SanVerifier {
+struct IdentityVerifier {
     inner: Arc<dyn ClientCertVerifier>,
-    name: ServerName<'static>,
+    allowed: Vec<Allowed>,
 }
 
-impl ClientCertVerifier for SanVerifier {
+#[derive(Debug)]
+enum Allowed {
+    Name(ServerName<'static>),
+    Spiffe(crate::spiffe::IdPattern),
+}
+
+impl ClientCertVerifier for IdentityVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         self.inner.root_hint_subjects()
     }
@@ -214,9 +253,17 @@ impl ClientCertVerifier for SanVerifier {
         let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
         let cert = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
-        cert.verify_is_valid_for_subject_name(&self.name)
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))?;
-        Ok(verified)
+        let spiffe_ids: Vec<crate::spiffe::SpiffeId> =
+            cert.valid_uri_names().filter_map(|uri| crate::spiffe::SpiffeId::parse(uri).ok()).collect();
+        let carries = |allowed: &Allowed| match allowed {
+            Allowed::Name(name) => cert.verify_is_valid_for_subject_name(name).is_ok(),
+            Allowed::Spiffe(pattern) => spiffe_ids.iter().any(|id| pattern.matches(id)),
+        };
+        if self.allowed.iter().any(carries) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+        }
     }
 
     fn verify_tls12_signature(

@@ -30,7 +30,8 @@ pub const GRPC_CLIENT_TLS_CACERT: Setting<String> =
 pub const GRPC_CLIENT_TLS_SAN: Setting<String> = Setting::text(
     "GRPC_CLIENT_TLS_SAN",
     "",
-    "with GRPC_CLIENT_TLS_CACERT: the client certificate must be valid for this DNS name or IP",
+    "with GRPC_CLIENT_TLS_CACERT: the client certificate must be valid for this DNS name or IP, or \
+     carry a SPIFFE ID (URI SAN) matching this spiffe:// pattern ('*' one segment, final '**' any)",
 );
 pub const HOST: Setting<String> =
     Setting::text("HOST", "0.0.0.0", "address of the HTTP server (GET /healthcheck, POST /json)");
