@@ -35,6 +35,8 @@ pub enum StartError {
     Oidc(#[from] crate::oidc::OidcSetupError),
     #[error("decision log: cannot open {path}: {source}")]
     DecisionLog { path: String, source: std::io::Error },
+    #[error("server.grpc_tls: {0}")]
+    GrpcTls(#[from] shared::tls::TlsError),
 }
 
 pub struct Running {
@@ -97,7 +99,19 @@ pub async fn start(
         .add_service(AuthorizationGrpc::server(authorizer.clone(), servers.calls()));
     let http_router =
         crate::http::router(authorizer.clone(), config.server.http_check_prefix.clone(), stopping_flag.clone());
-    servers.push(serve::grpc(router, grpc, servers.calls(), servers.stop_signal()));
+    match &config.server.grpc_tls {
+        None => servers.push(serve::grpc(router, grpc, servers.calls(), servers.stop_signal())),
+        Some(files) => {
+            let tls = Arc::new(shared::tls::ReloadingServer::new(files.clone())?);
+            let metrics = metrics.clone();
+            let counted = move |ok| metrics.reload("tls", ok);
+            let watch = tls.clone().watch(config.reload_interval, counted, servers.stop_signal());
+            servers.push(tokio::spawn(watch));
+            servers.push(serve::grpc_tls(router, grpc, tls, servers.calls(), servers.stop_signal()));
+            let mutual = if files.client_ca.is_some() { "mutual TLS" } else { "TLS" };
+            tracing::info!(cert = %files.cert.display(), allowed_clients = files.allowed_clients.len(), "gRPC over {mutual}");
+        }
+    }
     servers.push(serve::http(http_router, http, servers.stop_signal()));
     servers.push(tokio::spawn(follow_readiness(authorizer.clone(), health.clone(), servers.stop_signal())));
     let shutdown_delay = config.server.shutdown_delay;

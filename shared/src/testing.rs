@@ -477,3 +477,58 @@ impl Drop for Envoy {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Certificates for TLS tests, made with the `openssl` command.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed (the README's test command installs it)");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// A self-signed CA: `<name>.pem` and `<name>.key` in `dir`.
+pub fn make_ca(dir: &std::path::Path, name: &str) {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    let subject = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem, "-days", "2", "-subj",
+            &subject,
+        ],
+    );
+}
+
+/// A certificate `<name>.pem` / `<name>.key` signed by CA `ca`, valid for `san`
+/// (e.g. `DNS:localhost,IP:127.0.0.1`).
+pub fn make_cert(dir: &std::path::Path, ca: &str, name: &str, san: &str) {
+    let ext = format!("{name}.ext");
+    std::fs::write(dir.join(&ext), format!("subjectAltName={san}\n")).unwrap();
+    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    let subject = format!("/CN={name}");
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+}

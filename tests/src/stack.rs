@@ -38,7 +38,13 @@ pub struct StackOptions {
     /// Envoy traces every request with its OpenTelemetry tracer, sending spans to this OTLP
     /// gRPC collector (see [`with_envoy_tracing`]).
     pub trace_collector: Option<std::net::SocketAddr>,
+    /// ext-authz's gRPC port takes mutual TLS allowing only [`GATEWAY_SPIFFE_ID`]; Envoy
+    /// connects with a client certificate carrying this SPIFFE ID (see [`with_ext_authz_mtls`]).
+    pub envoy_spiffe_id: Option<&'static str>,
 }
+
+/// The workload identity ext-authz allows when `envoy_spiffe_id` is set.
+pub const GATEWAY_SPIFFE_ID: &str = "spiffe://cluster.local/ns/gateway/sa/envoy";
 
 /// Browser logins for a stack: a real OpenID Provider is started with it.
 #[derive(Debug, Clone)]
@@ -91,6 +97,8 @@ pub struct Stack {
     backend_port: u16,
     options: StackOptions,
     backend: tokio::task::JoinHandle<()>,
+    /// Where ext-authz's and Envoy's certificates are, with `envoy_spiffe_id`.
+    authz_tls: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -205,7 +213,18 @@ impl Stack {
             }
             None => (0, None),
         };
-        let mut text = format!("server: {{grpc_addr: \"127.0.0.1:0\", http_addr: \"127.0.0.1:{http_port}\"}}\n");
+        let mut text = format!("server: {{grpc_addr: \"127.0.0.1:0\", http_addr: \"127.0.0.1:{http_port}\"");
+        if let Some(envoy_id) = options.envoy_spiffe_id {
+            let d = dir.path();
+            shared::testing::make_ca(d, "ca");
+            shared::testing::make_cert(d, "ca", "ext-authz", "DNS:localhost,IP:127.0.0.1");
+            shared::testing::make_cert(d, "ca", "envoy", &format!("URI:{envoy_id}"));
+            text.push_str(&format!(
+                ", grpc_tls: {{cert_file: ext-authz.pem, key_file: ext-authz.key, client_ca_file: ca.pem, \
+                 allowed_clients: [\"{GATEWAY_SPIFFE_ID}\"]}}"
+            ));
+        }
+        text.push_str("}\n");
         text.push_str(EXT_AUTHZ_CONFIG);
         let mut env = HashMap::new();
         if let Some(login) = &options.login {
@@ -240,7 +259,8 @@ impl Stack {
 
         let ext_authz_ports = (ext_authz.grpc_addr.port(), ext_authz.http_addr.port());
         let ratelimit_port = ratelimit.grpc_addr.expect("TCP gRPC").port();
-        let (envoy, port) = start_envoy(&options, ext_authz_ports, ratelimit_port, backend_port);
+        let authz_tls = options.envoy_spiffe_id.map(|_| dir.path().to_path_buf());
+        let (envoy, port) = start_envoy(&options, authz_tls.as_deref(), ext_authz_ports, ratelimit_port, backend_port);
         Stack {
             envoy,
             port,
@@ -253,6 +273,7 @@ impl Stack {
             backend_port,
             options,
             backend,
+            authz_tls,
             _dir: dir,
         }
     }
@@ -279,7 +300,8 @@ impl Stack {
     /// A second Envoy with the same ext-authz and backend, calling another rate limit service.
     pub fn second_envoy(&self, ratelimit_port: u16) -> (Envoy, u16) {
         let authz = self.ext_authz.as_ref().expect("ext-authz running");
-        start_envoy(&self.options, (authz.grpc_addr.port(), authz.http_addr.port()), ratelimit_port, self.backend_port)
+        let ports = (authz.grpc_addr.port(), authz.http_addr.port());
+        start_envoy(&self.options, self.authz_tls.as_deref(), ports, ratelimit_port, self.backend_port)
     }
 
     /// ratelimit's settings as this stack started it, for more instances on the same Redis.
@@ -323,7 +345,13 @@ fn ratelimit_env(redis: Option<&RedisServer>, options: &StackOptions) -> HashMap
 }
 
 /// Envoy from the shipped config, its placeholders filled with loopback ports.
-fn start_envoy(options: &StackOptions, ext_authz: (u16, u16), ratelimit: u16, backend: u16) -> (Envoy, u16) {
+fn start_envoy(
+    options: &StackOptions,
+    authz_tls: Option<&std::path::Path>,
+    ext_authz: (u16, u16),
+    ratelimit: u16,
+    backend: u16,
+) -> (Envoy, u16) {
     let (port, admin_port) = (options.listen_port.unwrap_or_else(free_port), free_port());
     let file = options.envoy_config.unwrap_or("envoy.yaml");
     let template =
@@ -349,7 +377,40 @@ fn start_envoy(options: &StackOptions, ext_authz: (u16, u16), ratelimit: u16, ba
         Some(collector) => with_envoy_tracing(&config, collector),
         None => config,
     };
+    let config = match authz_tls {
+        Some(dir) => with_ext_authz_mtls(&config, dir),
+        None => config,
+    };
     (Envoy::start(&config, admin_port), port)
+}
+
+/// The shipped Envoy config with mutual TLS to ext-authz: the `ext_authz` cluster presents
+/// `envoy.pem` / `envoy.key` from `dir` and trusts only a `localhost` certificate from `ca.pem`
+/// (as docs/ext-authz.md shows).
+pub fn with_ext_authz_mtls(config: &str, dir: &std::path::Path) -> String {
+    const CLUSTER_ANCHOR: &str = "    - name: ext_authz\n";
+    assert!(config.contains(CLUSTER_ANCHOR), "not the shipped Envoy config");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let tls = format!(
+        r#"      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+          sni: localhost
+          common_tls_context:
+            alpn_protocols: [h2]
+            tls_certificates:
+              - certificate_chain: {{filename: {}}}
+                private_key: {{filename: {}}}
+            validation_context:
+              trusted_ca: {{filename: {}}}
+              match_typed_subject_alt_names: [{{san_type: DNS, matcher: {{exact: localhost}}}}]
+"#,
+        file("envoy.pem"),
+        file("envoy.key"),
+        file("ca.pem")
+    );
+    config.replacen(CLUSTER_ANCHOR, &format!("{CLUSTER_ANCHOR}{tls}"), 1)
 }
 
 /// The shipped Envoy config with Envoy's OpenTelemetry tracer on every request (as

@@ -95,6 +95,8 @@ pub struct RawServer {
     pub http_check_prefix: String,
     pub shutdown_delay: String,
     pub shutdown_timeout: String,
+    /// TLS (and, with a client CA, mutual TLS) on the gRPC port.
+    pub grpc_tls: Option<RawTls>,
 }
 
 impl Default for RawServer {
@@ -105,8 +107,24 @@ impl Default for RawServer {
             http_check_prefix: "/authz".into(),
             shutdown_delay: "0s".into(),
             shutdown_timeout: "15s".into(),
+            grpc_tls: None,
         }
     }
+}
+
+/// A TLS server's files (relative to the config file), re-read when they change.
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: String,
+    pub key_file: String,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// With `client_ca_file`: the identities a client certificate may carry — DNS names, IPs,
+    /// or SPIFFE ID patterns (`spiffe://td/ns/*/sa/envoy`, a final `/**` for any rest).
+    #[serde(default)]
+    pub allowed_clients: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

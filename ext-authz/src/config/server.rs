@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use shared::tls::{AllowedClient, TlsFiles};
+
 use super::check::{Check, Checked};
-use super::raw::{RawLog, RawServer};
+use super::raw::{RawLog, RawServer, RawTls};
 
 /// Where and how the service listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub struct ServerSettings {
     pub http_check_prefix: String,
     pub shutdown_delay: Duration,
     pub shutdown_timeout: Duration,
+    /// TLS on the gRPC port, when configured.
+    pub grpc_tls: Option<TlsFiles>,
 }
 
 /// `server:`: addresses, the HTTP-mode check prefix, shutdown timing.
@@ -26,13 +30,44 @@ pub fn server(raw: &RawServer, c: &Check<'_>) -> Checked<ServerSettings> {
     };
     let shutdown_delay = c.duration("server.shutdown_delay", &raw.shutdown_delay);
     let shutdown_timeout = c.duration("server.shutdown_timeout", &raw.shutdown_timeout);
+    let grpc_tls = raw.grpc_tls.as_ref().map(|tls| tls_files(tls, "server.grpc_tls", c)).transpose();
     Ok(ServerSettings {
         grpc_addr: grpc_addr?,
         http_addr: http_addr?,
         http_check_prefix: http_check_prefix?,
         shutdown_delay: shutdown_delay?,
         shutdown_timeout: shutdown_timeout?,
+        grpc_tls: grpc_tls?,
     })
+}
+
+/// A TLS section: files (which must exist now; their content is checked at start) and the
+/// allowed client identities.
+fn tls_files(raw: &RawTls, key: &str, c: &Check<'_>) -> Checked<TlsFiles> {
+    let file = |name: &str, value: &str| {
+        if value.is_empty() {
+            return c.fail(format!("{key}.{name}"), "required");
+        }
+        let path = c.path(value);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            c.fail(format!("{key}.{name}"), format!("{} is not a readable file", path.display()))
+        }
+    };
+    let cert = file("cert_file", &raw.cert_file);
+    let private_key = file("key_file", &raw.key_file);
+    let client_ca = raw.client_ca_file.as_deref().map(|ca| file("client_ca_file", ca)).transpose();
+    let needs_ca = if !raw.allowed_clients.is_empty() && raw.client_ca_file.is_none() {
+        c.fail(format!("{key}.allowed_clients"), "needs client_ca_file (client certificates)")
+    } else {
+        Ok(())
+    };
+    let allowed_clients = super::check::each(&raw.allowed_clients, |i, text| {
+        AllowedClient::parse(text).or_else(|e| c.fail(format!("{key}.allowed_clients[{i}]"), e.to_string()))
+    });
+    needs_ca?;
+    Ok(TlsFiles { cert: cert?, key: private_key?, client_ca: client_ca?, allowed_clients: allowed_clients? })
 }
 
 /// `log:`: the level and whether lines are JSON.

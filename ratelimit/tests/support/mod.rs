@@ -8,7 +8,6 @@ pub mod process;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -232,56 +231,5 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed (the README's test command installs it)");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A self-signed CA: `<name>.pem` and `<name>.key` in `dir`.
-pub fn make_ca(dir: &Path, name: &str) {
-    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-    let subject = format!("/CN={name}");
-    openssl(
-        dir,
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem, "-days", "2", "-subj",
-            &subject,
-        ],
-    );
-}
-
-/// A certificate `<name>.pem` / `<name>.key` signed by CA `ca`, valid for `san`
-/// (e.g. `DNS:localhost,IP:127.0.0.1`).
-pub fn make_cert(dir: &Path, ca: &str, name: &str, san: &str) {
-    let ext = format!("{name}.ext");
-    std::fs::write(dir.join(&ext), format!("subjectAltName={san}\n")).unwrap();
-    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
-    let subject = format!("/CN={name}");
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject]);
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_pem,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
-    );
-}
+#[allow(unused_imports)] // not every test binary makes certificates
+pub use shared::testing::{make_ca, make_cert};
