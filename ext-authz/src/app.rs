@@ -12,6 +12,7 @@ use std::time::Duration;
 use shared::health::Health;
 use shared::reload;
 use shared::serve::{self, BindError, Servers};
+use shared::tls::ReloadingServer;
 use tokio::sync::watch;
 
 use crate::config::{self, AuthzConfig};
@@ -35,8 +36,8 @@ pub enum StartError {
     Oidc(#[from] crate::oidc::OidcSetupError),
     #[error("decision log: cannot open {path}: {source}")]
     DecisionLog { path: String, source: std::io::Error },
-    #[error("server.grpc_tls: {0}")]
-    GrpcTls(#[from] shared::tls::TlsError),
+    #[error("{section}: {source}")]
+    Tls { section: &'static str, source: shared::tls::TlsError },
 }
 
 pub struct Running {
@@ -99,20 +100,29 @@ pub async fn start(
         .add_service(AuthorizationGrpc::server(authorizer.clone(), servers.calls()));
     let http_router =
         crate::http::router(authorizer.clone(), config.server.http_check_prefix.clone(), stopping_flag.clone());
-    match &config.server.grpc_tls {
-        None => servers.push(serve::grpc(router, grpc, servers.calls(), servers.stop_signal())),
-        Some(files) => {
-            let tls = Arc::new(shared::tls::ReloadingServer::new(files.clone())?);
-            let metrics = metrics.clone();
-            let counted = move |ok| metrics.reload("tls", ok);
-            let watch = tls.clone().watch(config.reload_interval, counted, servers.stop_signal());
-            servers.push(tokio::spawn(watch));
-            servers.push(serve::grpc_tls(router, grpc, tls, servers.calls(), servers.stop_signal()));
-            let mutual = if files.client_ca.is_some() { "mutual TLS" } else { "TLS" };
-            tracing::info!(cert = %files.cert.display(), allowed_clients = files.allowed_clients.len(), "gRPC over {mutual}");
-        }
-    }
-    servers.push(serve::http(http_router, http, servers.stop_signal()));
+    let reload_every = config.reload_interval;
+    let mut tls = |section: &'static str, files: &shared::tls::TlsFiles, for_http: bool| {
+        let made =
+            if for_http { ReloadingServer::for_http1(files.clone()) } else { ReloadingServer::new(files.clone()) };
+        let server = Arc::new(made.map_err(|source| StartError::Tls { section, source })?);
+        let metrics = metrics.clone();
+        let counted = move |ok| metrics.reload("tls", ok);
+        servers.push(tokio::spawn(server.clone().watch(reload_every, counted, servers.stop_signal())));
+        let mutual = if files.client_ca.is_some() { "mutual TLS" } else { "TLS" };
+        tracing::info!(cert = %files.cert.display(), allowed_clients = files.allowed_clients.len(), "{section}: {mutual}");
+        Ok::<_, StartError>(server)
+    };
+    let grpc_tls = config.server.grpc_tls.as_ref().map(|files| tls("server.grpc_tls", files, false)).transpose()?;
+    let http_tls = config.server.http_tls.as_ref().map(|files| tls("server.http_tls", files, true)).transpose()?;
+    let (calls, stop) = (servers.calls(), servers.stop_signal());
+    servers.push(match grpc_tls {
+        None => serve::grpc(router, grpc, calls, stop.clone()),
+        Some(server) => serve::grpc_tls(router, grpc, server, calls, stop.clone()),
+    });
+    servers.push(match http_tls {
+        None => serve::http(http_router, http, stop),
+        Some(server) => serve::http_tls(http_router, http, server, stop),
+    });
     servers.push(tokio::spawn(follow_readiness(authorizer.clone(), health.clone(), servers.stop_signal())));
     let shutdown_delay = config.server.shutdown_delay;
     let shutdown_timeout = config.server.shutdown_timeout;

@@ -162,7 +162,17 @@ fn serve_grpc(
 /// Serves an axum router with the default [`HttpTimeouts`]; on stop, stops accepting, closes
 /// idle connections and lets in-flight requests finish.
 pub fn http(router: axum::Router, listener: TcpListener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    http1::serve(router, listener, HttpTimeouts::default(), stop)
+    http1::serve(router, listener, HttpTimeouts::default(), None, stop)
+}
+
+/// [`http`] over TLS whose certificate follows its files (see [`crate::tls`]).
+pub fn http_tls(
+    router: axum::Router,
+    listener: TcpListener,
+    tls: std::sync::Arc<crate::tls::ReloadingServer>,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    http1::serve(router, listener, HttpTimeouts::default(), Some(tls), stop)
 }
 
 /// Raises the soft limit on open files to the hard limit, so connections and config files do

@@ -121,7 +121,17 @@ pub struct ReloadingServer {
 }
 
 impl ReloadingServer {
+    /// For gRPC: ALPN `h2`.
     pub fn new(files: TlsFiles) -> Result<ReloadingServer, TlsError> {
+        ReloadingServer::with_alpn(files, &[b"h2"])
+    }
+
+    /// For HTTP/1.1 servers: ALPN `http/1.1`.
+    pub fn for_http1(files: TlsFiles) -> Result<ReloadingServer, TlsError> {
+        ReloadingServer::with_alpn(files, &[b"http/1.1"])
+    }
+
+    fn with_alpn(files: TlsFiles, alpn: &[&[u8]]) -> Result<ReloadingServer, TlsError> {
         let read_fingerprint = reload::fingerprint([files.cert.as_path(), files.key.as_path()]);
         let current = Arc::new(CurrentCert(RwLock::new(Arc::new(load_certified_key(&files.cert, &files.key)?))));
         let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
@@ -150,7 +160,7 @@ impl ReloadingServer {
             }
         };
         let mut config = builder.with_cert_resolver(current.clone());
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(ReloadingServer { files, current, read_fingerprint, acceptor: TlsAcceptor::from(Arc::new(config)) })
     }
 
@@ -183,6 +193,11 @@ impl ReloadingServer {
             }
         };
         reload::watch(reload::Pace::every(every), initial, fingerprint, reload_pair, stop).await;
+    }
+
+    /// One TLS handshake on an accepted connection.
+    pub async fn accept(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        self.acceptor.accept(stream).await
     }
 
     /// Accepts TCP connections and completes TLS handshakes concurrently (a slow client never

@@ -97,6 +97,9 @@ pub struct RawServer {
     pub shutdown_timeout: String,
     /// TLS (and, with a client CA, mutual TLS) on the gRPC port.
     pub grpc_tls: Option<RawTls>,
+    /// The same on the HTTP port (HTTP mode, probes, metrics): mutual TLS there also applies to
+    /// probes and scrapers.
+    pub http_tls: Option<RawTls>,
 }
 
 impl Default for RawServer {
@@ -108,6 +111,7 @@ impl Default for RawServer {
             shutdown_delay: "0s".into(),
             shutdown_timeout: "15s".into(),
             grpc_tls: None,
+            http_tls: None,
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     /// TLS on the gRPC port, when configured.
     pub grpc_tls: Option<TlsFiles>,
+    /// TLS on the HTTP port, when configured.
+    pub http_tls: Option<TlsFiles>,
 }
 
 /// `server:`: addresses, the HTTP-mode check prefix, shutdown timing.
@@ -31,6 +33,7 @@ pub fn server(raw: &RawServer, c: &Check<'_>) -> Checked<ServerSettings> {
     let shutdown_delay = c.duration("server.shutdown_delay", &raw.shutdown_delay);
     let shutdown_timeout = c.duration("server.shutdown_timeout", &raw.shutdown_timeout);
     let grpc_tls = raw.grpc_tls.as_ref().map(|tls| tls_files(tls, "server.grpc_tls", c)).transpose();
+    let http_tls = raw.http_tls.as_ref().map(|tls| tls_files(tls, "server.http_tls", c)).transpose();
     Ok(ServerSettings {
         grpc_addr: grpc_addr?,
         http_addr: http_addr?,
@@ -38,6 +41,7 @@ pub fn server(raw: &RawServer, c: &Check<'_>) -> Checked<ServerSettings> {
         shutdown_delay: shutdown_delay?,
         shutdown_timeout: shutdown_timeout?,
         grpc_tls: grpc_tls?,
+        http_tls: http_tls?,
     })
 }
 

@@ -9,17 +9,22 @@
 //! - On stop, the listener closes, idle connections are closed at once and requests in progress
 //!   finish (the caller bounds that wait with its shutdown timeout); a client still sending a
 //!   request head is not waited for.
+//! - Optionally TLS (see [`crate::tls`]): each connection's handshake runs on its own task,
+//!   bounded by the same timeout, so a slow handshake holds up nobody.
 
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::tls::ReloadingServer;
 
 /// Bounds on an HTTP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +42,12 @@ impl Default for HttpTimeouts {
     }
 }
 
-/// Serves `router` on `listener` until `stop`.
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop`.
 pub fn serve(
     router: axum::Router,
     listener: TcpListener,
     timeouts: HttpTimeouts,
+    tls: Option<std::sync::Arc<ReloadingServer>>,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -70,27 +76,17 @@ pub fn serve(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let router = TowerToHyperService::new(router.clone());
-            let counted = calls.clone();
-            // Each request holds a call guard while it is answered: a stop waits for requests,
-            // not for connections that are idle or still sending a head.
-            let service = service_fn(move |request| {
-                let call = counted.start();
-                let response = router.call(request);
-                async move {
-                    let response = response.await;
-                    drop(call);
-                    response
-                }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeouts.header_read)
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
+            let (router, counted, watcher, tls) = (router.clone(), calls.clone(), graceful.watcher(), tls.clone());
             tokio::spawn(async move {
                 // A client that goes away or times out is not the server's error.
-                let _ = connection.await;
+                match tls {
+                    None => connection(stream, router, counted, timeouts, watcher).await,
+                    Some(tls) => {
+                        if let Ok(Ok(stream)) = tokio::time::timeout(timeouts.header_read, tls.accept(stream)).await {
+                            connection(stream, router, counted, timeouts, watcher).await;
+                        }
+                    }
+                }
             });
         }
         drop(listener);
@@ -103,6 +99,31 @@ pub fn serve(
     })
 }
 
+/// One HTTP/1 connection over `io`, with the header-read bound, until it ends or the server's
+/// graceful stop closes it.
+async fn connection<I>(io: I, router: axum::Router, calls: super::Calls, timeouts: HttpTimeouts, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let router = TowerToHyperService::new(router);
+    // Each request holds a call guard while it is answered: a stop waits for requests, not for
+    // connections that are idle or still sending a head.
+    let service = service_fn(move |request| {
+        let call = calls.start();
+        let response = router.call(request);
+        async move {
+            let response = response.await;
+            drop(call);
+            response
+        }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read)
+        .serve_connection(TokioIo::new(io), service);
+    let _ = watcher.watch(connection).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,7 +134,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let router = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
         let (stop_tx, stop) = watch::channel(false);
-        (addr, stop_tx, serve(router, listener, timeouts, stop))
+        (addr, stop_tx, serve(router, listener, timeouts, None, stop))
     }
 
     /// Reads until the peer closes the connection; the bytes read.

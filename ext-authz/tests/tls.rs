@@ -1,4 +1,4 @@
-//! The gRPC port over TLS and mutual TLS (`server.grpc_tls`), from the real binary: a client must
+//! Both ports over TLS and mutual TLS (`server.grpc_tls`, `server.http_tls`), from the real binary: a client must
 //! trust the server's certificate, present one from the client CA, and carry an allowed identity
 //! (SPIFFE ID patterns or DNS names); a rotated certificate is served without a restart; bad
 //! sections are config errors naming the key.
@@ -111,4 +111,41 @@ fn bad_tls_sections_name_the_key() {
     assert!(stderr.contains("server.grpc_tls.allowed_clients: needs client_ca_file"), "{stderr}");
     assert!(stderr.contains("server.grpc_tls.allowed_clients[0]") && stderr.contains("'**' may only end"), "{stderr}");
     assert!(stderr.contains("server.grpc_tls.allowed_clients[1]") && stderr.contains("not a name"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_port_over_mutual_tls() {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_ca(d, "ca");
+    make_cert(d, "ca", "live", "DNS:localhost,IP:127.0.0.1");
+    make_cert(d, "ca", "envoy", "URI:spiffe://cluster.local/ns/gateway/sa/envoy");
+    make_cert(d, "ca", "other-ns", "URI:spiffe://cluster.local/ns/shop/sa/envoy");
+    std::fs::write(d.join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
+    let section = "  http_check_prefix: /authz\n  http_tls:\n    cert_file: live.pem\n    key_file: live.key\n    \
+                   client_ca_file: ca.pem\n    allowed_clients: [\"spiffe://cluster.local/ns/gateway/**\"]\n";
+    let config = config_yaml(&idp.url, "").replace("  http_check_prefix: /authz\n", section);
+    let mut p = AuthzProcess::start(&d.join("ext-authz.yaml"), &config, &[("JOBS_SECRET", HMAC_SECRET)]);
+    let client = |identity: Option<&str>| {
+        let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.pem")).unwrap())
+            .resolve("localhost", p.http_addr());
+        if let Some(name) = identity {
+            let pem = [read(&format!("{name}.pem")), read(&format!("{name}.key"))].concat();
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let url = |path: &str| format!("https://localhost:{}{path}", p.http);
+    let check = client(Some("envoy")).get(url("/authz/orders/1")).header("x-api-key", API_KEY).send().await.unwrap();
+    assert_eq!(check.status(), 200, "HTTP mode over mutual TLS");
+    assert!(client(Some("other-ns")).get(url("/healthz")).send().await.is_err(), "a workload not listed");
+    assert!(client(None).get(url("/healthz")).send().await.is_err(), "no client certificate");
+    let plaintext = http(p.http_addr(), "GET", "/healthz", &[]).await;
+    assert_ne!(plaintext.0, 200, "plaintext HTTP is not answered: {plaintext:?}");
+    assert!(p.terminate().success());
 }
