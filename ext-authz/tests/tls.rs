@@ -1,7 +1,7 @@
-//! Both ports over TLS and mutual TLS (`server.grpc_tls`, `server.http_tls`), from the real binary: a client must
-//! trust the server's certificate, present one from the client CA, and carry an allowed identity
-//! (SPIFFE ID patterns or DNS names); a rotated certificate is served without a restart; bad
-//! sections are config errors naming the key.
+//! Both ports over TLS and mutual TLS (`server.grpc_tls`, `server.http_tls`), from the real
+//! binary: a client must trust the server's certificate, present one from the client CA, and
+//! carry an allowed identity (SPIFFE ID patterns or DNS names); a rotated certificate is served
+//! without a restart; bad sections are config errors naming the key.
 
 mod support;
 
