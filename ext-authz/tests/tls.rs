@@ -15,7 +15,7 @@ use jsonwebtoken::Algorithm;
 use shared::testing::{make_ca, make_cert};
 use support::process::*;
 use support::*;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Endpoint;
 
 const TLS: &str = "  http_check_prefix: /authz\n  grpc_tls:\n    cert_file: live.pem\n    key_file: live.key\n    \
                    client_ca_file: ca.pem\n    allowed_clients: [\"spiffe://cluster.local/ns/gateway/sa/*\", envoy.internal]\n";
@@ -23,13 +23,7 @@ const TLS: &str = "  http_check_prefix: /authz\n  grpc_tls:\n    cert_file: live
 /// A Check over a fresh TLS connection trusting `ca`, presenting `identity` when given: the
 /// gRPC status of the answer (0 allowed), or the connection's or call's error.
 async fn check(port: u16, dir: &Path, ca: &str, identity: Option<&str>) -> Result<i32, String> {
-    let read = |f: String| std::fs::read(dir.join(f)).unwrap();
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(format!("{ca}.pem"))))
-        .domain_name("localhost");
-    if let Some(name) = identity {
-        tls = tls.identity(Identity::from_pem(read(format!("{name}.pem")), read(format!("{name}.key"))));
-    }
+    let tls = shared::testing::client_tls(dir, ca, identity);
     let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{port}")).unwrap().tls_config(tls).unwrap();
     let channel = endpoint.connect().await.map_err(|e| format!("connect: {e:?}"))?;
     let answer = AuthorizationClient::new(channel)
@@ -37,15 +31,6 @@ async fn check(port: u16, dir: &Path, ca: &str, identity: Option<&str>) -> Resul
         .await
         .map_err(|e| format!("call: {e:?}"))?;
     Ok(status(&answer.into_inner()))
-}
-
-fn install(dir: &Path, from: &str) {
-    // Key first, then the certificate, each by rename, as a Secret update lands.
-    for ext in ["key", "pem"] {
-        let tmp = dir.join(format!("live.{ext}.tmp"));
-        std::fs::copy(dir.join(format!("{from}.{ext}")), &tmp).unwrap();
-        std::fs::rename(&tmp, dir.join(format!("live.{ext}"))).unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +47,7 @@ async fn mutual_tls_allows_listed_workloads_and_follows_rotation() {
     make_cert(d, "ca", "by-name", "DNS:envoy.internal");
     make_cert(d, "ca", "other-ns", "URI:spiffe://cluster.local/ns/shop/sa/envoy");
     make_cert(d, "ca2", "other-ca", "URI:spiffe://cluster.local/ns/gateway/sa/envoy");
-    install(d, "server");
+    shared::testing::install_cert(d, "server", "live");
     std::fs::write(d.join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
     let config = config_yaml(&idp.url, "").replace("  http_check_prefix: /authz\n", TLS);
     let mut p = AuthzProcess::start(&d.join("ext-authz.yaml"), &config, &[("JOBS_SECRET", HMAC_SECRET)]);
@@ -80,7 +65,7 @@ async fn mutual_tls_allows_listed_workloads_and_follows_rotation() {
     assert!(plaintext_refused, "plaintext gRPC is refused");
 
     // A rotated certificate (from another CA) is served without a restart.
-    install(d, "server2");
+    shared::testing::install_cert(d, "server2", "live");
     let addr = p.http_addr();
     shared::testing::eventually("the rotated certificate is served", Duration::from_secs(10), || async {
         check(p.grpc, d, "ca2", Some("envoy")).await.is_ok()

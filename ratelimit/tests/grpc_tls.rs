@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use support::*;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Endpoint;
 
 const CONFIG: &str = "domain: tls\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 100}\n";
 
@@ -27,13 +27,7 @@ async fn start(extra: &[(&str, String)]) -> (ratelimit::Running, ConfigDir) {
 
 /// One call over a fresh TLS connection trusting `ca`, optionally presenting `identity`.
 async fn call(running: &ratelimit::Running, dir: &Path, ca: &str, identity: Option<&str>) -> Result<u32, String> {
-    let read = |f: String| std::fs::read(dir.join(f)).unwrap();
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(format!("{ca}.pem"))))
-        .domain_name("localhost");
-    if let Some(name) = identity {
-        tls = tls.identity(Identity::from_pem(read(format!("{name}.pem")), read(format!("{name}.key"))));
-    }
+    let tls = shared::testing::client_tls(dir, ca, identity);
     let endpoint =
         Endpoint::from_shared(format!("https://{}", running.grpc_addr.unwrap())).unwrap().tls_config(tls).unwrap();
     let channel = endpoint.connect().await.map_err(|e| format!("connect: {e:?}"))?;
@@ -44,15 +38,6 @@ async fn call(running: &ratelimit::Running, dir: &Path, ca: &str, identity: Opti
     Ok(response.into_inner().statuses[0].limit_remaining)
 }
 
-fn install(dir: &Path, from: &str, to: &str) {
-    // Key first, then the certificate, each by rename, as a Secret update lands.
-    for ext in ["key", "pem"] {
-        let tmp = dir.join(format!("{to}.{ext}.tmp"));
-        std::fs::copy(dir.join(format!("{from}.{ext}")), &tmp).unwrap();
-        std::fs::rename(&tmp, dir.join(format!("{to}.{ext}"))).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_tls_and_picks_up_a_rotated_certificate() {
     let certs = tempfile::tempdir().unwrap();
@@ -61,7 +46,7 @@ async fn serves_tls_and_picks_up_a_rotated_certificate() {
     make_ca(d, "ca2");
     make_cert(d, "ca1", "server1", "DNS:localhost,IP:127.0.0.1");
     make_cert(d, "ca2", "server2", "DNS:localhost,IP:127.0.0.1");
-    install(d, "server1", "live");
+    shared::testing::install_cert(d, "server1", "live");
     let path = |f: &str| d.join(f).display().to_string();
     let (running, _config) =
         start(&[("GRPC_SERVER_TLS_CERT", path("live.pem")), ("GRPC_SERVER_TLS_KEY", path("live.key"))]).await;
@@ -69,7 +54,7 @@ async fn serves_tls_and_picks_up_a_rotated_certificate() {
     assert_eq!(call(&running, d, "ca1", None).await, Ok(99));
     assert!(call(&running, d, "ca2", None).await.is_err(), "ca2 does not sign the first certificate");
 
-    install(d, "server2", "live");
+    shared::testing::install_cert(d, "server2", "live");
     let deadline = Instant::now() + Duration::from_secs(5);
     while call(&running, d, "ca2", None).await.is_err() {
         assert!(Instant::now() < deadline, "the rotated certificate was never served");

@@ -532,3 +532,27 @@ pub fn make_cert(dir: &std::path::Path, ca: &str, name: &str, san: &str) {
         ],
     );
 }
+
+/// Installs the certificate pair `<from>.pem` / `<from>.key` in `dir` as `<to>.pem` /
+/// `<to>.key`: key first, then the certificate, each by rename, as a Secret update lands.
+pub fn install_cert(dir: &std::path::Path, from: &str, to: &str) {
+    for ext in ["key", "pem"] {
+        let tmp = dir.join(format!("{to}.{ext}.tmp"));
+        std::fs::copy(dir.join(format!("{from}.{ext}")), &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join(format!("{to}.{ext}"))).unwrap();
+    }
+}
+
+/// A TLS client config for a test server named `localhost`: trusting `<ca>.pem` from `dir`, and
+/// presenting `<identity>.pem` / `.key` when given.
+pub fn client_tls(dir: &std::path::Path, ca: &str, identity: Option<&str>) -> tonic::transport::ClientTlsConfig {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let read = |f: String| std::fs::read(dir.join(f)).unwrap();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(format!("{ca}.pem"))))
+        .domain_name("localhost");
+    match identity {
+        Some(name) => tls.identity(Identity::from_pem(read(format!("{name}.pem")), read(format!("{name}.key")))),
+        None => tls,
+    }
+}
