@@ -90,6 +90,16 @@ pub async fn start(
     let mut servers = Servers::default();
     let stopping_flag = Arc::new(AtomicBool::new(false));
 
+    // Certificates are read before any port opens: a bad pair stops the start with nothing
+    // half running.
+    let tls = |section: &'static str, files: &shared::tls::TlsFiles, for_http: bool| {
+        let made =
+            if for_http { ReloadingServer::for_http1(files.clone()) } else { ReloadingServer::new(files.clone()) };
+        made.map(Arc::new).map_err(|source| StartError::Tls { section, source })
+    };
+    let grpc_tls = config.server.grpc_tls.as_ref().map(|files| tls("server.grpc_tls", files, false)).transpose()?;
+    let http_tls = config.server.http_tls.as_ref().map(|files| tls("server.http_tls", files, true)).transpose()?;
+
     let grpc = serve::bind("gRPC", &config.server.grpc_addr.ip().to_string(), config.server.grpc_addr.port()).await?;
     let http = serve::bind("HTTP", &config.server.http_addr.ip().to_string(), config.server.http_addr.port()).await?;
     let grpc_addr = grpc.local_addr().expect("bound");
@@ -100,20 +110,19 @@ pub async fn start(
         .add_service(AuthorizationGrpc::server(authorizer.clone(), servers.calls()));
     let http_router =
         crate::http::router(authorizer.clone(), config.server.http_check_prefix.clone(), stopping_flag.clone());
-    let reload_every = config.reload_interval;
-    let mut tls = |section: &'static str, files: &shared::tls::TlsFiles, for_http: bool| {
-        let made =
-            if for_http { ReloadingServer::for_http1(files.clone()) } else { ReloadingServer::new(files.clone()) };
-        let server = Arc::new(made.map_err(|source| StartError::Tls { section, source })?);
-        let metrics = metrics.clone();
-        let counted = move |ok| metrics.reload("tls", ok);
-        servers.push(tokio::spawn(server.clone().watch(reload_every, counted, servers.stop_signal())));
-        let mutual = if files.client_ca.is_some() { "mutual TLS" } else { "TLS" };
-        tracing::info!(cert = %files.cert.display(), allowed_clients = files.allowed_clients.len(), "{section}: {mutual}");
-        Ok::<_, StartError>(server)
-    };
-    let grpc_tls = config.server.grpc_tls.as_ref().map(|files| tls("server.grpc_tls", files, false)).transpose()?;
-    let http_tls = config.server.http_tls.as_ref().map(|files| tls("server.http_tls", files, true)).transpose()?;
+    let sections = [
+        ("server.grpc_tls", &grpc_tls, &config.server.grpc_tls),
+        ("server.http_tls", &http_tls, &config.server.http_tls),
+    ];
+    for (section, server, files) in sections {
+        if let (Some(server), Some(files)) = (server, files) {
+            let metrics = metrics.clone();
+            let counted = move |ok| metrics.reload("tls", ok);
+            servers.push(tokio::spawn(server.clone().watch(config.reload_interval, counted, servers.stop_signal())));
+            let mutual = if files.client_ca.is_some() { "mutual TLS" } else { "TLS" };
+            tracing::info!(cert = %files.cert.display(), allowed_clients = files.allowed_clients.len(), "{section}: {mutual}");
+        }
+    }
     let (calls, stop) = (servers.calls(), servers.stop_signal());
     servers.push(match grpc_tls {
         None => serve::grpc(router, grpc, calls, stop.clone()),

@@ -122,14 +122,15 @@ impl Authorizer {
         let (outcome, reason) = decision.labels();
         let latency = started.elapsed();
         self.metrics.decision(outcome, reason, mode, latency.as_secs_f64());
-        let wants_route = self.decision_log.is_some() || !span.is_disabled();
-        let route = (wants_route && request.path_error.is_none())
-            .then(|| self.policy.load().engine.routes.name(&request.host, &request.method, &request.path).to_owned());
+        // The route's name is borrowed from the policy, looked up only for a log or a span.
+        let wants_route = (self.decision_log.is_some() || !span.is_disabled()) && request.path_error.is_none();
+        let policy = wants_route.then(|| self.policy.load());
+        let route = policy.as_ref().map(|p| p.engine.routes.name(&request.host, &request.method, &request.path));
         if !span.is_disabled() {
             span.record("authz.decision", outcome);
             span.record("authz.reason", reason);
-            if let Some(route) = &route {
-                span.record("authz.route", route.as_str());
+            if let Some(route) = route {
+                span.record("authz.route", route);
             }
             if let Some((_, method, provider)) = decision.authenticated() {
                 span.record("authz.auth_method", method);
@@ -142,7 +143,7 @@ impl Authorizer {
             }
         }
         if let Some(log) = &self.decision_log {
-            log.record(&Entry { request, outcome: &decision, route: route.as_deref(), mode, latency });
+            log.record(&Entry { request, outcome: &decision, route, mode, latency });
         }
         if let Outcome::Unavailable(why) = &decision {
             tracing::error!(request_id = request.request_id(), "cannot decide: {why}");

@@ -135,12 +135,6 @@ impl Tracing {
             .with_filter(filter)
     }
 
-    /// Sends every span queued so far (tests, and before exit).
-    pub async fn flush(&self) {
-        let provider = self.provider.clone();
-        let _ = tokio::task::spawn_blocking(move || provider.force_flush()).await;
-    }
-
     /// Flushes and stops the exporter.
     pub async fn shutdown(&self) {
         let provider = self.provider.clone();
@@ -205,13 +199,6 @@ pub fn outgoing_headers() -> http::HeaderMap {
         });
     }
     headers
-}
-
-/// Records `value` on `span` as an OpenTelemetry attribute (for values known only at the end).
-pub fn record(span: &tracing::Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
-    if !span.is_disabled() {
-        span.set_attribute(key, value);
-    }
 }
 
 /// Marks `span` as failed with a short, secret-free description.
