@@ -107,7 +107,7 @@ impl Authorizer {
             "Check",
             otel.kind = "server",
             authz.mode = mode,
-            http.request.method = %request.method,
+            http.request.method = shared::traces::cut(&request.method),
             authz.decision = Empty,
             authz.reason = Empty,
             authz.route = Empty,

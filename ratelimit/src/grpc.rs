@@ -53,7 +53,7 @@ impl RateLimitService for RateLimitGrpc {
         continue_trace(&span, &[&HeaderCarrier(request.metadata().as_ref())]);
         let answer = async {
             let request = to_core(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            span.record("ratelimit.domain", request.domain.as_str());
+            span.record("ratelimit.domain", shared::traces::cut(&request.domain));
             span.record("ratelimit.descriptors", request.descriptors.len());
             span.record("ratelimit.hits_addend", request.hits_addend);
             match self.limiter.should_rate_limit(&request).await {

@@ -138,6 +138,16 @@ async fn exports_over_http_and_samples_new_traces_by_rate() {
     assert_eq!(spans.len(), 1, "only the sampled call, and no Redis span in memory: {spans:#?}");
     assert_eq!(spans[0].via, "http");
     assert_eq!(spans[0].parent_span_id, PARENT);
+
+    // A request's own values are cut in span attributes: a 100 KB domain leaves 256 bytes.
+    let long_trace = "22222222222222222222222222222222";
+    let mut long = tonic::Request::new(request(&"d".repeat(100_000), vec![descriptor(&[("k", "v")])]));
+    long.metadata_mut().insert("traceparent", format!("00-{long_trace}-{PARENT}-01").parse().unwrap());
+    client.should_rate_limit(long).await.unwrap();
+    let spans =
+        receiver.wait_for("the long domain's call", WAIT, |spans| in_trace(spans, long_trace, RPC).is_some()).await;
+    let domain = &in_trace(&spans, long_trace, RPC).unwrap().attributes["ratelimit.domain"];
+    assert_eq!(domain.len(), shared::traces::MAX_ATTRIBUTE_BYTES);
     p.sigterm();
     assert!(p.wait().success());
 }

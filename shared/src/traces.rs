@@ -201,6 +201,23 @@ pub fn outgoing_headers() -> http::HeaderMap {
     headers
 }
 
+/// The longest text a request puts in a span attribute, in bytes: a request's own values (a
+/// rate limit domain, a method) are cut here, so a hostile request cannot make spans, or the
+/// collector's storage, grow with it.
+pub const MAX_ATTRIBUTE_BYTES: usize = 256;
+
+/// `text` cut at [`MAX_ATTRIBUTE_BYTES`] (on a character boundary).
+pub fn cut(text: &str) -> &str {
+    if text.len() <= MAX_ATTRIBUTE_BYTES {
+        return text;
+    }
+    let mut end = MAX_ATTRIBUTE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Marks `span` as failed with a short, secret-free description.
 pub fn record_error(span: &tracing::Span, description: impl Into<std::borrow::Cow<'static, str>>) {
     if !span.is_disabled() {

@@ -35,12 +35,18 @@ pub struct ReceivedSpan {
     pub via: &'static str,
 }
 
+/// Spans kept; more are dropped (a benchmark sends a few thousand, a test a few).
+pub const MAX_SPANS: usize = 100_000;
+
 #[derive(Clone, Default)]
 struct Received(Arc<Mutex<Vec<ReceivedSpan>>>);
 
 impl Received {
     fn add(&self, request: ExportTraceServiceRequest, via: &'static str) {
         let mut spans = self.0.lock().unwrap();
+        if spans.len() >= MAX_SPANS {
+            return;
+        }
         for resource_spans in request.resource_spans {
             let resource = resource_spans.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
             let service = resource.get("service.name").cloned().unwrap_or_default();

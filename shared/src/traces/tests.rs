@@ -40,3 +40,14 @@ fn a_disabled_span_is_left_alone() {
     record_error(&span, "not recorded");
     assert!(span.is_disabled());
 }
+
+#[test]
+fn request_values_in_attributes_are_cut_at_the_bound() {
+    let exact = "d".repeat(MAX_ATTRIBUTE_BYTES);
+    assert_eq!(cut(&exact), exact);
+    assert_eq!(cut(&format!("{exact}x")), exact);
+    // A character across the bound is left out whole.
+    let multibyte = format!("{}é", "d".repeat(MAX_ATTRIBUTE_BYTES - 1));
+    assert_eq!(cut(&multibyte), "d".repeat(MAX_ATTRIBUTE_BYTES - 1));
+    assert_eq!(cut(""), "");
+}
