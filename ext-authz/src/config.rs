@@ -17,6 +17,7 @@ mod raw;
 mod routes;
 mod server;
 mod telemetry;
+mod workload;
 
 pub use check::Problem;
 pub use server::ServerSettings;
@@ -144,6 +145,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         providers: raw.jwt_providers.iter().map(|p| p.name.as_str()).collect(),
         api_keys: raw.api_keys.is_some(),
         sessions: raw.oidc.is_some(),
+        trust_domains: &raw.workload_identity.trust_domains,
     };
     let routes = routes::routes(raw.routes.as_ref(), &available, c);
     drop(available);
@@ -155,10 +157,11 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
     let reload_interval = c.duration("reload_interval", raw.reload_interval.as_deref().unwrap_or("2s"));
     let decision_log = decision_log::decision_log(&raw.decision_log, c);
     let tracing = telemetry::tracing(&raw.telemetry.tracing, c);
+    let workload = workload::workload_identity(&raw.workload_identity, c);
 
     let (server, (log_level, log_json), routes) = (server?, log?, routes?);
     let ((providers, provider_keys), api_keys, oidc, identity) = (providers?, api_keys?, oidc?, identity?);
-    let (decision_log, tracing) = (decision_log?, tracing?);
+    let (decision_log, tracing, workload) = (decision_log?, tracing?, workload?);
     let (api_key_sources, api_keys) = match api_keys {
         Some((sources, location)) => (sources, Some(location)),
         None => (Vec::new(), None),
@@ -168,6 +171,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         providers,
         api_key_sources,
         identity,
+        workload,
         forward_credential: raw.identity.forward_credential,
         forward_api_keys: forward_api_keys.unwrap_or(raw.identity.forward_credential),
         dynamic_metadata: raw.identity.dynamic_metadata,

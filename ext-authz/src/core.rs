@@ -1,5 +1,5 @@
-//! The pure core: the request view, route policy, JWT verification, API keys, identity →
-//! headers, and the decision. No tonic, reqwest or redis here, and time is a parameter.
+//! The pure core: the request view, route policy, JWT verification, API keys, workload and
+//! request principals, identity → headers, and the decision. No tonic, reqwest or redis here, and time is a parameter.
 
 pub mod apikeys;
 pub mod claims;
@@ -7,8 +7,10 @@ pub mod decision;
 pub mod identity;
 pub mod jwt;
 pub mod path;
+pub mod principals;
 pub mod random;
 pub mod request;
 pub mod routes;
 pub mod session;
 pub mod token_cache;
+pub mod xfcc;

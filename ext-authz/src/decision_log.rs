@@ -1,6 +1,7 @@
 //! The decision log: one JSON line per decision, for audits and for finding out why a caller
 //! was refused — time, request id, trace id, route, method, host, path (never the query),
-//! decision, reason, status, who (identity id, auth method, provider) and how long it took.
+//! decision, reason, status, who (identity id, auth method, provider; the calling workload's
+//! SPIFFE ID) and how long it took.
 //!
 //! Never a credential: a line is built field by field from what is listed above, never from a
 //! header or the query string. Lines go to stdout (the service's own logs go to stderr) or to a
@@ -61,6 +62,8 @@ pub struct Entry<'a> {
     /// `grpc` or `http` (Envoy's mode).
     pub mode: &'static str,
     pub latency: Duration,
+    /// The calling workload's SPIFFE ID, when it has one (so a refused workload is named).
+    pub principal: Option<&'a str>,
 }
 
 /// The JSON line for `entry` at `time` (RFC 3339), without the newline.
@@ -86,6 +89,7 @@ pub fn line(entry: &Entry<'_>, time: &str) -> String {
     record.insert("reason".into(), json!(reason));
     record.insert("status".into(), json!(status));
     record.insert("identity".into(), identity(entry.outcome));
+    record.insert("principal".into(), json!(entry.principal.map(cut)));
     record.insert("latency_us".into(), json!(entry.latency.as_micros() as u64));
     Value::Object(record).to_string()
 }

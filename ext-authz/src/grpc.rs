@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use shared::serve::Calls;
+use shared::spiffe::SpiffeId;
 use tonic::{Request, Response, Status};
 
 use crate::core::decision::{error_body, fit_for_headers, Allow, Deny, Redirect};
@@ -54,11 +55,10 @@ impl Authorization for AuthorizationGrpc {
 /// Envoy's request attributes as our request view. Headers come as a map (joined duplicates)
 /// or, with `encode_raw_headers`, as a raw list; both are accepted.
 pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str> {
-    let http = check
-        .attributes
-        .and_then(|a| a.request)
-        .and_then(|r| r.http)
-        .ok_or("CheckRequest has no HTTP request attributes")?;
+    let attributes = check.attributes.unwrap_or_default();
+    let peer_spiffe_id =
+        attributes.source.as_ref().and_then(|source| peer_spiffe_id(&source.principal, &source.certificate));
+    let http = attributes.request.and_then(|r| r.http).ok_or("CheckRequest has no HTTP request attributes")?;
     let mut headers: HashMap<String, String> = http.headers.into_iter().map(|(k, v)| (lowercase(k), v)).collect();
     if let Some(raw) = http.header_map {
         for header in raw.headers {
@@ -82,7 +82,46 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
     }
     let host = if http.host.is_empty() { headers.get(":authority").cloned().unwrap_or_default() } else { http.host };
     let method = if http.method.is_empty() { headers.get(":method").cloned().unwrap_or_default() } else { http.method };
-    Ok(AuthRequest::new(&method, &host, &http.path, headers))
+    let mut request = AuthRequest::new(&method, &host, &http.path, headers);
+    request.peer_spiffe_id = peer_spiffe_id;
+    Ok(request)
+}
+
+/// The mutual TLS peer's SPIFFE ID: Envoy's `principal` (the certificate's first URI SAN, else
+/// a DNS SAN or the subject) when it is one, else the first SPIFFE URI SAN of the certificate
+/// Envoy sends with `include_peer_certificate` (URL-encoded PEM). Envoy fills both from the
+/// handshake it verified; no header can.
+fn peer_spiffe_id(principal: &str, certificate: &str) -> Option<SpiffeId> {
+    if let Ok(id) = SpiffeId::parse(principal) {
+        return Some(id);
+    }
+    if certificate.is_empty() {
+        return None;
+    }
+    let pem = url_decode(certificate);
+    shared::tls::spiffe_ids_in_pem(&pem).into_iter().next()
+}
+
+/// `%XX` escapes decoded; everything else as it is (Envoy escapes the PEM's `+`, `/`, `=`,
+/// spaces and newlines, so a `+` here is not a space).
+fn url_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Lower-cases a header name in place (`to_ascii_lowercase` would copy every name).

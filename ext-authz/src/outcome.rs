@@ -31,10 +31,13 @@ impl Outcome {
     }
 
     /// For an allow with an identity: (its id — `sub`, else `client_id` —, how it
-    /// authenticated, with which provider). Never a credential.
+    /// authenticated, with which provider); on a route the workload's identity alone opened,
+    /// (its SPIFFE ID, `workload`, none). Never a credential.
     pub fn authenticated(&self) -> Option<(Option<&str>, &'static str, Option<&str>)> {
         let Outcome::Allow(allow) = self else { return None };
-        let identity = allow.identity.as_ref()?;
+        let Some(identity) = allow.identity.as_ref() else {
+            return (allow.reason == "workload").then_some((allow.principal.as_deref(), "workload", None));
+        };
         let id = ["sub", "client_id"].iter().find_map(|claim| identity.claims.get(claim)?.as_str());
         let (method, provider) = match &identity.method {
             AuthMethod::Jwt { provider } => ("jwt", Some(provider.as_str())),

@@ -143,7 +143,12 @@ impl Authorizer {
             }
         }
         if let Some(log) = &self.decision_log {
-            log.record(&Entry { request, outcome: &decision, route, mode, latency });
+            let principal = match &decision {
+                Outcome::Allow(allow) => allow.principal.clone(),
+                _ => self.policy.load().engine.workload.principal(request).map(|id| id.to_string()),
+            };
+            let principal = principal.as_deref();
+            log.record(&Entry { request, outcome: &decision, route, mode, latency, principal });
         }
         if let Outcome::Unavailable(why) = &decision {
             tracing::error!(request_id = request.request_id(), "cannot decide: {why}");

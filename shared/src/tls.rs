@@ -101,6 +101,23 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
     })
 }
 
+/// The SPIFFE IDs among a certificate's URI SANs (a workload's identity; the SPIFFE
+/// specification allows one, so the first is the one that counts).
+fn spiffe_ids_of(cert: &webpki::EndEntityCert<'_>) -> Vec<crate::spiffe::SpiffeId> {
+    cert.valid_uri_names().filter_map(|uri| crate::spiffe::SpiffeId::parse(uri).ok()).collect()
+}
+
+/// The SPIFFE IDs in the first certificate of a PEM text (a peer certificate as Envoy hands it
+/// to ext_authz, once URL-decoded); empty when there is no readable certificate. The
+/// certificate is not verified here: its sender already did (Envoy, at the handshake).
+pub fn spiffe_ids_in_pem(pem: &[u8]) -> Vec<crate::spiffe::SpiffeId> {
+    let Some(Ok(der)) = CertificateDer::pem_slice_iter(pem).next() else { return Vec::new() };
+    match webpki::EndEntityCert::try_from(&der) {
+        Ok(cert) => spiffe_ids_of(&cert),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Hands out the current certificate; [`ReloadingServer::watch`] replaces it.
 #[derive(Debug)]
 struct CurrentCert(RwLock<Arc<CertifiedKey>>);
@@ -268,8 +285,7 @@ impl ClientCertVerifier for IdentityVerifier {
         let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
         let cert = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
-        let spiffe_ids: Vec<crate::spiffe::SpiffeId> =
-            cert.valid_uri_names().filter_map(|uri| crate::spiffe::SpiffeId::parse(uri).ok()).collect();
+        let spiffe_ids = spiffe_ids_of(&cert);
         let carries = |allowed: &Allowed| match allowed {
             Allowed::Name(name) => cert.verify_is_valid_for_subject_name(name).is_ok(),
             Allowed::Spiffe(pattern) => spiffe_ids.iter().any(|id| pattern.matches(id)),

@@ -41,7 +41,18 @@ pub struct StackOptions {
     /// ext-authz's gRPC port takes mutual TLS allowing only [`GATEWAY_SPIFFE_ID`]; Envoy
     /// connects with a client certificate carrying this SPIFFE ID (see [`with_ext_authz_mtls`]).
     pub envoy_spiffe_id: Option<&'static str>,
+    /// Envoy's listener takes HTTPS with mutual TLS (see [`with_downstream_mtls`]): the stack's
+    /// directory holds `edge-ca.pem` and client certificates `<name>.pem` / `.key` for each
+    /// of [`WORKLOADS`].
+    pub downstream_mtls: bool,
 }
+
+/// The workloads whose client certificates a `downstream_mtls` stack makes: (file name,
+/// SPIFFE ID). ext-authz's `internal` route allows the first only.
+pub const WORKLOADS: [(&str, &str); 2] = [
+    ("checkout", "spiffe://cluster.local/ns/shop/sa/checkout"),
+    ("reviews", "spiffe://cluster.local/ns/shop/sa/reviews"),
+];
 
 /// The workload identity ext-authz allows when `envoy_spiffe_id` is set.
 pub const GATEWAY_SPIFFE_ID: &str = "spiffe://cluster.local/ns/gateway/sa/envoy";
@@ -120,6 +131,10 @@ routes:
   public: [/public/*]
   default: deny
   rules:
+    - name: internal
+      path: /internal/*
+      principals: [spiffe://cluster.local/ns/shop/sa/checkout]
+      accept: []
     - name: orders
       path: /orders/*
       accept: [jwt, api_key]
@@ -260,7 +275,22 @@ impl Stack {
         let ext_authz_ports = (ext_authz.grpc_addr.port(), ext_authz.http_addr.port());
         let ratelimit_port = ratelimit.grpc_addr.expect("TCP gRPC").port();
         let authz_tls = options.envoy_spiffe_id.map(|_| dir.path().to_path_buf());
-        let (envoy, port) = start_envoy(&options, authz_tls.as_deref(), ext_authz_ports, ratelimit_port, backend_port);
+        if options.downstream_mtls {
+            let d = dir.path();
+            shared::testing::make_ca(d, "edge-ca");
+            shared::testing::make_cert(d, "edge-ca", "gateway", "DNS:localhost");
+            for (name, id) in WORKLOADS {
+                shared::testing::make_cert(d, "edge-ca", name, &format!("URI:{id}"));
+            }
+        }
+        let edge_tls = options.downstream_mtls.then(|| dir.path().to_path_buf());
+        let (envoy, port) = start_envoy(
+            &options,
+            Tls { authz: authz_tls.as_deref(), edge: edge_tls.as_deref() },
+            ext_authz_ports,
+            ratelimit_port,
+            backend_port,
+        );
         Stack {
             envoy,
             port,
@@ -301,7 +331,19 @@ impl Stack {
     pub fn second_envoy(&self, ratelimit_port: u16) -> (Envoy, u16) {
         let authz = self.ext_authz.as_ref().expect("ext-authz running");
         let ports = (authz.grpc_addr.port(), authz.http_addr.port());
-        start_envoy(&self.options, self.authz_tls.as_deref(), ports, ratelimit_port, self.backend_port)
+        let edge = self.options.downstream_mtls.then(|| self._dir.path());
+        start_envoy(
+            &self.options,
+            Tls { authz: self.authz_tls.as_deref(), edge },
+            ports,
+            ratelimit_port,
+            self.backend_port,
+        )
+    }
+
+    /// The stack's scratch directory (certificates, configs).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// ratelimit's settings as this stack started it, for more instances on the same Redis.
@@ -344,10 +386,16 @@ fn ratelimit_env(redis: Option<&RedisServer>, options: &StackOptions) -> HashMap
     env
 }
 
+/// Where Envoy's certificates are: for mutual TLS to ext-authz, and on its own listener.
+struct Tls<'a> {
+    authz: Option<&'a std::path::Path>,
+    edge: Option<&'a std::path::Path>,
+}
+
 /// Envoy from the shipped config, its placeholders filled with loopback ports.
 fn start_envoy(
     options: &StackOptions,
-    authz_tls: Option<&std::path::Path>,
+    tls: Tls<'_>,
     ext_authz: (u16, u16),
     ratelimit: u16,
     backend: u16,
@@ -377,8 +425,12 @@ fn start_envoy(
         Some(collector) => with_envoy_tracing(&config, collector),
         None => config,
     };
-    let config = match authz_tls {
+    let config = match tls.authz {
         Some(dir) => with_ext_authz_mtls(&config, dir),
+        None => config,
+    };
+    let config = match tls.edge {
+        Some(dir) => with_downstream_mtls(&config, dir),
         None => config,
     };
     (Envoy::start(&config, admin_port), port)
@@ -411,6 +463,39 @@ pub fn with_ext_authz_mtls(config: &str, dir: &std::path::Path) -> String {
         file("ca.pem")
     );
     config.replacen(CLUSTER_ANCHOR, &format!("{CLUSTER_ANCHOR}{tls}"), 1)
+}
+
+/// The shipped Envoy config with HTTPS and mutual TLS on its listener, as a mesh's ingress or a
+/// zero-trust edge runs it: clients must present a certificate from `edge-ca.pem`, Envoy
+/// presents `gateway.pem` (for `localhost`). Envoy hands ext_authz the client certificate's
+/// SPIFFE ID as `source.principal`. `x-forwarded-client-cert` is passed on as the client sent
+/// it (`FORWARD_ONLY`) — a forged one reaches ext-authz, which must not believe it.
+pub fn with_downstream_mtls(config: &str, dir: &std::path::Path) -> String {
+    const CHAIN_ANCHOR: &str = "      filter_chains:\n        - filters:\n";
+    const HCM_ANCHOR: &str = "                stat_prefix: ingress\n";
+    assert!(config.contains(CHAIN_ANCHOR) && config.contains(HCM_ANCHOR), "not the shipped Envoy config");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let tls = format!(
+        r#"      filter_chains:
+        - transport_socket:
+            name: envoy.transport_sockets.tls
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+              require_client_certificate: true
+              common_tls_context:
+                tls_certificates:
+                  - certificate_chain: {{filename: {}}}
+                    private_key: {{filename: {}}}
+                validation_context:
+                  trusted_ca: {{filename: {}}}
+          filters:
+"#,
+        file("gateway.pem"),
+        file("gateway.key"),
+        file("edge-ca.pem")
+    );
+    let config = config.replacen(CHAIN_ANCHOR, &tls, 1);
+    config.replacen(HCM_ANCHOR, &format!("{HCM_ANCHOR}                forward_client_cert_details: FORWARD_ONLY\n"), 1)
 }
 
 /// The shipped Envoy config with Envoy's OpenTelemetry tracer on every request (as

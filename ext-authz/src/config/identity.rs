@@ -12,14 +12,20 @@ pub fn claim_path(raw: &RawClaimPath) -> ClaimPath {
     }
 }
 
+/// Letters, digits, `-` and `_`: a name Envoy and every backend take as it is.
+pub fn check_header_name(name: &str, key: &str, c: &Check<'_>) -> Checked<()> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return c.fail(key, format!("{name:?} is not a valid header name"));
+    }
+    Ok(())
+}
+
 pub fn identity(raw: &RawIdentity, c: &Check<'_>) -> Checked<IdentityHeaders> {
     let rules = match &raw.headers {
         None => Ok(IdentityHeaders::defaults()),
         Some(map) => each(map, |_, (header, source)| {
             let key = format!("identity.headers.{header}");
-            if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return c.fail(key, "not a valid header name");
-            }
+            check_header_name(header, &key, c)?;
             let source = match source {
                 RawHeaderSource::One(s) if s == "scopes" => HeaderSource::Scopes,
                 RawHeaderSource::One(s) => HeaderSource::Claims(vec![ClaimPath::parse(s)]),

@@ -25,6 +25,25 @@ pub struct RawConfig {
     pub oidc: Option<RawOidc>,
     pub decision_log: RawDecisionLog,
     pub telemetry: RawTelemetry,
+    pub workload_identity: RawWorkloadIdentity,
+}
+
+/// `workload_identity:` — where the calling workload's SPIFFE ID comes from.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWorkloadIdentity {
+    /// `peer` (Envoy's view of the mutual TLS peer) or `xfcc` (a trusted
+    /// `x-forwarded-client-cert`).
+    pub from: String,
+    pub trust_domains: Vec<String>,
+    /// The identity header with the caller's SPIFFE ID; empty for none.
+    pub header: String,
+}
+
+impl Default for RawWorkloadIdentity {
+    fn default() -> Self {
+        RawWorkloadIdentity { from: "peer".into(), trust_domains: Vec::new(), header: "x-client-principal".into() }
+    }
 }
 
 /// `telemetry:` — what the service exports besides logs and metrics.
@@ -278,6 +297,12 @@ pub struct RawRule {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub claims: Vec<RawClaimRule>,
+    /// SPIFFE ID patterns, one of which the calling workload must have.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// `<iss>/<sub>` patterns (`*`, `prefix*`, `*suffix`, exact), one of which the user's must match.
+    #[serde(default)]
+    pub request_principals: Vec<String>,
 }
 
 fn default_accept() -> Vec<String> {

@@ -1,10 +1,13 @@
 //! The `routes:` section: public paths, rules (host, methods, path → accepted credentials,
-//! scopes, claim rules) and the default for requests no rule matches.
+//! scopes, claim rules, workload and request principals) and the default for requests no rule
+//! matches.
 
 use super::check::{each, Check, Checked};
 use super::identity::claim_path;
 use super::raw::{RawRoutes, RawRule};
+use crate::core::principals::TextPattern;
 use crate::core::routes::{ClaimRule, Condition, Credential, DefaultPolicy, PathMatch, Requirements, RouteTable, Rule};
+use shared::spiffe::IdPattern;
 
 /// The credentials the rest of the config makes available, which `accept:` lists may name.
 pub struct Available<'a> {
@@ -12,6 +15,8 @@ pub struct Available<'a> {
     pub providers: Vec<&'a str>,
     pub api_keys: bool,
     pub sessions: bool,
+    /// `workload_identity.trust_domains`: principal patterns must name one (when not empty).
+    pub trust_domains: &'a [String],
 }
 
 pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>) -> Checked<RouteTable> {
@@ -25,9 +30,8 @@ pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>)
     let default = match routes.default.as_str() {
         "deny" => Ok(DefaultPolicy::Deny),
         "allow" => Ok(DefaultPolicy::Allow),
-        "authenticated" => accept(&routes.default_accept, "routes.default_accept", available, c).map(|credentials| {
-            DefaultPolicy::Authenticated(Requirements { credentials, scopes: vec![], claims: vec![] })
-        }),
+        "authenticated" => accept(&routes.default_accept, "routes.default_accept", false, available, c)
+            .map(|credentials| DefaultPolicy::Authenticated(Requirements::any_of(credentials))),
         other => c.fail("routes.default", format!("{other:?} is not deny, allow or authenticated")),
     };
     Ok(RouteTable { public: public?, rules: rules?, default: default? })
@@ -51,18 +55,62 @@ fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Chec
         };
         Ok(ClaimRule { claim: claim_path(&rule.claim), condition })
     });
-    let credentials = accept(&r.accept, &format!("{key}.accept"), available, c);
+    let principals = each(&r.principals, |j, text| principal(text, &format!("{key}.principals[{j}]"), available, c));
+    let request_principals = each(&r.request_principals, |j, text| {
+        TextPattern::parse(text).or_else(|e| c.fail(format!("{key}.request_principals[{j}]"), e.to_string()))
+    });
+    let workload_only = !r.principals.is_empty();
+    let credentials = accept(&r.accept, &format!("{key}.accept"), workload_only, available, c);
     Ok(Rule {
         name: r.name.clone().unwrap_or_else(|| format!("rule-{i}")),
         host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
         methods: methods?,
         path: path?,
-        requires: Requirements { credentials: credentials?, scopes: r.scopes.clone(), claims: claims? },
+        requires: Requirements {
+            credentials: credentials?,
+            scopes: r.scopes.clone(),
+            claims: claims?,
+            principals: principals?,
+            request_principals: request_principals?,
+        },
     })
 }
 
-/// An `accept:` list: `jwt`, `jwt:<provider>`, `api_key`, `session`, each configured.
-fn accept(list: &[String], key: &str, available: &Available<'_>, c: &Check<'_>) -> Checked<Vec<Credential>> {
+/// A SPIFFE ID pattern of a trust domain the `workload_identity` section accepts.
+fn principal(text: &str, key: &str, available: &Available<'_>, c: &Check<'_>) -> Checked<IdPattern> {
+    if !text.starts_with("spiffe://") {
+        return c.fail(
+            key,
+            format!(
+                "{text:?} is not a SPIFFE ID pattern: write spiffe://<trust domain>/<path>, with * for one \
+                 segment and a final /** for any rest (Istio's \"cluster.local/ns/shop/*\" is \
+                 \"spiffe://cluster.local/ns/shop/**\")"
+            ),
+        );
+    }
+    let pattern = IdPattern::parse(text).or_else(|e| c.fail(key, format!("{text:?}: {e}")))?;
+    let domains = available.trust_domains;
+    if !domains.is_empty() && !domains.iter().any(|d| d == pattern.trust_domain()) {
+        return c.fail(
+            key,
+            format!(
+                "trust domain {:?} is not in workload_identity.trust_domains, so no caller could match",
+                pattern.trust_domain()
+            ),
+        );
+    }
+    Ok(pattern)
+}
+
+/// An `accept:` list: `jwt`, `jwt:<provider>`, `api_key`, `session`, each configured. Empty
+/// only when the rule names `principals` (`workload_only`): the workload's identity suffices.
+fn accept(
+    list: &[String],
+    key: &str,
+    workload_only: bool,
+    available: &Available<'_>,
+    c: &Check<'_>,
+) -> Checked<Vec<Credential>> {
     let credentials = each(list, |j, item| {
         let here = format!("{key}[{j}]");
         Ok(match item.as_str() {
@@ -85,8 +133,8 @@ fn accept(list: &[String], key: &str, available: &Available<'_>, c: &Check<'_>) 
             },
         })
     })?;
-    if credentials.is_empty() {
-        return c.fail(key, "accept at least one credential");
+    if credentials.is_empty() && !workload_only {
+        return c.fail(key, "accept at least one credential (an empty list only with principals: the workload alone)");
     }
     Ok(credentials)
 }

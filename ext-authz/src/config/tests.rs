@@ -34,7 +34,12 @@ fn error_with_routes(content: &str) -> String {
 fn the_example_loads() {
     let config = load(&example(), &secret_env()).unwrap();
     assert_eq!(config.engine.providers.len(), 2);
-    assert_eq!(config.engine.routes.rules.len(), 3);
+    assert_eq!(config.engine.routes.rules.len(), 5);
+    let stock = &config.engine.routes.rules[3].requires;
+    assert!(
+        stock.credentials.is_empty() && stock.principals[0].to_string() == "spiffe://shop.example/ns/warehouse/sa/*"
+    );
+    assert_eq!(config.engine.workload.header.as_deref(), Some("x-client-principal"));
     assert_eq!(
         config.provider_keys[0].source,
         KeySource::JwksUri("https://idp.example.com/.well-known/jwks.json".into())
@@ -56,10 +61,31 @@ fn environment_overrides() {
 }
 
 #[test]
+fn workload_identity_errors_name_the_key() {
+    let rules = |rule: &str| {
+        error(&format!(
+            "workload_identity: {{from: sidecar, trust_domains: [shop.example, \"Bad/Domain\"], header: \"x client\"}}\n\
+             routes:\n  rules:\n    - path: /a\n{rule}"
+        ))
+    };
+    assert_eq!(
+        rules("      principals: [cluster.local/ns/shop/*, \"spiffe://shop.example/a*\", spiffe://other.example/x]\n      request_principals: [\"a*b\"]\n      accept: []\n"),
+        "routes.rules[0].principals[0]: \"cluster.local/ns/shop/*\" is not a SPIFFE ID pattern: write spiffe://<trust domain>/<path>, \
+         with * for one segment and a final /** for any rest (Istio's \"cluster.local/ns/shop/*\" is \"spiffe://cluster.local/ns/shop/**\")\n\
+         routes.rules[0].principals[1]: \"spiffe://shop.example/a*\": '*' stands for a whole segment; write it between slashes\n\
+         routes.rules[0].principals[2]: trust domain \"other.example\" is not in workload_identity.trust_domains, so no caller could match\n\
+         routes.rules[0].request_principals[0]: '*' may only start or end a pattern (exact, prefix*, *suffix or *)\n\
+         workload_identity.from: \"sidecar\" is not peer (Envoy's mutual TLS peer) or xfcc (a trusted x-forwarded-client-cert)\n\
+         workload_identity.trust_domains[1]: \"Bad/Domain\" is not a trust domain (lower-case letters, digits, '.', '-', '_'; no scheme or path)\n\
+         workload_identity.header: \"x client\" is not a valid header name"
+    );
+}
+
+#[test]
 fn errors_name_the_key() {
     assert_eq!(
         error("routes:\n  rules:\n    - path: orders\n      accept: []\n"),
-        "routes.rules[0].path: path \"orders\" must start with '/'\nroutes.rules[0].accept: accept at least one credential"
+        "routes.rules[0].path: path \"orders\" must start with '/'\nroutes.rules[0].accept: accept at least one credential (an empty list only with principals: the workload alone)"
     );
     assert!(error("routes:\n  rulez: []\n").starts_with("routes.rulez: unknown field `rulez`, expected one of"));
     assert_eq!(

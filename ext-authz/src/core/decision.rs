@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
+use shared::spiffe::SpiffeId;
 
 use super::apikeys::ApiKeyStore;
 use super::identity::{Identity, IdentityHeaders};
 use super::jwt::{self, JwtError, JwtPolicy, KeySet};
+use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XFCC};
 use super::request::AuthRequest;
 use super::routes::{Credential, DefaultPolicy, Requirements, RouteTable, Routed};
 use super::session::cookies::{is_chunk_of, Cookies};
@@ -93,6 +95,8 @@ pub struct Engine {
     pub providers: Vec<Provider>,
     pub api_key_sources: Vec<CredentialSource>,
     pub identity: IdentityHeaders,
+    /// Where the calling workload's identity comes from, and its header.
+    pub workload: WorkloadIdentity,
     /// Pass the credential on to the backend (default: strip it).
     pub forward_credential: bool,
     /// Pass API keys on even when other credentials are stripped (e.g. for rate limits that
@@ -182,6 +186,8 @@ pub struct Allow {
     /// Query parameters to remove (a credential passed in the query).
     pub remove_query: Vec<String>,
     pub identity: Option<Identity>,
+    /// The calling workload's SPIFFE ID, when it has one.
+    pub principal: Option<String>,
     /// For dynamic metadata (shared with the identity, which builds it once).
     pub metadata: Arc<Map<String, Value>>,
     pub reason: &'static str,
@@ -229,10 +235,11 @@ impl Engine {
         if let Some(refused) = refuse_path(request) {
             return refused;
         }
+        let principal = self.workload.principal(request);
         let requirements = match self.routes.route(&request.host, &request.method, &request.path) {
-            Routed::Public => return Decision::Allow(self.allow(request, None, None, "public")),
+            Routed::Public => return Decision::Allow(self.allow(request, None, None, principal, "public")),
             Routed::Default(DefaultPolicy::Allow) => {
-                return Decision::Allow(self.allow(request, None, None, "default_allow"))
+                return Decision::Allow(self.allow(request, None, None, principal, "default_allow"))
             }
             Routed::Default(DefaultPolicy::Deny) => {
                 return Decision::Deny(deny(
@@ -246,6 +253,12 @@ impl Engine {
             Routed::Default(DefaultPolicy::Authenticated(requirements)) => requirements,
             Routed::Rule(rule) => &rule.requires,
         };
+        if let Some(refused) = check_principal(principal.as_ref(), requirements) {
+            return Decision::Deny(refused);
+        }
+        if requirements.credentials.is_empty() {
+            return Decision::Allow(self.allow(request, None, None, principal, "workload"));
+        }
         let Some(found) = self.find_credential(request, requirements, ctx) else {
             if requirements.credentials.contains(&Credential::Session) && wants_login_redirect(request) {
                 return Decision::Login;
@@ -294,7 +307,7 @@ impl Engine {
                 ));
             }
         }
-        let mut allow = self.allow(request, Some(identity), Some(&found), "authenticated");
+        let mut allow = self.allow(request, Some(identity), Some(&found), principal, "authenticated");
         if let (FoundKind::Session, Some(policy), Some(session)) = (&found.kind, &self.sessions, ctx.session) {
             match session.access_token.as_deref().filter(|_| policy.forward_access_token) {
                 Some(token) => {
@@ -403,6 +416,7 @@ impl Engine {
         request: &AuthRequest,
         identity: Option<Identity>,
         credential: Option<&Found<'_>>,
+        principal: Option<SpiffeId>,
         reason: &'static str,
     ) -> Allow {
         let headers = identity.as_ref().map(|i| self.identity.render(i)).unwrap_or_default();
@@ -438,13 +452,51 @@ impl Engine {
                 }
             }
         }
-        let metadata = identity.as_ref().filter(|_| self.dynamic_metadata).map(Identity::metadata).unwrap_or_default();
-        Allow { headers, remove, remove_query, identity, metadata, reason, set_cookies: Vec::new() }
+        let principal = principal.map(|id| id.to_string());
+        if let Some(name) = &self.workload.header {
+            match &principal {
+                Some(id) => headers.push((name.clone(), id.clone())),
+                None => remove.push(name.clone()),
+            }
+        }
+        // A header we trusted is ours to consume: the backend must not trust it a second time.
+        if self.workload.source == PrincipalSource::Xfcc {
+            remove.push(XFCC.into());
+        }
+        let mut metadata =
+            identity.as_ref().filter(|_| self.dynamic_metadata).map(Identity::metadata).unwrap_or_default();
+        if let Some(id) = principal.as_ref().filter(|_| self.dynamic_metadata) {
+            Arc::make_mut(&mut metadata).insert("principal".into(), Value::String(id.clone()));
+        }
+        Allow { headers, remove, remove_query, identity, principal, metadata, reason, set_cookies: Vec::new() }
     }
 }
 
-/// Scope and claim checks; `None` when everything holds.
+/// The workload check of a route that names principals; `None` when it holds (or there is none).
+fn check_principal(principal: Option<&SpiffeId>, requirements: &Requirements) -> Option<Deny> {
+    if requirements.principals.is_empty() {
+        return None;
+    }
+    let (message, reason) = match principal {
+        None => ("this route needs the calling workload's identity (mutual TLS)", "missing_principal"),
+        Some(id) if !requirements.principals.iter().any(|p| p.matches(id)) => {
+            ("the calling workload is not allowed on this route", "principal_not_allowed")
+        }
+        Some(_) => return None,
+    };
+    Some(deny(403, ErrorCode::Forbidden, message, None, reason))
+}
+
+/// Request principal, scope and claim checks; `None` when everything holds.
 fn authorize(identity: &Identity, requirements: &Requirements) -> Option<Deny> {
+    if !requirements.request_principals.is_empty() {
+        let allowed = request_principal(&identity.claims)
+            .is_some_and(|who| requirements.request_principals.iter().any(|p| p.matches(&who)));
+        if !allowed {
+            let message = "the token's issuer and subject are not allowed on this route";
+            return Some(deny(403, ErrorCode::Forbidden, message, None, "request_principal"));
+        }
+    }
     let missing: Vec<&str> =
         requirements.scopes.iter().filter(|s| !identity.scopes.contains(s)).map(String::as_str).collect();
     if !missing.is_empty() {

@@ -21,6 +21,9 @@ pub struct AuthRequest {
     pub query: String,
     /// Lower-case names; Envoy joins repeated headers with `,`.
     pub headers: HashMap<String, String>,
+    /// The SPIFFE ID of the mutual TLS peer Envoy terminated (its `source.principal` or peer
+    /// certificate); set by the gRPC adapter from Envoy's own attributes, never from a header.
+    pub peer_spiffe_id: Option<shared::spiffe::SpiffeId>,
 }
 
 impl AuthRequest {
@@ -47,6 +50,7 @@ impl AuthRequest {
             path_error,
             query: query.to_string(),
             headers,
+            peer_spiffe_id: None,
         }
     }
 

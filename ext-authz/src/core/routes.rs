@@ -4,7 +4,10 @@
 
 use serde_json::Value;
 
+use shared::spiffe::IdPattern;
+
 use super::claims::{scalar_text, ClaimPath};
+use super::principals::TextPattern;
 
 /// How a rule's path matches. Written in config as `/exact`, `/prefix/*` or `/items/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,11 +125,24 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 /// What a matched rule requires.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Requirements {
+    /// The user credentials accepted (the first present is used). Empty only with
+    /// `principals`: the calling workload's identity is then enough.
     pub credentials: Vec<Credential>,
     pub scopes: Vec<String>,
     pub claims: Vec<ClaimRule>,
+    /// The calling workload's SPIFFE ID must match one (when not empty).
+    pub principals: Vec<IdPattern>,
+    /// The user's `<iss>/<sub>` must match one (when not empty).
+    pub request_principals: Vec<TextPattern>,
+}
+
+impl Requirements {
+    /// Any of `credentials`, with no further condition.
+    pub fn any_of(credentials: Vec<Credential>) -> Requirements {
+        Requirements { credentials, ..Requirements::default() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -226,7 +242,7 @@ mod tests {
 
     #[test]
     fn routing_order() {
-        let requires = Requirements { credentials: vec![Credential::ApiKey], scopes: vec![], claims: vec![] };
+        let requires = Requirements::any_of(vec![Credential::ApiKey]);
         let table = RouteTable {
             public: vec![PathMatch::parse("/healthz").unwrap()],
             rules: vec![

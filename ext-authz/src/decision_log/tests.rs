@@ -19,13 +19,21 @@ fn allow(identity: Identity) -> Outcome {
         remove_query: vec![],
         metadata: identity.metadata(),
         identity: Some(identity),
+        principal: None,
         reason: "authenticated",
         set_cookies: vec![],
     })
 }
 
 fn entry<'a>(request: &'a AuthRequest, outcome: &'a Outcome) -> Entry<'a> {
-    Entry { request, outcome, route: Some("orders"), mode: "grpc", latency: Duration::from_micros(250) }
+    Entry {
+        request,
+        outcome,
+        route: Some("orders"),
+        mode: "grpc",
+        latency: Duration::from_micros(250),
+        principal: None,
+    }
 }
 
 fn counter() -> Counter {
@@ -50,7 +58,8 @@ fn a_line_has_every_field_and_no_credential() {
     );
     let claims = Arc::new(json!({"sub": "alice", "email": "alice@example.com"}));
     let outcome = allow(Identity::from_jwt("corp", claims));
-    let text = line(&entry(&request, &outcome), "2026-12-02T03:50:00.123Z");
+    let principal = Some("spiffe://shop.example/ns/web/sa/front");
+    let text = line(&Entry { principal, ..entry(&request, &outcome) }, "2026-12-02T03:50:00.123Z");
     let record: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         record,
@@ -67,6 +76,7 @@ fn a_line_has_every_field_and_no_credential() {
             "reason": "authenticated",
             "status": 200,
             "identity": {"id": "alice", "method": "jwt", "provider": "corp"},
+            "principal": "spiffe://shop.example/ns/web/sa/front",
             "latency_us": 250,
         })
     );

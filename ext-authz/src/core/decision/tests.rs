@@ -12,8 +12,32 @@ const RSA_A: &str = include_str!("../../../tests/fixtures/rsa-a.pem");
 const NOW: u64 = 1_800_000_000;
 const API_KEY: &str = "ghk_test-key-0123456789";
 
+mod principals;
+
 fn requirements(credentials: Vec<Credential>, scopes: &[&str], claims: Vec<ClaimRule>) -> Requirements {
-    Requirements { credentials, scopes: scopes.iter().map(|s| s.to_string()).collect(), claims }
+    Requirements {
+        credentials,
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        claims,
+        ..Requirements::default()
+    }
+}
+
+/// A rule requiring one of these workloads and, unless `credentials` is empty, a user too.
+fn workload_requirements(
+    principals: &[&str],
+    credentials: Vec<Credential>,
+    request_principals: &[&str],
+) -> Requirements {
+    Requirements {
+        credentials,
+        principals: principals.iter().map(|p| shared::spiffe::IdPattern::parse(p).unwrap()).collect(),
+        request_principals: request_principals
+            .iter()
+            .map(|p| crate::core::principals::TextPattern::parse(p).unwrap())
+            .collect(),
+        ..Requirements::default()
+    }
 }
 
 fn engine() -> Engine {
@@ -48,6 +72,20 @@ fn engine() -> Engine {
                 ),
                 rule("any", "/any", requirements(vec![Credential::Jwt(None), Credential::ApiKey], &[], vec![])),
                 rule(
+                    "internal",
+                    "/internal/*",
+                    workload_requirements(&["spiffe://shop.test/ns/shop/sa/*"], vec![], &[]),
+                ),
+                rule(
+                    "partner",
+                    "/partner/*",
+                    workload_requirements(
+                        &["spiffe://shop.test/ns/partners/**"],
+                        vec![Credential::Jwt(None), Credential::ApiKey],
+                        &["https://idp.test/u1", "https://other.test/*"],
+                    ),
+                ),
+                rule(
                     "app",
                     "/app/*",
                     requirements(vec![Credential::Session, Credential::Jwt(None)], &["email"], vec![]),
@@ -75,6 +113,10 @@ fn engine() -> Engine {
             rules: IdentityHeaders::defaults(),
             arrays: ArrayFormat::Join(",".into()),
             payload_header: None,
+        },
+        workload: crate::core::principals::WorkloadIdentity {
+            header: Some("x-client-principal".into()),
+            ..Default::default()
         },
         forward_credential: false,
         forward_api_keys: false,
@@ -123,11 +165,25 @@ impl World {
     }
 
     fn check_with_session(&self, target: &str, headers: &[(&str, &str)], session: Option<&Session>) -> Decision {
-        let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let request = AuthRequest::new("GET", "api.test", target, headers);
-        let ctx = Context { keys: &self.keys, api_keys: &self.api_keys, cache: &self.cache, now: NOW, session };
-        self.engine.check(&request, &ctx)
+        self.check_request(&request(target, headers), session)
     }
+
+    /// A request from the workload `peer` (a SPIFFE ID, as Envoy's `source.principal` gives it).
+    fn check_from(&self, peer: &str, target: &str, headers: &[(&str, &str)]) -> Decision {
+        let mut request = request(target, headers);
+        request.peer_spiffe_id = Some(shared::spiffe::SpiffeId::parse(peer).unwrap());
+        self.check_request(&request, None)
+    }
+
+    fn check_request(&self, request: &AuthRequest, session: Option<&Session>) -> Decision {
+        let ctx = Context { keys: &self.keys, api_keys: &self.api_keys, cache: &self.cache, now: NOW, session };
+        self.engine.check(request, &ctx)
+    }
+}
+
+fn request(target: &str, headers: &[(&str, &str)]) -> AuthRequest {
+    let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    AuthRequest::new("GET", "api.test", target, headers)
 }
 
 fn allowed(decision: Decision) -> Allow {
@@ -168,7 +224,7 @@ fn a_valid_token_gets_identity_headers_and_loses_the_credential() {
 fn public_paths_still_strip_identity_headers() {
     let allow = allowed(World::new().check("/public/a", &[("x-user-id", "spoofed")]));
     assert!(allow.headers.is_empty());
-    assert_eq!(allow.remove.len(), 5);
+    assert_eq!(allow.remove.len(), 6, "the five identity headers and the principal's: {:?}", allow.remove);
 }
 
 #[test]
