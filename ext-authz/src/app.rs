@@ -22,7 +22,7 @@ use crate::grpc::AuthorizationGrpc;
 use crate::key_files::{self, ApiKeysLocation};
 use crate::metrics::Metrics;
 use crate::service::{Authorizer, Clock, Policy};
-use policy::{build_oidc, build_policy, start_keys, FirstLoad};
+use policy::{build_oidc, build_policy, start_keys, start_upstream, FirstLoad, PolicyError};
 
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
@@ -33,7 +33,7 @@ pub enum StartError {
     #[error("API keys: {0}")]
     ApiKeys(#[from] ApiKeyError),
     #[error(transparent)]
-    Oidc(#[from] crate::oidc::OidcSetupError),
+    Policy(#[from] PolicyError),
     #[error("decision log: cannot open {path}: {source}")]
     DecisionLog { path: String, source: std::io::Error },
     #[error("{section}: {source}")]
@@ -76,7 +76,7 @@ pub async fn start(
     let metrics = Metrics::default();
     let api_keys = load_api_keys(&config)?;
     tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
-    let policy = build_policy(&config, &metrics, FirstLoad::Background).await?;
+    let policy = build_policy(&config, &metrics, &clock, FirstLoad::Background).await?;
     let mut authorizer = Authorizer::new(policy, api_keys, config.cache_size, metrics.clone(), clock);
     if let Some(log) = start_decision_log(&config, &metrics)? {
         authorizer = authorizer.with_decision_log(log);
@@ -270,10 +270,13 @@ enum ReloadError {
     Config(#[from] config::ConfigError),
     #[error("the login flow cannot be built: {0}")]
     Oidc(#[from] crate::oidc::OidcSetupError),
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
-/// A reloaded config keeps its key manager when the providers' key sources are unchanged, and
-/// its login flow (sessions, revocations, provider state) when the `oidc` section is.
+/// A reloaded config keeps its key manager when the providers' key sources are unchanged, its
+/// login flow (sessions, revocations, provider state) when the `oidc` section is, and its
+/// upstream credentials (tokens, file watchers) when `upstream_credentials` is.
 async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<(), ReloadError> {
     let current = authorizer.policy();
     let oidc = match (&current.oidc, &new.oidc) {
@@ -285,7 +288,12 @@ async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<()
     } else {
         start_keys(new, &authorizer.metrics, FirstLoad::Wait).await
     };
-    let policy = Policy { engine: new.engine.clone(), keys, stop_refresh, oidc };
+    let upstream = if current.upstream.settings() == new.upstream_credentials.as_slice() {
+        current.upstream.clone()
+    } else {
+        start_upstream(new, &authorizer.metrics, &authorizer.clock(), FirstLoad::Wait).await?
+    };
+    let policy = Policy { engine: new.engine.clone(), keys, stop_refresh, oidc, upstream };
     let replaced = authorizer.replace_policy(policy);
     if !Arc::ptr_eq(&replaced.keys, &authorizer.policy().keys) {
         replaced.stop_refresh.send_replace(true);

@@ -17,6 +17,7 @@ mod raw;
 mod routes;
 mod server;
 mod telemetry;
+mod upstream;
 mod workload;
 
 pub use check::Problem;
@@ -78,6 +79,8 @@ pub struct AuthzConfig {
     pub decision_log: Option<DecisionLogSettings>,
     /// Span export, when enabled (read at start; a change needs a restart).
     pub tracing: Option<TraceSettings>,
+    /// Credentials set on the upstream request by the rules that name them.
+    pub upstream_credentials: Vec<crate::upstream::CredentialSettings>,
 }
 
 impl AuthzConfig {
@@ -146,6 +149,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         api_keys: raw.api_keys.is_some(),
         sessions: raw.oidc.is_some(),
         trust_domains: &raw.workload_identity.trust_domains,
+        upstream_credentials: raw.upstream_credentials.iter().map(|u| u.name.as_str()).collect(),
     };
     let routes = routes::routes(raw.routes.as_ref(), &available, c);
     drop(available);
@@ -158,10 +162,12 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
     let decision_log = decision_log::decision_log(&raw.decision_log, c);
     let tracing = telemetry::tracing(&raw.telemetry.tracing, c);
     let workload = workload::workload_identity(&raw.workload_identity, c);
+    let upstream_credentials = upstream::upstream_credentials(raw.upstream_credentials, c);
 
     let (server, (log_level, log_json), routes) = (server?, log?, routes?);
     let ((providers, provider_keys), api_keys, oidc, identity) = (providers?, api_keys?, oidc?, identity?);
-    let (decision_log, tracing, workload) = (decision_log?, tracing?, workload?);
+    let (decision_log, tracing, workload, upstream_credentials) =
+        (decision_log?, tracing?, workload?, upstream_credentials?);
     let (api_key_sources, api_keys) = match api_keys {
         Some((sources, location)) => (sources, Some(location)),
         None => (Vec::new(), None),
@@ -197,6 +203,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         oidc,
         decision_log,
         tracing,
+        upstream_credentials,
     })
 }
 

@@ -13,4 +13,5 @@ pub mod request;
 pub mod routes;
 pub mod session;
 pub mod token_cache;
+pub mod token_schedule;
 pub mod xfcc;

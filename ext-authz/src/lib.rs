@@ -27,6 +27,7 @@ pub mod http;
 pub mod jwks;
 pub mod key_files;
 pub mod metrics;
+pub mod oauth;
 pub mod oidc;
 pub mod outcome;
 pub mod provider_body;
@@ -35,3 +36,4 @@ pub mod service;
 /// Signing keys and JWKS for tests: only with the `test-util` feature (test code, e2e, bench).
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod upstream;

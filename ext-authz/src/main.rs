@@ -88,14 +88,20 @@ fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
         },
         None => 0,
     };
+    // The credential files a start would read (token endpoints are not called).
+    if let Err(e) = ext_authz::upstream::check_files(&config.upstream_credentials) {
+        eprintln!("{}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
     for warning in config.warnings() {
         eprintln!("warning: {}: {warning}", file.display());
     }
     println!(
-        "OK: {} JWT providers, {} route rules, {} API keys",
+        "OK: {} JWT providers, {} route rules, {} API keys, {} upstream credentials",
         config.engine.providers.len(),
         config.engine.routes.rules.len(),
-        keys
+        keys,
+        config.upstream_credentials.len()
     );
     ExitCode::SUCCESS
 }

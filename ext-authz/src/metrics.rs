@@ -11,6 +11,7 @@ const OUTCOMES: &[(&str, &str)] = &[
     ("allow", "public"),
     ("allow", "default_allow"),
     ("allow", "authenticated"),
+    ("allow", "workload"),
     ("deny", "no_route"),
     ("deny", "missing_credentials"),
     ("deny", "invalid_api_key"),
@@ -20,6 +21,10 @@ const OUTCOMES: &[(&str, &str)] = &[
     ("deny", "insufficient_scope"),
     ("deny", "claim_rule"),
     ("deny", "unknown_key"),
+    ("deny", "missing_principal"),
+    ("deny", "principal_not_allowed"),
+    ("deny", "request_principal"),
+    ("deny", "upstream_credential"),
     ("error", "unavailable"),
 ];
 
@@ -29,6 +34,8 @@ pub struct Metrics {
     decisions: CounterFamily,
     duration: HistogramFamily,
     pub jwks_fetches: CounterFamily,
+    /// OAuth2 client-credentials token requests for upstream credentials, by credential and result.
+    pub upstream_token_requests: CounterFamily,
     reloads: CounterFamily,
     /// Decision log lines lost because the writer could not keep up.
     pub decision_log_dropped: Counter,
@@ -62,8 +69,14 @@ impl Default for Metrics {
             durations: Arc::new(durations),
             jwks_fetches: registry
                 .counter_family("ext_authz_jwks_fetches_total", "JWKS fetches by provider and result."),
-            reloads: registry
-                .counter_family("ext_authz_reloads_total", "Config and API key reloads by what and result."),
+            upstream_token_requests: registry.counter_family(
+                "ext_authz_upstream_token_requests_total",
+                "Client-credentials token requests for upstream credentials, by credential and result.",
+            ),
+            reloads: registry.counter_family(
+                "ext_authz_reloads_total",
+                "Config, API key, TLS and upstream credential reloads by what and result.",
+            ),
             decision_log_dropped: registry
                 .counter_family(
                     "ext_authz_decision_log_dropped_total",

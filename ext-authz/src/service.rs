@@ -12,7 +12,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::core::apikeys::ApiKeyStore;
-use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode};
+use crate::core::decision::{deny, Allow, Context, Decision, Deny, Engine, ErrorCode};
 use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
 use crate::decision_log::{DecisionLog, Entry};
@@ -20,6 +20,7 @@ use crate::jwks::KeyManager;
 use crate::metrics::Metrics;
 use crate::oidc::{Oidc, SessionLookup};
 use crate::outcome::Outcome;
+use crate::upstream::UpstreamCredentials;
 
 pub use shared::clock::{system_clock, Clock};
 
@@ -32,6 +33,8 @@ pub struct Policy {
     pub stop_refresh: Arc<watch::Sender<bool>>,
     /// Browser logins, when the config has an `oidc` section.
     pub oidc: Option<Arc<Oidc>>,
+    /// Credentials set on the upstream request by the rules that name them.
+    pub upstream: Arc<UpstreamCredentials>,
 }
 
 pub struct Authorizer {
@@ -69,6 +72,10 @@ impl Authorizer {
     /// The current time in Unix seconds, from the authorizer's clock.
     pub fn now(&self) -> u64 {
         (self.clock)()
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     pub fn policy(&self) -> Arc<Policy> {
@@ -207,6 +214,13 @@ impl Authorizer {
                     }
                 }
                 Decision::Allow(mut allow) => {
+                    if let Some(index) = allow.upstream {
+                        if let Err(refused) =
+                            add_upstream_credential(&policy.upstream, index, &mut allow, request).await
+                        {
+                            return Outcome::Deny(refused);
+                        }
+                    }
                     allow.set_cookies.extend(lookup.set_cookies);
                     return Outcome::Allow(allow);
                 }
@@ -216,6 +230,37 @@ impl Authorizer {
                 }
                 Decision::Unavailable(why) => return Outcome::Unavailable(why),
             }
+        }
+    }
+}
+
+/// Sets the rule's upstream credential on an allowed request, overwriting the client's copy of
+/// its header (and never also removing it: Envoy would remove ours). Without a credential the
+/// request is refused with 503 rather than sent upstream without one.
+async fn add_upstream_credential(
+    upstream: &UpstreamCredentials,
+    index: usize,
+    allow: &mut Allow,
+    request: &AuthRequest,
+) -> Result<(), Deny> {
+    match upstream.header(index).await {
+        Ok((name, value)) => {
+            allow.remove.retain(|h| h != name);
+            allow.headers.retain(|(h, _)| h != name);
+            allow.headers.push((name.to_string(), value));
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(request_id = request.request_id(), "{e}");
+            let mut refused = deny(
+                503,
+                ErrorCode::Unavailable,
+                "the upstream's credential is unavailable; retry later",
+                None,
+                "upstream_credential",
+            );
+            refused.headers.push(("retry-after", "2".into()));
+            Err(refused)
         }
     }
 }

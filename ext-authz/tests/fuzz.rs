@@ -45,6 +45,7 @@ fn example_env() -> HashMap<String, String> {
         ("INTERNAL_JWT_SECRET".to_string(), "s".repeat(40)),
         ("SESSION_KEY".to_string(), ext_authz::core::session::seal::new_key()),
         ("OIDC_CLIENT_SECRET".to_string(), "secret".to_string()),
+        ("PARTNER_CLIENT_SECRET".to_string(), "secret".to_string()),
     ])
 }
 

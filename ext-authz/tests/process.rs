@@ -25,10 +25,14 @@ fn help_validate_and_new_keys() {
         .args(["validate"])
         .arg(example())
         .env("INTERNAL_JWT_SECRET", "s".repeat(40))
+        .env("PARTNER_CLIENT_SECRET", "p".repeat(20))
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(String::from_utf8_lossy(&ok.stdout), "OK: 2 JWT providers, 3 route rules, 1 API keys\n");
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "OK: 2 JWT providers, 6 route rules, 1 API keys, 2 upstream credentials\n"
+    );
     let missing_secret =
         Command::new(BIN).args(["validate"]).arg(example()).env_remove("INTERNAL_JWT_SECRET").output().unwrap();
     assert_eq!(missing_secret.status.code(), Some(1));

@@ -9,18 +9,48 @@ use crate::config::AuthzConfig;
 use crate::jwks::KeyManager;
 use crate::metrics::Metrics;
 use crate::oidc::{Oidc, OidcSetupError};
-use crate::service::Policy;
+use crate::service::{Clock, Policy};
+use crate::upstream::{Context as UpstreamContext, UpstreamCredentials, UpstreamError};
+
+/// Why a policy cannot be built from a config that loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the login flow cannot be built: {0}")]
+    Oidc(#[from] OidcSetupError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
 
 /// Builds a policy from a config: the engine, a key manager with its keys loaded (as far as the
-/// providers answer) and its refresh tasks running, and the login flow when configured.
+/// providers answer) and its refresh tasks running, the login flow when configured, and the
+/// upstream credentials.
 pub async fn build_policy(
     config: &AuthzConfig,
     metrics: &Metrics,
+    clock: &Clock,
     first_load: FirstLoad,
-) -> Result<Policy, OidcSetupError> {
+) -> Result<Policy, PolicyError> {
     let oidc = build_oidc(config, metrics, first_load).await?;
+    let upstream = start_upstream(config, metrics, clock, first_load).await?;
     let (keys, stop_refresh) = start_keys(config, metrics, first_load).await;
-    Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc })
+    Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc, upstream })
+}
+
+/// The upstream credentials: files read (an unreadable one is an error), first tokens fetched
+/// — awaited on reload, in the background at start.
+pub async fn start_upstream(
+    config: &AuthzConfig,
+    metrics: &Metrics,
+    clock: &Clock,
+    first_load: FirstLoad,
+) -> Result<Arc<UpstreamCredentials>, UpstreamError> {
+    if config.upstream_credentials.is_empty() {
+        return Ok(Arc::new(UpstreamCredentials::none()));
+    }
+    let context =
+        UpstreamContext { clock: clock.clone(), metrics: metrics.clone(), reload_interval: config.reload_interval };
+    let wait = first_load == FirstLoad::Wait;
+    Ok(Arc::new(UpstreamCredentials::start(config.upstream_credentials.clone(), &context, wait).await?))
 }
 
 /// Whether building a policy waits for the providers' first answers.

@@ -61,6 +61,21 @@ impl<'a> Check<'a> {
         text.parse().or_else(|_| self.fail(key, format!("{text:?} is not an ip:port address")))
     }
 
+    /// A secret from a file (its trailing newline removed) or an environment variable:
+    /// exactly one of the two.
+    pub fn secret(&self, key: &str, file: Option<&str>, env: Option<&str>) -> Checked<Vec<u8>> {
+        match (file, env) {
+            (Some(file), None) => std::fs::read(self.path(file))
+                .map(super::credentials::trim_newline)
+                .or_else(|e| self.fail(key, format!("cannot read {file}: {e}"))),
+            (None, Some(name)) => match self.env.get(name) {
+                Some(value) if !value.is_empty() => Ok(value.as_bytes().to_vec()),
+                _ => self.fail(key, format!("the environment variable {name} is not set")),
+            },
+            _ => self.fail(key, "set exactly one of file and env"),
+        }
+    }
+
     /// Relative paths are relative to the config file.
     pub fn path(&self, text: &str) -> PathBuf {
         let path = Path::new(text);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use shared::redis::{RedisSettings, SocketType, Topology};
 
 use super::check::{Check, Checked};
-use super::credentials::{algorithm, trim_newline};
+use super::credentials::algorithm;
 use super::raw::{RawCookie, RawOidc, RawRedis, RawSession};
 use crate::core::session::cookies::{CookieAttributes, SameSite};
 use crate::core::session::seal;
@@ -20,19 +20,6 @@ fn path_key(c: &Check<'_>, key: &str, value: &str) -> Checked<String> {
         return c.fail(key, format!("{value:?} must be a path starting with '/' (no query)"));
     }
     Ok(value.to_string())
-}
-
-fn secret_from(c: &Check<'_>, key: &str, file: Option<&str>, env: Option<&str>) -> Checked<Vec<u8>> {
-    match (file, env) {
-        (Some(file), None) => {
-            std::fs::read(c.path(file)).map(trim_newline).or_else(|e| c.fail(key, format!("cannot read {file}: {e}")))
-        }
-        (None, Some(name)) => match c.env.get(name) {
-            Some(value) if !value.is_empty() => Ok(value.as_bytes().to_vec()),
-            _ => c.fail(key, format!("the environment variable {name} is not set")),
-        },
-        _ => c.fail(key, "set exactly one of file and env"),
-    }
 }
 
 pub fn build(raw: RawOidc, c: &Check<'_>) -> Checked<OidcSettings> {
@@ -48,12 +35,8 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Checked<OidcSettings> {
     if raw.client_id.is_empty() {
         return c.fail("oidc.client_id", "must not be empty");
     }
-    let client_secret = Secret(secret_from(
-        c,
-        "oidc.client_secret",
-        raw.client_secret_file.as_deref(),
-        raw.client_secret_env.as_deref(),
-    )?);
+    let client_secret =
+        Secret(c.secret("oidc.client_secret", raw.client_secret_file.as_deref(), raw.client_secret_env.as_deref())?);
     let mut scopes = raw.scopes.clone();
     if !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".into());
@@ -199,7 +182,7 @@ fn session(raw: &RawSession, c: &Check<'_>) -> Checked<(Duration, Vec<Vec<u8>>, 
     let mut keys = Vec::new();
     for (i, k) in session.keys.iter().enumerate() {
         let key = format!("oidc.session.keys[{i}]");
-        let text = secret_from(c, &key, k.file.as_deref(), k.env.as_deref())?;
+        let text = c.secret(&key, k.file.as_deref(), k.env.as_deref())?;
         let bytes = seal::parse_key(&String::from_utf8_lossy(&text)).or_else(|e| c.fail(&key, e.to_string()))?;
         keys.push(bytes);
     }
@@ -243,7 +226,7 @@ fn redis_settings(r: &RawRedis, c: &Check<'_>) -> Checked<RedisSettings> {
     }
     let auth = match &r.password_env {
         Some(name) => Some(
-            String::from_utf8(secret_from(c, "oidc.session.redis.password_env", None, Some(name))?)
+            String::from_utf8(c.secret("oidc.session.redis.password_env", None, Some(name))?)
                 .or_else(|_| c.fail("oidc.session.redis.password_env", "not UTF-8"))?,
         ),
         None => None,

@@ -26,6 +26,58 @@ pub struct RawConfig {
     pub decision_log: RawDecisionLog,
     pub telemetry: RawTelemetry,
     pub workload_identity: RawWorkloadIdentity,
+    pub upstream_credentials: Vec<RawUpstreamCredential>,
+}
+
+/// One `upstream_credentials:` entry: the header to set, and where its value comes from
+/// (exactly one of `file`, `dir` + `key`, `oauth2`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamCredential {
+    pub name: String,
+    pub header: String,
+    /// Put before the value (default: `"Bearer "` for oauth2, nothing for files).
+    pub prefix: Option<String>,
+    pub file: Option<String>,
+    /// A mounted Secret's directory, with `key` the file in it.
+    pub dir: Option<String>,
+    pub key: Option<String>,
+    pub oauth2: Option<RawClientCredentials>,
+}
+
+/// `oauth2:` — the client-credentials grant.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientCredentials {
+    /// The token endpoint, or `issuer` to find it through discovery (exactly one).
+    pub token_endpoint: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret_file: Option<String>,
+    pub client_secret_env: Option<String>,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    #[serde(default = "basic")]
+    pub auth_method: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    #[serde(default = "sixty_seconds")]
+    pub refresh_before: String,
+    #[serde(default = "five_seconds")]
+    pub timeout: String,
+}
+
+fn basic() -> String {
+    "client_secret_basic".into()
+}
+
+fn sixty_seconds() -> String {
+    "60s".into()
+}
+
+fn five_seconds() -> String {
+    "5s".into()
 }
 
 /// `workload_identity:` — where the calling workload's SPIFFE ID comes from.
@@ -303,6 +355,8 @@ pub struct RawRule {
     /// `<iss>/<sub>` patterns (`*`, `prefix*`, `*suffix`, exact), one of which the user's must match.
     #[serde(default)]
     pub request_principals: Vec<String>,
+    /// The name of an `upstream_credentials` entry to set on the requests this rule allows.
+    pub upstream_credential: Option<String>,
 }
 
 fn default_accept() -> Vec<String> {

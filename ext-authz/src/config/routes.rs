@@ -17,6 +17,8 @@ pub struct Available<'a> {
     pub sessions: bool,
     /// `workload_identity.trust_domains`: principal patterns must name one (when not empty).
     pub trust_domains: &'a [String],
+    /// `upstream_credentials` names, in order (a rule's `upstream_credential` names one).
+    pub upstream_credentials: Vec<&'a str>,
 }
 
 pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>) -> Checked<RouteTable> {
@@ -59,6 +61,15 @@ fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Chec
     let request_principals = each(&r.request_principals, |j, text| {
         TextPattern::parse(text).or_else(|e| c.fail(format!("{key}.request_principals[{j}]"), e.to_string()))
     });
+    let upstream = match &r.upstream_credential {
+        None => Ok(None),
+        Some(name) => match available.upstream_credentials.iter().position(|n| n == name) {
+            Some(index) => Ok(Some(index)),
+            None => {
+                c.fail(format!("{key}.upstream_credential"), format!("no upstream_credentials entry is named {name:?}"))
+            }
+        },
+    };
     let workload_only = !r.principals.is_empty();
     let credentials = accept(&r.accept, &format!("{key}.accept"), workload_only, available, c);
     Ok(Rule {
@@ -73,6 +84,7 @@ fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Chec
             principals: principals?,
             request_principals: request_principals?,
         },
+        upstream: upstream?,
     })
 }
 

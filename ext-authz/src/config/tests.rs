@@ -8,7 +8,10 @@ fn example() -> PathBuf {
 }
 
 fn secret_env() -> HashMap<String, String> {
-    HashMap::from([("INTERNAL_JWT_SECRET".to_string(), "x".repeat(40))])
+    HashMap::from([
+        ("INTERNAL_JWT_SECRET".to_string(), "x".repeat(40)),
+        ("PARTNER_CLIENT_SECRET".to_string(), "partner-secret".to_string()),
+    ])
 }
 
 fn write(content: &str) -> tempfile::NamedTempFile {
@@ -34,7 +37,9 @@ fn error_with_routes(content: &str) -> String {
 fn the_example_loads() {
     let config = load(&example(), &secret_env()).unwrap();
     assert_eq!(config.engine.providers.len(), 2);
-    assert_eq!(config.engine.routes.rules.len(), 5);
+    assert_eq!(config.engine.routes.rules.len(), 6);
+    assert_eq!(config.upstream_credentials.len(), 2);
+    assert_eq!(config.engine.routes.rules[5].upstream, Some(0), "llm → llm-provider");
     let stock = &config.engine.routes.rules[3].requires;
     assert!(
         stock.credentials.is_empty() && stock.principals[0].to_string() == "spiffe://shop.example/ns/warehouse/sa/*"

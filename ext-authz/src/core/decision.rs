@@ -134,6 +134,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The method is not one this path answers (a GET of the logout path).
     MethodNotAllowed,
+    /// Something the request needs is missing for now (an upstream credential): retry later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -147,6 +149,7 @@ impl ErrorCode {
             ErrorCode::LoginUnavailable => "LOGIN_UNAVAILABLE",
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 }
@@ -193,6 +196,9 @@ pub struct Allow {
     pub reason: &'static str,
     /// `Set-Cookie` values for the client's response (a refreshed session).
     pub set_cookies: Vec<String>,
+    /// The upstream credential to set (an index into the config's `upstream_credentials`);
+    /// the service layer fetches it and adds its header.
+    pub upstream: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +242,7 @@ impl Engine {
             return refused;
         }
         let principal = self.workload.principal(request);
-        let requirements = match self.routes.route(&request.host, &request.method, &request.path) {
+        let (requirements, upstream) = match self.routes.route(&request.host, &request.method, &request.path) {
             Routed::Public => return Decision::Allow(self.allow(request, None, None, principal, "public")),
             Routed::Default(DefaultPolicy::Allow) => {
                 return Decision::Allow(self.allow(request, None, None, principal, "default_allow"))
@@ -250,14 +256,15 @@ impl Engine {
                     "no_route",
                 ))
             }
-            Routed::Default(DefaultPolicy::Authenticated(requirements)) => requirements,
-            Routed::Rule(rule) => &rule.requires,
+            Routed::Default(DefaultPolicy::Authenticated(requirements)) => (requirements, None),
+            Routed::Rule(rule) => (&rule.requires, rule.upstream),
         };
         if let Some(refused) = check_principal(principal.as_ref(), requirements) {
             return Decision::Deny(refused);
         }
         if requirements.credentials.is_empty() {
-            return Decision::Allow(self.allow(request, None, None, principal, "workload"));
+            let allow = self.allow(request, None, None, principal, "workload");
+            return Decision::Allow(Allow { upstream, ..allow });
         }
         let Some(found) = self.find_credential(request, requirements, ctx) else {
             if requirements.credentials.contains(&Credential::Session) && wants_login_redirect(request) {
@@ -308,6 +315,7 @@ impl Engine {
             }
         }
         let mut allow = self.allow(request, Some(identity), Some(&found), principal, "authenticated");
+        allow.upstream = upstream;
         if let (FoundKind::Session, Some(policy), Some(session)) = (&found.kind, &self.sessions, ctx.session) {
             match session.access_token.as_deref().filter(|_| policy.forward_access_token) {
                 Some(token) => {
@@ -468,7 +476,17 @@ impl Engine {
         if let Some(id) = principal.as_ref().filter(|_| self.dynamic_metadata) {
             Arc::make_mut(&mut metadata).insert("principal".into(), Value::String(id.clone()));
         }
-        Allow { headers, remove, remove_query, identity, principal, metadata, reason, set_cookies: Vec::new() }
+        Allow {
+            headers,
+            remove,
+            remove_query,
+            identity,
+            principal,
+            metadata,
+            reason,
+            set_cookies: Vec::new(),
+            upstream: None,
+        }
     }
 }
 

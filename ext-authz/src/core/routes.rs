@@ -153,6 +153,9 @@ pub struct Rule {
     pub methods: Vec<String>,
     pub path: PathMatch,
     pub requires: Requirements,
+    /// The upstream credential set on requests this rule allows (an index into the config's
+    /// `upstream_credentials`).
+    pub upstream: Option<usize>,
 }
 
 impl Rule {
@@ -252,6 +255,7 @@ mod tests {
                     methods: vec!["GET".into()],
                     path: PathMatch::parse("/orders/*").unwrap(),
                     requires: requires.clone(),
+                    upstream: None,
                 },
                 Rule {
                     name: "any".into(),
@@ -259,6 +263,7 @@ mod tests {
                     methods: vec![],
                     path: PathMatch::parse("/orders/*").unwrap(),
                     requires,
+                    upstream: None,
                 },
             ],
             default: DefaultPolicy::Deny,

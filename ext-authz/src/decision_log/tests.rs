@@ -22,6 +22,7 @@ fn allow(identity: Identity) -> Outcome {
         principal: None,
         reason: "authenticated",
         set_cookies: vec![],
+        upstream: None,
     })
 }
 

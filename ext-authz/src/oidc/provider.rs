@@ -19,6 +19,7 @@ use crate::core::jwt::{self, JwtError, JwtPolicy};
 use crate::core::session::model::TokenSet;
 use crate::jwks::KeyManager;
 use crate::jwks::{KeySource, ProviderKeys};
+use crate::oauth::{ClientAuth, ClientAuthMethod, EndpointError};
 
 /// What discovery tells us; only what the flow uses.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -43,10 +44,13 @@ pub enum ProviderError {
     IdToken(String),
 }
 
-#[derive(Deserialize)]
-struct OAuthError {
-    error: String,
-    error_description: Option<String>,
+impl From<EndpointError> for ProviderError {
+    fn from(e: EndpointError) -> ProviderError {
+        match e {
+            EndpointError::Unavailable(why) => ProviderError::Unavailable(why),
+            EndpointError::Refused { error, description } => ProviderError::Refused { error, description },
+        }
+    }
 }
 
 pub struct OidcProvider {
@@ -77,13 +81,7 @@ impl OidcProvider {
             }],
             fetches,
         ));
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("gatehouse-ext-authz/", env!("CARGO_PKG_VERSION")))
-            .timeout(settings.timeout)
-            // The token endpoint must never send us elsewhere with our client secret.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("building the HTTP client");
+        let client = crate::oauth::http_client(settings.timeout);
         let (stop_keys, _) = watch::channel(false);
         OidcProvider {
             settings,
@@ -142,25 +140,11 @@ impl OidcProvider {
             url.full = %url,
             authz.provider = %self.settings.name,
         );
-        shared::traces::in_span(span, self.fetch_metadata(url)).await
+        shared::traces::in_span(span, self.fetch_metadata()).await
     }
 
-    async fn fetch_metadata(&self, url: String) -> Result<Arc<Metadata>, ProviderError> {
-        let request = self.client.get(&url).headers(shared::traces::outgoing_headers());
-        let response = request.send().await.map_err(|e| unavailable(&url, e))?;
-        if !response.status().is_success() {
-            return Err(ProviderError::Unavailable(format!("GET {url}: HTTP {}", response.status().as_u16())));
-        }
-        let body = crate::provider_body::read(response).await.map_err(|e| unreadable(&url, e))?;
-        let metadata: Metadata =
-            serde_json::from_slice(&body).map_err(|e| ProviderError::Unavailable(format!("GET {url}: {e}")))?;
-        // OpenID Connect Discovery §4.3: the document must name exactly our issuer.
-        if metadata.issuer != self.settings.issuer {
-            return Err(ProviderError::Unavailable(format!(
-                "{url} names issuer {:?}, not {:?}",
-                metadata.issuer, self.settings.issuer
-            )));
-        }
+    async fn fetch_metadata(&self) -> Result<Arc<Metadata>, ProviderError> {
+        let metadata: Metadata = crate::oauth::discover(&self.client, &self.settings.issuer).await?;
         let metadata = Arc::new(metadata);
         self.metadata.store(Some(metadata.clone()));
         *self.last_contact.lock().expect("lock") = Some(Instant::now());
@@ -206,32 +190,14 @@ impl OidcProvider {
     }
 
     async fn post_token_request(&self, metadata: &Metadata, form: &[(&str, &str)]) -> Result<TokenSet, ProviderError> {
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let secret = String::from_utf8_lossy(&self.settings.client_secret.0).into_owned();
-        let response = self
-            .client
-            .post(&metadata.token_endpoint)
-            .headers(shared::traces::outgoing_headers())
-            .basic_auth(encode(&self.settings.client_id), Some(encode(&secret)))
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| unavailable(&metadata.token_endpoint, e))?;
-        let status = response.status();
-        let body = crate::provider_body::read(response).await.map_err(|e| unreadable(&metadata.token_endpoint, e))?;
-        if status.is_success() {
-            *self.last_contact.lock().expect("lock") = Some(Instant::now());
-            return serde_json::from_slice(&body).map_err(|e| {
-                ProviderError::Unavailable(format!("the token endpoint's answer is not a token set: {e}"))
-            });
-        }
-        match serde_json::from_slice::<OAuthError>(&body) {
-            Ok(e) if status.is_client_error() => {
-                Err(ProviderError::Refused { error: e.error, description: e.error_description })
-            }
-            _ => Err(ProviderError::Unavailable(format!("the token endpoint answered HTTP {}", status.as_u16()))),
-        }
+        let auth = ClientAuth {
+            client_id: &self.settings.client_id,
+            secret: &self.settings.client_secret,
+            method: ClientAuthMethod::Basic,
+        };
+        let tokens = crate::oauth::token_request(&self.client, &metadata.token_endpoint, &auth, form).await?;
+        *self.last_contact.lock().expect("lock") = Some(Instant::now());
+        Ok(tokens)
     }
 
     /// Verifies a token signed by the provider for this client: signature with the provider's
@@ -286,18 +252,6 @@ impl OidcProvider {
             }
         }
     }
-}
-
-fn unreadable(url: &str, error: crate::provider_body::BodyError) -> ProviderError {
-    match error {
-        crate::provider_body::BodyError::Http(e) => unavailable(url, e),
-        too_large => ProviderError::Unavailable(format!("{url}: {too_large}")),
-    }
-}
-
-fn unavailable(url: &str, error: reqwest::Error) -> ProviderError {
-    // reqwest's error text names the URL; ours adds nothing secret (no query strings are sent).
-    ProviderError::Unavailable(format!("{url}: {}", error.without_url()))
 }
 
 /// Whether the provider answered within `interval` of `now`, so a new login can use what

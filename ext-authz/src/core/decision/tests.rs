@@ -48,6 +48,7 @@ fn engine() -> Engine {
         methods: vec![],
         path: PathMatch::parse(path).unwrap(),
         requires,
+        upstream: None,
     };
     Engine {
         routes: RouteTable {
@@ -70,12 +71,18 @@ fn engine() -> Engine {
                         }],
                     ),
                 ),
-                rule("any", "/any", requirements(vec![Credential::Jwt(None), Credential::ApiKey], &[], vec![])),
-                rule(
-                    "internal",
-                    "/internal/*",
-                    workload_requirements(&["spiffe://shop.test/ns/shop/sa/*"], vec![], &[]),
-                ),
+                Rule {
+                    upstream: Some(0),
+                    ..rule("any", "/any", requirements(vec![Credential::Jwt(None), Credential::ApiKey], &[], vec![]))
+                },
+                Rule {
+                    upstream: Some(1),
+                    ..rule(
+                        "internal",
+                        "/internal/*",
+                        workload_requirements(&["spiffe://shop.test/ns/shop/sa/*"], vec![], &[]),
+                    )
+                },
                 rule(
                     "partner",
                     "/partner/*",
@@ -301,6 +308,8 @@ fn api_keys_and_credential_locations() {
     let token = w.token(json!({}));
     let allow = allowed(w.check(&format!("/any?x=1&access_token={token}"), &[]));
     assert_eq!(allow.remove_query, vec!["access_token".to_string()]);
+    assert_eq!(allow.upstream, Some(0), "the rule's upstream credential is named for the service layer");
+    assert_eq!(allowed(w.check("/orders/1", &[("x-api-key", API_KEY)])).upstream, None);
     let allow = allowed(w.check("/any", &[("cookie", &format!("a=1; token={token}; b=2"))]));
     assert!(allow.headers.contains(&("cookie".into(), "a=1; b=2".into())));
 }

@@ -15,7 +15,7 @@ fn header<'a>(allow: &'a Allow, name: &str) -> Option<&'a str> {
 fn a_workload_only_route_lets_its_workloads_in_and_names_them() {
     let w = World::new();
     let allow = allowed(w.check_from(WEB, "/internal/stock", &[("x-client-principal", "spiffe://shop.test/admin")]));
-    assert_eq!(allow.reason, "workload");
+    assert_eq!((allow.reason, allow.upstream), ("workload", Some(1)), "the rule's upstream credential is named");
     assert_eq!(header(&allow, "x-client-principal"), Some(WEB), "ours, not the client's copy");
     assert_eq!(allow.principal.as_deref(), Some(WEB));
     assert_eq!(allow.metadata["principal"], WEB);
