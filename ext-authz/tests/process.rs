@@ -6,10 +6,13 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use base64::Engine as _;
+
 use ext_authz::testing::SigningKey;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use support::process::*;
+use support::token_server::{TokenServer, CLIENT_ID, CLIENT_SECRET};
 use support::*;
 
 fn example() -> std::path::PathBuf {
@@ -112,8 +115,21 @@ async fn logs_never_show_credentials_and_sigterm_stops_cleanly() {
     let idp = JwksServer::start(&[&key]).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
-    let env = [("JOBS_SECRET", HMAC_SECRET), ("RUST_LOG", "trace")];
-    let mut process = AuthzProcess::start(&dir.path().join("ext-authz.yaml"), &config_yaml(&idp.url, ""), &env);
+    // Upstream credentials too: a key file and a client-credentials token, whose client secret,
+    // key and token must stay out of the log as well.
+    let tokens = TokenServer::start().await;
+    const VENDOR_KEY: &str = "vendor-key-that-must-not-be-logged-0123";
+    std::fs::write(dir.path().join("vendor.key"), VENDOR_KEY).unwrap();
+    let rules = "    - name: vendor\n      path: /vendor/*\n      accept: [api_key]\n      upstream_credential: vendor\n\
+                 \x20   - name: partner\n      path: /partner/*\n      accept: [api_key]\n      upstream_credential: partner\n";
+    let upstream = format!(
+        "upstream_credentials:\n  - {{name: vendor, header: x-vendor-key, file: vendor.key}}\n  - name: partner\n    \
+         header: authorization\n    oauth2: {{token_endpoint: \"{}/token\", client_id: {CLIENT_ID}, client_secret_env: PARTNER_SECRET}}\n",
+        tokens.url
+    );
+    let config = config_yaml(&idp.url, rules) + &upstream;
+    let env = [("JOBS_SECRET", HMAC_SECRET), ("RUST_LOG", "trace"), ("PARTNER_SECRET", CLIENT_SECRET)];
+    let mut process = AuthzProcess::start(&dir.path().join("ext-authz.yaml"), &config, &env);
     let mut client = process.grpc_client().await;
     // Real time here: the binary uses the system clock.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -130,12 +146,33 @@ async fn logs_never_show_credentials_and_sigterm_stops_cleanly() {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         client.check(check_request("GET", "/orders/1", &headers)).await.unwrap();
     }
+    let mut injected = Vec::new();
+    for path in ["/vendor/models", "/partner/orders"] {
+        let response = client.check(check_request("GET", path, &[("x-api-key", API_KEY)])).await.unwrap();
+        injected.extend(allowed_headers(&response.into_inner()).0.into_values());
+    }
+    assert!(
+        injected.contains(&VENDOR_KEY.to_string()) && injected.contains(&"Bearer other-1".to_string()),
+        "{injected:?}"
+    );
     assert!(process.terminate().success(), "exit status 0 after SIGTERM");
     let text = process.stderr();
     assert!(text.contains("checked"), "trace logging was on: {text}");
-    for secret in [token.as_str(), expired.as_str(), API_KEY, "ghk_wrong-guess-123", HMAC_SECRET] {
+    for secret in [
+        token.as_str(),
+        expired.as_str(),
+        API_KEY,
+        "ghk_wrong-guess-123",
+        HMAC_SECRET,
+        VENDOR_KEY,
+        CLIENT_SECRET,
+        "other-1",
+    ] {
         assert!(!text.contains(secret), "a credential leaked into the log");
     }
+    // Nor the client's Basic credentials as sent.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    assert!(!text.contains(&basic), "the token request's Basic credentials leaked into the log");
     // Not even the signature part of a token.
     assert!(!text.contains(token.rsplit('.').next().unwrap()));
 }

@@ -283,6 +283,9 @@ pub struct OidcClient {
     pub backchannel_logout_uri: Option<String>,
     /// Access token lifetime in seconds (default 3600).
     pub access_token_ttl: Option<u64>,
+    /// A second client, for the client-credentials grant: (id, secret). Its tokens for
+    /// `https://partner-api.test` (the `resource`) are JWTs with that audience.
+    pub service_client: Option<(String, String)>,
 }
 
 /// A real OpenID Provider on a free loopback port, stopped when dropped. `stop` and `resume`
@@ -355,6 +358,8 @@ impl OidcProvider {
             .env("OIDC_POST_LOGOUT_REDIRECT_URIS", c.post_logout_redirect_uris.join(","))
             .env("OIDC_BACKCHANNEL_LOGOUT_URI", c.backchannel_logout_uri.clone().unwrap_or_default())
             .env("OIDC_ACCESS_TOKEN_TTL", c.access_token_ttl.unwrap_or(3600).to_string())
+            .env("OIDC_SERVICE_CLIENT_ID", c.service_client.as_ref().map_or("", |(id, _)| id.as_str()))
+            .env("OIDC_SERVICE_CLIENT_SECRET", c.service_client.as_ref().map_or("", |(_, secret)| secret.as_str()))
             // The provider exits when this pipe closes: with the test process, however it ends.
             .env("OIDC_EXIT_WITH_STDIN", "1")
             .stdin(Stdio::piped())

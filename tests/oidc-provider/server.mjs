@@ -9,6 +9,10 @@
 //   OIDC_POST_LOGOUT_REDIRECT_URIS  comma-separated, optional
 //   OIDC_BACKCHANNEL_LOGOUT_URI     optional; enables OIDC Back-Channel Logout for the client
 //   OIDC_ACCESS_TOKEN_TTL      access token lifetime in seconds (default 3600)
+//   OIDC_SERVICE_CLIENT_ID     optional: a second client, for the client-credentials grant
+//   OIDC_SERVICE_CLIENT_SECRET its secret
+//   OIDC_SERVICE_RESOURCE      the API its tokens are for (RFC 8707 `resource`): tokens asked
+//                              for it are JWTs with that audience (default https://partner-api.test)
 //   OIDC_EXIT_WITH_STDIN       1: exit when stdin closes (tests: no provider outlives its test)
 //
 // Logins use the library's development interactions: any login name with any password signs in
@@ -16,7 +20,7 @@
 // Accounts: sub = the login, email = <login>@example.com, groups = ["users"] plus "admins" for
 // the login "admin".
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const env = (name, fallback) => {
   const value = process.env[name];
@@ -49,6 +53,23 @@ if (backchannelUri) {
   client.backchannel_logout_session_required = true;
 }
 
+// A service (machine-to-machine) client: client credentials only, for gateways that inject an
+// upstream token. Its tokens for the resource are JWTs, so a backend can check who asked.
+const serviceClientId = env('OIDC_SERVICE_CLIENT_ID', '');
+const serviceResource = env('OIDC_SERVICE_RESOURCE', 'https://partner-api.test');
+const clients = [client];
+if (serviceClientId) {
+  clients.push({
+    client_id: serviceClientId,
+    client_secret: env('OIDC_SERVICE_CLIENT_SECRET'),
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'orders.read orders.write',
+  });
+}
+
 const account = (id) => ({
   accountId: id,
   async claims() {
@@ -63,7 +84,7 @@ const account = (id) => ({
 });
 
 const provider = new Provider(issuer, {
-  clients: [client],
+  clients,
   // Ephemeral signing keys are generated at start when none are given (a warning says so).
   cookies: { keys: ['gatehouse-test-provider-cookie-key'] },
   claims: {
@@ -72,7 +93,7 @@ const provider = new Provider(issuer, {
     profile: ['name'],
     groups: ['groups'],
   },
-  scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
+  scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', 'orders.read', 'orders.write'],
   // Put the granted claims into the ID token, as most hosted providers do.
   conformIdTokenClaims: false,
   pkce: { required: () => true },
@@ -107,6 +128,22 @@ const provider = new Provider(issuer, {
   issueRefreshToken: async (_ctx, c) => c.grantTypeAllowed('refresh_token'),
   features: {
     devInteractions: { enabled: true },
+    clientCredentials: { enabled: true },
+    // Only the service resource; a login (no `resource`) gets the usual opaque access token.
+    resourceIndicators: {
+      enabled: true,
+      async getResourceServerInfo(_ctx, resourceIndicator) {
+        if (resourceIndicator !== serviceResource) {
+          throw new errors.InvalidTarget();
+        }
+        return {
+          scope: 'orders.read orders.write',
+          audience: serviceResource,
+          accessTokenTTL: Number(env('OIDC_ACCESS_TOKEN_TTL', '3600')),
+          accessTokenFormat: 'jwt',
+        };
+      },
+    },
     backchannelLogout: { enabled: true },
     rpInitiatedLogout: {
       enabled: true,

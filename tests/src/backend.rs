@@ -1,19 +1,46 @@
 //! The demo backend: answers every request with the request it received (method, path,
 //! headers) as JSON, so tests and people can see exactly what reached the upstream.
+//!
+//! Paths under `/third-party/` stand for a provider's API behind the gateway (two-layer auth):
+//! they answer without echoing, as a real API would, so what the client gets back shows only
+//! what the gateway lets it see. Every request is also kept (the last [`KEPT`]) for tests to
+//! read what reached the upstream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Router;
-use serde_json::json;
+use serde_json::{json, Value};
 
-pub fn router() -> Router {
-    Router::new().fallback(echo)
+/// The most requests kept.
+pub const KEPT: usize = 256;
+
+/// The requests that reached the backend, newest last.
+#[derive(Clone, Default)]
+pub struct Seen(Arc<Mutex<VecDeque<Value>>>);
+
+impl Seen {
+    pub fn all(&self) -> Vec<Value> {
+        self.0.lock().expect("seen lock").iter().cloned().collect()
+    }
+
+    fn keep(&self, request: Value) {
+        let mut kept = self.0.lock().expect("seen lock");
+        if kept.len() == KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(request);
+    }
 }
 
-async fn echo(request: Request) -> impl IntoResponse {
+pub fn router(seen: Seen) -> Router {
+    Router::new().fallback(echo).with_state(seen)
+}
+
+async fn echo(State(seen): State<Seen>, request: Request) -> impl IntoResponse {
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in request.headers() {
         headers
@@ -21,15 +48,14 @@ async fn echo(request: Request) -> impl IntoResponse {
             .or_default()
             .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
     }
-    let body = json!({
-        "method": request.method().as_str(),
-        "path": request.uri().path_and_query().map_or("/", |p| p.as_str()),
-        "headers": headers,
-    });
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let received = json!({"method": request.method().as_str(), "path": path, "headers": headers});
+    seen.keep(received.clone());
+    let body = if path.starts_with("/third-party/") { json!({"answer": "from the third-party API"}) } else { received };
     ([(header::CONTENT_TYPE, "application/json")], body.to_string())
 }
 
-/// Serves on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router()).await
+/// Serves on `listener` until the task is dropped, keeping what it receives in `seen`.
+pub async fn serve(listener: tokio::net::TcpListener, seen: Seen) -> std::io::Result<()> {
+    axum::serve(listener, router(seen)).await
 }

@@ -45,6 +45,46 @@ pub struct StackOptions {
     /// directory holds `edge-ca.pem` and client certificates `<name>.pem` / `.key` for each
     /// of [`WORKLOADS`].
     pub downstream_mtls: bool,
+    /// Two-layer auth: ext-authz sets upstream credentials on `/third-party/vendor/*` (a key
+    /// file, `vendor.key` in the stack's directory) and `/third-party/partner/*` (a
+    /// client-credentials token from the real OpenID Provider, started for it).
+    pub upstream_credentials: bool,
+}
+
+/// The OpenID Provider's service client, whose tokens ext-authz injects upstream.
+pub const SERVICE_CLIENT_ID: &str = "gatehouse-service";
+const SERVICE_CLIENT_SECRET: &str = "e2e-service-secret-not-for-production";
+/// The API the service client's tokens are for (their audience).
+pub const PARTNER_RESOURCE: &str = "https://partner-api.test";
+/// The key file's first content, with `upstream_credentials`.
+pub const VENDOR_KEY: &str = "vendor-key-e2e-0001";
+
+const UPSTREAM_RULES: &str = r#"    - name: vendor
+      path: /third-party/vendor/*
+      accept: [api_key, jwt]
+      upstream_credential: vendor
+    - name: partner
+      path: /third-party/partner/*
+      accept: [api_key, jwt]
+      upstream_credential: partner
+"#;
+
+fn upstream_section(issuer: &str) -> String {
+    format!(
+        r#"upstream_credentials:
+  - name: vendor
+    header: x-api-key
+    file: vendor.key
+  - name: partner
+    header: authorization
+    oauth2:
+      issuer: {issuer}
+      client_id: {SERVICE_CLIENT_ID}
+      client_secret_env: GATEHOUSE_SERVICE_SECRET
+      scopes: [orders.read]
+      resource: {PARTNER_RESOURCE}
+"#
+    )
 }
 
 /// The workloads whose client certificates a `downstream_mtls` stack makes: (file name,
@@ -108,6 +148,8 @@ pub struct Stack {
     backend_port: u16,
     options: StackOptions,
     backend: tokio::task::JoinHandle<()>,
+    /// What reached the backend.
+    pub upstream: crate::backend::Seen,
     /// Where ext-authz's and Envoy's certificates are, with `envoy_spiffe_id`.
     authz_tls: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
@@ -208,6 +250,8 @@ impl Stack {
             reserved.push(listener);
             port
         };
+        let service_client =
+            options.upstream_credentials.then(|| (SERVICE_CLIENT_ID.to_string(), SERVICE_CLIENT_SECRET.to_string()));
         let (http_port, provider) = match &options.login {
             Some(login) => {
                 let listen_port = match options.listen_port {
@@ -223,8 +267,19 @@ impl Stack {
                     post_logout_redirect_uris: vec![format!("{gateway}{SIGNED_OUT_PATH}")],
                     backchannel_logout_uri: Some(format!("http://127.0.0.1:{http_port}/oidc/backchannel-logout")),
                     access_token_ttl: Some(login.access_token_ttl),
+                    service_client,
                 });
                 (http_port, Some(provider))
+            }
+            None if service_client.is_some() => {
+                let provider = OidcProvider::start(OidcClient {
+                    client_id: CLIENT_ID.into(),
+                    client_secret: CLIENT_SECRET.into(),
+                    redirect_uris: vec!["http://127.0.0.1/oauth2/callback".into()],
+                    service_client,
+                    ..OidcClient::default()
+                });
+                (0, Some(provider))
             }
             None => (0, None),
         };
@@ -242,6 +297,11 @@ impl Stack {
         text.push_str("}\n");
         text.push_str(EXT_AUTHZ_CONFIG);
         let mut env = HashMap::new();
+        if options.upstream_credentials {
+            text.push_str(UPSTREAM_RULES);
+            std::fs::write(dir.path().join("vendor.key"), format!("{VENDOR_KEY}\n")).unwrap();
+            env.insert("GATEHOUSE_SERVICE_SECRET".to_string(), SERVICE_CLIENT_SECRET.to_string());
+        }
         if let Some(login) = &options.login {
             let issuer = provider.as_ref().expect("started with the login").issuer();
             let gateway = format!("http://127.0.0.1:{}", options.listen_port.expect("chosen with the provider"));
@@ -254,6 +314,13 @@ impl Stack {
             text.push_str(&section);
             env.insert("GATEHOUSE_OIDC_CLIENT_SECRET".to_string(), CLIENT_SECRET.to_string());
             env.insert("GATEHOUSE_SESSION_KEY".to_string(), SESSION_KEY.to_string());
+        }
+        if options.upstream_credentials {
+            let issuer = provider.as_ref().expect("started for the service client").issuer();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&upstream_section(&issuer));
         }
         std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
@@ -268,8 +335,10 @@ impl Stack {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let backend_port = listener.local_addr().unwrap().port();
+        let upstream = crate::backend::Seen::default();
+        let seen = upstream.clone();
         let backend = tokio::spawn(async move {
-            let _ = crate::backend::serve(listener).await;
+            let _ = crate::backend::serve(listener, seen).await;
         });
 
         let ext_authz_ports = (ext_authz.grpc_addr.port(), ext_authz.http_addr.port());
@@ -303,6 +372,7 @@ impl Stack {
             backend_port,
             options,
             backend,
+            upstream,
             authz_tls,
             _dir: dir,
         }

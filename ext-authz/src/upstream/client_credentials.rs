@@ -102,7 +102,11 @@ impl TokenSource {
                     tokio::spawn(
                         async move {
                             let _one = one;
-                            let _ = this.fetch().await;
+                            // A renewal that finished just before the lock was taken leaves
+                            // nothing to do.
+                            if this.plan(this.held.load().as_deref()) != Plan::Use {
+                                let _ = this.fetch().await;
+                            }
                         }
                         .in_current_span(),
                     );

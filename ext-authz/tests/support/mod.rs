@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod token_server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
