@@ -407,6 +407,30 @@ fn validate_gateway_resources(yaml: &str) -> Checked {
     }
 }
 
+/// The gateway resources the overlays' READMEs show (not applied by the kustomizations, so not
+/// in the rendered output) match the CRD schemas too.
+#[test]
+fn readme_snippets_match_the_gateway_schemas() {
+    let mut checked = 0;
+    for overlay in ["envoy-gateway", "kgateway", "istio"] {
+        let readme =
+            std::fs::read_to_string(workspace_root().join("k8s/overlays").join(overlay).join("README.md")).unwrap();
+        for block in readme.split("```yaml\n").skip(1).filter_map(|rest| rest.split("```").next()) {
+            let ours = GATEWAY_KINDS.iter().any(|(api, kind)| {
+                block.contains(&format!("apiVersion: {api}\n")) && block.contains(&format!("kind: {kind}\n"))
+            });
+            if !ours {
+                continue;
+            }
+            let result = validate_gateway_resources(block);
+            assert!(result.status.success(), "{overlay}/README.md:\n{block}\n{}{}", result.stdout, result.stderr);
+            assert!(result.stdout.contains("valid: "), "{}", result.stdout);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no README snippet was checked");
+}
+
 /// The schema check catches a mistake in each family of gateway resources we ship.
 #[test]
 fn the_gateway_schemas_catch_planted_mistakes() {
