@@ -57,6 +57,7 @@ impl Running {
     pub async fn shutdown(self) {
         self.stopping_flag.store(true, Ordering::Relaxed);
         self.authorizer.policy().stop_refresh.send_replace(true);
+        self.authorizer.policy().upstream.stop();
         self.servers.shutdown(&self.health, "shutdown", self.shutdown_delay, self.shutdown_timeout).await;
     }
 }

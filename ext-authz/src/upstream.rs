@@ -168,11 +168,13 @@ impl UpstreamCredentials {
             };
             slots.push(slot);
         }
-        for source in first_tokens {
-            if wait {
-                source.warm_up().await;
-            } else {
-                tokio::spawn(async move { source.warm_up().await });
+        let warm_ups = first_tokens.into_iter().map(|source| async move { source.warm_up().await });
+        if wait {
+            // All at once: a reload waits for the slowest provider, not for their sum.
+            futures_util::future::join_all(warm_ups).await;
+        } else {
+            for warm_up in warm_ups {
+                tokio::spawn(warm_up);
             }
         }
         Ok(UpstreamCredentials { settings, slots, stop })
@@ -181,6 +183,11 @@ impl UpstreamCredentials {
     /// No credentials (a config without `upstream_credentials`).
     pub fn none() -> UpstreamCredentials {
         UpstreamCredentials { settings: Vec::new(), slots: Vec::new(), stop: watch::channel(false).0 }
+    }
+
+    /// Stops the file watchers (at shutdown; dropping does it too).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
     }
 
     pub fn settings(&self) -> &[CredentialSettings] {

@@ -36,11 +36,12 @@ impl Seen {
     }
 }
 
-pub fn router(seen: Seen) -> Router {
+/// Keeps what it receives in `seen`, when given (the benchmarks' backend does not).
+pub fn router(seen: Option<Seen>) -> Router {
     Router::new().fallback(echo).with_state(seen)
 }
 
-async fn echo(State(seen): State<Seen>, request: Request) -> impl IntoResponse {
+async fn echo(State(seen): State<Option<Seen>>, request: Request) -> impl IntoResponse {
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in request.headers() {
         headers
@@ -50,12 +51,19 @@ async fn echo(State(seen): State<Seen>, request: Request) -> impl IntoResponse {
     }
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let received = json!({"method": request.method().as_str(), "path": path, "headers": headers});
-    seen.keep(received.clone());
+    if let Some(seen) = seen {
+        seen.keep(received.clone());
+    }
     let body = if path.starts_with("/third-party/") { json!({"answer": "from the third-party API"}) } else { received };
     ([(header::CONTENT_TYPE, "application/json")], body.to_string())
 }
 
-/// Serves on `listener` until the task is dropped, keeping what it receives in `seen`.
-pub async fn serve(listener: tokio::net::TcpListener, seen: Seen) -> std::io::Result<()> {
-    axum::serve(listener, router(seen)).await
+/// Serves on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(None)).await
+}
+
+/// The same, keeping what it receives in `seen`.
+pub async fn serve_recording(listener: tokio::net::TcpListener, seen: Seen) -> std::io::Result<()> {
+    axum::serve(listener, router(Some(seen))).await
 }

@@ -338,7 +338,7 @@ impl Stack {
         let upstream = crate::backend::Seen::default();
         let seen = upstream.clone();
         let backend = tokio::spawn(async move {
-            let _ = crate::backend::serve(listener, seen).await;
+            let _ = crate::backend::serve_recording(listener, seen).await;
         });
 
         let ext_authz_ports = (ext_authz.grpc_addr.port(), ext_authz.http_addr.port());

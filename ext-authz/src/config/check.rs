@@ -66,7 +66,7 @@ impl<'a> Check<'a> {
     pub fn secret(&self, key: &str, file: Option<&str>, env: Option<&str>) -> Checked<Vec<u8>> {
         match (file, env) {
             (Some(file), None) => std::fs::read(self.path(file))
-                .map(super::credentials::trim_newline)
+                .map(trim_newline)
                 .or_else(|e| self.fail(key, format!("cannot read {file}: {e}"))),
             (None, Some(name)) => match self.env.get(name) {
                 Some(value) if !value.is_empty() => Ok(value.as_bytes().to_vec()),
@@ -90,6 +90,14 @@ impl<'a> Check<'a> {
     pub fn into_problems(self) -> (Vec<Problem>, usize) {
         (self.problems.into_inner(), self.more.get())
     }
+}
+
+/// A secret file's content without its trailing newline (editors and `echo` add one).
+pub fn trim_newline(mut secret: Vec<u8>) -> Vec<u8> {
+    while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        secret.pop();
+    }
+    secret
 }
 
 /// Builds every item (none is skipped after a bad one, so each one's problems are reported);

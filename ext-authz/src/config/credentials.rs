@@ -81,7 +81,7 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Checked<(Provider, Prov
     } else if let Some(file) = &k.hmac_secret_file {
         let secret = std::fs::read(c.path(file))
             .or_else(|e| c.fail(format!("{key}.keys.hmac_secret_file"), format!("cannot read {file}: {e}")))?;
-        KeySource::Hmac(Secret(trim_newline(secret)))
+        KeySource::Hmac(Secret(super::check::trim_newline(secret)))
     } else {
         let name = k.hmac_secret_env.as_deref().unwrap_or_default();
         match c.env.get(name) {
@@ -152,13 +152,6 @@ pub fn algorithm(name: &str) -> Option<Algorithm> {
         "EdDSA" => Algorithm::EdDSA,
         _ => return None,
     })
-}
-
-pub fn trim_newline(mut secret: Vec<u8>) -> Vec<u8> {
-    while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        secret.pop();
-    }
-    secret
 }
 
 pub fn sources(
