@@ -16,7 +16,7 @@ use crate::grpc::RateLimitGrpc;
 use crate::loader::ConfigTree;
 use crate::metrics::Metrics;
 use crate::provider::{FileProvider, Installer};
-use crate::service::{Clock, RateLimiter};
+use crate::service::{Clock, Clocks, RateLimiter};
 use crate::settings::{Backend, Settings};
 use crate::store::{CounterStore, MemoryStore, RedisStore};
 
@@ -56,9 +56,17 @@ impl Running {
     }
 }
 
+/// Starts everything with a seconds clock (tests that move time by whole seconds; token buckets
+/// then see whole seconds too). The service itself runs [`start_with_clocks`] with
+/// [`Clocks::system`].
+pub async fn start(settings: Settings, clock: Clock) -> Result<Running, StartError> {
+    start_with_clocks(settings, Clocks::from_seconds(clock)).await
+}
+
 /// Starts everything. Like the reference, the store is reached and the first config load is
 /// attempted before any port is opened.
-pub async fn start(settings: Settings, clock: Clock) -> Result<Running, StartError> {
+pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Running, StartError> {
+    let clock = clocks.seconds.clone();
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
@@ -105,7 +113,7 @@ pub async fn start(settings: Settings, clock: Clock) -> Result<Running, StartErr
         }
     };
 
-    let limiter = Arc::new(RateLimiter::new(store, settings.limiter.clone(), metrics, health.clone(), clock.clone()));
+    let limiter = Arc::new(RateLimiter::new(store, settings.limiter.clone(), metrics, health.clone(), clocks));
 
     let installer = Installer {
         limiter: limiter.clone(),

@@ -4,6 +4,7 @@
 //! Nothing here knows tonic, redis or the clock: time arrives as `now` (Unix seconds), counter
 //! values arrive from whichever store the service runs on.
 
+pub mod algorithm;
 pub mod config;
 pub mod config_file;
 pub mod evaluate;

@@ -26,4 +26,4 @@ pub mod store;
 pub mod validate;
 pub mod xds;
 
-pub use app::{start, Running, StartError};
+pub use app::{start, start_with_clocks, Running, StartError};

@@ -33,7 +33,13 @@ fn main() -> ExitCode {
         }
         Some("validate") if args.len() > 1 => {
             let merge = merge_domains(&ProcessEnv);
-            let (report, ok) = ratelimit::validate::validate(&args[1..], merge);
+            let reference = args[1] == "--reference";
+            let paths = &args[1 + usize::from(reference)..];
+            if paths.is_empty() {
+                eprintln!("ratelimit validate: name the config files or directories to check");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            let (report, ok) = ratelimit::validate::validate_with(paths, merge, reference);
             if ok {
                 print!("{report}");
                 ExitCode::SUCCESS
@@ -77,7 +83,7 @@ fn run() -> ExitCode {
             sampling_rate = t.settings.sampling_rate, "exporting spans over OTLP");
     }
     runtime.block_on(async {
-        let running = match ratelimit::start(settings, ratelimit::service::system_clock()).await {
+        let running = match ratelimit::start_with_clocks(settings, ratelimit::service::Clocks::system()).await {
             Ok(running) => running,
             Err(e) => {
                 tracing::error!("ratelimit failed to start: {e}");

@@ -8,14 +8,15 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use shared::health::Health;
 
+use crate::core::algorithm::{Algorithm, MICROS};
 use crate::core::evaluate::{
-    addends_when_stopping_over_limit, decide, merged_metadata, plan, verdict_without_store, CounterValue, Metadata,
-    Plan, StatRef, Verdict,
+    addends_when_stopping_over_limit, decide, merged_metadata, plan, verdict_without_store, Counted, CounterValue,
+    Metadata, Now, Plan, StatRef, Verdict,
 };
 use crate::core::{RateLimitConfig, RateLimitRequest};
 use crate::local_cache::LocalCache;
 use crate::metrics::{LimitStats, Metrics};
-use crate::store::{CounterStore, CounterUpdate, StoreError};
+use crate::store::{CounterStore, CounterUpdate, Step, StepResult, StoreError};
 
 /// Errors a call can end with. The texts of the first three are the reference's.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,38 @@ pub struct LimiterOptions {
 
 pub use shared::clock::{system_clock, Clock};
 
+/// The limiter's clocks: whole seconds name the windows; microseconds drive sliding windows'
+/// weights and token buckets.
+#[derive(Clone)]
+pub struct Clocks {
+    pub seconds: Clock,
+    /// Unix microseconds.
+    pub micros: Clock,
+}
+
+impl Clocks {
+    pub fn system() -> Clocks {
+        Clocks { seconds: system_clock(), micros: shared::clock::system_micros_clock() }
+    }
+
+    /// A seconds clock alone (tests that move time by whole seconds): the microseconds are the
+    /// start of its second. Token buckets finer than a second need [`Clocks::from_micros`].
+    pub fn from_seconds(seconds: Clock) -> Clocks {
+        let whole = seconds.clone();
+        Clocks { seconds, micros: Arc::new(move || whole().saturating_mul(MICROS)) }
+    }
+
+    /// A microseconds clock, the seconds derived from it.
+    pub fn from_micros(micros: Clock) -> Clocks {
+        let fine = micros.clone();
+        Clocks { seconds: Arc::new(move || fine() / MICROS), micros }
+    }
+
+    fn now(&self) -> Now {
+        Now::from_micros((self.micros)())
+    }
+}
+
 pub struct RateLimiter {
     loaded: ArcSwapOption<Loaded>,
     store: Arc<dyn CounterStore>,
@@ -85,7 +118,7 @@ pub struct RateLimiter {
     metrics: Metrics,
     health: Health,
     in_outage: AtomicBool,
-    clock: Clock,
+    clocks: Clocks,
 }
 
 impl RateLimiter {
@@ -94,7 +127,7 @@ impl RateLimiter {
         options: LimiterOptions,
         metrics: Metrics,
         health: Health,
-        clock: Clock,
+        clocks: Clocks,
     ) -> RateLimiter {
         let local_cache = (options.local_cache_size_in_bytes > 0)
             .then(|| LocalCache::new(options.local_cache_size_in_bytes as usize));
@@ -106,7 +139,7 @@ impl RateLimiter {
             metrics,
             health,
             in_outage: AtomicBool::new(false),
-            clock,
+            clocks,
         }
     }
 
@@ -151,7 +184,7 @@ impl RateLimiter {
         }
         let loaded = self.loaded.load_full().ok_or(ServiceError::NoConfig)?;
         let settings = &loaded.settings.evaluation;
-        let now = (self.clock)();
+        let now = self.clocks.now();
         let plan = plan(&loaded.config, request, settings, now);
         if !plan.domain_found {
             self.metrics.domain_not_found(&request.domain, request.descriptors.len() as u64);
@@ -184,16 +217,20 @@ impl RateLimiter {
             }
         };
 
-        self.record(&loaded, &plan, &verdict, now);
+        self.record(&loaded, &plan, &verdict, now.seconds);
         let dynamic_metadata = loaded.settings.dynamic_metadata.then(|| merged_metadata(&plan, &verdict));
         Ok(Decision { verdict, dynamic_metadata })
     }
 
     /// Asks the store (and the local cache) for the counted descriptors' values; one store round
     /// trip for all of them (two with STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT).
-    async fn count(&self, plan: &Plan, now: u64) -> Result<Vec<Option<CounterValue>>, StoreError> {
-        let mut values = vec![None; plan.descriptors.len()];
+    async fn count(&self, plan: &Plan, now: Now) -> Result<Vec<Option<CounterValue>>, StoreError> {
         let counted: Vec<_> = plan.counted().collect();
+        if counted.iter().any(|(_, c)| c.algorithm != Algorithm::FixedWindow) {
+            return self.count_steps(plan, &counted, now).await;
+        }
+        let now = now.seconds;
+        let mut values = vec![None; plan.descriptors.len()];
         if counted.is_empty() {
             return Ok(values);
         }
@@ -235,6 +272,58 @@ impl RateLimiter {
             if *hit {
                 values[*index] = Some(CounterValue::OverLimitInLocalCache);
             }
+        }
+        Ok(values)
+    }
+
+    /// A request with a sliding window or a token bucket among its limits: every counted
+    /// descriptor as a store step, all in one atomic call. Fixed windows among them still use
+    /// the local over-limit cache; `STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT` applies to requests
+    /// of fixed windows only.
+    async fn count_steps(
+        &self,
+        plan: &Plan,
+        counted: &[(usize, &Counted)],
+        now: Now,
+    ) -> Result<Vec<Option<CounterValue>>, StoreError> {
+        let mut values = vec![None; plan.descriptors.len()];
+        let mut asked = Vec::with_capacity(counted.len());
+        let mut steps = Vec::with_capacity(counted.len());
+        for (index, c) in counted {
+            let window = c.unit.seconds();
+            let update = |ttl| CounterUpdate { key: &c.key, hits: c.hits, ttl, window };
+            let step = match (c.algorithm, &c.previous_key, c.bucket()) {
+                (Algorithm::SlidingWindow, Some(previous), _) => {
+                    Step::Sliding { current: update(2 * window + self.jitter()), previous }
+                }
+                (Algorithm::TokenBucket { .. }, _, Some(bucket)) => {
+                    Step::Bucket { key: &c.key, increment_us: bucket.increment_us, tolerance_us: bucket.tolerance_us }
+                }
+                _ if self.local_cache.as_ref().is_some_and(|cache| cache.contains(&c.key, now.seconds)) => {
+                    values[*index] = Some(CounterValue::OverLimitInLocalCache);
+                    continue;
+                }
+                _ => Step::Window(update(window + self.jitter())),
+            };
+            asked.push(*index);
+            steps.push(step);
+        }
+        let results = self.store.run(&steps, now.micros).await?;
+        if results.len() != steps.len() {
+            return Err(StoreError::ShortAnswer { expected: steps.len(), got: results.len() });
+        }
+        for ((index, result), step) in asked.into_iter().zip(results).zip(&steps) {
+            values[index] = Some(match result {
+                StepResult::Count(after) => {
+                    let applied = match step {
+                        Step::Window(update) => update.hits,
+                        _ => 0,
+                    };
+                    CounterValue::Counted { after, applied }
+                }
+                StepResult::Sliding { current, previous } => CounterValue::Sliding { current, previous },
+                StepResult::Bucket { allowed, tat_us } => CounterValue::Bucket { allowed, tat_us },
+            });
         }
         Ok(values)
     }
@@ -325,6 +414,9 @@ mod tests {
         fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>> {
             self.increment(counters, now)
         }
+        fn run<'a>(&'a self, steps: &'a [Step<'a>], _now_us: u64) -> StoreFuture<'a, Vec<StepResult>> {
+            Box::pin(async move { Err(StoreError::ShortAnswer { expected: steps.len(), got: 0 }) })
+        }
         fn ping(&self) -> StoreFuture<'_, ()> {
             Box::pin(async { Ok(()) })
         }
@@ -344,7 +436,7 @@ mod tests {
             store_health: true,
         };
         let limiter =
-            RateLimiter::new(Arc::new(ShortAnswers), options, Metrics::new(false, None), health, system_clock());
+            RateLimiter::new(Arc::new(ShortAnswers), options, Metrics::new(false, None), health, Clocks::system());
         let yaml = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n";
         let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
         let settings = ReloadableSettings {

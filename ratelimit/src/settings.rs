@@ -505,6 +505,7 @@ pub fn help_text() -> String {
         "ratelimit — Envoy's global rate limit service, a drop-in for envoyproxy/ratelimit\n\n\
          USAGE:\n    ratelimit                      run the service (configured by environment variables)\n    \
          ratelimit validate <path>...   check config files or directories; exit 1 listing every error\n    \
+         ratelimit validate --reference <path>...\n                                   the same, and whether envoyproxy/ratelimit can load them\n    \
          ratelimit healthcheck          exit 0 when the local service answers /healthcheck (for containers)\n    \
          ratelimit --help | --version\n\nSETTINGS (environment variables):\n",
     );

@@ -1,6 +1,7 @@
 //! Where counters live. The trait exposes the operation the limiter needs — add to all of a
 //! request's counters and read the results, in one call — never get-then-set, so concurrent
-//! requests cannot both see the last free slot.
+//! requests cannot both see the last free slot. Limits with another algorithm than the fixed
+//! window (`core::algorithm`) run as [`Step`]s: every step of a request at once, atomically.
 
 pub mod memory;
 pub mod redis;
@@ -25,12 +26,43 @@ pub struct CounterUpdate<'a> {
     pub window: u64,
 }
 
+/// One counted descriptor's step, for requests with a sliding window or a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// A fixed window: add, then the counter's value.
+    Window(CounterUpdate<'a>),
+    /// A sliding window: add to this window's counter (kept two windows: it is the next one's
+    /// previous), then both counters' values.
+    Sliding { current: CounterUpdate<'a>, previous: &'a str },
+    /// A token bucket: [`crate::core::algorithm::bucket_step`] on the key's arrival time.
+    Bucket { key: &'a str, increment_us: u64, tolerance_us: u64 },
+}
+
+impl Step<'_> {
+    /// The window that routes the step (`REDIS_PERSECOND` takes one-second windows).
+    pub fn window(&self) -> u64 {
+        match self {
+            Step::Window(update) | Step::Sliding { current: update, .. } => update.window,
+            Step::Bucket { .. } => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepResult {
+    Count(u64),
+    Sliding { current: u64, previous: u64 },
+    Bucket { allowed: bool, tat_us: u64 },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis error: {0}")]
     Redis(#[from] shared::redis::RedisCallError),
     #[error("the store answered {got} values for {expected} counters")]
     ShortAnswer { expected: usize, got: usize },
+    #[error("the store's script answered something else than counters: {0}")]
+    ScriptAnswer(String),
 }
 
 impl StoreError {
@@ -48,6 +80,9 @@ pub trait CounterStore: Send + Sync {
 
     /// Current values (0 for missing counters) of the updates' keys, in order; nothing is added.
     fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>>;
+
+    /// Runs every step at once, atomically, at `now_us` (Unix microseconds); results in order.
+    fn run<'a>(&'a self, steps: &'a [Step<'a>], now_us: u64) -> StoreFuture<'a, Vec<StepResult>>;
 
     /// Whether the store answers.
     fn ping(&self) -> StoreFuture<'_, ()>;

@@ -1,4 +1,6 @@
-//! `ratelimit validate <path>...`: check config files offline, the way the service loads them.
+//! `ratelimit validate [--reference] <path>...`: check config files offline, the way the service
+//! loads them; with `--reference`, also whether envoyproxy/ratelimit could load them (no
+//! Gatehouse extension keys).
 
 use std::path::Path;
 
@@ -8,6 +10,11 @@ use crate::core::RateLimitConfig;
 /// Reads files and directories (recursively; keys are relative paths with `/` → `.`, as under
 /// `RUNTIME_WATCH_ROOT=false`) and returns a report and whether everything is valid.
 pub fn validate(paths: &[String], merge_domains: bool) -> (String, bool) {
+    validate_with(paths, merge_domains, false)
+}
+
+/// [`validate`], and with `reference` each file also as the reference would parse it.
+pub fn validate_with(paths: &[String], merge_domains: bool, reference: bool) -> (String, bool) {
     let mut sources = Vec::new();
     let mut report = String::new();
     let mut ok = true;
@@ -22,13 +29,25 @@ pub fn validate(paths: &[String], merge_domains: bool) -> (String, bool) {
         report.push_str(&format!("{error}\n"));
     }
     ok &= errors.is_empty();
+    if ok && reference {
+        for source in &sources {
+            if let Err(e) = crate::core::config_file::parse_as_reference(&source.content) {
+                report.push_str(&format!(
+                    "{}: not loadable by envoyproxy/ratelimit: {e} (a Gatehouse extension)\n",
+                    source.name
+                ));
+                ok = false;
+            }
+        }
+    }
     if ok {
         match RateLimitConfig::load(&sources, merge_domains) {
             Ok(config) => report.push_str(&format!(
-                "OK: {} files, {} domains, {} limits\n",
+                "OK: {} files, {} domains, {} limits{}\n",
                 sources.len(),
                 config.domain_count(),
-                config.limits().len()
+                config.limits().len(),
+                if reference { "; loadable by envoyproxy/ratelimit too" } else { "" }
             )),
             Err(e) => {
                 report.push_str(&format!("{e}\n"));

@@ -110,6 +110,8 @@ fn descriptor(d: rl::RateLimitDescriptor) -> YamlDescriptor {
             unlimited: p.unlimited,
             name: p.name,
             replaces: p.replaces.into_iter().map(|r| r.name).collect(),
+            // The xDS proto has no algorithm: fixed windows, as the reference counts.
+            ..YamlRateLimit::default()
         }),
         descriptors: descriptors.into_iter().map(descriptor).collect(),
         shadow_mode,

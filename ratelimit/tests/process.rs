@@ -48,6 +48,22 @@ fn validate_lists_every_error() {
         report,
         "a.yaml: invalid rate limit unit 'fortnight'\nb.yaml: config error, unknown key 'unknown_key'\n"
     );
+
+    // --reference: whether envoyproxy/ratelimit could load the files too.
+    let both = Command::new(BIN).args(["validate", "--reference"]).arg(examples().join("ratelimit/config")).output();
+    let both = both.unwrap();
+    assert!(String::from_utf8_lossy(&both.stdout).ends_with("; loadable by envoyproxy/ratelimit too\n"), "{both:?}");
+    let ours = tempfile::tempdir().unwrap();
+    let limit = "domain: c\ndescriptors:\n  - key: k\n    rate_limit: {unit: minute, requests_per_unit: 5, algorithm: sliding_window}\n";
+    std::fs::write(ours.path().join("c.yaml"), limit).unwrap();
+    let plain = Command::new(BIN).arg("validate").arg(ours.path()).output().unwrap();
+    assert!(plain.status.success(), "Gatehouse loads it: {plain:?}");
+    let refused = Command::new(BIN).args(["validate", "--reference"]).arg(ours.path()).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(refused.stderr).unwrap(),
+        "c.yaml: not loadable by envoyproxy/ratelimit: config error, unknown key 'algorithm' (a Gatehouse extension)\n"
+    );
 }
 
 #[test]

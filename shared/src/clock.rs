@@ -10,3 +10,8 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub fn system_clock() -> Clock {
     Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
+
+/// The system clock in Unix microseconds (for rates finer than a second).
+pub fn system_micros_clock() -> Clock {
+    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64))
+}

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::algorithm::Algorithm;
 use super::config_file::{parse_config_file, FileError, MetadataError, YamlDescriptor, YamlRoot};
 use super::request::Entry;
 use super::stat_key::{composite_key, StatLevel};
@@ -56,6 +57,9 @@ pub enum RuleError {
     EmptyReplaces,
     #[error("replaces should not contain name of same descriptor")]
     ReplacesItself,
+    /// Gatehouse's extension keys (`algorithm`, `burst`): not a reference text.
+    #[error("{0}")]
+    Algorithm(String),
 }
 
 impl ConfigError {
@@ -86,6 +90,8 @@ pub struct Limit {
     /// Per request entry: the pattern value to use in the counter key instead of the request's
     /// value (levels matched through a `share_threshold` wildcard).
     pub shared_values: Vec<Option<String>>,
+    /// How it counts (an extension; the reference's fixed window by default).
+    pub algorithm: Algorithm,
 }
 
 #[derive(Debug, Default)]
@@ -287,6 +293,11 @@ impl RateLimitConfig {
         } else if unit.is_none() {
             return Err(RuleError::InvalidUnit(yaml.unit.clone()));
         }
+        if yaml.unlimited && (yaml.burst.is_some() || !matches!(yaml.algorithm.as_str(), "" | "fixed_window")) {
+            return Err(RuleError::Algorithm("an unlimited limit has no algorithm".into()));
+        }
+        let algorithm = Algorithm::from_config(&yaml.algorithm, yaml.burst, yaml.requests_per_unit)
+            .map_err(RuleError::Algorithm)?;
         for replaced in &yaml.replaces {
             if replaced.is_empty() {
                 return Err(RuleError::EmptyReplaces);
@@ -311,6 +322,7 @@ impl RateLimitConfig {
             stat_key,
             dynamic_stat_levels: StatLevel::for_chain(chain),
             shared_values: chain.iter().map(|d| d.share_threshold.then(|| d.value.clone())).collect(),
+            algorithm,
         });
         self.dump.push(format!(
             "{}: unit={} requests_per_unit={}, shadow_mode: {}, quota_mode: {}",

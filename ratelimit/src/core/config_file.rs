@@ -26,6 +26,10 @@ const VALID_KEYS: &[&str] = &[
     "metadata",
 ];
 
+/// Gatehouse's own keys (inside `rate_limit`): the reference refuses a file that has them, so a
+/// file without them stays loadable by both. `ratelimit validate --reference` checks for them.
+pub const EXTENSION_KEYS: &[&str] = &["algorithm", "burst"];
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct YamlRoot {
     pub domain: String,
@@ -56,6 +60,10 @@ pub struct YamlRateLimit {
     pub unlimited: bool,
     pub name: String,
     pub replaces: Vec<String>,
+    /// Extension: `fixed_window` (default), `sliding_window`, `token_bucket`.
+    pub algorithm: String,
+    /// Extension: a token bucket's capacity.
+    pub burst: Option<u32>,
 }
 
 /// Why a file is refused, displayed as the reference's text (without the file-name prefix,
@@ -92,6 +100,15 @@ pub enum MetadataError {
 
 /// Parses one file's content.
 pub fn parse_config_file(content: &str) -> Result<YamlRoot, FileError> {
+    parse_with_keys(content, false)
+}
+
+/// Parses a file as the reference would: Gatehouse's extension keys are unknown keys.
+pub fn parse_as_reference(content: &str) -> Result<YamlRoot, FileError> {
+    parse_with_keys(content, true)
+}
+
+fn parse_with_keys(content: &str, reference_only: bool) -> Result<YamlRoot, FileError> {
     let document = parse_first_document(content).map_err(|e| FileError::Yaml(e.to_string()))?;
     let Some(document) = document else {
         return Ok(YamlRoot::default());
@@ -101,7 +118,7 @@ pub fn parse_config_file(content: &str) -> Result<YamlRoot, FileError> {
         NodeKind::Scalar { value: Scalar::Null, .. } => return Ok(YamlRoot::default()),
         _ => return Err(FileError::Unmarshal(vec![type_error(&document, "map[interface {}]interface {}")])),
     };
-    validate_keys(entries)?;
+    validate_keys(entries, reference_only)?;
     let mut decoder = Decoder::default();
     let root = decoder.root(entries);
     if decoder.errors.is_empty() {
@@ -111,13 +128,14 @@ pub fn parse_config_file(content: &str) -> Result<YamlRoot, FileError> {
     }
 }
 
-fn validate_keys(entries: &[(Node, Node)]) -> Result<(), FileError> {
+fn validate_keys(entries: &[(Node, Node)], reference_only: bool) -> Result<(), FileError> {
     for (key, value) in entries {
         let name = match &key.kind {
             NodeKind::Scalar { value: Scalar::Str(name), .. } => name,
             _ => return Err(FileError::KeyNotString(key.go_display())),
         };
-        if !VALID_KEYS.contains(&name.as_str()) {
+        let extension = !reference_only && EXTENSION_KEYS.contains(&name.as_str());
+        if !VALID_KEYS.contains(&name.as_str()) && !extension {
             return Err(FileError::UnknownKey(name.clone()));
         }
         if name == "metadata" {
@@ -127,12 +145,12 @@ fn validate_keys(entries: &[(Node, Node)]) -> Result<(), FileError> {
             NodeKind::Seq(items) => {
                 for item in items {
                     match &item.kind {
-                        NodeKind::Map(inner) => validate_keys(inner)?,
+                        NodeKind::Map(inner) => validate_keys(inner, reference_only)?,
                         _ => return Err(FileError::ListOfNonMap(item.go_display())),
                     }
                 }
             }
-            NodeKind::Map(inner) => validate_keys(inner)?,
+            NodeKind::Map(inner) => validate_keys(inner, reference_only)?,
             NodeKind::Scalar { value: Scalar::Str(_) | Scalar::Int(_) | Scalar::Bool(_) | Scalar::Null, .. } => {}
             NodeKind::Scalar { .. } => return Err(FileError::UnexpectedScalar),
         }
@@ -231,6 +249,8 @@ impl Decoder {
                 "unlimited" => limit.unlimited = self.boolean(value),
                 "name" => limit.name = self.string(value),
                 "replaces" => limit.replaces = self.replaces(value),
+                "algorithm" => limit.algorithm = self.string(value),
+                "burst" => limit.burst = Some(self.uint32(value)),
                 _ => {}
             }
         }

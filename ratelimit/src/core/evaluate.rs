@@ -7,12 +7,34 @@
 
 use std::sync::Arc;
 
+use super::algorithm::{bucket_status, sliding_estimate, sliding_wait, Algorithm, Bucket, MICROS};
 use super::config::RateLimitConfig;
 use super::request::{Entry, RateLimitRequest};
 use super::stat_key::{dynamic_stat_key, override_stat_key};
 use super::unit::Unit;
 
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// The time of an evaluation: whole seconds name the windows, microseconds drive the sliding
+/// window's weights and token buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub seconds: u64,
+    pub micros: u64,
+}
+
+impl Now {
+    pub fn from_micros(micros: u64) -> Now {
+        Now { seconds: micros / MICROS, micros }
+    }
+}
+
+/// A whole second (the start of it).
+impl From<u64> for Now {
+    fn from(seconds: u64) -> Now {
+        Now { seconds, micros: seconds.saturating_mul(MICROS) }
+    }
+}
 
 /// Settings that shape a verdict (read once at start, applied with every config).
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +98,21 @@ pub struct Counted {
     pub shadow_mode: bool,
     pub quota: bool,
     pub stat: StatRef,
+    pub algorithm: Algorithm,
+    /// The sliding window's counter of the previous window.
+    pub previous_key: Option<String>,
+}
+
+impl Counted {
+    /// A token bucket's numbers for this descriptor's hits.
+    pub fn bucket(&self) -> Option<Bucket> {
+        match self.algorithm {
+            Algorithm::TokenBucket { burst } => {
+                Some(Bucket::new(self.hits, self.requests_per_unit, burst, self.unit.seconds()))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +146,13 @@ impl Plan {
 }
 
 /// Matches every descriptor and prepares the counter updates.
-pub fn plan(config: &RateLimitConfig, request: &RateLimitRequest, settings: &EvaluationSettings, now: u64) -> Plan {
+pub fn plan(
+    config: &RateLimitConfig,
+    request: &RateLimitRequest,
+    settings: &EvaluationSettings,
+    now: impl Into<Now>,
+) -> Plan {
+    let now = now.into().seconds;
     let domain = request.domain.as_str();
     let domain_found = config.has_domain(domain);
     let mut scratch = String::new();
@@ -157,6 +200,8 @@ pub fn plan(config: &RateLimitConfig, request: &RateLimitRequest, settings: &Eva
                     shadow_mode: false,
                     quota: settings.global_quota_mode,
                     stat: StatRef::Dynamic(override_stat_key(domain, entries)),
+                    algorithm: Algorithm::FixedWindow,
+                    previous_key: None,
                 })
             }
             Some(Match::Config(found)) => {
@@ -172,8 +217,10 @@ pub fn plan(config: &RateLimitConfig, request: &RateLimitRequest, settings: &Eva
                         Some(levels) => StatRef::Dynamic(dynamic_stat_key(domain, levels, entries)),
                         None => StatRef::Limit(limit.id),
                     };
+                    let (key, previous_key) =
+                        algorithm_keys(limit.algorithm, &settings.cache_key_prefix, domain, entries, limit, unit, now);
                     Planned::Counted(Counted {
-                        key: counter_key(&settings.cache_key_prefix, domain, entries, &limit.shared_values, unit, now),
+                        key,
                         hits,
                         unit,
                         requests_per_unit: limit.requests_per_unit,
@@ -181,6 +228,8 @@ pub fn plan(config: &RateLimitConfig, request: &RateLimitRequest, settings: &Eva
                         shadow_mode: limit.shadow_mode,
                         quota: limit.quota_mode || settings.global_quota_mode,
                         stat,
+                        algorithm: limit.algorithm,
+                        previous_key,
                     })
                 }
             }
@@ -195,6 +244,35 @@ enum Match<'a> {
     Override(u32, Unit),
 }
 
+/// The keys of a limit's counters. Fixed windows keep the reference's keys. The others are
+/// Gatehouse's own and hash-tagged on the descriptor (`{…}`), so a sliding window's two counters
+/// live in one Redis Cluster slot: `{<reference key without the window>}<window start>` for
+/// the sliding window (this window's, and the previous one's) and `{…}tb` for a token bucket.
+fn algorithm_keys(
+    algorithm: Algorithm,
+    prefix: &str,
+    domain: &str,
+    entries: &[Entry],
+    limit: &super::Limit,
+    unit: Unit,
+    now: u64,
+) -> (String, Option<String>) {
+    if algorithm == Algorithm::FixedWindow {
+        return (counter_key(prefix, domain, entries, &limit.shared_values, unit, now), None);
+    }
+    let mut base = String::from("{");
+    base.push_str(&counter_key_base(prefix, domain, entries, &limit.shared_values));
+    base.push('}');
+    match algorithm {
+        Algorithm::SlidingWindow => {
+            let start = unit.window_start(now);
+            let previous = format!("{base}{}", start.saturating_sub(unit.seconds()));
+            (format!("{base}{start}"), Some(previous))
+        }
+        _ => (base + "tb", None),
+    }
+}
+
 /// The counter key, byte for byte the reference's:
 /// `<prefix><domain>_` + `<key>_<value>_` per entry + `<window start>`. A value matched through a
 /// `share_threshold` wildcard is replaced by the pattern so all such values share one counter.
@@ -206,6 +284,13 @@ pub fn counter_key(
     unit: Unit,
     now: u64,
 ) -> String {
+    let mut key = counter_key_base(prefix, domain, entries, shared_values);
+    key.push_str(&unit.window_start(now).to_string());
+    key
+}
+
+/// The reference's key up to its window start: `<prefix><domain>_<key>_<value>_…`.
+fn counter_key_base(prefix: &str, domain: &str, entries: &[Entry], shared_values: &[Option<String>]) -> String {
     let mut key = String::with_capacity(
         prefix.len() + domain.len() + 12 + entries.iter().map(|e| e.key.len() + e.value.len() + 2).sum::<usize>(),
     );
@@ -221,7 +306,6 @@ pub fn counter_key(
         }
         key.push('_');
     }
-    key.push_str(&unit.window_start(now).to_string());
     key
 }
 
@@ -233,6 +317,10 @@ pub enum CounterValue {
     Counted { after: u64, applied: u64 },
     /// The key is known to be over its limit in this window; the store was not asked.
     OverLimitInLocalCache,
+    /// A sliding window's counters: this window's after adding the hits, and the previous one's.
+    Sliding { current: u64, previous: u64 },
+    /// A token bucket's step: whether the hits fitted, and the arrival time after it.
+    Bucket { allowed: bool, tat_us: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,7 +404,13 @@ pub struct Verdict {
 }
 
 /// Turns counter values into the answer. `values[i]` must be `Some` for every counted descriptor.
-pub fn decide(plan: &Plan, values: &[Option<CounterValue>], settings: &EvaluationSettings, now: u64) -> Verdict {
+pub fn decide(
+    plan: &Plan,
+    values: &[Option<CounterValue>],
+    settings: &EvaluationSettings,
+    now: impl Into<Now>,
+) -> Verdict {
+    let now = now.into();
     let mut statuses = Vec::with_capacity(plan.descriptors.len());
     let mut stats = Vec::with_capacity(plan.descriptors.len());
     let mut over_limit_keys = Vec::new();
@@ -340,6 +434,8 @@ pub fn decide(plan: &Plan, values: &[Option<CounterValue>], settings: &Evaluatio
             Planned::Counted(counted) => {
                 let value = value.expect("a value for every counted descriptor");
                 let (mut status, delta, newly_over) = judge(counted, value, settings.near_limit_ratio, now);
+                // Only fixed windows end at a known instant, which the local cache needs.
+                let newly_over = newly_over && counted.algorithm == Algorithm::FixedWindow;
                 if newly_over {
                     over_limit_keys.push((counted.key.clone(), counted.unit.seconds()));
                 }
@@ -368,7 +464,7 @@ pub fn decide(plan: &Plan, values: &[Option<CounterValue>], settings: &Evaluatio
         global_shadow_applied = true;
     }
     let headers = match &settings.response_headers {
-        Some(names) => response_headers(plan, &statuses, names, now),
+        Some(names) => response_headers(plan, &statuses, names),
         None => Vec::new(),
     };
     Verdict { overall, statuses, headers, stats, over_limit_keys, global_shadow_applied }
@@ -377,7 +473,8 @@ pub fn decide(plan: &Plan, values: &[Option<CounterValue>], settings: &Evaluatio
 /// The answer when the store failed and the failure mode says to answer anyway: `allow`
 /// answers OK with no limit information (nothing was counted, so nothing is known), `deny`
 /// answers OVER_LIMIT for every descriptor that would have been counted.
-pub fn verdict_without_store(plan: &Plan, deny: bool, now: u64) -> Verdict {
+pub fn verdict_without_store(plan: &Plan, deny: bool, now: impl Into<Now>) -> Verdict {
+    let now = now.into().seconds;
     let mut any_denied = false;
     let statuses = plan
         .descriptors
@@ -402,7 +499,64 @@ pub fn verdict_without_store(plan: &Plan, deny: bool, now: u64) -> Verdict {
 }
 
 /// One counted descriptor's status and statistics; the bool says "newly found over the limit".
-fn judge(counted: &Counted, value: CounterValue, near_ratio: f32, now: u64) -> (DescriptorStatus, StatDelta, bool) {
+fn judge(counted: &Counted, value: CounterValue, near_ratio: f32, now: Now) -> (DescriptorStatus, StatDelta, bool) {
+    match value {
+        CounterValue::Sliding { current, previous } => {
+            // Judged as a fixed window holding the estimate, then told when it frees up.
+            let window = counted.unit.seconds();
+            let estimate = sliding_estimate(current, previous, window, now.micros).ceil() as u64;
+            let value = CounterValue::Counted { after: estimate, applied: counted.hits.min(estimate) };
+            let (mut status, delta, over) = judge_window(counted, value, near_ratio, now.seconds);
+            if status.code == Code::OverLimit {
+                let limit = u64::from(counted.requests_per_unit);
+                status.duration_until_reset =
+                    Some(sliding_wait(current, previous, limit, counted.hits.max(1), window, now.micros));
+            }
+            (status, delta, over)
+        }
+        CounterValue::Bucket { allowed, tat_us } => judge_bucket(counted, allowed, tat_us, near_ratio, now),
+        value => judge_window(counted, value, near_ratio, now.seconds),
+    }
+}
+
+fn judge_bucket(
+    counted: &Counted,
+    allowed: bool,
+    tat_us: u64,
+    near_ratio: f32,
+    now: Now,
+) -> (DescriptorStatus, StatDelta, bool) {
+    let bucket = counted.bucket().expect("a bucket value for a token bucket");
+    let (remaining, wait) = bucket_status(&bucket, allowed, tat_us, now.micros);
+    let hits = counted.hits;
+    let mut delta = StatDelta { total_hits: hits, ..StatDelta::default() };
+    let mut status = DescriptorStatus::limited(counted, now.seconds);
+    status.duration_until_reset = Some(wait);
+    let capacity = bucket.tolerance_us / bucket.per_hit_us;
+    let near_threshold = (capacity as f32 * near_ratio).floor() as u64;
+    if allowed {
+        status.limit_remaining = remaining.min(u64::from(u32::MAX)) as u32;
+        delta.within_limit = hits;
+        if capacity.saturating_sub(remaining) > near_threshold {
+            delta.near_limit = hits;
+        }
+    } else {
+        status.code = Code::OverLimit;
+        delta.over_limit = hits;
+        if counted.shadow_mode {
+            delta.shadow_mode = hits;
+        }
+    }
+    (status, delta, false)
+}
+
+/// The reference's fixed window judgement.
+fn judge_window(
+    counted: &Counted,
+    value: CounterValue,
+    near_ratio: f32,
+    now: u64,
+) -> (DescriptorStatus, StatDelta, bool) {
     let limit = u64::from(counted.requests_per_unit);
     let near_threshold = (counted.requests_per_unit as f32 * near_ratio).floor() as u64;
     let hits = counted.hits;
@@ -440,16 +594,12 @@ fn judge(counted: &Counted, value: CounterValue, near_ratio: f32, now: u64) -> (
                 false
             }
         }
+        CounterValue::Sliding { .. } | CounterValue::Bucket { .. } => unreachable!("judged by their own"),
     };
     (status, delta, newly_over)
 }
 
-fn response_headers(
-    plan: &Plan,
-    statuses: &[DescriptorStatus],
-    names: &HeaderNames,
-    now: u64,
-) -> Vec<(String, String)> {
+fn response_headers(plan: &Plan, statuses: &[DescriptorStatus], names: &HeaderNames) -> Vec<(String, String)> {
     let mut chosen: Option<&DescriptorStatus> = None;
     for (planned, status) in plan.descriptors.iter().zip(statuses) {
         let Planned::Counted(counted) = planned else {
@@ -470,7 +620,7 @@ fn response_headers(
     vec![
         (names.limit.clone(), limit.requests_per_unit.to_string()),
         (names.remaining.clone(), status.limit_remaining.to_string()),
-        (names.reset.clone(), limit.unit.until_reset(now).to_string()),
+        (names.reset.clone(), status.duration_until_reset.unwrap_or_else(|| limit.unit.seconds()).to_string()),
     ]
 }
 

@@ -16,7 +16,8 @@ use std::hash::RandomState;
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use quick_cache::UnitWeighter;
 
-use super::{CounterStore, CounterUpdate, StoreFuture};
+use super::{CounterStore, CounterUpdate, Step, StepResult, StoreFuture};
+use crate::core::algorithm::{bucket_step, MICROS};
 
 /// The default for `MEMORY_MAX_COUNTERS`: about 130 MiB of counters.
 pub const DEFAULT_MAX_COUNTERS: usize = 1_000_000;
@@ -73,7 +74,11 @@ impl MemoryStore {
     }
 
     fn add(&self, update: &CounterUpdate<'_>, now: u64) -> u64 {
-        let expires_at = window_end(now, update.window);
+        self.add_for(update, now, window_end(now, update.window))
+    }
+
+    /// Adds to a counter that lives until `expires_at` (a new one, or one whose life ended).
+    fn add_for(&self, update: &CounterUpdate<'_>, now: u64, expires_at: u64) -> u64 {
         loop {
             let added = self.counters.entry(update.key, None, |_, counter| {
                 if counter.expires_at <= now {
@@ -101,6 +106,55 @@ impl MemoryStore {
     fn read(&self, key: &str, now: u64) -> u64 {
         self.counters.get(key).filter(|c| c.expires_at > now).map_or(0, |c| c.value)
     }
+
+    /// A token bucket step under the key's shard lock. The arrival time is kept until it has
+    /// passed (a full bucket needs no state).
+    fn bucket(&self, key: &str, now_us: u64, increment_us: u64, tolerance_us: u64) -> (bool, u64) {
+        let now = now_us / MICROS;
+        let kept_until = |tat_us: u64| tat_us.div_ceil(MICROS) + 1;
+        loop {
+            let stepped = self.counters.entry(key, None, |_, counter| {
+                let stored = if counter.expires_at <= now { 0 } else { counter.value };
+                let (allowed, tat) = bucket_step(stored, now_us, increment_us, tolerance_us);
+                if allowed && increment_us > 0 {
+                    *counter = Counter { value: tat, expires_at: kept_until(tat) };
+                }
+                EntryAction::Retain((allowed, tat))
+            });
+            match stepped {
+                EntryResult::Retained(answer) => return answer,
+                EntryResult::Vacant(slot) => {
+                    let (allowed, tat) = bucket_step(0, now_us, increment_us, tolerance_us);
+                    if !(allowed && increment_us > 0) {
+                        return (allowed, tat);
+                    }
+                    if slot.insert(Counter { value: tat, expires_at: kept_until(tat) }).is_ok() {
+                        return (allowed, tat);
+                    }
+                }
+                EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => {
+                    unreachable!("the callback always retains and there is no timeout")
+                }
+            }
+        }
+    }
+
+    fn step(&self, step: &Step<'_>, now_us: u64) -> StepResult {
+        let now = now_us / MICROS;
+        match step {
+            Step::Window(update) => StepResult::Count(self.add(update, now)),
+            Step::Sliding { current, previous } => {
+                // This window's counter is the next one's previous: it lives two windows.
+                let lives_until = window_end(now, current.window).saturating_add(current.window.max(1));
+                let current = self.add_for(current, now, lives_until);
+                StepResult::Sliding { current, previous: self.read(previous, now) }
+            }
+            Step::Bucket { key, increment_us, tolerance_us } => {
+                let (allowed, tat_us) = self.bucket(key, now_us, *increment_us, *tolerance_us);
+                StepResult::Bucket { allowed, tat_us }
+            }
+        }
+    }
 }
 
 impl CounterStore for MemoryStore {
@@ -112,6 +166,11 @@ impl CounterStore for MemoryStore {
     fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>> {
         let values = counters.iter().map(|c| self.read(c.key, now)).collect();
         Box::pin(std::future::ready(Ok(values)))
+    }
+
+    fn run<'a>(&'a self, steps: &'a [Step<'a>], now_us: u64) -> StoreFuture<'a, Vec<StepResult>> {
+        let results = steps.iter().map(|step| self.step(step, now_us)).collect();
+        Box::pin(std::future::ready(Ok(results)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -16,7 +16,9 @@ use futures_util::future::{try_join, try_join_all};
 use redis::{RedisError, RedisResult};
 use shared::redis::RedisPool;
 
-use super::{CounterStore, CounterUpdate, StoreError, StoreFuture};
+use super::{CounterStore, CounterUpdate, Step, StepResult, StoreError, StoreFuture};
+
+mod steps;
 
 pub struct RedisStore {
     main: Arc<RedisPool>,
@@ -28,13 +30,14 @@ impl RedisStore {
         RedisStore { main, per_second }
     }
 
-    /// Splits counters between the main and the per-second Redis, keeping their positions.
-    fn route<'a>(&self, counters: &[CounterUpdate<'a>]) -> [(Vec<usize>, Vec<CounterUpdate<'a>>); 2] {
-        let mut routes: [(Vec<usize>, Vec<CounterUpdate<'a>>); 2] = Default::default();
-        for (i, counter) in counters.iter().enumerate() {
-            let route = usize::from(self.per_second.is_some() && counter.window == 1);
+    /// Splits counters (or steps) between the main and the per-second Redis, keeping their
+    /// positions.
+    fn route<T: Copy>(&self, items: &[T], window: impl Fn(&T) -> u64) -> [(Vec<usize>, Vec<T>); 2] {
+        let mut routes: [(Vec<usize>, Vec<T>); 2] = [Default::default(), Default::default()];
+        for (i, item) in items.iter().enumerate() {
+            let route = usize::from(self.per_second.is_some() && window(item) == 1);
             routes[route].0.push(i);
-            routes[route].1.push(*counter);
+            routes[route].1.push(*item);
         }
         routes
     }
@@ -46,19 +49,22 @@ impl RedisStore {
         }
     }
 
-    /// Runs `query` on each Redis for its counters, concurrently, and puts the answers back in
-    /// the counters' order.
-    async fn on_each_pool<'a, F, Fut>(
+    /// Runs `query` on each Redis for its counters (or steps), concurrently, and puts the
+    /// answers back in their order.
+    async fn on_each_pool<'a, T, V, F, Fut>(
         &'a self,
-        counters: &[CounterUpdate<'a>],
+        items: &[T],
+        window: impl Fn(&T) -> u64,
         query: F,
-    ) -> Result<Vec<u64>, StoreError>
+    ) -> Result<Vec<V>, StoreError>
     where
-        F: Fn(&'a RedisPool, Vec<CounterUpdate<'a>>) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<u64>, StoreError>>,
+        T: Copy,
+        V: Clone,
+        F: Fn(&'a RedisPool, Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<V>, StoreError>>,
     {
-        let [(main_at, main), (second_at, second)] = self.route(counters);
-        let run = |route: usize, part: Vec<CounterUpdate<'a>>| {
+        let [(main_at, main), (second_at, second)] = self.route(items, window);
+        let run = |route: usize, part: Vec<T>| {
             let pool = self.pool(route);
             let empty = part.is_empty();
             let future = query(pool, part);
@@ -71,11 +77,12 @@ impl RedisStore {
             }
         };
         let (main_values, second_values) = try_join(run(0, main), run(1, second)).await?;
-        let mut values = vec![0; counters.len()];
+        let mut values: Vec<Option<V>> = vec![None; items.len()];
         for (at, value) in main_at.into_iter().zip(main_values).chain(second_at.into_iter().zip(second_values)) {
-            values[at] = value;
+            values[at] = Some(value);
         }
-        Ok(values)
+        // Each part's answer was checked to have its length, so every position is filled.
+        values.into_iter().map(|v| v.ok_or(StoreError::ShortAnswer { expected: items.len(), got: 0 })).collect()
     }
 }
 
@@ -139,11 +146,16 @@ async fn read_on(pool: &RedisPool, counters: Vec<CounterUpdate<'_>>) -> Result<V
 
 impl CounterStore for RedisStore {
     fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], _now: u64) -> StoreFuture<'a, Vec<u64>> {
-        Box::pin(traced("INCRBY EXPIRE", updates.len(), self.on_each_pool(updates, increment_on)))
+        Box::pin(traced("INCRBY EXPIRE", updates.len(), self.on_each_pool(updates, |u| u.window, increment_on)))
     }
 
     fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], _now: u64) -> StoreFuture<'a, Vec<u64>> {
-        Box::pin(traced("GET", counters.len(), self.on_each_pool(counters, read_on)))
+        Box::pin(traced("GET", counters.len(), self.on_each_pool(counters, |c| c.window, read_on)))
+    }
+
+    fn run<'a>(&'a self, steps: &'a [Step<'a>], now_us: u64) -> StoreFuture<'a, Vec<StepResult>> {
+        let run_on = move |pool, part| steps::run_on(pool, part, now_us);
+        Box::pin(traced("EVALSHA", steps.len(), self.on_each_pool(steps, Step::window, run_on)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

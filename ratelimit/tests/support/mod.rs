@@ -45,24 +45,33 @@ impl RedisCommands for RedisServer {
 /// 2027-01-15T08:00:00Z: the start of an hour, so windows are predictable.
 const START: u64 = 1_800_000_000;
 
-/// A clock the test moves by hand.
+/// A clock the test moves by hand, in microseconds (token buckets refill within a second).
 #[derive(Clone)]
 pub struct TestClock(Arc<AtomicU64>);
 
 impl TestClock {
     /// Starts at the beginning of an hour, so windows are predictable.
     pub fn new() -> TestClock {
-        TestClock(Arc::new(AtomicU64::new(START)))
+        TestClock(Arc::new(AtomicU64::new(START * 1_000_000)))
     }
+    /// Unix seconds.
     pub fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) / 1_000_000
     }
     pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
+        self.0.fetch_add(seconds * 1_000_000, Ordering::SeqCst);
     }
+    pub fn advance_micros(&self, micros: u64) {
+        self.0.fetch_add(micros, Ordering::SeqCst);
+    }
+    /// Whole seconds.
     pub fn as_clock(&self) -> ratelimit::service::Clock {
         let inner = self.0.clone();
-        Arc::new(move || inner.load(Ordering::SeqCst))
+        Arc::new(move || inner.load(Ordering::SeqCst) / 1_000_000)
+    }
+    pub fn as_clocks(&self) -> ratelimit::service::Clocks {
+        let inner = self.0.clone();
+        ratelimit::service::Clocks::from_micros(Arc::new(move || inner.load(Ordering::SeqCst)))
     }
 }
 
@@ -149,7 +158,7 @@ impl Harness {
         }
         let clock = TestClock::new();
         let settings = Settings::from_env(&env).expect("valid test settings");
-        let running = ratelimit::start(settings, clock.as_clock()).await.expect("service starts");
+        let running = ratelimit::start_with_clocks(settings, clock.as_clocks()).await.expect("service starts");
         let grpc = RateLimitServiceClient::connect(format!("http://{}", running.grpc_addr.unwrap())).await.unwrap();
         Harness { running: Some(running), redis, config, clock, grpc }
     }

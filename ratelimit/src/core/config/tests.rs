@@ -161,3 +161,24 @@ fn validate_all_reports_every_file() {
     assert_eq!(errors.len(), 2);
     assert_eq!(errors[1].to_string(), "config.b.yaml: config error, unknown key 'foo'");
 }
+
+#[test]
+fn algorithms_are_an_extension_with_clear_errors() {
+    let limit = |extra: &str| {
+        format!("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {{unit: second, requests_per_unit: 5{extra}}}\n")
+    };
+    let config = one(&limit(", algorithm: token_bucket, burst: 2"));
+    assert_eq!(config.limits()[0].algorithm, Algorithm::TokenBucket { burst: 2 });
+    assert_eq!(one(&limit(", algorithm: sliding_window")).limits()[0].algorithm, Algorithm::SlidingWindow);
+    assert_eq!(one(&limit("")).limits()[0].algorithm, Algorithm::FixedWindow);
+    assert_eq!(
+        error(&limit(", algorithm: leaky")),
+        "config.test.yaml: algorithm \"leaky\" is not fixed_window, sliding_window or token_bucket"
+    );
+    assert_eq!(error(&limit(", burst: 3")), "config.test.yaml: burst is only for algorithm: token_bucket");
+    let unlimited = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unlimited: true, algorithm: token_bucket}\n";
+    assert_eq!(error(unlimited), "config.test.yaml: an unlimited limit has no algorithm");
+    // The reference refuses the extension keys: a file using them is not one it can load.
+    let reference = crate::core::config_file::parse_as_reference(&limit(", algorithm: sliding_window"));
+    assert_eq!(reference.unwrap_err().to_string(), "config error, unknown key 'algorithm'");
+}

@@ -230,6 +230,8 @@ fn stopping_increments_keeps_other_descriptors_quota() {
         shadow_mode: false,
         quota: false,
         stat: StatRef::Limit(0),
+        algorithm: crate::core::algorithm::Algorithm::FixedWindow,
+        previous_key: None,
     };
     let b = Counted { requests_per_unit: 1, key: "b".into(), ..a.clone() };
     assert_eq!(addends_when_stopping_over_limit(&[&a, &b], &[0, 1]), vec![0, 1]);
