@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-const CONFIG: &str = "domain: topo\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 3}\n";
+/// A fixed window (`k`), a sliding window (`s`) and a token bucket (`b`): the reference's
+/// pipeline and the algorithms' script on every topology.
+const CONFIG: &str = "domain: topo\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 3}\n  \
+                      - key: s\n    rate_limit: {unit: hour, requests_per_unit: 3, algorithm: sliding_window}\n  \
+                      - key: b\n    rate_limit: {unit: hour, requests_per_unit: 3, algorithm: token_bucket}\n";
 
 /// Starts the service against Redis with these settings.
 async fn start(extra: &[(&str, &str)]) -> Result<(ratelimit::Running, ConfigDir, TestClock), ratelimit::StartError> {
@@ -26,8 +30,15 @@ async fn start(extra: &[(&str, &str)]) -> Result<(ratelimit::Running, ConfigDir,
     Ok((running, config, clock))
 }
 
-/// Three calls within the limit, then one over, on distinct values so keys spread over slots.
+/// Three calls within the limit, then one over, on distinct values so keys spread over slots,
+/// for each algorithm.
 async fn assert_counts(running: &ratelimit::Running) {
+    for key in ["k", "s", "b"] {
+        assert_counts_of(running, key).await;
+    }
+}
+
+async fn assert_counts_of(running: &ratelimit::Running, key: &str) {
     let mut client =
         envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient::connect(
             format!("http://{}", running.grpc_addr.unwrap()),
@@ -35,13 +46,13 @@ async fn assert_counts(running: &ratelimit::Running) {
         .await
         .unwrap();
     let values = ["a", "b", "c", "d", "e"];
-    let descriptors = || values.iter().map(|v| descriptor(&[("k", v)])).collect::<Vec<_>>();
+    let descriptors = || values.iter().map(|v| descriptor(&[(key, v)])).collect::<Vec<_>>();
     for expected in [2, 1, 0] {
         let r = client.should_rate_limit(request("topo", descriptors())).await.unwrap().into_inner();
-        assert!(r.statuses.iter().all(|s| s.limit_remaining == expected), "{r:?}");
+        assert!(r.statuses.iter().all(|s| s.limit_remaining == expected), "{key}: {r:?}");
     }
     let r = client.should_rate_limit(request("topo", descriptors())).await.unwrap().into_inner();
-    assert_eq!(r.overall_code, 2, "OVER_LIMIT");
+    assert_eq!(r.overall_code, 2, "{key}: OVER_LIMIT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
