@@ -16,7 +16,7 @@ use crate::core::evaluate::{
 use crate::core::{RateLimitConfig, RateLimitRequest};
 use crate::local_cache::LocalCache;
 use crate::metrics::{LimitStats, Metrics};
-use crate::store::{CounterStore, CounterUpdate, Step, StepResult, StoreError};
+use crate::store::{CounterStore, CounterUpdate, MemoryStore, Step, StepResult, StoreError};
 
 /// Errors a call can end with. The texts of the first three are the reference's.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,16 @@ pub enum FailureMode {
     Error,
     Allow,
     Deny,
+    /// Count in this instance's memory while the store is down, each limit divided by the
+    /// number of instances sharing the traffic (at least 1 each).
+    Local {
+        instances: u32,
+    },
 }
+
+/// The most counters an instance keeps while it counts alone (about 13 MB); past it the
+/// least-used go first (an under-count, never a refusal).
+pub const LOCAL_FAILURE_COUNTERS: usize = 100_000;
 
 /// The settings the reference re-reads at every config load, applied with each config.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +122,8 @@ impl Clocks {
 pub struct RateLimiter {
     loaded: ArcSwapOption<Loaded>,
     store: Arc<dyn CounterStore>,
+    /// With `FailureMode::Local`: where counting goes while the store is down.
+    fallback: Option<MemoryStore>,
     local_cache: Option<LocalCache>,
     options: LimiterOptions,
     metrics: Metrics,
@@ -131,9 +142,12 @@ impl RateLimiter {
     ) -> RateLimiter {
         let local_cache = (options.local_cache_size_in_bytes > 0)
             .then(|| LocalCache::new(options.local_cache_size_in_bytes as usize));
+        let fallback = matches!(options.failure_mode, FailureMode::Local { .. })
+            .then(|| MemoryStore::with_capacity(LOCAL_FAILURE_COUNTERS));
         RateLimiter {
             loaded: ArcSwapOption::empty(),
             store,
+            fallback,
             local_cache,
             options,
             metrics,
@@ -190,7 +204,17 @@ impl RateLimiter {
             self.metrics.domain_not_found(&request.domain, request.descriptors.len() as u64);
         }
 
-        let verdict = match self.count(&plan, now).await {
+        // Counting alone while the store is down: the store is not asked (a hung Redis would
+        // cost every call its timeout); the probe notices when it is back.
+        if let (Some(fallback), FailureMode::Local { instances }, true) =
+            (&self.fallback, self.options.failure_mode, self.in_outage())
+        {
+            let verdict = self.count_locally(fallback, &plan, instances, settings, now).await?;
+            self.record(&loaded, &plan, &verdict, now.seconds);
+            let dynamic_metadata = loaded.settings.dynamic_metadata.then(|| merged_metadata(&plan, &verdict));
+            return Ok(Decision { verdict, dynamic_metadata });
+        }
+        let verdict = match self.count(self.store.as_ref(), true, &plan, now).await {
             Ok(values) => {
                 self.store_answered();
                 decide(&plan, &values, settings, now)
@@ -213,6 +237,10 @@ impl RateLimiter {
                         self.metrics.failure_mode_answer("deny").inc();
                         verdict_without_store(&plan, true, now)
                     }
+                    FailureMode::Local { instances } => match &self.fallback {
+                        Some(fallback) => self.count_locally(fallback, &plan, instances, settings, now).await?,
+                        None => return Err(error.into()),
+                    },
                 }
             }
         };
@@ -222,22 +250,43 @@ impl RateLimiter {
         Ok(Decision { verdict, dynamic_metadata })
     }
 
-    /// Asks the store (and the local cache) for the counted descriptors' values; one store round
-    /// trip for all of them (two with STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT).
-    async fn count(&self, plan: &Plan, now: Now) -> Result<Vec<Option<CounterValue>>, StoreError> {
+    /// Counts in this instance's memory, each limit divided among the instances.
+    async fn count_locally(
+        &self,
+        fallback: &MemoryStore,
+        plan: &Plan,
+        instances: u32,
+        settings: &crate::core::evaluate::EvaluationSettings,
+        now: Now,
+    ) -> Result<Verdict, StoreError> {
+        self.metrics.failure_mode_answer("local").inc();
+        let share = plan.shared_among(instances);
+        let values = self.count(fallback, false, &share, now).await?;
+        Ok(decide(&share, &values, settings, now))
+    }
+
+    /// Asks `store` (and, when `use_cache`, the local over-limit cache) for the counted
+    /// descriptors' values; one store round trip for all of them (two with
+    /// STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT).
+    async fn count(
+        &self,
+        store: &dyn CounterStore,
+        use_cache: bool,
+        plan: &Plan,
+        now: Now,
+    ) -> Result<Vec<Option<CounterValue>>, StoreError> {
+        let local_cache = self.local_cache.as_ref().filter(|_| use_cache);
         let counted: Vec<_> = plan.counted().collect();
         if counted.iter().any(|(_, c)| c.algorithm != Algorithm::FixedWindow) {
-            return self.count_steps(plan, &counted, now).await;
+            return self.count_steps(store, local_cache, plan, &counted, now).await;
         }
         let now = now.seconds;
         let mut values = vec![None; plan.descriptors.len()];
         if counted.is_empty() {
             return Ok(values);
         }
-        let cached: Vec<bool> = counted
-            .iter()
-            .map(|(_, c)| self.local_cache.as_ref().is_some_and(|cache| cache.contains(&c.key, now)))
-            .collect();
+        let cached: Vec<bool> =
+            counted.iter().map(|(_, c)| local_cache.is_some_and(|cache| cache.contains(&c.key, now))).collect();
         let to_store: Vec<_> = counted.iter().zip(&cached).filter(|(_, &hit)| !hit).map(|(c, _)| *c).collect();
 
         let mut updates: Vec<CounterUpdate<'_>> = to_store
@@ -253,7 +302,7 @@ impl RateLimiter {
             let addends = if cached.iter().any(|&hit| hit) {
                 vec![0; updates.len()]
             } else {
-                let current = self.store.current(&updates, now).await?;
+                let current = store.current(&updates, now).await?;
                 let descriptors: Vec<_> = to_store.iter().map(|(_, c)| *c).collect();
                 addends_when_stopping_over_limit(&descriptors, &current)
             };
@@ -263,7 +312,7 @@ impl RateLimiter {
         }
 
         if !updates.is_empty() {
-            let after = self.store.increment(&updates, now).await?;
+            let after = store.increment(&updates, now).await?;
             for (((index, _), update), after) in to_store.iter().zip(&updates).zip(after) {
                 values[*index] = Some(CounterValue::Counted { after, applied: update.hits });
             }
@@ -282,6 +331,8 @@ impl RateLimiter {
     /// of fixed windows only.
     async fn count_steps(
         &self,
+        store: &dyn CounterStore,
+        local_cache: Option<&LocalCache>,
         plan: &Plan,
         counted: &[(usize, &Counted)],
         now: Now,
@@ -299,7 +350,7 @@ impl RateLimiter {
                 (Algorithm::TokenBucket { .. }, _, Some(bucket)) => {
                     Step::Bucket { key: &c.key, increment_us: bucket.increment_us, tolerance_us: bucket.tolerance_us }
                 }
-                _ if self.local_cache.as_ref().is_some_and(|cache| cache.contains(&c.key, now.seconds)) => {
+                _ if local_cache.is_some_and(|cache| cache.contains(&c.key, now.seconds)) => {
                     values[*index] = Some(CounterValue::OverLimitInLocalCache);
                     continue;
                 }
@@ -308,7 +359,7 @@ impl RateLimiter {
             asked.push(*index);
             steps.push(step);
         }
-        let results = self.store.run(&steps, now.micros).await?;
+        let results = store.run(&steps, now.micros).await?;
         if results.len() != steps.len() {
             return Err(StoreError::ShortAnswer { expected: steps.len(), got: results.len() });
         }
@@ -359,11 +410,18 @@ impl RateLimiter {
     fn store_failed(&self, error: &StoreError) {
         if !self.in_outage.swap(true, Ordering::SeqCst) {
             self.metrics.redis_outages.inc();
-            tracing::error!(
-                store = self.store.name(),
-                failure_mode = ?self.options.failure_mode,
-                "counter store unavailable, answering per REDIS_FAILURE_MODE until it recovers: {error}"
-            );
+            match self.options.failure_mode {
+                FailureMode::Local { instances } => tracing::error!(
+                    store = self.store.name(),
+                    instances,
+                    "counter store unavailable: counting in this instance's memory (each limit divided by {instances}) until it answers again: {error}"
+                ),
+                mode => tracing::error!(
+                    store = self.store.name(),
+                    failure_mode = ?mode,
+                    "counter store unavailable, answering per REDIS_FAILURE_MODE until it recovers: {error}"
+                ),
+            }
             if self.options.store_health {
                 self.health.set("redis", false);
             }
@@ -372,7 +430,11 @@ impl RateLimiter {
 
     fn store_answered(&self) {
         if self.in_outage.load(Ordering::Relaxed) && self.in_outage.swap(false, Ordering::SeqCst) {
-            tracing::warn!(store = self.store.name(), "counter store reachable again");
+            tracing::warn!(store = self.store.name(), "counter store reachable again: counting there again");
+            // What was counted alone belongs to the outage; the store's counts take over.
+            if let Some(fallback) = &self.fallback {
+                fallback.sweep(u64::MAX);
+            }
             if self.options.store_health {
                 self.health.set("redis", true);
             }
@@ -388,6 +450,9 @@ impl RateLimiter {
     pub async fn probe_store(&self) {
         if !self.in_outage() {
             return;
+        }
+        if let Some(fallback) = &self.fallback {
+            fallback.sweep(self.clocks.now().seconds);
         }
         match self.store.ping().await {
             Ok(()) => self.store_answered(),

@@ -119,9 +119,14 @@ impl Settings {
             }
             _ => Backend::Memory,
         };
+        let local_instances = r.get(&REDIS_FAILURE_LOCAL_INSTANCES);
+        if local_instances == 0 {
+            r.fail("REDIS_FAILURE_LOCAL_INSTANCES", Some("0".into()), "at least 1 instance counts");
+        }
         let failure_mode = match r.get(&REDIS_FAILURE_MODE) {
             "allow" => FailureMode::Allow,
             "deny" => FailureMode::Deny,
+            "local" => FailureMode::Local { instances: local_instances.max(1) },
             _ => FailureMode::Error,
         };
         let redis = redis_settings(&mut r, &MAIN_REDIS, redis_url);
@@ -564,14 +569,24 @@ mod tests {
             ("REDIS_URL", "onlymaster"),
             ("REDIS_AUTH", "hunter2"),
             ("SHADOW_MODE", "sometimes"),
+            ("REDIS_FAILURE_LOCAL_INSTANCES", "0"),
         ]))
         .unwrap_err();
         let text = err.to_string();
+        assert!(text.contains("REDIS_FAILURE_LOCAL_INSTANCES=\"0\""), "{text}");
         assert!(text.contains("GRPC_PORT=\"http\""), "{text}");
         assert!(text.contains("REDIS_FAILURE_MODE=\"maybe\""), "{text}");
         assert!(text.contains("Expected master name"), "{text}");
         assert!(text.contains("SHADOW_MODE"), "{text}");
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_local_failure_mode_takes_its_instance_count() {
+        let s = Settings::from_env(&env(&[("REDIS_FAILURE_MODE", "local"), ("REDIS_FAILURE_LOCAL_INSTANCES", "3")]));
+        assert_eq!(s.unwrap().limiter.failure_mode, FailureMode::Local { instances: 3 });
+        let one = Settings::from_env(&env(&[("REDIS_FAILURE_MODE", "local")])).unwrap();
+        assert_eq!(one.limiter.failure_mode, FailureMode::Local { instances: 1 });
     }
 
     #[test]

@@ -99,3 +99,38 @@ async fn health_follows_redis_when_asked() {
     assert_eq!((status, body.as_str()), (200, "OK"));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_counts_each_instances_share_in_memory_until_redis_returns() {
+    let mut h = with_outage("local", &[("REDIS_FAILURE_LOCAL_INSTANCES", "4")]).await;
+    let call = || request("fm", vec![descriptor(&[("k", "v")])]);
+    // 100 an hour among 4 instances: this one lets 25 through while it counts alone.
+    for left in (0..25).rev() {
+        let r = h.call(call()).await.unwrap();
+        assert_eq!((r.overall_code, r.statuses[0].limit_remaining), (Code::Ok as i32, left));
+        assert_eq!(r.statuses[0].current_limit.as_ref().unwrap().requests_per_unit, 25);
+    }
+    let r = h.call(call()).await.unwrap();
+    assert_eq!(r.overall_code, Code::OverLimit as i32, "its share is spent");
+    assert!(metric(&h, "ratelimit_service_failure_mode_answers_total{mode=\"local\"} 26").is_some());
+    assert_eq!(
+        metric(&h, "ratelimit_service_redis_outages_total").as_deref(),
+        Some("ratelimit_service_redis_outages_total 1"),
+        "one outage, however many calls"
+    );
+    // Redis is back (restarted empty): the probe notices, and counting goes on in Redis — the
+    // 26 counted alone stay with the outage.
+    h.redis.as_mut().unwrap().resume();
+    let limiter = h.running().limiter.clone();
+    shared::testing::eventually("Redis is noticed again", std::time::Duration::from_secs(10), || {
+        std::future::ready(!limiter.in_outage())
+    })
+    .await;
+    let r = h.call(call()).await.unwrap();
+    assert_eq!((r.overall_code, r.statuses[0].limit_remaining), (Code::Ok as i32, 99));
+    let now = h.clock.now();
+    let key = format!("fm_k_v_{}", now - now % 3600);
+    let counted: u64 = h.redis.as_ref().unwrap().command(redis::cmd("GET").arg(&key)).await;
+    assert_eq!(counted, 1, "counted in Redis");
+    h.stop().await;
+}

@@ -136,6 +136,18 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// This plan with every counted limit divided among `instances` (at least 1 each): what one
+    /// instance enforces while it counts alone.
+    pub fn shared_among(&self, instances: u32) -> Plan {
+        let mut share = self.clone();
+        for planned in &mut share.descriptors {
+            if let Planned::Counted(counted) = planned {
+                counted.requests_per_unit = (counted.requests_per_unit / instances.max(1)).max(1);
+            }
+        }
+        share
+    }
+
     /// The counted descriptors with their index in the request.
     pub fn counted(&self) -> impl Iterator<Item = (usize, &Counted)> {
         self.descriptors.iter().enumerate().filter_map(|(i, p)| match p {

@@ -164,7 +164,12 @@ pub const MEMORY_MAX_COUNTERS: Setting<usize> = Setting::number(
     "1000000",
     "memory backend: most counters held at once (about 130 bytes each); past it the least-used go first",
 );
-pub const REDIS_FAILURE_MODE: Setting<&str> = Setting::choice("REDIS_FAILURE_MODE", "error", &["error", "allow", "deny"], "when Redis fails: error (gRPC UNAVAILABLE; Envoy's failure_mode_deny decides), allow (answer OK) or deny (answer OVER_LIMIT)");
+pub const REDIS_FAILURE_MODE: Setting<&str> = Setting::choice("REDIS_FAILURE_MODE", "error", &["error", "allow", "deny", "local"], "when Redis fails: error (gRPC UNAVAILABLE; Envoy's failure_mode_deny decides), allow (answer OK), deny (answer OVER_LIMIT) or local (count in this instance's memory until Redis answers again)");
+pub const REDIS_FAILURE_LOCAL_INSTANCES: Setting<u32> = Setting::number(
+    "REDIS_FAILURE_LOCAL_INSTANCES",
+    "1",
+    "with REDIS_FAILURE_MODE=local: the instances sharing the traffic; each enforces its share (limit / instances, at least 1) while it counts alone",
+);
 pub const REDIS_SOCKET_TYPE: Setting<&str> =
     Setting::choice("REDIS_SOCKET_TYPE", "unix", &["tcp", "unix"], "tcp or unix");
 pub const REDIS_TYPE: Setting<&str> =
@@ -359,6 +364,7 @@ pub const ALL: &[&dyn Documented] = &[
     &BACKEND_TYPE,
     &MEMORY_MAX_COUNTERS,
     &REDIS_FAILURE_MODE,
+    &REDIS_FAILURE_LOCAL_INSTANCES,
     &REDIS_SOCKET_TYPE,
     &REDIS_TYPE,
     &REDIS_URL,
