@@ -181,6 +181,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         forward_credential: raw.identity.forward_credential,
         forward_api_keys: forward_api_keys.unwrap_or(raw.identity.forward_credential),
         dynamic_metadata: raw.identity.dynamic_metadata,
+        metadata_claims: raw.identity.metadata_claims.iter().map(identity::claim_path).collect(),
         sessions: oidc.as_ref().map(|o: &OidcSettings| SessionPolicy {
             provider: o.name.clone(),
             cookie_name: o.cookie_name.clone(),

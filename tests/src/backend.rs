@@ -41,7 +41,7 @@ pub fn router(seen: Option<Seen>) -> Router {
     Router::new().fallback(echo).with_state(seen)
 }
 
-async fn echo(State(seen): State<Option<Seen>>, request: Request) -> impl IntoResponse {
+async fn echo(State(seen): State<Option<Seen>>, request: Request) -> axum::response::Response {
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in request.headers() {
         headers
@@ -55,8 +55,21 @@ async fn echo(State(seen): State<Option<Seen>>, request: Request) -> impl IntoRe
         seen.keep(received.clone());
     }
     let body = if path.starts_with("/third-party/") { json!({"answer": "from the third-party API"}) } else { received };
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string())
+    // Under `/llm/` the backend plays an LLM API reporting its usage, as such APIs do, in a
+    // response header: `?tokens=N` says how many tokens "the completion" took.
+    let tokens = path.strip_prefix("/llm/").and_then(|rest| {
+        let query = rest.split_once('?')?.1;
+        query.split('&').find_map(|pair| pair.strip_prefix("tokens="))?.parse::<u64>().ok()
+    });
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if let Some(tokens) = tokens {
+        response.headers_mut().insert(USAGE_HEADER, tokens.into());
+    }
+    response
 }
+
+/// The response header with an `/llm/` answer's token usage.
+pub const USAGE_HEADER: &str = "x-llm-tokens";
 
 /// Serves on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {

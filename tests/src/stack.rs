@@ -16,6 +16,9 @@ use crate::http::{send, Reply};
 
 /// The demo key of the README and examples/ext-authz/api-keys.yaml: one demo key everywhere.
 pub const API_KEY: &str = "ghk_demo-key-do-not-use-in-production-000000";
+/// A key whose client has its own limit (2 a minute) in an attribute ext-authz passes to Envoy
+/// as dynamic metadata, with `cost_routes`.
+pub const PLAN_API_KEY: &str = "ghk_plan-key-for-the-limit-override-test-0000";
 const RSA_KEY: &str = include_str!("../../ext-authz/tests/fixtures/rsa-a.pem");
 
 #[derive(Debug, Clone, Default)]
@@ -49,6 +52,9 @@ pub struct StackOptions {
     /// file, `vendor.key` in the stack's directory) and `/third-party/partner/*` (a
     /// client-credentials token from the real OpenID Provider, started for it).
     pub upstream_credentials: bool,
+    /// Cost-based limits (see [`with_cost_routes`]): `/llm/*` charges the tokens the backend
+    /// reports, `/plan/*` takes each API client's limit from ext-authz's dynamic metadata.
+    pub cost_routes: bool,
 }
 
 /// The OpenID Provider's service client, whose tokens ext-authz injects upstream.
@@ -58,6 +64,16 @@ const SERVICE_CLIENT_SECRET: &str = "e2e-service-secret-not-for-production";
 pub const PARTNER_RESOURCE: &str = "https://partner-api.test";
 /// The key file's first content, with `upstream_credentials`.
 pub const VENDOR_KEY: &str = "vendor-key-e2e-0001";
+
+/// ext-authz's routes for the cost-based limits (see [`with_cost_routes`]), and its metadata
+/// claim: an API key's `rate_limit` attribute goes to Envoy as dynamic metadata.
+const COST_RULES: &str = r#"    - name: llm
+      path: /llm/*
+      accept: [jwt, api_key]
+    - name: plan
+      path: /plan/*
+      accept: [api_key]
+"#;
 
 const UPSTREAM_RULES: &str = r#"    - name: vendor
       path: /third-party/vendor/*
@@ -236,7 +252,11 @@ impl Stack {
         // ext-authz, with a local JWKS and one API key.
         let key = SigningKey::rsa("demo-key", Algorithm::RS256, RSA_KEY);
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&key])).unwrap();
-        let keys = json!({"keys": [{"hash": format_hash(&hash_key(API_KEY)), "client_id": "demo-client", "scopes": ["orders:read"], "org_id": "demo-org"}]});
+        let keys = json!({"keys": [
+            {"hash": format_hash(&hash_key(API_KEY)), "client_id": "demo-client", "scopes": ["orders:read"], "org_id": "demo-org"},
+            {"hash": format_hash(&hash_key(PLAN_API_KEY)), "client_id": "plan-client", "scopes": [],
+             "attributes": {"rate_limit": {"requests_per_unit": 2, "unit": "MINUTE"}}},
+        ]});
         std::fs::write(dir.path().join("api-keys.json"), keys.to_string()).unwrap();
         // With logins, the provider must know the gateway's and ext-authz's ports up front. They
         // stay reserved (bound) while the provider starts — seconds in which other tests and the
@@ -297,6 +317,9 @@ impl Stack {
         text.push_str("}\n");
         text.push_str(EXT_AUTHZ_CONFIG);
         let mut env = HashMap::new();
+        if options.cost_routes {
+            text.push_str(COST_RULES);
+        }
         if options.upstream_credentials {
             text.push_str(UPSTREAM_RULES);
             std::fs::write(dir.path().join("vendor.key"), format!("{VENDOR_KEY}\n")).unwrap();
@@ -315,12 +338,15 @@ impl Stack {
             env.insert("GATEHOUSE_OIDC_CLIENT_SECRET".to_string(), CLIENT_SECRET.to_string());
             env.insert("GATEHOUSE_SESSION_KEY".to_string(), SESSION_KEY.to_string());
         }
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
         if options.upstream_credentials {
             let issuer = provider.as_ref().expect("started for the service client").issuer();
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
             text.push_str(&upstream_section(&issuer));
+        }
+        if options.cost_routes {
+            text.push_str("identity:\n  metadata_claims: [rate_limit]\n");
         }
         std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
@@ -503,6 +529,7 @@ fn start_envoy(
         Some(dir) => with_downstream_mtls(&config, dir),
         None => config,
     };
+    let config = if options.cost_routes { with_cost_routes(&config) } else { config };
     (Envoy::start(&config, admin_port), port)
 }
 
@@ -566,6 +593,65 @@ pub fn with_downstream_mtls(config: &str, dir: &std::path::Path) -> String {
     );
     let config = config.replacen(CHAIN_ANCHOR, &tls, 1);
     config.replacen(HCM_ANCHOR, &format!("{HCM_ANCHOR}                forward_client_cert_details: FORWARD_ONLY\n"), 1)
+}
+
+/// The shipped Envoy config with cost-based limits, as an LLM gateway runs them (and as Envoy
+/// Gateway's `BackendTrafficPolicy` `cost` and `limit.fromMetadata` generate them):
+///
+/// - `/llm/*`: the user's token budget is checked before the request (`hits_addend: 0`) and
+///   charged when the stream ends (`apply_on_stream_done`) with the tokens the backend reported
+///   in `x-llm-tokens`, moved into dynamic metadata by `header_to_metadata`;
+/// - `/plan/*`: the limit itself comes from ext-authz's dynamic metadata (`rate_limit`, an API
+///   key's attribute copied by `identity.metadata_claims`), as the descriptor's `limit` override.
+pub fn with_cost_routes(config: &str) -> String {
+    const ROUTE_ANCHOR: &str = "                        - match: {prefix: \"/\"}\n";
+    const FILTER_ANCHOR: &str = "                  - name: envoy.filters.http.ratelimit\n";
+    assert!(config.contains(ROUTE_ANCHOR) && config.contains(FILTER_ANCHOR), "not the shipped Envoy config");
+    let per_user = |value: &str| {
+        format!(
+            "- generic_key: {{descriptor_value: {value}, descriptor_key: generic_key}}\n\
+             \x20                                   - request_headers: {{header_name: x-user-id, descriptor_key: user_id}}"
+        )
+    };
+    let routes = format!(
+        r#"                        - match: {{prefix: "/llm/"}}
+                          route: {{cluster: backend}}
+                          typed_per_filter_config:
+                            envoy.filters.http.ratelimit:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute
+                              rate_limits:
+                                - actions:
+                                    {llm}
+                                  hits_addend: {{number: 0}}
+                                - actions:
+                                    {llm}
+                                  hits_addend: {{format: "%DYNAMIC_METADATA(gatehouse.llm:tokens)%"}}
+                                  apply_on_stream_done: true
+                        - match: {{prefix: "/plan/"}}
+                          route: {{cluster: backend}}
+                          typed_per_filter_config:
+                            envoy.filters.http.ratelimit:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute
+                              rate_limits:
+                                - actions:
+                                    {plan}
+                                  limit:
+                                    dynamic_metadata:
+                                      metadata_key: {{key: envoy.filters.http.ext_authz, path: [{{key: rate_limit}}]}}
+"#,
+        llm = per_user("llm"),
+        plan = per_user("plan"),
+    );
+    let usage = r#"                  - name: envoy.filters.http.header_to_metadata
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config
+                      response_rules:
+                        - header: x-llm-tokens
+                          on_header_present: {metadata_namespace: gatehouse.llm, key: tokens, type: NUMBER}
+                          remove: true
+"#;
+    let config = config.replacen(ROUTE_ANCHOR, &format!("{routes}{ROUTE_ANCHOR}"), 1);
+    config.replacen(FILTER_ANCHOR, &format!("{usage}{FILTER_ANCHOR}"), 1)
 }
 
 /// The shipped Envoy config with Envoy's OpenTelemetry tracer on every request (as

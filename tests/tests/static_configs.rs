@@ -92,6 +92,7 @@ const GATEWAY_KINDS: &[(&str, &str)] = &[
     ("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy"),
     ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"),
     ("gateway.envoyproxy.io/v1alpha1", "ClientTrafficPolicy"),
+    ("gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy"),
     ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
     ("gateway.kgateway.dev/v1alpha1", "GatewayExtension"),
     ("gateway.kgateway.dev/v1alpha1", "TrafficPolicy"),

@@ -390,6 +390,9 @@ pub struct RawIdentity {
     pub payload_header: Option<String>,
     pub forward_credential: bool,
     pub dynamic_metadata: bool,
+    /// Claims copied as they are into dynamic metadata (e.g. a per-client rate limit for
+    /// Envoy's descriptor `limit` override).
+    pub metadata_claims: Vec<RawClaimPath>,
 }
 
 impl Default for RawIdentity {
@@ -401,6 +404,7 @@ impl Default for RawIdentity {
             payload_header: None,
             forward_credential: false,
             dynamic_metadata: true,
+            metadata_claims: Vec::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use shared::spiffe::SpiffeId;
 
 use super::apikeys::ApiKeyStore;
+use super::claims::ClaimPath;
 use super::identity::{Identity, IdentityHeaders};
 use super::jwt::{self, JwtError, JwtPolicy, KeySet};
 use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XFCC};
@@ -106,6 +107,8 @@ pub struct Engine {
     /// logs). On by default; off saves building, encoding and Envoy's decoding of it on every
     /// allowed request when nothing reads it.
     pub dynamic_metadata: bool,
+    /// Claims copied into dynamic metadata under their own names.
+    pub metadata_claims: Vec<ClaimPath>,
     pub sessions: Option<SessionPolicy>,
 }
 
@@ -475,6 +478,17 @@ impl Engine {
             identity.as_ref().filter(|_| self.dynamic_metadata).map(Identity::metadata).unwrap_or_default();
         if let Some(id) = principal.as_ref().filter(|_| self.dynamic_metadata) {
             Arc::make_mut(&mut metadata).insert("principal".into(), Value::String(id.clone()));
+        }
+        if let Some(identity) = identity.as_ref().filter(|_| self.dynamic_metadata && !self.metadata_claims.is_empty())
+        {
+            let extra: Vec<_> = self
+                .metadata_claims
+                .iter()
+                .filter_map(|path| Some((path.name().to_string(), path.lookup(&identity.claims)?.clone())))
+                .collect();
+            if !extra.is_empty() {
+                Arc::make_mut(&mut metadata).extend(extra);
+            }
         }
         Allow {
             headers,

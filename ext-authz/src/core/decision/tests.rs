@@ -128,6 +128,7 @@ fn engine() -> Engine {
         forward_credential: false,
         forward_api_keys: false,
         dynamic_metadata: true,
+        metadata_claims: vec![ClaimPath::parse("plan")],
         sessions: Some(SessionPolicy {
             provider: "corp-login".into(),
             cookie_name: "gh_session".into(),
@@ -219,6 +220,10 @@ fn a_valid_token_gets_identity_headers_and_loses_the_credential() {
     assert!(allow.remove.contains(&"authorization".into()));
     assert!(!allow.remove.contains(&"x-user-id".into()), "a header we set is never also removed");
     assert_eq!(allow.metadata["user_id"], "u1");
+    assert!(!allow.metadata.contains_key("plan"), "a metadata claim the identity lacks is left out");
+    let with_plan = format!("Bearer {}", w.token(json!({"plan": {"requests_per_unit": 5, "unit": "MINUTE"}})));
+    let planned = allowed(w.check("/orders/1", &[("authorization", &with_plan)]));
+    assert_eq!(planned.metadata["plan"], json!({"requests_per_unit": 5, "unit": "MINUTE"}), "copied as it is");
     let mut quiet = World::new();
     quiet.engine.dynamic_metadata = false;
     let bearer = format!("Bearer {}", quiet.token(json!({})));
