@@ -7,6 +7,7 @@
 //!   cargo run --release -p bench -- --only profile --cases rl-memory-hot,authz-key-10
 //!                                                     (only those profiles and their floors)
 //!   cargo run --release -p bench -- --only caches    (only the full-against-warm cache rows, printed)
+//!   cargo run --release -p bench -- --only algorithms (each rate limit algorithm on both backends, printed)
 //!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
 //!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
 
@@ -118,6 +119,33 @@ async fn through_envoy_rows(shape: Shape) -> Vec<Row> {
     rows
 }
 
+/// One hot key per algorithm, in memory and on Redis, each run after a run of the do-nothing
+/// RLS; with redis-server's CPU per request for the Redis rows.
+async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> (Vec<Row>, Vec<(String, f64)>) {
+    const ALGORITHMS: [(&str, &str); 3] =
+        [("client", "fixed window"), ("sliding", "sliding window"), ("bucket", "token bucket")];
+    let hot = values(["hot".to_string()]);
+    let mut rows = Vec::new();
+    let memory = RateLimitTarget::start(10, None).await;
+    for (key, name) in ALGORITHMS {
+        let name = format!("ratelimit, memory, one hot key, {name}");
+        rows.push(rls_row(&name, shape, floor, memory.addr(), key, &hot).await);
+    }
+    memory.running.shutdown().await;
+    let redis = RedisServer::start();
+    let on_redis = RateLimitTarget::start(10, Some(&redis)).await;
+    let mut cpu = Vec::new();
+    for (key, name) in ALGORITHMS {
+        let row_name = format!("ratelimit, Redis, one hot key, {name}");
+        rows.push(rls_row(&row_name, shape, floor, on_redis.addr(), key, &hot).await);
+        if let Some((micros, _)) = redis_cpu_per_request_of(&redis, on_redis.addr(), key, shape).await {
+            cpu.push((name.to_string(), micros));
+        }
+    }
+    on_redis.running.shutdown().await;
+    (rows, cpu)
+}
+
 fn flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)
 }
@@ -170,9 +198,19 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// How much of redis-server's CPU one rate-limit request costs: one more run against `addr`.
 async fn redis_cpu_per_request(redis: &RedisServer, addr: SocketAddr, shape: Shape) -> Option<(f64, f64)> {
+    redis_cpu_per_request_of(redis, addr, "client", shape).await
+}
+
+/// The same for the descriptor key `key` (one hot value).
+async fn redis_cpu_per_request_of(
+    redis: &RedisServer,
+    addr: SocketAddr,
+    key: &'static str,
+    shape: Shape,
+) -> Option<(f64, f64)> {
     let pid = redis.pid()?;
     let before = cpu_seconds(pid);
-    let run = rls_load(addr, shape.pace(), "client", values(["hot".to_string()])).await;
+    let run = rls_load(addr, shape.pace(), key, values(["hot".to_string()])).await;
     let used = cpu_seconds(pid) - before;
     (run.requests > 0).then(|| (used / run.requests as f64 * 1e6, used / run.elapsed.as_secs_f64() * 100.0))
 }
@@ -234,6 +272,17 @@ async fn run() -> anyhow::Result<()> {
         // Just the cache rows: full against warm.
         for row in caches::rows(shape).await {
             println!("{}", row.markdown());
+        }
+        return Ok(());
+    }
+    if arg("--only", "") == "algorithms" {
+        let floor_addr = floors::start().await;
+        let (rows, redis_cpu) = algorithm_rows(shape, floor_addr).await;
+        for row in rows {
+            println!("{}", row.markdown());
+        }
+        for (name, micros) in redis_cpu {
+            println!("redis-server CPU, {name}: {micros:.1} µs per request");
         }
         return Ok(());
     }

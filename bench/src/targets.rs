@@ -10,7 +10,9 @@ use shared::testing::RedisServer;
 /// A rate limit config with `rules` exact-value rules under `route`, and one key-only rule.
 pub fn ratelimit_config(rules: usize) -> String {
     let mut yaml = String::from(
-        "domain: bench\ndescriptors:\n  - key: client\n    rate_limit: {unit: second, requests_per_unit: 4000000000}\n",
+        "domain: bench\ndescriptors:\n  - key: client\n    rate_limit: {unit: second, requests_per_unit: 4000000000}\n  \
+         - key: sliding\n    rate_limit: {unit: second, requests_per_unit: 4000000000, algorithm: sliding_window}\n  \
+         - key: bucket\n    rate_limit: {unit: second, requests_per_unit: 4000000000, algorithm: token_bucket}\n",
     );
     for i in 0..rules {
         yaml.push_str(&format!(
@@ -50,7 +52,8 @@ impl RateLimitTarget {
             }
         }
         let settings = ratelimit::settings::Settings::from_env(&env).expect("bench settings");
-        let running = ratelimit::start(settings, ratelimit::service::system_clock()).await.expect("ratelimit starts");
+        let clocks = ratelimit::service::Clocks::system();
+        let running = ratelimit::start_with_clocks(settings, clocks).await.expect("ratelimit starts");
         RateLimitTarget { running, _config: dir }
     }
 
