@@ -143,7 +143,44 @@ async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> (Vec<Row>, Vec<(Stri
         }
     }
     on_redis.running.shutdown().await;
+
+    // Hot keys on Redis: a key over its limit with and without the local over-limit cache,
+    // and a key within it with its increments batched.
+    let capped = "domain: bench\ndescriptors:\n  - key: client\n    rate_limit: {unit: hour, requests_per_unit: 1}\n";
+    for (name, cache) in [("local cache on", "8388608"), ("local cache off", "0")] {
+        let target = RateLimitTarget::start_with(capped, Some(&redis), &[("LOCAL_CACHE_SIZE_IN_BYTES", cache)]).await;
+        let (addr, over) = (target.addr(), hot.clone());
+        let floor_load = move || -> Load<'static> { Box::pin(rls_load(floor, shape.pace(), "client", over.clone())) };
+        let over = hot.clone();
+        let scenario = move || -> Load<'static> {
+            Box::pin(scenarios::rls_load_expecting(addr, shape.pace(), "client", over.clone(), 2))
+        };
+        let row_name = format!("ratelimit, Redis, one hot key over its limit, {name}");
+        rows.push(measure(&row_name, shape, Some(("do-nothing RLS", &floor_load)), &scenario).await);
+        if let Some((micros, _)) = redis_cpu_of_over_limit(&redis, addr, shape).await {
+            cpu.push((format!("over its limit, {name}"), micros));
+        }
+        target.running.shutdown().await;
+    }
+    let batched =
+        RateLimitTarget::start_with(&targets::ratelimit_config(10), Some(&redis), &[("HOT_KEY_BATCH_WINDOW", "1ms")])
+            .await;
+    let name = "ratelimit, Redis, one hot key, HOT_KEY_BATCH_WINDOW=1ms";
+    rows.push(rls_row(name, shape, floor, batched.addr(), "client", &hot).await);
+    if let Some((micros, _)) = redis_cpu_per_request_of(&redis, batched.addr(), "client", shape).await {
+        cpu.push(("batched 1ms".to_string(), micros));
+    }
+    batched.running.shutdown().await;
     (rows, cpu)
+}
+
+/// redis-server's CPU per request for a key over its limit (answers OVER_LIMIT expected).
+async fn redis_cpu_of_over_limit(redis: &RedisServer, addr: SocketAddr, shape: Shape) -> Option<(f64, f64)> {
+    let pid = redis.pid()?;
+    let before = cpu_seconds(pid);
+    let run = scenarios::rls_load_expecting(addr, shape.pace(), "client", values(["hot".to_string()]), 2).await;
+    let used = cpu_seconds(pid) - before;
+    (run.requests > 0).then(|| (used / run.requests as f64 * 1e6, used / run.elapsed.as_secs_f64() * 100.0))
 }
 
 fn flag(name: &str) -> bool {

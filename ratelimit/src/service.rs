@@ -8,6 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use shared::health::Health;
 
+use crate::batch::Batcher;
 use crate::core::algorithm::{Algorithm, MICROS};
 use crate::core::evaluate::{
     addends_when_stopping_over_limit, decide, merged_metadata, plan, verdict_without_store, Counted, CounterValue,
@@ -83,6 +84,8 @@ pub struct LimiterOptions {
     pub local_cache_size_in_bytes: u64,
     /// Report the `redis` health component from the store's reachability.
     pub store_health: bool,
+    /// `HOT_KEY_BATCH_WINDOW`: increments of one key within this window go to the store as one.
+    pub batch_window: Option<std::time::Duration>,
 }
 
 pub use shared::clock::{system_clock, Clock};
@@ -124,6 +127,8 @@ pub struct RateLimiter {
     store: Arc<dyn CounterStore>,
     /// With `FailureMode::Local`: where counting goes while the store is down.
     fallback: Option<MemoryStore>,
+    /// With `HOT_KEY_BATCH_WINDOW`: increments of a key collected for a moment.
+    batcher: Option<Batcher>,
     local_cache: Option<LocalCache>,
     options: LimiterOptions,
     metrics: Metrics,
@@ -144,10 +149,12 @@ impl RateLimiter {
             .then(|| LocalCache::new(options.local_cache_size_in_bytes as usize));
         let fallback = matches!(options.failure_mode, FailureMode::Local { .. })
             .then(|| MemoryStore::with_capacity(LOCAL_FAILURE_COUNTERS));
+        let batcher = options.batch_window.map(Batcher::new);
         RateLimiter {
             loaded: ArcSwapOption::empty(),
             store,
             fallback,
+            batcher,
             local_cache,
             options,
             metrics,
@@ -214,7 +221,7 @@ impl RateLimiter {
             let dynamic_metadata = loaded.settings.dynamic_metadata.then(|| merged_metadata(&plan, &verdict));
             return Ok(Decision { verdict, dynamic_metadata });
         }
-        let verdict = match self.count(self.store.as_ref(), true, &plan, now).await {
+        let verdict = match self.count(self.store.as_ref(), true, true, &plan, now).await {
             Ok(values) => {
                 self.store_answered();
                 decide(&plan, &values, settings, now)
@@ -261,7 +268,7 @@ impl RateLimiter {
     ) -> Result<Verdict, StoreError> {
         self.metrics.failure_mode_answer("local").inc();
         let share = plan.shared_among(instances);
-        let values = self.count(fallback, false, &share, now).await?;
+        let values = self.count(fallback, false, false, &share, now).await?;
         Ok(decide(&share, &values, settings, now))
     }
 
@@ -272,6 +279,7 @@ impl RateLimiter {
         &self,
         store: &dyn CounterStore,
         use_cache: bool,
+        use_batches: bool,
         plan: &Plan,
         now: Now,
     ) -> Result<Vec<Option<CounterValue>>, StoreError> {
@@ -312,7 +320,15 @@ impl RateLimiter {
         }
 
         if !updates.is_empty() {
-            let after = store.increment(&updates, now).await?;
+            let after =
+                match self.batcher.as_ref().filter(|_| use_batches && !self.options.stop_increment_when_over_limit) {
+                    // Each counter through its batch, all at once.
+                    Some(batcher) => {
+                        let each = updates.iter().map(|update| batcher.increment(store, update, now));
+                        futures_util::future::try_join_all(each).await?
+                    }
+                    None => store.increment(&updates, now).await?,
+                };
             for (((index, _), update), after) in to_store.iter().zip(&updates).zip(after) {
                 values[*index] = Some(CounterValue::Counted { after, applied: update.hits });
             }
@@ -499,6 +515,7 @@ mod tests {
             expiration_jitter_max_seconds: 0,
             local_cache_size_in_bytes: 0,
             store_health: true,
+            batch_window: None,
         };
         let limiter =
             RateLimiter::new(Arc::new(ShortAnswers), options, Metrics::new(false, None), health, Clocks::system());

@@ -119,6 +119,14 @@ impl Settings {
             }
             _ => Backend::Memory,
         };
+        let batch_window = Some(r.get(&HOT_KEY_BATCH_WINDOW)).filter(|w| !w.is_zero());
+        if batch_window.is_some_and(|w| w > Duration::from_millis(100)) {
+            r.fail(
+                "HOT_KEY_BATCH_WINDOW",
+                r.raw("HOT_KEY_BATCH_WINDOW"),
+                "at most 100ms: every request of a batch waits up to the window",
+            );
+        }
         let local_instances = r.get(&REDIS_FAILURE_LOCAL_INSTANCES);
         if local_instances == 0 {
             r.fail("REDIS_FAILURE_LOCAL_INSTANCES", Some("0".into()), "at least 1 instance counts");
@@ -177,6 +185,7 @@ impl Settings {
                 expiration_jitter_max_seconds: r.get(&EXPIRATION_JITTER_MAX_SECONDS),
                 local_cache_size_in_bytes: r.get(&LOCAL_CACHE_SIZE_IN_BYTES),
                 store_health: r.get(&REDIS_HEALTH_CHECK_ACTIVE_CONNECTION),
+                batch_window,
             },
             reloadable: reloadable_settings(&mut r),
             memory_max_counters: r.get(&MEMORY_MAX_COUNTERS),
@@ -570,9 +579,11 @@ mod tests {
             ("REDIS_AUTH", "hunter2"),
             ("SHADOW_MODE", "sometimes"),
             ("REDIS_FAILURE_LOCAL_INSTANCES", "0"),
+            ("HOT_KEY_BATCH_WINDOW", "1s"),
         ]))
         .unwrap_err();
         let text = err.to_string();
+        assert!(text.contains("HOT_KEY_BATCH_WINDOW=\"1s\": at most 100ms"), "{text}");
         assert!(text.contains("REDIS_FAILURE_LOCAL_INSTANCES=\"0\""), "{text}");
         assert!(text.contains("GRPC_PORT=\"http\""), "{text}");
         assert!(text.contains("REDIS_FAILURE_MODE=\"maybe\""), "{text}");

@@ -63,13 +63,20 @@ pub enum StoreError {
     ShortAnswer { expected: usize, got: usize },
     #[error("the store's script answered something else than counters: {0}")]
     ScriptAnswer(String),
+    /// A batched increment failed (see [`crate::batch`]); every request of the batch gets it.
+    #[error("batched increment: {0}")]
+    Batch(#[from] crate::batch::BatchError),
 }
 
 impl StoreError {
     /// Whether the store as a whole failed (unreachable, timed out, refusing writes), so the
     /// failure mode applies; `false` for an answer that makes no sense for this request alone.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Redis(_))
+        match self {
+            StoreError::Redis(_) => true,
+            StoreError::Batch(e) => e.transient,
+            _ => false,
+        }
     }
 }
 

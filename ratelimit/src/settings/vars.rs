@@ -165,6 +165,11 @@ pub const MEMORY_MAX_COUNTERS: Setting<usize> = Setting::number(
     "memory backend: most counters held at once (about 130 bytes each); past it the least-used go first",
 );
 pub const REDIS_FAILURE_MODE: Setting<&str> = Setting::choice("REDIS_FAILURE_MODE", "error", &["error", "allow", "deny", "local"], "when Redis fails: error (gRPC UNAVAILABLE; Envoy's failure_mode_deny decides), allow (answer OK), deny (answer OVER_LIMIT) or local (count in this instance's memory until Redis answers again)");
+pub const HOT_KEY_BATCH_WINDOW: Setting<Duration> = Setting::duration(
+    "HOT_KEY_BATCH_WINDOW",
+    "0s",
+    "opt-in, at most 100ms: increments of one counter arriving within this window go to Redis as one INCRBY of their sum (exact counts; each request waits up to the window)",
+);
 pub const REDIS_FAILURE_LOCAL_INSTANCES: Setting<u32> = Setting::number(
     "REDIS_FAILURE_LOCAL_INSTANCES",
     "1",
@@ -365,6 +370,7 @@ pub const ALL: &[&dyn Documented] = &[
     &MEMORY_MAX_COUNTERS,
     &REDIS_FAILURE_MODE,
     &REDIS_FAILURE_LOCAL_INSTANCES,
+    &HOT_KEY_BATCH_WINDOW,
     &REDIS_SOCKET_TYPE,
     &REDIS_TYPE,
     &REDIS_URL,
