@@ -370,6 +370,10 @@ async fn run() -> anyhow::Result<()> {
     let redis_cpu = redis_cpu_per_request(&redis, addr, shape).await;
     on_redis.running.shutdown().await;
 
+    // The rate limit algorithms on both backends, and hot keys on Redis.
+    let (algorithm_rows, algorithm_cpu) = algorithm_rows(shape, floor_addr).await;
+    rows.extend(algorithm_rows);
+
     // ext-authz: API keys (10 vs 1M stored), a cached JWT, distinct JWTs verified every time.
     let rs = SigningKey::rsa("rs", Algorithm::RS256, RSA_KEY);
     let es = SigningKey::ec("es", Algorithm::ES256);
@@ -416,6 +420,9 @@ async fn run() -> anyhow::Result<()> {
              (INCRBY + EXPIRE, pipelined), {percent:.0}% of one core, on the same 2 cores as the service and \
              the load generator.\n"
         ));
+    }
+    for (name, micros) in &algorithm_cpu {
+        report.push_str(&format!("\nredis-server's CPU per request, one hot key, {name}: {micros:.1} µs.\n"));
     }
     if let Some(profiles) = profiles {
         report.push('\n');

@@ -583,7 +583,7 @@ mod tests {
         ]))
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("HOT_KEY_BATCH_WINDOW=\"1s\": at most 100ms"), "{text}");
+        assert!(text.contains("HOT_KEY_BATCH_WINDOW=\"1s\" is not valid: at most 100ms"), "{text}");
         assert!(text.contains("REDIS_FAILURE_LOCAL_INSTANCES=\"0\""), "{text}");
         assert!(text.contains("GRPC_PORT=\"http\""), "{text}");
         assert!(text.contains("REDIS_FAILURE_MODE=\"maybe\""), "{text}");
