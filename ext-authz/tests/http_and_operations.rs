@@ -202,6 +202,13 @@ routes:
     std::fs::write(d.join("ext-authz.yaml"), config).unwrap();
     let config = ext_authz::config::load(&d.join("ext-authz.yaml"), &Default::default()).unwrap();
     let running = ext_authz::app::start(config, Default::default(), std::sync::Arc::new(|| NOW)).await.unwrap();
+    // Keys load in the background once the ports are open; start from a ready service, as Envoy
+    // does (a check before that is an internal failure by design, tested elsewhere).
+    let authorizer = running.authorizer.clone();
+    shared::testing::eventually("keys loaded", std::time::Duration::from_secs(5), || {
+        std::future::ready(authorizer.ready())
+    })
+    .await;
     let client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(
         format!("http://{}", running.grpc_addr),
     )

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{CounterStore, CounterUpdate, StoreError};
+use crate::store::{BatchError, CounterStore, CounterUpdate, StoreError};
 
 /// The most keys collecting increments at once.
 pub const MAX_OPEN_BATCHES: usize = 10_000;
@@ -45,15 +45,6 @@ struct Batch {
 struct Collecting {
     total: u64,
     closed: bool,
-}
-
-/// A store failure, shared by every request of the batch.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct BatchError {
-    pub reason: String,
-    /// Whether the store as a whole failed (so the failure mode applies).
-    pub transient: bool,
 }
 
 impl Batcher {

@@ -63,9 +63,18 @@ pub enum StoreError {
     ShortAnswer { expected: usize, got: usize },
     #[error("the store's script answered something else than counters: {0}")]
     ScriptAnswer(String),
-    /// A batched increment failed (see [`crate::batch`]); every request of the batch gets it.
+    /// A batched increment failed (see `crate::batch`); every request of the batch gets it.
     #[error("batched increment: {0}")]
-    Batch(#[from] crate::batch::BatchError),
+    Batch(#[from] BatchError),
+}
+
+/// A store failure shared by every request of a batch (`crate::batch`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct BatchError {
+    pub reason: String,
+    /// Whether the store as a whole failed (so the failure mode applies).
+    pub transient: bool,
 }
 
 impl StoreError {
