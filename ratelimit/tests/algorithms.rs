@@ -2,6 +2,7 @@
 //! store and a real Redis running the script), with time moved by hand in microseconds; then
 //! what only Redis has: the script's keys and TTLs, and recovery when Redis forgot the script.
 
+#[macro_use]
 mod support;
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
@@ -155,19 +156,6 @@ async fn one_request_mixes_algorithms(backend: Backend) {
     assert_eq!(codes, vec![Code::Ok as i32, Code::Ok as i32, Code::OverLimit as i32]);
     assert_eq!(code(&r), Code::OverLimit);
     h.stop().await;
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Memory).await })*
-        }
-        mod redis {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Redis).await })*
-        }
-    };
 }
 
 on_both_backends!(

@@ -1,5 +1,6 @@
 //! One behaviour suite, run against both backends: the in-memory store and a real Redis.
 
+#[macro_use]
 mod support;
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
@@ -314,19 +315,6 @@ async fn dynamic_metadata_when_enabled(backend: Backend) {
     assert!(plain.call(request("rl", vec![descriptor(&[("tagged", "x")])])).await.unwrap().dynamic_metadata.is_none());
     plain.stop().await;
     h.stop().await;
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Memory).await })*
-        }
-        mod redis {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Redis).await })*
-        }
-    };
 }
 
 on_both_backends!(

@@ -613,35 +613,39 @@ pub fn with_cost_routes(config: &str) -> String {
              \x20                                   - request_headers: {{header_name: x-user-id, descriptor_key: user_id}}"
         )
     };
-    let routes = format!(
-        r#"                        - match: {{prefix: "/llm/"}}
+    // A route to the backend whose rate limits are its own (`RateLimitPerRoute`).
+    let route = |prefix: &str, rate_limits: String| {
+        format!(
+            r#"                        - match: {{prefix: "{prefix}"}}
                           route: {{cluster: backend}}
                           typed_per_filter_config:
                             envoy.filters.http.ratelimit:
                               "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute
                               rate_limits:
-                                - actions:
+{rate_limits}"#
+        )
+    };
+    let llm = format!(
+        r#"                                - actions:
                                     {llm}
                                   hits_addend: {{number: 0}}
                                 - actions:
                                     {llm}
                                   hits_addend: {{format: "%DYNAMIC_METADATA(gatehouse.llm:tokens)%"}}
                                   apply_on_stream_done: true
-                        - match: {{prefix: "/plan/"}}
-                          route: {{cluster: backend}}
-                          typed_per_filter_config:
-                            envoy.filters.http.ratelimit:
-                              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute
-                              rate_limits:
-                                - actions:
+"#,
+        llm = per_user("llm")
+    );
+    let plan = format!(
+        r#"                                - actions:
                                     {plan}
                                   limit:
                                     dynamic_metadata:
                                       metadata_key: {{key: envoy.filters.http.ext_authz, path: [{{key: rate_limit}}]}}
 "#,
-        llm = per_user("llm"),
-        plan = per_user("plan"),
+        plan = per_user("plan")
     );
+    let routes = route("/llm/", llm) + &route("/plan/", plan);
     let usage = r#"                  - name: envoy.filters.http.header_to_metadata
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config
