@@ -10,9 +10,12 @@
 //!   cargo run --release -p bench -- --only algorithms (each rate limit algorithm on both backends, printed)
 //!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
 //!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
+//!   cargo run --release -p bench -- external rls|authz HOST:PORT [options]
+//!                                                     (a server already running: see external.rs)
 
 mod caches;
 mod callgrind;
+mod external;
 mod floors;
 mod load;
 mod otlp_sink;
@@ -287,8 +290,31 @@ fn main() -> anyhow::Result<()> {
         Some("profile-case") => profile::run_case(args.get(2).map_or("", String::as_str)),
         // A child of a traced profile case: the OTLP receiver its spans go to.
         Some("otlp-sink") => otlp_sink::run(),
+        Some("external") => tokio::runtime::Runtime::new()?.block_on(run_external(&args[2..])),
         _ => tokio::runtime::Runtime::new()?.block_on(run()),
     }
+}
+
+/// `bench external …`: one row against a server already running, with our floor beside it.
+async fn run_external(args: &[String]) -> anyhow::Result<()> {
+    let target = external::parse(args)?;
+    let shape = load_shape()?;
+    let floor = floors::start().await;
+    let row = external::row(&target, shape, floor).await;
+    println!("| scenario | median req/s | vs floor | p50 / p90 / p99 / p99.9 µs | errors |");
+    println!("|---|---|---|---|---|");
+    println!("{}", row.markdown());
+    Ok(())
+}
+
+/// `--concurrency`, `--seconds`, `--runs`, `--rate` (the load shape of every run).
+fn load_shape() -> anyhow::Result<Shape> {
+    Ok(Shape {
+        concurrency: arg("--concurrency", "64").parse()?,
+        seconds: arg("--seconds", "3").parse()?,
+        runs: arg("--runs", "3").parse()?,
+        rate: if arg("--rate", "").is_empty() { None } else { Some(arg("--rate", "").parse()?) },
+    })
 }
 
 async fn run() -> anyhow::Result<()> {
