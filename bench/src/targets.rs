@@ -39,6 +39,12 @@ impl RateLimitTarget {
         std::fs::write(dir.path().join("ratelimit/config/bench.yaml"), config).unwrap();
         let mut env = ratelimit::settings::loopback_env(dir.path());
         env.insert("LOG_LEVEL".into(), "error".into());
+        // `--redis-pool-size N`: how many multiplexed connections share the calls (issue 18's
+        // experiment: fewer connections, more commands per write).
+        let pool = crate::arg("--redis-pool-size", "");
+        if !pool.is_empty() {
+            env.insert("REDIS_POOL_SIZE".into(), pool);
+        }
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
