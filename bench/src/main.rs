@@ -145,6 +145,18 @@ async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> (Vec<Row>, Vec<(Stri
             cpu.push((name.to_string(), micros));
         }
     }
+    // 100k distinct keys, fixed window, and Redis's CPU for them.
+    let spread = values((0..100_000).map(|i| format!("c{i}")));
+    rows.push(
+        rls_row("ratelimit, Redis, 100k keys, fixed window", shape, floor, on_redis.addr(), "client", &spread).await,
+    );
+    if let Some(pid) = redis.pid() {
+        let before = cpu_seconds(pid);
+        let run = rls_load(on_redis.addr(), shape.pace(), "client", spread.clone()).await;
+        if run.requests > 0 {
+            cpu.push(("100k keys, fixed window".to_string(), (cpu_seconds(pid) - before) / run.requests as f64 * 1e6));
+        }
+    }
     on_redis.running.shutdown().await;
 
     // Hot keys on Redis: a key over its limit with and without the local over-limit cache,
