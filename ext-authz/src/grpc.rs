@@ -98,30 +98,9 @@ fn peer_spiffe_id(principal: &str, certificate: &str) -> Option<SpiffeId> {
     if certificate.is_empty() {
         return None;
     }
-    let pem = url_decode(certificate);
+    // Envoy escapes the PEM's `+`, `/`, `=`, spaces and newlines, so a `+` here is not a space.
+    let pem = crate::core::request::percent_decode_bytes(certificate, false);
     shared::tls::spiffe_ids_in_pem(&pem).into_iter().next()
-}
-
-/// `%XX` escapes decoded; everything else as it is (Envoy escapes the PEM's `+`, `/`, `=`,
-/// spaces and newlines, so a `+` here is not a space).
-fn url_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Lower-cases a header name in place (`to_ascii_lowercase` would copy every name).

@@ -37,7 +37,7 @@ async fn burst(h: &Harness, calls: usize) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_key_is_batched_and_counted_exactly() {
-    let h = Harness::start(Backend::Redis, &[("hot.yaml", CONFIG)], &[("HOT_KEY_BATCH_WINDOW", "20ms")]).await;
+    let h = Harness::start(Backend::Redis, &[("hot.yaml", CONFIG)], &[("HOT_KEY_BATCH_WINDOW", "100ms")]).await;
     let redis = h.redis.as_ref().unwrap();
     let before = incrby_calls(redis).await;
     assert_eq!(burst(&h, 50).await, (30, 20), "exactly the limit let through");

@@ -93,6 +93,12 @@ fn strip_port(authority: &str) -> &str {
 
 /// Decodes `%XX` escapes and `+` (as a space, per form encoding); bad escapes stay as written.
 pub fn percent_decode(text: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(text, true)).into_owned()
+}
+
+/// `%XX` escapes decoded byte-wise, and `+` as a space when `plus_is_space` (form encoding);
+/// bad escapes stay as written.
+pub fn percent_decode_bytes(text: &str, plus_is_space: bool) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -107,12 +113,12 @@ pub fn percent_decode(text: &str) -> String {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 fn hex_value(b: u8) -> Option<u8> {

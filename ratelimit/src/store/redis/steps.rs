@@ -94,22 +94,22 @@ async fn invoke(pool: &RedisPool, steps: &[Step<'_>], now_us: u64) -> Result<Vec
 }
 
 /// KEYS and ARGV for `steps`, in the script's layout.
-fn encode(steps: &[Step<'_>], now_us: u64) -> (Vec<String>, Vec<String>) {
+fn encode<'a>(steps: &[Step<'a>], now_us: u64) -> (Vec<&'a str>, Vec<String>) {
     let mut keys = Vec::with_capacity(steps.len() * 2);
     let mut args = Vec::with_capacity(1 + steps.len() * 3);
     args.push(now_us.to_string());
     for step in steps {
         match step {
             Step::Window(update) => {
-                keys.push(update.key.to_string());
+                keys.push(update.key);
                 args.extend(["w".to_string(), update.hits.min(i64::MAX as u64).to_string(), update.ttl.to_string()]);
             }
             Step::Sliding { current, previous } => {
-                keys.extend([current.key.to_string(), previous.to_string()]);
+                keys.extend([current.key, *previous]);
                 args.extend(["s".to_string(), current.hits.min(i64::MAX as u64).to_string(), current.ttl.to_string()]);
             }
             Step::Bucket { key, increment_us, tolerance_us } => {
-                keys.push(key.to_string());
+                keys.push(*key);
                 args.extend(["b".to_string(), increment_us.to_string(), tolerance_us.to_string()]);
             }
         }
