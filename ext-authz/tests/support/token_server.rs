@@ -26,7 +26,9 @@ pub struct TokenServer {
     pub refused: Arc<AtomicUsize>,
     pub failing: Arc<AtomicBool>,
     pub delay_ms: Arc<AtomicU64>,
-    /// The form of the last request, with the client's credentials however they came.
+    /// The form of the last request naming a `resource` (the `partner` credential's: other
+    /// credentials' requests may land in between), with the client's credentials however they
+    /// came.
     last_form: Arc<Mutex<Vec<(String, String)>>>,
 }
 
@@ -64,7 +66,9 @@ async fn token(State(s): State<TokenServer>, headers: HeaderMap, body: String) -
         form.push(("client_id".into(), id.into()));
         form.push(("client_secret".into(), secret.into()));
     }
-    *s.last_form.lock().unwrap() = form.clone();
+    if form.iter().any(|(k, _)| k == "resource") {
+        *s.last_form.lock().unwrap() = form.clone();
+    }
     if s.failing.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
     }
