@@ -49,6 +49,7 @@ fn redis_backed(redis: &RedisServer, sealer: Arc<Sealer>) -> RedisStore {
         tls_skip_hostname_verification: false,
         pool_size: 2,
         timeout: Duration::from_secs(2),
+        max_pipeline_commands: shared::redis::MAX_PIPELINE_COMMANDS,
     };
     RedisStore::new(RedisPool::new(&settings).unwrap(), sealer, "test:session:", COOKIE)
 }

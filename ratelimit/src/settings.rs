@@ -409,6 +409,7 @@ fn redis_settings(r: &mut EnvReader<'_>, vars: &RedisVars, url: Option<String>) 
         tls_skip_hostname_verification: r.get(&REDIS_TLS_SKIP_HOSTNAME_VERIFICATION),
         pool_size: r.get(&vars.pool_size),
         timeout: r.get(&vars.timeout),
+        max_pipeline_commands: shared::redis::MAX_PIPELINE_COMMANDS,
     };
     if settings.pool_size == 0 {
         r.fail(vars.pool_size.name, Some("0".into()), "must be at least 1");

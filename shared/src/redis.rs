@@ -2,13 +2,16 @@
 //! TCP or unix sockets, optional TLS (with client certificates) and `password` or
 //! `user:password` auth.
 //!
-//! A [`RedisPool`] holds `pool_size` multiplexed connections and hands them out round-robin:
-//! each one pipelines every command written to it, so concurrent requests share round trips
-//! instead of waiting for a free connection. A connection that fails is dropped and re-dialled by
-//! the next caller, so the pool recovers by itself when Redis comes back.
+//! A [`RedisPool`] holds `pool_size` multiplexed connections. [`RedisPool::pipeline`] is the hot
+//! path: the commands of concurrent callers are gathered into one batch and written at once on
+//! the next connection ([`pipelining`]), so Redis reads many commands per system call instead of a
+//! few. [`RedisPool::query`] sends a caller's pipeline on its own (rare calls: sessions, probes).
+//! A connection that fails is dropped and re-dialled by the next caller, so the pool recovers by
+//! itself when Redis comes back.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -16,8 +19,16 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo,
-    Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode,
+    Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode, Value,
 };
+
+mod pipelining;
+
+pub use pipelining::{PipelineStats, Replies};
+
+/// The most commands one auto-pipelined write carries; a caller whose commands fill the batch
+/// sends it at once and the next callers open another.
+pub const MAX_PIPELINE_COMMANDS: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketType {
@@ -49,6 +60,8 @@ pub struct RedisSettings {
     pub tls_skip_hostname_verification: bool,
     pub pool_size: usize,
     pub timeout: Duration,
+    /// The most commands one auto-pipelined write carries ([`MAX_PIPELINE_COMMANDS`]).
+    pub max_pipeline_commands: usize,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -78,19 +91,30 @@ pub enum RedisSetupError {
 }
 
 /// A failed call: Redis said no, or did not answer in time.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RedisCallError {
     #[error(transparent)]
     Redis(#[from] RedisError),
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("Redis answered {got} replies to {expected} commands")]
+    ShortAnswer { expected: usize, got: usize },
+    #[error("the task sending this call to Redis stopped before answering")]
+    Abandoned,
 }
 
 pub struct RedisPool {
+    connections: Arc<Connections>,
+}
+
+/// The connections and the batch being gathered for them; shared with the tasks that send
+/// batches.
+struct Connections {
     dialer: Dialer,
     slots: Vec<Slot>,
     next: AtomicUsize,
     timeout: Duration,
+    batcher: pipelining::Batcher,
 }
 
 enum Dialer {
@@ -185,18 +209,90 @@ impl RedisPool {
             }
         };
         Ok(RedisPool {
-            dialer,
-            slots: (0..slots).map(|_| Slot::default()).collect(),
-            next: AtomicUsize::new(0),
-            timeout,
+            connections: Arc::new(Connections {
+                dialer,
+                slots: (0..slots).map(|_| Slot::default()).collect(),
+                next: AtomicUsize::new(0),
+                timeout,
+                batcher: pipelining::Batcher::new(settings.max_pipeline_commands),
+            }),
         })
     }
 
-    /// Runs a pipeline on the next connection (dialling it if needed), within the timeout.
-    pub async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
-        self.query_on(self.next_slot(), pipeline).await
+    /// Runs the commands `build` adds, auto-pipelined with those of concurrent callers (one
+    /// write for all of them; see [`pipelining`]), and returns this caller's replies in order.
+    /// An error reply to one command is its [`Value::ServerError`] (see [`reply`]); the call
+    /// fails as a whole only when Redis does (connection, timeout). On a cluster, where one
+    /// pipeline must not mix keys of different nodes, the commands go as their own pipeline.
+    pub async fn pipeline(&self, build: impl FnOnce(&mut Pipeline)) -> Result<Replies, RedisCallError> {
+        if self.is_cluster() {
+            let mut pipeline = redis::pipe();
+            pipeline.ignore_errors();
+            build(&mut pipeline);
+            return self.query(&pipeline).await;
+        }
+        pipelining::Batcher::call(&self.connections, build).await
     }
 
+    /// What auto-pipelining has sent so far.
+    pub fn pipeline_stats(&self) -> PipelineStats {
+        self.connections.batcher.stats()
+    }
+
+    /// Runs a pipeline on the next connection (dialling it if needed), within the timeout, on
+    /// its own: for rare calls. Hot paths use [`RedisPool::pipeline`].
+    pub async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
+        self.connections.query_on(self.connections.next_slot(), pipeline).await
+    }
+
+    /// [`RedisPool::query`] for a pipeline that may safely run twice (reads, `SET`, `DEL`,
+    /// `SADD`, `EXPIRE`): after a restart of Redis every pooled connection is dead, and the
+    /// first call on each would fail although Redis is back. A call that fails on a broken
+    /// connection (not a timeout: that would double the wait) is retried once on a fresh one.
+    /// Counters (`INCRBY`) must not use this: the first attempt may have counted.
+    pub async fn query_idempotent<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
+        // The same slot: its broken connection was just dropped, so the retry dials afresh.
+        let connections = &self.connections;
+        let slot = connections.next_slot();
+        match connections.query_on(slot, pipeline).await {
+            Err(e) if is_connection_fault(&e) && !matches!(e, RedisCallError::Timeout(_)) => {
+                tracing::debug!("Redis connection lost, retrying once on a new one: {e}");
+                connections.query_on(slot, pipeline).await
+            }
+            result => result,
+        }
+    }
+
+    /// Whether commands of different keys may live on different nodes, so that one pipeline must
+    /// not mix keys (Redis Cluster refuses cross-slot pipelines).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connections.dialer, Dialer::Cluster(_))
+    }
+
+    /// `PING`, auto-pipelined like the counters it vouches for; succeeds only on `PONG`.
+    pub async fn ping(&self) -> Result<(), RedisCallError> {
+        let replies = self.pipeline(|p| {
+            p.cmd("PING");
+        })
+        .await?;
+        let pong: String = reply(replies.into_iter().next().unwrap_or(Value::Nil))?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(RedisCallError::Redis(RedisError::from((redis::ErrorKind::Client, "unexpected PING answer", pong))))
+        }
+    }
+}
+
+/// One command's reply as `T`; an error reply is the error it carries.
+pub fn reply<T: FromRedisValue>(value: Value) -> Result<T, RedisError> {
+    match value {
+        Value::ServerError(error) => Err(error.into()),
+        value => Ok(T::from_redis_value(value)?),
+    }
+}
+
+impl Connections {
     fn next_slot(&self) -> &Slot {
         &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()]
     }
@@ -210,6 +306,32 @@ impl RedisPool {
             };
             result.map_err(RedisCallError::from)
         };
+        self.within_timeout(slot, call).await
+    }
+
+    /// One batch of auto-pipelined commands on the next connection, within the timeout; error
+    /// replies stay in place as [`Value::ServerError`].
+    async fn send_pipeline(&self, pipeline: &Pipeline) -> Result<Vec<Value>, RedisCallError> {
+        let slot = self.next_slot();
+        let call = async {
+            let mut connection = self.connection(slot).await?;
+            let result = match &mut connection {
+                Connection::Multiplexed(c) => c.send_packed_commands(pipeline, 0, pipeline.len()).await,
+                // Never batched: `RedisPool::pipeline` sends a cluster's commands on their own.
+                Connection::Cluster(c) => {
+                    redis::aio::ConnectionLike::req_packed_commands(c, pipeline, 0, pipeline.len()).await
+                }
+            };
+            result.map_err(RedisCallError::from)
+        };
+        self.within_timeout(slot, call).await
+    }
+
+    async fn within_timeout<T>(
+        &self,
+        slot: &Slot,
+        call: impl std::future::Future<Output = Result<T, RedisCallError>>,
+    ) -> Result<T, RedisCallError> {
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(RedisCallError::Timeout(self.timeout)),
@@ -220,41 +342,6 @@ impl RedisPool {
             }
         }
         result
-    }
-
-    /// [`RedisPool::query`] for a pipeline that may safely run twice (reads, `SET`, `DEL`,
-    /// `SADD`, `EXPIRE`): after a restart of Redis every pooled connection is dead, and the
-    /// first call on each would fail although Redis is back. A call that fails on a broken
-    /// connection (not a timeout: that would double the wait) is retried once on a fresh one.
-    /// Counters (`INCRBY`) must not use this: the first attempt may have counted.
-    pub async fn query_idempotent<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
-        // The same slot: its broken connection was just dropped, so the retry dials afresh.
-        let slot = self.next_slot();
-        match self.query_on(slot, pipeline).await {
-            Err(e) if is_connection_fault(&e) && !matches!(e, RedisCallError::Timeout(_)) => {
-                tracing::debug!("Redis connection lost, retrying once on a new one: {e}");
-                self.query_on(slot, pipeline).await
-            }
-            result => result,
-        }
-    }
-
-    /// Whether commands of different keys may live on different nodes, so that one pipeline must
-    /// not mix keys (Redis Cluster refuses cross-slot pipelines).
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.dialer, Dialer::Cluster(_))
-    }
-
-    /// `PING` on one connection; succeeds only on `PONG`.
-    pub async fn ping(&self) -> Result<(), RedisCallError> {
-        let mut pipeline = redis::pipe();
-        pipeline.cmd("PING");
-        let (pong,): (String,) = self.query(&pipeline).await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(RedisCallError::Redis(RedisError::from((redis::ErrorKind::Client, "unexpected PING answer", pong))))
-        }
     }
 
     async fn connection(&self, slot: &Slot) -> Result<Connection, RedisError> {
@@ -289,7 +376,7 @@ impl RedisPool {
 /// Faults of the connection itself (as opposed to an error reply), after which it is re-dialled.
 fn is_connection_fault(error: &RedisCallError) -> bool {
     match error {
-        RedisCallError::Timeout(_) => true,
+        RedisCallError::Timeout(_) | RedisCallError::ShortAnswer { .. } | RedisCallError::Abandoned => true,
         RedisCallError::Redis(e) => {
             e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
         }

@@ -247,5 +247,6 @@ fn redis_settings(r: &RawRedis, c: &Check<'_>) -> Checked<RedisSettings> {
         tls_skip_hostname_verification: false,
         pool_size: r.pool_size,
         timeout: c.duration("oidc.session.redis.timeout", &r.timeout)?,
+        max_pipeline_commands: shared::redis::MAX_PIPELINE_COMMANDS,
     })
 }

@@ -1,6 +1,8 @@
 //! Counters in Redis, with the reference's commands and keys so that both services can share a
 //! Redis (and counts survive a switch in the middle of a window): per counter `INCRBY key hits`
-//! then `EXPIRE key ttl`, all of a request's counters in one pipeline — one round trip.
+//! then `EXPIRE key ttl`, all of a request's counters in one pipeline — one round trip — and
+//! that pipeline auto-pipelined with those of concurrent requests (`RedisPool::pipeline`): one
+//! write to Redis carries the commands of many calls.
 //!
 //! Why a pipeline and not MULTI or a script: the reference pipelines, and a drop-in must leave
 //! the same keys with the same TTL behaviour; INCRBY is atomic per key, which is what limits need.
@@ -14,7 +16,7 @@ use std::sync::Arc;
 
 use futures_util::future::{try_join, try_join_all};
 use redis::{RedisError, RedisResult};
-use shared::redis::RedisPool;
+use shared::redis::{reply as redis_reply, RedisCallError, RedisPool};
 
 use super::{CounterStore, CounterUpdate, Step, StepResult, StoreError, StoreFuture};
 
@@ -87,17 +89,31 @@ impl RedisStore {
 }
 
 async fn increment_on(pool: &RedisPool, updates: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
-    let replies: Vec<RedisResult<u64>> = if pool.is_cluster() {
-        try_join_all(updates.iter().map(|update| async move {
-            let (reply,): (RedisResult<u64>,) = pool.query(&increment_pipeline(std::slice::from_ref(update))).await?;
-            Ok::<_, StoreError>(reply)
-        }))
-        .await?
-    } else {
-        pool.query(&increment_pipeline(&updates)).await?
-    };
-    let replies = check_len(replies, updates.len())?;
-    replies.into_iter().zip(&updates).map(|(reply, update)| counter_value(reply, update.key)).collect()
+    let replies = per_key_on_a_cluster(pool, &updates, add_increment).await?;
+    // Two replies per counter: the INCRBY's, then the EXPIRE's (which says nothing we need).
+    let replies = check_len(replies, updates.len() * 2)?;
+    replies.into_iter().step_by(2).zip(&updates).map(|(reply, update)| counter_value(redis_reply(reply), update.key)).collect()
+}
+
+/// Adds each item's commands (`add`) to one auto-pipelined call, or on a cluster — where one
+/// pipeline must not mix keys of different nodes — to one call per item, all at once; the
+/// replies in order either way.
+async fn per_key_on_a_cluster<T>(
+    pool: &RedisPool,
+    items: &[T],
+    add: impl Fn(&mut redis::Pipeline, &T),
+) -> Result<Vec<redis::Value>, StoreError> {
+    if pool.is_cluster() {
+        let each = try_join_all(items.iter().map(|item| pool.pipeline(|p| add(p, item)))).await?;
+        return Ok(each.into_iter().flatten().collect());
+    }
+    Ok(pool
+        .pipeline(|p| {
+            for item in items {
+                add(p, item);
+            }
+        })
+        .await?)
 }
 
 /// One INCRBY's answer. An error reply that concerns this counter alone — the increment would
@@ -128,20 +144,18 @@ fn is_counter_fault(error: &RedisError) -> bool {
 
 async fn read_on(pool: &RedisPool, counters: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
     // GETs rather than MGET: MGET across hash slots fails on a cluster.
-    let values: Vec<Option<u64>> = if pool.is_cluster() {
-        try_join_all(counters.iter().map(|counter| async move {
-            let (value,): (Option<u64>,) = pool.query(redis::pipe().cmd("GET").arg(counter.key)).await?;
-            Ok::<_, StoreError>(value)
-        }))
-        .await?
-    } else {
-        let mut pipeline = redis::pipe();
-        for counter in &counters {
-            pipeline.cmd("GET").arg(counter.key);
-        }
-        pool.query(&pipeline).await?
-    };
-    check_len(values.into_iter().map(Option::unwrap_or_default).collect(), counters.len())
+    let replies = per_key_on_a_cluster(pool, &counters, |p, counter| {
+        p.cmd("GET").arg(counter.key);
+    })
+    .await?;
+    let replies = check_len(replies, counters.len())?;
+    replies
+        .into_iter()
+        .map(|reply| {
+            let value: Option<u64> = redis_reply(reply).map_err(RedisCallError::from)?;
+            Ok(value.unwrap_or_default())
+        })
+        .collect()
 }
 
 impl CounterStore for RedisStore {
@@ -189,18 +203,13 @@ fn traced<T>(
     shared::traces::in_span(span, work)
 }
 
-/// `INCRBY key hits` + `EXPIRE key ttl` per update; only the INCRBY results are returned, each
-/// on its own (`ignore_errors`: one counter's error reply does not fail the others).
-fn increment_pipeline(updates: &[CounterUpdate<'_>]) -> redis::Pipeline {
-    let mut pipeline = redis::pipe();
-    pipeline.ignore_errors();
-    for update in updates {
-        // INCRBY takes a signed 64-bit increment: a larger `hits_addend` saturates there (and
-        // is over any limit either way) instead of being refused as "not an integer".
-        pipeline.cmd("INCRBY").arg(update.key).arg(update.hits.min(i64::MAX as u64));
-        pipeline.cmd("EXPIRE").arg(update.key).arg(update.ttl).ignore();
-    }
-    pipeline
+/// `INCRBY key hits` + `EXPIRE key ttl` for one update; each reply on its own (one counter's
+/// error reply does not fail the others).
+fn add_increment(pipeline: &mut redis::Pipeline, update: &CounterUpdate<'_>) {
+    // INCRBY takes a signed 64-bit increment: a larger `hits_addend` saturates there (and is
+    // over any limit either way) instead of being refused as "not an integer".
+    pipeline.cmd("INCRBY").arg(update.key).arg(update.hits.min(i64::MAX as u64));
+    pipeline.cmd("EXPIRE").arg(update.key).arg(update.ttl);
 }
 
 fn check_len<T>(values: Vec<T>, expected: usize) -> Result<Vec<T>, StoreError> {

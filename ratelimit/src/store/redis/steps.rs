@@ -10,7 +10,7 @@
 use std::sync::LazyLock;
 
 use futures_util::future::try_join_all;
-use shared::redis::{RedisCallError, RedisPool};
+use shared::redis::{reply as redis_reply, RedisCallError, RedisPool};
 
 use super::{Step, StepResult, StoreError};
 
@@ -79,17 +79,24 @@ pub async fn run_on(pool: &RedisPool, steps: Vec<Step<'_>>, now_us: u64) -> Resu
 
 async fn invoke(pool: &RedisPool, steps: &[Step<'_>], now_us: u64) -> Result<Vec<StepResult>, StoreError> {
     let (keys, args) = encode(steps, now_us);
-    let call = |command: &str, script: &str| {
-        let mut pipeline = redis::pipe();
-        pipeline.cmd(command).arg(script).arg(keys.len()).arg(&keys).arg(&args);
-        pipeline
+    let call = |command: &'static str, script: &'static str| {
+        let (keys, args) = (&keys, &args);
+        async move {
+            let replies = pool
+                .pipeline(|p| {
+                    p.cmd(command).arg(script).arg(keys.len()).arg(keys).arg(args);
+                })
+                .await?;
+            let reply = replies.into_iter().next().ok_or(StoreError::ShortAnswer { expected: 1, got: 0 })?;
+            Ok::<_, StoreError>(redis_reply::<Vec<i64>>(reply))
+        }
     };
-    let answer: Result<(Vec<i64>,), RedisCallError> = pool.query(&call("EVALSHA", &SHA)).await;
-    let (flat,) = match answer {
+    let flat = match call("EVALSHA", SHA.as_str()).await? {
         // The script ran nowhere yet on this Redis: EVAL runs it and keeps it for EVALSHA.
-        Err(RedisCallError::Redis(e)) if e.code() == Some("NOSCRIPT") => pool.query(&call("EVAL", SCRIPT)).await?,
-        other => other?,
-    };
+        Err(e) if e.code() == Some("NOSCRIPT") => call("EVAL", SCRIPT).await?,
+        other => other,
+    }
+    .map_err(RedisCallError::from)?;
     decode(steps, &flat)
 }
 
