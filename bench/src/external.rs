@@ -176,7 +176,7 @@ pub async fn row(target: &Target, shape: Shape, floor: SocketAddr) -> Row {
     };
     eprintln!("measuring {name}…");
     let _ = load(target, shape).await;
-    let mut row = Row { name, floor: Some(floor_name.into()), runs: vec![], floor_runs: vec![] };
+    let mut row = Row { name, floor: Some(floor_name.into()), runs: vec![], floor_runs: vec![], redis_cpu_us: None };
     for _ in 0..shape.runs {
         row.floor_runs.push(match target {
             Target::Rls { .. } => rls_load(floor, shape.pace(), "client", values(["hot".into()])).await,

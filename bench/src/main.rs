@@ -8,6 +8,7 @@
 //!                                                     (only those profiles and their floors)
 //!   cargo run --release -p bench -- --only caches    (only the full-against-warm cache rows, printed)
 //!   cargo run --release -p bench -- --only algorithms (each rate limit algorithm on both backends, printed)
+//!   cargo run --release -p bench -- --only redis     (the Redis rows, with and without auto-pipelining, printed)
 //!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
 //!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
 //!   cargo run --release -p bench -- external rls|authz HOST:PORT [options]
@@ -19,6 +20,7 @@ mod external;
 mod floors;
 mod load;
 mod otlp_sink;
+mod proc_cpu;
 mod profile;
 mod report;
 mod scenarios;
@@ -47,15 +49,43 @@ async fn measure<'a>(
     floor: Option<(&str, &dyn Fn() -> Load<'a>)>,
     scenario: &dyn Fn() -> Load<'a>,
 ) -> Row {
+    measure_watching(name, shape, floor, scenario, None).await
+}
+
+/// [`measure`], also taking the CPU the process `redis` (redis-server) spends during the
+/// scenario's runs (not the floor's), per request.
+async fn measure_watching<'a>(
+    name: &str,
+    shape: Shape,
+    floor: Option<(&str, &dyn Fn() -> Load<'a>)>,
+    scenario: &dyn Fn() -> Load<'a>,
+    redis: Option<u32>,
+) -> Row {
     eprintln!("measuring {name}…");
     // Warm-up: connections, caches, the allocator.
     let _ = scenario().await;
-    let mut row = Row { name: name.into(), floor: floor.map(|(f, _)| f.to_string()), runs: vec![], floor_runs: vec![] };
+    let mut row = Row {
+        name: name.into(),
+        floor: floor.map(|(f, _)| f.to_string()),
+        runs: vec![],
+        floor_runs: vec![],
+        redis_cpu_us: None,
+    };
+    let (mut redis_seconds, mut requests) = (0.0, 0);
     for _ in 0..shape.runs {
         if let Some((_, floor)) = floor {
             row.floor_runs.push(floor().await);
         }
-        row.runs.push(scenario().await);
+        let before = redis.map(proc_cpu::seconds);
+        let run = scenario().await;
+        if let (Some(pid), Some(before)) = (redis, before) {
+            redis_seconds += proc_cpu::seconds(pid) - before;
+            requests += run.requests;
+        }
+        row.runs.push(run);
+    }
+    if redis.is_some() && requests > 0 {
+        row.redis_cpu_us = Some(redis_seconds / requests as f64 * 1e6);
     }
     row
 }
@@ -69,11 +99,25 @@ async fn rls_row(
     key: &'static str,
     sent: &Values,
 ) -> Row {
+    rls_row_on(name, shape, floor, addr, key, sent, None).await
+}
+
+/// [`rls_row`] for a service on Redis: with redis-server's CPU per request.
+async fn rls_row_on(
+    name: &str,
+    shape: Shape,
+    floor: SocketAddr,
+    addr: SocketAddr,
+    key: &'static str,
+    sent: &Values,
+    redis: Option<&RedisServer>,
+) -> Row {
     let hot = values(["hot".to_string()]);
     let floor_load = move || -> Load<'static> { Box::pin(rls_load(floor, shape.pace(), "client", hot.clone())) };
     let sent = sent.clone();
     let scenario = move || -> Load<'static> { Box::pin(rls_load(addr, shape.pace(), key, sent.clone())) };
-    measure(name, shape, Some(("do-nothing RLS", &floor_load)), &scenario).await
+    let pid = redis.and_then(RedisServer::pid);
+    measure_watching(name, shape, Some(("do-nothing RLS", &floor_load)), &scenario, pid).await
 }
 
 /// A `Check` scenario against `addr`, each run after a run of the do-nothing ext_authz.
@@ -123,8 +167,8 @@ async fn through_envoy_rows(shape: Shape) -> Vec<Row> {
 }
 
 /// One hot key per algorithm, in memory and on Redis, each run after a run of the do-nothing
-/// RLS; with redis-server's CPU per request for the Redis rows.
-async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> (Vec<Row>, Vec<(String, f64)>) {
+/// RLS; the Redis rows with redis-server's CPU per request.
+async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> Vec<Row> {
     const ALGORITHMS: [(&str, &str); 3] =
         [("client", "fixed window"), ("sliding", "sliding window"), ("bucket", "token bucket")];
     let hot = values(["hot".to_string()]);
@@ -137,25 +181,9 @@ async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> (Vec<Row>, Vec<(Stri
     memory.running.shutdown().await;
     let redis = RedisServer::start();
     let on_redis = RateLimitTarget::start(10, Some(&redis)).await;
-    let mut cpu = Vec::new();
     for (key, name) in ALGORITHMS {
         let row_name = format!("ratelimit, Redis, one hot key, {name}");
-        rows.push(rls_row(&row_name, shape, floor, on_redis.addr(), key, &hot).await);
-        if let Some((micros, _)) = redis_cpu_per_request_of(&redis, on_redis.addr(), key, shape).await {
-            cpu.push((name.to_string(), micros));
-        }
-    }
-    // 100k distinct keys, fixed window, and Redis's CPU for them.
-    let spread = values((0..100_000).map(|i| format!("c{i}")));
-    rows.push(
-        rls_row("ratelimit, Redis, 100k keys, fixed window", shape, floor, on_redis.addr(), "client", &spread).await,
-    );
-    if let Some(pid) = redis.pid() {
-        let before = cpu_seconds(pid);
-        let run = rls_load(on_redis.addr(), shape.pace(), "client", spread.clone()).await;
-        if run.requests > 0 {
-            cpu.push(("100k keys, fixed window".to_string(), (cpu_seconds(pid) - before) / run.requests as f64 * 1e6));
-        }
+        rows.push(rls_row_on(&row_name, shape, floor, on_redis.addr(), key, &hot, Some(&redis)).await);
     }
     on_redis.running.shutdown().await;
 
@@ -171,31 +199,39 @@ async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> (Vec<Row>, Vec<(Stri
             Box::pin(scenarios::rls_load_expecting(addr, shape.pace(), "client", over.clone(), 2))
         };
         let row_name = format!("ratelimit, Redis, one hot key over its limit, {name}");
-        rows.push(measure(&row_name, shape, Some(("do-nothing RLS", &floor_load)), &scenario).await);
-        if let Some((micros, _)) = redis_cpu_of_over_limit(&redis, addr, shape).await {
-            cpu.push((format!("over its limit, {name}"), micros));
-        }
+        let floor = Some(("do-nothing RLS", &floor_load as &dyn Fn() -> Load<'static>));
+        rows.push(measure_watching(&row_name, shape, floor, &scenario, redis.pid()).await);
         target.running.shutdown().await;
     }
     let batched =
         RateLimitTarget::start_with(&targets::ratelimit_config(10), Some(&redis), &[("HOT_KEY_BATCH_WINDOW", "1ms")])
             .await;
     let name = "ratelimit, Redis, one hot key, HOT_KEY_BATCH_WINDOW=1ms";
-    rows.push(rls_row(name, shape, floor, batched.addr(), "client", &hot).await);
-    if let Some((micros, _)) = redis_cpu_per_request_of(&redis, batched.addr(), "client", shape).await {
-        cpu.push(("batched 1ms".to_string(), micros));
-    }
+    rows.push(rls_row_on(name, shape, floor, batched.addr(), "client", &hot, Some(&redis)).await);
     batched.running.shutdown().await;
-    (rows, cpu)
+    rows
 }
 
-/// redis-server's CPU per request for a key over its limit (answers OVER_LIMIT expected).
-async fn redis_cpu_of_over_limit(redis: &RedisServer, addr: SocketAddr, shape: Shape) -> Option<(f64, f64)> {
-    let pid = redis.pid()?;
-    let before = cpu_seconds(pid);
-    let run = scenarios::rls_load_expecting(addr, shape.pace(), "client", values(["hot".to_string()]), 2).await;
-    let used = cpu_seconds(pid) - before;
-    (run.requests > 0).then(|| (used / run.requests as f64 * 1e6, used / run.elapsed.as_secs_f64() * 100.0))
+/// The fixed-window rows on Redis: one hot key and 100k keys with auto-pipelining (the default),
+/// and the hot key with `REDIS_PIPELINE_LIMIT=1` (every call its own write, as before
+/// auto-pipelining), so that the difference is measured in the same run.
+async fn redis_rows(shape: Shape, floor: SocketAddr, redis: &RedisServer, hot: &Values, spread: &Values) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let on_redis = RateLimitTarget::start(10, Some(redis)).await;
+    let addr = on_redis.addr();
+    rows.push(rls_row_on("ratelimit, Redis, one hot key", shape, floor, addr, "client", hot, Some(redis)).await);
+    rows.push(rls_row_on("ratelimit, Redis, 100k keys", shape, floor, addr, "client", spread, Some(redis)).await);
+    on_redis.running.shutdown().await;
+    let unbatched =
+        RateLimitTarget::start_with(&targets::ratelimit_config(10), Some(redis), &[("REDIS_PIPELINE_LIMIT", "1")])
+            .await;
+    let addr = unbatched.addr();
+    let name = "ratelimit, Redis, one hot key, REDIS_PIPELINE_LIMIT=1 (no auto-pipelining)";
+    rows.push(rls_row_on(name, shape, floor, addr, "client", hot, Some(redis)).await);
+    let name = "ratelimit, Redis, 100k keys, REDIS_PIPELINE_LIMIT=1 (no auto-pipelining)";
+    rows.push(rls_row_on(name, shape, floor, addr, "client", spread, Some(redis)).await);
+    unbatched.running.shutdown().await;
+    rows
 }
 
 fn flag(name: &str) -> bool {
@@ -234,37 +270,6 @@ fn redis_benchmark(port: u16, pipeline: Option<u32>) -> String {
         .unwrap_or("not measured")
         .trim()
         .to_string()
-}
-
-/// CPU time (user + system) a process has used so far, in seconds, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
-        // After the command name (which may hold spaces and parentheses): utime and stime, fields 14 and 15.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    });
-    // In clock ticks: USER_HZ, which Linux fixes at 100 for user space.
-    ticks.unwrap_or(0) as f64 / 100.0
-}
-
-/// How much of redis-server's CPU one rate-limit request costs: one more run against `addr`.
-async fn redis_cpu_per_request(redis: &RedisServer, addr: SocketAddr, shape: Shape) -> Option<(f64, f64)> {
-    redis_cpu_per_request_of(redis, addr, "client", shape).await
-}
-
-/// The same for the descriptor key `key` (one hot value).
-async fn redis_cpu_per_request_of(
-    redis: &RedisServer,
-    addr: SocketAddr,
-    key: &'static str,
-    shape: Shape,
-) -> Option<(f64, f64)> {
-    let pid = redis.pid()?;
-    let before = cpu_seconds(pid);
-    let run = rls_load(addr, shape.pace(), key, values(["hot".to_string()])).await;
-    let used = cpu_seconds(pid) - before;
-    (run.requests > 0).then(|| (used / run.requests as f64 * 1e6, used / run.elapsed.as_secs_f64() * 100.0))
 }
 
 fn rss_kib() -> u64 {
@@ -313,8 +318,7 @@ async fn run_external(args: &[String]) -> anyhow::Result<()> {
     let shape = load_shape()?;
     let floor = floors::start().await;
     let row = external::row(&target, shape, floor).await;
-    println!("| scenario | median req/s | vs floor | p50 / p90 / p99 / p99.9 µs | errors |");
-    println!("|---|---|---|---|---|");
+    print!("{}", report::HEADER);
     println!("{}", row.markdown());
     Ok(())
 }
@@ -350,14 +354,22 @@ async fn run() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if arg("--only", "") == "algorithms" {
+    if arg("--only", "") == "redis" {
+        // The fixed-window Redis rows, with and without auto-pipelining.
         let floor_addr = floors::start().await;
-        let (rows, redis_cpu) = algorithm_rows(shape, floor_addr).await;
-        for row in rows {
+        let redis = RedisServer::start();
+        let (hot, spread) = (values(["hot".to_string()]), values((0..100_000).map(|i| format!("c{i}"))));
+        print!("{}", report::HEADER);
+        for row in redis_rows(shape, floor_addr, &redis, &hot, &spread).await {
             println!("{}", row.markdown());
         }
-        for (name, micros) in redis_cpu {
-            println!("redis-server CPU, {name}: {micros:.1} µs per request");
+        return Ok(());
+    }
+    if arg("--only", "") == "algorithms" {
+        let floor_addr = floors::start().await;
+        print!("{}", report::HEADER);
+        for row in algorithm_rows(shape, floor_addr).await {
+            println!("{}", row.markdown());
         }
         return Ok(());
     }
@@ -401,16 +413,10 @@ async fn run() -> anyhow::Result<()> {
     let redis = RedisServer::start();
     let incr = redis_benchmark(redis.port, None);
     let incr_pipelined = redis_benchmark(redis.port, Some(16));
-    let on_redis = RateLimitTarget::start(10, Some(&redis)).await;
-    let addr = on_redis.addr();
-    rows.push(rls_row("ratelimit, Redis, one hot key", shape, floor_addr, addr, "client", &hot).await);
-    rows.push(rls_row("ratelimit, Redis, 100k keys", shape, floor_addr, addr, "client", &spread).await);
-    let redis_cpu = redis_cpu_per_request(&redis, addr, shape).await;
-    on_redis.running.shutdown().await;
+    rows.extend(redis_rows(shape, floor_addr, &redis, &hot, &spread).await);
 
     // The rate limit algorithms on both backends, and hot keys on Redis.
-    let (algorithm_rows, algorithm_cpu) = algorithm_rows(shape, floor_addr).await;
-    rows.extend(algorithm_rows);
+    rows.extend(algorithm_rows(shape, floor_addr).await);
 
     // ext-authz: API keys (10 vs 1M stored), a cached JWT, distinct JWTs verified every time.
     let rs = SigningKey::rsa("rs", Algorithm::RS256, RSA_KEY);
@@ -452,16 +458,6 @@ async fn run() -> anyhow::Result<()> {
     // Instruction counts last: they do not depend on the machine being quiet.
     let profiles = if flag("--no-profile") { None } else { profiles()? };
     let mut report = render(&rows, shape, &incr, &incr_pipelined, counters_mib);
-    if let Some((micros, percent)) = redis_cpu {
-        report.push_str(&format!(
-            "\nredis-server's own CPU in a further run of the hot-key Redis scenario: {micros:.1} µs per request \
-             (INCRBY + EXPIRE, pipelined), {percent:.0}% of one core, on the same 2 cores as the service and \
-             the load generator.\n"
-        ));
-    }
-    for (name, micros) in &algorithm_cpu {
-        report.push_str(&format!("\nredis-server's CPU per request, one hot key, {name}: {micros:.1} µs.\n"));
-    }
     if let Some(profiles) = profiles {
         report.push('\n');
         report.push_str(&profile::render(&profiles));
@@ -489,8 +485,10 @@ fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters
          the ratio is per run, shown as the median and the range. Every answer is checked: errors \
          count wrong answers as well as failed calls. The Envoy rows are driven by wrk (HTTP/1.1, 2 threads, \
          {conc} connections, closed loop in every mode) against Envoy 1.40 (`--concurrency 1`) and the echo backend; their \
-         floor is the same Envoy without filters; wrk reports no p99.9.\n\n\
-         | scenario | median req/s | vs floor | p50 / p90 / p99 / p99.9 µs | errors |\n|---|---|---|---|---|\n",
+         floor is the same Envoy without filters; wrk reports no p99.9. redis-server's CPU per request is its \
+         CPU time (from /proc) over the row's measured runs divided by their requests; Redis shares the \
+         2 cores with everything else.\n\n{header}",
+        header = report::HEADER,
         date = shared::telemetry::rfc3339_now(),
         runs = shape.runs,
         secs = shape.seconds,

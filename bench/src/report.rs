@@ -8,7 +8,12 @@ pub struct Row {
     pub floor: Option<String>,
     pub runs: Vec<LoadResult>,
     pub floor_runs: Vec<LoadResult>,
+    /// redis-server's CPU per request over the measured runs, in µs (rows that use Redis).
+    pub redis_cpu_us: Option<f64>,
 }
+
+/// The table's header, matching [`Row::markdown`].
+pub const HEADER: &str = "| scenario | median req/s | vs floor | p50 / p90 / p99 / p99.9 µs | errors | redis-server CPU / request |\n|---|---|---|---|---|---|\n";
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
@@ -55,8 +60,9 @@ impl Row {
         };
         let errors: u64 = self.runs.iter().map(|r| r.errors).sum();
         let q = |q: f64| run.quantile(q).map_or("—".to_string(), |us| us.to_string());
+        let redis = self.redis_cpu_us.map_or("—".to_string(), |us| format!("{us:.1} µs"));
         format!(
-            "| {} | {:.0} | {} | {} / {} / {} / {} | {} |",
+            "| {} | {:.0} | {} | {} / {} / {} / {} | {} | {} |",
             self.name,
             self.median_rps(),
             ratio,
@@ -64,7 +70,8 @@ impl Row {
             q(0.9),
             q(0.99),
             q(0.999),
-            errors
+            errors,
+            redis
         )
     }
 }

@@ -90,15 +90,12 @@ impl Settings {
         let grpc_tls = grpc_tls(&mut r);
         let config_type = r.get(&CONFIG_TYPE);
         let xds = xds_settings(&mut r);
-        for ignored in [
-            "REDIS_PIPELINE_WINDOW",
-            "REDIS_PIPELINE_LIMIT",
-            "REDIS_PERSECOND_PIPELINE_WINDOW",
-            "REDIS_PERSECOND_PIPELINE_LIMIT",
-        ] {
+        for ignored in ["REDIS_PIPELINE_WINDOW", "REDIS_PERSECOND_PIPELINE_WINDOW", "REDIS_PERSECOND_PIPELINE_LIMIT"] {
             if r.raw(ignored).is_some() {
-                // Declared (REDIS_PIPELINE_WINDOW, _LIMIT) or not (the per-second ones), never parsed.
-                warnings.push(format!("{ignored} is ignored: every connection pipelines concurrent requests"));
+                // Declared (REDIS_PIPELINE_WINDOW) or not (the per-second ones), never parsed.
+                warnings.push(format!(
+                    "{ignored} is ignored: concurrent calls' commands are auto-pipelined (REDIS_PIPELINE_LIMIT bounds a write, for both Redis)"
+                ));
             }
         }
 
@@ -137,10 +134,11 @@ impl Settings {
             "local" => FailureMode::Local { instances: local_instances.max(1) },
             _ => FailureMode::Error,
         };
-        let redis = redis_settings(&mut r, &MAIN_REDIS, redis_url);
+        let pipeline_limit = pipeline_limit(&mut r);
+        let redis = redis_settings(&mut r, &MAIN_REDIS, redis_url, pipeline_limit);
         let redis_per_second = if r.get(&REDIS_PERSECOND) {
             let url = r.optional(&REDIS_PERSECOND_URL);
-            Some(redis_settings(&mut r, &PER_SECOND_REDIS, url))
+            Some(redis_settings(&mut r, &PER_SECOND_REDIS, url, pipeline_limit))
         } else {
             None
         };
@@ -378,7 +376,12 @@ const PER_SECOND_REDIS: RedisVars = RedisVars {
     timeout: REDIS_PERSECOND_TIMEOUT,
 };
 
-fn redis_settings(r: &mut EnvReader<'_>, vars: &RedisVars, url: Option<String>) -> RedisSettings {
+fn redis_settings(
+    r: &mut EnvReader<'_>,
+    vars: &RedisVars,
+    url: Option<String>,
+    max_pipeline_commands: usize,
+) -> RedisSettings {
     let socket_type = match r.get(&vars.socket_type) {
         "tcp" => SocketType::Tcp,
         _ => SocketType::Unix,
@@ -409,12 +412,25 @@ fn redis_settings(r: &mut EnvReader<'_>, vars: &RedisVars, url: Option<String>) 
         tls_skip_hostname_verification: r.get(&REDIS_TLS_SKIP_HOSTNAME_VERIFICATION),
         pool_size: r.get(&vars.pool_size),
         timeout: r.get(&vars.timeout),
-        max_pipeline_commands: shared::redis::MAX_PIPELINE_COMMANDS,
+        max_pipeline_commands,
     };
     if settings.pool_size == 0 {
         r.fail(vars.pool_size.name, Some("0".into()), "must be at least 1");
     }
     settings
+}
+
+/// `REDIS_PIPELINE_LIMIT`: 0 is the default bound; more than 65536 commands in one write would
+/// only make Redis's reply buffer for it huge.
+fn pipeline_limit(r: &mut EnvReader<'_>) -> usize {
+    match r.get(&REDIS_PIPELINE_LIMIT) {
+        0 => shared::redis::MAX_PIPELINE_COMMANDS,
+        limit if limit > 65_536 => {
+            r.fail(REDIS_PIPELINE_LIMIT.name, Some(limit.to_string()), "must be at most 65536 (0 = 1024)");
+            shared::redis::MAX_PIPELINE_COMMANDS
+        }
+        limit => limit,
+    }
 }
 
 fn xds_settings(r: &mut EnvReader<'_>) -> XdsSettings {
@@ -603,9 +619,25 @@ mod tests {
 
     #[test]
     fn ignored_pipeline_settings_start_with_a_warning_whatever_their_value() {
-        let s = Settings::from_env(&env(&[("REDIS_PIPELINE_WINDOW", "150us"), ("REDIS_PIPELINE_LIMIT", "8")])).unwrap();
+        let s =
+            Settings::from_env(&env(&[("REDIS_PIPELINE_WINDOW", "150us"), ("REDIS_PERSECOND_PIPELINE_LIMIT", "x")]))
+                .unwrap();
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
         assert!(s.warnings[0].starts_with("REDIS_PIPELINE_WINDOW is ignored"), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn the_pipeline_limit_bounds_each_write_to_redis() {
+        let limit = |value: &str| {
+            Settings::from_env(&env(&[("REDIS_PIPELINE_LIMIT", value), ("REDIS_PERSECOND", "true")]))
+                .map(|s| (s.redis.max_pipeline_commands, s.redis_per_second.map(|r| r.max_pipeline_commands)))
+        };
+        assert_eq!(limit("0").unwrap(), (1024, Some(1024)));
+        assert_eq!(limit("1").unwrap(), (1, Some(1)));
+        assert_eq!(limit("65536").unwrap(), (65536, Some(65536)));
+        let text = limit("65537").unwrap_err().to_string();
+        assert!(text.contains("REDIS_PIPELINE_LIMIT=\"65537\" is not valid: must be at most 65536"), "{text}");
+        assert!(limit("eight").unwrap_err().to_string().contains("REDIS_PIPELINE_LIMIT=\"eight\""));
     }
 
     #[test]

@@ -271,10 +271,11 @@ impl RedisPool {
 
     /// `PING`, auto-pipelined like the counters it vouches for; succeeds only on `PONG`.
     pub async fn ping(&self) -> Result<(), RedisCallError> {
-        let replies = self.pipeline(|p| {
-            p.cmd("PING");
-        })
-        .await?;
+        let replies = self
+            .pipeline(|p| {
+                p.cmd("PING");
+            })
+            .await?;
         let pong: String = reply(replies.into_iter().next().unwrap_or(Value::Nil))?;
         if pong == "PONG" {
             Ok(())

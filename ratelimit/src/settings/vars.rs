@@ -245,12 +245,20 @@ pub const REDIS_PERSECOND_POOL_SIZE: Setting<usize> =
     Setting::number("REDIS_PERSECOND_POOL_SIZE", "10", "as REDIS_POOL_SIZE, for the per-second Redis");
 pub const REDIS_PERSECOND_TIMEOUT: Setting<Duration> =
     Setting::duration("REDIS_PERSECOND_TIMEOUT", "10s", "as REDIS_TIMEOUT, for the per-second Redis");
-// Text, not parsed: any value the reference takes (a duration such as `150us` for the window)
-// must start the service, with a warning that it is ignored.
-pub const REDIS_PIPELINE_WINDOW: Setting<String> =
-    Setting::text("REDIS_PIPELINE_WINDOW", "0", "accepted for compatibility; connections always pipeline");
-pub const REDIS_PIPELINE_LIMIT: Setting<String> =
-    Setting::text("REDIS_PIPELINE_LIMIT", "0", "accepted for compatibility (deprecated in the reference)");
+// Text, not parsed: any value the reference takes (a duration such as `150us`) must start the
+// service, with a warning that it is ignored.
+pub const REDIS_PIPELINE_WINDOW: Setting<String> = Setting::text(
+    "REDIS_PIPELINE_WINDOW",
+    "0",
+    "accepted for compatibility; concurrent calls' commands are auto-pipelined without a timer",
+);
+/// The reference's old meaning (the most commands pipelined before a flush), for our
+/// auto-pipelining; the per-second Redis uses the same bound.
+pub const REDIS_PIPELINE_LIMIT: Setting<usize> = Setting::number(
+    "REDIS_PIPELINE_LIMIT",
+    "0",
+    "the most commands one write to Redis carries (concurrent calls share writes); 0 = 1024, 1 = each call its own",
+);
 pub const USE_PROMETHEUS: Setting<bool> = Setting::boolean("USE_PROMETHEUS", "false", "serve Prometheus metrics");
 pub const PROMETHEUS_ADDR: Setting<String> = Setting::text("PROMETHEUS_ADDR", ":9090", "address of the metrics server");
 pub const PROMETHEUS_PATH: Setting<String> = Setting::text("PROMETHEUS_PATH", "/metrics", "path of the metrics");

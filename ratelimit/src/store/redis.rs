@@ -92,7 +92,12 @@ async fn increment_on(pool: &RedisPool, updates: Vec<CounterUpdate<'_>>) -> Resu
     let replies = per_key_on_a_cluster(pool, &updates, add_increment).await?;
     // Two replies per counter: the INCRBY's, then the EXPIRE's (which says nothing we need).
     let replies = check_len(replies, updates.len() * 2)?;
-    replies.into_iter().step_by(2).zip(&updates).map(|(reply, update)| counter_value(redis_reply(reply), update.key)).collect()
+    replies
+        .into_iter()
+        .step_by(2)
+        .zip(&updates)
+        .map(|(reply, update)| counter_value(redis_reply(reply), update.key))
+        .collect()
 }
 
 /// Adds each item's commands (`add`) to one auto-pipelined call, or on a cluster — where one

@@ -153,11 +153,7 @@ async fn send(connections: &Connections, batch: Batch) {
     connections.batcher.batches.fetch_add(1, Ordering::Relaxed);
     connections.batcher.commands.fetch_add(count as u64, Ordering::Relaxed);
     connections.batcher.largest.fetch_max(count as u64, Ordering::Relaxed);
-    let result = if count == 0 {
-        Ok(Vec::new())
-    } else {
-        connections.send_pipeline(&pipeline).await
-    };
+    let result = if count == 0 { Ok(Vec::new()) } else { connections.send_pipeline(&pipeline).await };
     match result {
         Ok(mut values) if values.len() == count => {
             // From the back, so that each caller's replies are the tail that is left.
