@@ -2,7 +2,7 @@
 # The benchmarks (on demand, never part of the tests): installs what they need (Envoy, Redis via
 # install-deps; wrk and valgrind from Debian), builds in release mode and writes docs/benchmarks.md.
 # Usage: scripts/bench.sh [--seconds 3] [--runs 3] [--concurrency 64] [--rate N] [--no-profile]
-#                         [--only envoy|profile|caches]
+#                         [--only envoy|profile|caches|algorithms|redis|cost] [--cost-rate 10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEHOUSE_SKIP_BROWSER=1 scripts/install-deps.sh >/dev/null
@@ -16,4 +16,9 @@ if ((${#missing[@]})); then
   sudo_if_needed apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-exec cargo run --release -p bench -- "$@"
+# The cost rows run the services' release binaries as processes of their own, beside the bench's:
+# built with the mimalloc allocator (kept as ratelimit-mimalloc, ext-authz-mimalloc), then plain.
+cargo build --release -p ratelimit -p ext-authz --features ratelimit/mimalloc,ext-authz/mimalloc
+for service in ratelimit ext-authz; do cp -f "target/release/$service" "target/release/$service-mimalloc"; done
+cargo build --release -p ratelimit -p ext-authz -p bench
+exec target/release/bench "$@"

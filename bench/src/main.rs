@@ -9,6 +9,9 @@
 //!   cargo run --release -p bench -- --only caches    (only the full-against-warm cache rows, printed)
 //!   cargo run --release -p bench -- --only algorithms (each rate limit algorithm on both backends, printed)
 //!   cargo run --release -p bench -- --only redis     (the Redis rows, with and without auto-pipelining, printed)
+//!   cargo run --release -p bench -- --only cost      (CPU per request of each service process, saturated and
+//!                                                     at --cost-rate, default 10000 req/s; runtime, allocator
+//!                                                     and HTTP/2 variants; needs the release binaries)
 //!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
 //!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
 //!   cargo run --release -p bench -- external rls|authz HOST:PORT [options]
@@ -16,6 +19,7 @@
 
 mod caches;
 mod callgrind;
+mod cost;
 mod external;
 mod floors;
 mod load;
@@ -136,7 +140,9 @@ async fn authz_row(
     measure(name, shape, Some(("do-nothing ext_authz", &floor_load)), &scenario).await
 }
 
-/// The three Envoy rows, each run after a run of Envoy without filters.
+/// The Envoy rows: Envoy without filters, with a do-nothing ext_authz, and with a do-nothing
+/// ext_authz and a do-nothing RLS (the floors: what Envoy's own filters and gRPC clients cost);
+/// then ext-authz, and ext-authz + ratelimit, each run after a run of its floor.
 async fn through_envoy_rows(shape: Shape) -> Vec<Row> {
     use through_envoy::{start_envoy, wrk, Filters};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a backend port");
@@ -147,19 +153,51 @@ async fn through_envoy_rows(shape: Shape) -> Vec<Row> {
     let key = SigningKey::rsa("rs", Algorithm::RS256, RSA_KEY);
     let authz = AuthzTarget::start(10, &jwks(&[&key]), true).await;
     let ratelimit = RateLimitTarget::start(10, None).await;
-    let ports = (backend, authz.running.grpc_addr.port(), ratelimit.addr().port());
-    let (_floor_envoy, floor_port) = start_envoy(Filters::None, ports.0, ports.1, ports.2);
-    let floor = move || -> Load<'static> { Box::pin(wrk(floor_port, shape)) };
-    let mut rows = Vec::new();
-    for (name, filters) in [
-        ("Envoy + ext-authz (API key) → backend", Filters::ExtAuthz),
-        ("Envoy + ext-authz + ratelimit (memory) → backend", Filters::ExtAuthzAndRateLimit),
-    ] {
-        let (_envoy, port) = start_envoy(filters, ports.0, ports.1, ports.2);
-        let scenario = move || -> Load<'static> { Box::pin(wrk(port, shape)) };
-        rows.push(measure(name, shape, Some(("Envoy, no filters", &floor)), &scenario).await);
-    }
-    rows.push(measure("Envoy, no filters → backend (wrk)", shape, None, &floor).await);
+    let nothing = floors::start_for_envoy().await.port();
+    let ours = (authz.running.grpc_addr.port(), ratelimit.addr().port());
+    let (_no_filters, no_filters_port) = start_envoy(Filters::None, backend, nothing, nothing);
+    let (_authz_floor, authz_floor_port) = start_envoy(Filters::ExtAuthz, backend, nothing, nothing);
+    let (_both_floor, both_floor_port) = start_envoy(Filters::ExtAuthzAndRateLimit, backend, nothing, nothing);
+    let (_authz_envoy, authz_port) = start_envoy(Filters::ExtAuthz, backend, ours.0, ours.1);
+    let (_both_envoy, both_port) = start_envoy(Filters::ExtAuthzAndRateLimit, backend, ours.0, ours.1);
+    let load = |port: u16| move || -> Load<'static> { Box::pin(wrk(port, shape)) };
+    let no_filters = load(no_filters_port);
+    let (authz_floor, both_floor) = (load(authz_floor_port), load(both_floor_port));
+    let mut rows = vec![
+        measure("Envoy, no filters → backend (wrk)", shape, None, &no_filters).await,
+        measure(
+            "Envoy + do-nothing ext_authz → backend",
+            shape,
+            Some(("Envoy, no filters", &no_filters)),
+            &authz_floor,
+        )
+        .await,
+        measure(
+            "Envoy + do-nothing ext_authz + do-nothing RLS → backend",
+            shape,
+            Some(("Envoy, no filters", &no_filters)),
+            &both_floor,
+        )
+        .await,
+    ];
+    rows.push(
+        measure(
+            "Envoy + ext-authz (API key) → backend",
+            shape,
+            Some(("Envoy + do-nothing ext_authz", &authz_floor)),
+            &load(authz_port),
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            "Envoy + ext-authz + ratelimit (memory) → backend",
+            shape,
+            Some(("Envoy + do-nothing ext_authz + do-nothing RLS", &both_floor)),
+            &load(both_port),
+        )
+        .await,
+    );
     authz.running.shutdown().await;
     ratelimit.running.shutdown().await;
     backend_task.abort();
@@ -232,6 +270,46 @@ async fn redis_rows(shape: Shape, floor: SocketAddr, redis: &RedisServer, hot: &
     rows.push(rls_row_on(name, shape, floor, addr, "client", spread, Some(redis)).await);
     unbatched.running.shutdown().await;
     rows
+}
+
+/// The cost rows (see `cost.rs`): each service and floor as a process of its own, saturated and
+/// at a moderate fixed rate, with the variants that decide the defaults.
+async fn cost_section(shape: Shape) -> String {
+    use cost::{Service, Variant};
+    let rate: u64 = arg("--cost-rate", "10000").parse().unwrap_or(10_000);
+    let default = Variant::new("default (glibc malloc, 2 worker threads)", "", &[], None);
+    let one_thread =
+        Variant::new("1 worker thread (TOKIO_WORKER_THREADS=1)", "", &[("TOKIO_WORKER_THREADS", "1")], None);
+    let mimalloc = Variant::new("mimalloc", "-mimalloc", &[], None);
+    let mut rows = Vec::new();
+    for service in [Service::RateLimit, Service::ExtAuthz] {
+        for variant in [&default, &one_thread, &mimalloc] {
+            rows.extend(cost::row(service, variant, shape, rate).await);
+        }
+    }
+    let adaptive = Variant::new("HTTP/2 adaptive window", "", &[], Some("h2-adaptive"));
+    let wide = Variant::new("HTTP/2 1 MiB windows", "", &[], Some("h2-1mib"));
+    for service in [Service::FloorRls, Service::FloorAuthz] {
+        for variant in [&default, &one_thread, &adaptive, &wide] {
+            rows.extend(cost::row(service, variant, shape, rate).await);
+        }
+    }
+    let mut text = format!(
+        "## Cost at every load\n\nEach service as a process of its own (the release binary, as deployed; the \
+         floors are the do-nothing servers in a process of their own), driven over one HTTP/2 connection: \
+         {runs} × ({secs} s saturated by {conc} closed-loop callers, then {secs} s at a fixed {rate} requests/s). \
+         CPU per request is the process's CPU time (user + system, from /proc) over the run divided by its \
+         requests; medians over the runs, ranges in brackets.\n\n{header}",
+        runs = shape.runs,
+        secs = shape.seconds,
+        conc = shape.concurrency,
+        header = cost::HEADER,
+    );
+    for row in &rows {
+        text.push_str(&row.markdown());
+        text.push('\n');
+    }
+    text
 }
 
 fn flag(name: &str) -> bool {
@@ -307,6 +385,11 @@ fn main() -> anyhow::Result<()> {
         Some("profile-case") => profile::run_case(args.get(2).map_or("", String::as_str)),
         // A child of a traced profile case: the OTLP receiver its spans go to.
         Some("otlp-sink") => otlp_sink::run(),
+        // A child of the cost rows: the do-nothing servers in a process of their own.
+        Some("serve-floor") => {
+            let port = args.get(2).and_then(|p| p.parse().ok()).ok_or_else(|| anyhow::anyhow!("serve-floor PORT"))?;
+            tokio::runtime::Runtime::new()?.block_on(floors::serve_on(port, args.get(3).map(String::as_str)))
+        }
         Some("external") => tokio::runtime::Runtime::new()?.block_on(run_external(&args[2..])),
         _ => tokio::runtime::Runtime::new()?.block_on(run()),
     }
@@ -352,6 +435,10 @@ async fn run() -> anyhow::Result<()> {
         for row in caches::rows(shape).await {
             println!("{}", row.markdown());
         }
+        return Ok(());
+    }
+    if arg("--only", "") == "cost" {
+        print!("{}", cost_section(shape).await);
         return Ok(());
     }
     if arg("--only", "") == "redis" {
@@ -455,14 +542,19 @@ async fn run() -> anyhow::Result<()> {
     // End to end through Envoy with wrk: no filters (the floor), ext_authz, ext_authz + ratelimit.
     rows.extend(through_envoy_rows(shape).await);
 
+    // CPU per request of each service as a process of its own, saturated and at a moderate rate.
+    let cost = cost_section(shape).await;
+
     // Instruction counts last: they do not depend on the machine being quiet.
     let profiles = if flag("--no-profile") { None } else { profiles()? };
     let mut report = render(&rows, shape, &incr, &incr_pipelined, counters_mib);
+    report.push('\n');
+    report.push_str(&cost);
     if let Some(profiles) = profiles {
         report.push('\n');
         report.push_str(&profile::render(&profiles));
     }
-    std::fs::write(&out, report)?;
+    std::fs::write(&out, report::keeping_notes(report, &std::fs::read_to_string(&out).unwrap_or_default()))?;
     eprintln!("wrote {out}");
     Ok(())
 }
@@ -484,8 +576,10 @@ fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters
          after a run of its floor (a do-nothing server of the same protocol on the same tonic stack); \
          the ratio is per run, shown as the median and the range. Every answer is checked: errors \
          count wrong answers as well as failed calls. The Envoy rows are driven by wrk (HTTP/1.1, 2 threads, \
-         {conc} connections, closed loop in every mode) against Envoy 1.40 (`--concurrency 1`) and the echo backend; their \
-         floor is the same Envoy without filters; wrk reports no p99.9. redis-server's CPU per request is its \
+         {conc} connections, closed loop in every mode) against Envoy 1.40 (`--concurrency 1`) and the echo backend; \
+         the floor of ext-authz through Envoy is the same Envoy calling a do-nothing ext_authz server (which allows \
+         with one `x-user-id` header, so that the rate limit filter has its descriptor), and of ext-authz + \
+         ratelimit the same with a do-nothing RLS too: what remains is our services' own cost. wrk reports no p99.9. redis-server's CPU per request is its \
          CPU time (from /proc) over the row's measured runs divided by their requests; Redis shares the \
          2 cores with everything else.\n\n{header}",
         header = report::HEADER,

@@ -75,3 +75,28 @@ impl Row {
         )
     }
 }
+
+/// The line after which `docs/benchmarks.md` holds what people wrote about the figures (runs of
+/// one section, experiments, conclusions); a full run rewrites what is above it and keeps the rest.
+pub const NOTES_MARKER: &str = "<!-- Everything below is kept when the bench rewrites this file. -->";
+
+/// `generated`, then the marker and the notes of `previous` (the file as it was), if any.
+pub fn keeping_notes(generated: String, previous: &str) -> String {
+    let notes = previous.split_once(NOTES_MARKER).map_or("\n", |(_, notes)| notes);
+    format!("{}\n{NOTES_MARKER}{notes}", generated.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_keeps_the_notes_below_the_marker() {
+        let before = format!("# old figures\n\n{NOTES_MARKER}\n\n## Notes\n\nkept\n");
+        let after = keeping_notes("# new figures\n".into(), &before);
+        assert_eq!(after, format!("# new figures\n{NOTES_MARKER}\n\n## Notes\n\nkept\n"));
+        let first = keeping_notes("# figures\n".into(), "");
+        assert_eq!(first, format!("# figures\n{NOTES_MARKER}\n"));
+        assert_eq!(keeping_notes("# again\n".into(), &first), first.replace("# figures", "# again"));
+    }
+}

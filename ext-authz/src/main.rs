@@ -25,6 +25,11 @@ See examples/ext-authz/ext-authz.yaml and docs/ext-authz.md.
 /// `EX_USAGE`.
 const EXIT_USAGE: u8 = 64;
 
+/// Built with `--features mimalloc`: the allocator the cost rows of docs/benchmarks.md compare.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The one place the process environment is read (see .clippy.toml): everything below gets

@@ -8,6 +8,11 @@ use shared::traces::Tracing;
 /// `EX_USAGE`: bad command line or settings, nothing was started.
 const EXIT_USAGE: u8 = 64;
 
+/// Built with `--features mimalloc`: the allocator the cost rows of docs/benchmarks.md compare.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
