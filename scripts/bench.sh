@@ -17,8 +17,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The cost rows run the services' release binaries as processes of their own, beside the bench's:
-# built with the mimalloc allocator (kept as ratelimit-mimalloc, ext-authz-mimalloc), then plain.
-cargo build --release -p ratelimit -p ext-authz --features ratelimit/mimalloc,ext-authz/mimalloc
-for service in ratelimit ext-authz; do cp -f "target/release/$service" "target/release/$service-mimalloc"; done
+# built with the system allocator (kept as ratelimit-system-malloc, ext-authz-system-malloc), then
+# as released (mimalloc).
+cargo build --release -p ratelimit -p ext-authz --no-default-features
+for service in ratelimit ext-authz; do cp -f "target/release/$service" "target/release/$service-system-malloc"; done
 cargo build --release -p ratelimit -p ext-authz -p bench
 exec target/release/bench "$@"

@@ -4,8 +4,9 @@
 //! (threads parking and waking per request, writes nobody coalesces) shows it here.
 //!
 //! Variants run the same way: the runtime's worker threads, the allocator (binaries built with
-//! `--features mimalloc`, found beside the plain ones with a `-mimalloc` suffix), and for the
-//! do-nothing floors the HTTP/2 flow-control settings — so each choice is a measured one.
+//! `--no-default-features`, the system's malloc, found beside the released ones with a
+//! `-system-malloc` suffix), the features, and for the do-nothing floors the HTTP/2 flow-control
+//! settings — so each choice is a measured one.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,32 +56,57 @@ impl Service {
     }
 }
 
-/// One way of running a service: a binary suffix (allocator), environment (runtime) and, for
-/// the floors, HTTP/2 settings.
-#[derive(Debug, Clone)]
+/// One way of running a service: a binary suffix (allocator), environment (runtime, ratelimit
+/// features), ext-authz config sections (features), for the floors HTTP/2 settings, and whether
+/// spans go to an OTLP receiver (a process of its own; its endpoint in
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`).
+#[derive(Debug, Clone, Default)]
 pub struct Variant {
     pub label: &'static str,
     pub suffix: &'static str,
     pub env: Vec<(&'static str, &'static str)>,
     pub floor_http2: Option<&'static str>,
+    pub ext_authz_yaml: &'static str,
+    pub otlp_receiver: bool,
 }
 
 impl Variant {
-    pub fn new(
-        label: &'static str,
-        suffix: &'static str,
-        env: &[(&'static str, &'static str)],
-        floor_http2: Option<&'static str>,
-    ) -> Variant {
-        Variant { label, suffix, env: env.to_vec(), floor_http2 }
+    pub fn new(label: &'static str) -> Variant {
+        Variant { label, ..Variant::default() }
+    }
+
+    pub fn binary_suffix(mut self, suffix: &'static str) -> Variant {
+        self.suffix = suffix;
+        self
+    }
+
+    pub fn env(mut self, env: &[(&'static str, &'static str)]) -> Variant {
+        self.env = env.to_vec();
+        self
+    }
+
+    pub fn floor_http2(mut self, setting: &'static str) -> Variant {
+        self.floor_http2 = Some(setting);
+        self
+    }
+
+    pub fn ext_authz_yaml(mut self, yaml: &'static str) -> Variant {
+        self.ext_authz_yaml = yaml;
+        self
+    }
+
+    pub fn with_otlp_receiver(mut self) -> Variant {
+        self.otlp_receiver = true;
+        self
     }
 }
 
-/// A service process, killed (by its PID) when dropped.
+/// A service process, killed (by its PID) when dropped, with the OTLP receiver it exports to.
 struct Process {
     child: Child,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
+    _receiver: Option<crate::otlp_sink::Receiver>,
 }
 
 impl Drop for Process {
@@ -132,7 +158,8 @@ jwt_providers:
 api_keys: {{file: keys.json}}
 routes:
   default: authenticated
-"#
+{extra}"#,
+                extra = variant.ext_authz_yaml
             );
             std::fs::write(dir.path().join("ext-authz.yaml"), config).expect("the config");
             command.arg("--config").arg(dir.path().join("ext-authz.yaml")).env("BENCH_HMAC", HMAC_SECRET);
@@ -142,8 +169,12 @@ routes:
         }
     }
     command.envs(variant.env.iter().copied());
+    let receiver = variant.otlp_receiver.then(|| crate::otlp_sink::start_receiver().expect("the OTLP receiver"));
+    if let Some(receiver) = &receiver {
+        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint);
+    }
     let child = command.spawn().expect("starting the service");
-    let process = Process { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir };
+    let process = Process { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir, _receiver: receiver };
     assert!(
         shared::testing::wait_until_listening(port, Duration::from_secs(30)),
         "{} ({}) did not listen",

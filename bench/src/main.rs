@@ -277,20 +277,43 @@ async fn redis_rows(shape: Shape, floor: SocketAddr, redis: &RedisServer, hot: &
 async fn cost_section(shape: Shape) -> String {
     use cost::{Service, Variant};
     let rate: u64 = arg("--cost-rate", "10000").parse().unwrap_or(10_000);
-    let default = Variant::new("default (glibc malloc, 2 worker threads)", "", &[], None);
-    let one_thread =
-        Variant::new("1 worker thread (TOKIO_WORKER_THREADS=1)", "", &[("TOKIO_WORKER_THREADS", "1")], None);
-    let mimalloc = Variant::new("mimalloc", "-mimalloc", &[], None);
+    let default = Variant::new("default (mimalloc, a worker thread per core)");
+    let one_thread = Variant::new("1 worker thread (TOKIO_WORKER_THREADS=1)").env(&[("TOKIO_WORKER_THREADS", "1")]);
+    let system_malloc = Variant::new("glibc malloc (--no-default-features)").binary_suffix("-system-malloc");
     let mut rows = Vec::new();
     for service in [Service::RateLimit, Service::ExtAuthz] {
-        for variant in [&default, &one_thread, &mimalloc] {
+        for variant in [&default, &one_thread, &system_malloc] {
             rows.extend(cost::row(service, variant, shape, rate).await);
         }
     }
-    let adaptive = Variant::new("HTTP/2 adaptive window", "", &[], Some("h2-adaptive"));
-    let wide = Variant::new("HTTP/2 1 MiB windows", "", &[], Some("h2-1mib"));
+    // The features, on: their cost is the CPU per request against the default row above.
+    let traced = |label, rate| {
+        Variant::new(label)
+            .env(&[("TRACING_ENABLED", "true"), ("TRACING_EXPORTER_PROTOCOL", "grpc"), ("TRACING_SAMPLING_RATE", rate)])
+            .with_otlp_receiver()
+    };
+    for variant in [traced("tracing on, unsampled (rate 0)", "0"), traced("tracing on, every call sampled", "1")] {
+        rows.extend(cost::row(Service::RateLimit, &variant, shape, rate).await);
+    }
+    let authz_features = [
+        Variant::new("tracing on, unsampled (rate 0)")
+            .ext_authz_yaml("telemetry: {tracing: {enabled: true, protocol: grpc, sampling_rate: 0.0}}\n")
+            .with_otlp_receiver(),
+        Variant::new("tracing on, every check sampled")
+            .ext_authz_yaml("telemetry: {tracing: {enabled: true, protocol: grpc, sampling_rate: 1.0}}\n")
+            .with_otlp_receiver(),
+        Variant::new("decision log, every decision, to a file")
+            .ext_authz_yaml("decision_log: {enabled: true, to: decisions.log}\n"),
+    ];
+    for variant in &authz_features {
+        rows.extend(cost::row(Service::ExtAuthz, variant, shape, rate).await);
+    }
+    // The floors are the bench binary: glibc malloc whatever the services use.
+    let floor_default = Variant::new("default (glibc malloc, a worker thread per core)");
+    let adaptive = Variant::new("HTTP/2 adaptive window").floor_http2("h2-adaptive");
+    let wide = Variant::new("HTTP/2 1 MiB windows").floor_http2("h2-1mib");
     for service in [Service::FloorRls, Service::FloorAuthz] {
-        for variant in [&default, &one_thread, &adaptive, &wide] {
+        for variant in [&floor_default, &one_thread, &adaptive, &wide] {
             rows.extend(cost::row(service, variant, shape, rate).await);
         }
     }

@@ -11,27 +11,42 @@ use shared::traces::{otlp_from_env, Protocol, TraceSettings, Tracing};
 
 /// The receiver's process and the exporter sending to it; both end when dropped.
 pub struct Sink {
-    child: Child,
+    _receiver: Receiver,
     _tracing: Tracing,
 }
 
-impl Drop for Sink {
+/// The receiver's process alone (for a service process that exports to it); killed by its PID
+/// when dropped.
+pub struct Receiver {
+    child: Child,
+    /// Its OTLP/gRPC endpoint, `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Starts the receiver, then installs the services' logging with span export for `target`
-/// (a crate name) at `sampling_rate`. Call inside the runtime that will run the service.
-pub fn trace_into_sink(sampling_rate: f64, target: &str) -> anyhow::Result<Sink> {
+/// Starts the receiver in a child process and waits for its endpoint.
+pub fn start_receiver() -> anyhow::Result<Receiver> {
     let mut child =
         Command::new(std::env::current_exe()?).arg("otlp-sink").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
     let endpoint = line.trim().to_string();
-    anyhow::ensure!(endpoint.starts_with("http://"), "the OTLP sink did not start: {line:?}");
-    let env = HashMap::from([("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), endpoint)]);
+    let receiver = Receiver { child, endpoint };
+    anyhow::ensure!(receiver.endpoint.starts_with("http://"), "the OTLP sink did not start: {line:?}");
+    Ok(receiver)
+}
+
+/// Starts the receiver, then installs the services' logging with span export for `target`
+/// (a crate name) at `sampling_rate`. Call inside the runtime that will run the service.
+pub fn trace_into_sink(sampling_rate: f64, target: &str) -> anyhow::Result<Sink> {
+    let receiver = start_receiver()?;
+    let env = HashMap::from([("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), receiver.endpoint.clone())]);
     let mut reader = EnvReader::new(&env);
     let otlp = otlp_from_env(&mut reader, Protocol::Grpc, None);
     reader.finish()?;
@@ -44,7 +59,7 @@ pub fn trace_into_sink(sampling_rate: f64, target: &str) -> anyhow::Result<Sink>
     };
     let tracing = Tracing::start(settings)?;
     telemetry::init("warn", LogFormat::Text, &HashMap::new(), vec![Box::new(tracing.layer(&[target]))]);
-    Ok(Sink { child, _tracing: tracing })
+    Ok(Sink { _receiver: receiver, _tracing: tracing })
 }
 
 /// The child: a receiver that prints its gRPC endpoint and runs until its stdin closes.

@@ -8,7 +8,8 @@ use shared::traces::Tracing;
 /// `EX_USAGE`: bad command line or settings, nothing was started.
 const EXIT_USAGE: u8 = 64;
 
-/// Built with `--features mimalloc`: the allocator the cost rows of docs/benchmarks.md compare.
+/// mimalloc (the default feature): less CPU per request than glibc's malloc in the cost rows of
+/// docs/benchmarks.md; `--no-default-features` keeps the system allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
