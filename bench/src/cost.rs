@@ -231,6 +231,15 @@ impl CostRow {
 
 pub const HEADER: &str = "| service, variant | saturated req/s | CPU / request saturated (range) | fixed-rate req/s | CPU / request at the fixed rate (range) | fixed-rate ÷ saturated | errors |\n|---|---|---|---|---|---|---|\n";
 
+/// [`row`] when `only` is empty or the row's name holds one of its comma-separated parts.
+pub async fn row_if(service: Service, variant: &Variant, shape: Shape, rate: u64, only: &str) -> Option<CostRow> {
+    let name = format!("{}, {}", service.name(), variant.label);
+    if !only.split(',').any(|part| name.contains(part)) {
+        return None;
+    }
+    row(service, variant, shape, rate).await
+}
+
 /// Runs `service` as `variant`: a warm-up, then `runs` times a saturated run and a fixed-rate
 /// run of `shape.seconds` each. `None` when its binary was not built.
 pub async fn row(service: Service, variant: &Variant, shape: Shape, rate: u64) -> Option<CostRow> {

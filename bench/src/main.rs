@@ -11,7 +11,8 @@
 //!   cargo run --release -p bench -- --only redis     (the Redis rows, with and without auto-pipelining, printed)
 //!   cargo run --release -p bench -- --only cost      (CPU per request of each service process, saturated and
 //!                                                     at --cost-rate, default 10000 req/s; runtime, allocator
-//!                                                     and HTTP/2 variants; needs the release binaries)
+//!                                                     and HTTP/2 variants; needs the release binaries;
+//!                                                     --cost-rows A,B keeps the rows whose name holds A or B)
 //!   cargo run --release -p bench -- --rate 20000     (fixed-rate load instead of closed-loop callers)
 //!   cargo run --release -p bench -- --no-profile     (skip the callgrind profiles)
 //!   cargo run --release -p bench -- external rls|authz HOST:PORT [options]
@@ -277,13 +278,15 @@ async fn redis_rows(shape: Shape, floor: SocketAddr, redis: &RedisServer, hot: &
 async fn cost_section(shape: Shape) -> String {
     use cost::{Service, Variant};
     let rate: u64 = arg("--cost-rate", "10000").parse().unwrap_or(10_000);
+    // `--cost-rows A,B`: only the rows whose name holds A or B (e.g. `tracing,mimalloc`).
+    let only = arg("--cost-rows", "");
     let default = Variant::new("default (mimalloc, a worker thread per core)");
     let one_thread = Variant::new("1 worker thread (TOKIO_WORKER_THREADS=1)").env(&[("TOKIO_WORKER_THREADS", "1")]);
     let system_malloc = Variant::new("glibc malloc (--no-default-features)").binary_suffix("-system-malloc");
     let mut rows = Vec::new();
     for service in [Service::RateLimit, Service::ExtAuthz] {
         for variant in [&default, &one_thread, &system_malloc] {
-            rows.extend(cost::row(service, variant, shape, rate).await);
+            rows.extend(cost::row_if(service, variant, shape, rate, &only).await);
         }
     }
     // The features, on: their cost is the CPU per request against the default row above.
@@ -293,7 +296,7 @@ async fn cost_section(shape: Shape) -> String {
             .with_otlp_receiver()
     };
     for variant in [traced("tracing on, unsampled (rate 0)", "0"), traced("tracing on, every call sampled", "1")] {
-        rows.extend(cost::row(Service::RateLimit, &variant, shape, rate).await);
+        rows.extend(cost::row_if(Service::RateLimit, &variant, shape, rate, &only).await);
     }
     let authz_features = [
         Variant::new("tracing on, unsampled (rate 0)")
@@ -306,7 +309,7 @@ async fn cost_section(shape: Shape) -> String {
             .ext_authz_yaml("decision_log: {enabled: true, to: decisions.log}\n"),
     ];
     for variant in &authz_features {
-        rows.extend(cost::row(Service::ExtAuthz, variant, shape, rate).await);
+        rows.extend(cost::row_if(Service::ExtAuthz, variant, shape, rate, &only).await);
     }
     // The floors are the bench binary: glibc malloc whatever the services use.
     let floor_default = Variant::new("default (glibc malloc, a worker thread per core)");
@@ -314,7 +317,7 @@ async fn cost_section(shape: Shape) -> String {
     let wide = Variant::new("HTTP/2 1 MiB windows").floor_http2("h2-1mib");
     for service in [Service::FloorRls, Service::FloorAuthz] {
         for variant in [&floor_default, &one_thread, &adaptive, &wide] {
-            rows.extend(cost::row(service, variant, shape, rate).await);
+            rows.extend(cost::row_if(service, variant, shape, rate, &only).await);
         }
     }
     let mut text = format!(

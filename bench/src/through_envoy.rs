@@ -6,7 +6,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e::envoy::{render, Envoy};
-use shared::testing::free_port;
 
 use crate::load::LoadResult;
 use crate::scenarios::Shape;
@@ -39,24 +38,24 @@ pub enum Filters {
 /// Starts Envoy (on the calling thread, which must outlive it: Envoy dies with the thread that
 /// spawned it) with `filters`; returns it and its listener port.
 pub fn start_envoy(filters: Filters, backend: u16, ext_authz: u16, ratelimit: u16) -> (Envoy, u16) {
-    let (port, admin) = (free_port(), free_port());
     let chain = match filters {
         Filters::None => String::new(),
         Filters::ExtAuthz => EXT_AUTHZ_FILTER.to_string(),
         Filters::ExtAuthzAndRateLimit => format!("{EXT_AUTHZ_FILTER}\n{RATELIMIT_FILTER}"),
     };
-    let config = render(
-        TEMPLATE,
-        &[
-            ("ADMIN_PORT", admin.to_string()),
-            ("LISTEN_PORT", port.to_string()),
-            ("HTTP_FILTERS", chain),
-            ("BACKEND_PORT", backend.to_string()),
-            ("EXT_AUTHZ_PORT", ext_authz.to_string()),
-            ("RATELIMIT_PORT", ratelimit.to_string()),
-        ],
-    );
-    (Envoy::start(&config, admin), port)
+    Envoy::start_on_free_ports(None, |port, admin| {
+        render(
+            TEMPLATE,
+            &[
+                ("ADMIN_PORT", admin.to_string()),
+                ("LISTEN_PORT", port.to_string()),
+                ("HTTP_FILTERS", chain.clone()),
+                ("BACKEND_PORT", backend.to_string()),
+                ("EXT_AUTHZ_PORT", ext_authz.to_string()),
+                ("RATELIMIT_PORT", ratelimit.to_string()),
+            ],
+        )
+    })
 }
 
 /// One `wrk` run against `port`, with the API key every scenario presents.

@@ -306,7 +306,9 @@ impl KeyManager {
     }
 
     async fn get_jwks(&self, uri: &str, timeout: Duration) -> Result<(KeySet, Option<Duration>), JwksError> {
-        let span = tracing::info_span!("JWKS fetch", otel.kind = "client", http.request.method = "GET", url.full = uri);
+        let span = shared::traces::child_span(|| {
+            tracing::info_span!("JWKS fetch", otel.kind = "client", http.request.method = "GET", url.full = uri)
+        });
         shared::traces::in_span(span, self.get_key_set(uri, timeout)).await
     }
 
@@ -318,8 +320,9 @@ impl KeyManager {
 
     async fn discover(&self, issuer: &str, timeout: Duration) -> Result<String, JwksError> {
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-        let span =
-            tracing::info_span!("OIDC discovery", otel.kind = "client", http.request.method = "GET", url.full = %url);
+        let span = shared::traces::child_span(
+            || tracing::info_span!("OIDC discovery", otel.kind = "client", http.request.method = "GET", url.full = %url),
+        );
         shared::traces::in_span(span, self.discover_jwks_uri(url, timeout)).await
     }
 

@@ -110,22 +110,29 @@ impl Authorizer {
         metadata: Option<&http::HeaderMap>,
     ) -> Outcome {
         let started = Instant::now();
-        let span = tracing::info_span!(
-            "Check",
-            otel.kind = "server",
-            authz.mode = mode,
-            http.request.method = shared::traces::cut(&request.method),
-            authz.decision = Empty,
-            authz.reason = Empty,
-            authz.route = Empty,
-            authz.auth_method = Empty,
-            authz.provider = Empty,
-        );
+        // A check that will not be recorded gets no span at all (see `call_recorded`).
+        let recorded = match metadata {
+            Some(metadata) => shared::traces::call_recorded(&[&HeaderCarrier(metadata), &request.headers]),
+            None => shared::traces::call_recorded(&[&request.headers]),
+        };
+        let span = shared::traces::call_span(recorded, || {
+            tracing::info_span!(
+                "Check",
+                otel.kind = "server",
+                authz.mode = mode,
+                http.request.method = shared::traces::cut(&request.method),
+                authz.decision = Empty,
+                authz.reason = Empty,
+                authz.route = Empty,
+                authz.auth_method = Empty,
+                authz.provider = Empty,
+            )
+        });
         match metadata {
             Some(metadata) => continue_trace(&span, &[&HeaderCarrier(metadata), &request.headers]),
             None => continue_trace(&span, &[&request.headers]),
         }
-        let decision = self.decide(request).instrument(span.clone()).await;
+        let decision = shared::traces::run_call(recorded, self.decide(request).instrument(span.clone())).await;
         let (outcome, reason) = decision.labels();
         let latency = started.elapsed();
         self.metrics.decision(outcome, reason, mode, latency.as_secs_f64());

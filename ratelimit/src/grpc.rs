@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest as PbRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::{Duration, Struct};
 use shared::serve::Calls;
-use shared::traces::{continue_trace, record_error, HeaderCarrier};
+use shared::traces::{call_recorded, call_span, continue_trace, record_error, run_call, HeaderCarrier};
 use tonic::{Request, Response, Status};
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -38,33 +38,40 @@ impl RateLimitGrpc {
 impl RateLimitService for RateLimitGrpc {
     async fn should_rate_limit(&self, request: Request<PbRequest>) -> Result<Response<RateLimitResponse>, Status> {
         let _call = self.calls.start();
-        // The reference's span name; a child of the span Envoy's rate limit client sent.
-        let span = tracing::info_span!(
-            "ShouldRateLimit Execution",
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "envoy.service.ratelimit.v3.RateLimitService",
-            rpc.method = "ShouldRateLimit",
-            ratelimit.domain = Empty,
-            ratelimit.descriptors = Empty,
-            ratelimit.hits_addend = Empty,
-            ratelimit.decision = Empty,
-        );
+        // The reference's span name; a child of the span Envoy's rate limit client sent. A call
+        // that will not be recorded gets no span at all (see `call_recorded`).
+        let recorded = call_recorded(&[&HeaderCarrier(request.metadata().as_ref())]);
+        let span = call_span(recorded, || {
+            tracing::info_span!(
+                "ShouldRateLimit Execution",
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = "envoy.service.ratelimit.v3.RateLimitService",
+                rpc.method = "ShouldRateLimit",
+                ratelimit.domain = Empty,
+                ratelimit.descriptors = Empty,
+                ratelimit.hits_addend = Empty,
+                ratelimit.decision = Empty,
+            )
+        });
         continue_trace(&span, &[&HeaderCarrier(request.metadata().as_ref())]);
-        let answer = async {
-            let request = to_core(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            span.record("ratelimit.domain", shared::traces::cut(&request.domain));
-            span.record("ratelimit.descriptors", request.descriptors.len());
-            span.record("ratelimit.hits_addend", request.hits_addend);
-            match self.limiter.should_rate_limit(&request).await {
-                Ok(decision) => {
-                    span.record("ratelimit.decision", decision.verdict.overall.as_str());
-                    Ok(Response::new(to_proto(&request, decision)))
+        let answer = run_call(
+            recorded,
+            async {
+                let request = to_core(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+                span.record("ratelimit.domain", shared::traces::cut(&request.domain));
+                span.record("ratelimit.descriptors", request.descriptors.len());
+                span.record("ratelimit.hits_addend", request.hits_addend);
+                match self.limiter.should_rate_limit(&request).await {
+                    Ok(decision) => {
+                        span.record("ratelimit.decision", decision.verdict.overall.as_str());
+                        Ok(Response::new(to_proto(&request, decision)))
+                    }
+                    Err(e) => Err(to_status(&e)),
                 }
-                Err(e) => Err(to_status(&e)),
             }
-        }
-        .instrument(span.clone())
+            .instrument(span.clone()),
+        )
         .await;
         if let Err(status) = &answer {
             record_error(&span, status.message().to_string());

@@ -316,8 +316,10 @@ async fn runs_as_envoy_gateways_rate_limit_deployment() {
     let (_, ack) = ads.next_request().await;
     assert_eq!(ack.version_info, "1", "the snapshot was accepted: {:?}\n{}", ack.error_detail, service.stderr());
 
-    let (listen, backend, admin) = (free_port(), free_port(), free_port());
-    let _envoy = Envoy::start(&envoy_config(listen, backend, admin, service.grpc, &work), admin);
+    let backend = free_port();
+    let (envoy, listen) =
+        Envoy::start_on_free_ports(None, |listen, admin| envoy_config(listen, backend, admin, service.grpc, &work));
+    let admin = envoy.admin_port;
     // Per user, 2 an hour: 200, 200, then 429; another user is counted apart.
     let limited: Vec<u16> = (0..3).map(|_| status(listen, "/limited", "alice")).collect();
     let stats = || {

@@ -445,6 +445,28 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy with `config` and waits until its admin endpoint (on `admin_port`) says LIVE.
     pub fn start(config: &str, admin_port: u16) -> Envoy {
+        Envoy::try_start(config, admin_port).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    /// Starts Envoy on a listener port and an admin port found free, with the config `render`
+    /// makes for them (`listen` fixed when given). A free port is only free until someone binds
+    /// it — the tests' own outgoing connections take ports from the same range — so when Envoy
+    /// finds one taken it starts again on new ports, up to 5 times. Returns Envoy and its
+    /// listener port.
+    pub fn start_on_free_ports(listen: Option<u16>, render: impl Fn(u16, u16) -> String) -> (Envoy, u16) {
+        let mut attempts = 0;
+        loop {
+            let (port, admin_port) = (listen.unwrap_or_else(free_port), free_port());
+            match Envoy::try_start(&render(port, admin_port), admin_port) {
+                Ok(envoy) => return (envoy, port),
+                Err(log) if log.contains("Address already in use") && attempts < 4 => attempts += 1,
+                Err(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    /// [`Envoy::start`], answering Envoy's log when it exits before it is ready.
+    pub fn try_start(config: &str, admin_port: u16) -> Result<Envoy, String> {
         static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("gatehouse-envoy-{}-{n}", std::process::id()));
@@ -464,10 +486,13 @@ impl Envoy {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = envoy.child.try_wait() {
-                panic!("Envoy exited ({status}):\n{}", std::fs::read_to_string(&envoy.log).unwrap_or_default());
+                return Err(format!(
+                    "Envoy exited ({status}):\n{}",
+                    std::fs::read_to_string(&envoy.log).unwrap_or_default()
+                ));
             }
             if crate::serve::probe(&format!("127.0.0.1:{admin_port}"), "/ready").is_ok() {
-                return envoy;
+                return Ok(envoy);
             }
             assert!(std::time::Instant::now() < deadline, "Envoy not ready after 30 s");
             std::thread::sleep(Duration::from_millis(50));

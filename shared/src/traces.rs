@@ -116,6 +116,7 @@ impl Tracing {
             .with_resource(resource(&settings))
             .build();
         opentelemetry::global::set_text_map_propagator(propagator());
+        ROOT_SAMPLING_RATE.store(settings.sampling_rate.to_bits(), std::sync::atomic::Ordering::Relaxed);
         Ok(Tracing { provider, settings })
     }
 
@@ -168,6 +169,71 @@ pub fn propagator() -> TextMapCompositePropagator {
         Box::new(B3Propagator) as Box<dyn TextMapPropagator + Send + Sync>,
         Box::new(TraceContextPropagator::new()),
     ])
+}
+
+/// The sampling rate of the running export (as `f64` bits); NaN while no export runs.
+static ROOT_SAMPLING_RATE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x7ff8_0000_0000_0000);
+
+tokio::task_local! {
+    /// Set around the work of a call that will not be recorded, so that its child spans are not
+    /// made either ([`child_span`]): made outside a recorded parent, they would be roots, cost
+    /// as much, and at a rate above 0 could even be exported as orphans.
+    static UNRECORDED_CALL: ();
+}
+
+/// Whether a call carrying these trace contexts will be recorded, decided before its span is
+/// made, so that an unrecorded call costs no span at all (the OpenTelemetry layer builds a span
+/// in full before the sampler drops it). It agrees with the exporter's sampler where that is
+/// certain: a carried context decides (its sampled flag); without one, a rate of 0 records
+/// nothing. Otherwise (no export, or a new trace at a rate above 0) the span is made and the
+/// sampler decides as before.
+pub fn call_recorded(carriers: &[&dyn opentelemetry::propagation::Extractor]) -> bool {
+    let rate = f64::from_bits(ROOT_SAMPLING_RATE.load(std::sync::atomic::Ordering::Relaxed));
+    recorded_at(rate, carriers)
+}
+
+fn recorded_at(rate: f64, carriers: &[&dyn opentelemetry::propagation::Extractor]) -> bool {
+    use opentelemetry::trace::TraceContextExt;
+    if rate.is_nan() {
+        return true;
+    }
+    for carrier in carriers {
+        let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(*carrier));
+        let parent = context.span().span_context().clone();
+        if parent.is_valid() {
+            return parent.is_sampled();
+        }
+    }
+    rate > 0.0
+}
+
+/// The span of a call: `make()` when the call is recorded, else no span, with the call's work
+/// run so that its child spans are not made either. Use with [`call_recorded`].
+pub fn call_span(recorded: bool, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if recorded {
+        make()
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// Runs a call's work; when the call is not recorded, its [`child_span`]s are not made.
+pub async fn run_call<T>(recorded: bool, work: impl std::future::Future<Output = T>) -> T {
+    if recorded {
+        work.await
+    } else {
+        UNRECORDED_CALL.scope((), work).await
+    }
+}
+
+/// A span inside a call's work (a Redis round trip, a provider request): `make()`, unless the
+/// call is not recorded. Work outside any call (a background key refresh) always gets its span.
+pub fn child_span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if UNRECORDED_CALL.try_with(|_| ()).is_ok() {
+        tracing::Span::none()
+    } else {
+        make()
+    }
 }
 
 /// Makes `span` a child of the trace context found in the carriers, the first that has a valid

@@ -9,7 +9,7 @@ use ext_authz::core::apikeys::{format_hash, hash_key};
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
-use shared::testing::{free_port, OidcClient, OidcProvider, RedisServer};
+use shared::testing::{OidcClient, OidcProvider, RedisServer};
 
 use crate::envoy::{render, workspace_root, Envoy};
 use crate::http::{send, Reply};
@@ -483,6 +483,7 @@ fn ratelimit_env(redis: Option<&RedisServer>, options: &StackOptions) -> HashMap
 }
 
 /// Where Envoy's certificates are: for mutual TLS to ext-authz, and on its own listener.
+#[derive(Clone, Copy)]
 struct Tls<'a> {
     authz: Option<&'a std::path::Path>,
     edge: Option<&'a std::path::Path>,
@@ -496,12 +497,26 @@ fn start_envoy(
     ratelimit: u16,
     backend: u16,
 ) -> (Envoy, u16) {
-    let (port, admin_port) = (options.listen_port.unwrap_or_else(free_port), free_port());
     let file = options.envoy_config.unwrap_or("envoy.yaml");
     let template =
         std::fs::read_to_string(workspace_root().join("examples/envoy").join(file)).expect("the Envoy config");
+    Envoy::start_on_free_ports(options.listen_port, |port, admin_port| {
+        configure(options, tls, &template, (port, admin_port), ext_authz, ratelimit, backend)
+    })
+}
+
+/// The shipped config for these ports, with the options' additions.
+fn configure(
+    options: &StackOptions,
+    tls: Tls<'_>,
+    template: &str,
+    (port, admin_port): (u16, u16),
+    ext_authz: (u16, u16),
+    ratelimit: u16,
+    backend: u16,
+) -> String {
     let config = render(
-        &template,
+        template,
         &[
             ("LISTEN_BIND", "127.0.0.1".into()),
             ("LISTEN_PORT", port.to_string()),
@@ -529,8 +544,11 @@ fn start_envoy(
         Some(dir) => with_downstream_mtls(&config, dir),
         None => config,
     };
-    let config = if options.cost_routes { with_cost_routes(&config) } else { config };
-    (Envoy::start(&config, admin_port), port)
+    if options.cost_routes {
+        with_cost_routes(&config)
+    } else {
+        config
+    }
 }
 
 /// The shipped Envoy config with mutual TLS to ext-authz: the `ext_authz` cluster presents

@@ -133,13 +133,15 @@ impl OidcProvider {
 
     async fn discover(&self) -> Result<Arc<Metadata>, ProviderError> {
         let url = format!("{}/.well-known/openid-configuration", self.settings.issuer.trim_end_matches('/'));
-        let span = tracing::info_span!(
-            "OIDC discovery",
-            otel.kind = "client",
-            http.request.method = "GET",
-            url.full = %url,
-            authz.provider = %self.settings.name,
-        );
+        let span = shared::traces::child_span(|| {
+            tracing::info_span!(
+                "OIDC discovery",
+                otel.kind = "client",
+                http.request.method = "GET",
+                url.full = %url,
+                authz.provider = %self.settings.name,
+            )
+        });
         shared::traces::in_span(span, self.fetch_metadata()).await
     }
 
@@ -178,14 +180,16 @@ impl OidcProvider {
             None => self.discover().await?,
         };
         let grant = form.iter().find(|(name, _)| *name == "grant_type").map_or("", |(_, value)| *value);
-        let span = tracing::info_span!(
-            "OIDC token request",
-            otel.kind = "client",
-            http.request.method = "POST",
-            url.full = %metadata.token_endpoint,
-            oauth.grant_type = grant,
-            authz.provider = %self.settings.name,
-        );
+        let span = shared::traces::child_span(|| {
+            tracing::info_span!(
+                "OIDC token request",
+                otel.kind = "client",
+                http.request.method = "POST",
+                url.full = %metadata.token_endpoint,
+                oauth.grant_type = grant,
+                authz.provider = %self.settings.name,
+            )
+        });
         shared::traces::in_span(span, self.post_token_request(&metadata, form)).await
     }
 

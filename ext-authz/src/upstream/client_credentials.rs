@@ -140,13 +140,15 @@ impl TokenSource {
     /// Asks the token endpoint (the caller holds `fetching`) and keeps the answer.
     async fn fetch(&self) -> Result<Arc<Held>, UpstreamError> {
         let asked_at = (self.clock)();
-        let span = tracing::info_span!(
-            "OAuth2 token request",
-            otel.kind = "client",
-            http.request.method = "POST",
-            oauth.grant_type = "client_credentials",
-            authz.upstream_credential = %self.name,
-        );
+        let span = shared::traces::child_span(|| {
+            tracing::info_span!(
+                "OAuth2 token request",
+                otel.kind = "client",
+                http.request.method = "POST",
+                oauth.grant_type = "client_credentials",
+                authz.upstream_credential = %self.name,
+            )
+        });
         let timeout = self.settings.timeout;
         let answer = tokio::time::timeout(timeout, self.request())
             .instrument(span)

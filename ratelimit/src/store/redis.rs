@@ -198,13 +198,15 @@ fn traced<T>(
     counters: usize,
     work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> impl std::future::Future<Output = Result<T, StoreError>> {
-    let span = tracing::info_span!(
-        "Redis Pipeline Execution",
-        otel.kind = "client",
-        db.system = "redis",
-        db.operation.name = operation,
-        ratelimit.counters = counters,
-    );
+    let span = shared::traces::child_span(|| {
+        tracing::info_span!(
+            "Redis Pipeline Execution",
+            otel.kind = "client",
+            db.system = "redis",
+            db.operation.name = operation,
+            ratelimit.counters = counters,
+        )
+    });
     shared::traces::in_span(span, work)
 }
 

@@ -51,3 +51,45 @@ fn request_values_in_attributes_are_cut_at_the_bound() {
     assert_eq!(cut(&multibyte), "d".repeat(MAX_ATTRIBUTE_BYTES - 1));
     assert_eq!(cut(""), "");
 }
+
+/// The decision made before a call's span exists agrees with the exporter's sampler
+/// (`ParentBased(TraceIdRatioBased(rate))`) wherever that is certain.
+#[test]
+fn a_call_is_recorded_as_the_sampler_would_decide() {
+    opentelemetry::global::set_text_map_propagator(super::propagator());
+    let headers = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let sampled = headers(&[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);
+    let unsampled = headers(&[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")]);
+    let b3_unsampled = headers(&[
+        ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        ("x-b3-spanid", "00f067aa0ba902b7"),
+        ("x-b3-sampled", "0"),
+    ]);
+    let none = headers(&[]);
+    // No export running: the span is made (and is a disabled span, which costs nothing).
+    assert!(super::recorded_at(f64::NAN, &[&unsampled]));
+    // A carried context decides, whatever the rate.
+    assert!(super::recorded_at(0.0, &[&sampled]));
+    assert!(!super::recorded_at(1.0, &[&unsampled]));
+    assert!(!super::recorded_at(1.0, &[&b3_unsampled]));
+    // The first carrier with a valid context wins.
+    assert!(super::recorded_at(0.0, &[&none, &sampled]));
+    // A new trace: rate 0 records nothing; above 0 the sampler decides by trace id.
+    assert!(!super::recorded_at(0.0, &[&none]));
+    assert!(super::recorded_at(0.5, &[&none]));
+}
+
+#[tokio::test]
+async fn the_children_of_an_unrecorded_call_are_not_made() {
+    // A subscriber that takes every span, so that a made span is a real one (this test's runtime
+    // runs on this thread, where the default applies).
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+    let made = || tracing::info_span!("child");
+    let inside = super::run_call(false, async { super::child_span(made).is_none() }).await;
+    assert!(inside, "no span inside an unrecorded call");
+    let recorded = super::run_call(true, async { super::child_span(made).is_none() }).await;
+    let outside = super::child_span(made).is_none();
+    assert!(!recorded && !outside, "made in a recorded call and outside any call");
+}

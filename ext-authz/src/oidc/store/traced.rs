@@ -9,13 +9,15 @@ use super::{Revocation, Session, SessionStore, StoreError};
 pub struct Traced(pub Box<dyn SessionStore>);
 
 fn span(operation: &'static str, kind: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "session store",
-        otel.name = format!("session store {operation}"),
-        otel.kind = "client",
-        db.system = kind,
-        db.operation.name = operation,
-    )
+    shared::traces::child_span(|| {
+        tracing::info_span!(
+            "session store",
+            otel.name = format!("session store {operation}"),
+            otel.kind = "client",
+            db.system = kind,
+            db.operation.name = operation,
+        )
+    })
 }
 
 impl SessionStore for Traced {
