@@ -181,24 +181,18 @@ async fn through_envoy_rows(shape: Shape) -> Vec<Row> {
         )
         .await,
     ];
-    rows.push(
-        measure(
-            "Envoy + ext-authz (API key) → backend",
-            shape,
-            Some(("Envoy + do-nothing ext_authz", &authz_floor)),
-            &load(authz_port),
-        )
-        .await,
-    );
-    rows.push(
-        measure(
+    let ours: [(&str, &str, &dyn Fn() -> Load<'static>, u16); 2] = [
+        ("Envoy + ext-authz (API key) → backend", "Envoy + do-nothing ext_authz", &authz_floor, authz_port),
+        (
             "Envoy + ext-authz + ratelimit (memory) → backend",
-            shape,
-            Some(("Envoy + do-nothing ext_authz + do-nothing RLS", &both_floor)),
-            &load(both_port),
-        )
-        .await,
-    );
+            "Envoy + do-nothing ext_authz + do-nothing RLS",
+            &both_floor,
+            both_port,
+        ),
+    ];
+    for (name, floor_name, floor, port) in ours {
+        rows.push(measure(name, shape, Some((floor_name, floor)), &load(port)).await);
+    }
     authz.running.shutdown().await;
     ratelimit.running.shutdown().await;
     backend_task.abort();

@@ -130,6 +130,8 @@ async fn logs_never_show_credentials_and_sigterm_stops_cleanly() {
     let config = config_yaml(&idp.url, rules) + &upstream;
     let env = [("JOBS_SECRET", HMAC_SECRET), ("RUST_LOG", "trace"), ("PARTNER_SECRET", CLIENT_SECRET)];
     let mut process = AuthzProcess::start(&dir.path().join("ext-authz.yaml"), &config, &env);
+    // The provider's keys load after the ports open; a check before then is (rightly) refused.
+    process.wait_ready().await;
     let mut client = process.grpc_client().await;
     // Real time here: the binary uses the system clock.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();

@@ -11,7 +11,7 @@ use ext_authz::core::session::model::{Session, TokenSet};
 use ext_authz::core::session::seal::{random_token, Sealer};
 use ext_authz::oidc::store::{CookieStore, RedisStore, SessionStore};
 use serde_json::json;
-use shared::redis::{RedisPool, RedisSettings, SocketType, Topology};
+use shared::redis::{RedisPool, RedisSettings};
 use shared::testing::RedisServer;
 
 const NOW: u64 = 1_800_000_000;
@@ -36,21 +36,7 @@ fn session(sub: &str, sid: &str, extra_claims: usize) -> Session {
 }
 
 fn redis_backed(redis: &RedisServer, sealer: Arc<Sealer>) -> RedisStore {
-    let settings = RedisSettings {
-        socket_type: SocketType::Tcp,
-        topology: Topology::Single,
-        url: redis.url(),
-        auth: None,
-        sentinel_auth: None,
-        tls: false,
-        tls_client_cert: None,
-        tls_client_key: None,
-        tls_ca_cert: None,
-        tls_skip_hostname_verification: false,
-        pool_size: 2,
-        timeout: Duration::from_secs(2),
-        max_pipeline_commands: shared::redis::MAX_PIPELINE_COMMANDS,
-    };
+    let settings = RedisSettings::single_tcp(redis.url(), 2, Duration::from_secs(2));
     RedisStore::new(RedisPool::new(&settings).unwrap(), sealer, "test:session:", COOKIE)
 }
 

@@ -64,6 +64,28 @@ pub struct RedisSettings {
     pub max_pipeline_commands: usize,
 }
 
+impl RedisSettings {
+    /// One Redis over TCP at `url` (`host:port`): no auth, no TLS, `pool_size` connections, the
+    /// default batch bound; other fields by struct update.
+    pub fn single_tcp(url: String, pool_size: usize, timeout: Duration) -> RedisSettings {
+        RedisSettings {
+            socket_type: SocketType::Tcp,
+            topology: Topology::Single,
+            url,
+            auth: None,
+            sentinel_auth: None,
+            tls: false,
+            tls_client_cert: None,
+            tls_client_key: None,
+            tls_ca_cert: None,
+            tls_skip_hostname_verification: false,
+            pool_size,
+            timeout,
+            max_pipeline_commands: MAX_PIPELINE_COMMANDS,
+        }
+    }
+}
+
 impl std::fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")

@@ -58,6 +58,17 @@ impl AuthzProcess {
         SocketAddr::from(([127, 0, 0, 1], self.http))
     }
 
+    /// Waits until `/readyz` answers 200 (every JWT provider's keys loaded), as a gateway's
+    /// readiness probe would before sending traffic.
+    pub async fn wait_ready(&self) {
+        let addr = format!("127.0.0.1:{}", self.http);
+        let ready = || {
+            let addr = addr.clone();
+            async move { shared::serve::probe(&addr, "/readyz").is_ok() }
+        };
+        shared::testing::eventually("ext-authz ready (keys loaded)", Duration::from_secs(10), ready).await;
+    }
+
     pub async fn grpc_client(&self) -> AuthorizationClient<Channel> {
         AuthorizationClient::connect(format!("http://127.0.0.1:{}", self.grpc)).await.unwrap()
     }

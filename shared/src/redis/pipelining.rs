@@ -186,26 +186,12 @@ mod tests {
     use futures_util::future::join_all;
     use redis::Value;
 
-    use crate::redis::{reply, RedisPool, RedisSettings, SocketType, Topology, MAX_PIPELINE_COMMANDS};
+    use crate::redis::{reply, RedisPool, RedisSettings, MAX_PIPELINE_COMMANDS};
     use crate::testing::RedisServer;
 
     fn pool(redis: &RedisServer, pool_size: usize, max_pipeline_commands: usize) -> RedisPool {
-        RedisPool::new(&RedisSettings {
-            socket_type: SocketType::Tcp,
-            topology: Topology::Single,
-            url: redis.url(),
-            auth: None,
-            sentinel_auth: None,
-            tls: false,
-            tls_client_cert: None,
-            tls_client_key: None,
-            tls_ca_cert: None,
-            tls_skip_hostname_verification: false,
-            pool_size,
-            timeout: Duration::from_secs(5),
-            max_pipeline_commands,
-        })
-        .unwrap()
+        let settings = RedisSettings::single_tcp(redis.url(), pool_size, Duration::from_secs(5));
+        RedisPool::new(&RedisSettings { max_pipeline_commands, ..settings }).unwrap()
     }
 
     /// Caller `i` sets its own key to `i` and reads it back: each must get exactly its replies.
