@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use crate::load::{LoadResult, Pace, Until};
 use crate::proc_cpu;
-use crate::scenarios::{authz_load, rls_load, values, Shape};
+use crate::scenarios::{authz_load_on, channel_with, rls_load_on, values, Shape};
 use crate::targets::{api_key, HMAC_SECRET, RSA_KEY};
+use tonic::transport::ClientTlsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -48,10 +49,15 @@ impl Service {
         }
     }
 
-    async fn load(self, addr: SocketAddr, pace: Pace) -> LoadResult {
+    async fn load(self, addr: SocketAddr, tls: Option<&ClientTlsConfig>, pace: Pace) -> LoadResult {
+        let channel = channel_with(addr, tls).await;
         match self {
-            Service::RateLimit | Service::FloorRls => rls_load(addr, pace, "client", values(["hot".into()])).await,
-            Service::ExtAuthz | Service::FloorAuthz => authz_load(addr, pace, "x-api-key", values([api_key(5)])).await,
+            Service::RateLimit | Service::FloorRls => {
+                rls_load_on(channel, pace, "client", values(["hot".into()]), 1).await
+            }
+            Service::ExtAuthz | Service::FloorAuthz => {
+                authz_load_on(channel, pace, "x-api-key", values([api_key(5)])).await
+            }
         }
     }
 }
@@ -68,6 +74,9 @@ pub struct Variant {
     pub floor_http2: Option<&'static str>,
     pub ext_authz_yaml: &'static str,
     pub otlp_receiver: bool,
+    /// The service's gRPC port over mutual TLS (a CA, a server and a client certificate made
+    /// for the run); the load generator presents the client certificate.
+    pub mtls: bool,
 }
 
 impl Variant {
@@ -99,12 +108,19 @@ impl Variant {
         self.otlp_receiver = true;
         self
     }
+
+    pub fn with_mtls(mut self) -> Variant {
+        self.mtls = true;
+        self
+    }
 }
 
 /// A service process, killed (by its PID) when dropped, with the OTLP receiver it exports to.
 struct Process {
     child: Child,
     addr: SocketAddr,
+    /// The client side of the variant's mutual TLS.
+    tls: Option<ClientTlsConfig>,
     _dir: tempfile::TempDir,
     _receiver: Option<crate::otlp_sink::Receiver>,
 }
@@ -126,6 +142,13 @@ fn start(service: Service, variant: &Variant) -> Option<Process> {
     let binary = sibling(&format!("{}{}", service.binary(), variant.suffix))?;
     let dir = tempfile::tempdir().expect("a scratch directory");
     let port = shared::testing::free_port();
+    let tls = variant.mtls.then(|| {
+        shared::testing::make_ca(dir.path(), "ca");
+        shared::testing::make_cert(dir.path(), "ca", "server", "DNS:localhost,IP:127.0.0.1");
+        shared::testing::make_cert(dir.path(), "ca", "client", "DNS:envoy");
+        shared::testing::client_tls(dir.path(), "ca", Some("client"))
+    });
+    let file = |name: &str| dir.path().join(name).display().to_string();
     let mut command = Command::new(binary);
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
     match service {
@@ -139,6 +162,14 @@ fn start(service: Service, variant: &Variant) -> Option<Process> {
                 ("BACKEND_TYPE", "memory".into()),
                 ("LOG_LEVEL", "error".into()),
             ]);
+            if variant.mtls {
+                command.envs([
+                    ("GRPC_SERVER_USE_TLS", "true".to_string()),
+                    ("GRPC_SERVER_TLS_CERT", file("server.pem")),
+                    ("GRPC_SERVER_TLS_KEY", file("server.key")),
+                    ("GRPC_CLIENT_TLS_CACERT", file("ca.pem")),
+                ]);
+            }
         }
         Service::ExtAuthz => {
             let key = ext_authz::core::apikeys::hash_key(&api_key(5));
@@ -148,9 +179,14 @@ fn start(service: Service, variant: &Variant) -> Option<Process> {
             std::fs::write(dir.path().join("keys.json"), keys).expect("the key file");
             let signing = ext_authz::testing::SigningKey::rsa("rs", jsonwebtoken::Algorithm::RS256, RSA_KEY);
             std::fs::write(dir.path().join("jwks.json"), ext_authz::testing::jwks(&[&signing])).expect("the JWKS");
+            let grpc_tls = if variant.mtls {
+                ", grpc_tls: {cert_file: server.pem, key_file: server.key, client_ca_file: ca.pem}"
+            } else {
+                ""
+            };
             let config = format!(
                 r#"
-server: {{grpc_addr: "127.0.0.1:{port}", http_addr: "127.0.0.1:0"}}
+server: {{grpc_addr: "127.0.0.1:{port}", http_addr: "127.0.0.1:0"{grpc_tls}}}
 log: {{level: error}}
 jwt_providers:
   - {{name: bench, issuer: bench, algorithms: [RS256], keys: {{jwks_file: jwks.json}}}}
@@ -174,7 +210,8 @@ routes:
         command.env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint);
     }
     let child = command.spawn().expect("starting the service");
-    let process = Process { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir, _receiver: receiver };
+    let process =
+        Process { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls, _dir: dir, _receiver: receiver };
     assert!(
         shared::testing::wait_until_listening(port, Duration::from_secs(30)),
         "{} ({}) did not listen",
@@ -255,7 +292,9 @@ pub async fn row(service: Service, variant: &Variant, shape: Shape, rate: u64) -
     // Warm-up, until the service answers as expected (ext-authz loads its keys after it listens).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let probe = service.load(process.addr, Pace::Closed { concurrency: 1, until: Until::Requests(10) }).await;
+        let probe = service
+            .load(process.addr, process.tls.as_ref(), Pace::Closed { concurrency: 1, until: Until::Requests(10) })
+            .await;
         if probe.errors == 0 {
             break;
         }
@@ -265,6 +304,7 @@ pub async fn row(service: Service, variant: &Variant, shape: Shape, rate: u64) -
     let _ = service
         .load(
             process.addr,
+            process.tls.as_ref(),
             Pace::Closed { concurrency: shape.concurrency, until: Until::Elapsed(Duration::from_secs(1)) },
         )
         .await;
@@ -273,7 +313,7 @@ pub async fn row(service: Service, variant: &Variant, shape: Shape, rate: u64) -
     for _ in 0..shape.runs {
         for (pace, into) in [(saturated, &mut row.saturated), (moderate, &mut row.moderate)] {
             let before = proc_cpu::seconds(pid);
-            let run = service.load(process.addr, pace).await;
+            let run = service.load(process.addr, process.tls.as_ref(), pace).await;
             let used = proc_cpu::seconds(pid) - before;
             into.push((run.rps(), used / run.requests.max(1) as f64 * 1e6, run.errors));
         }

@@ -289,7 +289,10 @@ async fn cost_section(shape: Shape) -> String {
             .env(&[("TRACING_ENABLED", "true"), ("TRACING_EXPORTER_PROTOCOL", "grpc"), ("TRACING_SAMPLING_RATE", rate)])
             .with_otlp_receiver()
     };
-    for variant in [traced("tracing on, unsampled (rate 0)", "0"), traced("tracing on, every call sampled", "1")] {
+    let mtls = Variant::new("mutual TLS to the service").with_mtls();
+    for variant in
+        [traced("tracing on, unsampled (rate 0)", "0"), traced("tracing on, every call sampled", "1"), mtls.clone()]
+    {
         rows.extend(cost::row_if(Service::RateLimit, &variant, shape, rate, &only).await);
     }
     let authz_features = [
@@ -301,6 +304,7 @@ async fn cost_section(shape: Shape) -> String {
             .with_otlp_receiver(),
         Variant::new("decision log, every decision, to a file")
             .ext_authz_yaml("decision_log: {enabled: true, to: decisions.log}\n"),
+        mtls,
     ];
     for variant in &authz_features {
         rows.extend(cost::row_if(Service::ExtAuthz, variant, shape, rate, &only).await);

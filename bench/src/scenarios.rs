@@ -37,12 +37,18 @@ impl Shape {
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("an endpoint")
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .expect("connecting")
+    channel_with(addr, None).await
+}
+
+/// A channel to `addr`, over TLS with `tls` when given (mutual TLS when it carries an identity).
+pub async fn channel_with(addr: SocketAddr, tls: Option<&tonic::transport::ClientTlsConfig>) -> Channel {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}")).expect("an endpoint").tcp_nodelay(true);
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.clone()).expect("the client TLS settings");
+    }
+    endpoint.connect().await.expect("connecting")
 }
 
 /// The values callers cycle through: one value makes a hot key, many make distinct keys.
@@ -106,7 +112,18 @@ pub async fn rls_load_expecting(
     values: Values,
     overall_code: i32,
 ) -> LoadResult {
-    let client = RateLimitServiceClient::new(channel(addr).await);
+    rls_load_on(channel(addr).await, pace, key, values, overall_code).await
+}
+
+/// [`rls_load_expecting`] on a channel already made (e.g. over TLS).
+pub async fn rls_load_on(
+    channel: Channel,
+    pace: Pace,
+    key: &'static str,
+    values: Values,
+    overall_code: i32,
+) -> LoadResult {
+    let client = RateLimitServiceClient::new(channel);
     load::drive(pace, move |worker, n| {
         let mut client = client.clone();
         let request = rls_request(key, pick(&values, worker, n));
@@ -119,7 +136,12 @@ pub async fn rls_load_expecting(
 
 /// Load of `Check` calls; allow expected.
 pub async fn authz_load(addr: SocketAddr, pace: Pace, header: &'static str, values: Values) -> LoadResult {
-    let client = AuthorizationClient::new(channel(addr).await);
+    authz_load_on(channel(addr).await, pace, header, values).await
+}
+
+/// [`authz_load`] on a channel already made (e.g. over TLS).
+pub async fn authz_load_on(channel: Channel, pace: Pace, header: &'static str, values: Values) -> LoadResult {
+    let client = AuthorizationClient::new(channel);
     load::drive(pace, move |worker, n| {
         let mut client = client.clone();
         let request = check_request(header, pick(&values, worker, n));
