@@ -329,32 +329,6 @@ impl Connections {
             };
             result.map_err(RedisCallError::from)
         };
-        self.within_timeout(slot, call).await
-    }
-
-    /// One batch of auto-pipelined commands on the next connection, within the timeout; error
-    /// replies stay in place as [`Value::ServerError`].
-    async fn send_pipeline(&self, pipeline: &Pipeline) -> Result<Vec<Value>, RedisCallError> {
-        let slot = self.next_slot();
-        let call = async {
-            let mut connection = self.connection(slot).await?;
-            let result = match &mut connection {
-                Connection::Multiplexed(c) => c.send_packed_commands(pipeline, 0, pipeline.len()).await,
-                // Never batched: `RedisPool::pipeline` sends a cluster's commands on their own.
-                Connection::Cluster(c) => {
-                    redis::aio::ConnectionLike::req_packed_commands(c, pipeline, 0, pipeline.len()).await
-                }
-            };
-            result.map_err(RedisCallError::from)
-        };
-        self.within_timeout(slot, call).await
-    }
-
-    async fn within_timeout<T>(
-        &self,
-        slot: &Slot,
-        call: impl std::future::Future<Output = Result<T, RedisCallError>>,
-    ) -> Result<T, RedisCallError> {
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(RedisCallError::Timeout(self.timeout)),

@@ -145,7 +145,10 @@ fn take(open: &mut Open) -> Batch {
 }
 
 async fn send(connections: &Connections, batch: Batch) {
-    let Batch { pipeline, mut waiters } = batch;
+    let Batch { mut pipeline, mut waiters } = batch;
+    // Each reply stays in its place, an error reply as a `Value::ServerError`: one caller's
+    // refused command must not fail the others'.
+    pipeline.ignore_errors();
     let count = pipeline.len();
     if count == 0 && waiters.is_empty() {
         return;
@@ -153,7 +156,8 @@ async fn send(connections: &Connections, batch: Batch) {
     connections.batcher.batches.fetch_add(1, Ordering::Relaxed);
     connections.batcher.commands.fetch_add(count as u64, Ordering::Relaxed);
     connections.batcher.largest.fetch_max(count as u64, Ordering::Relaxed);
-    let result = if count == 0 { Ok(Vec::new()) } else { connections.send_pipeline(&pipeline).await };
+    let result: Result<Vec<Value>, _> =
+        if count == 0 { Ok(Vec::new()) } else { connections.query_on(connections.next_slot(), &pipeline).await };
     match result {
         Ok(mut values) if values.len() == count => {
             // From the back, so that each caller's replies are the tail that is left.
