@@ -484,6 +484,15 @@ async fn run() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if arg("--only", "") == "authz" {
+        // Just the ext-authz rows against the do-nothing ext_authz server.
+        let floor_addr = floors::start().await;
+        print!("{}", report::HEADER);
+        for row in authz_rows(shape, floor_addr).await? {
+            println!("{}", row.markdown());
+        }
+        return Ok(());
+    }
     if arg("--only", "") == "envoy" {
         // Just the end-to-end rows (a quick look; the full run writes docs/benchmarks.md).
         for row in through_envoy_rows(shape).await {
@@ -529,7 +538,34 @@ async fn run() -> anyhow::Result<()> {
     // The rate limit algorithms on both backends, and hot keys on Redis.
     rows.extend(algorithm_rows(shape, floor_addr).await);
 
-    // ext-authz: API keys (10 vs 1M stored), a cached JWT, distinct JWTs verified every time.
+    rows.extend(authz_rows(shape, floor_addr).await?);
+
+    // Caches at capacity against the same caches warm.
+    rows.extend(caches::rows(shape).await);
+
+    // End to end through Envoy with wrk: no filters (the floor), ext_authz, ext_authz + ratelimit.
+    rows.extend(through_envoy_rows(shape).await);
+
+    // CPU per request of each service as a process of its own, saturated and at a moderate rate.
+    let cost = cost_section(shape).await;
+
+    // Instruction counts last: they do not depend on the machine being quiet.
+    let profiles = if flag("--no-profile") { None } else { profiles()? };
+    let mut report = render(&rows, shape, &incr, &incr_pipelined, counters_mib);
+    report.push('\n');
+    report.push_str(&cost);
+    if let Some(profiles) = profiles {
+        report.push('\n');
+        report.push_str(&profile::render(&profiles));
+    }
+    std::fs::write(&out, report::keeping_notes(report, &std::fs::read_to_string(&out).unwrap_or_default()))?;
+    eprintln!("wrote {out}");
+    Ok(())
+}
+
+/// ext-authz: API keys (10 vs 1M stored), a cached JWT, distinct JWTs verified every time.
+async fn authz_rows(shape: Shape, floor_addr: std::net::SocketAddr) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
     let rs = SigningKey::rsa("rs", Algorithm::RS256, RSA_KEY);
     let es = SigningKey::ec("es", Algorithm::ES256);
     let keys = jwks(&[&rs, &es]);
@@ -559,28 +595,7 @@ async fn run() -> anyhow::Result<()> {
     let es_tokens = values((0..2000).map(|i| bearer(&es, format!("u{i}"))));
     rows.push(authz_row("ext-authz, ES256 JWTs, uncached", shape, floor_addr, addr, "authorization", &es_tokens).await);
     million.running.shutdown().await;
-
-    // Caches at capacity against the same caches warm.
-    rows.extend(caches::rows(shape).await);
-
-    // End to end through Envoy with wrk: no filters (the floor), ext_authz, ext_authz + ratelimit.
-    rows.extend(through_envoy_rows(shape).await);
-
-    // CPU per request of each service as a process of its own, saturated and at a moderate rate.
-    let cost = cost_section(shape).await;
-
-    // Instruction counts last: they do not depend on the machine being quiet.
-    let profiles = if flag("--no-profile") { None } else { profiles()? };
-    let mut report = render(&rows, shape, &incr, &incr_pipelined, counters_mib);
-    report.push('\n');
-    report.push_str(&cost);
-    if let Some(profiles) = profiles {
-        report.push('\n');
-        report.push_str(&profile::render(&profiles));
-    }
-    std::fs::write(&out, report::keeping_notes(report, &std::fs::read_to_string(&out).unwrap_or_default()))?;
-    eprintln!("wrote {out}");
-    Ok(())
+    Ok(rows)
 }
 
 fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters_mib: f64) -> String {

@@ -25,12 +25,14 @@ pub use server::ServerSettings;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shared::bounded_yaml::YamlLimits;
 use shared::traces::TraceSettings;
 
 use crate::core::decision::{Engine, SessionPolicy};
+use crate::core::identity_part::IdentityAnswer;
 use crate::decision_log::DecisionLogSettings;
 use crate::jwks::ProviderKeys;
 use crate::key_files::ApiKeysLocation;
@@ -176,12 +178,14 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         routes,
         providers,
         api_key_sources,
-        identity,
+        identity: Arc::new(IdentityAnswer {
+            headers: identity,
+            dynamic_metadata: raw.identity.dynamic_metadata,
+            metadata_claims: raw.identity.metadata_claims.iter().map(identity::claim_path).collect(),
+        }),
         workload,
         forward_credential: raw.identity.forward_credential,
         forward_api_keys: forward_api_keys.unwrap_or(raw.identity.forward_credential),
-        dynamic_metadata: raw.identity.dynamic_metadata,
-        metadata_claims: raw.identity.metadata_claims.iter().map(identity::claim_path).collect(),
         sessions: oidc.as_ref().map(|o: &OidcSettings| SessionPolicy {
             provider: o.name.clone(),
             cookie_name: o.cookie_name.clone(),

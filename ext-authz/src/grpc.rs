@@ -12,7 +12,6 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{Authorization, AuthorizationServer};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
@@ -25,6 +24,12 @@ use crate::core::request::AuthRequest;
 use crate::outcome::Outcome;
 use crate::service::Authorizer;
 
+mod answer;
+mod server;
+
+pub use answer::CheckAnswer;
+pub use server::AuthorizationServer;
+
 pub struct AuthorizationGrpc {
     authorizer: Arc<Authorizer>,
     calls: Calls,
@@ -32,23 +37,22 @@ pub struct AuthorizationGrpc {
 
 impl AuthorizationGrpc {
     /// `calls` counts checks in progress, for a graceful stop.
-    pub fn server(authorizer: Arc<Authorizer>, calls: Calls) -> AuthorizationServer<AuthorizationGrpc> {
+    pub fn server(authorizer: Arc<Authorizer>, calls: Calls) -> AuthorizationServer {
         AuthorizationServer::new(AuthorizationGrpc { authorizer, calls })
     }
-}
 
-#[tonic::async_trait]
-impl Authorization for AuthorizationGrpc {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+    /// `Authorization/Check`.
+    pub async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckAnswer>, Status> {
         let _call = self.calls.start();
         let (metadata, _, request) = request.into_parts();
         let request = to_auth_request(request).map_err(Status::invalid_argument)?;
-        match self.authorizer.check(&request, "grpc", Some(metadata.as_ref())).await {
-            Outcome::Allow(allow) => Ok(Response::new(allowed(allow))),
-            Outcome::Deny(deny) => Ok(Response::new(denied(&deny, request.request_id()))),
-            Outcome::Redirect(redirect) => Ok(Response::new(redirected(&redirect))),
-            Outcome::Unavailable(why) => Err(Status::unavailable(why)),
-        }
+        let answer = match self.authorizer.check(&request, "grpc", Some(metadata.as_ref())).await {
+            Outcome::Allow(allow) => CheckAnswer::allowed(allow),
+            Outcome::Deny(deny) => denied(&deny, request.request_id()).into(),
+            Outcome::Redirect(redirect) => redirected(&redirect).into(),
+            Outcome::Unavailable(why) => return Err(Status::unavailable(why)),
+        };
+        Ok(Response::new(answer))
     }
 }
 
@@ -59,7 +63,11 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
     let peer_spiffe_id =
         attributes.source.as_ref().and_then(|source| peer_spiffe_id(&source.principal, &source.certificate));
     let http = attributes.request.and_then(|r| r.http).ok_or("CheckRequest has no HTTP request attributes")?;
-    let mut headers: HashMap<String, String> = http.headers.into_iter().map(|(k, v)| (lowercase(k), v)).collect();
+    // Envoy sends header names in lower case; the map is rebuilt only when one is not.
+    let mut headers: HashMap<String, String> = http.headers;
+    if headers.keys().any(|name| name.bytes().any(|b| b.is_ascii_uppercase())) {
+        headers = headers.into_iter().map(|(k, v)| (lowercase(k), v)).collect();
+    }
     if let Some(raw) = http.header_map {
         for header in raw.headers {
             let value = if header.raw_value.is_empty() {
@@ -127,19 +135,33 @@ fn set_cookie(value: &str) -> HeaderValueOption {
     header_with("set-cookie", value, HeaderAppendAction::AppendIfExistsOrAdd)
 }
 
+/// An allowed answer built as one message (see `answer` for the one that reuses the identity's
+/// encoded part).
 fn allowed(allow: Allow) -> CheckResponse {
     let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct_ref(&allow.metadata));
+    let (mut headers, mut removed) = match &allow.identity_part {
+        Some(part) => (part.headers.iter().map(|(k, v)| header(k.as_str(), v.as_str())).collect(), part.remove.clone()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut ok = ok_response(allow);
+    headers.append(&mut ok.headers);
+    removed.append(&mut ok.headers_to_remove);
     CheckResponse {
         status: Some(RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }),
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-            // Moved, not copied: the allow answer is the hot path.
-            headers: allow.headers.into_iter().map(|(k, v)| header(k, v)).collect(),
-            headers_to_remove: allow.remove,
-            query_parameters_to_remove: allow.remove_query,
-            response_headers_to_add: fit_for_headers("set-cookie", &allow.set_cookies).map(|c| set_cookie(c)).collect(),
-            ..OkHttpResponse::default()
-        })),
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse { headers, headers_to_remove: removed, ..ok })),
         dynamic_metadata: metadata,
+    }
+}
+
+/// What an allowed answer sets beyond its identity's part. Moved, not copied: the allowed
+/// answer is the hot path.
+fn ok_response(allow: Allow) -> OkHttpResponse {
+    OkHttpResponse {
+        headers: allow.headers.into_iter().map(|(k, v)| header(k, v)).collect(),
+        headers_to_remove: allow.remove,
+        query_parameters_to_remove: allow.remove_query,
+        response_headers_to_add: fit_for_headers("set-cookie", &allow.set_cookies).map(|c| set_cookie(c)).collect(),
+        ..OkHttpResponse::default()
     }
 }
 

@@ -81,16 +81,15 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
         Outcome::Allow(allow) => {
             let mut response = Response::new(Body::empty());
             let out = response.headers_mut();
-            for (name, value) in &allow.headers {
-                if let (Ok(name), Ok(value)) =
-                    (header::HeaderName::try_from(name.as_str()), HeaderValue::from_str(value))
-                {
+            for (name, value) in allow.all_headers() {
+                if let (Ok(name), Ok(value)) = (header::HeaderName::try_from(name), HeaderValue::from_str(value)) {
                     out.insert(name, value);
                 }
             }
             append_set_cookies(out, &allow.set_cookies);
-            if !allow.remove.is_empty() {
-                if let Ok(value) = HeaderValue::from_str(&allow.remove.join(", ")) {
+            let removed: Vec<&str> = allow.all_removed().collect();
+            if !removed.is_empty() {
+                if let Ok(value) = HeaderValue::from_str(&removed.join(", ")) {
                     out.insert("x-envoy-auth-headers-to-remove", value);
                 }
             }

@@ -252,9 +252,7 @@ async fn add_upstream_credential(
 ) -> Result<(), Deny> {
     match upstream.header(index).await {
         Ok((name, value)) => {
-            allow.remove.retain(|h| h != name);
-            allow.headers.retain(|(h, _)| h != name);
-            allow.headers.push((name.to_string(), value));
+            allow.set_header(name, value);
             Ok(())
         }
         Err(e) => {

@@ -196,3 +196,39 @@ async fn raw_header_maps_are_understood() {
     assert_eq!(status(&response), 0);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_checked_again_gets_the_same_answer_from_its_reused_part() {
+    let mut h = Harness::start().await;
+    let token = format!("Bearer {}", h.token(json!({})));
+    for credential in [("x-api-key", API_KEY), ("authorization", token.as_str())] {
+        // The first check builds and encodes the identity's part; the next ones reuse it.
+        let first = h.check("GET", "/orders/1", &[credential]).await;
+        for _ in 0..3 {
+            assert_eq!(h.check("GET", "/orders/1", &[credential]).await, first, "{}", credential.0);
+        }
+        let (headers, removed) = allowed_headers(&first);
+        assert!(headers.contains_key("x-user-id") && !removed.contains(&"x-user-id".to_string()));
+        assert!(removed.contains(&credential.0.to_string()), "the credential is still removed");
+        assert!(first.dynamic_metadata.expect("metadata").fields.contains_key("user_id"));
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_the_service_does_not_have_is_unimplemented() {
+    use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+    let mut h = Harness::start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", h.running().grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/envoy.service.auth.v3.Authorization/Other");
+    let codec = tonic_prost::ProstCodec::<CheckRequest, CheckResponse>::default();
+    let answer = grpc.unary(tonic::Request::new(CheckRequest::default()), path, codec).await;
+    assert_eq!(answer.unwrap_err().code(), tonic::Code::Unimplemented);
+    h.stop().await;
+}

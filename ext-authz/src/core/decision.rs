@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use shared::spiffe::SpiffeId;
 
 use super::apikeys::ApiKeyStore;
-use super::claims::ClaimPath;
-use super::identity::{Identity, IdentityHeaders};
+use super::identity::Identity;
+use super::identity_part::IdentityAnswer;
 use super::jwt::{self, JwtError, JwtPolicy, KeySet};
 use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XFCC};
 use super::request::AuthRequest;
@@ -17,6 +17,9 @@ use super::session::cookies::{is_chunk_of, Cookies};
 use super::session::login::wants_login_redirect;
 use super::session::model::Session;
 use super::token_cache::TokenCache;
+
+mod allow;
+pub use allow::Allow;
 
 /// Where a credential is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +98,8 @@ pub struct Engine {
     pub routes: RouteTable,
     pub providers: Vec<Provider>,
     pub api_key_sources: Vec<CredentialSource>,
-    pub identity: IdentityHeaders,
+    /// The identity headers and dynamic metadata of an allowed request.
+    pub identity: Arc<IdentityAnswer>,
     /// Where the calling workload's identity comes from, and its header.
     pub workload: WorkloadIdentity,
     /// Pass the credential on to the backend (default: strip it).
@@ -103,12 +107,6 @@ pub struct Engine {
     /// Pass API keys on even when other credentials are stripped (e.g. for rate limits that
     /// key on the API-key header after ext_authz has run).
     pub forward_api_keys: bool,
-    /// Send the identity to Envoy as dynamic metadata (for rate-limit descriptors and access
-    /// logs). On by default; off saves building, encoding and Envoy's decoding of it on every
-    /// allowed request when nothing reads it.
-    pub dynamic_metadata: bool,
-    /// Claims copied into dynamic metadata under their own names.
-    pub metadata_claims: Vec<ClaimPath>,
     pub sessions: Option<SessionPolicy>,
 }
 
@@ -181,27 +179,6 @@ pub struct Redirect {
     pub location: String,
     pub set_cookies: Vec<String>,
     pub reason: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Allow {
-    /// Headers to set on the upstream request (overwriting).
-    pub headers: Vec<(String, String)>,
-    /// Headers to remove from the upstream request.
-    pub remove: Vec<String>,
-    /// Query parameters to remove (a credential passed in the query).
-    pub remove_query: Vec<String>,
-    pub identity: Option<Identity>,
-    /// The calling workload's SPIFFE ID, when it has one.
-    pub principal: Option<String>,
-    /// For dynamic metadata (shared with the identity, which builds it once).
-    pub metadata: Arc<Map<String, Value>>,
-    pub reason: &'static str,
-    /// `Set-Cookie` values for the client's response (a refreshed session).
-    pub set_cookies: Vec<String>,
-    /// The upstream credential to set (an index into the config's `upstream_credentials`);
-    /// the service layer fetches it and adds its header.
-    pub upstream: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -321,15 +298,10 @@ impl Engine {
         allow.upstream = upstream;
         if let (FoundKind::Session, Some(policy), Some(session)) = (&found.kind, &self.sessions, ctx.session) {
             match session.access_token.as_deref().filter(|_| policy.forward_access_token) {
-                Some(token) => {
-                    allow.headers.push(("authorization".into(), format!("Bearer {token}")));
-                    allow.remove.retain(|h| h != "authorization");
-                }
+                Some(token) => allow.set_header("authorization", format!("Bearer {token}")),
                 // The session is the identity: a client's own bearer token must not ride along
                 // to a backend that might trust it.
-                None if !policy.pass_client_authorization && !allow.remove.iter().any(|h| h == "authorization") => {
-                    allow.remove.push("authorization".into());
-                }
+                None if !policy.pass_client_authorization => allow.remove_header("authorization"),
                 None => {}
             }
         }
@@ -393,10 +365,10 @@ impl Engine {
     }
 
     fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
-        if let Some((p, keys, verified)) = ctx.cache.get(token, ctx.now) {
+        if let Some((p, keys, identity)) = ctx.cache.get(token, ctx.now) {
             let same_keys = ctx.keys.get(p).and_then(Option::as_ref).is_some_and(|k| k.fingerprint() == keys);
             if providers.contains(&p) && same_keys {
-                return Ok(Identity::from_jwt(&self.providers[p].name, verified.claims));
+                return Ok(identity);
             }
         }
         let peeked = jwt::peek(token).map_err(|e| Box::new(invalid_token(&e)))?;
@@ -414,8 +386,9 @@ impl Engine {
         };
         match jwt::verify(token, &peeked, &provider.policy, keys, ctx.now) {
             Ok(verified) => {
-                ctx.cache.insert(token, p, keys.fingerprint(), &verified, ctx.now);
-                Ok(Identity::from_jwt(&provider.name, verified.claims))
+                let identity = Identity::from_jwt(&provider.name, verified.claims);
+                ctx.cache.insert(token, p, keys.fingerprint(), &identity, verified.valid_until);
+                Ok(identity)
             }
             Err(JwtError::UnknownKey(_)) => Err(Box::new(Decision::UnknownKey { provider: p })),
             Err(e) => Err(Box::new(invalid_token(&e))),
@@ -430,12 +403,14 @@ impl Engine {
         principal: Option<SpiffeId>,
         reason: &'static str,
     ) -> Allow {
-        let headers = identity.as_ref().map(|i| self.identity.render(i)).unwrap_or_default();
         // Every identity header we own and do not set is removed, so client-sent copies never
-        // reach the backend.
-        let mut remove: Vec<String> =
-            self.identity.owned().filter(|name| !headers.iter().any(|(h, _)| h == name)).map(str::to_owned).collect();
-        let mut headers = headers;
+        // reach the backend: the identity's part says which, or without one all of them.
+        let identity_part = identity.as_ref().map(|i| i.answer_part(&self.identity));
+        let mut remove: Vec<String> = match &identity_part {
+            Some(_) => Vec::new(),
+            None => self.identity.headers.owned().map(str::to_owned).collect(),
+        };
+        let mut headers = Vec::new();
         let mut remove_query = Vec::new();
         let forward = |found: &Found<'_>| {
             self.forward_credential || (self.forward_api_keys && matches!(found.kind, FoundKind::ApiKey))
@@ -474,23 +449,12 @@ impl Engine {
         if self.workload.source == PrincipalSource::Xfcc {
             remove.push(XFCC.into());
         }
-        let mut metadata =
-            identity.as_ref().filter(|_| self.dynamic_metadata).map(Identity::metadata).unwrap_or_default();
-        if let Some(id) = principal.as_ref().filter(|_| self.dynamic_metadata) {
+        let mut metadata = identity_part.as_ref().map(|part| part.metadata.clone()).unwrap_or_default();
+        if let Some(id) = principal.as_ref().filter(|_| self.identity.dynamic_metadata) {
             Arc::make_mut(&mut metadata).insert("principal".into(), Value::String(id.clone()));
         }
-        if let Some(identity) = identity.as_ref().filter(|_| self.dynamic_metadata && !self.metadata_claims.is_empty())
-        {
-            let extra: Vec<_> = self
-                .metadata_claims
-                .iter()
-                .filter_map(|path| Some((path.name().to_string(), path.lookup(&identity.claims)?.clone())))
-                .collect();
-            if !extra.is_empty() {
-                Arc::make_mut(&mut metadata).extend(extra);
-            }
-        }
         Allow {
+            identity_part,
             headers,
             remove,
             remove_query,

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::claims::{scalar_text, scopes, ClaimPath};
+use super::identity_part::{IdentityAnswer, IdentityPart, PartMemo};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthMethod {
@@ -23,13 +24,15 @@ pub struct Identity {
     /// For dynamic metadata; built with the identity, so an identity that is reused (an API
     /// key's) builds it once.
     metadata: Arc<Map<String, Value>>,
+    /// Its part of an allow answer, remembered (see `identity_part`).
+    part: PartMemo,
 }
 
 impl Identity {
     /// An identity from its claims; the constructors below say which claims each method gives.
     pub fn new(method: AuthMethod, claims: Arc<Value>, scopes: Vec<String>) -> Identity {
         let metadata = Arc::new(build_metadata(&method, &claims, &scopes));
-        Identity { method, claims, scopes, metadata }
+        Identity { method, claims, scopes, metadata, part: PartMemo::default() }
     }
 
     pub fn from_jwt(provider: &str, claims: Arc<Value>) -> Identity {
@@ -46,6 +49,12 @@ impl Identity {
     /// For dynamic metadata (rate limiting on identity, access logs).
     pub fn metadata(&self) -> Arc<Map<String, Value>> {
         self.metadata.clone()
+    }
+
+    /// The headers, removals and metadata `answer` gives this identity: built on the first
+    /// check with these settings, then shared by every check of this identity (and its clones).
+    pub fn answer_part(&self, answer: &Arc<IdentityAnswer>) -> Arc<IdentityPart> {
+        self.part.get_or_build(answer, self)
     }
 }
 

@@ -18,11 +18,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use quick_cache::sync::Cache;
 use quick_cache::UnitWeighter;
 
-use super::jwt::Verified;
+use super::identity::Identity;
 
-/// Token → (provider index, the fingerprint of the keys that verified it, verified claims),
-/// bounded by count.
-type Entries = Cache<Box<str>, (usize, u64, Verified), UnitWeighter, RandomState>;
+/// Token → its entry, bounded by count.
+type Entries = Cache<Box<str>, CachedToken, UnitWeighter, RandomState>;
+
+/// A verified token's provider index, the fingerprint of the keys that verified it, and the
+/// identity made of its claims — kept whole, so a hit reuses its identity part too (see
+/// `identity_part`) instead of building the identity again.
+#[derive(Clone)]
+struct CachedToken {
+    provider: usize,
+    keys: u64,
+    identity: Identity,
+    valid_until: u64,
+}
 
 pub struct TokenCache {
     /// `None` when caching is off.
@@ -40,14 +50,14 @@ impl TokenCache {
         TokenCache { entries, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
     }
 
-    /// The provider index, key fingerprint and claims of a token verified earlier and still
+    /// The provider index, key fingerprint and identity of a token verified earlier and still
     /// valid at `now` (the caller checks the keys are still the same ones).
-    pub fn get(&self, token: &str, now: u64) -> Option<(usize, u64, Verified)> {
+    pub fn get(&self, token: &str, now: u64) -> Option<(usize, u64, Identity)> {
         let entries = self.entries.as_ref()?;
-        let found = entries.get(token).filter(|(_, _, verified)| verified.valid_until.is_some_and(|until| now < until));
+        let found = entries.get(token).filter(|entry| now < entry.valid_until);
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
-        found
+        found.map(|entry| (entry.provider, entry.keys, entry.identity))
     }
 
     /// (hits, misses) so far; both 0 when caching is off.
@@ -55,13 +65,12 @@ impl TokenCache {
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
     }
 
-    /// Remembers a verified token; tokens without `exp` are not cached (they never expire).
-    /// At capacity the coldest entries go; expired ones are never answered and age out.
-    pub fn insert(&self, token: &str, provider: usize, keys: u64, verified: &Verified, _now: u64) {
-        let Some(entries) = &self.entries else { return };
-        if verified.valid_until.is_some() {
-            entries.insert(token.into(), (provider, keys, verified.clone()));
-        }
+    /// Remembers a verified token's identity until `valid_until`; tokens without `exp` are not
+    /// cached (they never expire). At capacity the coldest entries go; expired ones are never
+    /// answered and age out.
+    pub fn insert(&self, token: &str, provider: usize, keys: u64, identity: &Identity, valid_until: Option<u64>) {
+        let (Some(entries), Some(valid_until)) = (&self.entries, valid_until) else { return };
+        entries.insert(token.into(), CachedToken { provider, keys, identity: identity.clone(), valid_until });
     }
 
     pub fn len(&self) -> usize {
@@ -79,21 +88,21 @@ mod tests {
     use serde_json::json;
     use std::sync::Arc;
 
-    fn verified(until: Option<u64>) -> Verified {
-        Verified { claims: Arc::new(json!({"sub": "u"})), valid_until: until }
+    fn identity() -> Identity {
+        Identity::from_jwt("corp", Arc::new(json!({"sub": "u"})))
     }
 
     #[test]
     fn until_expiry_and_bounded() {
         let cache = TokenCache::new(2);
-        cache.insert("t1", 0, 7, &verified(Some(100)), 10);
+        cache.insert("t1", 0, 7, &identity(), Some(100));
         assert!(cache.get("t1", 99).is_some());
         assert!(cache.get("t1", 100).is_none());
         assert_eq!(cache.lookups(), (1, 1), "an expired entry is a miss");
-        cache.insert("no-exp", 0, 7, &verified(None), 10);
+        cache.insert("no-exp", 0, 7, &identity(), None);
         assert!(cache.get("no-exp", 11).is_none());
-        cache.insert("t2", 0, 7, &verified(Some(100)), 10);
-        cache.insert("t3", 1, 7, &verified(Some(100)), 10);
+        cache.insert("t2", 0, 7, &identity(), Some(100));
+        cache.insert("t3", 1, 7, &identity(), Some(100));
         assert!(cache.len() <= 2);
         assert_eq!(cache.get("t3", 11).unwrap().0, 1);
         assert!(TokenCache::new(0).get("t1", 11).is_none());
@@ -103,7 +112,7 @@ mod tests {
     fn stays_bounded_and_answers_when_full() {
         let cache = TokenCache::new(10_000);
         for i in 0..100_000 {
-            cache.insert(&format!("token-{i}"), 0, 7, &verified(Some(100)), 10);
+            cache.insert(&format!("token-{i}"), 0, 7, &identity(), Some(100));
             assert!(cache.len() <= 10_000);
         }
         assert!(cache.len() > 5_000, "{}", cache.len());
@@ -113,7 +122,7 @@ mod tests {
     #[test]
     fn only_the_exact_token_hits() {
         let cache = TokenCache::new(10);
-        cache.insert("header.payload.signature", 0, 7, &verified(Some(100)), 10);
+        cache.insert("header.payload.signature", 0, 7, &identity(), Some(100));
         assert!(cache.get("header.payload.signature", 11).is_some());
         assert!(cache.get("header.payload.signaturE", 11).is_none());
         assert!(cache.get("header.payload.signature ", 11).is_none());

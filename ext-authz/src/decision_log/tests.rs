@@ -14,6 +14,7 @@ fn request(target: &str, headers: &[(&str, &str)]) -> AuthRequest {
 
 fn allow(identity: Identity) -> Outcome {
     Outcome::Allow(Allow {
+        identity_part: None,
         headers: vec![],
         remove: vec![],
         remove_query: vec![],

@@ -1,0 +1,284 @@
+//! The `CheckResponse` we send, encoded with the allowed identity's part reused.
+//!
+//! An allowed answer is mostly the identity's headers, removals and dynamic metadata (see
+//! `core::identity_part`), the same for every check of that identity. They are encoded once per
+//! identity and policy and kept with the identity's part; each answer then writes those bytes
+//! as they are and encodes only what is its own (a forwarded cookie, the workload's header, an
+//! upstream credential, query parameters to remove, cookies to set). Protocol buffers allow
+//! this: a message's fields may come in any order, and the entries of a repeated field may be
+//! split into runs that the reader joins — so the identity's headers followed by this answer's
+//! own decode as one list, in that order, exactly as if built in one message (tested below
+//! against the message built the ordinary way).
+
+use envoy_types::pb::envoy::service::auth::v3::{CheckResponse, OkHttpResponse};
+use envoy_types::pb::google::protobuf::Struct;
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use prost::bytes::{Buf, BufMut, Bytes};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, DecodeContext, WireType};
+use prost::{DecodeError, Message};
+
+use crate::core::decision::Allow;
+use crate::core::identity_part::IdentityPart;
+
+/// `CheckResponse` field numbers (envoy/service/auth/v3/external_auth.proto).
+const STATUS: u32 = 1;
+const OK_RESPONSE: u32 = 3;
+const DYNAMIC_METADATA: u32 = 4;
+
+/// A `CheckResponse`, built the ordinary way or as an allowed answer with reused parts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckAnswer {
+    Message(CheckResponse),
+    Allowed(AllowedAnswer),
+}
+
+/// An allowed `CheckResponse`: `status` OK, `ok_response` = the identity's encoded fields then
+/// `own`'s, `dynamic_metadata` = the identity's encoded `Struct` or `metadata`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowedAnswer {
+    identity: EncodedPart,
+    own: OkHttpResponse,
+    /// Set when the answer's metadata is not the identity's as it is (a principal added).
+    metadata: Option<Struct>,
+}
+
+/// An identity part, encoded: `OkHttpResponse` fields (its headers, then its removals) and a
+/// `Struct`'s fields (its metadata; empty when it has none). `Bytes` so that an answer holds
+/// them for the cost of two reference counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedPart {
+    ok_fields: Bytes,
+    metadata_fields: Bytes,
+}
+
+impl EncodedPart {
+    fn of(part: &IdentityPart) -> EncodedPart {
+        let ok = OkHttpResponse {
+            headers: part.headers.iter().map(|(k, v)| super::header(k.as_str(), v.as_str())).collect(),
+            headers_to_remove: part.remove.clone(),
+            ..OkHttpResponse::default()
+        };
+        let metadata = shared::proto::to_struct_ref(&part.metadata);
+        EncodedPart { ok_fields: ok.encode_to_vec().into(), metadata_fields: metadata.encode_to_vec().into() }
+    }
+}
+
+impl CheckAnswer {
+    /// The answer for `allow`: its identity part encoded once and reused when there is one,
+    /// else the ordinary message.
+    pub fn allowed(allow: Allow) -> CheckAnswer {
+        let reuse_metadata = allow.metadata_is_the_identity_parts();
+        let identity = allow.identity_part.as_ref().and_then(|part| part.encoded(EncodedPart::of).cloned());
+        let Some(identity) = identity else {
+            return CheckAnswer::Message(super::allowed(allow));
+        };
+        let metadata =
+            (!reuse_metadata && !allow.metadata.is_empty()).then(|| shared::proto::to_struct_ref(&allow.metadata));
+        let identity =
+            if reuse_metadata { identity } else { EncodedPart { metadata_fields: Bytes::new(), ..identity } };
+        CheckAnswer::Allowed(AllowedAnswer { identity, own: super::ok_response(allow), metadata })
+    }
+}
+
+impl Default for CheckAnswer {
+    fn default() -> CheckAnswer {
+        CheckAnswer::Message(CheckResponse::default())
+    }
+}
+
+impl From<CheckResponse> for CheckAnswer {
+    fn from(message: CheckResponse) -> CheckAnswer {
+        CheckAnswer::Message(message)
+    }
+}
+
+impl AllowedAnswer {
+    fn ok_len(&self) -> usize {
+        self.identity.ok_fields.len() + self.own.encoded_len()
+    }
+
+    fn metadata_len(&self) -> usize {
+        match &self.metadata {
+            Some(metadata) => metadata.encoded_len(),
+            None => self.identity.metadata_fields.len(),
+        }
+    }
+
+    fn has_metadata(&self) -> bool {
+        self.metadata.is_some() || !self.identity.metadata_fields.is_empty()
+    }
+}
+
+/// The length of a length-delimited field `tag` holding `len` bytes, key and length included.
+fn delimited_len(tag: u32, len: usize) -> usize {
+    encoded_len_varint(u64::from(tag << 3)) + encoded_len_varint(len as u64) + len
+}
+
+fn status_ok() -> RpcStatus {
+    RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }
+}
+
+impl Message for CheckAnswer {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        let answer = match self {
+            CheckAnswer::Message(message) => return message.encode_raw(buf),
+            CheckAnswer::Allowed(answer) => answer,
+        };
+        prost::encoding::message::encode(STATUS, &status_ok(), buf);
+        encode_key(OK_RESPONSE, WireType::LengthDelimited, buf);
+        encode_varint(answer.ok_len() as u64, buf);
+        buf.put_slice(&answer.identity.ok_fields);
+        answer.own.encode_raw(buf);
+        if answer.has_metadata() {
+            encode_key(DYNAMIC_METADATA, WireType::LengthDelimited, buf);
+            encode_varint(answer.metadata_len() as u64, buf);
+            match &answer.metadata {
+                Some(metadata) => metadata.encode_raw(buf),
+                None => buf.put_slice(&answer.identity.metadata_fields),
+            }
+        }
+    }
+
+    /// Decoding (only tests and clients do it) gives the ordinary message.
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        if let CheckAnswer::Allowed(_) = self {
+            let encoded = self.encode_to_vec();
+            *self = CheckAnswer::Message(CheckResponse::decode(encoded.as_slice())?);
+        }
+        match self {
+            CheckAnswer::Message(message) => message.merge_field(tag, wire_type, buf, ctx),
+            CheckAnswer::Allowed(_) => unreachable!("made a message above"),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            CheckAnswer::Message(message) => message.encoded_len(),
+            CheckAnswer::Allowed(answer) => {
+                let metadata =
+                    if answer.has_metadata() { delimited_len(DYNAMIC_METADATA, answer.metadata_len()) } else { 0 };
+                prost::encoding::message::encoded_len(STATUS, &status_ok())
+                    + delimited_len(OK_RESPONSE, answer.ok_len())
+                    + metadata
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = CheckAnswer::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::core::claims::ClaimPath;
+    use crate::core::identity::{ArrayFormat, Identity, IdentityHeaders};
+    use crate::core::identity_part::IdentityAnswer;
+    use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+
+    fn decoded(answer: &CheckAnswer) -> CheckResponse {
+        CheckResponse::decode(answer.encode_to_vec().as_slice()).expect("our own answer decodes")
+    }
+
+    fn settings(dynamic_metadata: bool) -> Arc<IdentityAnswer> {
+        Arc::new(IdentityAnswer {
+            headers: IdentityHeaders {
+                rules: IdentityHeaders::defaults(),
+                arrays: ArrayFormat::Join(",".into()),
+                payload_header: Some("x-auth-payload".into()),
+            },
+            dynamic_metadata,
+            metadata_claims: vec![ClaimPath::parse("plan")],
+        })
+    }
+
+    fn allow(identity: &Identity, settings: &Arc<IdentityAnswer>) -> Allow {
+        let part = identity.answer_part(settings);
+        Allow {
+            metadata: part.metadata.clone(),
+            identity_part: Some(part),
+            headers: vec![("cookie".into(), "a=1".into())],
+            remove: vec!["authorization".into()],
+            remove_query: vec!["access_token".into()],
+            identity: Some(identity.clone()),
+            principal: None,
+            reason: "authenticated",
+            set_cookies: vec!["s=1; Path=/".into(), "t=2; Path=/".into()],
+            upstream: None,
+        }
+    }
+
+    /// The ordinary message: every header and removal in `allow`'s order.
+    fn ordinary(allow: &Allow) -> CheckResponse {
+        let mut flat = allow.clone();
+        flat.headers = allow.all_headers().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        flat.remove = allow.all_removed().map(str::to_string).collect();
+        flat.identity_part = None;
+        super::super::allowed(flat)
+    }
+
+    #[test]
+    fn a_reused_identity_part_decodes_as_the_ordinary_message() {
+        let identity = Identity::from_jwt(
+            "corp",
+            Arc::new(json!({"sub": "u1", "email": "u1@test", "scope": "read write", "plan": {"tier": "gold"}})),
+        );
+        for dynamic_metadata in [true, false] {
+            let settings = settings(dynamic_metadata);
+            let allow = allow(&identity, &settings);
+            let answer = CheckAnswer::allowed(allow.clone());
+            assert!(matches!(answer, CheckAnswer::Allowed(_)), "the identity's part is reused");
+            assert_eq!(answer.encoded_len(), answer.encode_to_vec().len());
+            assert_eq!(decoded(&answer), ordinary(&allow), "dynamic metadata {dynamic_metadata}");
+            // The second answer of the same identity reuses the same encoding.
+            assert_eq!(decoded(&CheckAnswer::allowed(allow.clone())), ordinary(&allow));
+        }
+    }
+
+    #[test]
+    fn metadata_with_a_principal_added_is_encoded_as_it_is() {
+        let identity = Identity::from_jwt("corp", Arc::new(json!({"sub": "u1"})));
+        let mut allow = allow(&identity, &settings(true));
+        Arc::make_mut(&mut allow.metadata).insert("principal".into(), json!("spiffe://shop.test/sa/web"));
+        allow.principal = Some("spiffe://shop.test/sa/web".into());
+        let answer = CheckAnswer::allowed(allow.clone());
+        let response = decoded(&answer);
+        assert_eq!(response, ordinary(&allow));
+        let fields = response.dynamic_metadata.expect("metadata").fields;
+        assert!(fields.contains_key("principal") && fields.contains_key("user_id"));
+    }
+
+    #[test]
+    fn without_an_identity_the_ordinary_message_is_sent() {
+        let identity = Identity::from_jwt("corp", Arc::new(json!({"sub": "u1"})));
+        let mut allow = allow(&identity, &settings(true));
+        allow.identity_part = None;
+        allow.metadata = Arc::default();
+        let answer = CheckAnswer::allowed(allow.clone());
+        assert!(matches!(answer, CheckAnswer::Message(_)));
+        let response = decoded(&answer);
+        assert_eq!(response, ordinary(&allow));
+        assert_eq!(response.dynamic_metadata, None);
+        let Some(HttpResponse::OkResponse(ok)) = response.http_response else { panic!("an ok response") };
+        assert_eq!(ok.headers.len(), 1, "only the forwarded cookie");
+    }
+
+    #[test]
+    fn decoding_gives_the_ordinary_message() {
+        let identity = Identity::from_jwt("corp", Arc::new(json!({"sub": "u1"})));
+        let allow = allow(&identity, &settings(true));
+        let bytes = CheckAnswer::allowed(allow.clone()).encode_to_vec();
+        assert_eq!(CheckAnswer::decode(bytes.as_slice()).unwrap(), CheckAnswer::Message(ordinary(&allow)));
+    }
+}
