@@ -218,7 +218,7 @@ async fn an_identity_checked_again_gets_the_same_answer_from_its_reused_part() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_method_the_service_does_not_have_is_unimplemented() {
     use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", h.running().grpc_addr))
         .unwrap()
         .connect()
