@@ -2,7 +2,7 @@
 # The benchmarks (on demand, never part of the tests): installs what they need (Envoy, Redis via
 # install-deps; wrk and valgrind from Debian), builds in release mode and writes docs/benchmarks.md.
 # Usage: scripts/bench.sh [--seconds 3] [--runs 3] [--concurrency 64] [--rate N] [--no-profile]
-#                         [--only envoy|profile|caches|algorithms|redis|cost] [--cost-rate 10000]
+#                         [--only envoy|profile|caches|algorithms|redis|cost|authz] [--cost-rate 10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEHOUSE_SKIP_BROWSER=1 scripts/install-deps.sh >/dev/null

@@ -40,6 +40,11 @@ use std::process::Command;
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use report::Row;
+
+/// The services' binaries allocate with mimalloc by default (see `cost`, which measures both
+/// allocators on the binaries themselves); the services measured in this process do too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use scenarios::{authz_load, rls_load, values, Shape, Values};
 use serde_json::json;
 use shared::testing::RedisServer;
