@@ -5,6 +5,7 @@ pub mod apikeys;
 pub mod claims;
 pub mod decision;
 pub mod identity;
+pub mod identity_headers;
 pub mod identity_part;
 pub mod jwt;
 pub mod path;

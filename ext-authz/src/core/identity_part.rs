@@ -17,7 +17,7 @@ use arc_swap::ArcSwapOption;
 use serde_json::{Map, Value};
 
 use super::claims::ClaimPath;
-use super::identity::{Identity, IdentityHeaders};
+use super::identity_headers::IdentityHeaders;
 
 /// How an allowed identity is shown to the backend (headers) and to Envoy (dynamic metadata).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,17 +47,23 @@ pub struct IdentityPart {
 }
 
 impl IdentityAnswer {
-    /// Builds `identity`'s part (not remembered; see [`Identity::answer_part`]).
-    pub fn part(self: &Arc<Self>, identity: &Identity) -> IdentityPart {
-        let headers = self.headers.render(identity);
+    /// The part of an identity with these claims, scopes and metadata (not remembered; see
+    /// `Identity::answer_part`).
+    pub fn part(
+        self: &Arc<Self>,
+        claims: &Value,
+        scopes: &[String],
+        metadata: Arc<Map<String, Value>>,
+    ) -> IdentityPart {
+        let headers = self.headers.render(claims, scopes);
         let remove =
             self.headers.owned().filter(|name| !headers.iter().any(|(h, _)| h == name)).map(str::to_owned).collect();
-        let mut metadata = if self.dynamic_metadata { identity.metadata() } else { Arc::default() };
+        let mut metadata = if self.dynamic_metadata { metadata } else { Arc::default() };
         if self.dynamic_metadata && !self.metadata_claims.is_empty() {
             let extra: Vec<_> = self
                 .metadata_claims
                 .iter()
-                .filter_map(|path| Some((path.name().to_string(), path.lookup(&identity.claims)?.clone())))
+                .filter_map(|path| Some((path.name().to_string(), path.lookup(claims)?.clone())))
                 .collect();
             if !extra.is_empty() {
                 Arc::make_mut(&mut metadata).extend(extra);
@@ -97,12 +103,16 @@ impl PartialEq for IdentityPart {
 pub struct PartMemo(Arc<ArcSwapOption<IdentityPart>>);
 
 impl PartMemo {
-    /// The part `answer` makes of `identity`, built on the first call with these settings.
-    pub fn get_or_build(&self, answer: &Arc<IdentityAnswer>, identity: &Identity) -> Arc<IdentityPart> {
+    /// The part `answer` made, or else `build` makes now and the memo keeps.
+    pub fn get_or_build(
+        &self,
+        answer: &Arc<IdentityAnswer>,
+        build: impl FnOnce() -> IdentityPart,
+    ) -> Arc<IdentityPart> {
         if let Some(part) = self.0.load().as_ref().filter(|part| Arc::ptr_eq(&part.made_by, answer)) {
             return part.clone();
         }
-        let part = Arc::new(answer.part(identity));
+        let part = Arc::new(build());
         self.0.store(Some(part.clone()));
         part
     }
@@ -123,7 +133,7 @@ impl fmt::Debug for PartMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::identity::ArrayFormat;
+    use crate::core::identity::{ArrayFormat, Identity};
     use serde_json::json;
 
     fn answer(dynamic_metadata: bool) -> Arc<IdentityAnswer> {
