@@ -314,8 +314,8 @@ async fn cost_section(shape: Shape) -> String {
     for variant in &authz_features {
         rows.extend(cost::row_if(Service::ExtAuthz, variant, shape, rate, &only).await);
     }
-    // The floors are the bench binary: glibc malloc whatever the services use.
-    let floor_default = Variant::new("default (glibc malloc, a worker thread per core)");
+    // The floors are the bench binary, which allocates with mimalloc as the services do.
+    let floor_default = Variant::new("default (mimalloc, a worker thread per core)");
     let adaptive = Variant::new("HTTP/2 adaptive window").floor_http2("h2-adaptive");
     let wide = Variant::new("HTTP/2 1 MiB windows").floor_http2("h2-1mib");
     for service in [Service::FloorRls, Service::FloorAuthz] {

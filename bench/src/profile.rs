@@ -194,7 +194,7 @@ pub struct Profile {
 
 /// The services' gRPC handlers, as callgrind names them (the async bodies).
 const HANDLERS: &[(&str, &str)] = &[
-    ("ext_authz::grpc::AuthorizationGrpc", "::check::{{closure}}"),
+    ("ext_authz::grpc::server::CheckMethod as", "::call::{{closure}}"),
     ("ratelimit::grpc::RateLimitGrpc as", "::should_rate_limit::{{closure}}"),
 ];
 

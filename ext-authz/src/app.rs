@@ -294,7 +294,7 @@ async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<()
     } else {
         start_upstream(new, &authorizer.metrics, &authorizer.clock(), FirstLoad::Wait).await?
     };
-    let policy = Policy { engine: new.engine.clone(), keys, stop_refresh, oidc, upstream };
+    let policy = Policy { engine: new.engine.clone(), keys, stop_refresh, oidc, upstream, token_rules: 0 };
     let replaced = authorizer.replace_policy(policy);
     if !Arc::ptr_eq(&replaced.keys, &authorizer.policy().keys) {
         replaced.stop_refresh.send_replace(true);

@@ -35,6 +35,9 @@ pub struct Policy {
     pub oidc: Option<Arc<Oidc>>,
     /// Credentials set on the upstream request by the rules that name them.
     pub upstream: Arc<UpstreamCredentials>,
+    /// The generation of the JWT providers' rules, for the token cache: set by
+    /// [`Authorizer::replace_policy`], which moves it on when a reload changes a provider.
+    pub token_rules: u64,
 }
 
 pub struct Authorizer {
@@ -83,7 +86,13 @@ impl Authorizer {
     }
 
     /// Puts a new policy in service; returns the old one so the caller can stop its tasks.
-    pub fn replace_policy(&self, policy: Policy) -> Arc<Policy> {
+    /// When a JWT provider changed (issuer, audiences, algorithms, name…), tokens verified
+    /// under the old rules are verified again: the token cache answers only for the rules of
+    /// the policy a check runs under, even for a check that started before the swap.
+    pub fn replace_policy(&self, mut policy: Policy) -> Arc<Policy> {
+        let current = self.policy.load();
+        let changed = policy.engine.providers != current.engine.providers;
+        policy.token_rules = current.token_rules + u64::from(changed);
         self.policy.swap(Arc::new(policy))
     }
 
@@ -197,8 +206,14 @@ impl Authorizer {
         let mut refetched = false;
         loop {
             let keys = policy.keys.snapshot();
-            let ctx =
-                Context { keys: &keys, api_keys: &api_keys, cache: &self.cache, now, session: lookup.session.as_ref() };
+            let ctx = Context {
+                keys: &keys,
+                api_keys: &api_keys,
+                cache: &self.cache,
+                token_rules: policy.token_rules,
+                now,
+                session: lookup.session.as_ref(),
+            };
             match policy.engine.check(request, &ctx) {
                 Decision::UnknownKey { provider } if !refetched => {
                     refetched = true;

@@ -189,6 +189,7 @@ proptest! {
                     keys: &keys,
                     api_keys: &ApiKeyStore::default(),
                     cache: &TokenCache::new(16),
+                    token_rules: 0,
                     now: NOW,
                     session: None,
                 };

@@ -293,3 +293,39 @@ async fn reload_errors_reach(h: &Harness, what: &str, count: u64) {
     })
     .await;
 }
+
+/// What a check remembers between checks — a verified token, an identity's built answer — is
+/// remembered for the config it was made under: a reload that changes a provider's rules or
+/// the identity headers applies to the very next check of the same token or key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_to_cached_tokens_and_remembered_answers() {
+    let mut h = Harness::start().await;
+    let bearer = format!("Bearer {}", h.token(json!({})));
+    for _ in 0..2 {
+        assert_eq!(status(&h.check("GET", "/orders/1", &[("authorization", &bearer)]).await), 0);
+        let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", API_KEY)]).await);
+        assert_eq!(headers["x-user-id"], "billing");
+    }
+    let (hits, _) = h.running().authorizer.token_cache_lookups();
+    assert!(hits >= 1, "the token was answered from the cache");
+
+    // The provider now wants another audience; the user's header has another name.
+    let config = config_yaml(&h.idp.url, "")
+        .replace("audiences: [orders-api]", "audiences: [billing-api]")
+        .replace("X-User-ID: [user_id, sub]", "X-Caller: [user_id, sub]");
+    write_file(&h.config_path(), &config);
+    let mut applied = false;
+    for _ in 0..100 {
+        let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", API_KEY)]).await);
+        if headers.get("x-caller").map(String::as_str) == Some("billing") {
+            assert!(!headers.contains_key("x-user-id"), "the old header is not ours any more: {headers:?}");
+            applied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(applied, "the API key's answer follows the new identity headers");
+    let refused = h.check("GET", "/orders/1", &[("authorization", &bearer)]).await;
+    assert_eq!(status(&refused), 16, "the cached token is verified again, against the new audience");
+    h.stop().await;
+}

@@ -33,7 +33,7 @@ pub async fn build_policy(
     let oidc = build_oidc(config, metrics, first_load).await?;
     let upstream = start_upstream(config, metrics, clock, first_load).await?;
     let (keys, stop_refresh) = start_keys(config, metrics, first_load).await;
-    Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc, upstream })
+    Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc, upstream, token_rules: 0 })
 }
 
 /// The upstream credentials: files read (an unreadable one is an error), first tokens fetched

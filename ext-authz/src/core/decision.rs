@@ -16,7 +16,7 @@ use super::routes::{Credential, DefaultPolicy, Requirements, RouteTable, Routed}
 use super::session::cookies::{is_chunk_of, Cookies};
 use super::session::login::wants_login_redirect;
 use super::session::model::Session;
-use super::token_cache::TokenCache;
+use super::token_cache::{TokenCache, Verification};
 
 mod allow;
 pub use allow::Allow;
@@ -116,6 +116,8 @@ pub struct Context<'a> {
     pub keys: &'a [Option<Arc<KeySet>>],
     pub api_keys: &'a ApiKeyStore,
     pub cache: &'a TokenCache,
+    /// The generation of the providers' rules the check runs under (see `TokenCache::get`).
+    pub token_rules: u64,
     pub now: u64,
     /// The request's login session, already opened and checked by the session layer.
     pub session: Option<&'a Session>,
@@ -365,7 +367,7 @@ impl Engine {
     }
 
     fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
-        if let Some((p, keys, identity)) = ctx.cache.get(token, ctx.now) {
+        if let Some((p, keys, identity)) = ctx.cache.get(token, ctx.now, ctx.token_rules) {
             let same_keys = ctx.keys.get(p).and_then(Option::as_ref).is_some_and(|k| k.fingerprint() == keys);
             if providers.contains(&p) && same_keys {
                 return Ok(identity);
@@ -387,7 +389,8 @@ impl Engine {
         match jwt::verify(token, &peeked, &provider.policy, keys, ctx.now) {
             Ok(verified) => {
                 let identity = Identity::from_jwt(&provider.name, verified.claims);
-                ctx.cache.insert(token, p, keys.fingerprint(), &identity, verified.valid_until);
+                let at = Verification { provider: p, keys: keys.fingerprint(), rules: ctx.token_rules };
+                ctx.cache.insert(token, at, &identity, verified.valid_until);
                 Ok(identity)
             }
             Err(JwtError::UnknownKey(_)) => Err(Box::new(Decision::UnknownKey { provider: p })),

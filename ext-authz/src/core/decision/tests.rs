@@ -187,7 +187,14 @@ impl World {
     }
 
     fn check_request(&self, request: &AuthRequest, session: Option<&Session>) -> Decision {
-        let ctx = Context { keys: &self.keys, api_keys: &self.api_keys, cache: &self.cache, now: NOW, session };
+        let ctx = Context {
+            keys: &self.keys,
+            api_keys: &self.api_keys,
+            cache: &self.cache,
+            token_rules: 0,
+            now: NOW,
+            session,
+        };
         self.engine.check(request, &ctx)
     }
 }
@@ -339,9 +346,9 @@ fn verified_tokens_are_cached_until_expiry() {
     let token = w.token(json!({}));
     allowed(w.check("/any", &[("authorization", &format!("Bearer {token}"))]));
     // Remembered with the keys that verified it, until its exp (NOW + 300, plus the leeway).
-    let (provider, keys, _) = w.cache.get(&token, NOW).expect("cached");
+    let (provider, keys, _) = w.cache.get(&token, NOW, 0).expect("cached");
     assert_eq!((provider, Some(keys)), (0, w.keys[0].as_ref().map(|k| k.fingerprint())));
-    assert!(w.cache.get(&token, NOW + 3600).is_none());
+    assert!(w.cache.get(&token, NOW + 3600, 0).is_none());
     // Without keys (none loaded yet), a cached token is not taken on trust either.
     let mut w = w;
     w.keys = vec![None];
@@ -417,8 +424,14 @@ fn with_session(world: &World, method: &str, headers: &[(&str, &str)]) -> Decisi
     let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let request = AuthRequest::new(method, "api.test", "/app/home", headers);
     let s = session("openid email");
-    let ctx =
-        Context { keys: &world.keys, api_keys: &world.api_keys, cache: &world.cache, now: NOW, session: Some(&s) };
+    let ctx = Context {
+        keys: &world.keys,
+        api_keys: &world.api_keys,
+        cache: &world.cache,
+        token_rules: 0,
+        now: NOW,
+        session: Some(&s),
+    };
     world.engine.check(&request, &ctx)
 }
 
