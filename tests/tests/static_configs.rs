@@ -351,7 +351,7 @@ fn the_compose_mock_providers_tokens_pass_the_protected_route() {
     let keys = vec![Some(Arc::new(KeySet::from_jwks(&jwks(&[&key])).unwrap()))];
     let api_keys = ext_authz::core::apikeys::ApiKeyStore::default();
     let cache = ext_authz::core::token_cache::TokenCache::new(16);
-    let ctx = Context { keys: &keys, api_keys: &api_keys, cache: &cache, now, session: None };
+    let ctx = Context { keys: &keys, api_keys: &api_keys, cache: &cache, token_rules: 0, now, session: None };
     let headers = std::collections::HashMap::from([("authorization".to_string(), format!("Bearer {token}"))]);
     let request = ext_authz::core::request::AuthRequest::new("GET", "localhost:10000", "/orders/1", headers);
     let decision = config.engine.check(&request, &ctx);
