@@ -282,3 +282,97 @@ mod tests {
         assert_eq!(CheckAnswer::decode(bytes.as_slice()).unwrap(), CheckAnswer::Message(ordinary(&allow)));
     }
 }
+
+/// Any identity and any answer of its own: the reused encoding decodes to the ordinary message.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use crate::core::claims::ClaimPath;
+    use crate::core::identity::{ArrayFormat, Identity, IdentityHeaders};
+    use crate::core::identity_part::IdentityAnswer;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![Just(String::new()), "[a-z0-9 ,.=;_-]{1,12}", "\\PC{0,24}"]
+    }
+
+    fn claims() -> impl Strategy<Value = Value> {
+        (
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::collection::vec("[a-z:]{1,8}", 0..4),
+            proptest::option::of(prop_oneof![text().prop_map(Value::from), any::<i64>().prop_map(Value::from)]),
+        )
+            .prop_map(|(sub, email, org, scopes, plan)| {
+                let mut claims = json!({"scope": scopes.join(" ")});
+                for (name, value) in [("sub", sub), ("email", email), ("org_id", org)] {
+                    if let Some(value) = value {
+                        claims[name] = json!(value);
+                    }
+                }
+                if let Some(plan) = plan {
+                    claims["plan"] = plan;
+                }
+                claims
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_reused_encoding_is_the_ordinary_message(
+            claims in claims(),
+            dynamic_metadata in any::<bool>(),
+            payload in any::<bool>(),
+            own_headers in proptest::collection::vec(("[a-z-]{1,10}", text()), 0..3),
+            own_removed in proptest::collection::vec("[a-z-]{1,10}", 0..3),
+            removed_query in proptest::collection::vec("[a-z_]{1,10}", 0..2),
+            cookies in proptest::collection::vec("[a-z]{1,6}=[a-z0-9]{0,8}", 0..3),
+            principal in proptest::option::of("spiffe://[a-z]{1,8}/[a-z]{1,8}"),
+        ) {
+            let settings = Arc::new(IdentityAnswer {
+                headers: IdentityHeaders {
+                    rules: IdentityHeaders::defaults(),
+                    arrays: ArrayFormat::Join(",".into()),
+                    payload_header: payload.then(|| "x-auth-payload".to_string()),
+                },
+                dynamic_metadata,
+                metadata_claims: vec![ClaimPath::parse("plan")],
+            });
+            let identity = Identity::from_jwt("corp", Arc::new(claims));
+            let part = identity.answer_part(&settings);
+            let mut metadata = part.metadata.clone();
+            if let Some(id) = principal.as_ref().filter(|_| dynamic_metadata) {
+                Arc::make_mut(&mut metadata).insert("principal".into(), json!(id));
+            }
+            let allow = Allow {
+                metadata,
+                identity_part: Some(part),
+                headers: own_headers,
+                remove: own_removed,
+                remove_query: removed_query,
+                identity: Some(identity.clone()),
+                principal,
+                reason: "authenticated",
+                set_cookies: cookies,
+                upstream: None,
+            };
+            let mut flat = allow.clone();
+            flat.headers = allow.all_headers().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            flat.remove = allow.all_removed().map(str::to_string).collect();
+            flat.identity_part = None;
+            let ordinary = super::super::allowed(flat);
+            // Twice: the first answer makes the part's encoding, the second reuses it.
+            for _ in 0..2 {
+                let answer = CheckAnswer::allowed(allow.clone());
+                let bytes = answer.encode_to_vec();
+                prop_assert_eq!(bytes.len(), answer.encoded_len());
+                prop_assert_eq!(&CheckResponse::decode(bytes.as_slice()).unwrap(), &ordinary);
+            }
+        }
+    }
+}
