@@ -100,20 +100,9 @@ async fn measure_watching<'a>(
     row
 }
 
-/// A `ShouldRateLimit` scenario against `addr`, each run after a run of the do-nothing RLS.
+/// A `ShouldRateLimit` scenario against `addr`, each run after a run of the do-nothing RLS; for a
+/// service on Redis (`redis`), with redis-server's CPU per request.
 async fn rls_row(
-    name: &str,
-    shape: Shape,
-    floor: SocketAddr,
-    addr: SocketAddr,
-    key: &'static str,
-    sent: &Values,
-) -> Row {
-    rls_row_on(name, shape, floor, addr, key, sent, None).await
-}
-
-/// [`rls_row`] for a service on Redis: with redis-server's CPU per request.
-async fn rls_row_on(
     name: &str,
     shape: Shape,
     floor: SocketAddr,
@@ -214,14 +203,14 @@ async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> Vec<Row> {
     let memory = RateLimitTarget::start(10, None).await;
     for (key, name) in ALGORITHMS {
         let name = format!("ratelimit, memory, one hot key, {name}");
-        rows.push(rls_row(&name, shape, floor, memory.addr(), key, &hot).await);
+        rows.push(rls_row(&name, shape, floor, memory.addr(), key, &hot, None).await);
     }
     memory.running.shutdown().await;
     let redis = RedisServer::start();
     let on_redis = RateLimitTarget::start(10, Some(&redis)).await;
     for (key, name) in ALGORITHMS {
         let row_name = format!("ratelimit, Redis, one hot key, {name}");
-        rows.push(rls_row_on(&row_name, shape, floor, on_redis.addr(), key, &hot, Some(&redis)).await);
+        rows.push(rls_row(&row_name, shape, floor, on_redis.addr(), key, &hot, Some(&redis)).await);
     }
     on_redis.running.shutdown().await;
 
@@ -245,7 +234,7 @@ async fn algorithm_rows(shape: Shape, floor: SocketAddr) -> Vec<Row> {
         RateLimitTarget::start_with(&targets::ratelimit_config(10), Some(&redis), &[("HOT_KEY_BATCH_WINDOW", "1ms")])
             .await;
     let name = "ratelimit, Redis, one hot key, HOT_KEY_BATCH_WINDOW=1ms";
-    rows.push(rls_row_on(name, shape, floor, batched.addr(), "client", &hot, Some(&redis)).await);
+    rows.push(rls_row(name, shape, floor, batched.addr(), "client", &hot, Some(&redis)).await);
     batched.running.shutdown().await;
     rows
 }
@@ -257,17 +246,17 @@ async fn redis_rows(shape: Shape, floor: SocketAddr, redis: &RedisServer, hot: &
     let mut rows = Vec::new();
     let on_redis = RateLimitTarget::start(10, Some(redis)).await;
     let addr = on_redis.addr();
-    rows.push(rls_row_on("ratelimit, Redis, one hot key", shape, floor, addr, "client", hot, Some(redis)).await);
-    rows.push(rls_row_on("ratelimit, Redis, 100k keys", shape, floor, addr, "client", spread, Some(redis)).await);
+    rows.push(rls_row("ratelimit, Redis, one hot key", shape, floor, addr, "client", hot, Some(redis)).await);
+    rows.push(rls_row("ratelimit, Redis, 100k keys", shape, floor, addr, "client", spread, Some(redis)).await);
     on_redis.running.shutdown().await;
     let unbatched =
         RateLimitTarget::start_with(&targets::ratelimit_config(10), Some(redis), &[("REDIS_PIPELINE_LIMIT", "1")])
             .await;
     let addr = unbatched.addr();
     let name = "ratelimit, Redis, one hot key, REDIS_PIPELINE_LIMIT=1 (no auto-pipelining)";
-    rows.push(rls_row_on(name, shape, floor, addr, "client", hot, Some(redis)).await);
+    rows.push(rls_row(name, shape, floor, addr, "client", hot, Some(redis)).await);
     let name = "ratelimit, Redis, 100k keys, REDIS_PIPELINE_LIMIT=1 (no auto-pipelining)";
-    rows.push(rls_row_on(name, shape, floor, addr, "client", spread, Some(redis)).await);
+    rows.push(rls_row(name, shape, floor, addr, "client", spread, Some(redis)).await);
     unbatched.running.shutdown().await;
     rows
 }
@@ -446,12 +435,7 @@ fn load_shape() -> anyhow::Result<Shape> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let shape = Shape {
-        concurrency: arg("--concurrency", "64").parse()?,
-        seconds: arg("--seconds", "3").parse()?,
-        runs: arg("--runs", "3").parse()?,
-        rate: if arg("--rate", "").is_empty() { None } else { Some(arg("--rate", "").parse()?) },
-    };
+    let shape = load_shape()?;
     let out = arg("--out", "docs/benchmarks.md");
     if arg("--only", "") == "profile" {
         if let Some(profiles) = profiles()? {
@@ -526,13 +510,15 @@ async fn run() -> anyhow::Result<()> {
     let spread = values((0..100_000).map(|i| format!("c{i}")));
     let memory = RateLimitTarget::start(10, None).await;
     let addr = memory.addr();
-    rows.push(rls_row("ratelimit, memory, one hot key", shape, floor_addr, addr, "client", &hot).await);
-    rows.push(rls_row("ratelimit, memory, 100k keys", shape, floor_addr, addr, "client", &spread).await);
-    rows.push(rls_row("ratelimit, memory, 10 rules", shape, floor_addr, addr, "route", &values(["r5".into()])).await);
+    rows.push(rls_row("ratelimit, memory, one hot key", shape, floor_addr, addr, "client", &hot, None).await);
+    rows.push(rls_row("ratelimit, memory, 100k keys", shape, floor_addr, addr, "client", &spread, None).await);
+    rows.push(
+        rls_row("ratelimit, memory, 10 rules", shape, floor_addr, addr, "route", &values(["r5".into()]), None).await,
+    );
     memory.running.shutdown().await;
     let many = RateLimitTarget::start(100_000, None).await;
     let route = values(["r50000".into()]);
-    rows.push(rls_row("ratelimit, memory, 100k rules", shape, floor_addr, many.addr(), "route", &route).await);
+    rows.push(rls_row("ratelimit, memory, 100k rules", shape, floor_addr, many.addr(), "route", &route, None).await);
     many.running.shutdown().await;
 
     let redis = RedisServer::start();

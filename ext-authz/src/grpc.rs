@@ -20,6 +20,7 @@ use shared::spiffe::SpiffeId;
 use tonic::{Request, Response, Status};
 
 use crate::core::decision::{error_body, fit_for_headers, Allow, Deny, Redirect};
+use crate::core::identity_part::IdentityPart;
 use crate::core::request::AuthRequest;
 use crate::outcome::Outcome;
 use crate::service::Authorizer;
@@ -139,17 +140,27 @@ fn set_cookie(value: &str) -> HeaderValueOption {
 /// encoded part).
 fn allowed(allow: Allow) -> CheckResponse {
     let metadata = (!allow.metadata.is_empty()).then(|| shared::proto::to_struct_ref(&allow.metadata));
-    let (mut headers, mut removed) = match &allow.identity_part {
-        Some(part) => (part.headers.iter().map(|(k, v)| header(k.as_str(), v.as_str())).collect(), part.remove.clone()),
-        None => (Vec::new(), Vec::new()),
-    };
-    let mut ok = ok_response(allow);
-    headers.append(&mut ok.headers);
-    removed.append(&mut ok.headers_to_remove);
+    let mut ok = allow.identity_part.as_deref().map(identity_fields).unwrap_or_default();
+    let own = ok_response(allow);
+    ok.headers.extend(own.headers);
+    ok.headers_to_remove.extend(own.headers_to_remove);
     CheckResponse {
         status: Some(RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }),
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse { headers, headers_to_remove: removed, ..ok })),
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+            headers: ok.headers,
+            headers_to_remove: ok.headers_to_remove,
+            ..own
+        })),
         dynamic_metadata: metadata,
+    }
+}
+
+/// An identity part's headers and removals as `OkHttpResponse` fields.
+fn identity_fields(part: &IdentityPart) -> OkHttpResponse {
+    OkHttpResponse {
+        headers: part.headers.iter().map(|(k, v)| header(k.as_str(), v.as_str())).collect(),
+        headers_to_remove: part.remove.clone(),
+        ..OkHttpResponse::default()
     }
 }
 

@@ -53,11 +53,7 @@ pub struct EncodedPart {
 
 impl EncodedPart {
     fn of(part: &IdentityPart) -> EncodedPart {
-        let ok = OkHttpResponse {
-            headers: part.headers.iter().map(|(k, v)| super::header(k.as_str(), v.as_str())).collect(),
-            headers_to_remove: part.remove.clone(),
-            ..OkHttpResponse::default()
-        };
+        let ok = super::identity_fields(part);
         let metadata = shared::proto::to_struct_ref(&part.metadata);
         EncodedPart { ok_fields: ok.encode_to_vec().into(), metadata_fields: metadata.encode_to_vec().into() }
     }
