@@ -17,6 +17,8 @@ use crate::core::evaluate::{
 use crate::core::{RateLimitConfig, RateLimitRequest};
 use crate::local_cache::LocalCache;
 use crate::metrics::{LimitStats, Metrics};
+use smallvec::SmallVec;
+
 use crate::store::{CounterStore, CounterUpdate, MemoryStore, Step, StepResult, StoreError};
 
 /// Errors a call can end with. The texts of the first three are the reference's.
@@ -135,6 +137,8 @@ pub struct RateLimiter {
     health: Health,
     in_outage: AtomicBool,
     clocks: Clocks,
+    /// The store, the fallback and the batcher never wait: see [`RateLimiter::answer_now`].
+    answers_immediately: bool,
 }
 
 impl RateLimiter {
@@ -150,7 +154,10 @@ impl RateLimiter {
         let fallback = matches!(options.failure_mode, FailureMode::Local { .. })
             .then(|| MemoryStore::with_capacity(LOCAL_FAILURE_COUNTERS));
         let batcher = options.batch_window.map(Batcher::new);
+        // The fallback is a memory store, which never waits; a batch waits for its window.
+        let answers_immediately = store.answers_immediately() && batcher.is_none();
         RateLimiter {
+            answers_immediately,
             loaded: ArcSwapOption::empty(),
             store,
             fallback,
@@ -180,6 +187,24 @@ impl RateLimiter {
 
     pub fn store(&self) -> &Arc<dyn CounterStore> {
         &self.store
+    }
+
+    /// The answer, computed on the spot, when nothing it needs can wait: counters in this
+    /// process's memory and no batching window. `None` otherwise: await [`Self::should_rate_limit`].
+    /// Lets a caller keep the waiting path (and its larger state) out of its own future.
+    pub fn answer_now(&self, request: &RateLimitRequest) -> Option<Result<Decision, ServiceError>> {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        if !self.answers_immediately {
+            return None;
+        }
+        // Pinned where it is made: polled in place, never moved.
+        let answering = std::pin::pin!(self.should_rate_limit(request));
+        match answering.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(answer) => Some(answer),
+            // Every await on this path is on a future that is ready when made.
+            Poll::Pending => unreachable!("a limiter that answers immediately completes in one poll"),
+        }
     }
 
     pub async fn should_rate_limit(&self, request: &RateLimitRequest) -> Result<Decision, ServiceError> {
@@ -284,34 +309,37 @@ impl RateLimiter {
         now: Now,
     ) -> Result<Vec<Option<CounterValue>>, StoreError> {
         let local_cache = self.local_cache.as_ref().filter(|_| use_cache);
-        let counted: Vec<_> = plan.counted().collect();
-        if counted.iter().any(|(_, c)| c.algorithm != Algorithm::FixedWindow) {
-            return self.count_steps(store, local_cache, plan, &counted, now).await;
+        if plan.counted().any(|(_, c)| c.algorithm != Algorithm::FixedWindow) {
+            // Boxed: a rare path that would otherwise make every call's future larger.
+            return Box::pin(self.count_steps(store, local_cache, plan, now)).await;
         }
         let now = now.seconds;
         let mut values = vec![None; plan.descriptors.len()];
-        if counted.is_empty() {
+        // Keys the local cache knows to be over their limit are answered without the store;
+        // the others are asked, in plan order (`values` still `None` marks them).
+        let mut updates: Vec<CounterUpdate<'_>> = Vec::with_capacity(plan.descriptors.len());
+        for (index, c) in plan.counted() {
+            if local_cache.is_some_and(|cache| cache.contains(&c.key, now)) {
+                values[index] = Some(CounterValue::OverLimitInLocalCache);
+            } else {
+                updates.push(CounterUpdate {
+                    key: &c.key,
+                    hits: c.hits,
+                    ttl: c.unit.seconds() + self.jitter(),
+                    window: c.unit.seconds(),
+                });
+            }
+        }
+        if updates.is_empty() {
             return Ok(values);
         }
-        let cached: Vec<bool> =
-            counted.iter().map(|(_, c)| local_cache.is_some_and(|cache| cache.contains(&c.key, now))).collect();
-        let to_store: Vec<_> = counted.iter().zip(&cached).filter(|(_, &hit)| !hit).map(|(c, _)| *c).collect();
-
-        let mut updates: Vec<CounterUpdate<'_>> = to_store
-            .iter()
-            .map(|(_, c)| CounterUpdate {
-                key: &c.key,
-                hits: c.hits,
-                ttl: c.unit.seconds() + self.jitter(),
-                window: c.unit.seconds(),
-            })
-            .collect();
         if self.options.stop_increment_when_over_limit {
-            let addends = if cached.iter().any(|&hit| hit) {
+            let any_cached = values.iter().any(Option::is_some);
+            let addends = if any_cached {
                 vec![0; updates.len()]
             } else {
                 let current = store.current(&updates, now).await?;
-                let descriptors: Vec<_> = to_store.iter().map(|(_, c)| *c).collect();
+                let descriptors: Vec<&Counted> = plan.counted().map(|(_, c)| c).collect();
                 addends_when_stopping_over_limit(&descriptors, &current)
             };
             for (update, hits) in updates.iter_mut().zip(addends) {
@@ -319,24 +347,19 @@ impl RateLimiter {
             }
         }
 
-        if !updates.is_empty() {
-            let after =
-                match self.batcher.as_ref().filter(|_| use_batches && !self.options.stop_increment_when_over_limit) {
-                    // Each counter through its batch, all at once.
-                    Some(batcher) => {
-                        let each = updates.iter().map(|update| batcher.increment(store, update, now));
-                        futures_util::future::try_join_all(each).await?
-                    }
-                    None => store.increment(&updates, now).await?,
-                };
-            for (((index, _), update), after) in to_store.iter().zip(&updates).zip(after) {
-                values[*index] = Some(CounterValue::Counted { after, applied: update.hits });
+        let after = match self.batcher.as_ref().filter(|_| use_batches && !self.options.stop_increment_when_over_limit)
+        {
+            // Each counter through its batch, all at once.
+            Some(batcher) => {
+                let each = updates.iter().map(|update| batcher.increment(store, update, now));
+                Box::pin(futures_util::future::try_join_all(each)).await?
             }
-        }
-        for ((index, _), hit) in counted.iter().zip(&cached) {
-            if *hit {
-                values[*index] = Some(CounterValue::OverLimitInLocalCache);
-            }
+            None => store.increment(&updates, now).await?,
+        };
+        let asked = plan.counted().filter(|(index, _)| values[*index].is_none()).map(|(index, _)| index);
+        let asked: SmallVec<[usize; 4]> = asked.collect();
+        for ((index, update), after) in asked.into_iter().zip(&updates).zip(after) {
+            values[index] = Some(CounterValue::Counted { after, applied: update.hits });
         }
         Ok(values)
     }
@@ -350,13 +373,12 @@ impl RateLimiter {
         store: &dyn CounterStore,
         local_cache: Option<&LocalCache>,
         plan: &Plan,
-        counted: &[(usize, &Counted)],
         now: Now,
     ) -> Result<Vec<Option<CounterValue>>, StoreError> {
         let mut values = vec![None; plan.descriptors.len()];
-        let mut asked = Vec::with_capacity(counted.len());
-        let mut steps = Vec::with_capacity(counted.len());
-        for (index, c) in counted {
+        let mut asked = Vec::with_capacity(plan.descriptors.len());
+        let mut steps = Vec::with_capacity(plan.descriptors.len());
+        for (index, c) in plan.counted() {
             let window = c.unit.seconds();
             let update = |ttl| CounterUpdate { key: &c.key, hits: c.hits, ttl, window };
             let step = match (c.algorithm, &c.previous_key, c.bucket()) {
@@ -367,12 +389,12 @@ impl RateLimiter {
                     Step::Bucket { key: &c.key, increment_us: bucket.increment_us, tolerance_us: bucket.tolerance_us }
                 }
                 _ if local_cache.is_some_and(|cache| cache.contains(&c.key, now.seconds)) => {
-                    values[*index] = Some(CounterValue::OverLimitInLocalCache);
+                    values[index] = Some(CounterValue::OverLimitInLocalCache);
                     continue;
                 }
                 _ => Step::Window(update(window + self.jitter())),
             };
-            asked.push(*index);
+            asked.push(index);
             steps.push(step);
         }
         let results = store.run(&steps, now.micros).await?;
@@ -481,6 +503,7 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use crate::core::config::ConfigSource;
+    use crate::core::evaluate::Code;
     use crate::core::{Entry, RequestDescriptor};
     use crate::store::StoreFuture;
 
@@ -504,6 +527,84 @@ mod tests {
         fn name(&self) -> &'static str {
             "short"
         }
+    }
+
+    fn options() -> LimiterOptions {
+        LimiterOptions {
+            stop_increment_when_over_limit: false,
+            failure_mode: FailureMode::Error,
+            expiration_jitter_max_seconds: 0,
+            local_cache_size_in_bytes: 0,
+            store_health: false,
+            batch_window: None,
+        }
+    }
+
+    fn memory_limiter(options: LimiterOptions) -> RateLimiter {
+        let (health, _server, _follow) = Health::new("ratelimit");
+        let clocks = Clocks::from_seconds(Arc::new(|| 1_000));
+        let limiter =
+            RateLimiter::new(Arc::new(MemoryStore::new()), options, Metrics::new(false, None), health, clocks);
+        let yaml = "domain: d\ndescriptors:\n  - key: fixed\n    rate_limit: {unit: minute, requests_per_unit: 2}\n  - key: sliding\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding_window}\n  - key: bucket\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: token_bucket}\n";
+        let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
+        let settings = ReloadableSettings {
+            evaluation: crate::core::evaluate::EvaluationSettings::default(),
+            merge_domains: false,
+            dynamic_metadata: true,
+        };
+        limiter.install(RateLimitConfig::load(&sources, false).unwrap(), settings);
+        limiter
+    }
+
+    fn request_of(keys: &[&str]) -> RateLimitRequest {
+        RateLimitRequest {
+            domain: "d".into(),
+            descriptors: keys.iter().map(|k| RequestDescriptor::new(vec![Entry::new(*k, "v")])).collect(),
+            hits_addend: 0,
+        }
+    }
+
+    /// Every way of counting in memory (each algorithm, the local over-limit cache, stopping
+    /// increments over the limit) is answered on the spot, and counts as the waiting path does.
+    #[test]
+    fn counters_in_memory_are_answered_on_the_spot_by_every_path() {
+        let variants = [
+            options(),
+            LimiterOptions { local_cache_size_in_bytes: 1 << 20, ..options() },
+            LimiterOptions { stop_increment_when_over_limit: true, ..options() },
+        ];
+        for options in variants {
+            let limiter = memory_limiter(options.clone());
+            for keys in [&["fixed"][..], &["sliding"], &["bucket"], &["fixed", "sliding", "bucket"], &["none"]] {
+                let request = request_of(keys);
+                let codes: Vec<_> = (0..4)
+                    .map(|_| {
+                        let decision = limiter.answer_now(&request).expect("memory answers now").unwrap();
+                        decision.verdict.overall
+                    })
+                    .collect();
+                let expected = if keys == ["none"] {
+                    vec![Code::Ok; 4]
+                } else {
+                    // Each key has a limit of 2; a mixed request shares the keys counted above.
+                    let ok = if keys.len() == 1 { 2 } else { 0 };
+                    (0..4).map(|i| if i < ok { Code::Ok } else { Code::OverLimit }).collect()
+                };
+                assert_eq!(codes, expected, "{keys:?} with {options:?}");
+            }
+        }
+        let error = memory_limiter(options()).answer_now(&request_of(&[])).unwrap().unwrap_err();
+        assert!(matches!(error, ServiceError::NoDescriptors), "{error}");
+    }
+
+    #[test]
+    fn a_store_or_a_batch_that_waits_is_not_answered_on_the_spot() {
+        let (health, _server, _follow) = Health::new("ratelimit");
+        let limiter =
+            RateLimiter::new(Arc::new(ShortAnswers), options(), Metrics::new(false, None), health, Clocks::system());
+        assert!(limiter.answer_now(&request_of(&["fixed"])).is_none());
+        let batched = LimiterOptions { batch_window: Some(std::time::Duration::from_millis(1)), ..options() };
+        assert!(memory_limiter(batched).answer_now(&request_of(&["fixed"])).is_none());
     }
 
     #[tokio::test]

@@ -105,4 +105,10 @@ pub trait CounterStore: Send + Sync {
 
     /// `memory` or `redis`, for logs.
     fn name(&self) -> &'static str;
+
+    /// Whether every future this store returns is ready when made (it counts in the calling
+    /// thread and never waits): the limiter then answers without suspending the call.
+    fn answers_immediately(&self) -> bool {
+        false
+    }
 }

@@ -6,6 +6,11 @@
 //! hash lookup of `key`.
 
 use std::collections::HashMap;
+
+/// The tree's maps. Their keys come from config files only; requests are looked up, never
+/// inserted, so they cannot build collisions, and a fast hash is safe here (the counters, whose
+/// keys do come from requests, keep std's SipHash).
+type ConfigMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 use std::fmt;
 use std::sync::Arc;
 
@@ -97,7 +102,7 @@ pub struct Limit {
 #[derive(Debug, Default)]
 struct Level {
     /// Children by composite key (`key` or `key_value`), wildcard ones included.
-    nodes: HashMap<String, Node>,
+    nodes: ConfigMap<Node>,
     /// Composite keys of wildcard children, in config order, with their compiled patterns.
     wildcards: Vec<(String, WildcardPattern)>,
 }
@@ -120,7 +125,7 @@ pub struct Matched<'a> {
 /// All domains, swapped atomically as a whole on every successful load.
 #[derive(Debug, Default)]
 pub struct RateLimitConfig {
-    domains: HashMap<String, Level>,
+    domains: ConfigMap<Level>,
     limits: Vec<Arc<Limit>>,
     /// Dump lines for the debug endpoint, in load order.
     dump: Vec<String>,

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::algorithm::{bucket_status, sliding_estimate, sliding_wait, Algorithm, Bucket, MICROS};
 use super::config::RateLimitConfig;
 use super::request::{Entry, RateLimitRequest};
@@ -129,7 +131,8 @@ pub enum Planned {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub descriptors: Vec<Planned>,
-    /// The matched config node's metadata per descriptor.
+    /// The matched config node's metadata by descriptor index; shorter than `descriptors` (empty
+    /// when no matched node has metadata): a missing index has none.
     pub metadata: Vec<Option<Arc<Metadata>>>,
     /// False when the domain is not configured at all.
     pub domain_found: bool,
@@ -167,18 +170,20 @@ pub fn plan(
     let now = now.into().seconds;
     let domain = request.domain.as_str();
     let domain_found = config.has_domain(domain);
-    let mut scratch = String::new();
-    let mut matched = Vec::with_capacity(request.descriptors.len());
-    for descriptor in &request.descriptors {
-        if !domain_found {
-            matched.push(None);
-            continue;
+    // Requests carry one or two descriptors almost always: their matches stay on the stack.
+    let mut matched: SmallVec<[Option<Match<'_>>; 4]> = SmallVec::with_capacity(request.descriptors.len());
+    SCRATCH.with_borrow_mut(|scratch| {
+        for descriptor in &request.descriptors {
+            if !domain_found {
+                matched.push(None);
+                continue;
+            }
+            matched.push(match descriptor.limit_override {
+                Some(o) => Some(Match::Override(o.requests_per_unit, o.unit)),
+                None => config.find(domain, &descriptor.entries, scratch).map(Match::Config),
+            });
         }
-        matched.push(match descriptor.limit_override {
-            Some(o) => Some(Match::Override(o.requests_per_unit, o.unit)),
-            None => config.find(domain, &descriptor.entries, &mut scratch).map(Match::Config),
-        });
-    }
+    });
 
     // Replacement is request-wide: a limit named in any matched limit's `replaces` disappears.
     let replaced: Vec<&str> = matched
@@ -192,33 +197,29 @@ pub fn plan(
         .collect();
 
     let mut descriptors = Vec::with_capacity(request.descriptors.len());
-    let mut metadata = Vec::with_capacity(request.descriptors.len());
+    let mut metadata = MetadataList::default();
     for (index, m) in matched.into_iter().enumerate() {
         let entries = &request.descriptors[index].entries;
         let hits = request.addend_of(index);
         let planned = match m {
-            None => {
-                metadata.push(None);
-                Planned::NoLimit { quota: settings.global_quota_mode }
-            }
-            Some(Match::Override(requests_per_unit, unit)) => {
-                metadata.push(None);
-                Planned::Counted(Counted {
-                    key: counter_key(&settings.cache_key_prefix, domain, entries, &[], unit, now),
-                    hits,
-                    unit,
-                    requests_per_unit,
-                    name: Arc::from(""),
-                    shadow_mode: false,
-                    quota: settings.global_quota_mode,
-                    stat: StatRef::Dynamic(override_stat_key(domain, entries)),
-                    algorithm: Algorithm::FixedWindow,
-                    previous_key: None,
-                })
-            }
+            None => Planned::NoLimit { quota: settings.global_quota_mode },
+            Some(Match::Override(requests_per_unit, unit)) => Planned::Counted(Counted {
+                key: counter_key(&settings.cache_key_prefix, domain, entries, &[], unit, now),
+                hits,
+                unit,
+                requests_per_unit,
+                name: Arc::from(""),
+                shadow_mode: false,
+                quota: settings.global_quota_mode,
+                stat: StatRef::Dynamic(override_stat_key(domain, entries)),
+                algorithm: Algorithm::FixedWindow,
+                previous_key: None,
+            }),
             Some(Match::Config(found)) => {
                 let limit = found.limit;
-                metadata.push(found.metadata.cloned());
+                if let Some(found) = found.metadata {
+                    metadata.set(index, found);
+                }
                 if limit.unlimited {
                     Planned::Unlimited
                 } else if !limit.name.is_empty() && replaced.contains(&&*limit.name) {
@@ -248,7 +249,27 @@ pub fn plan(
         };
         descriptors.push(planned);
     }
-    Plan { descriptors, metadata, domain_found }
+    Plan { descriptors, metadata: metadata.0, domain_found }
+}
+
+thread_local! {
+    /// The composite key of the level being looked up (`key_value`), reused by every request
+    /// this thread plans instead of allocated per request.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The matched nodes' metadata by descriptor index, allocated only once some node has any (most
+/// configs have none).
+#[derive(Default)]
+struct MetadataList(Vec<Option<Arc<Metadata>>>);
+
+impl MetadataList {
+    fn set(&mut self, index: usize, metadata: &Arc<Metadata>) {
+        if self.0.len() <= index {
+            self.0.resize(index + 1, None);
+        }
+        self.0[index] = Some(metadata.clone());
+    }
 }
 
 enum Match<'a> {
@@ -297,7 +318,7 @@ pub fn counter_key(
     now: u64,
 ) -> String {
     let mut key = counter_key_base(prefix, domain, entries, shared_values);
-    key.push_str(&unit.window_start(now).to_string());
+    key.push_str(itoa::Buffer::new().format(unit.window_start(now)));
     key
 }
 

@@ -261,3 +261,31 @@ fn metadata_of_passing_descriptors_is_merged_first_wins() {
     let merged = serde_json::Value::Object(merged_metadata(&p, &v));
     assert_eq!(merged, serde_json::json!({"team": "x", "nested": {"one": 1, "two": 2}}));
 }
+
+#[test]
+fn metadata_of_a_later_descriptor_only_is_kept_and_none_is_not_stored() {
+    let cfg = config("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: 5}\n  - key: b\n    metadata: {team: payments}\n    rate_limit: {unit: second, requests_per_unit: 5}\n");
+    let settings = EvaluationSettings::default();
+    // The metadata list is only as long as the last descriptor that has some.
+    let p = plan(&cfg, &request("d", &[&[("a", "")], &[("b", "")], &[("a", "")]]), &settings, NOW);
+    assert_eq!(p.metadata.len(), 2);
+    assert_eq!(p.metadata[0], None);
+    let v = decide_with(&p, &[0, 0, 0], &settings);
+    assert_eq!(serde_json::Value::Object(merged_metadata(&p, &v)), serde_json::json!({"team": "payments"}));
+    // Over its limit, the descriptor's metadata is left out.
+    let v = decide_with(&p, &[0, 5, 0], &settings);
+    assert!(merged_metadata(&p, &v).is_empty());
+
+    let p = plan(&cfg, &request("d", &[&[("a", "")], &[("a", "")]]), &settings, NOW);
+    assert!(p.metadata.is_empty(), "no node has metadata: nothing stored");
+}
+
+#[test]
+fn counter_keys_carry_the_window_start() {
+    let cfg = config("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: minute, requests_per_unit: 5}\n");
+    let settings = EvaluationSettings { cache_key_prefix: "p:".into(), ..EvaluationSettings::default() };
+    let p = plan(&cfg, &request("d", &[&[("a", "x")]]), &settings, 1_700_000_059);
+    assert_eq!(counted(&p, 0).key, "p:d_a_x_1700000040");
+    let p = plan(&cfg, &request("d", &[&[("a", "x")]]), &settings, 0);
+    assert_eq!(counted(&p, 0).key, "p:d_a_x_0");
+}
