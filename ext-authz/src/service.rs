@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use shared::traces::{continue_trace, HeaderCarrier};
+use shared::traces::{CallTrace, HeaderCarrier};
 use tokio::sync::watch;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -119,12 +119,13 @@ impl Authorizer {
         metadata: Option<&http::HeaderMap>,
     ) -> Outcome {
         let started = Instant::now();
-        // A check that will not be recorded gets no span at all (see `call_recorded`).
-        let recorded = match metadata {
-            Some(metadata) => shared::traces::call_recorded(&[&HeaderCarrier(metadata), &request.headers]),
-            None => shared::traces::call_recorded(&[&request.headers]),
+        // A check that will not be recorded gets no span at all (see `CallTrace`).
+        let trace = match metadata {
+            Some(metadata) => CallTrace::read(&[&HeaderCarrier(metadata), &request.headers]),
+            None => CallTrace::read(&[&request.headers]),
         };
-        let span = shared::traces::call_span(recorded, || {
+        let recorded = trace.recorded();
+        let span = trace.span(|| {
             tracing::info_span!(
                 "Check",
                 otel.kind = "server",
@@ -137,10 +138,6 @@ impl Authorizer {
                 authz.provider = Empty,
             )
         });
-        match metadata {
-            Some(metadata) => continue_trace(&span, &[&HeaderCarrier(metadata), &request.headers]),
-            None => continue_trace(&span, &[&request.headers]),
-        }
         let decision = shared::traces::run_call(recorded, self.decide(request).instrument(span.clone())).await;
         let (outcome, reason) = decision.labels();
         let latency = started.elapsed();

@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest as PbRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::{Duration, Struct};
 use shared::serve::Calls;
-use shared::traces::{call_recorded, call_span, continue_trace, record_error, run_call, HeaderCarrier};
+use shared::traces::{record_error, run_call, CallTrace, HeaderCarrier};
 use tonic::{Request, Response, Status};
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -41,15 +41,16 @@ impl RateLimitService for RateLimitGrpc {
         let (metadata, _, request) = request.into_parts();
         let carrier = HeaderCarrier(metadata.as_ref());
         // The reference's span name; a child of the span Envoy's rate limit client sent. A call
-        // that will not be recorded gets no span at all (see `call_recorded`). The request is
+        // that will not be recorded gets no span at all (see `CallTrace`). The request is
         // read first so that the span is made with its fields: each field recorded later costs
         // the exporter's layer a visit of its own. Only attributes that vary per call: the
         // RPC's system, service and method are the same on every span of this service (named
         // by the resource's `service.name`), and each attribute is copied, converted and
         // encoded for every exported span.
-        let recorded = call_recorded(&[&carrier]);
+        let trace = CallTrace::read(&[&carrier]);
+        let recorded = trace.recorded();
         let request = to_core(request);
-        let span = call_span(recorded, || {
+        let span = trace.span(|| {
             let read = request.as_ref().ok();
             tracing::info_span!(
                 "ShouldRateLimit Execution",
@@ -60,16 +61,18 @@ impl RateLimitService for RateLimitGrpc {
                 ratelimit.decision = Empty,
             )
         });
-        continue_trace(&span, &[&carrier]);
-        let answer = run_call(
-            recorded,
-            async {
-                let request = request.map_err(|e| Status::invalid_argument(e.to_string()))?;
-                // Counters in memory are answered on the spot; waiting on a store goes through a
-                // box, so that this future (moved several times before it runs) stays small.
-                let decided = match self.limiter.answer_now(&request) {
+        let answer = match request {
+            Err(invalid) => Err(Status::invalid_argument(invalid.to_string())),
+            Ok(request) => {
+                // Counters in memory are answered on the spot (in the call's span). Waiting on a
+                // store goes through a box, so that this future, moved several times before it
+                // runs, stays small for the calls that do not wait.
+                let decided = match span.in_scope(|| self.limiter.answer_now(&request)) {
                     Some(decided) => decided,
-                    None => Box::pin(self.limiter.should_rate_limit(&request)).await,
+                    None => {
+                        let waiting = Box::pin(self.limiter.should_rate_limit(&request));
+                        run_call(recorded, waiting.instrument(span.clone())).await
+                    }
                 };
                 match decided {
                     Ok(decision) => {
@@ -79,9 +82,7 @@ impl RateLimitService for RateLimitGrpc {
                     Err(e) => Err(to_status(&e)),
                 }
             }
-            .instrument(span.clone()),
-        )
-        .await;
+        };
         if let Err(status) = &answer {
             record_error(&span, status.message().to_string());
         }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use shared::health::Health;
+use smallvec::SmallVec;
 
 use crate::batch::Batcher;
 use crate::core::algorithm::{Algorithm, MICROS};
@@ -17,8 +18,6 @@ use crate::core::evaluate::{
 use crate::core::{RateLimitConfig, RateLimitRequest};
 use crate::local_cache::LocalCache;
 use crate::metrics::{LimitStats, Metrics};
-use smallvec::SmallVec;
-
 use crate::store::{CounterStore, CounterUpdate, MemoryStore, Step, StepResult, StoreError};
 
 /// Errors a call can end with. The texts of the first three are the reference's.

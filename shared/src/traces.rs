@@ -67,7 +67,7 @@ pub struct Tracing {
 
 impl Tracing {
     /// Builds the exporter and installs the propagators (W3C trace context and B3) used by
-    /// [`continue_trace`]. Must run inside a tokio runtime (the batch task is spawned on it).
+    /// [`CallTrace`]. Must run inside a tokio runtime (the batch task is spawned on it).
     pub fn start(settings: TraceSettings) -> Result<Tracing, TraceError> {
         let otlp = &settings.otlp;
         let built = match otlp.protocol {
@@ -187,39 +187,59 @@ tokio::task_local! {
     static UNRECORDED_CALL: ();
 }
 
-/// Whether a call carrying these trace contexts will be recorded, decided before its span is
-/// made, so that an unrecorded call costs no span at all (the OpenTelemetry layer builds a span
-/// in full before the sampler drops it). It agrees with the exporter's sampler where that is
-/// certain: a carried context decides (its sampled flag); without one, a rate of 0 records
-/// nothing. Otherwise (no export, or a new trace at a rate above 0) the span is made and the
-/// sampler decides as before.
-pub fn call_recorded(carriers: &[&dyn opentelemetry::propagation::Extractor]) -> bool {
-    let rate = f64::from_bits(ROOT_SAMPLING_RATE.load(std::sync::atomic::Ordering::Relaxed));
-    recorded_at(rate, carriers)
+/// What a call's trace contexts say, read once per call: whether the call will be recorded,
+/// and the parent its span continues.
+///
+/// Recording is decided before the span is made, so that an unrecorded call costs no span at
+/// all (the OpenTelemetry layer builds a span in full before the sampler drops it). It agrees
+/// with the exporter's sampler where that is certain: a carried context decides (its sampled
+/// flag); without one, a rate of 0 records nothing. Otherwise (a new trace at a rate above 0)
+/// the span is made and the sampler decides as before. With no export running, nothing is
+/// read: the span is made (a disabled span unless logs want it) and has no parent to take.
+pub struct CallTrace {
+    recorded: bool,
+    /// The first carried context that is valid (e.g. the gRPC metadata Envoy's client wrote,
+    /// then the request's own headers).
+    parent: Option<opentelemetry::Context>,
 }
 
-fn recorded_at(rate: f64, carriers: &[&dyn opentelemetry::propagation::Extractor]) -> bool {
-    use opentelemetry::trace::TraceContextExt;
-    if rate.is_nan() {
-        return true;
+impl CallTrace {
+    pub fn read(carriers: &[&dyn opentelemetry::propagation::Extractor]) -> CallTrace {
+        let rate = f64::from_bits(ROOT_SAMPLING_RATE.load(std::sync::atomic::Ordering::Relaxed));
+        CallTrace::read_at(rate, carriers)
     }
-    for carrier in carriers {
-        let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(*carrier));
-        let parent = context.span().span_context().clone();
-        if parent.is_valid() {
-            return parent.is_sampled();
+
+    fn read_at(rate: f64, carriers: &[&dyn opentelemetry::propagation::Extractor]) -> CallTrace {
+        use opentelemetry::trace::TraceContextExt;
+        if rate.is_nan() {
+            return CallTrace { recorded: true, parent: None };
         }
+        for carrier in carriers {
+            let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(*carrier));
+            let carried = context.span().span_context().clone();
+            if carried.is_valid() {
+                return CallTrace { recorded: carried.is_sampled(), parent: Some(context) };
+            }
+        }
+        CallTrace { recorded: rate > 0.0, parent: None }
     }
-    rate > 0.0
-}
 
-/// The span of a call: `make()` when the call is recorded, else no span, with the call's work
-/// run so that its child spans are not made either. Use with [`call_recorded`].
-pub fn call_span(recorded: bool, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
-    if recorded {
-        make()
-    } else {
-        tracing::Span::none()
+    pub fn recorded(&self) -> bool {
+        self.recorded
+    }
+
+    /// The call's span: `make()`, a child of the carried context, when the call is recorded;
+    /// else no span (run the call's work with [`run_call`] so that its children are not made
+    /// either).
+    pub fn span(self, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+        if !self.recorded {
+            return tracing::Span::none();
+        }
+        let span = make();
+        if let Some(parent) = self.parent.filter(|_| !span.is_disabled()) {
+            let _ = span.set_parent(parent);
+        }
+        span
     }
 }
 
@@ -239,23 +259,6 @@ pub fn child_span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
         tracing::Span::none()
     } else {
         make()
-    }
-}
-
-/// Makes `span` a child of the trace context found in the carriers, the first that has a valid
-/// one winning (e.g. the gRPC metadata Envoy's client wrote, then the request's own headers).
-/// Does nothing for a disabled span, so with tracing off no header is parsed.
-pub fn continue_trace(span: &tracing::Span, carriers: &[&dyn opentelemetry::propagation::Extractor]) {
-    use opentelemetry::trace::TraceContextExt;
-    if span.is_disabled() {
-        return;
-    }
-    for carrier in carriers {
-        let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(*carrier));
-        if context.span().span_context().is_valid() {
-            let _ = span.set_parent(context);
-            return;
-        }
     }
 }
 

@@ -34,9 +34,8 @@ fn instance_ids_are_random_uuids() {
 #[test]
 fn a_disabled_span_is_left_alone() {
     // No subscriber: the span is disabled and no header is even looked at.
-    let span = tracing::info_span!("nothing");
     let map: HashMap<String, String> = HashMap::new();
-    continue_trace(&span, &[&map]);
+    let span = CallTrace::read(&[&map]).span(|| tracing::info_span!("nothing"));
     record_error(&span, "not recorded");
     assert!(span.is_disabled());
 }
@@ -68,17 +67,27 @@ fn a_call_is_recorded_as_the_sampler_would_decide() {
         ("x-b3-sampled", "0"),
     ]);
     let none = headers(&[]);
-    // No export running: the span is made (and is a disabled span, which costs nothing).
-    assert!(super::recorded_at(f64::NAN, &[&unsampled]));
+    let recorded_at = |rate, carriers: &[&dyn opentelemetry::propagation::Extractor]| {
+        super::CallTrace::read_at(rate, carriers).recorded()
+    };
+    // No export running: the span is made (and is a disabled span, which costs nothing), and
+    // no carrier is read.
+    assert!(recorded_at(f64::NAN, &[&unsampled]));
+    assert!(super::CallTrace::read_at(f64::NAN, &[&sampled]).parent.is_none());
     // A carried context decides, whatever the rate.
-    assert!(super::recorded_at(0.0, &[&sampled]));
-    assert!(!super::recorded_at(1.0, &[&unsampled]));
-    assert!(!super::recorded_at(1.0, &[&b3_unsampled]));
+    assert!(recorded_at(0.0, &[&sampled]));
+    assert!(!recorded_at(1.0, &[&unsampled]));
+    assert!(!recorded_at(1.0, &[&b3_unsampled]));
     // The first carrier with a valid context wins.
-    assert!(super::recorded_at(0.0, &[&none, &sampled]));
+    assert!(recorded_at(0.0, &[&none, &sampled]));
     // A new trace: rate 0 records nothing; above 0 the sampler decides by trace id.
-    assert!(!super::recorded_at(0.0, &[&none]));
-    assert!(super::recorded_at(0.5, &[&none]));
+    assert!(!recorded_at(0.0, &[&none]));
+    assert!(recorded_at(0.5, &[&none]));
+    // The parent kept is the context that decided.
+    let read = super::CallTrace::read_at(0.0, &[&none, &sampled]);
+    let parent = read.parent.expect("the sampled context");
+    use opentelemetry::trace::TraceContextExt;
+    assert_eq!(parent.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
 #[tokio::test]
