@@ -251,7 +251,9 @@ impl RedisPool {
             let mut pipeline = redis::pipe();
             pipeline.ignore_errors();
             build(&mut pipeline);
-            return self.query(&pipeline).await;
+            // Boxed: a call on its own (dialling, timeout) is a large future, and every caller's
+            // future would carry its size although only clusters take this path.
+            return Box::pin(self.query(&pipeline)).await;
         }
         pipelining::Batcher::call(&self.connections, build).await
     }

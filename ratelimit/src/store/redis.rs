@@ -65,6 +65,10 @@ impl RedisStore {
         F: Fn(&'a RedisPool, Vec<T>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<V>, StoreError>>,
     {
+        if self.per_second.is_none() {
+            // One Redis: everything goes to it, in order, with nothing to split or join.
+            return query(&self.main, items.to_vec()).await;
+        }
         let [(main_at, main), (second_at, second)] = self.route(items, window);
         let run = |route: usize, part: Vec<T>| {
             let pool = self.pool(route);
@@ -109,7 +113,8 @@ async fn per_key_on_a_cluster<T>(
     add: impl Fn(&mut redis::Pipeline, &T),
 ) -> Result<Vec<redis::Value>, StoreError> {
     if pool.is_cluster() {
-        let each = try_join_all(items.iter().map(|item| pool.pipeline(|p| add(p, item)))).await?;
+        // Boxed, as the rare path: the future of every call stays the size of the common one.
+        let each = Box::pin(try_join_all(items.iter().map(|item| pool.pipeline(|p| add(p, item))))).await?;
         return Ok(each.into_iter().flatten().collect());
     }
     Ok(pool
