@@ -183,6 +183,10 @@ pub fn plan(
                 None => config.find(domain, &descriptor.entries, scratch).map(Match::Config),
             });
         }
+        // A huge entry grew the buffer: it is not kept for the thread's life.
+        if scratch.capacity() > SCRATCH_KEPT_BYTES {
+            *scratch = String::new();
+        }
     });
 
     // Replacement is request-wide: a limit named in any matched limit's `replaces` disappears.
@@ -254,9 +258,14 @@ pub fn plan(
 
 thread_local! {
     /// The composite key of the level being looked up (`key_value`), reused by every request
-    /// this thread plans instead of allocated per request.
+    /// this thread plans instead of allocated per request; at most [`SCRATCH_KEPT_BYTES`] of it
+    /// outlives a request.
     static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
+
+/// The most the per-thread lookup buffer keeps between requests: longer entries (a request
+/// can carry megabytes) get a buffer of their own, dropped after their request.
+const SCRATCH_KEPT_BYTES: usize = 4096;
 
 /// The matched nodes' metadata by descriptor index, allocated only once some node has any (most
 /// configs have none).

@@ -289,3 +289,16 @@ fn counter_keys_carry_the_window_start() {
     let p = plan(&cfg, &request("d", &[&[("a", "x")]]), &settings, 0);
     assert_eq!(counted(&p, 0).key, "p:d_a_x_0");
 }
+
+#[test]
+fn the_lookup_buffer_kept_between_requests_is_bounded() {
+    let cfg = config("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: 5}\n");
+    let settings = EvaluationSettings::default();
+    let huge = "v".repeat(1 << 20);
+    let p = plan(&cfg, &request("d", &[&[("a", &huge)]]), &settings, NOW);
+    assert!(matches!(p.descriptors[0], Planned::Counted(_)), "a huge value still matches its key");
+    assert!(SCRATCH.with_borrow(|s| s.capacity()) <= SCRATCH_KEPT_BYTES);
+    plan(&cfg, &request("d", &[&[("a", "small")]]), &settings, NOW);
+    let kept = SCRATCH.with_borrow(|s| s.capacity());
+    assert!(kept > 0 && kept <= SCRATCH_KEPT_BYTES, "an ordinary request's buffer is kept: {kept}");
+}
