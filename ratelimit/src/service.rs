@@ -544,7 +544,12 @@ mod tests {
         let clocks = Clocks::from_seconds(Arc::new(|| 1_000));
         let limiter =
             RateLimiter::new(Arc::new(MemoryStore::new()), options, Metrics::new(false, None), health, clocks);
-        let yaml = "domain: d\ndescriptors:\n  - key: fixed\n    rate_limit: {unit: minute, requests_per_unit: 2}\n  - key: sliding\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding_window}\n  - key: bucket\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: token_bucket}\n";
+        install(&limiter, "domain: d\ndescriptors:\n  - key: fixed\n    rate_limit: {unit: minute, requests_per_unit: 2}\n  - key: sliding\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding_window}\n  - key: bucket\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: token_bucket}\n");
+        limiter
+    }
+
+    /// Puts one config file in service, with the default settings and dynamic metadata on.
+    fn install(limiter: &RateLimiter, yaml: &str) {
         let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
         let settings = ReloadableSettings {
             evaluation: crate::core::evaluate::EvaluationSettings::default(),
@@ -552,7 +557,6 @@ mod tests {
             dynamic_metadata: true,
         };
         limiter.install(RateLimitConfig::load(&sources, false).unwrap(), settings);
-        limiter
     }
 
     fn request_of(keys: &[&str]) -> RateLimitRequest {
@@ -609,29 +613,14 @@ mod tests {
     #[tokio::test]
     async fn a_nonsense_answer_fails_the_call_instead_of_applying_the_failure_mode() {
         let (health, _server, _follow) = Health::new("ratelimit");
-        let options = LimiterOptions {
-            stop_increment_when_over_limit: false,
-            failure_mode: FailureMode::Allow,
-            expiration_jitter_max_seconds: 0,
-            local_cache_size_in_bytes: 0,
-            store_health: true,
-            batch_window: None,
-        };
+        let options = LimiterOptions { failure_mode: FailureMode::Allow, store_health: true, ..options() };
         let limiter =
             RateLimiter::new(Arc::new(ShortAnswers), options, Metrics::new(false, None), health, Clocks::system());
-        let yaml = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n";
-        let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
-        let settings = ReloadableSettings {
-            evaluation: crate::core::evaluate::EvaluationSettings::default(),
-            merge_domains: false,
-            dynamic_metadata: false,
-        };
-        limiter.install(RateLimitConfig::load(&sources, false).unwrap(), settings);
-        let request = RateLimitRequest {
-            domain: "d".into(),
-            descriptors: vec![RequestDescriptor::new(vec![Entry::new("k", "v")])],
-            hits_addend: 0,
-        };
+        install(
+            &limiter,
+            "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n",
+        );
+        let request = request_of(&["k"]);
         let error = limiter.should_rate_limit(&request).await.unwrap_err();
         assert!(matches!(error, ServiceError::Store(StoreError::ShortAnswer { expected: 1, got: 0 })), "{error}");
         assert_eq!(limiter.metrics().redis_outages.get(), 0, "not counted as an outage");
