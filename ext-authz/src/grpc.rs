@@ -86,12 +86,12 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
         }
     }
     // The scheme decides the login's redirect URI; Envoy sends it as a field, not a header.
-    if !http.scheme.is_empty() {
-        headers.entry(":scheme".into()).or_insert(http.scheme);
+    if !http.scheme.is_empty() && !headers.contains_key(":scheme") {
+        headers.insert(":scheme".into(), http.scheme);
     }
     let host = if http.host.is_empty() { headers.get(":authority").cloned().unwrap_or_default() } else { http.host };
     let method = if http.method.is_empty() { headers.get(":method").cloned().unwrap_or_default() } else { http.method };
-    let mut request = AuthRequest::new(&method, &host, &http.path, headers);
+    let mut request = AuthRequest::new(method, host, &http.path, headers);
     request.peer_spiffe_id = peer_spiffe_id;
     Ok(request)
 }

@@ -28,6 +28,8 @@ const OUTCOMES: &[(&str, &str)] = &[
     ("error", "unavailable"),
 ];
 
+type LabelMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
@@ -39,9 +41,10 @@ pub struct Metrics {
     reloads: CounterFamily,
     /// Decision log lines lost because the writer could not keep up.
     pub decision_log_dropped: Counter,
-    /// Handles of the known outcomes and modes (read-only after construction).
-    outcomes: Arc<HashMap<(&'static str, &'static str), Counter>>,
-    durations: Arc<HashMap<&'static str, Histogram>>,
+    /// Handles of the known outcomes and modes (read-only after construction; keyed by the
+    /// service's own labels, never by a request's, hence a fast hash).
+    outcomes: Arc<LabelMap<(&'static str, &'static str), Counter>>,
+    durations: Arc<LabelMap<&'static str, Histogram>>,
 }
 
 impl Default for Metrics {

@@ -30,7 +30,14 @@ impl AuthRequest {
     /// Builds a request from Envoy's view: `target` is the request target with its query.
     /// A request without an `x-request-id` (HTTP mode when Envoy is not told to pass it, or a
     /// caller that sends none) gets a random one, so every error body and log line names it.
-    pub fn new(method: &str, authority: &str, target: &str, mut headers: HashMap<String, String>) -> AuthRequest {
+    /// `method` and `authority` are taken as they are when owned (a decoded request's fields),
+    /// copied when borrowed.
+    pub fn new(
+        method: impl Into<String>,
+        authority: impl Into<String>,
+        target: &str,
+        mut headers: HashMap<String, String>,
+    ) -> AuthRequest {
         if headers.get("x-request-id").is_none_or(|id| id.is_empty()) {
             headers.insert("x-request-id".into(), super::random::random_token(12));
         }
@@ -42,10 +49,13 @@ impl AuthRequest {
             Ok(normalized) => (normalized, None),
             Err(e) => (path.to_string(), Some(e)),
         };
+        let mut method = method.into();
+        method.make_ascii_uppercase();
+        let authority = authority.into();
         AuthRequest {
-            method: method.to_ascii_uppercase(),
-            host: strip_port(authority).to_ascii_lowercase(),
-            authority: authority.to_string(),
+            method,
+            host: strip_port(&authority).to_ascii_lowercase(),
+            authority,
             path,
             path_error,
             query: query.to_string(),

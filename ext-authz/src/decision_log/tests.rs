@@ -108,8 +108,8 @@ fn huge_request_values_are_cut() {
     let long_path = format!("/{}", "é".repeat(50_000));
     let long_id = "r".repeat(100_000);
     let request = AuthRequest::new(
-        &"M".repeat(10_000),
-        &format!("{}.example.com", "h".repeat(60_000)),
+        "M".repeat(10_000),
+        format!("{}.example.com", "h".repeat(60_000)),
         &long_path,
         [("x-request-id".to_string(), long_id)].into_iter().collect(),
     );
