@@ -315,12 +315,14 @@ impl RateLimiter {
         let now = now.seconds;
         let mut values = vec![None; plan.descriptors.len()];
         // Keys the local cache knows to be over their limit are answered without the store;
-        // the others are asked, in plan order (`values` still `None` marks them).
+        // the others are asked, in plan order (`asked` holds their indices).
         let mut updates: Vec<CounterUpdate<'_>> = Vec::with_capacity(plan.descriptors.len());
+        let mut asked: SmallVec<[usize; 4]> = SmallVec::new();
         for (index, c) in plan.counted() {
             if local_cache.is_some_and(|cache| cache.contains(&c.key, now)) {
                 values[index] = Some(CounterValue::OverLimitInLocalCache);
             } else {
+                asked.push(index);
                 updates.push(CounterUpdate {
                     key: &c.key,
                     hits: c.hits,
@@ -333,6 +335,7 @@ impl RateLimiter {
             return Ok(values);
         }
         if self.options.stop_increment_when_over_limit {
+            // So far `values` holds only the local cache's answers.
             let any_cached = values.iter().any(Option::is_some);
             let addends = if any_cached {
                 vec![0; updates.len()]
@@ -355,8 +358,6 @@ impl RateLimiter {
             }
             None => store.increment(&updates, now).await?,
         };
-        let asked = plan.counted().filter(|(index, _)| values[*index].is_none()).map(|(index, _)| index);
-        let asked: SmallVec<[usize; 4]> = asked.collect();
         for ((index, update), after) in asked.into_iter().zip(&updates).zip(after) {
             values[index] = Some(CounterValue::Counted { after, applied: update.hits });
         }

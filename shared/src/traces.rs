@@ -216,9 +216,12 @@ impl CallTrace {
         }
         for carrier in carriers {
             let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(*carrier));
-            let carried = context.span().span_context().clone();
-            if carried.is_valid() {
-                return CallTrace { recorded: carried.is_sampled(), parent: Some(context) };
+            let (valid, sampled) = {
+                let carried = context.span();
+                (carried.span_context().is_valid(), carried.span_context().is_sampled())
+            };
+            if valid {
+                return CallTrace { recorded: sampled, parent: Some(context) };
             }
         }
         CallTrace { recorded: rate > 0.0, parent: None }
