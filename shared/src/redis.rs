@@ -258,6 +258,11 @@ impl RedisPool {
         pipelining::Batcher::call(&self.connections, build).await
     }
 
+    /// The most commands one auto-pipelined write carries (`max_pipeline_commands`).
+    pub fn max_pipeline_commands(&self) -> usize {
+        self.connections.batcher.max_commands()
+    }
+
     /// What auto-pipelining has sent so far.
     pub fn pipeline_stats(&self) -> PipelineStats {
         self.connections.batcher.stats()

@@ -23,13 +23,33 @@ use super::{CounterStore, CounterUpdate, Step, StepResult, StoreError, StoreFutu
 mod steps;
 
 pub struct RedisStore {
-    main: Arc<RedisPool>,
-    per_second: Option<Arc<RedisPool>>,
+    main: Redis,
+    per_second: Option<Redis>,
+}
+
+/// One Redis: its pool, and the script runs its requests' steps are merged into.
+struct Redis {
+    pool: Arc<RedisPool>,
+    scripts: Arc<steps::merged::MergedScripts>,
+}
+
+impl Redis {
+    fn new(pool: Arc<RedisPool>) -> Redis {
+        let scripts = steps::merged::MergedScripts::new(pool.clone(), pool.max_pipeline_commands());
+        Redis { pool, scripts }
+    }
+
+    async fn run(&self, steps: Vec<Step<'_>>, now_us: u64) -> Result<Vec<StepResult>, StoreError> {
+        if self.pool.is_cluster() {
+            return steps::run_on_a_cluster(&self.pool, &steps, now_us).await;
+        }
+        self.scripts.run(&steps, now_us).await
+    }
 }
 
 impl RedisStore {
     pub fn new(main: Arc<RedisPool>, per_second: Option<Arc<RedisPool>>) -> RedisStore {
-        RedisStore { main, per_second }
+        RedisStore { main: Redis::new(main), per_second: per_second.map(Redis::new) }
     }
 
     /// Splits counters (or steps) between the main and the per-second Redis, keeping their
@@ -44,7 +64,7 @@ impl RedisStore {
         routes
     }
 
-    fn pool(&self, route: usize) -> &RedisPool {
+    fn redis(&self, route: usize) -> &Redis {
         match (route, &self.per_second) {
             (1, Some(per_second)) => per_second,
             _ => &self.main,
@@ -62,7 +82,7 @@ impl RedisStore {
     where
         T: Copy,
         V: Clone,
-        F: Fn(&'a RedisPool, Vec<T>) -> Fut,
+        F: Fn(&'a Redis, Vec<T>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<V>, StoreError>>,
     {
         if self.per_second.is_none() {
@@ -71,9 +91,8 @@ impl RedisStore {
         }
         let [(main_at, main), (second_at, second)] = self.route(items, window);
         let run = |route: usize, part: Vec<T>| {
-            let pool = self.pool(route);
             let empty = part.is_empty();
-            let future = query(pool, part);
+            let future = query(self.redis(route), part);
             async move {
                 if empty {
                     Ok(Vec::new())
@@ -92,8 +111,8 @@ impl RedisStore {
     }
 }
 
-async fn increment_on(pool: &RedisPool, updates: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
-    let replies = per_key_on_a_cluster(pool, &updates, add_increment).await?;
+async fn increment_on(redis: &Redis, updates: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
+    let replies = per_key_on_a_cluster(&redis.pool, &updates, add_increment).await?;
     // Two replies per counter: the INCRBY's, then the EXPIRE's (which says nothing we need).
     let replies = check_len(replies, updates.len() * 2)?;
     replies
@@ -152,9 +171,9 @@ fn is_counter_fault(error: &RedisError) -> bool {
     }
 }
 
-async fn read_on(pool: &RedisPool, counters: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
+async fn read_on(redis: &Redis, counters: Vec<CounterUpdate<'_>>) -> Result<Vec<u64>, StoreError> {
     // GETs rather than MGET: MGET across hash slots fails on a cluster.
-    let replies = per_key_on_a_cluster(pool, &counters, |p, counter| {
+    let replies = per_key_on_a_cluster(&redis.pool, &counters, |p, counter| {
         p.cmd("GET").arg(counter.key);
     })
     .await?;
@@ -178,15 +197,15 @@ impl CounterStore for RedisStore {
     }
 
     fn run<'a>(&'a self, steps: &'a [Step<'a>], now_us: u64) -> StoreFuture<'a, Vec<StepResult>> {
-        let run_on = move |pool, part| steps::run_on(pool, part, now_us);
+        let run_on = move |redis: &'a Redis, part| redis.run(part, now_us);
         Box::pin(traced("EVALSHA", steps.len(), self.on_each_pool(steps, Step::window, run_on)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            self.main.ping().await?;
+            self.main.pool.ping().await?;
             if let Some(per_second) = &self.per_second {
-                per_second.ping().await?;
+                per_second.pool.ping().await?;
             }
             Ok(())
         })

@@ -84,6 +84,10 @@ impl Batcher {
         }
     }
 
+    pub(super) fn max_commands(&self) -> usize {
+        self.max_commands
+    }
+
     pub(super) fn stats(&self) -> PipelineStats {
         PipelineStats {
             batches: self.batches.load(Ordering::Relaxed),

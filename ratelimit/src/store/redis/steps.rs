@@ -1,6 +1,11 @@
-//! Algorithm steps on Redis: one Lua script runs all of a request's steps atomically (no other
+//! Algorithm steps on Redis: one Lua script runs the steps of a request atomically (no other
 //! command runs between them), sent as `EVALSHA` and, when Redis does not know the script yet
-//! (a restart, a failover, a flushed cache), once as `EVAL`, which loads it. On a cluster the
+//! (a restart, a failover, a flushed cache), once as `EVAL`, which loads it.
+//!
+//! On one Redis the steps of concurrent requests go in one script run ([`merged`]): a script
+//! run has a fixed cost in Redis (about what an `INCRBY` + `EXPIRE` pair costs) that is then
+//! paid once per batch, not once per request. Each request's part begins with its own clock
+//! reading, so each step runs with the time its request was evaluated at. On a cluster the
 //! steps of different descriptors may live on different nodes: each step then runs as its own
 //! script (its keys share a slot: they are hash-tagged on the descriptor), all at once.
 //!
@@ -14,20 +19,26 @@ use shared::redis::{reply as redis_reply, RedisCallError, RedisPool};
 
 use super::{Step, StepResult, StoreError};
 
+pub(super) mod merged;
+
 const SCRIPT: &str = r#"
--- Gatehouse ratelimit: the counted descriptors of one request, all at once.
--- ARGV[1] is now in microseconds; then per step its kind and numbers. KEYS: per step its keys.
--- A counter that cannot be incremented (not an integer, overflow) answers -1: over any limit.
+-- Gatehouse ratelimit: the counted descriptors of one or more requests, all at once.
+-- ARGV: per request 'n' and its time in microseconds, then per step its kind and numbers.
+-- KEYS: per step its keys. A counter that cannot be incremented (not an integer, overflow)
+-- answers -1: over any limit.
 local function counted(reply)
   if type(reply) == 'table' then return -1 end
   return tonumber(reply) or 0
 end
-local now = tonumber(ARGV[1])
+local now = 0
 local out = {}
-local k, a = 1, 2
-while a <= #ARGV do
+local k, a, n = 1, 1, #ARGV
+while a <= n do
   local kind = ARGV[a]
-  if kind == 'w' then
+  if kind == 'n' then
+    now = tonumber(ARGV[a + 1])
+    a = a + 2
+  elseif kind == 'w' then
     out[#out + 1] = counted(redis.pcall('INCRBY', KEYS[k], ARGV[a + 1]))
     redis.pcall('EXPIRE', KEYS[k], ARGV[a + 2])
     k, a = k + 1, a + 3
@@ -69,61 +80,68 @@ static SHA: LazyLock<String> = LazyLock::new(|| {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 });
 
-pub async fn run_on(pool: &RedisPool, steps: Vec<Step<'_>>, now_us: u64) -> Result<Vec<StepResult>, StoreError> {
-    if pool.is_cluster() {
-        let each = try_join_all(steps.iter().map(|step| invoke(pool, std::slice::from_ref(step), now_us)));
-        // Boxed, as the rare path: the future of every call stays the size of the common one.
-        let each = Box::pin(each).await?;
-        return Ok(each.into_iter().flatten().collect());
-    }
-    invoke(pool, &steps, now_us).await
+/// Runs `steps` on a cluster: each step as a script of its own, all at once (one script must
+/// not touch keys of different nodes).
+pub async fn run_on_a_cluster(
+    pool: &RedisPool,
+    steps: &[Step<'_>],
+    now_us: u64,
+) -> Result<Vec<StepResult>, StoreError> {
+    let each = try_join_all(steps.iter().map(|step| {
+        let step = std::slice::from_ref(step);
+        let (mut keys, mut args) = (Vec::new(), Vec::new());
+        encode(step, now_us, &mut keys, &mut args);
+        async move { decode(step, &run_script(pool, &keys, &args).await?) }
+    }));
+    // Boxed, as the rare path: the future of every call stays the size of the common one.
+    let each = Box::pin(each).await?;
+    Ok(each.into_iter().flatten().collect())
 }
 
-async fn invoke(pool: &RedisPool, steps: &[Step<'_>], now_us: u64) -> Result<Vec<StepResult>, StoreError> {
-    let (keys, args) = encode(steps, now_us);
-    let call = |command: &'static str, script: &'static str| {
-        let (keys, args) = (&keys, &args);
-        async move {
-            let replies = pool
-                .pipeline(|p| {
-                    p.cmd(command).arg(script).arg(keys.len()).arg(keys).arg(args);
-                })
-                .await?;
-            let reply = replies.into_iter().next().ok_or(StoreError::ShortAnswer { expected: 1, got: 0 })?;
-            Ok::<_, StoreError>(redis_reply::<Vec<i64>>(reply))
-        }
+/// Runs the script with `keys` and `args` (one or more requests' parts) and returns its flat
+/// answer.
+async fn run_script(pool: &RedisPool, keys: &[String], args: &[String]) -> Result<Vec<i64>, RedisCallError> {
+    let call = |command: &'static str, script: &'static str| async move {
+        let replies = pool
+            .pipeline(|p| {
+                p.cmd(command).arg(script).arg(keys.len()).arg(keys).arg(args);
+            })
+            .await?;
+        let reply = replies.into_iter().next().ok_or(RedisCallError::ShortAnswer { expected: 1, got: 0 })?;
+        Ok::<_, RedisCallError>(redis_reply::<Vec<i64>>(reply))
     };
     let flat = match call("EVALSHA", SHA.as_str()).await? {
         // The script ran nowhere yet on this Redis: EVAL runs it and keeps it for EVALSHA.
         Err(e) if e.code() == Some("NOSCRIPT") => call("EVAL", SCRIPT).await?,
         other => other,
-    }
-    .map_err(RedisCallError::from)?;
-    decode(steps, &flat)
+    };
+    Ok(flat?)
 }
 
-/// KEYS and ARGV for `steps`, in the script's layout.
-fn encode<'a>(steps: &[Step<'a>], now_us: u64) -> (Vec<&'a str>, Vec<String>) {
-    let mut keys = Vec::with_capacity(steps.len() * 2);
-    let mut args = Vec::with_capacity(1 + steps.len() * 3);
-    args.push(now_us.to_string());
+/// Appends one request's part — its time, then its steps — to the script's KEYS and ARGV.
+fn encode(steps: &[Step<'_>], now_us: u64, keys: &mut Vec<String>, args: &mut Vec<String>) {
+    args.extend(["n".to_string(), now_us.to_string()]);
     for step in steps {
         match step {
             Step::Window(update) => {
-                keys.push(update.key);
+                keys.push(update.key.to_string());
                 args.extend(["w".to_string(), update.hits.min(i64::MAX as u64).to_string(), update.ttl.to_string()]);
             }
             Step::Sliding { current, previous } => {
-                keys.extend([current.key, *previous]);
+                keys.extend([current.key.to_string(), previous.to_string()]);
                 args.extend(["s".to_string(), current.hits.min(i64::MAX as u64).to_string(), current.ttl.to_string()]);
             }
             Step::Bucket { key, increment_us, tolerance_us } => {
-                keys.push(*key);
+                keys.push(key.to_string());
                 args.extend(["b".to_string(), increment_us.to_string(), tolerance_us.to_string()]);
             }
         }
     }
-    (keys, args)
+}
+
+/// How many values the script answers for `steps`.
+fn answer_len(steps: &[Step<'_>]) -> usize {
+    steps.iter().map(|step| if matches!(step, Step::Window(_)) { 1 } else { 2 }).sum()
 }
 
 /// The script's flat answer as step results; a counter fault (-1) reads as over any limit.
@@ -171,9 +189,11 @@ mod tests {
             Step::Sliding { current, previous: "{s}60" },
             Step::Bucket { key: "{b}tb", increment_us: 100, tolerance_us: 300 },
         ];
-        let (keys, args) = encode(&steps, 7);
+        let (mut keys, mut args) = (Vec::new(), Vec::new());
+        encode(&steps, 7, &mut keys, &mut args);
         assert_eq!(keys, ["w", "{s}120", "{s}60", "{b}tb"]);
-        assert_eq!(args, ["7", "w", "1", "61", "s", "2", "181", "b", "100", "300"]);
+        assert_eq!(args, ["n", "7", "w", "1", "61", "s", "2", "181", "b", "100", "300"]);
+        assert_eq!(answer_len(&steps), 5);
         let results = decode(&steps, &[5, 3, -1, 1, 107]).unwrap();
         assert_eq!(
             results,
