@@ -22,8 +22,10 @@ use redis::{
     Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode, Value,
 };
 
+mod gather;
 mod pipelining;
 
+pub use gather::Gather;
 pub use pipelining::{PipelineStats, Replies};
 
 /// The most commands one auto-pipelined write carries; a caller whose commands fill the batch

@@ -2,28 +2,23 @@
 //!
 //! A multiplexed connection already lets calls overlap, but each call is its own write: under
 //! load Redis then reads a few commands per `read()` and spends most of its time on the system
-//! calls around them, not on the commands. Here a caller adds its commands to the open batch; the
-//! first caller of a batch schedules its send, which waits one scheduler turn (`yield_now`) so
-//! that every caller already running on the runtime adds its commands too, then writes the whole
-//! batch as one pipeline on the next connection and hands each caller its own replies. No timer:
-//! an idle service sends a lone call at once (one turn later); a busy one sends bigger batches.
+//! calls around them, not on the commands. Here a caller adds its commands to the open batch
+//! ([`Gather`]: sent one scheduler turn after its first caller, by a task of its own, so that a
+//! cancelled call does not cancel the others'), which leaves as one pipeline on the next
+//! connection; each caller gets its own replies.
 //!
 //! Bounds: a batch closes at `max_commands` (a caller that fills it sends it at once), so one
 //! write never grows with the number of callers; the waiting callers are bounded by the calls in
 //! progress, which the servers bound.
-//!
-//! Each batch is sent by a task of its own, never by a caller: a caller's call may be cancelled
-//! (Envoy gives up on a slow rate limit answer), and that must not cancel the other callers'
-//! commands.
 
-use std::mem;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use redis::{Pipeline, Value};
 use tokio::sync::oneshot;
 
+use super::gather::Gather;
 use super::{Connections, RedisCallError};
 
 /// The replies to one caller's commands, in order; an error reply to one command is its
@@ -42,19 +37,11 @@ pub struct PipelineStats {
 }
 
 pub(super) struct Batcher {
-    open: Mutex<Open>,
+    gather: Gather<Batch>,
     max_commands: usize,
     batches: AtomicU64,
     commands: AtomicU64,
     largest: AtomicU64,
-}
-
-#[derive(Default)]
-struct Open {
-    pipeline: Pipeline,
-    waiters: Vec<Waiter>,
-    /// A send task is scheduled and will take whatever is open when it runs.
-    scheduled: bool,
 }
 
 struct Waiter {
@@ -62,21 +49,16 @@ struct Waiter {
     answer: oneshot::Sender<Result<Replies, RedisCallError>>,
 }
 
+#[derive(Default)]
 struct Batch {
     pipeline: Pipeline,
     waiters: Vec<Waiter>,
 }
 
-enum Next {
-    Nothing,
-    Schedule,
-    SendNow(Batch),
-}
-
 impl Batcher {
     pub(super) fn new(max_commands: usize) -> Batcher {
         Batcher {
-            open: Mutex::new(Open::default()),
+            gather: Gather::default(),
             max_commands: max_commands.max(1),
             batches: AtomicU64::new(0),
             commands: AtomicU64::new(0),
@@ -101,51 +83,20 @@ impl Batcher {
         connections: &Arc<Connections>,
         build: impl FnOnce(&mut Pipeline),
     ) -> Result<Replies, RedisCallError> {
-        let batcher = &connections.batcher;
+        let max_commands = connections.batcher.max_commands;
         let (answer, replies) = oneshot::channel();
-        let next = {
-            let mut open = batcher.open.lock().expect("batch lock");
+        let add = |open: &mut Batch| {
             let start = open.pipeline.len();
             build(&mut open.pipeline);
             let end = open.pipeline.len();
             open.waiters.push(Waiter { replies: start..end, answer });
-            if end >= batcher.max_commands {
-                Next::SendNow(take(&mut open))
-            } else if !open.scheduled {
-                open.scheduled = true;
-                Next::Schedule
-            } else {
-                Next::Nothing
-            }
+            end >= max_commands
         };
-        match next {
-            Next::Nothing => {}
-            Next::Schedule => {
-                let connections = connections.clone();
-                tokio::spawn(async move {
-                    // Let the callers that are ready to run add their commands first.
-                    tokio::task::yield_now().await;
-                    let batch = {
-                        let mut open = connections.batcher.open.lock().expect("batch lock");
-                        open.scheduled = false;
-                        take(&mut open)
-                    };
-                    send(&connections, batch).await;
-                });
-            }
-            Next::SendNow(batch) => {
-                let connections = connections.clone();
-                tokio::spawn(async move { send(&connections, batch).await });
-            }
-        }
+        Gather::add(connections, |c| &c.batcher.gather, add, |c, batch| async move { send(&c, batch).await });
         // The send task answers every waiter, with replies or an error; it only drops one if
         // it panicked.
         replies.await.unwrap_or_else(|_| Err(RedisCallError::Abandoned))
     }
-}
-
-fn take(open: &mut Open) -> Batch {
-    Batch { pipeline: mem::take(&mut open.pipeline), waiters: mem::take(&mut open.waiters) }
 }
 
 async fn send(connections: &Connections, batch: Batch) {

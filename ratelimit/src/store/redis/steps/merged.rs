@@ -1,10 +1,8 @@
 //! The steps of concurrent requests, merged into one script run.
 //!
-//! Same shape as the pool's auto-pipelining: a request adds its part (its time, keys and
-//! arguments) to the open run; the first request of a run schedules its send, which waits one
-//! scheduler turn so that every request already running adds its part too, then runs the
-//! script once and hands each request its own slice of the answer. No timer: a lone request
-//! leaves at once (one turn later); a busy service sends bigger runs.
+//! Gathered as the pool's auto-pipelined commands are ([`Gather`]): a request adds its part (its
+//! time, keys and arguments) to the open run, which leaves one scheduler turn after its first
+//! request (no timer), runs the script once and hands each request its own slice of the answer.
 //!
 //! Each request's part stays atomic (a script runs with nothing between its commands), and the
 //! requests of one run count one after the other, as they would in separate runs.
@@ -13,14 +11,13 @@
 //! script run — during which Redis serves nobody else — never grows with the number of callers.
 //! With `REDIS_PIPELINE_LIMIT=1` every request runs its own script, as nothing else is shared.
 //!
-//! The send is a task of its own: a request may be cancelled (Envoy gives up on a slow answer),
-//! and that must not cancel the other requests' steps. A failed run fails each of its requests.
+//! The send is a task of its own, so a cancelled request does not cancel the other requests'
+//! steps. A failed run fails each of its requests.
 
-use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use shared::redis::{RedisCallError, RedisPool};
+use shared::redis::{Gather, RedisCallError, RedisPool};
 use tokio::sync::oneshot;
 
 use super::{answer_len, decode, encode, run_script};
@@ -45,17 +42,10 @@ pub struct MergeStats {
 pub struct MergedScripts {
     pool: Arc<RedisPool>,
     max_steps: usize,
-    open: Mutex<Open>,
+    gather: Gather<Run>,
     runs: AtomicU64,
     requests: AtomicU64,
     largest: AtomicU64,
-}
-
-#[derive(Default)]
-struct Open {
-    run: Run,
-    /// A send task is scheduled and will take whatever is open when it runs.
-    scheduled: bool,
 }
 
 #[derive(Default)]
@@ -72,19 +62,13 @@ struct Waiter {
     answer: oneshot::Sender<Result<Vec<i64>, StoreError>>,
 }
 
-enum Next {
-    Nothing,
-    Schedule,
-    SendNow(Run),
-}
-
 impl MergedScripts {
     /// Merges at most `max_steps` steps per run (at least one request's, whatever its size).
     pub fn new(pool: Arc<RedisPool>, max_steps: usize) -> Arc<MergedScripts> {
         Arc::new(MergedScripts {
             pool,
             max_steps: max_steps.clamp(1, MAX_MERGED_STEPS),
-            open: Mutex::new(Open::default()),
+            gather: Gather::default(),
             runs: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             largest: AtomicU64::new(0),
@@ -103,41 +87,14 @@ impl MergedScripts {
     /// Runs one request's `steps` at `now_us`, in the open run.
     pub async fn run(self: &Arc<Self>, steps: &[Step<'_>], now_us: u64) -> Result<Vec<StepResult>, StoreError> {
         let (answer, values) = oneshot::channel();
-        let next = {
-            let mut open = self.open.lock().expect("merge lock");
-            let run = &mut open.run;
+        let max_steps = self.max_steps;
+        let add = |run: &mut Run| {
             encode(steps, now_us, &mut run.keys, &mut run.args);
             run.steps += steps.len();
             run.waiters.push(Waiter { values: answer_len(steps), answer });
-            if run.steps >= self.max_steps {
-                Next::SendNow(mem::take(run))
-            } else if !open.scheduled {
-                open.scheduled = true;
-                Next::Schedule
-            } else {
-                Next::Nothing
-            }
+            run.steps >= max_steps
         };
-        match next {
-            Next::Nothing => {}
-            Next::Schedule => {
-                let scripts = self.clone();
-                tokio::spawn(async move {
-                    // Let the requests that are ready to run add their steps first.
-                    tokio::task::yield_now().await;
-                    let run = {
-                        let mut open = scripts.open.lock().expect("merge lock");
-                        open.scheduled = false;
-                        mem::take(&mut open.run)
-                    };
-                    scripts.send(run).await;
-                });
-            }
-            Next::SendNow(run) => {
-                let scripts = self.clone();
-                tokio::spawn(async move { scripts.send(run).await });
-            }
-        }
+        Gather::add(self, |scripts| &scripts.gather, add, |scripts, run| async move { scripts.send(run).await });
         // The send task answers every waiter; it only drops one if it panicked.
         let flat = values.await.unwrap_or_else(|_| Err(StoreError::Redis(RedisCallError::Abandoned)))?;
         decode(steps, &flat)
