@@ -32,6 +32,9 @@ impl<B: Default + Send + 'static> Gather<B> {
     /// Adds to the open batch of `owner`'s gather (`gather`) with `add`, which says whether the
     /// batch is now full, and makes sure the batch is sent: by `send`, in a task of its own, at
     /// once when full, else one scheduler turn after its first caller.
+    ///
+    /// The send task gets the owner (which holds the gather and what sending needs), reached
+    /// through `gather`: the owner's `Arc` is cloned only when a send is scheduled, not per call.
     pub fn add<O, S, Fut>(owner: &Arc<O>, gather: fn(&O) -> &Gather<B>, add: impl FnOnce(&mut B) -> bool, send: S)
     where
         O: Send + Sync + 'static,

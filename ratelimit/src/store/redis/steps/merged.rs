@@ -119,9 +119,9 @@ impl MergedScripts {
                 }
             }
             Ok(flat) => {
+                let got = format!("{} values for {expected}", flat.len());
                 for waiter in waiters {
-                    let got = format!("{} values for {expected}", flat.len());
-                    let _ = waiter.answer.send(Err(StoreError::ScriptAnswer(got)));
+                    let _ = waiter.answer.send(Err(StoreError::ScriptAnswer(got.clone())));
                 }
             }
             Err(error) => {

@@ -76,6 +76,26 @@ async fn a_run_closes_at_its_bound_and_every_request_is_still_answered() {
 }
 
 #[tokio::test]
+async fn a_request_larger_than_the_bound_runs_whole_and_closes_the_open_run() {
+    let redis = RedisServer::start();
+    let scripts = MergedScripts::new(pool(&redis, MAX_PIPELINE_COMMANDS), MAX_PIPELINE_COMMANDS);
+    let huge: Vec<Step<'_>> = (0..MAX_MERGED_STEPS * 3)
+        .map(|_| Step::Window(CounterUpdate { key: "huge", hits: 1, ttl: 60, window: 60 }))
+        .collect();
+    let (before, whole, after) = tokio::join!(
+        bucket_and_shared_counter(&scripts, 0),
+        scripts.run(&huge, BASE_US),
+        bucket_and_shared_counter(&scripts, 1),
+    );
+    check_answers(vec![before, after]);
+    let counts: Vec<StepResult> = whole.unwrap();
+    let expected: Vec<StepResult> = (1..=huge.len() as u64).map(StepResult::Count).collect();
+    assert_eq!(counts, expected, "every step of the large request, in order, in one run");
+    // The first request and the large one went together, at once; the last in a run of its own.
+    assert_eq!(scripts.stats(), MergeStats { runs: 2, requests: 3, largest: 2 });
+}
+
+#[tokio::test]
 async fn with_a_pipeline_limit_of_one_each_request_runs_alone() {
     let redis = RedisServer::start();
     let pool = pool(&redis, 1);
