@@ -20,11 +20,10 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 
+use crate::lean_client::{AuthzClient, RlsClient};
 use crate::load::{self, LoadResult};
 use crate::report::Row;
 use crate::scenarios::{authz_load, channel, check_request, rls_load, values, Shape};
@@ -124,7 +123,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Target> {
 pub async fn load(target: &Target, shape: Shape) -> LoadResult {
     match target {
         Target::Rls { addr, request, distinct, expect } => {
-            let client = RateLimitServiceClient::new(channel(*addr).await);
+            let client = RlsClient::new(channel(*addr).await);
             let (request, distinct, expect) = (Arc::new(request.clone()), *distinct, *expect);
             load::drive(shape.pace(), move |worker, n| {
                 let mut client = client.clone();
@@ -138,8 +137,8 @@ pub async fn load(target: &Target, shape: Shape) -> LoadResult {
                     let answer = client.should_rate_limit(request).await;
                     match (answer, expect) {
                         (Ok(_), Expect::Any) => true,
-                        (Ok(r), Expect::Pass) => r.get_ref().overall_code == 1,
-                        (Ok(r), Expect::Refuse) => r.get_ref().overall_code == 2,
+                        (Ok(code), Expect::Pass) => code == 1,
+                        (Ok(code), Expect::Refuse) => code == 2,
                         (Err(_), _) => false,
                     }
                 }
@@ -147,7 +146,7 @@ pub async fn load(target: &Target, shape: Shape) -> LoadResult {
             .await
         }
         Target::Authz { addr, request, expect } => {
-            let client = AuthorizationClient::new(channel(*addr).await);
+            let client = AuthzClient::new(channel(*addr).await);
             let (request, expect) = (Arc::new((**request).clone()), *expect);
             load::drive(shape.pace(), move |_, _| {
                 let mut client = client.clone();
@@ -157,8 +156,8 @@ pub async fn load(target: &Target, shape: Shape) -> LoadResult {
                     let allowed = |code: i32| code == 0;
                     match (answer, expect) {
                         (Ok(_), Expect::Any) => true,
-                        (Ok(r), Expect::Pass) => r.get_ref().status.as_ref().is_some_and(|s| allowed(s.code)),
-                        (Ok(r), Expect::Refuse) => r.get_ref().status.as_ref().is_some_and(|s| !allowed(s.code)),
+                        (Ok(code), Expect::Pass) => code.is_some_and(allowed),
+                        (Ok(code), Expect::Refuse) => code.is_some_and(|code| !allowed(code)),
                         (Err(_), _) => false,
                     }
                 }

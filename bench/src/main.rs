@@ -23,6 +23,7 @@ mod callgrind;
 mod cost;
 mod external;
 mod floors;
+mod lean_client;
 mod load;
 mod otlp_sink;
 mod proc_cpu;
@@ -45,7 +46,7 @@ use report::Row;
 /// allocators on the binaries themselves); the services measured in this process do too.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use scenarios::{authz_load, rls_load, values, Shape, Values};
+use scenarios::{authz_load_decoding, rls_load, values, Decode, Shape, Values};
 use serde_json::json;
 use shared::testing::RedisServer;
 use targets::{api_key, AuthzTarget, RateLimitTarget, RSA_KEY};
@@ -128,10 +129,27 @@ async fn authz_row(
     header: &'static str,
     sent: &Values,
 ) -> Row {
+    authz_row_decoding(Decode::Checked, name, shape, floor, addr, header, sent).await
+}
+
+/// [`authz_row`] with the generator decoding as much of each answer (floor's and service's) as
+/// `decode` says.
+async fn authz_row_decoding(
+    decode: Decode,
+    name: &str,
+    shape: Shape,
+    floor: SocketAddr,
+    addr: SocketAddr,
+    header: &'static str,
+    sent: &Values,
+) -> Row {
     let any = values(["k".to_string()]);
-    let floor_load = move || -> Load<'static> { Box::pin(authz_load(floor, shape.pace(), "x-api-key", any.clone())) };
+    let floor_load = move || -> Load<'static> {
+        Box::pin(authz_load_decoding(decode, floor, shape.pace(), "x-api-key", any.clone()))
+    };
     let sent = sent.clone();
-    let scenario = move || -> Load<'static> { Box::pin(authz_load(addr, shape.pace(), header, sent.clone())) };
+    let scenario =
+        move || -> Load<'static> { Box::pin(authz_load_decoding(decode, addr, shape.pace(), header, sent.clone())) };
     measure(name, shape, Some(("do-nothing ext_authz", &floor_load)), &scenario).await
 }
 
@@ -409,8 +427,58 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(floors::serve_on(port, args.get(3).map(String::as_str)))
         }
         Some("external") => tokio::runtime::Runtime::new()?.block_on(run_external(&args[2..])),
-        _ => tokio::runtime::Runtime::new()?.block_on(run()),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            check_args(&args[1..])?;
+            tokio::runtime::Runtime::new()?.block_on(run())
+        }
     }
+}
+
+const USAGE: &str = "\
+bench: ratelimit and ext-authz against do-nothing servers of the same protocols (see bench/README.md)
+
+  bench [--seconds 3] [--runs 3] [--concurrency 64] [--rate R] [--out docs/benchmarks.md] [--no-profile]
+  bench --only envoy|profile|caches|algorithms|redis|cost|authz   (one group of rows, printed)
+        [--cases A,B] (profile) [--cost-rows A,B] [--cost-rate 10000] (cost) [--redis-pool-size N]
+  bench external rls|authz HOST:PORT [options]   (a server already running)
+  bench body rls|authz FILE                       (a gRPC-framed request body for h2load)
+";
+
+/// The flags a full or `--only` run reads, with a value after each; anything else is refused
+/// before a run starts (a misspelt flag would otherwise start a 30-minute full run).
+const VALUED_FLAGS: [&str; 10] = [
+    "--seconds",
+    "--runs",
+    "--concurrency",
+    "--rate",
+    "--out",
+    "--only",
+    "--cases",
+    "--cost-rows",
+    "--cost-rate",
+    "--redis-pool-size",
+];
+const ONLY_GROUPS: [&str; 7] = ["envoy", "profile", "caches", "algorithms", "redis", "cost", "authz"];
+
+fn check_args(args: &[String]) -> anyhow::Result<()> {
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        if flag == "--no-profile" {
+            continue;
+        }
+        if !VALUED_FLAGS.contains(&flag.as_str()) {
+            anyhow::bail!("unknown argument {flag:?}\n\n{USAGE}");
+        }
+        let Some(value) = rest.next() else { anyhow::bail!("{flag} needs a value\n\n{USAGE}") };
+        if flag == "--only" && !ONLY_GROUPS.contains(&value.as_str()) {
+            anyhow::bail!("--only {value:?}: one of {}", ONLY_GROUPS.join(", "));
+        }
+    }
+    Ok(())
 }
 
 /// `bench external …`: one row against a server already running, with our floor beside it.
@@ -566,9 +634,10 @@ async fn authz_rows(shape: Shape, floor_addr: std::net::SocketAddr) -> anyhow::R
     };
     let few = AuthzTarget::start(10, &keys, true).await;
     let addr = few.running.grpc_addr;
-    rows.push(
-        authz_row("ext-authz, API key, 10 stored", shape, floor_addr, addr, "x-api-key", &values([api_key(5)])).await,
-    );
+    let key = values([api_key(5)]);
+    rows.push(authz_row("ext-authz, API key, 10 stored", shape, floor_addr, addr, "x-api-key", &key).await);
+    let name = "ext-authz, API key, 10 stored, the generator decoding whole answers";
+    rows.push(authz_row_decoding(Decode::Whole, name, shape, floor_addr, addr, "x-api-key", &key).await);
     let cached = values([bearer(&rs, "u".into())]);
     rows.push(authz_row("ext-authz, RS256 JWT, cached", shape, floor_addr, addr, "authorization", &cached).await);
     few.running.shutdown().await;
@@ -605,7 +674,10 @@ fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters
          {runs} runs of {secs} s {pace} on one HTTP/2 connection, each run right \
          after a run of its floor (a do-nothing server of the same protocol on the same tonic stack); \
          the ratio is per run, shown as the median and the range. Every answer is checked: errors \
-         count wrong answers as well as failed calls. The Envoy rows are driven by wrk (HTTP/1.1, 2 threads, \
+         count wrong answers as well as failed calls. The generator decodes of each answer only the code it \
+         checks (ext_authz status, rate limit overall code), skipping the rest, so that its own work per \
+         request, counted in every row, does not grow with the answer; the row \"decoding whole answers\" \
+         decodes them all, floor's and service's, as the generated client does. The Envoy rows are driven by wrk (HTTP/1.1, 2 threads, \
          {conc} connections, closed loop in every mode) against Envoy 1.40 (`--concurrency 1`) and the echo backend; \
          the floor of ext-authz through Envoy is the same Envoy calling a do-nothing ext_authz server (which allows \
          with one `x-user-id` header, so that the rate limit filter has its descriptor), and of ext-authz + \
@@ -644,4 +716,26 @@ fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters
         growth("ext-authz, API key, 10 stored", "ext-authz, API key, 1M stored"),
     ));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_args;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// A misspelt or unknown flag stops before anything runs, naming it; known flags pass.
+    #[test]
+    fn unknown_flags_and_groups_are_refused_before_a_run() {
+        assert!(check_args(&args("")).is_ok());
+        assert!(check_args(&args("--seconds 1 --runs 1 --no-profile --only cost --cost-rows default")).is_ok());
+        let unknown = check_args(&args("--second 1")).unwrap_err().to_string();
+        assert!(unknown.starts_with("unknown argument \"--second\""), "{unknown}");
+        let group = check_args(&args("--only everything")).unwrap_err().to_string();
+        assert!(group.contains("--only \"everything\""), "{group}");
+        let missing = check_args(&args("--runs")).unwrap_err().to_string();
+        assert!(missing.starts_with("--runs needs a value"), "{missing}");
+    }
 }

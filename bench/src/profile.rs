@@ -20,7 +20,7 @@ use shared::testing::RedisServer;
 
 use crate::callgrind;
 use crate::load::{LoadResult, Pace, Until};
-use crate::scenarios::{authz_load, rls_load, values, Values};
+use crate::scenarios::{authz_load_decoding, rls_load, values, Decode, Values};
 use crate::targets::{api_key, AuthzTarget, RateLimitTarget, RSA_KEY};
 
 pub const REQUESTS: u64 = 2000;
@@ -69,12 +69,19 @@ pub const CASES: &[Case] = &[
     Case { id: "authz-jwt-cached", name: "ext-authz, RS256 JWT, cached", floor: "floor-authz" },
     Case { id: "authz-rs256", name: "ext-authz, RS256 JWTs, uncached", floor: "floor-authz" },
     Case { id: "authz-es256", name: "ext-authz, ES256 JWTs, uncached", floor: "floor-authz" },
+    // The generator decoding every answer whole, floor and case alike (see `lean_client`).
+    Case { id: "floor-authz-whole", name: "do-nothing ext_authz, the generator decoding whole answers", floor: "" },
+    Case {
+        id: "authz-key-10-whole",
+        name: "ext-authz, API key, 10 stored, the generator decoding whole answers",
+        floor: "floor-authz-whole",
+    },
 ];
 
 /// What a case drives: which protocol, at which address, with which header/descriptor values.
 enum Load {
     Rls(std::net::SocketAddr, &'static str, Values),
-    Authz(std::net::SocketAddr, &'static str, Values),
+    Authz(std::net::SocketAddr, &'static str, Values, Decode),
 }
 
 impl Load {
@@ -82,7 +89,9 @@ impl Load {
         let pace = Pace::Closed { concurrency: CALLERS, until: Until::Requests(requests) };
         match self {
             Load::Rls(addr, key, sent) => rls_load(*addr, pace, key, sent.clone()).await,
-            Load::Authz(addr, header, sent) => authz_load(*addr, pace, header, sent.clone()).await,
+            Load::Authz(addr, header, sent, decode) => {
+                authz_load_decoding(*decode, *addr, pace, header, sent.clone()).await
+            }
         }
     }
 }
@@ -114,13 +123,16 @@ async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
         let load = Load::Rls(target.addr(), key, sent);
         (Running::RateLimit(target, redis), load)
     };
+    let decode = if id.ends_with("-whole") { Decode::Whole } else { Decode::Checked };
     let authz = |target: AuthzTarget, header, sent| {
-        let load = Load::Authz(target.running.grpc_addr, header, sent);
+        let load = Load::Authz(target.running.grpc_addr, header, sent, decode);
         (Running::Authz(target), load)
     };
     Ok(match id {
         "floor-rls" => (Running::Floor, Load::Rls(crate::floors::start().await, "client", hot())),
-        "floor-authz" => (Running::Floor, Load::Authz(crate::floors::start().await, "x-api-key", values(["k".into()]))),
+        "floor-authz" | "floor-authz-whole" => {
+            (Running::Floor, Load::Authz(crate::floors::start().await, "x-api-key", values(["k".into()]), decode))
+        }
         "rl-memory-hot" => rate_limit(RateLimitTarget::start(10, None).await, None, "client", hot()),
         "rl-memory-spread" => rate_limit(RateLimitTarget::start(10, None).await, None, "client", spread()),
         "rl-memory-10-rules" => {
@@ -134,7 +146,9 @@ async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
             let target = RateLimitTarget::start(10, Some(&redis)).await;
             rate_limit(target, Some(redis), "client", if id == "rl-redis-hot" { hot() } else { spread() })
         }
-        "authz-key-10" => authz(AuthzTarget::start(10, &keys, true).await, "x-api-key", values([api_key(5)])),
+        "authz-key-10" | "authz-key-10-whole" => {
+            authz(AuthzTarget::start(10, &keys, true).await, "x-api-key", values([api_key(5)]))
+        }
         "authz-key-1m" => {
             authz(AuthzTarget::start(1_000_000, &keys, true).await, "x-api-key", values([api_key(500_000)]))
         }
@@ -321,7 +335,9 @@ pub fn render(profiles: &HashMap<&'static str, Profile>) -> String {
          not in them. \"floor ÷ case\" is the instruction analogue of the throughput ratio above; \
          \"in the handler\" is what the service's own gRPC handler executes (deciding and building the \
          answer); the rest of the difference is the protocol around it (decoding the request, encoding \
-         the answer, HTTP/2, and the load generator decoding a larger answer, as Envoy would).\n\n\
+         the answer, HTTP/2). The generator decodes of each answer only the code it checks, so its work \
+         does not grow with the answer; the \"decoding whole answers\" pair shows what decoding all of it, \
+         as the generated client does, adds.\n\n\
          | case | instructions / request | floor ÷ case | beyond the floor | in the handler | largest extra costs (instructions / request) |\n\
          |---|---|---|---|---|---|\n"
     );

@@ -10,10 +10,10 @@ use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescript
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request as AttrRequest};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use tonic::transport::Channel;
 
+use crate::lean_client::{AuthzClient, RlsClient};
 use crate::load::{self, LoadResult, Pace, Until};
 
 #[derive(Debug, Clone, Copy)]
@@ -123,25 +123,59 @@ pub async fn rls_load_on(
     values: Values,
     overall_code: i32,
 ) -> LoadResult {
-    let client = RateLimitServiceClient::new(channel);
+    let client = RlsClient::new(channel);
     load::drive(pace, move |worker, n| {
         let mut client = client.clone();
         let request = rls_request(key, pick(&values, worker, n));
-        async move {
-            matches!(client.should_rate_limit(request).await, Ok(r) if r.get_ref().overall_code == overall_code)
-        }
+        async move { client.should_rate_limit(request).await.is_ok_and(|code| code == overall_code) }
     })
     .await
 }
 
+/// How much of each answer the generator decodes (see `lean_client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decode {
+    /// Only the field checked: the generator's work per request does not grow with the answer.
+    Checked,
+    /// The whole answer, as the generated client does.
+    Whole,
+}
+
 /// Load of `Check` calls; allow expected.
 pub async fn authz_load(addr: SocketAddr, pace: Pace, header: &'static str, values: Values) -> LoadResult {
-    authz_load_on(channel(addr).await, pace, header, values).await
+    authz_load_decoding(Decode::Checked, addr, pace, header, values).await
+}
+
+/// [`authz_load`], decoding as much of each answer as `decode` says.
+pub async fn authz_load_decoding(
+    decode: Decode,
+    addr: SocketAddr,
+    pace: Pace,
+    header: &'static str,
+    values: Values,
+) -> LoadResult {
+    match decode {
+        Decode::Checked => authz_load_on(channel(addr).await, pace, header, values).await,
+        Decode::Whole => authz_load_whole(addr, pace, header, values).await,
+    }
 }
 
 /// [`authz_load`] on a channel already made (e.g. over TLS).
 pub async fn authz_load_on(channel: Channel, pace: Pace, header: &'static str, values: Values) -> LoadResult {
-    let client = AuthorizationClient::new(channel);
+    let client = AuthzClient::new(channel);
+    load::drive(pace, move |worker, n| {
+        let mut client = client.clone();
+        let request = check_request(header, pick(&values, worker, n));
+        async move { client.check(request).await.is_ok_and(|code| code == Some(0)) }
+    })
+    .await
+}
+
+/// [`authz_load`] with a client that decodes each answer whole (every header, the dynamic
+/// metadata's map), as the generated client does: the generator then works more per request the
+/// richer the answer is (see `lean_client`).
+async fn authz_load_whole(addr: SocketAddr, pace: Pace, header: &'static str, values: Values) -> LoadResult {
+    let client = AuthorizationClient::new(channel(addr).await);
     load::drive(pace, move |worker, n| {
         let mut client = client.clone();
         let request = check_request(header, pick(&values, worker, n));
