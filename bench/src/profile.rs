@@ -206,11 +206,9 @@ pub struct Profile {
     pub functions: HashMap<String, f64>,
 }
 
-/// The services' gRPC handlers, as callgrind names them (the async bodies).
-const HANDLERS: &[(&str, &str)] = &[
-    ("ext_authz::grpc::server::CheckMethod as", "::call::{{closure}}"),
-    ("ratelimit::grpc::RateLimitGrpc as", "::should_rate_limit::{{closure}}"),
-];
+/// The services' gRPC handlers, as callgrind names them: the body of `shared::serve::unary`'s
+/// call, into which each service's async handler is inlined (one service runs per case).
+const HANDLERS: &[(&str, &str)] = &[("shared::serve::unary::Call<M> as", "::call::{{closure}}")];
 
 /// Runs every case (or those in `only`, with their floors) in its own callgrind process;
 /// returns the profiles by id.

@@ -7,20 +7,22 @@ use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
     Code as PbCode, DescriptorStatus as PbStatus, RateLimit as PbRateLimit,
 };
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
-    RateLimitService, RateLimitServiceServer,
-};
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest as PbRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::{Duration, Struct};
+use shared::serve::unary::{UnaryMethod, UnaryServer};
 use shared::serve::Calls;
 use shared::traces::{record_error, run_call, CallTrace, HeaderCarrier};
 use tonic::{Request, Response, Status};
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::core::evaluate::{Code, DescriptorStatus};
+use crate::core::evaluate::{Code, DescriptorStatus, Verdict};
 use crate::core::{Entry, LimitOverride, RateLimitRequest, RequestDescriptor, Unit};
 use crate::service::{Decision, RateLimiter, ServiceError};
+
+mod answer;
+
+pub use answer::RlsAnswer;
 
 pub struct RateLimitGrpc {
     limiter: Arc<RateLimiter>,
@@ -29,14 +31,30 @@ pub struct RateLimitGrpc {
 
 impl RateLimitGrpc {
     /// `calls` counts calls in progress, for a graceful stop.
-    pub fn server(limiter: Arc<RateLimiter>, calls: Calls) -> RateLimitServiceServer<RateLimitGrpc> {
-        RateLimitServiceServer::new(RateLimitGrpc { limiter, calls })
+    /// Served by `shared::serve::unary` rather than the generated server, so that an answer is
+    /// an [`RlsAnswer`] (same wire message, written from the decision; see `answer`).
+    pub fn server(limiter: Arc<RateLimiter>, calls: Calls) -> UnaryServer<RateLimitGrpc> {
+        UnaryServer::new(RateLimitGrpc { limiter, calls })
     }
 }
 
-#[tonic::async_trait]
-impl RateLimitService for RateLimitGrpc {
-    async fn should_rate_limit(&self, request: Request<PbRequest>) -> Result<Response<RateLimitResponse>, Status> {
+impl UnaryMethod for RateLimitGrpc {
+    const SERVICE: &'static str = "envoy.service.ratelimit.v3.RateLimitService";
+    const PATH: &'static str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
+    type Request = PbRequest;
+    type Answer = RlsAnswer;
+
+    fn call(
+        &self,
+        request: Request<PbRequest>,
+    ) -> impl std::future::Future<Output = Result<Response<RlsAnswer>, Status>> + Send {
+        self.should_rate_limit(request)
+    }
+}
+
+impl RateLimitGrpc {
+    /// `RateLimitService/ShouldRateLimit`.
+    pub async fn should_rate_limit(&self, request: Request<PbRequest>) -> Result<Response<RlsAnswer>, Status> {
         let _call = self.calls.start();
         let (metadata, _, request) = request.into_parts();
         let carrier = HeaderCarrier(metadata.as_ref());
@@ -77,7 +95,7 @@ impl RateLimitService for RateLimitGrpc {
                 match decided {
                     Ok(decision) => {
                         span.record("ratelimit.decision", decision.verdict.overall.as_str());
-                        Ok(Response::new(to_proto(&request, decision)))
+                        Ok(Response::new(to_answer(&request, decision)))
                     }
                     Err(e) => Err(to_status(&e)),
                 }
@@ -135,6 +153,17 @@ pub fn to_core(request: PbRequest) -> Result<RateLimitRequest, InvalidRequest> {
         })
         .collect::<Result<_, _>>()?;
     Ok(RateLimitRequest { domain, descriptors, hits_addend })
+}
+
+/// The answer to send: written from the statuses when they are all it holds (nearly always),
+/// else the generated message.
+pub fn to_answer(request: &RateLimitRequest, decision: Decision) -> RlsAnswer {
+    if decision.verdict.headers.is_empty() && decision.dynamic_metadata.is_none() {
+        let Verdict { overall, statuses, .. } = decision.verdict;
+        RlsAnswer::Statuses { overall, statuses }
+    } else {
+        RlsAnswer::Message(to_proto(request, decision))
+    }
 }
 
 pub fn to_proto(request: &RateLimitRequest, decision: Decision) -> RateLimitResponse {

@@ -20,6 +20,10 @@ use crate::local_cache::LocalCache;
 use crate::metrics::{LimitStats, Metrics};
 use crate::store::{CounterStore, CounterUpdate, MemoryStore, Step, StepResult, StoreError};
 
+/// Each descriptor's counter value, in plan order. Requests carry one or two descriptors almost
+/// always: kept on the stack.
+type Values = SmallVec<[Option<CounterValue>; 4]>;
+
 /// Errors a call can end with. The texts of the first three are the reference's.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -306,17 +310,17 @@ impl RateLimiter {
         use_batches: bool,
         plan: &Plan,
         now: Now,
-    ) -> Result<Vec<Option<CounterValue>>, StoreError> {
+    ) -> Result<Values, StoreError> {
         let local_cache = self.local_cache.as_ref().filter(|_| use_cache);
         if plan.counted().any(|(_, c)| c.algorithm != Algorithm::FixedWindow) {
             // Boxed: a rare path that would otherwise make every call's future larger.
             return Box::pin(self.count_steps(store, local_cache, plan, now)).await;
         }
         let now = now.seconds;
-        let mut values = vec![None; plan.descriptors.len()];
+        let mut values: Values = smallvec::smallvec![None; plan.descriptors.len()];
         // Keys the local cache knows to be over their limit are answered without the store;
         // the others are asked, in plan order (`asked` holds their indices).
-        let mut updates: Vec<CounterUpdate<'_>> = Vec::with_capacity(plan.descriptors.len());
+        let mut updates: SmallVec<[CounterUpdate<'_>; 4]> = SmallVec::with_capacity(plan.descriptors.len());
         let mut asked: SmallVec<[usize; 4]> = SmallVec::new();
         for (index, c) in plan.counted() {
             if local_cache.is_some_and(|cache| cache.contains(&c.key, now)) {
@@ -356,7 +360,10 @@ impl RateLimiter {
                 let each = updates.iter().map(|update| batcher.increment(store, update, now));
                 Box::pin(futures_util::future::try_join_all(each)).await?
             }
-            None => store.increment(&updates, now).await?,
+            None => match store.increment_now(&updates, now) {
+                Some(counted) => counted?,
+                None => store.increment(&updates, now).await?,
+            },
         };
         for ((index, update), after) in asked.into_iter().zip(&updates).zip(after) {
             values[index] = Some(CounterValue::Counted { after, applied: update.hits });
@@ -374,8 +381,8 @@ impl RateLimiter {
         local_cache: Option<&LocalCache>,
         plan: &Plan,
         now: Now,
-    ) -> Result<Vec<Option<CounterValue>>, StoreError> {
-        let mut values = vec![None; plan.descriptors.len()];
+    ) -> Result<Values, StoreError> {
+        let mut values: Values = smallvec::smallvec![None; plan.descriptors.len()];
         let mut asked = Vec::with_capacity(plan.descriptors.len());
         let mut steps = Vec::with_capacity(plan.descriptors.len());
         for (index, c) in plan.counted() {

@@ -3,6 +3,7 @@
 
 mod first_bytes;
 mod http1;
+pub mod unary;
 
 pub use first_bytes::FIRST_BYTES_WITHIN;
 use std::sync::atomic::{AtomicUsize, Ordering};

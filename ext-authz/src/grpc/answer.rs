@@ -14,8 +14,9 @@ use envoy_types::pb::envoy::service::auth::v3::{CheckResponse, OkHttpResponse};
 use envoy_types::pb::google::protobuf::Struct;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use prost::bytes::{Buf, BufMut, Bytes};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, DecodeContext, WireType};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, DecodeContext, WireType};
 use prost::{DecodeError, Message};
+use shared::serve::unary::{put_in_one_copy, WrittenPart};
 
 use crate::core::decision::Allow;
 use crate::core::identity_part::IdentityPart;
@@ -114,22 +115,70 @@ fn status_ok() -> RpcStatus {
     RpcStatus { code: tonic::Code::Ok as i32, ..RpcStatus::default() }
 }
 
+/// An allowed answer's first bytes: the OK status, then the `ok_response` field's key and
+/// length (`ok_len` bytes follow).
+struct Head {
+    ok_len: usize,
+}
+
+impl WrittenPart for Head {
+    fn written_len(&self) -> usize {
+        prost::encoding::message::encoded_len(STATUS, &status_ok())
+            + key_len(OK_RESPONSE)
+            + encoded_len_varint(self.ok_len as u64)
+    }
+
+    fn write(&self, buf: &mut impl BufMut) {
+        prost::encoding::message::encode(STATUS, &status_ok(), buf);
+        DelimitedKey { tag: OK_RESPONSE, len: self.ok_len }.write(buf);
+    }
+}
+
+/// A length-delimited field's key and length (`len` bytes follow).
+struct DelimitedKey {
+    tag: u32,
+    len: usize,
+}
+
+impl WrittenPart for DelimitedKey {
+    fn written_len(&self) -> usize {
+        key_len(self.tag) + encoded_len_varint(self.len as u64)
+    }
+
+    fn write(&self, buf: &mut impl BufMut) {
+        encode_key(self.tag, WireType::LengthDelimited, buf);
+        encode_varint(self.len as u64, buf);
+    }
+}
+
+/// A message's fields.
+struct Fields<'a, M>(&'a M);
+
+impl<M: Message> WrittenPart for Fields<'_, M> {
+    fn written_len(&self) -> usize {
+        self.0.encoded_len()
+    }
+
+    fn write(&self, buf: &mut impl BufMut) {
+        self.0.encode_raw(buf);
+    }
+}
+
 impl Message for CheckAnswer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         let answer = match self {
             CheckAnswer::Message(message) => return message.encode_raw(buf),
             CheckAnswer::Allowed(answer) => answer,
         };
-        prost::encoding::message::encode(STATUS, &status_ok(), buf);
-        encode_key(OK_RESPONSE, WireType::LengthDelimited, buf);
-        encode_varint(answer.ok_len() as u64, buf);
+        // The small parts written byte by byte go through the stack (see `put_in_one_copy`);
+        // the identity's encoded parts are copied as they are.
+        put_in_one_copy(&Head { ok_len: answer.ok_len() }, buf);
         buf.put_slice(&answer.identity.ok_fields);
-        answer.own.encode_raw(buf);
+        put_in_one_copy(&Fields(&answer.own), buf);
         if answer.has_metadata() {
-            encode_key(DYNAMIC_METADATA, WireType::LengthDelimited, buf);
-            encode_varint(answer.metadata_len() as u64, buf);
+            put_in_one_copy(&DelimitedKey { tag: DYNAMIC_METADATA, len: answer.metadata_len() }, buf);
             match &answer.metadata {
-                Some(metadata) => metadata.encode_raw(buf),
+                Some(metadata) => put_in_one_copy(&Fields(metadata), buf),
                 None => buf.put_slice(&answer.identity.metadata_fields),
             }
         }

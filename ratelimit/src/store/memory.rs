@@ -16,7 +16,7 @@ use std::hash::RandomState;
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use quick_cache::UnitWeighter;
 
-use super::{CounterStore, CounterUpdate, Step, StepResult, StoreFuture};
+use super::{CounterStore, CounterUpdate, Step, StepResult, StoreError, StoreFuture};
 use crate::core::algorithm::{bucket_step, MICROS};
 
 /// The default for `MEMORY_MAX_COUNTERS`: about 130 MiB of counters.
@@ -71,6 +71,10 @@ impl MemoryStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn add_all(&self, updates: &[CounterUpdate<'_>], now: u64) -> Vec<u64> {
+        updates.iter().map(|u| self.add(u, now)).collect()
     }
 
     fn add(&self, update: &CounterUpdate<'_>, now: u64) -> u64 {
@@ -159,8 +163,11 @@ impl MemoryStore {
 
 impl CounterStore for MemoryStore {
     fn increment<'a>(&'a self, updates: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>> {
-        let values = updates.iter().map(|u| self.add(u, now)).collect();
-        Box::pin(std::future::ready(Ok(values)))
+        Box::pin(std::future::ready(Ok(self.add_all(updates, now))))
+    }
+
+    fn increment_now(&self, updates: &[CounterUpdate<'_>], now: u64) -> Option<Result<Vec<u64>, StoreError>> {
+        Some(Ok(self.add_all(updates, now)))
     }
 
     fn current<'a>(&'a self, counters: &'a [CounterUpdate<'a>], now: u64) -> StoreFuture<'a, Vec<u64>> {
@@ -208,6 +215,18 @@ mod tests {
         store.add(&second, 1079);
         assert_eq!(store.sweep(1080), 2, "both gone at 1080, not 300 s later");
         assert!(store.is_empty());
+    }
+
+    /// The on-the-spot increment and the future one count the same counters, in order.
+    #[tokio::test]
+    async fn incrementing_now_and_through_the_future_count_alike() {
+        let store = MemoryStore::new();
+        let updates = [update("a", 1, 60), update("b", 3, 60), update("a", 2, 60)];
+        let now = store.increment_now(&updates, 1000).expect("the memory store counts on the spot").unwrap();
+        assert_eq!(now, [1, 3, 3]);
+        let later = store.increment(&updates, 1000).await.unwrap();
+        assert_eq!(later, [4, 6, 6]);
+        assert!(store.answers_immediately());
     }
 
     #[test]
