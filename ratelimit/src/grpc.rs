@@ -36,23 +36,7 @@ impl RateLimitGrpc {
     pub fn server(limiter: Arc<RateLimiter>, calls: Calls) -> UnaryServer<RateLimitGrpc> {
         UnaryServer::new(RateLimitGrpc { limiter, calls })
     }
-}
 
-impl UnaryMethod for RateLimitGrpc {
-    const SERVICE: &'static str = "envoy.service.ratelimit.v3.RateLimitService";
-    const PATH: &'static str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
-    type Request = PbRequest;
-    type Answer = RlsAnswer;
-
-    fn call(
-        &self,
-        request: Request<PbRequest>,
-    ) -> impl std::future::Future<Output = Result<Response<RlsAnswer>, Status>> + Send {
-        self.should_rate_limit(request)
-    }
-}
-
-impl RateLimitGrpc {
     /// `RateLimitService/ShouldRateLimit`.
     pub async fn should_rate_limit(&self, request: Request<PbRequest>) -> Result<Response<RlsAnswer>, Status> {
         let _call = self.calls.start();
@@ -105,6 +89,20 @@ impl RateLimitGrpc {
             record_error(&span, status.message().to_string());
         }
         answer
+    }
+}
+
+impl UnaryMethod for RateLimitGrpc {
+    const SERVICE: &'static str = "envoy.service.ratelimit.v3.RateLimitService";
+    const PATH: &'static str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
+    type Request = PbRequest;
+    type Answer = RlsAnswer;
+
+    fn call(
+        &self,
+        request: Request<PbRequest>,
+    ) -> impl std::future::Future<Output = Result<Response<RlsAnswer>, Status>> + Send {
+        self.should_rate_limit(request)
     }
 }
 
