@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
@@ -20,8 +22,8 @@ use shared::testing::RedisServer;
 
 use crate::callgrind;
 use crate::load::{LoadResult, Pace, Until};
-use crate::scenarios::{authz_load_decoding, rls_load, values, Decode, Values};
-use crate::targets::{api_key, AuthzTarget, RateLimitTarget, RSA_KEY};
+use crate::scenarios::{authz_load_decoding, authz_load_each_once, rls_load, values, Decode, Values};
+use crate::targets::{api_key, AuthzTarget, RateLimitTarget, HMAC_SECRET, RSA_KEY};
 
 pub const REQUESTS: u64 = 2000;
 const WARM_UP: u64 = 300;
@@ -69,6 +71,15 @@ pub const CASES: &[Case] = &[
     Case { id: "authz-jwt-cached", name: "ext-authz, RS256 JWT, cached", floor: "floor-authz" },
     Case { id: "authz-rs256", name: "ext-authz, RS256 JWTs, uncached", floor: "floor-authz" },
     Case { id: "authz-es256", name: "ext-authz, ES256 JWTs, uncached", floor: "floor-authz" },
+    // The token cache at capacity against the same cache with room (the `caches` group's row):
+    // every check carries an HS256 token sent once, verified and inserted in both; only the
+    // full cache evicts.
+    Case { id: "authz-hs-new-warm", name: "ext-authz, new HS256 token each check, cache with room", floor: "" },
+    Case {
+        id: "authz-hs-new-full",
+        name: "ext-authz, new HS256 token each check, cache full (256 tokens)",
+        floor: "authz-hs-new-warm",
+    },
     // The generator decoding every answer whole, floor and case alike (see `lean_client`).
     Case { id: "floor-authz-whole", name: "do-nothing ext_authz, the generator decoding whole answers", floor: "" },
     Case {
@@ -82,6 +93,8 @@ pub const CASES: &[Case] = &[
 enum Load {
     Rls(std::net::SocketAddr, &'static str, Values),
     Authz(std::net::SocketAddr, &'static str, Values, Decode),
+    /// Each value sent once over the warm-up and the measured run.
+    AuthzEachOnce(std::net::SocketAddr, &'static str, Values, Arc<AtomicUsize>),
 }
 
 impl Load {
@@ -91,6 +104,9 @@ impl Load {
             Load::Rls(addr, key, sent) => rls_load(*addr, pace, key, sent.clone()).await,
             Load::Authz(addr, header, sent, decode) => {
                 authz_load_decoding(*decode, *addr, pace, header, sent.clone()).await
+            }
+            Load::AuthzEachOnce(addr, header, sent, next) => {
+                authz_load_each_once(*addr, pace, header, sent.clone(), next.clone()).await
             }
         }
     }
@@ -105,12 +121,14 @@ enum Running {
 }
 
 fn bearer_tokens(key: &SigningKey, count: usize) -> Values {
+    bearer_tokens_from(key, "bench", count)
+}
+
+/// `count` distinct tokens of issuer `iss`, valid for an hour.
+fn bearer_tokens_from(key: &SigningKey, iss: &str, count: usize) -> Values {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let exp = now.as_secs() + 3600;
-    values(
-        (0..count)
-            .map(|i| format!("Bearer {}", key.sign(&json!({"iss": "bench", "sub": format!("u{i}"), "exp": exp})))),
-    )
+    values((0..count).map(|i| format!("Bearer {}", key.sign(&json!({"iss": iss, "sub": format!("u{i}"), "exp": exp})))))
 }
 
 async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
@@ -158,6 +176,14 @@ async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
         "authz-jwt-cached" => authz(AuthzTarget::start(10, &keys, true).await, "authorization", bearer_tokens(&rs, 1)),
         "authz-rs256" => authz(AuthzTarget::start(10, &keys, false).await, "authorization", bearer_tokens(&rs, 64)),
         "authz-es256" => authz(AuthzTarget::start(10, &keys, false).await, "authorization", bearer_tokens(&es, 64)),
+        "authz-hs-new-warm" | "authz-hs-new-full" => {
+            let capacity = if id == "authz-hs-new-full" { 256 } else { 100_000 };
+            let target = AuthzTarget::start_with(10, &keys, capacity, true).await;
+            let hs = SigningKey::hmac(Algorithm::HS256, HMAC_SECRET.as_bytes());
+            let tokens = bearer_tokens_from(&hs, "hs", (WARM_UP + REQUESTS) as usize);
+            let load = Load::AuthzEachOnce(target.running.grpc_addr, "authorization", tokens, Default::default());
+            (Running::Authz(target), load)
+        }
         other => anyhow::bail!("unknown profile case {other:?}"),
     })
 }

@@ -2,6 +2,7 @@
 //! ratio compares two measurements taken moments apart on the same machine.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,6 +159,26 @@ pub async fn authz_load_decoding(
         Decode::Checked => authz_load_on(channel(addr).await, pace, header, values).await,
         Decode::Whole => authz_load_whole(addr, pace, header, values).await,
     }
+}
+
+/// Load of `Check` calls, each carrying the value after the last one `next` handed out — over
+/// every run sharing `next`, so no value is sent twice until all have been (then they start
+/// again from the first). For a cache row whose every request must be new to the cache.
+pub async fn authz_load_each_once(
+    addr: SocketAddr,
+    pace: Pace,
+    header: &'static str,
+    values: Values,
+    next: Arc<AtomicUsize>,
+) -> LoadResult {
+    let client = AuthzClient::new(channel(addr).await);
+    load::drive(pace, move |_, _| {
+        let mut client = client.clone();
+        let value = values[next.fetch_add(1, Ordering::Relaxed) % values.len()].clone();
+        let request = check_request(header, value);
+        async move { client.check(request).await.is_ok_and(|code| code == Some(0)) }
+    })
+    .await
 }
 
 /// [`authz_load`] on a channel already made (e.g. over TLS).

@@ -119,3 +119,99 @@ fn garbage_is_refused_before_crypto() {
     );
     assert_eq!(KeySet::from_jwks(r#"{"keys": []}"#).unwrap_err(), KeySetError::Empty);
 }
+
+#[test]
+fn every_hmac_algorithm_verifies_with_the_secret_and_only_its_exact_signature() {
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let keys = KeySet::from_secret(secret);
+    let all = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+    for alg in all {
+        let token = SigningKey::hmac(alg, secret).sign(&claims());
+        assert_eq!(check(&token, &policy(&all), &keys).unwrap().claims["sub"], "u1", "{alg:?}");
+        // Another secret, a flipped signature byte, a padded signature: all refused.
+        let other = SigningKey::hmac(alg, b"another secret, just as long....").sign(&claims());
+        assert_eq!(check(&other, &policy(&all), &keys), Err(JwtError::BadSignature), "{alg:?}");
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let flipped =
+            if signature.starts_with('A') { signature.replacen('A', "B", 1) } else { format!("A{}", &signature[1..]) };
+        assert_eq!(check(&format!("{message}.{flipped}"), &policy(&all), &keys), Err(JwtError::BadSignature));
+        assert_eq!(check(&format!("{token}="), &policy(&all), &keys), Err(JwtError::BadSignature));
+    }
+    // A token signed HS256 whose header says HS512 does not verify.
+    let hs256 = SigningKey::hmac(Algorithm::HS256, secret).sign(&claims());
+    let signature = hs256.rsplit_once('.').unwrap().1;
+    let relabelled = forged(&json!({"alg": "HS512", "typ": "JWT"}), &claims(), b"");
+    let relabelled = format!("{}.{signature}", relabelled.rsplit_once('.').unwrap().0);
+    assert_eq!(check(&relabelled, &policy(&all), &keys), Err(JwtError::BadSignature));
+}
+
+#[test]
+fn claims_count_only_once_the_signature_holds() {
+    let rsa = SigningKey::rsa("r", Algorithm::RS256, RSA_A);
+    let other = SigningKey::rsa("r", Algorithm::RS256, RSA_B);
+    let keys = KeySet::from_jwks(&jwks(&[&rsa])).unwrap();
+    let p = policy(&[Algorithm::RS256]);
+    let mut bad = claims();
+    bad["aud"] = json!("other");
+    bad["exp"] = json!(NOW - 1000);
+    assert_eq!(check(&other.sign(&bad), &p, &keys), Err(JwtError::BadSignature));
+}
+
+#[test]
+fn issuer_and_audience_have_one_reading() {
+    let rsa = SigningKey::rsa("r", Algorithm::RS256, RSA_A);
+    let keys = KeySet::from_jwks(&jwks(&[&rsa])).unwrap();
+    let p = policy(&[Algorithm::RS256]);
+    let with = |name: &str, value: Value| {
+        let mut c = claims();
+        c[name] = value;
+        check(&rsa.sign(&c), &p, &keys)
+    };
+    // `iss` is one string: missing, null or a list is not this provider's.
+    let mut no_iss = claims();
+    no_iss.as_object_mut().unwrap().remove("iss");
+    assert_eq!(check(&rsa.sign(&no_iss), &p, &keys).unwrap_err(), JwtError::WrongIssuer);
+    assert_eq!(with("iss", json!(null)).unwrap_err(), JwtError::WrongIssuer);
+    assert_eq!(with("iss", json!(["https://idp.test"])).unwrap_err(), JwtError::WrongIssuer);
+    // `aud`: a string or a list of strings naming us; anything else names no one.
+    assert!(with("aud", json!(["api"])).is_ok());
+    assert_eq!(with("aud", json!(["other", 7])).unwrap_err(), JwtError::MissingAudience);
+    assert_eq!(with("aud", json!(["api", 7])).unwrap_err(), JwtError::MissingAudience);
+    assert_eq!(with("aud", json!(7)).unwrap_err(), JwtError::MissingAudience);
+    assert_eq!(with("aud", json!({"api": true})).unwrap_err(), JwtError::MissingAudience);
+    assert_eq!(with("aud", json!("API")).unwrap_err(), JwtError::WrongAudience, "exact match only");
+    // No audiences configured: `aud` is not read at all.
+    let open = JwtPolicy { audiences: vec![], ..p.clone() };
+    let mut c = claims();
+    c["aud"] = json!(7);
+    assert!(check(&rsa.sign(&c), &open, &keys).is_ok());
+}
+
+#[test]
+fn times_are_numbers_or_the_token_is_refused() {
+    let rsa = SigningKey::rsa("r", Algorithm::RS256, RSA_A);
+    let keys = KeySet::from_jwks(&jwks(&[&rsa])).unwrap();
+    let p = policy(&[Algorithm::RS256]);
+    let lenient = JwtPolicy { require_exp: false, ..p.clone() };
+    let with = |name: &str, value: Value, policy: &JwtPolicy| {
+        let mut c = claims();
+        c[name] = value;
+        check(&rsa.sign(&c), policy, &keys)
+    };
+    // RFC 7519 allows fractional seconds.
+    let fractional = with("exp", json!((NOW + 300) as f64 + 0.75), &p).unwrap();
+    assert_eq!(fractional.valid_until, Some(NOW + 360));
+    assert_eq!(with("exp", json!(-5), &p).unwrap_err(), JwtError::Expired);
+    assert_eq!(with("exp", json!(null), &p).unwrap_err(), JwtError::MissingExp);
+    assert!(with("exp", json!(null), &lenient).is_ok(), "null is absent");
+    // An unreadable `exp` never makes a token that does not expire, even when `exp` is optional.
+    for policy in [&p, &lenient] {
+        let malformed = Err(JwtError::Malformed("exp is not a number"));
+        assert_eq!(with("exp", json!((NOW + 300).to_string()), policy), malformed);
+        assert_eq!(with("exp", json!([NOW + 300]), policy), malformed);
+        assert_eq!(with("exp", json!(true), policy), malformed);
+    }
+    assert_eq!(with("nbf", json!("soon"), &p), Err(JwtError::Malformed("nbf is not a number")));
+    assert_eq!(with("nbf", json!((NOW + 120) as f64), &p).unwrap_err(), JwtError::NotYetValid);
+    assert!(with("nbf", json!(-1), &p).is_ok());
+}
