@@ -386,7 +386,7 @@ impl Engine {
                 provider.name
             ))));
         };
-        match jwt::verify(token, &peeked, &provider.policy, keys, ctx.now) {
+        match jwt::verify(&peeked, &provider.policy, keys, ctx.now) {
             Ok(verified) => {
                 let identity = Identity::from_jwt(&provider.name, verified.claims);
                 let at = Verification { provider: p, keys: keys.fingerprint(), rules: ctx.token_rules };

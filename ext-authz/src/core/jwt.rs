@@ -229,9 +229,12 @@ pub struct Verified {
 }
 
 /// The parts of a token read before verification, to pick a provider and a key, and its
-/// claims (not to be trusted before [`verify`] has checked the signature).
+/// claims (not to be trusted before [`verify`] has checked the signature). It borrows the token
+/// it was read from, so [`verify`] checks the signature of the very token whose claims it then
+/// trusts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Peek {
+pub struct Peek<'t> {
+    token: &'t str,
     pub alg: Algorithm,
     pub kid: Option<String>,
     pub issuer: Option<String>,
@@ -239,7 +242,7 @@ pub struct Peek {
 }
 
 /// Reads header and issuer without verifying anything; cheap refusals of garbage happen here.
-pub fn peek(token: &str) -> Result<Peek, JwtError> {
+pub fn peek(token: &str) -> Result<Peek<'_>, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::Malformed("token too large"));
     }
@@ -259,7 +262,7 @@ pub fn peek(token: &str) -> Result<Peek, JwtError> {
         return Err(JwtError::Malformed("payload is not an object"));
     }
     let issuer = payload.get("iss").and_then(Value::as_str).map(str::to_owned);
-    Ok(Peek { alg: header.alg, kid: header.kid, issuer, claims: Arc::new(payload) })
+    Ok(Peek { token, alg: header.alg, kid: header.kid, issuer, claims: Arc::new(payload) })
 }
 
 fn decode_segment(segment: &str) -> Result<Vec<u8>, JwtError> {
@@ -268,9 +271,9 @@ fn decode_segment(segment: &str) -> Result<Vec<u8>, JwtError> {
         .map_err(|_| JwtError::Malformed("bad base64url"))
 }
 
-/// Verifies `token` (already peeked) with `keys` under `policy` at `now` (Unix seconds): its
-/// signature by one of the keys its `kid` and algorithm allow, then its claims.
-pub fn verify(token: &str, peeked: &Peek, policy: &JwtPolicy, keys: &KeySet, now: u64) -> Result<Verified, JwtError> {
+/// Verifies a peeked token with `keys` under `policy` at `now` (Unix seconds): its signature
+/// by one of the keys its `kid` and algorithm allow, then its claims.
+pub fn verify(peeked: &Peek<'_>, policy: &JwtPolicy, keys: &KeySet, now: u64) -> Result<Verified, JwtError> {
     if !policy.algorithms.contains(&peeked.alg) {
         return Err(JwtError::AlgorithmNotAllowed(format!("{:?}", peeked.alg)));
     }
@@ -278,7 +281,8 @@ pub fn verify(token: &str, peeked: &Peek, policy: &JwtPolicy, keys: &KeySet, now
     if candidates.is_empty() {
         return Err(JwtError::UnknownKey(peeked.kid.clone()));
     }
-    let (message, signature) = token.rsplit_once('.').ok_or(JwtError::Malformed("not three dot-separated parts"))?;
+    let (message, signature) =
+        peeked.token.rsplit_once('.').ok_or(JwtError::Malformed("not three dot-separated parts"))?;
     if !candidates.iter().any(|key| key.signs(message, signature, peeked.alg)) {
         return Err(JwtError::BadSignature);
     }
@@ -286,7 +290,7 @@ pub fn verify(token: &str, peeked: &Peek, policy: &JwtPolicy, keys: &KeySet, now
 }
 
 /// The signed claims against the provider's issuer and audiences, and the time.
-fn check_claims(peeked: &Peek, policy: &JwtPolicy, now: u64) -> Result<Verified, JwtError> {
+fn check_claims(peeked: &Peek<'_>, policy: &JwtPolicy, now: u64) -> Result<Verified, JwtError> {
     let claims = &peeked.claims;
     if peeked.issuer.as_deref() != Some(policy.issuer.as_str()) {
         return Err(JwtError::WrongIssuer);

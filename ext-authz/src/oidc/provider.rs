@@ -246,7 +246,7 @@ impl OidcProvider {
                 }
                 return Err(ProviderError::Unavailable("the provider's signing keys are not loaded".into()));
             };
-            match jwt::verify(token, &peeked, &policy, &keys, now) {
+            match jwt::verify(&peeked, &policy, &keys, now) {
                 Ok(verified) => return Ok(verified.claims),
                 Err(JwtError::UnknownKey(_)) if !refetched => {
                     refetched = true;
