@@ -232,13 +232,24 @@ pub struct Verified {
 /// claims (not to be trusted before [`verify`] has checked the signature). It borrows the token
 /// it was read from, so [`verify`] checks the signature of the very token whose claims it then
 /// trusts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Peek<'t> {
     token: &'t str,
     pub alg: Algorithm,
     pub kid: Option<String>,
     pub issuer: Option<String>,
     claims: Arc<Value>,
+}
+
+/// Without the token (a credential) or its claims, should a `Peek` ever reach a log line.
+impl std::fmt::Debug for Peek<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peek")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads header and issuer without verifying anything; cheap refusals of garbage happen here.

@@ -215,3 +215,11 @@ fn times_are_numbers_or_the_token_is_refused() {
     assert_eq!(with("nbf", json!((NOW + 120) as f64), &p).unwrap_err(), JwtError::NotYetValid);
     assert!(with("nbf", json!(-1), &p).is_ok());
 }
+
+#[test]
+fn a_peek_never_prints_its_token_or_claims() {
+    let token = SigningKey::hmac(Algorithm::HS256, b"0123456789abcdef0123456789abcdef").sign(&claims());
+    let printed = format!("{:?}", peek(&token).unwrap());
+    assert!(printed.contains("HS256") && printed.contains("https://idp.test"), "{printed}");
+    assert!(!printed.contains(&token[..20]) && !printed.contains("u1"), "{printed}");
+}
