@@ -171,22 +171,26 @@ pub async fn authz_load_each_once(
     values: Values,
     next: Arc<AtomicUsize>,
 ) -> LoadResult {
-    let client = AuthzClient::new(channel(addr).await);
-    load::drive(pace, move |_, _| {
-        let mut client = client.clone();
-        let value = values[next.fetch_add(1, Ordering::Relaxed) % values.len()].clone();
-        let request = check_request(header, value);
-        async move { client.check(request).await.is_ok_and(|code| code == Some(0)) }
-    })
-    .await
+    let value = move |_, _| values[next.fetch_add(1, Ordering::Relaxed) % values.len()].clone();
+    authz_checks(channel(addr).await, pace, header, value).await
 }
 
 /// [`authz_load`] on a channel already made (e.g. over TLS).
 pub async fn authz_load_on(channel: Channel, pace: Pace, header: &'static str, values: Values) -> LoadResult {
+    authz_checks(channel, pace, header, move |worker, n| pick(&values, worker, n)).await
+}
+
+/// `Check` calls carrying `header: value(worker, n)`, allow expected; the lean client.
+async fn authz_checks(
+    channel: Channel,
+    pace: Pace,
+    header: &'static str,
+    value: impl Fn(usize, u64) -> String + Send + Sync + 'static,
+) -> LoadResult {
     let client = AuthzClient::new(channel);
     load::drive(pace, move |worker, n| {
         let mut client = client.clone();
-        let request = check_request(header, pick(&values, worker, n));
+        let request = check_request(header, value(worker, n));
         async move { client.check(request).await.is_ok_and(|code| code == Some(0)) }
     })
     .await
