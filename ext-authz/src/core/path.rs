@@ -12,7 +12,16 @@
 //! 3. `.` and `..` segments are removed (RFC 3986 §5.2.4);
 //! 4. a path that still holds an encoded `/` or `\` (`%2F`, `%5C`), a backslash, a control
 //!    character, or a `..` right after an empty segment (`/a//../b`: `/a/b` by RFC 3986, `/b`
-//!    once slashes are merged first) is refused: backends disagree on what those mean.
+//!    once slashes are merged first) is refused: backends disagree on what those mean;
+//! 5. so is a path that holds a `;`, as written or encoded (`%3B`, `%3b`). Tomcat and Jetty 9
+//!    cut a path parameter (`;` up to the next `/`) off every segment *before* resolving dot
+//!    segments, so `/public/..;/orders/1` is `/orders/1` to them; Spring strips `;jsessionid=`
+//!    and matrix parameters; nginx, Express and Go keep `..;` as a plain name. Envoy forwards
+//!    the `;` (its `normalize_path` has no notion of path parameters, beyond resolving a
+//!    literal `..;x` as `..`) and we cannot rewrite the path the backend gets, so no one
+//!    normalized form is what every backend acts on. Refusing is what the strictest of them
+//!    do (Spring Security's `StrictHttpFirewall`; Jetty 10+ for `..;`), and it covers the
+//!    rest: a parameter that only some servers strip can no longer move a path between rules.
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -27,12 +36,18 @@ pub enum PathError {
     BadEscape,
     #[error("the path holds '..' after an empty segment, which servers resolve differently")]
     Ambiguous,
+    #[error("the path holds a ';' (a path parameter), which servers resolve differently")]
+    Parameter,
 }
 
 /// The normalized form of `raw` (a path without its query).
 pub fn normalize(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
+    }
+    // Before anything is resolved: `..;` must never become a plain name or a `..` here.
+    if raw.contains(';') {
+        return Err(PathError::Parameter);
     }
     if is_already_normal(raw) {
         // The common case on every check: nothing to decode, merge or resolve.
@@ -91,6 +106,10 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
                 .ok_or(PathError::BadEscape)?;
             match value {
                 b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                // Decoded once by the backend, `%3B` is a `;` in a name; decoded by a filter
+                // before another strips parameters (Spring's firewall refuses it for this), it
+                // is a parameter: refused like the one written plainly.
+                b';' => return Err(PathError::Parameter),
                 v if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') => out.push(v as char),
                 v if v.is_ascii_control() => return Err(PathError::BadCharacter),
                 v => {
@@ -156,6 +175,54 @@ mod tests {
             ("", PathError::NotAbsolute),
         ] {
             assert_eq!(normalize(raw), Err(err), "{raw}");
+        }
+    }
+
+    /// `;` however written and wherever it sits: Tomcat and Jetty 9 would cut it off with
+    /// what follows up to the next `/`, then resolve dot segments (the left column's first
+    /// rows are `/orders/1` to them); other servers keep it as part of a name.
+    #[test]
+    fn path_parameters_are_refused_however_written() {
+        for raw in [
+            "/public/..;/orders/1",
+            "/public/.;/orders/1",
+            "/public/..;x=y/orders/1",
+            "/public/%2e%2e;/orders/1",
+            "/public/%2E%2e;/orders/1",
+            "/public/.%2E;jsessionid=1/orders/1",
+            "/public/%2e;/orders/1",
+            "/public/..%3b/orders/1",
+            "/public/..%3B/orders/1",
+            "/public/%2e%2E%3b/orders/1",
+            "/orders/1;jsessionid=ABC123",
+            "/orders;v=2/1",
+            // A segment that is only a parameter: empty once stripped, so `..` after it would
+            // resolve differently again (see `Ambiguous`).
+            "/public/;x/../orders/1",
+            "/public/;/orders/1",
+            // Trailing: `/public/x;` is `/public/x` to Tomcat, a name with a `;` to nginx.
+            "/public/x;",
+            "/;",
+            // Inside what a `{param}` template would capture.
+            "/orders/1;x/items",
+            "/orders/1%3Bx/items",
+            // Already normal in every other respect (the fast path must not let it through).
+            "/public/a;b",
+        ] {
+            assert_eq!(normalize(raw), Err(PathError::Parameter), "{raw}");
+        }
+    }
+
+    #[test]
+    fn what_only_looks_like_a_parameter_is_kept() {
+        for (raw, want) in [
+            // Encoded twice: a backend that decodes once sees the three characters `%3B`.
+            ("/a%253Bb", "/a%253Bb"),
+            ("/a%253b/..", "/"),
+            // Other sub-delimiters carry no meaning in any backend listed in the docs.
+            ("/a,b/c=d/e!f", "/a,b/c=d/e!f"),
+        ] {
+            assert_eq!(normalize(raw).as_deref(), Ok(want), "{raw}");
         }
     }
 

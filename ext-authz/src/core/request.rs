@@ -155,6 +155,12 @@ mod tests {
         assert_eq!((dotted.path.as_str(), dotted.path_error), ("/api/me", None));
         let refused = request("/public/..%2fapi/me", &[]);
         assert_eq!(refused.path_error, Some(PathError::EncodedSeparator));
+        // A `;` is judged in the path only: the query is cut off at the first `?`, as every
+        // backend does, before the path is normalized.
+        let in_query = request("/public/x?a=;/../api/me", &[]);
+        assert_eq!((in_query.path.as_str(), in_query.path_error), ("/public/x", None));
+        let in_path = request("/public/..;/api/me?a=1", &[]);
+        assert_eq!((in_path.path_error, in_path.query.as_str()), (Some(PathError::Parameter), "a=1"));
     }
 
     #[test]

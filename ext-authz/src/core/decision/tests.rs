@@ -264,6 +264,38 @@ fn dot_segments_cannot_borrow_a_public_rule() {
     assert!(matches!(w.check("/public/./a", &[]), Decision::Allow(_)));
 }
 
+/// What each path gets with no credential (public `/public/*`, `/orders/*` needs one): a `;`
+/// as written or encoded is a 400 wherever it sits, so a parameter some servers strip can
+/// never move a request from one rule to another; one in the query is not the path's.
+#[test]
+fn path_parameters_cannot_borrow_a_public_rule() {
+    let w = World::new();
+    for (target, status) in [
+        ("/public/..;/orders/1", 400),
+        ("/public/.;/orders/1", 400),
+        ("/public/..;x=y/orders/1", 400),
+        ("/public/%2e%2e;/orders/1", 400),
+        ("/public/%2E%2e%3B/orders/1", 400),
+        ("/public/..%3b/orders/1", 400),
+        ("/public/page;jsessionid=ABC", 400),
+        ("/public;x/page", 400),
+        ("/public/;x/../orders/1", 400),
+        ("/public/page;", 400),
+        ("/orders/1;jsessionid=ABC", 400),
+        ("/public/page?a=;/../orders/1", 200),
+        ("/public/page?jsessionid=;x", 200),
+    ] {
+        let decision = w.check(target, &[]);
+        if status == 200 {
+            assert!(matches!(decision, Decision::Allow(_)), "{target}: {decision:?}");
+            continue;
+        }
+        let deny = denied(decision);
+        assert_eq!((deny.status, deny.code, deny.reason), (400, ErrorCode::BadRequest, "bad_path"), "{target}");
+        assert!(deny.message.contains("';'"), "{target}: {}", deny.message);
+    }
+}
+
 #[test]
 fn every_401_carries_a_challenge() {
     let bare = deny(401, ErrorCode::LoginFailed, "no", None, "test");
