@@ -197,7 +197,7 @@ routes:
 {extra}"#,
                 extra = variant.ext_authz_yaml
             );
-            std::fs::write(dir.path().join("ext-authz.yaml"), config).expect("the config");
+            std::fs::write(dir.path().join("ext-authz.yaml"), config + "...\n").expect("the config");
             command.arg("--config").arg(dir.path().join("ext-authz.yaml")).env("BENCH_HMAC", HMAC_SECRET);
         }
         Service::FloorRls | Service::FloorAuthz => {

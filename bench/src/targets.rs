@@ -108,6 +108,7 @@ api_keys: {{file: keys.json}}
 identity: {{dynamic_metadata: {}}}
 routes:
   default: authenticated
+...
 "#,
             max_tokens, dynamic_metadata
         );

@@ -22,13 +22,16 @@ pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {
     let mut documents = Vec::new();
     for path in files(location).map_err(|problem| ApiKeyError { file: describe(location), problem })? {
         let name = path.display().to_string();
-        let text = shared::bounded_yaml::read_file(&path, YamlLimits::FILES)
-            .map_err(|e| ApiKeyError { file: name.clone(), problem: e.to_string() })?;
+        let problem = |e: &dyn std::fmt::Display| ApiKeyError { file: name.clone(), problem: e.to_string() };
+        let text = shared::bounded_yaml::read_text(&path, YamlLimits::FILES).map_err(|e| problem(&e))?;
+        // A key file cut short could lose a key's expiry or attributes and still parse.
+        shared::file_end::require_end(&text).map_err(|e| problem(&e))?;
+        shared::bounded_yaml::check(&text, YamlLimits::FILES).map_err(|e| problem(&e))?;
         let value: serde_json::Value = config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| ApiKeyError { file: name.clone(), problem: e.to_string() })?;
+            .map_err(|e| problem(&e))?;
         documents.push((name, value));
     }
     ApiKeyStore::from_documents(documents)

@@ -23,7 +23,13 @@ fn alias_bomb() -> String {
     for i in 1..10 {
         yaml.push_str(&format!("x{i}: &x{i} [{}]\n", vec![format!("*x{}", i - 1); 10].join(", ")));
     }
-    yaml
+    yaml + "...\n"
+}
+
+/// One 768 KiB string anchored once and aliased 20,000 times: an 827 KiB file (a ConfigMap
+/// holds 1 MiB) of few nodes that expands to 15 GiB.
+fn string_bomb() -> String {
+    format!("routes: {{default: deny}}\ns: &s {}\nx:\n{}...\n", "x".repeat(768 << 10), "- *s\n".repeat(20_000))
 }
 
 fn now() -> u64 {
@@ -60,8 +66,10 @@ fn validate_refuses_alias_bombs_and_empty_or_cut_short_files() {
     let dir = tempfile::tempdir().unwrap();
     for (name, content, expected) in [
         ("bomb.yaml", alias_bomb(), "yaml: line 6: aliases expand to more than 100000 nodes"),
+        ("strings.yaml", string_bomb(), "yaml: line 9: aliases expand to more than 4194304 bytes of text"),
         ("empty.yaml", String::new(), "the file is empty"),
-        ("cut.yaml", "jwt_providers: []\napi_keys: {file: k.yaml}\n".into(), "routes: missing"),
+        ("cut.yaml", "jwt_providers: []\napi_keys: {file: k.yaml}\n".into(), "the file does not end with `...`"),
+        ("unfinished.yaml", "jwt_providers: []\napi_keys: {file: k.yaml}\n...\n".into(), "routes: missing"),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
@@ -84,7 +92,13 @@ async fn a_running_service_keeps_its_config_through_bad_and_half_written_files()
     let good = std::fs::read_to_string(&config_file).unwrap();
 
     // Bad files dropped in place: each refused and counted, the service answers as before.
-    let bad_files = [alias_bomb(), String::new(), good[..good.find("routes:").unwrap()].to_string()];
+    let bad_files = [
+        alias_bomb(),
+        string_bomb(),
+        String::new(),
+        good[..good.find("routes:").unwrap()].to_string(),
+        good[..good.find("scopes:").unwrap()].to_string(),
+    ];
     for (refused, bad) in bad_files.iter().enumerate() {
         std::fs::write(&config_file, bad).unwrap();
         let counted = format!(r#"ext_authz_reloads_total{{result="error",what="config"}} {}"#, refused + 1);
@@ -94,6 +108,25 @@ async fn a_running_service_keeps_its_config_through_bad_and_half_written_files()
         })
         .await;
     }
+    // The same for the API key file: a string bomb, and a key file cut short, refused; the keys
+    // in service stay.
+    let keys_file = dir.path().join("api-keys.yaml");
+    let good_keys = std::fs::read_to_string(&keys_file).unwrap();
+    let key_bomb = format!("keys: []\ns: &s {}\nx:\n{}...\n", "x".repeat(768 << 10), "- *s\n".repeat(20_000));
+    let cut_keys = "keys:\n  - hash: sha256:2f89c2d8bbf2132147a0c9612801cfc1d24ddabc6489c020a41d23d05ec798a9\n".to_string();
+    for (refused, bad) in [key_bomb, cut_keys].iter().enumerate() {
+        std::fs::write(&keys_file, bad).unwrap();
+        let counted = format!(r#"ext_authz_reloads_total{{result="error",what="api_keys"}} {}"#, refused + 1);
+        shared::testing::eventually("bad key file refused", Duration::from_secs(10), || async {
+            assert_eq!(with_key(&p, "/orders/1").await, 200, "the keys in service stay");
+            http(p.http_addr(), "GET", "/metrics", &[]).await.2.contains(&counted)
+        })
+        .await;
+    }
+    assert!(p.stderr().contains("bytes of text (an alias bomb?)"), "{}", p.stderr());
+    assert!(p.stderr().contains("does not end with `...`"), "{}", p.stderr());
+    std::fs::write(&keys_file, good_keys).unwrap();
+
     // The good file written in place, slowly, in two halves, while requests keep coming.
     let (first, second) = good.split_at(good.len() / 2);
     let (first, second) = (first.to_string(), second.to_string());
@@ -249,7 +282,7 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
     std::os::unix::fs::symlink("a.json", d.join("keys.json")).unwrap();
     let config = "server: {grpc_addr: 127.0.0.1:0, http_addr: 127.0.0.1:0}\n\
                   jwt_providers:\n  - {name: files, issuer: files, algorithms: [RS256], keys: {jwks_file: keys.json}}\n\
-                  routes: {default: authenticated, default_accept: [jwt]}\n";
+                  routes: {default: authenticated, default_accept: [jwt]}\n...\n";
     std::fs::write(d.join("ext-authz.yaml"), config).unwrap();
     let loaded = ext_authz::config::load(&d.join("ext-authz.yaml"), &HashMap::new()).unwrap();
     let running =

@@ -105,7 +105,7 @@ async fn config_and_api_keys_reload_without_restart() {
     assert_eq!(status(&h.check("GET", "/reports/1", &[("authorization", &bearer)]).await), 7, "no rule yet");
 
     let extra = "    - name: reports\n      path: /reports/*\n      accept: [jwt]\n";
-    write_file(&h.config_path(), &config_yaml(&h.idp.url, extra));
+    write_file(&h.config_path(), &ended(&config_yaml(&h.idp.url, extra)));
     let mut allowed = false;
     for _ in 0..100 {
         if status(&h.check("GET", "/reports/1", &[("authorization", &bearer)]).await) == 0 {
@@ -117,7 +117,7 @@ async fn config_and_api_keys_reload_without_restart() {
     assert!(allowed, "the new rule applies without a restart");
 
     // A broken config is refused; the last good one stays.
-    write_file(&h.config_path(), "routes:\n  rules:\n    - path: nope\n");
+    write_file(&h.config_path(), "routes:\n  rules:\n    - path: nope\n...\n");
     reload_errors_reach(&h, "config", 1).await;
     assert_eq!(status(&h.check("GET", "/reports/1", &[("authorization", &bearer)]).await), 0);
 
@@ -132,7 +132,7 @@ async fn config_and_api_keys_reload_without_restart() {
     let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", new_key)]).await);
     assert_eq!(headers["x-user-id"], "reports");
     // A broken key file keeps the keys we have.
-    write_file(&h.dir.path().join("api-keys.yaml"), "keys:\n  - key: plaintext\n    client_id: x\n");
+    write_file(&h.dir.path().join("api-keys.yaml"), "keys:\n  - key: plaintext\n    client_id: x\n...\n");
     reload_errors_reach(&h, "api_keys", 1).await;
     assert_eq!(h.running().authorizer.api_key_count(), 2);
     h.stop().await;
@@ -198,6 +198,7 @@ jwt_providers:
 api_keys: {dir: keys, from: [{query: api_key}]}
 routes:
   default: authenticated
+...
 "#;
     std::fs::write(d.join("ext-authz.yaml"), config).unwrap();
     let config = ext_authz::config::load(&d.join("ext-authz.yaml"), &Default::default()).unwrap();
@@ -313,7 +314,7 @@ async fn a_reload_applies_to_cached_tokens_and_remembered_answers() {
     let config = config_yaml(&h.idp.url, "")
         .replace("audiences: [orders-api]", "audiences: [billing-api]")
         .replace("X-User-ID: [user_id, sub]", "X-Caller: [user_id, sub]");
-    write_file(&h.config_path(), &config);
+    write_file(&h.config_path(), &ended(&config));
     let mut applied = false;
     for _ in 0..100 {
         let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", API_KEY)]).await);

@@ -129,7 +129,7 @@ fn bad_tracing_config_names_the_key() {
     std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[])).unwrap();
     let config = config_yaml("https://idp.example.com", "")
         + "telemetry:\n  tracing:\n    enabled: true\n    protocol: zipkin\n    sampling_rate: 2\n";
-    std::fs::write(&file, config).unwrap();
+    std::fs::write(&file, ended(&config)).unwrap();
     let out = Command::new(BIN).arg("validate").arg(&file).env("JOBS_SECRET", HMAC_SECRET).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -137,7 +137,7 @@ fn bad_tracing_config_names_the_key() {
 
     let config = config_yaml("https://idp.example.com", "")
         + "telemetry:\n  tracing:\n    enabled: true\n    endpoint: collector:4317\n";
-    std::fs::write(&file, config).unwrap();
+    std::fs::write(&file, ended(&config)).unwrap();
     let out = Command::new(BIN)
         .arg("validate")
         .arg(&file)
@@ -149,4 +149,66 @@ fn bad_tracing_config_names_the_key() {
     assert!(!out.status.success());
     assert!(stderr.contains("telemetry.tracing.endpoint") && stderr.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// Starts ext-authz exporting spans over gRPC to `endpoint` with the exporter variables `vars`,
+/// ready to check; a check with the API key then makes a span.
+async fn exporting_to(dir: &std::path::Path, endpoint: &str, vars: &[(&str, &str)]) -> (AuthzProcess, JwksServer) {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    std::fs::write(dir.join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
+    let config = config_yaml(&idp.url, "") + "telemetry:\n  tracing:\n    enabled: true\n    protocol: grpc\n";
+    let mut env = vec![("JOBS_SECRET", HMAC_SECRET), ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)];
+    env.extend_from_slice(vars);
+    let process = AuthzProcess::start(&dir.join("ext-authz.yaml"), &config, &env);
+    process.wait_ready().await;
+    (process, idp)
+}
+
+/// A collector that refuses every export: each failure counts in
+/// `ext_authz_trace_export_failures_total`, and the log says so once per 30 s, not once an export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_exports_are_counted_and_logged_once_per_burst() {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{refused}");
+    let started = std::time::Instant::now();
+    let (mut process, _idp) = exporting_to(dir.path(), &endpoint, &[("OTEL_BSP_SCHEDULE_DELAY", "20")]).await;
+    let mut client = process.grpc_client().await;
+    let addr = process.http_addr();
+    let failures = || async move {
+        let (_, _, metrics) = http(addr, "GET", "/metrics", &[]).await;
+        let line = metrics.lines().find(|l| l.starts_with("ext_authz_trace_export_failures_total "));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let mut counted = 0;
+    while counted < 3 {
+        assert!(started.elapsed() < WAIT, "failed exports not counted (only {counted})");
+        client.check(check_request("GET", "/orders/1", &[("x-api-key", API_KEY)])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        counted = failures().await;
+    }
+    assert!(process.terminate().success());
+    let logged = process.stderr().matches("span export failed").count();
+    let windows = 1 + started.elapsed().as_secs() as usize / 30;
+    assert!(logged >= 1 && logged <= windows, "{logged} lines for {counted}+ failures:\n{}", process.stderr());
+}
+
+/// A collector that takes the connection and never answers: the stop waits for it at most
+/// `TRACING_SHUTDOWN_TIMEOUT` (1 s by default) — `terminate` allows 10 s — where the export of
+/// the queued spans alone would take the batch processor's 30 s bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_never_answers_does_not_hold_the_stop() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    // The spans wait in the queue until the stop sends them.
+    let vars = [("OTEL_BSP_SCHEDULE_DELAY", "600000"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "600000")];
+    let (mut process, _idp) = exporting_to(dir.path(), &endpoint, &vars).await;
+    let mut client = process.grpc_client().await;
+    for _ in 0..3 {
+        client.check(check_request("GET", "/orders/1", &[("x-api-key", API_KEY)])).await.unwrap();
+    }
+    assert!(process.terminate().success(), "{}", process.stderr());
+    drop(silent);
 }

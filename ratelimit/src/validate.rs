@@ -24,6 +24,13 @@ pub fn validate_with(paths: &[String], merge_domains: bool, reference: bool) -> 
             ok = false;
         }
     }
+    // The reference's files say nothing of where they end, so a file cut short loads with its
+    // last limits missing (as the reference loads it): not refused, but said.
+    for source in &sources {
+        if let Some(reason) = shared::file_end::looks_cut(&source.content) {
+            report.push_str(&format!("warning: {}: {reason}\n", source.name));
+        }
+    }
     let errors = RateLimitConfig::validate_all(&sources, merge_domains);
     for error in &errors {
         report.push_str(&format!("{error}\n"));
@@ -81,4 +88,25 @@ fn collect(base: &Path, path: &Path, sources: &mut Vec<ConfigSource>) -> std::io
         sources.push(ConfigSource { name, content });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_whose_last_line_looks_cut_is_warned_about_and_still_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 5}\n";
+        std::fs::write(dir.path().join("whole.yaml"), whole).unwrap();
+        std::fs::write(dir.path().join("cut.yaml"), "domain: e\ndescriptors:\n  - key: k\n    rate_limit:\n").unwrap();
+        std::fs::write(dir.path().join("mid.yaml"), "domain: f\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour").unwrap();
+        let (report, ok) = validate(&[dir.path().join("whole.yaml").display().to_string()], false);
+        assert!(ok && !report.contains("warning"), "{report}");
+        let (report, ok) = validate(&[dir.path().join("cut.yaml").display().to_string()], false);
+        assert!(ok, "the reference loads it too: {report}");
+        assert!(report.contains("cut.yaml: its last line opens a value that never comes"), "{report}");
+        let (report, _) = validate(&[dir.path().join("mid.yaml").display().to_string()], false);
+        assert!(report.contains("mid.yaml: its last line has no line break"), "{report}");
+    }
 }

@@ -23,6 +23,12 @@ fn alias_bomb() -> String {
     yaml
 }
 
+/// One 768 KiB string anchored once and aliased 20,000 times: an 827 KiB file (a ConfigMap
+/// holds 1 MiB) of few nodes that expands to 15 GiB.
+fn string_bomb() -> String {
+    format!("domain: strings\ns: &s {}\nx:\n{}", "x".repeat(768 << 10), "- *s\n".repeat(20_000))
+}
+
 fn memory_env(config: &ConfigDir) -> Vec<(&'static str, String)> {
     vec![
         ("RUNTIME_ROOT", config.root().to_str().unwrap().to_string()),
@@ -54,6 +60,12 @@ async fn an_alias_bomb_is_refused_by_validate_and_by_a_running_service() {
     assert_eq!(output.status.code(), Some(1));
     let report = String::from_utf8_lossy(&output.stderr);
     assert!(report.contains("bomb.yaml: error loading config file: yaml: line 6: aliases expand to more"), "{report}");
+    let strings = dir.path().join("strings.yaml");
+    std::fs::write(&strings, string_bomb()).unwrap();
+    let output = Command::new(BIN).arg("validate").arg(&strings).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(report.contains("line 9: aliases expand to more than 4194304 bytes of text"), "{report}");
 
     let config = ConfigDir::new(&[("good.yaml", GOOD)]);
     let mut p = start(&memory_env(&config), None);
@@ -63,6 +75,11 @@ async fn an_alias_bomb_is_refused_by_validate_and_by_a_running_service() {
     shared::testing::eventually("the refusal is logged", Duration::from_secs(10), logged).await;
     assert!(p.child.try_wait().unwrap().is_none(), "still running");
     assert_eq!(remaining(&p, "a").await, 998, "the last good config serves on");
+    config.write("bomb.yaml", &string_bomb());
+    let logged = || std::future::ready(p.stderr().contains("bytes of text (an alias bomb?)"));
+    shared::testing::eventually("the string bomb's refusal is logged", Duration::from_secs(10), logged).await;
+    assert!(p.child.try_wait().unwrap().is_none(), "still running");
+    assert_eq!(remaining(&p, "a").await, 997, "the last good config still serves");
     p.sigterm();
     assert!(p.wait().success());
 }

@@ -8,6 +8,12 @@
 //! exhaust a recursive builder. So each file is first read with a size bound, then walked as a
 //! stream of parser events (nothing is expanded or stored) that counts what the expanded
 //! document would hold, and refused with a clear error past any bound.
+//!
+//! Aliases are bounded twice: by the nodes they add and by the bytes of text they add. Counting
+//! nodes alone lets one large string through: a 768 KiB scalar anchored once and aliased 20,000
+//! times is an 827 KiB file of 20,000 alias nodes that expands to 15 GiB of copies. So a
+//! checked file expands to at most `max_bytes + max_alias_bytes` bytes of scalar text in at
+//! most its own nodes plus `max_alias_nodes`, whatever its aliases.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -24,12 +30,18 @@ pub struct YamlLimits {
     pub max_depth: usize,
     /// Nodes that aliases may add to the document once expanded, over all aliases.
     pub max_alias_nodes: u64,
+    /// Bytes of scalar text (keys and values) that aliases may add once expanded, over all
+    /// aliases.
+    pub max_alias_bytes: u64,
 }
 
 impl YamlLimits {
     /// For config and key files: far above any real config (a 100,000-rule rate limit config
-    /// is ~8 MiB; a Kubernetes ConfigMap or Secret holds at most 1 MiB), far below what hurts.
-    pub const FILES: YamlLimits = YamlLimits { max_bytes: 32 << 20, max_depth: 64, max_alias_nodes: 100_000 };
+    /// is ~8 MiB; a Kubernetes ConfigMap or Secret holds at most 1 MiB), far below what hurts:
+    /// aliases add at most 100,000 nodes and 4 MiB of text (a shared block of limits or claims
+    /// reused a few hundred times is a few KiB).
+    pub const FILES: YamlLimits =
+        YamlLimits { max_bytes: 32 << 20, max_depth: 64, max_alias_nodes: 100_000, max_alias_bytes: 4 << 20 };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +52,8 @@ pub enum YamlLimitError {
     TooDeep { line: usize, limit: usize },
     #[error("yaml: line {line}: aliases expand to more than {limit} nodes (an alias bomb?)")]
     TooManyAliasNodes { line: usize, limit: u64 },
+    #[error("yaml: line {line}: aliases expand to more than {limit} bytes of text (an alias bomb?)")]
+    TooManyAliasBytes { line: usize, limit: u64 },
     #[error("yaml: line {line}: {problem}")]
     Syntax { line: usize, problem: String },
 }
@@ -83,6 +97,8 @@ fn check_size(size: u64, limits: YamlLimits) -> Result<(), YamlLimitError> {
 struct Extent {
     nodes: u64,
     depth: usize,
+    /// Bytes of scalar text below it, itself included.
+    bytes: u64,
 }
 
 /// An open collection.
@@ -91,6 +107,7 @@ struct Open {
     nodes: u64,
     /// The deepest nesting below this collection, itself counted.
     depth: usize,
+    bytes: u64,
 }
 
 /// Walks every document of `source` and checks it against the limits. Syntax errors are
@@ -101,6 +118,7 @@ pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
     let mut anchors: HashMap<usize, Extent> = HashMap::new();
     let mut open: Vec<Open> = Vec::new();
     let mut alias_nodes: u64 = 0;
+    let mut alias_bytes: u64 = 0;
     loop {
         let (event, mark) = parser
             .next_token()
@@ -112,19 +130,25 @@ pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
                 if open.len() >= limits.max_depth {
                     return Err(YamlLimitError::TooDeep { line, limit: limits.max_depth });
                 }
-                open.push(Open { anchor, nodes: 1, depth: 1 });
+                open.push(Open { anchor, nodes: 1, depth: 1, bytes: 0 });
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                open.pop().map(|c| (c.anchor, Extent { nodes: c.nodes, depth: c.depth }))
+                open.pop().map(|c| (c.anchor, Extent { nodes: c.nodes, depth: c.depth, bytes: c.bytes }))
             }
-            Event::Scalar(_, _, anchor, _) => Some((anchor, Extent { nodes: 1, depth: 0 })),
+            Event::Scalar(value, _, anchor, _) => {
+                Some((anchor, Extent { nodes: 1, depth: 0, bytes: value.len() as u64 }))
+            }
             Event::Alias(id) => {
                 // An unknown anchor is the tree builder's error to report, with its own words.
-                let extent = anchors.get(&id).copied().unwrap_or(Extent { nodes: 1, depth: 0 });
+                let extent = anchors.get(&id).copied().unwrap_or(Extent { nodes: 1, depth: 0, bytes: 0 });
                 alias_nodes = alias_nodes.saturating_add(extent.nodes);
                 if alias_nodes > limits.max_alias_nodes {
                     return Err(YamlLimitError::TooManyAliasNodes { line, limit: limits.max_alias_nodes });
+                }
+                alias_bytes = alias_bytes.saturating_add(extent.bytes);
+                if alias_bytes > limits.max_alias_bytes {
+                    return Err(YamlLimitError::TooManyAliasBytes { line, limit: limits.max_alias_bytes });
                 }
                 if open.len() + extent.depth > limits.max_depth {
                     return Err(YamlLimitError::TooDeep { line, limit: limits.max_depth });
@@ -140,6 +164,7 @@ pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
             if let Some(parent) = open.last_mut() {
                 parent.nodes = parent.nodes.saturating_add(extent.nodes);
                 parent.depth = parent.depth.max(extent.depth + 1);
+                parent.bytes = parent.bytes.saturating_add(extent.bytes);
             }
         }
     }
@@ -149,7 +174,7 @@ pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
 mod tests {
     use super::*;
 
-    const SMALL: YamlLimits = YamlLimits { max_bytes: 1 << 20, max_depth: 8, max_alias_nodes: 1000 };
+    const SMALL: YamlLimits = YamlLimits { max_bytes: 1 << 20, max_depth: 8, max_alias_nodes: 1000, max_alias_bytes: 1000 };
 
     /// Ten levels of ten aliases each: about 10^10 nodes from under 600 bytes.
     fn billion_laughs() -> String {
@@ -168,6 +193,28 @@ mod tests {
         let err = check(&yaml, YamlLimits::FILES).unwrap_err();
         assert!(matches!(err, YamlLimitError::TooManyAliasNodes { limit: 100_000, .. }), "{err}");
         assert!(err.to_string().contains("aliases expand to more than 100000 nodes"), "{err}");
+    }
+
+    /// One long string anchored once and aliased `copies` times: few nodes, many bytes.
+    fn string_bomb(string_bytes: usize, copies: usize) -> String {
+        let mut yaml = format!("s: &s {}\nx:\n", "x".repeat(string_bytes));
+        yaml.push_str(&"- *s\n".repeat(copies));
+        yaml
+    }
+
+    #[test]
+    fn refuses_a_long_string_aliased_many_times() {
+        // The finding: 827 KiB on disk, 20,000 alias nodes (below the node bound), 15 GiB expanded.
+        // The second variant is an 8 MiB file refused at its first alias.
+        for (string_bytes, copies, line) in [(768 << 10, 20_000, 8), (8 << 20, 1_000, 3)] {
+            let yaml = string_bomb(string_bytes, copies);
+            let err = check(&yaml, YamlLimits::FILES).unwrap_err();
+            assert_eq!(err, YamlLimitError::TooManyAliasBytes { line, limit: 4 << 20 }, "{string_bytes}");
+            assert!(err.to_string().contains("aliases expand to more than 4194304 bytes of text"), "{err}");
+        }
+        // Up to the bound it is fine: 4 KiB × 1,024 = 4 MiB exactly.
+        assert_eq!(check(&string_bomb(4 << 10, 1024), YamlLimits::FILES), Ok(()));
+        assert!(check(&string_bomb(4 << 10, 1025), YamlLimits::FILES).is_err());
     }
 
     #[test]

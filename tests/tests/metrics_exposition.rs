@@ -210,7 +210,7 @@ async fn ext_authz_metrics_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ext-authz.yaml");
     let config =
-        "server: {grpc_addr: 127.0.0.1:0, http_addr: 127.0.0.1:0}\nroutes: {public: [/open/*], default: deny}\n";
+        "server: {grpc_addr: 127.0.0.1:0, http_addr: 127.0.0.1:0}\nroutes: {public: [/open/*], default: deny}\n...\n";
     std::fs::write(&file, config).unwrap();
     let env = std::collections::HashMap::new();
     let config = ext_authz::config::load(&file, &env).unwrap();

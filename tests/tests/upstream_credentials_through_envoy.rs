@@ -83,3 +83,55 @@ async fn the_backend_gets_the_injected_credential_and_the_client_never_sees_it()
     assert_eq!(reply.status, 401);
     stack.shutdown().await;
 }
+
+/// A token endpoint that accepts connections and never answers. ext-authz answers 503 within
+/// its default token timeout (1 s, below Envoy's 2 s), so the gateway never has to decide
+/// alone; and where a wait does outlast Envoy's timeout with `failure_mode_allow: true`, the
+/// shipped config strips the client's credentials and forged identity before the request goes
+/// on unchecked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_token_endpoint_never_lets_the_clients_credentials_through() {
+    // Never accepted: the kernel completes connections into the backlog, nothing reads them.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stack = Stack::start(StackOptions {
+        upstream_credentials: true,
+        memory_backend: true,
+        ext_authz_fail_open: true,
+        hung_token_endpoint: Some(hung.local_addr().unwrap()),
+        ..StackOptions::default()
+    })
+    .await;
+    let client = [
+        ("x-api-key", API_KEY),
+        ("authorization", "Bearer the-clients-own-token"),
+        ("cookie", "session=the-clients-session"),
+        ("x-user-id", "forged-admin"),
+    ];
+
+    // The default token timeout: our 503, before Envoy's timeout; nothing reaches the backend.
+    let reply = stack.get("/third-party/stalled/orders", &client).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.body.contains("UNAVAILABLE"), "{reply:?}");
+    assert!(stack.upstream.all().iter().all(|r| r["path"] != "/third-party/stalled/orders"), "never upstream");
+
+    // A token timeout past Envoy's: Envoy gives up and, failing open, lets the request on —
+    // without any credential or identity of the client's. The token was asked for at start and
+    // that failed: past the pause after a failure (ext-authz's clock skipped, not waited), the
+    // request asks again and waits.
+    let authorizer = stack.ext_authz.as_ref().expect("running").authorizer.clone();
+    let failed = r#"ext_authz_upstream_token_requests_total{credential="hung",result="error"} 1"#;
+    shared::testing::eventually("the start's token request failed", Duration::from_secs(10), || {
+        std::future::ready(authorizer.metrics.registry.render().contains(failed))
+    })
+    .await;
+    stack.clock.skip(60);
+    let reply = stack.get("/third-party/hung/orders", &client).await;
+    assert_eq!(reply.status, 200, "failed open: {reply:?}");
+    let upstream = seen_upstream(&stack, "/third-party/hung/orders");
+    assert_eq!(upstream["x-envoy-auth-failure-mode-allowed"], json!(["true"]), "{upstream}");
+    for header in ["x-api-key", "authorization", "cookie", "x-user-id"] {
+        assert!(upstream.get(header).is_none(), "{header} reached the backend: {upstream}");
+    }
+    stack.shutdown().await;
+    drop(hung);
+}

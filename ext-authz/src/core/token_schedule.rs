@@ -16,6 +16,11 @@ pub const RETRY_AFTER_FAILURE: u64 = 2;
 /// The lifetime assumed for a token whose answer names none (`expires_in` is optional).
 pub const DEFAULT_LIFETIME: u64 = 300;
 
+/// The shortest lifetime a token is kept for, whatever its answer says. A provider answering
+/// `expires_in: 0` (or 1) would otherwise be asked again on every check, and every check would
+/// wait for it; a token it truly expires early is refused upstream for at most this long.
+pub const MIN_LIFETIME: u64 = 30;
+
 /// A token's times, in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifetime {
@@ -24,9 +29,11 @@ pub struct Lifetime {
 }
 
 impl Lifetime {
-    /// For a token answered at `now` with `expires_in` (seconds), or [`DEFAULT_LIFETIME`].
+    /// For a token answered at `now` with `expires_in` (seconds), or [`DEFAULT_LIFETIME`];
+    /// never shorter than [`MIN_LIFETIME`].
     pub fn new(now: u64, expires_in: Option<u64>) -> Lifetime {
-        Lifetime { obtained_at: now, expires_at: now.saturating_add(expires_in.unwrap_or(DEFAULT_LIFETIME)) }
+        let length = expires_in.unwrap_or(DEFAULT_LIFETIME).max(MIN_LIFETIME);
+        Lifetime { obtained_at: now, expires_at: now.saturating_add(length) }
     }
 
     fn length(self) -> u64 {
@@ -78,6 +85,19 @@ mod tests {
     const T: u64 = 1_800_000_000;
 
     #[test]
+    fn a_token_is_kept_at_least_the_floor() {
+        for expires_in in [0, 1, 29] {
+            let lifetime = Lifetime::new(T, Some(expires_in));
+            assert_eq!(lifetime.expires_at, T + MIN_LIFETIME);
+            // Used without a new request for most of the floor, renewed halfway through it.
+            assert_eq!(plan(T + 1, Some(lifetime), None, 60), Plan::Use);
+            assert_eq!(plan(T + 14, Some(lifetime), None, 60), Plan::Use);
+            assert_eq!(plan(T + 15, Some(lifetime), None, 60), Plan::UseAndRenew);
+        }
+        assert_eq!(Lifetime::new(T, Some(31)).expires_at, T + 31);
+    }
+
+    #[test]
     fn a_fresh_token_is_used_then_renewed_ahead_of_expiry() {
         let hour = Lifetime::new(T, Some(3600));
         assert_eq!(plan(T, Some(hour), None, 60), Plan::Use);
@@ -90,13 +110,15 @@ mod tests {
 
     #[test]
     fn a_short_lived_token_renews_halfway_and_keeps_a_proportional_skew() {
-        let short = Lifetime::new(T, Some(20));
+        // Shorter than any answer makes (the floor), as a renewal lead of a long life would be.
+        let short = Lifetime { obtained_at: T, expires_at: T + 20 };
         assert_eq!(plan(T + 9, Some(short), None, 60), Plan::Use);
         assert_eq!(plan(T + 10, Some(short), None, 60), Plan::UseAndRenew, "halfway, not at once");
         assert_eq!(plan(T + 14, Some(short), None, 60), Plan::UseAndRenew);
         assert_eq!(plan(T + 15, Some(short), None, 60), Plan::Fetch);
         assert_eq!(Lifetime::new(T, None).expires_at, T + DEFAULT_LIFETIME);
-        assert_eq!(plan(T, Some(Lifetime::new(T, Some(0))), None, 60), Plan::Fetch, "born expired");
+        let born_expired = Lifetime { obtained_at: T, expires_at: T };
+        assert_eq!(plan(T, Some(born_expired), None, 60), Plan::Fetch, "born expired");
     }
 
     #[test]

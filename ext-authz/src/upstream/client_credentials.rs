@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use super::{ClientCredentialsSettings, TokenEndpoint, UpstreamError};
-use crate::core::token_schedule::{plan, Lifetime, Plan};
+use crate::core::token_schedule::{plan, Lifetime, Plan, MIN_LIFETIME};
 use crate::oauth::{ClientAuth, EndpointError};
 
 /// The header value a token makes, and its times. Never printed.
@@ -159,6 +159,13 @@ impl TokenSource {
             let fits =
                 !token.is_empty() && token.len() <= 16 * 1024 && token.bytes().all(|b| (0x21..0x7f).contains(&b));
             if fits {
+                if let Some(short) = answer.expires_in.filter(|e| *e < MIN_LIFETIME) {
+                    tracing::warn!(
+                        credential = %self.name,
+                        "the token endpoint says its token expires in {short}s; it is kept for {MIN_LIFETIME}s, \
+                         so that not every check asks for a new one"
+                    );
+                }
                 Ok(Held {
                     value: format!("{}{token}", self.prefix),
                     lifetime: Lifetime::new(asked_at, answer.expires_in),

@@ -54,7 +54,7 @@ fn world() -> &'static World {
              oidc:\n  issuer: {}\n  client_id: fuzz\n  client_secret_env: SECRET\n  origins: [\"{ORIGIN}\"]\n\
              \x20 csrf_guard: true\n  backchannel_logout_path: /oidc/backchannel-logout\n\
              \x20 cookie: {{secure: false}}\n\
-             \x20 session: {{keys: [{{env: KEY}}], revocations_file: revocations.jsonl}}\n",
+             \x20 session: {{keys: [{{env: KEY}}], revocations_file: revocations.jsonl}}\n...\n",
             provider.issuer()
         );
         std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();

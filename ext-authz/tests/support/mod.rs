@@ -176,6 +176,12 @@ identity:
     )
 }
 
+/// `config` with the end-of-document line every ext-authz config ends with (a file without it
+/// is refused as possibly cut short).
+pub fn ended(config: &str) -> String {
+    format!("{}\n...\n", config.trim_end())
+}
+
 pub fn api_keys_yaml(keys: &[(&str, &str, &[&str])]) -> String {
     let entries: Vec<Value> = keys
         .iter()
@@ -213,7 +219,7 @@ impl Harness {
     /// As `start_with`, with more top-level sections appended to the config.
     pub async fn start_with_sections(idp: JwksServer, key: SigningKey, extra_rules: &str, sections: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let config = config_yaml(&idp.url, extra_rules) + sections;
+        let config = ended(&(config_yaml(&idp.url, extra_rules) + sections));
         std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
         std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])]))
             .unwrap();

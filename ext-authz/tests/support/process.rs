@@ -36,7 +36,7 @@ impl AuthzProcess {
     /// connections. A port taken between choosing and binding it makes it start again on others.
     pub fn start(config_file: &Path, config: &str, env: &[(&str, &str)]) -> AuthzProcess {
         for _ in 0..5 {
-            let (text, grpc, http) = on_free_ports(config);
+            let (text, grpc, http) = on_free_ports(&super::ended(config));
             std::fs::write(config_file, text).unwrap();
             let log = config_file.with_extension("stderr.log");
             let mut command = Command::new(BIN);
