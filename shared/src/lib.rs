@@ -1,6 +1,7 @@
 //! Plumbing shared by Gatehouse's services, and nothing else: no auth or limit logic lives here.
 //!
 //! - [`bounded_yaml`]: size, nesting and alias bounds on every YAML file read.
+//! - [`file_end`]: telling a whole YAML file from one cut short (the end-of-document marker).
 //! - [`reload`]: the one way reloadable files are watched, read off the serving threads and swapped.
 //! - [`mod@env`]: settings from the environment through a seam: each declared once (name,
 //!   default, parser, help) and read reporting every bad value; `--help` tables from the same
@@ -22,6 +23,7 @@
 pub mod bounded_yaml;
 pub mod clock;
 pub mod env;
+pub mod file_end;
 pub mod health;
 pub mod metrics;
 pub mod proto;
