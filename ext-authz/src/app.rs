@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, AuthzConfig};
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
-use crate::decision_log::{DecisionLog, LogSink};
+use crate::decision_log::{DecisionLog, LogSink, Reopen};
 use crate::grpc::AuthorizationGrpc;
 use crate::key_files::{self, ApiKeysLocation};
 use crate::metrics::Metrics;
@@ -49,9 +49,23 @@ pub struct Running {
     servers: Servers,
     shutdown_delay: Duration,
     shutdown_timeout: Duration,
+    /// The decision log's file, when there is one, to reopen on SIGHUP.
+    decision_log_file: Option<Reopen>,
 }
 
 impl Running {
+    /// On SIGHUP (logrotate's `postrotate`): the decision log's file is reopened before its
+    /// next line. Nothing else is re-read on a signal: config and key files are watched.
+    pub fn hangup(&self) {
+        match &self.decision_log_file {
+            Some(reopen) => {
+                tracing::info!("SIGHUP: reopening the decision log file");
+                reopen.request();
+            }
+            None => tracing::info!("SIGHUP: no decision log file to reopen; ignored"),
+        }
+    }
+
     /// Not ready first (health and `/readyz`), then after `shutdown_delay` stop accepting and
     /// let in-flight checks finish within `shutdown_timeout`.
     pub async fn shutdown(self) {
@@ -79,7 +93,11 @@ pub async fn start(
     tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
     let policy = build_policy(&config, &metrics, &clock, FirstLoad::Background).await?;
     let mut authorizer = Authorizer::new(policy, api_keys, config.cache_size, metrics.clone(), clock);
+    let mut decision_log_file = None;
     if let Some(log) = start_decision_log(&config, &metrics)? {
+        if matches!(log.settings().to, LogSink::File(_)) {
+            decision_log_file = Some(log.reopener());
+        }
         authorizer = authorizer.with_decision_log(log);
     }
     let authorizer = Arc::new(authorizer);
@@ -138,7 +156,17 @@ pub async fn start(
     let shutdown_timeout = config.server.shutdown_timeout;
     servers.push(tokio::spawn(watch_files(config, env, authorizer.clone(), servers.stop_signal())));
     tracing::info!(%grpc_addr, %http_addr, "ext-authz serving");
-    Ok(Running { grpc_addr, http_addr, authorizer, health, stopping_flag, servers, shutdown_delay, shutdown_timeout })
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        authorizer,
+        health,
+        stopping_flag,
+        servers,
+        shutdown_delay,
+        shutdown_timeout,
+        decision_log_file,
+    })
 }
 
 /// Health follows readiness: serving once every provider's keys are loaded.
@@ -161,7 +189,9 @@ fn start_decision_log(config: &AuthzConfig, metrics: &Metrics) -> Result<Option<
     };
     let log = DecisionLog::start(settings.clone(), metrics.decision_log_dropped.clone())
         .map_err(|source| StartError::DecisionLog { path: to.clone(), source })?;
-    tracing::info!(%to, sample_rate = settings.sample_rate, allows = settings.allows, "decision log on");
+    let (max_size, max_files) = settings.rotation.map(|r| (r.max_size, r.max_files)).unzip();
+    tracing::info!(%to, sample_rate = settings.sample_rate, allows = settings.allows, ?max_size, ?max_files,
+        "decision log on");
     Ok(Some(log))
 }
 

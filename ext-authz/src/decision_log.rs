@@ -7,7 +7,8 @@
 //! header or the query string. Lines go to stdout (the service's own logs go to stderr) or to a
 //! file, through a bounded queue written off the serving threads; when the writer cannot keep
 //! up, lines are dropped and counted (`ext_authz_decision_log_dropped_total`) rather than slow
-//! a check down or grow memory.
+//! a check down or grow memory. A file is reopened when it is renamed or deleted and on
+//! SIGHUP, and can be rotated by size ([`file`]).
 //!
 //! Sampling is by request id, so a decision is logged or not the same way wherever it is
 //! evaluated (both Envoy modes, retries with the same id).
@@ -15,9 +16,11 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -25,6 +28,11 @@ use shared::metrics::Counter;
 
 use crate::core::request::AuthRequest;
 use crate::outcome::Outcome;
+
+pub mod file;
+
+use file::LogFile;
+pub use file::SizeRotation;
 
 /// Lines waiting for the writer; past this, new lines are dropped (and counted).
 pub const QUEUE_LINES: usize = 10_000;
@@ -43,6 +51,8 @@ pub struct DecisionLogSettings {
     /// Log allows too (denials, redirects and failures are always candidates).
     pub allows: bool,
     pub to: LogSink,
+    /// Size-based rotation of a file (`max_size`, `max_files`); `None` leaves it to logrotate.
+    pub rotation: Option<SizeRotation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,20 +158,47 @@ pub struct DecisionLog {
     settings: DecisionLogSettings,
     queue: mpsc::SyncSender<String>,
     dropped: Counter,
+    reopen: Reopen,
+}
+
+/// Asks the writer to reopen its file (SIGHUP, after logrotate moved it): done before its
+/// next write, or within [`IDLE_CHECK`] when no line comes.
+#[derive(Clone, Default)]
+pub struct Reopen(Arc<AtomicBool>);
+
+impl Reopen {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
 }
 
 impl DecisionLog {
     /// Opens the sink and starts the writer (a thread of its own: writes to a slow disk or a
     /// blocked stdout never hold a serving thread), which runs until the log is dropped,
     /// writing what is queued first.
-    pub fn start(settings: DecisionLogSettings, dropped: Counter) -> std::io::Result<DecisionLog> {
-        let sink: Box<dyn Write + Send> = match &settings.to {
-            LogSink::Stdout => Box::new(std::io::stdout()),
-            LogSink::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+    pub fn start(settings: DecisionLogSettings, dropped: Counter) -> io::Result<DecisionLog> {
+        let sink = match &settings.to {
+            LogSink::Stdout => Sink::Stdout(BufWriter::with_capacity(64 * 1024, io::stdout())),
+            LogSink::File(path) => {
+                Sink::File(LogFile::open(path.clone(), settings.rotation, shared::clock::system_clock())?)
+            }
         };
         let (log, lines) = DecisionLog::queue(settings, dropped, QUEUE_LINES);
-        spawn_writer(lines, sink)?;
+        spawn_writer(lines, sink, log.reopen.clone())?;
         Ok(log)
+    }
+
+    pub fn settings(&self) -> &DecisionLogSettings {
+        &self.settings
+    }
+
+    /// The handle that asks for the file to be reopened.
+    pub fn reopener(&self) -> Reopen {
+        self.reopen.clone()
     }
 
     /// The log and the receiving end of its queue, for [`spawn_writer`].
@@ -171,7 +208,7 @@ impl DecisionLog {
         capacity: usize,
     ) -> (DecisionLog, mpsc::Receiver<String>) {
         let (queue, lines) = mpsc::sync_channel(capacity);
-        (DecisionLog { settings, queue, dropped }, lines)
+        (DecisionLog { settings, queue, dropped, reopen: Reopen::default() }, lines)
     }
 
     /// Queues the line for `entry` when it is in the sample; never waits.
@@ -193,26 +230,73 @@ impl DecisionLog {
 /// serving threads queue lines without waking the writer, and the next write carries them all.
 /// Without the rest, a busy service woke the writer and wrote for nearly every line: the log
 /// cost 75% more CPU per check (docs/benchmarks.md, "Cost at every load").
-const WRITE_REST: std::time::Duration = std::time::Duration::from_millis(20);
+const WRITE_REST: Duration = Duration::from_millis(20);
+
+/// How long an idle writer waits for a line before looking at its file anyway, so that a file
+/// renamed or deleted (or a SIGHUP) while nothing is logged is let go of: its space is freed.
+pub const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// The most lines written between two looks at the file: a writer that never catches up
+/// still notices a rename.
+const BATCH_LINES: usize = QUEUE_LINES;
+
+/// Where the writer puts lines.
+enum Sink {
+    Stdout(BufWriter<io::Stdout>),
+    File(LogFile),
+}
+
+impl Sink {
+    fn append(&mut self, line: &str) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => writeln!(out, "{line}"),
+            Sink::File(file) => file.append(line),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => out.flush(),
+            Sink::File(file) => file.flush(),
+        }
+    }
+
+    /// Between batches: reopens a file that was moved, or when asked (stdout stays).
+    fn check(&mut self, reopen: bool) -> io::Result<()> {
+        match self {
+            Sink::Stdout(_) => Ok(()),
+            Sink::File(file) => file.check(reopen),
+        }
+    }
+}
 
 /// Writes queued lines, buffered and flushed whenever the queue runs empty, then rests
-/// ([`WRITE_REST`]), until every sender is gone. At 10,000 queued lines (the bound) a rest would
-/// have to outlast 500,000 decisions a second to drop any.
-fn spawn_writer(lines: mpsc::Receiver<String>, sink: Box<dyn Write + Send>) -> std::io::Result<()> {
-    let work = move || {
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
-        while let Ok(line) = lines.recv() {
-            let mut result = writeln!(out, "{line}");
-            while let (Ok(()), Ok(more)) = (&result, lines.try_recv()) {
-                result = writeln!(out, "{more}");
-            }
-            if let Err(e) = result.and_then(|()| out.flush()) {
-                tracing::error!("decision log: cannot write: {e}");
-            }
-            std::thread::sleep(WRITE_REST);
+/// ([`WRITE_REST`]), until every sender is gone; before each batch (and every [`IDLE_CHECK`]
+/// when idle) the file is checked and reopened if it was moved or `reopen` asks. At 10,000
+/// queued lines (the bound) a rest would have to outlast 500,000 decisions a second to drop any.
+fn spawn_writer(lines: mpsc::Receiver<String>, mut sink: Sink, reopen: Reopen) -> io::Result<JoinHandle<()>> {
+    let work = move || loop {
+        let first = match lines.recv_timeout(IDLE_CHECK) {
+            Ok(line) => Some(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        if let Err(e) = sink.check(reopen.take()) {
+            // Lines keep going to the file already open; the next check tries again.
+            tracing::error!("decision log: cannot reopen the file: {e}");
         }
+        let Some(first) = first else { continue };
+        let mut result = sink.append(&first);
+        let mut more = lines.try_iter().take(BATCH_LINES - 1);
+        while let (Ok(()), Some(line)) = (&result, more.next()) {
+            result = sink.append(&line);
+        }
+        if let Err(e) = result.and_then(|()| sink.flush()) {
+            tracing::error!("decision log: cannot write: {e}");
+        }
+        std::thread::sleep(WRITE_REST);
     };
-    std::thread::Builder::new().name("decision-log".into()).spawn(work).map(drop)
+    std::thread::Builder::new().name("decision-log".into()).spawn(work)
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let signal = shared::shutdown::signal().await;
+        let signal = shared::shutdown::signal_with_hangup(|| running.hangup()).await;
         tracing::info!(signal, "stopping: not ready any more, draining in-flight checks");
         running.shutdown().await;
         if let Some(t) = &tracing {

@@ -91,6 +91,14 @@ async fn starts_on_memory_with_the_example_config() {
         codes.push(r.into_inner().overall_code);
     }
     assert_eq!(codes, vec![1, 1, 1, 1, 1, 2], "5 per minute, then OVER_LIMIT");
+    // SIGHUP (sent to every process after a log rotation) is logged and changes nothing.
+    let hup = Command::new("kill").args(["-HUP", &p.child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let logged = || async { p.stderr().contains("SIGHUP: nothing to reopen") };
+    eventually("the SIGHUP logged", Duration::from_secs(5), logged).await;
+    assert!(p.child.try_wait().unwrap().is_none(), "still running after SIGHUP");
+    let r = client.should_rate_limit(request("gatehouse", vec![descriptor(&[("api_key", "k1")])])).await.unwrap();
+    assert_eq!(r.into_inner().overall_code, 2, "still serving, the counter kept");
     p.sigterm();
     assert!(p.wait().success());
     let log = p.stderr();

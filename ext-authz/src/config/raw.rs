@@ -149,11 +149,22 @@ pub struct RawDecisionLog {
     pub allows: bool,
     /// `stdout`, or a file path (relative to this file) appended to.
     pub to: String,
+    /// Rotate the file before it grows past this (`100MiB`); unset, logrotate's job.
+    pub max_size: Option<String>,
+    /// Rotated files kept (`<file>.1` … `<file>.N`) with `max_size`; default 5.
+    pub max_files: Option<u32>,
 }
 
 impl Default for RawDecisionLog {
     fn default() -> Self {
-        RawDecisionLog { enabled: false, sample_rate: 1.0, allows: true, to: "stdout".into() }
+        RawDecisionLog {
+            enabled: false,
+            sample_rate: 1.0,
+            allows: true,
+            to: "stdout".into(),
+            max_size: None,
+            max_files: None,
+        }
     }
 }
 

@@ -151,7 +151,7 @@ fn sampling_is_by_request_id() {
 /// The queue's bound: a writer that cannot keep up loses lines (counted), the check never waits.
 #[test]
 fn a_full_queue_drops_and_counts_instead_of_waiting() {
-    let settings = DecisionLogSettings { sample_rate: 1.0, allows: true, to: LogSink::Stdout };
+    let settings = DecisionLogSettings { sample_rate: 1.0, allows: true, to: LogSink::Stdout, rotation: None };
     let dropped = counter();
     // The writer starts only after the burst, as if it were stuck.
     let (log, lines) = DecisionLog::queue(settings, dropped.clone(), 3);
@@ -169,7 +169,8 @@ fn a_full_queue_drops_and_counts_instead_of_waiting() {
 async fn lines_reach_the_file_and_allows_can_be_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("decisions.jsonl");
-    let settings = DecisionLogSettings { sample_rate: 1.0, allows: false, to: LogSink::File(path.clone()) };
+    let settings =
+        DecisionLogSettings { sample_rate: 1.0, allows: false, to: LogSink::File(path.clone()), rotation: None };
     let log = DecisionLog::start(settings, counter()).unwrap();
     let request = request("/orders/1", &[("x-request-id", "req-2")]);
     log.record(&entry(&request, &allow(Identity::from_jwt("corp", Arc::new(json!({"sub": "a"}))))));
@@ -182,4 +183,93 @@ async fn lines_reach_the_file_and_allows_can_be_left_out() {
     assert_eq!(text.lines().count(), 1, "{text}");
     let record: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!((&record["decision"], &record["request_id"]), (&json!("deny"), &json!("req-2")));
+}
+
+/// logrotate's `create` mode under load: the file is renamed again and again while threads log
+/// decisions. Every line is in one of the files, whole (valid JSON), and none is lost or doubled.
+#[tokio::test]
+async fn renaming_the_file_under_load_loses_and_splits_no_line() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let now = Arc::new(AtomicU64::new(1_000));
+    let clock: shared::clock::Clock = {
+        let now = now.clone();
+        Arc::new(move || now.load(Ordering::SeqCst))
+    };
+    let settings =
+        DecisionLogSettings { sample_rate: 1.0, allows: true, to: LogSink::File(path.clone()), rotation: None };
+    let dropped = counter();
+    // A queue that holds every line: what is tested is the file, not the drop policy.
+    let (log, lines) = DecisionLog::queue(settings, dropped.clone(), THREADS * PER_THREAD);
+    let sink = Sink::File(file::LogFile::open(path.clone(), None, clock).unwrap());
+    let writer = spawn_writer(lines, sink, log.reopener()).unwrap();
+    let log = Arc::new(log);
+    let producers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let denied = Outcome::Deny(deny(
+                    401,
+                    ErrorCode::Unauthorized,
+                    "missing credentials",
+                    None,
+                    "missing_credentials",
+                ));
+                for i in 0..PER_THREAD {
+                    let id = format!("t{t}-{i}");
+                    let request = request("/orders/1", &[("x-request-id", &id)]);
+                    log.record(&entry(&request, &denied));
+                    // Spread over the renames (the queue holds every line, so pace is no factor).
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            })
+        })
+        .collect();
+    // Rename while they write: half the renames found by the writer's once-a-second look (the
+    // clock moved), half by a SIGHUP's reopen.
+    let mut renamed = Vec::new();
+    for n in 0.. {
+        if n >= 4 && producers.iter().all(|p| p.is_finished()) {
+            break;
+        }
+        // Each file is renamed once the writer has reopened it and put lines in it (or all
+        // is written).
+        let done = || producers.iter().all(|p| p.is_finished());
+        let new = || async { std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) || (done() && path.exists()) };
+        shared::testing::eventually("the writer writes to a new file", Duration::from_secs(10), new).await;
+        let to = dir.path().join(format!("decisions.jsonl-{n}"));
+        std::fs::rename(&path, &to).unwrap();
+        renamed.push(to);
+        if n % 2 == 0 {
+            now.fetch_add(1, Ordering::SeqCst);
+        } else {
+            log.reopener().request();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for producer in producers {
+        producer.join().unwrap();
+    }
+    drop(log);
+    tokio::task::spawn_blocking(move || writer.join().unwrap()).await.unwrap();
+
+    assert_eq!(dropped.get(), 0);
+    let mut ids = std::collections::HashSet::new();
+    let mut files_with_lines = 0usize;
+    for file in renamed.iter().chain([&path]) {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        assert!(text.is_empty() || text.ends_with('\n'), "{} ends in a whole line", file.display());
+        files_with_lines += usize::from(!text.is_empty());
+        for line in text.lines() {
+            let record: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(ids.insert(record["request_id"].as_str().unwrap().to_string()), "written twice: {line}");
+        }
+    }
+    assert_eq!(ids.len(), THREADS * PER_THREAD, "every line written, once");
+    let files = renamed.len() + 1;
+    assert!(files_with_lines >= 2, "renamed while lines were written: {files_with_lines} of {files} files");
 }
