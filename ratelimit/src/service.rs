@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use shared::health::Health;
@@ -60,9 +60,12 @@ pub enum FailureMode {
     Allow,
     Deny,
     /// Count in this instance's memory while the store is down, each limit divided by the
-    /// number of instances sharing the traffic (at least 1 each).
+    /// number of instances sharing the traffic (at least 1 each, a limit of 0 stays 0).
     Local {
         instances: u32,
+        /// `REDIS_FAILURE_LOCAL_TIMEOUT`: how long a call (or the probe) waits for the store
+        /// before it counts locally — a hung Redis must not cost each call `REDIS_TIMEOUT`.
+        timeout: Duration,
     },
 }
 
@@ -130,8 +133,12 @@ impl Clocks {
 pub struct RateLimiter {
     loaded: ArcSwapOption<Loaded>,
     store: Arc<dyn CounterStore>,
-    /// With `FailureMode::Local`: where counting goes while the store is down.
+    /// With `FailureMode::Local`: where counting goes while the store is down. Kept for the
+    /// service's life: a counter lives out its window across outages, so a store that comes
+    /// and goes never hands out a fresh budget.
     fallback: Option<MemoryStore>,
+    /// With `FailureMode::Local` on a store that waits: the bound on each wait for it.
+    local_timeout: Option<Duration>,
     /// With `HOT_KEY_BATCH_WINDOW`: increments of a key collected for a moment.
     batcher: Option<Batcher>,
     local_cache: Option<LocalCache>,
@@ -156,6 +163,10 @@ impl RateLimiter {
             .then(|| LocalCache::new(options.local_cache_size_in_bytes as usize));
         let fallback = matches!(options.failure_mode, FailureMode::Local { .. })
             .then(|| MemoryStore::with_capacity(LOCAL_FAILURE_COUNTERS));
+        let local_timeout = match options.failure_mode {
+            FailureMode::Local { timeout, .. } if !store.answers_immediately() => Some(timeout),
+            _ => None,
+        };
         let batcher = options.batch_window.map(Batcher::new);
         // The fallback is a memory store, which never waits; a batch waits for its window.
         let answers_immediately = store.answers_immediately() && batcher.is_none();
@@ -164,6 +175,7 @@ impl RateLimiter {
             loaded: ArcSwapOption::empty(),
             store,
             fallback,
+            local_timeout,
             batcher,
             local_cache,
             options,
@@ -241,7 +253,7 @@ impl RateLimiter {
 
         // Counting alone while the store is down: the store is not asked (a hung Redis would
         // cost every call its timeout); the probe notices when it is back.
-        if let (Some(fallback), FailureMode::Local { instances }, true) =
+        if let (Some(fallback), FailureMode::Local { instances, .. }, true) =
             (&self.fallback, self.options.failure_mode, self.in_outage())
         {
             let verdict = self.count_locally(fallback, &plan, instances, settings, now).await?;
@@ -249,7 +261,18 @@ impl RateLimiter {
             let dynamic_metadata = loaded.settings.dynamic_metadata.then(|| merged_metadata(&plan, &verdict));
             return Ok(Decision { verdict, dynamic_metadata });
         }
-        let verdict = match self.count(self.store.as_ref(), true, true, &plan, now).await {
+        let counted = match self.local_timeout {
+            // Boxed: only this mode pays for the timer, and every other call's future stays small.
+            Some(limit) => {
+                Box::pin(async {
+                    let counting = self.count(self.store.as_ref(), true, true, &plan, now);
+                    tokio::time::timeout(limit, counting).await.unwrap_or(Err(StoreError::LocalTimeout(limit)))
+                })
+                .await
+            }
+            None => self.count(self.store.as_ref(), true, true, &plan, now).await,
+        };
+        let verdict = match counted {
             Ok(values) => {
                 self.store_answered();
                 decide(&plan, &values, settings, now)
@@ -272,7 +295,7 @@ impl RateLimiter {
                         self.metrics.failure_mode_answer("deny").inc();
                         verdict_without_store(&plan, true, now)
                     }
-                    FailureMode::Local { instances } => match &self.fallback {
+                    FailureMode::Local { instances, .. } => match &self.fallback {
                         Some(fallback) => self.count_locally(fallback, &plan, instances, settings, now).await?,
                         None => return Err(error.into()),
                     },
@@ -456,7 +479,7 @@ impl RateLimiter {
         if !self.in_outage.swap(true, Ordering::SeqCst) {
             self.metrics.redis_outages.inc();
             match self.options.failure_mode {
-                FailureMode::Local { instances } => tracing::error!(
+                FailureMode::Local { instances, .. } => tracing::error!(
                     store = self.store.name(),
                     instances,
                     "counter store unavailable: counting in this instance's memory (each limit divided by {instances}) until it answers again: {error}"
@@ -476,9 +499,11 @@ impl RateLimiter {
     fn store_answered(&self) {
         if self.in_outage.load(Ordering::Relaxed) && self.in_outage.swap(false, Ordering::SeqCst) {
             tracing::warn!(store = self.store.name(), "counter store reachable again: counting there again");
-            // What was counted alone belongs to the outage; the store's counts take over.
+            // The store's counts take over; what was counted alone stays for its window, so the
+            // next outage in that window goes on from it (clearing it here gave each switch a
+            // fresh budget: a store that flaps let through the limit once per outage).
             if let Some(fallback) = &self.fallback {
-                fallback.sweep(u64::MAX);
+                fallback.sweep(self.clocks.now().seconds);
             }
             if self.options.store_health {
                 self.health.set("redis", true);
@@ -499,12 +524,21 @@ impl RateLimiter {
         if let Some(fallback) = &self.fallback {
             fallback.sweep(self.clocks.now().seconds);
         }
-        match self.store.ping().await {
+        let answered = match self.local_timeout {
+            Some(limit) => {
+                tokio::time::timeout(limit, self.store.ping()).await.unwrap_or(Err(StoreError::LocalTimeout(limit)))
+            }
+            None => self.store.ping().await,
+        };
+        match answered {
             Ok(()) => self.store_answered(),
             Err(e) => tracing::debug!("counter store still unavailable: {e}"),
         }
     }
 }
+
+#[cfg(test)]
+mod local_mode_tests;
 
 #[cfg(test)]
 mod tests {

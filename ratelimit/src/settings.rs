@@ -128,10 +128,18 @@ impl Settings {
         if local_instances == 0 {
             r.fail("REDIS_FAILURE_LOCAL_INSTANCES", Some("0".into()), "at least 1 instance counts");
         }
+        let local_timeout = r.get(&REDIS_FAILURE_LOCAL_TIMEOUT);
+        if local_timeout.is_zero() {
+            r.fail(
+                "REDIS_FAILURE_LOCAL_TIMEOUT",
+                r.raw("REDIS_FAILURE_LOCAL_TIMEOUT"),
+                "at least 1ms: 0 would never wait for Redis",
+            );
+        }
         let failure_mode = match r.get(&REDIS_FAILURE_MODE) {
             "allow" => FailureMode::Allow,
             "deny" => FailureMode::Deny,
-            "local" => FailureMode::Local { instances: local_instances.max(1) },
+            "local" => FailureMode::Local { instances: local_instances.max(1), timeout: local_timeout },
             _ => FailureMode::Error,
         };
         let pipeline_limit = pipeline_limit(&mut r);
@@ -610,11 +618,18 @@ mod tests {
     }
 
     #[test]
-    fn the_local_failure_mode_takes_its_instance_count() {
-        let s = Settings::from_env(&env(&[("REDIS_FAILURE_MODE", "local"), ("REDIS_FAILURE_LOCAL_INSTANCES", "3")]));
-        assert_eq!(s.unwrap().limiter.failure_mode, FailureMode::Local { instances: 3 });
+    fn the_local_failure_mode_takes_its_instance_count_and_timeout() {
+        let s = Settings::from_env(&env(&[
+            ("REDIS_FAILURE_MODE", "local"),
+            ("REDIS_FAILURE_LOCAL_INSTANCES", "3"),
+            ("REDIS_FAILURE_LOCAL_TIMEOUT", "100ms"),
+        ]));
+        let three = FailureMode::Local { instances: 3, timeout: Duration::from_millis(100) };
+        assert_eq!(s.unwrap().limiter.failure_mode, three);
         let one = Settings::from_env(&env(&[("REDIS_FAILURE_MODE", "local")])).unwrap();
-        assert_eq!(one.limiter.failure_mode, FailureMode::Local { instances: 1 });
+        assert_eq!(one.limiter.failure_mode, FailureMode::Local { instances: 1, timeout: Duration::from_millis(250) });
+        let zero = Settings::from_env(&env(&[("REDIS_FAILURE_MODE", "local"), ("REDIS_FAILURE_LOCAL_TIMEOUT", "0s")]));
+        assert!(zero.unwrap_err().to_string().contains("REDIS_FAILURE_LOCAL_TIMEOUT=\"0s\""));
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub enum StoreError {
     ShortAnswer { expected: usize, got: usize },
     #[error("the store's script answered something else than counters: {0}")]
     ScriptAnswer(String),
+    /// With `REDIS_FAILURE_MODE=local`: no answer within `REDIS_FAILURE_LOCAL_TIMEOUT`.
+    #[error("no answer within {0:?} (REDIS_FAILURE_LOCAL_TIMEOUT)")]
+    LocalTimeout(std::time::Duration),
     /// A batched increment failed (see `crate::batch`); every request of the batch gets it.
     #[error("batched increment: {0}")]
     Batch(#[from] BatchError),
@@ -82,7 +85,7 @@ impl StoreError {
     /// failure mode applies; `false` for an answer that makes no sense for this request alone.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Redis(_) => true,
+            StoreError::Redis(_) | StoreError::LocalTimeout(_) => true,
             StoreError::Batch(e) => e.transient,
             _ => false,
         }

@@ -20,6 +20,12 @@ descriptors:
     rate_limit: {unit: second, requests_per_unit: 10, algorithm: token_bucket, burst: 5}
   - key: hourly
     rate_limit: {unit: hour, requests_per_unit: 60, algorithm: token_bucket}
+  - key: closed_fixed
+    rate_limit: {unit: minute, requests_per_unit: 0}
+  - key: closed_sliding
+    rate_limit: {unit: minute, requests_per_unit: 0, algorithm: sliding_window}
+  - key: closed_bucket
+    rate_limit: {unit: minute, requests_per_unit: 0, algorithm: token_bucket}
 "#;
 
 async fn start(backend: Backend) -> Harness {
@@ -158,12 +164,31 @@ async fn one_request_mixes_algorithms(backend: Backend) {
     h.stop().await;
 }
 
+/// A limit of 0 refuses every request, whatever the algorithm (a bucket of 0 once let one
+/// request through per unit), now and a unit later.
+async fn a_limit_of_zero_refuses_everything_whatever_the_algorithm(backend: Backend) {
+    let mut h = start(backend).await;
+    for _ in 0..2 {
+        for key in ["closed_fixed", "closed_sliding", "closed_bucket"] {
+            for _ in 0..3 {
+                let r = ask(&mut h, key, 1).await;
+                assert_eq!((code(&r), r.statuses[0].limit_remaining), (Code::OverLimit, 0), "{key}");
+            }
+        }
+        h.clock.advance(61);
+    }
+    let refused = ask(&mut h, "closed_bucket", 1).await;
+    assert_eq!(remaining_and_reset(&refused), (0, 60), "the bucket tells to come back in a unit");
+    h.stop().await;
+}
+
 on_both_backends!(
     no_double_burst_at_a_window_boundary,
     steady_traffic_under_the_limit_passes,
     a_token_bucket_allows_its_burst_then_its_rate,
     costs_are_taken_whole,
     one_request_mixes_algorithms,
+    a_limit_of_zero_refuses_everything_whatever_the_algorithm,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

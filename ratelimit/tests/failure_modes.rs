@@ -134,3 +134,60 @@ async fn local_mode_counts_each_instances_share_in_memory_until_redis_returns() 
     assert_eq!(counted, 1, "counted in Redis");
     h.stop().await;
 }
+
+const FLAP: &str = "domain: flap\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 5}\n";
+
+/// Waits (bounded) until the probe has noticed Redis again.
+async fn noticed_again(h: &Harness) {
+    let limiter = h.running().limiter.clone();
+    shared::testing::eventually("Redis is noticed again", std::time::Duration::from_secs(10), || {
+        std::future::ready(!limiter.in_outage())
+    })
+    .await;
+}
+
+/// Redis stopped and started again three times within the hour: each outage goes on from what
+/// the previous ones counted locally, so 5 an hour lets 5 through in all, not 5 per outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_carries_each_counter_across_a_flapping_redis() {
+    let mut h = Harness::start(Backend::Redis, &[("flap.yaml", FLAP)], &[("REDIS_FAILURE_MODE", "local")]).await;
+    let call = || request("flap", vec![descriptor(&[("k", "v")])]);
+    let mut admitted_locally = 0;
+    for _ in 0..3 {
+        h.redis.as_mut().unwrap().stop();
+        for _ in 0..6 {
+            if h.call(call()).await.unwrap().overall_code == Code::Ok as i32 {
+                admitted_locally += 1;
+            }
+        }
+        assert!(h.running().limiter.in_outage());
+        h.redis.as_mut().unwrap().resume();
+        noticed_again(&h).await;
+        h.clock.advance(60);
+    }
+    assert_eq!(admitted_locally, 5, "one local budget for the hour, across three outages");
+    h.stop().await;
+}
+
+/// A hung Redis (SIGSTOP: connections accepted, nothing answered) with a long REDIS_TIMEOUT:
+/// calls answer from the local counters after REDIS_FAILURE_LOCAL_TIMEOUT, and the probe,
+/// bounded by it too, notices Redis once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_answers_from_memory_while_redis_hangs() {
+    let settings =
+        [("REDIS_FAILURE_MODE", "local"), ("REDIS_TIMEOUT", "60s"), ("REDIS_FAILURE_LOCAL_TIMEOUT", "250ms")];
+    let mut h = Harness::start(Backend::Redis, &[("flap.yaml", FLAP)], &settings).await;
+    let call = || request("flap", vec![descriptor(&[("k", "v")])]);
+    assert_eq!(h.call(call()).await.unwrap().statuses[0].limit_remaining, 4);
+    h.redis.as_ref().unwrap().freeze();
+    // Far below REDIS_TIMEOUT: a call that waited for it would miss this deadline.
+    let within = std::time::Duration::from_secs(20);
+    for left in (0..5).rev() {
+        let r = tokio::time::timeout(within, h.call(call())).await.expect("answered before REDIS_TIMEOUT").unwrap();
+        assert_eq!((r.overall_code, r.statuses[0].limit_remaining), (Code::Ok as i32, left), "counted locally");
+    }
+    assert!(metric(&h, "ratelimit_service_failure_mode_answers_total{mode=\"local\"} 5").is_some());
+    h.redis.as_ref().unwrap().thaw();
+    noticed_again(&h).await;
+    h.stop().await;
+}

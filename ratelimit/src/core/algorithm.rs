@@ -40,7 +40,12 @@ impl Algorithm {
             other => return Err(format!("algorithm {other:?} is not fixed_window, sliding_window or token_bucket")),
         };
         match (algorithm, burst) {
-            (Algorithm::TokenBucket { burst: 0 }, _) => Err("a token bucket's burst must be at least 1".into()),
+            // Refilled at 0 a unit, a bucket has nothing to give: it refuses every request, as
+            // a window of 0 does. A burst would promise otherwise.
+            (Algorithm::TokenBucket { .. }, Some(_)) if requests_per_unit == 0 => {
+                Err("a token bucket of 0 requests per unit refuses every request: leave out burst".into())
+            }
+            (Algorithm::TokenBucket { burst: 0 }, Some(_)) => Err("a token bucket's burst must be at least 1".into()),
             (Algorithm::TokenBucket { .. }, _) | (_, None) => Ok(algorithm),
             (_, Some(_)) => Err("burst is only for algorithm: token_bucket".into()),
         }
@@ -75,6 +80,9 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn new(hits: u64, requests_per_unit: u32, burst: u32, window_seconds: u64) -> Bucket {
+        // A bucket of 0 holds no token (no tolerance): every request that takes one is refused
+        // and told to come back in a unit per hit, as a window of 0 refuses all.
+        let burst = if requests_per_unit == 0 { 0 } else { burst };
         let window_us = u128::from(window_seconds) * u128::from(MICROS);
         let per_hit = (window_us / u128::from(requests_per_unit.max(1))).max(1);
         let capped = |value: u128| value.min(MAX_STEP_US) as u64;
@@ -161,6 +169,23 @@ mod tests {
         assert!(Algorithm::from_config("token_bucket", Some(0), 10).unwrap_err().contains("at least 1"));
         assert!(Algorithm::from_config("sliding_window", Some(3), 10).unwrap_err().contains("only for"));
         assert!(Algorithm::from_config("leaky", None, 10).unwrap_err().contains("\"leaky\""));
+        assert_eq!(Algorithm::from_config("token_bucket", None, 0), Ok(Algorithm::TokenBucket { burst: 0 }));
+        assert!(Algorithm::from_config("token_bucket", Some(3), 0).unwrap_err().contains("leave out burst"));
+    }
+
+    #[test]
+    fn a_bucket_of_zero_refuses_every_request_that_takes_a_token() {
+        let now = 1_800_000_000 * MICROS;
+        // Even handed a burst (the config refuses one): no tolerance, nothing fits.
+        for burst in [0, 5] {
+            let bucket = Bucket::new(1, 0, burst, 60);
+            assert_eq!(bucket.tolerance_us, 0);
+            let (allowed, tat) = bucket_step(0, now, bucket.increment_us, bucket.tolerance_us);
+            assert!(!allowed);
+            assert_eq!(bucket_status(&bucket, allowed, tat, now), (0, 60), "come back in a unit");
+        }
+        let probe = Bucket::new(0, 0, 0, 60);
+        assert!(bucket_step(0, now, probe.increment_us, probe.tolerance_us).0, "a check that takes nothing fits");
     }
 
     #[test]

@@ -139,13 +139,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// This plan with every counted limit divided among `instances` (at least 1 each): what one
-    /// instance enforces while it counts alone.
+    /// This plan with every counted limit divided among `instances` (at least 1 each, but a
+    /// limit of 0 stays 0: it refuses everything wherever it is counted): what one instance
+    /// enforces while it counts alone.
     pub fn shared_among(&self, instances: u32) -> Plan {
         let mut share = self.clone();
         for planned in &mut share.descriptors {
             if let Planned::Counted(counted) = planned {
-                counted.requests_per_unit = (counted.requests_per_unit / instances.max(1)).max(1);
+                if counted.requests_per_unit > 0 {
+                    counted.requests_per_unit = (counted.requests_per_unit / instances.max(1)).max(1);
+                }
             }
         }
         share

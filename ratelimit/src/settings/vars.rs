@@ -175,6 +175,11 @@ pub const REDIS_FAILURE_LOCAL_INSTANCES: Setting<u32> = Setting::number(
     "1",
     "with REDIS_FAILURE_MODE=local: the instances sharing the traffic; each enforces its share (limit / instances, at least 1) while it counts alone",
 );
+pub const REDIS_FAILURE_LOCAL_TIMEOUT: Setting<Duration> = Setting::duration(
+    "REDIS_FAILURE_LOCAL_TIMEOUT",
+    "250ms",
+    "with REDIS_FAILURE_MODE=local: how long a call (and the recovery probe) waits for Redis before counting locally; a hung Redis costs each call this, not REDIS_TIMEOUT",
+);
 pub const REDIS_SOCKET_TYPE: Setting<&str> =
     Setting::choice("REDIS_SOCKET_TYPE", "unix", &["tcp", "unix"], "tcp or unix");
 pub const REDIS_TYPE: Setting<&str> =
@@ -378,6 +383,7 @@ pub const ALL: &[&dyn Documented] = &[
     &MEMORY_MAX_COUNTERS,
     &REDIS_FAILURE_MODE,
     &REDIS_FAILURE_LOCAL_INSTANCES,
+    &REDIS_FAILURE_LOCAL_TIMEOUT,
     &HOT_KEY_BATCH_WINDOW,
     &REDIS_SOCKET_TYPE,
     &REDIS_TYPE,

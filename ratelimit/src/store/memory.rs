@@ -2,9 +2,22 @@
 //!
 //! Bounded: at most `max_counters` live at once (`MEMORY_MAX_COUNTERS`). The counters sit in a
 //! sharded S3-FIFO cache (`quick_cache`): updates lock one shard, inserts and evictions are O(1)
-//! however full it is. At the cap the least-used counters go first — a flood of one-off keys
-//! (random user ids, say) is evicted before the counters of clients that keep coming back.
-//! Evicting can only under-count (that client's window starts again), never refuse anyone.
+//! however full it is. Evicting can only under-count (that client's window starts again), never
+//! refuse anyone — which is why it must not be something a client can aim at others.
+//!
+//! **Kept counters.** S3-FIFO alone let a flood of one-off keys reset other clients' counters:
+//! its probation queue is 3% of the cache, so a counter hit again later than that many new
+//! keys was evicted as a one-off (its ghost re-admits the key, not its count); and in the main
+//! queue a key's frequency saturates at 2, so keys hit twice each (cheap for an attacker)
+//! cycled out counters hit any number of times. So a counter hit a second time within its
+//! window is *kept*: it weighs 0, which takes it out of the eviction queues altogether (at no
+//! cost per eviction, unlike quick_cache's pinning, which scans), and it stays until its window
+//! ends and a sweep finds it. Kept counters are bounded apart: at most half of `max_counters`
+//! ([`MemoryStore::kept_budget`]); the other half is the S3-FIFO cache for counters hit once
+//! (and for counters hit more while the budget is spent). A flood of one-off keys only cycles
+//! that half; a counter hit more than once — every counter over a limit of 1 or more — keeps
+//! its count. A counter kept stays kept when its window ends and it is hit again before the
+//! sweep: a client that keeps coming back keeps its place.
 //!
 //! A counter lives until its window ends, not for the window plus `EXPIRATION_JITTER_MAX_SECONDS`
 //! as in Redis: jitter spreads Redis's expiry work, and here it would only keep dead counters in
@@ -12,9 +25,10 @@
 //! drops the counters of ended windows.
 
 use std::hash::RandomState;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use quick_cache::sync::{Cache, EntryAction, EntryResult};
-use quick_cache::UnitWeighter;
+use quick_cache::sync::{Cache, DefaultLifecycle, EntryAction, EntryResult};
+use quick_cache::{OptionsBuilder, Weighter};
 
 use super::{CounterStore, CounterUpdate, Step, StepResult, StoreError, StoreFuture};
 use crate::core::algorithm::{bucket_step, MICROS};
@@ -22,9 +36,18 @@ use crate::core::algorithm::{bucket_step, MICROS};
 /// The default for `MEMORY_MAX_COUNTERS`: about 130 MiB of counters.
 pub const DEFAULT_MAX_COUNTERS: usize = 1_000_000;
 
+/// The share of the S3-FIFO half given to its main queue (quick_cache's default is 0.97). A
+/// counter hit again leaves the queues (kept) while the budget lasts, so the main queue mostly
+/// holds what was admitted while the cache filled; the probation queue is the time a new
+/// counter has to be hit again before a flood pushes it out, so it gets most of the room.
+const HOT_ALLOCATION: f64 = 0.1;
+
 pub struct MemoryStore {
     /// Keys come from requests, so the hasher is std's randomly keyed SipHash.
-    counters: Cache<String, Counter, UnitWeighter, RandomState>,
+    counters: Cache<String, Counter, KeptWeighNothing, RandomState>,
+    /// Counters kept now (see the module doc), at most `kept_budget`.
+    kept: AtomicUsize,
+    kept_budget: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +55,18 @@ struct Counter {
     value: u64,
     /// Unix second at which the counter's window ends.
     expires_at: u64,
+    /// Hit more than once and within the budget: out of the eviction queues until swept.
+    kept: bool,
+}
+
+/// A kept counter weighs 0: quick_cache leaves zero-weight entries out of its eviction queues.
+#[derive(Debug, Clone, Copy)]
+struct KeptWeighNothing;
+
+impl Weighter<String, Counter> for KeptWeighNothing {
+    fn weight(&self, _key: &String, counter: &Counter) -> u64 {
+        u64::from(!counter.kept)
+    }
 }
 
 impl Default for MemoryStore {
@@ -52,17 +87,58 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// A store holding at most `max_counters` counters (at least 1).
+    /// A store holding at most `max_counters` counters (at least 1): half of them (rounded
+    /// down) kept counters, the rest in the S3-FIFO cache.
     pub fn with_capacity(max_counters: usize) -> MemoryStore {
         let max = max_counters.max(1);
-        MemoryStore { counters: Cache::with(max, max as u64, UnitWeighter, RandomState::new(), Default::default()) }
+        let kept_budget = max / 2;
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity(max)
+            .weight_capacity((max - kept_budget) as u64)
+            .hot_allocation(HOT_ALLOCATION)
+            .build()
+            .expect("valid cache options");
+        let counters = Cache::with_options(options, KeptWeighNothing, RandomState::new(), DefaultLifecycle::default());
+        MemoryStore { counters, kept: AtomicUsize::new(0), kept_budget }
     }
 
     /// Drops the counters of ended windows; run periodically so memory follows the live ones.
+    /// The only way a kept counter leaves, so the only place its budget is given back.
     pub fn sweep(&self, now: u64) -> usize {
         let before = self.counters.len();
-        self.counters.retain(|_, c| c.expires_at > now);
+        self.counters.retain(|_, c| {
+            let live = c.expires_at > now;
+            if !live && c.kept {
+                self.kept.fetch_sub(1, Ordering::Relaxed);
+            }
+            live
+        });
         before.saturating_sub(self.counters.len())
+    }
+
+    /// How many counters can be kept at once (half of `max_counters`).
+    pub fn kept_budget(&self) -> usize {
+        self.kept_budget
+    }
+
+    /// Counters kept now.
+    pub fn kept(&self) -> usize {
+        self.kept.load(Ordering::Relaxed)
+    }
+
+    /// Keeps a counter hit again within its window, while the budget allows. Called under the
+    /// counter's shard lock; the weight change (1 to 0) is applied when the callback returns.
+    /// A counter already kept costs one branch: nothing shared is touched.
+    fn keep(&self, counter: &mut Counter) {
+        if counter.kept || self.kept.load(Ordering::Relaxed) >= self.kept_budget {
+            return;
+        }
+        // Two shards may race for the last slot: the loser gives it back.
+        if self.kept.fetch_add(1, Ordering::Relaxed) < self.kept_budget {
+            counter.kept = true;
+        } else {
+            self.kept.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -86,7 +162,11 @@ impl MemoryStore {
         loop {
             let added = self.counters.entry(update.key, None, |_, counter| {
                 if counter.expires_at <= now {
-                    *counter = Counter { value: 0, expires_at };
+                    // A new window: its first hit. A kept counter stays kept (see the module doc).
+                    counter.value = 0;
+                    counter.expires_at = expires_at;
+                } else {
+                    self.keep(counter);
                 }
                 // Saturates: a huge `hits_addend` is over any limit, never a wrapped small count.
                 counter.value = counter.value.saturating_add(update.hits);
@@ -95,7 +175,7 @@ impl MemoryStore {
             match added {
                 EntryResult::Retained(value) => return value,
                 EntryResult::Vacant(slot) => {
-                    if slot.insert(Counter { value: update.hits, expires_at }).is_ok() {
+                    if slot.insert(Counter { value: update.hits, expires_at, kept: false }).is_ok() {
                         return update.hits;
                     }
                     // The slot was taken away (a sweep ran): go again.
@@ -118,10 +198,15 @@ impl MemoryStore {
         let kept_until = |tat_us: u64| tat_us.div_ceil(MICROS) + 1;
         loop {
             let stepped = self.counters.entry(key, None, |_, counter| {
-                let stored = if counter.expires_at <= now { 0 } else { counter.value };
+                let live = counter.expires_at > now;
+                let stored = if live { counter.value } else { 0 };
                 let (allowed, tat) = bucket_step(stored, now_us, increment_us, tolerance_us);
                 if allowed && increment_us > 0 {
-                    *counter = Counter { value: tat, expires_at: kept_until(tat) };
+                    if live {
+                        self.keep(counter);
+                    }
+                    counter.value = tat;
+                    counter.expires_at = kept_until(tat);
                 }
                 EntryAction::Retain((allowed, tat))
             });
@@ -132,7 +217,7 @@ impl MemoryStore {
                     if !(allowed && increment_us > 0) {
                         return (allowed, tat);
                     }
-                    if slot.insert(Counter { value: tat, expires_at: kept_until(tat) }).is_ok() {
+                    if slot.insert(Counter { value: tat, expires_at: kept_until(tat), kept: false }).is_ok() {
                         return (allowed, tat);
                     }
                 }
@@ -195,60 +280,4 @@ impl CounterStore for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn update(key: &str, hits: u64, window: u64) -> CounterUpdate<'_> {
-        // A TTL with Redis jitter: the memory store ignores it.
-        CounterUpdate { key, hits, ttl: window + 300, window }
-    }
-
-    #[test]
-    fn counters_live_until_their_window_ends_whatever_the_jitter() {
-        let store = MemoryStore::new();
-        let minute = update("k", 2, 60);
-        assert_eq!(store.add(&minute, 1020), 2);
-        assert_eq!(store.add(&minute, 1079), 4);
-        assert_eq!(store.read("k", 1079), 4);
-        assert_eq!(store.read("k", 1080), 0, "the window 1020..1080 ended");
-        let second = update("s", 1, 1);
-        store.add(&second, 1079);
-        assert_eq!(store.sweep(1080), 2, "both gone at 1080, not 300 s later");
-        assert!(store.is_empty());
-    }
-
-    /// The on-the-spot increment and the future one count the same counters, in order.
-    #[tokio::test]
-    async fn incrementing_now_and_through_the_future_count_alike() {
-        let store = MemoryStore::new();
-        let updates = [update("a", 1, 60), update("b", 3, 60), update("a", 2, 60)];
-        let now = store.increment_now(&updates, 1000).expect("the memory store counts on the spot").unwrap();
-        assert_eq!(now, [1, 3, 3]);
-        let later = store.increment(&updates, 1000).await.unwrap();
-        assert_eq!(later, [4, 6, 6]);
-        assert!(store.answers_immediately());
-    }
-
-    #[test]
-    fn saturates_instead_of_wrapping() {
-        let store = MemoryStore::new();
-        assert_eq!(store.add(&update("k", u64::MAX - 1, 60), 0), u64::MAX - 1);
-        assert_eq!(store.add(&update("k", 5, 60), 0), u64::MAX);
-    }
-
-    #[test]
-    fn bounded_at_the_cap_and_keeps_counting_returning_clients() {
-        let store = MemoryStore::with_capacity(10_000);
-        for i in 0..50_000 {
-            // A client that comes back every few requests, among a flood of one-off keys.
-            assert_eq!(store.add(&update("regular", 1, 3600), 0), i + 1, "after {i}");
-            for j in 0..4 {
-                store.add(&update(&format!("once-{i}-{j}"), 1, 3600), 0);
-            }
-            if i % 1000 == 0 {
-                assert!(store.len() <= 10_000, "{}", store.len());
-            }
-        }
-        assert!(store.len() <= 10_000);
-    }
-}
+mod tests;
