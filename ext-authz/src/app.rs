@@ -124,7 +124,7 @@ pub async fn start(
     let grpc_addr = grpc.local_addr().expect("bound");
     let http_addr = http.local_addr().expect("bound");
 
-    let router = tonic::transport::Server::builder()
+    let router = serve::grpc_server()
         .add_service(health_server)
         .add_service(AuthorizationGrpc::server(authorizer.clone(), servers.calls()));
     let http_router =
@@ -143,9 +143,10 @@ pub async fn start(
         }
     }
     let (calls, stop) = (servers.calls(), servers.stop_signal());
+    let timeouts = config.server.grpc_timeouts;
     servers.push(match grpc_tls {
-        None => serve::grpc(router, grpc, calls, stop.clone()),
-        Some(server) => serve::grpc_tls(router, grpc, server, calls, stop.clone()),
+        None => serve::grpc(router, grpc, timeouts, calls, stop.clone()),
+        Some(server) => serve::grpc_tls(router, grpc, server, timeouts, calls, stop.clone()),
     });
     servers.push(match http_tls {
         None => serve::http(http_router, http, stop),

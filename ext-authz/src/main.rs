@@ -99,6 +99,11 @@ fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
         eprintln!("{}: {e}", file.display());
         return ExitCode::FAILURE;
     }
+    // The files a start would write (a revocations file on a read-only volume stops a start).
+    if let Err(e) = config.oidc.as_ref().map_or(Ok(()), ext_authz::oidc::check_files) {
+        eprintln!("{}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
     for warning in config.warnings() {
         eprintln!("warning: {}: {warning}", file.display());
     }

@@ -51,6 +51,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let registry = Registry::default();
         registry.include_process_metrics();
+        shared::traces::render_export_failures(&registry, "ext_authz_trace_export_failures_total");
         let decisions = registry.counter_family(
             "ext_authz_decisions_total",
             "Check decisions by decision (allow, deny, error) and reason.",

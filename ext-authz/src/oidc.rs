@@ -42,6 +42,15 @@ pub enum OidcSetupError {
     Revocations(#[from] store::RevocationFileError),
 }
 
+/// The files a start would write, checked for `validate` (nothing else is touched): the cookie
+/// store's `revocations_file`, refused as the start would refuse it.
+pub fn check_files(settings: &OidcSettings) -> Result<(), OidcSetupError> {
+    if let StoreSettings::Cookie { revocations_file: Some(path) } = &settings.store {
+        store::check_revocations_file(path)?;
+    }
+    Ok(())
+}
+
 /// Authentic session values of one request looked up at most (each may cost a store call).
 const MAX_STORE_LOOKUPS: usize = 4;
 

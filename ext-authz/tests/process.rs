@@ -57,7 +57,16 @@ fn help_validate_and_new_keys() {
     // A printed session key is what the login example's config accepts.
     let session_key = Command::new(BIN).args(["session-key", "new"]).output().unwrap();
     let session_key = String::from_utf8(session_key.stdout).unwrap().trim().to_string();
-    let login_example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz-oidc.yaml");
+    let example_login = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz-oidc.yaml");
+    // The example's revocations file lives where a deployment mounts a volume; here, in a
+    // directory `validate` can write to (it checks that a start could).
+    let dir = tempfile::tempdir().unwrap();
+    let login_example = dir.path().join("login.yaml");
+    let revocations = dir.path().join("revocations.jsonl");
+    let text = std::fs::read_to_string(&example_login).unwrap();
+    assert!(text.contains("revocations_file: /var/lib/gatehouse/revocations.jsonl\n"));
+    let text = text.replace("/var/lib/gatehouse/revocations.jsonl", &revocations.display().to_string());
+    std::fs::write(&login_example, text).unwrap();
     let checked = Command::new(BIN)
         .args(["validate"])
         .arg(&login_example)
@@ -67,8 +76,8 @@ fn help_validate_and_new_keys() {
         .unwrap();
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
     assert!(checked.stderr.is_empty(), "no warnings for the example: {}", String::from_utf8_lossy(&checked.stderr));
+    assert!(!revocations.exists(), "validate leaves no file behind");
     // A provider timeout that cannot fit the gateway's: valid, and warned about by name.
-    let dir = tempfile::tempdir().unwrap();
     let slow = dir.path().join("slow.yaml");
     let text = std::fs::read_to_string(&login_example).unwrap().replace("  timeout: 1s\n", "  timeout: 5s\n");
     std::fs::write(&slow, text).unwrap();
@@ -98,6 +107,40 @@ fn help_validate_and_new_keys() {
     assert!(
         String::from_utf8_lossy(&short.stderr).contains("oidc.session.keys[0]: a session key must be 32 random bytes")
     );
+}
+
+/// `validate` refuses a revocations file the start would refuse, in the start's words. The path
+/// sits under a regular file: opening it fails for every user, root included (the tests run as
+/// root, for whom a directory's mode bits stop nothing), as a read-only volume does.
+#[test]
+fn validate_refuses_a_revocations_file_a_start_cannot_write() {
+    let session_key = Command::new(BIN).args(["session-key", "new"]).output().unwrap();
+    let session_key = String::from_utf8(session_key.stdout).unwrap().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let unwritable = dir.path().join("a-file/revocations.jsonl");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz-oidc.yaml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let text = text.replace("/var/lib/gatehouse/revocations.jsonl", &unwritable.display().to_string());
+    let (text, _, _) = on_free_ports(
+        &text
+            .replace("grpc_addr: 0.0.0.0:9001", "grpc_addr: 127.0.0.1:0")
+            .replace("http_addr: 0.0.0.0:8080", "http_addr: 127.0.0.1:0"),
+    );
+    let config = dir.path().join("login.yaml");
+    std::fs::write(&config, text).unwrap();
+    let env = [("SESSION_KEY", session_key.as_str()), ("OIDC_CLIENT_SECRET", "secret")];
+
+    let validated = Command::new(BIN).arg("validate").arg(&config).envs(env).output().unwrap();
+    let said = String::from_utf8_lossy(&validated.stderr).into_owned();
+    assert_eq!(validated.status.code(), Some(1), "{said}");
+    let reason = format!("oidc.session.revocations_file: {}: Not a directory", unwritable.display());
+    assert!(said.starts_with(&format!("{}: {reason}", config.display())), "{said}");
+
+    // The start refuses it with the same words.
+    let started = Command::new(BIN).arg("--config").arg(&config).envs(env).output().unwrap();
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success() && said.contains(&reason), "{said}");
 }
 
 fn yaml_to_json(text: &str) -> serde_json::Value {
@@ -177,4 +220,19 @@ async fn logs_never_show_credentials_and_sigterm_stops_cleanly() {
     assert!(!text.contains(&basic), "the token request's Basic credentials leaked into the log");
     // Not even the signature part of a token.
     assert!(!text.contains(token.rsplit('.').next().unwrap()));
+}
+
+/// `server.grpc_idle_timeout`: a connection that makes no check is sent a GOAWAY and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_grpc_connection_is_closed() {
+    let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);
+    let idp = JwksServer::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])])).unwrap();
+    let config = config_yaml(&idp.url, "")
+        .replace("  http_check_prefix: /authz\n", "  http_check_prefix: /authz\n  grpc_idle_timeout: 300ms\n");
+    let process = AuthzProcess::start(&dir.path().join("ext-authz.yaml"), &config, &[("JOBS_SECRET", HMAC_SECRET)]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], process.grpc));
+    let seen = tokio::task::spawn_blocking(move || shared::testing::idle_http2_client(addr, true)).await.unwrap();
+    assert!(seen.contains(&shared::testing::GOAWAY), "{seen:?}");
 }

@@ -171,17 +171,18 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
     let (http_addr, debug_addr) = (address(&http), address(&debug));
     let metrics_addr = metrics_listener.as_ref().map(address);
 
-    let grpc_server = tonic::transport::Server::builder()
+    let grpc_server = serve::grpc_server()
         .max_connection_age(settings.grpc_max_connection_age)
         .max_connection_age_grace(settings.grpc_max_connection_age_grace)
         .add_service(health_server)
         .add_service(RateLimitGrpc::server(limiter.clone(), servers.calls()));
+    let timeouts = settings.grpc_timeouts;
     match (grpc, &settings.grpc_tls) {
         (GrpcListener::Unix(listener), _) => {
-            servers.push(serve::grpc_unix(grpc_server, listener, servers.calls(), servers.stop_signal()))
+            servers.push(serve::grpc_unix(grpc_server, listener, timeouts, servers.calls(), servers.stop_signal()))
         }
         (GrpcListener::Tcp(listener), None) => {
-            servers.push(serve::grpc(grpc_server, listener, servers.calls(), servers.stop_signal()))
+            servers.push(serve::grpc(grpc_server, listener, timeouts, servers.calls(), servers.stop_signal()))
         }
         (GrpcListener::Tcp(listener), Some(files)) => {
             let tls = Arc::new(ReloadingServer::new(files.clone())?);
@@ -189,7 +190,7 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
             let counted = move |ok| metrics.tls_reload(ok).inc();
             let watching = tls.clone().watch(settings.runtime.poll_interval, counted, servers.stop_signal());
             servers.push(tokio::spawn(watching));
-            servers.push(serve::grpc_tls(grpc_server, listener, tls, servers.calls(), servers.stop_signal()));
+            servers.push(serve::grpc_tls(grpc_server, listener, tls, timeouts, servers.calls(), servers.stop_signal()));
         }
     }
     servers.push(serve::http(crate::http::main_router(limiter.clone(), health.clone()), http, servers.stop_signal()));

@@ -89,6 +89,7 @@ impl Metrics {
     pub fn new(response_time_in_millis: bool, statsd: Option<Statsd>) -> Metrics {
         let registry = Registry::default();
         registry.include_process_metrics();
+        shared::traces::render_export_failures(&registry, "ratelimit_service_trace_export_failures_total");
         let stat =
             |name: &str, help: &str| registry.counter_family(&format!("ratelimit_service_rate_limit_{name}"), help);
         let method = || vec![("grpc_method", "ShouldRateLimit".to_string())];
@@ -179,6 +180,14 @@ impl Metrics {
             statsd.register_counter(name, counter);
         }
         statsd.register_gauge("ratelimit.localcache.entryCount", &self.local_cache_entries);
+        // Shown where the statsd sink cannot be, at /stats on the debug port (the sinks are
+        // exclusive, so a broken statsd is seen there).
+        let sink = statsd.clone();
+        self.registry.add_collector(move |out| {
+            let help = "Sends to statsd that failed (unreachable, or not reading); each lost what it carried.";
+            let series = [(Vec::new(), sink.send_failures())];
+            shared::metrics::counter_text(out, "ratelimit_service_statsd_send_failures_total", help, &series);
+        });
         self.response_timer = Some(statsd.timer("ratelimit_server.ShouldRateLimit.response_time"));
         self.statsd = Some(statsd);
     }

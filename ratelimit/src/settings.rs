@@ -36,6 +36,8 @@ pub struct Settings {
     pub grpc_port: u16,
     pub grpc_max_connection_age: Duration,
     pub grpc_max_connection_age_grace: Duration,
+    /// `GRPC_MAX_CONNECTION_IDLE` (0: never).
+    pub grpc_timeouts: shared::serve::GrpcTimeouts,
     /// `GRPC_UDS`: serve gRPC on this unix socket instead of `GRPC_HOST:GRPC_PORT`.
     pub grpc_uds: Option<PathBuf>,
     /// `GRPC_SERVER_USE_TLS` and its files.
@@ -166,6 +168,10 @@ impl Settings {
             grpc_port: r.get(&GRPC_PORT),
             grpc_max_connection_age: r.get(&GRPC_MAX_CONNECTION_AGE),
             grpc_max_connection_age_grace: r.get(&GRPC_MAX_CONNECTION_AGE_GRACE),
+            grpc_timeouts: shared::serve::GrpcTimeouts {
+                idle: Some(r.get(&GRPC_MAX_CONNECTION_IDLE)).filter(|idle| !idle.is_zero()),
+                ..Default::default()
+            },
             grpc_tls,
             grpc_uds: r.optional(&GRPC_UDS).map(PathBuf::from),
             http_host: r.get(&HOST),
@@ -580,6 +586,16 @@ mod tests {
         assert_eq!((s.grpc_port, s.http_port, s.debug_port), (8081, 8080, 6070));
         assert_eq!(s.limiter.failure_mode, FailureMode::Error);
         assert_eq!(s.redis.socket_type, SocketType::Unix);
+    }
+
+    #[test]
+    fn grpc_idle_timeout_defaults_to_five_minutes_and_0_turns_it_off() {
+        let default = Settings::from_env(&env(&[])).unwrap();
+        assert_eq!(default.grpc_timeouts.idle, Some(Duration::from_secs(300)));
+        let off = Settings::from_env(&env(&[("GRPC_MAX_CONNECTION_IDLE", "0")])).unwrap();
+        assert_eq!(off.grpc_timeouts.idle, None);
+        let short = Settings::from_env(&env(&[("GRPC_MAX_CONNECTION_IDLE", "30s")])).unwrap();
+        assert_eq!(short.grpc_timeouts.idle, Some(Duration::from_secs(30)));
     }
 
     #[test]

@@ -167,3 +167,22 @@ async fn sigterm_flips_health_then_drains_in_flight_calls() {
     assert_eq!(answer.into_inner().statuses[0].limit_remaining, 8);
     assert!(p.wait().success(), "exit status 0");
 }
+
+/// `GRPC_MAX_CONNECTION_IDLE`: a connection that makes no call is sent a GOAWAY and closed;
+/// a client calling again simply connects anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_grpc_connection_is_closed() {
+    let root = examples();
+    let p = Process::start(&[
+        ("RUNTIME_ROOT", root.to_str().unwrap()),
+        ("RUNTIME_SUBDIRECTORY", "ratelimit"),
+        ("RUNTIME_WATCH_ROOT", "false"),
+        ("GRPC_MAX_CONNECTION_IDLE", "300ms"),
+    ]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p.grpc));
+    let seen = tokio::task::spawn_blocking(move || shared::testing::idle_http2_client(addr, true)).await.unwrap();
+    assert!(seen.contains(&shared::testing::GOAWAY), "{seen:?}");
+    let mut client = p.client().await;
+    let r = client.should_rate_limit(request("gatehouse", vec![descriptor(&[("api_key", "k1")])])).await.unwrap();
+    assert_eq!(r.into_inner().overall_code, 1);
+}

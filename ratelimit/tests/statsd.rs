@@ -139,3 +139,32 @@ fn one_sink_at_a_time_and_bad_values_named() {
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
 }
+
+/// A statsd server that is down: each failed send counts in
+/// `ratelimit_service_statsd_send_failures_total` on `/stats` (the Prometheus sink is off with
+/// statsd), and the log says so once per 30 s, not once a send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sends_show_on_the_debug_port_and_are_logged_once() {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let config = config();
+    let started = std::time::Instant::now();
+    let mut p = Process::start(&settings(&config, &refused, &[("USE_STATSD", "true")]));
+    let debug = p.debug;
+    let failures = move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", debug)).unwrap();
+        stream.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let line = text.lines().find(|l| l.starts_with("ratelimit_service_statsd_send_failures_total "));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+    };
+    // The flush every 100 ms sends the gauge each time, so failures come quickly.
+    shared::testing::eventually("failed sends counted", WAIT, || async { failures() >= 3 }).await;
+    p.sigterm();
+    assert!(p.wait().success());
+    // Once per 30 s while it lasts: once, unless this test ran that long.
+    let logged = p.stderr().matches("statsd send failed").count();
+    let windows = 1 + started.elapsed().as_secs() as usize / 30;
+    assert!(logged >= 1 && logged <= windows, "{logged} lines:\n{}", p.stderr());
+}

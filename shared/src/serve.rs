@@ -2,6 +2,7 @@
 //! path and tests can bind port 0 and read the address back.
 
 mod first_bytes;
+mod grpc;
 mod http1;
 pub mod unary;
 
@@ -9,6 +10,7 @@ pub use first_bytes::FIRST_BYTES_WITHIN;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+pub use grpc::{grpc_server, CountStreams, GrpcRouter, GrpcServer, GrpcTimeouts};
 pub use http1::HttpTimeouts;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -124,11 +126,13 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
 }
 
-/// Serves a tonic router; on stop, stops accepting, lets the calls in progress finish, then
-/// closes every connection (idle ones do not hold the stop).
+/// Serves a gRPC router (built from [`grpc_server`]); on stop, stops accepting, lets the calls
+/// in progress finish, then closes every connection (idle ones do not hold the stop). A
+/// connection idle for `timeouts.idle` is closed on the way (see [`GrpcTimeouts`]).
 pub fn grpc(
-    router: tonic::transport::server::Router,
+    router: GrpcRouter,
     listener: TcpListener,
+    timeouts: GrpcTimeouts,
     calls: Calls,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -136,28 +140,7 @@ pub fn grpc(
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .map(|accepted| accepted.map(|stream| first_bytes::FirstBytes::new(stream, FIRST_BYTES_WITHIN)));
-    serve_grpc(router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())), calls, stop)
-}
-
-/// Runs a gRPC server until it ends by itself, or until a stop was asked for and no call is
-/// in progress (then the server is dropped, closing its connections).
-fn serve_grpc(
-    serving: impl std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
-    calls: Calls,
-    stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let drained = async {
-            stopped(stop).await;
-            calls.drained().await;
-        };
-        tokio::select! {
-            served = serving => if let Err(e) = served {
-                tracing::error!("gRPC server failed: {e}");
-            },
-            _ = drained => {}
-        }
-    })
+    grpc::serve(router, incoming, timeouts, calls, stop)
 }
 
 /// Serves an axum router with the default [`HttpTimeouts`]; on stop, stops accepting, closes
@@ -259,15 +242,16 @@ pub fn split_host_port(address: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
-/// Serves a tonic router on a unix socket (stopping as [`grpc`] does).
+/// Serves a gRPC router on a unix socket (as [`grpc`] does).
 pub fn grpc_unix(
-    router: tonic::transport::server::Router,
+    router: GrpcRouter,
     listener: tokio::net::UnixListener,
+    timeouts: GrpcTimeouts,
     calls: Calls,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    serve_grpc(router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())), calls, stop)
+    grpc::serve(router, incoming, timeouts, calls, stop)
 }
 
 /// Binds a unix socket at `path`, replacing a stale socket file left by an earlier run.
@@ -282,17 +266,18 @@ pub fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, Bin
     tokio::net::UnixListener::bind(path).map_err(error)
 }
 
-/// Serves a tonic router over TLS whose certificate follows its files (see [`crate::tls`]),
-/// stopping as [`grpc`] does.
+/// Serves a gRPC router over TLS whose certificate follows its files (see [`crate::tls`]),
+/// as [`grpc`] does.
 pub fn grpc_tls(
-    router: tonic::transport::server::Router,
+    router: GrpcRouter,
     listener: TcpListener,
     tls: std::sync::Arc<crate::tls::ReloadingServer>,
+    timeouts: GrpcTimeouts,
     calls: Calls,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let incoming = tls.incoming(listener, stop.clone());
-    serve_grpc(router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())), calls, stop)
+    grpc::serve(router, incoming, timeouts, calls, stop)
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ struct Inner {
     samples: Mutex<Vec<(usize, u64)>>,
     dropped_samples: AtomicU64,
     dropped_series: AtomicU64,
+    send_failures: AtomicU64,
 }
 
 /// The registry of statsd series; cheap to clone.
@@ -87,6 +88,7 @@ impl Default for Statsd {
             samples: Mutex::default(),
             dropped_samples: AtomicU64::new(0),
             dropped_series: AtomicU64::new(0),
+            send_failures: AtomicU64::new(0),
         }))
     }
 }
@@ -151,6 +153,12 @@ impl Statsd {
         self.0.dropped_samples.load(Ordering::Relaxed)
     }
 
+    /// Sends that failed (the server unreachable, or not reading within the write timeout):
+    /// each lost what it carried.
+    pub fn send_failures(&self) -> u64 {
+        self.0.send_failures.load(Ordering::Relaxed)
+    }
+
     /// The changed counters' deltas and every gauge, as (name, value, kind) lines' parts.
     fn take_counters_and_gauges(&self) -> Vec<(String, u64, &'static str)> {
         let mut series = self.0.series.lock().expect("lock");
@@ -194,8 +202,8 @@ impl Statsd {
                 stats.extend(self.take_counters_and_gauges());
                 last_flush = tokio::time::Instant::now();
             }
-            if !stats.is_empty() {
-                connection.send(&stats).await;
+            if !stats.is_empty() && !connection.send(&stats).await {
+                self.0.send_failures.fetch_add(1, Ordering::Relaxed);
             }
             if stopping {
                 return;

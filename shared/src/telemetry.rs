@@ -3,6 +3,8 @@
 //! the latter with the reference's field names `@timestamp`, `@message` and `level`).
 //! `RUST_LOG`, when set, overrides the level with a full filter.
 
+mod burst;
+
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +16,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+pub use burst::{LogBurst, BURST_WINDOW};
 
 /// A layer added beside the log output, e.g. a service's span export ([`crate::traces`]).
 pub type ExtraLayer = Box<dyn Layer<Registry> + Send + Sync>;

@@ -2,8 +2,10 @@
 //! `redis-server` of the test's own. Not used by the services.
 
 #[cfg(feature = "test-util")]
+mod http2;
 mod otlp;
 #[cfg(feature = "test-util")]
+pub use http2::{idle_http2_client, GOAWAY};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 use std::net::TcpListener;
 use std::path::PathBuf;

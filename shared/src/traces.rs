@@ -11,6 +11,7 @@
 
 mod b3;
 mod carrier;
+mod counted;
 mod otlp_env;
 
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
@@ -29,11 +30,12 @@ use tracing_subscriber::Layer;
 
 pub use b3::B3Propagator;
 pub use carrier::{HeaderCarrier, HeaderInjector};
+pub use counted::{export_failures, render_export_failures};
 pub use otlp_env::{
     otlp_from_env, OtlpSettings, Protocol, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY,
     OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
-    OTLP_SETTINGS,
+    OTLP_SETTINGS, TRACING_SHUTDOWN_TIMEOUT,
 };
 
 /// What a service exports, when tracing is on.
@@ -108,6 +110,7 @@ impl Tracing {
             .with_scheduled_delay(otlp.schedule_delay)
             .with_max_queue_size(otlp.max_queue_size)
             .build();
+        let exporter = counted::Counted::new(exporter, otlp.timeout);
         let processor =
             BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).with_batch_config(batch).build();
         let provider = SdkTracerProvider::builder()
@@ -142,10 +145,17 @@ impl Tracing {
             .with_filter(filter)
     }
 
-    /// Flushes and stops the exporter.
+    /// Sends the spans still queued and stops the exporter, waiting at most
+    /// `otlp.shutdown_timeout`. The SDK's own shutdown ignores its timeout and waits for the
+    /// export in progress (up to the export timeout, seconds with a collector that is down or
+    /// never answers), so the wait is bounded here; what is not sent by then is lost.
     pub async fn shutdown(&self) {
         let provider = self.provider.clone();
-        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        let limit = self.settings.otlp.shutdown_timeout;
+        let flushing = tokio::task::spawn_blocking(move || provider.shutdown());
+        if tokio::time::timeout(limit, flushing).await.is_err() {
+            tracing::warn!(?limit, "queued spans not sent: the collector did not take them in time");
+        }
     }
 }
 

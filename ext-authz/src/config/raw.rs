@@ -177,6 +177,8 @@ pub struct RawServer {
     pub http_check_prefix: String,
     pub shutdown_delay: String,
     pub shutdown_timeout: String,
+    /// Close a gRPC connection with no call open for this long (`0s`: never).
+    pub grpc_idle_timeout: String,
     /// TLS (and, with a client CA, mutual TLS) on the gRPC port.
     pub grpc_tls: Option<RawTls>,
     /// The same on the HTTP port (HTTP mode, probes, metrics): mutual TLS there also applies to
@@ -192,6 +194,7 @@ impl Default for RawServer {
             http_check_prefix: "/authz".into(),
             shutdown_delay: "0s".into(),
             shutdown_timeout: "15s".into(),
+            grpc_idle_timeout: "5m".into(),
             grpc_tls: None,
             http_tls: None,
         }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use shared::serve::GrpcTimeouts;
 use shared::tls::{AllowedClient, TlsFiles};
 
 use super::check::{Check, Checked};
@@ -16,13 +17,15 @@ pub struct ServerSettings {
     pub http_check_prefix: String,
     pub shutdown_delay: Duration,
     pub shutdown_timeout: Duration,
+    /// `grpc_idle_timeout` (`0s`: none).
+    pub grpc_timeouts: GrpcTimeouts,
     /// TLS on the gRPC port, when configured.
     pub grpc_tls: Option<TlsFiles>,
     /// TLS on the HTTP port, when configured.
     pub http_tls: Option<TlsFiles>,
 }
 
-/// `server:`: addresses, the HTTP-mode check prefix, shutdown timing.
+/// `server:`: addresses, the HTTP-mode check prefix, shutdown timing, the gRPC idle timeout.
 pub fn server(raw: &RawServer, c: &Check<'_>) -> Checked<ServerSettings> {
     let grpc_addr = c.addr("server.grpc_addr", &raw.grpc_addr);
     let http_addr = c.addr("server.http_addr", &raw.http_addr);
@@ -32,6 +35,7 @@ pub fn server(raw: &RawServer, c: &Check<'_>) -> Checked<ServerSettings> {
     };
     let shutdown_delay = c.duration("server.shutdown_delay", &raw.shutdown_delay);
     let shutdown_timeout = c.duration("server.shutdown_timeout", &raw.shutdown_timeout);
+    let grpc_idle = c.duration("server.grpc_idle_timeout", &raw.grpc_idle_timeout);
     let grpc_tls = raw.grpc_tls.as_ref().map(|tls| tls_files(tls, "server.grpc_tls", c)).transpose();
     let http_tls = raw.http_tls.as_ref().map(|tls| tls_files(tls, "server.http_tls", c)).transpose();
     Ok(ServerSettings {
@@ -40,6 +44,7 @@ pub fn server(raw: &RawServer, c: &Check<'_>) -> Checked<ServerSettings> {
         http_check_prefix: http_check_prefix?,
         shutdown_delay: shutdown_delay?,
         shutdown_timeout: shutdown_timeout?,
+        grpc_timeouts: GrpcTimeouts { idle: Some(grpc_idle?).filter(|idle| !idle.is_zero()), ..Default::default() },
         grpc_tls: grpc_tls?,
         http_tls: http_tls?,
     })

@@ -52,6 +52,7 @@ fn the_example_loads() {
     assert!(matches!(config.provider_keys[1].source, KeySource::Hmac(_)));
     assert!(!format!("{config:?}").contains(&"x".repeat(40)), "secrets never show in debug output");
     assert_eq!(config.server.grpc_addr.port(), 9001);
+    assert_eq!(config.server.grpc_timeouts.idle, Some(std::time::Duration::from_secs(300)), "the default idle timeout");
     assert!(config.api_keys.unwrap().file.unwrap().ends_with("api-keys.yaml"));
 }
 
@@ -60,8 +61,10 @@ fn environment_overrides() {
     let mut env = secret_env();
     env.insert("EXT_AUTHZ__SERVER__GRPC_ADDR".into(), "127.0.0.1:7000".into());
     env.insert("EXT_AUTHZ__LOG__LEVEL".into(), "debug".into());
+    env.insert("EXT_AUTHZ__SERVER__GRPC_IDLE_TIMEOUT".into(), "0s".into());
     let config = load(&example(), &env).unwrap();
     assert_eq!(config.server.grpc_addr.to_string(), "127.0.0.1:7000");
+    assert_eq!(config.server.grpc_timeouts.idle, None, "0s turns the idle timeout off");
     assert_eq!(config.log_level, "debug");
 }
 

@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 
 pub use cookie::{CookieStore, MAX_REVOCATIONS};
 pub use redis::RedisStore;
-pub use revocation_log::{RevocationFileError, MAX_LOG_BYTES};
+pub use revocation_log::{check_writable as check_revocations_file, RevocationFileError, MAX_LOG_BYTES};
 pub use traced::Traced;
 
 use crate::core::session::logout::Revocation;

@@ -17,6 +17,11 @@ pub const GRPC_MAX_CONNECTION_AGE: Setting<Duration> = Setting::duration(
 );
 pub const GRPC_MAX_CONNECTION_AGE_GRACE: Setting<Duration> =
     Setting::duration("GRPC_MAX_CONNECTION_AGE_GRACE", "1h", "time given to calls on a connection closed for its age");
+pub const GRPC_MAX_CONNECTION_IDLE: Setting<Duration> = Setting::duration(
+    "GRPC_MAX_CONNECTION_IDLE",
+    "5m",
+    "close a client connection with no call open for this long (GOAWAY; 0: never)",
+);
 pub const GRPC_SERVER_USE_TLS: Setting<bool> = Setting::boolean(
     "GRPC_SERVER_USE_TLS",
     "false",
@@ -331,6 +336,7 @@ pub const ALL: &[&dyn Documented] = &[
     &GRPC_UDS,
     &GRPC_MAX_CONNECTION_AGE,
     &GRPC_MAX_CONNECTION_AGE_GRACE,
+    &GRPC_MAX_CONNECTION_IDLE,
     &GRPC_SERVER_USE_TLS,
     &GRPC_SERVER_TLS_CERT,
     &GRPC_SERVER_TLS_KEY,
@@ -439,6 +445,7 @@ pub const ALL: &[&dyn Documented] = &[
     &shared::traces::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
     &shared::traces::OTEL_BSP_SCHEDULE_DELAY,
     &shared::traces::OTEL_BSP_MAX_QUEUE_SIZE,
+    &shared::traces::TRACING_SHUTDOWN_TIMEOUT,
     &SHUTDOWN_DELAY,
     &SHUTDOWN_TIMEOUT,
 ];

@@ -120,3 +120,38 @@ async fn sends_over_tcp_and_reconnects_after_the_server_goes_away() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn sends_to_a_server_that_is_down_are_counted() {
+    // A port nobody listens on: every send is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sink = Statsd::default();
+    sink.register_gauge("g", &Gauge::default());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(sink.clone().run(settings(Transport::Tcp, port, Format::Statsd), stopped));
+    let counted = || async { sink.send_failures() >= 2 };
+    crate::testing::eventually("refused sends counted", Duration::from_secs(30), counted).await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_never_reads_is_noticed() {
+    // Accepted by the kernel (the listen backlog), never read: what is sent piles up in the
+    // buffers until a write cannot go on and times out.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let sink = Statsd::default();
+    let counters: Vec<Counter> = (0..10_000).map(|i| sink.counter(&format!("{}.{i}", "n".repeat(100)))).collect();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(sink.clone().run(settings(Transport::Tcp, port, Format::Statsd), stopped));
+    // About 1 MiB of changed counters a flush, far more than the buffers hold.
+    let counted = || {
+        counters.iter().for_each(Counter::inc);
+        async { sink.send_failures() >= 1 }
+    };
+    crate::testing::eventually("a send to a server that never reads fails", Duration::from_secs(60), counted).await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    drop(silent);
+}

@@ -4,12 +4,16 @@
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 use super::{Mogrifier, StatsdSettings};
+use crate::telemetry::LogBurst;
 
 const MAX_DATAGRAM: usize = 1432;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Room for a few flushes of a busy sink (the kernel doubles it), nothing like the MiBs a
+/// connection's buffer grows to by default.
+const TCP_SEND_BUFFER: u32 = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -77,18 +81,20 @@ pub struct Connection {
     settings: StatsdSettings,
     tcp: Option<TcpStream>,
     udp: Option<UdpSocket>,
-    /// The last send failed: logged once, and once more when sends work again.
+    /// The last send failed: said once more when sends work again.
     failing: bool,
+    /// Failed sends are logged once per burst (a server that is down fails every send).
+    burst: LogBurst,
 }
 
 impl Connection {
     pub fn new(settings: &StatsdSettings) -> Connection {
-        Connection { settings: settings.clone(), tcp: None, udp: None, failing: false }
+        Connection { settings: settings.clone(), tcp: None, udp: None, failing: false, burst: LogBurst::default() }
     }
 
-    /// Sends `stats`; on failure they are dropped (as gostats does) and the next send connects
-    /// again.
-    pub async fn send(&mut self, stats: &[(String, u64, &'static str)]) {
+    /// Sends `stats`; on failure they are dropped (as gostats does), the next send connects
+    /// again, and `false` is returned (the caller counts it).
+    pub async fn send(&mut self, stats: &[(String, u64, &'static str)]) -> bool {
         let lines: Vec<String> = stats
             .iter()
             .map(|(name, value, kind)| line(&self.settings.format, &self.settings.extra_tags, name, *value, kind))
@@ -102,23 +108,25 @@ impl Connection {
             Ok(()) if self.failing => {
                 self.failing = false;
                 tracing::info!(%target, "statsd reachable again");
+                true
             }
-            Ok(()) => {}
+            Ok(()) => true,
             Err(e) => {
                 self.tcp = None;
                 self.udp = None;
-                if !self.failing {
-                    self.failing = true;
-                    tracing::warn!(%target, "statsd unreachable, stats are dropped until it answers: {e}");
+                self.failing = true;
+                if let Some(unsaid) = self.burst.failed(std::time::Instant::now()) {
+                    tracing::warn!(%target, unsaid,
+                        "statsd send failed, stats dropped (logged once per 30 s while it lasts): {e}");
                 }
+                false
             }
         }
     }
 
     async fn send_tcp(&mut self, lines: &[String]) -> std::io::Result<()> {
         if self.tcp.is_none() {
-            let address = (self.settings.host.as_str(), self.settings.port);
-            let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address)).await.map_err(timed_out)??;
+            let stream = tokio::time::timeout(IO_TIMEOUT, self.connect_tcp()).await.map_err(timed_out)??;
             self.tcp = Some(stream);
         }
         let stream = self.tcp.as_mut().expect("connected above");
@@ -126,6 +134,22 @@ impl Connection {
             tokio::time::timeout(IO_TIMEOUT, stream.write_all(payload.as_bytes())).await.map_err(timed_out)??;
         }
         Ok(())
+    }
+
+    /// A connection whose send buffer is kept small: a server that accepts and never reads
+    /// then fills it within a few hundred KiB of stats, and the write timing out says so, where
+    /// the default (grown to MiBs) would hide it for hours of light traffic.
+    async fn connect_tcp(&self) -> std::io::Result<TcpStream> {
+        let mut last = std::io::Error::other("the statsd host has no address");
+        for address in tokio::net::lookup_host((self.settings.host.as_str(), self.settings.port)).await? {
+            let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.set_send_buffer_size(TCP_SEND_BUFFER)?;
+            match socket.connect(address).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     async fn send_udp(&mut self, lines: &[String]) -> std::io::Result<()> {

@@ -35,6 +35,9 @@ pub struct OtlpSettings {
     pub schedule_delay: Duration,
     /// Spans queued beyond this are dropped (counted by the SDK), never buffered without bound.
     pub max_queue_size: usize,
+    /// The longest a stopping process waits to send the spans still queued: a collector that
+    /// is down or never answers must not hold a stop for the export timeout.
+    pub shutdown_timeout: Duration,
 }
 
 impl std::fmt::Debug for OtlpSettings {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for OtlpSettings {
             .field("endpoint", &self.endpoint)
             .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -77,9 +81,14 @@ pub const OTEL_BSP_SCHEDULE_DELAY: Setting<u64> =
     Setting::number("OTEL_BSP_SCHEDULE_DELAY", "5000", "milliseconds spans wait before a batch is sent");
 pub const OTEL_BSP_MAX_QUEUE_SIZE: Setting<usize> =
     Setting::number("OTEL_BSP_MAX_QUEUE_SIZE", "2048", "spans queued for export; more are dropped");
+pub const TRACING_SHUTDOWN_TIMEOUT: Setting<Duration> = Setting::duration(
+    "TRACING_SHUTDOWN_TIMEOUT",
+    "1s",
+    "on stop, the longest wait to send the spans still queued (0: none sent)",
+);
 
 /// For `--help` tables.
-pub const OTLP_SETTINGS: [&dyn Documented; 8] = [
+pub const OTLP_SETTINGS: [&dyn Documented; 9] = [
     &OTEL_EXPORTER_OTLP_ENDPOINT,
     &OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     &OTEL_EXPORTER_OTLP_HEADERS,
@@ -88,6 +97,7 @@ pub const OTLP_SETTINGS: [&dyn Documented; 8] = [
     &OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
     &OTEL_BSP_SCHEDULE_DELAY,
     &OTEL_BSP_MAX_QUEUE_SIZE,
+    &TRACING_SHUTDOWN_TIMEOUT,
 ];
 
 /// Reads the exporter variables; a bad value is recorded in `r` (headers without their values).
@@ -131,6 +141,7 @@ pub fn otlp_from_env(r: &mut EnvReader, protocol: Protocol, endpoint: Option<Str
         timeout: Duration::from_millis(timeout),
         schedule_delay: Duration::from_millis(r.get(&OTEL_BSP_SCHEDULE_DELAY)),
         max_queue_size: max_queue_size.max(1),
+        shutdown_timeout: r.get(&TRACING_SHUTDOWN_TIMEOUT),
     }
 }
 

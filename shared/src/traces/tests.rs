@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
@@ -101,4 +102,65 @@ async fn the_children_of_an_unrecorded_call_are_not_made() {
     let recorded = super::run_call(true, async { super::child_span(made).is_none() }).await;
     let outside = super::child_span(made).is_none();
     assert!(!recorded && !outside, "made in a recorded call and outside any call");
+}
+
+/// Tracing to `endpoint` over gRPC with the exporter variables `vars`.
+fn tracing_to(endpoint: String, vars: &[(&str, &str)]) -> Tracing {
+    let mut env: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint);
+    let mut reader = crate::env::EnvReader::new(&env);
+    let otlp = otlp_from_env(&mut reader, Protocol::Grpc, None);
+    reader.finish().unwrap();
+    let settings = TraceSettings {
+        otlp,
+        service_name: "test".into(),
+        service_namespace: None,
+        service_instance_id: None,
+        sampling_rate: 1.0,
+    };
+    Tracing::start(settings).unwrap()
+}
+
+fn end_a_span(tracing: &Tracing) {
+    use opentelemetry::trace::{Span as _, Tracer as _};
+    tracing.provider.tracer("test").start("work").end();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_exports_are_counted() {
+    // A port nobody listens on: every export is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let vars = [("OTEL_BSP_SCHEDULE_DELAY", "20"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000")];
+    let tracing = tracing_to(format!("http://127.0.0.1:{port}"), &vars);
+    let before = export_failures();
+    crate::testing::eventually("failed exports counted", Duration::from_secs(30), || {
+        end_a_span(&tracing);
+        async { export_failures() >= before + 2 }
+    })
+    .await;
+    let registry = crate::metrics::Registry::default();
+    render_export_failures(&registry, "svc_trace_export_failures_total");
+    let text = registry.render();
+    assert!(text.contains("# TYPE svc_trace_export_failures_total counter"), "{text}");
+}
+
+/// A collector that takes the connection and never answers (nothing reads it): the stop waits
+/// `TRACING_SHUTDOWN_TIMEOUT`, not the export's own bound (the batch processor's 30 s, with an
+/// export timeout of 10 minutes here), so it ends well within the 15 s asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_waits_no_longer_than_its_timeout_for_a_collector_that_never_answers() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let vars = [
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "600000"),
+        ("TRACING_SHUTDOWN_TIMEOUT", "200ms"),
+    ];
+    let tracing = tracing_to(endpoint, &vars);
+    for _ in 0..10 {
+        end_a_span(&tracing);
+    }
+    tokio::time::timeout(Duration::from_secs(15), tracing.shutdown())
+        .await
+        .expect("the stop was held by a collector that never answers");
 }

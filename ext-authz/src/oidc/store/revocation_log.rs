@@ -36,20 +36,9 @@ impl RevocationLog {
     /// [`rewrite`]: RevocationLog::rewrite
     pub fn open(path: &Path) -> Result<(RevocationLog, Vec<Entry>), RevocationFileError> {
         let io = |source| RevocationFileError::Io { path: path.to_path_buf(), source };
-        let entries = match File::open(path) {
-            Ok(file) => {
-                let metadata = file.metadata().map_err(io)?;
-                if !metadata.is_file() {
-                    return Err(RevocationFileError::NotAFile { path: path.to_path_buf() });
-                }
-                let size = metadata.len();
-                if size > MAX_LOG_BYTES {
-                    return Err(RevocationFileError::TooLarge { path: path.to_path_buf(), size });
-                }
-                read_entries(path, BufReader::new(file.take(MAX_LOG_BYTES)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(e)),
+        let entries = match existing(path)? {
+            Some(file) => read_entries(path, BufReader::new(file.take(MAX_LOG_BYTES))),
+            None => Vec::new(),
         };
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
         Ok((RevocationLog { path: path.to_path_buf(), file: Mutex::new((file, 0)) }, entries))
@@ -92,6 +81,44 @@ impl RevocationLog {
         *guard = (OpenOptions::new().append(true).open(&self.path)?, 0);
         Ok(())
     }
+}
+
+/// What [`RevocationLog::open`] and the rewrite after it need, checked for `validate` without
+/// changing anything a running service uses: the file, when present, is a log this store could
+/// have written and opens for append; its directory takes new files (a rewrite writes a
+/// temporary file beside the log, then renames it). Errors read as `open`'s, so `validate`
+/// says what a start would.
+pub fn check_writable(path: &Path) -> Result<(), RevocationFileError> {
+    let io = |source| RevocationFileError::Io { path: path.to_path_buf(), source };
+    if existing(path)?.is_some() {
+        OpenOptions::new().append(true).open(path).map_err(io)?;
+    }
+    // A name of its own (never the rewrite's temporary file, which a running service may
+    // be writing), created exclusively and removed at once.
+    let probe = path.with_extension(format!("validate-{}", std::process::id()));
+    OpenOptions::new().write(true).create_new(true).open(&probe).map_err(io)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The log already on disk, opened for reading; `None` when there is none yet. Anything but a
+/// regular file of a size this store could have written is refused.
+fn existing(path: &Path) -> Result<Option<File>, RevocationFileError> {
+    let io = |source| RevocationFileError::Io { path: path.to_path_buf(), source };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let metadata = file.metadata().map_err(io)?;
+    if !metadata.is_file() {
+        return Err(RevocationFileError::NotAFile { path: path.to_path_buf() });
+    }
+    let size = metadata.len();
+    if size > MAX_LOG_BYTES {
+        return Err(RevocationFileError::TooLarge { path: path.to_path_buf(), size });
+    }
+    Ok(Some(file))
 }
 
 fn read_entries(path: &Path, reader: impl BufRead) -> Vec<Entry> {
