@@ -88,7 +88,36 @@ pub struct AuthzConfig {
 impl AuthzConfig {
     /// Settings that load but will hurt in production, for `validate` and the start-up log.
     pub fn warnings(&self) -> Vec<String> {
-        self.oidc.as_ref().map(OidcSettings::warnings).unwrap_or_default()
+        let mut warnings = self.oidc.as_ref().map(OidcSettings::warnings).unwrap_or_default();
+        warnings.extend(self.check_waits_past_the_gateway());
+        warnings
+    }
+
+    /// Every wait a check can spend that does not fit the gateway's ext_authz timeout. Past it
+    /// the gateway gives up on our answer, and with `failure_mode_allow` the request goes on
+    /// unchecked: it must never be our slowness that decides.
+    fn check_waits_past_the_gateway(&self) -> Vec<String> {
+        let gateway = crate::oidc::TYPICAL_GATEWAY_TIMEOUT;
+        let past = |key: String, what: &str, wait: Duration| {
+            (wait >= gateway).then(|| {
+                format!(
+                    "{key}: {what} may take up to {wait:?}, which does not fit the gateway's ext_authz timeout of \
+                     {gateway:?} in the shipped configs: the gateway would give up first (and with failure_mode_allow \
+                     let the request through unchecked). Lower it below {gateway:?}"
+                )
+            })
+        };
+        let keys = self.provider_keys.iter().enumerate().filter_map(|(i, p)| {
+            let key = format!("jwt_providers[{i}].jwks_refresh.unknown_kid_wait");
+            past(key, "a check waiting for a key set refetch", p.refresh.unknown_kid_wait)
+        });
+        let tokens = self.upstream_credentials.iter().enumerate().filter_map(|(i, u)| match &u.source {
+            crate::upstream::Source::ClientCredentials(oauth2) => {
+                past(format!("upstream_credentials[{i}].oauth2.timeout"), "a check waiting for a token", oauth2.timeout)
+            }
+            crate::upstream::Source::File(_) => None,
+        });
+        keys.chain(tokens).collect()
     }
 }
 
@@ -118,10 +147,14 @@ fn read_raw(path: &Path, env: &HashMap<String, String>) -> Result<RawConfig, Con
     // Read once, within bounds (no alias bomb or deep nesting reaches the `config` crate's
     // tree builder), and refuse a file with nothing in it: an empty or truncated config would
     // otherwise load as "no routes, deny everything".
-    let text = shared::bounded_yaml::read_file(path, YamlLimits::FILES).map_err(|e| load_error(e.to_string()))?;
+    let text = shared::bounded_yaml::read_text(path, YamlLimits::FILES).map_err(|e| load_error(e.to_string()))?;
     if text.lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')) {
         return Err(load_error("the file is empty".into()));
     }
+    // A file cut short inside its last rule is often valid YAML that loads with that rule
+    // loosened: only a file that says where it ends is taken (shared::file_end).
+    shared::file_end::require_end(&text).map_err(|e| load_error(e.to_string()))?;
+    shared::bounded_yaml::check(&text, YamlLimits::FILES).map_err(|e| load_error(e.to_string()))?;
     let built = config::Config::builder()
         .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
         .add_source(

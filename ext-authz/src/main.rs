@@ -142,7 +142,7 @@ fn api_key_new(args: &[&str]) -> ExitCode {
     let key = new_key();
     println!("# The key (give it to the client; it is not stored anywhere):");
     println!("#   {key}");
-    println!("# The entry to add under `keys:` in your API key file:");
+    println!("# The entry to add under `keys:` in your API key file (before its last line, `...`):");
     println!("- hash: {}", format_hash(&hash_key(&key)));
     println!("  client_id: {client_id}");
     println!("  scopes: [{}]", scopes.join(", "));

@@ -55,6 +55,12 @@ pub struct StackOptions {
     /// Cost-based limits (see [`with_cost_routes`]): `/llm/*` charges the tokens the backend
     /// reports, `/plan/*` takes each API client's limit from ext-authz's dynamic metadata.
     pub cost_routes: bool,
+    /// Envoy's ext_authz `failure_mode_allow: true` (the shipped configs have false).
+    pub ext_authz_fail_open: bool,
+    /// With `upstream_credentials`: a token endpoint that accepts connections and never
+    /// answers, behind `/third-party/stalled/*` (the default token timeout) and
+    /// `/third-party/hung/*` (a 3 s timeout, past Envoy's 2 s ext_authz timeout).
+    pub hung_token_endpoint: Option<std::net::SocketAddr>,
 }
 
 /// The OpenID Provider's service client, whose tokens ext-authz injects upstream.
@@ -84,6 +90,25 @@ const UPSTREAM_RULES: &str = r#"    - name: vendor
       accept: [api_key, jwt]
       upstream_credential: partner
 "#;
+
+/// Rules and credentials whose token endpoint never answers (see `hung_token_endpoint`).
+const HUNG_RULES: &str = r#"    - name: stalled
+      path: /third-party/stalled/*
+      accept: [api_key, jwt]
+      upstream_credential: stalled
+    - name: hung
+      path: /third-party/hung/*
+      accept: [api_key, jwt]
+      upstream_credential: hung
+"#;
+
+fn hung_credentials(endpoint: std::net::SocketAddr) -> String {
+    let oauth2 = format!("token_endpoint: http://{endpoint}/token, client_id: c, client_secret_env: GATEHOUSE_SERVICE_SECRET");
+    format!(
+        "  - {{name: stalled, header: authorization, oauth2: {{{oauth2}}}}}\n\
+         \x20 - {{name: hung, header: authorization, oauth2: {{{oauth2}, timeout: 3s}}}}\n"
+    )
+}
 
 fn upstream_section(issuer: &str) -> String {
     format!(
@@ -322,6 +347,9 @@ impl Stack {
         }
         if options.upstream_credentials {
             text.push_str(UPSTREAM_RULES);
+            if options.hung_token_endpoint.is_some() {
+                text.push_str(HUNG_RULES);
+            }
             std::fs::write(dir.path().join("vendor.key"), format!("{VENDOR_KEY}\n")).unwrap();
             env.insert("GATEHOUSE_SERVICE_SECRET".to_string(), SERVICE_CLIENT_SECRET.to_string());
         }
@@ -344,10 +372,14 @@ impl Stack {
         if options.upstream_credentials {
             let issuer = provider.as_ref().expect("started for the service client").issuer();
             text.push_str(&upstream_section(&issuer));
+            if let Some(endpoint) = options.hung_token_endpoint {
+                text.push_str(&hung_credentials(endpoint));
+            }
         }
         if options.cost_routes {
             text.push_str("identity:\n  metadata_claims: [rate_limit]\n");
         }
+        text.push_str("...\n");
         std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
         let clock = shared::testing::SkippingClock::default();
@@ -532,6 +564,10 @@ fn configure(
             ("FAILURE_MODE_DENY", options.failure_mode_deny.to_string()),
         ],
     );
+    let config = match options.ext_authz_fail_open {
+        true => config.replace("failure_mode_allow: false", "failure_mode_allow: true"),
+        false => config,
+    };
     let config = match options.trace_collector {
         Some(collector) => with_envoy_tracing(&config, collector),
         None => config,

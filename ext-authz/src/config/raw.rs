@@ -64,7 +64,9 @@ pub struct RawClientCredentials {
     pub resource: Option<String>,
     #[serde(default = "sixty_seconds")]
     pub refresh_before: String,
-    #[serde(default = "five_seconds")]
+    /// Below the gateways' ext_authz timeout (2 s in the shipped configs), so a hung token
+    /// endpoint gets our 503 before the gateway gives up and `failure_mode_allow` decides.
+    #[serde(default = "one_second")]
     pub timeout: String,
 }
 
@@ -76,8 +78,8 @@ fn sixty_seconds() -> String {
     "60s".into()
 }
 
-fn five_seconds() -> String {
-    "5s".into()
+fn one_second() -> String {
+    "1s".into()
 }
 
 /// `workload_identity:` — where the calling workload's SPIFFE ID comes from.

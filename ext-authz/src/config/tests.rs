@@ -14,14 +14,24 @@ fn secret_env() -> HashMap<String, String> {
     ])
 }
 
-fn write(content: &str) -> tempfile::NamedTempFile {
+/// Writes a config as written, without adding the end-of-document line.
+fn write_as_is(content: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
     file.write_all(content.as_bytes()).unwrap();
     file
 }
 
+/// Writes a config with the end-of-document line that says it is whole (none for a blank one).
+fn write(content: &str) -> tempfile::NamedTempFile {
+    let blank = content.lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'));
+    write_as_is(&if blank { content.to_string() } else { format!("{}\n...\n", content.trim_end()) })
+}
+
 fn error(content: &str) -> String {
-    let file = write(content);
+    error_of(write(content))
+}
+
+fn error_of(file: tempfile::NamedTempFile) -> String {
     let err = load(file.path(), &secret_env()).unwrap_err().to_string();
     // Each problem is a line starting with the file name; compare the rest.
     let prefix = format!("{}: ", file.path().display());
@@ -190,6 +200,12 @@ fn empty_cut_short_and_hostile_files_are_refused() {
         bomb.push_str(&format!("x{i}: &x{i} [{}]\n", vec![format!("*x{}", i - 1); 10].join(", ")));
     }
     assert_eq!(error(&bomb), "yaml: line 6: aliases expand to more than 100000 nodes (an alias bomb?)");
+    // One long string aliased many times: few nodes, gigabytes once expanded (the file is 827 KiB).
+    let strings = format!("routes: {{default: deny}}\ns: &s {}\nx:\n{}", "x".repeat(768 << 10), "- *s\n".repeat(20_000));
+    assert_eq!(error(&strings), "yaml: line 9: aliases expand to more than 4194304 bytes of text (an alias bomb?)");
+    // Valid YAML cut short inside its last rule: refused, not loaded with the rule's scopes lost.
+    let cut = "routes:\n  default: deny\n  rules:\n    - path: /orders/*\n      accept: [api_key]\n";
+    assert!(error_of(write_as_is(cut)).starts_with("the file does not end with `...`"), "{}", error_of(write_as_is(cut)));
     let deep = format!("routes: {{default: deny}}\nx: {}1{}\n", "[".repeat(80), "]".repeat(80));
     assert_eq!(error(&deep), "yaml: line 2: nested deeper than the limit of 64 levels");
 }
@@ -351,6 +367,17 @@ fn timeouts_that_cannot_fit_the_gateway_are_warned_about() {
         "  timeout: 1500ms\n  session: {keys: [{env: SESSION_KEY}], store: redis, redis: {url: \"r:6379\"}}\n",
     );
     assert!(redis.warnings()[0].contains("up to 2.1s"), "{:?}", redis.warnings());
+    // Every other wait inside a check: a key set refetch, an upstream token request.
+    let file = write(
+        "jwt_providers:\n  - {name: a, issuer: a, algorithms: [RS256], keys: {jwks_uri: https://a/jwks}, jwks_refresh: {unknown_kid_wait: 3s}}\n\
+         upstream_credentials:\n  - {name: fast, header: authorization, oauth2: {token_endpoint: https://a/token, client_id: c, client_secret_env: OIDC_CLIENT_SECRET}}\n\
+         \x20 - {name: slow, header: authorization, oauth2: {token_endpoint: https://a/token, client_id: c, client_secret_env: OIDC_CLIENT_SECRET, timeout: 2s}}\n\
+         routes: {default: deny}\n",
+    );
+    let warnings = load(file.path(), &oidc_env()).unwrap().warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with("jwt_providers[0].jwks_refresh.unknown_kid_wait: a check waiting"), "{warnings:?}");
+    assert!(warnings[1].starts_with("upstream_credentials[1].oauth2.timeout: a check waiting for a token may take up to 2s"));
     // A cookie store without a revocation file forgets logouts on restart: said so.
     let forgetful = load_with("  session: {keys: [{env: SESSION_KEY}]}\n");
     assert!(
@@ -394,4 +421,89 @@ fn collect_keys(value: &serde_json::Value, keys: &mut std::collections::BTreeSet
         serde_json::Value::Array(items) => items.iter().for_each(|v| collect_keys(v, keys)),
         _ => {}
     }
+}
+
+/// Copies a directory (the example configs and the files they name) into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Whether `rest` (what a cut loses) holds anything but blank lines and comments.
+fn loses_content(rest: &str) -> bool {
+    rest.lines().any(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+}
+
+/// Every byte-prefix of every shipped config is refused, or — when all it loses is comments and
+/// blank lines after the end marker — loads as the very config the whole file is. So no cut can
+/// load a weaker policy.
+#[test]
+fn no_cut_of_a_shipped_config_loads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root.join("examples/ext-authz"), &dir.path().join("ext-authz"));
+    let examples = [
+        ("examples/ext-authz/ext-authz.yaml", secret_env()),
+        ("examples/ext-authz/ext-authz-oidc.yaml", oidc_env()),
+        ("examples/compose/ext-authz.yaml", HashMap::new()),
+        ("k8s/base/config/ext-authz.yaml", HashMap::new()),
+    ];
+    for (example, env) in examples {
+        let whole = std::fs::read_to_string(root.join(example)).unwrap();
+        // In the copied examples directory, so that the files it names are where it says.
+        let path = dir.path().join("ext-authz").join("cut.yaml");
+        std::fs::write(&path, &whole).unwrap();
+        let normal = |c: AuthzConfig| AuthzConfig { initial_fingerprint: 0, ..c };
+        let expected = normal(load(&path, &env).unwrap_or_else(|e| panic!("{example}: {e}")));
+        let mut loaded = 0;
+        for cut in (0..whole.len()).filter(|cut| whole.is_char_boundary(*cut)) {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            match load(&path, &env) {
+                Ok(config) => {
+                    assert!(!loses_content(&whole[cut..]), "{example} cut at byte {cut} loads");
+                    assert!(normal(config) == expected, "{example} cut at byte {cut} loads another config");
+                    loaded += 1;
+                }
+                Err(_) => assert!(loses_content(&whole[cut..]), "{example}: only a comment cut at byte {cut} is refused"),
+            }
+        }
+        assert!(loaded > 0, "{example}: a cut of trailing comments or blank lines loads");
+    }
+}
+
+/// The same for API key files: every byte-prefix that loses a key or any part of one is refused.
+#[test]
+fn no_cut_of_the_shipped_key_file_loads() {
+    let whole = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/api-keys.yaml"))
+        .unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let location = crate::key_files::ApiKeysLocation { file: Some(file.path().to_path_buf()), dir: None };
+    let expected = crate::key_files::load(&location);
+    assert!(expected.is_err(), "the file is not written yet");
+    std::fs::write(file.path(), &whole).unwrap();
+    let expected = crate::key_files::load(&location).unwrap();
+    for cut in 0..whole.len() {
+        std::fs::write(file.path(), &whole[..cut]).unwrap();
+        match crate::key_files::load(&location) {
+            Ok(keys) => {
+                assert!(!loses_content(&whole[cut..]), "cut at byte {cut} loads");
+                assert_eq!(format!("{keys:?}"), format!("{expected:?}"), "cut at byte {cut} loads other keys");
+            }
+            Err(e) => {
+                assert!(loses_content(&whole[cut..]), "cut at byte {cut} refused: {e}");
+            }
+        }
+    }
+    // A key file in JSON (flow style) needs no end line: no cut of it parses.
+    std::fs::write(file.path(), r#"{"keys": [{"hash": "sha256:00", "client_id": "a"}]}"#).unwrap();
+    let err = crate::key_files::load(&location).unwrap_err().to_string();
+    assert!(!err.contains("does not end with"), "{err}");
 }
