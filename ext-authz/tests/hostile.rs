@@ -113,7 +113,8 @@ async fn a_running_service_keeps_its_config_through_bad_and_half_written_files()
     let keys_file = dir.path().join("api-keys.yaml");
     let good_keys = std::fs::read_to_string(&keys_file).unwrap();
     let key_bomb = format!("keys: []\ns: &s {}\nx:\n{}...\n", "x".repeat(768 << 10), "- *s\n".repeat(20_000));
-    let cut_keys = "keys:\n  - hash: sha256:2f89c2d8bbf2132147a0c9612801cfc1d24ddabc6489c020a41d23d05ec798a9\n".to_string();
+    let cut_keys =
+        "keys:\n  - hash: sha256:2f89c2d8bbf2132147a0c9612801cfc1d24ddabc6489c020a41d23d05ec798a9\n".to_string();
     for (refused, bad) in [key_bomb, cut_keys].iter().enumerate() {
         std::fs::write(&keys_file, bad).unwrap();
         let counted = format!(r#"ext_authz_reloads_total{{result="error",what="api_keys"}} {}"#, refused + 1);

@@ -85,8 +85,11 @@ fn bad_tls_sections_name_the_key() {
     let file = d.join("ext-authz.yaml");
     let section = "  http_check_prefix: /authz\n  grpc_tls:\n    cert_file: missing.pem\n    key_file: \"\"\n    \
                    allowed_clients: [\"spiffe://td/**/x\", \"not a name\"]\n";
-    std::fs::write(&file, ended(&config_yaml("https://idp.example.com", "").replace("  http_check_prefix: /authz\n", section)))
-        .unwrap();
+    std::fs::write(
+        &file,
+        ended(&config_yaml("https://idp.example.com", "").replace("  http_check_prefix: /authz\n", section)),
+    )
+    .unwrap();
     let out = Command::new(BIN).arg("validate").arg(&file).env("JOBS_SECRET", HMAC_SECRET).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -100,7 +100,8 @@ mod tests {
         let whole = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 5}\n";
         std::fs::write(dir.path().join("whole.yaml"), whole).unwrap();
         std::fs::write(dir.path().join("cut.yaml"), "domain: e\ndescriptors:\n  - key: k\n    rate_limit:\n").unwrap();
-        std::fs::write(dir.path().join("mid.yaml"), "domain: f\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour").unwrap();
+        std::fs::write(dir.path().join("mid.yaml"), "domain: f\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour")
+            .unwrap();
         let (report, ok) = validate(&[dir.path().join("whole.yaml").display().to_string()], false);
         assert!(ok && !report.contains("warning"), "{report}");
         let (report, ok) = validate(&[dir.path().join("cut.yaml").display().to_string()], false);

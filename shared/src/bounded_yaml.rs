@@ -174,7 +174,8 @@ pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
 mod tests {
     use super::*;
 
-    const SMALL: YamlLimits = YamlLimits { max_bytes: 1 << 20, max_depth: 8, max_alias_nodes: 1000, max_alias_bytes: 1000 };
+    const SMALL: YamlLimits =
+        YamlLimits { max_bytes: 1 << 20, max_depth: 8, max_alias_nodes: 1000, max_alias_bytes: 1000 };
 
     /// Ten levels of ten aliases each: about 10^10 nodes from under 600 bytes.
     fn billion_laughs() -> String {

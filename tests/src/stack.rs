@@ -103,7 +103,8 @@ const HUNG_RULES: &str = r#"    - name: stalled
 "#;
 
 fn hung_credentials(endpoint: std::net::SocketAddr) -> String {
-    let oauth2 = format!("token_endpoint: http://{endpoint}/token, client_id: c, client_secret_env: GATEHOUSE_SERVICE_SECRET");
+    let oauth2 =
+        format!("token_endpoint: http://{endpoint}/token, client_id: c, client_secret_env: GATEHOUSE_SERVICE_SECRET");
     format!(
         "  - {{name: stalled, header: authorization, oauth2: {{{oauth2}}}}}\n\
          \x20 - {{name: hung, header: authorization, oauth2: {{{oauth2}, timeout: 3s}}}}\n"

@@ -201,11 +201,16 @@ fn empty_cut_short_and_hostile_files_are_refused() {
     }
     assert_eq!(error(&bomb), "yaml: line 6: aliases expand to more than 100000 nodes (an alias bomb?)");
     // One long string aliased many times: few nodes, gigabytes once expanded (the file is 827 KiB).
-    let strings = format!("routes: {{default: deny}}\ns: &s {}\nx:\n{}", "x".repeat(768 << 10), "- *s\n".repeat(20_000));
+    let strings =
+        format!("routes: {{default: deny}}\ns: &s {}\nx:\n{}", "x".repeat(768 << 10), "- *s\n".repeat(20_000));
     assert_eq!(error(&strings), "yaml: line 9: aliases expand to more than 4194304 bytes of text (an alias bomb?)");
     // Valid YAML cut short inside its last rule: refused, not loaded with the rule's scopes lost.
     let cut = "routes:\n  default: deny\n  rules:\n    - path: /orders/*\n      accept: [api_key]\n";
-    assert!(error_of(write_as_is(cut)).starts_with("the file does not end with `...`"), "{}", error_of(write_as_is(cut)));
+    assert!(
+        error_of(write_as_is(cut)).starts_with("the file does not end with `...`"),
+        "{}",
+        error_of(write_as_is(cut))
+    );
     let deep = format!("routes: {{default: deny}}\nx: {}1{}\n", "[".repeat(80), "]".repeat(80));
     assert_eq!(error(&deep), "yaml: line 2: nested deeper than the limit of 64 levels");
 }
@@ -377,7 +382,8 @@ fn timeouts_that_cannot_fit_the_gateway_are_warned_about() {
     let warnings = load(file.path(), &oidc_env()).unwrap().warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].starts_with("jwt_providers[0].jwks_refresh.unknown_kid_wait: a check waiting"), "{warnings:?}");
-    assert!(warnings[1].starts_with("upstream_credentials[1].oauth2.timeout: a check waiting for a token may take up to 2s"));
+    assert!(warnings[1]
+        .starts_with("upstream_credentials[1].oauth2.timeout: a check waiting for a token may take up to 2s"));
     // A cookie store without a revocation file forgets logouts on restart: said so.
     let forgetful = load_with("  session: {keys: [{env: SESSION_KEY}]}\n");
     assert!(
@@ -472,7 +478,9 @@ fn no_cut_of_a_shipped_config_loads() {
                     assert!(normal(config) == expected, "{example} cut at byte {cut} loads another config");
                     loaded += 1;
                 }
-                Err(_) => assert!(loses_content(&whole[cut..]), "{example}: only a comment cut at byte {cut} is refused"),
+                Err(_) => {
+                    assert!(loses_content(&whole[cut..]), "{example}: only a comment cut at byte {cut} is refused")
+                }
             }
         }
         assert!(loaded > 0, "{example}: a cut of trailing comments or blank lines loads");
@@ -482,8 +490,9 @@ fn no_cut_of_a_shipped_config_loads() {
 /// The same for API key files: every byte-prefix that loses a key or any part of one is refused.
 #[test]
 fn no_cut_of_the_shipped_key_file_loads() {
-    let whole = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/api-keys.yaml"))
-        .unwrap();
+    let whole =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/api-keys.yaml"))
+            .unwrap();
     let file = tempfile::NamedTempFile::new().unwrap();
     let location = crate::key_files::ApiKeysLocation { file: Some(file.path().to_path_buf()), dir: None };
     let expected = crate::key_files::load(&location);
