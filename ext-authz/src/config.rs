@@ -18,6 +18,7 @@ mod routes;
 mod server;
 mod telemetry;
 mod upstream;
+mod waits;
 mod workload;
 
 pub use check::Problem;
@@ -89,35 +90,8 @@ impl AuthzConfig {
     /// Settings that load but will hurt in production, for `validate` and the start-up log.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.oidc.as_ref().map(OidcSettings::warnings).unwrap_or_default();
-        warnings.extend(self.check_waits_past_the_gateway());
+        warnings.extend(waits::past_the_gateway(self));
         warnings
-    }
-
-    /// Every wait a check can spend that does not fit the gateway's ext_authz timeout. Past it
-    /// the gateway gives up on our answer, and with `failure_mode_allow` the request goes on
-    /// unchecked: it must never be our slowness that decides.
-    fn check_waits_past_the_gateway(&self) -> Vec<String> {
-        let gateway = crate::oidc::TYPICAL_GATEWAY_TIMEOUT;
-        let past = |key: String, what: &str, wait: Duration| {
-            (wait >= gateway).then(|| {
-                format!(
-                    "{key}: {what} may take up to {wait:?}, which does not fit the gateway's ext_authz timeout of \
-                     {gateway:?} in the shipped configs: the gateway would give up first (and with failure_mode_allow \
-                     let the request through unchecked). Lower it below {gateway:?}"
-                )
-            })
-        };
-        let keys = self.provider_keys.iter().enumerate().filter_map(|(i, p)| {
-            let key = format!("jwt_providers[{i}].jwks_refresh.unknown_kid_wait");
-            past(key, "a check waiting for a key set refetch", p.refresh.unknown_kid_wait)
-        });
-        let tokens = self.upstream_credentials.iter().enumerate().filter_map(|(i, u)| match &u.source {
-            crate::upstream::Source::ClientCredentials(oauth2) => {
-                past(format!("upstream_credentials[{i}].oauth2.timeout"), "a check waiting for a token", oauth2.timeout)
-            }
-            crate::upstream::Source::File(_) => None,
-        });
-        keys.chain(tokens).collect()
     }
 }
 

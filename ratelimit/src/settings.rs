@@ -138,6 +138,16 @@ impl Settings {
                 "at least 1ms: 0 would never wait for Redis",
             );
         }
+        // A call waits for its hot-key batch before Redis is asked: a timeout within the window
+        // would give up on every call and count locally for good.
+        let local_mode = r.get(&REDIS_FAILURE_MODE) == "local";
+        if let Some(window) = batch_window.filter(|w| local_mode && local_timeout <= *w * 2) {
+            r.fail(
+                "REDIS_FAILURE_LOCAL_TIMEOUT",
+                r.raw("REDIS_FAILURE_LOCAL_TIMEOUT"),
+                &format!("more than twice HOT_KEY_BATCH_WINDOW ({window:?}): a call waits for its batch first"),
+            );
+        }
         let failure_mode = match r.get(&REDIS_FAILURE_MODE) {
             "allow" => FailureMode::Allow,
             "deny" => FailureMode::Deny,
@@ -646,6 +656,13 @@ mod tests {
         assert_eq!(one.limiter.failure_mode, FailureMode::Local { instances: 1, timeout: Duration::from_millis(250) });
         let zero = Settings::from_env(&env(&[("REDIS_FAILURE_MODE", "local"), ("REDIS_FAILURE_LOCAL_TIMEOUT", "0s")]));
         assert!(zero.unwrap_err().to_string().contains("REDIS_FAILURE_LOCAL_TIMEOUT=\"0s\""));
+        let within_batch = Settings::from_env(&env(&[
+            ("REDIS_FAILURE_MODE", "local"),
+            ("REDIS_FAILURE_LOCAL_TIMEOUT", "100ms"),
+            ("HOT_KEY_BATCH_WINDOW", "50ms"),
+        ]));
+        let text = within_batch.unwrap_err().to_string();
+        assert!(text.contains("more than twice HOT_KEY_BATCH_WINDOW (50ms)"), "{text}");
     }
 
     #[test]

@@ -132,6 +132,16 @@ async fn a_hung_token_endpoint_never_lets_the_clients_credentials_through() {
     for header in ["x-api-key", "authorization", "cookie", "x-user-id"] {
         assert!(upstream.get(header).is_none(), "{header} reached the backend: {upstream}");
     }
+
+    // The mark is Envoy's alone: a client that sends it on a request ext-authz answers neither
+    // strips what ext-authz set nor tells the backend the check was skipped.
+    let marked = [("x-api-key", API_KEY), ("x-envoy-auth-failure-mode-allowed", "true")];
+    let reply = stack.get("/third-party/vendor/models", &marked).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let upstream = seen_upstream(&stack, "/third-party/vendor/models");
+    assert_eq!(upstream["x-api-key"], json!([VENDOR_KEY]), "{upstream}");
+    assert_eq!(upstream["x-user-id"], json!(["demo-client"]), "{upstream}");
+    assert!(upstream.get("x-envoy-auth-failure-mode-allowed").is_none(), "{upstream}");
     stack.shutdown().await;
     drop(hung);
 }

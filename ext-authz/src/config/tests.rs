@@ -384,6 +384,19 @@ fn timeouts_that_cannot_fit_the_gateway_are_warned_about() {
     assert!(warnings[0].starts_with("jwt_providers[0].jwks_refresh.unknown_kid_wait: a check waiting"), "{warnings:?}");
     assert!(warnings[1]
         .starts_with("upstream_credentials[1].oauth2.timeout: a check waiting for a token may take up to 2s"));
+    // Waits that fit alone but not one after the other in one check: a session's provider
+    // step (1 s) and then the rule's upstream token (1 s). The same token behind a JWT fits.
+    let file = write(&format!(
+        "jwt_providers:\n  - {{name: a, issuer: a, algorithms: [RS256], keys: {{jwks_uri: https://a/jwks}}}}\n\
+         upstream_credentials:\n  - {{name: t, header: authorization, oauth2: {{token_endpoint: https://a/token, client_id: c, client_secret_env: OIDC_CLIENT_SECRET}}}}\n\
+         routes:\n  default: deny\n  rules:\n    - {{name: app, path: /app/*, accept: [session], upstream_credential: t}}\n\
+         \x20   - {{name: api, path: /api/*, accept: [jwt], upstream_credential: t}}\n\
+         {OIDC_BASE}  session: {{keys: [{{env: SESSION_KEY}}], revocations_file: r.jsonl}}\n"
+    ));
+    let warnings = load(file.path(), &oidc_env()).unwrap().warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("routes.rules[0]: a check of rule \"app\""), "{warnings:?}");
+    assert!(warnings[0].contains("may take up to 2s"), "{warnings:?}");
     // A cookie store without a revocation file forgets logouts on restart: said so.
     let forgetful = load_with("  session: {keys: [{env: SESSION_KEY}]}\n");
     assert!(

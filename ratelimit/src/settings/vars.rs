@@ -183,7 +183,7 @@ pub const REDIS_FAILURE_LOCAL_INSTANCES: Setting<u32> = Setting::number(
 pub const REDIS_FAILURE_LOCAL_TIMEOUT: Setting<Duration> = Setting::duration(
     "REDIS_FAILURE_LOCAL_TIMEOUT",
     "250ms",
-    "with REDIS_FAILURE_MODE=local: how long a call (and the recovery probe) waits for Redis before counting locally; a hung Redis costs each call this, not REDIS_TIMEOUT",
+    "with REDIS_FAILURE_MODE=local: how long a call (and the recovery probe) waits for Redis before counting locally (more than twice HOT_KEY_BATCH_WINDOW); a hung Redis costs each call this, not REDIS_TIMEOUT",
 );
 pub const REDIS_SOCKET_TYPE: Setting<&str> =
     Setting::choice("REDIS_SOCKET_TYPE", "unix", &["tcp", "unix"], "tcp or unix");

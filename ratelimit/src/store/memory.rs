@@ -201,10 +201,12 @@ impl MemoryStore {
                 let live = counter.expires_at > now;
                 let stored = if live { counter.value } else { 0 };
                 let (allowed, tat) = bucket_step(stored, now_us, increment_us, tolerance_us);
+                // Any second hit keeps it, a refused one too: a spent bucket (burst 1, or a
+                // client hammering) is the one whose eviction would hand its budget back.
+                if live {
+                    self.keep(counter);
+                }
                 if allowed && increment_us > 0 {
-                    if live {
-                        self.keep(counter);
-                    }
                     counter.value = tat;
                     counter.expires_at = kept_until(tat);
                 }

@@ -161,3 +161,17 @@ fn a_bucket_used_more_than_once_is_kept() {
     }
     assert!(!store.bucket("b", now_us, MICROS, 3 * MICROS).0, "still spent after the flood");
 }
+
+#[test]
+fn a_spent_bucket_hit_again_is_kept_though_refused() {
+    let store = MemoryStore::with_capacity(100);
+    let now_us = 1_000 * MICROS;
+    // Burst 1: the first request spends it, every later one is refused, none allowed twice.
+    assert!(store.bucket("b", now_us, MICROS, MICROS).0);
+    assert!(!store.bucket("b", now_us, MICROS, MICROS).0);
+    assert_eq!(store.kept(), 1, "the refused second hit keeps it");
+    for i in 0..1_000 {
+        store.add(&update(&format!("once-{i}"), 1, 3600), 1_000);
+    }
+    assert!(!store.bucket("b", now_us, MICROS, MICROS).0, "still spent after the flood");
+}
