@@ -5,7 +5,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use shared::bounded_yaml::YamlLimits;
+use shared::bounded_yaml::{AliasBudget, YamlLimits};
 use shared::reload;
 
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
@@ -20,13 +20,16 @@ pub struct ApiKeysLocation {
 /// Reads and parses every key file.
 pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {
     let mut documents = Vec::new();
+    // One alias budget for all the files: a directory of many files each within the bound
+    // must not expand to many times it together.
+    let mut aliases = AliasBudget::of(YamlLimits::FILES);
     for path in files(location).map_err(|problem| ApiKeyError { file: describe(location), problem })? {
         let name = path.display().to_string();
         let problem = |e: &dyn std::fmt::Display| ApiKeyError { file: name.clone(), problem: e.to_string() };
         let text = shared::bounded_yaml::read_text(&path, YamlLimits::FILES).map_err(|e| problem(&e))?;
         // A key file cut short could lose a key's expiry or attributes and still parse.
         shared::file_end::require_end(&text).map_err(|e| problem(&e))?;
-        shared::bounded_yaml::check(&text, YamlLimits::FILES).map_err(|e| problem(&e))?;
+        shared::bounded_yaml::check_sharing(&text, YamlLimits::FILES, &mut aliases).map_err(|e| problem(&e))?;
         let value: serde_json::Value = config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
             .build()

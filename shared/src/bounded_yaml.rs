@@ -110,9 +110,31 @@ struct Open {
     bytes: u64,
 }
 
+/// What aliases may still add, shared by the files of one load: a directory of many files
+/// (a ConfigMap of a hundred small files, say), each within the bounds alone, must not expand
+/// to a hundred times the bound together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliasBudget {
+    pub nodes: u64,
+    pub bytes: u64,
+}
+
+impl AliasBudget {
+    /// The whole of what `limits` allow aliases to add.
+    pub fn of(limits: YamlLimits) -> AliasBudget {
+        AliasBudget { nodes: limits.max_alias_nodes, bytes: limits.max_alias_bytes }
+    }
+}
+
 /// Walks every document of `source` and checks it against the limits. Syntax errors are
 /// reported too, so a caller may rely on a checked text being well-formed YAML.
 pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
+    check_sharing(source, limits, &mut AliasBudget::of(limits))
+}
+
+/// [`check`], with what aliases add taken from `budget` (shared with the other files of the
+/// load) instead of a budget of the file's own. The errors name the budget's whole bound.
+pub fn check_sharing(source: &str, limits: YamlLimits, budget: &mut AliasBudget) -> Result<(), YamlLimitError> {
     check_size(source.len() as u64, limits)?;
     let mut parser = Parser::new_from_str(source);
     let mut anchors: HashMap<usize, Extent> = HashMap::new();
@@ -125,7 +147,11 @@ pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
             .map_err(|e| YamlLimitError::Syntax { line: e.marker().line(), problem: e.info().into() })?;
         let line = mark.line().max(1);
         let finished = match event {
-            Event::StreamEnd => return Ok(()),
+            Event::StreamEnd => {
+                budget.nodes -= alias_nodes;
+                budget.bytes -= alias_bytes;
+                return Ok(());
+            }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if open.len() >= limits.max_depth {
                     return Err(YamlLimitError::TooDeep { line, limit: limits.max_depth });
@@ -143,11 +169,11 @@ pub fn check(source: &str, limits: YamlLimits) -> Result<(), YamlLimitError> {
                 // An unknown anchor is the tree builder's error to report, with its own words.
                 let extent = anchors.get(&id).copied().unwrap_or(Extent { nodes: 1, depth: 0, bytes: 0 });
                 alias_nodes = alias_nodes.saturating_add(extent.nodes);
-                if alias_nodes > limits.max_alias_nodes {
+                if alias_nodes > budget.nodes {
                     return Err(YamlLimitError::TooManyAliasNodes { line, limit: limits.max_alias_nodes });
                 }
                 alias_bytes = alias_bytes.saturating_add(extent.bytes);
-                if alias_bytes > limits.max_alias_bytes {
+                if alias_bytes > budget.bytes {
                     return Err(YamlLimitError::TooManyAliasBytes { line, limit: limits.max_alias_bytes });
                 }
                 if open.len() + extent.depth > limits.max_depth {
@@ -216,6 +242,19 @@ mod tests {
         // Up to the bound it is fine: 4 KiB × 1,024 = 4 MiB exactly.
         assert_eq!(check(&string_bomb(4 << 10, 1024), YamlLimits::FILES), Ok(()));
         assert!(check(&string_bomb(4 << 10, 1025), YamlLimits::FILES).is_err());
+    }
+
+    #[test]
+    fn the_files_of_one_load_share_one_budget() {
+        // 3 MiB of aliased text each: one alone is within the 4 MiB bound, two together are not.
+        let file = string_bomb(3 << 20, 1);
+        let mut budget = AliasBudget::of(YamlLimits::FILES);
+        assert_eq!(check_sharing(&file, YamlLimits::FILES, &mut budget), Ok(()));
+        assert_eq!(budget, AliasBudget { nodes: 100_000 - 1, bytes: (4 << 20) - (3 << 20) });
+        let err = check_sharing(&file, YamlLimits::FILES, &mut budget).unwrap_err();
+        assert_eq!(err, YamlLimitError::TooManyAliasBytes { line: 3, limit: 4 << 20 });
+        assert_eq!(budget.bytes, 1 << 20, "a refused file takes nothing");
+        assert_eq!(check(&file, YamlLimits::FILES), Ok(()), "each file alone is fine");
     }
 
     #[test]

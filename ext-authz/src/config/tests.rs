@@ -529,3 +529,24 @@ fn no_cut_of_the_shipped_key_file_loads() {
     let err = crate::key_files::load(&location).unwrap_err().to_string();
     assert!(!err.contains("does not end with"), "{err}");
 }
+
+/// The files of a key directory share one alias budget: many files each within the bound must
+/// not expand to many times it together.
+#[test]
+fn the_key_files_of_a_directory_share_the_alias_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, hash_digit) in [("a.yaml", "a"), ("b.yaml", "b")] {
+        // 3 MiB of aliased text in each file: within the 4 MiB bound alone.
+        let entry = format!(
+            "keys:\n  - hash: sha256:{}\n    client_id: {name}\n    attributes: {{a: &s {}, b: *s, c: *s, d: *s}}\n...\n",
+            hash_digit.repeat(64),
+            "x".repeat(1 << 20)
+        );
+        std::fs::write(dir.path().join(name), entry).unwrap();
+    }
+    let one = crate::key_files::ApiKeysLocation { file: Some(dir.path().join("a.yaml")), dir: None };
+    assert_eq!(crate::key_files::load(&one).unwrap().len(), 1);
+    let both = crate::key_files::ApiKeysLocation { file: None, dir: Some(dir.path().to_path_buf()) };
+    let err = crate::key_files::load(&both).unwrap_err().to_string();
+    assert!(err.contains("b.yaml") && err.contains("aliases expand to more than 4194304 bytes"), "{err}");
+}

@@ -5,6 +5,7 @@
 //! level is one hash lookup of `key_value`, then the level's wildcards (usually none), then one
 //! hash lookup of `key`.
 
+use shared::bounded_yaml::{self, AliasBudget, YamlLimits};
 use std::collections::HashMap;
 
 /// The tree's maps. Their keys come from config files only; requests are looked up, never
@@ -138,11 +139,24 @@ pub struct ConfigSource {
     pub content: String,
 }
 
+/// What `source`'s aliases add, taken from the budget all the files of one load share: each
+/// file is also checked alone as it is parsed, but a directory of many files each within the
+/// bound must not expand to many times the bound together.
+fn aliases_within(source: &ConfigSource, budget: &mut AliasBudget) -> Result<(), ConfigError> {
+    let shared = *budget != AliasBudget::of(YamlLimits::FILES);
+    bounded_yaml::check_sharing(&source.content, YamlLimits::FILES, budget).map_err(|e| {
+        let together = if shared { ", together with the files loaded before it" } else { "" };
+        ConfigError::new(&source.name, FileError::Yaml(format!("{e}{together}")))
+    })
+}
+
 impl RateLimitConfig {
     /// Builds a config from files, stopping at the first error like the reference.
     pub fn load(sources: &[ConfigSource], merge_domains: bool) -> Result<RateLimitConfig, ConfigError> {
         let mut config = RateLimitConfig::default();
+        let mut aliases = AliasBudget::of(YamlLimits::FILES);
         for source in sources {
+            aliases_within(source, &mut aliases)?;
             let root = parse_config_file(&source.content).map_err(|e| ConfigError::new(&source.name, e))?;
             config.add_root(root, merge_domains).map_err(|e| ConfigError::new(&source.name, e))?;
         }
@@ -163,7 +177,12 @@ impl RateLimitConfig {
     pub fn validate_all(sources: &[ConfigSource], merge_domains: bool) -> Vec<ConfigError> {
         let mut config = RateLimitConfig::default();
         let mut errors = Vec::new();
+        let mut aliases = AliasBudget::of(YamlLimits::FILES);
         for source in sources {
+            if let Err(error) = aliases_within(source, &mut aliases) {
+                errors.push(error);
+                continue;
+            }
             let result = parse_config_file(&source.content)
                 .map_err(ConfigProblem::from)
                 .and_then(|root| config.add_root(root, merge_domains).map_err(ConfigProblem::from));

@@ -182,3 +182,28 @@ fn algorithms_are_an_extension_with_clear_errors() {
     let reference = crate::core::config_file::parse_as_reference(&limit(", algorithm: sliding_window"));
     assert_eq!(reference.unwrap_err().to_string(), "config error, unknown key 'algorithm'");
 }
+
+/// Many files each within the alias bounds must not expand to many times the bound together
+/// (a ConfigMap of a hundred small files): the files of one load share one budget.
+#[test]
+fn the_files_of_one_load_share_the_alias_budget() {
+    // 3 MiB of aliased text in each file.
+    let file = |domain: &str| {
+        format!(
+            "domain: {domain}\ndescriptors:\n  - {{key: k0, value: &s {}}}\n  - {{key: k1, value: *s}}\n  \
+             - {{key: k2, value: *s}}\n  - {{key: k3, value: *s}}\n",
+            "x".repeat(1 << 20)
+        )
+    };
+    let (a, b) = (file("a"), file("b"));
+    assert!(load(&[("a.yaml", &a)]).is_ok(), "one file alone is within the bound");
+    let err = load(&[("a.yaml", &a), ("b.yaml", &b)]).unwrap_err().to_string();
+    let expected = "b.yaml: error loading config file: yaml: line 5: aliases expand to more than 4194304 bytes";
+    assert!(err.starts_with(expected), "{err}");
+    assert!(err.ends_with("together with the files loaded before it"), "{err}");
+    let sources =
+        [ConfigSource { name: "a.yaml".into(), content: a }, ConfigSource { name: "b.yaml".into(), content: b }];
+    let every = RateLimitConfig::validate_all(&sources, false);
+    assert_eq!(every.len(), 1, "{every:?}");
+    assert_eq!(every[0].config_name, "b.yaml");
+}
