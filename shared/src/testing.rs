@@ -5,7 +5,7 @@
 mod http2;
 mod otlp;
 #[cfg(feature = "test-util")]
-pub use http2::{idle_http2_client, GOAWAY};
+pub use http2::{idle_http2_client, unfinished_call_http2_client, GOAWAY, HEADERS};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 use std::net::TcpListener;
 use std::path::PathBuf;

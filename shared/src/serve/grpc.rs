@@ -59,9 +59,22 @@ pub type GrpcServer = tonic::transport::Server<Stack<CountStreams, Identity>>;
 /// A router built from [`grpc_server`], what the gRPC serve functions take.
 pub type GrpcRouter = tonic::transport::server::Router<Stack<CountStreams, Identity>>;
 
+/// The longest one call may take, its request's arrival included. Each service's own work is
+/// bounded far below it (ext-authz's waits by the gateway's timeout, ratelimit's by
+/// `REDIS_TIMEOUT`); what it bounds is a request that never ends: a call whose HEADERS came and
+/// whose message never does would otherwise hold its stream open, and so its connection past
+/// the idle timeout, for ever. A client's shorter `grpc-timeout` still wins. Streams that answer
+/// at once and then go on (a health `Watch`) are not cut: the bound is on the answer's start.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The builder of every gRPC server the services run (add settings and services to it).
 pub fn grpc_server() -> GrpcServer {
-    tonic::transport::Server::builder().layer(CountStreams)
+    grpc_server_with_call_timeout(CALL_TIMEOUT)
+}
+
+/// [`grpc_server`] with another bound on one call (for tests).
+pub fn grpc_server_with_call_timeout(call_timeout: Duration) -> GrpcServer {
+    tonic::transport::Server::builder().timeout(call_timeout).layer(CountStreams)
 }
 
 /// Serves `router` on the connections of `incoming` until `stop`, then lets the calls in

@@ -1,15 +1,22 @@
 use super::*;
-use crate::testing::{idle_http2_client, GOAWAY};
+use crate::testing::{idle_http2_client, unfinished_call_http2_client, GOAWAY, HEADERS};
 
 /// A gRPC port (the health service) with `timeouts`; its address and stop.
 async fn start(timeouts: GrpcTimeouts) -> (std::net::SocketAddr, watch::Sender<bool>, JoinHandle<()>) {
+    start_with(timeouts, CALL_TIMEOUT).await
+}
+
+async fn start_with(
+    timeouts: GrpcTimeouts,
+    call_timeout: Duration,
+) -> (std::net::SocketAddr, watch::Sender<bool>, JoinHandle<()>) {
     let (health, server, follow) = crate::health::Health::new("test");
     tokio::spawn(follow);
     health.set("test", true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop) = watch::channel(false);
-    let router = grpc_server().add_service(server);
+    let router = grpc_server_with_call_timeout(call_timeout).add_service(server);
     (addr, stop_tx, super::super::grpc(router, listener, timeouts, super::super::Calls::default(), stop))
 }
 
@@ -32,6 +39,21 @@ async fn an_idle_client_that_ignores_the_goaway_is_cut_after_the_grace() {
     let (addr, stop, task) = start(timeouts(Duration::from_millis(200), Duration::from_millis(300))).await;
     let seen = tokio::task::spawn_blocking(move || idle_http2_client(addr, false)).await.unwrap();
     assert!(seen.contains(&GOAWAY), "{seen:?}");
+    stop.send_replace(true);
+    task.await.unwrap();
+}
+
+/// A call whose request never ends is answered at the call timeout, and its connection then
+/// goes idle and is closed: one HEADERS frame cannot hold a descriptor for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_request_never_ends_does_not_hold_its_connection() {
+    let idle = Duration::from_millis(200);
+    let (addr, stop, task) = start_with(timeouts(idle, Duration::from_secs(600)), Duration::from_millis(300)).await;
+    let path = "/grpc.health.v1.Health/Check";
+    let seen = tokio::task::spawn_blocking(move || unfinished_call_http2_client(addr, path)).await.unwrap();
+    let answered = seen.iter().position(|kind| *kind == HEADERS).expect("the call was answered");
+    let closed = seen.iter().position(|kind| *kind == GOAWAY).expect("then the connection closed");
+    assert!(answered < closed, "{seen:?}");
     stop.send_replace(true);
     task.await.unwrap();
 }
