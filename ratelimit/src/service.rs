@@ -501,10 +501,9 @@ impl RateLimiter {
             tracing::warn!(store = self.store.name(), "counter store reachable again: counting there again");
             // The store's counts take over; what was counted alone stays for its window, so the
             // next outage in that window goes on from it (clearing it here gave each switch a
-            // fresh budget: a store that flaps let through the limit once per outage).
-            if let Some(fallback) = &self.fallback {
-                fallback.sweep(self.clocks.now().seconds);
-            }
+            // fresh budget: a store that flaps let through the limit once per outage). Nothing
+            // is swept here, on a request's path: the local store is capped, and the probe
+            // sweeps it during the next outage.
             if self.options.store_health {
                 self.health.set("redis", true);
             }
