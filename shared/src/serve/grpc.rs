@@ -22,10 +22,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
@@ -183,7 +184,7 @@ struct StreamsState {
     /// Set to cut the connection: its I/O fails from then on.
     cut: AtomicBool,
     /// The task waiting to read, woken by a cut.
-    reader: Mutex<Option<Waker>>,
+    reader: AtomicWaker,
 }
 
 impl Streams {
@@ -195,16 +196,14 @@ impl Streams {
             dropped: Notify::new(),
             io_gone: AtomicBool::new(false),
             cut: AtomicBool::new(false),
-            reader: Mutex::new(None),
+            reader: AtomicWaker::new(),
         }))
     }
 
     /// Cuts the connection: its reads and writes fail, so hyper drops it.
     fn cut(&self) {
         self.0.cut.store(true, Ordering::SeqCst);
-        if let Some(reader) = self.0.reader.lock().expect("reader lock").take() {
-            reader.wake();
-        }
+        self.0.reader.wake();
     }
 
     fn is_cut(&self) -> bool {
@@ -299,11 +298,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
         let read = Pin::new(&mut self.io).poll_read(cx, buf);
         if read.is_pending() {
             // Only a waiting reader needs waking by a cut; a busy connection is not idle.
-            let mut reader = self.streams.0.reader.lock().expect("reader lock");
-            if !reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *reader = Some(cx.waker().clone());
-            }
-            drop(reader);
+            // Registered without a lock (the same waker again costs a compare), then the cut
+            // looked at again, so a cut between the read and the registration is not missed.
+            self.streams.0.reader.register(cx.waker());
             if self.streams.is_cut() {
                 return Poll::Ready(Err(cut_off()));
             }
