@@ -8,7 +8,9 @@ use std::time::Duration;
 use ext_authz::core::session::cookies::{self, CookieAttributes, Cookies, SameSite};
 use ext_authz::core::session::logout::Revocation;
 use ext_authz::core::session::model::{Session, TokenSet};
+use ext_authz::core::session::revoked::PER_SUBJECT;
 use ext_authz::core::session::seal::{random_token, Sealer};
+use ext_authz::core::session::stamp::Stamp;
 use ext_authz::oidc::store::{CookieStore, RedisStore, SessionStore};
 use serde_json::json;
 use shared::redis::{RedisPool, RedisSettings};
@@ -23,6 +25,11 @@ fn sealer(byte: u8) -> Arc<Sealer> {
 }
 
 fn session(sub: &str, sid: &str, extra_claims: usize) -> Session {
+    signed_in_at(sub, sid, extra_claims, NOW)
+}
+
+/// A session as a sign-in at `now` (the injected clock's second) creates it.
+fn signed_in_at(sub: &str, sid: &str, extra_claims: usize, now: u64) -> Session {
     let padding: String = "x".repeat(extra_claims);
     let claims = Arc::new(json!({"sub": sub, "sid": sid, "email": format!("{sub}@example.com"), "padding": padding}));
     let tokens = TokenSet {
@@ -32,7 +39,7 @@ fn session(sub: &str, sid: &str, extra_claims: usize) -> Session {
         expires_in: Some(300),
         scope: Some("openid email".into()),
     };
-    Session::new(random_token(32), claims, tokens, NOW, LIFETIME)
+    Session::new(random_token(32), claims, tokens, Stamp::next(now), LIFETIME)
 }
 
 fn redis_backed(redis: &RedisServer, sealer: Arc<Sealer>) -> RedisStore {
@@ -83,6 +90,14 @@ async fn suite(store: &dyn SessionStore, other: &dyn SessionStore) {
     store.revoke(&Revocation { sid: None, sub: Some("bob".into()) }, NOW + 40).await.unwrap();
     assert_eq!(store.load(&v2, NOW + 41).await.unwrap(), None, "{}: sub revoked", store.kind());
     assert!(store.load(&v3, NOW + 41).await.unwrap().is_some(), "{}: other users kept", store.kind());
+
+    // A `sub` logout, and the user signs in again in the same second: the new session is
+    // valid, the one made earlier in that second stays ended.
+    let early = store.save(&signed_in_at("bob", "op-7", 0, NOW + 50), NOW + 50).await.unwrap();
+    store.revoke(&Revocation { sid: None, sub: Some("bob".into()) }, NOW + 50).await.unwrap();
+    let again = store.save(&signed_in_at("bob", "op-8", 0, NOW + 50), NOW + 50).await.unwrap();
+    assert_eq!(store.load(&early, NOW + 50).await.unwrap(), None, "{}: made before the logout", store.kind());
+    assert!(store.load(&again, NOW + 50).await.unwrap().is_some(), "{}: signed in again at once", store.kind());
 
     // A large session survives the trip through chunked cookies under the browser's limit.
     let big = session("dave", "op-5", 6000);
@@ -191,6 +206,92 @@ async fn cookie_store_at_its_cap_never_brings_a_session_back_even_after_a_restar
         assert_eq!(restarted.load(value, NOW + 600).await.unwrap(), None, "session {i} came back");
     }
     assert!(restarted.load(&fresh_value, NOW + 600).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn cookie_store_a_sign_in_right_after_a_sub_logout_stays_valid_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revocations.jsonl");
+    let open = || CookieStore::new(sealer(1), COOKIE, LIFETIME, Some(file.clone())).unwrap();
+    let store = open();
+    // All in the injected clock's one second: a sign-in, a back-channel logout naming only
+    // `sub`, and the same user signing in again.
+    let early = store.save(&signed_in_at("alice", "op-1", 0, NOW), NOW).await.unwrap();
+    store.revoke(&Revocation { sid: None, sub: Some("alice".into()) }, NOW).await.unwrap();
+    let again = store.save(&signed_in_at("alice", "op-2", 0, NOW), NOW).await.unwrap();
+    assert_eq!(store.load(&early, NOW).await.unwrap(), None);
+    assert!(store.load(&again, NOW).await.unwrap().is_some());
+    drop(store);
+    let restarted = open();
+    assert_eq!(restarted.load(&early, NOW).await.unwrap(), None, "ended for good");
+    assert!(restarted.load(&again, NOW).await.unwrap().is_some(), "the file keeps the logout's stamp");
+}
+
+#[tokio::test]
+async fn cookie_store_reads_what_the_previous_version_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revocations.jsonl");
+    // Sessions the previous version sealed, and its revocation file: seconds only, logouts
+    // without their subject.
+    let old = |sub: &str, sid: &str, created_at: u64| {
+        let mut session = signed_in_at(sub, sid, 0, created_at);
+        session.created_us = None;
+        session
+    };
+    let (alice, bob, carol, dave) =
+        (old("alice", "op-1", NOW), old("bob", "op-2", NOW), old("carol", "op-3", NOW), old("dave", "op-4", NOW));
+    let erin = old("erin", "op-5", NOW - 100);
+    let until = NOW + LIFETIME;
+    let lines = [
+        format!(r#"{{"kind":"session","id":"{}","created_at":{NOW},"until":{until}}}"#, alice.id),
+        format!(r#"{{"kind":"provider_session","sid":"op-2","before":{},"until":{until}}}"#, NOW + 2),
+        format!(r#"{{"kind":"subject","sub":"carol","before":{},"until":{until}}}"#, NOW + 3),
+        format!(r#"{{"kind":"watermark","before":{}}}"#, NOW - 100),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    for start in ["first start", "after the rewrite"] {
+        let store = CookieStore::new(sealer(1), COOKIE, LIFETIME, Some(file.clone())).unwrap();
+        for (session, ended) in [(&alice, true), (&bob, true), (&carol, true), (&erin, true), (&dave, false)] {
+            let value = store.save(session, NOW).await.unwrap();
+            let loaded = store.load(&value, NOW + 10).await.unwrap();
+            assert_eq!(loaded.is_none(), ended, "{start}: {}", session.subject);
+        }
+        // Signing in again after the previous version's logout works.
+        let value = store.save(&signed_in_at("carol", "op-6", 0, NOW + 4), NOW + 4).await.unwrap();
+        assert!(store.load(&value, NOW + 10).await.unwrap().is_some(), "{start}");
+    }
+}
+
+#[tokio::test]
+async fn cookie_store_one_user_signing_in_and_out_cannot_fill_the_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revocations.jsonl");
+    let open = || CookieStore::new(sealer(1), COOKIE, LIFETIME, Some(file.clone())).unwrap();
+    let store = open();
+    let alice = session("alice", "op-a", 0);
+    let alice_value = store.save(&alice, NOW).await.unwrap();
+    store.delete(&alice, NOW).await.unwrap();
+    let bob = store.save(&session("bob", "op-b", 0), NOW).await.unwrap();
+    // 15 sign-ins and sign-outs a second.
+    let mut mallory = Vec::new();
+    for i in 0..200u64 {
+        let now = NOW + i / 15;
+        let s = signed_in_at("mallory", &format!("op-m{i}"), 0, now);
+        mallory.push(store.save(&s, now).await.unwrap());
+        store.delete(&s, now).await.unwrap();
+    }
+    drop(store);
+    let restarted = open();
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert!(lines <= PER_SUBJECT + 2, "{lines} lines: mallory's folded, and alice's logout");
+    let later = NOW + 20;
+    for (i, value) in mallory.iter().enumerate() {
+        assert_eq!(restarted.load(value, later).await.unwrap(), None, "mallory's session {i} came back");
+    }
+    assert_eq!(restarted.load(&alice_value, later).await.unwrap(), None);
+    assert!(restarted.load(&bob, later).await.unwrap().is_some(), "nobody else's session ends");
+    let again = restarted.save(&signed_in_at("mallory", "op-m", 0, later), later).await.unwrap();
+    assert!(restarted.load(&again, later).await.unwrap().is_some(), "mallory can sign in again");
 }
 
 #[tokio::test]

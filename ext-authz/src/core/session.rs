@@ -7,3 +7,4 @@ pub mod logout;
 pub mod model;
 pub mod revoked;
 pub mod seal;
+pub mod stamp;

@@ -12,6 +12,7 @@ use crate::core::request::AuthRequest;
 use crate::core::session::cookies::{Cookies, MAX_CANDIDATES};
 use crate::core::session::login::{check_id_token, login_cookie_name, LoginState};
 use crate::core::session::model::Session;
+use crate::core::session::stamp::Stamp;
 use crate::outcome::Outcome;
 
 fn failed(status: u16, message: &str, reason: &'static str) -> Deny {
@@ -109,7 +110,7 @@ impl Oidc {
             return with_clear(failed(401, "the ID token is invalid", "callback_bad_id_token"));
         }
 
-        let session = Session::new(random_token(32), claims, tokens, now, settings.lifetime.as_secs());
+        let session = Session::new(random_token(32), claims, tokens, Stamp::next(now), settings.lifetime.as_secs());
         let value = match self.store.save(&session, now).await {
             Ok(value) => value,
             Err(e) => {

@@ -13,6 +13,7 @@ use ext_authz::core::request::AuthRequest;
 use ext_authz::core::session::cookies::is_token;
 use ext_authz::core::session::model::{Session, TokenSet};
 use ext_authz::core::session::seal::{parse_key, Sealer};
+use ext_authz::core::session::stamp::Stamp;
 use ext_authz::oidc::store::{CookieStore, SessionStore};
 use ext_authz::outcome::Outcome;
 use proptest::prelude::*;
@@ -112,7 +113,8 @@ async fn refresh_due_session() -> String {
         expires_in: Some(10),
         scope: Some("openid".into()),
     };
-    let session = Session::new("fuzz-session".into(), Arc::new(json!({"sub": "fuzzer"})), tokens, now, 3600);
+    let session =
+        Session::new("fuzz-session".into(), Arc::new(json!({"sub": "fuzzer"})), tokens, Stamp::next(now), 3600);
     store.save(&session, now).await.unwrap()
 }
 
@@ -124,8 +126,13 @@ fn fresh_session() -> String {
             let sealer = Arc::new(Sealer::new(&[parse_key(SESSION_KEY).unwrap()]).unwrap());
             let store = CookieStore::new(sealer, COOKIE, 3600, None).unwrap();
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-            let session =
-                Session::new("fresh".into(), Arc::new(json!({"sub": "fresh"})), TokenSet::default(), now, 3600);
+            let session = Session::new(
+                "fresh".into(),
+                Arc::new(json!({"sub": "fresh"})),
+                TokenSet::default(),
+                Stamp::next(now),
+                3600,
+            );
             futures_util::FutureExt::now_or_never(store.save(&session, now)).unwrap().unwrap()
         })
         .clone()

@@ -5,6 +5,7 @@ use crate::core::identity::{ArrayFormat, IdentityHeaders};
 use crate::core::identity_part::IdentityAnswer;
 use crate::core::routes::{ClaimRule, Condition, PathMatch, Rule};
 use crate::core::session::model::Session;
+use crate::core::session::stamp::Stamp;
 use crate::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use std::collections::HashMap;
@@ -408,7 +409,7 @@ fn session(scope: &str) -> Session {
         expires_in: Some(600),
         scope: Some(scope.into()),
     };
-    Session::new("sid-1".into(), claims, tokens, NOW, 3600)
+    Session::new("sid-1".into(), claims, tokens, Stamp::next(NOW), 3600)
 }
 
 #[test]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::stamp::Stamp;
+
 /// The token endpoint's answer, as far as a session cares.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct TokenSet {
@@ -36,6 +38,11 @@ pub struct Session {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_expires_at: Option<u64>,
     pub created_at: u64,
+    /// The creation [`Stamp`] in microseconds, which orders the session against revocations
+    /// finer than `created_at`. Absent in sessions sealed before stamps: those compare by
+    /// seconds, as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_us: Option<u64>,
     /// The absolute end of the session, whatever refreshes happen.
     pub expires_at: u64,
 }
@@ -64,8 +71,10 @@ pub enum Freshness {
 }
 
 impl Session {
-    /// A new session from a verified ID token and the token endpoint's answer.
-    pub fn new(id: String, claims: Arc<Value>, tokens: TokenSet, now: u64, lifetime: u64) -> Session {
+    /// A new session from a verified ID token and the token endpoint's answer, created at
+    /// `created` ([`Stamp::next`] when signing in).
+    pub fn new(id: String, claims: Arc<Value>, tokens: TokenSet, created: Stamp, lifetime: u64) -> Session {
+        let now = created.secs;
         let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_string();
         let sid = claims.get("sid").and_then(Value::as_str).map(str::to_owned);
         let mut session = Session {
@@ -79,6 +88,7 @@ impl Session {
             refresh_token: None,
             access_expires_at: None,
             created_at: now,
+            created_us: Some(created.micros),
             expires_at: now.saturating_add(lifetime),
         };
         session.apply(tokens, now);
@@ -149,7 +159,7 @@ mod tests {
     use super::*;
 
     fn session(tokens: TokenSet) -> Session {
-        Session::new("id".into(), Arc::new(json!({"sub": "alice", "sid": "op-1"})), tokens, 1000, 3600)
+        Session::new("id".into(), Arc::new(json!({"sub": "alice", "sid": "op-1"})), tokens, Stamp::at(1000, 0), 3600)
     }
 
     #[test]

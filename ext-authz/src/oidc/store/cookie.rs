@@ -14,6 +14,7 @@ use crate::core::session::logout::Revocation;
 use crate::core::session::model::Session;
 use crate::core::session::revoked::{Entry, Revoked};
 use crate::core::session::seal::Sealer;
+use crate::core::session::stamp::Stamp;
 
 /// Revocations remembered at most; beyond, the oldest fold into a watermark (nothing is
 /// un-revoked).
@@ -120,18 +121,19 @@ impl SessionStore for CookieStore {
     }
 
     fn delete<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
-        let entry =
-            Entry::Session { id: session.id.clone(), created_at: session.created_at, until: session.expires_at };
-        self.record(entry, now).boxed()
+        self.record(Entry::logout(session), now).boxed()
     }
 
     fn revoke<'a>(&'a self, revocation: &'a Revocation, now: u64) -> BoxFuture<'a, Result<u64, StoreError>> {
         async move {
             // Every session made before now ends by its lifetime at the latest; remember that long.
             let until = now.saturating_add(self.lifetime);
+            // Stamped after every session this process created before it, and before every one
+            // it creates after: a sign-in right after the logout is not caught by it.
+            let at = Stamp::next(now);
             let entry = match (&revocation.sid, &revocation.sub) {
-                (Some(sid), _) => Entry::ProviderSession { sid: sid.clone(), before: now, until },
-                (None, Some(sub)) => Entry::Subject { sub: sub.clone(), before: now, until },
+                (Some(sid), _) => Entry::provider_session(sid, at, until),
+                (None, Some(sub)) => Entry::subject(sub, at, until),
                 (None, None) => return Ok(0),
             };
             self.record(entry, now).await?;
