@@ -5,6 +5,7 @@
 
 mod callback;
 mod logout;
+mod pending_logins;
 pub mod provider;
 mod sessions;
 mod settings;
@@ -169,6 +170,8 @@ impl Oidc {
         let sealed = self.sealer.seal(&self.login_purpose(), &serde_json::to_vec(&login).expect("plain struct"));
         let mut set_cookies = vec![self.login_attributes().set(&name, &sealed, settings.login_timeout.as_secs())];
         set_cookies.extend(stale);
+        // The new login replaces the oldest ones in flight: a browser keeps only a few.
+        set_cookies.extend(self.clear_old_logins(&present, now));
         Outcome::Redirect(Redirect { location, set_cookies, reason: "login" })
     }
 

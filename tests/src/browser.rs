@@ -3,11 +3,48 @@
 //! `Cookie` header lists longer paths first, then older cookies first — which is how a cookie
 //! set for `/app` shadows one set for `/`), and fills in HTML forms. Enough to sign in at the
 //! test OpenID Provider through Envoy without a real browser.
+//!
+//! Its requests carry what a browser sends with them: a navigation (`visit`, `request`, a form
+//! submission) Chrome's `Accept` and `Sec-Fetch-Mode: navigate`, `Sec-Fetch-Dest: document`; a
+//! page's images, scripts, styles and `fetch()` calls ([`Browser::load`]) theirs. Navigations
+//! carry no `Sec-Fetch-Site` (a browser's depends on where the navigation came from): tests of
+//! the same-origin checks send it themselves.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+
+/// Chrome's `Accept` for a navigation.
+pub const NAVIGATION_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,\
+                                     image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7";
+
+/// What a page loads besides itself, each with the headers Chrome sends for it on a
+/// same-origin page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubResource {
+    Image,
+    Script,
+    Style,
+    /// `fetch()` from the page's script.
+    Fetch,
+}
+
+impl SubResource {
+    pub const ALL: [SubResource; 4] = [SubResource::Image, SubResource::Script, SubResource::Style, SubResource::Fetch];
+
+    pub fn headers(self) -> [(&'static str, &'static str); 4] {
+        let (accept, mode, dest) = match self {
+            SubResource::Image => {
+                ("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "no-cors", "image")
+            }
+            SubResource::Script => ("*/*", "no-cors", "script"),
+            SubResource::Style => ("text/css,*/*;q=0.1", "no-cors", "style"),
+            SubResource::Fetch => ("*/*", "cors", "empty"),
+        };
+        [("accept", accept), ("sec-fetch-mode", mode), ("sec-fetch-dest", dest), ("sec-fetch-site", "same-origin")]
+    }
+}
 
 /// One response, with the URL it answered.
 #[derive(Debug, Clone)]
@@ -37,26 +74,39 @@ pub struct Browser {
     client: reqwest::Client,
     jar: Mutex<Jar>,
     created: std::sync::atomic::AtomicU64,
-    accept: String,
+    /// Sent with every request but [`Browser::load`]'s, unless the caller gives its own value.
+    headers: Vec<(String, String)>,
     /// Every hop of the last `visit`/`submit`, for assertions on the redirect chain.
     pub hops: Mutex<Vec<Page>>,
 }
 
+/// A browser navigating: Chrome's headers for a top-level navigation.
 impl Default for Browser {
     fn default() -> Self {
-        Browser::new("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        Browser::with_headers(&[
+            ("accept", NAVIGATION_ACCEPT),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
+            ("upgrade-insecure-requests", "1"),
+        ])
     }
 }
 
 impl Browser {
+    /// A client that is no browser (a script, an API client): only this `Accept`, no Fetch
+    /// Metadata; with the same cookie handling.
     pub fn new(accept: &str) -> Browser {
+        Browser::with_headers(&[("accept", accept)])
+    }
+
+    fn with_headers(headers: &[(&str, &str)]) -> Browser {
         let client =
             reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client");
         Browser {
             client,
             jar: Mutex::default(),
             created: Default::default(),
-            accept: accept.to_string(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             hops: Mutex::default(),
         }
     }
@@ -87,7 +137,7 @@ impl Browser {
 
     /// A copy of this browser's cookies in a fresh browser (a stolen or replayed cookie jar).
     pub fn clone_jar(&self) -> Browser {
-        let other = Browser::new(&self.accept);
+        let other = Browser { headers: self.headers.clone(), ..Browser::with_headers(&[]) };
         *other.jar.lock().unwrap() = self.jar.lock().unwrap().clone();
         other
             .created
@@ -97,7 +147,7 @@ impl Browser {
 
     /// The `Cookie` header for `url`: the cookies whose path matches, longest path first, then
     /// the oldest first (RFC 6265 §5.4).
-    fn cookie_header(&self, url: &str) -> String {
+    pub fn cookie_header(&self, url: &str) -> String {
         let path = url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_else(|_| "/".into());
         let jar = self.jar.lock().unwrap();
         // (path, creation order, name=value) of every cookie this URL gets.
@@ -139,7 +189,8 @@ impl Browser {
         self.request_with(method, url, form, &[]).await
     }
 
-    /// One request with extra headers (`Origin`, `Sec-Fetch-Site`, …), no redirect following.
+    /// One request with extra headers (`Origin`, `Sec-Fetch-Site`, …; one named like a
+    /// default replaces it), no redirect following.
     pub async fn request_with(
         &self,
         method: &str,
@@ -147,8 +198,26 @@ impl Browser {
         form: Option<&[(String, String)]>,
         headers: &[(&str, &str)],
     ) -> Page {
+        let mut all: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .filter(|(k, _)| !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)))
+            .collect();
+        all.extend_from_slice(headers);
+        self.send(method, url, form, &all).await
+    }
+
+    /// A page's sub-resource `kind` at `url`, with the headers a browser sends for it and this
+    /// browser's cookies; no redirect following (a browser would follow one, but the page
+    /// could not use a login page anyway).
+    pub async fn load(&self, url: &str, kind: SubResource) -> Page {
+        self.send("GET", url, None, &kind.headers()).await
+    }
+
+    async fn send(&self, method: &str, url: &str, form: Option<&[(String, String)]>, headers: &[(&str, &str)]) -> Page {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut request = self.client.request(method, url).header(ACCEPT, &self.accept);
+        let mut request = self.client.request(method, url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

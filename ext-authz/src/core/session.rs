@@ -5,6 +5,7 @@ pub mod cookies;
 pub mod login;
 pub mod logout;
 pub mod model;
+pub mod pending_logins;
 pub mod revoked;
 pub mod seal;
 pub mod stamp;

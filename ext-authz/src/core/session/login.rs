@@ -143,9 +143,17 @@ pub fn is_location_safe(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?#%[]".contains(&b))
 }
 
-/// Whether a request without a session gets a login redirect (a browser navigating) or the
-/// 401 JSON error (an API call): `X-Requested-With`, an `Accept` that asks for JSON and not
-/// HTML, or a method other than GET/HEAD (a redirect would lose the body) mark API calls.
+/// Whether a request without a session gets a login redirect or the 401 JSON error (also what
+/// tells a browser's visit to the logout path from an API call). Only a top-level navigation is
+/// sent to the provider: every redirect sets a login cookie, and the images, scripts, styles and
+/// `fetch()` calls of a page — which cannot follow a login anyway — would each add one until the
+/// browser's headers outgrow the proxy's limit.
+/// - A method other than GET/HEAD (a redirect would lose the body) or `X-Requested-With`: no.
+/// - With Fetch Metadata (every current browser sends it, over HTTPS and on loopback): only a
+///   navigation to a document. Frames (`Sec-Fetch-Dest: iframe`, `frame`, `embed`, `object`)
+///   are not: providers refuse to be framed, so a login there only fails, a cookie each time.
+/// - Without (old browsers, scripts): an `Accept` that prefers HTML ([`accept_prefers_html`]);
+///   none, or `*/*` alone, is an API client.
 pub fn wants_login_redirect(request: &AuthRequest) -> bool {
     if request.method != "GET" && request.method != "HEAD" {
         return false;
@@ -153,9 +161,50 @@ pub fn wants_login_redirect(request: &AuthRequest) -> bool {
     if request.header("x-requested-with").is_some() {
         return false;
     }
-    let accept = request.header("accept").unwrap_or("").to_ascii_lowercase();
-    let asks_for_json_only = accept.contains("application/json") && !accept.contains("text/html");
-    !asks_for_json_only
+    let mode = request.header("sec-fetch-mode").map(str::trim);
+    let dest = request.header("sec-fetch-dest").map(str::trim);
+    if mode.is_some() || dest.is_some() {
+        return mode.is_none_or(|m| m.eq_ignore_ascii_case("navigate"))
+            && dest.is_none_or(|d| d.eq_ignore_ascii_case("document"));
+    }
+    accept_prefers_html(request.header("accept").unwrap_or(""))
+}
+
+/// Whether an `Accept` header lists `text/html` with the highest quality of the media ranges
+/// it lists (a tie counts: `application/json, text/html` is a browser's form of asking). A
+/// wildcard is listed like any other range but is no preference for HTML by itself; a range
+/// with an invalid `q` is ignored.
+pub fn accept_prefers_html(accept: &str) -> bool {
+    let mut html = None;
+    let mut best = 0;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1000), |(_, v)| qvalue(v.trim()));
+        let Some(q) = q else { continue };
+        if media.eq_ignore_ascii_case("text/html") {
+            html = html.max(Some(q));
+        }
+        best = best.max(q);
+    }
+    html.is_some_and(|q| q > 0 && q == best)
+}
+
+/// An RFC 9110 `qvalue` in thousandths: `0`, `0.8`, `1`, `1.000`; `None` for anything else.
+fn qvalue(text: &str) -> Option<u16> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{fraction:0<3}").parse::<u16>().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// The scheme the browser used: Envoy's `x-forwarded-proto` (it sets it from the connection),
@@ -267,13 +316,74 @@ mod tests {
         assert_eq!(return_target(&request("GET", "//evil.example/x", &[])), "/evil.example/x");
     }
 
+    /// What Chrome and Firefox send for each kind of request (Accept, Sec-Fetch-Mode, -Dest).
+    const NAVIGATION: &[(&str, &str)] = &[
+        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-dest", "document"),
+        ("sec-fetch-site", "none"),
+    ];
+    const SUB_RESOURCES: &[&[(&str, &str)]] = &[
+        &[
+            ("accept", "image/avif,image/webp,image/apng,*/*;q=0.8"),
+            ("sec-fetch-mode", "no-cors"),
+            ("sec-fetch-dest", "image"),
+        ],
+        &[("accept", "*/*"), ("sec-fetch-mode", "no-cors"), ("sec-fetch-dest", "script")],
+        &[("accept", "text/css,*/*;q=0.1"), ("sec-fetch-mode", "no-cors"), ("sec-fetch-dest", "style")],
+        &[("accept", "*/*"), ("sec-fetch-mode", "cors"), ("sec-fetch-dest", "empty")],
+        &[("accept", "text/html,*/*;q=0.8"), ("sec-fetch-mode", "cors"), ("sec-fetch-dest", "empty")],
+        &[("accept", "text/html,*/*;q=0.8"), ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "iframe")],
+        &[("accept", "text/html,*/*;q=0.8"), ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "frame")],
+        &[("accept", "text/html,*/*;q=0.8"), ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "embed")],
+        &[("accept", "text/html"), ("sec-fetch-mode", "same-origin"), ("sec-fetch-dest", "worker")],
+    ];
+
     #[test]
-    fn browsers_are_redirected_and_api_calls_are_not() {
-        assert!(wants_login_redirect(&request("GET", "/", &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")])));
-        assert!(wants_login_redirect(&request("GET", "/", &[])));
-        assert!(!wants_login_redirect(&request("GET", "/", &[("accept", "application/json")])));
-        assert!(!wants_login_redirect(&request("GET", "/", &[("x-requested-with", "XMLHttpRequest")])));
-        assert!(!wants_login_redirect(&request("POST", "/", &[("accept", "text/html")])));
+    fn only_navigations_to_a_document_are_redirected() {
+        assert!(wants_login_redirect(&request("GET", "/", NAVIGATION)));
+        assert!(wants_login_redirect(&request("HEAD", "/", NAVIGATION)));
+        assert!(wants_login_redirect(&request("GET", "/", &[("sec-fetch-mode", "navigate")])));
+        assert!(wants_login_redirect(&request("GET", "/", &[("sec-fetch-dest", "Document")])));
+        for headers in SUB_RESOURCES {
+            assert!(!wants_login_redirect(&request("GET", "/", headers)), "{headers:?}");
+        }
+        // Fetch Metadata decides over Accept when present.
+        assert!(!wants_login_redirect(&request("GET", "/", &[("accept", "text/html"), ("sec-fetch-mode", "no-cors")])));
+        for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+            assert!(!wants_login_redirect(&request(method, "/", NAVIGATION)), "{method}");
+        }
+        let xhr = [NAVIGATION, &[("x-requested-with", "XMLHttpRequest")]].concat();
+        assert!(!wants_login_redirect(&request("GET", "/", &xhr)));
+    }
+
+    #[test]
+    fn without_fetch_metadata_an_accept_preferring_html_is_a_browser() {
+        let redirected = |accept: &str| wants_login_redirect(&request("GET", "/", &[("accept", accept)]));
+        for browser in [
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "text/html",
+            "TEXT/HTML ; charset=utf-8",
+            "application/json, text/html",
+            "text/html;q=0.5, */*;q=0.1",
+            "text/html;level=1;q=1.000",
+        ] {
+            assert!(redirected(browser), "{browser:?}");
+        }
+        for api in [
+            "",
+            "*/*",
+            "application/json",
+            "text/*",
+            "text/html;q=0.9, application/json",
+            "text/html;q=0.5, */*",
+            "text/html;q=0",
+            "text/html;q=2, application/json;q=0.5",
+            "image/webp,*/*;q=0.8",
+        ] {
+            assert!(!redirected(api), "{api:?}");
+        }
+        assert!(!wants_login_redirect(&request("GET", "/", &[])), "no Accept is not a browser");
     }
 
     #[test]
