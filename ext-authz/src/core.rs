@@ -4,6 +4,7 @@
 pub mod apikeys;
 pub mod claims;
 pub mod decision;
+pub mod header_spellings;
 pub mod identity;
 pub mod identity_headers;
 pub mod identity_part;

@@ -36,6 +36,35 @@ async fn a_valid_token_yields_identity_headers_and_never_a_spoofed_one() {
     h.stop().await;
 }
 
+/// A backend that reads `_` as `-` (CGI's `HTTP_X_USER_ID`, and frameworks that fold names)
+/// must not find the client's `x_user_id` beside ours: every spelling of a header we set or
+/// remove is removed, on a verified identity, an API key and a public route alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_underscore_spelling_of_an_identity_header_is_removed() {
+    let mut h = Harness::start().await;
+    let token = format!("Bearer {}", h.token(json!({})));
+    let smuggled = [("X_User_ID", "victim"), ("x-user_id", "victim"), ("x_org_id", "evil"), ("my_header", "kept")];
+    for credential in [("authorization", token.as_str()), ("x-api-key", API_KEY)] {
+        let sent: Vec<(&str, &str)> = [credential].into_iter().chain(smuggled).collect();
+        // Twice: the second answer reuses the identity's encoded part, and still removes them.
+        for _ in 0..2 {
+            let (headers, removed) = allowed_headers(&h.check("GET", "/orders/1", &sent).await);
+            assert!(headers.contains_key("x-user-id"), "{}", credential.0);
+            for spelling in ["x_user_id", "x-user_id", "x_org_id"] {
+                assert!(removed.contains(&spelling.to_string()), "{}: {spelling} in {removed:?}", credential.0);
+            }
+            assert!(!removed.contains(&"my_header".to_string()), "not one of ours");
+            assert!(!removed.contains(&"x-user-id".to_string()), "ours is set, never removed");
+        }
+    }
+    let (headers, removed) = allowed_headers(&h.check("GET", "/public/page", &smuggled).await);
+    assert!(headers.is_empty());
+    for name in ["x-user-id", "x_user_id", "x-user_id", "x_org_id"] {
+        assert!(removed.contains(&name.to_string()), "{name} in {removed:?}");
+    }
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uniform_json_errors() {
     let mut h = Harness::start().await;

@@ -43,6 +43,27 @@ async fn http_mode_allows_with_200_and_denies_with_json() {
     h.stop().await;
 }
 
+/// HTTP mode names every spelling of our identity headers in Envoy's removal list too (see
+/// check_grpc.rs for why), whatever case the client wrote them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_mode_removes_every_underscore_spelling_of_an_identity_header() {
+    let h = Harness::start().await;
+    let addr = h.running().http_addr;
+    let bearer = format!("Bearer {}", h.token(json!({})));
+    let smuggled = [("X_User_ID", "victim"), ("x-user_id", "victim"), ("X_Org_Id", "evil"), ("my_header", "kept")];
+    for target in ["/authz/orders/5", "/authz/public/page"] {
+        let sent: Vec<(&str, &str)> = [("authorization", bearer.as_str())].into_iter().chain(smuggled).collect();
+        let (status, headers, _) = http(addr, "GET", target, &sent).await;
+        assert_eq!(status, 200, "{target}");
+        let removed: Vec<&str> = headers["x-envoy-auth-headers-to-remove"].split(", ").collect();
+        for spelling in ["x_user_id", "x-user_id", "x_org_id"] {
+            assert!(removed.contains(&spelling), "{target}: {spelling} in {removed:?}");
+        }
+        assert!(!removed.contains(&"my_header"), "{target}: not one of ours");
+    }
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_waits_for_keys_and_an_outage_keeps_the_last_good_ones() {
     let key = SigningKey::rsa("key-a", Algorithm::RS256, RSA_A);

@@ -57,6 +57,10 @@ pub struct StackOptions {
     pub cost_routes: bool,
     /// Envoy's ext_authz `failure_mode_allow: true` (the shipped configs have false).
     pub ext_authz_fail_open: bool,
+    /// Envoy lets header names with underscores through (`headers_with_underscores_action:
+    /// ALLOW`, Envoy's default; the shipped configs drop them), so ext-authz's own removal of
+    /// their spellings is what a test sees.
+    pub allow_underscore_headers: bool,
     /// With `upstream_credentials`: a token endpoint that accepts connections and never
     /// answers, behind `/third-party/stalled/*` (the default token timeout) and
     /// `/third-party/hung/*` (a 3 s timeout, past Envoy's 2 s ext_authz timeout).
@@ -567,6 +571,12 @@ fn configure(
     );
     let config = match options.ext_authz_fail_open {
         true => config.replace("failure_mode_allow: false", "failure_mode_allow: true"),
+        false => config,
+    };
+    let config = match options.allow_underscore_headers {
+        true => {
+            config.replace("headers_with_underscores_action: DROP_HEADER", "headers_with_underscores_action: ALLOW")
+        }
         false => config,
     };
     let config = match options.trace_collector {

@@ -96,6 +96,7 @@ const GATEWAY_KINDS: &[(&str, &str)] = &[
     ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
     ("gateway.kgateway.dev/v1alpha1", "GatewayExtension"),
     ("gateway.kgateway.dev/v1alpha1", "TrafficPolicy"),
+    ("gateway.kgateway.dev/v1alpha1", "ListenerPolicy"),
     ("security.istio.io/v1", "AuthorizationPolicy"),
     ("networking.istio.io/v1alpha3", "EnvoyFilter"),
 ];

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use shared::spiffe::SpiffeId;
 
 use super::apikeys::ApiKeyStore;
+use super::header_spellings;
 use super::identity::Identity;
 use super::identity_part::IdentityAnswer;
 use super::jwt::{self, JwtError, JwtPolicy, KeySet};
@@ -452,6 +453,14 @@ impl Engine {
         if self.workload.source == PrincipalSource::Xfcc {
             remove.push(XFCC.into());
         }
+        // Every other spelling of a header we set or remove (`x_user_id` for `x-user-id`) goes
+        // too: a backend that reads `_` as `-` would take it for ours (see header_spellings).
+        let ours = || {
+            let set = headers.iter().map(|(name, _)| name.as_str());
+            self.identity.headers.owned().chain(set).chain(remove.iter().map(String::as_str))
+        };
+        let spellings = header_spellings::other_spellings(request.headers.keys().map(String::as_str), ours);
+        remove.extend(spellings);
         let mut metadata = identity_part.as_ref().map(|part| part.metadata.clone()).unwrap_or_default();
         if let Some(id) = principal.as_ref().filter(|_| self.identity.dynamic_metadata) {
             Arc::make_mut(&mut metadata).insert("principal".into(), Value::String(id.clone()));
