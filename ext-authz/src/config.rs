@@ -198,6 +198,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
             cookie_name: o.cookie_name.clone(),
             forward_access_token: o.forward_access_token,
             pass_client_authorization: o.pass_client_authorization,
+            pass_method_override: o.pass_method_override,
             csrf_origins: o.csrf_guard.then(|| o.origins.clone()),
         }),
     };

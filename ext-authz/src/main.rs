@@ -114,6 +114,9 @@ fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
         keys,
         config.upstream_credentials.len()
     );
+    if let Some(oidc) = &config.oidc {
+        println!("{}", oidc.worst_case_summary());
+    }
     ExitCode::SUCCESS
 }
 

@@ -52,9 +52,6 @@ pub fn check_files(settings: &OidcSettings) -> Result<(), OidcSetupError> {
     Ok(())
 }
 
-/// Authentic session values of one request looked up at most (each may cost a store call).
-const MAX_STORE_LOOKUPS: usize = 4;
-
 pub struct Oidc {
     provider: OidcProvider,
     store: Box<dyn SessionStore>,
@@ -107,18 +104,11 @@ impl Oidc {
         }
     }
 
-    /// The session cookie values of a request worth a store call: every value presented (a
-    /// shadowing cookie must not hide ours), at most [`MAX_STORE_LOOKUPS`] of them. Only when
-    /// there are more are those we did not seal dropped first (an authentication each; the
-    /// usual single cookie is not opened twice — a store refuses a forged value without I/O).
+    /// The session cookie values of a request: every value presented, in the browser's order
+    /// (a shadowing cookie must not hide ours), up to [`cookies::MAX_CANDIDATES`]. The store
+    /// looks them all up in one call; forged ones cost an authentication each, no I/O.
     fn presented_sessions(&self, request: &AuthRequest) -> Vec<String> {
-        let cookies = Cookies::parse(request.header("cookie"));
-        let mut values = cookies.candidates(&self.settings().cookie_name);
-        if values.len() > MAX_STORE_LOOKUPS {
-            values.retain(|value| self.store.authentic(value));
-            values.truncate(MAX_STORE_LOOKUPS);
-        }
-        values
+        Cookies::parse(request.header("cookie")).candidates(&self.settings().cookie_name)
     }
 
     /// The configured origin this request came to, if it is one of ours.

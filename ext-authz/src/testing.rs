@@ -2,6 +2,8 @@
 //! service itself. RSA keys come from PEM files (ring cannot generate RSA keys); EC and Ed25519
 //! keys are generated on the spot.
 
+pub mod origins;
+
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::rand::SystemRandom;

@@ -76,6 +76,12 @@ fn help_validate_and_new_keys() {
         .unwrap();
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
     assert!(checked.stderr.is_empty(), "no warnings for the example: {}", String::from_utf8_lossy(&checked.stderr));
+    // The login layer's worst case is stated: the example's cookie store does no I/O on a check.
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("sessions: a check waits at most 1s in the login layer"),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
     assert!(!revocations.exists(), "validate leaves no file behind");
     // A provider timeout that cannot fit the gateway's: valid, and warned about by name.
     let slow = dir.path().join("slow.yaml");

@@ -286,7 +286,7 @@ impl RedisPool {
         let connections = &self.connections;
         let slot = connections.next_slot();
         match connections.query_on(slot, pipeline).await {
-            Err(e) if is_connection_fault(&e) && !matches!(e, RedisCallError::Timeout(_)) => {
+            Err(e) if is_connection_fault(&e) && !is_timeout(&e) => {
                 tracing::debug!("Redis connection lost, retrying once on a new one: {e}");
                 connections.query_on(slot, pipeline).await
             }
@@ -380,6 +380,15 @@ impl Connections {
 }
 
 /// Faults of the connection itself (as opposed to an error reply), after which it is re-dialled.
+/// Ours, or the client's own response timeout (which fires first when both are the same).
+fn is_timeout(error: &RedisCallError) -> bool {
+    match error {
+        RedisCallError::Timeout(_) => true,
+        RedisCallError::Redis(e) => e.is_timeout(),
+        _ => false,
+    }
+}
+
 fn is_connection_fault(error: &RedisCallError) -> bool {
     match error {
         RedisCallError::Timeout(_) | RedisCallError::ShortAnswer { .. } | RedisCallError::Abandoned => true,

@@ -97,6 +97,8 @@ async fn logout_is_a_same_origin_post() {
     assert_eq!(get.status, 405, "{}", get.body);
     assert_eq!(get.headers.get("allow").unwrap(), "POST");
     assert!(get.body.contains("<form method=\"post\" action=\"/oauth2/logout\">"), "{}", get.body);
+    assert_eq!(get.headers.get("x-frame-options").unwrap(), "DENY", "no other site frames the button");
+    assert_eq!(get.headers.get("content-security-policy").unwrap(), "frame-ancestors 'none'");
     assert!(get.set_cookies.is_empty());
     // Cross-site posts, and posts that prove nothing, are refused.
     for headers in [vec![("origin", "http://evil.example")], vec![("sec-fetch-site", "cross-site")], vec![]] {
@@ -137,6 +139,15 @@ async fn session_writes_need_our_origin_and_a_clients_authorization_stays_behind
         browser.request_with("GET", &stack.url("/app/x"), None, &[("authorization", "Bearer made-up")]).await;
     assert_eq!(smuggled.status, 200, "{}", smuggled.body);
     assert!(smuggled.json()["headers"].get("authorization").is_none(), "{}", smuggled.json()["headers"]);
+
+    // A GET a framework would read as a DELETE (past the CSRF guard, which judges GETs
+    // harmless) reaches the backend as a plain GET.
+    let overridden = browser
+        .request_with("GET", &stack.url("/app/x?_method=DELETE&tab=2"), None, &[("x-http-method-override", "DELETE")])
+        .await;
+    assert_eq!(overridden.status, 200, "{}", overridden.body);
+    assert_eq!(overridden.json()["path"], "/app/x?tab=2");
+    assert!(overridden.json()["headers"].get("x-http-method-override").is_none(), "{}", overridden.body);
     stack.shutdown().await;
 }
 

@@ -331,6 +331,8 @@ async fn the_same_login_and_refresh_work_with_envoys_http_mode() {
     let confirm = browser.request("GET", &logout, None).await;
     assert_eq!(confirm.status, 405, "{}", confirm.body);
     assert!(confirm.body.contains("<form method=\"post\""), "{}", confirm.body);
+    assert_eq!(confirm.headers.get("x-frame-options").unwrap(), "DENY", "HTTP mode too");
+    assert_eq!(confirm.headers.get("content-security-policy").unwrap(), "frame-ancestors 'none'");
     let cross = browser.request_with("POST", &logout, Some(&[]), &[("origin", "http://evil.example")]).await;
     assert_eq!(cross.status, 403, "{}", cross.body);
     let origin = stack.url("");

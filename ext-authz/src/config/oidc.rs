@@ -115,6 +115,7 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Checked<OidcSettings> {
         logout_get,
         csrf_guard: raw.csrf_guard,
         pass_client_authorization: raw.pass_client_authorization,
+        pass_method_override: raw.pass_method_override,
         logout_path,
         post_logout_redirect: raw.post_logout_redirect,
         end_session: raw.end_session,

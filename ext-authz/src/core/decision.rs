@@ -15,7 +15,7 @@ use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XF
 use super::request::AuthRequest;
 use super::routes::{Credential, DefaultPolicy, Requirements, RouteTable, Routed};
 use super::session::cookies::{is_chunk_of, Cookies};
-use super::session::login::wants_login_redirect;
+use super::session::login::{request_origin, wants_login_redirect};
 use super::session::model::Session;
 use super::token_cache::{TokenCache, Verification};
 
@@ -71,19 +71,22 @@ pub struct SessionPolicy {
     pub forward_access_token: bool,
     /// Let a client-sent `Authorization` through on session-authenticated requests.
     pub pass_client_authorization: bool,
+    /// Let method overrides through on session-authenticated requests (see
+    /// [`METHOD_OVERRIDE_HEADERS`]).
+    pub pass_method_override: bool,
     /// The CSRF guard, when on: the origins a state-changing session request may come from.
     pub csrf_origins: Option<Vec<String>>,
 }
 
 impl SessionPolicy {
-    /// A state-changing request riding on a session cookie must come from one of our origins
-    /// (see [`from_our_origin`]); a user-initiated one (`Sec-Fetch-Site: none`) passes too.
+    /// A state-changing request riding on a session cookie must come from a page of its own
+    /// origin, one of ours: the rule the logout path uses too (see [`from_our_origin`]).
     pub fn cross_site(&self, request: &AuthRequest) -> bool {
         let Some(origins) = &self.csrf_origins else { return false };
         if matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             return false;
         }
-        !from_our_origin(request, origins, true)
+        !from_our_origin(request, origins)
     }
 
     pub fn is_our_cookie(&self, name: &str) -> bool {
@@ -92,6 +95,12 @@ impl SessionPolicy {
             || name.strip_prefix(self.cookie_name.as_str()).is_some_and(|rest| rest.starts_with("_login_"))
     }
 }
+
+/// The headers frameworks read as "treat this request as another method" (Express's
+/// method-override, Symfony, Rails via Rack, ASP.NET, Google APIs). The `_method` query
+/// parameter is the other spelling; a `_method` form field in a body is out of our reach.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+pub const METHOD_OVERRIDE_QUERY: &str = "_method";
 
 /// The compiled policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -306,6 +315,14 @@ impl Engine {
                 // to a backend that might trust it.
                 None if !policy.pass_client_authorization => allow.remove_header("authorization"),
                 None => {}
+            }
+            if !policy.pass_method_override {
+                for name in METHOD_OVERRIDE_HEADERS.into_iter().filter(|name| request.header(name).is_some()) {
+                    allow.remove_header(name);
+                }
+                if request.query_param(METHOD_OVERRIDE_QUERY).is_some() {
+                    allow.remove_query.push(METHOD_OVERRIDE_QUERY.to_string());
+                }
             }
         }
         Decision::Allow(allow)
@@ -544,6 +561,15 @@ pub fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<Strin
 }
 
 impl Deny {
+    /// Answers with an HTML page of ours instead of the JSON error. No other site may frame it
+    /// (a framed sign-out button is a click away from a sign-out the user never meant).
+    pub fn with_page(mut self, html: String) -> Deny {
+        self.page = Some(html);
+        self.headers.push(("content-security-policy", "frame-ancestors 'none'".into()));
+        self.headers.push(("x-frame-options", "DENY".into()));
+        self
+    }
+
     /// The `WWW-Authenticate` challenge to send. Every 401 carries one (RFC 9110 §15.5.2
     /// requires it, and clients decide from it how to authenticate): a plain `Bearer` when the
     /// denial did not name a more specific one.
@@ -556,15 +582,26 @@ impl Deny {
     }
 }
 
-/// Whether a request proves it comes from one of `origins`: its `Origin` is one of them, or,
-/// without an `Origin`, the browser's `Sec-Fetch-Site` says same-origin (or `none`, a user's
-/// own navigation, when `user_initiated_ok`). A request with neither proves nothing (browsers
-/// since 2020 send one or the other).
-pub fn from_our_origin(request: &AuthRequest, origins: &[String], user_initiated_ok: bool) -> bool {
-    match (request.header("origin"), request.header("sec-fetch-site")) {
-        (Some(origin), _) => origins.iter().any(|o| o.eq_ignore_ascii_case(origin.trim())),
-        (None, Some(site)) => site.trim() == "same-origin" || (user_initiated_ok && site.trim() == "none"),
-        (None, None) => false,
+/// Whether a request proves it comes from its own origin, and that origin is one of `origins`:
+/// the one origin rule of the CSRF guard and the logout check. The origin the request came to
+/// (scheme and authority, as [`request_origin`] serializes them) must be configured, and the
+/// browser must say the request was made by a page of that same origin: its `Origin` equals it,
+/// or, without an `Origin`, `Sec-Fetch-Site: same-origin` — and a `Sec-Fetch-Site` it sends
+/// must say `same-origin` in either case. Anything else proves nothing: another
+/// configured origin (a sibling application), `Origin: null`, `Sec-Fetch-Site: none` (a typed
+/// URL or a bookmark: no page asked for it, and a state change must not ride on one), `same-site`,
+/// or neither header (browsers since 2020 send one or the other on a POST).
+pub fn from_our_origin(request: &AuthRequest, origins: &[String]) -> bool {
+    let Some(own) = request_origin(request).filter(|own| origins.iter().any(|o| o == own)) else {
+        return false;
+    };
+    let fetch_site = request.header("sec-fetch-site").map(str::trim);
+    if fetch_site.is_some_and(|site| site != "same-origin") {
+        return false;
+    }
+    match request.header("origin") {
+        Some(origin) => origin.trim().eq_ignore_ascii_case(&own),
+        None => fetch_site.is_some(),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::core::decision::{deny, from_our_origin, Deny, ErrorCode, Redirect};
 use crate::core::request::AuthRequest;
 use crate::core::session::login::{end_session_url, wants_login_redirect};
 use crate::core::session::logout::{check_logout_token, LogoutTokenError};
+use crate::core::session::model::Session;
 use crate::outcome::Outcome;
 
 /// How far a logout token's `iat` may be from now.
@@ -35,7 +36,7 @@ impl Oidc {
             }
             _ => return Outcome::Deny(post_only("sign out with a POST to this path")),
         }
-        if request.method == "POST" && !from_our_origin(request, &settings.origins, false) {
+        if request.method == "POST" && !from_our_origin(request, &settings.origins) {
             return Outcome::Deny(deny(
                 403,
                 ErrorCode::Forbidden,
@@ -45,26 +46,17 @@ impl Oidc {
             ));
         }
         // Every session the browser presents ends (a shadowing cookie must not keep the real
-        // one alive). A store that cannot be read or written is said so: the cookies stay, so
-        // signing out again works once the store is back.
-        let mut ended = Vec::new();
-        for value in self.presented_sessions(request) {
-            let outcome = match self.store.load(&value, now).await {
-                Ok(Some(found)) => self.store.delete(&found, now).await.map(|()| Some(found)),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(Some(found)) => {
-                    tracing::info!(subject = %found.subject, "signed out");
-                    ended.push(found);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!("logout could not end the session: {e}");
-                    return Outcome::Deny(logout_failed());
-                }
+        // one alive), in one store call. A store that cannot end them all durably is said so:
+        // the cookies stay, so signing out again works once the store is back.
+        let ended = match self.store.end_all(&self.presented_sessions(request), now).await {
+            Ok(ended) => ended,
+            Err(e) => {
+                tracing::error!("logout could not end the sessions: {e}");
+                return Outcome::Deny(logout_failed());
             }
+        };
+        for session in &ended {
+            tracing::info!(subject = %session.subject, "signed out");
         }
         let set_cookies = self.clear_session_cookies(request);
         let post_logout = self.absolute(request, &settings.post_logout_redirect);
@@ -73,9 +65,10 @@ impl Oidc {
             .known_metadata()
             .and_then(|m| m.end_session_endpoint.clone())
             .filter(|_| settings.end_session);
-        let location = match (end_session, ended.first()) {
-            (Some(endpoint), Some(session)) => {
-                end_session_url(&endpoint, &settings.client_id, &session.id_token, Some(&post_logout))
+        let location = match end_session {
+            Some(endpoint) if !ended.is_empty() => {
+                let hint = id_token_hint(&ended).unwrap_or_default();
+                end_session_url(&endpoint, &settings.client_id, hint, Some(&post_logout))
             }
             _ => settings.post_logout_redirect.clone(),
         };
@@ -108,6 +101,18 @@ impl Oidc {
     }
 }
 
+/// The ID token to name at the provider's end-session endpoint: the newest session's, when
+/// every session ended is the same person's. Sessions of different people (one planted by
+/// another site) name none: the provider then asks the user which sign-out they meant, rather
+/// than ending someone else's provider session.
+fn id_token_hint(ended: &[Session]) -> Option<&str> {
+    let first = ended.first()?;
+    if ended.iter().any(|s| s.subject != first.subject) {
+        return None;
+    }
+    ended.iter().max_by_key(|s| s.created_at).map(|s| s.id_token.as_str())
+}
+
 /// The session could not be ended: the user must know, and can try again.
 fn logout_failed() -> Deny {
     deny(
@@ -130,13 +135,12 @@ fn post_only(message: &str) -> Deny {
 fn confirmation_page(logout_path: &str) -> Deny {
     let mut page = post_only("confirm the sign-out with a POST");
     page.reason = "logout_confirm";
-    page.page = Some(format!(
+    page.with_page(format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Sign out</title></head>\n<body>\n\
          <form method=\"post\" action=\"{}\">\n<p>Sign out of this application?</p>\n\
          <button type=\"submit\">Sign out</button>\n</form>\n</body></html>\n",
         html_escape(logout_path)
-    ));
-    page
+    ))
 }
 
 fn html_escape(text: &str) -> String {

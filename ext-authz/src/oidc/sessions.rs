@@ -65,44 +65,58 @@ enum Refreshed {
 impl Oidc {
     pub async fn session(&self, request: &AuthRequest, now: u64) -> SessionLookup {
         let settings = self.settings();
-        // Every value presented is tried, in order: a cookie of the same name shadowing ours
-        // (another path, a parent domain, plain HTTP) must not hide a good session, or the
-        // browser would loop through the provider without end.
-        let mut found = None;
-        let mut store_failed = false;
-        for value in self.presented_sessions(request) {
-            match self.store.load(&value, now).await {
-                Ok(Some(session)) => {
-                    found = Some(session);
-                    break;
+        // Every value presented is tried, in order, in one store call: a cookie of the same name
+        // shadowing ours (another path, a parent domain, plain HTTP) must not hide a good
+        // session, or the browser would loop through the provider without end — and however
+        // many such values there are, ended or not, they cannot use up a budget.
+        let values = self.presented_sessions(request);
+        if values.is_empty() {
+            return SessionLookup::default();
+        }
+        let sessions = match self.store.load_all(&values, now).await {
+            Ok(sessions) => sessions,
+            Err(e) => {
+                tracing::error!(transient = e.is_transient(), "cannot read a session: {e}");
+                return SessionLookup { store_failed: true, ..SessionLookup::default() };
+            }
+        };
+        // The first usable one wins; one whose tokens ended gives way to the next. At most one
+        // refresh per check (a provider call and a store call): planted sessions due for a
+        // refresh cannot chain provider calls past the check's budget. After it, a session
+        // due for one is used as it is — its access token has not expired yet.
+        let mut refreshed_once = false;
+        for session in sessions {
+            match session.freshness(now, settings.refresh_before.as_secs()) {
+                Freshness::Fresh => return SessionLookup { session: Some(session), ..SessionLookup::default() },
+                Freshness::Ended => {}
+                Freshness::Refresh if refreshed_once => {
+                    return SessionLookup { session: Some(session), ..SessionLookup::default() }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(transient = e.is_transient(), "cannot read a session: {e}");
-                    store_failed = true;
+                Freshness::Refresh => {
+                    refreshed_once = true;
+                    match self.refresh(session, now).await {
+                        Refreshed::Kept(session) => {
+                            return SessionLookup { session: Some(session), ..SessionLookup::default() }
+                        }
+                        Refreshed::Ended => {}
+                        Refreshed::Session(session) => return self.store_refreshed(request, session, now).await,
+                    }
                 }
             }
         }
-        let Some(session) = found else {
-            return SessionLookup { store_failed, ..SessionLookup::default() };
-        };
-        match session.freshness(now, settings.refresh_before.as_secs()) {
-            Freshness::Fresh => SessionLookup { session: Some(session), ..SessionLookup::default() },
-            Freshness::Ended => SessionLookup::default(),
-            Freshness::Refresh => match self.refresh(session, now).await {
-                Refreshed::Kept(session) => SessionLookup { session: Some(session), ..SessionLookup::default() },
-                Refreshed::Ended => SessionLookup::default(),
-                Refreshed::Session(session) => match self.store.save(&session, now).await {
-                    Ok(value) => {
-                        let set_cookies = self.session_cookies(request, &value, session.remaining(now));
-                        SessionLookup { session: Some(session), set_cookies, store_failed: false }
-                    }
-                    Err(e) => {
-                        tracing::error!("cannot store a refreshed session: {e}");
-                        SessionLookup { store_failed: true, ..SessionLookup::default() }
-                    }
-                },
-            },
+        SessionLookup::default()
+    }
+
+    async fn store_refreshed(&self, request: &AuthRequest, session: Session, now: u64) -> SessionLookup {
+        match self.store.save(&session, now).await {
+            Ok(value) => {
+                let set_cookies = self.session_cookies(request, &value, session.remaining(now));
+                SessionLookup { session: Some(session), set_cookies, store_failed: false }
+            }
+            Err(e) => {
+                tracing::error!("cannot store a refreshed session: {e}");
+                SessionLookup { store_failed: true, ..SessionLookup::default() }
+            }
         }
     }
 

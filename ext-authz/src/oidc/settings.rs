@@ -48,6 +48,7 @@ pub struct OidcSettings {
     pub logout_get: LogoutGet,
     pub csrf_guard: bool,
     pub pass_client_authorization: bool,
+    pub pass_method_override: bool,
     pub logout_path: String,
     pub post_logout_redirect: String,
     pub end_session: bool,
@@ -67,14 +68,31 @@ pub struct OidcSettings {
 }
 
 impl OidcSettings {
-    /// The longest one check can take in the login layer: the provider's part (one deadline,
-    /// `timeout`) plus two session store calls (a read and a write).
+    /// The longest one check can take in the login layer, whatever the request presents: one
+    /// session store call reads every session value it carries, at most one refresh follows
+    /// (the provider's part, one deadline, `timeout`), then at most one more store call (the
+    /// refreshed session written, or a refused one deleted).
     pub fn worst_case_check(&self) -> Duration {
-        let store = match &self.store {
-            StoreSettings::Redis { settings, .. } => settings.timeout * 2,
+        self.timeout + self.store_call_bound() * 2
+    }
+
+    /// One session store call's bound: a Redis call's timeout (it is not retried after a
+    /// timeout); the cookie store does no I/O on a check.
+    fn store_call_bound(&self) -> Duration {
+        match &self.store {
+            StoreSettings::Redis { settings, .. } => settings.timeout,
             StoreSettings::Cookie { .. } => Duration::ZERO,
-        };
-        self.timeout + store
+        }
+    }
+
+    /// What `validate` says about the login layer's worst case.
+    pub fn worst_case_summary(&self) -> String {
+        let store = self.store_call_bound();
+        format!(
+            "sessions: a check waits at most {:?} in the login layer, whatever cookies it presents (one session              store call of at most {store:?} reads them all; then at most one refresh, oidc.timeout {:?}, and one              more store call)",
+            self.worst_case_check(),
+            self.timeout
+        )
     }
 
     /// Advice for `validate` and the start-up log: settings that work but will hurt.

@@ -10,6 +10,7 @@
 //! Both pass the same behaviour suite (`tests/session_stores.rs`).
 
 mod cookie;
+mod pending_revocations;
 mod redis;
 mod revocation_log;
 mod traced;
@@ -17,6 +18,7 @@ mod traced;
 use futures_util::future::BoxFuture;
 
 pub use cookie::{CookieStore, MAX_REVOCATIONS};
+pub use pending_revocations::RETRY_EVERY as REVOCATION_RETRY_EVERY;
 pub use redis::RedisStore;
 pub use revocation_log::{check_writable as check_revocations_file, RevocationFileError, MAX_LOG_BYTES};
 pub use traced::Traced;
@@ -53,13 +55,25 @@ pub trait SessionStore: Send + Sync {
     /// Stores (or replaces, for the same id) a session; returns the cookie value that finds it.
     fn save<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<String, StoreError>>;
 
-    /// Whether a cookie value is one this store sealed, checked without I/O: shadowing and
-    /// forged values are skipped before any store call.
-    fn authentic(&self, cookie: &str) -> bool;
+    /// The live sessions the cookie values name, in the order given (forged, foreign, expired,
+    /// logged-out and revoked values are left out, never an error: the browser simply signs in
+    /// again). One store call however many values a request presents, so a check costs what one
+    /// lookup costs and planted values cannot use up a budget.
+    fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
 
-    /// The live session a cookie value names. A forged, foreign, expired, logged-out or revoked
-    /// value is `Ok(None)`, never an error: the browser simply signs in again.
-    fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>>;
+    /// The live session one cookie value names ([`SessionStore::load_all`] of one value).
+    fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        Box::pin(async move {
+            let cookies = [cookie.to_string()];
+            Ok(self.load_all(&cookies, now).await?.into_iter().next())
+        })
+    }
+
+    /// Ends every session the cookie values name (a logout): their values stop working, also if
+    /// replayed. Returns the sessions ended, including any whose end an earlier call recorded
+    /// but could not make durable (this call finishes the job). An error means at least one
+    /// end is not durable yet: the user must be told, and may try again.
+    fn end_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
 
     /// Ends one session (logout): its cookie value stops working, also if replayed.
     fn delete<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<(), StoreError>>;

@@ -24,6 +24,8 @@ use super::input;
 
 const COOKIE: &str = "gatehouse_session";
 const ORIGIN: &str = "http://app.test";
+/// Another application of the same configuration.
+const SIBLING: &str = "http://admin.app.test";
 const SESSION_KEY: &str = "Zmxvd3MtZnV6ei1zZXNzaW9uLWtleS0zMi1ieXRlcyE=";
 
 struct World {
@@ -52,7 +54,7 @@ fn world() -> &'static World {
         let config = format!(
             "server: {{grpc_addr: \"127.0.0.1:0\", http_addr: \"127.0.0.1:0\"}}\n\
              routes:\n  default: deny\n  rules:\n    - {{path: /app/*, accept: [session]}}\n\
-             oidc:\n  issuer: {}\n  client_id: fuzz\n  client_secret_env: SECRET\n  origins: [\"{ORIGIN}\"]\n\
+             oidc:\n  issuer: {}\n  client_id: fuzz\n  client_secret_env: SECRET\n  origins: [\"{ORIGIN}\", \"{SIBLING}\"]\n\
              \x20 csrf_guard: true\n  backchannel_logout_path: /oidc/backchannel-logout\n\
              \x20 cookie: {{secure: false}}\n\
              \x20 session: {{keys: [{{env: KEY}}], revocations_file: revocations.jsonl}}\n...\n",
@@ -136,6 +138,37 @@ fn fresh_session() -> String {
             futures_util::FutureExt::now_or_never(store.save(&session, now)).unwrap().unwrap()
         })
         .clone()
+}
+
+/// Authentic sessions an attacker could plant, none usable: half signed out (through this
+/// instance's logout), half whose access token ended with no refresh token to renew it.
+fn planted_sessions() -> &'static [String] {
+    static VALUES: OnceLock<Vec<String>> = OnceLock::new();
+    VALUES.get_or_init(|| {
+        let w = world();
+        let sealer = Arc::new(Sealer::new(&[parse_key(SESSION_KEY).unwrap()]).unwrap());
+        let store = CookieStore::new(sealer, COOKIE, 3600, None).unwrap();
+        let now = w.running.authorizer.now();
+        let mut signed_out = Vec::new();
+        let mut spent = Vec::new();
+        for i in 0..150 {
+            let claims = Arc::new(json!({"sub": format!("mallory-{i}")}));
+            let session =
+                Session::new(format!("planted-{i}"), claims.clone(), TokenSet::default(), Stamp::next(now), 3600);
+            signed_out.push(futures_util::FutureExt::now_or_never(store.save(&session, now)).unwrap().unwrap());
+            let tokens = TokenSet { access_token: Some("at".into()), expires_in: Some(0), ..TokenSet::default() };
+            let session = Session::new(format!("spent-{i}"), claims, tokens, Stamp::next(now), 3600);
+            spent.push(futures_util::FutureExt::now_or_never(store.save(&session, now)).unwrap().unwrap());
+        }
+        let cookie: Vec<String> = signed_out.iter().map(|v| format!("{COOKIE}={v}")).collect();
+        let out = w.runtime.block_on(w.running.authorizer.check(
+            &request("POST", "/oauth2/logout", &cookie.join("; "), &[("origin", ORIGIN)]),
+            "grpc",
+            None,
+        ));
+        assert!(matches!(out, Outcome::Redirect(_)), "{out:?}");
+        signed_out.into_iter().chain(spent).collect()
+    })
 }
 
 fn request(method: &str, target: &str, cookie: &str, extra: &[(&str, &str)]) -> AuthRequest {
@@ -223,6 +256,23 @@ fn cookies(w: &World) -> impl Strategy<Value = String> {
     )
 }
 
+/// The logout check over the table the CSRF guard's unit test runs (`core::decision::tests`).
+#[test]
+fn the_logout_check_runs_the_csrf_guards_origin_table() {
+    let w = world();
+    for case in ext_authz::testing::origins::ORIGIN_CASES {
+        let headers = case.headers(ORIGIN, SIBLING);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let decision = w.runtime.block_on(w.running.authorizer.check(
+            &request("POST", "/oauth2/logout", "", &headers),
+            "grpc",
+            None,
+        ));
+        let refused = matches!(&decision, Outcome::Deny(d) if d.status == 403 && d.reason == "logout_cross_site");
+        assert_eq!(refused, !case.allowed, "{}: {decision:?}", case.why);
+    }
+}
+
 proptest! {
     #[test]
     fn login_callbacks(query in query(world()), cookie in cookies(world())) {
@@ -265,6 +315,23 @@ proptest! {
         let oidc = w.running.authorizer.policy().oidc.clone().unwrap();
         // A forged token never verifies; whatever the body, an error, not a panic.
         prop_assert!(w.runtime.block_on(oidc.backchannel_logout(&body, w.running.authorizer.now())).is_err());
+    }
+
+    /// However many authentic but unusable sessions are planted before, among or after ours
+    /// (at any paths, so in any order), the signed-in browser's session is found and its
+    /// cookie is left alone: its sign-in lands.
+    #[test]
+    fn planted_sessions_never_hide_ours(
+        picks in prop::collection::vec(any::<prop::sample::Index>(), 0..300),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let w = world();
+        let planted = planted_sessions();
+        let mut pairs: Vec<String> = picks.iter().map(|i| format!("{COOKIE}={}", i.get(planted))).collect();
+        let index = at.index(pairs.len() + 1);
+        pairs.insert(index, format!("{COOKIE}={}", fresh_session()));
+        let decision = w.runtime.block_on(w.running.authorizer.check(&browser_get("/app/x", &pairs.join("; ")), "grpc", None));
+        prop_assert!(matches!(&decision, Outcome::Allow(allow) if allow.set_cookies.is_empty()), "{:?}", decision);
     }
 
     /// The no-loop rule: a browser holding a valid session is never sent to sign in, whatever

@@ -35,6 +35,12 @@ pub struct RawOidc {
     /// by a session (by default it is removed: the session is the identity).
     #[serde(default)]
     pub pass_client_authorization: bool,
+    /// Let method overrides (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
+    /// and the `_method` query parameter) reach the backend on requests authenticated by a
+    /// session. By default they are removed: a GET that a framework reads as a DELETE would
+    /// pass the CSRF guard, which judges the method Envoy saw.
+    #[serde(default)]
+    pub pass_method_override: bool,
     #[serde(default = "yes")]
     pub end_session: bool,
     pub backchannel_logout_path: Option<String>,

@@ -138,7 +138,8 @@ fn engine() -> Engine {
             cookie_name: "gh_session".into(),
             forward_access_token: true,
             pass_client_authorization: false,
-            csrf_origins: Some(vec!["https://api.test".into()]),
+            pass_method_override: false,
+            csrf_origins: Some(vec!["https://api.test".into(), "https://admin.api.test".into()]),
         }),
     }
 }
@@ -452,10 +453,31 @@ fn session_cookies_never_reach_the_backend_whatever_the_credential() {
     assert!(allow.all_removed().any(|h| h == "authorization"));
 }
 
+#[test]
+fn method_overrides_do_not_ride_along_with_a_session_unless_configured() {
+    let overrides = [("x-http-method-override", "DELETE"), ("x-http-method", "PUT"), ("x-method-override", "PATCH")];
+    let mut world = World::new();
+    let stripped = allowed(with_session_at(&world, "GET", "/app/home?_method=DELETE&page=2", &overrides));
+    for (name, _) in overrides {
+        assert!(stripped.all_removed().any(|h| h == name), "{name}");
+    }
+    assert_eq!(stripped.remove_query, ["_method"]);
+    // Nothing to strip: nothing in the answer.
+    let plain = allowed(with_session(&world, "GET", &[]));
+    assert!(plain.remove_query.is_empty() && !plain.all_removed().any(|h| h.contains("method")));
+    world.engine.sessions.as_mut().unwrap().pass_method_override = true;
+    let passed = allowed(with_session_at(&world, "GET", "/app/home?_method=DELETE", &overrides));
+    assert!(passed.remove_query.is_empty() && !passed.all_removed().any(|h| h.contains("method")));
+}
+
 /// A session request as the engine sees it, with the method and headers given.
 fn with_session(world: &World, method: &str, headers: &[(&str, &str)]) -> Decision {
+    with_session_at(world, method, "/app/home", headers)
+}
+
+fn with_session_at(world: &World, method: &str, target: &str, headers: &[(&str, &str)]) -> Decision {
     let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let request = AuthRequest::new(method, "api.test", "/app/home", headers);
+    let request = AuthRequest::new(method, "api.test", target, headers);
     let s = session("openid email");
     let ctx = Context {
         keys: &world.keys,
@@ -479,14 +501,20 @@ fn the_csrf_guard_refuses_cross_site_state_changes_on_a_session() {
         Decision::Allow(_) => false,
         other => panic!("{other:?}"),
     };
-    assert!(refused("POST", &[("origin", "https://evil.example")]));
-    assert!(refused("DELETE", &[("origin", "null")]));
-    assert!(refused("PUT", &[("sec-fetch-site", "cross-site")]));
-    assert!(refused("PATCH", &[("sec-fetch-site", "same-site")]), "a sibling subdomain is another site's page");
-    assert!(refused("POST", &[]), "no proof of origin at all");
-    assert!(!refused("POST", &[("origin", "https://api.test")]));
-    assert!(!refused("POST", &[("sec-fetch-site", "same-origin")]));
+    // The table the logout check runs too (ext-authz/tests/fuzz_login/flows.rs).
+    for case in crate::testing::origins::ORIGIN_CASES {
+        let headers = case.headers("https://api.test", "https://admin.api.test");
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert_eq!(refused(method, &headers), !case.allowed, "{method}: {}", case.why);
+        }
+    }
     assert!(!refused("GET", &[("origin", "https://evil.example")]), "reads are not state changes");
+    // A host that is not one of ours has no origin of ours to come from.
+    let mut elsewhere = World::new();
+    elsewhere.engine.sessions.as_mut().unwrap().csrf_origins = Some(vec!["https://other.test".into()]);
+    let same_origin = [("sec-fetch-site", "same-origin")];
+    assert!(matches!(with_session(&elsewhere, "POST", &same_origin), Decision::Deny(_)));
     // Off unless configured.
     let mut open = World::new();
     open.engine.sessions.as_mut().unwrap().csrf_origins = None;

@@ -18,9 +18,12 @@ pub const CHUNK_SIZE: usize = 3800;
 /// The most chunks a value may have (about 60 KB, far beyond any session); a higher index is
 /// not one of ours, and is neither read nor echoed back in a clearing `Set-Cookie`.
 pub const MAX_CHUNKS: usize = 16;
-/// The most values of one name that are considered (far more than any browser holds; a forged
-/// value costs one failed authentication, no I/O): duplicates beyond are ignored.
-pub const MAX_CANDIDATES: usize = 64;
+/// The most values of one name that are considered: more than any browser keeps for one site
+/// (Chrome 180 cookies, Firefox 150) and more than fit in Envoy's default 60 KiB of request
+/// headers at the size of the smallest value we seal, so every value a real browser can send is
+/// looked at. A forged value costs one failed authentication and no I/O; values beyond are
+/// ignored.
+pub const MAX_CANDIDATES: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -139,8 +142,9 @@ impl<'a> Cookies<'a> {
     /// and at most [`MAX_CANDIDATES`].
     pub fn candidates(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut add = |value: String| {
-            if !value.is_empty() && out.len() < MAX_CANDIDATES && !out.contains(&value) {
+            if !value.is_empty() && out.len() < MAX_CANDIDATES && seen.insert(value.clone()) {
                 out.push(value);
             }
         };
@@ -303,7 +307,7 @@ mod shadowing_tests {
         // Two sets of chunks: joined from the first copies and from the last.
         let cookies = Cookies::parse(Some("s_0=X1; s_1=X2; s_0=a; s_1=b"));
         assert_eq!(cookies.candidates("s"), ["X1X2", "ab"]);
-        let many: Vec<String> = (0..100).map(|i| format!("s=v{i}")).collect();
+        let many: Vec<String> = (0..MAX_CANDIDATES * 2).map(|i| format!("s=v{i}")).collect();
         assert_eq!(Cookies::parse(Some(&many.join("; "))).candidates("s").len(), MAX_CANDIDATES);
         assert!(Cookies::parse(Some("s=; s_0=")).candidates("s").is_empty());
     }

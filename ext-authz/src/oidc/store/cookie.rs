@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
+use super::pending_revocations::PendingRevocations;
 use super::revocation_log::{RevocationFileError, RevocationLog};
 use super::{SessionStore, StoreError};
 use crate::core::session::logout::Revocation;
@@ -26,7 +27,8 @@ pub struct CookieStore {
     /// Session lifetime in seconds: how long a revocation must be remembered.
     lifetime: u64,
     revoked: Arc<Mutex<Revoked>>,
-    log: Option<Arc<RevocationLog>>,
+    /// With a revocation file: what is in effect but not on disk yet.
+    pending: Option<Arc<PendingRevocations>>,
 }
 
 impl CookieStore {
@@ -47,59 +49,62 @@ impl CookieStore {
         revocations_file: Option<PathBuf>,
         cap: usize,
     ) -> Result<CookieStore, RevocationFileError> {
-        let mut revoked = Revoked::new(cap);
+        let revoked = Revoked::new(cap);
         // Expiry of what the file holds is judged by the system clock at start.
         let now = (shared::clock::system_clock())();
-        let log = match revocations_file {
+        let revoked = Arc::new(Mutex::new(revoked));
+        let pending = match revocations_file {
             Some(path) => {
                 let (log, entries) = RevocationLog::open(&path)?;
                 let count = entries.len();
+                let mut set = revoked.lock().expect("lock");
                 for entry in entries {
-                    revoked.insert(entry, now);
+                    set.insert(entry, now);
                 }
-                log.rewrite(|| revoked.snapshot(now))
+                log.rewrite(|| set.snapshot(now))
                     .map_err(|source| RevocationFileError::Io { path: path.clone(), source })?;
-                tracing::info!(file = %path.display(), read = count, live = revoked.len(), "session revocations loaded");
-                Some(Arc::new(log))
+                tracing::info!(file = %path.display(), read = count, live = set.len(), "session revocations loaded");
+                drop(set);
+                Some(PendingRevocations::new(Arc::new(log), revoked.clone()))
             }
             None => None,
         };
-        Ok(CookieStore {
-            sealer,
-            purpose: format!("gatehouse-session-v1:{cookie_name}"),
-            lifetime,
-            revoked: Arc::new(Mutex::new(revoked)),
-            log,
-        })
+        Ok(CookieStore { sealer, purpose: format!("gatehouse-session-v1:{cookie_name}"), lifetime, revoked, pending })
     }
 
+    /// The unexpired session a value seals, revoked or not.
     fn open(&self, cookie: &str, now: u64) -> Option<Session> {
         let plain = self.sealer.open(&self.purpose, cookie).ok()?;
         let session: Session = serde_json::from_slice(&plain).ok()?;
-        if session.expires_at <= now || self.revoked.lock().expect("lock").covers(&session) {
-            return None;
-        }
-        Some(session)
+        (session.expires_at > now).then_some(session)
+    }
+
+    fn is_revoked(&self, session: &Session) -> bool {
+        self.revoked.lock().expect("lock").covers(session)
     }
 
     /// Takes effect in memory at once; then, with a log, is on disk before this returns. A
-    /// failed write is an error the caller reports (the revocation still holds until restart).
-    async fn record(&self, entry: Entry, now: u64) -> Result<(), StoreError> {
-        let mut written = vec![entry.clone()];
-        written.extend(self.revoked.lock().expect("lock").insert(entry, now));
-        let Some(log) = self.log.clone() else { return Ok(()) };
-        let revoked = self.revoked.clone();
-        tokio::task::spawn_blocking(move || {
-            log.append(&written)?;
-            let live = revoked.lock().expect("lock").len();
-            if log.wants_rewrite(live) {
-                log.rewrite(|| revoked.lock().expect("lock").snapshot(now))?;
+    /// failed write is an error the caller reports; the revocation still holds in memory, and
+    /// is written at the next chance (see [`PendingRevocations`]).
+    async fn record(&self, entries: Vec<Entry>, now: u64) -> Result<(), StoreError> {
+        let mut written = Vec::new();
+        {
+            let mut revoked = self.revoked.lock().expect("lock");
+            for entry in entries {
+                let raised = revoked.insert(entry.clone(), now);
+                written.push(entry);
+                written.extend(raised);
             }
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .map_err(|e| StoreError::Revocations(std::io::Error::other(e)))?
-        .map_err(StoreError::Revocations)
+        }
+        match &self.pending {
+            Some(pending) => pending.write(written, now).await.map_err(StoreError::Revocations),
+            None => Ok(()),
+        }
+    }
+
+    /// The revocation ending one session (a logout).
+    fn session_entry(session: &Session) -> Entry {
+        Entry::logout(session)
     }
 }
 
@@ -112,16 +117,40 @@ impl SessionStore for CookieStore {
         async move { Ok(self.sealer.seal(&self.purpose, &serde_json::to_vec(session)?)) }.boxed()
     }
 
-    fn authentic(&self, cookie: &str) -> bool {
-        self.sealer.open(&self.purpose, cookie).is_ok()
+    fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
+        let sessions = cookies.iter().filter_map(|c| self.open(c, now)).filter(|s| !self.is_revoked(s)).collect();
+        async move { Ok(sessions) }.boxed()
     }
 
-    fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        async move { Ok(self.open(cookie, now)) }.boxed()
+    fn end_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
+        async move {
+            let mut ended: Vec<Session> = Vec::new();
+            let mut entries = Vec::new();
+            for session in cookies.iter().filter_map(|c| self.open(c, now)) {
+                if ended.iter().any(|e| e.id == session.id) {
+                    continue;
+                }
+                if !self.is_revoked(&session) {
+                    entries.push(Self::session_entry(&session));
+                } else if !self.pending.as_ref().is_some_and(|p| p.holds_session(&session.id)) {
+                    // Ended before, and durably: nothing left to do for it.
+                    continue;
+                }
+                ended.push(session);
+            }
+            // Anything in effect but not yet on disk (this logout's, or an earlier one's) is
+            // written before the logout is confirmed.
+            let unwritten = self.pending.as_ref().is_some_and(|p| !p.is_empty());
+            if !entries.is_empty() || unwritten {
+                self.record(entries, now).await?;
+            }
+            Ok(ended)
+        }
+        .boxed()
     }
 
     fn delete<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.record(Entry::logout(session), now).boxed()
+        self.record(vec![Entry::logout(session)], now).boxed()
     }
 
     fn revoke<'a>(&'a self, revocation: &'a Revocation, now: u64) -> BoxFuture<'a, Result<u64, StoreError>> {
@@ -136,7 +165,7 @@ impl SessionStore for CookieStore {
                 (None, Some(sub)) => Entry::subject(sub, at, until),
                 (None, None) => return Ok(0),
             };
-            self.record(entry, now).await?;
+            self.record(vec![entry], now).await?;
             Ok(0)
         }
         .boxed()

@@ -48,6 +48,15 @@ impl RedisStore {
         format!("gatehouse-session-redis-v1:{id}")
     }
 
+    /// The commands ending one session: its value and its places in the indexes.
+    fn add_delete(&self, pipeline: &mut redis::Pipeline, session: &Session) {
+        pipeline.cmd("DEL").arg(self.session_key(&session.id)).ignore();
+        pipeline.cmd("SREM").arg(self.sub_key(&session.subject)).arg(&session.id).ignore();
+        if let Some(sid) = &session.sid {
+            pipeline.cmd("SREM").arg(self.sid_key(sid)).arg(&session.id).ignore();
+        }
+    }
+
     async fn ids_in(&self, set: &str) -> Result<Vec<String>, StoreError> {
         let mut pipeline = redis::pipe();
         pipeline.cmd("SMEMBERS").arg(set);
@@ -84,23 +93,51 @@ impl SessionStore for RedisStore {
         .boxed()
     }
 
-    fn authentic(&self, cookie: &str) -> bool {
-        self.sealer.open(&self.handle_purpose, cookie).is_ok()
+    fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
+        async move {
+            // Forged handles are refused here, without a Redis round trip; the others are read
+            // in one pipeline (one round trip, one timeout), however many there are.
+            let mut ids: Vec<String> = Vec::new();
+            for cookie in cookies {
+                if let Ok(id) = self.sealer.open(&self.handle_purpose, cookie) {
+                    let id = String::from_utf8_lossy(&id).into_owned();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipeline = redis::pipe();
+            for id in &ids {
+                pipeline.cmd("GET").arg(self.session_key(id));
+            }
+            let values: Vec<Option<String>> = self.pool.query_idempotent(&pipeline).await?;
+            let sessions = ids
+                .iter()
+                .zip(values)
+                .filter_map(|(id, value)| {
+                    let plain = self.sealer.open(&Self::value_purpose(id), &value?).ok()?;
+                    serde_json::from_slice::<Session>(&plain).ok().filter(|s| s.id == *id && s.expires_at > now)
+                })
+                .collect();
+            Ok(sessions)
+        }
+        .boxed()
     }
 
-    fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+    fn end_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         async move {
-            // A forged handle is refused here, without a Redis round trip.
-            let Ok(id) = self.sealer.open(&self.handle_purpose, cookie) else { return Ok(None) };
-            let id = String::from_utf8_lossy(&id).into_owned();
-            let mut pipeline = redis::pipe();
-            pipeline.cmd("GET").arg(self.session_key(&id));
-            let (value,): (Option<String>,) = self.pool.query_idempotent(&pipeline).await?;
-            let session = value
-                .and_then(|v| self.sealer.open(&Self::value_purpose(&id), &v).ok())
-                .and_then(|plain| serde_json::from_slice::<Session>(&plain).ok())
-                .filter(|s| s.id == id && s.expires_at > now);
-            Ok(session)
+            let sessions = self.load_all(cookies, now).await?;
+            if !sessions.is_empty() {
+                let mut pipeline = redis::pipe();
+                for session in &sessions {
+                    self.add_delete(&mut pipeline, session);
+                }
+                self.pool.query_idempotent::<()>(&pipeline).await?;
+            }
+            Ok(sessions)
         }
         .boxed()
     }
@@ -108,11 +145,7 @@ impl SessionStore for RedisStore {
     fn delete<'a>(&'a self, session: &'a Session, _now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
             let mut pipeline = redis::pipe();
-            pipeline.cmd("DEL").arg(self.session_key(&session.id)).ignore();
-            pipeline.cmd("SREM").arg(self.sub_key(&session.subject)).arg(&session.id).ignore();
-            if let Some(sid) = &session.sid {
-                pipeline.cmd("SREM").arg(self.sid_key(sid)).arg(&session.id).ignore();
-            }
+            self.add_delete(&mut pipeline, session);
             self.pool.query_idempotent::<()>(&pipeline).await?;
             Ok(())
         }

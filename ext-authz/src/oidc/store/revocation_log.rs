@@ -2,6 +2,11 @@
 //! one JSON object a line, appended (and synced) before a logout is answered, rewritten whole
 //! (to a temporary file, then renamed) at start and whenever the appended lines outgrow the
 //! live set. A line cut short by a crash is skipped: its logout was never confirmed to anyone.
+//!
+//! The file is opened by its path for every append rather than held open: a file that was
+//! removed, replaced or made unwritable is noticed at the next sign-out (and reported), instead
+//! of lines going to an inode nobody will read again. A missing file is written whole from the
+//! live set, so nothing the store holds is lost with it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,8 +31,9 @@ pub enum RevocationFileError {
 
 pub struct RevocationLog {
     path: PathBuf,
-    /// The open log and how many lines were appended since it was last rewritten.
-    file: Mutex<(File, usize)>,
+    /// How many lines were appended since the log was last rewritten; the lock also keeps an
+    /// append from falling between a rewrite's snapshot and its rename.
+    appended: Mutex<usize>,
 }
 
 impl RevocationLog {
@@ -40,34 +46,46 @@ impl RevocationLog {
             Some(file) => read_entries(path, BufReader::new(file.take(MAX_LOG_BYTES))),
             None => Vec::new(),
         };
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
-        Ok((RevocationLog { path: path.to_path_buf(), file: Mutex::new((file, 0)) }, entries))
+        OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        Ok((RevocationLog { path: path.to_path_buf(), appended: Mutex::new(0) }, entries))
     }
 
-    /// Appends entries and syncs them to disk. Runs on the blocking pool.
-    pub fn append(&self, entries: &[Entry]) -> std::io::Result<()> {
+    /// Appends entries and syncs them to disk; when the file is gone, writes `snapshot()` (the
+    /// live set, which holds these entries too) as a new one. Runs on the blocking pool.
+    pub fn append(&self, entries: &[Entry], snapshot: impl FnOnce() -> Vec<Entry>) -> std::io::Result<()> {
         let mut text = String::new();
         for entry in entries {
             text.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
             text.push('\n');
         }
-        let mut guard = self.file.lock().expect("revocation log lock");
-        guard.0.write_all(text.as_bytes())?;
-        guard.0.sync_data()?;
-        guard.1 += entries.len();
+        let mut appended = self.appended.lock().expect("revocation log lock");
+        let mut file = match OpenOptions::new().append(true).open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(file = %self.path.display(), "the revocation file was removed; writing it again whole");
+                return self.write_whole(&mut appended, snapshot());
+            }
+            Err(e) => return Err(e),
+        };
+        file.write_all(text.as_bytes())?;
+        file.sync_data()?;
+        *appended += entries.len();
         Ok(())
     }
 
     /// Whether the appended lines have outgrown `live` entries enough to rewrite the log.
     pub fn wants_rewrite(&self, live: usize) -> bool {
-        self.file.lock().expect("revocation log lock").1 > (2 * live).max(10_000)
+        *self.appended.lock().expect("revocation log lock") > (2 * live).max(10_000)
     }
 
     /// Replaces the log with `snapshot()` (taken while the log is locked, so no append can fall
     /// between the snapshot and the swap).
     pub fn rewrite(&self, snapshot: impl FnOnce() -> Vec<Entry>) -> std::io::Result<()> {
-        let mut guard = self.file.lock().expect("revocation log lock");
-        let entries = snapshot();
+        let mut appended = self.appended.lock().expect("revocation log lock");
+        self.write_whole(&mut appended, snapshot())
+    }
+
+    fn write_whole(&self, appended: &mut usize, entries: Vec<Entry>) -> std::io::Result<()> {
         let temporary = self.path.with_extension("tmp");
         {
             let mut out = std::io::BufWriter::new(File::create(&temporary)?);
@@ -78,7 +96,7 @@ impl RevocationLog {
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         std::fs::rename(&temporary, &self.path)?;
-        *guard = (OpenOptions::new().append(true).open(&self.path)?, 0);
+        *appended = 0;
         Ok(())
     }
 }

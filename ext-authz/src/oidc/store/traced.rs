@@ -29,12 +29,12 @@ impl SessionStore for Traced {
         Box::pin(in_span(span("save", self.kind()), self.0.save(session, now)))
     }
 
-    fn authentic(&self, cookie: &str) -> bool {
-        self.0.authentic(cookie)
+    fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
+        Box::pin(in_span(span("load", self.kind()), self.0.load_all(cookies, now)))
     }
 
-    fn load<'a>(&'a self, cookie: &'a str, now: u64) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        Box::pin(in_span(span("load", self.kind()), self.0.load(cookie, now)))
+    fn end_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
+        Box::pin(in_span(span("end", self.kind()), self.0.end_all(cookies, now)))
     }
 
     fn delete<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
