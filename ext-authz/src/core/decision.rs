@@ -317,7 +317,11 @@ impl Engine {
                 None => {}
             }
             if !policy.pass_method_override {
-                for name in METHOD_OVERRIDE_HEADERS.into_iter().filter(|name| request.header(name).is_some()) {
+                // Every spelling (`x_http_method_override` reads the same to many frameworks).
+                let sent = request.headers.keys().filter(|sent| {
+                    METHOD_OVERRIDE_HEADERS.iter().any(|o| header_spellings::same_after_folding(sent, o))
+                });
+                for name in sent {
                     allow.remove_header(name);
                 }
                 if request.query_param(METHOD_OVERRIDE_QUERY).is_some() {
