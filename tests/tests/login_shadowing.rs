@@ -36,6 +36,14 @@ async fn sessions_of(stack: &Stack, who: &str, count: usize, sign_out: bool) -> 
     values
 }
 
+/// A same-origin sign-out whose `cookie` header presents every one of `values`.
+async fn sign_out_presenting(stack: &Stack, values: &[String]) -> e2e::browser::Page {
+    let cookie: Vec<String> = values.iter().map(|v| format!("{SESSION}={v}")).collect();
+    let (origin, cookie) = (stack.url(""), cookie.join("; "));
+    let headers = [("origin", origin.as_str()), ("cookie", cookie.as_str())];
+    Browser::default().request_with("POST", &stack.url("/oauth2/logout"), Some(&[]), &headers).await
+}
+
 /// Planted at ever longer paths: the browser sends them all, before its own `Path=/` cookie.
 fn plant_all(browser: &Browser, values: &[String]) {
     let mut path = String::from("/app");
@@ -63,16 +71,7 @@ async fn signed_out_sessions_planted_at_longer_paths_cannot_loop_the_victim(redi
     // nobody's ID token at the provider, since they are not one person's.
     let mut presented = sessions_of(&stack, "mallory", 4, false).await;
     presented.extend(sessions_of(&stack, "bob", 1, false).await);
-    let cookie: Vec<String> = presented.iter().map(|v| format!("{SESSION}={v}")).collect();
-    let origin = stack.url("");
-    let out = Browser::default()
-        .request_with(
-            "POST",
-            &stack.url("/oauth2/logout"),
-            Some(&[]),
-            &[("origin", origin.as_str()), ("cookie", cookie.join("; ").as_str())],
-        )
-        .await;
+    let out = sign_out_presenting(&stack, &presented).await;
     assert_eq!(out.status, 302, "{}", out.body);
     let location = out.location().unwrap_or_default().to_string();
     assert!(!location.contains("id_token_hint"), "no hint when the sessions are different people's: {location}");
@@ -84,17 +83,9 @@ async fn signed_out_sessions_planted_at_longer_paths_cannot_loop_the_victim(redi
         assert_eq!(page.status, 401, "every presented session ended: {}", page.body);
     }
 
-    // One person's sessions: the newest one's ID token is the hint.
+    // One person's sessions: their ID token is the hint.
     let own = sessions_of(&stack, "carol", 2, false).await;
-    let cookie: Vec<String> = own.iter().map(|v| format!("{SESSION}={v}")).collect();
-    let out = Browser::default()
-        .request_with(
-            "POST",
-            &stack.url("/oauth2/logout"),
-            Some(&[]),
-            &[("origin", origin.as_str()), ("cookie", cookie.join("; ").as_str())],
-        )
-        .await;
+    let out = sign_out_presenting(&stack, &own).await;
     assert!(out.location().unwrap_or_default().contains("id_token_hint="), "{:?}", out.location());
     stack.shutdown().await;
 }
