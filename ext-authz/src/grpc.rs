@@ -19,7 +19,7 @@ use shared::serve::Calls;
 use shared::spiffe::SpiffeId;
 use tonic::{Request, Response, Status};
 
-use crate::core::decision::{error_body, fit_for_headers, Allow, Deny, Redirect};
+use crate::core::decision::{error_body, fit_for_headers, Allow, Deny, Redirect, PAGE_HEADERS};
 use crate::core::identity_part::IdentityPart;
 use crate::core::request::AuthRequest;
 use crate::outcome::Outcome;
@@ -191,6 +191,9 @@ fn denied(deny: &Deny, request_id: &str) -> CheckResponse {
         headers.push(header("www-authenticate", challenge));
     }
     headers.extend(deny.headers.iter().map(|(k, v)| header(*k, v.as_str())));
+    if deny.page.is_some() {
+        headers.extend(PAGE_HEADERS.into_iter().map(|(k, v)| header(k, v)));
+    }
     headers.extend(fit_for_headers("set-cookie", &deny.set_cookies).map(|c| set_cookie(c)));
     let body = match &deny.page {
         Some(page) => page.clone(),

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::core::decision::{error_body, fit_for_headers};
+use crate::core::decision::{error_body, fit_for_headers, PAGE_HEADERS};
 use crate::core::request::AuthRequest;
 use crate::outcome::Outcome;
 use crate::service::Authorizer;
@@ -111,6 +111,11 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
             for (name, value) in &deny.headers {
                 if let Ok(value) = HeaderValue::from_str(value) {
                     response.headers_mut().insert(*name, value);
+                }
+            }
+            if deny.page.is_some() {
+                for (name, value) in PAGE_HEADERS {
+                    response.headers_mut().insert(name, HeaderValue::from_static(value));
                 }
             }
             append_set_cookies(response.headers_mut(), &deny.set_cookies);

@@ -279,16 +279,22 @@ impl RedisPool {
     /// [`RedisPool::query`] for a pipeline that may safely run twice (reads, `SET`, `DEL`,
     /// `SADD`, `EXPIRE`): after a restart of Redis every pooled connection is dead, and the
     /// first call on each would fail although Redis is back. A call that fails on a broken
-    /// connection (not a timeout: that would double the wait) is retried once on a fresh one.
+    /// connection (not a timeout: that would double the wait) is retried once on a fresh one,
+    /// within what is left of the one timeout: the whole call never outlasts it.
     /// Counters (`INCRBY`) must not use this: the first attempt may have counted.
     pub async fn query_idempotent<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, RedisCallError> {
         // The same slot: its broken connection was just dropped, so the retry dials afresh.
         let connections = &self.connections;
         let slot = connections.next_slot();
-        match connections.query_on(slot, pipeline).await {
+        let started = tokio::time::Instant::now();
+        match connections.query_within(slot, pipeline, connections.timeout).await {
             Err(e) if is_connection_fault(&e) && !is_timeout(&e) => {
+                let left = connections.timeout.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(e);
+                }
                 tracing::debug!("Redis connection lost, retrying once on a new one: {e}");
-                connections.query_on(slot, pipeline).await
+                connections.query_within(slot, pipeline, left).await
             }
             result => result,
         }
@@ -330,6 +336,17 @@ impl Connections {
     }
 
     async fn query_on<T: FromRedisValue>(&self, slot: &Slot, pipeline: &Pipeline) -> Result<T, RedisCallError> {
+        self.query_within(slot, pipeline, self.timeout).await
+    }
+
+    /// One call on `slot`, given up after `within` (the configured timeout, or what is left
+    /// of it for a retry).
+    async fn query_within<T: FromRedisValue>(
+        &self,
+        slot: &Slot,
+        pipeline: &Pipeline,
+        within: Duration,
+    ) -> Result<T, RedisCallError> {
         let call = async {
             let mut connection = self.connection(slot).await?;
             let result = match &mut connection {
@@ -338,7 +355,7 @@ impl Connections {
             };
             result.map_err(RedisCallError::from)
         };
-        let result = match tokio::time::timeout(self.timeout, call).await {
+        let result = match tokio::time::timeout(within, call).await {
             Ok(result) => result,
             Err(_) => Err(RedisCallError::Timeout(self.timeout)),
         };
@@ -379,7 +396,6 @@ impl Connections {
     }
 }
 
-/// Faults of the connection itself (as opposed to an error reply), after which it is re-dialled.
 /// Ours, or the client's own response timeout (which fires first when both are the same).
 fn is_timeout(error: &RedisCallError) -> bool {
     match error {
@@ -389,6 +405,7 @@ fn is_timeout(error: &RedisCallError) -> bool {
     }
 }
 
+/// Faults of the connection itself (as opposed to an error reply), after which it is re-dialled.
 fn is_connection_fault(error: &RedisCallError) -> bool {
     match error {
         RedisCallError::Timeout(_) | RedisCallError::ShortAnswer { .. } | RedisCallError::Abandoned => true,

@@ -1,7 +1,8 @@
 //! Shadowing with authentic cookies, through a real Envoy against a real OpenID Provider: an
-//! attacker's own sessions — signed out, or live — planted at longer paths (any cookie name
-//! without `__Host-` can be) neither hide the victim's session nor loop the victim's browser,
-//! and a sign-out ends every session the browser presents. Both session stores.
+//! attacker's own signed-out sessions planted at longer paths (any cookie name without
+//! `__Host-` can be) neither hide the victim's session nor loop the victim's browser, and a
+//! sign-out ends every session the browser presents, live ones of several people included.
+//! Both session stores.
 
 use e2e::browser::Browser;
 use e2e::stack::LoginOptions;

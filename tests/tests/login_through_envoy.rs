@@ -326,6 +326,13 @@ async fn the_same_login_and_refresh_work_with_envoys_http_mode() {
     assert_ne!(refreshed.json()["headers"]["authorization"][0].as_str().unwrap(), token1);
     assert!(refreshed.set_cookies.iter().any(|c| c.starts_with(&format!("{SESSION}="))), "{:?}", refreshed.set_cookies);
 
+    // A method override never reaches the backend, although HTTP mode does not pass it to
+    // ext-authz (ext-authz removes the names whether it saw them or not).
+    let overridden =
+        browser.request_with("GET", &stack.url("/app/x"), None, &[("x-http-method-override", "DELETE")]).await;
+    assert_eq!(overridden.status, 200, "{}", overridden.body);
+    assert!(overridden.json()["headers"].get("x-http-method-override").is_none(), "{}", overridden.body);
+
     // Logout's same-origin proof reaches ext-authz through HTTP mode's header allow-list.
     let logout = stack.url("/oauth2/logout");
     let confirm = browser.request("GET", &logout, None).await;

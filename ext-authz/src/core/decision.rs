@@ -15,12 +15,14 @@ use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XF
 use super::request::AuthRequest;
 use super::routes::{Credential, DefaultPolicy, Requirements, RouteTable, Routed};
 use super::session::cookies::{is_chunk_of, Cookies};
-use super::session::login::{request_origin, wants_login_redirect};
+use super::session::login::wants_login_redirect;
 use super::session::model::Session;
 use super::token_cache::{TokenCache, Verification};
 
 mod allow;
+mod session_guards;
 pub use allow::Allow;
+pub use session_guards::{from_our_origin, METHOD_OVERRIDE_HEADERS, METHOD_OVERRIDE_QUERY};
 
 /// Where a credential is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,12 +97,6 @@ impl SessionPolicy {
             || name.strip_prefix(self.cookie_name.as_str()).is_some_and(|rest| rest.starts_with("_login_"))
     }
 }
-
-/// The headers frameworks read as "treat this request as another method" (Express's
-/// method-override, Symfony, Rails via Rack, ASP.NET, Google APIs). The `_method` query
-/// parameter is the other spelling; a `_method` form field in a body is out of our reach.
-pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
-pub const METHOD_OVERRIDE_QUERY: &str = "_method";
 
 /// The compiled policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,11 +313,14 @@ impl Engine {
                 None => {}
             }
             if !policy.pass_method_override {
-                // Every spelling (`x_http_method_override` reads the same to many frameworks).
-                let sent = request.headers.keys().filter(|sent| {
+                // The names always: in HTTP mode Envoy passes ext-authz only the headers it is
+                // told to, so their absence here proves nothing (removing an absent header
+                // costs nothing). And every other spelling sent (`x_http_method_override` reads
+                // the same to many frameworks).
+                let spellings = request.headers.keys().filter(|sent| {
                     METHOD_OVERRIDE_HEADERS.iter().any(|o| header_spellings::same_after_folding(sent, o))
                 });
-                for name in sent {
+                for name in METHOD_OVERRIDE_HEADERS.iter().copied().chain(spellings.map(String::as_str)) {
                     allow.remove_header(name);
                 }
                 if request.query_param(METHOD_OVERRIDE_QUERY).is_some() {
@@ -565,12 +564,10 @@ pub fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<Strin
 }
 
 impl Deny {
-    /// Answers with an HTML page of ours instead of the JSON error. No other site may frame it
-    /// (a framed sign-out button is a click away from a sign-out the user never meant).
+    /// Answers with an HTML page of ours instead of the JSON error; both protocols send it
+    /// with [`PAGE_HEADERS`].
     pub fn with_page(mut self, html: String) -> Deny {
         self.page = Some(html);
-        self.headers.push(("content-security-policy", "frame-ancestors 'none'".into()));
-        self.headers.push(("x-frame-options", "DENY".into()));
         self
     }
 
@@ -586,28 +583,10 @@ impl Deny {
     }
 }
 
-/// Whether a request proves it comes from its own origin, and that origin is one of `origins`:
-/// the one origin rule of the CSRF guard and the logout check. The origin the request came to
-/// (scheme and authority, as [`request_origin`] serializes them) must be configured, and the
-/// browser must say the request was made by a page of that same origin: its `Origin` equals it,
-/// or, without an `Origin`, `Sec-Fetch-Site: same-origin` — and a `Sec-Fetch-Site` it sends
-/// must say `same-origin` in either case. Anything else proves nothing: another
-/// configured origin (a sibling application), `Origin: null`, `Sec-Fetch-Site: none` (a typed
-/// URL or a bookmark: no page asked for it, and a state change must not ride on one), `same-site`,
-/// or neither header (browsers since 2020 send one or the other on a POST).
-pub fn from_our_origin(request: &AuthRequest, origins: &[String]) -> bool {
-    let Some(own) = request_origin(request).filter(|own| origins.iter().any(|o| o == own)) else {
-        return false;
-    };
-    let fetch_site = request.header("sec-fetch-site").map(str::trim);
-    if fetch_site.is_some_and(|site| site != "same-origin") {
-        return false;
-    }
-    match request.header("origin") {
-        Some(origin) => origin.trim().eq_ignore_ascii_case(&own),
-        None => fetch_site.is_some(),
-    }
-}
+/// Headers every HTML page of ours is sent with, whoever built it: no other site may frame it
+/// (a framed sign-out button is a click away from a sign-out the user never meant).
+pub const PAGE_HEADERS: [(&str, &str); 2] =
+    [("content-security-policy", "frame-ancestors 'none'"), ("x-frame-options", "DENY")];
 
 /// Whether a value may go into a response header as it is: visible ASCII, spaces and tabs.
 /// The last line of defence before Envoy: every value from a request is checked or encoded long

@@ -21,6 +21,10 @@ fn failed(status: u16, message: &str, reason: &'static str) -> Deny {
 
 impl Oidc {
     pub(super) async fn callback(&self, request: &AuthRequest, now: u64) -> Outcome {
+        // The session counts as begun when the browser came back, before the code exchange: a
+        // back-channel logout that arrives while the provider is asked ends it too (its tokens
+        // were issued before that logout).
+        let begun = Stamp::next(now);
         let Some(state) = request.query_param("state").filter(|s| !s.is_empty()) else {
             return Outcome::Deny(failed(400, "the login callback has no state", "callback_invalid"));
         };
@@ -110,7 +114,7 @@ impl Oidc {
             return with_clear(failed(401, "the ID token is invalid", "callback_bad_id_token"));
         }
 
-        let session = Session::new(random_token(32), claims, tokens, Stamp::next(now), settings.lifetime.as_secs());
+        let session = Session::new(random_token(32), claims, tokens, begun, settings.lifetime.as_secs());
         let value = match self.store.save(&session, now).await {
             Ok(value) => value,
             Err(e) => {

@@ -48,7 +48,8 @@ impl Oidc {
         // Every session the browser presents ends (a shadowing cookie must not keep the real
         // one alive), in one store call. A store that cannot end them all durably is said so:
         // the cookies stay, so signing out again works once the store is back.
-        let ended = match self.store.end_all(&self.presented_sessions(request), now).await {
+        let presented = self.presented_sessions(request);
+        let ended = match self.store.end_all(&presented, now).await {
             Ok(ended) => ended,
             Err(e) => {
                 tracing::error!("logout could not end the sessions: {e}");
@@ -65,8 +66,11 @@ impl Oidc {
             .known_metadata()
             .and_then(|m| m.end_session_endpoint.clone())
             .filter(|_| settings.end_session);
+        // A browser that presented a session goes on to the provider even when none was left to
+        // end here (a retry after the store ended it but the answer was lost): the provider's
+        // session must end too, or the next visit signs the user straight back in.
         let location = match end_session {
-            Some(endpoint) if !ended.is_empty() => {
+            Some(endpoint) if !presented.is_empty() => {
                 let hint = id_token_hint(&ended).unwrap_or_default();
                 end_session_url(&endpoint, &settings.client_id, hint, Some(&post_logout))
             }
@@ -110,7 +114,7 @@ fn id_token_hint(ended: &[Session]) -> Option<&str> {
     if ended.iter().any(|s| s.subject != first.subject) {
         return None;
     }
-    ended.iter().max_by_key(|s| s.created_at).map(|s| s.id_token.as_str())
+    ended.iter().max_by_key(|s| (s.created_at, s.created_us)).map(|s| s.id_token.as_str())
 }
 
 /// The session could not be ended: the user must know, and can try again.

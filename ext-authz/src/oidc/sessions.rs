@@ -108,10 +108,14 @@ impl Oidc {
     }
 
     async fn store_refreshed(&self, request: &AuthRequest, session: Session, now: u64) -> SessionLookup {
-        match self.store.save(&session, now).await {
-            Ok(value) => {
+        match self.store.replace(&session, now).await {
+            Ok(Some(value)) => {
                 let set_cookies = self.session_cookies(request, &value, session.remaining(now));
                 SessionLookup { session: Some(session), set_cookies, store_failed: false }
+            }
+            Ok(None) => {
+                tracing::info!(subject = %session.subject, "the session ended while it was being refreshed");
+                SessionLookup::default()
             }
             Err(e) => {
                 tracing::error!("cannot store a refreshed session: {e}");

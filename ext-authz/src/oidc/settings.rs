@@ -76,8 +76,8 @@ impl OidcSettings {
         self.timeout + self.store_call_bound() * 2
     }
 
-    /// One session store call's bound: a Redis call's timeout (it is not retried after a
-    /// timeout); the cookie store does no I/O on a check.
+    /// One session store call's bound: a Redis call's timeout (a retry after a broken
+    /// connection runs within what is left of it); the cookie store does no network I/O.
     fn store_call_bound(&self) -> Duration {
         match &self.store {
             StoreSettings::Redis { settings, .. } => settings.timeout,
@@ -87,9 +87,18 @@ impl OidcSettings {
 
     /// What `validate` says about the login layer's worst case.
     pub fn worst_case_summary(&self) -> String {
-        let store = self.store_call_bound();
+        let (reads, then) = match &self.store {
+            StoreSettings::Redis { settings, .. } => {
+                (format!("one Redis call of at most {:?} reads them all", settings.timeout), "and one more Redis call")
+            }
+            StoreSettings::Cookie { .. } => (
+                "the cookie store reads them all without I/O".to_string(),
+                "and a revocation file write if the provider refuses it",
+            ),
+        };
         format!(
-            "sessions: a check waits at most {:?} in the login layer, whatever cookies it presents (one session              store call of at most {store:?} reads them all; then at most one refresh, oidc.timeout {:?}, and one              more store call)",
+            "sessions: a check waits at most {:?} in the login layer, whatever cookies it presents ({reads}; then at \
+             most one refresh, oidc.timeout {:?}, {then})",
             self.worst_case_check(),
             self.timeout
         )

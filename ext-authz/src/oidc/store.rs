@@ -55,6 +55,10 @@ pub trait SessionStore: Send + Sync {
     /// Stores (or replaces, for the same id) a session; returns the cookie value that finds it.
     fn save<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<String, StoreError>>;
 
+    /// Stores a refreshed session in place of the one it refreshes; `None` when that one ended
+    /// meanwhile (a logout, a revocation): a refresh in flight must not bring it back.
+    fn replace<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+
     /// The live sessions the cookie values name, in the order given (forged, foreign, expired,
     /// logged-out and revoked values are left out, never an error: the browser simply signs in
     /// again). One store call however many values a request presents, so a check costs what one

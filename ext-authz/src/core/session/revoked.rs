@@ -41,9 +41,13 @@ pub enum Entry {
         sub: Option<String>,
         until: u64,
     },
-    /// Every session of a provider session created at or before `before`.
+    /// Every session of a provider session created at or before `before`, and whose it was
+    /// when the logout token named the subject too (so a subject's back-channel logouts count
+    /// towards its bound like its own sign-outs).
     ProviderSession {
         sid: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub: Option<String>,
         before: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before_us: Option<u64>,
@@ -77,9 +81,19 @@ impl Entry {
         }
     }
 
-    /// Every session of provider session `sid` created up to `at`, remembered until `until`.
-    pub fn provider_session(sid: &str, at: Stamp, until: u64) -> Entry {
-        Entry::ProviderSession { sid: sid.to_string(), before: at.secs, before_us: Some(at.micros), until }
+    /// Every session of provider session `sid` (of subject `sub`, when known) created up to
+    /// `at`, remembered until `until`.
+    pub fn provider_session(sid: &str, sub: Option<&str>, at: Stamp, until: u64) -> Entry {
+        let sub = sub.map(str::to_owned);
+        Entry::ProviderSession { sid: sid.to_string(), sub, before: at.secs, before_us: Some(at.micros), until }
+    }
+
+    /// The subject whose bound this entry counts towards: a logout's, or a provider session's.
+    fn counted_subject(&self) -> Option<&str> {
+        match self {
+            Entry::Session { sub, .. } | Entry::ProviderSession { sub, .. } => sub.as_deref(),
+            Entry::Subject { .. } | Entry::Watermark { .. } => None,
+        }
     }
 
     /// Every session of subject `sub` created up to `at`, remembered until `until`.
@@ -196,10 +210,7 @@ impl Revoked {
         if self.entries.len() >= self.cap {
             written.extend(self.make_room(now));
         }
-        let sub = match &revocation {
-            Entry::Session { sub: Some(sub), .. } => Some(sub.clone()),
-            _ => None,
-        };
+        let sub = revocation.counted_subject().map(str::to_owned);
         self.entries.insert(key.clone(), revocation);
         if let Some(sub) = sub {
             let logouts = self.logouts.entry(sub.clone()).or_default();
@@ -217,7 +228,7 @@ impl Revoked {
         if revocation.before() <= self.watermark {
             return true;
         }
-        let Entry::Session { sub: Some(sub), .. } = revocation else { return false };
+        let Some(sub) = revocation.counted_subject() else { return false };
         self.entries
             .get(&subject_key(sub))
             .is_some_and(|s| s.before() >= revocation.before() && s.until() >= revocation.until())
@@ -240,6 +251,7 @@ impl Revoked {
     /// Drops what expired; if that is not enough, folds the tenth of the revocations that cover
     /// the oldest sessions into the watermark.
     fn make_room(&mut self, now: u64) -> Option<Entry> {
+        let before_pruning = self.entries.len();
         self.entries.retain(|_, r| r.until() > now);
         let raised = if self.entries.len() < self.cap {
             None
@@ -253,10 +265,13 @@ impl Revoked {
             self.watermark = self.watermark.max(threshold);
             Some(Entry::watermark(self.watermark))
         };
-        self.logouts.clear();
-        for (key, entry) in &self.entries {
-            if let Entry::Session { sub: Some(sub), .. } = entry {
-                self.logouts.entry(sub.clone()).or_default().push(key.clone());
+        // The per-subject index follows what went (rebuilt only when something did).
+        if self.entries.len() != before_pruning {
+            self.logouts.clear();
+            for (key, entry) in &self.entries {
+                if let Some(sub) = entry.counted_subject() {
+                    self.logouts.entry(sub.to_owned()).or_default().push(key.clone());
+                }
             }
         }
         raised
@@ -312,7 +327,7 @@ mod tests {
     fn each_kind_covers_what_it_names() {
         let mut revoked = Revoked::new(100);
         revoked.insert(Entry::logout(&session("a", "alice", "op-a", at(10))), 20);
-        revoked.insert(Entry::provider_session("op-b", at(20), 3620), 20);
+        revoked.insert(Entry::provider_session("op-b", None, at(20), 3620), 20);
         revoked.insert(Entry::subject("carol", at(20), 3620), 20);
         assert!(revoked.covers(&session("a", "alice", "op-a", at(10))));
         assert!(!revoked.covers(&session("a2", "alice", "op-a", at(10))));
@@ -326,7 +341,7 @@ mod tests {
     fn a_revocation_spares_sessions_created_after_it_in_the_same_second() {
         let mut revoked = Revoked::new(100);
         revoked.insert(Entry::subject("carol", Stamp::at(20, 500), 3620), 20);
-        revoked.insert(Entry::provider_session("op-b", Stamp::at(20, 500), 3620), 20);
+        revoked.insert(Entry::provider_session("op-b", None, Stamp::at(20, 500), 3620), 20);
         assert!(revoked.covers(&session("c1", "carol", "op-c", Stamp::at(20, 500))));
         assert!(!revoked.covers(&session("c2", "carol", "op-c", Stamp::at(20, 501))));
         assert!(revoked.covers(&session("b1", "bob", "op-b", Stamp::at(20, 499))));
@@ -391,7 +406,14 @@ mod tests {
         record(&mut revoked, Entry::logout(&alice_out), 999);
         for i in 0..ROUNDS {
             let s = mallory(i);
-            record(&mut revoked, Entry::logout(&s), s.created_at);
+            // Half signed out here, half by the provider's back-channel logout of the sid.
+            let entry = if i % 2 == 0 {
+                Entry::logout(&s)
+            } else {
+                let at = Stamp { secs: s.created_at, micros: created(&s) };
+                Entry::provider_session(s.sid.as_deref().unwrap(), Some("mallory"), at, s.expires_at)
+            };
+            record(&mut revoked, entry, s.created_at);
             let others = revoked.len() - 1;
             assert!(others <= PER_SUBJECT + 1, "after {i}: {others} entries for one subject");
             assert_eq!(revoked.watermark(), 0, "after {i}");

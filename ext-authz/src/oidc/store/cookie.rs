@@ -49,26 +49,25 @@ impl CookieStore {
         revocations_file: Option<PathBuf>,
         cap: usize,
     ) -> Result<CookieStore, RevocationFileError> {
-        let revoked = Revoked::new(cap);
+        let mut set = Revoked::new(cap);
         // Expiry of what the file holds is judged by the system clock at start.
         let now = (shared::clock::system_clock())();
-        let revoked = Arc::new(Mutex::new(revoked));
-        let pending = match revocations_file {
+        let log = match revocations_file {
             Some(path) => {
                 let (log, entries) = RevocationLog::open(&path)?;
                 let count = entries.len();
-                let mut set = revoked.lock().expect("lock");
                 for entry in entries {
                     set.insert(entry, now);
                 }
-                log.rewrite(|| set.snapshot(now))
-                    .map_err(|source| RevocationFileError::Io { path: path.clone(), source })?;
+                let snapshot = set.snapshot(now);
+                log.rewrite(|| snapshot).map_err(|source| RevocationFileError::Io { path: path.clone(), source })?;
                 tracing::info!(file = %path.display(), read = count, live = set.len(), "session revocations loaded");
-                drop(set);
-                Some(PendingRevocations::new(Arc::new(log), revoked.clone()))
+                Some(Arc::new(log))
             }
             None => None,
         };
+        let revoked = Arc::new(Mutex::new(set));
+        let pending = log.map(|log| PendingRevocations::new(log, revoked.clone()));
         Ok(CookieStore { sealer, purpose: format!("gatehouse-session-v1:{cookie_name}"), lifetime, revoked, pending })
     }
 
@@ -87,24 +86,24 @@ impl CookieStore {
     /// failed write is an error the caller reports; the revocation still holds in memory, and
     /// is written at the next chance (see [`PendingRevocations`]).
     async fn record(&self, entries: Vec<Entry>, now: u64) -> Result<(), StoreError> {
-        let mut written = Vec::new();
         {
             let mut revoked = self.revoked.lock().expect("lock");
+            let mut written = Vec::new();
             for entry in entries {
                 let raised = revoked.insert(entry.clone(), now);
                 written.push(entry);
                 written.extend(raised);
             }
+            // Queued before the set's lock is let go: a concurrent sign-out that sees these in
+            // effect also sees them not yet written.
+            if let Some(pending) = &self.pending {
+                pending.queue(written);
+            }
         }
         match &self.pending {
-            Some(pending) => pending.write(written, now).await.map_err(StoreError::Revocations),
+            Some(pending) => pending.write(now).await.map_err(StoreError::Revocations),
             None => Ok(()),
         }
-    }
-
-    /// The revocation ending one session (a logout).
-    fn session_entry(session: &Session) -> Entry {
-        Entry::logout(session)
     }
 }
 
@@ -117,6 +116,16 @@ impl SessionStore for CookieStore {
         async move { Ok(self.sealer.seal(&self.purpose, &serde_json::to_vec(session)?)) }.boxed()
     }
 
+    fn replace<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        async move {
+            if self.is_revoked(session) {
+                return Ok(None);
+            }
+            self.save(session, now).await.map(Some)
+        }
+        .boxed()
+    }
+
     fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         let sessions = cookies.iter().filter_map(|c| self.open(c, now)).filter(|s| !self.is_revoked(s)).collect();
         async move { Ok(sessions) }.boxed()
@@ -124,6 +133,8 @@ impl SessionStore for CookieStore {
 
     fn end_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         async move {
+            // Every session presented counts as ended, also one ended before: a sign-out asked
+            // again (after a 503, once the file took it) still ends the provider's session.
             let mut ended: Vec<Session> = Vec::new();
             let mut entries = Vec::new();
             for session in cookies.iter().filter_map(|c| self.open(c, now)) {
@@ -131,10 +142,7 @@ impl SessionStore for CookieStore {
                     continue;
                 }
                 if !self.is_revoked(&session) {
-                    entries.push(Self::session_entry(&session));
-                } else if !self.pending.as_ref().is_some_and(|p| p.holds_session(&session.id)) {
-                    // Ended before, and durably: nothing left to do for it.
-                    continue;
+                    entries.push(Entry::logout(&session));
                 }
                 ended.push(session);
             }
@@ -161,7 +169,7 @@ impl SessionStore for CookieStore {
             // it creates after: a sign-in right after the logout is not caught by it.
             let at = Stamp::next(now);
             let entry = match (&revocation.sid, &revocation.sub) {
-                (Some(sid), _) => Entry::provider_session(sid, at, until),
+                (Some(sid), sub) => Entry::provider_session(sid, sub.as_deref(), at, until),
                 (None, Some(sub)) => Entry::subject(sub, at, until),
                 (None, None) => return Ok(0),
             };

@@ -3,6 +3,10 @@
 //! again first, and so does a timer, so a sign-out that could not be written when the user asked
 //! is written at the next chance (the disk is back), and the sign-out path can tell the user it
 //! did not stick for as long as it has not.
+//!
+//! The backlog is bounded: past [`MAX_BACKLOG`] entries (a long outage under many sign-outs) it
+//! stops listing them and writes the whole live set instead (itself bounded), which holds
+//! every one of them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -15,11 +19,23 @@ use crate::core::session::revoked::{Entry, Revoked};
 /// next sign-out.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5);
 
+/// Entries listed one by one at most; beyond, the next write is the whole live set.
+pub const MAX_BACKLOG: usize = 1024;
+
+#[derive(Default)]
+struct Backlog {
+    /// In the order they took effect; the first ones are the oldest not yet on disk.
+    entries: Vec<Entry>,
+    /// The listing overflowed: the next write rewrites the file from the live set.
+    whole: bool,
+    /// Queued so far, to tell whether a whole write's snapshot could have missed one.
+    queued: u64,
+}
+
 pub struct PendingRevocations {
     log: Arc<RevocationLog>,
     revoked: Arc<Mutex<Revoked>>,
-    /// In the order they took effect; the first ones are the oldest not yet on disk.
-    pending: Mutex<Vec<Entry>>,
+    backlog: Mutex<Backlog>,
     /// One write at a time, so the entries a write took are still the first ones when it
     /// removes them.
     writing: tokio::sync::Mutex<()>,
@@ -31,25 +47,36 @@ impl PendingRevocations {
         Arc::new(PendingRevocations {
             log,
             revoked,
-            pending: Mutex::new(Vec::new()),
+            backlog: Mutex::new(Backlog::default()),
             writing: tokio::sync::Mutex::new(()),
             retrying: AtomicBool::new(false),
         })
     }
 
-    /// Whether a revocation of this session id has taken effect but is not on disk yet.
-    pub fn holds_session(&self, id: &str) -> bool {
-        self.pending.lock().expect("pending lock").iter().any(|e| matches!(e, Entry::Session { id: i, .. } if i == id))
-    }
-
+    /// Whether everything in effect is on disk.
     pub fn is_empty(&self) -> bool {
-        self.pending.lock().expect("pending lock").is_empty()
+        let backlog = self.backlog.lock().expect("backlog lock");
+        backlog.entries.is_empty() && !backlog.whole
     }
 
-    /// Queues `entries` (already in effect in memory) and writes everything queued. On an
-    /// error they stay queued: the next write and the timer try again.
-    pub async fn write(self: &Arc<Self>, entries: Vec<Entry>, now: u64) -> std::io::Result<()> {
-        self.pending.lock().expect("pending lock").extend(entries);
+    /// Queues entries that just took effect. The caller holds the revocation set's lock, so no
+    /// other sign-out can see them in effect before they are queued (and then answer that all
+    /// is written).
+    pub fn queue(&self, entries: Vec<Entry>) {
+        let mut backlog = self.backlog.lock().expect("backlog lock");
+        backlog.queued += 1;
+        if !backlog.whole {
+            backlog.entries.extend(entries);
+            if backlog.entries.len() > MAX_BACKLOG {
+                backlog.whole = true;
+                backlog.entries = Vec::new();
+            }
+        }
+    }
+
+    /// Writes what is queued. On an error it stays queued: the next write and the timer try
+    /// again.
+    pub async fn write(self: &Arc<Self>, now: u64) -> std::io::Result<()> {
         let result = self.flush(now).await;
         if result.is_err() {
             self.retry_in_background();
@@ -58,31 +85,44 @@ impl PendingRevocations {
     }
 
     /// Writes (and syncs) what is queued; rewrites the file compactly when the appended lines
-    /// have outgrown the live set.
-    pub async fn flush(&self, now: u64) -> std::io::Result<()> {
+    /// have outgrown the live set, or when the backlog overflowed.
+    async fn flush(&self, now: u64) -> std::io::Result<()> {
         let _one_at_a_time = self.writing.lock().await;
-        let batch = self.pending.lock().expect("pending lock").clone();
-        if batch.is_empty() {
+        let (batch, whole, queued) = {
+            let backlog = self.backlog.lock().expect("backlog lock");
+            (backlog.entries.clone(), backlog.whole, backlog.queued)
+        };
+        if batch.is_empty() && !whole {
             return Ok(());
         }
         let log = self.log.clone();
         let revoked = self.revoked.clone();
         let count = batch.len();
         tokio::task::spawn_blocking(move || {
-            log.append(&batch, || revoked.lock().expect("lock").snapshot(now))?;
+            let snapshot = || revoked.lock().expect("lock").snapshot(now);
+            if whole {
+                return log.rewrite(snapshot);
+            }
+            log.append(&batch, snapshot)?;
             let live = revoked.lock().expect("lock").len();
             if log.wants_rewrite(live) {
-                log.rewrite(|| revoked.lock().expect("lock").snapshot(now))?;
+                log.rewrite(snapshot)?;
             }
             Ok::<_, std::io::Error>(())
         })
         .await
         .map_err(std::io::Error::other)??;
-        self.pending.lock().expect("pending lock").drain(..count);
+        let mut backlog = self.backlog.lock().expect("backlog lock");
+        if whole {
+            // Whatever was queued since the snapshot may be missing from it: write again.
+            backlog.whole = backlog.queued != queued;
+        } else if !backlog.whole {
+            backlog.entries.drain(..count);
+        }
         Ok(())
     }
 
-    /// One task per store at a time, gone once the queue is empty or the store is dropped.
+    /// One task per store at a time, gone once the backlog is written or the store is dropped.
     fn retry_in_background(self: &Arc<Self>) {
         if self.retrying.swap(true, Ordering::AcqRel) {
             return;

@@ -93,6 +93,20 @@ impl SessionStore for RedisStore {
         .boxed()
     }
 
+    fn replace<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        async move {
+            // `XX`: only over the value that is there. A logout or a back-channel revocation
+            // that deleted it while the refresh was in flight stays in force.
+            let ttl = session.remaining(now).max(1);
+            let value = self.sealer.seal(&Self::value_purpose(&session.id), &serde_json::to_vec(session)?);
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("SET").arg(self.session_key(&session.id)).arg(value).arg("EX").arg(ttl).arg("XX");
+            let (replaced,): (Option<String>,) = self.pool.query_idempotent(&pipeline).await?;
+            Ok(replaced.map(|_| self.sealer.seal(&self.handle_purpose, session.id.as_bytes())))
+        }
+        .boxed()
+    }
+
     fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         async move {
             // Forged handles are refused here, without a Redis round trip; the others are read

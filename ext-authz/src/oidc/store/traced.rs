@@ -29,6 +29,10 @@ impl SessionStore for Traced {
         Box::pin(in_span(span("save", self.kind()), self.0.save(session, now)))
     }
 
+    fn replace<'a>(&'a self, session: &'a Session, now: u64) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(in_span(span("replace", self.kind()), self.0.replace(session, now)))
+    }
+
     fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         Box::pin(in_span(span("load", self.kind()), self.0.load_all(cookies, now)))
     }
