@@ -18,7 +18,7 @@ mod traced;
 use futures_util::future::BoxFuture;
 
 pub use cookie::{CookieStore, MAX_REVOCATIONS};
-pub use pending_revocations::RETRY_EVERY as REVOCATION_RETRY_EVERY;
+pub use pending_revocations::{MAX_BACKLOG as REVOCATION_BACKLOG, RETRY_EVERY as REVOCATION_RETRY_EVERY};
 pub use redis::RedisStore;
 pub use revocation_log::{check_writable as check_revocations_file, RevocationFileError, MAX_LOG_BYTES};
 pub use traced::Traced;

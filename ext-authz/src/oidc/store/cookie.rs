@@ -127,7 +127,11 @@ impl SessionStore for CookieStore {
     }
 
     fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
-        let sessions = cookies.iter().filter_map(|c| self.open(c, now)).filter(|s| !self.is_revoked(s)).collect();
+        // Opened first, then checked under one lock of the revocation set for all of them.
+        let opened: Vec<Session> = cookies.iter().filter_map(|c| self.open(c, now)).collect();
+        let revoked = self.revoked.lock().expect("lock");
+        let sessions = opened.into_iter().filter(|s| !revoked.covers(s)).collect();
+        drop(revoked);
         async move { Ok(sessions) }.boxed()
     }
 
@@ -137,8 +141,9 @@ impl SessionStore for CookieStore {
             // again (after a 503, once the file took it) still ends the provider's session.
             let mut ended: Vec<Session> = Vec::new();
             let mut entries = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for session in cookies.iter().filter_map(|c| self.open(c, now)) {
-                if ended.iter().any(|e| e.id == session.id) {
+                if !seen.insert(session.id.clone()) {
                     continue;
                 }
                 if !self.is_revoked(&session) {

@@ -30,6 +30,8 @@ struct Backlog {
     whole: bool,
     /// Queued so far, to tell whether a whole write's snapshot could have missed one.
     queued: u64,
+    /// A write has the listed entries out.
+    in_flight: bool,
 }
 
 pub struct PendingRevocations {
@@ -56,7 +58,7 @@ impl PendingRevocations {
     /// Whether everything in effect is on disk.
     pub fn is_empty(&self) -> bool {
         let backlog = self.backlog.lock().expect("backlog lock");
-        backlog.entries.is_empty() && !backlog.whole
+        backlog.entries.is_empty() && !backlog.whole && !backlog.in_flight
     }
 
     /// Queues entries that just took effect. The caller holds the revocation set's lock, so no
@@ -88,38 +90,64 @@ impl PendingRevocations {
     /// have outgrown the live set, or when the backlog overflowed.
     async fn flush(&self, now: u64) -> std::io::Result<()> {
         let _one_at_a_time = self.writing.lock().await;
+        // The listed entries are taken out (not copied) for the write and put back in front if
+        // it fails; while they are out, the backlog does not count as written.
         let (batch, whole, queued) = {
-            let backlog = self.backlog.lock().expect("backlog lock");
-            (backlog.entries.clone(), backlog.whole, backlog.queued)
+            let mut backlog = self.backlog.lock().expect("backlog lock");
+            if backlog.entries.is_empty() && !backlog.whole {
+                return Ok(());
+            }
+            backlog.in_flight = true;
+            (std::mem::take(&mut backlog.entries), backlog.whole, backlog.queued)
         };
-        if batch.is_empty() && !whole {
-            return Ok(());
-        }
         let log = self.log.clone();
         let revoked = self.revoked.clone();
-        let count = batch.len();
-        tokio::task::spawn_blocking(move || {
+        let written = tokio::task::spawn_blocking(move || {
             let snapshot = || revoked.lock().expect("lock").snapshot(now);
-            if whole {
-                return log.rewrite(snapshot);
-            }
-            log.append(&batch, snapshot)?;
-            let live = revoked.lock().expect("lock").len();
-            if log.wants_rewrite(live) {
-                log.rewrite(snapshot)?;
-            }
-            Ok::<_, std::io::Error>(())
+            let result = if whole {
+                // The whole live set may be megabytes: only once the file opens again.
+                log.opens().and_then(|()| log.rewrite(snapshot))
+            } else {
+                log.append(&batch, snapshot).and_then(|()| {
+                    let live = revoked.lock().expect("lock").len();
+                    if log.wants_rewrite(live) {
+                        log.rewrite(snapshot)
+                    } else {
+                        Ok(())
+                    }
+                })
+            };
+            (batch, result)
         })
-        .await
-        .map_err(std::io::Error::other)??;
+        .await;
         let mut backlog = self.backlog.lock().expect("backlog lock");
-        if whole {
-            // Whatever was queued since the snapshot may be missing from it: write again.
-            backlog.whole = backlog.queued != queued;
-        } else if !backlog.whole {
-            backlog.entries.drain(..count);
+        backlog.in_flight = false;
+        match written {
+            Ok((_, Ok(()))) => {
+                if whole {
+                    // Whatever was queued since the snapshot may be missing from it: write again.
+                    backlog.whole = backlog.queued != queued;
+                }
+                Ok(())
+            }
+            Ok((batch, Err(e))) => {
+                if !backlog.whole {
+                    let newer = std::mem::replace(&mut backlog.entries, batch);
+                    backlog.entries.extend(newer);
+                    if backlog.entries.len() > MAX_BACKLOG {
+                        backlog.whole = true;
+                        backlog.entries = Vec::new();
+                    }
+                }
+                Err(e)
+            }
+            // The write's task died with the list: the live set holds every entry of it.
+            Err(e) => {
+                backlog.whole = true;
+                backlog.entries = Vec::new();
+                Err(std::io::Error::other(e))
+            }
         }
-        Ok(())
     }
 
     /// One task per store at a time, gone once the backlog is written or the store is dropped.

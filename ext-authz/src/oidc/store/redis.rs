@@ -111,15 +111,14 @@ impl SessionStore for RedisStore {
         async move {
             // Forged handles are refused here, without a Redis round trip; the others are read
             // in one pipeline (one round trip, one timeout), however many there are.
-            let mut ids: Vec<String> = Vec::new();
-            for cookie in cookies {
-                if let Ok(id) = self.sealer.open(&self.handle_purpose, cookie) {
-                    let id = String::from_utf8_lossy(&id).into_owned();
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-            }
+            // Up to `MAX_CANDIDATES` values: distinct ids kept in order through a set, not a scan.
+            let mut seen = std::collections::HashSet::new();
+            let ids: Vec<String> = cookies
+                .iter()
+                .filter_map(|cookie| self.sealer.open(&self.handle_purpose, cookie).ok())
+                .map(|id| String::from_utf8_lossy(&id).into_owned())
+                .filter(|id| seen.insert(id.clone()))
+                .collect();
             if ids.is_empty() {
                 return Ok(Vec::new());
             }

@@ -53,12 +53,9 @@ impl RevocationLog {
     /// Appends entries and syncs them to disk; when the file is gone, writes `snapshot()` (the
     /// live set, which holds these entries too) as a new one. Runs on the blocking pool.
     pub fn append(&self, entries: &[Entry], snapshot: impl FnOnce() -> Vec<Entry>) -> std::io::Result<()> {
-        let mut text = String::new();
-        for entry in entries {
-            text.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
         let mut appended = self.appended.lock().expect("revocation log lock");
+        // Opened before anything is encoded: a file that cannot take the backlog costs an
+        // `open` per try, not the encoding of every entry waiting.
         let mut file = match OpenOptions::new().append(true).open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -67,10 +64,25 @@ impl RevocationLog {
             }
             Err(e) => return Err(e),
         };
+        let mut text = String::new();
+        for entry in entries {
+            text.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
         file.write_all(text.as_bytes())?;
         file.sync_data()?;
         *appended += entries.len();
         Ok(())
+    }
+
+    /// Whether the log can be opened for writing (a missing one can be created): checked before a
+    /// whole rewrite, so a file that cannot take anything costs an `open`, not a rewrite.
+    pub fn opens(&self) -> std::io::Result<()> {
+        match OpenOptions::new().append(true).open(&self.path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether the appended lines have outgrown `live` entries enough to rewrite the log.
