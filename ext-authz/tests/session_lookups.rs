@@ -10,7 +10,7 @@ use std::time::Duration;
 use ext_authz::core::session::model::{Session, TokenSet};
 use ext_authz::core::session::seal::{random_token, Sealer};
 use ext_authz::core::session::stamp::Stamp;
-use ext_authz::oidc::store::{CookieStore, RedisStore, SessionStore, REVOCATION_RETRY_EVERY};
+use ext_authz::oidc::store::{CookieStore, RedisStore, SessionStore, REVOCATION_BACKLOG, REVOCATION_RETRY_EVERY};
 use serde_json::json;
 use shared::redis::{RedisPool, RedisSettings};
 use shared::testing::RedisServer;
@@ -203,4 +203,27 @@ async fn concurrent_sign_outs_are_both_told_when_the_file_cannot_take_them() {
         }
     }
     broken.mend();
+}
+
+/// More sign-outs than the backlog lists while the file is unusable: past the bound the store
+/// keeps no list (memory stays bounded) and writes the whole live set once it can, so none of
+/// them is lost across a restart.
+#[tokio::test]
+async fn sign_outs_beyond_the_backlog_bound_are_all_written_once_the_file_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revocations.jsonl");
+    let store = CookieStore::new(sealer(), COOKIE, LIFETIME, Some(file.clone())).unwrap();
+    let mut values = Vec::new();
+    for i in 0..REVOCATION_BACKLOG + 50 {
+        values.push(store.save(&session_of(&format!("user-{i}")), NOW).await.unwrap());
+    }
+    let broken = BrokenFile::break_it(&file);
+    for value in &values {
+        assert!(store.end_all(std::slice::from_ref(value), NOW).await.is_err(), "told, every time");
+    }
+    broken.mend();
+    assert_eq!(store.end_all(std::slice::from_ref(&values[0]), NOW + 1).await.unwrap().len(), 1);
+    drop(store);
+    let restarted = CookieStore::new(sealer(), COOKIE, LIFETIME, Some(file)).unwrap();
+    assert!(restarted.load_all(&values, NOW + 2).await.unwrap().is_empty(), "every sign-out survived");
 }
