@@ -7,7 +7,8 @@
 //! the next connection ([`pipelining`]), so Redis reads many commands per system call instead of a
 //! few. [`RedisPool::query`] sends a caller's pipeline on its own (rare calls: sessions, probes).
 //! A connection that fails is dropped and re-dialled by the next caller, so the pool recovers by
-//! itself when Redis comes back.
+//! itself when Redis comes back. Whether a failed call is an outage or this call's own fault
+//! is decided once, here, for every store: [`RedisCallError::is_transient`] ([`error`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,9 +23,12 @@ use redis::{
     Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode, Value,
 };
 
+mod error;
 mod gather;
 mod pipelining;
 
+use error::{is_connection_fault, is_timeout};
+pub use error::{is_transient, RedisCallError};
 pub use gather::Gather;
 pub use pipelining::{PipelineStats, Replies};
 
@@ -112,19 +116,6 @@ pub enum RedisSetupError {
     TlsFile { path: PathBuf, source: std::io::Error },
     #[error("invalid Redis settings: {0}")]
     Redis(#[from] RedisError),
-}
-
-/// A failed call: Redis said no, or did not answer in time.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RedisCallError {
-    #[error(transparent)]
-    Redis(#[from] RedisError),
-    #[error("Redis did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("Redis answered {got} replies to {expected} commands")]
-    ShortAnswer { expected: usize, got: usize },
-    #[error("the task sending this call to Redis stopped before answering")]
-    Abandoned,
 }
 
 pub struct RedisPool {
@@ -393,25 +384,6 @@ impl Connections {
         };
         *slot.connection.lock().expect("slot lock") = Some(connection.clone());
         Ok(connection)
-    }
-}
-
-/// Ours, or the client's own response timeout (which fires first when both are the same).
-fn is_timeout(error: &RedisCallError) -> bool {
-    match error {
-        RedisCallError::Timeout(_) => true,
-        RedisCallError::Redis(e) => e.is_timeout(),
-        _ => false,
-    }
-}
-
-/// Faults of the connection itself (as opposed to an error reply), after which it is re-dialled.
-fn is_connection_fault(error: &RedisCallError) -> bool {
-    match error {
-        RedisCallError::Timeout(_) | RedisCallError::ShortAnswer { .. } | RedisCallError::Abandoned => true,
-        RedisCallError::Redis(e) => {
-            e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
-        }
     }
 }
 
