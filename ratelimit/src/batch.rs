@@ -84,11 +84,8 @@ impl Batcher {
             let total = batch.close();
             let sum = CounterUpdate { hits: total, ..*update };
             let result = match store.increment(std::slice::from_ref(&sum), now).await {
-                Ok(values) => values
-                    .first()
-                    .copied()
-                    .ok_or_else(|| BatchError { reason: "the store answered no value".into(), transient: false }),
-                Err(e) => Err(BatchError { reason: e.to_string(), transient: e.is_transient() }),
+                Ok(values) => values.first().copied().ok_or(BatchError::NoValue),
+                Err(e) => Err(BatchError::Store(Arc::new(e))),
             };
             batch.done.send_replace(Some(result.clone()));
             return share(result, total, end);
@@ -99,7 +96,7 @@ impl Batcher {
                 break result;
             }
             if done.changed().await.is_err() {
-                break Err(BatchError { reason: "the batch was dropped".into(), transient: false });
+                break Err(BatchError::Dropped);
             }
         };
         let total = batch.state.lock().expect("batch lock").total;

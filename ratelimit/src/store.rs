@@ -61,8 +61,8 @@ pub enum StoreError {
     Redis(#[from] shared::redis::RedisCallError),
     #[error("the store answered {got} values for {expected} counters")]
     ShortAnswer { expected: usize, got: usize },
-    #[error("the store's script answered something else than counters: {0}")]
-    ScriptAnswer(String),
+    #[error("the store's script answered something else than counters: {got} values for {expected}")]
+    ScriptAnswer { expected: usize, got: usize },
     /// With `REDIS_FAILURE_MODE=local`: no answer within `REDIS_FAILURE_LOCAL_TIMEOUT`.
     #[error("no answer within {0:?} (REDIS_FAILURE_LOCAL_TIMEOUT)")]
     LocalTimeout(std::time::Duration),
@@ -72,22 +72,29 @@ pub enum StoreError {
 }
 
 /// A store failure shared by every request of a batch (`crate::batch`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct BatchError {
-    pub reason: String,
-    /// Whether the store as a whole failed (so the failure mode applies).
-    pub transient: bool,
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BatchError {
+    /// The batch's increment failed; shared, as every request of the batch waits on it.
+    #[error(transparent)]
+    Store(std::sync::Arc<StoreError>),
+    #[error("the store answered no value")]
+    NoValue,
+    #[error("the batch was dropped")]
+    Dropped,
 }
 
 impl StoreError {
-    /// Whether the store as a whole failed (unreachable, timed out, refusing writes), so the
-    /// failure mode applies; `false` for an answer that makes no sense for this request alone.
+    /// Whether the store as a whole failed (unreachable, timed out, refusing writes: see
+    /// `shared::redis::error`), so the failure mode applies; `false` for an answer about this
+    /// request alone (a reply about one of its keys, an answer that makes no sense for it).
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Redis(_) | StoreError::LocalTimeout(_) => true,
-            StoreError::Batch(e) => e.transient,
-            _ => false,
+            StoreError::Redis(e) => e.is_transient(),
+            StoreError::LocalTimeout(_) => true,
+            StoreError::Batch(BatchError::Store(e)) => e.is_transient(),
+            StoreError::ShortAnswer { .. }
+            | StoreError::ScriptAnswer { .. }
+            | StoreError::Batch(BatchError::NoValue | BatchError::Dropped) => false,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use futures_util::future::{try_join, try_join_all};
 use redis::{RedisError, RedisResult};
-use shared::redis::{reply as redis_reply, RedisCallError, RedisPool};
+use shared::redis::{reply as redis_reply, RedisPool};
 
 use super::{CounterStore, CounterUpdate, Step, StepResult, StoreError, StoreFuture};
 
@@ -145,11 +145,12 @@ async fn per_key_on_a_cluster<T>(
         .await?)
 }
 
-/// One INCRBY's answer. An error reply that concerns this counter alone — the increment would
-/// overflow it, or the key holds something else — is that request's answer (the counter is
-/// over any limit), not a Redis outage: it must not flip health, count as an outage or be let
-/// through by `REDIS_FAILURE_MODE=allow`. Any other error reply (LOADING, READONLY, OOM, …)
-/// concerns Redis as a whole and stays an error.
+/// One counter's answer (an INCRBY's, or a GET's). An error that concerns this counter alone —
+/// the increment would overflow it, or the key holds something else than a counter — is that
+/// request's answer (the counter is over any limit), not a Redis outage: it must not flip
+/// health, count as an outage or be let through by `REDIS_FAILURE_MODE=allow`. Any other error
+/// is classified by `shared::redis` (`RedisCallError::is_transient`): LOADING, READONLY, OOM, …
+/// concern Redis as a whole (the failure mode applies); the rest fail this call.
 fn counter_value(reply: RedisResult<u64>, key: &str) -> Result<u64, StoreError> {
     match reply {
         Ok(value) => Ok(value),
@@ -167,6 +168,8 @@ fn is_counter_fault(error: &RedisError) -> bool {
         Some("ERR") => {
             error.detail().is_some_and(|d| d.contains("overflow") || d.contains("not an integer or out of range"))
         }
+        // A GET of a key that holds a string which is not a number.
+        None => error.kind() == redis::ErrorKind::Parse,
         _ => false,
     }
 }
@@ -180,9 +183,9 @@ async fn read_on(redis: &Redis, counters: Vec<CounterUpdate<'_>>) -> Result<Vec<
     let replies = check_len(replies, counters.len())?;
     replies
         .into_iter()
-        .map(|reply| {
-            let value: Option<u64> = redis_reply(reply).map_err(RedisCallError::from)?;
-            Ok(value.unwrap_or_default())
+        .zip(&counters)
+        .map(|(reply, counter)| {
+            counter_value(redis_reply::<Option<u64>>(reply).map(Option::unwrap_or_default), counter.key)
         })
         .collect()
 }
@@ -250,3 +253,6 @@ fn check_len<T>(values: Vec<T>, expected: usize) -> Result<Vec<T>, StoreError> {
         Err(StoreError::ShortAnswer { expected, got: values.len() })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -147,9 +147,10 @@ fn answer_len(steps: &[Step<'_>]) -> usize {
 /// The script's flat answer as step results; a counter fault (-1) reads as over any limit.
 fn decode(steps: &[Step<'_>], flat: &[i64]) -> Result<Vec<StepResult>, StoreError> {
     let value = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+    let wrong_length = || StoreError::ScriptAnswer { expected: answer_len(steps), got: flat.len() };
     let mut at = 0;
     let mut take = |n: usize| {
-        let part = flat.get(at..at + n).ok_or_else(|| StoreError::ScriptAnswer(format!("{} values", flat.len())));
+        let part = flat.get(at..at + n).ok_or_else(wrong_length);
         at += n;
         part
     };
@@ -164,7 +165,7 @@ fn decode(steps: &[Step<'_>], flat: &[i64]) -> Result<Vec<StepResult>, StoreErro
         })
         .collect::<Result<Vec<_>, _>>()?;
     if at != flat.len() {
-        return Err(StoreError::ScriptAnswer(format!("{} values for {} steps", flat.len(), steps.len())));
+        return Err(wrong_length());
     }
     Ok(results)
 }

@@ -119,9 +119,8 @@ impl MergedScripts {
                 }
             }
             Ok(flat) => {
-                let got = format!("{} values for {expected}", flat.len());
                 for waiter in waiters {
-                    let _ = waiter.answer.send(Err(StoreError::ScriptAnswer(got.clone())));
+                    let _ = waiter.answer.send(Err(StoreError::ScriptAnswer { expected, got: flat.len() }));
                 }
             }
             Err(error) => {

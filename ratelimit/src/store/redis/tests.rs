@@ -1,0 +1,128 @@
+//! Against a real Redis: what a key of the wrong type answers on each path (the counter is over
+//! any limit, never an outage), and that a refused command fails the call while a stopped Redis
+//! applies the failure mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::health::Health;
+use shared::redis::{RedisPool, RedisSettings};
+use shared::testing::RedisServer;
+
+use super::*;
+use crate::core::config::{ConfigSource, RateLimitConfig};
+use crate::core::evaluate::Code;
+use crate::core::{Entry, RateLimitRequest, RequestDescriptor};
+use crate::metrics::Metrics;
+use crate::service::{Clocks, FailureMode, LimiterOptions, RateLimiter, ReloadableSettings, ServiceError};
+
+fn pool(redis: &RedisServer, auth: Option<&str>) -> Arc<RedisPool> {
+    let settings = RedisSettings::single_tcp(redis.url(), 1, Duration::from_secs(5));
+    Arc::new(RedisPool::new(&RedisSettings { auth: auth.map(str::to_string), ..settings }).unwrap())
+}
+
+async fn command(pool: &RedisPool, words: &[&str]) {
+    let mut pipeline = redis::pipe();
+    pipeline.cmd(words[0]).arg(&words[1..]).ignore();
+    pool.query::<()>(&pipeline).await.unwrap();
+}
+
+fn update(key: &str) -> CounterUpdate<'_> {
+    CounterUpdate { key, hits: 1, ttl: 60, window: 60 }
+}
+
+#[tokio::test]
+async fn a_key_of_the_wrong_type_is_over_the_limit_on_every_path() {
+    let redis = RedisServer::start();
+    let pool = pool(&redis, None);
+    command(&pool, &["RPUSH", "list", "x"]).await;
+    command(&pool, &["SET", "text", "not a number"]).await;
+    let store = RedisStore::new(pool, None);
+
+    let counted = store.increment(&[update("list"), update("fresh")], 0).await.unwrap();
+    assert_eq!(counted, [u64::MAX, 1]);
+    let read = store.current(&[update("list"), update("text"), update("fresh")], 0).await.unwrap();
+    assert_eq!(read, [u64::MAX, u64::MAX, 1]);
+    let steps = [
+        Step::Window(update("list")),
+        Step::Sliding { current: update("list"), previous: "text" },
+        Step::Bucket { key: "list", increment_us: 100, tolerance_us: 1_000 },
+    ];
+    let results = store.run(&steps, 1_000_000).await.unwrap();
+    assert_eq!(
+        results,
+        [
+            StepResult::Count(u64::MAX),
+            StepResult::Sliding { current: u64::MAX, previous: 0 },
+            StepResult::Bucket { allowed: false, tat_us: 1_000_000 + 1_000 + 100 + 1 }
+        ]
+    );
+}
+
+fn limiter(store: RedisStore, health: Health) -> RateLimiter {
+    let options = LimiterOptions {
+        stop_increment_when_over_limit: false,
+        failure_mode: FailureMode::Allow,
+        expiration_jitter_max_seconds: 0,
+        local_cache_size_in_bytes: 0,
+        store_health: true,
+        batch_window: None,
+    };
+    let clocks = Clocks::from_seconds(Arc::new(|| 1_000));
+    let limiter = RateLimiter::new(Arc::new(store), options, Metrics::new(false, None), health, clocks);
+    let yaml = "domain: d\ndescriptors:\n  - key: fixed\n    rate_limit: {unit: minute, requests_per_unit: 5}\n  - key: sliding\n    rate_limit: {unit: minute, requests_per_unit: 5, algorithm: sliding_window}\n";
+    let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
+    let settings = ReloadableSettings {
+        evaluation: crate::core::evaluate::EvaluationSettings::default(),
+        merge_domains: false,
+        dynamic_metadata: false,
+    };
+    limiter.install(RateLimitConfig::load(&sources, false).unwrap(), settings);
+    limiter
+}
+
+fn request(key: &str) -> RateLimitRequest {
+    RateLimitRequest {
+        domain: "d".into(),
+        descriptors: vec![RequestDescriptor::new(vec![Entry::new(key, "v")])],
+        hits_addend: 0,
+    }
+}
+
+/// With `REDIS_FAILURE_MODE=allow` and health following Redis: a counter planted with a list is
+/// that request's OVER_LIMIT; a command Redis refuses for this user (an ACL) fails the call —
+/// not let through, no outage, health unchanged; only a stopped Redis is an outage.
+#[tokio::test]
+async fn only_an_unreachable_redis_is_an_outage() {
+    let mut redis = RedisServer::start();
+    let admin = pool(&redis, None);
+    command(&admin, &["ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all", "-evalsha", "-eval"]).await;
+    let (health, _server, _follow) = Health::new("ratelimit");
+    let limiter = limiter(RedisStore::new(pool(&redis, Some("limited:pw")), None), health.clone());
+
+    let first = limiter.should_rate_limit(&request("fixed")).await.unwrap();
+    assert_eq!(first.verdict.overall, Code::Ok);
+    let mut keys = redis::pipe();
+    keys.cmd("KEYS").arg("d_fixed_*");
+    let (keys,): (Vec<String>,) = admin.query(&keys).await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    command(&admin, &["DEL", &keys[0]]).await;
+    command(&admin, &["RPUSH", &keys[0], "x"]).await;
+    let planted = limiter.should_rate_limit(&request("fixed")).await.unwrap();
+    assert_eq!(planted.verdict.overall, Code::OverLimit);
+
+    // Sliding windows run a script, which this user may not run.
+    let error = limiter.should_rate_limit(&request("sliding")).await.unwrap_err();
+    let ServiceError::Store(store_error) = &error else { panic!("{error}") };
+    assert!(!store_error.is_transient(), "{error}");
+    assert!(error.to_string().contains("no permissions to run the 'evalsha' command"), "{error}");
+    assert_eq!(limiter.metrics().redis_errors.get(), 1);
+    assert_eq!(limiter.metrics().redis_outages.get(), 0, "not an outage");
+    assert!(health.is_healthy() && !limiter.in_outage());
+
+    redis.stop();
+    let allowed = limiter.should_rate_limit(&request("sliding")).await.unwrap();
+    assert_eq!(allowed.verdict.overall, Code::Ok, "the failure mode answers");
+    assert_eq!(limiter.metrics().redis_outages.get(), 1);
+    assert!(!health.is_healthy() && limiter.in_outage());
+}
