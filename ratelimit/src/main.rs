@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use ratelimit::settings::{help_text, merge_domains, Settings};
+use ratelimit::settings::{help_text, http_port, merge_domains, Settings};
 use shared::env::ProcessEnv;
 use shared::telemetry::{self, LogFormat};
 use shared::traces::Tracing;
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         }
         Some("healthcheck") => {
             // For container HEALTHCHECKs: the service's own /healthcheck on PORT.
-            let port = shared::env::Env::var(&ProcessEnv, "PORT").unwrap_or_else(|| "8080".into());
+            let port = http_port(&ProcessEnv);
             match shared::serve::probe(&format!("127.0.0.1:{port}"), "/healthcheck") {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -15,8 +15,9 @@ use std::time::Duration;
 use shared::env::{Env, EnvReader, Setting, SettingsError};
 use shared::redis::{RedisSettings, SocketType, Topology};
 use shared::statsd::{Format, Mogrifier, StatsdSettings, Transport};
+use shared::telemetry::LogFormat;
 use shared::tls::{AllowedClient, TlsFiles};
-use shared::traces::{Protocol, TraceSettings};
+use shared::traces::TraceSettings;
 
 use crate::core::evaluate::{EvaluationSettings, HeaderNames};
 use crate::loader::RuntimeSettings;
@@ -106,17 +107,17 @@ impl Settings {
         if shared::telemetry::level_directive(&log_level).is_none() {
             r.fail("LOG_LEVEL", Some(log_level.clone()), "expected trace, debug, info, warn or error");
         }
-        let log_json = r.get(&LOG_FORMAT) == "json";
+        let log_json = r.get(&LOG_FORMAT) == LogFormat::Json;
 
         let redis_url = r.optional(&REDIS_URL);
         let backend_defaulted = r.raw(BACKEND_TYPE.name).is_none() && redis_url.is_none();
         let backend = match (r.optional(&BACKEND_TYPE), &redis_url) {
-            (Some("redis"), _) | (None, Some(_)) => Backend::Redis,
-            (Some("memcache"), _) => {
-                r.fail("BACKEND_TYPE", Some("memcache".into()), "memcache is not supported; use redis or memory");
+            (Some(BackendType::Redis), _) | (None, Some(_)) => Backend::Redis,
+            (Some(BackendType::Memory), _) | (None, None) => Backend::Memory,
+            (Some(BackendType::Memcache), _) => {
+                r.fail("BACKEND_TYPE", r.raw(BACKEND_TYPE.name), "memcache is not supported; use redis or memory");
                 Backend::Memory
             }
-            _ => Backend::Memory,
         };
         let batch_window = Some(r.get(&HOT_KEY_BATCH_WINDOW)).filter(|w| !w.is_zero());
         if batch_window.is_some_and(|w| w > Duration::from_millis(100)) {
@@ -140,7 +141,8 @@ impl Settings {
         }
         // A call waits for its hot-key batch before Redis is asked: a timeout within the window
         // would give up on every call and count locally for good.
-        let local_mode = r.get(&REDIS_FAILURE_MODE) == "local";
+        let failure = r.get(&REDIS_FAILURE_MODE);
+        let local_mode = failure == RedisFailure::Local;
         if let Some(window) = batch_window.filter(|w| local_mode && local_timeout <= *w * 2) {
             r.fail(
                 "REDIS_FAILURE_LOCAL_TIMEOUT",
@@ -148,11 +150,11 @@ impl Settings {
                 &format!("more than twice HOT_KEY_BATCH_WINDOW ({window:?}): a call waits for its batch first"),
             );
         }
-        let failure_mode = match r.get(&REDIS_FAILURE_MODE) {
-            "allow" => FailureMode::Allow,
-            "deny" => FailureMode::Deny,
-            "local" => FailureMode::Local { instances: local_instances.max(1), timeout: local_timeout },
-            _ => FailureMode::Error,
+        let failure_mode = match failure {
+            RedisFailure::Error => FailureMode::Error,
+            RedisFailure::Allow => FailureMode::Allow,
+            RedisFailure::Deny => FailureMode::Deny,
+            RedisFailure::Local => FailureMode::Local { instances: local_instances.max(1), timeout: local_timeout },
         };
         let pipeline_limit = pipeline_limit(&mut r);
         let redis = redis_settings(&mut r, &MAIN_REDIS, redis_url, pipeline_limit);
@@ -198,7 +200,7 @@ impl Settings {
                 ignore_dotfiles: r.get(&RUNTIME_IGNOREDOTFILES),
                 poll_interval: r.get(&RUNTIME_POLL_INTERVAL),
             },
-            xds: (config_type == "GRPC_XDS_SOTW").then_some(xds),
+            xds: (config_type == ConfigSource::XdsSotw).then_some(xds),
             force_start_without_initial_config: r.get(&FORCE_START_WITHOUT_INITIAL_CONFIG),
             healthy_with_at_least_one_config_loaded: r.get(&HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED),
             limiter: LimiterOptions {
@@ -244,10 +246,7 @@ fn stats_sinks(r: &mut EnvReader<'_>) -> StatsSinks {
     let (dog, use_statsd, prometheus) = (r.get(&USE_DOG_STATSD), r.get(&USE_STATSD), r.get(&USE_PROMETHEUS));
     let host = r.get(&STATSD_HOST);
     let port = r.get(&STATSD_PORT);
-    let transport = match r.get(&STATSD_PROTOCOL) {
-        "udp" => Transport::Udp,
-        _ => Transport::Tcp,
-    };
+    let transport = r.get(&STATSD_PROTOCOL);
     let extra_tags = extra_tags(r);
     let flush_interval = r.get(&STATS_FLUSH_INTERVAL);
     if flush_interval.is_zero() {
@@ -315,10 +314,7 @@ fn mogrifiers(r: &mut EnvReader<'_>, ids: &str) -> Vec<Mogrifier> {
 /// checked even when tracing is off, so a typo shows before the day it is turned on.
 fn trace_settings(r: &mut EnvReader<'_>) -> Option<TraceSettings> {
     let enabled = r.get(&TRACING_ENABLED);
-    let protocol = match r.get(&TRACING_EXPORTER_PROTOCOL) {
-        "grpc" => Protocol::Grpc,
-        _ => Protocol::HttpProtobuf,
-    };
+    let protocol = r.get(&TRACING_EXPORTER_PROTOCOL);
     let otlp = shared::traces::otlp_from_env(r, protocol, None);
     let sampling_rate = r.get(&TRACING_SAMPLING_RATE);
     if !sampling_rate.is_finite() {
@@ -368,8 +364,8 @@ fn grpc_tls(r: &mut EnvReader<'_>) -> Option<TlsFiles> {
 /// The settings of one Redis: the main one (`REDIS_*`) or the per-second one
 /// (`REDIS_PERSECOND_*`). Certificates are shared: `REDIS_TLS_CLIENT_CERT`, `_KEY`, `_CACERT`.
 struct RedisVars {
-    socket_type: Setting<&'static str>,
-    topology: Setting<&'static str>,
+    socket_type: Setting<SocketType>,
+    topology: Setting<Topology>,
     url: Setting<String>,
     auth: Setting<String>,
     sentinel_auth: Setting<String>,
@@ -406,15 +402,8 @@ fn redis_settings(
     url: Option<String>,
     max_pipeline_commands: usize,
 ) -> RedisSettings {
-    let socket_type = match r.get(&vars.socket_type) {
-        "tcp" => SocketType::Tcp,
-        _ => SocketType::Unix,
-    };
-    let topology = match r.get(&vars.topology) {
-        "CLUSTER" => Topology::Cluster,
-        "SENTINEL" => Topology::Sentinel,
-        _ => Topology::Single,
-    };
+    let socket_type = r.get(&vars.socket_type);
+    let topology = r.get(&vars.topology);
     let url = url.unwrap_or_else(|| vars.url.default.to_string());
     if topology == Topology::Sentinel && url.split(',').filter(|s| !s.trim().is_empty()).count() < 2 {
         r.fail(
@@ -525,6 +514,32 @@ fn reloadable_settings(r: &mut EnvReader<'_>) -> ReloadableSettings {
     }
 }
 
+/// `PORT` alone, for `ratelimit healthcheck` (which asks the local service, whatever else is
+/// set); a bad value is the default, as the service would fail to start on it anyway.
+pub fn http_port(env: &dyn Env) -> u16 {
+    EnvReader::new(env).get(&PORT)
+}
+
+/// The declared defaults (`NEAR_LIMIT_RATIO` and the others read by [`reloadable_settings`]):
+/// what a service started without those variables evaluates with. Here rather than beside the
+/// type so that each default is written once, in [`vars`], and core stays out of settings.
+impl Default for EvaluationSettings {
+    fn default() -> Self {
+        reloadable_settings(&mut EnvReader::new(&std::collections::HashMap::new())).evaluation
+    }
+}
+
+/// The declared `LIMIT_*_HEADER` names.
+impl Default for HeaderNames {
+    fn default() -> Self {
+        HeaderNames {
+            limit: LIMIT_LIMIT_HEADER.default_value(),
+            remaining: LIMIT_REMAINING_HEADER.default_value(),
+            reset: LIMIT_RESET_HEADER.default_value(),
+        }
+    }
+}
+
 /// `MERGE_DOMAIN_CONFIG` alone, for `ratelimit validate` (which must not fail on settings it
 /// does not use).
 pub fn merge_domains(env: &dyn Env) -> bool {
@@ -554,7 +569,7 @@ pub fn loopback_env(runtime_root: &std::path::Path) -> std::collections::HashMap
     env
 }
 
-/// The `--help` text: usage, then every setting with its default.
+/// The `--help` text: usage, then every setting with its default, section by section.
 pub fn help_text() -> String {
     let mut out = String::from(
         "ratelimit — Envoy's global rate limit service, a drop-in for envoyproxy/ratelimit\n\n\
@@ -562,9 +577,9 @@ pub fn help_text() -> String {
          ratelimit validate <path>...   check config files or directories; exit 1 listing every error\n    \
          ratelimit validate --reference <path>...\n                                   the same, and whether envoyproxy/ratelimit can load them\n    \
          ratelimit healthcheck          exit 0 when the local service answers /healthcheck (for containers)\n    \
-         ratelimit --help | --version\n\nSETTINGS (environment variables):\n",
+         ratelimit --help | --version\n\nSETTINGS (environment variables), by section:\n",
     );
-    out.push_str(&shared::env::help_table(vars::ALL));
+    out.push_str(&shared::env::help_sections(vars::ALL, vars::SECTIONS));
     out
 }
 
@@ -686,6 +701,55 @@ mod tests {
         let text = limit("65537").unwrap_err().to_string();
         assert!(text.contains("REDIS_PIPELINE_LIMIT=\"65537\" is not valid: must be at most 65536"), "{text}");
         assert!(limit("eight").unwrap_err().to_string().contains("REDIS_PIPELINE_LIMIT=\"eight\""));
+    }
+
+    #[test]
+    fn a_choice_reads_as_its_enum_and_an_unknown_spelling_names_the_accepted_ones() {
+        let s = Settings::from_env(&env(&[
+            ("REDIS_URL", "127.0.0.1:6379"),
+            ("REDIS_SOCKET_TYPE", "TCP"),
+            ("REDIS_TYPE", "cluster"),
+            ("STATSD_PROTOCOL", "udp"),
+            ("LOG_FORMAT", "json"),
+            ("CONFIG_TYPE", "grpc_xds_sotw"),
+            ("TRACING_ENABLED", "true"),
+            ("TRACING_EXPORTER_PROTOCOL", "grpc"),
+        ]))
+        .unwrap();
+        assert_eq!((s.redis.socket_type, s.redis.topology), (SocketType::Tcp, Topology::Cluster));
+        assert_eq!(s.statsd.map(|statsd| statsd.transport), Some(Transport::Udp));
+        assert!(s.log_json && s.xds.is_some());
+        assert_eq!(s.tracing.map(|t| t.otlp.protocol), Some(shared::traces::Protocol::Grpc));
+        let text = Settings::from_env(&env(&[("REDIS_FAILURE_MODE", "maybe"), ("REDIS_TYPE", "ring")]))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("REDIS_FAILURE_MODE=\"maybe\" is not valid: expected one of error, allow, deny, local"));
+        assert!(text.contains("REDIS_TYPE=\"ring\" is not valid: expected one of SINGLE, CLUSTER, SENTINEL"), "{text}");
+        let memcache = Settings::from_env(&env(&[("BACKEND_TYPE", "memcache")])).unwrap_err().to_string();
+        assert!(memcache.contains("BACKEND_TYPE=\"memcache\" is not valid: memcache is not supported"), "{memcache}");
+    }
+
+    #[test]
+    fn help_groups_the_settings_by_section() {
+        let help = help_text();
+        for section in vars::SECTIONS {
+            assert!(help.contains(&format!("\n  {}:\n    {}\n", section.title, section.first)), "{help}");
+        }
+        let redis = help.find("\n  Redis:\n").unwrap();
+        assert!(help[redis..].find("    REDIS_TIMEOUT\n") < help[redis..].find("\n  When Redis fails:\n"));
+        assert!(help.contains(
+            "    REDIS_SOCKET_TYPE\n        tcp or unix\n        values: tcp, unix\n        default: unix\n"
+        ));
+        assert!(help.contains("  Tracing (OpenTelemetry):\n"), "the OTLP settings close the tracing section");
+        assert!(help.trim_end().ends_with(&format!("default: {}", shared::traces::TRACING_SHUTDOWN_TIMEOUT.default)));
+    }
+
+    #[test]
+    fn the_core_defaults_are_the_declared_ones() {
+        let evaluation = EvaluationSettings::default();
+        assert_eq!(evaluation.near_limit_ratio, 0.8);
+        assert_eq!(evaluation, Settings::from_env(&env(&[])).unwrap().reloadable.evaluation);
+        assert_eq!(HeaderNames::default().limit, "RateLimit-Limit");
     }
 
     #[test]

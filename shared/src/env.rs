@@ -4,8 +4,10 @@
 //!
 //! Each setting is declared once, as a [`Setting`]: its name, its default (written as a user
 //! would write it, and parsed by the same parser as the user's value), its parser and its help
-//! line. The reader takes declarations, and `--help` is printed from the same declarations
-//! (see [`help_table`]), so the documented default is the default.
+//! line. A choice names, at its declaration, each accepted spelling and the value (an enum) it
+//! stands for, so parsing yields the enum. The reader takes declarations, and `--help` is
+//! printed from the same declarations, under section headings (see [`help_sections`]), so the
+//! documented default is the default.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -70,9 +72,10 @@ pub struct Setting<T: 'static> {
     /// The default as text, parsed by `parse` like a user's value; `""` means unset.
     pub default: &'static str,
     pub help: &'static str,
-    /// For a choice, the accepted spellings (compared case-insensitively).
-    pub choices: &'static [&'static str],
-    parse: fn(&'static [&'static str], &str) -> Result<T, String>,
+    /// For a choice, each accepted spelling (compared case-insensitively) and the value it
+    /// stands for; the first spelling of a value is the one `--help` shows.
+    pub choices: &'static [(&'static str, T)],
+    parse: fn(&'static [(&'static str, T)], &str) -> Result<T, String>,
 }
 
 impl<T> Setting<T> {
@@ -80,7 +83,7 @@ impl<T> Setting<T> {
         name: &'static str,
         default: &'static str,
         help: &'static str,
-        parse: fn(&'static [&'static str], &str) -> Result<T, String>,
+        parse: fn(&'static [(&'static str, T)], &str) -> Result<T, String>,
     ) -> Setting<T> {
         Setting { name, default, help, choices: &[], parse }
     }
@@ -88,6 +91,12 @@ impl<T> Setting<T> {
     /// The value `text` stands for, as this setting reads it.
     pub fn parse(&self, text: &str) -> Result<T, String> {
         (self.parse)(self.choices, text)
+    }
+
+    /// The declared default, parsed. Panics when it does not parse: `default_parses` is run
+    /// over every declaration by the services' tests.
+    pub fn default_value(&self) -> T {
+        self.parse(self.default).unwrap_or_else(|e| panic!("declared default of {}: {e}", self.name))
     }
 }
 
@@ -112,26 +121,26 @@ impl Setting<String> {
     }
 }
 
-impl Setting<&'static str> {
-    /// One of `choices`, returned in its canonical spelling.
+impl<T: Copy> Setting<T> {
+    /// One of `choices`: each spelling with the value it stands for, so the parsed setting is
+    /// that value (an enum, matched exhaustively by its users) and an unknown spelling is an
+    /// error listing the accepted ones.
     pub const fn choice(
         name: &'static str,
         default: &'static str,
-        choices: &'static [&'static str],
+        choices: &'static [(&'static str, T)],
         help: &'static str,
-    ) -> Setting<&'static str> {
-        Setting {
-            name,
-            default,
-            help,
-            choices,
-            parse: |choices, v| {
-                choices
-                    .iter()
-                    .find(|c| c.eq_ignore_ascii_case(v.trim()))
-                    .copied()
-                    .ok_or_else(|| format!("expected one of {}", choices.join(", ")))
-            },
+    ) -> Setting<T> {
+        Setting { name, default, help, choices, parse: parse_choice }
+    }
+}
+
+fn parse_choice<T: Copy>(choices: &'static [(&'static str, T)], text: &str) -> Result<T, String> {
+    match choices.iter().find(|(spelling, _)| spelling.eq_ignore_ascii_case(text.trim())) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let spellings: Vec<&str> = choices.iter().map(|(spelling, _)| *spelling).collect();
+            Err(format!("expected one of {}", spellings.join(", ")))
         }
     }
 }
@@ -151,11 +160,13 @@ pub trait Documented: Sync {
     fn name(&self) -> &'static str;
     fn default_text(&self) -> &'static str;
     fn help(&self) -> &'static str;
+    /// A choice's accepted spellings, in declaration order; empty for other settings.
+    fn spellings(&self) -> Vec<&'static str>;
     /// Whether the declared default parses (a test runs this over every declaration).
     fn default_parses(&self) -> Result<(), String>;
 }
 
-impl<T: 'static> Documented for Setting<T> {
+impl<T: Sync + 'static> Documented for Setting<T> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -165,6 +176,9 @@ impl<T: 'static> Documented for Setting<T> {
     fn help(&self) -> &'static str {
         self.help
     }
+    fn spellings(&self) -> Vec<&'static str> {
+        self.choices.iter().map(|(spelling, _)| *spelling).collect()
+    }
     fn default_parses(&self) -> Result<(), String> {
         if self.default.is_empty() {
             return Ok(());
@@ -173,7 +187,37 @@ impl<T: 'static> Documented for Setting<T> {
     }
 }
 
-/// The `--help` lines of `settings`, in order: name, help, default.
+/// `a` then `b`, as one array: a service's own declarations and a shared table (such as
+/// `shared::traces::OTLP_SETTINGS`) listed once each. `N` must be `a.len() + b.len()`.
+pub const fn join<const N: usize>(
+    a: &[&'static dyn Documented],
+    b: &[&'static dyn Documented],
+) -> [&'static dyn Documented; N] {
+    assert!(N == a.len() + b.len(), "join: N must be the sum of the lengths");
+    let mut out: [&'static dyn Documented; N] = [if a.is_empty() { b[0] } else { a[0] }; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
+/// A heading of `--help`: the settings from `first` up to the next section's first belong to
+/// it. Sections are headings over one ordered list of declarations rather than lists of their
+/// own, so a setting cannot be left out of one list or put in two.
+#[derive(Debug, Clone, Copy)]
+pub struct Section {
+    pub title: &'static str,
+    /// The name of the section's first setting.
+    pub first: &'static str,
+}
+
+/// The `--help` lines of `settings`, in order: name, help, accepted values, default.
 pub fn help_table(settings: &[&dyn Documented]) -> String {
     let mut out = String::new();
     for setting in settings {
@@ -181,7 +225,36 @@ pub fn help_table(settings: &[&dyn Documented]) -> String {
             "" => "\"\"",
             text => text,
         };
-        out.push_str(&format!("    {}\n        {}\n        default: {default}\n", setting.name(), setting.help()));
+        out.push_str(&format!("    {}\n        {}\n", setting.name(), setting.help()));
+        let spellings = setting.spellings();
+        if !spellings.is_empty() {
+            out.push_str(&format!("        values: {}\n", spellings.join(", ")));
+        }
+        out.push_str(&format!("        default: {default}\n"));
+    }
+    out
+}
+
+/// [`help_table`] under section headings. Panics when a section names a setting that is not in
+/// `settings`, or the sections are out of order (a test prints every service's help).
+pub fn help_sections(settings: &[&dyn Documented], sections: &[Section]) -> String {
+    let start = |section: &Section| {
+        settings
+            .iter()
+            .position(|s| s.name() == section.first)
+            .unwrap_or_else(|| panic!("section {:?} starts at undeclared {}", section.title, section.first))
+    };
+    let starts: Vec<usize> = sections.iter().map(start).collect();
+    assert!(starts.first() == Some(&0) || settings.is_empty(), "the first section must start at the first setting");
+    assert!(starts.windows(2).all(|w| w[0] < w[1]), "sections out of order");
+    let mut out = String::new();
+    for (i, section) in sections.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(settings.len());
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("  {}:\n", section.title));
+        out.push_str(&help_table(&settings[starts[i]..end]));
     }
     out
 }
@@ -206,7 +279,7 @@ impl<'a> EnvReader<'a> {
                 Err(reason) => self.fail(setting.name, Some(value), &reason),
             }
         }
-        setting.parse(setting.default).unwrap_or_else(|e| panic!("declared default of {}: {e}", setting.name))
+        setting.default_value()
     }
 
     /// A declared setting whose default is "unset": `None` unless the user gave a good value.
@@ -325,7 +398,18 @@ mod tests {
     }
 
     const PORT: Setting<u16> = Setting::number("PORT", "8080", "port");
-    const MODE: Setting<&str> = Setting::choice("MODE", "error", &["error", "allow"], "mode");
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Mode {
+        Error,
+        Allow,
+    }
+
+    const MODE: Setting<Mode> = Setting::choice(
+        "MODE",
+        "error",
+        &[("error", Mode::Error), ("allow", Mode::Allow), ("ok", Mode::Allow)],
+        "mode",
+    );
     const WAIT: Setting<Duration> = Setting::duration("WAIT", "1s", "wait");
     const FILE: Setting<String> = Setting::text("FILE", "", "file");
 
@@ -334,7 +418,7 @@ mod tests {
         let values = env(&[("MODE", "ALLOW"), ("WAIT", "soon"), ("FILE", "/x")]);
         let mut reader = EnvReader::new(&values);
         assert_eq!(reader.get(&PORT), 8080);
-        assert_eq!(reader.get(&MODE), "allow");
+        assert_eq!(reader.get(&MODE), Mode::Allow, "spellings compare case-insensitively");
         assert_eq!(reader.get(&WAIT), Duration::from_secs(1), "a bad value falls back to the default");
         assert_eq!(reader.optional(&FILE).as_deref(), Some("/x"));
         let errors = reader.finish().unwrap_err();
@@ -345,6 +429,32 @@ mod tests {
         let wrong: Setting<u16> = Setting::number("P", "eighty", "");
         assert!(wrong.default_parses().unwrap_err().contains("P: default \"eighty\""));
         assert_eq!(help_table(&all[..1]), "    PORT\n        port\n        default: 8080\n");
+    }
+
+    #[test]
+    fn a_choice_yields_its_value_and_an_unknown_spelling_lists_the_accepted_ones() {
+        assert_eq!(MODE.parse(" ok "), Ok(Mode::Allow));
+        assert_eq!(MODE.default_value(), Mode::Error);
+        let values = env(&[("MODE", "maybe")]);
+        let mut reader = EnvReader::new(&values);
+        assert_eq!(reader.get(&MODE), Mode::Error);
+        assert_eq!(
+            reader.finish().unwrap_err().0[0].to_string(),
+            "MODE=\"maybe\" is not valid: expected one of error, allow, ok"
+        );
+        assert_eq!(
+            help_table(&[&MODE]),
+            "    MODE\n        mode\n        values: error, allow, ok\n        default: error\n"
+        );
+    }
+
+    #[test]
+    fn help_sections_put_each_heading_before_its_first_setting() {
+        let all: [&dyn Documented; 3] = [&PORT, &WAIT, &FILE];
+        let sections = [Section { title: "Server", first: "PORT" }, Section { title: "Files", first: "FILE" }];
+        let help = help_sections(&all, &sections);
+        assert!(help.starts_with("  Server:\n    PORT\n"), "{help}");
+        assert!(help.contains("default: 1s\n\n  Files:\n    FILE\n"), "{help}");
     }
 
     #[test]

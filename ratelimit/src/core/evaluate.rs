@@ -38,7 +38,9 @@ impl From<u64> for Now {
     }
 }
 
-/// Settings that shape a verdict (read once at start, applied with every config).
+/// Settings that shape a verdict (read once at start, applied with every config). Its
+/// `Default` (the declared defaults) is implemented in `crate::settings`, where each default is
+/// declared once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvaluationSettings {
     pub cache_key_prefix: String,
@@ -51,33 +53,12 @@ pub struct EvaluationSettings {
     pub response_headers: Option<HeaderNames>,
 }
 
-impl Default for EvaluationSettings {
-    fn default() -> Self {
-        EvaluationSettings {
-            cache_key_prefix: String::new(),
-            near_limit_ratio: 0.8,
-            global_shadow_mode: false,
-            global_quota_mode: false,
-            response_headers: None,
-        }
-    }
-}
-
+/// The `RateLimit-*` header names; `Default` (the declared names) is in `crate::settings`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderNames {
     pub limit: String,
     pub remaining: String,
     pub reset: String,
-}
-
-impl Default for HeaderNames {
-    fn default() -> Self {
-        HeaderNames {
-            limit: "RateLimit-Limit".into(),
-            remaining: "RateLimit-Remaining".into(),
-            reset: "RateLimit-Reset".into(),
-        }
-    }
 }
 
 /// Which statistics a counted descriptor reports under.

@@ -1,9 +1,44 @@
 //! Every setting the service reads, declared once: name, default, parser (the `Setting`
-//! constructor) and help. [`ALL`] lists them in the order `--help` prints them.
+//! constructor) and help; a choice with the enum each spelling stands for. [`ALL`] lists them
+//! in the order `--help` prints them, under the headings of [`SECTIONS`].
 
 use std::time::Duration;
 
-use shared::env::{Documented, Setting};
+use shared::env::{Documented, Section, Setting};
+use shared::redis::{SocketType, Topology};
+use shared::statsd::Transport;
+use shared::telemetry::LogFormat;
+use shared::traces::Protocol;
+
+/// `CONFIG_TYPE`: where limits come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The `RUNTIME_*` file tree.
+    File,
+    /// An xDS server (state of the world), as Envoy Gateway runs it.
+    XdsSotw,
+}
+
+/// `BACKEND_TYPE` as written; memcache is the reference's, refused with a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendType {
+    Redis,
+    Memory,
+    Memcache,
+}
+
+/// `REDIS_FAILURE_MODE`; `Local` takes its instance count and timeout from their own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailure {
+    Error,
+    Allow,
+    Deny,
+    Local,
+}
+
+const SOCKET_TYPES: &[(&str, SocketType)] = &[("tcp", SocketType::Tcp), ("unix", SocketType::Unix)];
+const TOPOLOGIES: &[(&str, Topology)] =
+    &[("SINGLE", Topology::Single), ("CLUSTER", Topology::Cluster), ("SENTINEL", Topology::Sentinel)];
 
 pub const GRPC_HOST: Setting<String> =
     Setting::text("GRPC_HOST", "0.0.0.0", "address of the gRPC server (ShouldRateLimit, grpc.health.v1)");
@@ -46,12 +81,16 @@ pub const DEBUG_HOST: Setting<String> =
 pub const DEBUG_PORT: Setting<u16> = Setting::number("DEBUG_PORT", "6070", "port of the debug server");
 pub const LOG_LEVEL: Setting<String> =
     Setting::text("LOG_LEVEL", "WARN", "trace, debug, info, warn, error (RUST_LOG, when set, overrides it)");
-pub const LOG_FORMAT: Setting<&str> =
-    Setting::choice("LOG_FORMAT", "text", &["text", "json"], "text or json (json fields: @timestamp, @message, level)");
-pub const CONFIG_TYPE: Setting<&str> = Setting::choice(
+pub const LOG_FORMAT: Setting<LogFormat> = Setting::choice(
+    "LOG_FORMAT",
+    "text",
+    &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+    "text or json (json fields: @timestamp, @message, level)",
+);
+pub const CONFIG_TYPE: Setting<ConfigSource> = Setting::choice(
     "CONFIG_TYPE",
     "FILE",
-    &["FILE", "GRPC_XDS_SOTW"],
+    &[("FILE", ConfigSource::File), ("GRPC_XDS_SOTW", ConfigSource::XdsSotw)],
     "where limits come from: FILE (the RUNTIME_* tree) or GRPC_XDS_SOTW (an xDS server, as Envoy Gateway runs)",
 );
 pub const CONFIG_GRPC_XDS_SERVER_URL: Setting<String> =
@@ -163,13 +202,30 @@ pub const STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT: Setting<bool> = Setting::bool
     "false",
     "when a descriptor is over its limit, do not count the request against the others",
 );
-pub const BACKEND_TYPE: Setting<&str> = Setting::choice("BACKEND_TYPE", "memory", &["redis", "memory", "memcache"], "redis, or memory (one instance only: counters live in the process); when unset: redis if REDIS_URL is set, memory otherwise");
+pub const BACKEND_TYPE: Setting<BackendType> = Setting::choice(
+    "BACKEND_TYPE",
+    "",
+    &[("redis", BackendType::Redis), ("memory", BackendType::Memory), ("memcache", BackendType::Memcache)],
+    "redis, or memory (one instance only: counters live in the process); when unset: redis if REDIS_URL is set, \
+     memory otherwise (memcache is the reference's, not supported)",
+);
 pub const MEMORY_MAX_COUNTERS: Setting<usize> = Setting::number(
     "MEMORY_MAX_COUNTERS",
     "1000000",
     "memory backend: most counters held at once (about 130 bytes each); past it the least-used go first",
 );
-pub const REDIS_FAILURE_MODE: Setting<&str> = Setting::choice("REDIS_FAILURE_MODE", "error", &["error", "allow", "deny", "local"], "when Redis fails: error (gRPC UNAVAILABLE; Envoy's failure_mode_deny decides), allow (answer OK), deny (answer OVER_LIMIT) or local (count in this instance's memory until Redis answers again)");
+pub const REDIS_FAILURE_MODE: Setting<RedisFailure> = Setting::choice(
+    "REDIS_FAILURE_MODE",
+    "error",
+    &[
+        ("error", RedisFailure::Error),
+        ("allow", RedisFailure::Allow),
+        ("deny", RedisFailure::Deny),
+        ("local", RedisFailure::Local),
+    ],
+    "when Redis fails: error (gRPC UNAVAILABLE; Envoy's failure_mode_deny decides), allow (answer OK), deny \
+     (answer OVER_LIMIT) or local (count in this instance's memory until Redis answers again)",
+);
 pub const HOT_KEY_BATCH_WINDOW: Setting<Duration> = Setting::duration(
     "HOT_KEY_BATCH_WINDOW",
     "0s",
@@ -185,10 +241,10 @@ pub const REDIS_FAILURE_LOCAL_TIMEOUT: Setting<Duration> = Setting::duration(
     "250ms",
     "with REDIS_FAILURE_MODE=local: how long a call (and the recovery probe) waits for Redis before counting locally (more than twice HOT_KEY_BATCH_WINDOW); a hung Redis costs each call this, not REDIS_TIMEOUT",
 );
-pub const REDIS_SOCKET_TYPE: Setting<&str> =
-    Setting::choice("REDIS_SOCKET_TYPE", "unix", &["tcp", "unix"], "tcp or unix");
-pub const REDIS_TYPE: Setting<&str> =
-    Setting::choice("REDIS_TYPE", "SINGLE", &["SINGLE", "CLUSTER", "SENTINEL"], "single, cluster or sentinel");
+pub const REDIS_SOCKET_TYPE: Setting<SocketType> =
+    Setting::choice("REDIS_SOCKET_TYPE", "unix", SOCKET_TYPES, "tcp or unix");
+pub const REDIS_TYPE: Setting<Topology> =
+    Setting::choice("REDIS_TYPE", "SINGLE", TOPOLOGIES, "single, cluster or sentinel");
 pub const REDIS_URL: Setting<String> = Setting::text(
     "REDIS_URL",
     "/var/run/nutcracker/ratelimit.sock",
@@ -225,18 +281,14 @@ pub const REDIS_PERSECOND: Setting<bool> = Setting::boolean(
     "false",
     "send limits whose unit is SECOND to a second Redis, configured by REDIS_PERSECOND_*",
 );
-pub const REDIS_PERSECOND_SOCKET_TYPE: Setting<&str> = Setting::choice(
+pub const REDIS_PERSECOND_SOCKET_TYPE: Setting<SocketType> = Setting::choice(
     "REDIS_PERSECOND_SOCKET_TYPE",
     "unix",
-    &["tcp", "unix"],
+    SOCKET_TYPES,
     "as REDIS_SOCKET_TYPE, for the per-second Redis",
 );
-pub const REDIS_PERSECOND_TYPE: Setting<&str> = Setting::choice(
-    "REDIS_PERSECOND_TYPE",
-    "SINGLE",
-    &["SINGLE", "CLUSTER", "SENTINEL"],
-    "as REDIS_TYPE, for the per-second Redis",
-);
+pub const REDIS_PERSECOND_TYPE: Setting<Topology> =
+    Setting::choice("REDIS_PERSECOND_TYPE", "SINGLE", TOPOLOGIES, "as REDIS_TYPE, for the per-second Redis");
 pub const REDIS_PERSECOND_URL: Setting<String> = Setting::text(
     "REDIS_PERSECOND_URL",
     "/var/run/nutcracker/ratelimitpersecond.sock",
@@ -285,8 +337,12 @@ pub const USE_STATSD: Setting<bool> = Setting::boolean(
 );
 pub const STATSD_HOST: Setting<String> = Setting::text("STATSD_HOST", "localhost", "statsd (or DogStatsD) host");
 pub const STATSD_PORT: Setting<u16> = Setting::number("STATSD_PORT", "8125", "statsd (or DogStatsD) port");
-pub const STATSD_PROTOCOL: Setting<&str> =
-    Setting::choice("STATSD_PROTOCOL", "tcp", &["tcp", "udp"], "transport to statsd (gostats' variable)");
+pub const STATSD_PROTOCOL: Setting<Transport> = Setting::choice(
+    "STATSD_PROTOCOL",
+    "tcp",
+    &[("tcp", Transport::Tcp), ("udp", Transport::Udp)],
+    "transport to statsd (gostats' variable)",
+);
 pub const USE_DOG_STATSD: Setting<bool> = Setting::boolean(
     "USE_DOG_STATSD",
     "false",
@@ -314,8 +370,12 @@ pub const TRACING_SERVICE_INSTANCE_ID: Setting<String> = Setting::text(
     "",
     "service.instance.id of the exported spans (default: a random UUID)",
 );
-pub const TRACING_EXPORTER_PROTOCOL: Setting<&str> =
-    Setting::choice("TRACING_EXPORTER_PROTOCOL", "http", &["http", "grpc"], "OTLP over HTTP/protobuf or gRPC");
+pub const TRACING_EXPORTER_PROTOCOL: Setting<Protocol> = Setting::choice(
+    "TRACING_EXPORTER_PROTOCOL",
+    "http",
+    &[("http", Protocol::HttpProtobuf), ("grpc", Protocol::Grpc)],
+    "OTLP over HTTP/protobuf or gRPC",
+);
 pub const TRACING_SAMPLING_RATE: Setting<f64> = Setting::number(
     "TRACING_SAMPLING_RATE",
     "1",
@@ -329,26 +389,38 @@ pub const SHUTDOWN_DELAY: Setting<Duration> = Setting::duration(
 pub const SHUTDOWN_TIMEOUT: Setting<Duration> =
     Setting::duration("SHUTDOWN_TIMEOUT", "15s", "longest wait for in-flight calls to finish after a stop signal");
 
-/// Every setting, in `--help` order.
-pub const ALL: &[&dyn Documented] = &[
+/// The service's own settings, in `--help` order (the OTLP exporter's follow, from
+/// `shared::traces`).
+const OWN: &[&dyn Documented] = &[
     &GRPC_HOST,
     &GRPC_PORT,
     &GRPC_UDS,
     &GRPC_MAX_CONNECTION_AGE,
     &GRPC_MAX_CONNECTION_AGE_GRACE,
     &GRPC_MAX_CONNECTION_IDLE,
+    &HOST,
+    &PORT,
+    &DEBUG_HOST,
+    &DEBUG_PORT,
+    &SHUTDOWN_DELAY,
+    &SHUTDOWN_TIMEOUT,
     &GRPC_SERVER_USE_TLS,
     &GRPC_SERVER_TLS_CERT,
     &GRPC_SERVER_TLS_KEY,
     &GRPC_CLIENT_TLS_CACERT,
     &GRPC_CLIENT_TLS_SAN,
-    &HOST,
-    &PORT,
-    &DEBUG_HOST,
-    &DEBUG_PORT,
     &LOG_LEVEL,
     &LOG_FORMAT,
     &CONFIG_TYPE,
+    &RUNTIME_ROOT,
+    &RUNTIME_SUBDIRECTORY,
+    &RUNTIME_APPDIRECTORY,
+    &RUNTIME_WATCH_ROOT,
+    &RUNTIME_IGNOREDOTFILES,
+    &RUNTIME_POLL_INTERVAL,
+    &MERGE_DOMAIN_CONFIG,
+    &FORCE_START_WITHOUT_INITIAL_CONFIG,
+    &HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED,
     &CONFIG_GRPC_XDS_SERVER_URL,
     &CONFIG_GRPC_XDS_NODE_ID,
     &CONFIG_GRPC_XDS_NODE_METADATA,
@@ -364,32 +436,20 @@ pub const ALL: &[&dyn Documented] = &[
     &XDS_CLIENT_BACKOFF_RANDOM_FACTOR,
     &XDS_CLIENT_BACKOFF_JITTER,
     &XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES,
-    &RUNTIME_ROOT,
-    &RUNTIME_SUBDIRECTORY,
-    &RUNTIME_APPDIRECTORY,
-    &RUNTIME_WATCH_ROOT,
-    &RUNTIME_IGNOREDOTFILES,
-    &RUNTIME_POLL_INTERVAL,
-    &MERGE_DOMAIN_CONFIG,
-    &FORCE_START_WITHOUT_INITIAL_CONFIG,
-    &HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED,
     &SHADOW_MODE,
     &QUOTA_MODE,
+    &NEAR_LIMIT_RATIO,
     &RESPONSE_DYNAMIC_METADATA,
     &LIMIT_RESPONSE_HEADERS_ENABLED,
     &LIMIT_LIMIT_HEADER,
     &LIMIT_REMAINING_HEADER,
     &LIMIT_RESET_HEADER,
-    &CACHE_KEY_PREFIX,
-    &EXPIRATION_JITTER_MAX_SECONDS,
-    &NEAR_LIMIT_RATIO,
-    &LOCAL_CACHE_SIZE_IN_BYTES,
-    &STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT,
     &BACKEND_TYPE,
     &MEMORY_MAX_COUNTERS,
-    &REDIS_FAILURE_MODE,
-    &REDIS_FAILURE_LOCAL_INSTANCES,
-    &REDIS_FAILURE_LOCAL_TIMEOUT,
+    &CACHE_KEY_PREFIX,
+    &EXPIRATION_JITTER_MAX_SECONDS,
+    &LOCAL_CACHE_SIZE_IN_BYTES,
+    &STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT,
     &HOT_KEY_BATCH_WINDOW,
     &REDIS_SOCKET_TYPE,
     &REDIS_TYPE,
@@ -403,10 +463,15 @@ pub const ALL: &[&dyn Documented] = &[
     &REDIS_TLS_SKIP_HOSTNAME_VERIFICATION,
     &REDIS_POOL_SIZE,
     &REDIS_TIMEOUT,
+    &REDIS_PIPELINE_WINDOW,
+    &REDIS_PIPELINE_LIMIT,
     &REDIS_HEALTH_CHECK_ACTIVE_CONNECTION,
     &REDIS_STARTUP_INITIAL_INTERVAL,
     &REDIS_STARTUP_MAX_INTERVAL,
     &REDIS_STARTUP_MAX_ELAPSED_TIME,
+    &REDIS_FAILURE_MODE,
+    &REDIS_FAILURE_LOCAL_INSTANCES,
+    &REDIS_FAILURE_LOCAL_TIMEOUT,
     &REDIS_PERSECOND,
     &REDIS_PERSECOND_SOCKET_TYPE,
     &REDIS_PERSECOND_TYPE,
@@ -416,8 +481,6 @@ pub const ALL: &[&dyn Documented] = &[
     &REDIS_PERSECOND_TLS,
     &REDIS_PERSECOND_POOL_SIZE,
     &REDIS_PERSECOND_TIMEOUT,
-    &REDIS_PIPELINE_WINDOW,
-    &REDIS_PIPELINE_LIMIT,
     &USE_PROMETHEUS,
     &PROMETHEUS_ADDR,
     &PROMETHEUS_PATH,
@@ -437,15 +500,29 @@ pub const ALL: &[&dyn Documented] = &[
     &TRACING_SERVICE_INSTANCE_ID,
     &TRACING_EXPORTER_PROTOCOL,
     &TRACING_SAMPLING_RATE,
-    &shared::traces::OTEL_EXPORTER_OTLP_ENDPOINT,
-    &shared::traces::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    &shared::traces::OTEL_EXPORTER_OTLP_HEADERS,
-    &shared::traces::OTEL_EXPORTER_OTLP_TRACES_HEADERS,
-    &shared::traces::OTEL_EXPORTER_OTLP_TIMEOUT,
-    &shared::traces::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
-    &shared::traces::OTEL_BSP_SCHEDULE_DELAY,
-    &shared::traces::OTEL_BSP_MAX_QUEUE_SIZE,
-    &shared::traces::TRACING_SHUTDOWN_TIMEOUT,
-    &SHUTDOWN_DELAY,
-    &SHUTDOWN_TIMEOUT,
+];
+
+/// Every setting, in `--help` order.
+pub const ALL: &[&dyn Documented] = &ALL_ARRAY;
+const ALL_ARRAY: [&dyn Documented; OWN.len() + shared::traces::OTLP_SETTINGS.len()] =
+    shared::env::join(OWN, &shared::traces::OTLP_SETTINGS);
+
+/// The headings of `--help`, each at its first setting; the OTLP exporter's settings belong to
+/// the tracing section.
+pub const SECTIONS: &[Section] = &[
+    Section { title: "Servers and shutdown", first: "GRPC_HOST" },
+    Section { title: "gRPC server TLS", first: "GRPC_SERVER_USE_TLS" },
+    Section { title: "Logging", first: "LOG_LEVEL" },
+    Section { title: "Where limits come from: config files", first: "CONFIG_TYPE" },
+    Section {
+        title: "Where limits come from: an xDS server (CONFIG_TYPE=GRPC_XDS_SOTW)",
+        first: "CONFIG_GRPC_XDS_SERVER_URL",
+    },
+    Section { title: "Limits and answers", first: "SHADOW_MODE" },
+    Section { title: "Counters and caches", first: "BACKEND_TYPE" },
+    Section { title: "Redis", first: "REDIS_SOCKET_TYPE" },
+    Section { title: "When Redis fails", first: "REDIS_FAILURE_MODE" },
+    Section { title: "The per-second Redis", first: "REDIS_PERSECOND" },
+    Section { title: "Stats and metrics", first: "USE_PROMETHEUS" },
+    Section { title: "Tracing (OpenTelemetry)", first: "TRACING_ENABLED" },
 ];

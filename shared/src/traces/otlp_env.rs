@@ -52,11 +52,29 @@ impl std::fmt::Debug for OtlpSettings {
     }
 }
 
+// The specification's collector endpoints when no variable names one: macros, so the help
+// text below can spell them out (`concat!` takes only literals) from the one definition.
+macro_rules! default_grpc_endpoint {
+    () => {
+        "http://localhost:4317"
+    };
+}
+macro_rules! default_http_endpoint {
+    () => {
+        "http://localhost:4318"
+    };
+}
+
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: Setting<String> = Setting::text(
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "",
-    "OTLP collector URL (gRPC: used as is, default http://localhost:4317; HTTP: /v1/traces is \
-     appended, default http://localhost:4318)",
+    concat!(
+        "OTLP collector URL (gRPC: used as is, default ",
+        default_grpc_endpoint!(),
+        "; HTTP: /v1/traces is appended, default ",
+        default_http_endpoint!(),
+        ")"
+    ),
 );
 pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Setting<String> = Setting::text(
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -87,7 +105,7 @@ pub const TRACING_SHUTDOWN_TIMEOUT: Setting<Duration> = Setting::duration(
     "on stop, the longest wait to send the spans still queued (0: none sent)",
 );
 
-/// For `--help` tables.
+/// For `--help` tables: every service that exports spans lists these, from here.
 pub const OTLP_SETTINGS: [&dyn Documented; 9] = [
     &OTEL_EXPORTER_OTLP_ENDPOINT,
     &OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
@@ -112,8 +130,10 @@ pub fn otlp_from_env(r: &mut EnvReader, protocol: Protocol, endpoint: Option<Str
         (None, None, Some(base), Protocol::HttpProtobuf) => {
             (OTEL_EXPORTER_OTLP_ENDPOINT.name, format!("{}/v1/traces", base.trim_end_matches('/')))
         }
-        (None, None, None, Protocol::Grpc) => ("default", "http://localhost:4317".to_string()),
-        (None, None, None, Protocol::HttpProtobuf) => ("default", "http://localhost:4318/v1/traces".to_string()),
+        (None, None, None, Protocol::Grpc) => ("default", default_grpc_endpoint!().to_string()),
+        (None, None, None, Protocol::HttpProtobuf) => {
+            ("default", concat!(default_http_endpoint!(), "/v1/traces").to_string())
+        }
     };
     if !valid_url(&endpoint) {
         r.fail(name, Some(endpoint.clone()), "expected an http:// or https:// URL with a host");
