@@ -2,27 +2,27 @@
 //! and key files re-read when they change, graceful shutdown. Used by `main` and by tests.
 
 mod policy;
+mod reload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shared::health::Health;
-use shared::reload;
 use shared::serve::{self, BindError, Servers};
 use shared::tls::ReloadingServer;
 use tokio::sync::watch;
 
-use crate::config::{self, AuthzConfig};
-use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
+use crate::config::AuthzConfig;
+use crate::core::apikeys::ApiKeyError;
 use crate::decision_log::{DecisionLog, LogSink, Reopen};
 use crate::grpc::AuthorizationGrpc;
-use crate::key_files::{self, ApiKeysLocation};
+use crate::key_files;
 use crate::metrics::Metrics;
-use crate::service::{Authorizer, Clock, Policy};
-use policy::{build_oidc, build_policy, start_keys, start_upstream, FirstLoad, PolicyError};
+use crate::service::{Authorizer, Clock};
+use policy::PolicyError;
 
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
@@ -76,22 +76,15 @@ impl Running {
     }
 }
 
-fn load_api_keys(config: &AuthzConfig) -> Result<ApiKeyStore, ApiKeyError> {
-    match &config.api_keys {
-        Some(location) => key_files::load(location),
-        None => Ok(ApiKeyStore::default()),
-    }
-}
-
 pub async fn start(
     config: AuthzConfig,
     env: Arc<HashMap<String, String>>,
     clock: Clock,
 ) -> Result<Running, StartError> {
     let metrics = Metrics::default();
-    let api_keys = load_api_keys(&config)?;
+    let api_keys = key_files::load_any(config.api_keys.as_ref())?;
     tracing::info!(api_keys = api_keys.len(), providers = config.provider_keys.len(), "loading JWT keys");
-    let policy = build_policy(&config, &metrics, &clock, FirstLoad::Background).await?;
+    let policy = policy::build(&config, None, &metrics, &clock).await?;
     let mut authorizer = Authorizer::new(policy, api_keys, config.cache_size, metrics.clone(), clock);
     let mut decision_log_file = None;
     if let Some(log) = start_decision_log(&config, &metrics)? {
@@ -135,9 +128,8 @@ pub async fn start(
     ];
     for (section, server, files) in sections {
         if let (Some(server), Some(files)) = (server, files) {
-            let metrics = metrics.clone();
-            let counted = move |ok| metrics.reload("tls", ok);
-            servers.push(tokio::spawn(server.clone().watch(config.reload_interval, counted, servers.stop_signal())));
+            let watching = server.clone().watch(config.reload_interval, metrics.clone(), servers.stop_signal());
+            servers.push(tokio::spawn(watching));
             let mutual = if files.client_ca.is_some() { "mutual TLS" } else { "TLS" };
             tracing::info!(cert = %files.cert.display(), allowed_clients = files.allowed_clients.len(), "{section}: {mutual}");
         }
@@ -155,7 +147,7 @@ pub async fn start(
     servers.push(tokio::spawn(follow_readiness(authorizer.clone(), health.clone(), servers.stop_signal())));
     let shutdown_delay = config.server.shutdown_delay;
     let shutdown_timeout = config.server.shutdown_timeout;
-    servers.push(tokio::spawn(watch_files(config, env, authorizer.clone(), servers.stop_signal())));
+    servers.push(tokio::spawn(reload::watch_files(config, env, authorizer.clone(), servers.stop_signal())));
     tracing::info!(%grpc_addr, %http_addr, "ext-authz serving");
     Ok(Running {
         grpc_addr,
@@ -207,128 +199,4 @@ fn export_token_cache_lookups(metrics: &Metrics, authorizer: &Arc<Authorizer>) {
         let help = "Verified-token cache lookups by result.";
         shared::metrics::counter_text(out, "ext_authz_token_cache_lookups_total", help, &series);
     });
-}
-
-/// Re-reads the config file and the API key files when they change, each through the shared
-/// reloader (changes must hold still; reading and parsing run off the serving threads). A bad
-/// file keeps the last good state, is logged and counted.
-async fn watch_files(
-    config: AuthzConfig,
-    env: Arc<HashMap<String, String>>,
-    authorizer: Arc<Authorizer>,
-    stop: watch::Receiver<bool>,
-) {
-    let pace = reload::Pace::every(config.reload_interval);
-    // The key files follow the config: a reload may point them elsewhere.
-    let keys_at = Arc::new(Mutex::new(config.api_keys.clone()));
-    let config_file = config.file.clone();
-    let config_print = {
-        let file = config_file.clone();
-        move || reload::fingerprint([file.as_path()])
-    };
-    let keys_print = {
-        let keys_at = keys_at.clone();
-        move || key_files::fingerprint(keys_at.lock().expect("key location lock").as_ref())
-    };
-    let config_watch = reload::watch(
-        pace,
-        config.initial_fingerprint,
-        config_print,
-        || reload_config(&config_file, &env, &authorizer, &keys_at),
-        stop.clone(),
-    );
-    let keys_watch = reload::watch(
-        pace,
-        key_files::fingerprint(config.api_keys.as_ref()),
-        keys_print,
-        || reload_api_keys(&authorizer, &keys_at),
-        stop,
-    );
-    tokio::join!(config_watch, keys_watch);
-}
-
-async fn reload_config(
-    file: &std::path::Path,
-    env: &Arc<HashMap<String, String>>,
-    authorizer: &Authorizer,
-    keys_at: &Mutex<Option<ApiKeysLocation>>,
-) {
-    let (file, env) = (file.to_path_buf(), env.clone());
-    let Some(loaded) = reload::blocking(move || config::load(&file, &env)).await else { return };
-    let installed = match loaded {
-        Ok(new) => install_config(authorizer, &new).await.map(|()| new),
-        Err(e) => Err(ReloadError::Config(e)),
-    };
-    match installed {
-        Ok(new) => {
-            authorizer.metrics.reload("config", true);
-            tracing::info!(file = %new.file.display(), "config reloaded");
-            *keys_at.lock().expect("key location lock") = new.api_keys;
-        }
-        Err(e) => {
-            authorizer.metrics.reload("config", false);
-            tracing::error!("config not reloaded, keeping the last good one: {e}");
-        }
-    }
-}
-
-async fn reload_api_keys(authorizer: &Authorizer, keys_at: &Mutex<Option<ApiKeysLocation>>) {
-    let location = keys_at.lock().expect("key location lock").clone();
-    let Some(loaded) = reload::blocking(move || match &location {
-        Some(location) => key_files::load(location),
-        None => Ok(ApiKeyStore::default()),
-    })
-    .await
-    else {
-        return;
-    };
-    match loaded {
-        Ok(store) => {
-            tracing::info!(keys = store.len(), "API keys reloaded");
-            authorizer.replace_api_keys(store);
-            authorizer.metrics.reload("api_keys", true);
-        }
-        Err(e) => {
-            authorizer.metrics.reload("api_keys", false);
-            tracing::error!("API keys not reloaded, keeping the last good ones: {e}");
-        }
-    }
-}
-
-/// Why a changed config file was not put in service.
-#[derive(Debug, thiserror::Error)]
-enum ReloadError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error("the login flow cannot be built: {0}")]
-    Oidc(#[from] crate::oidc::OidcSetupError),
-    #[error(transparent)]
-    Upstream(#[from] crate::upstream::UpstreamError),
-}
-
-/// A reloaded config keeps its key manager when the providers' key sources are unchanged, its
-/// login flow (sessions, revocations, provider state) when the `oidc` section is, and its
-/// upstream credentials (tokens, file watchers) when `upstream_credentials` is.
-async fn install_config(authorizer: &Authorizer, new: &AuthzConfig) -> Result<(), ReloadError> {
-    let current = authorizer.policy();
-    let oidc = match (&current.oidc, &new.oidc) {
-        (Some(oidc), Some(settings)) if oidc.settings() == settings => Some(oidc.clone()),
-        _ => build_oidc(new, &authorizer.metrics, FirstLoad::Wait).await?,
-    };
-    let (keys, stop_refresh) = if current.keys.same_sources(&new.provider_keys) {
-        (current.keys.clone(), current.stop_refresh.clone())
-    } else {
-        start_keys(new, &authorizer.metrics, FirstLoad::Wait).await
-    };
-    let upstream = if current.upstream.settings() == new.upstream_credentials.as_slice() {
-        current.upstream.clone()
-    } else {
-        start_upstream(new, &authorizer.metrics, &authorizer.clock(), FirstLoad::Wait).await?
-    };
-    let policy = Policy { engine: new.engine.clone(), keys, stop_refresh, oidc, upstream, token_rules: 0 };
-    let replaced = authorizer.replace_policy(policy);
-    if !Arc::ptr_eq(&replaced.keys, &authorizer.policy().keys) {
-        replaced.stop_refresh.send_replace(true);
-    }
-    Ok(())
 }

@@ -2,14 +2,19 @@
 //! discovery), refreshed in the background at the pace `Cache-Control: max-age` asks for
 //! (within bounds), re-fetched when a token names an unknown key id (at most once per
 //! `unknown_kid_min_interval`, so a flood of made-up kids cannot flood the identity provider),
-//! and kept when a fetch fails.
+//! and kept when a fetch fails. A key file (`jwks_file`) is a shared reloadable value like every
+//! reloadable file: read when a change to it held still, never on an unknown key id (the file
+//! could be caught half written), counted in `ext_authz_reloads_total{what="jwks_file"}` as well
+//! as in the provider's fetches.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use shared::metrics::CounterFamily;
+use shared::reload::{self, Outcome, ReloadCounter, Reloadable, Watched};
 use tokio::sync::{watch, Mutex};
 // tokio's clock, so tests can pause and advance it.
 use tokio::time::Instant;
@@ -64,16 +69,15 @@ pub enum JwksError {
 /// One provider's keys and fetch bookkeeping.
 pub struct ProviderKeyState {
     pub config: ProviderKeys,
-    keys: ArcSwapOption<KeySet>,
+    keys: Arc<ArcSwapOption<KeySet>>,
     /// When an unknown key id last caused a fetch (for its rate limit).
     last_kid_refetch: std::sync::Mutex<Option<Instant>>,
     /// Single flight: concurrent refetches wait for one fetch.
     fetching: Mutex<()>,
     /// The JWKS URI found through discovery.
     discovered: std::sync::Mutex<Option<String>>,
-    /// A key file's fingerprint when last read (the shared reload rule: resolved path, size,
-    /// modification time — symlink swaps included).
-    file_print: std::sync::Mutex<Option<u64>>,
+    /// For a `jwks_file` provider: its file.
+    file: Option<KeyFile>,
     /// When to refresh next, as the last successful fetch decided (max-age within bounds).
     next_refresh: std::sync::Mutex<Option<Duration>>,
 }
@@ -86,21 +90,37 @@ pub struct KeyManager {
 }
 
 impl KeyManager {
+    /// For providers without key files (the login flow's, through discovery).
     pub fn new(configs: Vec<ProviderKeys>, fetches: CounterFamily) -> KeyManager {
+        KeyManager::with_reloads(configs, fetches, Arc::new(|_: &'static str, _: Outcome| {}))
+    }
+
+    /// `reloads` counts the key files' reloads (`ext_authz_reloads_total`).
+    pub fn with_reloads(
+        configs: Vec<ProviderKeys>,
+        fetches: CounterFamily,
+        reloads: Arc<dyn ReloadCounter>,
+    ) -> KeyManager {
         let providers = configs
             .into_iter()
             .map(|config| {
-                let keys = match &config.source {
+                let keys = Arc::new(ArcSwapOption::new(match &config.source {
                     KeySource::Hmac(secret) => Some(Arc::new(KeySet::from_secret(&secret.0))),
+                    _ => None,
+                }));
+                let file = match &config.source {
+                    KeySource::JwksFile(path) => {
+                        Some(KeyFile::new(&config.name, path, keys.clone(), &fetches, reloads.clone()))
+                    }
                     _ => None,
                 };
                 Arc::new(ProviderKeyState {
                     config,
-                    keys: ArcSwapOption::new(keys),
+                    keys,
                     last_kid_refetch: std::sync::Mutex::new(None),
                     fetching: Mutex::new(()),
                     discovered: std::sync::Mutex::new(None),
-                    file_print: std::sync::Mutex::new(None),
+                    file,
                     next_refresh: std::sync::Mutex::new(None),
                 })
             })
@@ -152,7 +172,8 @@ impl KeyManager {
     /// recently. Returns whether a fetch happened (and so whether checking again makes sense).
     pub async fn refetch_for_unknown_kid(&self, index: usize) -> bool {
         let Some(provider) = self.providers.get(index) else { return false };
-        if matches!(provider.config.source, KeySource::Hmac(_)) {
+        // A key file is read when a change to it held still, by its watcher.
+        if matches!(provider.config.source, KeySource::Hmac(_) | KeySource::JwksFile(_)) {
             return false;
         }
         let min = provider.config.refresh.unknown_kid_min_interval;
@@ -180,8 +201,13 @@ impl KeyManager {
             .iter()
             .filter_map(|p| match &p.config.source {
                 KeySource::Hmac(_) => None,
-                KeySource::JwksFile(path) => {
-                    Some(tokio::spawn(self.clone().watch_file(p.clone(), path.clone(), stop.clone())))
+                KeySource::JwksFile(_) => {
+                    let (provider, stop) = (p.clone(), stop.clone());
+                    Some(tokio::spawn(async move {
+                        if let Some(file) = &provider.file {
+                            file.watch(stop).await;
+                        }
+                    }))
                 }
                 _ => Some(tokio::spawn(self.clone().refresh_loop(p.clone(), stop.clone()))),
             })
@@ -215,25 +241,6 @@ impl KeyManager {
         }
     }
 
-    /// A key file, through the shared reloader like every reloadable file: polled, read once
-    /// a change held still, kept when the new content does not read or parse.
-    async fn watch_file(
-        self: Arc<Self>,
-        provider: Arc<ProviderKeyState>,
-        path: std::path::PathBuf,
-        stop: watch::Receiver<bool>,
-    ) {
-        // Never read yet (0): the first poll that finds the file reads it.
-        let initial = provider.file_print.lock().expect("lock").unwrap_or(0);
-        let fingerprint = move || shared::reload::fingerprint([path.as_path()]);
-        let reload = || async {
-            if let Err(e) = self.fetch(&provider).await {
-                tracing::error!(provider = %provider.config.name, "JWT key file not reloaded, keeping the last good keys: {e}");
-            }
-        };
-        shared::reload::watch(shared::reload::Pace::every(KEY_FILE_EVERY), initial, fingerprint, reload, stop).await;
-    }
-
     async fn fetch(&self, provider: &ProviderKeyState) -> Result<Duration, JwksError> {
         let _single = provider.fetching.lock().await;
         self.fetch_now(provider).await
@@ -244,20 +251,12 @@ impl KeyManager {
         let refresh = &provider.config.refresh;
         let result = match &provider.config.source {
             KeySource::Hmac(_) => return Ok(refresh.max_interval),
-            KeySource::JwksFile(path) => {
-                // Counted like a fetch when the file was actually read (not when unchanged).
-                let result = self.read_file(provider, path).await;
-                let outcome = match &result {
-                    Ok(true) => Some("ok"),
-                    Ok(false) => None,
-                    Err(_) => Some("error"),
-                };
-                if let Some(outcome) = outcome {
-                    self.fetches
-                        .with(vec![("provider", provider.config.name.clone()), ("result", outcome.into())])
-                        .inc();
+            KeySource::JwksFile(_) => {
+                // Logged and counted by the file's reloadable value, whatever the outcome.
+                if let Some(file) = &provider.file {
+                    file.load_now().await;
                 }
-                return result.map(|_| KEY_FILE_EVERY);
+                return Ok(KEY_FILE_EVERY);
             }
             KeySource::JwksUri(uri) => self.get_jwks(uri, refresh.timeout).await,
             KeySource::Discovery(issuer) => {
@@ -281,28 +280,6 @@ impl KeyManager {
         let next = next_refresh(max_age, refresh);
         *provider.next_refresh.lock().expect("lock") = Some(next);
         Ok(next)
-    }
-
-    /// Reads a key file on the blocking pool, within the same size bound as a key set from the
-    /// network (when to read is [`KeyManager::watch_file`]'s business). A file that does not
-    /// read or parse (half written, say) keeps the last good keys. Whether the file was read
-    /// (false: unchanged since the last good read).
-    async fn read_file(&self, provider: &ProviderKeyState, path: &std::path::Path) -> Result<bool, JwksError> {
-        let print = shared::reload::fingerprint([path]);
-        if *provider.file_print.lock().expect("lock") == Some(print) && provider.keys.load().is_some() {
-            return Ok(false);
-        }
-        let owned = path.to_path_buf();
-        let text = shared::reload::blocking(move || read_bounded(&owned))
-            .await
-            .unwrap_or_else(|| Err(std::io::Error::other("the read was cancelled")))
-            .map_err(|source| JwksError::File { path: path.display().to_string(), source })?;
-        let keys =
-            KeySet::from_jwks(&text).map_err(|source| JwksError::Keys { url: path.display().to_string(), source })?;
-        tracing::info!(provider = %provider.config.name, keys = keys.len(), file = %path.display(), "JWT keys loaded");
-        provider.keys.store(Some(Arc::new(keys)));
-        *provider.file_print.lock().expect("lock") = Some(print);
-        Ok(true)
     }
 
     async fn get_jwks(&self, uri: &str, timeout: Duration) -> Result<(KeySet, Option<Duration>), JwksError> {
@@ -350,6 +327,69 @@ impl KeyManager {
 
 /// How often a key file is looked at.
 const KEY_FILE_EVERY: Duration = Duration::from_secs(2);
+
+/// A provider's key file (`what="jwks_file"`): read at the first load, then whenever a change
+/// to it held still; a file that does not read or parse (half written, say) keeps the last
+/// good keys.
+struct KeyFile {
+    path: PathBuf,
+    /// Names the file and its provider in the log lines.
+    source: String,
+    keys: Reloadable<KeySet>,
+    /// The file's fingerprint taken before the read that put its keys in service (0: none did).
+    read_print: AtomicU64,
+}
+
+impl KeyFile {
+    fn new(
+        provider: &str,
+        path: &std::path::Path,
+        keys: Arc<ArcSwapOption<KeySet>>,
+        fetches: &CounterFamily,
+        reloads: Arc<dyn ReloadCounter>,
+    ) -> KeyFile {
+        // A read is a reload and, for the provider's own series, a fetch.
+        let fetched = fetches.clone();
+        let name = provider.to_string();
+        let counter = move |what, outcome: Outcome| {
+            reloads.count(what, outcome);
+            fetched.with(vec![("provider", name.clone()), ("result", outcome.label().into())]).inc();
+        };
+        let put = move |loaded: KeySet| keys.store(Some(Arc::new(loaded)));
+        KeyFile {
+            path: path.to_path_buf(),
+            source: format!("{} (provider {provider})", path.display()),
+            keys: Reloadable::new("jwks_file", counter, put).summarized(|keys| format!("{} keys", keys.len())),
+            read_print: AtomicU64::new(0),
+        }
+    }
+
+    /// The first load, before the watch starts.
+    async fn load_now(&self) {
+        let print = reload::fingerprint([self.path.as_path()]);
+        let path = self.path.clone();
+        if self.keys.load_blocking(&self.source, move || read_key_file(&path)).await.is_ok() {
+            self.read_print.store(print, Ordering::Relaxed);
+        }
+    }
+
+    /// Reloads the file as it changes, until `stop`. Never read yet: the first poll that finds
+    /// the file reads it.
+    async fn watch(&self, stop: watch::Receiver<bool>) {
+        let initial = self.read_print.load(Ordering::Relaxed);
+        let path = self.path.clone();
+        let print = move || reload::fingerprint([path.as_path()]);
+        let watched = Watched::new(reload::Pace::every(KEY_FILE_EVERY), initial, self.source.clone(), print);
+        let path = self.path.clone();
+        self.keys.watch_blocking(watched, move || read_key_file(&path), stop).await;
+    }
+}
+
+/// A key file's keys, within the same size bound as a key set from the network.
+fn read_key_file(path: &std::path::Path) -> Result<KeySet, JwksError> {
+    let text = read_bounded(path).map_err(|source| JwksError::File { path: path.display().to_string(), source })?;
+    KeySet::from_jwks(&text).map_err(|source| JwksError::Keys { url: path.display().to_string(), source })
+}
 
 /// A key file's text, refused past the size bound of a key set from the network.
 fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {

@@ -40,6 +40,11 @@ pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {
     ApiKeyStore::from_documents(documents)
 }
 
+/// The keys at `location`: none when the config names no key files.
+pub fn load_any(location: Option<&ApiKeysLocation>) -> Result<ApiKeyStore, ApiKeyError> {
+    location.map_or_else(|| Ok(ApiKeyStore::default()), load)
+}
+
 /// The shared reloader's fingerprint of every key file (and of the directory's listing).
 pub fn fingerprint(location: Option<&ApiKeysLocation>) -> u64 {
     let Some(location) = location else { return 0 };

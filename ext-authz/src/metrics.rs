@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use shared::metrics::{Counter, CounterFamily, Histogram, HistogramFamily, Registry};
+use shared::reload::{Outcome, ReloadCounter};
 
 /// Every (decision, reason) the authorizer reports, so their counters exist up front and the
 /// hot path finds them without a lock or an allocation.
@@ -79,7 +80,7 @@ impl Default for Metrics {
             ),
             reloads: registry.counter_family(
                 "ext_authz_reloads_total",
-                "Config, API key, TLS and upstream credential reloads by what and result.",
+                "Reloads by what (config, api_keys, jwks_file, tls, upstream_credentials) and result.",
             ),
             decision_log_dropped: registry
                 .counter_family(
@@ -103,9 +104,11 @@ impl Metrics {
             None => self.duration.with(vec![("mode", mode.into())]).observe(seconds),
         }
     }
+}
 
-    pub fn reload(&self, what: &'static str, ok: bool) {
-        let result = if ok { "ok" } else { "error" };
-        self.reloads.with(vec![("what", what.into()), ("result", result.into())]).inc();
+/// `ext_authz_reloads_total{what,result}`, for every reloadable file (`shared::reload`).
+impl ReloadCounter for Metrics {
+    fn count(&self, what: &'static str, outcome: Outcome) {
+        self.reloads.with(vec![("what", what.into()), ("result", outcome.label().into())]).inc();
     }
 }

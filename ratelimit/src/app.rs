@@ -115,12 +115,12 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
 
     let limiter = Arc::new(RateLimiter::new(store, settings.limiter.clone(), metrics, health.clone(), clocks));
 
-    let installer = Installer {
-        limiter: limiter.clone(),
-        reloadable: settings.reloadable.clone(),
-        health: health.clone(),
-        track_config_health: settings.healthy_with_at_least_one_config_loaded,
-    };
+    let installer = Installer::new(
+        limiter.clone(),
+        settings.reloadable.clone(),
+        health.clone(),
+        settings.healthy_with_at_least_one_config_loaded,
+    );
     // Like the reference, serve only once the provider has had its first say (a load or an
     // error), unless FORCE_START_WITHOUT_INITIAL_CONFIG.
     let (first_event, first_event_seen) = tokio::sync::oneshot::channel();
@@ -186,9 +186,8 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
         }
         (GrpcListener::Tcp(listener), Some(files)) => {
             let tls = Arc::new(ReloadingServer::new(files.clone())?);
-            let metrics = limiter.metrics().clone();
-            let counted = move |ok| metrics.tls_reload(ok).inc();
-            let watching = tls.clone().watch(settings.runtime.poll_interval, counted, servers.stop_signal());
+            let counter = limiter.metrics().clone();
+            let watching = tls.clone().watch(settings.runtime.poll_interval, counter, servers.stop_signal());
             servers.push(tokio::spawn(watching));
             servers.push(serve::grpc_tls(grpc_server, listener, tls, timeouts, servers.calls(), servers.stop_signal()));
         }

@@ -2,6 +2,7 @@
 //! (Envoy Gateway's dashboards query these): `ratelimit_service_rate_limit_<stat>{domain, key1[, key2]}`,
 //! `ratelimit_service_should_rate_limit_error{err_type}`, `ratelimit_service_total_requests{grpc_method}`,
 //! `ratelimit_service_response_time_seconds{grpc_method}`, `ratelimit_service_config_load_{success,error}`.
+//! Reloads of every kind are also counted in our own `ratelimit_reloads_total{what,result}`.
 //!
 //! With a statsd sink, the same stats also go out under the reference's gostats names
 //! (`ratelimit.service.rate_limit.<stat key>.total_hits`, `ratelimit_server.ShouldRateLimit.
@@ -11,6 +12,7 @@
 use std::time::Duration;
 
 use shared::metrics::{Counter, CounterFamily, Gauge, Histogram, Labels, Registry};
+use shared::reload::{Outcome, ReloadCounter};
 use shared::statsd::{Statsd, Timer};
 
 use crate::core::evaluate::StatDelta;
@@ -79,7 +81,8 @@ pub struct Metrics {
     failure_mode_answers: CounterFamily,
     pub redis_outages: Counter,
     pub local_cache_entries: Gauge,
-    tls_reloads: CounterFamily,
+    /// `ratelimit_reloads_total{what,result}`: every reload, whatever it reloads.
+    reloads: CounterFamily,
     statsd: Option<Statsd>,
     response_timer: Option<Timer>,
 }
@@ -150,9 +153,9 @@ impl Metrics {
             redis_outages: registry
                 .counter_family("ratelimit_service_redis_outages_total", "Times Redis became unreachable.")
                 .with(vec![]),
-            tls_reloads: registry.counter_family(
-                "ratelimit_service_tls_reloads_total",
-                "Reloads of the gRPC TLS certificate by result (a refused pair keeps the current one).",
+            reloads: registry.counter_family(
+                "ratelimit_reloads_total",
+                "Reloads by what (config, tls) and result (a refused one keeps the last good one in service).",
             ),
             local_cache_entries: registry
                 .gauge_family("ratelimit_localcache_entries", "Keys in the local over-limit cache.")
@@ -238,12 +241,23 @@ impl Metrics {
         self.domain_not_found.with_bounded(vec![("domain", domain)]).inc_by(descriptors);
     }
 
-    pub fn tls_reload(&self, ok: bool) -> Counter {
-        self.tls_reloads.with(vec![("result", if ok { "ok" } else { "error" }.to_string())])
-    }
-
     pub fn failure_mode_answer(&self, mode: &'static str) -> Counter {
         self.failure_mode_answers.with(vec![("mode", mode.to_string())])
+    }
+}
+
+/// Every reload in `ratelimit_reloads_total{what,result}`; config loads also in the drop-in
+/// names the reference's dashboards and alerts read (`config_load_success`, `config_load_error`,
+/// on Prometheus and statsd alike).
+impl ReloadCounter for Metrics {
+    fn count(&self, what: &'static str, outcome: Outcome) {
+        self.reloads.with(vec![("what", what.to_string()), ("result", outcome.label().to_string())]).inc();
+        if what == "config" {
+            match outcome {
+                Outcome::Loaded => self.config_load_success.inc(),
+                Outcome::Refused => self.config_load_error.inc(),
+            }
+        }
     }
 }
 
@@ -269,5 +283,23 @@ mod tests {
         assert_eq!(labels_of("d.k_v"), vec![("domain", "d".into()), ("key1", "k_v".into())]);
         assert_eq!(labels_of("d.a.b.c"), vec![("domain", "d".into()), ("key1", "a".into()), ("key2", "b".into())]);
         assert_eq!(labels_of("d.ip_10.0.0.1")[1].1, "ip_10_0_0_1");
+    }
+
+    #[test]
+    fn reloads_count_in_one_family_and_config_loads_in_the_drop_in_names_too() {
+        let metrics = Metrics::new(false, None);
+        metrics.count("config", Outcome::Loaded);
+        metrics.count("config", Outcome::Refused);
+        metrics.count("tls", Outcome::Refused);
+        let text = metrics.registry.render();
+        for series in [
+            r#"ratelimit_reloads_total{result="ok",what="config"} 1"#,
+            r#"ratelimit_reloads_total{result="error",what="config"} 1"#,
+            r#"ratelimit_reloads_total{result="error",what="tls"} 1"#,
+            "ratelimit_service_config_load_success 1",
+            "ratelimit_service_config_load_error 1",
+        ] {
+            assert!(text.contains(series), "{series} in:\n{text}");
+        }
     }
 }

@@ -1,13 +1,13 @@
 //! Where configs come from, and what happens when one arrives. Two providers feed the limiter:
 //! the file tree (polled for changes) and an xDS server (see `xds.rs`). Both go through
-//! [`Installer`], so a load behaves the same whatever its source: the reloadable settings are
-//! applied, a success swaps the config atomically, a failure keeps the last good one; both are
-//! logged and counted.
+//! [`Installer`], the config as a shared [`Reloadable`], so a load behaves the same whatever its
+//! source: the reloadable settings are applied, a success swaps the config atomically, a failure
+//! keeps the last good one; both are logged and counted by `shared::reload`.
 
 use std::sync::Arc;
 
 use shared::health::Health;
-use shared::reload;
+use shared::reload::{self, Reloadable, Watched};
 use tokio::sync::{oneshot, watch};
 
 use crate::core::{ConfigError, RateLimitConfig};
@@ -15,17 +15,39 @@ use crate::loader::{ConfigTree, LoaderError};
 use crate::service::RateLimiter;
 use crate::service::ReloadableSettings;
 
+/// The rate limit config as a shared reloadable value (`what="config"`): a load is logged
+/// once and counted in `ratelimit_reloads_total` and the drop-in `config_load_{success,error}`.
 #[derive(Clone)]
 pub struct Installer {
-    pub limiter: Arc<RateLimiter>,
-    /// Applied with every config (read once at start: the environment does not change).
-    pub reloadable: ReloadableSettings,
-    pub health: Health,
-    /// `HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED`.
-    pub track_config_health: bool,
+    config: Arc<Reloadable<RateLimitConfig>>,
+    /// `MERGE_DOMAIN_CONFIG`, for every build.
+    merge_domains: bool,
 }
 
 impl Installer {
+    /// `track_config_health`: `HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED`. The reloadable
+    /// settings are applied with every config (read once at start: the environment does not
+    /// change).
+    pub fn new(
+        limiter: Arc<RateLimiter>,
+        reloadable: ReloadableSettings,
+        health: Health,
+        track_config_health: bool,
+    ) -> Installer {
+        let merge_domains = reloadable.merge_domains;
+        let counter = limiter.metrics().clone();
+        let put = move |config: RateLimitConfig| {
+            let domains = config.domain_count();
+            limiter.install(config, reloadable.clone());
+            if track_config_health {
+                health.set("config", domains > 0);
+            }
+        };
+        let config = Reloadable::new("config", counter, put)
+            .summarized(|config| format!("{} domains, {} limits", config.domain_count(), config.limits().len()));
+        Installer { config: Arc::new(config), merge_domains }
+    }
+
     /// Builds a config with `build` (given `MERGE_DOMAIN_CONFIG`) and puts it in service.
     /// Returns the build's error on failure, for callers that report it (xDS NACKs).
     pub fn install<E: std::fmt::Display>(
@@ -33,29 +55,7 @@ impl Installer {
         source: &str,
         build: impl FnOnce(bool) -> Result<RateLimitConfig, E>,
     ) -> Result<(), E> {
-        let metrics = self.limiter.metrics();
-        match build(self.reloadable.merge_domains) {
-            Ok(config) => {
-                let (domains, limits) = (config.domain_count(), config.limits().len());
-                self.limiter.install(config, self.reloadable.clone());
-                metrics.config_load_success.inc();
-                if self.track_config_health {
-                    self.health.set("config", domains > 0);
-                }
-                tracing::info!(source, domains, limits, "rate limit config loaded");
-                Ok(())
-            }
-            Err(error) => {
-                metrics.config_load_error.inc();
-                let kept = if self.limiter.loaded().is_some() {
-                    "keeping the last good config"
-                } else {
-                    "no config is loaded"
-                };
-                tracing::error!(source, "error loading new configuration ({kept}): {error}");
-                Err(error)
-            }
-        }
+        self.config.install(source, build(self.merge_domains))
     }
 }
 
@@ -76,31 +76,18 @@ pub struct FileProvider {
 }
 
 impl FileProvider {
-    /// One load of every file, read and parsed off the serving threads.
-    pub async fn load(&self) {
-        let tree = self.tree.clone();
-        let installer = self.installer.clone();
-        reload::blocking(move || {
-            let _ = installer.install("files", |merge| -> Result<_, FilesError> {
-                let sources = tree.read()?;
-                Ok(RateLimitConfig::load(&sources, merge)?)
-            });
-        })
-        .await;
-    }
-
-    /// Loads once (then signals `first_event`), and reloads through the shared reloader on
-    /// every change that held still, until `stop`.
+    /// Loads once (then signals `first_event`), and again on every change of the tree that
+    /// held still, until `stop`.
     pub async fn run(self, first_event: oneshot::Sender<()>, stop: watch::Receiver<bool>) {
         let tree = self.tree.clone();
         let fingerprint = move || tree.fingerprint();
         let initial = reload::blocking(fingerprint.clone()).await.unwrap_or_default();
-        self.load().await;
+        let (tree, merge) = (self.tree.clone(), self.installer.merge_domains);
+        let load = move || -> Result<_, FilesError> { Ok(RateLimitConfig::load(&tree.read()?, merge)?) };
+        let source = self.tree.base().display().to_string();
+        let _ = self.installer.config.load_blocking(&source, load.clone()).await;
         let _ = first_event.send(());
-        let reload_files = || async {
-            tracing::info!("config files changed, reloading");
-            self.load().await;
-        };
-        reload::watch(reload::Pace::every(self.poll_interval), initial, fingerprint, reload_files, stop).await;
+        let watched = Watched::new(reload::Pace::every(self.poll_interval), initial, source, fingerprint);
+        self.installer.config.watch_blocking(watched, load, stop).await;
     }
 }

@@ -62,13 +62,13 @@ async fn serves_tls_and_picks_up_a_rotated_certificate() {
     }
     assert!(call(&running, d, "ca1", None).await.is_err(), "the old certificate is gone");
     let metrics = || running.limiter.metrics().registry.render();
-    assert!(metrics().contains("ratelimit_service_tls_reloads_total{result=\"ok\"}"), "{}", metrics());
+    assert!(metrics().contains("ratelimit_reloads_total{result=\"ok\",what=\"tls\"}"), "{}", metrics());
 
     // A broken pair (a key that does not match) is refused, counted, and the served one stays.
     std::fs::copy(d.join("server1.key"), d.join("live.key.tmp")).unwrap();
     std::fs::rename(d.join("live.key.tmp"), d.join("live.key")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !metrics().contains("ratelimit_service_tls_reloads_total{result=\"error\"} 1") {
+    while !metrics().contains("ratelimit_reloads_total{result=\"error\",what=\"tls\"} 1") {
         assert!(Instant::now() < deadline, "the broken pair was never refused: {}", metrics());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

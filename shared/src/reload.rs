@@ -1,7 +1,9 @@
-//! The one way a reloadable file (rate limit configs, the ext-authz config, API key files, TLS
-//! certificates) is watched and put in service: poll a fingerprint, wait until a change holds
-//! still, then read, build and validate it off the serving threads; the caller swaps the new
-//! state in atomically or keeps the last good one, logging and counting either way.
+//! The one way a reloadable file (rate limit configs, the ext-authz config, API key files, key
+//! files, upstream credentials, TLS certificates) is watched and put in service: poll a
+//! fingerprint, wait until a change holds still, then read, build and validate it off the
+//! serving threads; a good value is swapped in atomically, a bad one leaves the last good one in
+//! service; either is logged and counted once ([`Reloadable`]). A service declares a reloadable
+//! value with its name and its load, and makes one call to keep it in service.
 //!
 //! Why a change must hold still: a file written in place is empty, then half-written, for a
 //! moment, and a poll that lands in that moment would install it (an empty ext-authz config
@@ -10,6 +12,9 @@
 //! Why polling: it catches every way files get replaced in practice — edits in place, a root
 //! symlink swapped on deploy, and Kubernetes ConfigMap and Secret volumes, whose updates are
 //! symlink swaps that inotify-based watchers are known to miss.
+
+mod reloadable;
+pub use reloadable::{Outcome, ReloadCounter, Reloadable, Watched};
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
@@ -101,8 +106,8 @@ impl Pace {
 
 /// Polls `fingerprint` (on a blocking thread: it touches the file system) and calls `reload`
 /// when a change held still, until `stop`. `initial` is the fingerprint taken before the
-/// state in service was read. `reload` does the reading, building and swapping; it should run
-/// parsing on a blocking thread too (see [`blocking`]).
+/// state in service was read. The watching half of [`Reloadable::watch`], which the services
+/// use; `reload` there reads and builds on a blocking thread and installs the outcome.
 pub async fn watch<F, R, Fut>(pace: Pace, initial: u64, fingerprint: F, mut reload: R, mut stop: watch::Receiver<bool>)
 where
     F: Fn() -> u64 + Clone + Send + 'static,
@@ -116,7 +121,13 @@ where
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
-        let Some(now) = blocking(fingerprint.clone()).await else { continue };
+        let now = match blocking(fingerprint.clone()).await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::error!("cannot take a reload fingerprint: {e}");
+                continue;
+            }
+        };
         wait = match gate.poll(now) {
             Poll::Unchanged => pace.every,
             Poll::Settling => pace.settle,
@@ -129,16 +140,15 @@ where
 }
 
 /// Runs file reading and parsing on tokio's blocking pool, so a large or slow file never holds
-/// up a thread that serves requests. `None` only if the work panicked (logged).
-pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => Some(value),
-        Err(e) => {
-            tracing::error!("reload task failed: {e}");
-            None
-        }
-    }
+/// up a thread that serves requests.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Interrupted> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| Interrupted(e.to_string()))
 }
+
+/// Work handed to [`blocking`] that did not finish (it panicked): a load that fails.
+#[derive(Debug, thiserror::Error)]
+#[error("the reload task did not finish: {0}")]
+pub struct Interrupted(String);
 
 #[cfg(test)]
 mod tests {

@@ -4,9 +4,10 @@
 //! matched against the certificate's URI SANs (a mesh workload's identity).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -120,11 +121,11 @@ pub fn spiffe_ids_in_pem(pem: &[u8]) -> Vec<crate::spiffe::SpiffeId> {
 
 /// Hands out the current certificate; [`ReloadingServer::watch`] replaces it.
 #[derive(Debug)]
-struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+struct CurrentCert(Arc<ArcSwap<CertifiedKey>>);
 
 impl ResolvesServerCert for CurrentCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().expect("certificate lock").clone())
+        Some(self.0.load_full())
     }
 }
 
@@ -150,7 +151,8 @@ impl ReloadingServer {
 
     fn with_alpn(files: TlsFiles, alpn: &[&[u8]]) -> Result<ReloadingServer, TlsError> {
         let read_fingerprint = reload::fingerprint([files.cert.as_path(), files.key.as_path()]);
-        let current = Arc::new(CurrentCert(RwLock::new(Arc::new(load_certified_key(&files.cert, &files.key)?))));
+        let current =
+            Arc::new(CurrentCert(Arc::new(ArcSwap::from_pointee(load_certified_key(&files.cert, &files.key)?))));
         let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
         let builder = match &files.client_ca {
             None => builder.with_no_client_auth(),
@@ -181,35 +183,21 @@ impl ReloadingServer {
         Ok(ReloadingServer { files, current, read_fingerprint, acceptor: TlsAcceptor::from(Arc::new(config)) })
     }
 
-    /// Re-reads the certificate and key whenever their files change (through the shared
-    /// reloader, so a rotation is read once it held still), until `stop`. A broken pair is
-    /// logged and the current certificate stays.
-    /// `counted` hears each reload's outcome (true when the new pair went into service).
+    /// Re-reads the certificate and key whenever their files change (a shared
+    /// [`reload::Reloadable`], `what="tls"`: a rotation is read once it held still, a broken
+    /// pair is refused and the current certificate stays), until `stop`. `counter` is the
+    /// service's `<service>_reloads_total`.
     pub async fn watch(
         self: Arc<Self>,
         every: Duration,
-        counted: impl Fn(bool) + Send + 'static,
+        counter: impl reload::ReloadCounter + 'static,
         stop: watch::Receiver<bool>,
     ) {
-        let files = [self.files.cert.clone(), self.files.key.clone()];
-        let fingerprint = move || reload::fingerprint(files.iter().map(PathBuf::as_path));
-        let initial = self.read_fingerprint;
-        let reload_pair = || async {
-            let (cert, key) = (self.files.cert.clone(), self.files.key.clone());
-            match reload::blocking(move || load_certified_key(&cert, &key)).await {
-                Some(Ok(key)) => {
-                    *self.current.0.write().expect("certificate lock") = Arc::new(key);
-                    tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
-                    counted(true);
-                }
-                Some(Err(e)) => {
-                    tracing::warn!("TLS certificate not reloaded, keeping the current one: {e}");
-                    counted(false);
-                }
-                None => counted(false),
-            }
-        };
-        reload::watch(reload::Pace::every(every), initial, fingerprint, reload_pair, stop).await;
+        let (cert, key) = (self.files.cert.clone(), self.files.key.clone());
+        let watched = reload::Watched::files(every, [cert.clone(), key.clone()]).since(self.read_fingerprint);
+        reload::Reloadable::swapping("tls", counter, self.current.0.clone())
+            .watch_blocking(watched, move || load_certified_key(&cert, &key), stop)
+            .await;
     }
 
     /// One TLS handshake on an accepted connection.

@@ -1,5 +1,7 @@
-//! Turning a loaded config into a [`Policy`]: the engine, a key manager with its refresh
-//! running, and the login flow when configured.
+//! The one way a loaded config becomes a [`Policy`]: the engine, a key manager with its refresh
+//! running, the login flow when configured, and the upstream credentials. At start everything
+//! is new; on a reload the parts whose settings did not change are taken over from the policy
+//! in service, with what they hold (keys and their caches, sessions, tokens, file watchers).
 
 use std::sync::Arc;
 
@@ -21,24 +23,60 @@ pub enum PolicyError {
     Upstream(#[from] UpstreamError),
 }
 
-/// Builds a policy from a config: the engine, a key manager with its keys loaded (as far as the
-/// providers answer) and its refresh tasks running, the login flow when configured, and the
-/// upstream credentials.
-pub async fn build_policy(
+/// Builds the policy `config` describes. `current` is the policy in service on a reload; from
+/// it the new one keeps the key manager when the providers' key sources are unchanged, the
+/// login flow (sessions, revocations, provider state) when the `oidc` section is, and the
+/// upstream credentials (tokens, file watchers) when `upstream_credentials` are.
+///
+/// What is new starts loading at once. At start (no `current`) that happens in the background:
+/// the ports open and health answers (not ready) while keys and discovery load, so a slow or
+/// hanging identity provider never keeps the service from starting. On a reload it is awaited:
+/// the new policy goes into service with its keys (as far as the providers answer), so a
+/// reload never leaves a window with no keys.
+pub async fn build(
     config: &AuthzConfig,
+    current: Option<&Policy>,
     metrics: &Metrics,
     clock: &Clock,
-    first_load: FirstLoad,
 ) -> Result<Policy, PolicyError> {
-    let oidc = build_oidc(config, metrics, first_load).await?;
-    let upstream = start_upstream(config, metrics, clock, first_load).await?;
-    let (keys, stop_refresh) = start_keys(config, metrics, first_load).await;
+    let first_load = if current.is_some() { FirstLoad::Wait } else { FirstLoad::Background };
+    // The parts that can fail first, so a refused config has started nothing.
+    let oidc = match (current.and_then(|c| c.oidc.as_ref()), &config.oidc) {
+        (Some(oidc), Some(settings)) if oidc.settings() == settings => Some(oidc.clone()),
+        _ => build_oidc(config, metrics, first_load).await?,
+    };
+    let upstream = match current {
+        Some(current) if current.upstream.settings() == config.upstream_credentials.as_slice() => {
+            current.upstream.clone()
+        }
+        _ => start_upstream(config, metrics, clock, first_load).await?,
+    };
+    let (keys, stop_refresh) = match current {
+        Some(current) if current.keys.same_sources(&config.provider_keys) => {
+            (current.keys.clone(), current.stop_refresh.clone())
+        }
+        _ => start_keys(config, metrics, first_load).await,
+    };
     Ok(Policy { engine: config.engine.clone(), keys, stop_refresh, oidc, upstream, token_rules: 0 })
 }
 
-/// The upstream credentials: files read (an unreadable one is an error), first tokens fetched
-/// — awaited on reload, in the background at start.
-pub async fn start_upstream(
+/// After `replaced` left service for `serving`: stops its key refresh, unless `serving` took
+/// its key manager over.
+pub fn retire(replaced: &Policy, serving: &Policy) {
+    if !Arc::ptr_eq(&replaced.keys, &serving.keys) {
+        replaced.stop_refresh.send_replace(true);
+    }
+}
+
+/// Whether building waits for the providers' first answers (see [`build`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstLoad {
+    Background,
+    Wait,
+}
+
+/// The upstream credentials: files read (an unreadable one is an error), first tokens fetched.
+async fn start_upstream(
     config: &AuthzConfig,
     metrics: &Metrics,
     clock: &Clock,
@@ -53,25 +91,17 @@ pub async fn start_upstream(
     Ok(Arc::new(UpstreamCredentials::start(config.upstream_credentials.clone(), &context, wait).await?))
 }
 
-/// Whether building a policy waits for the providers' first answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FirstLoad {
-    /// At start: the ports open and health answers (not ready) while keys and discovery load,
-    /// so a slow or hanging identity provider never keeps the service from starting.
-    Background,
-    /// On reload: the new policy goes into service with its keys (as far as the providers
-    /// answer), so a reload never leaves a window with no keys.
-    Wait,
-}
-
-/// A key manager with its refresh running until the returned sender says stop; its keys are
-/// loaded first or in the background, per `first_load`.
-pub async fn start_keys(
+/// A key manager with its refresh running until the returned sender says stop.
+async fn start_keys(
     config: &AuthzConfig,
     metrics: &Metrics,
     first_load: FirstLoad,
 ) -> (Arc<KeyManager>, Arc<watch::Sender<bool>>) {
-    let keys = Arc::new(KeyManager::new(config.provider_keys.clone(), metrics.jwks_fetches.clone()));
+    let keys = Arc::new(KeyManager::with_reloads(
+        config.provider_keys.clone(),
+        metrics.jwks_fetches.clone(),
+        Arc::new(metrics.clone()),
+    ));
     let (stop_refresh, stop) = watch::channel(false);
     match first_load {
         FirstLoad::Wait => {
@@ -89,7 +119,7 @@ pub async fn start_keys(
     (keys, Arc::new(stop_refresh))
 }
 
-pub async fn build_oidc(
+async fn build_oidc(
     config: &AuthzConfig,
     metrics: &Metrics,
     first_load: FirstLoad,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use shared::reload;
+use shared::reload::{Reloadable, Watched};
 use tokio::sync::watch;
 
 use super::CredentialSettings;
@@ -35,8 +35,8 @@ pub fn read(path: &Path) -> Result<String, String> {
     Ok(value.to_string())
 }
 
-/// Re-reads `path` when it changes; a change that cannot be read keeps the current value
-/// (logged and counted as `ext_authz_reloads_total{what="upstream_credentials"}`).
+/// Re-reads `path` when it changes, as a shared reloadable value: a change that cannot be read
+/// keeps the current value (logged, and counted as `ext_authz_reloads_total{what="upstream_credentials"}`).
 pub async fn watch(
     credential: CredentialSettings,
     path: PathBuf,
@@ -45,30 +45,9 @@ pub async fn watch(
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) {
-    let initial = reload::fingerprint([path.as_path()]);
-    let print = {
-        let path = path.clone();
-        move || reload::fingerprint([path.as_path()])
-    };
-    let reread = || {
-        let (path, current, credential, metrics) = (path.clone(), current.clone(), &credential, &metrics);
-        async move {
-            let shown = path.display().to_string();
-            let Some(read) = reload::blocking(move || read(&path)).await else { return };
-            match read {
-                Ok(value) => {
-                    current.store(Arc::new(format!("{}{value}", credential.prefix)));
-                    metrics.reload("upstream_credentials", true);
-                    tracing::info!(credential = %credential.name, file = %shown, "upstream credential reloaded");
-                }
-                Err(problem) => {
-                    metrics.reload("upstream_credentials", false);
-                    tracing::error!(credential = %credential.name, file = %shown, "upstream credential not reloaded, keeping the current one: {problem}");
-                }
-            }
-        }
-    };
-    reload::watch(reload::Pace::every(every), initial, print, reread, stop).await;
+    let watched = Watched::files(every, [path.clone()]);
+    let load = move || read(&path).map(|value| format!("{}{value}", credential.prefix));
+    Reloadable::swapping("upstream_credentials", metrics, current).watch_blocking(watched, load, stop).await;
 }
 
 #[cfg(test)]
