@@ -150,7 +150,7 @@ fn append_set_cookies(out: &mut axum::http::HeaderMap, cookies: &[String]) {
 
 /// OIDC Back-Channel Logout: the provider posts a signed logout token; 200 once the sessions it
 /// names are gone, 400 with an OAuth error for a bad token (spec §2.8), 503 when the session
-/// store cannot be reached.
+/// store cannot be reached, 500 when it refuses the call.
 async fn backchannel_logout(state: &HttpState, oidc: &crate::oidc::Oidc, request: Request) -> Response {
     use crate::oidc::BackchannelError;
     let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
@@ -159,9 +159,15 @@ async fn backchannel_logout(state: &HttpState, oidc: &crate::oidc::Oidc, request
     };
     match oidc.backchannel_logout(&body, state.authorizer.now()).await {
         Ok(_) => ([(header::CACHE_CONTROL, "no-store")], "").into_response(),
-        Err(BackchannelError::Store(e)) => {
+        Err(BackchannelError::Store(e)) if e.is_transient() => {
             tracing::error!("back-channel logout failed: {e}");
             oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "sessions are unavailable")
+        }
+        // The store refused the call (an index of the wrong type, a command not allowed): not
+        // an outage, and the provider's retry would meet the same refusal.
+        Err(BackchannelError::Store(e)) => {
+            tracing::error!("back-channel logout refused by the session store: {e}");
+            oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the session store refused the logout")
         }
         Err(e) => {
             tracing::warn!("back-channel logout refused: {e}");

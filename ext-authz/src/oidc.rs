@@ -28,7 +28,7 @@ use provider::OidcProvider;
 use sessions::Refreshes;
 use store::{CookieStore, RedisStore, SessionStore};
 
-pub use callback::session_store_unavailable;
+pub use callback::{session_store_failed, session_store_unavailable};
 pub use logout::BackchannelError;
 pub use sessions::SessionLookup;
 pub use settings::{LogoutGet, OidcSettings, StoreSettings, TYPICAL_GATEWAY_TIMEOUT};

@@ -197,8 +197,8 @@ impl Authorizer {
             Some(oidc) if policy.engine.accepts_session(request) => Box::pin(oidc.session(request, now)).await,
             _ => SessionLookup::default(),
         };
-        if lookup.store_failed {
-            return Outcome::Deny(crate::oidc::session_store_unavailable());
+        if let Some(error) = &lookup.store_failed {
+            return Outcome::Deny(crate::oidc::session_store_failed(error));
         }
         let mut refetched = false;
         loop {

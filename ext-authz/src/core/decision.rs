@@ -145,6 +145,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// Something the request needs is missing for now (an upstream credential): retry later.
     Unavailable,
+    /// A dependency refused this request for good (the session store refused its session):
+    /// retrying would not help, and it is not an outage.
+    Internal,
 }
 
 impl ErrorCode {
@@ -159,6 +162,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::Internal => "INTERNAL",
         }
     }
 }

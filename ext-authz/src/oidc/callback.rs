@@ -5,6 +5,7 @@
 use subtle::ConstantTimeEq;
 
 use super::provider::ProviderError;
+use super::store::StoreError;
 use super::{login_unavailable, Oidc};
 use crate::core::decision::{deny, Deny, ErrorCode, Redirect};
 use crate::core::random::random_token;
@@ -119,7 +120,7 @@ impl Oidc {
             Ok(value) => value,
             Err(e) => {
                 tracing::error!(transient = e.is_transient(), "cannot store a new session: {e}");
-                return with_clear(session_store_unavailable());
+                return with_clear(session_store_failed(&e));
             }
         };
         tracing::info!(subject = %session.subject, store = self.store.kind(), "signed in");
@@ -131,4 +132,16 @@ impl Oidc {
 
 pub fn session_store_unavailable() -> Deny {
     deny(503, ErrorCode::LoginUnavailable, "sessions are temporarily unavailable", None, "session_store_unavailable")
+}
+
+/// The answer when the session store failed this request: 503 "temporarily unavailable" when
+/// the store itself is down (retrying later works), else 500 — the store refused this session
+/// (a key of the wrong type, a command not allowed): retrying would not help, and saying
+/// "unavailable" would send operators looking for an outage. Both deny (fail closed): no
+/// session is issued or used.
+pub fn session_store_failed(error: &StoreError) -> Deny {
+    if error.is_transient() {
+        return session_store_unavailable();
+    }
+    deny(500, ErrorCode::Internal, "the session store refused this session", None, "session_store_error")
 }

@@ -2,6 +2,7 @@
 //! the provider's `end_session_endpoint` when it has one), and OIDC Back-Channel Logout (the
 //! provider posts a signed logout token naming a `sid` or `sub`).
 
+use super::store::StoreError;
 use super::LogoutGet;
 use super::Oidc;
 use crate::core::decision::{deny, from_our_origin, Deny, ErrorCode, Redirect};
@@ -22,8 +23,9 @@ pub enum BackchannelError {
     Invalid(String),
     #[error(transparent)]
     Claims(#[from] LogoutTokenError),
-    #[error("sessions are temporarily unavailable: {0}")]
-    Store(#[from] super::store::StoreError),
+    /// The store failed (`StoreError::is_transient` tells an outage from a refusal).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl Oidc {
@@ -52,8 +54,8 @@ impl Oidc {
         let ended = match self.store.end_all(&presented, now).await {
             Ok(ended) => ended,
             Err(e) => {
-                tracing::error!("logout could not end the sessions: {e}");
-                return Outcome::Deny(logout_failed());
+                tracing::error!(transient = e.is_transient(), "logout could not end the sessions: {e}");
+                return Outcome::Deny(logout_failed(&e));
             }
         };
         for session in &ended {
@@ -117,8 +119,19 @@ fn id_token_hint(ended: &[Session]) -> Option<&str> {
     ended.iter().max_by_key(|s| (s.created_at, s.created_us)).map(|s| s.id_token.as_str())
 }
 
-/// The session could not be ended: the user must know, and can try again.
-fn logout_failed() -> Deny {
+/// The session could not be ended: the user must know, and can try again (the cookies stay).
+/// 503 while the store is down; 500 when it refused the call itself (a command not allowed),
+/// which a retry shortly will not mend.
+fn logout_failed(error: &StoreError) -> Deny {
+    if !error.is_transient() {
+        return deny(
+            500,
+            ErrorCode::Internal,
+            "you could not be signed out: the session store refused to end the session",
+            None,
+            "logout_store_error",
+        );
+    }
     deny(
         503,
         ErrorCode::LoginUnavailable,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::provider::ProviderError;
+use super::store::StoreError;
 use super::Oidc;
 use crate::core::request::AuthRequest;
 use crate::core::session::model::{Freshness, Session};
@@ -23,8 +24,9 @@ pub struct SessionLookup {
     pub session: Option<Session>,
     /// `Set-Cookie` values for the response (a refreshed session's new cookie).
     pub set_cookies: Vec<String>,
-    /// The session store failed: answer 503 rather than pretend there is no session.
-    pub store_failed: bool,
+    /// The session store failed: answer its error (`session_store_failed`: 503 for an outage)
+    /// rather than pretend there is no session.
+    pub store_failed: Option<StoreError>,
 }
 
 /// After a failed attempt (provider unreachable), do not ask again for this long: requests keep
@@ -77,7 +79,7 @@ impl Oidc {
             Ok(sessions) => sessions,
             Err(e) => {
                 tracing::error!(transient = e.is_transient(), "cannot read a session: {e}");
-                return SessionLookup { store_failed: true, ..SessionLookup::default() };
+                return SessionLookup { store_failed: Some(e), ..SessionLookup::default() };
             }
         };
         // The first usable one wins; one whose tokens ended gives way to the next. At most one
@@ -111,15 +113,15 @@ impl Oidc {
         match self.store.replace(&session, now).await {
             Ok(Some(value)) => {
                 let set_cookies = self.session_cookies(request, &value, session.remaining(now));
-                SessionLookup { session: Some(session), set_cookies, store_failed: false }
+                SessionLookup { session: Some(session), set_cookies, store_failed: None }
             }
             Ok(None) => {
                 tracing::info!(subject = %session.subject, "the session ended while it was being refreshed");
                 SessionLookup::default()
             }
             Err(e) => {
-                tracing::error!("cannot store a refreshed session: {e}");
-                SessionLookup { store_failed: true, ..SessionLookup::default() }
+                tracing::error!(transient = e.is_transient(), "cannot store a refreshed session: {e}");
+                SessionLookup { store_failed: Some(e), ..SessionLookup::default() }
             }
         }
     }

@@ -37,12 +37,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the store itself failed (Redis unreachable or slow, the revocation file not
-    /// writable), so retrying later may work and the answer is "unavailable"; `false` when
-    /// this session cannot be stored at all.
+    /// Whether the store itself failed (Redis unreachable, slow, loading or read-only — see
+    /// `shared::redis::error` — or the revocation file not writable), so retrying later may
+    /// work and the answer is "unavailable"; `false` when the store refused this call (a key
+    /// holding something else, a command not allowed) or this session cannot be stored at all.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Redis(_) | StoreError::Revocations(_) => true,
+            StoreError::Redis(e) => e.is_transient(),
+            StoreError::Revocations(_) => true,
             StoreError::Encode(_) => false,
         }
     }
@@ -98,5 +100,13 @@ mod tests {
         assert!(StoreError::Revocations(std::io::Error::other("disk full")).is_transient());
         let encode = serde_json::from_str::<u8>("x").unwrap_err();
         assert!(!StoreError::Encode(encode).is_transient());
+    }
+
+    #[test]
+    fn a_reply_about_one_key_is_not_transient() {
+        let value =
+            ::redis::parse_redis_value(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+        let error = shared::redis::reply::<String>(value.unwrap()).unwrap_err();
+        assert!(!StoreError::Redis(error.into()).is_transient());
     }
 }

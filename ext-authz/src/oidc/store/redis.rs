@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use shared::redis::RedisPool;
+use redis::Value;
+use shared::redis::{RedisCallError, RedisPool};
 
 use super::{SessionStore, StoreError};
 use crate::core::session::logout::Revocation;
@@ -48,13 +49,39 @@ impl RedisStore {
         format!("gatehouse-session-redis-v1:{id}")
     }
 
-    /// The commands ending one session: its value and its places in the indexes.
-    fn add_delete(&self, pipeline: &mut redis::Pipeline, session: &Session) {
-        pipeline.cmd("DEL").arg(self.session_key(&session.id)).ignore();
-        pipeline.cmd("SREM").arg(self.sub_key(&session.subject)).arg(&session.id).ignore();
-        if let Some(sid) = &session.sid {
-            pipeline.cmd("SREM").arg(self.sid_key(sid)).arg(&session.id).ignore();
+    /// Ends `sessions`: their values, then their places in the indexes, in one call. A value
+    /// that could not be deleted fails the call. An index refusing its `SREM` (it holds
+    /// something else than a set: planted, or another program's key) is logged and passed
+    /// over: the session's value is gone, so nothing can use it, and an index entry naming a
+    /// gone session ends nothing and keeps nothing alive. A failure of Redis itself (transient)
+    /// fails the call either way: the user is told and can sign out again.
+    async fn end(&self, sessions: &[Session]) -> Result<(), StoreError> {
+        let mut pipeline = redis::pipe();
+        // Each reply in its place (an error reply as a `ServerError`), so they can be told apart.
+        pipeline.ignore_errors();
+        for session in sessions {
+            pipeline.cmd("DEL").arg(self.session_key(&session.id));
         }
+        for session in sessions {
+            pipeline.cmd("SREM").arg(self.sub_key(&session.subject)).arg(&session.id);
+            if let Some(sid) = &session.sid {
+                pipeline.cmd("SREM").arg(self.sid_key(sid)).arg(&session.id);
+            }
+        }
+        let replies: Vec<Value> = self.pool.query_idempotent(&pipeline).await?;
+        let (values, indexes) = replies.split_at(sessions.len().min(replies.len()));
+        for reply in values {
+            shared::redis::reply::<Value>(reply.clone()).map_err(RedisCallError::from)?;
+        }
+        for reply in indexes {
+            if let Err(e) = shared::redis::reply::<Value>(reply.clone()).map_err(RedisCallError::from) {
+                if e.is_transient() {
+                    return Err(e.into());
+                }
+                tracing::warn!("a session index is not a set, left as it is (its session is ended): {e}");
+            }
+        }
+        Ok(())
     }
 
     async fn ids_in(&self, set: &str) -> Result<Vec<String>, StoreError> {
@@ -123,18 +150,22 @@ impl SessionStore for RedisStore {
                 return Ok(Vec::new());
             }
             let mut pipeline = redis::pipe();
+            // Each reply in its place: one value's refusal is that value's, not the others'.
+            pipeline.ignore_errors();
             for id in &ids {
                 pipeline.cmd("GET").arg(self.session_key(id));
             }
-            let values: Vec<Option<String>> = self.pool.query_idempotent(&pipeline).await?;
-            let sessions = ids
-                .iter()
-                .zip(values)
-                .filter_map(|(id, value)| {
-                    let plain = self.sealer.open(&Self::value_purpose(id), &value?).ok()?;
+            let replies: Vec<Value> = self.pool.query_idempotent(&pipeline).await?;
+            let mut sessions = Vec::new();
+            for (id, reply) in ids.iter().zip(replies) {
+                let Some(value) = stored_value(reply)? else { continue };
+                let Ok(plain) = self.sealer.open(&Self::value_purpose(id), &value) else { continue };
+                if let Some(session) =
                     serde_json::from_slice::<Session>(&plain).ok().filter(|s| s.id == *id && s.expires_at > now)
-                })
-                .collect();
+                {
+                    sessions.push(session);
+                }
+            }
             Ok(sessions)
         }
         .boxed()
@@ -144,11 +175,7 @@ impl SessionStore for RedisStore {
         async move {
             let sessions = self.load_all(cookies, now).await?;
             if !sessions.is_empty() {
-                let mut pipeline = redis::pipe();
-                for session in &sessions {
-                    self.add_delete(&mut pipeline, session);
-                }
-                self.pool.query_idempotent::<()>(&pipeline).await?;
+                self.end(&sessions).await?;
             }
             Ok(sessions)
         }
@@ -156,13 +183,7 @@ impl SessionStore for RedisStore {
     }
 
     fn delete<'a>(&'a self, session: &'a Session, _now: u64) -> BoxFuture<'a, Result<(), StoreError>> {
-        async move {
-            let mut pipeline = redis::pipe();
-            self.add_delete(&mut pipeline, session);
-            self.pool.query_idempotent::<()>(&pipeline).await?;
-            Ok(())
-        }
-        .boxed()
+        async move { self.end(std::slice::from_ref(session)).await }.boxed()
     }
 
     fn revoke<'a>(&'a self, revocation: &'a Revocation, _now: u64) -> BoxFuture<'a, Result<u64, StoreError>> {
@@ -185,3 +206,23 @@ impl SessionStore for RedisStore {
         .boxed()
     }
 }
+
+/// A session key's stored value: `None` when there is none — or when the key holds something
+/// else than a session's string (a list planted at it, another program's key). That is a
+/// reply about this key alone, not the store being down: the value names no session (fails
+/// closed: the browser signs in again, and the new session's `SET` replaces whatever the key
+/// held), and the request is not answered "sessions are unavailable". A failure of Redis itself
+/// is the call's error.
+fn stored_value(reply: Value) -> Result<Option<String>, StoreError> {
+    match shared::redis::reply::<Option<String>>(reply).map_err(RedisCallError::from) {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_transient() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!("a session key holds something else than a session, read as no session: {e}");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
