@@ -18,6 +18,24 @@
 //!
 //! Pure: time is a parameter, the stores run the steps described here atomically.
 
+/// Why a config's `algorithm`/`burst` pair is refused (Gatehouse's extension keys: not
+/// reference texts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlgorithmError {
+    #[error("algorithm {0:?} is not fixed_window, sliding_window or token_bucket")]
+    Unknown(String),
+    /// Refilled at 0 a unit, a bucket has nothing to give: it refuses every request, as a
+    /// window of 0 does. A burst would promise otherwise.
+    #[error("a token bucket of 0 requests per unit refuses every request: leave out burst")]
+    BurstOfEmptyBucket,
+    #[error("a token bucket's burst must be at least 1")]
+    ZeroBurst,
+    #[error("burst is only for algorithm: token_bucket")]
+    BurstWithoutBucket,
+    #[error("an unlimited limit has no algorithm")]
+    Unlimited,
+}
+
 /// How a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
@@ -32,22 +50,20 @@ pub enum Algorithm {
 impl Algorithm {
     /// From a config's `algorithm` and `burst` (a burst only goes with a token bucket; its
     /// default is the limit itself).
-    pub fn from_config(name: &str, burst: Option<u32>, requests_per_unit: u32) -> Result<Algorithm, String> {
+    pub fn from_config(name: &str, burst: Option<u32>, requests_per_unit: u32) -> Result<Algorithm, AlgorithmError> {
         let algorithm = match name {
             "" | "fixed_window" => Algorithm::FixedWindow,
             "sliding_window" => Algorithm::SlidingWindow,
             "token_bucket" => Algorithm::TokenBucket { burst: burst.unwrap_or(requests_per_unit) },
-            other => return Err(format!("algorithm {other:?} is not fixed_window, sliding_window or token_bucket")),
+            other => return Err(AlgorithmError::Unknown(other.to_string())),
         };
         match (algorithm, burst) {
-            // Refilled at 0 a unit, a bucket has nothing to give: it refuses every request, as
-            // a window of 0 does. A burst would promise otherwise.
             (Algorithm::TokenBucket { .. }, Some(_)) if requests_per_unit == 0 => {
-                Err("a token bucket of 0 requests per unit refuses every request: leave out burst".into())
+                Err(AlgorithmError::BurstOfEmptyBucket)
             }
-            (Algorithm::TokenBucket { burst: 0 }, Some(_)) => Err("a token bucket's burst must be at least 1".into()),
+            (Algorithm::TokenBucket { burst: 0 }, Some(_)) => Err(AlgorithmError::ZeroBurst),
             (Algorithm::TokenBucket { .. }, _) | (_, None) => Ok(algorithm),
-            (_, Some(_)) => Err("burst is only for algorithm: token_bucket".into()),
+            (_, Some(_)) => Err(AlgorithmError::BurstWithoutBucket),
         }
     }
 
@@ -166,11 +182,14 @@ mod tests {
         assert_eq!(Algorithm::from_config("sliding_window", None, 10), Ok(Algorithm::SlidingWindow));
         assert_eq!(Algorithm::from_config("token_bucket", None, 10), Ok(Algorithm::TokenBucket { burst: 10 }));
         assert_eq!(Algorithm::from_config("token_bucket", Some(3), 10), Ok(Algorithm::TokenBucket { burst: 3 }));
-        assert!(Algorithm::from_config("token_bucket", Some(0), 10).unwrap_err().contains("at least 1"));
-        assert!(Algorithm::from_config("sliding_window", Some(3), 10).unwrap_err().contains("only for"));
-        assert!(Algorithm::from_config("leaky", None, 10).unwrap_err().contains("\"leaky\""));
+        assert!(Algorithm::from_config("token_bucket", Some(0), 10).unwrap_err().to_string().contains("at least 1"));
+        assert!(Algorithm::from_config("sliding_window", Some(3), 10).unwrap_err().to_string().contains("only for"));
+        assert!(Algorithm::from_config("leaky", None, 10).unwrap_err().to_string().contains("\"leaky\""));
         assert_eq!(Algorithm::from_config("token_bucket", None, 0), Ok(Algorithm::TokenBucket { burst: 0 }));
-        assert!(Algorithm::from_config("token_bucket", Some(3), 0).unwrap_err().contains("leave out burst"));
+        assert!(Algorithm::from_config("token_bucket", Some(3), 0)
+            .unwrap_err()
+            .to_string()
+            .contains("leave out burst"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::request::Entry;
 use super::stat_key::{composite_key, StatLevel};
 use super::unit::Unit;
 use super::wildcard::WildcardPattern;
+use super::yaml::YamlError;
 
 /// A config load failure, displayed as the reference does: `<config name>: <problem>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,8 +65,8 @@ pub enum RuleError {
     #[error("replaces should not contain name of same descriptor")]
     ReplacesItself,
     /// Gatehouse's extension keys (`algorithm`, `burst`): not a reference text.
-    #[error("{0}")]
-    Algorithm(String),
+    #[error(transparent)]
+    Algorithm(#[from] super::algorithm::AlgorithmError),
 }
 
 impl ConfigError {
@@ -145,8 +146,8 @@ pub struct ConfigSource {
 fn aliases_within(source: &ConfigSource, budget: &mut AliasBudget) -> Result<(), ConfigError> {
     let shared = *budget != AliasBudget::of(YamlLimits::FILES);
     bounded_yaml::check_sharing(&source.content, YamlLimits::FILES, budget).map_err(|e| {
-        let together = if shared { ", together with the files loaded before it" } else { "" };
-        ConfigError::new(&source.name, FileError::Yaml(format!("{e}{together}")))
+        let error = if shared { YamlError::LimitsTogether(e) } else { YamlError::Limits(e) };
+        ConfigError::new(&source.name, FileError::Yaml(error))
     })
 }
 
@@ -318,7 +319,7 @@ impl RateLimitConfig {
             return Err(RuleError::InvalidUnit(yaml.unit.clone()));
         }
         if yaml.unlimited && (yaml.burst.is_some() || !matches!(yaml.algorithm.as_str(), "" | "fixed_window")) {
-            return Err(RuleError::Algorithm("an unlimited limit has no algorithm".into()));
+            return Err(super::algorithm::AlgorithmError::Unlimited.into());
         }
         let algorithm = Algorithm::from_config(&yaml.algorithm, yaml.burst, yaml.requests_per_unit)
             .map_err(RuleError::Algorithm)?;

@@ -72,7 +72,7 @@ pub struct YamlRateLimit {
 pub enum FileError {
     /// Not YAML, or beyond the reader's bounds.
     #[error("error loading config file: {0}")]
-    Yaml(String),
+    Yaml(#[from] super::yaml::YamlError),
     /// Values of the wrong type, one line each (`line N: cannot unmarshal ...`).
     #[error("error loading config file: yaml: unmarshal errors:\n  {}", .0.join("\n  "))]
     Unmarshal(Vec<String>),
@@ -109,7 +109,7 @@ pub fn parse_as_reference(content: &str) -> Result<YamlRoot, FileError> {
 }
 
 fn parse_with_keys(content: &str, reference_only: bool) -> Result<YamlRoot, FileError> {
-    let document = parse_first_document(content).map_err(|e| FileError::Yaml(e.to_string()))?;
+    let document = parse_first_document(content)?;
     let Some(document) = document else {
         return Ok(YamlRoot::default());
     };

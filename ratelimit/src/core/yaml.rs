@@ -6,7 +6,7 @@
 //! booleans (`yes`, `on`, `y`), and checks every key of the document against a whitelist before
 //! decoding. All three need the raw node tree, so we build it ourselves from parser events.
 
-use shared::bounded_yaml::{self, YamlLimits};
+use shared::bounded_yaml::{self, YamlLimitError, YamlLimits};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -80,14 +80,31 @@ impl Node {
     }
 }
 
+/// Why a config file is not YAML we read (the reference's texts: `yaml: line N: …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum YamlError {
+    #[error(transparent)]
+    Limits(#[from] YamlLimitError),
+    /// Within the alias bound alone, beyond it with the files of the same load before it.
+    #[error("{0}, together with the files loaded before it")]
+    LimitsTogether(YamlLimitError),
+    /// The YAML parser's own text: it comes from outside, and nobody branches on it.
+    #[error("yaml: line {line}: {info}")]
+    Syntax { line: usize, info: String },
+    #[error("yaml: line {line}: unknown anchor referenced")]
+    UnknownAnchor { line: usize },
+}
+
 /// Parses the first document of `source`. `Ok(None)` for an empty stream. The text is checked
 /// against [`YamlLimits::FILES`] first, so no alias bomb or deep nesting is ever expanded.
-pub fn parse_first_document(source: &str) -> Result<Option<Node>, String> {
-    bounded_yaml::check(source, YamlLimits::FILES).map_err(|e| e.to_string())?;
+pub fn parse_first_document(source: &str) -> Result<Option<Node>, YamlError> {
+    bounded_yaml::check(source, YamlLimits::FILES)?;
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(source);
     // `multi = true` so a second document does not fail the parse: only the first is read.
-    parser.load(&mut builder, true).map_err(|e| format!("yaml: line {}: {}", e.marker().line(), e.info()))?;
+    parser
+        .load(&mut builder, true)
+        .map_err(|e| YamlError::Syntax { line: e.marker().line(), info: e.info().to_string() })?;
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -102,7 +119,7 @@ struct TreeBuilder {
     /// Anchor ids of the open collections, parallel to `stack`.
     open_anchors: Vec<usize>,
     documents: Vec<Node>,
-    error: Option<String>,
+    error: Option<YamlError>,
 }
 
 impl TreeBuilder {
@@ -152,7 +169,7 @@ impl MarkedEventReceiver for TreeBuilder {
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => self.push_value(node),
                 None => {
-                    self.error.get_or_insert_with(|| format!("yaml: line {line}: unknown anchor referenced"));
+                    self.error.get_or_insert(YamlError::UnknownAnchor { line });
                 }
             },
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
@@ -287,16 +304,16 @@ mod tests {
             bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
         }
         let err = parse_first_document(&bomb).unwrap_err();
-        assert_eq!(err, "yaml: line 5: aliases expand to more than 100000 nodes (an alias bomb?)");
+        assert_eq!(err.to_string(), "yaml: line 5: aliases expand to more than 100000 nodes (an alias bomb?)");
         let deep = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
         let err = parse_first_document(&deep).unwrap_err();
-        assert_eq!(err, "yaml: line 1: nested deeper than the limit of 64 levels");
+        assert_eq!(err.to_string(), "yaml: line 1: nested deeper than the limit of 64 levels");
     }
 
     #[test]
     fn reports_syntax_errors_with_a_line() {
         let err = parse_first_document("a: [1, 2\n").unwrap_err();
-        assert!(err.starts_with("yaml: line "), "{err}");
+        assert!(err.to_string().starts_with("yaml: line "), "{err}");
         assert_eq!(parse_first_document("").unwrap(), None);
     }
 }
