@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ext_authz::testing::SigningKey;
 use jsonwebtoken::Algorithm;
@@ -49,11 +49,10 @@ fn start_with(idp: &JwksServer, dir: &std::path::Path, edit: impl Fn(String) -> 
 }
 
 async fn wait_ready(p: &AuthzProcess) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http(p.http_addr(), "GET", "/readyz", &[]).await.0 != 200 {
-        assert!(Instant::now() < deadline, "not ready:\n{}", p.stderr());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ready = shared::testing::poll(Duration::from_secs(10), async || {
+        (http(p.http_addr(), "GET", "/readyz", &[]).await.0 == 200).then_some(())
+    });
+    assert!(ready.await.is_some(), "not ready:\n{}", p.stderr());
 }
 
 /// HTTP-mode status for `target` with an API key.
@@ -255,11 +254,10 @@ async fn an_endless_key_set_is_cut_off_at_its_bound() {
     idp.endless.store(true, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let p = start(&idp, dir.path());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !p.stderr().contains("the answer is larger than 1048576 bytes") {
-        assert!(Instant::now() < deadline, "no bounded refusal:\n{}", p.stderr());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let refused = shared::testing::poll(Duration::from_secs(10), async || {
+        p.stderr().contains("the answer is larger than 1048576 bytes").then_some(())
+    });
+    assert!(refused.await.is_some(), "no bounded refusal:\n{}", p.stderr());
     assert!(rss_mib(p.child.id()) < 200, "{} MiB resident", rss_mib(p.child.id()));
     assert_eq!(with_key(&p, "/orders/1").await, 200, "still serving");
     idp.endless.store(false, Ordering::SeqCst);
@@ -316,11 +314,10 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
     std::os::unix::fs::symlink("huge.json", d.join("keys.tmp")).unwrap();
     std::fs::rename(d.join("keys.tmp"), d.join("keys.json")).unwrap();
     let metrics = |r: &ext_authz::app::Running| r.authorizer.metrics.registry.render();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !metrics(&running).contains(r#"ext_authz_jwks_fetches_total{provider="files",result="error"}"#) {
-        assert!(Instant::now() < deadline, "the huge file was not refused");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    shared::testing::eventually("the huge file refused", Duration::from_secs(10), async || {
+        metrics(&running).contains(r#"ext_authz_jwks_fetches_total{provider="files",result="error"}"#)
+    })
+    .await;
     assert!(allowed(token_b).await, "the last good keys stay in service");
     running.shutdown().await;
 }
@@ -329,13 +326,9 @@ async fn a_key_file_follows_symlink_swaps_and_refuses_a_huge_file() {
 /// against a hang, far above the time the work takes.
 fn output_within(command: &mut Command, within: Duration) -> std::process::Output {
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{command:?} hung for {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if shared::testing::poll_blocking(within, || child.try_wait().unwrap()).is_none() {
+        let _ = child.kill();
+        panic!("{command:?} hung for {within:?}");
     }
     child.wait_with_output().unwrap()
 }

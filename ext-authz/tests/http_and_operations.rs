@@ -127,15 +127,10 @@ async fn config_and_api_keys_reload_without_restart() {
 
     let extra = "    - name: reports\n      path: /reports/*\n      accept: [jwt]\n";
     write_file(&h.config_path(), &ended(&config_yaml(&h.idp.url, extra)));
-    let mut allowed = false;
-    for _ in 0..100 {
-        if status(&h.check("GET", "/reports/1", &[("authorization", &bearer)]).await) == 0 {
-            allowed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(allowed, "the new rule applies without a restart");
+    shared::testing::eventually("the new rule applies without a restart", Duration::from_secs(5), async || {
+        status(&h.check("GET", "/reports/1", &[("authorization", &bearer)]).await) == 0
+    })
+    .await;
 
     // A broken config is refused; the last good one stays.
     write_file(&h.config_path(), "routes:\n  rules:\n    - path: nope\n...\n");
@@ -169,15 +164,10 @@ async fn grpc_health_metrics_and_shutdown() {
         .unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let request = || tonic_health::pb::HealthCheckRequest { service: "envoy.service.auth.v3.Authorization".into() };
-    let mut serving = false;
-    for _ in 0..40 {
-        if health.check(request()).await.unwrap().into_inner().status == 1 {
-            serving = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(serving);
+    shared::testing::eventually("gRPC health SERVING", Duration::from_secs(2), async || {
+        health.check(request()).await.unwrap().into_inner().status == 1
+    })
+    .await;
     let token = h.token(json!({}));
     for _ in 0..3 {
         h.check("GET", "/orders/1", &[("authorization", &format!("Bearer {token}"))]).await;
@@ -223,7 +213,9 @@ routes:
 "#;
     std::fs::write(d.join("ext-authz.yaml"), config).unwrap();
     let config = ext_authz::config::load(&d.join("ext-authz.yaml"), &Default::default()).unwrap();
-    let running = ext_authz::app::start(config, Default::default(), std::sync::Arc::new(|| NOW)).await.unwrap();
+    let running = ext_authz::app::start(config, Default::default(), shared::testing::TestClock::at(NOW).as_clock())
+        .await
+        .unwrap();
     // Keys load in the background once the ports are open; start from a ready service, as Envoy
     // does (a check before that is an internal failure by design, tested elsewhere).
     let authorizer = running.authorizer.clone();
@@ -336,17 +328,16 @@ async fn a_reload_applies_to_cached_tokens_and_remembered_answers() {
         .replace("audiences: [orders-api]", "audiences: [billing-api]")
         .replace("X-User-ID: [user_id, sub]", "X-Caller: [user_id, sub]");
     write_file(&h.config_path(), &ended(&config));
-    let mut applied = false;
-    for _ in 0..100 {
-        let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", API_KEY)]).await);
-        if headers.get("x-caller").map(String::as_str) == Some("billing") {
-            assert!(!headers.contains_key("x-user-id"), "the old header is not ours any more: {headers:?}");
-            applied = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(applied, "the API key's answer follows the new identity headers");
+    let headers = shared::testing::eventually_some(
+        "the API key's answer follows the new identity headers",
+        Duration::from_secs(5),
+        async || {
+            let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", API_KEY)]).await);
+            (headers.get("x-caller").map(String::as_str) == Some("billing")).then_some(headers)
+        },
+    )
+    .await;
+    assert!(!headers.contains_key("x-user-id"), "the old header is not ours any more: {headers:?}");
     let refused = h.check("GET", "/orders/1", &[("authorization", &bearer)]).await;
     assert_eq!(status(&refused), 16, "the cached token is verified again, against the new audience");
     h.stop().await;

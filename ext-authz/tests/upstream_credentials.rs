@@ -113,11 +113,10 @@ async fn a_credential_file_is_set_over_the_clients_and_followed_through_rotation
     assert_eq!(allowed_headers(&response).0["x-user-id"], "billing", "the client's identity still goes up");
 
     write_file(&dir.path().join("vendor.key"), "vendor-key-2\n");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while vendor_key(&h.check("GET", "/vendor/models", &[("x-api-key", API_KEY)]).await) != "vendor-key-2" {
-        assert!(tokio::time::Instant::now() < deadline, "the rotated key was not taken up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    shared::testing::eventually("the rotated key taken up", Duration::from_secs(10), async || {
+        vendor_key(&h.check("GET", "/vendor/models", &[("x-api-key", API_KEY)]).await) == "vendor-key-2"
+    })
+    .await;
     // A broken rotation (an empty file) keeps the last good key, and says so.
     write_file(&dir.path().join("vendor.key"), "\n");
     let metrics_say = "ext_authz_reloads_total{result=\"error\",what=\"upstream_credentials\"} 1";
@@ -153,13 +152,12 @@ async fn a_client_credentials_token_is_fetched_once_renewed_early_and_kept_throu
     assert_eq!(tokens.issued.load(Ordering::SeqCst), 1, "single flight");
 
     // 61 s later the token (120 s) is in its renewal window: still used, renewed behind.
-    h.clock.fetch_add(61, Ordering::SeqCst);
+    h.clock.advance(61);
     assert_eq!(upstream_authorization(&mut h, "/partner/orders").await.unwrap(), "Bearer tok-1");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while upstream_authorization(&mut h, "/partner/orders").await.unwrap() != "Bearer tok-2" {
-        assert!(tokio::time::Instant::now() < deadline, "no renewed token");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    shared::testing::eventually("a renewed token", Duration::from_secs(10), async || {
+        upstream_authorization(&mut h, "/partner/orders").await.unwrap() == "Bearer tok-2"
+    })
+    .await;
     assert_eq!(tokens.issued.load(Ordering::SeqCst), 2, "one renewal");
     assert_eq!(tokens.form("grant_type").as_deref(), Some("client_credentials"));
     assert_eq!(
@@ -172,7 +170,7 @@ async fn a_client_credentials_token_is_fetched_once_renewed_early_and_kept_throu
 
     // The provider goes down in the next renewal window: the current token goes on.
     tokens.failing.store(true, Ordering::SeqCst);
-    h.clock.fetch_add(61, Ordering::SeqCst);
+    h.clock.advance(61);
     assert_eq!(upstream_authorization(&mut h, "/partner/orders").await.unwrap(), "Bearer tok-2");
     let failed = "ext_authz_upstream_token_requests_total{credential=\"partner\",result=\"error\"} 1";
     shared::testing::eventually("the failed renewal is counted", Duration::from_secs(10), || async {
@@ -182,14 +180,14 @@ async fn a_client_credentials_token_is_fetched_once_renewed_early_and_kept_throu
     assert_eq!(upstream_authorization(&mut h, "/partner/orders").await.unwrap(), "Bearer tok-2");
 
     // Past its expiry with the provider still down: a 503, never a request without it.
-    h.clock.fetch_add(60, Ordering::SeqCst);
+    h.clock.advance(60);
     let (code, body) = upstream_authorization(&mut h, "/partner/orders").await.unwrap_err();
     assert_eq!((code, body["error"]["code"].as_str()), (503, Some("UNAVAILABLE")), "{body}");
     assert_eq!(body["error"]["message"], "the upstream's credential is unavailable; retry later");
 
     // The provider is back: the next request after the retry pause gets a new token.
     tokens.failing.store(false, Ordering::SeqCst);
-    h.clock.fetch_add(2, Ordering::SeqCst);
+    h.clock.advance(2);
     assert_eq!(upstream_authorization(&mut h, "/partner/orders").await.unwrap(), "Bearer tok-3");
     h.stop().await;
 }

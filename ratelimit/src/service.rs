@@ -582,7 +582,7 @@ mod tests {
 
     fn memory_limiter(options: LimiterOptions) -> RateLimiter {
         let (health, _server, _follow) = Health::new("ratelimit");
-        let clocks = Clocks::from_seconds(Arc::new(|| 1_000));
+        let clocks = Clocks::from_seconds(shared::testing::TestClock::at(1_000).as_clock());
         let limiter =
             RateLimiter::new(Arc::new(MemoryStore::new()), options, Metrics::new(false, None), health, clocks);
         install(&limiter, "domain: d\ndescriptors:\n  - key: fixed\n    rate_limit: {unit: minute, requests_per_unit: 2}\n  - key: sliding\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding_window}\n  - key: bucket\n    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: token_bucket}\n");

@@ -138,15 +138,12 @@ async fn grpc_health_reports_serving_and_config_health() {
     assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::NotServing as i32);
     h.config.write("web.yaml", GOOD);
     h.eventually(|r| r.health.is_healthy()).await;
-    for _ in 0..50 {
-        let status = health.check(check("ratelimit")).await.unwrap().into_inner().status;
-        if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-            h.stop().await;
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("gRPC health never turned SERVING");
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    shared::testing::eventually("gRPC health SERVING", std::time::Duration::from_secs(1), async || {
+        health.check(check("ratelimit")).await.unwrap().into_inner().status == serving
+    })
+    .await;
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

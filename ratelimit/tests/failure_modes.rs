@@ -25,16 +25,16 @@ fn metric(h: &Harness, line_start: &str) -> Option<String> {
 /// Brings Redis back and waits until calls are counted again.
 async fn recover(h: &mut Harness) {
     h.redis.as_mut().unwrap().resume();
-    for _ in 0..100 {
-        if let Ok(r) = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await {
-            if r.statuses[0].current_limit.is_some() && r.statuses[0].code == Code::Ok as i32 {
-                assert!(!h.running().limiter.in_outage());
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("service did not recover after Redis came back");
+    shared::testing::eventually(
+        "calls counted again after Redis came back",
+        std::time::Duration::from_secs(5),
+        async || {
+            let call = h.call(request("fm", vec![descriptor(&[("k", "v")])])).await;
+            call.is_ok_and(|r| r.statuses[0].current_limit.is_some() && r.statuses[0].code == Code::Ok as i32)
+        },
+    )
+    .await;
+    assert!(!h.running().limiter.in_outage());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

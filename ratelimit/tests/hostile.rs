@@ -99,15 +99,9 @@ async fn idle_connections_beyond_the_default_descriptor_limit_starve_nothing() {
     assert_eq!((status, body.as_str()), (200, "OK"));
     // A config reload opens files too.
     config.write("good.yaml", &GOOD.replace("1000", "50"));
-    let mut reloaded = false;
-    for _ in 0..100 {
-        if remaining(&p, "b").await < 50 {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(reloaded, "the changed config was loaded:\n{}", p.stderr());
+    let reloaded =
+        shared::testing::poll(Duration::from_secs(5), async || (remaining(&p, "b").await < 50).then_some(()));
+    assert!(reloaded.await.is_some(), "the changed config was loaded:\n{}", p.stderr());
     assert!(p.stderr().contains("open files limit (soft) raised to the hard limit"), "{}", p.stderr());
     drop(idle);
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -179,15 +179,11 @@ async fn a_three_node_cluster() {
         .status()
         .unwrap();
     assert!(status.success(), "redis-cli --cluster create");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let info: String = nodes[0].command(redis::cmd("CLUSTER").arg("INFO")).await;
-        if info.contains("cluster_state:ok") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "cluster never became ok: {info}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let info = async || -> String { nodes[0].command(redis::cmd("CLUSTER").arg("INFO")).await };
+    let ok = shared::testing::poll(Duration::from_secs(15), async || {
+        info().await.contains("cluster_state:ok").then_some(())
+    });
+    assert!(ok.await.is_some(), "cluster never became ok: {}", info().await);
     let (running, _c, _k) = start(&[("REDIS_TYPE", "cluster"), ("REDIS_URL", &addresses.join(","))]).await.unwrap();
     assert_counts(&running).await;
     running.shutdown().await;

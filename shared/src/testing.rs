@@ -1,16 +1,20 @@
-//! Support for tests of every crate (and the end-to-end suite): free loopback ports and a real
-//! `redis-server` of the test's own. Not used by the services.
+//! Support for tests of every crate (and the end-to-end suite): free loopback ports, a real
+//! `redis-server` of the test's own, the one way to wait for something ([`eventually`]) and the
+//! one clock a test moves by hand ([`TestClock`]). Not used by the services.
 
+mod clock;
 #[cfg(feature = "test-util")]
 mod http2;
 mod otlp;
+mod poll;
+pub use clock::{TestClock, START};
 #[cfg(feature = "test-util")]
 pub use http2::{idle_http2_client, unfinished_call_http2_client, GOAWAY, HEADERS};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use poll::{eventually, eventually_blocking, eventually_some, poll, poll_blocking};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub fn free_port() -> u16 {
@@ -19,29 +23,8 @@ pub fn free_port() -> u16 {
 
 /// Waits (polling, up to `within`) until something accepts connections on loopback `port`;
 /// whether it did.
-pub fn wait_until_listening(port: u16, within: std::time::Duration) -> bool {
-    let deadline = std::time::Instant::now() + within;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    true
-}
-
-/// Polls `check` every 20 ms until it holds; panics naming `what` after `within`. The way
-/// tests wait for something to happen — never a fixed sleep before an assertion.
-pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + within;
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+pub fn wait_until_listening(port: u16, within: Duration) -> bool {
+    poll_blocking(within, || std::net::TcpStream::connect(("127.0.0.1", port)).ok()).is_some()
 }
 
 /// Reads `stream` until what arrived contains every one of `wants`; panics after `within` (or
@@ -72,24 +55,6 @@ pub async fn receive_until(socket: &tokio::net::UdpSocket, wants: &[&str], withi
     received
 }
 
-/// The system clock, plus whatever a test skipped ahead: services that talk to real peers
-/// (whose tokens carry real timestamps) see time pass as it does, and a test that needs "four
-/// seconds later" moves the clock instead of sleeping.
-#[derive(Clone, Default)]
-pub struct SkippingClock(Arc<std::sync::atomic::AtomicU64>);
-
-impl SkippingClock {
-    pub fn skip(&self, seconds: u64) {
-        self.0.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn as_clock(&self) -> crate::clock::Clock {
-        let skipped = self.0.clone();
-        let system = crate::clock::system_clock();
-        Arc::new(move || system() + skipped.load(std::sync::atomic::Ordering::SeqCst))
-    }
-}
-
 /// How a child process started: listening on its port, or exited first (its status).
 #[derive(Debug)]
 pub enum Started {
@@ -102,23 +67,18 @@ pub enum Started {
 /// exits. Free ports are free only until someone binds them: a caller whose child exited with
 /// "Address already in use" starts it again on other ports.
 pub fn wait_for_child(child: &mut Child, port: u16, within: Duration) -> Started {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    let started = poll_blocking(within, || {
         if let Ok(Some(status)) = child.try_wait() {
-            return Started::Exited(status);
+            return Some(Started::Exited(status));
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            // Accepting — and still ours (not someone else on a port we lost).
-            return match child.try_wait() {
-                Ok(Some(status)) => Started::Exited(status),
-                _ => Started::Listening,
-            };
-        }
-        if std::time::Instant::now() >= deadline {
-            return Started::TimedOut;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        // Accepting — and still ours (not someone else on a port we lost).
+        Some(match child.try_wait() {
+            Ok(Some(status)) => Started::Exited(status),
+            _ => Started::Listening,
+        })
+    });
+    started.unwrap_or(Started::TimedOut)
 }
 
 /// A `redis-server` on a free loopback port, stopped when dropped. `stop` and `resume` keep the
@@ -333,13 +293,10 @@ impl OidcProvider {
     }
 
     pub fn resume(&mut self) {
-        for _ in 0..50 {
-            if self.try_start() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the test OpenID Provider did not restart on port {}", self.port);
+        let port = self.port;
+        // Until the port its old process held is free again.
+        let restarted = poll_blocking(Duration::from_secs(5), || self.try_start().then_some(()));
+        assert!(restarted.is_some(), "the test OpenID Provider did not restart on port {port}");
     }
 
     fn try_start(&mut self) -> bool {
@@ -485,19 +442,16 @@ impl Envoy {
             .spawn()
             .expect("starting Envoy");
         let mut envoy = Envoy { child, admin_port, dir, log };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = envoy.child.try_wait() {
-                return Err(format!(
-                    "Envoy exited ({status}):\n{}",
-                    std::fs::read_to_string(&envoy.log).unwrap_or_default()
-                ));
+        let admin = format!("127.0.0.1:{admin_port}");
+        let started = poll_blocking(Duration::from_secs(30), || match envoy.child.try_wait() {
+            Ok(Some(status)) => Some(Some(status)),
+            _ => crate::serve::probe(&admin, "/ready").is_ok().then_some(None),
+        });
+        match started.expect("Envoy not ready after 30 s") {
+            None => Ok(envoy),
+            Some(status) => {
+                Err(format!("Envoy exited ({status}):\n{}", std::fs::read_to_string(&envoy.log).unwrap_or_default()))
             }
-            if crate::serve::probe(&format!("127.0.0.1:{admin_port}"), "/ready").is_ok() {
-                return Ok(envoy);
-            }
-            assert!(std::time::Instant::now() < deadline, "Envoy not ready after 30 s");
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -189,8 +189,9 @@ pub struct Stack {
     pub key: SigningKey,
     /// The OpenID Provider, with `StackOptions::login`.
     pub provider: Option<OidcProvider>,
-    /// ext-authz's clock: `skip` it to reach a session's refresh window without waiting.
-    pub clock: shared::testing::SkippingClock,
+    /// ext-authz's clock (the system clock, moved on by hand): `advance` it to reach a
+    /// session's refresh window without waiting.
+    pub clock: shared::testing::TestClock,
     backend_port: u16,
     options: StackOptions,
     backend: tokio::task::JoinHandle<()>,
@@ -387,7 +388,7 @@ impl Stack {
         text.push_str("...\n");
         std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
-        let clock = shared::testing::SkippingClock::default();
+        let clock = shared::testing::TestClock::following_system();
         drop(reserved);
         let ext_authz = ext_authz::app::start(config, Arc::new(env), clock.as_clock()).await.expect("ext-authz starts");
 

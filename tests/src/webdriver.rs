@@ -4,7 +4,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use shared::testing::free_port;
@@ -34,11 +34,10 @@ impl Chromium {
             .expect("chromedriver must be installed (scripts/install-deps.sh installs chromium-driver)");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        shared::testing::eventually("chromedriver started", Duration::from_secs(20), async || {
+            http.get(format!("{base}/status")).send().await.is_ok()
+        })
+        .await;
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             // Do not wait for subresources (the provider's pages import web fonts from the
@@ -92,9 +91,8 @@ impl Chromium {
 
     /// The first element matching a CSS selector, waiting up to 10 s for it.
     pub async fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let url = format!("{}/session/{}/element", self.base, self.session);
+        let url = format!("{}/session/{}/element", self.base, self.session);
+        let found = shared::testing::poll(Duration::from_secs(10), async || {
             let answer: Value = self
                 .http
                 .post(&url)
@@ -105,15 +103,13 @@ impl Chromium {
                 .json()
                 .await
                 .expect("JSON");
-            if let Some(id) = answer["value"][ELEMENT].as_str() {
-                return id.to_string();
-            }
-            if Instant::now() >= deadline {
-                let source = self.call("GET", "/source", Value::Null).await;
-                panic!("no element {css:?} at {}: {}", self.current_url().await, source.as_str().unwrap_or_default());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            answer["value"][ELEMENT].as_str().map(str::to_string)
+        });
+        if let Some(id) = found.await {
+            return id;
         }
+        let source = self.call("GET", "/source", Value::Null).await;
+        panic!("no element {css:?} at {}: {}", self.current_url().await, source.as_str().unwrap_or_default());
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
@@ -128,14 +124,12 @@ impl Chromium {
 
     /// Waits up to 15 s for the browser to reach a URL starting with `prefix`.
     pub async fn wait_for_url(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let url = self.current_url().await;
-            if url.starts_with(prefix) {
-                return url;
-            }
-            assert!(Instant::now() < deadline, "the browser is at {url}, not {prefix}…");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let reached = shared::testing::poll(Duration::from_secs(15), async || {
+            Some(self.current_url().await).filter(|url| url.starts_with(prefix))
+        });
+        match reached.await {
+            Some(url) => url,
+            None => panic!("the browser is at {}, not {prefix}…", self.current_url().await),
         }
     }
 

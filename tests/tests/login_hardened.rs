@@ -177,14 +177,10 @@ async fn a_hung_provider_gets_our_503_through_envoy() {
     // A new login once the last contact is older than provider_check_interval (1 s): the
     // discovery check hangs, and the answer is the same 503. Until then a login still starts
     // from what the provider last said (a 302): poll, with a deadline.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let newcomer = loop {
-        let page = Browser::default().request("GET", &stack.url("/app/y"), None).await;
-        if page.status != 302 || std::time::Instant::now() > deadline {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let newcomer = shared::testing::eventually_some("a login no longer started", Duration::from_secs(10), async || {
+        Some(Browser::default().request("GET", &stack.url("/app/y"), None).await).filter(|page| page.status != 302)
+    })
+    .await;
     assert_eq!(newcomer.status, 503, "{}", newcomer.body);
     assert_eq!(newcomer.json()["error"]["code"], "LOGIN_UNAVAILABLE");
 

@@ -55,7 +55,7 @@ async fn a_page_of_300_sub_resources_after_expiry_starts_one_login_and_signs_in(
     assert_eq!(browser.sign_in(&page_url, "alice").await.status, 200);
 
     // The session's lifetime (1 h) passes on ext-authz's clock; the browser still sends it.
-    stack.clock.skip(3601);
+    stack.clock.advance(3601);
     assert!(browser.cookie(SESSION).is_some());
     let navigation = browser.request("GET", &page_url, None).await;
     assert_eq!(navigation.status, 302, "the navigation is sent to sign in: {}", navigation.body);

@@ -161,16 +161,15 @@ async fn redis_outage(options: StackOptions, expected: u16) {
         assert_eq!(during.json()["headers"]["x-user-id"], json!(["demo-client"]), "auth still ran");
     }
     stack.redis.as_mut().expect("a Redis").resume();
-    let mut recovered = None;
-    for _ in 0..100 {
-        let r = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
-        if r.header("x-ratelimit-remaining").is_some() {
-            recovered = Some(r);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let recovered = recovered.expect("traffic is rate limited again once Redis returns");
+    let recovered = shared::testing::eventually_some(
+        "traffic rate limited again once Redis returns",
+        std::time::Duration::from_secs(5),
+        async || {
+            Some(stack.get("/orders/1", &[("x-api-key", API_KEY)]).await)
+                .filter(|r| r.header("x-ratelimit-remaining").is_some())
+        },
+    )
+    .await;
     assert_eq!(recovered.status, 200);
     stack.shutdown().await;
 }

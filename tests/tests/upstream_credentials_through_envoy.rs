@@ -116,7 +116,7 @@ async fn a_hung_token_endpoint_never_lets_the_clients_credentials_through() {
 
     // A token timeout past Envoy's: Envoy gives up and, failing open, lets the request on —
     // without any credential or identity of the client's. The token was asked for at start and
-    // that failed: past the pause after a failure (ext-authz's clock skipped, not waited), the
+    // that failed: past the pause after a failure (ext-authz's clock moved on, not waited), the
     // request asks again and waits.
     let authorizer = stack.ext_authz.as_ref().expect("running").authorizer.clone();
     let failed = r#"ext_authz_upstream_token_requests_total{credential="hung",result="error"} 1"#;
@@ -124,7 +124,7 @@ async fn a_hung_token_endpoint_never_lets_the_clients_credentials_through() {
         std::future::ready(authorizer.metrics.registry.render().contains(failed))
     })
     .await;
-    stack.clock.skip(60);
+    stack.clock.advance(60);
     let reply = stack.get("/third-party/hung/orders", &client).await;
     assert_eq!(reply.status, 200, "failed open: {reply:?}");
     let upstream = seen_upstream(&stack, "/third-party/hung/orders");

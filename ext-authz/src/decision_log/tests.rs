@@ -189,17 +189,12 @@ async fn lines_reach_the_file_and_allows_can_be_left_out() {
 /// decisions. Every line is in one of the files, whole (valid JSON), and none is lost or doubled.
 #[tokio::test]
 async fn renaming_the_file_under_load_loses_and_splits_no_line() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     const THREADS: usize = 4;
     const PER_THREAD: usize = 5_000;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("decisions.jsonl");
-    let now = Arc::new(AtomicU64::new(1_000));
-    let clock: shared::clock::Clock = {
-        let now = now.clone();
-        Arc::new(move || now.load(Ordering::SeqCst))
-    };
+    let now = shared::testing::TestClock::at(1_000);
+    let clock = now.as_clock();
     let settings =
         DecisionLogSettings { sample_rate: 1.0, allows: true, to: LogSink::File(path.clone()), rotation: None };
     let dropped = counter();
@@ -245,7 +240,7 @@ async fn renaming_the_file_under_load_loses_and_splits_no_line() {
         std::fs::rename(&path, &to).unwrap();
         renamed.push(to);
         if n % 2 == 0 {
-            now.fetch_add(1, Ordering::SeqCst);
+            now.advance(1);
         } else {
             log.reopener().request();
         }

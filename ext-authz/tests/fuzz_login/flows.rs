@@ -70,16 +70,12 @@ fn world() -> &'static World {
             let running =
                 ext_authz::app::start(loaded, Arc::new(env), ext_authz::service::system_clock()).await.unwrap();
             // Discovery and keys are loaded in the background: wait for a login to start.
-            for _ in 0..200 {
-                if matches!(
-                    running.authorizer.check(&browser_get("/app/x", ""), "grpc", None).await,
-                    Outcome::Redirect(_)
-                ) {
-                    return running;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            }
-            panic!("the provider never became available");
+            let starts = async || {
+                let outcome = running.authorizer.check(&browser_get("/app/x", ""), "grpc", None).await;
+                matches!(outcome, Outcome::Redirect(_))
+            };
+            shared::testing::eventually("the provider available", std::time::Duration::from_secs(5), starts).await;
+            running
         });
         let start = runtime.block_on(running.authorizer.check(&browser_get("/app/x", ""), "grpc", None));
         let Outcome::Redirect(start) = start else { panic!("{start:?}") };

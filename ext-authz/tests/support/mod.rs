@@ -25,6 +25,7 @@ use ext_authz::core::apikeys::{format_hash, hash_key};
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
+use shared::testing::TestClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
@@ -90,12 +91,10 @@ async fn serve_jwks(State(s): State<JwksServer>, headers: axum::http::HeaderMap)
     s.hits.fetch_add(1, Ordering::SeqCst);
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default();
     s.traceparents.lock().unwrap().push(traceparent.to_string());
-    for _ in 0..3000 {
-        if !s.hanging.load(Ordering::SeqCst) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Held until `hanging` is cleared, a minute at most.
+    let hanging = s.hanging.clone();
+    let released = move || std::future::ready((!hanging.load(Ordering::SeqCst)).then_some(()));
+    shared::testing::poll(Duration::from_secs(60), released).await;
     if s.endless.load(Ordering::SeqCst) {
         let spaces = axum::body::Bytes::from(vec![b' '; 64 << 10]);
         let stream = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(spaces.clone()));
@@ -196,10 +195,10 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub running: Option<ext_authz::app::Running>,
     pub grpc: AuthorizationClient<Channel>,
-    pub clock: Arc<AtomicU64>,
+    pub clock: TestClock,
 }
 
-pub const NOW: u64 = 1_800_000_000;
+pub const NOW: u64 = shared::testing::START;
 
 pub fn env() -> HashMap<String, String> {
     HashMap::from([("JOBS_SECRET".to_string(), HMAC_SECRET.to_string())])
@@ -224,11 +223,8 @@ impl Harness {
         std::fs::write(dir.path().join("api-keys.yaml"), api_keys_yaml(&[(API_KEY, "billing", &["orders:read"])]))
             .unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env()).expect("valid test config");
-        let clock = Arc::new(AtomicU64::new(NOW));
-        let tick = clock.clone();
-        let running = ext_authz::app::start(config, Arc::new(env()), Arc::new(move || tick.load(Ordering::SeqCst)))
-            .await
-            .expect("ext-authz starts");
+        let clock = TestClock::at(NOW);
+        let running = ext_authz::app::start(config, Arc::new(env()), clock.as_clock()).await.expect("ext-authz starts");
         let grpc = AuthorizationClient::connect(format!("http://{}", running.grpc_addr)).await.unwrap();
         let harness = Harness { idp, key, dir, running: Some(running), grpc, clock };
         // Keys load in the background once the ports are open; start from a ready service, as
@@ -273,7 +269,7 @@ impl Harness {
     }
 
     pub async fn eventually<F: FnMut() -> bool>(&self, mut check: F) {
-        shared::testing::eventually("the condition", Duration::from_secs(5), || std::future::ready(check())).await;
+        shared::testing::eventually("the condition", Duration::from_secs(5), async || check()).await;
     }
 
     pub async fn stop(mut self) {

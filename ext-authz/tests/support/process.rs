@@ -5,7 +5,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use tonic::transport::Channel;
@@ -62,10 +62,7 @@ impl AuthzProcess {
     /// readiness probe would before sending traffic.
     pub async fn wait_ready(&self) {
         let addr = format!("127.0.0.1:{}", self.http);
-        let ready = || {
-            let addr = addr.clone();
-            async move { shared::serve::probe(&addr, "/readyz").is_ok() }
-        };
+        let ready = async || shared::serve::probe(&addr, "/readyz").is_ok();
         shared::testing::eventually("ext-authz ready (keys loaded)", Duration::from_secs(10), ready).await;
     }
 
@@ -83,14 +80,8 @@ impl AuthzProcess {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                return exit;
-            }
-            assert!(Instant::now() < deadline, "ext-authz did not stop:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let exit = shared::testing::poll_blocking(Duration::from_secs(10), || self.child.try_wait().unwrap());
+        exit.unwrap_or_else(|| panic!("ext-authz did not stop:\n{}", self.stderr()))
     }
 }
 

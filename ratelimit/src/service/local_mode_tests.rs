@@ -1,9 +1,11 @@
 //! `REDIS_FAILURE_MODE=local` against stores that hang or come and go, with tokio's paused
 //! clock: the waits are exact and the switching is driven by hand.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use shared::testing::{TestClock, START};
 
 use super::*;
 use crate::core::config::ConfigSource;
@@ -49,7 +51,7 @@ const LOCAL_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A limiter in local mode over `store` as one of 2 instances, at a clock the test sets: 10 an
 /// hour on `k` (5 for this instance while it counts alone), and a window and a bucket of 0.
-fn local_limiter(store: Arc<Flaky>, clock: Arc<AtomicU64>) -> RateLimiter {
+fn local_limiter(store: Arc<Flaky>, clock: &TestClock) -> RateLimiter {
     let (health, _server, _follow) = Health::new("ratelimit");
     let options = LimiterOptions {
         stop_increment_when_over_limit: false,
@@ -59,7 +61,7 @@ fn local_limiter(store: Arc<Flaky>, clock: Arc<AtomicU64>) -> RateLimiter {
         store_health: true,
         batch_window: None,
     };
-    let clocks = Clocks::from_seconds(Arc::new(move || clock.load(Ordering::SeqCst)));
+    let clocks = Clocks::from_seconds(clock.as_clock());
     let limiter = RateLimiter::new(store, options, Metrics::new(false, None), health, clocks);
     let yaml = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 10}\n  - key: closed\n    rate_limit: {unit: hour, requests_per_unit: 0}\n  - key: closed_bucket\n    rate_limit: {unit: hour, requests_per_unit: 0, algorithm: token_bucket}\n";
     let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
@@ -84,15 +86,12 @@ async fn code(limiter: &RateLimiter, key: &str) -> Code {
     limiter.should_rate_limit(&request(key)).await.unwrap().verdict.overall
 }
 
-/// 1_800_000_000 is the start of an hour.
-const START: u64 = 1_800_000_000;
-
 /// A store that hangs costs the call that finds it hung the local timeout, then nothing: the
 /// calls after it count locally without asking, and the probe waits the local timeout too.
 #[tokio::test(start_paused = true)]
 async fn a_hung_store_costs_one_call_the_local_timeout_and_no_more() {
     let store = Arc::new(Flaky::default());
-    let limiter = local_limiter(store.clone(), Arc::new(AtomicU64::new(START)));
+    let limiter = local_limiter(store.clone(), &TestClock::new());
     assert_eq!(code(&limiter, "k").await, Code::Ok);
     store.down.store(true, Ordering::SeqCst);
     let started = tokio::time::Instant::now();
@@ -117,8 +116,8 @@ async fn a_hung_store_costs_one_call_the_local_timeout_and_no_more() {
 #[tokio::test(start_paused = true)]
 async fn a_flapping_store_never_hands_out_a_fresh_local_budget() {
     let store = Arc::new(Flaky::default());
-    let clock = Arc::new(AtomicU64::new(START));
-    let limiter = local_limiter(store.clone(), clock.clone());
+    let clock = TestClock::new();
+    let limiter = local_limiter(store.clone(), &clock);
     let mut admitted_locally = 0;
     for outage in 0..10 {
         store.down.store(true, Ordering::SeqCst);
@@ -131,11 +130,11 @@ async fn a_flapping_store_never_hands_out_a_fresh_local_budget() {
         store.down.store(false, Ordering::SeqCst);
         limiter.probe_store().await;
         assert!(!limiter.in_outage(), "outage {outage} ended");
-        clock.fetch_add(60, Ordering::SeqCst);
+        clock.advance(60);
     }
     assert_eq!(admitted_locally, 5, "the local share of 10 an hour, across ten outages");
     // A new window: a new local budget.
-    clock.store(START + 3600, Ordering::SeqCst);
+    clock.advance(START + 3600 - clock.now());
     store.down.store(true, Ordering::SeqCst);
     assert_eq!(code(&limiter, "k").await, Code::Ok);
 }
@@ -146,7 +145,7 @@ async fn a_flapping_store_never_hands_out_a_fresh_local_budget() {
 async fn a_limit_of_zero_still_refuses_everything_locally() {
     let store = Arc::new(Flaky::default());
     store.down.store(true, Ordering::SeqCst);
-    let limiter = local_limiter(store, Arc::new(AtomicU64::new(START)));
+    let limiter = local_limiter(store, &TestClock::new());
     for key in ["closed", "closed_bucket", "closed", "closed_bucket"] {
         assert_eq!(code(&limiter, key).await, Code::OverLimit, "{key}");
     }

@@ -24,8 +24,6 @@ macro_rules! on_both_backends {
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{Entry, RateLimitOverride};
@@ -39,7 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
 #[allow(unused_imports)]
-pub use shared::testing::{free_port, RedisServer};
+pub use shared::testing::{free_port, RedisServer, TestClock};
 
 /// Redis commands from tests.
 pub trait RedisCommands {
@@ -58,37 +56,9 @@ impl RedisCommands for RedisServer {
     }
 }
 
-/// 2027-01-15T08:00:00Z: the start of an hour, so windows are predictable.
-const START: u64 = 1_800_000_000;
-
-/// A clock the test moves by hand, in microseconds (token buckets refill within a second).
-#[derive(Clone)]
-pub struct TestClock(Arc<AtomicU64>);
-
-impl TestClock {
-    /// Starts at the beginning of an hour, so windows are predictable.
-    pub fn new() -> TestClock {
-        TestClock(Arc::new(AtomicU64::new(START * 1_000_000)))
-    }
-    /// Unix seconds.
-    pub fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst) / 1_000_000
-    }
-    pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds * 1_000_000, Ordering::SeqCst);
-    }
-    pub fn advance_micros(&self, micros: u64) {
-        self.0.fetch_add(micros, Ordering::SeqCst);
-    }
-    /// Whole seconds.
-    pub fn as_clock(&self) -> ratelimit::service::Clock {
-        let inner = self.0.clone();
-        Arc::new(move || inner.load(Ordering::SeqCst) / 1_000_000)
-    }
-    pub fn as_clocks(&self) -> ratelimit::service::Clocks {
-        let inner = self.0.clone();
-        ratelimit::service::Clocks::from_micros(Arc::new(move || inner.load(Ordering::SeqCst)))
-    }
+/// The limiter's clocks read from the test's clock, to the microsecond.
+pub fn clocks(clock: &TestClock) -> ratelimit::service::Clocks {
+    ratelimit::service::Clocks::from_micros(clock.as_micros_clock())
 }
 
 /// A config directory laid out as the reference expects (`<root>/ratelimit/config/*.yaml`).
@@ -174,7 +144,7 @@ impl Harness {
         }
         let clock = TestClock::new();
         let settings = Settings::from_env(&env).expect("valid test settings");
-        let running = ratelimit::start_with_clocks(settings, clock.as_clocks()).await.expect("service starts");
+        let running = ratelimit::start_with_clocks(settings, clocks(&clock)).await.expect("service starts");
         let grpc = RateLimitServiceClient::connect(format!("http://{}", running.grpc_addr.unwrap())).await.unwrap();
         Harness { running: Some(running), redis, config, clock, grpc }
     }
@@ -190,8 +160,7 @@ impl Harness {
     /// Waits (bounded) until `check` holds, polling; for hot reloads.
     pub async fn eventually<F: FnMut(&Running) -> bool>(&self, mut check: F) {
         let running = self.running();
-        shared::testing::eventually("the condition", Duration::from_secs(5), || std::future::ready(check(running)))
-            .await;
+        shared::testing::eventually("the condition", Duration::from_secs(5), async || check(running)).await;
     }
 
     pub async fn stop(mut self) {

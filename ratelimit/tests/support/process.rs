@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 
@@ -93,14 +93,8 @@ impl Process {
     }
 
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "ratelimit did not exit:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = shared::testing::poll_blocking(Duration::from_secs(10), || self.child.try_wait().unwrap());
+        status.unwrap_or_else(|| panic!("ratelimit did not exit:\n{}", self.stderr()))
     }
 
     /// Starts the binary on a Redis at `redis_url` with one config file.

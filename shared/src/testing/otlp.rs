@@ -142,17 +142,8 @@ impl OtlpReceiver {
         within: Duration,
         done: impl Fn(&[ReceivedSpan]) -> bool,
     ) -> Vec<ReceivedSpan> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let spans = self.spans();
-            if done(&spans) {
-                return spans;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("{what}: not received within {within:?}; received: {spans:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let received = super::poll(within, async || Some(self.spans()).filter(|spans| done(spans))).await;
+        received.unwrap_or_else(|| panic!("{what}: not received within {within:?}; received: {:#?}", self.spans()))
     }
 }
 

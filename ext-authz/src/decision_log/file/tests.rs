@@ -1,13 +1,12 @@
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use shared::testing::TestClock;
 
 use super::*;
 
-/// A clock the test moves by hand (Unix seconds).
-fn hand_clock() -> (Arc<AtomicU64>, Clock) {
-    let now = Arc::new(AtomicU64::new(1_000));
-    let read = now.clone();
-    (now, Arc::new(move || read.load(Ordering::SeqCst)))
+/// A clock the test moves by hand, and the service's view of it.
+fn hand_clock() -> (TestClock, Clock) {
+    let now = TestClock::at(1_000);
+    let clock = now.as_clock();
+    (now, clock)
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -30,7 +29,7 @@ fn a_renamed_file_is_let_go_of_at_the_next_check() {
     // Within the same second the path is not looked at: the line follows the open file.
     file.check(false).unwrap();
     write(&mut file, "late");
-    now.fetch_add(1, Ordering::SeqCst);
+    now.advance(1);
     file.check(false).unwrap();
     write(&mut file, "after");
     assert_eq!(lines(&renamed), ["before", "late"]);
@@ -45,7 +44,7 @@ fn a_deleted_file_is_created_again() {
     let mut file = LogFile::open(path.clone(), None, clock).unwrap();
     write(&mut file, "before");
     std::fs::remove_file(&path).unwrap();
-    now.fetch_add(1, Ordering::SeqCst);
+    now.advance(1);
     file.check(false).unwrap();
     write(&mut file, "after");
     assert_eq!(lines(&path), ["after"]);
@@ -73,7 +72,7 @@ fn an_unchanged_file_is_kept_and_appended_to() {
     let (now, clock) = hand_clock();
     let mut file = LogFile::open(path.clone(), None, clock).unwrap();
     write(&mut file, "one");
-    now.fetch_add(1, Ordering::SeqCst);
+    now.advance(1);
     file.check(false).unwrap();
     write(&mut file, "two");
     assert_eq!(lines(&path), ["old", "one", "two"]);
@@ -136,7 +135,7 @@ fn a_truncated_file_is_measured_again() {
     }
     std::fs::copy(&path, dir.path().join("copy")).unwrap();
     std::fs::File::create(&path).unwrap(); // truncates
-    now.fetch_add(1, Ordering::SeqCst);
+    now.advance(1);
     file.check(false).unwrap();
     for i in 8..12 {
         write(&mut file, &format!("line-{i:04}"));
