@@ -12,6 +12,7 @@ mod check;
 mod credentials;
 mod decision_log;
 mod identity;
+pub mod keys;
 mod oidc;
 mod raw;
 mod routes;
@@ -167,7 +168,8 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
     let api_keys = credentials::api_keys(raw.api_keys, c);
     let oidc = raw.oidc.map(|o| oidc::build(o, c)).transpose();
     let identity = identity::identity(&raw.identity, c);
-    let reload_interval = c.duration("reload_interval", raw.reload_interval.as_deref().unwrap_or("2s"));
+    let reload_interval =
+        c.duration("reload_interval", raw.reload_interval.as_deref().unwrap_or(keys::RELOAD_INTERVAL.default));
     let decision_log = decision_log::decision_log(&raw.decision_log, c);
     let tracing = telemetry::tracing(&raw.telemetry.tracing, c);
     let workload = workload::workload_identity(&raw.workload_identity, c);

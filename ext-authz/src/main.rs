@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use ext_authz::config::keys;
 use ext_authz::core::apikeys::{format_hash, hash_key, new_key};
 use shared::telemetry::{self, LogFormat};
 use shared::traces::Tracing;
@@ -10,17 +11,32 @@ use shared::traces::Tracing;
 const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, OIDC login sessions, per-route policy)
 
 USAGE:
-    ext-authz [--config FILE]          run (FILE defaults to $EXT_AUTHZ_CONFIG, then /etc/ext-authz/ext-authz.yaml)
-    ext-authz validate FILE            check a config file and the files it names; exit 1 on the first error
+    ext-authz [--config FILE]          run (FILE defaults to $EXT_AUTHZ_CONFIG, below)
+    ext-authz validate FILE            check a config file and the files it names; exit 1 listing every
+                                       problem (up to 100; a value of the wrong type, or an unknown key,
+                                       is reported alone, as the file cannot be read further)
     ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG]
                                        print a fresh API key and the entry to store (its hash)
     ext-authz session-key new          print a fresh session sealing key (oidc.session.keys)
-    ext-authz healthcheck [ADDR]       exit 0 when the local service is ready (ADDR defaults to 127.0.0.1:8080)
+    ext-authz healthcheck [ADDR]       exit 0 when the local service is ready (ADDR defaults to
+                                       127.0.0.1 and the port of server.http_addr's default)
     ext-authz --help | --version
 
-Any config key can be overridden from the environment: EXT_AUTHZ__SERVER__GRPC_ADDR, EXT_AUTHZ__LOG__LEVEL, …
-See examples/ext-authz/ext-authz.yaml and docs/ext-authz.md.
+Config keys with a default (every key: examples/ext-authz/ext-authz.yaml and docs/ext-authz.md). Any
+key can be overridden from the environment: EXT_AUTHZ__ and the path joined by __, upper-case
+(EXT_AUTHZ__SERVER__GRPC_ADDR, EXT_AUTHZ__LOG__LEVEL, …); [] marks each entry of a list.
 ";
+
+/// The `--help` text: usage, then every declared key and variable, section by section.
+fn help_text() -> String {
+    format!("{USAGE}\n{}", shared::env::help_sections(keys::ALL, keys::SECTIONS))
+}
+
+/// `ext-authz healthcheck` without an address: the local end of the default HTTP address.
+fn default_healthcheck_addr() -> String {
+    let port = keys::HTTP_ADDR.default.rsplit_once(':').map_or("8080", |(_, port)| port);
+    format!("127.0.0.1:{port}")
+}
 
 /// `EX_USAGE`.
 const EXIT_USAGE: u8 = 64;
@@ -39,13 +55,13 @@ fn main() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["--help" | "-h" | "help"] => {
-            print!("{USAGE}");
+            print!("{}", help_text());
             ExitCode::SUCCESS
         }
         ["healthcheck", rest @ ..] => {
             // For container HEALTHCHECKs: /readyz on the local HTTP port.
-            let addr = rest.first().copied().unwrap_or("127.0.0.1:8080");
-            match shared::serve::probe(addr, "/readyz") {
+            let addr = rest.first().map_or_else(default_healthcheck_addr, |addr| addr.to_string());
+            match shared::serve::probe(&addr, "/readyz") {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ext-authz healthcheck: not ready: {e}");
@@ -73,7 +89,7 @@ fn main() -> ExitCode {
 }
 
 fn default_config(env: &HashMap<String, String>) -> PathBuf {
-    env.get("EXT_AUTHZ_CONFIG").map_or_else(|| PathBuf::from("/etc/ext-authz/ext-authz.yaml"), PathBuf::from)
+    env.get(keys::EXT_AUTHZ_CONFIG.name).map_or_else(|| PathBuf::from(keys::EXT_AUTHZ_CONFIG.default), PathBuf::from)
 }
 
 fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {

@@ -752,6 +752,18 @@ mod tests {
         assert_eq!(HeaderNames::default().limit, "RateLimit-Limit");
     }
 
+    /// The settings tables of the README and docs/observability.md state the declared defaults.
+    #[test]
+    fn the_documented_defaults_are_the_declared_ones() {
+        for doc in ["README.md", "docs/observability.md"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let found = shared::env::documented_defaults(&text, ALL, &[]);
+            assert!(found.problems.is_empty(), "{doc} and settings::vars differ:\n{}", found.problems.join("\n"));
+            assert!(found.checked.len() >= 6, "{doc}: only {:?} compared", found.checked);
+        }
+    }
+
     #[test]
     fn every_declared_default_parses() {
         for setting in ALL {

@@ -9,6 +9,10 @@
 //! printed from the same declarations, under section headings (see [`help_sections`]), so the
 //! documented default is the default.
 
+mod doc_tables;
+
+pub use doc_tables::{documented_defaults, DocumentedDefaults};
+
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;

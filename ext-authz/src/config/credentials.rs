@@ -1,7 +1,5 @@
 //! The `jwt_providers:` and `api_keys:` sections, and where credentials are read from.
 
-use std::time::Duration;
-
 use jsonwebtoken::Algorithm;
 
 use super::check::{each, Check, Checked};
@@ -107,7 +105,7 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Checked<(Provider, Prov
     }
     let leeway = match &p.leeway {
         Some(text) => c.duration(&format!("{key}.leeway"), text)?,
-        None => Duration::from_secs(60),
+        None => super::keys::JWT_LEEWAY.default_value(),
     };
     let default_from =
         [RawSource { header: Some("authorization".into()), prefix: Some("Bearer ".into()), query: None, cookie: None }];

@@ -11,9 +11,6 @@ pub const MIN_MAX_SIZE: u64 = 64 * 1024;
 /// The most rotated files kept: rotating renames each of them, so the count stays small.
 pub const MAX_MAX_FILES: u32 = 100;
 
-/// Rotated files kept when only `max_size` is set.
-pub const DEFAULT_MAX_FILES: u32 = 5;
-
 pub fn decision_log(raw: &RawDecisionLog, c: &Check<'_>) -> Checked<Option<DecisionLogSettings>> {
     if !raw.enabled {
         return Ok(None);
@@ -45,7 +42,7 @@ fn rotation(raw: &RawDecisionLog, to: &LogSink, c: &Check<'_>) -> Checked<Option
         Some(_) => return c.fail("decision_log.max_size", format!("{text} is below the minimum, 64KiB")),
         None => return c.fail("decision_log.max_size", format!("{text:?} is not a size like 100MiB")),
     };
-    let max_files = raw.max_files.unwrap_or(DEFAULT_MAX_FILES);
+    let max_files = raw.max_files.unwrap_or_else(|| super::keys::DECISION_LOG_MAX_FILES.default_value());
     if max_files > MAX_MAX_FILES {
         return c.fail("decision_log.max_files", format!("{max_files} is above {MAX_MAX_FILES}"));
     }
@@ -94,7 +91,10 @@ mod tests {
     fn rotation_is_by_size_for_a_file() {
         let rotation = |max_size, max_files| Ok(Some(SizeRotation { max_size, max_files }));
         assert_eq!(checked("d.jsonl", None, None), Ok(None), "off unless max_size is set");
-        assert_eq!(checked("d.jsonl", Some("100MiB"), None), rotation(100 << 20, DEFAULT_MAX_FILES));
+        assert_eq!(
+            checked("d.jsonl", Some("100MiB"), None),
+            rotation(100 << 20, super::super::keys::DECISION_LOG_MAX_FILES.default_value())
+        );
         assert_eq!(checked("d.jsonl", Some("64KiB"), Some(0)), rotation(64 << 10, 0));
         let refused = [
             (("d.jsonl", None, Some(3)), "decision_log.max_files: needs max_size (rotation is by size)"),

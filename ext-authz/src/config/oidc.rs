@@ -8,6 +8,7 @@ use shared::redis::{RedisSettings, SocketType, Topology};
 
 use super::check::{Check, Checked};
 use super::credentials::algorithm;
+use super::keys;
 use super::raw::{RawCookie, RawOidc, RawRedis, RawSession};
 use crate::core::session::cookies::{CookieAttributes, SameSite};
 use crate::core::session::seal;
@@ -131,11 +132,12 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Checked<OidcSettings> {
         lifetime,
         keys: keys.into_iter().map(Secret).collect(),
         store,
+        // The provider's keys refresh as a JWT provider's do by default.
         keys_refresh: RefreshSettings {
-            interval: Duration::from_secs(300),
-            min_interval: Duration::from_secs(30),
-            max_interval: Duration::from_secs(86400),
-            unknown_kid_min_interval: Duration::from_secs(10),
+            interval: keys::JWKS_INTERVAL.default_value(),
+            min_interval: keys::JWKS_MIN_INTERVAL.default_value(),
+            max_interval: keys::JWKS_MAX_INTERVAL.default_value(),
+            unknown_kid_min_interval: keys::JWKS_UNKNOWN_KID_MIN_INTERVAL.default_value(),
             // The callback waits for the provider's own answer anyway (its timeout applies).
             unknown_kid_wait: timeout,
             timeout,

@@ -1,4 +1,5 @@
-//! The config file as written: serde types with defaults, unknown keys refused.
+//! The config file as written: serde types with defaults (declared in `super::keys`), unknown
+//! keys refused.
 
 mod oidc;
 
@@ -8,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::keys::*;
 
 #[derive(Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -71,15 +74,15 @@ pub struct RawClientCredentials {
 }
 
 fn basic() -> String {
-    "client_secret_basic".into()
+    OAUTH2_AUTH_METHOD.default.into()
 }
 
 fn sixty_seconds() -> String {
-    "60s".into()
+    OAUTH2_REFRESH_BEFORE.default.into()
 }
 
 fn one_second() -> String {
-    "1s".into()
+    OAUTH2_TIMEOUT.default.into()
 }
 
 /// `workload_identity:` — where the calling workload's SPIFFE ID comes from.
@@ -96,7 +99,11 @@ pub struct RawWorkloadIdentity {
 
 impl Default for RawWorkloadIdentity {
     fn default() -> Self {
-        RawWorkloadIdentity { from: "peer".into(), trust_domains: Vec::new(), header: "x-client-principal".into() }
+        RawWorkloadIdentity {
+            from: WORKLOAD_FROM.default.into(),
+            trust_domains: Vec::new(),
+            header: WORKLOAD_HEADER.default.into(),
+        }
     }
 }
 
@@ -129,13 +136,13 @@ pub struct RawTracing {
 impl Default for RawTracing {
     fn default() -> Self {
         RawTracing {
-            enabled: false,
+            enabled: TRACING_ENABLED.default_value(),
             protocol: None,
             endpoint: None,
             service_name: None,
             service_namespace: None,
             service_instance_id: None,
-            sampling_rate: 1.0,
+            sampling_rate: TRACING_SAMPLING_RATE.default_value(),
         }
     }
 }
@@ -160,10 +167,10 @@ pub struct RawDecisionLog {
 impl Default for RawDecisionLog {
     fn default() -> Self {
         RawDecisionLog {
-            enabled: false,
-            sample_rate: 1.0,
-            allows: true,
-            to: "stdout".into(),
+            enabled: DECISION_LOG_ENABLED.default_value(),
+            sample_rate: DECISION_LOG_SAMPLE_RATE.default_value(),
+            allows: DECISION_LOG_ALLOWS.default_value(),
+            to: DECISION_LOG_TO.default.into(),
             max_size: None,
             max_files: None,
         }
@@ -191,12 +198,12 @@ pub struct RawServer {
 impl Default for RawServer {
     fn default() -> Self {
         RawServer {
-            grpc_addr: "0.0.0.0:9001".into(),
-            http_addr: "0.0.0.0:8080".into(),
-            http_check_prefix: "/authz".into(),
-            shutdown_delay: "0s".into(),
-            shutdown_timeout: "15s".into(),
-            grpc_idle_timeout: "5m".into(),
+            grpc_addr: GRPC_ADDR.default.into(),
+            http_addr: HTTP_ADDR.default.into(),
+            http_check_prefix: HTTP_CHECK_PREFIX.default.into(),
+            shutdown_delay: SHUTDOWN_DELAY.default.into(),
+            shutdown_timeout: SHUTDOWN_TIMEOUT.default.into(),
+            grpc_idle_timeout: GRPC_IDLE_TIMEOUT.default.into(),
             grpc_tls: None,
             http_tls: None,
         }
@@ -227,7 +234,7 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { level: "info".into(), format: "text".into() }
+        RawLog { level: LOG_LEVEL.default.into(), format: LOG_FORMAT.default.into() }
     }
 }
 
@@ -240,7 +247,7 @@ pub struct RawCache {
 
 impl Default for RawCache {
     fn default() -> Self {
-        RawCache { max_tokens: 10_000 }
+        RawCache { max_tokens: CACHE_MAX_TOKENS.default_value() }
     }
 }
 
@@ -255,7 +262,7 @@ pub struct RawProvider {
     pub keys: RawKeys,
     #[serde(default)]
     pub leeway: Option<String>,
-    #[serde(default = "yes")]
+    #[serde(default = "require_exp")]
     pub require_exp: bool,
     #[serde(default)]
     pub from: Vec<RawSource>,
@@ -263,8 +270,8 @@ pub struct RawProvider {
     pub jwks_refresh: RawRefresh,
 }
 
-fn yes() -> bool {
-    true
+fn require_exp() -> bool {
+    JWT_REQUIRE_EXP.default_value()
 }
 
 /// Exactly one key source.
@@ -298,12 +305,12 @@ pub struct RawRefresh {
 impl Default for RawRefresh {
     fn default() -> Self {
         RawRefresh {
-            interval: "5m".into(),
-            min_interval: "30s".into(),
-            max_interval: "24h".into(),
-            unknown_kid_min_interval: "10s".into(),
-            unknown_kid_wait: "500ms".into(),
-            timeout: "5s".into(),
+            interval: JWKS_INTERVAL.default.into(),
+            min_interval: JWKS_MIN_INTERVAL.default.into(),
+            max_interval: JWKS_MAX_INTERVAL.default.into(),
+            unknown_kid_min_interval: JWKS_UNKNOWN_KID_MIN_INTERVAL.default.into(),
+            unknown_kid_wait: JWKS_UNKNOWN_KID_WAIT.default.into(),
+            timeout: JWKS_TIMEOUT.default.into(),
         }
     }
 }
@@ -344,7 +351,7 @@ impl Default for RawRoutes {
     fn default() -> Self {
         RawRoutes {
             public: Vec::new(),
-            default: "deny".into(),
+            default: ROUTES_DEFAULT.default.into(),
             default_accept: vec!["jwt".into(), "api_key".into()],
             rules: Vec::new(),
         }
@@ -415,11 +422,11 @@ impl Default for RawIdentity {
     fn default() -> Self {
         RawIdentity {
             headers: None,
-            array_format: "join".into(),
-            array_separator: ",".into(),
+            array_format: IDENTITY_ARRAY_FORMAT.default.into(),
+            array_separator: IDENTITY_ARRAY_SEPARATOR.default.into(),
             payload_header: None,
-            forward_credential: false,
-            dynamic_metadata: true,
+            forward_credential: IDENTITY_FORWARD_CREDENTIAL.default_value(),
+            dynamic_metadata: IDENTITY_DYNAMIC_METADATA.default_value(),
             metadata_claims: Vec::new(),
         }
     }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::keys::*;
+
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOidc {
@@ -41,7 +43,7 @@ pub struct RawOidc {
     /// pass the CSRF guard, which judges the method Envoy saw.
     #[serde(default)]
     pub pass_method_override: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "end_session")]
     pub end_session: bool,
     pub backchannel_logout_path: Option<String>,
     #[serde(default)]
@@ -75,7 +77,12 @@ pub struct RawCookie {
 
 impl Default for RawCookie {
     fn default() -> Self {
-        RawCookie { name: None, domain: None, same_site: "lax".into(), secure: true }
+        RawCookie {
+            name: None,
+            domain: None,
+            same_site: OIDC_COOKIE_SAME_SITE.default.into(),
+            secure: OIDC_COOKIE_SECURE.default_value(),
+        }
     }
 }
 
@@ -115,55 +122,55 @@ pub struct RawRedis {
 }
 
 fn default_name() -> String {
-    "oidc".into()
+    OIDC_NAME.default.into()
 }
 fn default_scopes() -> Vec<String> {
     vec!["openid".into(), "email".into(), "profile".into()]
 }
 fn default_callback() -> String {
-    "/oauth2/callback".into()
+    OIDC_CALLBACK_PATH.default.into()
 }
 fn default_logout() -> String {
-    "/oauth2/logout".into()
+    OIDC_LOGOUT_PATH.default.into()
 }
 fn default_post_logout() -> String {
-    "/".into()
+    OIDC_POST_LOGOUT_REDIRECT.default.into()
 }
 fn default_logout_get() -> String {
-    "confirm".into()
+    OIDC_LOGOUT_GET.default.into()
 }
-fn yes() -> bool {
-    true
+fn end_session() -> bool {
+    OIDC_END_SESSION.default_value()
 }
 fn default_refresh_before() -> String {
-    "60s".into()
+    OIDC_REFRESH_BEFORE.default.into()
 }
 fn default_login_timeout() -> String {
-    "10m".into()
+    OIDC_LOGIN_TIMEOUT.default.into()
 }
 fn default_check_interval() -> String {
-    "10s".into()
+    OIDC_PROVIDER_CHECK_INTERVAL.default.into()
 }
 /// Below the 2 s ext_authz timeout of the shipped gateway configs, with room for the session
-/// store's calls (see [`OidcSettings::worst_case_check`]).
+/// store's calls (see `OidcSettings::worst_case_check`).
 fn default_timeout() -> String {
-    "1s".into()
+    OIDC_TIMEOUT.default.into()
 }
 fn default_algorithms() -> Vec<String> {
     vec!["RS256".into()]
 }
 fn default_lifetime() -> String {
-    "8h".into()
+    OIDC_SESSION_LIFETIME.default.into()
 }
 fn default_store() -> String {
-    "cookie".into()
+    OIDC_SESSION_STORE.default.into()
 }
 fn default_prefix() -> String {
-    "gatehouse:session:".into()
+    OIDC_REDIS_PREFIX.default.into()
 }
 fn default_pool() -> usize {
-    4
+    OIDC_REDIS_POOL_SIZE.default_value()
 }
 fn default_redis_timeout() -> String {
-    "300ms".into()
+    OIDC_REDIS_TIMEOUT.default.into()
 }
