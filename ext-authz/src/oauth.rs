@@ -11,10 +11,44 @@ use crate::secret::Secret;
 pub enum EndpointError {
     /// Unreachable, slow, or an answer that is not what the protocol says.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(Unreachable),
     /// The provider refused (`invalid_client`, `invalid_grant`, `invalid_scope`, …).
     #[error("the provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused { error: String, description: Option<String> },
+}
+
+/// Why an endpoint could not be used. The transport's and the JSON parser's texts stay text
+/// (`detail`): they come from outside, are the only account of what went wrong, and nobody
+/// branches on them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreachable {
+    /// The request or its answer failed on the way (reqwest's text, without the URL).
+    #[error("{url}: {detail}")]
+    Transport { url: String, detail: String },
+    #[error("{url}: the answer is larger than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
+    #[error("GET {url}: HTTP {status}")]
+    DiscoveryStatus { url: String, status: u16 },
+    #[error("GET {url}: {detail}")]
+    NotJson { url: String, detail: String },
+    #[error("{url} names issuer {named:?}, not {expected:?}")]
+    WrongIssuer { url: String, named: String, expected: String },
+    #[error("{endpoint}: the answer is not a token response: {detail}")]
+    NotTokenResponse { endpoint: String, detail: String },
+    #[error("{endpoint} answered HTTP {status}")]
+    TokenStatus { endpoint: String, status: u16 },
+    #[error("no answer within {0:?}")]
+    NoAnswer(std::time::Duration),
+    #[error("the access token is empty, huge or not fit for a header")]
+    UnfitToken,
+    #[error("the provider's signing keys are not loaded")]
+    KeysNotLoaded,
+}
+
+impl From<Unreachable> for EndpointError {
+    fn from(why: Unreachable) -> EndpointError {
+        EndpointError::Unavailable(why)
+    }
 }
 
 /// How the client proves itself at the token endpoint (RFC 6749 §2.3.1).
@@ -55,15 +89,15 @@ pub async fn discover<T: DeserializeOwned>(client: &reqwest::Client, issuer: &st
     let request = client.get(&url).headers(shared::traces::outgoing_headers());
     let response = request.send().await.map_err(|e| unavailable(&url, e))?;
     if !response.status().is_success() {
-        return Err(EndpointError::Unavailable(format!("GET {url}: HTTP {}", response.status().as_u16())));
+        return Err(Unreachable::DiscoveryStatus { url, status: response.status().as_u16() }.into());
     }
     let body = crate::provider_body::read(response).await.map_err(|e| unreadable(&url, e))?;
-    let named: Named =
-        serde_json::from_slice(&body).map_err(|e| EndpointError::Unavailable(format!("GET {url}: {e}")))?;
+    let not_json = |e: serde_json::Error| Unreachable::NotJson { url: url.clone(), detail: e.to_string() };
+    let named: Named = serde_json::from_slice(&body).map_err(not_json)?;
     if named.issuer != issuer {
-        return Err(EndpointError::Unavailable(format!("{url} names issuer {:?}, not {issuer:?}", named.issuer)));
+        return Err(Unreachable::WrongIssuer { url, named: named.issuer, expected: issuer.to_string() }.into());
     }
-    serde_json::from_slice(&body).map_err(|e| EndpointError::Unavailable(format!("GET {url}: {e}")))
+    Ok(serde_json::from_slice(&body).map_err(not_json)?)
 }
 
 /// A token endpoint request; the answer read as `T` on success, the provider's OAuth error on
@@ -100,25 +134,28 @@ pub async fn token_request<T: DeserializeOwned>(
     let status = response.status();
     let body = crate::provider_body::read(response).await.map_err(|e| unreadable(endpoint, e))?;
     if status.is_success() {
-        return serde_json::from_slice(&body)
-            .map_err(|e| EndpointError::Unavailable(format!("{endpoint}: the answer is not a token response: {e}")));
+        return serde_json::from_slice(&body).map_err(|e| {
+            Unreachable::NotTokenResponse { endpoint: endpoint.to_string(), detail: e.to_string() }.into()
+        });
     }
     match serde_json::from_slice::<OAuthError>(&body) {
         Ok(e) if status.is_client_error() => {
             Err(EndpointError::Refused { error: e.error, description: e.error_description })
         }
-        _ => Err(EndpointError::Unavailable(format!("{endpoint} answered HTTP {}", status.as_u16()))),
+        _ => Err(Unreachable::TokenStatus { endpoint: endpoint.to_string(), status: status.as_u16() }.into()),
     }
 }
 
 fn unreadable(url: &str, error: crate::provider_body::BodyError) -> EndpointError {
     match error {
         crate::provider_body::BodyError::Http(e) => unavailable(url, e),
-        too_large => EndpointError::Unavailable(format!("{url}: {too_large}")),
+        crate::provider_body::BodyError::TooLarge { limit } => {
+            Unreachable::TooLarge { url: url.to_string(), limit }.into()
+        }
     }
 }
 
 fn unavailable(url: &str, error: reqwest::Error) -> EndpointError {
     // reqwest's error text names the URL; ours adds nothing secret (no query strings are sent).
-    EndpointError::Unavailable(format!("{url}: {}", error.without_url()))
+    Unreachable::Transport { url: url.to_string(), detail: error.without_url().to_string() }.into()
 }

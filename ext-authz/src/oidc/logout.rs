@@ -20,7 +20,7 @@ pub enum BackchannelError {
     #[error("the request has no logout_token")]
     Missing,
     #[error("the logout token is invalid: {0}")]
-    Invalid(String),
+    Invalid(super::provider::ProviderError),
     #[error(transparent)]
     Claims(#[from] LogoutTokenError),
     /// The store failed (`StoreError::is_transient` tells an outage from a refusal).
@@ -98,8 +98,7 @@ impl Oidc {
             .find(|(k, _)| k == "logout_token")
             .map(|(_, v)| v.into_owned())
             .ok_or(BackchannelError::Missing)?;
-        let claims =
-            self.provider.verify(&token, now, false).await.map_err(|e| BackchannelError::Invalid(e.to_string()))?;
+        let claims = self.provider.verify(&token, now, false).await.map_err(BackchannelError::Invalid)?;
         let revocation = check_logout_token(&claims, now, LOGOUT_TOKEN_MAX_AGE)?;
         let ended = self.store.revoke(&revocation, now).await?;
         tracing::info!(sid = ?revocation.sid, subject = ?revocation.sub, ended, "back-channel logout");

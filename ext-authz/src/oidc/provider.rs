@@ -19,7 +19,7 @@ use crate::core::jwt::{self, JwtError, JwtPolicy};
 use crate::core::session::model::TokenSet;
 use crate::jwks::KeyManager;
 use crate::jwks::{KeySource, ProviderKeys};
-use crate::oauth::{ClientAuth, ClientAuthMethod, EndpointError};
+use crate::oauth::{ClientAuth, ClientAuthMethod, EndpointError, Unreachable};
 
 /// What discovery tells us; only what the flow uses.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -36,12 +36,12 @@ pub enum ProviderError {
     /// The provider could not be reached or answered garbage: a 503 for new logins, and a
     /// session keeps its tokens.
     #[error("the identity provider is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Unreachable),
     /// The provider refused (e.g. `invalid_grant` for a used code or a revoked refresh token).
     #[error("the identity provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused { error: String, description: Option<String> },
     #[error("the ID token is invalid: {0}")]
-    IdToken(String),
+    IdToken(JwtError),
 }
 
 impl From<EndpointError> for ProviderError {
@@ -224,7 +224,7 @@ impl OidcProvider {
             Ok((tokens, claims))
         })
         .await
-        .unwrap_or_else(|_| Err(ProviderError::Unavailable(format!("no answer within {timeout:?}"))))
+        .unwrap_or_else(|_| Err(ProviderError::Unavailable(Unreachable::NoAnswer(timeout))))
     }
 
     pub async fn verify(&self, token: &str, now: u64, require_exp: bool) -> Result<Arc<Value>, ProviderError> {
@@ -235,7 +235,7 @@ impl OidcProvider {
             leeway: 60,
             require_exp,
         };
-        let peeked = jwt::peek(token).map_err(|e| ProviderError::IdToken(e.to_string()))?;
+        let peeked = jwt::peek(token).map_err(ProviderError::IdToken)?;
         let mut refetched = false;
         loop {
             let Some(keys) = self.keys.snapshot().into_iter().next().flatten() else {
@@ -244,7 +244,7 @@ impl OidcProvider {
                     self.keys.load_all().await;
                     continue;
                 }
-                return Err(ProviderError::Unavailable("the provider's signing keys are not loaded".into()));
+                return Err(ProviderError::Unavailable(Unreachable::KeysNotLoaded));
             };
             match jwt::verify(&peeked, &policy, &keys, now) {
                 Ok(verified) => return Ok(verified.claims),
@@ -252,7 +252,7 @@ impl OidcProvider {
                     refetched = true;
                     self.keys.refetch_for_unknown_kid(0).await;
                 }
-                Err(e) => return Err(ProviderError::IdToken(e.to_string())),
+                Err(e) => return Err(ProviderError::IdToken(e)),
             }
         }
     }

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::{ClientCredentialsSettings, TokenEndpoint, UpstreamError};
 use crate::core::token_schedule::{plan, Lifetime, Plan, MIN_LIFETIME};
-use crate::oauth::{ClientAuth, EndpointError};
+use crate::oauth::{ClientAuth, EndpointError, Unreachable};
 
 /// The header value a token makes, and its times. Never printed.
 struct Held {
@@ -153,7 +153,7 @@ impl TokenSource {
         let answer = tokio::time::timeout(timeout, self.request())
             .instrument(span)
             .await
-            .unwrap_or_else(|_| Err(EndpointError::Unavailable(format!("no answer within {timeout:?}"))));
+            .unwrap_or_else(|_| Err(Unreachable::NoAnswer(timeout).into()));
         let checked = answer.and_then(|answer| {
             let token = answer.access_token.trim();
             let fits =
@@ -171,7 +171,7 @@ impl TokenSource {
                     lifetime: Lifetime::new(asked_at, answer.expires_in),
                 })
             } else {
-                Err(EndpointError::Unavailable("the access token is empty, huge or not fit for a header".into()))
+                Err(Unreachable::UnfitToken.into())
             }
         });
         match checked {
