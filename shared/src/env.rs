@@ -69,6 +69,12 @@ impl fmt::Display for SettingsError {
     }
 }
 
+/// A choice's accepted spellings, each with the value it stands for.
+pub type Choices<T> = &'static [(&'static str, T)];
+
+/// How a setting reads a value: given the choices (empty unless a choice) and the text.
+pub type Parser<T> = fn(Choices<T>, &str) -> Result<T, String>;
+
 /// One environment variable: name, default, parser, help. Declared as a `const`; see the
 /// constructors for the kinds of value.
 pub struct Setting<T: 'static> {
@@ -78,17 +84,12 @@ pub struct Setting<T: 'static> {
     pub help: &'static str,
     /// For a choice, each accepted spelling (compared case-insensitively) and the value it
     /// stands for; the first spelling of a value is the one `--help` shows.
-    pub choices: &'static [(&'static str, T)],
-    parse: fn(&'static [(&'static str, T)], &str) -> Result<T, String>,
+    pub choices: Choices<T>,
+    parse: Parser<T>,
 }
 
 impl<T> Setting<T> {
-    pub const fn new(
-        name: &'static str,
-        default: &'static str,
-        help: &'static str,
-        parse: fn(&'static [(&'static str, T)], &str) -> Result<T, String>,
-    ) -> Setting<T> {
+    pub const fn new(name: &'static str, default: &'static str, help: &'static str, parse: Parser<T>) -> Setting<T> {
         Setting { name, default, help, choices: &[], parse }
     }
 
@@ -132,14 +133,14 @@ impl<T: Copy> Setting<T> {
     pub const fn choice(
         name: &'static str,
         default: &'static str,
-        choices: &'static [(&'static str, T)],
+        choices: Choices<T>,
         help: &'static str,
     ) -> Setting<T> {
         Setting { name, default, help, choices, parse: parse_choice }
     }
 }
 
-fn parse_choice<T: Copy>(choices: &'static [(&'static str, T)], text: &str) -> Result<T, String> {
+fn parse_choice<T: Copy>(choices: Choices<T>, text: &str) -> Result<T, String> {
     match choices.iter().find(|(spelling, _)| spelling.eq_ignore_ascii_case(text.trim())) {
         Some((_, value)) => Ok(*value),
         None => {

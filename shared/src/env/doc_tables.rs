@@ -72,7 +72,7 @@ fn compare_row(
     // Only backticked values, separated by commas (a value may itself be a comma): anything
     // else is prose.
     let exact = !values.is_empty()
-        && default_cell.matches('`').count() % 2 == 0
+        && default_cell.matches('`').count().is_multiple_of(2)
         && default_cell.split('`').step_by(2).all(|between| matches!(between.trim(), "" | ","));
     for (i, name) in names.iter().enumerate() {
         let Some(setting) = declared.iter().find(|s| s.name() == name) else {
