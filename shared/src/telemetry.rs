@@ -6,8 +6,12 @@
 mod burst;
 
 use std::fmt;
+use std::num::NonZeroU8;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::format_description::well_known::iso8601::{Config, EncodedConfig, TimePrecision};
+use time::format_description::well_known::Iso8601;
+use time::OffsetDateTime;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter};
 use tracing_subscriber::fmt::format::Writer;
@@ -122,20 +126,19 @@ pub fn rfc3339_now() -> String {
     format_rfc3339(now.as_secs(), now.subsec_millis())
 }
 
-/// Formats Unix seconds as RFC 3339 UTC (civil-from-days, after Howard Hinnant).
+/// ISO 8601's extended format to the millisecond, in UTC (`Z`): the RFC 3339 profile.
+const RFC3339_MILLIS: EncodedConfig =
+    Config::DEFAULT.set_time_precision(TimePrecision::Second { decimal_digits: NonZeroU8::new(3) }).encode();
+
+/// Formats Unix seconds and milliseconds as RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`. A time
+/// past year 9999 (which no clock gives) is written as the epoch rather than failing a log line.
 pub fn format_rfc3339(secs: u64, millis: u32) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .map(|at| at + time::Duration::milliseconds(i64::from(millis.min(999))));
+    at.and_then(|at| at.format(&Iso8601::<RFC3339_MILLIS>).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
 }
 
 #[cfg(test)]
@@ -147,6 +150,9 @@ mod tests {
         assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(1_795_000_000, 5), "2026-11-18T11:06:40.005Z");
         assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_rfc3339(253_402_300_799, 999), "9999-12-31T23:59:59.999Z", "the last one");
+        assert_eq!(format_rfc3339(253_402_300_800, 0), "1970-01-01T00:00:00.000Z", "year 10000: the epoch");
+        assert_eq!(format_rfc3339(u64::MAX, 0), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -101,38 +101,21 @@ fn strip_port(authority: &str) -> &str {
     }
 }
 
-/// Decodes `%XX` escapes and `+` (as a space, per form encoding); bad escapes stay as written.
+/// Decodes `%XX` escapes and `+` (as a space, per form encoding); bad escapes stay as written,
+/// and bytes that are not UTF-8 become U+FFFD.
 pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&percent_decode_bytes(text, true)).into_owned()
 }
 
 /// `%XX` escapes decoded byte-wise, and `+` as a space when `plus_is_space` (form encoding);
-/// bad escapes stay as written.
+/// bad escapes (`%` not followed by two hex digits) stay as written.
 pub fn percent_decode_bytes(text: &str, plus_is_space: bool) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            // Byte-wise: the two characters after a `%` may be the middle of a multi-byte one.
-            b'%' if i + 2 < bytes.len() => match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
+    // `+` first: a `%2B` decodes to a `+` that stays one.
+    if plus_is_space && text.contains('+') {
+        percent_encoding::percent_decode_str(&text.replace('+', " ")).collect()
+    } else {
+        percent_encoding::percent_decode_str(text).collect()
     }
-    out
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
@@ -186,5 +169,22 @@ mod tests {
         assert_eq!(percent_decode("%zz"), "%zz");
         // Found by the login flow fuzz target: a `%` before a multi-byte character panicked.
         assert_eq!(percent_decode("%\u{11987}x%41"), "%\u{11987}xA");
+    }
+
+    #[test]
+    fn escapes_of_either_case_decode_byte_wise() {
+        assert_eq!(percent_decode("a%2fb%2Fc%41"), "a/b/cA");
+        assert_eq!(percent_decode("%C3%A9"), "\u{e9}", "two escapes, one character");
+        assert_eq!(percent_decode("%4"), "%4", "one digit is not an escape");
+        assert_eq!(percent_decode("%%41"), "%A");
+        assert_eq!(percent_decode_bytes("%FF%00", false), [0xff, 0], "bytes as they are");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}", "not UTF-8: replaced");
+    }
+
+    #[test]
+    fn plus_is_a_space_only_in_form_encoding() {
+        assert_eq!(percent_decode("a+b%2Bc"), "a b+c");
+        assert_eq!(percent_decode_bytes("a+b%2Bc", true), b"a b+c");
+        assert_eq!(percent_decode_bytes("a+b%2Bc", false), b"a+b+c");
     }
 }

@@ -189,21 +189,15 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(headers)
 }
 
+/// Strict, as the specification's W3C-baggage-like format is: `None` for a `%` not followed by
+/// two hex digits, or for bytes that are not UTF-8 (which `percent-encoding` would keep as
+/// written or replace).
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let is_escape = |after: &str| after.get(..2).is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !text.split('%').skip(1).all(is_escape) {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(|decoded| decoded.into_owned())
 }
 
 #[cfg(test)]
@@ -254,5 +248,16 @@ mod tests {
         assert_eq!(s.headers, vec![("api-key".into(), "a b".into()), ("x-tenant".into(), "t1".into())]);
         assert_eq!(s.timeout, Duration::from_millis(250));
         assert!(!format!("{s:?}").contains("a b"), "headers' values stay out of Debug");
+    }
+
+    #[test]
+    fn header_values_are_decoded_strictly() {
+        assert_eq!(percent_decode("a%20b%2cc%C3%A9").as_deref(), Some("a b,c\u{e9}"));
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a+b"), "a plus is a plus here");
+        for bad in ["100%", "%4", "%zz", "%+9", "%\u{e9}x", "%FF"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+        let refused = read(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=ok,b=%zz")], Protocol::Grpc).unwrap_err();
+        assert!(refused.contains("entry 2 (b): bad %-encoding"), "{refused}");
     }
 }
