@@ -72,7 +72,19 @@ pub enum UpstreamError {
     #[error("upstream_credentials[{index}] ({name}): {problem}")]
     Start { index: usize, name: String, problem: String },
     #[error("upstream credential {name:?} is unavailable: {reason}")]
-    Unavailable { name: String, reason: String },
+    Unavailable { name: String, reason: Unavailable },
+}
+
+/// Why a credential has no value to give now.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// The last attempt failed within the back-off: not asked again yet.
+    #[error("the token endpoint failed moments ago")]
+    FailedMomentsAgo,
+    #[error("not configured")]
+    NotConfigured,
+    #[error(transparent)]
+    Endpoint(#[from] crate::oauth::EndpointError),
 }
 
 /// Reads every credential file as a start would (for `validate`): the first problem, naming
@@ -197,7 +209,7 @@ impl UpstreamCredentials {
     /// The header to set for credential `index`: its name and current value.
     pub async fn header(&self, index: usize) -> Result<(&str, String), UpstreamError> {
         let (Some(settings), Some(slot)) = (self.settings.get(index), self.slots.get(index)) else {
-            return Err(UpstreamError::Unavailable { name: format!("#{index}"), reason: "not configured".into() });
+            return Err(UpstreamError::Unavailable { name: format!("#{index}"), reason: Unavailable::NotConfigured });
         };
         let value = match slot {
             Slot::File(current) => current.load().as_ref().clone(),

@@ -102,6 +102,8 @@ pub struct KeySet {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeySetError {
+    /// serde_json's text: it comes from outside, and is kept as text so this error stays
+    /// `Clone` + `Eq` (serde_json's error is neither), as key set outcomes are compared.
     #[error("not a JWKS document: {0}")]
     Json(String),
     #[error("the JWKS has no usable public key (RSA, EC P-256/P-384, Ed25519)")]

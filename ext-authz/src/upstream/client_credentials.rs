@@ -14,7 +14,7 @@ use shared::metrics::Counter;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-use super::{ClientCredentialsSettings, TokenEndpoint, UpstreamError};
+use super::{ClientCredentialsSettings, TokenEndpoint, Unavailable, UpstreamError};
 use crate::core::token_schedule::{plan, Lifetime, Plan, MIN_LIFETIME};
 use crate::oauth::{ClientAuth, EndpointError, Unreachable};
 
@@ -113,14 +113,14 @@ impl TokenSource {
                 }
                 Ok(current(held))
             }
-            Plan::Fail => Err(self.unavailable("the token endpoint failed moments ago")),
+            Plan::Fail => Err(self.unavailable(Unavailable::FailedMomentsAgo)),
             Plan::Fetch => {
                 let _one = self.fetching.lock().await;
                 // The fetch we waited for may have brought a token, or just failed.
                 let held = self.held.load_full();
                 match self.plan(held.as_deref()) {
                     Plan::Use | Plan::UseAndRenew => Ok(current(held)),
-                    Plan::Fail => Err(self.unavailable("the token endpoint failed moments ago")),
+                    Plan::Fail => Err(self.unavailable(Unavailable::FailedMomentsAgo)),
                     Plan::Fetch => self.fetch().await.map(|held| held.value.clone()),
                 }
             }
@@ -133,7 +133,7 @@ impl TokenSource {
         plan((self.clock)(), held.map(|h| h.lifetime), (failed != 0).then_some(failed), refresh_before)
     }
 
-    fn unavailable(&self, reason: &str) -> UpstreamError {
+    fn unavailable(&self, reason: impl Into<Unavailable>) -> UpstreamError {
         UpstreamError::Unavailable { name: self.name.clone(), reason: reason.into() }
     }
 
@@ -189,7 +189,7 @@ impl TokenSource {
                 self.requests[1].inc();
                 let has_token = self.held.load().is_some();
                 tracing::warn!(credential = %self.name, has_token, "upstream token request failed: {e}");
-                Err(self.unavailable(&e.to_string()))
+                Err(self.unavailable(e))
             }
         }
     }
