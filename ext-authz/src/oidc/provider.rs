@@ -224,7 +224,7 @@ impl OidcProvider {
             Ok((tokens, claims))
         })
         .await
-        .unwrap_or_else(|_| Err(ProviderError::Unavailable(Unreachable::NoAnswer(timeout))))
+        .unwrap_or(Err(ProviderError::Unavailable(Unreachable::NoAnswer(timeout))))
     }
 
     pub async fn verify(&self, token: &str, now: u64, require_exp: bool) -> Result<Arc<Value>, ProviderError> {
