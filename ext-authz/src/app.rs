@@ -1,5 +1,7 @@
 //! Starting and stopping ext-authz: keys and API keys loaded, gRPC and HTTP servers up, config
 //! and key files re-read when they change, graceful shutdown. Used by `main` and by tests.
+//! A config becomes a policy in `policy` (at start and on every reload alike); `reload` keeps
+//! the config and API key files in service.
 
 mod policy;
 mod reload;
