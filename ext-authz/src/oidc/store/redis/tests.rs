@@ -55,7 +55,7 @@ async fn a_session_key_of_the_wrong_type_is_no_session_not_an_outage() {
     // Read as no session (the browser signs in again), and the other value still works.
     assert_eq!(store.load(&planted_value, NOW).await.unwrap(), None);
     let both = [planted_value.clone(), alice_value.clone()];
-    assert_eq!(store.load_all(&both, NOW).await.unwrap(), [alice.clone()]);
+    assert_eq!(store.load_all(&both, NOW).await.unwrap(), std::slice::from_ref(&alice));
     // A sign-out presenting both ends the live one.
     assert_eq!(store.end_all(&both, NOW).await.unwrap(), [alice]);
     assert_eq!(store.load(&alice_value, NOW).await.unwrap(), None);
@@ -73,7 +73,7 @@ async fn an_index_of_the_wrong_type_refuses_a_sign_in_but_not_a_sign_out() {
     plant_list(&store, &store.sub_key("bob")).await;
 
     // A sign-out ends the session; the broken index keeps nothing alive.
-    assert_eq!(store.end_all(std::slice::from_ref(&value), NOW).await.unwrap(), [bob.clone()]);
+    assert_eq!(store.end_all(std::slice::from_ref(&value), NOW).await.unwrap(), std::slice::from_ref(&bob));
     assert_eq!(store.load(&value, NOW).await.unwrap(), None);
     store.delete(&bob, NOW).await.unwrap();
 
