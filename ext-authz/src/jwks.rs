@@ -475,6 +475,31 @@ mod tests {
         assert_eq!(super::max_age("no-store"), None);
     }
 
+    /// A key file is a shared reloadable value: its first read is counted as a reload and as the
+    /// provider's fetch, and an unknown key id never reads it (its watcher does, once a change
+    /// held still).
+    #[tokio::test]
+    async fn a_key_file_loads_as_a_reloadable_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let key = crate::testing::SigningKey::ec("k", jsonwebtoken::Algorithm::ES256);
+        std::fs::write(&path, crate::testing::jwks(&[&key])).unwrap();
+        let reloads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let heard = reloads.clone();
+        let counter = move |what: &'static str, outcome: Outcome| heard.lock().unwrap().push((what, outcome));
+        let registry = shared::metrics::Registry::default();
+        let fetches = registry.counter_family("fetches_total", "fetches");
+        let config = ProviderKeys { name: "files".into(), source: KeySource::JwksFile(path), refresh: settings() };
+        let keys = KeyManager::with_reloads(vec![config], fetches, Arc::new(counter));
+
+        keys.load_all().await;
+        assert!(keys.ready());
+        assert_eq!(*reloads.lock().unwrap(), vec![("jwks_file", Outcome::Loaded)]);
+        assert!(registry.render().contains(r#"fetches_total{provider="files",result="ok"} 1"#));
+        assert!(!keys.refetch_for_unknown_kid(0).await);
+        assert_eq!(reloads.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn never_loaded_keys_are_retried_within_five_seconds() {
         let refresh = settings();
