@@ -13,8 +13,8 @@ const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, 
 USAGE:
     ext-authz [--config FILE]          run (FILE defaults to $EXT_AUTHZ_CONFIG, below)
     ext-authz validate FILE            check a config file and the files it names; exit 1 listing every
-                                       problem (up to 100; a value of the wrong type, or an unknown key,
-                                       is reported alone, as the file cannot be read further)
+                                       problem of the config (up to 100; a value of the wrong type or an
+                                       unknown key is reported alone), else the first of a file it names
     ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG]
                                        print a fresh API key and the entry to store (its hash)
     ext-authz session-key new          print a fresh session sealing key (oidc.session.keys)
