@@ -112,7 +112,7 @@ async fn check_spans_continue_the_callers_trace_and_carry_no_credential() {
     assert!(attribute(discovery, "url.full").ends_with("/.well-known/openid-configuration"));
     // The key server was told which span called it: it can join the trace.
     let fetch = spans.iter().find(|s| s.name == "JWKS fetch").unwrap();
-    let sent = idp.traceparents.lock().unwrap().first().cloned().unwrap_or_default();
+    let sent = idp.traceparents.lock().first().cloned().unwrap_or_default();
     assert_eq!(sent, format!("00-{}-{}-01", fetch.trace_id, fetch.span_id), "traceparent sent to the key server");
 
     let everything = format!("{spans:?}");

@@ -3,8 +3,9 @@
 //! HTTP health check.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 use tonic_health::server::{health_reporter, HealthReporter};
 use tonic_health::ServingStatus;
@@ -34,7 +35,7 @@ impl Health {
 
     /// Tracks `component` (if new) and sets its state.
     pub fn set(&self, component: &'static str, healthy: bool) {
-        let mut components = self.components.lock().expect("health lock");
+        let mut components = self.components.lock();
         components.insert(component, healthy);
         let all = components.values().all(|&h| h);
         self.healthy.send_if_modified(|current| std::mem::replace(current, all) != all);
@@ -46,7 +47,7 @@ impl Health {
 
     /// Components and their state, for diagnostics.
     pub fn components(&self) -> Vec<(&'static str, bool)> {
-        self.components.lock().expect("health lock").iter().map(|(k, v)| (*k, *v)).collect()
+        self.components.lock().iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<bool> {

@@ -10,8 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
+use parking_lot::{Mutex, RwLock};
 use prometheus::core::Metric as _;
 use prometheus::proto::{self, MetricFamily, MetricType};
 
@@ -151,7 +152,7 @@ impl Registry {
             series: RwLock::default(),
             from_requests: AtomicUsize::new(0),
         });
-        self.families.lock().expect("registry lock").push(family.clone());
+        self.families.lock().push(family.clone());
         family
     }
 
@@ -170,7 +171,7 @@ impl Registry {
     /// Every family registered, with its type, including those without a series yet (which
     /// `render` leaves out): what dashboards may query.
     pub fn families(&self) -> Vec<(String, &'static str)> {
-        self.families.lock().expect("registry lock").iter().map(|f| (f.name.clone(), kind_name(f.kind))).collect()
+        self.families.lock().iter().map(|f| (f.name.clone(), kind_name(f.kind))).collect()
     }
 
     /// Adds the standard `process_*` series to every render (see [`process`]).
@@ -184,16 +185,16 @@ impl Registry {
 
     /// Adds series read at each render from wherever they are kept (see [`counter_text`]).
     pub fn add_collector(&self, collector: impl Fn(&mut String) + Send + Sync + 'static) {
-        self.collectors.lock().expect("registry lock").push(Arc::new(collector));
+        self.collectors.lock().push(Arc::new(collector));
     }
 
     /// Renders every family with a series, then the collectors' series.
     pub fn render(&self) -> String {
-        let families: Vec<Arc<Family>> = self.families.lock().expect("registry lock").clone();
+        let families: Vec<Arc<Family>> = self.families.lock().clone();
         let gathered: Vec<MetricFamily> = families
             .iter()
             .filter_map(|family| {
-                let series = family.series.read().expect("family lock");
+                let series = family.series.read();
                 (!series.is_empty()).then(|| {
                     metric_family(&family.name, &family.help, family.kind, series.values().map(Series::metric))
                 })
@@ -201,7 +202,7 @@ impl Registry {
             .collect();
         let mut out = String::new();
         encode(&gathered, &mut out);
-        let collectors: Vec<Collector> = self.collectors.lock().expect("registry lock").clone();
+        let collectors: Vec<Collector> = self.collectors.lock().clone();
         for collect in collectors {
             collect(&mut out);
         }
@@ -293,10 +294,10 @@ impl Family {
     }
 
     fn get_or_insert(&self, labels: Labels) -> Series {
-        if let Some(found) = self.series.read().expect("family lock").get(&labels) {
+        if let Some(found) = self.series.read().get(&labels) {
             return found.share();
         }
-        let mut series = self.series.write().expect("family lock");
+        let mut series = self.series.write();
         let made = series.entry(labels.clone()).or_insert_with(|| self.make(&labels));
         made.share()
     }
@@ -304,10 +305,10 @@ impl Family {
     /// Like `get_or_insert`, but a new series counts against [`MAX_SERIES_FROM_REQUESTS`];
     /// past it, the overflow series (the same label names, every value [`OVERFLOW`]) is used.
     fn get_or_insert_bounded(&self, labels: Labels) -> Series {
-        if let Some(found) = self.series.read().expect("family lock").get(&labels) {
+        if let Some(found) = self.series.read().get(&labels) {
             return found.share();
         }
-        let mut series = self.series.write().expect("family lock");
+        let mut series = self.series.write();
         if let Some(found) = series.get(&labels) {
             return found.share();
         }

@@ -13,9 +13,10 @@ mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::metrics::{Counter, Gauge};
@@ -72,7 +73,7 @@ pub struct Timer {
 impl Timer {
     pub fn record_ms(&self, milliseconds: u64) {
         let Some(sink) = &self.sink else { return };
-        let mut samples = sink.0.samples.lock().expect("lock");
+        let mut samples = sink.0.samples.lock();
         if samples.len() < MAX_PENDING_SAMPLES {
             samples.push((self.index, milliseconds));
         } else {
@@ -97,7 +98,7 @@ impl Statsd {
     /// The counter named `name` (created on first use). Past [`MAX_SERIES`] a new name gets a
     /// counter that is never sent.
     pub fn counter(&self, name: &str) -> Counter {
-        let mut series = self.0.series.lock().expect("lock");
+        let mut series = self.0.series.lock();
         if let Some(&i) = series.counter_index.get(name) {
             return series.counters[i].1.clone();
         }
@@ -109,7 +110,7 @@ impl Statsd {
     /// Sends `counter` (one that is also counted elsewhere, e.g. in the Prometheus registry)
     /// under `name`.
     pub fn register_counter(&self, name: &str, counter: &Counter) {
-        let mut series = self.0.series.lock().expect("lock");
+        let mut series = self.0.series.lock();
         if !series.counter_index.contains_key(name) {
             self.add_counter(&mut series, name, counter.clone());
         }
@@ -126,14 +127,14 @@ impl Statsd {
     }
 
     pub fn register_gauge(&self, name: &str, gauge: &Gauge) {
-        let mut series = self.0.series.lock().expect("lock");
+        let mut series = self.0.series.lock();
         if series.gauges.iter().all(|(existing, _)| existing != name) {
             series.gauges.push((name.to_string(), gauge.clone()));
         }
     }
 
     pub fn timer(&self, name: &str) -> Timer {
-        let mut series = self.0.series.lock().expect("lock");
+        let mut series = self.0.series.lock();
         if let Some(&index) = series.timer_index.get(name) {
             return Timer { index, sink: Some(self.clone()) };
         }
@@ -161,7 +162,7 @@ impl Statsd {
 
     /// The changed counters' deltas and every gauge, as (name, value, kind) lines' parts.
     fn take_counters_and_gauges(&self) -> Vec<(String, u64, &'static str)> {
-        let mut series = self.0.series.lock().expect("lock");
+        let mut series = self.0.series.lock();
         let mut out = Vec::new();
         for (name, counter, last) in &mut series.counters {
             let now = counter.get();
@@ -177,11 +178,11 @@ impl Statsd {
     }
 
     fn take_samples(&self) -> Vec<(String, u64, &'static str)> {
-        let samples = std::mem::take(&mut *self.0.samples.lock().expect("lock"));
+        let samples = std::mem::take(&mut *self.0.samples.lock());
         if samples.is_empty() {
             return Vec::new();
         }
-        let series = self.0.series.lock().expect("lock");
+        let series = self.0.series.lock();
         samples.into_iter().map(|(i, ms)| (series.timers[i].clone(), ms, "ms")).collect()
     }
 

@@ -7,12 +7,13 @@
 //! read what reached the upstream.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Router;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 /// The most requests kept.
@@ -24,11 +25,11 @@ pub struct Seen(Arc<Mutex<VecDeque<Value>>>);
 
 impl Seen {
     pub fn all(&self) -> Vec<Value> {
-        self.0.lock().expect("seen lock").iter().cloned().collect()
+        self.0.lock().iter().cloned().collect()
     }
 
     fn keep(&self, request: Value) {
-        let mut kept = self.0.lock().expect("seen lock");
+        let mut kept = self.0.lock();
         if kept.len() == KEPT {
             kept.pop_front();
         }

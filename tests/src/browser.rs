@@ -11,8 +11,8 @@
 //! the same-origin checks send it themselves.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 
 /// Chrome's `Accept` for a navigation.
@@ -113,11 +113,11 @@ impl Browser {
 
     /// The value of the cookie `name` with `Path=/`.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.jar.lock().unwrap().get(&(name.to_string(), "/".to_string())).map(|(_, v)| v.clone())
+        self.jar.lock().get(&(name.to_string(), "/".to_string())).map(|(_, v)| v.clone())
     }
 
     pub fn cookie_names(&self) -> Vec<String> {
-        self.jar.lock().unwrap().keys().map(|(name, _)| name.clone()).collect()
+        self.jar.lock().keys().map(|(name, _)| name.clone()).collect()
     }
 
     /// Sets `name` for `Path=/`, as if the server had.
@@ -128,17 +128,17 @@ impl Browser {
     /// A cookie for `path`, as another application (or a sibling subdomain) would set it.
     pub fn plant(&self, name: &str, value: &str, path: &str) {
         let order = self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.jar.lock().unwrap().insert((name.to_string(), path.to_string()), (order, value.to_string()));
+        self.jar.lock().insert((name.to_string(), path.to_string()), (order, value.to_string()));
     }
 
     pub fn remove_cookie(&self, name: &str) {
-        self.jar.lock().unwrap().retain(|(n, _), _| n != name);
+        self.jar.lock().retain(|(n, _), _| n != name);
     }
 
     /// A copy of this browser's cookies in a fresh browser (a stolen or replayed cookie jar).
     pub fn clone_jar(&self) -> Browser {
         let other = Browser { headers: self.headers.clone(), ..Browser::with_headers(&[]) };
-        *other.jar.lock().unwrap() = self.jar.lock().unwrap().clone();
+        *other.jar.lock() = self.jar.lock().clone();
         other
             .created
             .store(self.created.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
@@ -149,7 +149,7 @@ impl Browser {
     /// the oldest first (RFC 6265 §5.4).
     pub fn cookie_header(&self, url: &str) -> String {
         let path = url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_else(|_| "/".into());
-        let jar = self.jar.lock().unwrap();
+        let jar = self.jar.lock();
         // (path, creation order, name=value) of every cookie this URL gets.
         let mut matching: Vec<(&str, u64, String)> = jar
             .iter()
@@ -171,7 +171,7 @@ impl Browser {
             .filter(|p| p.starts_with('/'))
             .unwrap_or_else(|| default_path(url));
         let key = (name.trim().to_string(), path);
-        let mut jar = self.jar.lock().unwrap();
+        let mut jar = self.jar.lock();
         if gone || value.is_empty() {
             jar.remove(&key);
         } else {
@@ -242,14 +242,14 @@ impl Browser {
 
     /// GET `url` and follow redirects to the final page.
     pub async fn visit(&self, url: &str) -> Page {
-        self.hops.lock().unwrap().clear();
+        self.hops.lock().clear();
         self.follow("GET", url, None).await
     }
 
     async fn follow(&self, method: &str, url: &str, form: Option<&[(String, String)]>) -> Page {
         let mut page = self.request(method, url, form).await;
         for _ in 0..20 {
-            self.hops.lock().unwrap().push(page.clone());
+            self.hops.lock().push(page.clone());
             let Some(location) = page.location().filter(|_| (300..400).contains(&page.status)) else {
                 return page;
             };
@@ -262,7 +262,7 @@ impl Browser {
     /// Submits the page's first form with its hidden fields plus `fields`, following redirects.
     pub async fn submit(&self, page: &Page, fields: &[(&str, &str)]) -> Page {
         let (target, values) = form_request(page, fields);
-        self.hops.lock().unwrap().clear();
+        self.hops.lock().clear();
         self.follow("POST", &target, Some(&values)).await
     }
 

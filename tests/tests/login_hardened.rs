@@ -18,7 +18,7 @@ async fn login_stack(login: LoginOptions) -> Stack {
 
 /// The hops of the browser's last `visit`/`submit`.
 fn hop_count(browser: &Browser) -> usize {
-    browser.hops.lock().unwrap().len()
+    browser.hops.lock().len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,7 +44,7 @@ async fn scripted_login_ends_at_the_backend_with_the_users_identity() {
     assert!(seen["headers"].get("authorization").is_none(), "no access token unless asked for");
 
     // The redirect chain: the login redirect, and the callback that sets the session.
-    let hops = browser.hops.lock().unwrap().clone();
+    let hops = browser.hops.lock().clone();
     let callback = hops.iter().find(|h| h.url.contains("/oauth2/callback")).expect("the callback hop");
     assert_eq!(callback.status, 302);
     assert_eq!(callback.location(), Some("/app/profile?tab=2"));

@@ -59,7 +59,7 @@ pub struct OidcProvider {
     metadata: ArcSwapOption<Metadata>,
     /// When discovery last answered; a new login checks again once this is older than
     /// `provider_check_interval`.
-    last_contact: std::sync::Mutex<Option<Instant>>,
+    last_contact: parking_lot::Mutex<Option<Instant>>,
     checking: Mutex<()>,
     keys: Arc<KeyManager>,
     stop_keys: watch::Sender<bool>,
@@ -87,7 +87,7 @@ impl OidcProvider {
             settings,
             client,
             metadata: ArcSwapOption::empty(),
-            last_contact: std::sync::Mutex::new(None),
+            last_contact: parking_lot::Mutex::new(None),
             checking: Mutex::new(()),
             keys,
             stop_keys,
@@ -126,7 +126,7 @@ impl OidcProvider {
     }
 
     fn fresh_metadata(&self) -> Option<Arc<Metadata>> {
-        let last = *self.last_contact.lock().expect("lock");
+        let last = *self.last_contact.lock();
         let recent = contact_is_recent(last, Instant::now(), self.settings.provider_check_interval);
         recent.then(|| self.metadata.load_full()).flatten()
     }
@@ -149,7 +149,7 @@ impl OidcProvider {
         let metadata: Metadata = crate::oauth::discover(&self.client, &self.settings.issuer).await?;
         let metadata = Arc::new(metadata);
         self.metadata.store(Some(metadata.clone()));
-        *self.last_contact.lock().expect("lock") = Some(Instant::now());
+        *self.last_contact.lock() = Some(Instant::now());
         Ok(metadata)
     }
 
@@ -200,7 +200,7 @@ impl OidcProvider {
             method: ClientAuthMethod::Basic,
         };
         let tokens = crate::oauth::token_request(&self.client, &metadata.token_endpoint, &auth, form).await?;
-        *self.last_contact.lock().expect("lock") = Some(Instant::now());
+        *self.last_contact.lock() = Some(Instant::now());
         Ok(tokens)
     }
 

@@ -7,7 +7,9 @@
 //! reuse its result for a minute.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::provider::ProviderError;
 use super::store::StoreError;
@@ -48,7 +50,7 @@ pub(super) struct Refreshes {
 
 impl Refreshes {
     fn slot(&self, id: &str, now: u64) -> Slot {
-        let mut slots = self.slots.lock().expect("lock");
+        let mut slots = self.slots.lock();
         slots.retain(|_, (slot, created)| {
             now < created.saturating_add(REUSE_REFRESH_FOR) || Arc::strong_count(slot) > 1
         });

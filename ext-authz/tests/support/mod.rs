@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -24,6 +24,7 @@ use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, 
 use ext_authz::core::apikeys::{format_hash, hash_key};
 use ext_authz::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use shared::testing::TestClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,7 +75,7 @@ impl JwksServer {
     }
 
     pub fn publish(&self, keys: &[&SigningKey]) {
-        *self.jwks.lock().unwrap() = jwks(keys);
+        *self.jwks.lock() = jwks(keys);
     }
 
     pub fn hits(&self) -> usize {
@@ -90,7 +91,7 @@ async fn discovery(State(s): State<JwksServer>) -> Response {
 async fn serve_jwks(State(s): State<JwksServer>, headers: axum::http::HeaderMap) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    s.traceparents.lock().unwrap().push(traceparent.to_string());
+    s.traceparents.lock().push(traceparent.to_string());
     // Held until `hanging` is cleared, a minute at most.
     let hanging = s.hanging.clone();
     let released = move || std::future::ready((!hanging.load(Ordering::SeqCst)).then_some(()));
@@ -103,7 +104,7 @@ async fn serve_jwks(State(s): State<JwksServer>, headers: axum::http::HeaderMap)
     if s.failing.load(Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
     }
-    let body = s.jwks.lock().unwrap().clone();
+    let body = s.jwks.lock().clone();
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     let max_age = s.max_age.load(Ordering::SeqCst);
     if max_age > 0 {

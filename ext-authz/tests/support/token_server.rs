@@ -3,7 +3,7 @@
 //! down or made to fail.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
+use parking_lot::Mutex;
 use serde_json::json;
 
 pub const CLIENT_ID: &str = "gatehouse";
@@ -45,7 +46,7 @@ impl TokenServer {
     }
 
     pub fn form(&self, name: &str) -> Option<String> {
-        self.last_form.lock().unwrap().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.last_form.lock().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 }
 
@@ -67,7 +68,7 @@ async fn token(State(s): State<TokenServer>, headers: HeaderMap, body: String) -
         form.push(("client_secret".into(), secret.into()));
     }
     if form.iter().any(|(k, _)| k == "resource") {
-        *s.last_form.lock().unwrap() = form.clone();
+        *s.last_form.lock() = form.clone();
     }
     if s.failing.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use parking_lot::Mutex;
 use prost::Message;
 use tokio::task::JoinHandle;
 
@@ -43,7 +44,7 @@ struct Received(Arc<Mutex<Vec<ReceivedSpan>>>);
 
 impl Received {
     fn add(&self, request: ExportTraceServiceRequest, via: &'static str) {
-        let mut spans = self.0.lock().unwrap();
+        let mut spans = self.0.lock();
         if spans.len() >= MAX_SPANS {
             return;
         }
@@ -131,7 +132,7 @@ impl OtlpReceiver {
     }
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.received.0.lock().unwrap().clone()
+        self.received.0.lock().clone()
     }
 
     /// Polls until `done` holds for the spans received so far, or panics after `within` with

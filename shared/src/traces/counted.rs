@@ -8,11 +8,11 @@
 //! `<service>_trace_export_failures_total` ([`render_export_failures`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use parking_lot::Mutex;
 
 use crate::telemetry::LogBurst;
 
@@ -47,7 +47,7 @@ impl<E> Counted<E> {
 
     fn failed(&self, error: &OTelSdkError) {
         EXPORT_FAILURES.fetch_add(1, Ordering::Relaxed);
-        let logged = self.burst.lock().expect("burst lock").failed(std::time::Instant::now());
+        let logged = self.burst.lock().failed(std::time::Instant::now());
         if let Some(unsaid) = logged {
             tracing::warn!(
                 failures = export_failures(),

@@ -3,10 +3,11 @@
 //! on disk before they are confirmed, so a restart does not bring ended sessions back.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use parking_lot::Mutex;
 
 use super::pending_revocations::PendingRevocations;
 use super::revocation_log::{RevocationFileError, RevocationLog};
@@ -79,7 +80,7 @@ impl CookieStore {
     }
 
     fn is_revoked(&self, session: &Session) -> bool {
-        self.revoked.lock().expect("lock").covers(session)
+        self.revoked.lock().covers(session)
     }
 
     /// Takes effect in memory at once; then, with a log, is on disk before this returns. A
@@ -87,7 +88,7 @@ impl CookieStore {
     /// is written at the next chance (see [`PendingRevocations`]).
     async fn record(&self, entries: Vec<Entry>, now: u64) -> Result<(), StoreError> {
         {
-            let mut revoked = self.revoked.lock().expect("lock");
+            let mut revoked = self.revoked.lock();
             let mut written = Vec::new();
             for entry in entries {
                 let raised = revoked.insert(entry.clone(), now);
@@ -129,7 +130,7 @@ impl SessionStore for CookieStore {
     fn load_all<'a>(&'a self, cookies: &'a [String], now: u64) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         // Opened first, then checked under one lock of the revocation set for all of them.
         let opened: Vec<Session> = cookies.iter().filter_map(|c| self.open(c, now)).collect();
-        let revoked = self.revoked.lock().expect("lock");
+        let revoked = self.revoked.lock();
         let sessions = opened.into_iter().filter(|s| !revoked.covers(s)).collect();
         drop(revoked);
         async move { Ok(sessions) }.boxed()

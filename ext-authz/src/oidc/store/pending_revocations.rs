@@ -9,8 +9,10 @@
 //! every one of them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use super::revocation_log::RevocationLog;
 use crate::core::session::revoked::{Entry, Revoked};
@@ -57,7 +59,7 @@ impl PendingRevocations {
 
     /// Whether everything in effect is on disk.
     pub fn is_empty(&self) -> bool {
-        let backlog = self.backlog.lock().expect("backlog lock");
+        let backlog = self.backlog.lock();
         backlog.entries.is_empty() && !backlog.whole && !backlog.in_flight
     }
 
@@ -65,7 +67,7 @@ impl PendingRevocations {
     /// other sign-out can see them in effect before they are queued (and then answer that all
     /// is written).
     pub fn queue(&self, entries: Vec<Entry>) {
-        let mut backlog = self.backlog.lock().expect("backlog lock");
+        let mut backlog = self.backlog.lock();
         backlog.queued += 1;
         if !backlog.whole {
             backlog.entries.extend(entries);
@@ -93,7 +95,7 @@ impl PendingRevocations {
         // The listed entries are taken out (not copied) for the write and put back in front if
         // it fails; while they are out, the backlog does not count as written.
         let (batch, whole, queued) = {
-            let mut backlog = self.backlog.lock().expect("backlog lock");
+            let mut backlog = self.backlog.lock();
             if backlog.entries.is_empty() && !backlog.whole {
                 return Ok(());
             }
@@ -103,13 +105,13 @@ impl PendingRevocations {
         let log = self.log.clone();
         let revoked = self.revoked.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let snapshot = || revoked.lock().expect("lock").snapshot(now);
+            let snapshot = || revoked.lock().snapshot(now);
             let result = if whole {
                 // The whole live set may be megabytes: only once the file opens again.
                 log.opens().and_then(|()| log.rewrite(snapshot))
             } else {
                 log.append(&batch, snapshot).and_then(|()| {
-                    let live = revoked.lock().expect("lock").len();
+                    let live = revoked.lock().len();
                     if log.wants_rewrite(live) {
                         log.rewrite(snapshot)
                     } else {
@@ -120,7 +122,7 @@ impl PendingRevocations {
             (batch, result)
         })
         .await;
-        let mut backlog = self.backlog.lock().expect("backlog lock");
+        let mut backlog = self.backlog.lock();
         backlog.in_flight = false;
         match written {
             Ok((_, Ok(()))) => {

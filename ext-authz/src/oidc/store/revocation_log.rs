@@ -11,7 +11,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+
+use parking_lot::Mutex;
 
 use crate::core::session::revoked::Entry;
 
@@ -53,7 +54,7 @@ impl RevocationLog {
     /// Appends entries and syncs them to disk; when the file is gone, writes `snapshot()` (the
     /// live set, which holds these entries too) as a new one. Runs on the blocking pool.
     pub fn append(&self, entries: &[Entry], snapshot: impl FnOnce() -> Vec<Entry>) -> std::io::Result<()> {
-        let mut appended = self.appended.lock().expect("revocation log lock");
+        let mut appended = self.appended.lock();
         // Opened before anything is encoded: a file that cannot take the backlog costs an
         // `open` per try, not the encoding of every entry waiting.
         let mut file = match OpenOptions::new().append(true).open(&self.path) {
@@ -87,13 +88,13 @@ impl RevocationLog {
 
     /// Whether the appended lines have outgrown `live` entries enough to rewrite the log.
     pub fn wants_rewrite(&self, live: usize) -> bool {
-        *self.appended.lock().expect("revocation log lock") > (2 * live).max(10_000)
+        *self.appended.lock() > (2 * live).max(10_000)
     }
 
     /// Replaces the log with `snapshot()` (taken while the log is locked, so no append can fall
     /// between the snapshot and the swap).
     pub fn rewrite(&self, snapshot: impl FnOnce() -> Vec<Entry>) -> std::io::Result<()> {
-        let mut appended = self.appended.lock().expect("revocation log lock");
+        let mut appended = self.appended.lock();
         self.write_whole(&mut appended, snapshot())
     }
 
