@@ -17,7 +17,7 @@
 //!   in progress (never for idle connections), HTTP header-read timeouts, the open-files limit.
 //! - [`clock`]: the injected "now" both services read.
 //! - `testing` (only with the `test-util` feature): real Redis, OpenID Provider and Envoy
-//!   processes for tests, free ports, polling with a deadline, a clock tests can skip ahead.
+//!   processes for tests, free ports, the one poll loop (`eventually`), the one test clock (`TestClock`).
 #![forbid(unsafe_code)]
 
 pub mod bounded_yaml;
