@@ -146,7 +146,9 @@ enum Connection {
 
 #[derive(Default)]
 struct Slot {
-    connection: std::sync::Mutex<Option<Connection>>,
+    /// parking_lot's: held for a clone or a store, never across an await, and without
+    /// poisoning (a panic elsewhere must not take every later call down with it).
+    connection: parking_lot::Mutex<Option<Connection>>,
     /// Serialises dialling so an outage does not make every waiting request dial at once.
     dialling: tokio::sync::Mutex<()>,
 }
@@ -352,14 +354,14 @@ impl Connections {
         };
         if let Err(e) = &result {
             if is_connection_fault(e) {
-                *slot.connection.lock().expect("slot lock") = None;
+                *slot.connection.lock() = None;
             }
         }
         result
     }
 
     async fn connection(&self, slot: &Slot) -> Result<Connection, RedisError> {
-        if let Some(c) = slot.connection.lock().expect("slot lock").clone() {
+        if let Some(c) = slot.connection.lock().clone() {
             return Ok(c);
         }
         // Dialling is rare and its state is large (the cluster and sentinel handshakes): boxed,
@@ -370,7 +372,7 @@ impl Connections {
 
     async fn dial(&self, slot: &Slot) -> Result<Connection, RedisError> {
         let _dialling = slot.dialling.lock().await;
-        if let Some(c) = slot.connection.lock().expect("slot lock").clone() {
+        if let Some(c) = slot.connection.lock().clone() {
             return Ok(c);
         }
         let connection = match &self.dialer {
@@ -382,7 +384,7 @@ impl Connections {
                 Connection::Multiplexed(client.lock().await.get_async_connection_with_config(config).await?)
             }
         };
-        *slot.connection.lock().expect("slot lock") = Some(connection.clone());
+        *slot.connection.lock() = Some(connection.clone());
         Ok(connection)
     }
 }

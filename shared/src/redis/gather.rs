@@ -9,7 +9,9 @@
 
 use std::future::Future;
 use std::mem;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 pub struct Gather<B> {
     open: Mutex<Open<B>>,
@@ -42,7 +44,7 @@ impl<B: Default + Send + 'static> Gather<B> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let this = gather(owner);
-        let mut open = this.open.lock().expect("gather lock");
+        let mut open = this.open.lock();
         if add(&mut open.batch) {
             let full = mem::take(&mut open.batch);
             drop(open);
@@ -55,7 +57,7 @@ impl<B: Default + Send + 'static> Gather<B> {
                 // Let the callers that are ready to run add their part first.
                 tokio::task::yield_now().await;
                 let batch = {
-                    let mut open = gather(&owner).open.lock().expect("gather lock");
+                    let mut open = gather(&owner).open.lock();
                     open.scheduled = false;
                     mem::take(&mut open.batch)
                 };
