@@ -71,15 +71,15 @@ pub struct ProviderKeyState {
     pub config: ProviderKeys,
     keys: Arc<ArcSwapOption<KeySet>>,
     /// When an unknown key id last caused a fetch (for its rate limit).
-    last_kid_refetch: std::sync::Mutex<Option<Instant>>,
+    last_kid_refetch: parking_lot::Mutex<Option<Instant>>,
     /// Single flight: concurrent refetches wait for one fetch.
     fetching: Mutex<()>,
     /// The JWKS URI found through discovery.
-    discovered: std::sync::Mutex<Option<String>>,
+    discovered: parking_lot::Mutex<Option<String>>,
     /// For a `jwks_file` provider: its file.
     file: Option<KeyFile>,
     /// When to refresh next, as the last successful fetch decided (max-age within bounds).
-    next_refresh: std::sync::Mutex<Option<Duration>>,
+    next_refresh: parking_lot::Mutex<Option<Duration>>,
 }
 
 /// The keys of every provider, in the engine's provider order.
@@ -117,11 +117,11 @@ impl KeyManager {
                 Arc::new(ProviderKeyState {
                     config,
                     keys,
-                    last_kid_refetch: std::sync::Mutex::new(None),
+                    last_kid_refetch: parking_lot::Mutex::new(None),
                     fetching: Mutex::new(()),
-                    discovered: std::sync::Mutex::new(None),
+                    discovered: parking_lot::Mutex::new(None),
                     file,
-                    next_refresh: std::sync::Mutex::new(None),
+                    next_refresh: parking_lot::Mutex::new(None),
                 })
             })
             .collect();
@@ -160,7 +160,7 @@ impl KeyManager {
     /// (`None` before one): for the debug output and tests, which can check the pacing rule
     /// end to end without waiting for it.
     pub fn planned_refresh(&self, index: usize) -> Option<Duration> {
-        *self.providers.get(index)?.next_refresh.lock().expect("lock")
+        *self.providers.get(index)?.next_refresh.lock()
     }
 
     /// How long a check waits for a refetch for an unknown key id of provider `index`.
@@ -178,7 +178,7 @@ impl KeyManager {
         }
         let min = provider.config.refresh.unknown_kid_min_interval;
         let recent =
-            |p: &ProviderKeyState| !refetch_allowed(*p.last_kid_refetch.lock().expect("lock"), Instant::now(), min);
+            |p: &ProviderKeyState| !refetch_allowed(*p.last_kid_refetch.lock(), Instant::now(), min);
         if recent(provider) {
             return false;
         }
@@ -187,7 +187,7 @@ impl KeyManager {
         if recent(provider) {
             return true;
         }
-        *provider.last_kid_refetch.lock().expect("lock") = Some(Instant::now());
+        *provider.last_kid_refetch.lock() = Some(Instant::now());
         if let Err(e) = self.fetch_now(provider).await {
             tracing::warn!(provider = %provider.config.name, "refetch for an unknown key id failed: {e}");
         }
@@ -220,7 +220,7 @@ impl KeyManager {
 
     async fn refresh_loop(self: Arc<Self>, provider: Arc<ProviderKeyState>, mut stop: watch::Receiver<bool>) {
         let refresh = provider.config.refresh.clone();
-        let planned = *provider.next_refresh.lock().expect("lock");
+        let planned = *provider.next_refresh.lock();
         let mut wait = match (provider.keys.load().is_some(), planned) {
             (true, Some(planned)) => planned,
             (true, None) => refresh.interval,
@@ -260,12 +260,12 @@ impl KeyManager {
             }
             KeySource::JwksUri(uri) => self.get_jwks(uri, refresh.timeout).await,
             KeySource::Discovery(issuer) => {
-                let cached = provider.discovered.lock().expect("lock").clone();
+                let cached = provider.discovered.lock().clone();
                 let uri = match cached {
                     Some(uri) => uri,
                     None => {
                         let uri = self.discover(issuer, refresh.timeout).await?;
-                        *provider.discovered.lock().expect("lock") = Some(uri.clone());
+                        *provider.discovered.lock() = Some(uri.clone());
                         uri
                     }
                 };
@@ -278,7 +278,7 @@ impl KeyManager {
         tracing::info!(provider = %provider.config.name, keys = keys.len(), "JWT keys loaded");
         provider.keys.store(Some(Arc::new(keys)));
         let next = next_refresh(max_age, refresh);
-        *provider.next_refresh.lock().expect("lock") = Some(next);
+        *provider.next_refresh.lock() = Some(next);
         Ok(next)
     }
 
@@ -484,9 +484,9 @@ mod tests {
         let path = dir.path().join("keys.json");
         let key = crate::testing::SigningKey::ec("k", jsonwebtoken::Algorithm::ES256);
         std::fs::write(&path, crate::testing::jwks(&[&key])).unwrap();
-        let reloads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reloads = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let heard = reloads.clone();
-        let counter = move |what: &'static str, outcome: Outcome| heard.lock().unwrap().push((what, outcome));
+        let counter = move |what: &'static str, outcome: Outcome| heard.lock().push((what, outcome));
         let registry = shared::metrics::Registry::default();
         let fetches = registry.counter_family("fetches_total", "fetches");
         let config = ProviderKeys { name: "files".into(), source: KeySource::JwksFile(path), refresh: settings() };
@@ -494,10 +494,10 @@ mod tests {
 
         keys.load_all().await;
         assert!(keys.ready());
-        assert_eq!(*reloads.lock().unwrap(), vec![("jwks_file", Outcome::Loaded)]);
+        assert_eq!(*reloads.lock(), vec![("jwks_file", Outcome::Loaded)]);
         assert!(registry.render().contains(r#"fetches_total{provider="files",result="ok"} 1"#));
         assert!(!keys.refetch_for_unknown_kid(0).await);
-        assert_eq!(reloads.lock().unwrap().len(), 1);
+        assert_eq!(reloads.lock().len(), 1);
     }
 
     #[test]

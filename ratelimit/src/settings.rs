@@ -587,7 +587,7 @@ pub fn help_text() -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
 
     /// Records every name the parser asks for.
     #[derive(Default)]
@@ -595,7 +595,7 @@ mod tests {
 
     impl Env for Recording {
         fn var(&self, name: &str) -> Option<String> {
-            self.0.lock().unwrap().push(name.to_string());
+            self.0.lock().push(name.to_string());
             self.1.get(name).cloned()
         }
     }
@@ -792,14 +792,14 @@ mod tests {
             "REDIS_PERSECOND_PIPELINE_WINDOW",
             "REDIS_PERSECOND_PIPELINE_LIMIT",
         ];
-        for name in recording.0.lock().unwrap().iter() {
+        for name in recording.0.lock().iter() {
             assert!(
                 documented.contains(&name.as_str()) || undocumented_ok.contains(&name.as_str()),
                 "{name} is not declared in settings::vars::ALL"
             );
         }
         for name in documented {
-            assert!(recording.0.lock().unwrap().iter().any(|n| n == name), "{name} is documented but never read");
+            assert!(recording.0.lock().iter().any(|n| n == name), "{name} is documented but never read");
         }
     }
 }

@@ -1,5 +1,5 @@
 use std::sync::atomic::AtomicUsize;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
@@ -12,13 +12,13 @@ struct Counts(Arc<Mutex<Vec<(&'static str, &'static str)>>>);
 
 impl ReloadCounter for Counts {
     fn count(&self, what: &'static str, outcome: Outcome) {
-        self.0.lock().unwrap().push((what, outcome.label()));
+        self.0.lock().push((what, outcome.label()));
     }
 }
 
 impl Counts {
     fn of(&self, result: &str) -> usize {
-        self.0.lock().unwrap().iter().filter(|(_, r)| *r == result).count()
+        self.0.lock().iter().filter(|(_, r)| *r == result).count()
     }
 }
 
@@ -39,7 +39,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Logs {
         }
         let mut message = Message(String::new());
         event.record(&mut message);
-        self.0.lock().unwrap().push((*event.metadata().level(), message.0));
+        self.0.lock().push((*event.metadata().level(), message.0));
     }
 }
 
@@ -51,7 +51,7 @@ impl Logs {
     }
 
     fn at(&self, level: Level) -> Vec<String> {
-        self.0.lock().unwrap().iter().filter(|(l, _)| *l == level).map(|(_, m)| m.clone()).collect()
+        self.0.lock().iter().filter(|(l, _)| *l == level).map(|(_, m)| m.clone()).collect()
     }
 }
 
@@ -111,17 +111,17 @@ async fn the_cycle_reads_settled_changes_only_and_keeps_the_last_good_value() {
     let file = Arc::new(Mutex::new((1u64, Ok::<_, String>("one".to_string()))));
     let reads = Arc::new(AtomicUsize::new(0));
     let write = |print: u64, content: Result<&str, &str>| {
-        *file.lock().unwrap() = (print, content.map(str::to_string).map_err(str::to_string));
+        *file.lock() = (print, content.map(str::to_string).map_err(str::to_string));
     };
 
     let value = Arc::new(Reloadable::swapping("greeting", counts.clone(), current.clone()));
     let pace = Pace { every: Duration::from_secs(1), settle: Duration::from_millis(100) };
     let printed = file.clone();
-    let watched = Watched::new(pace, 1, "greeting.txt", move || printed.lock().unwrap().0);
+    let watched = Watched::new(pace, 1, "greeting.txt", move || printed.lock().0);
     let (read_file, counted_reads) = (file.clone(), reads.clone());
     let load = move || {
         counted_reads.fetch_add(1, Ordering::SeqCst);
-        read_file.lock().unwrap().1.clone()
+        read_file.lock().1.clone()
     };
     let (stop_tx, stop) = watch::channel(false);
     let watching = value.clone();
