@@ -13,9 +13,10 @@
 //! that many are open is counted on its own, as without batching.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::store::{BatchError, CounterStore, CounterUpdate, StoreError};
@@ -62,7 +63,7 @@ impl Batcher {
     ) -> Result<u64, StoreError> {
         let key = BatchKey { key: update.key.to_string(), window: update.window };
         let joined = {
-            let mut open = self.open.lock().expect("batch lock");
+            let mut open = self.open.lock();
             match open.get(&key) {
                 Some(batch) => batch.join(update.hits).map(|end| (batch.clone(), end, false)),
                 None if open.len() >= MAX_OPEN_BATCHES => None,
@@ -80,7 +81,7 @@ impl Batcher {
         };
         if leader {
             tokio::time::sleep(self.window).await;
-            self.open.lock().expect("batch lock").remove(&key);
+            self.open.lock().remove(&key);
             let total = batch.close();
             let sum = CounterUpdate { hits: total, ..*update };
             let result = match store.increment(std::slice::from_ref(&sum), now).await {
@@ -99,7 +100,7 @@ impl Batcher {
                 break Err(BatchError::Dropped);
             }
         };
-        let total = batch.state.lock().expect("batch lock").total;
+        let total = batch.state.lock().total;
         share(result, total, end)
     }
 }
@@ -111,7 +112,7 @@ impl Batch {
 
     /// Adds `hits` to an open batch: this request's place (the running total with its hits).
     fn join(&self, hits: u64) -> Option<u64> {
-        let mut state = self.state.lock().expect("batch lock");
+        let mut state = self.state.lock();
         if state.closed {
             return None;
         }
@@ -120,7 +121,7 @@ impl Batch {
     }
 
     fn close(&self) -> u64 {
-        let mut state = self.state.lock().expect("batch lock");
+        let mut state = self.state.lock();
         state.closed = true;
         state.total
     }
@@ -174,12 +175,12 @@ mod tests {
         let store = MemoryStore::new();
         let batcher = Batcher::new(Duration::from_millis(5));
         {
-            let mut open = batcher.open.lock().unwrap();
+            let mut open = batcher.open.lock();
             for i in 0..MAX_OPEN_BATCHES {
                 open.insert(BatchKey { key: format!("k{i}"), window: 60 }, Arc::new(Batch::new(1)));
             }
         }
         assert_eq!(batcher.increment(&store, &update("other", 3), 0).await.unwrap(), 3, "counted on its own");
-        assert_eq!(batcher.open.lock().unwrap().len(), MAX_OPEN_BATCHES);
+        assert_eq!(batcher.open.lock().len(), MAX_OPEN_BATCHES);
     }
 }

@@ -277,10 +277,12 @@ impl RateLimiter {
                 self.store_answered();
                 decide(&plan, &values, settings, now)
             }
-            // An answer that makes no sense for this request is not an outage: the call fails
-            // and the failure mode (meant for an unreachable store) does not apply.
+            // A store that answered, but refused or garbled this request's commands (a script
+            // error, a missing permission, a reply of the wrong shape), is not an outage: the call
+            // fails, as the reference's does, and the failure mode (meant for an unreachable
+            // store) does not apply.
             Err(error) if !error.is_transient() => {
-                tracing::error!(store = self.store.name(), "counter store answered nonsense: {error}");
+                tracing::error!(store = self.store.name(), "counter store refused this request's commands: {error}");
                 return Err(error.into());
             }
             Err(error) => {
