@@ -177,8 +177,7 @@ impl KeyManager {
             return false;
         }
         let min = provider.config.refresh.unknown_kid_min_interval;
-        let recent =
-            |p: &ProviderKeyState| !refetch_allowed(*p.last_kid_refetch.lock(), Instant::now(), min);
+        let recent = |p: &ProviderKeyState| !refetch_allowed(*p.last_kid_refetch.lock(), Instant::now(), min);
         if recent(provider) {
             return false;
         }

@@ -586,8 +586,8 @@ pub fn help_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use parking_lot::Mutex;
+    use std::collections::HashMap;
 
     /// Records every name the parser asks for.
     #[derive(Default)]

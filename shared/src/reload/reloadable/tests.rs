@@ -1,5 +1,5 @@
-use std::sync::atomic::AtomicUsize;
 use parking_lot::Mutex;
+use std::sync::atomic::AtomicUsize;
 
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
