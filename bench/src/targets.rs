@@ -132,11 +132,8 @@ routes:
         running.authorizer.replace_api_keys(store);
         // Keys load in the background once the ports are open; like Envoy behind a readiness
         // probe, send nothing until they are in (under callgrind that takes a while).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while !running.authorizer.ready() {
-            assert!(std::time::Instant::now() < deadline, "the bench's JWT keys never loaded");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let ready = async || running.authorizer.ready();
+        shared::testing::eventually("the bench's JWT keys loaded", std::time::Duration::from_secs(120), ready).await;
         AuthzTarget { running, _dir: dir }
     }
 }

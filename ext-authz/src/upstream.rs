@@ -69,8 +69,8 @@ pub enum TokenEndpoint {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("upstream_credentials[{index}] ({name}): {problem}")]
-    Start { index: usize, name: String, problem: String },
+    #[error("upstream_credentials[{index}] ({name}): {}: {problem}", path.display())]
+    Start { index: usize, name: String, path: PathBuf, problem: secret_file::SecretFileError },
     #[error("upstream credential {name:?} is unavailable: {reason}")]
     Unavailable { name: String, reason: Unavailable },
 }
@@ -102,9 +102,9 @@ fn file_problem(
     index: usize,
     credential: &CredentialSettings,
     path: &std::path::Path,
-    problem: String,
+    problem: secret_file::SecretFileError,
 ) -> UpstreamError {
-    UpstreamError::Start { index, name: credential.name.clone(), problem: format!("{}: {problem}", path.display()) }
+    UpstreamError::Start { index, name: credential.name.clone(), path: path.to_path_buf(), problem }
 }
 
 /// Where a credential's current header value comes from.

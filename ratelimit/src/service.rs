@@ -146,6 +146,8 @@ pub struct RateLimiter {
     metrics: Metrics,
     health: Health,
     in_outage: AtomicBool,
+    /// A refused command was logged; reset when the store answers a call (see `store_refused`).
+    refusing: AtomicBool,
     clocks: Clocks,
     /// The store, the fallback and the batcher never wait: see [`RateLimiter::answer_now`].
     answers_immediately: bool,
@@ -182,6 +184,7 @@ impl RateLimiter {
             metrics,
             health,
             in_outage: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
             clocks,
         }
     }
@@ -277,16 +280,20 @@ impl RateLimiter {
                 self.store_answered();
                 decide(&plan, &values, settings, now)
             }
-            // A store that answered, but refused or garbled this request's commands (a script
-            // error, a missing permission, a reply of the wrong shape), is not an outage: the call
-            // fails, as the reference's does, and the failure mode (meant for an unreachable
-            // store) does not apply.
-            Err(error) if !error.is_transient() => {
-                tracing::error!(store = self.store.name(), "counter store refused this request's commands: {error}");
+            // An answer that makes no sense for this request (a wrong count of values) fails
+            // the call: no failure mode should guess what the store meant.
+            Err(error) if !error.answered_by_failure_mode() => {
+                tracing::error!(store = self.store.name(), "counter store answered nonsense: {error}");
                 return Err(error.into());
             }
             Err(error) => {
-                self.store_failed(&error);
+                // An outage flips health and is counted; a command Redis refused (the store
+                // answers, but not this call) is logged, and answered by the failure mode too.
+                if error.is_transient() {
+                    self.store_failed(&error);
+                } else {
+                    self.store_refused(&error);
+                }
                 match self.options.failure_mode {
                     FailureMode::Error => return Err(error.into()),
                     FailureMode::Allow => {
@@ -498,7 +505,23 @@ impl RateLimiter {
         }
     }
 
+    /// Logged once until the store answers a call again, as an outage is: a refusal that hits
+    /// every call (an ACL change, say) would otherwise log each one.
+    fn store_refused(&self, error: &StoreError) {
+        if !self.refusing.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                store = self.store.name(),
+                failure_mode = ?self.options.failure_mode,
+                "counter store refused a call's commands, answering per REDIS_FAILURE_MODE (not an outage): {error}"
+            );
+        }
+    }
+
     fn store_answered(&self) {
+        // Read first: a store on every call would bounce the cache line between cores.
+        if self.refusing.load(Ordering::Relaxed) {
+            self.refusing.store(false, Ordering::Relaxed);
+        }
         if self.in_outage.load(Ordering::Relaxed) && self.in_outage.swap(false, Ordering::SeqCst) {
             tracing::warn!(store = self.store.name(), "counter store reachable again: counting there again");
             // The store's counts take over; what was counted alone stays for its window, so the

@@ -85,13 +85,27 @@ pub enum BatchError {
 
 impl StoreError {
     /// Whether the store as a whole failed (unreachable, timed out, refusing writes: see
-    /// `shared::redis::error`), so the failure mode applies; `false` for an answer about this
-    /// request alone (a reply about one of its keys, an answer that makes no sense for it).
+    /// `shared::redis::error`): an outage, which flips health and is counted as one.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Redis(e) => e.is_transient(),
             StoreError::LocalTimeout(_) => true,
             StoreError::Batch(BatchError::Store(e)) => e.is_transient(),
+            StoreError::ShortAnswer { .. }
+            | StoreError::ScriptAnswer { .. }
+            | StoreError::Batch(BatchError::NoValue | BatchError::Dropped) => false,
+        }
+    }
+
+    /// Whether the failure mode answers the call: every failed store call (an outage, or a
+    /// command the store refused — a script error, a missing permission, an error reply we do
+    /// not know), so `REDIS_FAILURE_MODE=deny` never lets a call through because Redis said no.
+    /// Not an answer that makes no sense for this request (a wrong count of values): that is a
+    /// fault of ours, and the call fails.
+    pub fn answered_by_failure_mode(&self) -> bool {
+        match self {
+            StoreError::Redis(_) | StoreError::LocalTimeout(_) => true,
+            StoreError::Batch(BatchError::Store(e)) => e.answered_by_failure_mode(),
             StoreError::ShortAnswer { .. }
             | StoreError::ScriptAnswer { .. }
             | StoreError::Batch(BatchError::NoValue | BatchError::Dropped) => false,

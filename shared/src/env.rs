@@ -83,7 +83,7 @@ pub struct Setting<T: 'static> {
     pub default: &'static str,
     pub help: &'static str,
     /// For a choice, each accepted spelling (compared case-insensitively) and the value it
-    /// stands for; the first spelling of a value is the one `--help` shows.
+    /// stands for; `--help` lists every spelling, in this order.
     pub choices: Choices<T>,
     parse: Parser<T>,
 }

@@ -14,7 +14,7 @@
 //! symlink swaps that inotify-based watchers are known to miss.
 
 mod reloadable;
-pub use reloadable::{Outcome, ReloadCounter, Reloadable, Watched};
+pub use reloadable::{LoadError, Outcome, ReloadCounter, Reloadable, Watched};
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
@@ -142,13 +142,13 @@ where
 /// Runs file reading and parsing on tokio's blocking pool, so a large or slow file never holds
 /// up a thread that serves requests.
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Interrupted> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| Interrupted(e.to_string()))
+    tokio::task::spawn_blocking(work).await.map_err(Interrupted)
 }
 
 /// Work handed to [`blocking`] that did not finish (it panicked): a load that fails.
 #[derive(Debug, thiserror::Error)]
 #[error("the reload task did not finish: {0}")]
-pub struct Interrupted(String);
+pub struct Interrupted(#[source] tokio::task::JoinError);
 
 #[cfg(test)]
 mod tests {

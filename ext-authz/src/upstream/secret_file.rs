@@ -15,22 +15,36 @@ use crate::metrics::Metrics;
 /// Far above any API key or token; a larger file is a mistake (a whole bundle mounted).
 pub const MAX_SECRET_BYTES: u64 = 16 * 1024;
 
-/// The file's content without surrounding whitespace (editors and `echo` add a newline). The
-/// problem, when there is one, never quotes the content.
-pub fn read(path: &Path) -> Result<String, String> {
-    let length = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?.len();
+/// Why a credential file cannot be used. The messages never quote the content.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("cannot read it: {0}")]
+    Unreadable(#[from] std::io::Error),
+    #[error("{0} bytes is more than the {MAX_SECRET_BYTES} a credential may have")]
+    TooLarge(u64),
+    #[error("it is not UTF-8 text")]
+    NotUtf8,
+    #[error("it is empty")]
+    Empty,
+    // Bytes a header cannot carry would be dropped by Envoy or split the header.
+    #[error("it holds characters a header value cannot carry (control or non-ASCII)")]
+    NotAHeaderValue,
+}
+
+/// The file's content without surrounding whitespace (editors and `echo` add a newline).
+pub fn read(path: &Path) -> Result<String, SecretFileError> {
+    let length = std::fs::metadata(path)?.len();
     if length > MAX_SECRET_BYTES {
-        return Err(format!("{length} bytes is more than the {MAX_SECRET_BYTES} a credential may have"));
+        return Err(SecretFileError::TooLarge(length));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
+    let bytes = std::fs::read(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| SecretFileError::NotUtf8)?;
     let value = text.trim();
     if value.is_empty() {
-        return Err("it is empty".into());
+        return Err(SecretFileError::Empty);
     }
-    // Bytes a header cannot carry would be dropped by Envoy or split the header.
     if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err("it holds characters a header value cannot carry (control or non-ASCII)".into());
+        return Err(SecretFileError::NotAHeaderValue);
     }
     Ok(value.to_string())
 }
@@ -62,14 +76,15 @@ mod tests {
             std::fs::write(&path, content).unwrap();
             path
         };
+        let problem = |path: PathBuf| read(&path).unwrap_err().to_string();
         assert_eq!(read(&file("ok", b"sk-test-123\n")).unwrap(), "sk-test-123");
-        assert_eq!(read(&file("empty", b" \n")).unwrap_err(), "it is empty");
-        let control = read(&file("control", b"sk-1\r\nx-evil: 1")).unwrap_err();
+        assert_eq!(problem(file("empty", b" \n")), "it is empty");
+        let control = problem(file("control", b"sk-1\r\nx-evil: 1"));
         assert!(control.contains("cannot carry") && !control.contains("sk-1"), "{control}");
-        assert!(read(&file("binary", &[0xff, 0xfe])).unwrap_err().contains("UTF-8"));
+        assert!(problem(file("binary", &[0xff, 0xfe])).contains("UTF-8"));
         let huge = vec![b'a'; MAX_SECRET_BYTES as usize + 1];
-        assert!(read(&file("huge", &huge)).unwrap_err().contains("more than"));
+        assert!(problem(file("huge", &huge)).contains("more than"));
         assert_eq!(read(&file("at-bound", &huge[1..])).unwrap().len(), MAX_SECRET_BYTES as usize);
-        assert!(read(&dir.path().join("missing")).unwrap_err().starts_with("cannot read it"));
+        assert!(problem(dir.path().join("missing")).starts_with("cannot read it"));
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use super::{blocking, fingerprint, Pace};
+use super::{blocking, fingerprint, Interrupted, Pace};
 
 /// How a load ended: the `result` label of `<service>_reloads_total{what,result}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +170,9 @@ impl<T> Reloadable<T> {
                     true => "keeping the last good one",
                     false => "none is in service yet",
                 };
-                tracing::error!(what, source, "{what} from {source} refused, {kept}: {error}");
+                // Worded as the reference rate limit service words a refused config, which operators
+                // of the drop-in may alert on.
+                tracing::error!(what, source, "error loading new {what} from {source} ({kept}): {error}");
                 Err(error)
             }
         }
@@ -191,7 +193,7 @@ impl<T> Reloadable<T> {
 
     /// One load now, on a blocking thread, installed as a reload's would be (a first load
     /// that counts like the others: ratelimit's `config_load_success` counts it).
-    pub async fn load_blocking<L, E>(&self, source: &str, load: L) -> Result<(), String>
+    pub async fn load_blocking<L, E>(&self, source: &str, load: L) -> Result<(), LoadError<E>>
     where
         L: FnOnce() -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -222,16 +224,22 @@ impl<T> Reloadable<T> {
     }
 }
 
+/// Why a load on the blocking pool failed: its own error, or it did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError<E> {
+    #[error("{0}")]
+    Load(E),
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+}
+
 /// Runs `load` on the blocking pool; a load that did not finish is a failed one.
-async fn off_thread<T, E>(load: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, String>
+async fn off_thread<T, E>(load: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, LoadError<E>>
 where
     T: Send + 'static,
     E: Display + Send + 'static,
 {
-    match blocking(load).await {
-        Ok(loaded) => loaded.map_err(|e| e.to_string()),
-        Err(interrupted) => Err(interrupted.to_string()),
-    }
+    blocking(load).await?.map_err(LoadError::Load)
 }
 
 #[cfg(test)]

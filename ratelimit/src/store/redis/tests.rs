@@ -14,7 +14,7 @@ use crate::core::config::{ConfigSource, RateLimitConfig};
 use crate::core::evaluate::Code;
 use crate::core::{Entry, RateLimitRequest, RequestDescriptor};
 use crate::metrics::Metrics;
-use crate::service::{Clocks, FailureMode, LimiterOptions, RateLimiter, ReloadableSettings, ServiceError};
+use crate::service::{Clocks, FailureMode, LimiterOptions, RateLimiter, ReloadableSettings};
 
 fn pool(redis: &RedisServer, auth: Option<&str>) -> Arc<RedisPool> {
     let settings = RedisSettings::single_tcp(redis.url(), 1, Duration::from_secs(5));
@@ -59,10 +59,10 @@ async fn a_key_of_the_wrong_type_is_over_the_limit_on_every_path() {
     );
 }
 
-fn limiter(store: RedisStore, health: Health) -> RateLimiter {
+fn limiter(store: RedisStore, health: Health, failure_mode: FailureMode) -> RateLimiter {
     let options = LimiterOptions {
         stop_increment_when_over_limit: false,
-        failure_mode: FailureMode::Allow,
+        failure_mode,
         expiration_jitter_max_seconds: 0,
         local_cache_size_in_bytes: 0,
         store_health: true,
@@ -98,7 +98,8 @@ async fn only_an_unreachable_redis_is_an_outage() {
     let admin = pool(&redis, None);
     command(&admin, &["ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all", "-evalsha", "-eval"]).await;
     let (health, _server, _follow) = Health::new("ratelimit");
-    let limiter = limiter(RedisStore::new(pool(&redis, Some("limited:pw")), None), health.clone());
+    // Deny: a refused command must not let the call through, whatever its kind.
+    let limiter = limiter(RedisStore::new(pool(&redis, Some("limited:pw")), None), health.clone(), FailureMode::Deny);
 
     let first = limiter.should_rate_limit(&request("fixed")).await.unwrap();
     assert_eq!(first.verdict.overall, Code::Ok);
@@ -111,18 +112,19 @@ async fn only_an_unreachable_redis_is_an_outage() {
     let planted = limiter.should_rate_limit(&request("fixed")).await.unwrap();
     assert_eq!(planted.verdict.overall, Code::OverLimit);
 
-    // Sliding windows run a script, which this user may not run.
-    let error = limiter.should_rate_limit(&request("sliding")).await.unwrap_err();
-    let ServiceError::Store(store_error) = &error else { panic!("{error}") };
-    assert!(!store_error.is_transient(), "{error}");
-    assert!(error.to_string().contains("no permissions to run the 'evalsha' command"), "{error}");
-    assert_eq!(limiter.metrics().redis_errors.get(), 1);
+    // Sliding windows run a script, which this user may not run: Redis refuses the command. Not
+    // an outage (no health change, not counted as one), but the call is still answered by the
+    // failure mode, as any failed Redis call always was: a refusal never opens the gate.
+    let refused = limiter.should_rate_limit(&request("sliding")).await.unwrap();
+    assert_eq!(refused.verdict.overall, Code::OverLimit, "deny answers a refused command");
+    assert_eq!(limiter.metrics().failure_mode_answer("deny").get(), 1);
     assert_eq!(limiter.metrics().redis_outages.get(), 0, "not an outage");
     assert!(health.is_healthy() && !limiter.in_outage());
 
     redis.stop();
-    let allowed = limiter.should_rate_limit(&request("sliding")).await.unwrap();
-    assert_eq!(allowed.verdict.overall, Code::Ok, "the failure mode answers");
+    let denied = limiter.should_rate_limit(&request("sliding")).await.unwrap();
+    assert_eq!(denied.verdict.overall, Code::OverLimit, "the failure mode answers");
+    assert_eq!(limiter.metrics().failure_mode_answer("deny").get(), 2);
     assert_eq!(limiter.metrics().redis_outages.get(), 1);
     assert!(!health.is_healthy() && limiter.in_outage());
 }

@@ -72,7 +72,7 @@ fn a_good_load_is_swapped_in_and_a_bad_one_keeps_the_last_good_value() {
     assert_eq!((counts.of("ok"), counts.of("error")), (1, 1));
     assert_eq!(
         logs.at(Level::ERROR),
-        vec!["greeting from a.txt refused, keeping the last good one: line 3: not a greeting"]
+        vec!["error loading new greeting from a.txt (keeping the last good one): line 3: not a greeting"]
     );
     assert_eq!(logs.at(Level::INFO).len(), 1, "one line per outcome");
     assert!(logs.at(Level::WARN).is_empty());
@@ -91,7 +91,7 @@ fn a_refusal_says_when_nothing_is_in_service_yet() {
         },
     );
     let _ = value.install("keys.json", Err("empty"));
-    assert_eq!(logs.at(Level::ERROR), vec!["keys from keys.json refused, none is in service yet: empty"]);
+    assert_eq!(logs.at(Level::ERROR), vec!["error loading new keys from keys.json (none is in service yet): empty"]);
     let _ = value.install::<&str>("keys.json", Ok(7));
     let _ = value.install("keys.json", Err("empty"));
     assert!(logs.at(Level::ERROR)[1].contains("keeping the last good one"));
@@ -154,7 +154,7 @@ async fn the_cycle_reads_settled_changes_only_and_keeps_the_last_good_value() {
     assert_eq!(logs.at(Level::INFO), vec!["greeting loaded from greeting.txt"]);
     assert_eq!(
         logs.at(Level::ERROR),
-        vec!["greeting from greeting.txt refused, keeping the last good one: line 1: half written"]
+        vec!["error loading new greeting from greeting.txt (keeping the last good one): line 1: half written"]
     );
 
     stop_tx.send_replace(true);
