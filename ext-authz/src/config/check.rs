@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shared::env::parse_go_duration;
+use shared::env::{parse_go_duration, Setting};
 
 /// The most problems listed: a file of thousands of bad rules gets a readable answer (and a
 /// bounded one) — the first ones, and how many more.
@@ -57,6 +57,13 @@ impl<'a> Check<'a> {
         parse_go_duration(text).or_else(|e| self.fail(key, e.to_string()))
     }
 
+    /// A choice key's value: the enum its declaration maps `text` to. `key` is where it is in
+    /// this file (`upstream_credentials[2].oauth2.auth_method` for a declared
+    /// `upstream_credentials[].oauth2.auth_method`); the problem lists the declared spellings.
+    pub fn choice<T: Copy>(&self, key: &str, setting: &Setting<T>, text: &str) -> Checked<T> {
+        setting.parse(text).or_else(|_| self.fail(key, format!("{text:?} is not {}", or_list(setting))))
+    }
+
     pub fn addr(&self, key: &str, text: &str) -> Checked<SocketAddr> {
         text.parse().or_else(|_| self.fail(key, format!("{text:?} is not an ip:port address")))
     }
@@ -89,6 +96,18 @@ impl<'a> Check<'a> {
     /// The problems listed, and how many more were found.
     pub fn into_problems(self) -> (Vec<Problem>, usize) {
         (self.problems.into_inner(), self.more.get())
+    }
+}
+
+/// A choice's spellings as a sentence ends a list: `a, b or c`.
+fn or_list<T>(setting: &Setting<T>) -> String {
+    match setting.choices.split_last() {
+        Some(((last, _), [])) => last.to_string(),
+        Some(((last, _), rest)) => {
+            let rest: Vec<&str> = rest.iter().map(|(spelling, _)| *spelling).collect();
+            format!("{} or {last}", rest.join(", "))
+        }
+        None => String::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `identity:` section: which headers the backend gets, from which claims.
 
 use super::check::{each, Check, Checked};
+use super::keys::{self, ArrayFormatKind};
 use super::raw::{RawClaimPath, RawHeaderSource, RawIdentity};
 use crate::core::claims::ClaimPath;
 use crate::core::identity::{ArrayFormat, HeaderSource, IdentityHeaders};
@@ -37,10 +38,9 @@ pub fn identity(raw: &RawIdentity, c: &Check<'_>) -> Checked<IdentityHeaders> {
             Ok((header.to_ascii_lowercase(), source))
         }),
     };
-    let arrays = match raw.array_format.as_str() {
-        "join" => ArrayFormat::Join(raw.array_separator.clone()),
-        "json" => ArrayFormat::Json,
-        other => return c.fail("identity.array_format", format!("{other:?} is not join or json")),
+    let arrays = match c.choice("identity.array_format", &keys::IDENTITY_ARRAY_FORMAT, &raw.array_format)? {
+        ArrayFormatKind::Join => ArrayFormat::Join(raw.array_separator.clone()),
+        ArrayFormatKind::Json => ArrayFormat::Json,
     };
     Ok(IdentityHeaders {
         rules: rules?,

@@ -4,12 +4,44 @@
 //! `--help` prints these declarations under the headings of [`SECTIONS`]; a test compares them
 //! with the tables of docs/ext-authz.md.
 //!
+//! A choice key names, at its declaration, each accepted spelling and the value (an enum) it
+//! stands for; the section reads the enum through [`Check::choice`](super::check::Check::choice).
+//!
 //! Keys are named by their path in the file (`server.grpc_addr`; `[]` marks each entry of a
 //! list). Durations are Go's syntax (`500ms`, `1m30s`), as everywhere in the file.
 
 use std::time::Duration;
 
 use shared::env::{Documented, Section, Setting};
+use shared::telemetry::LogFormat;
+
+use crate::core::principals::PrincipalSource;
+use crate::core::session::cookies::SameSite;
+use crate::oauth::ClientAuthMethod;
+use crate::oidc::LogoutGet;
+
+/// `routes.default`: what a request no rule matches gets. `Authenticated` takes its credentials
+/// from `routes.default_accept` (see `config::routes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutesDefault {
+    Deny,
+    Allow,
+    Authenticated,
+}
+
+/// `identity.array_format`. `Join` takes its separator from `identity.array_separator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrayFormatKind {
+    Join,
+    Json,
+}
+
+/// `oidc.session.store`. Each store's own keys are checked in `config::oidc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStore {
+    Cookie,
+    Redis,
+}
 
 pub const GRPC_ADDR: Setting<String> = Setting::text(
     "server.grpc_addr",
@@ -34,19 +66,28 @@ pub const GRPC_IDLE_TIMEOUT: Setting<Duration> = Setting::duration(
 );
 pub const LOG_LEVEL: Setting<String> =
     Setting::text("log.level", "info", "trace, debug, info, warn, error (RUST_LOG, when set, overrides it)");
-pub const LOG_FORMAT: Setting<String> =
-    Setting::text("log.format", "text", "text or json (json fields: @timestamp, @message, level)");
+pub const LOG_FORMAT: Setting<LogFormat> = Setting::choice(
+    "log.format",
+    "text",
+    &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+    "text or json (json fields: @timestamp, @message, level)",
+);
 pub const CACHE_MAX_TOKENS: Setting<usize> =
     Setting::number("cache.max_tokens", "10000", "verified tokens kept until they expire (0 = off)");
 pub const RELOAD_INTERVAL: Setting<Duration> =
     Setting::duration("reload_interval", "2s", "how often the config file and API key files are checked for changes");
-pub const ROUTES_DEFAULT: Setting<String> = Setting::text(
+pub const ROUTES_DEFAULT: Setting<RoutesDefault> = Setting::choice(
     "routes.default",
     "deny",
+    &[("deny", RoutesDefault::Deny), ("allow", RoutesDefault::Allow), ("authenticated", RoutesDefault::Authenticated)],
     "unmatched requests: deny, allow, or authenticated (any credential of routes.default_accept)",
 );
-pub const IDENTITY_ARRAY_FORMAT: Setting<String> =
-    Setting::text("identity.array_format", "join", "arrays in identity headers: join, or json");
+pub const IDENTITY_ARRAY_FORMAT: Setting<ArrayFormatKind> = Setting::choice(
+    "identity.array_format",
+    "join",
+    &[("join", ArrayFormatKind::Join), ("json", ArrayFormatKind::Json)],
+    "arrays in identity headers: join, or json",
+);
 pub const IDENTITY_ARRAY_SEPARATOR: Setting<String> =
     Setting::text("identity.array_separator", ",", "with array_format join: the separator");
 pub const IDENTITY_PAYLOAD_HEADER: Setting<String> =
@@ -58,9 +99,10 @@ pub const IDENTITY_DYNAMIC_METADATA: Setting<bool> = Setting::boolean(
     "true",
     "send the identity as Envoy dynamic metadata (envoy.filters.http.ext_authz)",
 );
-pub const WORKLOAD_FROM: Setting<String> = Setting::text(
+pub const WORKLOAD_FROM: Setting<PrincipalSource> = Setting::choice(
     "workload_identity.from",
     "peer",
+    &[("peer", PrincipalSource::Peer), ("xfcc", PrincipalSource::Xfcc)],
     "where the caller's SPIFFE ID comes from: peer (the mutual TLS connection) or xfcc (a trusted \
      x-forwarded-client-cert)",
 );
@@ -94,9 +136,10 @@ pub const JWKS_UNKNOWN_KID_WAIT: Setting<Duration> = Setting::duration(
 );
 pub const JWKS_TIMEOUT: Setting<Duration> =
     Setting::duration("jwt_providers[].jwks_refresh.timeout", "5s", "timeout of one JWKS fetch");
-pub const OAUTH2_AUTH_METHOD: Setting<String> = Setting::text(
+pub const OAUTH2_AUTH_METHOD: Setting<ClientAuthMethod> = Setting::choice(
     "upstream_credentials[].oauth2.auth_method",
     "client_secret_basic",
+    &[("client_secret_basic", ClientAuthMethod::Basic), ("client_secret_post", ClientAuthMethod::Post)],
     "client_secret_basic or client_secret_post",
 );
 pub const OAUTH2_REFRESH_BEFORE: Setting<Duration> = Setting::duration(
@@ -118,9 +161,10 @@ pub const OIDC_CALLBACK_PATH: Setting<String> = Setting::text(
 pub const OIDC_LOGOUT_PATH: Setting<String> = Setting::text("oidc.logout_path", "/oauth2/logout", "sign-out path");
 pub const OIDC_POST_LOGOUT_REDIRECT: Setting<String> =
     Setting::text("oidc.post_logout_redirect", "/", "where a browser goes after signing out (path or URL)");
-pub const OIDC_LOGOUT_GET: Setting<String> = Setting::text(
+pub const OIDC_LOGOUT_GET: Setting<LogoutGet> = Setting::choice(
     "oidc.logout_get",
     "confirm",
+    &[("confirm", LogoutGet::Confirm), ("refuse", LogoutGet::Refuse), ("allow", LogoutGet::Allow)],
     "a GET of the logout path: confirm (a page posting the logout), refuse (405) or allow",
 );
 pub const OIDC_CSRF_GUARD: Setting<bool> = Setting::boolean(
@@ -153,13 +197,21 @@ pub const OIDC_TIMEOUT: Setting<Duration> = Setting::duration(
     "1s",
     "provider call timeout; below the 2s ext_authz timeout of the shipped gateway configs",
 );
-pub const OIDC_COOKIE_SAME_SITE: Setting<String> =
-    Setting::text("oidc.cookie.same_site", "lax", "the session cookie's SameSite: lax, strict or none");
+pub const OIDC_COOKIE_SAME_SITE: Setting<SameSite> = Setting::choice(
+    "oidc.cookie.same_site",
+    "lax",
+    &[("lax", SameSite::Lax), ("strict", SameSite::Strict), ("none", SameSite::None)],
+    "the session cookie's SameSite: lax, strict or none",
+);
 pub const OIDC_COOKIE_SECURE: Setting<bool> = Setting::boolean("oidc.cookie.secure", "true", "Secure cookies");
 pub const OIDC_SESSION_LIFETIME: Setting<Duration> =
     Setting::duration("oidc.session.lifetime", "8h", "a session's longest life (at least 1m)");
-pub const OIDC_SESSION_STORE: Setting<String> =
-    Setting::text("oidc.session.store", "cookie", "where sessions are kept: cookie or redis");
+pub const OIDC_SESSION_STORE: Setting<SessionStore> = Setting::choice(
+    "oidc.session.store",
+    "cookie",
+    &[("cookie", SessionStore::Cookie), ("redis", SessionStore::Redis)],
+    "where sessions are kept: cookie or redis",
+);
 pub const OIDC_REDIS_PREFIX: Setting<String> =
     Setting::text("oidc.session.redis.prefix", "gatehouse:session:", "prefix of every session key");
 pub const OIDC_REDIS_POOL_SIZE: Setting<usize> =
@@ -330,5 +382,25 @@ mod tests {
         assert!(help.contains("    EXT_AUTHZ_CONFIG\n"), "{help}");
         assert!(help.contains("    OTEL_EXPORTER_OTLP_ENDPOINT\n"), "{help}");
         assert_eq!(help.matches("\n        default: ").count(), ALL.len());
+    }
+
+    /// A choice key shows its spellings, from the declaration the config is read with.
+    #[test]
+    fn help_lists_the_spellings_of_each_choice() {
+        let help = shared::env::help_sections(ALL, SECTIONS);
+        for (key, values) in [
+            ("log.format", "text, json"),
+            ("routes.default", "deny, allow, authenticated"),
+            ("identity.array_format", "join, json"),
+            ("workload_identity.from", "peer, xfcc"),
+            ("upstream_credentials[].oauth2.auth_method", "client_secret_basic, client_secret_post"),
+            ("oidc.logout_get", "confirm, refuse, allow"),
+            ("oidc.cookie.same_site", "lax, strict, none"),
+            ("oidc.session.store", "cookie, redis"),
+        ] {
+            let entry = help.split(&format!("\n    {key}\n")).nth(1).unwrap_or_else(|| panic!("{key} not in {help}"));
+            let lines: Vec<&str> = entry.lines().take(3).collect();
+            assert_eq!(lines[1], format!("        values: {values}"), "{key}: {lines:?}");
+        }
     }
 }

@@ -8,12 +8,12 @@ use shared::redis::{RedisSettings, SocketType, Topology};
 
 use super::check::{Check, Checked};
 use super::credentials::algorithm;
-use super::keys;
+use super::keys::{self, SessionStore};
 use super::raw::{RawCookie, RawOidc, RawRedis, RawSession};
 use crate::core::session::cookies::{CookieAttributes, SameSite};
 use crate::core::session::seal;
 use crate::jwks::RefreshSettings;
-use crate::oidc::{LogoutGet, OidcSettings, StoreSettings};
+use crate::oidc::{OidcSettings, StoreSettings};
 use crate::secret::Secret;
 
 fn path_key(c: &Check<'_>, key: &str, value: &str) -> Checked<String> {
@@ -65,12 +65,7 @@ pub fn build(raw: RawOidc, c: &Check<'_>) -> Checked<OidcSettings> {
              callback_path as an absolute URL: redirect URIs are never built from a request's Host header",
         );
     }
-    let logout_get = match raw.logout_get.as_str() {
-        "confirm" => LogoutGet::Confirm,
-        "refuse" => LogoutGet::Refuse,
-        "allow" => LogoutGet::Allow,
-        other => return c.fail("oidc.logout_get", format!("{other:?} is not confirm, refuse or allow")),
-    };
+    let logout_get = c.choice("oidc.logout_get", &keys::OIDC_LOGOUT_GET, &raw.logout_get)?;
     let logout_path = path_key(c, "oidc.logout_path", &raw.logout_path)?;
     if logout_path == callback_path {
         return c.fail("oidc.logout_path", "must differ from callback_path");
@@ -157,9 +152,7 @@ fn cookie(raw: &RawCookie, c: &Check<'_>) -> Checked<(String, CookieAttributes)>
     {
         return c.fail("oidc.cookie.name", format!("{cookie_name:?} is not a valid cookie name"));
     }
-    let Some(same_site) = SameSite::parse(&raw.same_site) else {
-        return c.fail("oidc.cookie.same_site", format!("{:?} is not lax, strict or none", raw.same_site));
-    };
+    let same_site = c.choice("oidc.cookie.same_site", &keys::OIDC_COOKIE_SAME_SITE, &raw.same_site)?;
     if same_site == SameSite::None && !raw.secure {
         return c.fail("oidc.cookie.same_site", "browsers refuse SameSite=None without Secure");
     }
@@ -192,17 +185,19 @@ fn session(raw: &RawSession, c: &Check<'_>) -> Checked<(Duration, Vec<Vec<u8>>, 
     if let Err(e) = seal::Sealer::new(&keys) {
         return c.fail("oidc.session.keys", e.to_string());
     }
-    let store = match (session.store.as_str(), &session.redis) {
-        ("cookie", None) => {
+    let kind = c.choice("oidc.session.store", &keys::OIDC_SESSION_STORE, &session.store)?;
+    let store = match (kind, &session.redis) {
+        (SessionStore::Cookie, None) => {
             StoreSettings::Cookie { revocations_file: session.revocations_file.as_deref().map(|f| c.path(f)) }
         }
-        ("cookie", Some(_)) => return c.fail("oidc.session.redis", "set only with store: redis"),
-        ("redis", _) if session.revocations_file.is_some() => {
+        (SessionStore::Cookie, Some(_)) => return c.fail("oidc.session.redis", "set only with store: redis"),
+        (SessionStore::Redis, _) if session.revocations_file.is_some() => {
             return c.fail("oidc.session.revocations_file", "only the cookie store needs one (Redis keeps its own)")
         }
-        ("redis", None) => return c.fail("oidc.session.redis", "store: redis needs redis.url"),
-        ("redis", Some(r)) => StoreSettings::Redis { settings: redis_settings(r, c)?, prefix: r.prefix.clone() },
-        (other, _) => return c.fail("oidc.session.store", format!("{other:?} is not cookie or redis")),
+        (SessionStore::Redis, None) => return c.fail("oidc.session.redis", "store: redis needs redis.url"),
+        (SessionStore::Redis, Some(r)) => {
+            StoreSettings::Redis { settings: redis_settings(r, c)?, prefix: r.prefix.clone() }
+        }
     };
     Ok((lifetime, keys, store))
 }

@@ -4,6 +4,7 @@
 
 use super::check::{each, Check, Checked};
 use super::identity::claim_path;
+use super::keys::{self, RoutesDefault};
 use super::raw::{RawRoutes, RawRule};
 use crate::core::principals::TextPattern;
 use crate::core::routes::{ClaimRule, Condition, Credential, DefaultPolicy, PathMatch, Requirements, RouteTable, Rule};
@@ -29,12 +30,14 @@ pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>)
     let public = each(&routes.public, |i, p| {
         PathMatch::parse(p).or_else(|e| c.fail(format!("routes.public[{i}]"), e.to_string()))
     });
-    let default = match routes.default.as_str() {
-        "deny" => Ok(DefaultPolicy::Deny),
-        "allow" => Ok(DefaultPolicy::Allow),
-        "authenticated" => accept(&routes.default_accept, "routes.default_accept", false, available, c)
-            .map(|credentials| DefaultPolicy::Authenticated(Requirements::any_of(credentials))),
-        other => c.fail("routes.default", format!("{other:?} is not deny, allow or authenticated")),
+    let default = match c.choice("routes.default", &keys::ROUTES_DEFAULT, &routes.default) {
+        Ok(RoutesDefault::Deny) => Ok(DefaultPolicy::Deny),
+        Ok(RoutesDefault::Allow) => Ok(DefaultPolicy::Allow),
+        Ok(RoutesDefault::Authenticated) => {
+            accept(&routes.default_accept, "routes.default_accept", false, available, c)
+                .map(|credentials| DefaultPolicy::Authenticated(Requirements::any_of(credentials)))
+        }
+        Err(reported) => Err(reported),
     };
     Ok(RouteTable { public: public?, rules: rules?, default: default? })
 }

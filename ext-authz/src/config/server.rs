@@ -4,9 +4,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shared::serve::GrpcTimeouts;
+use shared::telemetry::LogFormat;
 use shared::tls::{AllowedClient, TlsFiles};
 
 use super::check::{Check, Checked};
+use super::keys;
 use super::raw::{RawLog, RawServer, RawTls};
 
 /// Where and how the service listens.
@@ -85,10 +87,6 @@ pub fn log(raw: &RawLog, c: &Check<'_>) -> Checked<(String, bool)> {
         Some(_) => Ok(raw.level.clone()),
         None => c.fail("log.level", format!("{:?} is not trace, debug, info, warn or error", raw.level)),
     };
-    let json = match raw.format.as_str() {
-        "text" => Ok(false),
-        "json" => Ok(true),
-        other => c.fail("log.format", format!("{other:?} is not text or json")),
-    };
+    let json = c.choice("log.format", &keys::LOG_FORMAT, &raw.format).map(|format| format == LogFormat::Json);
     Ok((level?, json?))
 }

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use super::check::{each, Check, Checked};
 use super::identity::check_header_name;
+use super::keys;
 use super::raw::{RawClientCredentials, RawUpstreamCredential};
-use crate::oauth::ClientAuthMethod;
 use crate::secret::Secret;
 use crate::upstream::{ClientCredentialsSettings, CredentialSettings, Source, TokenEndpoint};
 
@@ -79,13 +79,7 @@ fn client_credentials(raw: RawClientCredentials, key: &str, c: &Check<'_>) -> Ch
     let client_secret = c
         .secret(&format!("{key}.client_secret"), raw.client_secret_file.as_deref(), raw.client_secret_env.as_deref())
         .map(Secret);
-    let auth_method = match raw.auth_method.as_str() {
-        "client_secret_basic" => Ok(ClientAuthMethod::Basic),
-        "client_secret_post" => Ok(ClientAuthMethod::Post),
-        other => {
-            c.fail(format!("{key}.auth_method"), format!("{other:?} is not client_secret_basic or client_secret_post"))
-        }
-    };
+    let auth_method = c.choice(&format!("{key}.auth_method"), &keys::OAUTH2_AUTH_METHOD, &raw.auth_method);
     let scopes = each(&raw.scopes, |j, scope| {
         if scope.is_empty() || scope.contains(char::is_whitespace) {
             return c.fail(format!("{key}.scopes[{j}]"), format!("{scope:?} is not one scope"));

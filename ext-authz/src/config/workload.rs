@@ -3,18 +3,18 @@
 
 use super::check::{each, Check, Checked};
 use super::identity::check_header_name;
+use super::keys;
 use super::raw::RawWorkloadIdentity;
-use crate::core::principals::{PrincipalSource, WorkloadIdentity};
+use crate::core::principals::WorkloadIdentity;
 
 pub fn workload_identity(raw: &RawWorkloadIdentity, c: &Check<'_>) -> Checked<WorkloadIdentity> {
-    let source = match raw.from.as_str() {
-        "peer" => Ok(PrincipalSource::Peer),
-        "xfcc" => Ok(PrincipalSource::Xfcc),
-        other => c.fail(
+    // Not `c.choice`: the problem says what each spelling means, as the key's doc does.
+    let source = keys::WORKLOAD_FROM.parse(&raw.from).or_else(|_| {
+        c.fail(
             "workload_identity.from",
-            format!("{other:?} is not peer (Envoy's mutual TLS peer) or xfcc (a trusted x-forwarded-client-cert)"),
-        ),
-    };
+            format!("{:?} is not peer (Envoy's mutual TLS peer) or xfcc (a trusted x-forwarded-client-cert)", raw.from),
+        )
+    });
     let trust_domains =
         each(&raw.trust_domains, |i, domain| match shared::spiffe::SpiffeId::parse(&format!("spiffe://{domain}")) {
             Ok(id) if id.segments().is_empty() => Ok(domain.clone()),

@@ -33,15 +33,6 @@ pub enum SameSite {
 }
 
 impl SameSite {
-    pub fn parse(text: &str) -> Option<SameSite> {
-        match text.to_ascii_lowercase().as_str() {
-            "lax" => Some(SameSite::Lax),
-            "strict" => Some(SameSite::Strict),
-            "none" => Some(SameSite::None),
-            _ => None,
-        }
-    }
-
     fn as_str(self) -> &'static str {
         match self {
             SameSite::Lax => "Lax",
