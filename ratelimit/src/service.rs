@@ -563,6 +563,8 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod local_mode_tests;
+#[cfg(test)]
+pub(crate) mod test_limiter;
 
 #[cfg(test)]
 mod tests {

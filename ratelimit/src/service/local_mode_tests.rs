@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use shared::testing::{TestClock, START};
 
+use super::test_limiter::{self, request};
 use super::*;
-use crate::core::config::ConfigSource;
 use crate::core::evaluate::Code;
-use crate::core::{Entry, RequestDescriptor};
 use crate::store::StoreFuture;
 
 /// A memory store that hangs (never answers, as a Redis stopped with SIGSTOP) while `down`.
@@ -53,33 +52,9 @@ const LOCAL_TIMEOUT: Duration = Duration::from_millis(250);
 /// hour on `k` (5 for this instance while it counts alone), and a window and a bucket of 0.
 fn local_limiter(store: Arc<Flaky>, clock: &TestClock) -> RateLimiter {
     let (health, _server, _follow) = Health::new("ratelimit");
-    let options = LimiterOptions {
-        stop_increment_when_over_limit: false,
-        failure_mode: FailureMode::Local { instances: 2, timeout: LOCAL_TIMEOUT },
-        expiration_jitter_max_seconds: 0,
-        local_cache_size_in_bytes: 0,
-        store_health: true,
-        batch_window: None,
-    };
-    let clocks = Clocks::from_seconds(clock.as_clock());
-    let limiter = RateLimiter::new(store, options, Metrics::new(false, None), health, clocks);
+    let mode = FailureMode::Local { instances: 2, timeout: LOCAL_TIMEOUT };
     let yaml = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 10}\n  - key: closed\n    rate_limit: {unit: hour, requests_per_unit: 0}\n  - key: closed_bucket\n    rate_limit: {unit: hour, requests_per_unit: 0, algorithm: token_bucket}\n";
-    let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
-    let settings = ReloadableSettings {
-        evaluation: crate::core::evaluate::EvaluationSettings::default(),
-        merge_domains: false,
-        dynamic_metadata: false,
-    };
-    limiter.install(RateLimitConfig::load(&sources, false).unwrap(), settings);
-    limiter
-}
-
-fn request(key: &str) -> RateLimitRequest {
-    RateLimitRequest {
-        domain: "d".into(),
-        descriptors: vec![RequestDescriptor::new(vec![Entry::new(key, "v")])],
-        hits_addend: 0,
-    }
+    test_limiter::limiter(store, mode, health, Clocks::from_seconds(clock.as_clock()), yaml)
 }
 
 async fn code(limiter: &RateLimiter, key: &str) -> Code {

@@ -1,6 +1,6 @@
 //! Against a real Redis: what a key of the wrong type answers on each path (the counter is over
-//! any limit, never an outage), and that a refused command fails the call while a stopped Redis
-//! applies the failure mode.
+//! any limit, never an outage), and that a refused command is answered by the failure mode without
+//! counting as an outage, while a stopped Redis is one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +10,9 @@ use shared::redis::{RedisPool, RedisSettings};
 use shared::testing::RedisServer;
 
 use super::*;
-use crate::core::config::{ConfigSource, RateLimitConfig};
 use crate::core::evaluate::Code;
-use crate::core::{Entry, RateLimitRequest, RequestDescriptor};
-use crate::metrics::Metrics;
-use crate::service::{Clocks, FailureMode, LimiterOptions, RateLimiter, ReloadableSettings};
+use crate::service::test_limiter::{self, request};
+use crate::service::{Clocks, FailureMode, RateLimiter};
 
 fn pool(redis: &RedisServer, auth: Option<&str>) -> Arc<RedisPool> {
     let settings = RedisSettings::single_tcp(redis.url(), 1, Duration::from_secs(5));
@@ -60,38 +58,13 @@ async fn a_key_of_the_wrong_type_is_over_the_limit_on_every_path() {
 }
 
 fn limiter(store: RedisStore, health: Health, failure_mode: FailureMode) -> RateLimiter {
-    let options = LimiterOptions {
-        stop_increment_when_over_limit: false,
-        failure_mode,
-        expiration_jitter_max_seconds: 0,
-        local_cache_size_in_bytes: 0,
-        store_health: true,
-        batch_window: None,
-    };
-    let clocks = Clocks::from_seconds(Arc::new(|| 1_000));
-    let limiter = RateLimiter::new(Arc::new(store), options, Metrics::new(false, None), health, clocks);
     let yaml = "domain: d\ndescriptors:\n  - key: fixed\n    rate_limit: {unit: minute, requests_per_unit: 5}\n  - key: sliding\n    rate_limit: {unit: minute, requests_per_unit: 5, algorithm: sliding_window}\n";
-    let sources = [ConfigSource { name: "config.d.yaml".into(), content: yaml.into() }];
-    let settings = ReloadableSettings {
-        evaluation: crate::core::evaluate::EvaluationSettings::default(),
-        merge_domains: false,
-        dynamic_metadata: false,
-    };
-    limiter.install(RateLimitConfig::load(&sources, false).unwrap(), settings);
-    limiter
+    test_limiter::limiter(Arc::new(store), failure_mode, health, Clocks::from_seconds(Arc::new(|| 1_000)), yaml)
 }
 
-fn request(key: &str) -> RateLimitRequest {
-    RateLimitRequest {
-        domain: "d".into(),
-        descriptors: vec![RequestDescriptor::new(vec![Entry::new(key, "v")])],
-        hits_addend: 0,
-    }
-}
-
-/// With `REDIS_FAILURE_MODE=allow` and health following Redis: a counter planted with a list is
-/// that request's OVER_LIMIT; a command Redis refuses for this user (an ACL) fails the call —
-/// not let through, no outage, health unchanged; only a stopped Redis is an outage.
+/// With `REDIS_FAILURE_MODE=deny` and health following Redis: a counter planted with a list is
+/// that request's OVER_LIMIT; a command Redis refuses for this user (an ACL) is answered by the
+/// failure mode but is no outage (health unchanged); only a stopped Redis is an outage.
 #[tokio::test]
 async fn only_an_unreachable_redis_is_an_outage() {
     let mut redis = RedisServer::start();
