@@ -1,6 +1,7 @@
 //! The request being checked, as both Envoy modes describe it: method, host, path and query
 //! apart, headers with lower-case names. Cookies and query parameters are parsed on demand.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::path::{normalize, PathError};
@@ -86,7 +87,7 @@ impl AuthRequest {
     pub fn query_param(&self, name: &str) -> Option<String> {
         self.query.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k) == name).then(|| percent_decode(v))
+            (percent_decode(k) == name).then(|| percent_decode(v).into_owned())
         })
     }
 }
@@ -103,8 +104,13 @@ fn strip_port(authority: &str) -> &str {
 
 /// Decodes `%XX` escapes and `+` (as a space, per form encoding); bad escapes stay as written,
 /// and bytes that are not UTF-8 become U+FFFD.
-pub fn percent_decode(text: &str) -> String {
-    String::from_utf8_lossy(&percent_decode_bytes(text, true)).into_owned()
+/// Borrows `text` when there is nothing to decode: a query's every key is decoded to be
+/// compared, on each check that looks for a parameter.
+pub fn percent_decode(text: &str) -> Cow<'_, str> {
+    match text.contains('+') {
+        true => Cow::Owned(String::from_utf8_lossy(&percent_decode_bytes(text, true)).into_owned()),
+        false => percent_encoding::percent_decode_str(text).decode_utf8_lossy(),
+    }
 }
 
 /// `%XX` escapes decoded byte-wise, and `+` as a space when `plus_is_space` (form encoding);
