@@ -60,6 +60,87 @@ fn every_envoy_config_renders_and_validates() {
     }
 }
 
+/// Every Envoy bootstrap the project ships (a YAML file with `static_resources:`), outside
+/// build output and installed tools.
+fn envoy_bootstraps(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+    const SKIPPED: &[&str] = &["target", "node_modules", ".venv", ".tools", ".git"];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() && !SKIPPED.contains(&name.as_str()) {
+            envoy_bootstraps(&path, found);
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().any(|l| l.starts_with("static_resources:")) {
+                found.push(path);
+            }
+        }
+    }
+}
+
+/// The listeners of an Envoy bootstrap that do not set `enable_reuse_port: false`, by name.
+fn sharing_listeners(config: &str) -> Vec<String> {
+    // `${NAME}` placeholders are not YAML inside flow mappings; any scalar does for this check.
+    // One alone on its line stands for lines (bench's filters): it goes.
+    let lone = |l: &&str| l.starts_with("${") && l.ends_with('}');
+    let mut text: String = config.lines().filter(|l| !lone(l)).map(|l| format!("{l}\n")).collect();
+    while let Some(start) = text.find("${") {
+        let end = start + text[start..].find('}').expect("a closed placeholder");
+        text.replace_range(start..=end, "1");
+    }
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("an Envoy config in YAML");
+    let listeners = docs[0]["static_resources"]["listeners"].as_vec().cloned().unwrap_or_default();
+    assert!(!listeners.is_empty(), "no listeners in:\n{config}");
+    listeners
+        .iter()
+        .filter(|l| l["enable_reuse_port"].as_bool() != Some(false))
+        .map(|l| l["name"].as_str().unwrap_or("(unnamed)").to_string())
+        .collect()
+}
+
+/// Envoy sets SO_REUSEPORT on its listeners by default on Linux, so a second Envoy on the same
+/// port starts beside the first and the kernel splits the connections between them (each with
+/// its own limits). Every listener we ship says `enable_reuse_port: false`, so the second one
+/// fails to bind instead — and so does every variant the end-to-end stack makes of them.
+#[test]
+fn no_shipped_envoy_listener_shares_its_port() {
+    let mut files = Vec::new();
+    envoy_bootstraps(&workspace_root(), &mut files);
+    files.sort();
+    let names: Vec<String> =
+        files.iter().map(|f| f.strip_prefix(workspace_root()).unwrap().display().to_string()).collect();
+    for expected in ["bench/envoy.yaml", "examples/envoy/envoy.yaml", "examples/envoy/envoy-http-authz.yaml"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} not found among {names:?}");
+    }
+    let dir = std::path::Path::new("/certs");
+    let collector = std::net::SocketAddr::from(([127, 0, 0, 1], 4317));
+    for (file, name) in files.iter().zip(&names) {
+        let config = std::fs::read_to_string(file).unwrap();
+        assert_eq!(
+            sharing_listeners(&config),
+            Vec::<String>::new(),
+            "{name}: listeners without enable_reuse_port: false"
+        );
+        if name.starts_with("examples/envoy/") {
+            let mut variants = vec![
+                e2e::stack::with_downstream_mtls(&config, dir),
+                e2e::stack::with_cost_routes(&config),
+                e2e::stack::with_envoy_tracing(&config, collector),
+            ];
+            // Mutual TLS to ext-authz is for its gRPC cluster (envoy.yaml).
+            if name.ends_with("/envoy.yaml") {
+                variants.push(e2e::stack::with_ext_authz_mtls(&config, dir));
+            }
+            for variant in variants {
+                assert_eq!(sharing_listeners(&variant), Vec::<String>::new(), "{name}, as the e2e stack varies it");
+            }
+        }
+    }
+    // The check itself sees a listener without the setting.
+    let planted = std::fs::read_to_string(&files[0]).unwrap().replace("enable_reuse_port: false", "");
+    assert!(!sharing_listeners(&planted).is_empty());
+}
+
 #[test]
 fn render_refuses_a_missing_value() {
     let mut values = compose_values();
