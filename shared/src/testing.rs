@@ -413,13 +413,26 @@ impl Envoy {
     /// finds one taken it starts again on new ports, up to 5 times. Returns Envoy and its
     /// listener port.
     pub fn start_on_free_ports(listen: Option<u16>, render: impl Fn(u16, u16) -> String) -> (Envoy, u16) {
+        Envoy::try_start_on_free_ports(listen, render).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    /// [`Envoy::start_on_free_ports`], answering Envoy's log when it does not start. A fixed
+    /// `listen` port that is taken is not tried again: it stays taken (the demo reports it).
+    pub fn try_start_on_free_ports(
+        listen: Option<u16>,
+        render: impl Fn(u16, u16) -> String,
+    ) -> Result<(Envoy, u16), String> {
+        let fixed_port_taken =
+            |log: &str, port: u16| listen.is_some() && log.contains(&format!(":{port}': Address already in use"));
         let mut attempts = 0;
         loop {
             let (port, admin_port) = (listen.unwrap_or_else(free_port), free_port());
             match Envoy::try_start(&render(port, admin_port), admin_port) {
-                Ok(envoy) => return (envoy, port),
-                Err(log) if log.contains("Address already in use") && attempts < 4 => attempts += 1,
-                Err(log) => panic!("{log}"),
+                Ok(envoy) => return Ok((envoy, port)),
+                Err(log) if log.contains("Address already in use") && !fixed_port_taken(&log, port) && attempts < 4 => {
+                    attempts += 1
+                }
+                Err(log) => return Err(log),
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod browser;
+pub mod demo;
 pub mod envoy;
 pub mod http;
 pub mod stack;

@@ -277,6 +277,12 @@ oidc:
 
 impl Stack {
     pub async fn start(options: StackOptions) -> Stack {
+        Stack::try_start(options).await.unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    /// [`Stack::start`], answering Envoy's log when Envoy does not start (its fixed
+    /// `listen_port` taken, say) after everything else of the stack is stopped again.
+    pub async fn try_start(options: StackOptions) -> Result<Stack, String> {
         let dir = tempfile::tempdir().expect("a scratch directory");
         let redis = (!options.memory_backend).then(RedisServer::start);
 
@@ -417,14 +423,25 @@ impl Stack {
             }
         }
         let edge_tls = options.downstream_mtls.then(|| dir.path().to_path_buf());
-        let (envoy, port) = start_envoy(
+        let started = start_envoy(
             &options,
             Tls { authz: authz_tls.as_deref(), edge: edge_tls.as_deref() },
             ext_authz_ports,
             ratelimit_port,
             backend_port,
         );
-        Stack {
+        let (envoy, port) = match started {
+            Ok(started) => started,
+            Err(log) => {
+                // The demo carries on to exit: nothing of the stack may outlive this (Redis and
+                // the provider stop when dropped).
+                ext_authz.shutdown().await;
+                ratelimit.shutdown().await;
+                backend.abort();
+                return Err(log);
+            }
+        };
+        Ok(Stack {
             envoy,
             port,
             redis,
@@ -439,7 +456,7 @@ impl Stack {
             upstream,
             authz_tls,
             _dir: dir,
-        }
+        })
     }
 
     /// A valid token for the demo provider, with `patch` merged into its claims.
@@ -473,6 +490,7 @@ impl Stack {
             ratelimit_port,
             self.backend_port,
         )
+        .unwrap_or_else(|log| panic!("{log}"))
     }
 
     /// The stack's scratch directory (certificates, configs).
@@ -527,18 +545,19 @@ struct Tls<'a> {
     edge: Option<&'a std::path::Path>,
 }
 
-/// Envoy from the shipped config, its placeholders filled with loopback ports.
+/// Envoy from the shipped config, its placeholders filled with loopback ports; Envoy's log
+/// when it does not start.
 fn start_envoy(
     options: &StackOptions,
     tls: Tls<'_>,
     ext_authz: (u16, u16),
     ratelimit: u16,
     backend: u16,
-) -> (Envoy, u16) {
+) -> Result<(Envoy, u16), String> {
     let file = options.envoy_config.unwrap_or("envoy.yaml");
     let template =
         std::fs::read_to_string(workspace_root().join("examples/envoy").join(file)).expect("the Envoy config");
-    Envoy::start_on_free_ports(options.listen_port, |port, admin_port| {
+    Envoy::try_start_on_free_ports(options.listen_port, |port, admin_port| {
         configure(options, tls, &template, (port, admin_port), ext_authz, ratelimit, backend)
     })
 }
