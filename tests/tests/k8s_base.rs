@@ -1,0 +1,282 @@
+//! The Kubernetes base as a user deploys it (README, "Images" and "Placeholders"): its
+//! placeholders are exactly the README's table, each one named by file and key while it is left
+//! unfilled; a copy filled by the README's commands has none left, and its ext-authz config, run
+//! as the pod runs it, becomes ready against a local identity provider. And the images' build
+//! context, as `.dockerignore` shapes it, stays small and holds what the build reads.
+//! Pure file reading, plus ext-authz in-process on loopback: no cluster, no Docker engine.
+
+#[path = "k8s_base/dockerignore.rs"]
+mod dockerignore;
+#[path = "k8s_base/placeholders.rs"]
+mod placeholders;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::routing::get;
+use e2e::envoy::workspace_root;
+use ext_authz::testing::{jwks, SigningKey};
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+
+/// What the user edits: the base and the component it includes.
+const TREE: &[&str] = &["k8s/base", "k8s/components"];
+const RSA_KEY: &str = include_str!("../../ext-authz/tests/fixtures/rsa-a.pem");
+const AUDIENCE: &str = "orders-api";
+
+fn readme() -> String {
+    std::fs::read_to_string(workspace_root().join("README.md")).unwrap()
+}
+
+#[test]
+fn the_shipped_base_has_exactly_the_documented_placeholders() {
+    let found = placeholders::find(&workspace_root(), TREE).unwrap_or_else(|e| panic!("{e}"));
+    let documented = placeholders::documented(&readme());
+    assert!(!documented.is_empty(), "README.md: no rows in the placeholder table");
+    assert_eq!(found, documented, "the placeholders in k8s/ (left) and README.md's table (right) differ");
+
+    // The check names each one by file and key.
+    let report = placeholders::check_filled(&workspace_root(), TREE).expect_err("the shipped base is unfilled");
+    println!("{report}");
+    for placeholder in &documented {
+        assert!(report.contains(&format!("{placeholder} is still a placeholder")), "{placeholder}:\n{report}");
+    }
+}
+
+#[test]
+fn a_marker_outside_a_value_is_refused() {
+    let dir = copy_of_tree();
+    let file = dir.path().join("k8s/base/namespace.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("# {} later\n{text}", placeholders::MARKER)).unwrap();
+    let error = placeholders::find(dir.path(), TREE).expect_err("a comment with the marker");
+    assert!(error.starts_with("k8s/base/namespace.yaml: `change-me` appears outside a value"), "{error}");
+}
+
+#[test]
+fn the_readme_commands_fill_every_placeholder() {
+    let dir = filled_copy("https://login.mycompany.example/");
+    placeholders::check_filled(dir.path(), TREE).unwrap_or_else(|e| panic!("after the README's commands:\n{e}"));
+    let kustomization = std::fs::read_to_string(dir.path().join("k8s/base/kustomization.yaml")).unwrap();
+    assert!(kustomization.contains("newName: registry.mycompany.example/platform/gatehouse/ext-authz\n"));
+    assert!(kustomization.contains("newName: registry.mycompany.example/platform/gatehouse/ratelimit\n"));
+}
+
+/// The pod's view of the filled config: its listeners (here on loopback port 0) and the
+/// `ext-authz-api-keys` Secret's mount, which the base ships empty.
+fn pod_env(api_keys: &Path) -> HashMap<String, String> {
+    HashMap::from([
+        ("EXT_AUTHZ__SERVER__GRPC_ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ("EXT_AUTHZ__SERVER__HTTP_ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ("EXT_AUTHZ__API_KEYS__DIR".to_string(), api_keys.display().to_string()),
+    ])
+}
+
+#[tokio::test]
+async fn the_filled_base_becomes_ready_and_lets_a_token_through() {
+    let key = SigningKey::rsa("k8s-base", Algorithm::RS256, RSA_KEY);
+    let (issuer, provider) = start_provider(&key).await;
+    let dir = filled_copy(&issuer);
+    let api_keys = tempfile::tempdir().unwrap();
+    let env = pod_env(api_keys.path());
+    let config = ext_authz::config::load(&dir.path().join("k8s/base/config/ext-authz.yaml"), &env)
+        .unwrap_or_else(|e| panic!("the filled config: {e}"));
+    let running = ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock())
+        .await
+        .expect("ext-authz starts");
+    let http = running.http_addr;
+    wait_ready(http).await;
+
+    // Ready means working: a token of that provider for that audience opens the example route.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = key.sign(&json!({"iss": issuer, "aud": AUDIENCE, "sub": "user-1", "scope": "orders:read",
+        "exp": now + 600}));
+    let reply = reqwest::Client::new()
+        .get(format!("http://{http}/authz/orders/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the HTTP check");
+    assert_eq!(reply.status(), 200, "{:?}", reply.text().await);
+    running.shutdown().await;
+    provider.abort();
+}
+
+/// The README's variant without an identity provider: API keys only, Ready with no provider.
+#[tokio::test]
+async fn the_api_keys_only_variant_is_ready_without_a_provider() {
+    let dir = filled_copy("https://login.mycompany.example/");
+    let path = dir.path().join("k8s/base/config/ext-authz.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // As the README says: the jwt_providers entry deleted, `accept: [api_key]` on each rule and
+    // as the default.
+    let start = text.find("jwt_providers:\n").expect("a jwt_providers section");
+    let end = text.find("api_keys:\n").expect("an api_keys section");
+    let variant = format!("{}{}", &text[..start], &text[end..])
+        .replace("  default: authenticated\n", "  default: authenticated\n  default_accept: [api_key]\n")
+        .replace("    - name: orders-read\n", "    - name: orders-read\n      accept: [api_key]\n");
+    assert_eq!(variant.matches("accept: [api_key]").count(), 2, "{variant}");
+    std::fs::write(&path, variant).unwrap();
+
+    let api_keys = tempfile::tempdir().unwrap();
+    let env = pod_env(api_keys.path());
+    let config = ext_authz::config::load(&path, &env).unwrap_or_else(|e| panic!("the API-keys-only config: {e}"));
+    let running = ext_authz::app::start(config, Arc::new(env), ext_authz::service::system_clock())
+        .await
+        .expect("ext-authz starts");
+    wait_ready(running.http_addr).await;
+    running.shutdown().await;
+}
+
+async fn wait_ready(http: std::net::SocketAddr) {
+    let client = reqwest::Client::new();
+    shared::testing::eventually("ext-authz's /readyz answers 200", Duration::from_secs(20), async || {
+        client.get(format!("http://{http}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+}
+
+/// An identity provider as `keys: {discovery: true}` reads one: a discovery document naming a
+/// JWKS with `key`, on loopback. Returns its issuer.
+async fn start_provider(key: &SigningKey) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}/", listener.local_addr().unwrap());
+    let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}jwks")}).to_string();
+    let keys = jwks(&[key]);
+    let json = |body: String| move || async move { ([(header::CONTENT_TYPE, "application/json")], body) };
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", get(json(discovery)))
+        .route("/jwks", get(json(keys)));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the provider serves");
+    });
+    (issuer, server)
+}
+
+/// The base and its component, copied to a scratch directory with the same layout.
+fn copy_of_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for part in TREE {
+        copy_dir(&workspace_root().join(part), &dir.path().join(part));
+    }
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A copy filled by the README's commands, run as written but for the values they assign,
+/// which come from here (the issuer: the local provider's).
+fn filled_copy(issuer: &str) -> tempfile::TempDir {
+    let dir = copy_of_tree();
+    let commands = placeholders::fill_commands(&readme());
+    let assigns =
+        |l: &&str| l.split_once('=').is_some_and(|(name, _)| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+    let assigned: Vec<&str> = commands.lines().filter(assigns).collect();
+    assert_eq!(assigned.len(), 3, "REGISTRY, ISSUER and AUDIENCE: {assigned:?}");
+    let script: Vec<&str> = commands.lines().filter(|l| !assigns(l)).collect();
+    let output = Command::new("sh")
+        .arg("-euc")
+        .arg(script.join("\n"))
+        .current_dir(dir.path())
+        .env("REGISTRY", "registry.mycompany.example/platform")
+        .env("ISSUER", issuer)
+        .env("AUDIENCE", AUDIENCE)
+        .output()
+        .expect("sh");
+    assert!(output.status.success(), "the README's fill commands: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "no placeholder left\n");
+    dir
+}
+
+/// Docker sends this much with each build; what it sent before `.dockerignore` kept out the
+/// tools and packages was 72 MB here, and more on a machine with Node in `.tools/`.
+const CONTEXT_LIMIT: u64 = 20_000_000;
+
+#[test]
+fn the_build_context_is_small_and_holds_what_the_build_reads() {
+    let root = workspace_root();
+    let rules = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    let rules = dockerignore::Rules::parse(&rules).unwrap_or_else(|e| panic!(".dockerignore: {e}"));
+    let files = dockerignore::context(&root, &rules);
+    let bytes: u64 = files.iter().map(|(_, size)| size).sum();
+    println!("build context: {} files, {bytes} bytes", files.len());
+    let mut biggest = files.clone();
+    biggest.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    let biggest: Vec<_> = biggest.iter().take(5).collect();
+    assert!(bytes < CONTEXT_LIMIT, "the build context is {bytes} bytes; the biggest files: {biggest:?}");
+
+    // What cargo reads in the Dockerfile's build stage: the workspace's manifests, each member's
+    // sources, and the files those include.
+    let sent: std::collections::HashSet<&str> = files.iter().map(|(path, _)| path.as_str()).collect();
+    let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
+    for member in workspace_members(&root) {
+        needed.push(format!("{member}/Cargo.toml"));
+        for source in files_below(&root, &format!("{member}/src")) {
+            needed.extend(included_files(&root, &source));
+            needed.push(source);
+        }
+    }
+    needed.sort();
+    needed.dedup();
+    let missing: Vec<&String> = needed.iter().filter(|n| !sent.contains(n.as_str())).collect();
+    assert!(missing.is_empty(), ".dockerignore keeps out what the build reads: {missing:?}");
+}
+
+/// `members = [...]` of the workspace's Cargo.toml.
+fn workspace_members(root: &Path) -> Vec<String> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let list = manifest.split("members = [").nth(1).and_then(|r| r.split(']').next()).expect("workspace members");
+    list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect()
+}
+
+/// The `.rs` files below `dir` (relative to `root`).
+fn files_below(root: &Path, dir: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+        let entry = entry.unwrap();
+        let path = format!("{dir}/{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(files_below(root, &path));
+        } else if path.ends_with(".rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The files a source includes at compile time (`include_str!`, `include_bytes!`), relative to
+/// the root.
+fn included_files(root: &Path, source: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root.join(source)).unwrap();
+    let dir = Path::new(source).parent().unwrap();
+    let mut found = Vec::new();
+    let after = |marker| text.split(marker).skip(1);
+    for part in after("include_str!(\"").chain(after("include_bytes!(\"")) {
+        let relative = part.split('"').next().unwrap_or_default();
+        let mut path = dir.to_path_buf();
+        for segment in relative.split('/') {
+            match segment {
+                ".." => {
+                    path.pop();
+                }
+                s => path.push(s),
+            }
+        }
+        found.push(path.to_string_lossy().into_owned());
+    }
+    found
+}
