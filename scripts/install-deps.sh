@@ -34,6 +34,10 @@ if ! $demo; then
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
+# curl: the README's quick starts use it, and tests/tests/docs_commands.rs runs them as written.
+if ! $demo; then
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
