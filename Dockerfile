@@ -7,6 +7,8 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# The context is the workspace's manifests and crate sources only (.dockerignore, which
+# tests/tests/k8s_base.rs checks against what this build reads).
 COPY . .
 # The services are built on their own: built together with e2e, cargo would unify e2e's
 # `test-util` features into them and compile the test support into the shipped binaries.
