@@ -1,9 +1,10 @@
 //! The Kubernetes base as a user deploys it (README, "Images" and "Placeholders"): its
 //! placeholders are exactly the README's table, each one named by file and key while it is left
-//! unfilled; a copy filled by the README's commands has none left, and its ext-authz config, run
-//! as the pod runs it, becomes ready against a local identity provider. And the images' build
-//! context, as `.dockerignore` shapes it, stays small and holds what the build reads.
-//! Pure file reading, plus ext-authz in-process on loopback: no cluster, no Docker engine.
+//! unfilled, in the files and in what `kubectl kustomize` renders; a copy filled by the README's
+//! commands has none left, and its ext-authz config, run as the pod runs it, becomes ready
+//! against a local identity provider. And the images' build context, as `.dockerignore` shapes
+//! it, stays small and holds what the build reads. File reading, `kubectl kustomize` and
+//! ext-authz in-process on loopback: no cluster, no Docker engine.
 
 #[path = "k8s_base/dockerignore.rs"]
 mod dockerignore;
@@ -64,6 +65,38 @@ fn the_readme_commands_fill_every_placeholder() {
     let kustomization = std::fs::read_to_string(dir.path().join("k8s/base/kustomization.yaml")).unwrap();
     assert!(kustomization.contains("newName: registry.mycompany.example/platform/gatehouse/ext-authz\n"));
     assert!(kustomization.contains("newName: registry.mycompany.example/platform/gatehouse/ratelimit\n"));
+}
+
+/// The same check on what `kubectl kustomize` renders (the ext-authz config inside its
+/// ConfigMap): the shipped base's placeholders show up on the objects they end in, a filled
+/// copy's render has none.
+#[test]
+fn a_rendered_tree_is_checked_the_same_way() {
+    let render = |root: &Path| {
+        let rendered =
+            Command::new("kubectl").arg("kustomize").arg(root.join("k8s/base")).output().unwrap_or_else(|e| {
+                panic!(
+                    "kubectl: {e}. It renders the k8s/ kustomizations; Debian has no package for it: install it from \
+                 https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (any version of the last three years)"
+                )
+            });
+        assert!(rendered.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&rendered.stderr));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rendered")).unwrap();
+        std::fs::write(dir.path().join("rendered/base.yaml"), rendered.stdout).unwrap();
+        dir
+    };
+    let shipped = render(&workspace_root());
+    let found = placeholders::find(shipped.path(), &["rendered"]).unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("ConfigMap/ext-authz-config-") && k.ends_with(": data.ext-authz.yaml")));
+    assert!(keys.contains(&"Deployment/ext-authz: spec.template.spec.containers[0].image"), "{keys:?}");
+    assert!(keys.contains(&"Deployment/ratelimit: spec.template.spec.containers[0].image"), "{keys:?}");
+
+    let filled = filled_copy("https://login.mycompany.example/");
+    let rendered = render(filled.path());
+    placeholders::check_filled(rendered.path(), &["rendered"]).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The pod's view of the filled config: its listeners (here on loopback port 0) and the

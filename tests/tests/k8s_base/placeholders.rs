@@ -104,7 +104,8 @@ pub fn fill_commands(readme: &str) -> String {
 fn section(readme: &str) -> &str {
     let start = readme.find(SECTION).expect("README.md has a \"Placeholders\" section");
     let rest = &readme[start + SECTION.len()..];
-    &rest[..rest.find("\n#").unwrap_or(rest.len())]
+    let end = ["\n## ", "\n### "].iter().filter_map(|h| rest.find(h)).min().unwrap_or(rest.len());
+    &rest[..end]
 }
 
 /// `Kind/name: ` of a Kubernetes object, to tell the documents of one file apart.
