@@ -19,14 +19,16 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo,
-    Pipeline, RedisConnectionInfo, RedisError, TlsCertificates, TlsMode, Value,
+    AsyncConnectionConfig, ClientTlsConfig, FromRedisValue, Pipeline, RedisConnectionInfo, RedisError, TlsCertificates,
+    TlsMode, Value,
 };
 
+mod address;
 mod error;
 mod gather;
 mod pipelining;
 
+use address::connection_info;
 use error::{is_connection_fault, is_timeout};
 pub use error::{is_transient, RedisCallError};
 pub use gather::Gather;
@@ -106,12 +108,18 @@ impl std::fmt::Debug for RedisSettings {
     }
 }
 
+/// Why settings cannot make a pool. The texts name no setting: the services do, each with its
+/// own names (`REDIS_URL` or `REDIS_PERSECOND_URL`, `oidc.session.redis.url`).
 #[derive(Debug, thiserror::Error)]
 pub enum RedisSetupError {
     #[error("Expected master name and a list of urls for the sentinels, in the format: <redis master name>,<sentinel1>,...,<sentineln>")]
     SentinelUrl,
-    #[error("REDIS_URL {url:?} is not host:port")]
+    #[error("{url:?} is not host:port")]
     Address { url: String },
+    /// A unix socket type with an address that reads as `host:port` and names no file: it can
+    /// never connect (the reference dials it as a path too, and retries for ever).
+    #[error("{address:?} is host:port, but the socket type is unix, which reads it as a socket path")]
+    HostPortAsSocketPath { address: String },
     #[error("cannot read {path}: {source}")]
     TlsFile { path: PathBuf, source: std::io::Error },
     #[error("invalid Redis settings: {0}")]
@@ -398,32 +406,6 @@ fn redis_auth(auth: Option<&str>) -> RedisConnectionInfo {
             None => info.set_password(auth),
         },
     }
-}
-
-fn connection_info(settings: &RedisSettings, address: &str) -> Result<ConnectionInfo, RedisSetupError> {
-    if address.contains("://") {
-        return Ok(address.into_connection_info()?);
-    }
-    let addr = match settings.socket_type {
-        SocketType::Unix => ConnectionAddr::Unix(PathBuf::from(address)),
-        SocketType::Tcp => {
-            let (host, port) = address
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
-                .ok_or_else(|| RedisSetupError::Address { url: address.to_string() })?;
-            if settings.tls {
-                ConnectionAddr::TcpTls {
-                    host: host.to_string(),
-                    port,
-                    insecure: settings.tls_skip_hostname_verification,
-                    tls_params: None,
-                }
-            } else {
-                ConnectionAddr::Tcp(host.to_string(), port)
-            }
-        }
-    };
-    Ok(addr.into_connection_info()?)
 }
 
 fn tls_certificates(settings: &RedisSettings) -> Result<Option<TlsCertificates>, RedisSetupError> {
