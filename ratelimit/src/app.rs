@@ -24,14 +24,25 @@ use crate::store::{CounterStore, MemoryStore, RedisStore};
 pub enum StartError {
     #[error(transparent)]
     Bind(#[from] BindError),
-    #[error("gRPC server TLS: {0}")]
+    #[error("gRPC server TLS (GRPC_SERVER_TLS_CERT, GRPC_SERVER_TLS_KEY, GRPC_CLIENT_TLS_CACERT): {0}")]
     Tls(#[from] TlsError),
     #[error("PROMETHEUS_ADDR {0:?} is not host:port or :port")]
     MetricsAddress(String),
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
-    #[error("Redis at {url} did not answer PING within REDIS_STARTUP_MAX_ELAPSED_TIME ({elapsed:?}): {last_error}")]
-    RedisUnreachable { url: String, elapsed: Duration, last_error: String },
+    #[error(
+        "Redis at {url} did not answer PING within REDIS_STARTUP_MAX_ELAPSED_TIME ({elapsed:?}): {last_error}{hint}"
+    )]
+    RedisUnreachable { url: String, elapsed: Duration, last_error: String, hint: &'static str },
+}
+
+impl StartError {
+    /// Whether the settings are at fault (exit 64, as for a settings error): values the
+    /// settings check passed but the component refused, such as a certificate that does not
+    /// parse. Most such values are refused by the settings check already.
+    pub fn is_settings(&self) -> bool {
+        matches!(self, StartError::Tls(_) | StartError::MetricsAddress(_) | StartError::Redis(_))
+    }
 }
 
 /// A started service.
@@ -235,14 +246,28 @@ async fn connect_with_backoff(store: &dyn CounterStore, settings: &Settings) -> 
                         url: settings.redis.url.clone(),
                         elapsed,
                         last_error: e.to_string(),
+                        hint: unreachable_hint(settings),
                     });
                 }
-                tracing::warn!(url = %settings.redis.url, retry_in = ?interval, "Redis not reachable yet: {e}");
+                let hint = unreachable_hint(settings);
+                tracing::warn!(url = %settings.redis.url, retry_in = ?interval, "Redis not reachable yet: {e}{hint}");
                 let jittered = interval.mul_f64(0.5 + fastrand::f64());
                 tokio::time::sleep(jittered).await;
                 interval = (interval * 2).min(settings.redis_startup_max_interval);
             }
         }
+    }
+}
+
+/// What a Redis that does not answer at startup may be down to, when its settings say unix
+/// socket (the reference's default): a `host:port` is refused by the settings check, but a
+/// missing or mistyped socket path only shows here, as "No such file or directory".
+fn unreachable_hint(settings: &Settings) -> &'static str {
+    let unix = |redis: &shared::redis::RedisSettings| redis.socket_type == shared::redis::SocketType::Unix;
+    match (unix(&settings.redis), settings.redis_per_second.as_ref().is_some_and(unix)) {
+        (true, _) => " (REDIS_URL is a unix socket path, as REDIS_SOCKET_TYPE=unix; for a Redis over TCP set REDIS_SOCKET_TYPE=tcp and REDIS_URL=host:port)",
+        (false, true) => " (REDIS_PERSECOND_URL is a unix socket path, as REDIS_PERSECOND_SOCKET_TYPE=unix; for a Redis over TCP set REDIS_PERSECOND_SOCKET_TYPE=tcp)",
+        (false, false) => "",
     }
 }
 

@@ -6,7 +6,7 @@
 //! - [`grpc`], [`http`]: the protocol adapters.
 //! - [`loader`], [`provider`], [`xds`]: config files with hot reload, or an xDS server, and the
 //!   one path a config takes into service.
-//! - [`local_cache`], [`metrics`], [`validate`] (`ratelimit validate`).
+//! - [`local_cache`], [`metrics`], [`validate`] (`ratelimit validate`), [`cli`] (the arguments).
 //! - [`settings`] (the top): the reference's environment settings, each declared once in
 //!   `settings::vars`, read once at start and handed to each component as its own type;
 //!   [`app`]: starting and stopping everything. Only these two know the whole settings.
@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod cli;
 pub mod core;
 pub mod grpc;
 pub mod http;

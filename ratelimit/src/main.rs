@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
+use ratelimit::cli::{self, Command};
 use ratelimit::settings::{help_text, http_port, merge_domains, Settings};
 use shared::env::ProcessEnv;
 use shared::telemetry::{self, LogFormat};
@@ -16,13 +17,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None => run(),
-        Some("--help" | "-h" | "help") => {
+    let command = match cli::parse(&args) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("ratelimit: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match command {
+        Command::Run => run(),
+        Command::Help => {
             print!("{}", help_text());
             ExitCode::SUCCESS
         }
-        Some("healthcheck") => {
+        Command::Healthcheck => {
             // For container HEALTHCHECKs: the service's own /healthcheck on PORT.
             let port = http_port(&ProcessEnv);
             match shared::serve::probe(&format!("127.0.0.1:{port}"), "/healthcheck") {
@@ -33,19 +41,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some("--version" | "-V") => {
+        Command::Version => {
             println!("ratelimit {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some("validate") if args.len() > 1 => {
-            let merge = merge_domains(&ProcessEnv);
-            let reference = args[1] == "--reference";
-            let paths = &args[1 + usize::from(reference)..];
-            if paths.is_empty() {
-                eprintln!("ratelimit validate: name the config files or directories to check");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            let (report, ok) = ratelimit::validate::validate_with(paths, merge, reference);
+        Command::Validate { reference, paths } => {
+            let (report, ok) = ratelimit::validate::validate_with(&paths, merge_domains(&ProcessEnv), reference);
             if ok {
                 print!("{report}");
                 ExitCode::SUCCESS
@@ -53,10 +54,6 @@ fn main() -> ExitCode {
                 eprint!("{report}");
                 ExitCode::FAILURE
             }
-        }
-        Some(other) => {
-            eprintln!("ratelimit: unexpected argument {other:?}; see ratelimit --help");
-            ExitCode::from(EXIT_USAGE)
         }
     }
 }
@@ -94,7 +91,7 @@ fn run() -> ExitCode {
             Err(e) => {
                 tracing::error!("ratelimit failed to start: {e}");
                 eprintln!("ratelimit: {e}");
-                return ExitCode::FAILURE;
+                return if e.is_settings() { ExitCode::from(EXIT_USAGE) } else { ExitCode::FAILURE };
             }
         };
         let signal = shared::shutdown::signal().await;

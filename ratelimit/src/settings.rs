@@ -7,6 +7,7 @@
 //! [`LimiterOptions`] and [`ReloadableSettings`], the xDS client's [`XdsSettings`], Redis's
 //! [`RedisSettings`]). No component reads the environment or imports this module.
 
+mod later_failures;
 pub mod vars;
 
 use std::path::PathBuf;
@@ -167,6 +168,18 @@ impl Settings {
         if redis.tls_client_cert.is_some() != redis.tls_client_key.is_some() {
             r.fail("REDIS_TLS_CLIENT_KEY", None, "REDIS_TLS_CLIENT_CERT and REDIS_TLS_CLIENT_KEY go together");
         }
+        if backend == Backend::Redis {
+            later_failures::redis(&mut r, &MAIN_REDIS, &redis, false, &mut warnings);
+            if let Some(per_second) = &redis_per_second {
+                later_failures::redis(&mut r, &PER_SECOND_REDIS, per_second, redis.tls, &mut warnings);
+            }
+        }
+        if let Some(files) = &grpc_tls {
+            later_failures::grpc_tls_files(&mut r, files);
+        }
+        if config_type == ConfigSource::XdsSotw {
+            later_failures::xds(&mut r, &xds);
+        }
         for name in ["REDIS_POOL_ON_EMPTY_BEHAVIOR", "REDIS_PERSECOND_POOL_ON_EMPTY_BEHAVIOR"] {
             if let Some(v) = r.raw(name) {
                 if !v.eq_ignore_ascii_case("WAIT") {
@@ -175,6 +188,10 @@ impl Settings {
             }
         }
 
+        let prometheus_addr = r.get(&PROMETHEUS_ADDR);
+        if sinks.prometheus {
+            later_failures::prometheus_addr(&mut r, &prometheus_addr);
+        }
         let settings = Settings {
             grpc_host: r.get(&GRPC_HOST),
             grpc_port: r.get(&GRPC_PORT),
@@ -222,7 +239,7 @@ impl Settings {
             redis_startup_max_elapsed: r.get(&REDIS_STARTUP_MAX_ELAPSED_TIME),
             use_prometheus: sinks.prometheus,
             statsd: sinks.statsd,
-            prometheus_addr: r.get(&PROMETHEUS_ADDR),
+            prometheus_addr,
             prometheus_path: r.get(&PROMETHEUS_PATH),
             response_time_in_millis: r.get(&PROMETHEUS_RESPONSE_TIME_AS_MILLISECONDS),
             shutdown_delay: r.get(&SHUTDOWN_DELAY),

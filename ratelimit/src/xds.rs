@@ -14,7 +14,7 @@ use envoy_types::pb::google::rpc::Status as RpcStatus;
 use envoy_types::pb::ratelimit::config::ratelimit::v3 as rl;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot, watch};
-use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::core::config_file::{YamlDescriptor, YamlRateLimit, YamlRoot};
@@ -177,8 +177,7 @@ async fn follow(
         .await;
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(outgoing));
     for (k, v) in &settings.headers {
-        let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|_| XdsError::Header(k.clone()))?;
-        let value = MetadataValue::try_from(v.as_str()).map_err(|_| XdsError::Header(k.clone()))?;
+        let (key, value) = metadata(k, v)?;
         request.metadata_mut().insert(key, value);
     }
     let mut responses = client.stream_aggregated_resources(request).await?.into_inner();
@@ -231,15 +230,45 @@ fn node(settings: &XdsSettings) -> Node {
     Node { id: settings.node_id.clone(), metadata, user_agent_name: "gatehouse-ratelimit".into(), ..Node::default() }
 }
 
-async fn connect(settings: &XdsSettings) -> Result<Channel, XdsError> {
+impl XdsSettings {
+    /// What every connection attempt would fail on, found before the first: the server
+    /// address, the extra headers, the TLS files. For the settings check, so that a value that
+    /// can never work stops the start instead of retrying for ever.
+    pub fn check(&self) -> Result<(), XdsError> {
+        endpoint(self)?;
+        for (k, v) in &self.headers {
+            metadata(k, v)?;
+        }
+        if let Some(tls) = &self.tls {
+            let files = [Some(&tls.ca_cert), tls.client_cert.as_ref(), tls.client_key.as_ref()];
+            for path in files.into_iter().flatten() {
+                read(path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn endpoint(settings: &XdsSettings) -> Result<Endpoint, XdsError> {
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", settings.server_url))
-        .map_err(|_| XdsError::Address(settings.server_url.clone()))?
-        .connect_timeout(Duration::from_secs(10));
+    Endpoint::from_shared(format!("{scheme}://{}", settings.server_url))
+        .map_err(|_| XdsError::Address(settings.server_url.clone()))
+}
+
+/// One `CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS` entry as gRPC metadata.
+fn metadata(k: &str, v: &str) -> Result<(MetadataKey<Ascii>, MetadataValue<Ascii>), XdsError> {
+    let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|_| XdsError::Header(k.to_string()))?;
+    let value = MetadataValue::try_from(v).map_err(|_| XdsError::Header(k.to_string()))?;
+    Ok((key, value))
+}
+
+fn read(path: &std::path::PathBuf) -> Result<Vec<u8>, XdsError> {
+    std::fs::read(path).map_err(|source| XdsError::File { path: path.clone(), source })
+}
+
+async fn connect(settings: &XdsSettings) -> Result<Channel, XdsError> {
+    let mut endpoint = endpoint(settings)?.connect_timeout(Duration::from_secs(10));
     if let Some(tls) = &settings.tls {
-        let read = |path: &std::path::PathBuf| {
-            std::fs::read(path).map_err(|source| XdsError::File { path: path.clone(), source })
-        };
         let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&tls.ca_cert)?));
         if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
             config = config.identity(Identity::from_pem(read(cert)?, read(key)?));

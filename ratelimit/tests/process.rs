@@ -75,6 +75,59 @@ fn bad_settings_exit_64_naming_each() {
     assert!(stderr.contains("GRPC_PORT=\"x\"") && stderr.contains("REDIS_FAILURE_MODE=\"open\""), "{stderr}");
 }
 
+/// A Redis setting that can never connect stops the start at once, naming the fix; before, the
+/// reference's default socket type made `host:port` a file path retried for ever.
+#[test]
+fn a_redis_url_that_cannot_work_exits_64_naming_the_fix() {
+    let output = Command::new(BIN).env_clear().env("REDIS_URL", "127.0.0.1:6379").output().unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("REDIS_URL=\"127.0.0.1:6379\" is not valid"), "{stderr}");
+    assert!(stderr.contains("set REDIS_SOCKET_TYPE=tcp"), "{stderr}");
+    let tcp = Command::new(BIN).env_clear().env("REDIS_URL", "redis").env("REDIS_SOCKET_TYPE", "tcp").output();
+    let tcp = tcp.unwrap();
+    assert_eq!(tcp.status.code(), Some(64), "{tcp:?}");
+    assert!(String::from_utf8_lossy(&tcp.stderr).contains("REDIS_URL=\"redis\" is not valid"), "{tcp:?}");
+}
+
+/// A socket path that does not exist may still appear (a sidecar), so the start waits for it;
+/// its warning and each retry line say what else to set.
+#[test]
+fn a_missing_redis_socket_is_retried_with_the_fix_in_each_line() {
+    let root = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .env_clear()
+        .env("REDIS_URL", root.path().join("redis.sock"))
+        .env("REDIS_STARTUP_INITIAL_INTERVAL", "10ms")
+        .env("REDIS_STARTUP_MAX_ELAPSED_TIME", "1ms")
+        .env("USE_STATSD", "false")
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("no such socket yet (REDIS_SOCKET_TYPE is unix (its default))"), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(last.starts_with("ratelimit: Redis at "), "{stderr}");
+    assert!(last.ends_with("for a Redis over TCP set REDIS_SOCKET_TYPE=tcp and REDIS_URL=host:port)"), "{stderr}");
+}
+
+#[test]
+fn argument_errors_name_the_argument_and_exit_64() {
+    let refused = |args: &[&str]| {
+        let output = Command::new(BIN).env_clear().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {output:?}");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    assert!(refused(&["serve"]).starts_with("ratelimit: unexpected argument \"serve\": expected validate, healthcheck"));
+    assert!(refused(&["validate"]).starts_with("ratelimit: validate: name the config files or directories"));
+    assert!(refused(&["validate", "--strict", "x"]).contains("unknown option \"--strict\""));
+    assert!(refused(&["healthcheck", "8080"]).contains("\"8080\" after healthcheck, which takes none"));
+    assert!(
+        refused(&["GRPC_PORT=9000"]).contains("settings are environment variables, as in `GRPC_PORT=9000 ratelimit`")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_on_memory_with_the_example_config() {
     let root = examples();
