@@ -11,8 +11,12 @@
 //! reads) on the paths ext-authz does not run on — Istio's exempted `/healthz`, a kgateway route
 //! opted out with `extAuth: {disable: {}}` — and no descriptor may carry the client's value.
 //!
+//! Istio's resources are followed per gateway pod, as Istio selects them: the classic ingress
+//! gateway and a gateway deployed for a Gateway API `Gateway` each get one full set.
+//!
 //! Envoy Gateway is not here: its BackendTrafficPolicy is evaluated by the rate limit service
-//! Envoy Gateway deploys with the config it generates itself (k8s/overlays/envoy-gateway).
+//! Envoy Gateway deploys with the config it generates itself (k8s/overlays/envoy-gateway); its
+//! client address is checked in `envoy_gateway_client_address.rs`.
 
 use std::process::Command;
 
@@ -73,7 +77,7 @@ fn assert_limited(gateway: &str, domain: &str, descriptor: &[(String, String)]) 
     );
 }
 
-/// kgateway (pkg/kgateway/extensions2/plugins/trafficpolicy/rate_limit_descriptors.go): Header →
+/// kgateway (v2.2.0, pkg/kgateway/extensions2/plugins/trafficpolicy/global_rate_limit_plugin.go): Header →
 /// key = the header name; RemoteAddress → remote_address; Generic → its key and value; Path →
 /// path. The domain is the referenced GatewayExtension's.
 #[test]
@@ -115,11 +119,91 @@ fn kgateway_traffic_policies_send_descriptors_the_config_limits() {
     }
 }
 
+/// A gateway pod as Istio sees it: its namespace and labels.
+struct Pod {
+    name: &'static str,
+    namespace: &'static str,
+    labels: &'static [(&'static str, &'static str)],
+}
+
+/// The mesh config's root namespace (Istio's default).
+const ROOT_NAMESPACE: &str = "istio-system";
+
+/// The classic ingress gateway (istioctl's default profile), and the pods Istio deploys for a
+/// Gateway API `Gateway` named `gateway` (kube-gateway.yaml: the gateway-name label, never
+/// `istio`). The overlay must give each one full set of resources.
+const GATEWAYS: [Pod; 2] = [
+    Pod {
+        name: "classic ingress gateway",
+        namespace: "istio-system",
+        labels: &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
+    },
+    Pod {
+        name: "Gateway API gateway",
+        namespace: "istio-ingress",
+        labels: &[
+            ("gateway.networking.k8s.io/gateway-name", "gateway"),
+            ("gateway.istio.io/managed", "istio.io-gateway-controller"),
+        ],
+    },
+];
+
+/// The AuthorizationPolicies and EnvoyFilters Istio applies to `pod` (policyattachment.go,
+/// `ShouldAttachPolicy`, with selector-based policy on, its default): those of the root namespace
+/// and of the pod's own whose selector labels the pod carries (no selector: every pod there).
+fn istio_applied(objects: &[Value], pod: &Pod) -> Vec<Value> {
+    let selects = |object: &Value| {
+        assert!(object["spec"].get("targetRefs").is_none(), "targetRefs are not modelled: {object}");
+        let namespace = object["metadata"]["namespace"].as_str().expect("a namespace");
+        let selector = match object["kind"].as_str() {
+            Some("EnvoyFilter") => &object["spec"]["workloadSelector"]["labels"],
+            _ => &object["spec"]["selector"]["matchLabels"],
+        };
+        let carried = |(key, value): (&String, &Value)| pod.labels.iter().any(|(k, v)| k == key && value == v);
+        (namespace == ROOT_NAMESPACE || namespace == pod.namespace)
+            && selector.as_object().is_none_or(|labels| labels.iter().all(carried))
+    };
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "AuthorizationPolicy" || o["kind"] == "EnvoyFilter")
+        .filter(|o| selects(o))
+        .cloned()
+        .collect()
+}
+
+/// Each kind of gateway pod gets exactly one of each resource (none twice: a second rate limit
+/// filter would count every request twice), and an application pod gets none.
+#[test]
+fn istio_overlay_serves_classic_and_gateway_api_gateways() {
+    let objects = render("istio");
+    let count = |applied: &[Value], what: &dyn Fn(&str) -> bool| {
+        applied.iter().filter(|o| what(&serde_json::to_string(o).unwrap())).count()
+    };
+    for pod in &GATEWAYS {
+        let applied = istio_applied(&objects, pod);
+        let one = |label: &str, what: &dyn Fn(&str) -> bool| {
+            assert_eq!(count(&applied, what), 1, "{}: {label}: {applied:#?}", pod.name);
+        };
+        one("the CUSTOM AuthorizationPolicy", &|t| t.contains(r#""action":"CUSTOM""#));
+        one("the rate limit filter", &|t| t.contains(r#""name":"envoy.filters.http.ratelimit""#));
+        one("the rate limit actions", &|t| t.contains(r#""rate_limits""#));
+        one("the underscore header patch", &|t| t.contains("headers_with_underscores_action"));
+        assert_eq!(applied.len(), 4, "{}: {applied:#?}", pod.name);
+    }
+    let app = Pod { name: "an application pod", namespace: "apps", labels: &[("app", "orders")] };
+    assert!(istio_applied(&objects, &app).is_empty(), "{:#?}", istio_applied(&objects, &app));
+}
+
 /// Istio passes the EnvoyFilter's route `rate_limits` to Envoy as written; the domain is the one
 /// of the rate limit filter the other EnvoyFilter inserts.
 #[test]
 fn istio_envoy_filters_send_descriptors_the_config_limits() {
-    let objects = render("istio");
+    for pod in &GATEWAYS {
+        istio_descriptors_are_limited(&istio_applied(&render("istio"), pod));
+    }
+}
+
+fn istio_descriptors_are_limited(objects: &[Value]) {
     let filters: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "EnvoyFilter").collect();
     let domain = filters
         .iter()
@@ -283,15 +367,20 @@ fn assert_no_client_value(gateway: &str, path: &str, descriptors: &[Vec<(String,
 
 #[test]
 fn istio_limits_only_count_what_ext_authz_set() {
-    let objects = render("istio");
+    for pod in &GATEWAYS {
+        istio_limits_count_what_ext_authz_set(&istio_applied(&render("istio"), pod));
+    }
+}
+
+fn istio_limits_count_what_ext_authz_set(objects: &[Value]) {
     let domain = "gatehouse";
     let spoof: &[(&str, &str)] = &[("x-user-id", VICTIM)];
     // The health check is exempted from ext-authz: nothing may count the client's value there.
-    assert!(!istio_calls_ext_authz(&objects, "/healthz"), "the overlay exempts /healthz");
-    let healthz = istio_descriptors(&objects, &Sent { path: "/healthz", headers: spoof, verified: None });
+    assert!(!istio_calls_ext_authz(objects, "/healthz"), "the overlay exempts /healthz");
+    let healthz = istio_descriptors(objects, &Sent { path: "/healthz", headers: spoof, verified: None });
     assert_no_client_value("istio", "/healthz", &healthz);
     // Elsewhere the verified user is counted, whatever the client sent.
-    let orders = istio_descriptors(&objects, &Sent { path: "/orders/1", headers: spoof, verified: Some("alice") });
+    let orders = istio_descriptors(objects, &Sent { path: "/orders/1", headers: spoof, verified: Some("alice") });
     assert_no_client_value("istio", "/orders/1", &orders);
     let per_user: Vec<_> = orders.iter().filter(|d| d.iter().any(|(k, _)| k == "x-user-id")).collect();
     assert_eq!(per_user, [&vec![("x-user-id".to_string(), "alice".to_string())]]);
