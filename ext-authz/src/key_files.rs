@@ -10,11 +10,25 @@ use shared::reload;
 
 use crate::core::apikeys::{ApiKeyError, ApiKeyStore};
 
+pub mod printed;
+
 /// Where the API keys are: one file, or a directory of them (`api_keys.file` / `api_keys.dir`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeysLocation {
     pub file: Option<PathBuf>,
     pub dir: Option<PathBuf>,
+}
+
+impl ApiKeysLocation {
+    /// The file, or the directory.
+    pub fn path(&self) -> &Path {
+        self.file.as_deref().or(self.dir.as_deref()).unwrap_or(Path::new(""))
+    }
+
+    /// Whether the file or directory is there (`validate --no-secrets` lists it when not).
+    pub fn exists(&self) -> bool {
+        self.path().exists()
+    }
 }
 
 /// Reads and parses every key file.
@@ -30,6 +44,12 @@ pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {
         // A key file cut short could lose a key's expiry or attributes and still parse.
         shared::file_end::require_end(&text).map_err(|e| problem(&e))?;
         shared::bounded_yaml::check_sharing(&text, YamlLimits::FILES, &mut aliases).map_err(|e| problem(&e))?;
+        // The `config` crate refuses a list at the top in its own words ("invalid type:
+        // sequence, expected a map"); the store names the shape and its fix.
+        if opens_with_a_list(&text) {
+            documents.push((name, serde_json::Value::Array(Vec::new())));
+            continue;
+        }
         let value: serde_json::Value = config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
             .build()
@@ -56,6 +76,15 @@ pub fn fingerprint(location: Option<&ApiKeysLocation>) -> u64 {
             hasher.finish()
         }
     }
+}
+
+/// Whether the document's first node is a list (`- …` or `[…]`), as an entry pasted alone is.
+fn opens_with_a_list(text: &str) -> bool {
+    let first = text
+        .lines()
+        .map(str::trim_start)
+        .find(|line| !(line.is_empty() || line.starts_with('#') || line.starts_with('%') || line.starts_with("---")));
+    first.is_some_and(|line| line == "-" || line.starts_with("- ") || line.starts_with('['))
 }
 
 fn describe(location: &ApiKeysLocation) -> String {

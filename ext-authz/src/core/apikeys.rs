@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use ring::digest::{digest, SHA256};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::identity::{AuthMethod, Identity};
+
+mod document;
 
 pub type KeyHash = [u8; 32];
 
@@ -30,29 +31,6 @@ pub struct ApiKeyEntry {
 pub struct ApiKeyError {
     pub file: String,
     pub problem: String,
-}
-
-/// One stored key as written in a key file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoredKey {
-    /// `sha256:<64 hex digits>`.
-    hash: String,
-    client_id: String,
-    #[serde(default)]
-    scopes: Vec<String>,
-    #[serde(default)]
-    org_id: Option<String>,
-    #[serde(default)]
-    attributes: Map<String, Value>,
-}
-
-/// A key file holds `keys: [...]`, or a single key (one file per key, as a mounted Secret has).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum KeyFile {
-    Many { keys: Vec<StoredKey> },
-    One(StoredKey),
 }
 
 #[derive(Debug, Default)]
@@ -122,21 +100,15 @@ impl ApiKeyStore {
         let mut store = ApiKeyStore::default();
         for (file, document) in documents {
             let error = |problem: String| ApiKeyError { file: file.clone(), problem };
-            if document.get("key").is_some() || document.pointer("/keys/0/key").is_some() {
-                return Err(error("holds a plaintext `key`; store only its hash (see `ext-authz api-key new`)".into()));
-            }
-            let parsed: KeyFile = serde_json::from_value(document).map_err(|e| error(e.to_string()))?;
-            let keys = match parsed {
-                KeyFile::Many { keys } => keys,
-                KeyFile::One(key) => vec![key],
-            };
-            for (i, key) in keys.into_iter().enumerate() {
-                let hash = parse_hash(&key.hash).map_err(|p| error(format!("keys[{i}].hash: {p}")))?;
+            for (at, key) in document::stored_keys(document).map_err(error)? {
+                let field = |name: &str| if at.is_empty() { name.to_string() } else { format!("{at}.{name}") };
+                let hash = parse_hash(&key.hash).map_err(|p| error(format!("{}: {p}", field("hash"))))?;
                 if key.client_id.is_empty() {
-                    return Err(error(format!("keys[{i}].client_id: must not be empty")));
+                    return Err(error(format!("{}: must not be empty", field("client_id"))));
                 }
                 if store.by_hash.contains_key(&hash) {
-                    return Err(error(format!("keys[{i}]: the same key is stored twice")));
+                    let at = if at.is_empty() { "the key" } else { at.as_str() };
+                    return Err(error(format!("{at}: the same key is stored twice (in this file or another)")));
                 }
                 let entry = ApiKeyEntry {
                     hash,

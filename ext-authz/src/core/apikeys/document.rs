@@ -1,0 +1,203 @@
+//! A key file's document read by hand, not by serde: every wrong shape gets a message that
+//! names the key and says what to write (serde's untagged enum could only say that nothing
+//! matched, and its type errors speak of sequences and maps).
+
+use serde_json::{Map, Value};
+
+/// One stored key as written in a key file.
+#[derive(Debug)]
+pub(super) struct StoredKey {
+    /// `sha256:<64 hex digits>`.
+    pub hash: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub org_id: Option<String>,
+    pub attributes: Map<String, Value>,
+}
+
+/// The fields of an entry, as the messages list them.
+const FIELDS: &str = "hash, client_id, scopes, org_id and attributes";
+
+/// What a key file holds: `keys:` and a list of entries, or one entry (one file per key, as a
+/// mounted Secret has). Each key comes with where it is (`keys[2]`, or `` for a file of one).
+pub(super) fn stored_keys(document: Value) -> Result<Vec<(String, StoredKey)>, String> {
+    let mut top = match document {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        Value::Array(_) => {
+            return Err("a list at the top of the file: put the entries under `keys:` \
+                        (`ext-authz api-key new` prints a whole key file)"
+                .into())
+        }
+        other => return Err(format!("holds {}, where `keys:` and a list of entries is expected", found(&other))),
+    };
+    let Some(keys) = top.remove("keys") else {
+        if top.is_empty() {
+            return Err("holds no keys: write `keys:` and a list of entries (`ext-authz api-key new` prints a \
+                        whole key file), or `keys: []` for none"
+                .into());
+        }
+        return Ok(vec![(String::new(), stored_key("", top)?)]);
+    };
+    if let Some(other) = top.keys().next() {
+        return Err(format!("{other}: unknown key beside `keys` (an entry's {FIELDS} go in the list under `keys:`)"));
+    }
+    let entries = match keys {
+        Value::Array(entries) => entries,
+        Value::Null => {
+            return Err("keys: is empty: list the entries under it (`  - hash: sha256:…`, as `ext-authz api-key \
+                        new` prints them), or write `keys: []` for none"
+                .into())
+        }
+        other => return Err(format!("keys: must be a list of entries (`- hash: …`), found {}", found(&other))),
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let at = format!("keys[{i}]");
+        match entry {
+            Value::Object(map) => out.push((at.clone(), stored_key(&at, map)?)),
+            other => {
+                return Err(format!("{at}: must be an entry (a map of {FIELDS}), found {}", found(&other)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn stored_key(at: &str, mut entry: Map<String, Value>) -> Result<StoredKey, String> {
+    let key = |field: &str| if at.is_empty() { field.to_string() } else { format!("{at}.{field}") };
+    if entry.contains_key("key") {
+        return Err(format!(
+            "{}: holds a plaintext `key`; store only its hash (see `ext-authz api-key new`)",
+            key("key")
+        ));
+    }
+    let hash = match entry.remove("hash") {
+        None => {
+            return Err(format!(
+                "{}: missing (`sha256:` and 64 hex digits, as `ext-authz api-key new` prints)",
+                key("hash")
+            ))
+        }
+        Some(value) => string(&key("hash"), value)?,
+    };
+    let client_id = match entry.remove("client_id") {
+        None => return Err(format!("{}: missing (the client's name, as the backend is told it)", key("client_id"))),
+        Some(value) => string(&key("client_id"), value)?,
+    };
+    let scopes = match entry.remove("scopes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(scopes)) => {
+            let each = scopes.into_iter().enumerate().map(|(j, s)| string(&format!("{}[{j}]", key("scopes")), s));
+            each.collect::<Result<_, _>>()?
+        }
+        Some(other) => {
+            return Err(format!("{}: must be a list (`scopes: [a, b]`), found {}", key("scopes"), found(&other)))
+        }
+    };
+    let org_id = match entry.remove("org_id") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(string(&key("org_id"), value)?),
+    };
+    let attributes = match entry.remove("attributes") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(attributes)) => attributes,
+        Some(other) => {
+            return Err(format!(
+                "{}: must be a map (`attributes: {{plan: pro}}`), found {}",
+                key("attributes"),
+                found(&other)
+            ))
+        }
+    };
+    if let Some(other) = entry.keys().next() {
+        return Err(format!("{}: unknown field (an entry has {FIELDS})", key(other)));
+    }
+    Ok(StoredKey { hash, client_id, scopes, org_id, attributes })
+}
+
+fn string(key: &str, value: Value) -> Result<String, String> {
+    match value {
+        Value::String(text) => Ok(text),
+        other => Err(format!("{key}: must be a string, found {} (quote it)", found(&other))),
+    }
+}
+
+/// A value as a message names it; a string's own text is left out (it could be a key pasted
+/// in the wrong place).
+fn found(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a map".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problem(document: Value) -> String {
+        stored_keys(document).unwrap_err()
+    }
+
+    #[test]
+    fn every_wrong_shape_is_named_with_its_fix() {
+        for (document, expected) in [
+            (json!(null), "holds no keys: write `keys:`"),
+            (json!({}), "holds no keys: write `keys:`"),
+            (json!({"keys": null}), "keys: is empty: list the entries under it"),
+            (json!({"keys": {}}), "keys: must be a list of entries (`- hash: …`), found a map"),
+            (json!({"keys": "x"}), "keys: must be a list of entries (`- hash: …`), found a string"),
+            (json!([{"hash": "h", "client_id": "c"}]), "a list at the top of the file: put the entries under `keys:`"),
+            (json!("text"), "holds a string, where `keys:` and a list of entries is expected"),
+            (json!({"keys": [], "extra": 1}), "extra: unknown key beside `keys`"),
+            (json!({"keys": ["x"]}), "keys[0]: must be an entry (a map of hash, client_id"),
+            (json!({"keys": [{"client_id": "c"}]}), "keys[0].hash: missing (`sha256:` and 64 hex digits"),
+            (json!({"keys": [{"hash": "h"}]}), "keys[0].client_id: missing"),
+            (json!({"keys": [{"hash": 3, "client_id": "c"}]}), "keys[0].hash: must be a string, found the number 3"),
+            (
+                json!({"keys": [{"hash": "h", "client_id": 12}]}),
+                "keys[0].client_id: must be a string, found the number 12 (quote it)",
+            ),
+            (
+                json!({"keys": [{"hash": "h", "client_id": "c", "scopes": "a"}]}),
+                "keys[0].scopes: must be a list (`scopes: [a, b]`), found a string",
+            ),
+            (
+                json!({"keys": [{"hash": "h", "client_id": "c", "scopes": ["a", true]}]}),
+                "keys[0].scopes[1]: must be a string, found the boolean true",
+            ),
+            (
+                json!({"keys": [{"hash": "h", "client_id": "c", "attributes": [1]}]}),
+                "keys[0].attributes: must be a map",
+            ),
+            (
+                json!({"keys": [{"hash": "h", "client_id": "c", "bogus": 1}]}),
+                "keys[0].bogus: unknown field (an entry has hash, client_id",
+            ),
+            (json!({"hash": "h", "client_id": "c", "scope": ["a"]}), "scope: unknown field"),
+            (json!({"hash": "h", "client_id": "c", "key": "ghk_secret"}), "key: holds a plaintext `key`"),
+        ] {
+            let said = problem(document.clone());
+            assert!(said.starts_with(expected), "{document}: {said}");
+            assert!(!said.contains("ghk_secret"), "a misplaced key is never echoed: {said}");
+        }
+    }
+
+    #[test]
+    fn both_forms_and_empty_values_read() {
+        let many =
+            stored_keys(json!({"keys": [{"hash": "h", "client_id": "c", "scopes": null, "org_id": null}]})).unwrap();
+        assert_eq!(many[0].0, "keys[0]");
+        assert!(many[0].1.scopes.is_empty() && many[0].1.org_id.is_none());
+        let one = stored_keys(json!({"hash": "h", "client_id": "c", "scopes": ["a"], "attributes": {"plan": "pro"}}))
+            .unwrap();
+        assert_eq!((one[0].0.as_str(), one[0].1.scopes.as_slice()), ("", &["a".to_string()][..]));
+        assert!(stored_keys(json!({"keys": []})).unwrap().is_empty(), "`keys: []` is a file of no keys");
+    }
+}
