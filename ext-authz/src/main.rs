@@ -3,20 +3,29 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ext_authz::config::keys;
-use ext_authz::core::apikeys::{format_hash, hash_key, new_key};
+use ext_authz::config::{keys, SecretFrom, SecretNeed};
+use ext_authz::core::apikeys::{hash_key, new_key};
+use ext_authz::key_files::printed::{Format, NewEntry};
 use shared::telemetry::{self, LogFormat};
 use shared::traces::Tracing;
+
+#[path = "main/args.rs"]
+mod args;
+use args::Command;
 
 const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, OIDC login sessions, per-route policy)
 
 USAGE:
     ext-authz [--config FILE]          run (FILE defaults to $EXT_AUTHZ_CONFIG, below)
-    ext-authz validate FILE            check a config file and the files it names; exit 1 listing every
+    ext-authz validate FILE [--no-secrets]
+                                       check a config file and the files it names; exit 1 listing every
                                        problem of the config (up to 100; a value of the wrong type or an
-                                       unknown key is reported alone), else the first of a file it names
-    ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG]
-                                       print a fresh API key and the entry to store (its hash)
+                                       unknown key is reported alone), else the first of a file it names;
+                                       --no-secrets: check every secret's reference, not its value, and
+                                       list the variables and files a start needs
+    ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG] [--format file|secret]
+                                       print a fresh API key (stderr) and what stores its hash (stdout):
+                                       a whole key file, or the ext-authz-api-keys Secret of k8s/base
     ext-authz session-key new          print a fresh session sealing key (oidc.session.keys)
     ext-authz healthcheck [ADDR]       exit 0 when the local service is ready (ADDR defaults to
                                        127.0.0.1 and the port of server.http_addr's default)
@@ -53,14 +62,22 @@ fn main() -> ExitCode {
     // this map, as tests pass their own.
     #[allow(clippy::disallowed_methods)]
     let env: HashMap<String, String> = std::env::vars().collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["--help" | "-h" | "help"] => {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let command = match args::parse(&args) {
+        Ok(command) => command,
+        Err(problem) => {
+            eprintln!("ext-authz: {problem}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match command {
+        Command::Help => {
             print!("{}", help_text());
             ExitCode::SUCCESS
         }
-        ["healthcheck", rest @ ..] => {
+        Command::Healthcheck(addr) => {
             // For container HEALTHCHECKs: /readyz on the local HTTP port.
-            let addr = rest.first().map_or_else(default_healthcheck_addr, |addr| addr.to_string());
+            let addr = addr.map_or_else(default_healthcheck_addr, str::to_owned);
             match shared::serve::probe(&addr, "/readyz") {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -69,38 +86,72 @@ fn main() -> ExitCode {
                 }
             }
         }
-        ["--version" | "-V"] => {
+        Command::Version => {
             println!("ext-authz {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        ["validate", file] => validate(PathBuf::from(file), &env),
-        ["api-key", "new", rest @ ..] => api_key_new(rest),
-        ["session-key", "new"] => {
+        Command::Validate { file, no_secrets } => validate(file, no_secrets, &env),
+        Command::ApiKeyNew(options) => api_key_new(options),
+        Command::SessionKeyNew => {
             println!("{}", ext_authz::core::session::seal::new_key());
             ExitCode::SUCCESS
         }
-        [] => run(default_config(&env), env),
-        ["--config", file] => run(PathBuf::from(file), env),
-        _ => {
-            eprintln!("ext-authz: unexpected arguments; see ext-authz --help");
-            ExitCode::from(EXIT_USAGE)
+        Command::Run(file) => {
+            let named = match (&file, env.contains_key(keys::EXT_AUTHZ_CONFIG.name)) {
+                (Some(_), _) => "--config",
+                (None, true) => keys::EXT_AUTHZ_CONFIG.name,
+                (None, false) => "the default path",
+            };
+            let file = file.unwrap_or_else(|| default_config(&env));
+            // Said before anything else: a start without its config never serves (exit 64).
+            if !file.exists() {
+                eprintln!(
+                    "ext-authz: {}: no such config file (from {named}); pass --config FILE or set {} \
+                     (examples/ext-authz/ext-authz.yaml is an example)",
+                    file.display(),
+                    keys::EXT_AUTHZ_CONFIG.name
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+            run(file, env)
         }
     }
+}
+
+const OPTIONS: &str = "the options are --client-id ID, --scopes a,b, --org-id ORG and --format file|secret";
+
+/// A usage error of `api-key new`: the problem and the likely fix, on one line.
+fn usage(problem: &str, fix: &str) -> ExitCode {
+    eprintln!("ext-authz: {problem}; {fix}");
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn default_config(env: &HashMap<String, String>) -> PathBuf {
     env.get(keys::EXT_AUTHZ_CONFIG.name).map_or_else(|| PathBuf::from(keys::EXT_AUTHZ_CONFIG.default), PathBuf::from)
 }
 
-fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
-    let config = match ext_authz::config::load(&file, env) {
-        Ok(config) => config,
+/// `validate FILE [--no-secrets]`: with `no_secrets`, no secret value is read (environment
+/// variables, secret files, upstream credential files): each is listed as a start's need, and
+/// the API key files (hashes only) are read when they are there and listed when they are not
+/// (a Secret mounted at run time).
+fn validate(file: PathBuf, no_secrets: bool, env: &HashMap<String, String>) -> ExitCode {
+    let loaded = if no_secrets {
+        ext_authz::config::load_without_secrets(&file, env)
+    } else {
+        ext_authz::config::load(&file, env).map(|config| (config, Vec::new()))
+    };
+    let (config, mut needs) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
     let keys = match &config.api_keys {
+        Some(location) if no_secrets && !location.exists() => {
+            needs.push(SecretNeed { key: "api_keys".into(), from: SecretFrom::File(location.path().into()) });
+            0
+        }
         Some(location) => match ext_authz::key_files::load(location) {
             Ok(store) => store.len(),
             Err(e) => {
@@ -110,8 +161,15 @@ fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
         },
         None => 0,
     };
-    // The credential files a start would read (token endpoints are not called).
-    if let Err(e) = ext_authz::upstream::check_files(&config.upstream_credentials) {
+    if no_secrets {
+        for (i, credential) in config.upstream_credentials.iter().enumerate() {
+            if let ext_authz::upstream::Source::File(path) = &credential.source {
+                let key = format!("upstream_credentials[{i}] ({})", credential.name);
+                needs.push(SecretNeed { key, from: SecretFrom::File(path.clone()) });
+            }
+        }
+    } else if let Err(e) = ext_authz::upstream::check_files(&config.upstream_credentials) {
+        // The credential files a start would read (token endpoints are not called).
         eprintln!("{}: {e}", file.display());
         return ExitCode::FAILURE;
     }
@@ -124,12 +182,24 @@ fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
         eprintln!("warning: {}: {warning}", file.display());
     }
     println!(
-        "OK: {} JWT providers, {} route rules, {} API keys, {} upstream credentials",
+        "OK{}: {} JWT providers, {} route rules, {} API keys, {} upstream credentials",
+        if no_secrets { " (secrets not read)" } else { "" },
         config.engine.providers.len(),
         config.engine.routes.rules.len(),
         keys,
         config.upstream_credentials.len()
     );
+    if no_secrets {
+        match needs.as_slice() {
+            [] => println!("a start reads no secret"),
+            needs => {
+                println!("a start needs:");
+                for need in needs {
+                    println!("  {need}");
+                }
+            }
+        }
+    }
     if let Some(oidc) = &config.oidc {
         println!("{}", oidc.worst_case_summary());
     }
@@ -137,37 +207,34 @@ fn validate(file: PathBuf, env: &HashMap<String, String>) -> ExitCode {
 }
 
 fn api_key_new(args: &[&str]) -> ExitCode {
-    let mut client_id = "my-client".to_string();
-    let mut scopes = Vec::new();
-    let mut org_id = None;
+    let mut entry = NewEntry { hash: [0; 32], client_id: "my-client".into(), scopes: Vec::new(), org_id: None };
+    let mut format = Format::File;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let Some(value) = rest.next() else {
-            eprintln!("ext-authz: {flag} needs a value");
-            return ExitCode::from(EXIT_USAGE);
+            return usage(&format!("api-key new: {flag} needs a value"), OPTIONS);
         };
         match *flag {
-            "--client-id" => client_id = value.to_string(),
+            "--client-id" => entry.client_id = value.to_string(),
             "--scopes" => {
-                scopes = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                entry.scopes = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
             }
-            "--org-id" => org_id = Some(value.to_string()),
-            other => {
-                eprintln!("ext-authz: unknown option {other}");
-                return ExitCode::from(EXIT_USAGE);
-            }
+            "--org-id" => entry.org_id = Some(value.to_string()),
+            "--format" => match Format::parse(value) {
+                Some(chosen) => format = chosen,
+                None => {
+                    let problem = format!("api-key new: --format {value} is not {}", Format::SPELLINGS);
+                    return usage(&problem, "file (the default) prints a key file, secret the Kubernetes Secret");
+                }
+            },
+            other => return usage(&format!("api-key new: unknown option {other}"), OPTIONS),
         }
     }
     let key = new_key();
-    println!("# The key (give it to the client; it is not stored anywhere):");
-    println!("#   {key}");
-    println!("# The entry to add under `keys:` in your API key file (before its last line, `...`):");
-    println!("- hash: {}", format_hash(&hash_key(&key)));
-    println!("  client_id: {client_id}");
-    println!("  scopes: [{}]", scopes.join(", "));
-    if let Some(org) = org_id {
-        println!("  org_id: {org}");
-    }
+    entry.hash = hash_key(&key);
+    // The key on stderr, the entry on stdout: `api-key new > billing.yaml` stores the hash only.
+    eprintln!("The new API key (give it to the client; only its hash is printed below, to store):\n{key}");
+    print!("{}", entry.print(format));
     ExitCode::SUCCESS
 }
 

@@ -41,18 +41,44 @@ fn help_validate_and_new_keys() {
     assert_eq!(missing_secret.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing_secret.stderr).contains("jwt_providers[1].keys.hmac_secret_env"));
 
-    let new = Command::new(BIN).args(["api-key", "new", "--client-id", "billing", "--scopes", "a,b"]).output().unwrap();
-    let text = String::from_utf8(new.stdout).unwrap();
-    let key = text.lines().nth(1).unwrap().trim_start_matches('#').trim().to_string();
-    assert!(key.starts_with("ghk_"));
-    let entry: String = text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("  {l}\n")).collect();
-    // The printed entry is a valid key file that accepts the printed key.
-    let store = ext_authz::core::apikeys::ApiKeyStore::from_documents(vec![(
-        "new.yaml".into(),
-        serde_json::to_value(yaml_to_json(&format!("keys:\n{entry}"))).unwrap(),
-    )])
-    .unwrap();
-    assert_eq!(store.lookup(&key).unwrap().client_id, "billing");
+    // `api-key new` prints the key on stderr and, on stdout, exactly what stores its hash: each
+    // format, saved as printed, loads through the loader and accepts the key.
+    for format in ["file", "secret"] {
+        let dir = tempfile::tempdir().unwrap();
+        let new = Command::new(BIN)
+            .args(["api-key", "new", "--client-id", "billing", "--scopes", "a,b", "--format", format])
+            .output()
+            .unwrap();
+        assert!(new.status.success(), "{new:?}");
+        let key = String::from_utf8(new.stderr).unwrap().lines().last().unwrap().to_string();
+        assert!(key.starts_with("ghk_"), "{key}");
+        let printed = String::from_utf8(new.stdout).unwrap();
+        assert!(!printed.contains(&key), "stdout holds the hash only");
+        let location = match format {
+            "file" => {
+                std::fs::write(dir.path().join("billing.yaml"), &printed).unwrap();
+                ext_authz::key_files::ApiKeysLocation { file: Some(dir.path().join("billing.yaml")), dir: None }
+            }
+            _ => {
+                // As the kubelet mounts the Secret: one file per stringData entry.
+                let secret = yaml_to_json(&printed);
+                assert_eq!(
+                    (secret["kind"].as_str(), secret["metadata"]["name"].as_str()),
+                    (Some("Secret"), Some("ext-authz-api-keys"))
+                );
+                for (name, text) in secret["stringData"].as_object().unwrap() {
+                    std::fs::write(dir.path().join(name), text.as_str().unwrap()).unwrap();
+                }
+                ext_authz::key_files::ApiKeysLocation { file: None, dir: Some(dir.path().to_path_buf()) }
+            }
+        };
+        let store = ext_authz::key_files::load(&location).unwrap();
+        let entry = store.lookup(&key).unwrap();
+        assert_eq!(
+            (entry.client_id.as_str(), entry.scopes.as_slice()),
+            ("billing", &["a".to_string(), "b".to_string()][..])
+        );
+    }
 
     // A printed session key is what the login example's config accepts.
     let session_key = Command::new(BIN).args(["session-key", "new"]).output().unwrap();
@@ -117,6 +143,89 @@ fn help_validate_and_new_keys() {
     assert!(
         String::from_utf8_lossy(&short.stderr).contains("oidc.session.keys[0]: a session key must be 32 random bytes")
     );
+}
+
+/// `validate --no-secrets` checks a config whose secrets are not set, and lists what a start
+/// needs; without the flag the same config is refused for its missing secret.
+#[test]
+fn validate_without_secrets_lists_what_a_start_needs() {
+    let checked = Command::new(BIN)
+        .args(["validate", "--no-secrets"])
+        .arg(example())
+        .env_remove("INTERNAL_JWT_SECRET")
+        .env_remove("PARTNER_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let llm_key = example().parent().unwrap().join("secrets/llm-api-key");
+    assert_eq!(
+        String::from_utf8_lossy(&checked.stdout),
+        format!(
+            "OK (secrets not read): 2 JWT providers, 6 route rules, 1 API keys, 2 upstream credentials\n\
+             a start needs:\n\
+             \x20 INTERNAL_JWT_SECRET (environment variable; jwt_providers[1].keys.hmac_secret_env)\n\
+             \x20 PARTNER_CLIENT_SECRET (environment variable; upstream_credentials[1].oauth2.client_secret)\n\
+             \x20 {} (file; upstream_credentials[0] (llm-provider))\n",
+            llm_key.display()
+        )
+    );
+    // A key directory mounted at run time (a Secret) is listed when it is not there.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ext-authz.yaml");
+    std::fs::write(&config, "api_keys: {dir: /no/such/api-keys}\nroutes: {default: deny}\n...\n").unwrap();
+    let checked = Command::new(BIN).args(["validate", "--no-secrets"]).arg(&config).output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).ends_with("a start needs:\n  /no/such/api-keys (file; api_keys)\n")
+    );
+}
+
+/// Key files refused for their shape say which shape and how to fix it, naming the file; no
+/// serde text ("untagged enum", "invalid type: sequence") reaches the user.
+#[test]
+fn key_file_errors_name_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ext-authz.yaml");
+    std::fs::write(&config, "api_keys: {file: keys.yaml}\nroutes: {default: deny}\n...\n").unwrap();
+    let keys = dir.path().join("keys.yaml");
+    let entry = "- hash: sha256:2f89c2d8bbf2132147a0c9612801cfc1d24ddabc6489c020a41d23d05ec798a9\n  client_id: a\n";
+    for (text, said) in [
+        (format!("{entry}...\n"), "a list at the top of the file: put the entries under `keys:`"),
+        ("keys:\n...\n".to_string(), "keys: is empty: list the entries under it"),
+        ("...\n".to_string(), "holds no keys: write `keys:` and a list of entries"),
+        ("keys:\n  hash: sha256:00\n...\n".to_string(), "keys: must be a list of entries (`- hash: …`), found a map"),
+    ] {
+        std::fs::write(&keys, &text).unwrap();
+        let checked = Command::new(BIN).arg("validate").arg(&config).output().unwrap();
+        let stderr = String::from_utf8_lossy(&checked.stderr);
+        assert_eq!(checked.status.code(), Some(1), "{text}");
+        assert!(stderr.starts_with(&format!("{}: {said}", keys.display())), "{text}: {stderr}");
+        assert!(!stderr.contains("untagged") && !stderr.contains("sequence"), "{stderr}");
+    }
+}
+
+/// A start without its config, or with arguments that name no command, stops at once (exit 64)
+/// with one line saying which and how to fix it.
+#[test]
+fn usage_errors_say_which_argument_and_the_fix() {
+    for (args, env, said) in [
+        (&["--config", "/no/such/ext-authz.yaml"][..], None, "ext-authz: /no/such/ext-authz.yaml: no such config file (from --config); pass --config FILE or set EXT_AUTHZ_CONFIG"),
+        (&[], Some("/no/such/x.yaml"), "ext-authz: /no/such/x.yaml: no such config file (from EXT_AUTHZ_CONFIG); pass --config FILE"),
+        (&["--confg", "a.yaml"], None, "ext-authz: unknown option \"--confg\" (did you mean --config?); see ext-authz --help"),
+        (&["validate", "a.yaml", "b.yaml"], None, "ext-authz: validate: unexpected argument \"b.yaml\" (one config file at a time)"),
+        (&["api-key", "new", "--format", "json"], None, "ext-authz: api-key new: --format json is not file or secret;"),
+    ] {
+        let mut command = Command::new(BIN);
+        command.args(args);
+        match env {
+            Some(file) => command.env("EXT_AUTHZ_CONFIG", file),
+            None => command.env_remove("EXT_AUTHZ_CONFIG"),
+        };
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.starts_with(said) && stderr.lines().count() == 1, "{args:?}: {stderr}");
+    }
 }
 
 /// `validate` refuses a revocations file the start would refuse, in the start's words. The path

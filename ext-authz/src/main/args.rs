@@ -1,0 +1,150 @@
+//! The command line: which command, or one line saying which argument is wrong and what was
+//! probably meant (a bare "unexpected arguments" left the user to guess which).
+
+use std::path::PathBuf;
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Serve; `None`: the file `$EXT_AUTHZ_CONFIG` names, or the default path.
+    Run(Option<PathBuf>),
+    Validate {
+        file: PathBuf,
+        no_secrets: bool,
+    },
+    /// `api-key new` and its options (read by `api_key_new`).
+    ApiKeyNew(&'a [&'a str]),
+    SessionKeyNew,
+    Healthcheck(Option<&'a str>),
+    Help,
+    Version,
+}
+
+const COMMANDS: &str = "validate, api-key new, session-key new and healthcheck";
+const VALIDATE_USAGE: &str = "ext-authz validate FILE [--no-secrets]";
+
+/// The command, or the one line that says what is wrong (`ext-authz: ` is added by the caller).
+pub fn parse<'a>(args: &'a [&'a str]) -> Result<Command<'a>, String> {
+    match args {
+        [] => Ok(Command::Run(None)),
+        ["--help" | "-h" | "help"] => Ok(Command::Help),
+        ["--version" | "-V"] => Ok(Command::Version),
+        ["--config"] => Err("--config needs a file: ext-authz --config FILE".into()),
+        ["--config", file] => Ok(Command::Run(Some(PathBuf::from(file)))),
+        ["--config", _, extra, ..] => Err(format!(
+            "unexpected argument {extra:?} after --config FILE (settings go in the file, or in EXT_AUTHZ__… \
+             environment variables); see ext-authz --help"
+        )),
+        ["validate", rest @ ..] => validate(rest),
+        ["api-key", "new", rest @ ..] => Ok(Command::ApiKeyNew(rest)),
+        ["api-key", rest @ ..] => Err(format!(
+            "api-key {}: the command is `ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG] \
+             [--format file|secret]`",
+            rest.join(" ")
+        )),
+        ["session-key", "new"] => Ok(Command::SessionKeyNew),
+        ["session-key", ..] => Err("the command is `ext-authz session-key new` (it takes no options)".into()),
+        ["healthcheck"] => Ok(Command::Healthcheck(None)),
+        ["healthcheck", addr] if !addr.starts_with('-') => Ok(Command::Healthcheck(Some(addr))),
+        ["healthcheck", rest @ ..] => Err(format!(
+            "healthcheck: unexpected argument {:?}; usage: ext-authz healthcheck [HOST:PORT]",
+            rest.iter().find(|a| a.starts_with('-')).unwrap_or(&rest[rest.len() - 1])
+        )),
+        [first, ..] if first.starts_with('-') => Err(match closest(first, &["--config", "--help", "--version"]) {
+            Some(meant) => format!("unknown option {first:?} (did you mean {meant}?); see ext-authz --help"),
+            None => format!("unknown option {first:?}; see ext-authz --help"),
+        }),
+        [first, ..] => Err(match closest(first, &["validate", "api-key", "session-key", "healthcheck"]) {
+            Some(meant) => format!("unknown command {first:?} (did you mean {meant}?); the commands are {COMMANDS}"),
+            None => format!("unknown command {first:?}; the commands are {COMMANDS} (see ext-authz --help)"),
+        }),
+    }
+}
+
+fn validate<'a>(args: &'a [&'a str]) -> Result<Command<'a>, String> {
+    let mut file = None;
+    let mut no_secrets = false;
+    for arg in args {
+        match *arg {
+            "--no-secrets" => no_secrets = true,
+            option if option.starts_with('-') => {
+                return Err(format!("validate: unknown option {option:?}; usage: {VALIDATE_USAGE}"))
+            }
+            path if file.is_none() => file = Some(PathBuf::from(path)),
+            extra => {
+                return Err(format!(
+                    "validate: unexpected argument {extra:?} (one config file at a time); usage: {VALIDATE_USAGE}"
+                ))
+            }
+        }
+    }
+    match file {
+        Some(file) => Ok(Command::Validate { file, no_secrets }),
+        None => Err(format!("validate needs the config file: {VALIDATE_USAGE}")),
+    }
+}
+
+/// The word `typed` was probably meant to be: within two edits of it.
+fn closest<'a>(typed: &str, words: &[&'a str]) -> Option<&'a str> {
+    words.iter().map(|w| (edits(typed, w), *w)).filter(|(d, _)| *d <= 2).min().map(|(_, w)| w)
+}
+
+/// Levenshtein distance, for the few short words above.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse(&[]), Ok(Command::Run(None)));
+        assert_eq!(parse(&["--config", "a.yaml"]), Ok(Command::Run(Some("a.yaml".into()))));
+        assert_eq!(parse(&["validate", "a.yaml"]), Ok(Command::Validate { file: "a.yaml".into(), no_secrets: false }));
+        assert_eq!(
+            parse(&["validate", "--no-secrets", "a.yaml"]),
+            Ok(Command::Validate { file: "a.yaml".into(), no_secrets: true })
+        );
+        assert_eq!(parse(&["api-key", "new", "--client-id", "c"]), Ok(Command::ApiKeyNew(&["--client-id", "c"])));
+        assert_eq!(parse(&["healthcheck", "127.0.0.1:8080"]), Ok(Command::Healthcheck(Some("127.0.0.1:8080"))));
+    }
+
+    /// Each wrong command line is one line naming the argument and what was probably meant.
+    #[test]
+    fn errors_name_the_argument_and_the_fix() {
+        for (args, said) in [
+            (&["--confg", "a.yaml"][..], "unknown option \"--confg\" (did you mean --config?); see ext-authz --help"),
+            (&["--port", "1"], "unknown option \"--port\"; see ext-authz --help"),
+            (&["--config"], "--config needs a file: ext-authz --config FILE"),
+            (&["--config", "a.yaml", "--debug"], "unexpected argument \"--debug\" after --config FILE"),
+            (&["validate"], "validate needs the config file: ext-authz validate FILE [--no-secrets]"),
+            (&["validate", "a.yaml", "b.yaml"], "validate: unexpected argument \"b.yaml\" (one config file at a time)"),
+            (
+                &["validate", "--no-secret", "a.yaml"],
+                "validate: unknown option \"--no-secret\"; usage: ext-authz validate",
+            ),
+            (&["valdate", "a.yaml"], "unknown command \"valdate\" (did you mean validate?)"),
+            (&["serve"], "unknown command \"serve\"; the commands are validate, api-key new"),
+            (&["api-key", "create"], "api-key create: the command is `ext-authz api-key new"),
+            (&["session-key"], "the command is `ext-authz session-key new`"),
+            (&["healthcheck", "a", "b"], "healthcheck: unexpected argument \"b\"; usage: ext-authz healthcheck"),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert!(error.starts_with(said), "{args:?}: {error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+    }
+}
