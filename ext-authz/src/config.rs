@@ -16,13 +16,14 @@ pub mod keys;
 mod oidc;
 mod raw;
 mod routes;
+mod serde_text;
 mod server;
 mod telemetry;
 mod upstream;
 mod waits;
 mod workload;
 
-pub use check::Problem;
+pub use check::{Problem, SecretFrom, SecretNeed};
 pub use server::ServerSettings;
 
 use std::collections::HashMap;
@@ -55,7 +56,11 @@ pub enum ConfigError {
 }
 
 fn invalid_text(file: &str, problems: &[Problem], more: usize) -> String {
-    let mut lines: Vec<String> = problems.iter().map(|p| format!("{file}: {}: {}", p.key, p.problem)).collect();
+    let line = |p: &Problem| match &p.env {
+        Some(variable) => format!("{variable}: {}", p.problem),
+        None => format!("{file}: {}: {}", p.key, p.problem),
+    };
+    let mut lines: Vec<String> = problems.iter().map(line).collect();
     if more > 0 {
         lines.push(format!("{file}: … and {more} more problems"));
     }
@@ -99,26 +104,78 @@ impl AuthzConfig {
 /// Loads and checks a config file; `env` supplies the `EXT_AUTHZ__…` overrides and the
 /// variables named by `hmac_secret_env`.
 pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<AuthzConfig, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_with(path, env, Check::new(base, env)).map(|(config, _)| config)
+}
+
+/// A config checked as [`load`] does, but with no secret read: each is listed instead, and a
+/// placeholder stands in for its value. For `validate --no-secrets` only; never to start with.
+pub fn load_without_secrets(
+    path: &Path,
+    env: &HashMap<String, String>,
+) -> Result<(AuthzConfig, Vec<SecretNeed>), ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_with(path, env, Check::without_secrets(base, env))
+}
+
+fn load_with(
+    path: &Path,
+    env: &HashMap<String, String>,
+    check: Check<'_>,
+) -> Result<(AuthzConfig, Vec<SecretNeed>), ConfigError> {
     let file = path.display().to_string();
     // Taken just before the file is read: a change made while it is read is seen as a change.
     let initial_fingerprint = shared::reload::fingerprint([path]);
-    let raw = read_raw(path, env)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let check = Check::new(base, env);
+    let overrides = overrides(env);
+    let raw = read_raw(path, &overrides).map_err(|e| e.blaming(&overrides))?;
     let built = build(raw, &check, path);
-    let (problems, more) = check.into_problems();
+    let (problems, more, needs) = check.into_problems();
     match built {
-        Ok(config) if problems.is_empty() => Ok(AuthzConfig { initial_fingerprint, ..config }),
-        _ => Err(ConfigError::Invalid { file, problems, more }),
+        Ok(config) if problems.is_empty() => Ok((AuthzConfig { initial_fingerprint, ..config }, needs)),
+        _ => Err(ConfigError::Invalid { file, problems, more }.blaming(&overrides)),
+    }
+}
+
+/// The `EXT_AUTHZ__…` variables, each with the key it overrides (`server.grpc_addr`).
+fn overrides(env: &HashMap<String, String>) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = env
+        .iter()
+        .filter_map(|(name, value)| {
+            let path = name.strip_prefix("EXT_AUTHZ__")?;
+            Some((name.clone(), path.to_ascii_lowercase().replace("__", "."), value.clone()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+impl ConfigError {
+    /// A problem at a key the environment overrides is the variable's, not the file's: it is
+    /// named by the variable, so that nobody searches the file for a value it does not hold.
+    fn blaming(self, overrides: &[(String, String, String)]) -> ConfigError {
+        let ConfigError::Invalid { file, mut problems, more } = self else { return self };
+        for problem in &mut problems {
+            let at = problem.key.replace('[', ".").replace(']', "");
+            let own = overrides.iter().find(|(_, path, _)| at == *path || at.starts_with(&format!("{path}.")));
+            if let Some((name, path, _)) = own {
+                problem.env = Some(format!("{name} (the environment variable that overrides {path} of {file})"));
+            } else if let Some((name, path, _)) =
+                overrides.iter().find(|(_, path, _)| path.starts_with(&format!("{at}.")))
+            {
+                // A section the variable adds to (or creates): the file and the variable both.
+                problem.problem.push_str(&format!(" (the environment sets {path}: {name})"));
+            }
+        }
+        ConfigError::Invalid { file, problems, more }
     }
 }
 
 /// The file as written, with the environment's overrides, in its raw (serde) form.
-fn read_raw(path: &Path, env: &HashMap<String, String>) -> Result<RawConfig, ConfigError> {
+fn read_raw(path: &Path, overrides: &[(String, String, String)]) -> Result<RawConfig, ConfigError> {
     let file = path.display().to_string();
     let load_error = |problem: String| ConfigError::Load { file: file.clone(), problem };
     let overrides: HashMap<String, String> =
-        env.iter().filter(|(k, _)| k.starts_with("EXT_AUTHZ__")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        overrides.iter().map(|(name, _, value)| (name.clone(), value.clone())).collect();
     // Read once, within bounds (no alias bomb or deep nesting reaches the `config` crate's
     // tree builder), and refuse a file with nothing in it: an empty or truncated config would
     // otherwise load as "no routes, deny everything".
@@ -146,7 +203,8 @@ fn read_raw(path: &Path, env: &HashMap<String, String>) -> Result<RawConfig, Con
     // everything after it is checked section by section and reported in full.
     serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::Invalid { file, problems: vec![Problem { key, problem: e.into_inner().to_string() }], more: 0 }
+        let problem = serde_text::plain(&e.into_inner().to_string());
+        ConfigError::Invalid { file, problems: vec![Problem { key, problem, env: None }], more: 0 }
     })
 }
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
 use shared::env::{parse_go_duration, Setting};
 
 /// The most problems listed: a file of thousands of bad rules gets a readable answer (and a
@@ -25,6 +26,31 @@ pub type Checked<T> = Result<T, Reported>;
 pub struct Problem {
     pub key: String,
     pub problem: String,
+    /// The `EXT_AUTHZ__…` variable that set the value, described (it is named instead of the file).
+    pub env: Option<String>,
+}
+
+/// A secret a start reads, as `validate --no-secrets` lists it instead of reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretNeed {
+    /// The key that names it (`jwt_providers[1].keys.hmac_secret_env`).
+    pub key: String,
+    pub from: SecretFrom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretFrom {
+    Env(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for SecretNeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.from {
+            SecretFrom::Env(name) => write!(f, "{name} (environment variable; {})", self.key),
+            SecretFrom::File(path) => write!(f, "{} (file; {})", path.display(), self.key),
+        }
+    }
 }
 
 /// What the sections are checked with: the file (for relative paths), the environment (for
@@ -35,18 +61,26 @@ pub struct Check<'a> {
     problems: RefCell<Vec<Problem>>,
     /// Problems past [`MAX_PROBLEMS`], counted only.
     more: Cell<usize>,
+    /// `Some` when secrets are listed here, not read (`validate --no-secrets`).
+    needs: Option<RefCell<Vec<SecretNeed>>>,
 }
 
 impl<'a> Check<'a> {
     pub fn new(base: &'a Path, env: &'a HashMap<String, String>) -> Check<'a> {
-        Check { base, env, problems: RefCell::default(), more: Cell::new(0) }
+        Check { base, env, problems: RefCell::default(), more: Cell::new(0), needs: None }
+    }
+
+    /// A check that reads no secret: each is listed, and stands in as a placeholder that
+    /// passes every check of its value (distinct 32 bytes, in base64).
+    pub fn without_secrets(base: &'a Path, env: &'a HashMap<String, String>) -> Check<'a> {
+        Check { needs: Some(RefCell::default()), ..Check::new(base, env) }
     }
 
     /// Records a problem at `key`.
     pub fn fail<T>(&self, key: impl Into<String>, problem: impl Into<String>) -> Checked<T> {
         let mut problems = self.problems.borrow_mut();
         if problems.len() < MAX_PROBLEMS {
-            problems.push(Problem { key: key.into(), problem: problem.into() });
+            problems.push(Problem { key: key.into(), problem: problem.into(), env: None });
         } else {
             self.more.set(self.more.get() + 1);
         }
@@ -71,6 +105,20 @@ impl<'a> Check<'a> {
     /// A secret from a file (its trailing newline removed) or an environment variable:
     /// exactly one of the two.
     pub fn secret(&self, key: &str, file: Option<&str>, env: Option<&str>) -> Checked<Vec<u8>> {
+        if let Some(name) = env.filter(|name| !is_variable_name(name)) {
+            return self.fail(key, format!("{name:?} is not an environment variable name (letters, digits and _)"));
+        }
+        if let Some(needs) = &self.needs {
+            let from = match (file, env) {
+                (Some(file), None) => SecretFrom::File(self.path(file)),
+                (None, Some(name)) => SecretFrom::Env(name.to_string()),
+                _ => return self.fail(key, "set exactly one of file and env"),
+            };
+            let mut needs = needs.borrow_mut();
+            needs.push(SecretNeed { key: key.to_string(), from });
+            let placeholder = [u8::try_from(needs.len()).unwrap_or(u8::MAX); 32];
+            return Ok(base64::engine::general_purpose::STANDARD.encode(placeholder).into_bytes());
+        }
         match (file, env) {
             (Some(file), None) => std::fs::read(self.path(file))
                 .map(trim_newline)
@@ -93,9 +141,9 @@ impl<'a> Check<'a> {
         }
     }
 
-    /// The problems listed, and how many more were found.
-    pub fn into_problems(self) -> (Vec<Problem>, usize) {
-        (self.problems.into_inner(), self.more.get())
+    /// The problems listed, how many more were found, and the secrets listed unread.
+    pub fn into_problems(self) -> (Vec<Problem>, usize, Vec<SecretNeed>) {
+        (self.problems.into_inner(), self.more.get(), self.needs.map(RefCell::into_inner).unwrap_or_default())
     }
 }
 
@@ -109,6 +157,12 @@ fn or_list<T>(setting: &Setting<T>) -> String {
         }
         None => String::new(),
     }
+}
+
+/// What a shell can export: a letter or `_`, then letters, digits and `_`.
+fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A secret file's content without its trailing newline (editors and `echo` add one).

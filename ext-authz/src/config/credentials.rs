@@ -77,18 +77,11 @@ fn provider(p: RawProvider, key: &str, c: &Check<'_>) -> Checked<(Provider, Prov
     } else if let Some(file) = &k.jwks_file {
         KeySource::JwksFile(c.path(file))
     } else if let Some(file) = &k.hmac_secret_file {
-        let secret = std::fs::read(c.path(file))
-            .or_else(|e| c.fail(format!("{key}.keys.hmac_secret_file"), format!("cannot read {file}: {e}")))?;
-        KeySource::Hmac(Secret(super::check::trim_newline(secret)))
+        let secret = c.secret(&format!("{key}.keys.hmac_secret_file"), Some(file), None)?;
+        KeySource::Hmac(Secret(secret))
     } else {
         let name = k.hmac_secret_env.as_deref().unwrap_or_default();
-        match c.env.get(name) {
-            Some(value) if !value.is_empty() => KeySource::Hmac(Secret(value.as_bytes().to_vec())),
-            _ => {
-                return c
-                    .fail(format!("{key}.keys.hmac_secret_env"), format!("the environment variable {name} is not set"))
-            }
-        }
+        KeySource::Hmac(Secret(c.secret(&format!("{key}.keys.hmac_secret_env"), None, Some(name))?))
     };
     // An HMAC secret verifies only HS*, public keys only the others: one provider never mixes
     // them, which rules out algorithm confusion by configuration.

@@ -134,8 +134,13 @@ pub const JWKS_UNKNOWN_KID_WAIT: Setting<Duration> = Setting::duration(
     "500ms",
     "the longest a check waits for that re-fetch (keep it below Envoy's ext_authz timeout)",
 );
-pub const JWKS_TIMEOUT: Setting<Duration> =
-    Setting::duration("jwt_providers[].jwks_refresh.timeout", "5s", "timeout of one JWKS fetch");
+/// Above the gateways' 2 s on purpose: fetches run in the background, and a check waits for
+/// one at most `unknown_kid_wait` (which `validate` holds below the gateway's timeout).
+pub const JWKS_TIMEOUT: Setting<Duration> = Setting::duration(
+    "jwt_providers[].jwks_refresh.timeout",
+    "5s",
+    "timeout of one JWKS fetch (in the background: a check waits at most unknown_kid_wait)",
+);
 pub const OAUTH2_AUTH_METHOD: Setting<ClientAuthMethod> = Setting::choice(
     "upstream_credentials[].oauth2.auth_method",
     "client_secret_basic",

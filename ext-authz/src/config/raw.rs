@@ -396,8 +396,12 @@ pub struct RawClaimRule {
 }
 
 /// `org.id` (nested, or a literal dotted name) or `["https://x.io", "tenant"]` (explicit segments).
+/// (`expecting` replaces serde's "data did not match any variant of untagged enum".)
 #[derive(Debug, Deserialize, Serialize, Clone)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a claim path: `org.id`, or a list of its segments like [\"https://x.io\", tenant]"
+)]
 pub enum RawClaimPath {
     Text(String),
     Segments(Vec<String>),
@@ -433,7 +437,10 @@ impl Default for RawIdentity {
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected `scopes`, a claim path (`org.id`), or a list of claim paths (the first present wins)"
+)]
 pub enum RawHeaderSource {
     /// `scopes`, or one claim path.
     One(String),

@@ -78,6 +78,107 @@ fn environment_overrides() {
     assert_eq!(config.log_level, "debug");
 }
 
+/// A bad value from the environment is the variable's problem: it is named, not the file
+/// (which does not hold the value), whatever checks it — serde's types or the sections' own.
+#[test]
+fn environment_override_errors_name_the_variable() {
+    let file = write("routes:\n  default: deny\n");
+    let name = file.path().display().to_string();
+    for (variable, value, said) in [
+        ("EXT_AUTHZ__SERVER__GRPC_ADDR", "bad", "\"bad\" is not an ip:port address"),
+        ("EXT_AUTHZ__CACHE__MAX_TOKENS", "many", "expected a whole number, found the text \"many\""),
+        ("EXT_AUTHZ__LOG__LEVEL", "loud", "\"loud\" is not trace, debug, info, warn or error"),
+        ("EXT_AUTHZ__RELOAD_INTERVAL", "3x", "unknown unit \"x\" in duration \"3x\""),
+        ("EXT_AUTHZ__CACHE__MAX_TOKENSS", "3", "unknown field `max_tokenss`, expected `max_tokens`"),
+    ] {
+        let mut env = secret_env();
+        env.insert(variable.into(), value.into());
+        let error = load(file.path(), &env).unwrap_err().to_string();
+        let key = variable.trim_start_matches("EXT_AUTHZ__").to_ascii_lowercase().replace("__", ".");
+        assert_eq!(
+            error,
+            format!("{variable} (the environment variable that overrides {key} of {name}): {said}"),
+            "{variable}={value}"
+        );
+    }
+    // A section the environment adds to is the file's problem, with the variable beside it.
+    let mut env = secret_env();
+    env.insert("EXT_AUTHZ__OIDC__ISSUER".into(), "https://idp".into());
+    let error = load(file.path(), &env).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!("{name}: oidc: missing field `client_id` (the environment sets oidc.issuer: EXT_AUTHZ__OIDC__ISSUER)")
+    );
+}
+
+/// The keys that take one of two shapes say which, not "did not match any variant of untagged
+/// enum"; a value of the wrong type is said in the file's terms, not serde's.
+#[test]
+fn shape_errors_say_what_is_expected() {
+    assert_eq!(
+        error_with_routes("identity:\n  metadata_claims: [{a: 1}]\n"),
+        "identity.metadata_claims[0]: expected a claim path: `org.id`, or a list of its segments like \
+         [\"https://x.io\", tenant]"
+    );
+    assert_eq!(
+        error_with_routes("identity:\n  headers:\n    x-a: {a: 1}\n"),
+        "identity.headers.x-a: expected `scopes`, a claim path (`org.id`), or a list of claim paths (the first \
+         present wins)"
+    );
+    assert_eq!(
+        error_with_routes("jwt_providers: {name: a}\n"),
+        "jwt_providers: expected a list, found a section (a map of keys)"
+    );
+    let said = error_with_routes("identity:\n  headers:\n    x-a: {a: 1}\n");
+    assert!(!said.contains("untagged") && !said.contains("sequence"), "{said}");
+}
+
+/// Without secrets: each is listed (variable or file, with the key that names it) and its
+/// value is not needed; everything else is checked as ever.
+#[test]
+fn secrets_are_listed_without_their_values() {
+    let (config, needs) = load_without_secrets(&example(), &HashMap::new()).unwrap();
+    assert_eq!(config.engine.providers.len(), 2);
+    let listed: Vec<String> = needs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        listed,
+        [
+            "INTERNAL_JWT_SECRET (environment variable; jwt_providers[1].keys.hmac_secret_env)",
+            "PARTNER_CLIENT_SECRET (environment variable; upstream_credentials[1].oauth2.client_secret)",
+        ]
+    );
+    // The login example: a client secret and a session key, from files and variables alike.
+    let file = write(&format!(
+        "routes: {{default: deny}}\n{OIDC_BASE}  session: {{keys: [{{env: SESSION_KEY}}, {{file: old.key}}], revocations_file: r.jsonl}}\n"
+    ));
+    let (_, needs) = load_without_secrets(file.path(), &HashMap::new()).unwrap();
+    let listed: Vec<String> = needs.iter().map(|n| format!("{:?} {}", n.from, n.key)).collect();
+    let old = file.path().parent().unwrap().join("old.key");
+    assert_eq!(
+        listed,
+        [
+            "Env(\"SESSION_KEY\") oidc.session.keys[0]".to_string(),
+            format!("File({old:?}) oidc.session.keys[1]"),
+            "Env(\"OIDC_CLIENT_SECRET\") oidc.client_secret".to_string(),
+        ]
+    );
+    // A reference that cannot work is still refused, and so is the rest of a bad config.
+    let bad = write(
+        "jwt_providers:\n  - {name: a, issuer: a, algorithms: [HS256], keys: {hmac_secret_env: \"MY SECRET\"}}\n\
+         routes: {default: nope}\n",
+    );
+    let error = load_without_secrets(bad.path(), &HashMap::new()).unwrap_err().to_string();
+    let prefix = format!("{}: ", bad.path().display());
+    let lines: Vec<&str> = error.lines().map(|l| l.strip_prefix(&prefix).unwrap_or(l)).collect();
+    assert_eq!(
+        lines,
+        [
+            "routes.default: \"nope\" is not deny, allow or authenticated",
+            "jwt_providers[0].keys.hmac_secret_env: \"MY SECRET\" is not an environment variable name (letters, digits and _)",
+        ]
+    );
+}
+
 #[test]
 fn workload_identity_errors_name_the_key() {
     let rules = |rule: &str| {
@@ -418,7 +519,7 @@ fn the_examples_show_every_key() {
     let mut shown = String::new();
     let mut keys = std::collections::BTreeSet::new();
     for file in ["ext-authz.yaml", "ext-authz-oidc.yaml"] {
-        let raw = read_raw(&dir.join(file), &env).unwrap();
+        let raw = read_raw(&dir.join(file), &overrides(&env)).unwrap();
         shown.push_str(&std::fs::read_to_string(dir.join(file)).unwrap());
         collect_keys(&serde_json::to_value(&raw).unwrap(), &mut keys);
     }
