@@ -37,10 +37,17 @@ pub fn router(authorizer: Arc<Authorizer>, prefix: String, stopping: Arc<AtomicB
 async fn readyz(State(state): State<HttpState>) -> Response {
     if state.stopping.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
-    } else if state.authorizer.ready() {
-        (StatusCode::OK, "ready").into_response()
+    } else if let Some(why) = state.authorizer.not_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "JWT keys not loaded yet").into_response()
+        // Ready: a refused change leaves the last good files serving (unready pods would take
+        // the whole service down for one bad edit), but it is said here, not only logged.
+        let refused = state.authorizer.refused_reloads();
+        if refused.is_empty() {
+            (StatusCode::OK, "ready").into_response()
+        } else {
+            (StatusCode::OK, format!("ready, serving the last good files: {}", refused.join("; "))).into_response()
+        }
     }
 }
 

@@ -50,11 +50,13 @@ pub struct ProviderKeys {
     pub refresh: RefreshSettings,
 }
 
+/// Each error's text carries its whole cause chain on one line: reqwest's own text ("error
+/// sending request") says nothing of why — refused, TLS, DNS, timeout are in its sources.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("GET {url}: {source}")]
+    #[error("GET {url}: {}", causes(source))]
     Http { url: String, source: reqwest::Error },
-    #[error("GET {url}: {source}")]
+    #[error("GET {url}: {}", causes(source))]
     Body { url: String, source: crate::provider_body::BodyError },
     #[error("GET {url}: HTTP {status}")]
     Status { url: String, status: u16 },
@@ -64,6 +66,23 @@ pub enum JwksError {
     Keys { url: String, source: crate::core::jwt::KeySetError },
     #[error("cannot read {path}: {source}")]
     File { path: String, source: std::io::Error },
+}
+
+/// An error and its sources on one line (`error sending request: client error (Connect): tcp
+/// connect error: Connection refused (os error 111)`), each text once: some errors repeat
+/// their source's text in their own.
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line
 }
 
 /// One provider's keys and fetch bookkeeping.
@@ -80,6 +99,8 @@ pub struct ProviderKeyState {
     file: Option<KeyFile>,
     /// When to refresh next, as the last successful fetch decided (max-age within bounds).
     next_refresh: parking_lot::Mutex<Option<Duration>>,
+    /// Why the last fetch failed (`None` once one succeeds): `/readyz` says it.
+    last_error: parking_lot::Mutex<Option<String>>,
 }
 
 /// The keys of every provider, in the engine's provider order.
@@ -122,6 +143,7 @@ impl KeyManager {
                     discovered: parking_lot::Mutex::new(None),
                     file,
                     next_refresh: parking_lot::Mutex::new(None),
+                    last_error: parking_lot::Mutex::new(None),
                 })
             })
             .collect();
@@ -142,6 +164,22 @@ impl KeyManager {
         self.providers.iter().all(|p| p.keys.load().is_some())
     }
 
+    /// Why not ready, on one line: each provider whose keys never loaded, with the last fetch's
+    /// error and where its key source is set. `None` when ready.
+    pub fn not_ready(&self) -> Option<String> {
+        let waiting: Vec<String> = self
+            .providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.keys.load().is_none())
+            .map(|(i, p)| {
+                let why = p.last_error.lock().clone().unwrap_or_else(|| "not fetched yet".into());
+                format!("provider {} (jwt_providers[{i}].keys): {why}", p.config.name)
+            })
+            .collect();
+        (!waiting.is_empty()).then(|| format!("JWT keys not loaded yet: {}", waiting.join("; ")))
+    }
+
     pub fn same_sources(&self, configs: &[ProviderKeys]) -> bool {
         self.providers.len() == configs.len() && self.providers.iter().zip(configs).all(|(p, c)| &p.config == c)
     }
@@ -149,9 +187,9 @@ impl KeyManager {
     /// First load of every provider, concurrently; failures are logged and retried by `run`.
     pub async fn load_all(&self) {
         let loads = self.providers.iter().map(|p| self.fetch(p));
-        for result in futures_util::future::join_all(loads).await {
+        for (provider, result) in self.providers.iter().zip(futures_util::future::join_all(loads).await) {
             if let Err(e) = result {
-                tracing::warn!("JWT keys not loaded yet: {e}");
+                tracing::warn!(provider = %provider.config.name, "JWT keys not loaded yet: {e}");
             }
         }
     }
@@ -253,7 +291,7 @@ impl KeyManager {
             KeySource::JwksFile(_) => {
                 // Logged and counted by the file's reloadable value, whatever the outcome.
                 if let Some(file) = &provider.file {
-                    file.load_now().await;
+                    *provider.last_error.lock() = file.load_now().await.err();
                 }
                 return Ok(KEY_FILE_EVERY);
             }
@@ -273,6 +311,7 @@ impl KeyManager {
         };
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.fetches.with(vec![("provider", provider.config.name.clone()), ("result", outcome.into())]).inc();
+        *provider.last_error.lock() = result.as_ref().err().map(ToString::to_string);
         let (keys, max_age) = result?;
         tracing::info!(provider = %provider.config.name, keys = keys.len(), "JWT keys loaded");
         provider.keys.store(Some(Arc::new(keys)));
@@ -309,7 +348,8 @@ impl KeyManager {
     }
 
     async fn get(&self, url: &str, timeout: Duration) -> Result<(String, Option<Duration>), JwksError> {
-        let http = |source| JwksError::Http { url: url.to_string(), source };
+        // The URL is in the error's own text already.
+        let http = |source: reqwest::Error| JwksError::Http { url: url.to_string(), source: source.without_url() };
         let request = self.client.get(url).headers(shared::traces::outgoing_headers()).timeout(timeout);
         let response = request.send().await.map_err(http)?;
         if !response.status().is_success() {
@@ -319,8 +359,15 @@ impl KeyManager {
             response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
         let body = crate::provider_body::read(response)
             .await
-            .map_err(|source| JwksError::Body { url: url.to_string(), source })?;
+            .map_err(|source| JwksError::Body { url: url.to_string(), source: without_url(source) })?;
         Ok((String::from_utf8_lossy(&body).into_owned(), max_age))
+    }
+}
+
+fn without_url(error: crate::provider_body::BodyError) -> crate::provider_body::BodyError {
+    match error {
+        crate::provider_body::BodyError::Http(e) => crate::provider_body::BodyError::Http(e.without_url()),
+        other => other,
     }
 }
 
@@ -363,13 +410,13 @@ impl KeyFile {
         }
     }
 
-    /// The first load, before the watch starts.
-    async fn load_now(&self) {
+    /// The first load, before the watch starts; why it failed, if it did.
+    async fn load_now(&self) -> Result<(), String> {
         let print = reload::fingerprint([self.path.as_path()]);
         let path = self.path.clone();
-        if self.keys.load_blocking(&self.source, move || read_key_file(&path)).await.is_ok() {
-            self.read_print.store(print, Ordering::Relaxed);
-        }
+        self.keys.load_blocking(&self.source, move || read_key_file(&path)).await.map_err(|e| e.to_string())?;
+        self.read_print.store(print, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Reloads the file as it changes, until `stop`. Never read yet: the first poll that finds
@@ -497,6 +544,80 @@ mod tests {
         assert!(registry.render().contains(r#"fetches_total{provider="files",result="ok"} 1"#));
         assert!(!keys.refetch_for_unknown_kid(0).await);
         assert_eq!(reloads.lock().len(), 1);
+    }
+
+    /// A provider whose keys never load says why, cause and all, in `not_ready` (`/readyz`)
+    /// and in the log: refused, timed out, not TLS, not a key set.
+    #[tokio::test]
+    async fn a_failed_fetch_says_its_cause() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Bound, then closed: nothing listens there.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        // Accepts and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        // Answers every request with a page that is not a key set.
+        let page = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let page_addr = page.local_addr().unwrap();
+        let serving = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    Ok((socket, _)) = silent.accept() => held.push(socket),
+                    Ok((mut socket, _)) = page.accept() => {
+                        let mut request = [0u8; 1024];
+                        let _ = socket.read(&mut request).await;
+                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello").await;
+                    }
+                }
+            }
+        });
+        let provider = |name: &str, uri: String| ProviderKeys {
+            name: name.into(),
+            source: KeySource::JwksUri(uri),
+            refresh: RefreshSettings { timeout: Duration::from_millis(300), ..settings() },
+        };
+        let configs = vec![
+            provider("refused", format!("http://{closed}/jwks.json")),
+            provider("silent", format!("http://{silent_addr}/jwks.json")),
+            provider("not-tls", format!("https://{page_addr}/jwks.json")),
+            provider("page", format!("http://{page_addr}/jwks.json")),
+        ];
+        let registry = shared::metrics::Registry::default();
+        let keys = KeyManager::new(configs, registry.counter_family("fetches_total", "fetches"));
+        assert_eq!(
+            keys.not_ready().unwrap(),
+            "JWT keys not loaded yet: provider refused (jwt_providers[0].keys): not fetched yet; provider silent \
+             (jwt_providers[1].keys): not fetched yet; provider not-tls (jwt_providers[2].keys): not fetched yet; \
+             provider page (jwt_providers[3].keys): not fetched yet"
+        );
+        keys.load_all().await;
+        let said = keys.not_ready().unwrap();
+        serving.abort();
+        assert!(!said.contains('\n'), "one line: {said}");
+        let parts: Vec<&str> = said.trim_start_matches("JWT keys not loaded yet: ").split("; provider ").collect();
+        assert_eq!(parts.len(), 4, "{said}");
+        let refused =
+            format!("provider refused (jwt_providers[0].keys): GET http://{closed}/jwks.json: error sending request");
+        assert!(parts[0].starts_with(&refused) && parts[0].contains("Connection refused"), "{}", parts[0]);
+        assert!(
+            parts[1].starts_with("silent (jwt_providers[1].keys): GET") && parts[1].contains("timed out"),
+            "{}",
+            parts[1]
+        );
+        // rustls's own words for a plain-text answer to its hello vary by version; that there
+        // is a cause past "error sending request" is what matters.
+        let tls = parts[2].split("error sending request").nth(1).unwrap_or_default();
+        assert!(
+            parts[2].starts_with("not-tls (jwt_providers[2].keys): GET https://") && tls.len() > 20,
+            "{}",
+            parts[2]
+        );
+        assert!(
+            parts[3].starts_with("page (jwt_providers[3].keys): http://") && parts[3].contains("not a JWKS document"),
+            "{}",
+            parts[3]
+        );
     }
 
     #[test]

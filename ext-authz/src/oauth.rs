@@ -157,5 +157,6 @@ fn unreadable(url: &str, error: crate::provider_body::BodyError) -> EndpointErro
 
 fn unavailable(url: &str, error: reqwest::Error) -> EndpointError {
     // reqwest's error text names the URL; ours adds nothing secret (no query strings are sent).
-    Unreachable::Transport { url: url.to_string(), detail: error.without_url().to_string() }.into()
+    // With its causes: reqwest's own text ("error sending request") does not say why.
+    Unreachable::Transport { url: url.to_string(), detail: crate::jwks::causes(&error.without_url()) }.into()
 }

@@ -47,6 +47,9 @@ pub struct Authorizer {
     pub metrics: Metrics,
     clock: Clock,
     decision_log: Option<DecisionLog>,
+    /// Files whose change was refused while the last good ones serve (`config`, `api_keys`),
+    /// with why: `/readyz` says so.
+    refused: parking_lot::Mutex<std::collections::BTreeMap<&'static str, String>>,
 }
 
 impl Authorizer {
@@ -58,6 +61,7 @@ impl Authorizer {
             metrics,
             clock,
             decision_log: None,
+            refused: parking_lot::Mutex::default(),
         }
     }
 
@@ -107,6 +111,26 @@ impl Authorizer {
     /// Ready once every JWT provider has keys.
     pub fn ready(&self) -> bool {
         self.policy.load().keys.ready()
+    }
+
+    /// Why not ready, on one line (each provider without keys, and its last fetch's error).
+    pub fn not_ready(&self) -> Option<String> {
+        self.policy.load().keys.not_ready()
+    }
+
+    /// Records the outcome of reloading `what`: why a change was refused, or `None` once one
+    /// is taken.
+    pub fn note_reload(&self, what: &'static str, refused: Option<String>) {
+        let mut notes = self.refused.lock();
+        match refused {
+            Some(why) => notes.insert(what, why),
+            None => notes.remove(what),
+        };
+    }
+
+    /// The refused changes in force, each on its own line of text.
+    pub fn refused_reloads(&self) -> Vec<String> {
+        self.refused.lock().values().cloned().collect()
     }
 
     /// The final outcome of a check: the engine's intermediate requests (a key refetch, a

@@ -71,7 +71,14 @@ async fn readiness_waits_for_keys_and_an_outage_keeps_the_last_good_ones() {
     idp.failing.store(true, Ordering::SeqCst);
     let mut h = Harness::start_with(idp, key, "").await;
     let addr = h.running().http_addr;
-    assert_eq!(http(addr, "GET", "/readyz", &[]).await.0, 503);
+    // Not ready, and why: which provider, where its keys are set, and the failed fetch.
+    shared::testing::eventually("/readyz says why", Duration::from_secs(5), async || {
+        let (code, _, said) = http(addr, "GET", "/readyz", &[]).await;
+        assert_eq!(code, 503);
+        said.starts_with("JWT keys not loaded yet: provider corp (jwt_providers[0].keys): GET http://")
+            && said.contains(": HTTP 5")
+    })
+    .await;
     assert!(!h.running().health.is_healthy(), "grpc.health.v1 not serving either");
     assert_eq!(http(addr, "GET", "/healthz", &[]).await.0, 200, "liveness does not depend on the provider");
     // No keys yet: an internal failure (Envoy's failure_mode_allow decides), not a deny.
@@ -133,9 +140,31 @@ async fn config_and_api_keys_reload_without_restart() {
     .await;
 
     // A broken config is refused; the last good one stays.
+    let good = std::fs::read_to_string(h.config_path()).unwrap();
     write_file(&h.config_path(), "routes:\n  rules:\n    - path: nope\n...\n");
     reload_errors_reach(&h, "config", 1).await;
     assert_eq!(status(&h.check("GET", "/reports/1", &[("authorization", &bearer)]).await), 0);
+    // Still ready (the last good config serves), and /readyz says what was refused and why.
+    let addr = h.running().http_addr;
+    let file = h.config_path().display().to_string();
+    let (code, _, said) = http(addr, "GET", "/readyz", &[]).await;
+    assert_eq!(code, 200);
+    assert!(
+        said.starts_with(&format!("ready, serving the last good files: a change to the config was refused: {file}: "))
+            && said.ends_with(&format!("; fix or restore {file} (`ext-authz validate` lists every problem)")),
+        "{said}"
+    );
+    // A config deleted under a running service: the same, with the reason.
+    std::fs::remove_file(h.config_path()).unwrap();
+    reload_errors_reach(&h, "config", 2).await;
+    let said = http(addr, "GET", "/readyz", &[]).await.2;
+    assert!(said.contains(&format!("refused: {file}: No such file or directory")), "{said}");
+    // Put back: ready, and nothing refused any more.
+    write_file(&h.config_path(), &good);
+    shared::testing::eventually("the restored config is taken", Duration::from_secs(5), async || {
+        http(addr, "GET", "/readyz", &[]).await.2 == "ready"
+    })
+    .await;
 
     // A new API key works once its hash is in the file.
     let new_key = "ghk_added-later-0000000000000000000000000000";
@@ -147,10 +176,16 @@ async fn config_and_api_keys_reload_without_restart() {
     h.eventually(|| h.running().authorizer.api_key_count() == 2).await;
     let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", new_key)]).await);
     assert_eq!(headers["x-user-id"], "reports");
-    // A broken key file keeps the keys we have.
+    // A broken key file keeps the keys we have, and /readyz says so.
     write_file(&h.dir.path().join("api-keys.yaml"), "keys:\n  - key: plaintext\n    client_id: x\n...\n");
     reload_errors_reach(&h, "api_keys", 1).await;
     assert_eq!(h.running().authorizer.api_key_count(), 2);
+    let said = http(addr, "GET", "/readyz", &[]).await.2;
+    assert!(
+        said.contains("a change to the API key files was refused: ")
+            && said.contains("keys[0].key: holds a plaintext `key`"),
+        "{said}"
+    );
     h.stop().await;
 }
 

@@ -62,7 +62,14 @@ async fn watch_config(
         keys_at.store(reloaded.api_keys.map(Arc::new));
     };
     let file = config.file.clone();
-    let load = || load_config(file.clone(), env.clone(), &authorizer);
+    let load = || {
+        let (file, env, authorizer) = (file.clone(), env.clone(), &authorizer);
+        async move {
+            let loaded = load_config(file.clone(), env, authorizer).await;
+            authorizer.note_reload("config", loaded.as_ref().err().map(|e| refusal("config", &file, e)));
+            loaded
+        }
+    };
     let watched = Watched::files(config.reload_interval, [config.file.clone()]).since(config.initial_fingerprint);
     Reloadable::new("config", authorizer.metrics.clone(), put).serving().watch(watched, load, stop).await;
 }
@@ -78,6 +85,21 @@ async fn load_config(
     Ok(Reloaded { policy, api_keys: new.api_keys })
 }
 
+/// A refused change on one line: what, why (the first problem), and the fix.
+fn refusal(what: &str, file: &std::path::Path, error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let more = match lines.count() {
+        0 => String::new(),
+        n => format!(" (and {n} more problems)"),
+    };
+    format!(
+        "a change to the {what} was refused: {first}{more}; fix or restore {} (`ext-authz validate` lists every problem)",
+        file.display()
+    )
+}
+
 async fn watch_api_keys(
     config: &config::AuthzConfig,
     authorizer: Arc<Authorizer>,
@@ -91,7 +113,14 @@ async fn watch_api_keys(
         move || key_files::fingerprint(keys_at.load().as_deref())
     };
     let watched = Watched::new(pace, initial, "the API key files", print);
-    let load = move || key_files::load_any(keys_at.load().as_deref());
+    let noted = authorizer.clone();
+    let load = move || {
+        let location = keys_at.load();
+        let loaded = key_files::load_any(location.as_deref());
+        let at = location.as_deref().map(|l| l.path().to_path_buf()).unwrap_or_default();
+        noted.note_reload("api_keys", loaded.as_ref().err().map(|e| refusal("API key files", &at, e)));
+        loaded
+    };
     let metrics = authorizer.metrics.clone();
     let put = move |store| authorizer.replace_api_keys(store);
     Reloadable::new("api_keys", metrics, put)
