@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use shared::health::Health;
 
-use crate::core::evaluate::Code;
+use crate::core::evaluate::{Code, RETRY_AFTER};
 use crate::service::RateLimiter;
 
 #[derive(Clone)]
@@ -68,7 +68,14 @@ async fn json_call(State(state): State<AppState>, body: Bytes) -> Response {
                 Code::OverLimit => StatusCode::TOO_MANY_REQUESTS,
             };
             let body = json::render_response(&request, &decision);
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+            let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+            // The 429 says when to come back, as Envoy's does (the body lists it too, among
+            // `responseHeadersToAdd`, as the gRPC answer does).
+            let retry_after = decision.verdict.headers.iter().find(|(name, _)| name == RETRY_AFTER);
+            if let Some(value) = retry_after.and_then(|(_, v)| header::HeaderValue::from_str(v).ok()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }

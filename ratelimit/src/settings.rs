@@ -506,7 +506,7 @@ fn xds_settings(r: &mut EnvReader<'_>) -> XdsSettings {
     }
 }
 
-/// `SHADOW_MODE`, `QUOTA_MODE`, `NEAR_LIMIT_RATIO`, the response headers, `CACHE_KEY_PREFIX`,
+/// `SHADOW_MODE`, `QUOTA_MODE`, `NEAR_LIMIT_RATIO`, the response headers and `Retry-After`, `CACHE_KEY_PREFIX`,
 /// `MERGE_DOMAIN_CONFIG` and `RESPONSE_DYNAMIC_METADATA`: applied at every config load.
 fn reloadable_settings(r: &mut EnvReader<'_>) -> ReloadableSettings {
     let headers = r.get(&LIMIT_RESPONSE_HEADERS_ENABLED).then(|| HeaderNames {
@@ -525,6 +525,7 @@ fn reloadable_settings(r: &mut EnvReader<'_>) -> ReloadableSettings {
             global_shadow_mode: r.get(&SHADOW_MODE),
             global_quota_mode: r.get(&QUOTA_MODE),
             response_headers: headers,
+            retry_after: r.get(&LIMIT_RETRY_AFTER_HEADER_ENABLED),
         },
         merge_domains: r.get(&MERGE_DOMAIN_CONFIG),
         dynamic_metadata: r.get(&RESPONSE_DYNAMIC_METADATA),

@@ -71,6 +71,7 @@ async fn no_double_burst_at_a_window_boundary(backend: Backend) {
     assert_eq!(code(&refused), Code::OverLimit, "the previous minute still counts in full");
     // 10 × 1.0 + 1 (this one, counted) > 10; the first that fits comes once 2 of the 10 decayed.
     assert_eq!(remaining_and_reset(&refused), (0, 12));
+    assert_eq!(header(&refused, "Retry-After"), "12", "Envoy's 429 says when a request fits again");
     // Half a minute later: 10 × 0.5 + 1 (the refused one) + 1 = 7.
     h.clock.advance(30);
     let half = ask(&mut h, "sliding", 1).await;
@@ -113,6 +114,7 @@ async fn a_token_bucket_allows_its_burst_then_its_rate(backend: Backend) {
     let refused = ask(&mut h, "bucket", 1).await;
     assert_eq!((code(&refused), remaining_and_reset(&refused)), (Code::OverLimit, (0, 1)), "wait 0.1 s → 1 s");
     assert_eq!(header(&refused, "RateLimit-Reset"), "1");
+    assert_eq!(header(&refused, "Retry-After"), "1");
     assert_eq!(code(&ask(&mut h, "bucket", 1).await), Code::OverLimit, "a refused request took nothing");
     h.clock.advance_micros(100_000);
     assert_eq!(code(&ask(&mut h, "bucket", 1).await), Code::Ok, "one token back after 100 ms");
@@ -179,6 +181,7 @@ async fn a_limit_of_zero_refuses_everything_whatever_the_algorithm(backend: Back
     }
     let refused = ask(&mut h, "closed_bucket", 1).await;
     assert_eq!(remaining_and_reset(&refused), (0, 60), "the bucket tells to come back in a unit");
+    assert_eq!(header(&refused, "Retry-After"), "60");
     h.stop().await;
 }
 

@@ -250,6 +250,32 @@ async fn response_headers_when_enabled(backend: Backend) {
     h.stop().await;
 }
 
+/// Envoy adds `response_headers_to_add` to the 429 it sends: an OVER_LIMIT answer says when the
+/// refusing limit lets a request through again (Gatehouse's, on unless
+/// `LIMIT_RETRY_AFTER_HEADER_ENABLED=false`, which answers as the reference does).
+async fn over_limit_answers_carry_retry_after(backend: Backend) {
+    let mut h = harness(backend, &[]).await;
+    h.clock.advance(600);
+    let tight = || request("rl", vec![descriptor(&[("tight", "x")])]);
+    let ok = h.call(tight()).await.unwrap();
+    assert!(ok.response_headers_to_add.is_empty(), "OK: nothing to wait for");
+    let refused = h.call(tight()).await.unwrap();
+    assert_eq!(code(&refused), Code::OverLimit);
+    let wait = refused.statuses[0].duration_until_reset.as_ref().unwrap().seconds;
+    assert!((1..=3600).contains(&wait), "{wait}");
+    let headers: Vec<(String, String)> =
+        refused.response_headers_to_add.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
+    assert_eq!(headers, vec![("Retry-After".to_string(), wait.to_string())], "until the hour's window ends");
+    h.stop().await;
+
+    let mut h = harness(backend, &[("LIMIT_RETRY_AFTER_HEADER_ENABLED", "false")]).await;
+    h.call(tight()).await.unwrap();
+    let refused = h.call(tight()).await.unwrap();
+    assert_eq!(code(&refused), Code::OverLimit);
+    assert!(refused.response_headers_to_add.is_empty(), "off: the reference's answer");
+    h.stop().await;
+}
+
 async fn stop_increment_keeps_other_quota(backend: Backend) {
     let mut h = harness(backend, &[("STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", "true")]).await;
     let pair = || request("rl", vec![descriptor(&[("roomy", "x")]), descriptor(&[("tight", "x")])]);
@@ -331,6 +357,7 @@ on_both_backends!(
     quota_descriptors_fail_only_together,
     same_key_twice_counts_twice,
     response_headers_when_enabled,
+    over_limit_answers_carry_retry_after,
     stop_increment_keeps_other_quota,
     local_cache_answers_known_over_limit_keys,
     service_errors_have_the_references_texts,

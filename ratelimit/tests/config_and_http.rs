@@ -89,9 +89,14 @@ async fn http_endpoints() {
     assert_eq!(json["statuses"][0]["durationUntilReset"], "3600s");
     assert_eq!(json["dynamicMetadata"]["domain"], "web");
     http(running.http_addr, "POST", "/json", call).await;
-    let (status, body) = http(running.http_addr, "POST", "/json", call).await;
+    let (status, head, body) = http_with_head(running.http_addr, "POST", "/json", call).await;
     assert_eq!(status, 429);
     assert!(!body.contains("limitRemaining"), "zero values are omitted: {body}");
+    // The hour's window ends in durationUntilReset: the 429 says so, as Envoy's does.
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let wait = json["statuses"][0]["durationUntilReset"].as_str().unwrap().trim_end_matches('s').to_string();
+    assert!(head.to_ascii_lowercase().contains(&format!("\r\nretry-after: {wait}\r\n")), "{head}");
+    assert_eq!(json["responseHeadersToAdd"], serde_json::json!([{"key": "Retry-After", "value": wait}]));
 
     let (status, body) = http(running.http_addr, "POST", "/json", "{not json").await;
     assert_eq!(status, 400);

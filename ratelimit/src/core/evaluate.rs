@@ -51,7 +51,13 @@ pub struct EvaluationSettings {
     pub global_quota_mode: bool,
     /// `LIMIT_RESPONSE_HEADERS_ENABLED` and the header names.
     pub response_headers: Option<HeaderNames>,
+    /// `LIMIT_RETRY_AFTER_HEADER_ENABLED`: `Retry-After` on OVER_LIMIT answers (Gatehouse's).
+    pub retry_after: bool,
 }
+
+/// The header an OVER_LIMIT answer carries when [`EvaluationSettings::retry_after`]: Envoy adds
+/// `response_headers_to_add` to the 429 it sends, so clients learn when to come back.
+pub const RETRY_AFTER: &str = "Retry-After";
 
 /// The `RateLimit-*` header names; `Default` (the declared names) is in `crate::settings`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,7 +425,8 @@ pub struct StatDelta {
 pub struct Verdict {
     pub overall: Code,
     pub statuses: Vec<DescriptorStatus>,
-    /// `RateLimit-*` headers, when enabled and a limited status exists.
+    /// `RateLimit-*` headers, when enabled and a limited status exists, then `Retry-After`
+    /// when enabled and the answer is OVER_LIMIT.
     pub headers: Vec<(String, String)>,
     /// Per descriptor, for counted ones.
     pub stats: Vec<Option<StatDelta>>,
@@ -489,17 +496,21 @@ pub fn decide(
         overall = Code::Ok;
         global_shadow_applied = true;
     }
-    let headers = match &settings.response_headers {
+    let mut headers = match &settings.response_headers {
         Some(names) => response_headers(plan, &statuses, names),
         None => Vec::new(),
     };
+    if overall == Code::OverLimit && settings.retry_after {
+        headers.push((RETRY_AFTER.to_string(), retry_after(plan, &statuses).to_string()));
+    }
     Verdict { overall, statuses, headers, stats, over_limit_keys, global_shadow_applied }
 }
 
 /// The answer when the store failed and the failure mode says to answer anyway: `allow`
 /// answers OK with no limit information (nothing was counted, so nothing is known), `deny`
-/// answers OVER_LIMIT for every descriptor that would have been counted.
-pub fn verdict_without_store(plan: &Plan, deny: bool, now: impl Into<Now>) -> Verdict {
+/// answers OVER_LIMIT for every descriptor that would have been counted, with `Retry-After`
+/// (when `retry_after`) at the end of their windows: how long the outage lasts is unknown.
+pub fn verdict_without_store(plan: &Plan, deny: bool, retry_after: bool, now: impl Into<Now>) -> Verdict {
     let now = now.into().seconds;
     let mut any_denied = false;
     let statuses = plan
@@ -513,11 +524,15 @@ pub fn verdict_without_store(plan: &Plan, deny: bool, now: impl Into<Now>) -> Ve
             Planned::Unlimited => DescriptorStatus::unlimited(),
             _ => DescriptorStatus::no_limit(),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut headers = Vec::new();
+    if any_denied && retry_after {
+        headers.push((RETRY_AFTER.to_string(), self::retry_after(plan, &statuses).to_string()));
+    }
     Verdict {
         overall: if any_denied { Code::OverLimit } else { Code::Ok },
         statuses,
-        headers: Vec::new(),
+        headers,
         stats: vec![None; plan.descriptors.len()],
         over_limit_keys: Vec::new(),
         global_shadow_applied: false,
@@ -648,6 +663,36 @@ fn response_headers(plan: &Plan, statuses: &[DescriptorStatus], names: &HeaderNa
         (names.remaining.clone(), status.limit_remaining.to_string()),
         (names.reset.clone(), status.duration_until_reset.unwrap_or_else(|| limit.unit.seconds()).to_string()),
     ]
+}
+
+/// Whole seconds until an OVER_LIMIT request would pass, at least 1 (`Retry-After` has no
+/// fractions, and 0 would invite an immediate retry that is refused again). Every enforced
+/// descriptor over its limit must have reset: the longest of their waits. A quota answer is
+/// OVER_LIMIT only while all its quota descriptors are over, so it ends when the first resets:
+/// the shortest of theirs. Each wait is the status's `duration_until_reset`, which each
+/// algorithm computes as the time until a hit is available again (the window's end for a fixed
+/// window, the estimate's decay for a sliding window, the refill for a token bucket).
+fn retry_after(plan: &Plan, statuses: &[DescriptorStatus]) -> u64 {
+    let mut enforced = 0;
+    let mut quota: Option<u64> = None;
+    let mut quota_all_over = true;
+    for (planned, status) in plan.descriptors.iter().zip(statuses) {
+        let quota_descriptor = match planned {
+            Planned::Counted(counted) => counted.quota,
+            Planned::NoLimit { quota } => *quota,
+            Planned::Unlimited => false,
+        };
+        let over = status.code == Code::OverLimit;
+        let wait = status.duration_until_reset.unwrap_or(0);
+        if quota_descriptor {
+            quota_all_over &= over;
+            quota = Some(quota.map_or(wait, |shortest| shortest.min(wait)));
+        } else if over {
+            enforced = enforced.max(wait);
+        }
+    }
+    let quota = if quota_all_over { quota.unwrap_or(0) } else { 0 };
+    enforced.max(quota).max(1)
 }
 
 /// Addends under `STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT`: given the counters' current values,

@@ -184,6 +184,12 @@ pub const LIMIT_REMAINING_HEADER: Setting<String> =
     Setting::text("LIMIT_REMAINING_HEADER", "RateLimit-Remaining", "name of the remaining header");
 pub const LIMIT_RESET_HEADER: Setting<String> =
     Setting::text("LIMIT_RESET_HEADER", "RateLimit-Reset", "name of the reset header");
+pub const LIMIT_RETRY_AFTER_HEADER_ENABLED: Setting<bool> = Setting::boolean(
+    "LIMIT_RETRY_AFTER_HEADER_ENABLED",
+    "true",
+    "add Retry-After (seconds until the refusing limit lets a request through, at least 1) to OVER_LIMIT answers, \
+     which Envoy puts on its 429; false answers exactly as envoyproxy/ratelimit does",
+);
 pub const CACHE_KEY_PREFIX: Setting<String> = Setting::text("CACHE_KEY_PREFIX", "", "prefix of every counter key");
 pub const EXPIRATION_JITTER_MAX_SECONDS: Setting<u64> = Setting::number(
     "EXPIRATION_JITTER_MAX_SECONDS",
@@ -444,6 +450,7 @@ const OWN: &[&dyn Documented] = &[
     &LIMIT_LIMIT_HEADER,
     &LIMIT_REMAINING_HEADER,
     &LIMIT_RESET_HEADER,
+    &LIMIT_RETRY_AFTER_HEADER_ENABLED,
     &BACKEND_TYPE,
     &MEMORY_MAX_COUNTERS,
     &CACHE_KEY_PREFIX,

@@ -194,6 +194,12 @@ pub fn request(domain: &str, descriptors: Vec<RateLimitDescriptor>) -> RateLimit
 
 /// A minimal HTTP/1.1 client: returns the status code and the body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _head, body) = http_with_head(addr, method, path, body).await;
+    (status, body)
+}
+
+/// [`http`], with the response's status line and headers (`head`) too.
+pub async fn http_with_head(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let message = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -207,7 +213,7 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let body =
         if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    (status, body)
+    (status, head.to_string(), body)
 }
 
 fn dechunk(mut body: &str) -> String {

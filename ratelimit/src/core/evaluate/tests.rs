@@ -302,3 +302,68 @@ fn the_lookup_buffer_kept_between_requests_is_bounded() {
     let kept = SCRATCH.with_borrow(|s| s.capacity());
     assert!(kept > 0 && kept <= SCRATCH_KEPT_BYTES, "an ordinary request's buffer is kept: {kept}");
 }
+
+fn retry_after_of(v: &Verdict) -> Option<&str> {
+    v.headers.iter().find(|(name, _)| name == RETRY_AFTER).map(|(_, value)| value.as_str())
+}
+
+/// A fixed window refuses until its end; with several enforced limits over, until the last one
+/// ends; OK answers, shadow mode and the setting turned off carry none.
+#[test]
+fn retry_after_is_the_longest_wait_of_the_refusing_limits() {
+    let cfg = config("domain: d\ndescriptors:\n  - key: m\n    rate_limit: {unit: minute, requests_per_unit: 3}\n  - key: h\n    rate_limit: {unit: hour, requests_per_unit: 3}\n  - key: s\n    shadow_mode: true\n    rate_limit: {unit: day, requests_per_unit: 3}\n");
+    let settings = EvaluationSettings::default();
+    assert!(settings.retry_after, "on by default");
+    let p = plan(&cfg, &request("d", &[&[("m", "")], &[("h", "")], &[("s", "")]]), &settings, NOW);
+    // 1234 is 26s before the minute's end, 2366s before the hour's.
+    assert_eq!(retry_after_of(&decide_with(&p, &[3, 0, 0], &settings)), Some("26"));
+    assert_eq!(retry_after_of(&decide_with(&p, &[3, 3, 0], &settings)), Some("2366"));
+    assert_eq!(decide_with(&p, &[3, 0, 0], &settings).headers, vec![(RETRY_AFTER.to_string(), "26".to_string())]);
+    assert_eq!(retry_after_of(&decide_with(&p, &[0, 0, 0], &settings)), None, "OK: no Retry-After");
+    assert_eq!(retry_after_of(&decide_with(&p, &[0, 0, 3], &settings)), None, "a shadow-mode limit refuses nothing");
+    let off = EvaluationSettings { retry_after: false, ..settings.clone() };
+    assert!(decide_with(&p, &[3, 3, 0], &off).headers.is_empty(), "off: the reference's answer");
+    let global_shadow = EvaluationSettings { global_shadow_mode: true, ..settings };
+    assert_eq!(retry_after_of(&decide_with(&p, &[3, 0, 0], &global_shadow)), None);
+}
+
+/// A quota answer is refused only while every quota descriptor is over: the first to reset ends it.
+#[test]
+fn retry_after_of_a_quota_is_its_first_reset() {
+    let cfg = config("domain: d\ndescriptors:\n  - key: m\n    quota_mode: true\n    rate_limit: {unit: minute, requests_per_unit: 3}\n  - key: h\n    quota_mode: true\n    rate_limit: {unit: hour, requests_per_unit: 3}\n");
+    let settings = EvaluationSettings::default();
+    let p = plan(&cfg, &request("d", &[&[("m", "")], &[("h", "")]]), &settings, NOW);
+    let both = decide_with(&p, &[3, 3], &settings);
+    assert_eq!((both.overall, retry_after_of(&both)), (Code::OverLimit, Some("26")));
+    assert_eq!(retry_after_of(&decide_with(&p, &[3, 0], &settings)), None, "one quota left: OK");
+}
+
+/// A sliding window refuses until the estimate has decayed enough, a token bucket until a token
+/// is refilled: each algorithm's `duration_until_reset`, which the header repeats.
+#[test]
+fn retry_after_of_the_other_algorithms_is_when_a_hit_is_available_again() {
+    let cfg = config("domain: d\ndescriptors:\n  - key: sliding\n    rate_limit: {unit: minute, requests_per_unit: 10, algorithm: sliding_window}\n  - key: bucket\n    rate_limit: {unit: minute, requests_per_unit: 10, algorithm: token_bucket}\n");
+    let settings = EvaluationSettings::default();
+    let now = Now::from(NOW);
+    let sliding = plan(&cfg, &request("d", &[&[("sliding", "")]]), &settings, NOW);
+    // 11 counted this minute, 26s left: it ends with 11 of 10, and the next window's weight of
+    // those 11 falls to 9 after 60 * 2/11 s more (10.9s): 36.9s, rounded up.
+    let v = decide(&sliding, &[Some(CounterValue::Sliding { current: 11, previous: 0 })], &settings, now);
+    assert_eq!((v.overall, v.statuses[0].duration_until_reset), (Code::OverLimit, Some(37)));
+    assert_eq!(retry_after_of(&v), Some("37"));
+    let bucket = plan(&cfg, &request("d", &[&[("bucket", "")]]), &settings, NOW);
+    // An empty bucket of 10 a minute refills a token every 6s.
+    let empty = now.micros + 60 * MICROS;
+    let v = decide(&bucket, &[Some(CounterValue::Bucket { allowed: false, tat_us: empty })], &settings, now);
+    assert_eq!((v.overall, retry_after_of(&v)), (Code::OverLimit, Some("6")));
+}
+
+/// `REDIS_FAILURE_MODE=deny` refuses until the windows end (how long Redis stays away is unknown).
+#[test]
+fn retry_after_of_a_deny_without_the_store() {
+    let cfg = config("domain: d\ndescriptors:\n  - key: m\n    rate_limit: {unit: minute, requests_per_unit: 3}\n");
+    let p = plan(&cfg, &request("d", &[&[("m", "")]]), &EvaluationSettings::default(), NOW);
+    assert_eq!(retry_after_of(&verdict_without_store(&p, true, true, NOW)), Some("26"));
+    assert!(verdict_without_store(&p, true, false, NOW).headers.is_empty());
+    assert!(verdict_without_store(&p, false, true, NOW).headers.is_empty(), "allow: OK, nothing to wait for");
+}
