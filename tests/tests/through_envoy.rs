@@ -70,6 +70,9 @@ async fn per_api_key_limit_with_exact_headers() {
     let limited = stack.get("/orders/1", &[("x-api-key", API_KEY)]).await;
     assert_eq!(limited.status, 429, "{limited:?}");
     assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    // The service's Retry-After reaches the client on Envoy's 429: the refusing limit's reset.
+    let retry_after: u64 = limited.header("retry-after").expect("retry-after on the 429").parse().unwrap();
+    assert_eq!(Some(retry_after.to_string().as_str()), limited.header("x-ratelimit-reset"), "{limited:?}");
     assert_uniform_error(&limited, "RATE_LIMITED");
     stack.shutdown().await;
 }
