@@ -3,14 +3,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ext_authz::config::{keys, SecretFrom, SecretNeed};
-use ext_authz::core::apikeys::{hash_key, new_key};
-use ext_authz::key_files::printed::{Format, NewEntry};
+use ext_authz::config::keys;
 use shared::telemetry::{self, LogFormat};
 use shared::traces::Tracing;
 
+#[path = "main/api_key.rs"]
+mod api_key;
 #[path = "main/args.rs"]
 mod args;
+#[path = "main/validate.rs"]
+mod validate;
 use args::Command;
 
 const USAGE: &str = "ext-authz — Envoy external authorization (JWT, API keys, OIDC login sessions, per-route policy)
@@ -90,8 +92,8 @@ fn main() -> ExitCode {
             println!("ext-authz {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Validate { file, no_secrets } => validate(file, no_secrets, &env),
-        Command::ApiKeyNew(options) => api_key_new(options),
+        Command::Validate { file, no_secrets } => validate::validate(file, no_secrets, &env),
+        Command::ApiKeyNew(options) => api_key::new(options, EXIT_USAGE),
         Command::SessionKeyNew => {
             println!("{}", ext_authz::core::session::seal::new_key());
             ExitCode::SUCCESS
@@ -118,124 +120,8 @@ fn main() -> ExitCode {
     }
 }
 
-const OPTIONS: &str = "the options are --client-id ID, --scopes a,b, --org-id ORG and --format file|secret";
-
-/// A usage error of `api-key new`: the problem and the likely fix, on one line.
-fn usage(problem: &str, fix: &str) -> ExitCode {
-    eprintln!("ext-authz: {problem}; {fix}");
-    ExitCode::from(EXIT_USAGE)
-}
-
 fn default_config(env: &HashMap<String, String>) -> PathBuf {
     env.get(keys::EXT_AUTHZ_CONFIG.name).map_or_else(|| PathBuf::from(keys::EXT_AUTHZ_CONFIG.default), PathBuf::from)
-}
-
-/// `validate FILE [--no-secrets]`: with `no_secrets`, no secret value is read (environment
-/// variables, secret files, upstream credential files): each is listed as a start's need, and
-/// the API key files (hashes only) are read when they are there and listed when they are not
-/// (a Secret mounted at run time).
-fn validate(file: PathBuf, no_secrets: bool, env: &HashMap<String, String>) -> ExitCode {
-    let loaded = if no_secrets {
-        ext_authz::config::load_without_secrets(&file, env)
-    } else {
-        ext_authz::config::load(&file, env).map(|config| (config, Vec::new()))
-    };
-    let (config, mut needs) = match loaded {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let keys = match &config.api_keys {
-        Some(location) if no_secrets && !location.exists() => {
-            needs.push(SecretNeed { key: "api_keys".into(), from: SecretFrom::File(location.path().into()) });
-            0
-        }
-        Some(location) => match ext_authz::key_files::load(location) {
-            Ok(store) => store.len(),
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => 0,
-    };
-    if no_secrets {
-        for (i, credential) in config.upstream_credentials.iter().enumerate() {
-            if let ext_authz::upstream::Source::File(path) = &credential.source {
-                let key = format!("upstream_credentials[{i}] ({})", credential.name);
-                needs.push(SecretNeed { key, from: SecretFrom::File(path.clone()) });
-            }
-        }
-    } else if let Err(e) = ext_authz::upstream::check_files(&config.upstream_credentials) {
-        // The credential files a start would read (token endpoints are not called).
-        eprintln!("{}: {e}", file.display());
-        return ExitCode::FAILURE;
-    }
-    // The files a start would write (a revocations file on a read-only volume stops a start).
-    if let Err(e) = config.oidc.as_ref().map_or(Ok(()), ext_authz::oidc::check_files) {
-        eprintln!("{}: {e}", file.display());
-        return ExitCode::FAILURE;
-    }
-    for warning in config.warnings() {
-        eprintln!("warning: {}: {warning}", file.display());
-    }
-    println!(
-        "OK{}: {} JWT providers, {} route rules, {} API keys, {} upstream credentials",
-        if no_secrets { " (secrets not read)" } else { "" },
-        config.engine.providers.len(),
-        config.engine.routes.rules.len(),
-        keys,
-        config.upstream_credentials.len()
-    );
-    if no_secrets {
-        match needs.as_slice() {
-            [] => println!("a start reads no secret"),
-            needs => {
-                println!("a start needs:");
-                for need in needs {
-                    println!("  {need}");
-                }
-            }
-        }
-    }
-    if let Some(oidc) = &config.oidc {
-        println!("{}", oidc.worst_case_summary());
-    }
-    ExitCode::SUCCESS
-}
-
-fn api_key_new(args: &[&str]) -> ExitCode {
-    let mut entry = NewEntry { hash: [0; 32], client_id: "my-client".into(), scopes: Vec::new(), org_id: None };
-    let mut format = Format::File;
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let Some(value) = rest.next() else {
-            return usage(&format!("api-key new: {flag} needs a value"), OPTIONS);
-        };
-        match *flag {
-            "--client-id" => entry.client_id = value.to_string(),
-            "--scopes" => {
-                entry.scopes = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-            }
-            "--org-id" => entry.org_id = Some(value.to_string()),
-            "--format" => match Format::parse(value) {
-                Some(chosen) => format = chosen,
-                None => {
-                    let problem = format!("api-key new: --format {value} is not {}", Format::SPELLINGS);
-                    return usage(&problem, "file (the default) prints a key file, secret the Kubernetes Secret");
-                }
-            },
-            other => return usage(&format!("api-key new: unknown option {other}"), OPTIONS),
-        }
-    }
-    let key = new_key();
-    entry.hash = hash_key(&key);
-    // The key on stderr, the entry on stdout: `api-key new > billing.yaml` stores the hash only.
-    eprintln!("The new API key (give it to the client; only its hash is printed below, to store):\n{key}");
-    print!("{}", entry.print(format));
-    ExitCode::SUCCESS
 }
 
 fn run(file: PathBuf, env: HashMap<String, String>) -> ExitCode {
