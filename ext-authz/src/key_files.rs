@@ -44,17 +44,11 @@ pub fn load(location: &ApiKeysLocation) -> Result<ApiKeyStore, ApiKeyError> {
         // A key file cut short could lose a key's expiry or attributes and still parse.
         shared::file_end::require_end(&text).map_err(|e| problem(&e))?;
         shared::bounded_yaml::check_sharing(&text, YamlLimits::FILES, &mut aliases).map_err(|e| problem(&e))?;
-        // The `config` crate refuses a list at the top in its own words ("invalid type:
-        // sequence, expected a map"); the store names the shape and its fix.
-        if opens_with_a_list(&text) {
-            documents.push((name, serde_json::Value::Array(Vec::new())));
-            continue;
-        }
         let value: serde_json::Value = config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Yaml))
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| problem(&e))?;
+            .or_else(|e| top_of_another_kind(&e).ok_or_else(|| problem(&e)))?;
         documents.push((name, value));
     }
     ApiKeyStore::from_documents(documents)
@@ -78,13 +72,35 @@ pub fn fingerprint(location: Option<&ApiKeysLocation>) -> u64 {
     }
 }
 
-/// Whether the document's first node is a list (`- …` or `[…]`), as an entry pasted alone is.
-fn opens_with_a_list(text: &str) -> bool {
-    let first = text
-        .lines()
-        .map(str::trim_start)
-        .find(|line| !(line.is_empty() || line.starts_with('#') || line.starts_with('%') || line.starts_with("---")));
-    first.is_some_and(|line| line == "-" || line.starts_with("- ") || line.starts_with('['))
+/// A document whose top is not a map, as the `config` crate refuses it ("invalid type:
+/// sequence, expected a map"): a value of that kind (a string's text kept out), for the store
+/// to name the shape and its fix in its own words.
+fn top_of_another_kind(error: &config::ConfigError) -> Option<serde_json::Value> {
+    use config::ConfigError;
+    use serde_json::Value;
+    let ConfigError::FileParse { cause, .. } = error else { return None };
+    let refused = cause
+        .downcast_ref::<Box<ConfigError>>()
+        .map(|boxed| &**boxed)
+        .or_else(|| cause.downcast_ref::<ConfigError>())?;
+    let ConfigError::Type { unexpected, key: None, .. } = refused else { return None };
+    // The crate does not export the kind's type; its text starts with the kind.
+    let kind = unexpected.to_string();
+    let of = |prefix: &str| kind.starts_with(prefix);
+    Some(if of("sequence") {
+        Value::Array(Vec::new())
+    } else if of("string") {
+        Value::String(String::new())
+    } else if of("boolean") {
+        Value::Bool(kind.contains("true"))
+    } else if of("unit") {
+        Value::Null
+    } else if kind.contains("integer") || of("floating") {
+        // "64-bit integer `3`": the number between the backticks.
+        serde_json::from_str(kind.split('`').nth(1)?).ok()?
+    } else {
+        return None;
+    })
 }
 
 fn describe(location: &ApiKeysLocation) -> String {
@@ -113,4 +129,34 @@ fn files(location: &ApiKeysLocation) -> Result<Vec<PathBuf>, String> {
 
 fn is_file(path: &Path) -> bool {
     std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose top is not a map is named by its kind and the fix, through the whole
+    /// loader (the `config` crate's "invalid type: …, expected a map" never shows).
+    #[test]
+    fn a_top_of_another_kind_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.yaml");
+        let location = ApiKeysLocation { file: Some(file.clone()), dir: None };
+        for (text, said) in [
+            (
+                "- hash: sha256:00\n  client_id: a\n...\n",
+                "a list at the top of the file: put the entries under `keys:`",
+            ),
+            ("[1]", "a list at the top of the file"),
+            ("ghk_pasted-key\n...\n", "holds a string, where `keys:` and a list of entries is expected"),
+            ("3\n...\n", "holds the number 3, where"),
+            ("true\n...\n", "holds the boolean true, where"),
+            ("...\n", "holds no keys: write `keys:`"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let error = load(&location).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{}: {said}", file.display())), "{text:?}: {error}");
+            assert!(!error.contains("invalid type") && !error.contains("ghk_pasted"), "{error}");
+        }
+    }
 }
