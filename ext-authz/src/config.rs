@@ -197,7 +197,7 @@ fn read_raw(path: &Path, overrides: &[(String, String, String)]) -> Result<RawCo
                 .source(Some(overrides)),
         )
         .build()
-        .map_err(|e| load_error(e.to_string()))?;
+        .map_err(|e| load_error(serde_text::plain(&e.to_string())))?;
     let value: serde_json::Value = built.try_deserialize().map_err(|e| load_error(e.to_string()))?;
     // The schema (types, unknown keys) is checked by serde, which stops at the first problem;
     // everything after it is checked section by section and reported in full.

@@ -131,6 +131,7 @@ fn shape_errors_say_what_is_expected() {
     );
     let said = error_with_routes("identity:\n  headers:\n    x-a: {a: 1}\n");
     assert!(!said.contains("untagged") && !said.contains("sequence"), "{said}");
+    assert_eq!(error("- routes\n"), "expected a section (a map of keys), found a list");
 }
 
 /// Without secrets: each is listed (variable or file, with the key that names it) and its
