@@ -153,12 +153,12 @@ pub fn to_core(request: PbRequest) -> Result<RateLimitRequest, InvalidRequest> {
     Ok(RateLimitRequest { domain, descriptors, hits_addend })
 }
 
-/// The answer to send: written from the statuses when they are all it holds (nearly always),
-/// else the generated message.
+/// The answer to send: written from the statuses and headers when they are all it holds
+/// (always, but with `RESPONSE_DYNAMIC_METADATA`), else the generated message.
 pub fn to_answer(request: &RateLimitRequest, decision: Decision) -> RlsAnswer {
-    if decision.verdict.headers.is_empty() && decision.dynamic_metadata.is_none() {
-        let Verdict { overall, statuses, .. } = decision.verdict;
-        RlsAnswer::Statuses { overall, statuses }
+    if decision.dynamic_metadata.is_none() {
+        let Verdict { overall, statuses, headers, .. } = decision.verdict;
+        RlsAnswer::Statuses { overall, statuses, headers }
     } else {
         RlsAnswer::Message(to_proto(request, decision))
     }

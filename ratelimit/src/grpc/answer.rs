@@ -1,13 +1,14 @@
 //! The `RateLimitResponse` we send, written straight from the decision.
 //!
-//! Nearly every answer is an overall code and one status per descriptor — no headers, no
-//! metadata. Building the generated message for it meant a vector of statuses and a `String`
+//! Nearly every answer is an overall code and one status per descriptor — no metadata, and no
+//! headers but an OVER_LIMIT answer's `Retry-After`. Building the generated message for it meant a vector of statuses and a `String`
 //! per limit name made and dropped on every call, and prost's encoder measuring each nested
 //! message again at every level it is written from. [`RlsAnswer::Statuses`] keeps the decision's
 //! statuses as they are and writes the same bytes in one pass (measured once, field by field,
 //! in field-number order as prost writes them; tested below against the generated message's
 //! encoding), on the stack and into tonic's buffer in one copy (see `put_in_one_copy`).
-//! Anything else is sent as the generated message.
+//! Headers are written the same way (a flood of refused requests stays on this path); an answer
+//! with dynamic metadata is sent as the generated message.
 
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse;
 use prost::bytes::{Buf, BufMut};
@@ -21,6 +22,10 @@ use crate::core::evaluate::{Code, CurrentLimit, DescriptorStatus};
 mod field {
     pub const OVERALL_CODE: u32 = 1;
     pub const STATUSES: u32 = 2;
+    pub const RESPONSE_HEADERS_TO_ADD: u32 = 3;
+    /// `HeaderValue`'s (envoy/config/core/v3/base.proto).
+    pub const HEADER_KEY: u32 = 1;
+    pub const HEADER_VALUE: u32 = 2;
     pub const CODE: u32 = 1;
     pub const CURRENT_LIMIT: u32 = 2;
     pub const LIMIT_REMAINING: u32 = 3;
@@ -34,8 +39,9 @@ mod field {
 /// A `RateLimitResponse`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RlsAnswer {
-    /// An overall code and the descriptors' statuses, nothing else: written by hand.
-    Statuses { overall: Code, statuses: Vec<DescriptorStatus> },
+    /// An overall code, the descriptors' statuses and the headers to add, nothing else:
+    /// written by hand.
+    Statuses { overall: Code, statuses: Vec<DescriptorStatus>, headers: Vec<(String, String)> },
     /// Any other answer, as the generated message.
     Message(RateLimitResponse),
 }
@@ -115,16 +121,39 @@ fn put_status(status: &DescriptorStatus, buf: &mut impl BufMut) {
     }
 }
 
+/// A string field as proto3 writes it: left out when empty.
+fn string_len(tag: u32, text: &str) -> usize {
+    if text.is_empty() {
+        0
+    } else {
+        delimited_len(tag, text.len())
+    }
+}
+
+fn put_string(tag: u32, text: &str, buf: &mut impl BufMut) {
+    if !text.is_empty() {
+        put_delimited_header(tag, text.len(), buf);
+        buf.put_slice(text.as_bytes());
+    }
+}
+
+/// A `HeaderValue` of `key` and `value`.
+fn header_len((key, value): &(String, String)) -> usize {
+    string_len(field::HEADER_KEY, key) + string_len(field::HEADER_VALUE, value)
+}
+
 /// The fields of an [`RlsAnswer::Statuses`].
 struct StatusesPart<'a> {
     overall: Code,
     statuses: &'a [DescriptorStatus],
+    headers: &'a [(String, String)],
 }
 
 impl WrittenPart for StatusesPart<'_> {
     fn written_len(&self) -> usize {
         varint_len(field::OVERALL_CODE, code_value(self.overall))
             + self.statuses.iter().map(|s| delimited_len(field::STATUSES, status_len(s))).sum::<usize>()
+            + self.headers.iter().map(|h| delimited_len(field::RESPONSE_HEADERS_TO_ADD, header_len(h))).sum::<usize>()
     }
 
     fn write(&self, buf: &mut impl BufMut) {
@@ -133,6 +162,11 @@ impl WrittenPart for StatusesPart<'_> {
             put_delimited_header(field::STATUSES, status_len(status), buf);
             put_status(status, buf);
         }
+        for header in self.headers {
+            put_delimited_header(field::RESPONSE_HEADERS_TO_ADD, header_len(header), buf);
+            put_string(field::HEADER_KEY, &header.0, buf);
+            put_string(field::HEADER_VALUE, &header.1, buf);
+        }
     }
 }
 
@@ -140,8 +174,8 @@ impl Message for RlsAnswer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match self {
             RlsAnswer::Message(message) => message.encode_raw(buf),
-            RlsAnswer::Statuses { overall, statuses } => {
-                put_in_one_copy(&StatusesPart { overall: *overall, statuses }, buf)
+            RlsAnswer::Statuses { overall, statuses, headers } => {
+                put_in_one_copy(&StatusesPart { overall: *overall, statuses, headers }, buf)
             }
         }
     }
@@ -167,7 +201,9 @@ impl Message for RlsAnswer {
     fn encoded_len(&self) -> usize {
         match self {
             RlsAnswer::Message(message) => message.encoded_len(),
-            RlsAnswer::Statuses { overall, statuses } => StatusesPart { overall: *overall, statuses }.written_len(),
+            RlsAnswer::Statuses { overall, statuses, headers } => {
+                StatusesPart { overall: *overall, statuses, headers }.written_len()
+            }
         }
     }
 

@@ -3,10 +3,13 @@ use std::sync::Arc;
 use super::*;
 use crate::core::evaluate::{Code, CurrentLimit, DescriptorStatus, Verdict};
 use crate::core::unit::Unit;
+use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code as PbCode;
 
-/// The generated message for the same statuses, built the ordinary way.
-fn generated(overall: Code, statuses: &[DescriptorStatus]) -> RateLimitResponse {
+type Headers = Vec<(String, String)>;
+
+/// The generated message for the same statuses and headers, built the ordinary way.
+fn generated(overall: Code, statuses: &[DescriptorStatus], headers: &Headers) -> RateLimitResponse {
     let overall_code = match overall {
         Code::Ok => PbCode::Ok,
         Code::OverLimit => PbCode::OverLimit,
@@ -16,6 +19,10 @@ fn generated(overall: Code, statuses: &[DescriptorStatus]) -> RateLimitResponse 
     RateLimitResponse {
         overall_code: overall_code as i32,
         statuses: statuses.iter().map(crate::grpc::status).collect(),
+        response_headers_to_add: headers
+            .iter()
+            .map(|(key, value)| HeaderValue { key: key.clone(), value: value.clone(), ..HeaderValue::default() })
+            .collect(),
         ..RateLimitResponse::default()
     }
 }
@@ -34,8 +41,9 @@ fn unlimited() -> DescriptorStatus {
 }
 
 /// Statuses covering every field present and absent, zero and multi-byte values, every unit,
-/// a named and an unnamed limit, a reset of zero seconds (a present, empty `Duration`).
-fn cases() -> Vec<(Code, Vec<DescriptorStatus>)> {
+/// a named and an unnamed limit, a reset of zero seconds (a present, empty `Duration`); each
+/// without headers, and with `Retry-After`, `RateLimit-*` headers, an empty and a long value.
+fn cases() -> Vec<(Code, Vec<DescriptorStatus>, Headers)> {
     let units = [Unit::Second, Unit::Minute, Unit::Hour, Unit::Day, Unit::Week, Unit::Month, Unit::Year];
     let mut cases = vec![
         (Code::Ok, vec![]),
@@ -49,14 +57,24 @@ fn cases() -> Vec<(Code, Vec<DescriptorStatus>)> {
     for (i, unit) in units.into_iter().enumerate() {
         cases.push((Code::Ok, vec![limited(128 << i, unit, "u", 127 + i as u32, Some(16_384 << i))]));
     }
+    let header = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let header_sets: [Headers; 4] = [
+        vec![],
+        vec![header("Retry-After", "26")],
+        vec![header("RateLimit-Limit", "5"), header("RateLimit-Remaining", "0"), header("Retry-After", "1")],
+        vec![header("x-empty", ""), header("x-long", &"v".repeat(200))],
+    ];
     cases
+        .into_iter()
+        .flat_map(|(overall, statuses)| header_sets.iter().map(move |h| (overall, statuses.clone(), h.clone())))
+        .collect()
 }
 
 #[test]
 fn the_hand_written_answer_is_byte_for_byte_the_generated_message() {
-    for (overall, statuses) in cases() {
-        let expected = generated(overall, &statuses);
-        let answer = RlsAnswer::Statuses { overall, statuses: statuses.clone() };
+    for (overall, statuses, headers) in cases() {
+        let expected = generated(overall, &statuses, &headers);
+        let answer = RlsAnswer::Statuses { overall, statuses: statuses.clone(), headers };
         assert_eq!(answer.encoded_len(), expected.encoded_len(), "{statuses:?}");
         assert_eq!(answer.encode_to_vec(), expected.encode_to_vec(), "{statuses:?}");
         assert_eq!(RateLimitResponse::decode(answer.encode_to_vec().as_slice()).unwrap(), expected);
@@ -66,14 +84,15 @@ fn the_hand_written_answer_is_byte_for_byte_the_generated_message() {
 #[test]
 fn decoding_gives_the_generated_message() {
     let statuses = vec![limited(10, Unit::Second, "x", 3, Some(1))];
-    let answer = RlsAnswer::Statuses { overall: Code::Ok, statuses: statuses.clone() };
+    let headers = vec![("Retry-After".to_string(), "1".to_string())];
+    let answer = RlsAnswer::Statuses { overall: Code::Ok, statuses: statuses.clone(), headers: headers.clone() };
     let decoded = RlsAnswer::decode(answer.encode_to_vec().as_slice()).unwrap();
-    assert_eq!(decoded, RlsAnswer::Message(generated(Code::Ok, &statuses)));
+    assert_eq!(decoded, RlsAnswer::Message(generated(Code::Ok, &statuses, &headers)));
     assert_eq!(decoded.encode_to_vec(), answer.encode_to_vec());
 }
 
 #[test]
-fn only_a_plain_verdict_is_written_by_hand() {
+fn only_an_answer_without_metadata_is_written_by_hand() {
     let request = crate::core::RateLimitRequest { domain: "d".into(), descriptors: vec![], hits_addend: 0 };
     let verdict = |headers: Vec<(String, String)>| Verdict {
         overall: Code::Ok,
@@ -88,11 +107,11 @@ fn only_a_plain_verdict_is_written_by_hand() {
     let plain = crate::grpc::to_answer(&request, decision(verdict(vec![]), None));
     assert!(matches!(plain, RlsAnswer::Statuses { .. }), "{plain:?}");
 
-    // Headers and metadata go through the generated message, whole.
-    let headers = vec![("RateLimit-Limit".to_string(), "10".to_string())];
-    let with_headers = crate::grpc::to_answer(&request, decision(verdict(headers), None));
-    let RlsAnswer::Message(message) = with_headers else { panic!("headers need the message") };
-    assert_eq!(message.response_headers_to_add.len(), 1);
+    // Headers (an OVER_LIMIT answer's Retry-After) are written by hand too; metadata goes
+    // through the generated message, whole.
+    let headers = vec![("Retry-After".to_string(), "10".to_string())];
+    let with_headers = crate::grpc::to_answer(&request, decision(verdict(headers.clone()), None));
+    assert!(matches!(&with_headers, RlsAnswer::Statuses { headers: written, .. } if *written == headers));
     let with_metadata = crate::grpc::to_answer(&request, decision(verdict(vec![]), Some(Default::default())));
     let RlsAnswer::Message(message) = with_metadata else { panic!("metadata needs the message") };
     assert!(message.dynamic_metadata.is_some());
