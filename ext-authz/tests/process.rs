@@ -175,8 +175,25 @@ fn validate_without_secrets_lists_what_a_start_needs() {
     std::fs::write(&config, "api_keys: {dir: /no/such/api-keys}\nroutes: {default: deny}\n...\n").unwrap();
     let checked = Command::new(BIN).args(["validate", "--no-secrets"]).arg(&config).output().unwrap();
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(String::from_utf8_lossy(&checked.stdout)
+        .ends_with("a start needs:\n  /no/such/api-keys (directory; api_keys)\n"));
+    // The login example: its secrets, and the volume its revocations file is written to (here
+    // one that is surely not there).
+    let text = std::fs::read_to_string(example().parent().unwrap().join("ext-authz-oidc.yaml")).unwrap();
+    let volume = dir.path().join("volume");
+    let login = dir.path().join("login.yaml");
+    std::fs::write(&login, text.replace("/var/lib/gatehouse/", &format!("{}/", volume.display()))).unwrap();
+    let checked = Command::new(BIN).args(["validate", "--no-secrets"]).arg(&login).env_clear().output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let stdout = String::from_utf8_lossy(&checked.stdout);
     assert!(
-        String::from_utf8_lossy(&checked.stdout).ends_with("a start needs:\n  /no/such/api-keys (file; api_keys)\n")
+        stdout.contains(&format!(
+            "a start needs:\n  SESSION_KEY (environment variable; oidc.session.keys[0])\n  OIDC_CLIENT_SECRET \
+                 (environment variable; oidc.client_secret)\n  {} (directory; writable, for \
+                 oidc.session.revocations_file)\n",
+            volume.display()
+        )),
+        "{stdout}"
     );
 }
 

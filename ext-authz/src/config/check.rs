@@ -42,6 +42,8 @@ pub struct SecretNeed {
 pub enum SecretFrom {
     Env(String),
     File(PathBuf),
+    /// A directory (a mounted Secret, a volume).
+    Dir(PathBuf),
 }
 
 impl std::fmt::Display for SecretNeed {
@@ -49,6 +51,7 @@ impl std::fmt::Display for SecretNeed {
         match &self.from {
             SecretFrom::Env(name) => write!(f, "{name} (environment variable; {})", self.key),
             SecretFrom::File(path) => write!(f, "{} (file; {})", path.display(), self.key),
+            SecretFrom::Dir(path) => write!(f, "{} (directory; {})", path.display(), self.key),
         }
     }
 }

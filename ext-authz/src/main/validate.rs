@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ext_authz::config::{SecretFrom, SecretNeed};
+use ext_authz::oidc::StoreSettings;
 
 /// `validate FILE [--no-secrets]`: with `no_secrets`, no secret value is read (environment
 /// variables, secret files, upstream credential files): each is listed as a start's need, and
@@ -25,7 +26,11 @@ pub fn validate(file: PathBuf, no_secrets: bool, env: &HashMap<String, String>) 
     };
     let keys = match &config.api_keys {
         Some(location) if no_secrets && !location.exists() => {
-            needs.push(SecretNeed { key: "api_keys".into(), from: SecretFrom::File(location.path().into()) });
+            let from = match &location.dir {
+                Some(dir) => SecretFrom::Dir(dir.clone()),
+                None => SecretFrom::File(location.path().into()),
+            };
+            needs.push(SecretNeed { key: "api_keys".into(), from });
             0
         }
         Some(location) => match ext_authz::key_files::load(location) {
@@ -50,7 +55,15 @@ pub fn validate(file: PathBuf, no_secrets: bool, env: &HashMap<String, String>) 
         return ExitCode::FAILURE;
     }
     // The files a start would write (a revocations file on a read-only volume stops a start).
-    if let Err(e) = config.oidc.as_ref().map_or(Ok(()), ext_authz::oidc::check_files) {
+    // Without secrets (a CI job), a directory that only a deployment's volume provides is listed.
+    let revocations = config.oidc.as_ref().and_then(|oidc| match &oidc.store {
+        StoreSettings::Cookie { revocations_file: Some(path) } => path.parent(),
+        _ => None,
+    });
+    if let Some(dir) = revocations.filter(|dir| no_secrets && !dir.as_os_str().is_empty() && !dir.exists()) {
+        let key = "writable, for oidc.session.revocations_file".to_string();
+        needs.push(SecretNeed { key, from: SecretFrom::Dir(dir.to_path_buf()) });
+    } else if let Err(e) = config.oidc.as_ref().map_or(Ok(()), ext_authz::oidc::check_files) {
         eprintln!("{}: {e}", file.display());
         return ExitCode::FAILURE;
     }
