@@ -22,8 +22,10 @@ use crate::store::{CounterStore, MemoryStore, RedisStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(transparent)]
-    Bind(#[from] BindError),
+    /// A listener that cannot be opened, with the settings that place it (a port in use is
+    /// no settings error, an unknown host is: either way the line says what to change).
+    #[error("{source} (set by {settings})")]
+    Bind { settings: &'static str, source: BindError },
     #[error("gRPC server TLS (GRPC_SERVER_TLS_CERT, GRPC_SERVER_TLS_KEY, GRPC_CLIENT_TLS_CACERT): {0}")]
     Tls(#[from] TlsError),
     #[error("PROMETHEUS_ADDR {0:?} is not host:port or :port")]
@@ -161,16 +163,19 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
     }
 
     let grpc = match &settings.grpc_uds {
-        Some(path) => GrpcListener::Unix(serve::bind_unix(path)?),
-        None => GrpcListener::Tcp(bind("gRPC", &settings.grpc_host, settings.grpc_port).await?),
+        Some(path) => GrpcListener::Unix(serve::bind_unix(path).map_err(placed("GRPC_UDS"))?),
+        None => GrpcListener::Tcp(
+            bind("gRPC", &settings.grpc_host, settings.grpc_port).await.map_err(placed("GRPC_HOST and GRPC_PORT"))?,
+        ),
     };
-    let http = bind("HTTP", &settings.http_host, settings.http_port).await?;
-    let debug = bind("debug", &settings.debug_host, settings.debug_port).await?;
+    let http = bind("HTTP", &settings.http_host, settings.http_port).await.map_err(placed("HOST and PORT"))?;
+    let debug =
+        bind("debug", &settings.debug_host, settings.debug_port).await.map_err(placed("DEBUG_HOST and DEBUG_PORT"))?;
     let metrics_listener = match settings.use_prometheus {
         true => {
             let (host, port) = split_host_port(&settings.prometheus_addr)
                 .ok_or_else(|| StartError::MetricsAddress(settings.prometheus_addr.clone()))?;
-            Some(bind("metrics", &host, port).await?)
+            Some(bind("metrics", &host, port).await.map_err(placed("PROMETHEUS_ADDR"))?)
         }
         false => None,
     };
@@ -223,6 +228,11 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
         shutdown_delay: settings.shutdown_delay,
         shutdown_timeout: settings.shutdown_timeout,
     })
+}
+
+/// A listener's error, with the settings that place it.
+fn placed(settings: &'static str) -> impl FnOnce(BindError) -> StartError {
+    move |source| StartError::Bind { settings, source }
 }
 
 /// Where gRPC is served: TCP (`GRPC_HOST:GRPC_PORT`) or a unix socket (`GRPC_UDS`).

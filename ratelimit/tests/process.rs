@@ -112,6 +112,25 @@ fn a_missing_redis_socket_is_retried_with_the_fix_in_each_line() {
     assert!(last.ends_with("for a Redis over TCP set REDIS_SOCKET_TYPE=tcp and REDIS_URL=host:port)"), "{stderr}");
 }
 
+/// A listener that cannot be opened says which settings place it.
+#[test]
+fn a_taken_port_names_its_settings() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let root = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .env_clear()
+        .envs([("RUNTIME_ROOT", root.path().to_str().unwrap()), ("USE_STATSD", "false")])
+        .envs([("GRPC_HOST", "127.0.0.1"), ("GRPC_PORT", "0"), ("DEBUG_HOST", "127.0.0.1"), ("DEBUG_PORT", "0")])
+        .envs([("HOST", "127.0.0.1"), ("PORT", port.as_str())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains(&format!("cannot listen on HTTP address 127.0.0.1:{port}: ")), "{stderr}");
+    assert!(stderr.trim_end().ends_with("(set by HOST and PORT)"), "{stderr}");
+}
+
 #[test]
 fn argument_errors_name_the_argument_and_exit_64() {
     let refused = |args: &[&str]| {
