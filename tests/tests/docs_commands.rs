@@ -240,14 +240,16 @@ fn the_servers_start_and_their_followers_answer() {
     assert!(started > 0, "no server started");
 }
 
-/// The names an example config's header lists under "Environment variables this file needs".
+/// The names an example config's header lists under "Environment variables this file needs"
+/// (after the sentence, which may run on: one indented `#   NAME  what it is` line each).
 fn needed_variables(text: &str, file: &str) -> Vec<String> {
     let mut lines = text.lines().skip_while(|l| !l.starts_with("# Environment variables this file needs"));
     let header = lines.next().unwrap_or_else(|| panic!("{file}: no \"# Environment variables this file needs\" line"));
     if header.ends_with("none.") {
         return Vec::new();
     }
-    let listed = lines.map_while(|l| l.strip_prefix("#   ")).filter_map(|l| l.split_whitespace().next());
+    let sentence_over = lines.skip_while(|l| l.starts_with("# ") && !l.starts_with("#   "));
+    let listed = sentence_over.map_while(|l| l.strip_prefix("#   ")).filter_map(|l| l.split_whitespace().next());
     let names: Vec<String> =
         listed.filter(|w| w.chars().all(|c| c.is_ascii_uppercase() || c == '_')).map(String::from).collect();
     assert!(!names.is_empty(), "{file}: the header lists no variable (say `none.` when it needs none)");
