@@ -156,7 +156,12 @@ impl ConfigError {
         let ConfigError::Invalid { file, mut problems, more } = self else { return self };
         for problem in &mut problems {
             let at = problem.key.replace('[', ".").replace(']', "");
-            let own = overrides.iter().find(|(_, path, _)| at == *path || at.starts_with(&format!("{path}.")));
+            // A key serde does not know is the variable's when the variable is what makes it:
+            // EXT_AUTHZ__LOGG__LEVEL is refused at `logg`, above the path it sets.
+            let unknown = problem.problem.starts_with("unknown field");
+            let own = overrides.iter().find(|(_, path, _)| {
+                at == *path || at.starts_with(&format!("{path}.")) || (unknown && path.starts_with(&format!("{at}.")))
+            });
             if let Some((name, path, _)) = own {
                 problem.env = Some(format!("{name} (the environment variable that overrides {path} of {file})"));
             } else if let Some((name, path, _)) =

@@ -90,16 +90,17 @@ fn environment_override_errors_name_the_variable() {
         ("EXT_AUTHZ__LOG__LEVEL", "loud", "\"loud\" is not trace, debug, info, warn or error"),
         ("EXT_AUTHZ__RELOAD_INTERVAL", "3x", "unknown unit \"x\" in duration \"3x\""),
         ("EXT_AUTHZ__CACHE__MAX_TOKENSS", "3", "unknown field `max_tokenss`, expected `max_tokens`"),
+        // A mistyped section, at the top or inside one: no key of the file is wrong.
+        ("EXT_AUTHZ__LOGG__LEVEL", "debug", "unknown field `logg`"),
+        ("EXT_AUTHZ__LOG__LEVL", "debug", "unknown field `levl`"),
     ] {
         let mut env = secret_env();
         env.insert(variable.into(), value.into());
         let error = load(file.path(), &env).unwrap_err().to_string();
         let key = variable.trim_start_matches("EXT_AUTHZ__").to_ascii_lowercase().replace("__", ".");
-        assert_eq!(
-            error,
-            format!("{variable} (the environment variable that overrides {key} of {name}): {said}"),
-            "{variable}={value}"
-        );
+        let blamed = format!("{variable} (the environment variable that overrides {key} of {name}): {said}");
+        assert!(error.starts_with(&blamed), "{variable}={value}: {error}");
+        assert!(!error.contains('\n'), "{variable}={value}: {error}");
     }
     // A section the environment adds to is the file's problem, with the variable beside it.
     let mut env = secret_env();
