@@ -74,7 +74,8 @@ impl<'a> Check<'a> {
     }
 
     /// A check that reads no secret: each is listed, and stands in as a placeholder that
-    /// passes every check of its value (distinct 32 bytes, in base64).
+    /// passes every check of its value (32 bytes, in base64, one per reference: two keys that
+    /// name the same variable or file are the same secret, as they are at a start).
     pub fn without_secrets(base: &'a Path, env: &'a HashMap<String, String>) -> Check<'a> {
         Check { needs: Some(RefCell::default()), ..Check::new(base, env) }
     }
@@ -109,7 +110,7 @@ impl<'a> Check<'a> {
     /// exactly one of the two.
     pub fn secret(&self, key: &str, file: Option<&str>, env: Option<&str>) -> Checked<Vec<u8>> {
         if let Some(name) = env.filter(|name| !is_variable_name(name)) {
-            return self.fail(key, format!("{name:?} is not an environment variable name (letters, digits and _)"));
+            return self.fail(key, format!("{name:?} cannot be an environment variable name (empty, or has = or NUL)"));
         }
         if let Some(needs) = &self.needs {
             let from = match (file, env) {
@@ -117,10 +118,9 @@ impl<'a> Check<'a> {
                 (None, Some(name)) => SecretFrom::Env(name.to_string()),
                 _ => return self.fail(key, "set exactly one of file and env"),
             };
-            let mut needs = needs.borrow_mut();
-            needs.push(SecretNeed { key: key.to_string(), from });
-            let placeholder = [u8::try_from(needs.len()).unwrap_or(u8::MAX); 32];
-            return Ok(base64::engine::general_purpose::STANDARD.encode(placeholder).into_bytes());
+            let placeholder = placeholder(&from);
+            needs.borrow_mut().push(SecretNeed { key: key.to_string(), from });
+            return Ok(placeholder);
         }
         match (file, env) {
             (Some(file), None) => std::fs::read(self.path(file))
@@ -131,6 +131,22 @@ impl<'a> Check<'a> {
                 _ => self.fail(key, format!("the environment variable {name} is not set")),
             },
             _ => self.fail(key, "set exactly one of file and env"),
+        }
+    }
+
+    /// A file a start reads that a deployment mounts beside the secrets (a TLS key and its
+    /// certificates): it must be there, except without secrets, where a missing one is listed.
+    pub fn mounted_file(&self, key: &str, text: &str) -> Checked<PathBuf> {
+        let path = self.path(text);
+        if path.is_file() {
+            return Ok(path);
+        }
+        match &self.needs {
+            Some(needs) => {
+                needs.borrow_mut().push(SecretNeed { key: key.to_string(), from: SecretFrom::File(path.clone()) });
+                Ok(path)
+            }
+            None => self.fail(key, format!("{} is not a readable file", path.display())),
         }
     }
 
@@ -162,10 +178,25 @@ fn or_list<T>(setting: &Setting<T>) -> String {
     }
 }
 
-/// What a shell can export: a letter or `_`, then letters, digits and `_`.
+/// What a process environment can hold as a name. Not only what a shell exports: Kubernetes
+/// sets names with `-` and `.` (`my-secret.key`), and configs name them.
 fn is_variable_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !name.is_empty() && !name.contains(['=', '\0'])
+}
+
+/// A secret's stand-in without secrets: derived from where it is read, so the same variable or
+/// file is the same value (as at a start: two session keys naming one are refused) and
+/// different ones differ.
+fn placeholder(from: &SecretFrom) -> Vec<u8> {
+    let reference = match from {
+        SecretFrom::Env(name) => format!("env\0{name}"),
+        // `./k` and `k` are one file.
+        SecretFrom::File(path) | SecretFrom::Dir(path) => {
+            format!("file\0{}", path.components().collect::<PathBuf>().display())
+        }
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, reference.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref()).into_bytes()
 }
 
 /// A secret file's content without its trailing newline (editors and `echo` add one).

@@ -52,19 +52,14 @@ pub fn server(raw: &RawServer, c: &Check<'_>) -> Checked<ServerSettings> {
     })
 }
 
-/// A TLS section: files (which must exist now; their content is checked at start) and the
-/// allowed client identities.
+/// A TLS section: files (which must exist now, or are listed without secrets; their content
+/// is checked at start) and the allowed client identities.
 fn tls_files(raw: &RawTls, key: &str, c: &Check<'_>) -> Checked<TlsFiles> {
     let file = |name: &str, value: &str| {
         if value.is_empty() {
             return c.fail(format!("{key}.{name}"), "required");
         }
-        let path = c.path(value);
-        if path.is_file() {
-            Ok(path)
-        } else {
-            c.fail(format!("{key}.{name}"), format!("{} is not a readable file", path.display()))
-        }
+        c.mounted_file(&format!("{key}.{name}"), value)
     };
     let cert = file("cert_file", &raw.cert_file);
     let private_key = file("key_file", &raw.key_file);

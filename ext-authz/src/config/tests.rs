@@ -166,7 +166,7 @@ fn secrets_are_listed_without_their_values() {
     );
     // A reference that cannot work is still refused, and so is the rest of a bad config.
     let bad = write(
-        "jwt_providers:\n  - {name: a, issuer: a, algorithms: [HS256], keys: {hmac_secret_env: \"MY SECRET\"}}\n\
+        "jwt_providers:\n  - {name: a, issuer: a, algorithms: [HS256], keys: {hmac_secret_env: \"MY=SECRET\"}}\n\
          routes: {default: nope}\n",
     );
     let error = load_without_secrets(bad.path(), &HashMap::new()).unwrap_err().to_string();
@@ -176,9 +176,67 @@ fn secrets_are_listed_without_their_values() {
         lines,
         [
             "routes.default: \"nope\" is not deny, allow or authenticated",
-            "jwt_providers[0].keys.hmac_secret_env: \"MY SECRET\" is not an environment variable name (letters, digits and _)",
+            "jwt_providers[0].keys.hmac_secret_env: \"MY=SECRET\" cannot be an environment variable name (empty, or has = or NUL)",
         ]
     );
+}
+
+/// What a start refuses, a check without secrets refuses too, and what a start takes it
+/// takes: a session key named twice (the same secret twice), TLS files a deployment mounts.
+#[test]
+fn without_secrets_agrees_with_a_start() {
+    let twice = format!(
+        "routes: {{default: deny}}\n{OIDC_BASE}  session: {{keys: [{{env: SESSION_KEY}}, {{env: SESSION_KEY}}]}}\n"
+    );
+    for keys in
+        [twice.clone(), twice.replace("{env: SESSION_KEY}", "{file: k}").replacen("{file: k}", "{file: ./k}", 1)]
+    {
+        let file = write(&keys);
+        std::fs::write(file.path().parent().unwrap().join("k"), crate::core::session::seal::new_key()).unwrap();
+        let started = load(file.path(), &oidc_env()).unwrap_err().to_string();
+        let checked = load_without_secrets(file.path(), &HashMap::new()).unwrap_err().to_string();
+        assert!(started.contains("oidc.session.keys: "), "{started}");
+        assert_eq!(checked, started);
+    }
+    // Missing TLS files are a start's problem, listed without secrets.
+    let tls = write(
+        "routes: {default: deny}\nserver:\n  grpc_tls: {cert_file: absent.crt, key_file: absent.key, client_ca_file: ca.pem}\n",
+    );
+    let at = |name: &str| tls.path().parent().unwrap().join(name).display().to_string();
+    let started = load(tls.path(), &HashMap::new()).unwrap_err().to_string();
+    assert!(started.contains(&format!("server.grpc_tls.key_file: {} is not a readable file", at("absent.key"))));
+    let (_, needs) = load_without_secrets(tls.path(), &HashMap::new()).unwrap();
+    let listed: Vec<String> = needs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        listed,
+        [
+            format!("{} (file; server.grpc_tls.cert_file)", at("absent.crt")),
+            format!("{} (file; server.grpc_tls.key_file)", at("absent.key")),
+            format!("{} (file; server.grpc_tls.client_ca_file)", at("ca.pem")),
+        ]
+    );
+}
+
+/// Kubernetes sets variables whose names a shell cannot export (`my-secret.key`), and a
+/// config may name them; only a name no environment can hold is refused.
+#[test]
+fn any_name_an_environment_holds_is_a_variable_name() {
+    let file = write(
+        "jwt_providers:\n  - {name: a, issuer: a, algorithms: [HS256], keys: {hmac_secret_env: my-secret.key}}\n\
+         routes: {default: deny}\n",
+    );
+    let env = HashMap::from([("my-secret.key".to_string(), "a".repeat(32))]);
+    let config = load(file.path(), &env).unwrap();
+    assert_eq!(config.engine.providers.len(), 1);
+    let (_, needs) = load_without_secrets(file.path(), &HashMap::new()).unwrap();
+    assert_eq!(needs[0].from, SecretFrom::Env("my-secret.key".into()));
+    for name in ["\"\"", "\"A=B\"", "\"A\\0B\""] {
+        let bad = write(&format!(
+            "jwt_providers:\n  - {{name: a, issuer: a, algorithms: [HS256], keys: {{hmac_secret_env: {name}}}}}\nroutes: {{default: deny}}\n"
+        ));
+        let error = load(bad.path(), &env).unwrap_err().to_string();
+        assert!(error.contains("cannot be an environment variable name"), "{name}: {error}");
+    }
 }
 
 #[test]
