@@ -1,7 +1,7 @@
 //! The HTTP side: Envoy's HTTP ext_authz mode under a path prefix (any method; only 200
 //! allows; 5xx only for an internal failure), and `/healthz` (liveness), `/readyz` (keys
-//! loaded, not shutting down; its body says why not, and which file changes were refused) and
-//! `/metrics`.
+//! loaded, not shutting down; its body says what is not ready and which file changes were
+//! refused, never a config value or an error's text: the log has those) and `/metrics`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

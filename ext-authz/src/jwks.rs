@@ -8,7 +8,7 @@
 //! as in the provider's fetches.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,8 +99,8 @@ pub struct ProviderKeyState {
     file: Option<KeyFile>,
     /// When to refresh next, as the last successful fetch decided (max-age within bounds).
     next_refresh: parking_lot::Mutex<Option<Duration>>,
-    /// Why the last fetch failed (`None` once one succeeds): `/readyz` says it.
-    last_error: parking_lot::Mutex<Option<String>>,
+    /// Whether the last fetch failed (the log has why): `/readyz` says it.
+    failed: AtomicBool,
 }
 
 /// The keys of every provider, in the engine's provider order.
@@ -143,7 +143,7 @@ impl KeyManager {
                     discovered: parking_lot::Mutex::new(None),
                     file,
                     next_refresh: parking_lot::Mutex::new(None),
-                    last_error: parking_lot::Mutex::new(None),
+                    failed: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -164,8 +164,9 @@ impl KeyManager {
         self.providers.iter().all(|p| p.keys.load().is_some())
     }
 
-    /// Why not ready, on one line: each provider whose keys never loaded, with the last fetch's
-    /// error and where its key source is set. `None` when ready.
+    /// Why not ready, on one line: where each provider whose keys never loaded is set, and
+    /// whether a fetch failed. `None` when ready. No name, URL or error: `/readyz` says this to
+    /// anyone; the log's warning has the provider, its URL and the fetch's cause chain.
     pub fn not_ready(&self) -> Option<String> {
         let waiting: Vec<String> = self
             .providers
@@ -173,11 +174,11 @@ impl KeyManager {
             .enumerate()
             .filter(|(_, p)| p.keys.load().is_none())
             .map(|(i, p)| {
-                let why = p.last_error.lock().clone().unwrap_or_else(|| "not fetched yet".into());
-                format!("provider {} (jwt_providers[{i}].keys): {why}", p.config.name)
+                let state = if p.failed.load(Ordering::Relaxed) { "fetch failed" } else { "not fetched yet" };
+                format!("jwt_providers[{i}].keys ({state})")
             })
             .collect();
-        (!waiting.is_empty()).then(|| format!("JWT keys not loaded yet: {}", waiting.join("; ")))
+        (!waiting.is_empty()).then(|| format!("JWT keys not loaded yet: {}; the log says why", waiting.join(", ")))
     }
 
     pub fn same_sources(&self, configs: &[ProviderKeys]) -> bool {
@@ -291,7 +292,7 @@ impl KeyManager {
             KeySource::JwksFile(_) => {
                 // Logged and counted by the file's reloadable value, whatever the outcome.
                 if let Some(file) = &provider.file {
-                    *provider.last_error.lock() = file.load_now().await.err();
+                    provider.failed.store(file.load_now().await.is_err(), Ordering::Relaxed);
                 }
                 return Ok(KEY_FILE_EVERY);
             }
@@ -311,7 +312,7 @@ impl KeyManager {
         };
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.fetches.with(vec![("provider", provider.config.name.clone()), ("result", outcome.into())]).inc();
-        *provider.last_error.lock() = result.as_ref().err().map(ToString::to_string);
+        provider.failed.store(result.is_err(), Ordering::Relaxed);
         let (keys, max_age) = result?;
         tracing::info!(provider = %provider.config.name, keys = keys.len(), "JWT keys loaded");
         provider.keys.store(Some(Arc::new(keys)));
@@ -546,8 +547,9 @@ mod tests {
         assert_eq!(reloads.lock().len(), 1);
     }
 
-    /// A provider whose keys never load says why, cause and all, in `not_ready` (`/readyz`)
-    /// and in the log: refused, timed out, not TLS, not a key set.
+    /// A provider whose keys never load is said in `not_ready` (`/readyz`) by where it is set,
+    /// with no name, URL or error; the error the log gets has the cause: refused, timed out,
+    /// not TLS, not a key set.
     #[tokio::test]
     async fn a_failed_fetch_says_its_cause() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -587,37 +589,30 @@ mod tests {
         let keys = KeyManager::new(configs, registry.counter_family("fetches_total", "fetches"));
         assert_eq!(
             keys.not_ready().unwrap(),
-            "JWT keys not loaded yet: provider refused (jwt_providers[0].keys): not fetched yet; provider silent \
-             (jwt_providers[1].keys): not fetched yet; provider not-tls (jwt_providers[2].keys): not fetched yet; \
-             provider page (jwt_providers[3].keys): not fetched yet"
+            "JWT keys not loaded yet: jwt_providers[0].keys (not fetched yet), jwt_providers[1].keys (not fetched \
+             yet), jwt_providers[2].keys (not fetched yet), jwt_providers[3].keys (not fetched yet); the log says why"
         );
         keys.load_all().await;
-        let said = keys.not_ready().unwrap();
-        serving.abort();
-        assert!(!said.contains('\n'), "one line: {said}");
-        let parts: Vec<&str> = said.trim_start_matches("JWT keys not loaded yet: ").split("; provider ").collect();
-        assert_eq!(parts.len(), 4, "{said}");
-        let refused =
-            format!("provider refused (jwt_providers[0].keys): GET http://{closed}/jwks.json: error sending request");
-        assert!(parts[0].starts_with(&refused) && parts[0].contains("Connection refused"), "{}", parts[0]);
-        assert!(
-            parts[1].starts_with("silent (jwt_providers[1].keys): GET") && parts[1].contains("timed out"),
-            "{}",
-            parts[1]
+        assert_eq!(
+            keys.not_ready().unwrap(),
+            "JWT keys not loaded yet: jwt_providers[0].keys (fetch failed), jwt_providers[1].keys (fetch failed), \
+             jwt_providers[2].keys (fetch failed), jwt_providers[3].keys (fetch failed); the log says why"
         );
+        // What load_all and the refresh loop log: the fetch's error.
+        let mut logged = Vec::new();
+        for provider in &keys.providers {
+            logged.push(keys.fetch(provider).await.unwrap_err().to_string());
+        }
+        serving.abort();
+        assert!(logged.iter().all(|said| !said.contains('\n')), "one line each: {logged:?}");
+        let refused = format!("GET http://{closed}/jwks.json: error sending request");
+        assert!(logged[0].starts_with(&refused) && logged[0].contains("Connection refused"), "{}", logged[0]);
+        assert!(logged[1].starts_with("GET") && logged[1].contains("timed out"), "{}", logged[1]);
         // rustls's own words for a plain-text answer to its hello vary by version; that there
         // is a cause past "error sending request" is what matters.
-        let tls = parts[2].split("error sending request").nth(1).unwrap_or_default();
-        assert!(
-            parts[2].starts_with("not-tls (jwt_providers[2].keys): GET https://") && tls.len() > 20,
-            "{}",
-            parts[2]
-        );
-        assert!(
-            parts[3].starts_with("page (jwt_providers[3].keys): http://") && parts[3].contains("not a JWKS document"),
-            "{}",
-            parts[3]
-        );
+        let tls = logged[2].split("error sending request").nth(1).unwrap_or_default();
+        assert!(logged[2].starts_with("GET https://") && tls.len() > 20, "{}", logged[2]);
+        assert!(logged[3].starts_with("http://") && logged[3].contains("not a JWKS document"), "{}", logged[3]);
     }
 
     #[test]

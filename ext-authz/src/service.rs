@@ -48,7 +48,7 @@ pub struct Authorizer {
     clock: Clock,
     decision_log: Option<DecisionLog>,
     /// Files whose change was refused while the last good ones serve (`config`, `api_keys`),
-    /// with why: `/readyz` says so.
+    /// as `/readyz` says it (what, and where to look; the log has why).
     refused: parking_lot::Mutex<std::collections::BTreeMap<&'static str, String>>,
 }
 
@@ -113,7 +113,7 @@ impl Authorizer {
         self.policy.load().keys.ready()
     }
 
-    /// Why not ready, on one line (each provider without keys, and its last fetch's error).
+    /// Why not ready, on one line (where each provider without keys is set; the log has why).
     pub fn not_ready(&self) -> Option<String> {
         self.policy.load().keys.not_ready()
     }

@@ -71,12 +71,13 @@ async fn readiness_waits_for_keys_and_an_outage_keeps_the_last_good_ones() {
     idp.failing.store(true, Ordering::SeqCst);
     let mut h = Harness::start_with(idp, key, "").await;
     let addr = h.running().http_addr;
-    // Not ready, and why: which provider, where its keys are set, and the failed fetch.
-    shared::testing::eventually("/readyz says why", Duration::from_secs(5), async || {
+    // Not ready, and where to look: where the provider's keys are set, that the fetch failed;
+    // not its URL or error (anyone reaching the port reads /readyz; the log has them).
+    shared::testing::eventually("/readyz says what is not ready", Duration::from_secs(5), async || {
         let (code, _, said) = http(addr, "GET", "/readyz", &[]).await;
         assert_eq!(code, 503);
-        said.starts_with("JWT keys not loaded yet: provider corp (jwt_providers[0].keys): GET http://")
-            && said.contains(": HTTP 5")
+        assert!(!said.contains(&h.idp.url) && !said.contains("corp"), "{said}");
+        said == "JWT keys not loaded yet: jwt_providers[0].keys (fetch failed); the log says why"
     })
     .await;
     assert!(!h.running().health.is_healthy(), "grpc.health.v1 not serving either");
@@ -144,21 +145,18 @@ async fn config_and_api_keys_reload_without_restart() {
     write_file(&h.config_path(), "routes:\n  rules:\n    - path: nope\n...\n");
     reload_errors_reach(&h, "config", 1).await;
     assert_eq!(status(&h.check("GET", "/reports/1", &[("authorization", &bearer)]).await), 0);
-    // Still ready (the last good config serves), and /readyz says what was refused and why.
+    // Still ready (the last good config serves), and /readyz says what was refused and where
+    // to look, not the file's path or its problem (which quotes the file's values).
     let addr = h.running().http_addr;
-    let file = h.config_path().display().to_string();
+    let refused = "ready, serving the last good files: a change to the config was refused (the log says why; \
+                   `ext-authz validate` lists every problem)";
     let (code, _, said) = http(addr, "GET", "/readyz", &[]).await;
     assert_eq!(code, 200);
-    assert!(
-        said.starts_with(&format!("ready, serving the last good files: a change to the config was refused: {file}: "))
-            && said.ends_with(&format!("; fix or restore {file} (`ext-authz validate` lists every problem)")),
-        "{said}"
-    );
-    // A config deleted under a running service: the same, with the reason.
+    assert_eq!(said, refused);
+    // A config deleted under a running service: the same.
     std::fs::remove_file(h.config_path()).unwrap();
     reload_errors_reach(&h, "config", 2).await;
-    let said = http(addr, "GET", "/readyz", &[]).await.2;
-    assert!(said.contains(&format!("refused: {file}: No such file or directory")), "{said}");
+    assert_eq!(http(addr, "GET", "/readyz", &[]).await.2, refused);
     // Put back: ready, and nothing refused any more.
     write_file(&h.config_path(), &good);
     shared::testing::eventually("the restored config is taken", Duration::from_secs(5), async || {
@@ -176,16 +174,13 @@ async fn config_and_api_keys_reload_without_restart() {
     h.eventually(|| h.running().authorizer.api_key_count() == 2).await;
     let (headers, _) = allowed_headers(&h.check("GET", "/orders/1", &[("x-api-key", new_key)]).await);
     assert_eq!(headers["x-user-id"], "reports");
-    // A broken key file keeps the keys we have, and /readyz says so.
+    // A broken key file keeps the keys we have, and /readyz says so (not the plaintext key).
     write_file(&h.dir.path().join("api-keys.yaml"), "keys:\n  - key: plaintext\n    client_id: x\n...\n");
     reload_errors_reach(&h, "api_keys", 1).await;
     assert_eq!(h.running().authorizer.api_key_count(), 2);
     let said = http(addr, "GET", "/readyz", &[]).await.2;
-    assert!(
-        said.contains("a change to the API key files was refused: ")
-            && said.contains("keys[0].key: holds a plaintext `key`"),
-        "{said}"
-    );
+    assert!(said.contains("a change to the API key files was refused (the log says why"), "{said}");
+    assert!(!said.contains("plaintext"), "{said}");
     h.stop().await;
 }
 

@@ -66,7 +66,7 @@ async fn watch_config(
         let (file, env, authorizer) = (file.clone(), env.clone(), &authorizer);
         async move {
             let loaded = load_config(file.clone(), env, authorizer).await;
-            authorizer.note_reload("config", loaded.as_ref().err().map(|e| refusal("config", &file, e)));
+            authorizer.note_reload("config", loaded.as_ref().err().map(|_| refusal("config")));
             loaded
         }
     };
@@ -85,19 +85,11 @@ async fn load_config(
     Ok(Reloaded { policy, api_keys: new.api_keys })
 }
 
-/// A refused change on one line: what, why (the first problem), and the fix.
-fn refusal(what: &str, file: &std::path::Path, error: &dyn std::fmt::Display) -> String {
-    let text = error.to_string();
-    let mut lines = text.lines();
-    let first = lines.next().unwrap_or_default();
-    let more = match lines.count() {
-        0 => String::new(),
-        n => format!(" (and {n} more problems)"),
-    };
-    format!(
-        "a change to the {what} was refused: {first}{more}; fix or restore {} (`ext-authz validate` lists every problem)",
-        file.display()
-    )
+/// A refused change as `/readyz` says it: what, and where to look. Not why: `/readyz` answers
+/// anyone who reaches the port, and a problem quotes the file (its paths, its values). The
+/// reloader logs the whole error, file and all.
+fn refusal(what: &str) -> String {
+    format!("a change to the {what} was refused (the log says why; `ext-authz validate` lists every problem)")
 }
 
 async fn watch_api_keys(
@@ -117,8 +109,7 @@ async fn watch_api_keys(
     let load = move || {
         let location = keys_at.load();
         let loaded = key_files::load_any(location.as_deref());
-        let at = location.as_deref().map(|l| l.path().to_path_buf()).unwrap_or_default();
-        noted.note_reload("api_keys", loaded.as_ref().err().map(|e| refusal("API key files", &at, e)));
+        noted.note_reload("api_keys", loaded.as_ref().err().map(|_| refusal("API key files")));
         loaded
     };
     let metrics = authorizer.metrics.clone();
