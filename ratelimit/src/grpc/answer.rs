@@ -1,14 +1,16 @@
 //! The `RateLimitResponse` we send, written straight from the decision.
 //!
-//! Nearly every answer is an overall code and one status per descriptor — no metadata, and no
-//! headers but an OVER_LIMIT answer's `Retry-After`. Building the generated message for it meant a vector of statuses and a `String`
+//! Nearly every answer is an overall code, one status per descriptor and at most a few headers
+//! (an OVER_LIMIT answer's `Retry-After`, the `RateLimit-*` headers when enabled), with no
+//! metadata. Building the generated message for it meant a vector of statuses and a `String`
 //! per limit name made and dropped on every call, and prost's encoder measuring each nested
 //! message again at every level it is written from. [`RlsAnswer::Statuses`] keeps the decision's
 //! statuses as they are and writes the same bytes in one pass (measured once, field by field,
 //! in field-number order as prost writes them; tested below against the generated message's
 //! encoding), on the stack and into tonic's buffer in one copy (see `put_in_one_copy`).
-//! Headers are written the same way (a flood of refused requests stays on this path); an answer
-//! with dynamic metadata is sent as the generated message.
+//! Headers, on OK and OVER_LIMIT answers alike, are written the same way (a flood of refused
+//! requests stays on this path); only an answer with dynamic metadata is sent as the generated
+//! message.
 
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse;
 use prost::bytes::{Buf, BufMut};
