@@ -298,11 +298,11 @@ impl RateLimiter {
                     FailureMode::Error => return Err(error.into()),
                     FailureMode::Allow => {
                         self.metrics.failure_mode_answer("allow").inc();
-                        verdict_without_store(&plan, false, settings.retry_after, now)
+                        verdict_without_store(&plan, false, now)
                     }
                     FailureMode::Deny => {
                         self.metrics.failure_mode_answer("deny").inc();
-                        verdict_without_store(&plan, true, settings.retry_after, now)
+                        verdict_without_store(&plan, true, now)
                     }
                     FailureMode::Local { instances, .. } => match &self.fallback {
                         Some(fallback) => self.count_locally(fallback, &plan, instances, settings, now).await?,

@@ -508,9 +508,11 @@ pub fn decide(
 
 /// The answer when the store failed and the failure mode says to answer anyway: `allow`
 /// answers OK with no limit information (nothing was counted, so nothing is known), `deny`
-/// answers OVER_LIMIT for every descriptor that would have been counted, with `Retry-After`
-/// (when `retry_after`) at the end of their windows: how long the outage lasts is unknown.
-pub fn verdict_without_store(plan: &Plan, deny: bool, retry_after: bool, now: impl Into<Now>) -> Verdict {
+/// answers OVER_LIMIT for every descriptor that would have been counted. Without `Retry-After`
+/// (whatever `LIMIT_RETRY_AFTER_HEADER_ENABLED` says): no count decided this answer, and how long
+/// the outage lasts is unknown, so the end of a window (weeks away for a month's limit) would
+/// be a made-up wait; the client's own backoff applies.
+pub fn verdict_without_store(plan: &Plan, deny: bool, now: impl Into<Now>) -> Verdict {
     let now = now.into().seconds;
     let mut any_denied = false;
     let statuses = plan
@@ -525,14 +527,10 @@ pub fn verdict_without_store(plan: &Plan, deny: bool, retry_after: bool, now: im
             _ => DescriptorStatus::no_limit(),
         })
         .collect::<Vec<_>>();
-    let mut headers = Vec::new();
-    if any_denied && retry_after {
-        headers.push((RETRY_AFTER.to_string(), self::retry_after(plan, &statuses).to_string()));
-    }
     Verdict {
         overall: if any_denied { Code::OverLimit } else { Code::Ok },
         statuses,
-        headers,
+        headers: Vec::new(),
         stats: vec![None; plan.descriptors.len()],
         over_limit_keys: Vec::new(),
         global_shadow_applied: false,

@@ -358,12 +358,16 @@ fn retry_after_of_the_other_algorithms_is_when_a_hit_is_available_again() {
     assert_eq!((v.overall, retry_after_of(&v)), (Code::OverLimit, Some("6")));
 }
 
-/// `REDIS_FAILURE_MODE=deny` refuses until the windows end (how long Redis stays away is unknown).
+/// `REDIS_FAILURE_MODE=deny` refuses without `Retry-After`: no count decided it, and how long
+/// Redis stays away is unknown (the window's end, 26s here, would be a guess; weeks for a month).
 #[test]
-fn retry_after_of_a_deny_without_the_store() {
+fn no_retry_after_on_a_deny_without_the_store() {
     let cfg = config("domain: d\ndescriptors:\n  - key: m\n    rate_limit: {unit: minute, requests_per_unit: 3}\n");
     let p = plan(&cfg, &request("d", &[&[("m", "")]]), &EvaluationSettings::default(), NOW);
-    assert_eq!(retry_after_of(&verdict_without_store(&p, true, true, NOW)), Some("26"));
-    assert!(verdict_without_store(&p, true, false, NOW).headers.is_empty());
-    assert!(verdict_without_store(&p, false, true, NOW).headers.is_empty(), "allow: OK, nothing to wait for");
+    assert!(EvaluationSettings::default().retry_after, "on by default, and still not sent");
+    let denied = verdict_without_store(&p, true, NOW);
+    assert_eq!(denied.overall, Code::OverLimit);
+    assert_eq!(retry_after_of(&denied), None);
+    assert!(denied.headers.is_empty());
+    assert!(verdict_without_store(&p, false, NOW).headers.is_empty(), "allow: OK, nothing to wait for");
 }
