@@ -174,9 +174,10 @@ impl RedisPool {
             AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
         let auth = redis_auth(settings.auth.as_deref());
         let certs = tls_certificates(settings)?;
+        let (master, addresses) = settings.master_and_addresses()?;
         let (dialer, slots) = match settings.topology {
             Topology::Single => {
-                let info = connection_info(settings, settings.url.trim())?.set_redis_settings(auth);
+                let info = connection_info(settings, addresses[0])?.set_redis_settings(auth);
                 let client = match certs {
                     Some(certs) => redis::Client::build_with_tls(info, certs)?,
                     None => redis::Client::open(info)?,
@@ -184,11 +185,8 @@ impl RedisPool {
                 (Dialer::Client(client, config), settings.pool_size.max(1))
             }
             Topology::Cluster => {
-                let nodes = settings
-                    .url
-                    .split(',')
-                    .map(|node| connection_info(settings, node.trim()))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let nodes =
+                    addresses.iter().map(|node| connection_info(settings, node)).collect::<Result<Vec<_>, _>>()?;
                 let mut builder = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout);
@@ -210,17 +208,15 @@ impl RedisPool {
                 (Dialer::Cluster(builder.build()?), 1)
             }
             Topology::Sentinel => {
-                let mut parts = settings.url.split(',').map(str::trim);
-                let master = parts.next().filter(|m| !m.is_empty()).ok_or(RedisSetupError::SentinelUrl)?;
-                let sentinels = parts
+                // `master_and_addresses` refused a sentinel URL without one.
+                let master = master.ok_or(RedisSetupError::SentinelUrl)?;
+                let sentinels = addresses
+                    .iter()
                     .map(|s| {
                         connection_info(&RedisSettings { tls: false, ..settings.clone() }, s)
                             .map(|info| info.set_redis_settings(redis_auth(settings.sentinel_auth.as_deref())))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                if sentinels.is_empty() {
-                    return Err(RedisSetupError::SentinelUrl);
-                }
                 let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(auth);
                 if settings.tls {
                     node = node.set_tls_mode(if settings.tls_skip_hostname_verification {

@@ -23,30 +23,41 @@ impl RedisSettings {
     /// The addresses dialled, trimmed: the single Redis, each cluster node, or each sentinel
     /// (without the master name).
     pub fn addresses(&self) -> Result<Vec<&str>, RedisSetupError> {
+        Ok(self.master_and_addresses()?.1)
+    }
+
+    /// The sentinel topology's master name (`None` for the others) and [`Self::addresses`].
+    pub(super) fn master_and_addresses(&self) -> Result<(Option<&str>, Vec<&str>), RedisSetupError> {
         let parts = || self.url.split(',').map(str::trim);
         match self.topology {
-            Topology::Single => Ok(vec![self.url.trim()]),
-            Topology::Cluster => Ok(parts().collect()),
+            Topology::Single => Ok((None, vec![self.url.trim()])),
+            Topology::Cluster => Ok((None, parts().collect())),
             Topology::Sentinel => {
                 let mut parts = parts();
-                parts.next().filter(|m| !m.is_empty()).ok_or(RedisSetupError::SentinelUrl)?;
+                let master = parts.next().filter(|m| !m.is_empty()).ok_or(RedisSetupError::SentinelUrl)?;
                 let sentinels: Vec<&str> = parts.collect();
                 if sentinels.is_empty() {
                     return Err(RedisSetupError::SentinelUrl);
                 }
-                Ok(sentinels)
+                Ok((Some(master), sentinels))
             }
         }
+    }
+
+    /// The addresses read as unix socket paths: with the unix socket type, those without a
+    /// scheme (a `redis://…` or `unix://…` URL says for itself how it is dialled).
+    pub fn socket_paths(&self) -> Vec<&str> {
+        if self.socket_type != SocketType::Unix {
+            return Vec::new();
+        }
+        let addresses = self.addresses().unwrap_or_default();
+        addresses.into_iter().filter(|a| !a.contains("://")).collect()
     }
 
     /// The unix socket paths among the addresses that do not exist (yet): a socket may appear
     /// after the service starts (a sidecar), so this is worth a warning, not a refusal.
     pub fn missing_socket_paths(&self) -> Vec<&str> {
-        if self.socket_type != SocketType::Unix {
-            return Vec::new();
-        }
-        let addresses = self.addresses().unwrap_or_default();
-        addresses.into_iter().filter(|a| !a.contains("://") && !std::path::Path::new(a).exists()).collect()
+        self.socket_paths().into_iter().filter(|a| !std::path::Path::new(a).exists()).collect()
     }
 }
 
@@ -162,5 +173,15 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(missing, ["/nonexistent/redis.sock"]);
         assert!(RedisSettings { socket_type: SocketType::Tcp, ..unix }.missing_socket_paths().is_empty());
+    }
+
+    #[test]
+    fn socket_paths_are_the_unix_addresses_without_a_scheme() {
+        let unix = |topology, url| settings(SocketType::Unix, topology, url);
+        let mixed = unix(Topology::Cluster, "/run/a.sock, redis://b:6379, unix:///run/c.sock");
+        assert_eq!(mixed.socket_paths(), ["/run/a.sock"]);
+        assert!(unix(Topology::Single, "rediss://a:6380").socket_paths().is_empty(), "a URL is not a path");
+        assert_eq!(unix(Topology::Sentinel, "mymaster,/run/s.sock").socket_paths(), ["/run/s.sock"]);
+        assert!(settings(SocketType::Tcp, Topology::Single, "/run/a.sock").socket_paths().is_empty());
     }
 }
