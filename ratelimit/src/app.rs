@@ -3,14 +3,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::health::Health;
-use shared::redis::{RedisPool, RedisSetupError};
+use shared::redis::RedisSetupError;
 use shared::serve::{self, bind, split_host_port, BindError, Servers};
 use shared::tls::{ReloadingServer, TlsError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+
+mod backend;
 
 use crate::grpc::RateLimitGrpc;
 use crate::loader::ConfigTree;
@@ -18,12 +19,12 @@ use crate::metrics::Metrics;
 use crate::provider::{FileProvider, Installer};
 use crate::service::{Clock, Clocks, RateLimiter};
 use crate::settings::{Backend, Settings};
-use crate::store::{CounterStore, MemoryStore, RedisStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A listener that cannot be opened, with the settings that place it (a port in use is
-    /// no settings error, an unknown host is: either way the line says what to change).
+    /// A listener that cannot be opened, with the settings that place it: a host that does
+    /// not resolve is a settings error (exit 64), a port in use or refused is not (exit 1); either
+    /// way the line says what to change.
     #[error("{source} (set by {settings})")]
     Bind { settings: &'static str, source: BindError },
     #[error("gRPC server TLS (GRPC_SERVER_TLS_CERT, GRPC_SERVER_TLS_KEY, GRPC_CLIENT_TLS_CACERT): {0}")]
@@ -41,9 +42,14 @@ pub enum StartError {
 impl StartError {
     /// Whether the settings are at fault (exit 64, as for a settings error): values the
     /// settings check passed but the component refused, such as a certificate that does not
-    /// parse. Most such values are refused by the settings check already.
+    /// parse or a listen host that names nothing. Most such values are refused by the settings
+    /// check already; a host is resolved only here, where it is used.
     pub fn is_settings(&self) -> bool {
-        matches!(self, StartError::Tls(_) | StartError::MetricsAddress(_) | StartError::Redis(_))
+        match self {
+            StartError::Tls(_) | StartError::MetricsAddress(_) | StartError::Redis(_) => true,
+            StartError::Bind { source, .. } => source.unresolved,
+            StartError::RedisUnreachable { .. } => false,
+        }
     }
 }
 
@@ -100,31 +106,7 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
         health.set("config", false);
     }
 
-    let store: Arc<dyn CounterStore> = match settings.backend {
-        Backend::Memory => {
-            if settings.backend_defaulted {
-                tracing::warn!("no BACKEND_TYPE or REDIS_URL set: counting in memory, which suits one instance only; set REDIS_URL for a shared count");
-            } else {
-                tracing::info!("counting in memory (BACKEND_TYPE=memory)");
-            }
-            let memory = Arc::new(MemoryStore::with_capacity(settings.memory_max_counters));
-            servers.push(tokio::spawn(sweep_memory(Arc::downgrade(&memory), clock.clone(), servers.stop_signal())));
-            memory
-        }
-        Backend::Redis => {
-            health.set("redis", false);
-            let pool = Arc::new(RedisPool::new(&settings.redis)?);
-            let per_second = match &settings.redis_per_second {
-                Some(per_second) => Some(Arc::new(RedisPool::new(per_second)?)),
-                None => None,
-            };
-            let store = Arc::new(RedisStore::new(pool, per_second));
-            connect_with_backoff(store.as_ref(), &settings).await?;
-            health.set("redis", true);
-            tracing::info!(url = %settings.redis.url, topology = ?settings.redis.topology, "connected to Redis");
-            store
-        }
-    };
+    let store = backend::open(&settings, &health, &mut servers, &clock).await?;
 
     let limiter = Arc::new(RateLimiter::new(store, settings.limiter.clone(), metrics, health.clone(), clocks));
 
@@ -159,7 +141,7 @@ pub async fn start_with_clocks(settings: Settings, clocks: Clocks) -> Result<Run
         let _ = first_event_seen.await;
     }
     if settings.backend == Backend::Redis {
-        servers.push(tokio::spawn(probe_store(limiter.clone(), servers.stop_signal())));
+        servers.push(tokio::spawn(backend::probe(limiter.clone(), servers.stop_signal())));
     }
 
     let grpc = match &settings.grpc_uds {
@@ -239,65 +221,4 @@ fn placed(settings: &'static str) -> impl FnOnce(BindError) -> StartError {
 enum GrpcListener {
     Tcp(TcpListener),
     Unix(tokio::net::UnixListener),
-}
-
-/// Retries PING with exponential backoff and jitter, as the reference does at startup.
-async fn connect_with_backoff(store: &dyn CounterStore, settings: &Settings) -> Result<(), StartError> {
-    let started = Instant::now();
-    let mut interval = settings.redis_startup_initial_interval;
-    loop {
-        match store.ping().await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                let elapsed = started.elapsed();
-                let limit = settings.redis_startup_max_elapsed;
-                if !limit.is_zero() && elapsed >= limit {
-                    return Err(StartError::RedisUnreachable {
-                        url: settings.redis.url.clone(),
-                        elapsed,
-                        last_error: e.to_string(),
-                        hint: unreachable_hint(settings),
-                    });
-                }
-                let hint = unreachable_hint(settings);
-                tracing::warn!(url = %settings.redis.url, retry_in = ?interval, "Redis not reachable yet: {e}{hint}");
-                let jittered = interval.mul_f64(0.5 + fastrand::f64());
-                tokio::time::sleep(jittered).await;
-                interval = (interval * 2).min(settings.redis_startup_max_interval);
-            }
-        }
-    }
-}
-
-/// What a Redis that does not answer at startup may be down to, when its settings say unix
-/// socket (the reference's default): a `host:port` is refused by the settings check, but a
-/// missing or mistyped socket path only shows here, as "No such file or directory".
-fn unreachable_hint(settings: &Settings) -> &'static str {
-    let unix = |redis: &shared::redis::RedisSettings| redis.socket_type == shared::redis::SocketType::Unix;
-    match (unix(&settings.redis), settings.redis_per_second.as_ref().is_some_and(unix)) {
-        (true, _) => " (REDIS_URL is a unix socket path, as REDIS_SOCKET_TYPE=unix; for a Redis over TCP set REDIS_SOCKET_TYPE=tcp and REDIS_URL=host:port)",
-        (false, true) => " (REDIS_PERSECOND_URL is a unix socket path, as REDIS_PERSECOND_SOCKET_TYPE=unix; for a Redis over TCP set REDIS_PERSECOND_SOCKET_TYPE=tcp)",
-        (false, false) => "",
-    }
-}
-
-async fn probe_store(limiter: Arc<RateLimiter>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => limiter.probe_store().await,
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-async fn sweep_memory(store: std::sync::Weak<MemoryStore>, clock: Clock, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(10)) => match store.upgrade() {
-                Some(store) => { store.sweep(clock()); }
-                None => return,
-            },
-            _ = stop.changed() => return,
-        }
-    }
 }

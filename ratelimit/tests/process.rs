@@ -131,6 +131,23 @@ fn a_taken_port_names_its_settings() {
     assert!(stderr.trim_end().ends_with("(set by HOST and PORT)"), "{stderr}");
 }
 
+/// A listen host that names nothing is a settings error (exit 64), told from a port in use
+/// (exit 1, above): the line names the settings either way.
+#[test]
+fn an_unresolvable_listen_host_exits_64_naming_its_settings() {
+    let root = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .env_clear()
+        .envs([("RUNTIME_ROOT", root.path().to_str().unwrap()), ("USE_STATSD", "false")])
+        .envs([("GRPC_HOST", "no-such-host.invalid"), ("GRPC_PORT", "0")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("cannot listen on gRPC address no-such-host.invalid:0: "), "{stderr}");
+    assert!(stderr.trim_end().ends_with("(set by GRPC_HOST and GRPC_PORT)"), "{stderr}");
+}
+
 #[test]
 fn argument_errors_name_the_argument_and_exit_64() {
     let refused = |args: &[&str]| {

@@ -219,11 +219,18 @@ pub fn probe(addr: &str, path: &str) -> Result<(), ProbeError> {
 
 /// Binds `host:port`; `what` names the listener in the error.
 pub async fn bind(what: &'static str, host: &str, port: u16) -> Result<TcpListener, BindError> {
-    TcpListener::bind((host, port)).await.map_err(|source| BindError {
-        what,
-        address: format!("{host}:{port}"),
-        source,
-    })
+    let error = |unresolved, source| BindError { what, address: format!("{host}:{port}"), source, unresolved };
+    // Resolved apart from the bind, so that a host naming nothing (the settings' fault) is told
+    // from a port in use or refused (the machine's state).
+    let addresses: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(found) => found.collect(),
+        Err(source) => return Err(error(true, source)),
+    };
+    if addresses.is_empty() {
+        let source = std::io::Error::new(std::io::ErrorKind::NotFound, "the host resolves to no address");
+        return Err(error(true, source));
+    }
+    TcpListener::bind(addresses.as_slice()).await.map_err(|source| error(false, source))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +239,8 @@ pub struct BindError {
     pub what: &'static str,
     pub address: String,
     pub source: std::io::Error,
+    /// The host did not resolve: a settings fault, where a port in use is not.
+    pub unresolved: bool,
 }
 
 /// `:9090` → `("0.0.0.0", 9090)`, `host:port` → `(host, port)`, `[::1]:9090` → `("::1", 9090)`.
@@ -256,7 +265,8 @@ pub fn grpc_unix(
 
 /// Binds a unix socket at `path`, replacing a stale socket file left by an earlier run.
 pub fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, BindError> {
-    let error = |source| BindError { what: "gRPC unix socket", address: path.display().to_string(), source };
+    let error =
+        |source| BindError { what: "gRPC unix socket", address: path.display().to_string(), source, unresolved: false };
     match std::fs::symlink_metadata(path) {
         Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
             std::fs::remove_file(path).map_err(error)?;
@@ -290,5 +300,18 @@ mod tests {
         assert_eq!(split_host_port("127.0.0.1:9090"), Some(("127.0.0.1".into(), 9090)));
         assert_eq!(split_host_port("[::1]:9090"), Some(("::1".into(), 9090)));
         assert_eq!(split_host_port("9090"), None);
+    }
+
+    /// A host that names nothing is told from a port in use: the first is the settings' fault.
+    #[tokio::test]
+    async fn an_unresolved_host_is_told_from_a_taken_port() {
+        let unknown = super::bind("HTTP", "no-such-host.invalid", 0).await.unwrap_err();
+        assert!(unknown.unresolved, "{unknown}");
+        assert!(unknown.to_string().starts_with("cannot listen on HTTP address no-such-host.invalid:0: "), "{unknown}");
+        let taken = super::bind("HTTP", "127.0.0.1", 0).await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let in_use = super::bind("HTTP", "127.0.0.1", port).await.unwrap_err();
+        assert!(!in_use.unresolved, "{in_use}");
+        assert_eq!(in_use.source.kind(), std::io::ErrorKind::AddrInUse);
     }
 }
