@@ -4,6 +4,8 @@
 //! the start at once (exit 64, one line naming the setting and the fix) instead of failing after
 //! the first config load, or retrying for ever.
 
+use std::path::{Path, PathBuf};
+
 use shared::env::EnvReader;
 use shared::redis::{RedisSettings, RedisSetupError, SocketType};
 
@@ -40,14 +42,14 @@ pub(super) fn redis(
         }
         Err(RedisSetupError::TlsFile { .. }) if files_checked => None,
         Err(RedisSetupError::TlsFile { path, source }) => {
-            let name = [
-                (&redis.tls_ca_cert, REDIS_TLS_CACERT.name),
-                (&redis.tls_client_cert, REDIS_TLS_CLIENT_CERT.name),
-                (&redis.tls_client_key, REDIS_TLS_CLIENT_KEY.name),
-            ]
-            .into_iter()
-            .find_map(|(file, name)| (file.as_ref() == Some(&path)).then_some(name))
-            .unwrap_or(REDIS_TLS_CACERT.name);
+            let name = setting_naming(
+                &path,
+                [
+                    (redis.tls_ca_cert.as_ref(), REDIS_TLS_CACERT.name),
+                    (redis.tls_client_cert.as_ref(), REDIS_TLS_CLIENT_CERT.name),
+                    (redis.tls_client_key.as_ref(), REDIS_TLS_CLIENT_KEY.name),
+                ],
+            );
             r.fail(name, Some(path.display().to_string()), &format!("cannot read it: {source}"));
             None
         }
@@ -100,19 +102,30 @@ pub(super) fn xds(r: &mut EnvReader<'_>, xds: &XdsSettings) {
         }
         Err(XdsError::File { path, source }) => {
             let tls = xds.tls.as_ref();
-            let name = [
-                (tls.map(|t| &t.ca_cert), CONFIG_GRPC_XDS_SERVER_TLS_CACERT.name),
-                (tls.and_then(|t| t.client_cert.as_ref()), CONFIG_GRPC_XDS_CLIENT_TLS_CERT.name),
-                (tls.and_then(|t| t.client_key.as_ref()), CONFIG_GRPC_XDS_CLIENT_TLS_KEY.name),
-            ]
-            .into_iter()
-            .find_map(|(file, name)| (file == Some(&path)).then_some(name))
-            .unwrap_or(CONFIG_GRPC_XDS_SERVER_TLS_CACERT.name);
+            let name = setting_naming(
+                &path,
+                [
+                    (tls.map(|t| &t.ca_cert), CONFIG_GRPC_XDS_SERVER_TLS_CACERT.name),
+                    (tls.and_then(|t| t.client_cert.as_ref()), CONFIG_GRPC_XDS_CLIENT_TLS_CERT.name),
+                    (tls.and_then(|t| t.client_key.as_ref()), CONFIG_GRPC_XDS_CLIENT_TLS_KEY.name),
+                ],
+            );
             (name, Some(path.display().to_string()), format!("cannot read it: {source}"))
         }
         Err(e) => (CONFIG_GRPC_XDS_SERVER_URL.name, Some(xds.server_url.clone()), e.to_string()),
     };
     r.fail(name, value, &reason);
+}
+
+/// Which of a component's TLS settings names `path`, the file its check could not read: the
+/// component's error has the path only. The CA's setting (the first) if none does, which the
+/// checks never leave: they read only these files.
+fn setting_naming(path: &Path, files: [(Option<&PathBuf>, &'static str); 3]) -> &'static str {
+    let first = files[0].1;
+    files
+        .into_iter()
+        .find_map(|(file, name)| (file.map(PathBuf::as_path) == Some(path)).then_some(name))
+        .unwrap_or(first)
 }
 
 #[cfg(test)]
