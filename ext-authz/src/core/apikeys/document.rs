@@ -39,8 +39,15 @@ pub(super) fn stored_keys(document: Value) -> Result<Vec<(String, StoredKey)>, S
         }
         return Ok(vec![(String::new(), stored_key("", top)?)]);
     };
-    if let Some(other) = top.keys().next() {
-        return Err(format!("{other}: unknown key beside `keys` (an entry's {FIELDS} go in the list under `keys:`)"));
+    // Refused, not skipped: a mistyped or misplaced key (an entry's field one level too high)
+    // would otherwise be silently without effect.
+    if !top.is_empty() {
+        let others: Vec<&str> = top.keys().map(String::as_str).collect();
+        return Err(format!(
+            "{}: unknown key beside `keys` (a key file's top holds only `keys:`, or the fields of a single \
+             entry without it; an entry's {FIELDS} go in the list under `keys:`; notes go in # comments)",
+            others.join(", ")
+        ));
     }
     let entries = match keys {
         Value::Array(entries) => entries,
@@ -155,7 +162,12 @@ mod tests {
             (json!({"keys": "x"}), "keys: must be a list of entries (`- hash: …`), found a string"),
             (json!([{"hash": "h", "client_id": "c"}]), "a list at the top of the file: put the entries under `keys:`"),
             (json!("text"), "holds a string, where `keys:` and a list of entries is expected"),
-            (json!({"keys": [], "extra": 1}), "extra: unknown key beside `keys`"),
+            (
+                json!({"keys": [], "extra": 1}),
+                "extra: unknown key beside `keys` (a key file's top holds only `keys:`, or the fields of a single \
+                 entry without it",
+            ),
+            (json!({"keys": [], "b": 1, "a": 2}), "a, b: unknown key beside `keys`"),
             (json!({"keys": ["x"]}), "keys[0]: must be an entry (a map of hash, client_id"),
             (json!({"keys": [{"client_id": "c"}]}), "keys[0].hash: missing (`sha256:` and 64 hex digits"),
             (json!({"keys": [{"hash": "h"}]}), "keys[0].client_id: missing"),
