@@ -23,64 +23,86 @@ pub enum Command<'a> {
 const COMMANDS: &str = "validate, api-key new, session-key new and healthcheck";
 const VALIDATE_USAGE: &str = "ext-authz validate FILE [--no-secrets]";
 
-/// The command, or the one line that says what is wrong (`ext-authz: ` is added by the caller).
-pub fn parse<'a>(args: &'a [&'a str]) -> Result<Command<'a>, String> {
+/// A wrong command line, said on one line (`ext-authz: ` is added by the caller).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("--config needs a file: ext-authz --config FILE")]
+    ConfigWithoutFile,
+    #[error(
+        "unexpected argument {0:?} after --config FILE (settings go in the file, or in EXT_AUTHZ__… \
+         environment variables); see ext-authz --help"
+    )]
+    AfterConfig(String),
+    #[error(
+        "api-key {0}: the command is `ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG] \
+         [--format file|secret]`"
+    )]
+    ApiKey(String),
+    #[error("the command is `ext-authz session-key new` (it takes no options)")]
+    SessionKey,
+    #[error("healthcheck: unexpected argument {0:?}; usage: ext-authz healthcheck [HOST:PORT]")]
+    Healthcheck(String),
+    #[error("unknown option {typed:?}{}; see ext-authz --help", did_you_mean(*.meant))]
+    UnknownOption { typed: String, meant: Option<&'static str> },
+    #[error("unknown command {typed:?}{}; the commands are {COMMANDS}{}", did_you_mean(*.meant),
+            if .meant.is_some() { "" } else { " (see ext-authz --help)" })]
+    UnknownCommand { typed: String, meant: Option<&'static str> },
+    #[error("validate: unknown option {0:?}; usage: {VALIDATE_USAGE}")]
+    ValidateOption(String),
+    #[error("validate: unexpected argument {0:?} (one config file at a time); usage: {VALIDATE_USAGE}")]
+    ValidateExtra(String),
+    #[error("validate needs the config file: {VALIDATE_USAGE}")]
+    ValidateWithoutFile,
+}
+
+fn did_you_mean(meant: Option<&str>) -> String {
+    meant.map(|meant| format!(" (did you mean {meant}?)")).unwrap_or_default()
+}
+
+/// The command, or what is wrong with the command line.
+pub fn parse<'a>(args: &'a [&'a str]) -> Result<Command<'a>, UsageError> {
     match args {
         [] => Ok(Command::Run(None)),
         ["--help" | "-h" | "help"] => Ok(Command::Help),
         ["--version" | "-V"] => Ok(Command::Version),
-        ["--config"] => Err("--config needs a file: ext-authz --config FILE".into()),
+        ["--config"] => Err(UsageError::ConfigWithoutFile),
         ["--config", file] => Ok(Command::Run(Some(PathBuf::from(file)))),
-        ["--config", _, extra, ..] => Err(format!(
-            "unexpected argument {extra:?} after --config FILE (settings go in the file, or in EXT_AUTHZ__… \
-             environment variables); see ext-authz --help"
-        )),
+        ["--config", _, extra, ..] => Err(UsageError::AfterConfig(extra.to_string())),
         ["validate", rest @ ..] => validate(rest),
         ["api-key", "new", rest @ ..] => Ok(Command::ApiKeyNew(rest)),
-        ["api-key", rest @ ..] => Err(format!(
-            "api-key {}: the command is `ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG] \
-             [--format file|secret]`",
-            rest.join(" ")
-        )),
+        ["api-key", rest @ ..] => Err(UsageError::ApiKey(rest.join(" "))),
         ["session-key", "new"] => Ok(Command::SessionKeyNew),
-        ["session-key", ..] => Err("the command is `ext-authz session-key new` (it takes no options)".into()),
+        ["session-key", ..] => Err(UsageError::SessionKey),
         ["healthcheck"] => Ok(Command::Healthcheck(None)),
         ["healthcheck", addr] if !addr.starts_with('-') => Ok(Command::Healthcheck(Some(addr))),
-        ["healthcheck", rest @ ..] => Err(format!(
-            "healthcheck: unexpected argument {:?}; usage: ext-authz healthcheck [HOST:PORT]",
-            rest.iter().find(|a| a.starts_with('-')).unwrap_or(&rest[rest.len() - 1])
+        ["healthcheck", rest @ ..] => Err(UsageError::Healthcheck(
+            rest.iter().find(|a| a.starts_with('-')).unwrap_or(&rest[rest.len() - 1]).to_string(),
         )),
-        [first, ..] if first.starts_with('-') => Err(match closest(first, &["--config", "--help", "--version"]) {
-            Some(meant) => format!("unknown option {first:?} (did you mean {meant}?); see ext-authz --help"),
-            None => format!("unknown option {first:?}; see ext-authz --help"),
+        [first, ..] if first.starts_with('-') => Err(UsageError::UnknownOption {
+            typed: first.to_string(),
+            meant: closest(first, &["--config", "--help", "--version"]),
         }),
-        [first, ..] => Err(match closest(first, &["validate", "api-key", "session-key", "healthcheck"]) {
-            Some(meant) => format!("unknown command {first:?} (did you mean {meant}?); the commands are {COMMANDS}"),
-            None => format!("unknown command {first:?}; the commands are {COMMANDS} (see ext-authz --help)"),
+        [first, ..] => Err(UsageError::UnknownCommand {
+            typed: first.to_string(),
+            meant: closest(first, &["validate", "api-key", "session-key", "healthcheck"]),
         }),
     }
 }
 
-fn validate<'a>(args: &'a [&'a str]) -> Result<Command<'a>, String> {
+fn validate<'a>(args: &'a [&'a str]) -> Result<Command<'a>, UsageError> {
     let mut file = None;
     let mut no_secrets = false;
     for arg in args {
         match *arg {
             "--no-secrets" => no_secrets = true,
-            option if option.starts_with('-') => {
-                return Err(format!("validate: unknown option {option:?}; usage: {VALIDATE_USAGE}"))
-            }
+            option if option.starts_with('-') => return Err(UsageError::ValidateOption(option.to_string())),
             path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => {
-                return Err(format!(
-                    "validate: unexpected argument {extra:?} (one config file at a time); usage: {VALIDATE_USAGE}"
-                ))
-            }
+            extra => return Err(UsageError::ValidateExtra(extra.to_string())),
         }
     }
     match file {
         Some(file) => Ok(Command::Validate { file, no_secrets }),
-        None => Err(format!("validate needs the config file: {VALIDATE_USAGE}")),
+        None => Err(UsageError::ValidateWithoutFile),
     }
 }
 
@@ -142,7 +164,7 @@ mod tests {
             (&["session-key"], "the command is `ext-authz session-key new`"),
             (&["healthcheck", "a", "b"], "healthcheck: unexpected argument \"b\"; usage: ext-authz healthcheck"),
         ] {
-            let error = parse(args).unwrap_err();
+            let error = parse(args).unwrap_err().to_string();
             assert!(error.starts_with(said), "{args:?}: {error}");
             assert!(!error.contains('\n'), "one line: {error}");
         }
