@@ -100,7 +100,7 @@ impl ApiKeyStore {
         let mut store = ApiKeyStore::default();
         for (file, document) in documents {
             let error = |problem: String| ApiKeyError { file: file.clone(), problem };
-            for (at, key) in document::stored_keys(document).map_err(error)? {
+            for (at, key) in document::stored_keys(document).map_err(|e| error(e.to_string()))? {
                 let field = |name: &str| if at.is_empty() { name.to_string() } else { format!("{at}.{name}") };
                 let hash = parse_hash(&key.hash).map_err(|p| error(format!("{}: {p}", field("hash"))))?;
                 if key.client_id.is_empty() {

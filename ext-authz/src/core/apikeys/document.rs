@@ -18,24 +18,61 @@ pub(super) struct StoredKey {
 /// The fields of an entry, as the messages list them.
 const FIELDS: &str = "hash, client_id, scopes, org_id and attributes";
 
+/// A key file of the wrong shape: where (`keys[2].scopes`), what is wrong and what to write.
+/// `found` is a value as [`found`] names it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ShapeError {
+    #[error("a list at the top of the file: put the entries under `keys:` (`ext-authz api-key new` prints a whole key file)")]
+    TopIsList,
+    #[error("holds {0}, where `keys:` and a list of entries is expected")]
+    TopIs(String),
+    #[error(
+        "holds no keys: write `keys:` and a list of entries (`ext-authz api-key new` prints a whole key file), \
+         or `keys: []` for none"
+    )]
+    NoKeys,
+    #[error(
+        "{0}: unknown key beside `keys` (a key file's top holds only `keys:`, or the fields of a single entry \
+         without it; an entry's {FIELDS} go in the list under `keys:`; notes go in # comments)"
+    )]
+    BesideKeys(String),
+    #[error(
+        "keys: is empty: list the entries under it (`  - hash: sha256:…`, as `ext-authz api-key new` prints \
+         them), or write `keys: []` for none"
+    )]
+    KeysEmpty,
+    #[error("keys: must be a list of entries (`- hash: …`), found {0}")]
+    KeysNotList(String),
+    #[error("{at}: must be an entry (a map of {FIELDS}), found {found}")]
+    NotEntry { at: String, found: String },
+    #[error("{0}: holds a plaintext `key`; store only its hash (see `ext-authz api-key new`)")]
+    Plaintext(String),
+    #[error("{0}: missing (`sha256:` and 64 hex digits, as `ext-authz api-key new` prints)")]
+    NoHash(String),
+    #[error("{0}: missing (the client's name, as the backend is told it)")]
+    NoClientId(String),
+    #[error("{key}: must be a list (`scopes: [a, b]`), found {found}")]
+    ScopesNotList { key: String, found: String },
+    #[error("{key}: must be a map (`attributes: {{plan: pro}}`), found {found}")]
+    AttributesNotMap { key: String, found: String },
+    #[error("{0}: unknown field (an entry has {FIELDS})")]
+    UnknownField(String),
+    #[error("{key}: must be a string, found {found} (quote it)")]
+    NotString { key: String, found: String },
+}
+
 /// What a key file holds: `keys:` and a list of entries, or one entry (one file per key, as a
 /// mounted Secret has). Each key comes with where it is (`keys[2]`, or `` for a file of one).
-pub(super) fn stored_keys(document: Value) -> Result<Vec<(String, StoredKey)>, String> {
+pub(super) fn stored_keys(document: Value) -> Result<Vec<(String, StoredKey)>, ShapeError> {
     let mut top = match document {
         Value::Object(map) => map,
         Value::Null => Map::new(),
-        Value::Array(_) => {
-            return Err("a list at the top of the file: put the entries under `keys:` \
-                        (`ext-authz api-key new` prints a whole key file)"
-                .into())
-        }
-        other => return Err(format!("holds {}, where `keys:` and a list of entries is expected", found(&other))),
+        Value::Array(_) => return Err(ShapeError::TopIsList),
+        other => return Err(ShapeError::TopIs(found(&other))),
     };
     let Some(keys) = top.remove("keys") else {
         if top.is_empty() {
-            return Err("holds no keys: write `keys:` and a list of entries (`ext-authz api-key new` prints a \
-                        whole key file), or `keys: []` for none"
-                .into());
+            return Err(ShapeError::NoKeys);
         }
         return Ok(vec![(String::new(), stored_key("", top)?)]);
     };
@@ -43,53 +80,35 @@ pub(super) fn stored_keys(document: Value) -> Result<Vec<(String, StoredKey)>, S
     // would otherwise be silently without effect.
     if !top.is_empty() {
         let others: Vec<&str> = top.keys().map(String::as_str).collect();
-        return Err(format!(
-            "{}: unknown key beside `keys` (a key file's top holds only `keys:`, or the fields of a single \
-             entry without it; an entry's {FIELDS} go in the list under `keys:`; notes go in # comments)",
-            others.join(", ")
-        ));
+        return Err(ShapeError::BesideKeys(others.join(", ")));
     }
     let entries = match keys {
         Value::Array(entries) => entries,
-        Value::Null => {
-            return Err("keys: is empty: list the entries under it (`  - hash: sha256:…`, as `ext-authz api-key \
-                        new` prints them), or write `keys: []` for none"
-                .into())
-        }
-        other => return Err(format!("keys: must be a list of entries (`- hash: …`), found {}", found(&other))),
+        Value::Null => return Err(ShapeError::KeysEmpty),
+        other => return Err(ShapeError::KeysNotList(found(&other))),
     };
     let mut out = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let at = format!("keys[{i}]");
         match entry {
             Value::Object(map) => out.push((at.clone(), stored_key(&at, map)?)),
-            other => {
-                return Err(format!("{at}: must be an entry (a map of {FIELDS}), found {}", found(&other)));
-            }
+            other => return Err(ShapeError::NotEntry { at, found: found(&other) }),
         }
     }
     Ok(out)
 }
 
-fn stored_key(at: &str, mut entry: Map<String, Value>) -> Result<StoredKey, String> {
+fn stored_key(at: &str, mut entry: Map<String, Value>) -> Result<StoredKey, ShapeError> {
     let key = |field: &str| if at.is_empty() { field.to_string() } else { format!("{at}.{field}") };
     if entry.contains_key("key") {
-        return Err(format!(
-            "{}: holds a plaintext `key`; store only its hash (see `ext-authz api-key new`)",
-            key("key")
-        ));
+        return Err(ShapeError::Plaintext(key("key")));
     }
     let hash = match entry.remove("hash") {
-        None => {
-            return Err(format!(
-                "{}: missing (`sha256:` and 64 hex digits, as `ext-authz api-key new` prints)",
-                key("hash")
-            ))
-        }
+        None => return Err(ShapeError::NoHash(key("hash"))),
         Some(value) => string(&key("hash"), value)?,
     };
     let client_id = match entry.remove("client_id") {
-        None => return Err(format!("{}: missing (the client's name, as the backend is told it)", key("client_id"))),
+        None => return Err(ShapeError::NoClientId(key("client_id"))),
         Some(value) => string(&key("client_id"), value)?,
     };
     let scopes = match entry.remove("scopes") {
@@ -98,9 +117,7 @@ fn stored_key(at: &str, mut entry: Map<String, Value>) -> Result<StoredKey, Stri
             let each = scopes.into_iter().enumerate().map(|(j, s)| string(&format!("{}[{j}]", key("scopes")), s));
             each.collect::<Result<_, _>>()?
         }
-        Some(other) => {
-            return Err(format!("{}: must be a list (`scopes: [a, b]`), found {}", key("scopes"), found(&other)))
-        }
+        Some(other) => return Err(ShapeError::ScopesNotList { key: key("scopes"), found: found(&other) }),
     };
     let org_id = match entry.remove("org_id") {
         None | Some(Value::Null) => None,
@@ -109,24 +126,18 @@ fn stored_key(at: &str, mut entry: Map<String, Value>) -> Result<StoredKey, Stri
     let attributes = match entry.remove("attributes") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(attributes)) => attributes,
-        Some(other) => {
-            return Err(format!(
-                "{}: must be a map (`attributes: {{plan: pro}}`), found {}",
-                key("attributes"),
-                found(&other)
-            ))
-        }
+        Some(other) => return Err(ShapeError::AttributesNotMap { key: key("attributes"), found: found(&other) }),
     };
     if let Some(other) = entry.keys().next() {
-        return Err(format!("{}: unknown field (an entry has {FIELDS})", key(other)));
+        return Err(ShapeError::UnknownField(key(other)));
     }
     Ok(StoredKey { hash, client_id, scopes, org_id, attributes })
 }
 
-fn string(key: &str, value: Value) -> Result<String, String> {
+fn string(key: &str, value: Value) -> Result<String, ShapeError> {
     match value {
         Value::String(text) => Ok(text),
-        other => Err(format!("{key}: must be a string, found {} (quote it)", found(&other))),
+        other => Err(ShapeError::NotString { key: key.to_string(), found: found(&other) }),
     }
 }
 
@@ -149,7 +160,7 @@ mod tests {
     use serde_json::json;
 
     fn problem(document: Value) -> String {
-        stored_keys(document).unwrap_err()
+        stored_keys(document).unwrap_err().to_string()
     }
 
     #[test]
