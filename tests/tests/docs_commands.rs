@@ -13,6 +13,8 @@
 
 #[path = "docs_commands/blocks.rs"]
 mod blocks;
+#[path = "docs_commands/entries.rs"]
+mod entries;
 #[path = "docs_commands/list.rs"]
 mod list;
 #[path = "docs_commands/shell.rs"]
@@ -50,13 +52,6 @@ fn assert_printed(id: &str, expect: &[String], printed: &str) {
     }
 }
 
-/// Whether `path::name` names a test function that exists (`tests/tests/scripts.rs::a_test`).
-fn test_exists(by: &str) -> bool {
-    let Some((path, name)) = by.split_once("::") else { return false };
-    let name = name.rsplit("::").next().unwrap();
-    std::fs::read_to_string(workspace_root().join(path)).is_ok_and(|source| source.contains(&format!("fn {name}(")))
-}
-
 #[test]
 fn every_shell_block_is_in_the_list() {
     let root = workspace_root();
@@ -87,67 +82,10 @@ fn every_shell_block_is_in_the_list() {
                 problems.push(format!("entry `{}`: no block of {} is its any more; remove it", entry.id, entry.file))
             }
             None => {}
-            Some(block) => problems.extend(entry_problems(entry, block, &entries)),
+            Some(block) => problems.extend(entries::problems(entry, block, &entries)),
         }
     }
     assert!(problems.is_empty(), "{LIST} does not match the docs:\n\n{}\n", problems.join("\n\n"));
-}
-
-/// What is wrong with an entry whose block exists.
-fn entry_problems(entry: &Entry, block: &Block, entries: &[Entry]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut problem =
-        |what: String| problems.push(format!("entry `{}` ({}:{}): {what}", entry.id, block.file, block.line));
-    if entry.first != block.first_line() {
-        problem(format!("`first` should be {}", list::quoted(block.first_line())));
-    }
-    for want in &entry.expect {
-        if !block.shown().contains(&collapse(want)) {
-            problem(format!("expects {want:?}, which the block does not show"));
-        }
-    }
-    for by in &entry.by {
-        if !test_exists(by) {
-            problem(format!("`by: {by}` names no test function that exists"));
-        }
-    }
-    match &entry.how {
-        How::Serve { ports, then } => {
-            if ports.is_empty() {
-                problem("a server needs the `ports` it opens".into());
-            }
-            for id in then {
-                if !entries.iter().any(|e| e.id == *id && e.how == How::Follow) {
-                    problem(format!("`then` names {id}, which is no `follow` entry"));
-                }
-            }
-        }
-        How::Follow => {
-            let started_by = |e: &&Entry| matches!(&e.how, How::Serve { then, .. } if then.contains(&entry.id));
-            if !entries.iter().any(|e| started_by(&e)) {
-                problem("no `serve` entry names it in `then`".into());
-            }
-        }
-        How::Skip(reason) => {
-            if entry.why.is_empty() {
-                problem("a skipped block says `why`".into());
-            }
-            let needs = match reason {
-                Reason::Docker => Some("docker"),
-                Reason::Kubernetes => Some("kubectl"),
-                Reason::Interactive | Reason::Covered if entry.by.is_empty() => {
-                    problem("name the tests that run it (`by`)".into());
-                    None
-                }
-                _ => None,
-            };
-            if let Some(tool) = needs.filter(|tool| !block.script.contains(tool)) {
-                problem(format!("skipped as needing {tool}, which it does not run"));
-            }
-        }
-        How::Run => {}
-    }
-    problems
 }
 
 /// The quick starts of different services can run at once: no two servers of different

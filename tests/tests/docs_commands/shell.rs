@@ -101,9 +101,11 @@ impl Scratch {
         let log = self.log(name);
         let mut child = self.bash(script, &log);
         let status = poll_blocking(RUN_WITHIN, || child.try_wait().unwrap());
+        // What the block started in the background (`redis-server … &`) is still in bash's
+        // group when bash has ended: it stops with the block, whether the block ended or not.
+        stop_group(&mut child);
         let printed = std::fs::read_to_string(&log).unwrap_or_default();
         let Some(status) = status else {
-            stop_group(&mut child);
             panic!("{name}: still running after {RUN_WITHIN:?}; it printed:\n{printed}");
         };
         (code(status), printed)
@@ -167,12 +169,23 @@ impl Drop for Server {
 }
 
 /// SIGTERM to the process group `child` leads (bash and everything the block started), then
-/// SIGKILL if it has not ended within [`STOP_WITHIN`].
+/// SIGKILL if a member is left after [`STOP_WITHIN`]. Also after bash has ended: the group
+/// lives on while any member does (a `cmd &` of the block), and its id names no other group
+/// meanwhile.
 fn stop_group(child: &mut Child) {
     let group = format!("-{}", child.id());
-    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-    if poll_blocking(STOP_WITHIN, || child.try_wait().unwrap()).is_none() {
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let signal = |signal: &str| {
+        let sent = Command::new("kill").args([signal, "--", &group]).stderr(Stdio::null()).status();
+        sent.is_ok_and(|status| status.success())
+    };
+    signal("-TERM");
+    // `kill -0` finds a member while one is left; bash is reaped first, so it is not one.
+    let ended = poll_blocking(STOP_WITHIN, || {
+        let _ = child.try_wait();
+        (!signal("-0")).then_some(())
+    });
+    if ended.is_none() {
+        signal("-KILL");
         let _ = child.wait();
     }
 }
