@@ -9,5 +9,6 @@ pub mod envoy;
 pub mod http;
 pub mod stack;
 pub mod webdriver;
+pub mod yaml;
 
 pub use stack::{LoginOptions, Stack, StackOptions};

@@ -12,26 +12,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use e2e::envoy::{workspace_root, Envoy};
+use e2e::yaml::to_json;
 use serde_json::Value;
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::YamlLoader;
 
 /// The address a client claims in `X-Forwarded-For`.
 const CLAIMED: &str = "203.0.113.66";
-
-fn to_json(yaml: &Yaml) -> Value {
-    match yaml {
-        Yaml::Hash(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.as_str().map(str::to_owned).unwrap_or_else(|| format!("{k:?}")), to_json(v)))
-                .collect(),
-        ),
-        Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect()),
-        Yaml::String(s) | Yaml::Real(s) => Value::String(s.clone()),
-        Yaml::Integer(i) => Value::from(*i),
-        Yaml::Boolean(b) => Value::Bool(*b),
-        _ => Value::Null,
-    }
-}
 
 /// Every `ClientTrafficPolicy` the overlay applies or its README shows, named by where it is.
 fn shipped_policies() -> Vec<(String, Value)> {
