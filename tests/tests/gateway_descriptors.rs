@@ -12,7 +12,10 @@
 //! opted out with `extAuth: {disable: {}}` — and no descriptor may carry the client's value.
 //!
 //! Istio's resources are followed per gateway pod, as Istio selects them: the classic ingress
-//! gateway and a gateway deployed for a Gateway API `Gateway` each get one full set.
+//! gateway gets one full set from `istio`, the pods of the one Gateway API `Gateway` named in
+//! `istio/gateway-api` (filled in as its README's lines fill it) one full set from that overlay,
+//! and no other pod gets anything (a same-named `Gateway` elsewhere, another `Gateway`, an
+//! application), applied alone or together.
 //!
 //! Envoy Gateway is not here: its BackendTrafficPolicy is evaluated by the rate limit service
 //! Envoy Gateway deploys with the config it generates itself (k8s/overlays/envoy-gateway); its
@@ -21,35 +24,29 @@
 use std::process::Command;
 
 use e2e::envoy::workspace_root;
+use e2e::yaml::to_json;
 use ratelimit::core::config::{ConfigSource, RateLimitConfig};
 use ratelimit::core::request::Entry;
 use serde_json::{json, Value};
-use yaml_rust2::{Yaml, YamlLoader};
-
-fn to_json(yaml: &Yaml) -> Value {
-    match yaml {
-        Yaml::Hash(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.as_str().map(str::to_owned).unwrap_or_else(|| format!("{k:?}")), to_json(v)))
-                .collect(),
-        ),
-        Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect()),
-        Yaml::String(s) | Yaml::Real(s) => Value::String(s.clone()),
-        Yaml::Integer(i) => Value::from(*i),
-        Yaml::Boolean(b) => Value::Bool(*b),
-        _ => Value::Null,
-    }
-}
+use yaml_rust2::YamlLoader;
 
 /// The objects `kubectl kustomize` renders for an overlay.
 fn render(overlay: &str) -> Vec<Value> {
+    parse(&render_text(overlay))
+}
+
+fn render_text(overlay: &str) -> String {
     let output = Command::new("kubectl")
         .arg("kustomize")
         .arg(workspace_root().join("k8s/overlays").join(overlay))
         .output()
         .expect("kubectl (see static_configs.rs for how to get it)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    YamlLoader::load_from_str(&String::from_utf8(output.stdout).unwrap()).unwrap().iter().map(to_json).collect()
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn parse(text: &str) -> Vec<Value> {
+    YamlLoader::load_from_str(text).unwrap().iter().map(to_json).collect()
 }
 
 /// The base's ratelimit config, as its ConfigMap carries it.
@@ -129,24 +126,57 @@ struct Pod {
 /// The mesh config's root namespace (Istio's default).
 const ROOT_NAMESPACE: &str = "istio-system";
 
-/// The classic ingress gateway (istioctl's default profile), and the pods Istio deploys for a
-/// Gateway API `Gateway` named `gateway` (kube-gateway.yaml: the gateway-name label, never
-/// `istio`). The overlay must give each one full set of resources.
-const GATEWAYS: [Pod; 2] = [
+/// The classic ingress gateway (istioctl's default profile).
+const CLASSIC: Pod = Pod {
+    name: "classic ingress gateway",
+    namespace: "istio-system",
+    labels: &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
+};
+
+/// The pods Istio deploys for the Gateway API `Gateway` named `gateway` in `istio-ingress`
+/// (kube-gateway.yaml: the gateway-name label, never `istio`), the one the filled
+/// `istio/gateway-api` names.
+const GATEWAY_API: Pod = Pod {
+    name: "the named Gateway API gateway",
+    namespace: "istio-ingress",
+    labels: &[
+        ("gateway.networking.k8s.io/gateway-name", "gateway"),
+        ("gateway.istio.io/managed", "istio.io-gateway-controller"),
+    ],
+};
+
+/// Pods no overlay is for: a `Gateway` of the same name in another namespace, another `Gateway`
+/// in the named one's namespace, an application.
+const OTHERS: [Pod; 3] = [
     Pod {
-        name: "classic ingress gateway",
-        namespace: "istio-system",
-        labels: &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
-    },
-    Pod {
-        name: "Gateway API gateway",
-        namespace: "istio-ingress",
+        name: "a same-named Gateway elsewhere",
+        namespace: "team-b",
         labels: &[
             ("gateway.networking.k8s.io/gateway-name", "gateway"),
             ("gateway.istio.io/managed", "istio.io-gateway-controller"),
         ],
     },
+    Pod {
+        name: "another Gateway beside it",
+        namespace: "istio-ingress",
+        labels: &[
+            ("gateway.networking.k8s.io/gateway-name", "internal"),
+            ("gateway.istio.io/managed", "istio.io-gateway-controller"),
+        ],
+    },
+    Pod { name: "an application pod", namespace: "apps", labels: &[("app", "orders")] },
 ];
+
+/// Each Istio overlay's objects and the gateway pod it is for: `istio` for the classic ingress
+/// gateway, and `istio/gateway-api` filled in for [`GATEWAY_API`] as its README's lines fill it
+/// (`k8s_base.rs` runs those lines and renders the result).
+fn istio_overlays() -> [(&'static str, Vec<Value>, &'static Pod); 2] {
+    let filled = render_text("istio/gateway-api")
+        .replace("namespace: change-me\n", &format!("namespace: {}\n", GATEWAY_API.namespace))
+        .replace("gateway-name: change-me\n", &format!("gateway-name: {}\n", GATEWAY_API.labels[0].1));
+    assert!(!filled.contains("gateway-name: change-me"), "{filled}");
+    [("istio", render("istio"), &CLASSIC), ("istio/gateway-api", parse(&filled), &GATEWAY_API)]
+}
 
 /// The AuthorizationPolicies and EnvoyFilters Istio applies to `pod` (policyattachment.go,
 /// `ShouldAttachPolicy`, with selector-based policy on, its default): those of the root namespace
@@ -171,35 +201,46 @@ fn istio_applied(objects: &[Value], pod: &Pod) -> Vec<Value> {
         .collect()
 }
 
-/// Each kind of gateway pod gets exactly one of each resource (none twice: a second rate limit
-/// filter would count every request twice), and an application pod gets none.
-#[test]
-fn istio_overlay_serves_classic_and_gateway_api_gateways() {
-    let objects = render("istio");
-    let count = |applied: &[Value], what: &dyn Fn(&str) -> bool| {
-        applied.iter().filter(|o| what(&serde_json::to_string(o).unwrap())).count()
+/// Exactly one of each resource (none twice: a second rate limit filter would count every
+/// request twice).
+fn assert_one_full_set(applied: &[Value], overlay: &str, pod: &Pod) {
+    let count =
+        |what: &dyn Fn(&str) -> bool| applied.iter().filter(|o| what(&serde_json::to_string(o).unwrap())).count();
+    let one = |label: &str, what: &dyn Fn(&str) -> bool| {
+        assert_eq!(count(what), 1, "{overlay}, {}: {label}: {applied:#?}", pod.name);
     };
-    for pod in &GATEWAYS {
-        let applied = istio_applied(&objects, pod);
-        let one = |label: &str, what: &dyn Fn(&str) -> bool| {
-            assert_eq!(count(&applied, what), 1, "{}: {label}: {applied:#?}", pod.name);
-        };
-        one("the CUSTOM AuthorizationPolicy", &|t| t.contains(r#""action":"CUSTOM""#));
-        one("the rate limit filter", &|t| t.contains(r#""name":"envoy.filters.http.ratelimit""#));
-        one("the rate limit actions", &|t| t.contains(r#""rate_limits""#));
-        one("the underscore header patch", &|t| t.contains("headers_with_underscores_action"));
-        assert_eq!(applied.len(), 4, "{}: {applied:#?}", pod.name);
+    one("the CUSTOM AuthorizationPolicy", &|t| t.contains(r#""action":"CUSTOM""#));
+    one("the rate limit filter", &|t| t.contains(r#""name":"envoy.filters.http.ratelimit""#));
+    one("the rate limit actions", &|t| t.contains(r#""rate_limits""#));
+    one("the underscore header patch", &|t| t.contains("headers_with_underscores_action"));
+    assert_eq!(applied.len(), 4, "{overlay}, {}: {applied:#?}", pod.name);
+}
+
+/// Each overlay gives its gateway pod one full set and every other pod nothing; applied
+/// together (a cluster running both kinds), each gateway pod still gets one set.
+#[test]
+fn istio_overlays_serve_only_their_gateway() {
+    let overlays = istio_overlays();
+    for (overlay, objects, pod) in &overlays {
+        assert_one_full_set(&istio_applied(objects, pod), overlay, pod);
+        let others = overlays.iter().map(|(_, _, p)| *p).filter(|p| p.name != pod.name).chain(&OTHERS);
+        for other in others {
+            let applied = istio_applied(objects, other);
+            assert!(applied.is_empty(), "{overlay} reaches {}: {applied:#?}", other.name);
+        }
     }
-    let app = Pod { name: "an application pod", namespace: "apps", labels: &[("app", "orders")] };
-    assert!(istio_applied(&objects, &app).is_empty(), "{:#?}", istio_applied(&objects, &app));
+    let both: Vec<Value> = overlays.iter().flat_map(|(_, objects, _)| objects.clone()).collect();
+    for (_, _, pod) in &overlays {
+        assert_one_full_set(&istio_applied(&both, pod), "both overlays", pod);
+    }
 }
 
 /// Istio passes the EnvoyFilter's route `rate_limits` to Envoy as written; the domain is the one
 /// of the rate limit filter the other EnvoyFilter inserts.
 #[test]
 fn istio_envoy_filters_send_descriptors_the_config_limits() {
-    for pod in &GATEWAYS {
-        istio_descriptors_are_limited(&istio_applied(&render("istio"), pod));
+    for (_, objects, pod) in &istio_overlays() {
+        istio_descriptors_are_limited(&istio_applied(objects, pod));
     }
 }
 
@@ -367,8 +408,8 @@ fn assert_no_client_value(gateway: &str, path: &str, descriptors: &[Vec<(String,
 
 #[test]
 fn istio_limits_only_count_what_ext_authz_set() {
-    for pod in &GATEWAYS {
-        istio_limits_count_what_ext_authz_set(&istio_applied(&render("istio"), pod));
+    for (_, objects, pod) in &istio_overlays() {
+        istio_limits_count_what_ext_authz_set(&istio_applied(objects, pod));
     }
 }
 

@@ -6,8 +6,12 @@
 //! it, stays small and holds what the build reads. File reading, `kubectl kustomize` and
 //! ext-authz in-process on loopback: no cluster, no Docker engine.
 
+#[path = "k8s_base/build_context.rs"]
+mod build_context;
 #[path = "k8s_base/dockerignore.rs"]
 mod dockerignore;
+#[path = "k8s_base/overlays.rs"]
+mod overlays;
 #[path = "k8s_base/placeholders.rs"]
 mod placeholders;
 
@@ -36,12 +40,13 @@ fn readme() -> String {
 #[test]
 fn the_shipped_base_has_exactly_the_documented_placeholders() {
     let found = placeholders::find(&workspace_root(), TREE).unwrap_or_else(|e| panic!("{e}"));
-    let documented = placeholders::documented(&readme());
+    let documented = placeholders::documented(&readme(), placeholders::BASE_SECTION);
     assert!(!documented.is_empty(), "README.md: no rows in the placeholder table");
     assert_eq!(found, documented, "the placeholders in k8s/ (left) and README.md's table (right) differ");
 
     // The check names each one by file and key.
-    let report = placeholders::check_filled(&workspace_root(), TREE).expect_err("the shipped base is unfilled");
+    let report =
+        placeholders::check_filled(&workspace_root(), TREE, "README.md").expect_err("the shipped base is unfilled");
     println!("{report}");
     for placeholder in &documented {
         assert!(report.contains(&format!("{placeholder} is still a placeholder")), "{placeholder}:\n{report}");
@@ -61,7 +66,8 @@ fn a_marker_outside_a_value_is_refused() {
 #[test]
 fn the_readme_commands_fill_every_placeholder() {
     let dir = filled_copy("https://login.mycompany.example/");
-    placeholders::check_filled(dir.path(), TREE).unwrap_or_else(|e| panic!("after the README's commands:\n{e}"));
+    placeholders::check_filled(dir.path(), TREE, "README.md")
+        .unwrap_or_else(|e| panic!("after the README's commands:\n{e}"));
     let kustomization = std::fs::read_to_string(dir.path().join("k8s/base/kustomization.yaml")).unwrap();
     assert!(kustomization.contains("newName: registry.mycompany.example/platform/gatehouse/ext-authz\n"));
     assert!(kustomization.contains("newName: registry.mycompany.example/platform/gatehouse/ratelimit\n"));
@@ -72,21 +78,7 @@ fn the_readme_commands_fill_every_placeholder() {
 /// copy's render has none.
 #[test]
 fn a_rendered_tree_is_checked_the_same_way() {
-    let render = |root: &Path| {
-        let rendered =
-            Command::new("kubectl").arg("kustomize").arg(root.join("k8s/base")).output().unwrap_or_else(|e| {
-                panic!(
-                    "kubectl: {e}. It renders the k8s/ kustomizations; Debian has no package for it: install it from \
-                 https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (any version of the last three years)"
-                )
-            });
-        assert!(rendered.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&rendered.stderr));
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("rendered")).unwrap();
-        std::fs::write(dir.path().join("rendered/base.yaml"), rendered.stdout).unwrap();
-        dir
-    };
-    let shipped = render(&workspace_root());
+    let shipped = render(&workspace_root().join("k8s/base"));
     let found = placeholders::find(shipped.path(), &["rendered"]).unwrap_or_else(|e| panic!("{e}"));
     let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys.len(), 3, "{keys:?}");
@@ -95,8 +87,24 @@ fn a_rendered_tree_is_checked_the_same_way() {
     assert!(keys.contains(&"Deployment/ratelimit: spec.template.spec.containers[0].image"), "{keys:?}");
 
     let filled = filled_copy("https://login.mycompany.example/");
-    let rendered = render(filled.path());
-    placeholders::check_filled(rendered.path(), &["rendered"]).unwrap_or_else(|e| panic!("{e}"));
+    let rendered = render(&filled.path().join("k8s/base"));
+    placeholders::check_filled(rendered.path(), &["rendered"], "README.md").unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// What `kubectl kustomize` renders of `kustomization`, as the file `rendered/all.yaml` of a
+/// scratch directory.
+fn render(kustomization: &Path) -> tempfile::TempDir {
+    let rendered = Command::new("kubectl").arg("kustomize").arg(kustomization).output().unwrap_or_else(|e| {
+        panic!(
+            "kubectl: {e}. It renders the k8s/ kustomizations; Debian has no package for it: install it from \
+             https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (any version of the last three years)"
+        )
+    });
+    assert!(rendered.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&rendered.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rendered")).unwrap();
+    std::fs::write(dir.path().join("rendered/all.yaml"), rendered.stdout).unwrap();
+    dir
 }
 
 /// The pod's view of the filled config: its listeners (here on loopback port 0) and the
@@ -192,8 +200,13 @@ async fn start_provider(key: &SigningKey) -> (String, tokio::task::JoinHandle<()
 
 /// The base and its component, copied to a scratch directory with the same layout.
 fn copy_of_tree() -> tempfile::TempDir {
+    copy_of(TREE)
+}
+
+/// `parts` of the tree (directories), copied to a scratch directory with the same layout.
+fn copy_of(parts: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for part in TREE {
+    for part in parts {
         copy_dir(&workspace_root().join(part), &dir.path().join(part));
     }
     dir
@@ -215,101 +228,8 @@ fn copy_dir(from: &Path, to: &Path) {
 /// which come from here (the issuer: the local provider's).
 fn filled_copy(issuer: &str) -> tempfile::TempDir {
     let dir = copy_of_tree();
-    let commands = placeholders::fill_commands(&readme());
-    let assigns =
-        |l: &&str| l.split_once('=').is_some_and(|(name, _)| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
-    let assigned: Vec<&str> = commands.lines().filter(assigns).collect();
-    assert_eq!(assigned.len(), 3, "REGISTRY, ISSUER and AUDIENCE: {assigned:?}");
-    let script: Vec<&str> = commands.lines().filter(|l| !assigns(l)).collect();
-    let output = Command::new("sh")
-        .arg("-euc")
-        .arg(script.join("\n"))
-        .current_dir(dir.path())
-        .env("REGISTRY", "registry.mycompany.example/platform")
-        .env("ISSUER", issuer)
-        .env("AUDIENCE", AUDIENCE)
-        .output()
-        .expect("sh");
-    assert!(output.status.success(), "the README's fill commands: {}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "no placeholder left\n");
+    let commands = placeholders::fill_commands(&readme(), placeholders::BASE_SECTION);
+    let values = [("REGISTRY", "registry.mycompany.example/platform"), ("ISSUER", issuer), ("AUDIENCE", AUDIENCE)];
+    placeholders::run_fill(dir.path(), &commands, &values);
     dir
-}
-
-/// Docker sends this much with each build; what it sent before `.dockerignore` kept out the
-/// tools and packages was 72 MB here, and more on a machine with Node in `.tools/`.
-const CONTEXT_LIMIT: u64 = 20_000_000;
-
-#[test]
-fn the_build_context_is_small_and_holds_what_the_build_reads() {
-    let root = workspace_root();
-    let rules = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
-    let rules = dockerignore::Rules::parse(&rules).unwrap_or_else(|e| panic!(".dockerignore: {e}"));
-    let files = dockerignore::context(&root, &rules);
-    let bytes: u64 = files.iter().map(|(_, size)| size).sum();
-    println!("build context: {} files, {bytes} bytes", files.len());
-    let mut biggest = files.clone();
-    biggest.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-    let biggest: Vec<_> = biggest.iter().take(5).collect();
-    assert!(bytes < CONTEXT_LIMIT, "the build context is {bytes} bytes; the biggest files: {biggest:?}");
-
-    // What cargo reads in the Dockerfile's build stage: the workspace's manifests, each member's
-    // sources, and the files those include.
-    let sent: std::collections::HashSet<&str> = files.iter().map(|(path, _)| path.as_str()).collect();
-    let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
-    for member in workspace_members(&root) {
-        needed.push(format!("{member}/Cargo.toml"));
-        for source in files_below(&root, &format!("{member}/src")) {
-            needed.extend(included_files(&root, &source));
-            needed.push(source);
-        }
-    }
-    needed.sort();
-    needed.dedup();
-    let missing: Vec<&String> = needed.iter().filter(|n| !sent.contains(n.as_str())).collect();
-    assert!(missing.is_empty(), ".dockerignore keeps out what the build reads: {missing:?}");
-}
-
-/// `members = [...]` of the workspace's Cargo.toml.
-fn workspace_members(root: &Path) -> Vec<String> {
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let list = manifest.split("members = [").nth(1).and_then(|r| r.split(']').next()).expect("workspace members");
-    list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect()
-}
-
-/// The `.rs` files below `dir` (relative to `root`).
-fn files_below(root: &Path, dir: &str) -> Vec<String> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-        let entry = entry.unwrap();
-        let path = format!("{dir}/{}", entry.file_name().to_string_lossy());
-        if entry.file_type().unwrap().is_dir() {
-            files.extend(files_below(root, &path));
-        } else if path.ends_with(".rs") {
-            files.push(path);
-        }
-    }
-    files
-}
-
-/// The files a source includes at compile time (`include_str!`, `include_bytes!`), relative to
-/// the root.
-fn included_files(root: &Path, source: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(root.join(source)).unwrap();
-    let dir = Path::new(source).parent().unwrap();
-    let mut found = Vec::new();
-    let after = |marker| text.split(marker).skip(1);
-    for part in after("include_str!(\"").chain(after("include_bytes!(\"")) {
-        let relative = part.split('"').next().unwrap_or_default();
-        let mut path = dir.to_path_buf();
-        for segment in relative.split('/') {
-            match segment {
-                ".." => {
-                    path.pop();
-                }
-                s => path.push(s),
-            }
-        }
-        found.push(path.to_string_lossy().into_owned());
-    }
-    found
 }

@@ -184,7 +184,9 @@ const GATEWAY_KINDS: &[(&str, &str)] = &[
 
 #[test]
 fn every_kustomization_renders_and_its_core_objects_validate() {
-    for target in ["base", "overlays/envoy-gateway", "overlays/kgateway", "overlays/istio"] {
+    for target in
+        ["base", "overlays/envoy-gateway", "overlays/kgateway", "overlays/istio", "overlays/istio/gateway-api"]
+    {
         let rendered = Command::new("kubectl")
             .arg("kustomize")
             .arg(workspace_root().join("k8s").join(target))

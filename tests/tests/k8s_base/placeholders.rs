@@ -1,7 +1,9 @@
 //! The placeholders of a kustomize tree — every YAML value containing [`MARKER`], named by file
-//! and key — and the README's table and fill commands for them.
+//! and key — and the README's table and fill commands for them (README.md's for the base, an
+//! overlay's own for the overlay).
 
 use std::path::Path;
+use std::process::Command;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -9,8 +11,10 @@ use yaml_rust2::{Yaml, YamlLoader};
 /// comment, not in a key), so `grep -rn change-me` lists exactly what is left to fill.
 pub const MARKER: &str = "change-me";
 
-/// Where the README keeps the table and the fill commands.
-const SECTION: &str = "### Placeholders\n";
+/// Where README.md keeps the base's table and fill commands.
+pub const BASE_SECTION: &str = "### Placeholders\n";
+/// Where an overlay's README keeps its own.
+pub const OVERLAY_SECTION: &str = "## Placeholders\n";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Placeholder {
@@ -29,11 +33,16 @@ impl std::fmt::Display for Placeholder {
 
 /// Every placeholder in the files under `dirs` (relative to `root`), in file and key order. A
 /// marker anywhere but in a value is an error: `grep` would list it as a placeholder to fill.
+/// Markdown is not read: an overlay's README names the marker in its fill step, and kustomize
+/// applies no Markdown.
 pub fn find(root: &Path, dirs: &[&str]) -> Result<Vec<Placeholder>, String> {
     let mut found = Vec::new();
     for dir in dirs {
         for path in files_under(&root.join(dir)) {
             let file = path.strip_prefix(root).expect("under the root").to_string_lossy().replace('\\', "/");
+            if file.ends_with(".md") {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
             let mentions = text.matches(MARKER).count();
             if mentions == 0 {
@@ -64,22 +73,23 @@ pub fn find(root: &Path, dirs: &[&str]) -> Result<Vec<Placeholder>, String> {
 }
 
 /// `Ok` when no placeholder is left under `dirs`; otherwise one line per placeholder, naming the
-/// file and the key to fill.
-pub fn check_filled(root: &Path, dirs: &[&str]) -> Result<(), String> {
+/// file and the key to fill, and the README (`readme`) whose "Placeholders" says what goes there.
+pub fn check_filled(root: &Path, dirs: &[&str], readme: &str) -> Result<(), String> {
     let left = find(root, dirs)?;
     if left.is_empty() {
         return Ok(());
     }
     let lines: Vec<String> = left
         .iter()
-        .map(|p| format!("{p} is still a placeholder (`{MARKER}`): put your value there (README.md, \"Placeholders\")"))
+        .map(|p| format!("{p} is still a placeholder (`{MARKER}`): put your value there ({readme}, \"Placeholders\")"))
         .collect();
     Err(lines.join("\n"))
 }
 
-/// The rows of the README's placeholder table, as (file, key).
-pub fn documented(readme: &str) -> Vec<Placeholder> {
-    let section = section(readme);
+/// The rows of the placeholder table in a README's section `heading`, as (file, key); none when
+/// the README has no such section.
+pub fn documented(readme: &str, heading: &str) -> Vec<Placeholder> {
+    let Some(section) = section(readme, heading) else { return Vec::new() };
     let mut rows: Vec<Placeholder> = section
         .lines()
         .skip_while(|l| !l.starts_with('|'))
@@ -94,18 +104,42 @@ pub fn documented(readme: &str) -> Vec<Placeholder> {
     rows
 }
 
-/// The README's fill commands: the first `sh` block of its placeholder section.
-pub fn fill_commands(readme: &str) -> String {
-    let section = section(readme);
+/// The README's fill commands: the first `sh` block of its placeholder section `heading`.
+pub fn fill_commands(readme: &str, heading: &str) -> String {
+    let section = section(readme, heading).unwrap_or_else(|| panic!("the README has no {heading:?} section"));
     let block = section.split("```sh\n").nth(1).expect("a sh block in the README's placeholder section");
     block.split("```").next().expect("the block's end").to_string()
 }
 
-fn section(readme: &str) -> &str {
-    let start = readme.find(SECTION).expect("README.md has a \"Placeholders\" section");
-    let rest = &readme[start + SECTION.len()..];
+/// From `heading` to the next heading.
+fn section<'r>(readme: &'r str, heading: &str) -> Option<&'r str> {
+    let start = readme.find(heading)?;
+    let rest = &readme[start + heading.len()..];
     let end = ["\n## ", "\n### "].iter().filter_map(|h| rest.find(h)).min().unwrap_or(rest.len());
-    &rest[..end]
+    Some(&rest[..end])
+}
+
+/// Runs a README's fill `commands` in `dir` as written, but for the lines that assign the
+/// variables (`NAME=value  # yours`): those must be exactly the names of `values`, which are
+/// given instead. The commands end by saying that no placeholder is left.
+pub fn run_fill(dir: &Path, commands: &str, values: &[(&str, &str)]) {
+    let assigns =
+        |l: &&str| l.split_once('=').is_some_and(|(name, _)| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+    let mut assigned: Vec<&str> = commands.lines().filter(assigns).filter_map(|l| l.split('=').next()).collect();
+    let mut names: Vec<&str> = values.iter().map(|(name, _)| *name).collect();
+    assigned.sort();
+    names.sort();
+    assert_eq!(assigned, names, "the variables the fill commands assign");
+    let script: Vec<&str> = commands.lines().filter(|l| !assigns(l)).collect();
+    let output = Command::new("sh")
+        .arg("-euc")
+        .arg(script.join("\n"))
+        .current_dir(dir)
+        .envs(values.iter().copied())
+        .output()
+        .expect("sh");
+    assert!(output.status.success(), "the README's fill commands: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "no placeholder left\n");
 }
 
 /// `Kind/name: ` of a Kubernetes object, to tell the documents of one file apart.
