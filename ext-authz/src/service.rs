@@ -12,7 +12,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::core::apikeys::ApiKeyStore;
-use crate::core::decision::{deny, Allow, Context, Decision, Deny, Engine, ErrorCode};
+use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode};
 use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
 use crate::decision_log::{DecisionLog, Entry};
@@ -23,6 +23,9 @@ use crate::outcome::Outcome;
 use crate::upstream::UpstreamCredentials;
 
 pub use shared::clock::{system_clock, Clock};
+
+mod upstream_credential;
+use upstream_credential::add_upstream_credential;
 
 /// What a config load puts in service, swapped as a whole.
 pub struct Policy {
@@ -273,35 +276,6 @@ impl Authorizer {
                 }
                 Decision::Unavailable(why) => return Outcome::Unavailable(why),
             }
-        }
-    }
-}
-
-/// Sets the rule's upstream credential on an allowed request, overwriting the client's copy of
-/// its header (and never also removing it: Envoy would remove ours). Without a credential the
-/// request is refused with 503 rather than sent upstream without one.
-async fn add_upstream_credential(
-    upstream: &UpstreamCredentials,
-    index: usize,
-    allow: &mut Allow,
-    request: &AuthRequest,
-) -> Result<(), Deny> {
-    match upstream.header(index).await {
-        Ok((name, value)) => {
-            allow.set_header(name, value);
-            Ok(())
-        }
-        Err(e) => {
-            tracing::warn!(request_id = request.request_id(), "{e}");
-            let mut refused = deny(
-                503,
-                ErrorCode::Unavailable,
-                "the upstream's credential is unavailable; retry later",
-                None,
-                "upstream_credential",
-            );
-            refused.headers.push(("retry-after", "2".into()));
-            Err(refused)
         }
     }
 }
