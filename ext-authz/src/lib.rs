@@ -37,3 +37,4 @@ pub mod service;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod upstream;
+pub mod yaml_words;

@@ -210,7 +210,10 @@ fn key_file_errors_name_the_file_and_the_fix() {
         (format!("{entry}...\n"), "a list at the top of the file: put the entries under `keys:`"),
         ("keys:\n...\n".to_string(), "keys: is empty: list the entries under it"),
         ("...\n".to_string(), "holds no keys: write `keys:` and a list of entries"),
-        ("keys:\n  hash: sha256:00\n...\n".to_string(), "keys: must be a list of entries (`- hash: …`), found a map"),
+        (
+            "keys:\n  hash: sha256:00\n...\n".to_string(),
+            "keys: must be a list of entries (`- hash: …`), found a section (a map of keys)",
+        ),
     ] {
         std::fs::write(&keys, &text).unwrap();
         let checked = Command::new(BIN).arg("validate").arg(&config).output().unwrap();

@@ -2,6 +2,8 @@
 //! speaks of Rust and serde, where the user wrote a list and meant a section. (Its unknown and
 //! missing field texts name the key and the choices already, and stay.)
 
+use serde_json::{Map, Value};
+
 /// `text` (a serde error message) with serde's terms replaced by the file's.
 pub fn plain(text: &str) -> String {
     for prefix in ["invalid type: ", "invalid value: "] {
@@ -14,24 +16,21 @@ pub fn plain(text: &str) -> String {
     text.to_string()
 }
 
-/// What serde found, as the file shows it.
+/// What serde found, as the file shows it (in [`crate::yaml_words`]' words). A config's text
+/// is quoted: it is the file's (or the variable's) own value, and shows what was read.
 fn found_term(found: &str) -> String {
-    let quoted = |prefix: &str| found.strip_prefix(prefix).map(|v| v.trim_matches('`').to_string());
-    if let Some(number) = quoted("integer ").or_else(|| quoted("floating point ")) {
-        return format!("the number {number}");
-    }
-    if let Some(value) = quoted("boolean ") {
-        return value;
-    }
     if let Some(text) = found.strip_prefix("string ") {
         return format!("the text {text}");
     }
-    match found {
-        "sequence" => "a list".into(),
-        "map" => "a section (a map of keys)".into(),
-        "unit value" | "null" => "nothing".into(),
-        other => other.into(),
-    }
+    let quoted = |prefix: &str| found.strip_prefix(prefix).map(|v| v.trim_matches('`'));
+    let scalar = quoted("integer ").or_else(|| quoted("floating point ")).or_else(|| quoted("boolean "));
+    let value = match found {
+        "sequence" => Some(Value::Array(Vec::new())),
+        "map" => Some(Value::Object(Map::new())),
+        "unit value" | "null" => Some(Value::Null),
+        _ => scalar.and_then(|text| serde_json::from_str(text).ok()),
+    };
+    value.map_or_else(|| found.to_string(), |value| crate::yaml_words::found(&value))
 }
 
 /// What serde expected, as a YAML file's reader would call it.
@@ -60,7 +59,7 @@ mod tests {
             ("invalid type: integer `3`, expected a string", "expected text, found the number 3"),
             (
                 "invalid type: boolean `true`, expected struct RawCache",
-                "expected a section (a map of keys), found true",
+                "expected a section (a map of keys), found the boolean true",
             ),
             ("invalid type: unit value, expected a boolean", "expected true or false, found nothing"),
             ("unknown field `x`, expected one of `a`, `b`", "unknown field `x`, expected one of `a`, `b`"),

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::yaml_words::found;
+
 /// One stored key as written in a key file.
 #[derive(Debug)]
 pub(super) struct StoredKey {
@@ -141,19 +143,6 @@ fn string(key: &str, value: Value) -> Result<String, ShapeError> {
     }
 }
 
-/// A value as a message names it; a string's own text is left out (it could be a key pasted
-/// in the wrong place).
-fn found(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(_) => "a string".into(),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a map".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +158,7 @@ mod tests {
             (json!(null), "holds no keys: write `keys:`"),
             (json!({}), "holds no keys: write `keys:`"),
             (json!({"keys": null}), "keys: is empty: list the entries under it"),
-            (json!({"keys": {}}), "keys: must be a list of entries (`- hash: …`), found a map"),
+            (json!({"keys": {}}), "keys: must be a list of entries (`- hash: …`), found a section (a map of keys)"),
             (json!({"keys": "x"}), "keys: must be a list of entries (`- hash: …`), found a string"),
             (json!([{"hash": "h", "client_id": "c"}]), "a list at the top of the file: put the entries under `keys:`"),
             (json!("text"), "holds a string, where `keys:` and a list of entries is expected"),
