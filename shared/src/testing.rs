@@ -17,8 +17,41 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A loopback port free now, for a server a test starts next. See [`reserve_port`].
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free loopback port").local_addr().expect("bound").port()
+    reserve_port().local_addr().expect("bound").port()
+}
+
+/// A loopback listener on a port below the kernel's ephemeral range, held until dropped.
+///
+/// A port the kernel hands out (`bind(:0)`) comes from the range it also takes the local ports
+/// of outgoing connections from: once let go, any test's next connection may take it before the
+/// server meant for it binds (a CI run lost Envoy's listener that way). Ports below the range
+/// are never taken by connections; each process walks them from its own starting point, and
+/// never hands one out twice.
+pub fn reserve_port() -> TcpListener {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOWEST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|start| *start > LOWEST + 1_000)
+        .unwrap_or(32_768);
+    let span = ephemeral_start - LOWEST;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = LOWEST + NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return listener;
+        }
+    }
+    TcpListener::bind("127.0.0.1:0").expect("a free loopback port")
 }
 
 /// Waits (polling, up to `within`) until something accepts connections on loopback `port`;

@@ -302,7 +302,7 @@ impl Stack {
         let mut options = options;
         let mut reserved = Vec::new();
         let mut reserve = || {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+            let listener = shared::testing::reserve_port();
             let port = listener.local_addr().expect("bound").port();
             reserved.push(listener);
             port
