@@ -2,7 +2,9 @@
 //! request principals, identity → headers, and the decision. No tonic, reqwest or redis here, and time is a parameter.
 
 pub mod apikeys;
+pub mod cel;
 pub mod claims;
+pub mod client_address;
 pub mod decision;
 pub mod header_spellings;
 pub mod identity;

@@ -25,6 +25,13 @@ pub struct AuthRequest {
     /// The SPIFFE ID of the mutual TLS peer Envoy terminated (its `source.principal` or peer
     /// certificate); set by the gRPC adapter from Envoy's own attributes, never from a header.
     pub peer_spiffe_id: Option<shared::spiffe::SpiffeId>,
+    /// The downstream address Envoy gives (`attributes.source.address`; gRPC mode only).
+    pub peer_address: Option<std::net::IpAddr>,
+    /// Envoy's `context_extensions` for this route (gRPC mode only).
+    pub context_extensions: HashMap<String, String>,
+    /// Envoy's `route_metadata_context.filter_metadata`, as JSON: namespace → struct (gRPC mode
+    /// only; Envoy Gateway's `includeRouteMetadata` fills the `envoy-gateway` namespace).
+    pub route_metadata: serde_json::Value,
 }
 
 impl AuthRequest {
@@ -62,6 +69,9 @@ impl AuthRequest {
             query: query.to_string(),
             headers,
             peer_spiffe_id: None,
+            peer_address: None,
+            context_extensions: HashMap::new(),
+            route_metadata: serde_json::Value::Null,
         }
     }
 
