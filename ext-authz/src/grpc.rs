@@ -7,10 +7,11 @@
 //! `failure_mode_allow` decides.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::config::core::v3::{address, Address, HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse};
@@ -26,6 +27,7 @@ use crate::outcome::Outcome;
 use crate::service::Authorizer;
 
 mod answer;
+mod route_metadata;
 mod server;
 
 pub use answer::CheckAnswer;
@@ -63,6 +65,7 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
     let attributes = check.attributes.unwrap_or_default();
     let peer_spiffe_id =
         attributes.source.as_ref().and_then(|source| peer_spiffe_id(&source.principal, &source.certificate));
+    let peer_address = attributes.source.as_ref().and_then(|source| peer_address(source.address.as_ref()));
     let http = attributes.request.and_then(|r| r.http).ok_or("CheckRequest has no HTTP request attributes")?;
     // Envoy sends header names in lower case; the map is rebuilt only when one is not.
     let mut headers: HashMap<String, String> = http.headers;
@@ -93,7 +96,23 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
     let method = if http.method.is_empty() { headers.get(":method").cloned().unwrap_or_default() } else { http.method };
     let mut request = AuthRequest::new(method, host, &http.path, headers);
     request.peer_spiffe_id = peer_spiffe_id;
+    request.peer_address = peer_address;
+    // Both come from the gateway's config for the route, never from the client. Context
+    // extensions are a flat map of strings taken as they are (CEL bounds what it reads of
+    // them); the metadata is a free-form struct, converted within bounds.
+    request.context_extensions = attributes.context_extensions;
+    request.route_metadata = route_metadata::to_json(attributes.route_metadata_context);
     Ok(request)
+}
+
+/// The IP of Envoy's `source.address`: the TCP peer of the downstream connection, whatever
+/// `use_remote_address` and `xff_num_trusted_hops` say (the client behind trusted proxies is
+/// found in `X-Forwarded-For`, see `core::client_address`). A unix socket peer has none.
+fn peer_address(address: Option<&Address>) -> Option<IpAddr> {
+    match address?.address.as_ref()? {
+        address::Address::SocketAddress(socket) => socket.address.parse::<IpAddr>().ok().map(|ip| ip.to_canonical()),
+        _ => None,
+    }
 }
 
 /// The mutual TLS peer's SPIFFE ID: Envoy's `principal` (the certificate's first URI SAN, else
@@ -229,5 +248,53 @@ fn redirected(redirect: &Redirect) -> CheckResponse {
             body: String::new(),
         })),
         dynamic_metadata: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::{Metadata, Pipe, SocketAddress};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request as AttrRequest};
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+
+    use super::*;
+
+    fn check(source: Option<address::Address>) -> CheckRequest {
+        let http = HttpRequest { method: "GET".into(), host: "api".into(), path: "/".into(), ..HttpRequest::default() };
+        let eg = serde_json::json!({"resources": [{"annotations": {"gatehouse-policy": "a"}}]});
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                source: Some(Peer { address: Some(Address { address: source }), ..Peer::default() }),
+                request: Some(AttrRequest { http: Some(http), ..AttrRequest::default() }),
+                context_extensions: [("policy".to_string(), "b".to_string())].into(),
+                route_metadata_context: Some(Metadata {
+                    filter_metadata: [(
+                        "envoy-gateway".to_string(),
+                        shared::proto::to_struct_ref(eg.as_object().unwrap()),
+                    )]
+                    .into(),
+                    ..Metadata::default()
+                }),
+                ..AttributeContext::default()
+            }),
+        }
+    }
+
+    fn socket(ip: &str) -> Option<address::Address> {
+        Some(address::Address::SocketAddress(SocketAddress { address: ip.into(), ..SocketAddress::default() }))
+    }
+
+    #[test]
+    fn the_peer_address_context_extensions_and_route_metadata_are_envoys() {
+        let request = to_auth_request(check(socket("192.0.2.7"))).unwrap();
+        assert_eq!(request.peer_address, Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(request.context_extensions.get("policy").map(String::as_str), Some("b"));
+        assert_eq!(request.route_metadata["envoy-gateway"]["resources"][0]["annotations"]["gatehouse-policy"], "a");
+        // A dual-stack listener's IPv4 peer is the IPv4 address; a unix socket peer has none.
+        let mapped = to_auth_request(check(socket("::ffff:10.0.0.1"))).unwrap();
+        assert_eq!(mapped.peer_address, Some("10.0.0.1".parse().unwrap()));
+        let pipe = address::Address::Pipe(Pipe { path: "/run/envoy.sock".into(), mode: 0 });
+        assert_eq!(to_auth_request(check(Some(pipe))).unwrap().peer_address, None);
+        assert_eq!(to_auth_request(check(socket("not-an-ip"))).unwrap().peer_address, None);
     }
 }

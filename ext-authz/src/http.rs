@@ -84,6 +84,10 @@ async fn check(State(state): State<HttpState>, request: Request) -> Response {
             .or_insert(value);
     }
     let host = headers.get("host").cloned().unwrap_or_default();
+    // No peer address, context extensions or route metadata in this mode: Envoy's HTTP
+    // ext_authz request carries none of them, and this connection's peer is Envoy itself, not
+    // the client. A `client_address.trusted_hops` of 1 or more still finds the client in an
+    // `X-Forwarded-For` Envoy was told to pass on (its allowed headers).
     let auth_request = AuthRequest::new(request.method().as_str(), &host, original, headers);
     match state.authorizer.check(&auth_request, "http", None).await {
         Outcome::Allow(allow) => {
