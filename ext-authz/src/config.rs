@@ -9,11 +9,13 @@
 //! `oidc`, `core`): only this module and `app` know the whole config.
 
 mod check;
+mod client_address;
 mod credentials;
 mod decision_log;
 mod identity;
 pub mod keys;
 mod oidc;
+mod policies;
 mod raw;
 mod routes;
 mod serde_text;
@@ -225,6 +227,7 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
         upstream_credentials: raw.upstream_credentials.iter().map(|u| u.name.as_str()).collect(),
     };
     let routes = routes::routes(raw.routes.as_ref(), &available, c);
+    let policies = policies::policies(&raw.policies, &raw.policy_selector, &available, c);
     drop(available);
     let forward_api_keys = raw.api_keys.as_ref().and_then(|a| a.forward);
     let providers = credentials::providers(raw.jwt_providers, c);
@@ -237,8 +240,9 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
     let tracing = telemetry::tracing(&raw.telemetry.tracing, c);
     let workload = workload::workload_identity(&raw.workload_identity, c);
     let upstream_credentials = upstream::upstream_credentials(raw.upstream_credentials, c);
+    let client_address = client_address::client_address(&raw.client_address, c);
 
-    let (server, (log_level, log_json), routes) = (server?, log?, routes?);
+    let (server, (log_level, log_json), routes, policies) = (server?, log?, routes?, policies?);
     let ((providers, provider_keys), api_keys, oidc, identity) = (providers?, api_keys?, oidc?, identity?);
     let (decision_log, tracing, workload, upstream_credentials) =
         (decision_log?, tracing?, workload?, upstream_credentials?);
@@ -248,6 +252,8 @@ fn build(raw: RawConfig, c: &Check<'_>, path: &Path) -> Checked<AuthzConfig> {
     };
     let engine = Engine {
         routes,
+        policies,
+        client_address: client_address?,
         providers,
         api_key_sources,
         identity: Arc::new(IdentityAnswer {

@@ -1,7 +1,8 @@
 //! The decision log: one JSON line per decision, for audits and for finding out why a caller
 //! was refused — time, request id, trace id, route, method, host, path (never the query),
 //! decision, reason, status, who (identity id, auth method, provider; the calling workload's
-//! SPIFFE ID) and how long it took.
+//! SPIFFE ID), how long it took, and — when there are — the named policy that answered and the
+//! would-be answers of shadow rules and policies (`shadow`).
 //!
 //! Never a credential: a line is built field by field from what is listed above, never from a
 //! header or the query string. Lines go to stdout (the service's own logs go to stderr) or to a
@@ -26,6 +27,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use shared::metrics::Counter;
 
+use crate::core::decision::ShadowHit;
 use crate::core::request::AuthRequest;
 use crate::outcome::Outcome;
 
@@ -74,6 +76,10 @@ pub struct Entry<'a> {
     pub latency: Duration,
     /// The calling workload's SPIFFE ID, when it has one (so a refused workload is named).
     pub principal: Option<&'a str>,
+    /// The named policy that answered (`None`: `routes`).
+    pub policy: Option<&'a str>,
+    /// Would-be answers of the shadow rules and policies the request met.
+    pub shadow: &'a [ShadowHit<'a>],
 }
 
 /// The JSON line for `entry` at `time` (RFC 3339), without the newline.
@@ -101,7 +107,22 @@ pub fn line(entry: &Entry<'_>, time: &str) -> String {
     record.insert("identity".into(), identity(entry.outcome));
     record.insert("principal".into(), json!(entry.principal.map(cut)));
     record.insert("latency_us".into(), json!(entry.latency.as_micros() as u64));
+    // Only when there is something to say: a config without policies or shadow rules writes the
+    // lines it always has.
+    if let Some(policy) = entry.policy {
+        record.insert("policy".into(), json!(policy));
+    }
+    if !entry.shadow.is_empty() {
+        record.insert("shadow".into(), shadow(entry.shadow));
+    }
     Value::Object(record).to_string()
+}
+
+/// `[{policy, rule, would, code}]`: the names come from the config, the code from a rule's
+/// `error` or ours (`null` for a would-be allow).
+fn shadow(hits: &[ShadowHit<'_>]) -> Value {
+    let hit = |h: &ShadowHit<'_>| json!({"policy": h.policy, "rule": h.rule, "would": h.would.as_str(), "code": h.code.as_ref().map(|c| c.as_str())});
+    Value::Array(hits.iter().map(hit).collect())
 }
 
 /// `text`, or its first [`MAX_FIELD_BYTES`] (at a character boundary) and `…`.

@@ -1,10 +1,13 @@
-//! ext-authz metrics: decisions by outcome and reason, check latency, key fetches, reloads.
+//! ext-authz metrics: decisions by outcome and reason, check latency, key fetches, reloads,
+//! failed rule conditions and shadow answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use shared::metrics::{Counter, CounterFamily, Histogram, HistogramFamily, Registry};
 use shared::reload::{Outcome, ReloadCounter};
+
+use crate::core::decision::Notes;
 
 /// Every (decision, reason) the authorizer reports, so their counters exist up front and the
 /// hot path finds them without a lock or an allocation.
@@ -26,6 +29,10 @@ const OUTCOMES: &[(&str, &str)] = &[
     ("deny", "principal_not_allowed"),
     ("deny", "request_principal"),
     ("deny", "upstream_credential"),
+    ("deny", "deny_rule"),
+    ("deny", "condition_false"),
+    ("deny", "condition_error"),
+    ("deny", "unknown_policy"),
     ("error", "unavailable"),
 ];
 
@@ -42,6 +49,10 @@ pub struct Metrics {
     reloads: CounterFamily,
     /// Decision log lines lost because the writer could not keep up.
     pub decision_log_dropped: Counter,
+    /// Conditions that could not be evaluated, by rule (config names only).
+    condition_errors: CounterFamily,
+    /// Shadow rules' and policies' would-be answers, by policy, rule and answer (config names only).
+    shadow_decisions: CounterFamily,
     /// Handles of the known outcomes and modes (read-only after construction; keyed by the
     /// service's own labels, never by a request's, hence a fast hash).
     outcomes: Arc<LabelMap<(&'static str, &'static str), Counter>>,
@@ -88,6 +99,14 @@ impl Default for Metrics {
                     "Decision log lines dropped because the writer could not keep up.",
                 )
                 .with(vec![]),
+            condition_errors: registry.counter_family(
+                "ext_authz_condition_errors_total",
+                "Rule conditions that could not be evaluated (the request was denied), by rule.",
+            ),
+            shadow_decisions: registry.counter_family(
+                "ext_authz_shadow_decisions_total",
+                "Would-be answers of shadow rules and policies, by policy, rule and would (allow, deny).",
+            ),
             registry,
         }
     }
@@ -102,6 +121,22 @@ impl Metrics {
         match self.durations.get(mode) {
             Some(histogram) => histogram.observe(seconds),
             None => self.duration.with(vec![("mode", mode.into())]).observe(seconds),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a decision's failed conditions and shadow answers. Every label is a name from
+    /// the config (a policy, a rule, `public`, `default`), never a request's value: the series
+    /// are bounded by the config.
+    pub fn notes(&self, notes: &Notes<'_>) {
+        for failed in &notes.condition_errors {
+            self.condition_errors.with(vec![("rule", failed.rule.into())]).inc();
+        }
+        for hit in &notes.shadow {
+            let labels =
+                vec![("policy", hit.policy.into()), ("rule", hit.rule.into()), ("would", hit.would.as_str().into())];
+            self.shadow_decisions.with(labels).inc();
         }
     }
 }

@@ -12,7 +12,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::core::apikeys::ApiKeyStore;
-use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode};
+use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode, Notes};
 use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
 use crate::decision_log::{DecisionLog, Entry};
@@ -165,14 +165,20 @@ impl Authorizer {
                 authz.provider = Empty,
             )
         });
-        let decision = shared::traces::run_call(recorded, self.decide(request).instrument(span.clone())).await;
+        let policy = self.policy.load_full();
+        let (decision, trail) =
+            shared::traces::run_call(recorded, self.decide(request, &policy).instrument(span.clone())).await;
         let (outcome, reason) = decision.labels();
         let latency = started.elapsed();
         self.metrics.decision(outcome, reason, mode, latency.as_secs_f64());
-        // The route's name is borrowed from the policy, looked up only for a log or a span.
+        self.metrics.notes(&trail.notes);
+        // The route that answered, borrowed from the policy; for the answers made before the
+        // policy's rules (a login's own paths), the route the request's path takes.
         let wants_route = (self.decision_log.is_some() || !span.is_disabled()) && request.path_error.is_none();
-        let policy = wants_route.then(|| self.policy.load());
-        let route = policy.as_ref().map(|p| p.engine.routes.name(&request.host, &request.method, &request.path));
+        let route = match trail.decided {
+            true => trail.route,
+            false => wants_route.then(|| policy.engine.routes.name(&request.host, &request.method, &request.path)),
+        };
         if !span.is_disabled() {
             span.record("authz.decision", outcome);
             span.record("authz.reason", reason);
@@ -192,10 +198,20 @@ impl Authorizer {
         if let Some(log) = &self.decision_log {
             let principal = match &decision {
                 Outcome::Allow(allow) => allow.principal.clone(),
-                _ => self.policy.load().engine.workload.principal(request).map(|id| id.to_string()),
+                _ => policy.engine.workload.principal(request).map(|id| id.to_string()),
             };
             let principal = principal.as_deref();
-            log.record(&Entry { request, outcome: &decision, route, mode, latency, principal });
+            let shadow = &trail.notes.shadow;
+            log.record(&Entry {
+                request,
+                outcome: &decision,
+                route,
+                mode,
+                latency,
+                principal,
+                policy: trail.policy,
+                shadow,
+            });
         }
         if let Outcome::Unavailable(why) = &decision {
             tracing::error!(request_id = request.request_id(), "cannot decide: {why}");
@@ -205,8 +221,14 @@ impl Authorizer {
         decision
     }
 
-    async fn decide(&self, request: &AuthRequest) -> Outcome {
-        let policy = self.policy.load_full();
+    /// The outcome, and what the policy's rules made of the request (when they were asked).
+    async fn decide<'p>(&self, request: &AuthRequest, policy: &'p Policy) -> (Outcome, Trail<'p>) {
+        let mut trail = Trail::default();
+        let outcome = self.outcome(request, policy, &mut trail).await;
+        (outcome, trail)
+    }
+
+    async fn outcome<'p>(&self, request: &AuthRequest, policy: &'p Policy, trail: &mut Trail<'p>) -> Outcome {
         let api_keys = self.api_keys.load_full();
         let now = (self.clock)();
         let oidc = policy.oidc.as_deref();
@@ -238,7 +260,9 @@ impl Authorizer {
                 now,
                 session: lookup.session.as_ref(),
             };
-            match policy.engine.check(request, &ctx) {
+            let verdict = policy.engine.decide(request, &ctx);
+            *trail = Trail { decided: true, policy: verdict.policy, route: verdict.route, notes: verdict.notes };
+            match verdict.decision {
                 Decision::UnknownKey { provider } if !refetched => {
                     refetched = true;
                     // The refetch runs on its own task: a Check waits for it at most
@@ -280,7 +304,18 @@ impl Authorizer {
     }
 }
 
-fn unknown_key() -> Outcome {
+/// What the policy's rules made of a request, for logs, spans and metrics.
+#[derive(Default)]
+struct Trail<'p> {
+    /// The rules were asked (not so for a login's own paths, or a refusal before them).
+    decided: bool,
+    policy: Option<&'p str>,
+    route: Option<&'p str>,
+    notes: Notes<'p>,
+}
+
+/// The answer to a token whose key its provider does not have, even after a refetch.
+pub fn unknown_key() -> Outcome {
     Outcome::Deny(deny(
         401,
         ErrorCode::Unauthorized,

@@ -16,6 +16,7 @@ use shared::env::{Documented, Section, Setting};
 use shared::telemetry::LogFormat;
 
 use crate::core::principals::PrincipalSource;
+use crate::core::routes::Mode;
 use crate::core::session::cookies::SameSite;
 use crate::oauth::ClientAuthMethod;
 use crate::oidc::LogoutGet;
@@ -27,6 +28,13 @@ pub enum RoutesDefault {
     Deny,
     Allow,
     Authenticated,
+}
+
+/// `routes.rules[].action`: what a matching rule does (see `core::routes::Action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    Allow,
+    Deny,
 }
 
 /// `identity.array_format`. `Join` takes its separator from `identity.array_separator`.
@@ -81,6 +89,39 @@ pub const ROUTES_DEFAULT: Setting<RoutesDefault> = Setting::choice(
     "deny",
     &[("deny", RoutesDefault::Deny), ("allow", RoutesDefault::Allow), ("authenticated", RoutesDefault::Authenticated)],
     "unmatched requests: deny, allow, or authenticated (any credential of routes.default_accept)",
+);
+pub const RULE_ACTION: Setting<RuleAction> = Setting::choice(
+    "routes.rules[].action",
+    "allow",
+    &[("allow", RuleAction::Allow), ("deny", RuleAction::Deny)],
+    "allow (the first matching allow rule answers) or deny (judged before every allow rule, and wins)",
+);
+pub const RULE_MODE: Setting<Mode> = Setting::choice(
+    "routes.rules[].mode",
+    "enforce",
+    &[("enforce", Mode::Enforce), ("shadow", Mode::Shadow)],
+    "enforce, or shadow: evaluated, its would-be answer logged and counted, never the answer",
+);
+pub const POLICY_MODE: Setting<Mode> = Setting::choice(
+    "policies.<name>.mode",
+    "enforce",
+    &[("enforce", Mode::Enforce), ("shadow", Mode::Shadow)],
+    "enforce (the policy answers its requests), or shadow (routes answers; the policy's answer is logged)",
+);
+pub const POLICY_CONTEXT_EXTENSION: Setting<String> = Setting::text(
+    "policy_selector.context_extension",
+    "policy",
+    "the Envoy context_extensions key naming a request's policy (\"\": not read)",
+);
+pub const POLICY_METADATA_NAMESPACE: Setting<String> = Setting::text(
+    "policy_selector.route_metadata.namespace",
+    "envoy-gateway",
+    "route metadata namespace read when no context extension names a policy (\"\": not read)",
+);
+pub const POLICY_METADATA_ANNOTATION: Setting<String> = Setting::text(
+    "policy_selector.route_metadata.annotation",
+    "gatehouse.io/policy",
+    "the route annotation naming a policy there (resources[0].annotations)",
 );
 pub const IDENTITY_ARRAY_FORMAT: Setting<ArrayFormatKind> = Setting::choice(
     "identity.array_format",
@@ -274,6 +315,12 @@ const OWN: &[&dyn Documented] = &[
     &CACHE_MAX_TOKENS,
     &RELOAD_INTERVAL,
     &ROUTES_DEFAULT,
+    &RULE_ACTION,
+    &RULE_MODE,
+    &POLICY_MODE,
+    &POLICY_CONTEXT_EXTENSION,
+    &POLICY_METADATA_NAMESPACE,
+    &POLICY_METADATA_ANNOTATION,
     &IDENTITY_ARRAY_FORMAT,
     &IDENTITY_ARRAY_SEPARATOR,
     &IDENTITY_PAYLOAD_HEADER,
@@ -337,6 +384,7 @@ pub const SECTIONS: &[Section] = &[
     Section { title: "server", first: "server.grpc_addr" },
     Section { title: "log, cache and reloads", first: "log.level" },
     Section { title: "routes", first: "routes.default" },
+    Section { title: "policies and policy_selector", first: "policies.<name>.mode" },
     Section { title: "identity (headers and metadata for the backend)", first: "identity.array_format" },
     Section { title: "workload_identity", first: "workload_identity.from" },
     Section { title: "jwt_providers (each entry)", first: "jwt_providers[].leeway" },
@@ -396,6 +444,8 @@ mod tests {
         for (key, values) in [
             ("log.format", "text, json"),
             ("routes.default", "deny, allow, authenticated"),
+            ("routes.rules[].action", "allow, deny"),
+            ("routes.rules[].mode", "enforce, shadow"),
             ("identity.array_format", "join, json"),
             ("workload_identity.from", "peer, xfcc"),
             ("upstream_credentials[].oauth2.auth_method", "client_secret_basic, client_secret_post"),

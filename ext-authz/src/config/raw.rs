@@ -24,12 +24,17 @@ pub struct RawConfig {
     pub api_keys: Option<RawApiKeys>,
     /// Required: a file without it is empty or cut short, not a deny-all policy.
     pub routes: Option<RawRoutes>,
+    /// Named policies, each shaped like `routes` (plus `mode`), chosen by the gateway's route.
+    pub policies: BTreeMap<String, RawPolicy>,
+    /// Where a request's policy name is read.
+    pub policy_selector: RawPolicySelector,
     pub identity: RawIdentity,
     pub oidc: Option<RawOidc>,
     pub decision_log: RawDecisionLog,
     pub telemetry: RawTelemetry,
     pub workload_identity: RawWorkloadIdentity,
     pub upstream_credentials: Vec<RawUpstreamCredential>,
+    pub client_address: super::client_address::RawClientAddress,
 }
 
 /// One `upstream_credentials:` entry: the header to set, and where its value comes from
@@ -358,16 +363,80 @@ impl Default for RawRoutes {
     }
 }
 
+/// One `policies.<name>` entry: `routes`' keys, and `mode`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPolicy {
+    /// `enforce` (it answers its requests) or `shadow` (`routes` answers; its would-be answer is
+    /// logged and counted).
+    pub mode: String,
+    pub public: Vec<String>,
+    pub default: String,
+    pub default_accept: Vec<String>,
+    pub rules: Vec<RawRule>,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        let routes = RawRoutes::default();
+        RawPolicy {
+            mode: POLICY_MODE.default.into(),
+            public: routes.public,
+            default: routes.default,
+            default_accept: routes.default_accept,
+            rules: routes.rules,
+        }
+    }
+}
+
+/// `policy_selector:` — the `context_extensions` key, then the route metadata annotation, that
+/// name a request's policy (`""` turns either off).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPolicySelector {
+    pub context_extension: String,
+    pub route_metadata: RawRouteMetadata,
+}
+
+impl Default for RawPolicySelector {
+    fn default() -> Self {
+        RawPolicySelector {
+            context_extension: POLICY_CONTEXT_EXTENSION.default.into(),
+            route_metadata: RawRouteMetadata::default(),
+        }
+    }
+}
+
+/// Envoy Gateway's route metadata: `filter_metadata[namespace].resources[0].annotations[annotation]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRouteMetadata {
+    pub namespace: String,
+    pub annotation: String,
+}
+
+impl Default for RawRouteMetadata {
+    fn default() -> Self {
+        RawRouteMetadata {
+            namespace: POLICY_METADATA_NAMESPACE.default.into(),
+            annotation: POLICY_METADATA_ANNOTATION.default.into(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub name: Option<String>,
+    /// `allow` (default) or `deny`.
+    #[serde(default = "allow")]
+    pub action: String,
     pub host: Option<String>,
     #[serde(default)]
     pub methods: Vec<String>,
     pub path: String,
-    #[serde(default = "default_accept")]
-    pub accept: Vec<String>,
+    /// Not set: `[jwt, api_key]` on an allow rule; a deny rule takes none.
+    pub accept: Option<Vec<String>>,
     #[serde(default)]
     pub scopes: Vec<String>,
     #[serde(default)]
@@ -380,10 +449,57 @@ pub struct RawRule {
     pub request_principals: Vec<String>,
     /// The name of an `upstream_credentials` entry to set on the requests this rule allows.
     pub upstream_credential: Option<String>,
+    /// CEL conditions: one expression, or a list that must all hold.
+    #[serde(default)]
+    pub when: RawWhen,
+    /// A deny rule's answer: `code` (upper snake case) and `message`.
+    pub error: Option<RawDenyError>,
+    /// CIDR lists on the client address (after the trusted hops) and on Envoy's peer.
+    #[serde(default)]
+    pub client_ips: Vec<String>,
+    #[serde(default)]
+    pub not_client_ips: Vec<String>,
+    #[serde(default)]
+    pub peer_ips: Vec<String>,
+    #[serde(default)]
+    pub not_peer_ips: Vec<String>,
+    /// `enforce` (default) or `shadow` (evaluated, logged, counted; never the answer).
+    #[serde(default = "enforce")]
+    pub mode: String,
 }
 
-fn default_accept() -> Vec<String> {
+fn allow() -> String {
+    RULE_ACTION.default.into()
+}
+
+fn enforce() -> String {
+    RULE_MODE.default.into()
+}
+
+pub fn default_accept() -> Vec<String> {
     vec!["jwt".into(), "api_key".into()]
+}
+
+/// `when:` as written: one expression, or a list of them.
+/// (`expecting` replaces serde's "data did not match any variant of untagged enum".)
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(untagged, expecting = "expected a CEL expression, or a list of them (all must hold)")]
+pub enum RawWhen {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for RawWhen {
+    fn default() -> Self {
+        RawWhen::Many(Vec::new())
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDenyError {
+    pub code: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -1,14 +1,19 @@
-//! The `routes:` section: public paths, rules (host, methods, path → accepted credentials,
-//! scopes, claim rules, workload and request principals) and the default for requests no rule
-//! matches.
+//! The `routes:` section (and each of `policies:`, which have its shape): public paths, rules
+//! (allow or deny; host, methods, path, address lists → accepted credentials, scopes, claim
+//! rules, workload and request principals, `when` conditions) and the default for requests no
+//! rule matches.
 
 use super::check::{each, Check, Checked};
 use super::identity::claim_path;
-use super::keys::{self, RoutesDefault};
-use super::raw::{RawRoutes, RawRule};
+use super::keys::{self, RoutesDefault, RuleAction};
+use super::raw::{self, RawRoutes, RawRule};
 use crate::core::principals::TextPattern;
-use crate::core::routes::{ClaimRule, Condition, Credential, DefaultPolicy, PathMatch, Requirements, RouteTable, Rule};
+use crate::core::routes::{
+    Action, ClaimRule, Condition, Credential, DefaultPolicy, PathMatch, Requirements, RouteTable, Rule,
+};
 use shared::spiffe::IdPattern;
+
+mod rule_parts;
 
 /// The credentials the rest of the config makes available, which `accept:` lists may name.
 pub struct Available<'a> {
@@ -26,15 +31,33 @@ pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>)
     let Some(routes) = raw else {
         return c.fail("routes", "missing: a config must say which requests it lets through (is the file cut short?)");
     };
-    let rules = each(&routes.rules, |i, r| rule(i, r, available, c));
-    let public = each(&routes.public, |i, p| {
-        PathMatch::parse(p).or_else(|e| c.fail(format!("routes.public[{i}]"), e.to_string()))
-    });
-    let default = match c.choice("routes.default", &keys::ROUTES_DEFAULT, &routes.default) {
+    let shape = TableShape {
+        public: &routes.public,
+        default: &routes.default,
+        default_accept: &routes.default_accept,
+        rules: &routes.rules,
+    };
+    table("routes", &shape, available, c)
+}
+
+/// The keys a route table is written with (`routes`, or one of `policies`).
+pub struct TableShape<'a> {
+    pub public: &'a [String],
+    pub default: &'a str,
+    pub default_accept: &'a [String],
+    pub rules: &'a [RawRule],
+}
+
+/// A route table at `at` (`routes`, `policies.orders`).
+pub fn table(at: &str, raw: &TableShape<'_>, available: &Available<'_>, c: &Check<'_>) -> Checked<RouteTable> {
+    let rules = each(raw.rules, |i, r| rule(&rule_key(at, i, r), i, r, available, c));
+    let public =
+        each(raw.public, |i, p| PathMatch::parse(p).or_else(|e| c.fail(format!("{at}.public[{i}]"), e.to_string())));
+    let default = match c.choice(&format!("{at}.default"), &keys::ROUTES_DEFAULT, raw.default) {
         Ok(RoutesDefault::Deny) => Ok(DefaultPolicy::Deny),
         Ok(RoutesDefault::Allow) => Ok(DefaultPolicy::Allow),
         Ok(RoutesDefault::Authenticated) => {
-            accept(&routes.default_accept, "routes.default_accept", false, available, c)
+            accept(raw.default_accept, &format!("{at}.default_accept"), false, available, c)
                 .map(|credentials| DefaultPolicy::Authenticated(Requirements::any_of(credentials)))
         }
         Err(reported) => Err(reported),
@@ -42,8 +65,19 @@ pub fn routes(raw: Option<&RawRoutes>, available: &Available<'_>, c: &Check<'_>)
     Ok(RouteTable { public: public?, rules: rules?, default: default? })
 }
 
-fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Checked<Rule> {
-    let key = format!("routes.rules[{i}]");
+/// Where a rule's problems are reported: `routes.rules[2]`, with its name when it has one
+/// (`routes.rules[2] (org-orders)`), so a problem is found by either.
+fn rule_key(at: &str, i: usize, r: &RawRule) -> String {
+    match &r.name {
+        Some(name) => format!("{at}.rules[{i}] ({name})"),
+        None => format!("{at}.rules[{i}]"),
+    }
+}
+
+fn rule(key: &str, i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Checked<Rule> {
+    let name = r.name.clone().unwrap_or_else(|| format!("rule-{i}"));
+    let action = c.choice(&format!("{key}.action"), &keys::RULE_ACTION, &r.action);
+    let deny = action == Ok(RuleAction::Deny);
     let path = PathMatch::parse(&r.path).or_else(|e| c.fail(format!("{key}.path"), e.to_string()));
     let methods = each(&r.methods, |_, m| {
         if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -73,10 +107,29 @@ fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Chec
             }
         },
     };
-    let workload_only = !r.principals.is_empty();
-    let credentials = accept(&r.accept, &format!("{key}.accept"), workload_only, available, c);
+    let credentials = match (deny, &r.accept) {
+        // A deny rule answers without a credential: what it reads of the caller is its
+        // conditions' `identity`, its scopes and its claims.
+        (true, _) => rule_parts::deny_only(key, r, c).map(|()| Vec::new()),
+        (false, accepted) => {
+            let defaulted = raw::default_accept();
+            let list = accepted.as_deref().unwrap_or(&defaulted);
+            accept(list, &format!("{key}.accept"), !r.principals.is_empty(), available, c)
+        }
+    };
+    let when = rule_parts::conditions(key, &r.when, c);
+    let addresses = rule_parts::addresses(key, r, c);
+    let mode = c.choice(&format!("{key}.mode"), &keys::RULE_MODE, &r.mode);
+    let action = match action {
+        Ok(RuleAction::Deny) => rule_parts::deny_answer(key, &name, r.error.as_ref(), c),
+        Ok(RuleAction::Allow) if r.error.is_some() => {
+            c.fail(format!("{key}.error"), "only a deny rule (action: deny) has an error to answer with")
+        }
+        Ok(RuleAction::Allow) => Ok(Action::Allow),
+        Err(reported) => Err(reported),
+    };
     Ok(Rule {
-        name: r.name.clone().unwrap_or_else(|| format!("rule-{i}")),
+        name,
         host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
         methods: methods?,
         path: path?,
@@ -88,6 +141,10 @@ fn rule(i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Chec
             request_principals: request_principals?,
         },
         upstream: upstream?,
+        action: action?,
+        when: when?,
+        addresses: addresses?,
+        mode: mode?,
     })
 }
 

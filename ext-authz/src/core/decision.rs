@@ -7,22 +7,28 @@ use serde_json::{json, Value};
 use shared::spiffe::SpiffeId;
 
 use super::apikeys::ApiKeyStore;
+use super::cel::SourceAddresses;
+use super::client_address::ClientAddress;
 use super::header_spellings;
 use super::identity::Identity;
 use super::identity_part::IdentityAnswer;
 use super::jwt::{self, JwtError, JwtPolicy, KeySet};
 use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XFCC};
 use super::request::AuthRequest;
-use super::routes::{Credential, DefaultPolicy, Requirements, RouteTable, Routed};
+use super::routes::{Credential, DefaultPolicy, Mode, Policies, Requirements, RouteTable, Routed, Selected};
 use super::session::cookies::{is_chunk_of, Cookies};
-use super::session::login::wants_login_redirect;
 use super::session::model::Session;
 use super::token_cache::{TokenCache, Verification};
 
 mod allow;
+mod run;
 mod session_guards;
+mod verdict;
 pub use allow::Allow;
+use run::Run;
+pub use run::{evaluate_conditions, Conditions, ROUTES};
 pub use session_guards::{from_our_origin, METHOD_OVERRIDE_HEADERS, METHOD_OVERRIDE_QUERY};
+pub use verdict::{ConditionFailure, Notes, ShadowHit, Verdict, Would};
 
 /// Where a credential is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +43,7 @@ pub enum CredentialSource {
 }
 
 impl CredentialSource {
-    fn read(&self, request: &AuthRequest) -> Option<String> {
+    pub fn read(&self, request: &AuthRequest) -> Option<String> {
         let value = match self {
             CredentialSource::Header { name, prefix } => {
                 let raw = request.header(name)?.trim();
@@ -102,6 +108,10 @@ impl SessionPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Engine {
     pub routes: RouteTable,
+    /// Named policies, and how a request's route names one.
+    pub policies: Policies,
+    /// How the client's address is found (`client_address:`).
+    pub client_address: ClientAddress,
     pub providers: Vec<Provider>,
     pub api_key_sources: Vec<CredentialSource>,
     /// The identity headers and dynamic metadata of an allowed request.
@@ -129,7 +139,9 @@ pub struct Context<'a> {
     pub session: Option<&'a Session>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `code` of the JSON error. Built-in codes, and a deny rule's own (a config string, shared
+/// by every denial of that rule: cloning it copies no text).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorCode {
     Unauthorized,
     ExpiredToken,
@@ -148,10 +160,35 @@ pub enum ErrorCode {
     /// A dependency refused this request for good (the session store refused its session):
     /// retrying would not help, and it is not an outage.
     Internal,
+    /// A deny rule without a code of its own matched.
+    Denied,
+    /// A rule's condition could not be evaluated (a missing key, a wrong type, a bound).
+    ConditionError,
+    /// The gateway's route named a policy this config does not have.
+    UnknownPolicy,
+    /// A deny rule's own `error.code` (upper snake case, none of the above).
+    Custom(Arc<str>),
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
+    /// The built-in codes (a deny rule's own code may be none of them but `DENIED`).
+    pub const BUILT_IN: [ErrorCode; 13] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::ExpiredToken,
+        ErrorCode::Forbidden,
+        ErrorCode::InsufficientScope,
+        ErrorCode::LoginFailed,
+        ErrorCode::LoginUnavailable,
+        ErrorCode::BadRequest,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+        ErrorCode::Denied,
+        ErrorCode::ConditionError,
+        ErrorCode::UnknownPolicy,
+    ];
+
+    pub fn as_str(&self) -> &str {
         match self {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::ExpiredToken => "EXPIRED_TOKEN",
@@ -163,6 +200,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Denied => "DENIED",
+            ErrorCode::ConditionError => "CONDITION_ERROR",
+            ErrorCode::UnknownPolicy => "UNKNOWN_POLICY",
+            ErrorCode::Custom(code) => code,
         }
     }
 }
@@ -230,114 +271,101 @@ pub fn refuse_path(request: &AuthRequest) -> Option<Decision> {
 
 impl Engine {
     pub fn check(&self, request: &AuthRequest, ctx: &Context<'_>) -> Decision {
+        self.decide(request, ctx).decision
+    }
+
+    /// The decision, with the policy and route that made it and its notes (shadow answers,
+    /// failed conditions). The policy the gateway's route names answers (`routes` when none is
+    /// named); a shadow policy is evaluated beside `routes`, which answers.
+    pub fn decide<'e>(&'e self, request: &AuthRequest, ctx: &Context<'_>) -> Verdict<'e> {
+        let mut notes = Notes::default();
         if let Some(refused) = refuse_path(request) {
-            return refused;
+            return Verdict { decision: refused, policy: None, route: None, notes };
         }
-        let principal = self.workload.principal(request);
-        let (requirements, upstream) = match self.routes.route(&request.host, &request.method, &request.path) {
-            Routed::Public => return Decision::Allow(self.allow(request, None, None, principal, "public")),
-            Routed::Default(DefaultPolicy::Allow) => {
-                return Decision::Allow(self.allow(request, None, None, principal, "default_allow"))
+        let (decision, policy, route) = match self.policies.select(request) {
+            Selected::Routes => {
+                let (decision, route) = self.run(request, ctx, &self.routes, ROUTES, &mut notes, true);
+                (decision, None, Some(route))
             }
-            Routed::Default(DefaultPolicy::Deny) => {
-                return Decision::Deny(deny(
+            Selected::Named(name, named) if named.mode == Mode::Enforce => {
+                let (decision, route) = self.run(request, ctx, &named.table, name, &mut notes, true);
+                (decision, Some(name), Some(route))
+            }
+            Selected::Named(name, named) => {
+                let (decision, route) = self.run(request, ctx, &self.routes, ROUTES, &mut notes, true);
+                let (would, would_route) = self.run(request, ctx, &named.table, name, &mut notes, false);
+                notes.shadow.push(ShadowHit::of(name, would_route, &would));
+                (decision, None, Some(route))
+            }
+            Selected::Unknown(name) => {
+                let name: String = name.chars().take(128).collect();
+                tracing::warn!(
+                    request_id = request.request_id(),
+                    "the route names policy {name:?}, which this config does not have: denied"
+                );
+                let refused = deny(
                     403,
-                    ErrorCode::Forbidden,
-                    "no route allows this request",
+                    ErrorCode::UnknownPolicy,
+                    "the route names a policy that does not exist",
                     None,
-                    "no_route",
-                ))
+                    "unknown_policy",
+                );
+                (Decision::Deny(refused), None, None)
             }
-            Routed::Default(DefaultPolicy::Authenticated(requirements)) => (requirements, None),
-            Routed::Rule(rule) => (&rule.requires, rule.upstream),
         };
-        if let Some(refused) = check_principal(principal.as_ref(), requirements) {
-            return Decision::Deny(refused);
-        }
-        if requirements.credentials.is_empty() {
-            let allow = self.allow(request, None, None, principal, "workload");
-            return Decision::Allow(Allow { upstream, ..allow });
-        }
-        let Some(found) = self.find_credential(request, requirements, ctx) else {
-            if requirements.credentials.contains(&Credential::Session) && wants_login_redirect(request) {
-                return Decision::Login;
-            }
-            return Decision::Deny(deny(
-                401,
-                ErrorCode::Unauthorized,
-                "missing credentials",
-                Some("Bearer".into()),
-                "missing_credentials",
-            ));
+        Verdict { decision, policy, route, notes }
+    }
+
+    /// One policy's answer (`table`, named `label`; with `routes`' deny rules when it is a
+    /// named policy), and the route it came from.
+    fn run<'e>(
+        &'e self,
+        request: &AuthRequest,
+        ctx: &Context<'_>,
+        table: &'e RouteTable,
+        label: &'e str,
+        notes: &mut Notes<'e>,
+        record: bool,
+    ) -> (Decision, &'e str) {
+        let outer = (!std::ptr::eq(table, &self.routes)).then_some(&self.routes);
+        let mut run = Run {
+            engine: self,
+            request,
+            ctx,
+            source: self.source(request),
+            principal: self.workload.principal(request),
+            table,
+            label,
+            outer,
+            notes,
+            record,
+            denied_by: None,
         };
-        let identity = match &found.kind {
-            FoundKind::ApiKey => match ctx.api_keys.identity(&found.value) {
-                Some(identity) => identity,
-                None => {
-                    return Decision::Deny(deny(
-                        401,
-                        ErrorCode::Unauthorized,
-                        "invalid API key",
-                        Some(r#"Bearer error="invalid_token", error_description="invalid API key""#.into()),
-                        "invalid_api_key",
-                    ))
-                }
-            },
-            FoundKind::Jwt(providers) => match self.verify_jwt(&found.value, providers, ctx) {
-                Ok(identity) => identity,
-                Err(decision) => return *decision,
-            },
-            FoundKind::Session => match (ctx.session, &self.sessions) {
-                (Some(session), Some(policy)) => Identity::from_session(&policy.provider, session.identity_claims()),
-                _ => return Decision::Unavailable("a session was found without session settings".into()),
-            },
-        };
-        if let Some(decision) = authorize(&identity, requirements) {
-            return Decision::Deny(decision);
+        run.answer()
+    }
+
+    /// The request's addresses: the peer Envoy saw, and the client after the trusted hops.
+    pub fn source(&self, request: &AuthRequest) -> SourceAddresses {
+        SourceAddresses {
+            peer: request.peer_address.map(|a| a.to_canonical()),
+            client: self.client_address.of(request),
         }
-        if let (FoundKind::Session, Some(policy)) = (&found.kind, &self.sessions) {
-            if policy.cross_site(request) {
-                return Decision::Deny(deny(
-                    403,
-                    ErrorCode::Forbidden,
-                    "a cross-site request cannot use the session",
-                    None,
-                    "csrf",
-                ));
-            }
+    }
+
+    /// The route table that answers a request: the named policy its route chooses (enforced),
+    /// else `routes`; `None` for a policy that does not exist.
+    pub fn answering_table(&self, request: &AuthRequest) -> Option<&RouteTable> {
+        match self.policies.select(request) {
+            Selected::Named(_, named) if named.mode == Mode::Enforce => Some(&named.table),
+            Selected::Named(..) | Selected::Routes => Some(&self.routes),
+            Selected::Unknown(_) => None,
         }
-        let mut allow = self.allow(request, Some(identity), Some(&found), principal, "authenticated");
-        allow.upstream = upstream;
-        if let (FoundKind::Session, Some(policy), Some(session)) = (&found.kind, &self.sessions, ctx.session) {
-            match session.access_token.as_deref().filter(|_| policy.forward_access_token) {
-                Some(token) => allow.set_header("authorization", format!("Bearer {token}")),
-                // The session is the identity: a client's own bearer token must not ride along
-                // to a backend that might trust it.
-                None if !policy.pass_client_authorization => allow.remove_header("authorization"),
-                None => {}
-            }
-            if !policy.pass_method_override {
-                // The names always: in HTTP mode Envoy passes ext-authz only the headers it is
-                // told to, so their absence here proves nothing (removing an absent header
-                // costs nothing). And every other spelling sent (`x_http_method_override` reads
-                // the same to many frameworks).
-                let spellings = request.headers.keys().filter(|sent| {
-                    METHOD_OVERRIDE_HEADERS.iter().any(|o| header_spellings::same_after_folding(sent, o))
-                });
-                for name in METHOD_OVERRIDE_HEADERS.iter().copied().chain(spellings.map(String::as_str)) {
-                    allow.remove_header(name);
-                }
-                if request.query_param(METHOD_OVERRIDE_QUERY).is_some() {
-                    allow.remove_query.push(METHOD_OVERRIDE_QUERY.to_string());
-                }
-            }
-        }
-        Decision::Allow(allow)
     }
 
     /// Whether the request's route accepts a login session (so the session layer reads one).
     pub fn accepts_session(&self, request: &AuthRequest) -> bool {
-        let requirements = match self.routes.route(&request.host, &request.method, &request.path) {
+        let Some(table) = self.answering_table(request) else { return false };
+        let requirements = match table.route_request(request, self.source(request)) {
             Routed::Rule(rule) => &rule.requires,
             Routed::Default(DefaultPolicy::Authenticated(requirements)) => requirements,
             _ => return false,

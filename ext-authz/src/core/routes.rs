@@ -1,21 +1,49 @@
 //! Route policy, compiled once per config load: public paths, then rules in order (optional
-//! host, methods, and an exact, prefix or `{param}` template path), then the default for
-//! requests no rule matches.
+//! host, methods, an exact, prefix or `{param}` template path, address lists, conditions;
+//! deny rules before allow rules), then the default for requests no rule matches. Named
+//! policies (`policies:`) are tables of the same shape, chosen per request by the gateway's
+//! route ([`policies`]).
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use shared::spiffe::IdPattern;
 
+use super::cel::{Expression, SourceAddresses};
 use super::claims::{scalar_text, ClaimPath};
+use super::decision::ErrorCode;
 use super::principals::TextPattern;
+use super::request::AuthRequest;
 
-/// How a rule's path matches. Written in config as `/exact`, `/prefix/*` or `/items/{id}`.
+mod addresses;
+mod policies;
+
+pub use addresses::{parse_cidr, AddressMatch, AddressMiss};
+pub use policies::{NamedPolicy, Policies, PolicySelector, RouteMetadataKey, Selected};
+
+/// How a rule's path matches. Written in config as `/exact`, `/prefix/*`, `/items/{id}`, or a
+/// template with a final `/*` (`/orgs/{org}/*`: the template's segments, then any rest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     Exact(String),
     Prefix(String),
-    /// Segments; `None` stands for a `{param}` matching one non-empty segment.
-    Template(Vec<Option<String>>),
+    Template(Template),
+}
+
+/// A path template: segments, each a literal or a `{name}` matching one non-empty segment
+/// (captured by that name, for conditions as `route.<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub segments: Vec<Segment>,
+    /// Written with a final `/*`: any rest after the segments (at least the `/`).
+    pub rest: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Literal(String),
+    Param(String),
 }
 
 /// Why a path pattern is refused.
@@ -23,12 +51,14 @@ pub enum PathMatch {
 pub enum PatternError {
     #[error("path {0:?} must start with '/'")]
     NotAbsolute(String),
-    #[error("path {0:?}: '*' only at the end, and not with {{params}}")]
+    #[error("path {0:?}: '*' only at the end, and with {{params}} only as a final '/*'")]
     StarWithParams(String),
     #[error("path {0:?}: '*' only at the end")]
     StarInside(String),
     #[error("path {pattern:?}: bad parameter {segment:?}")]
     BadParameter { pattern: String, segment: String },
+    #[error("path {pattern:?}: parameter {{{name}}} appears twice")]
+    DuplicateParameter { pattern: String, name: String },
 }
 
 impl PathMatch {
@@ -36,48 +66,76 @@ impl PathMatch {
         if !pattern.starts_with('/') {
             return Err(PatternError::NotAbsolute(pattern.into()));
         }
-        if let Some(prefix) = pattern.strip_suffix('*') {
-            if prefix.contains(['*', '{', '}']) {
-                return Err(PatternError::StarWithParams(pattern.into()));
-            }
-            return Ok(PathMatch::Prefix(prefix.to_string()));
-        }
-        if pattern.contains('*') {
-            return Err(PatternError::StarInside(pattern.into()));
-        }
-        if !pattern.contains(['{', '}']) {
-            return Ok(PathMatch::Exact(pattern.to_string()));
-        }
-        let segments = pattern
-            .split('/')
-            .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) if !name.is_empty() && !name.contains(['{', '}']) => Ok(None),
+        let (template, rest) = match pattern.strip_suffix('*') {
+            Some(prefix) if !prefix.contains(['*', '{', '}']) => return Ok(PathMatch::Prefix(prefix.to_string())),
+            Some(prefix) => match prefix.strip_suffix('/') {
+                Some(template) if !template.contains('*') => (template, true),
+                _ => return Err(PatternError::StarWithParams(pattern.into())),
+            },
+            None if pattern.contains('*') => return Err(PatternError::StarInside(pattern.into())),
+            None if !pattern.contains(['{', '}']) => return Ok(PathMatch::Exact(pattern.to_string())),
+            None => (pattern, false),
+        };
+        let mut segments: Vec<Segment> = Vec::new();
+        for segment in template.split('/') {
+            let parsed = match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if is_param_name(name) => Segment::Param(name.to_string()),
                 _ if segment.contains(['{', '}']) => {
-                    Err(PatternError::BadParameter { pattern: pattern.into(), segment: segment.into() })
+                    return Err(PatternError::BadParameter { pattern: pattern.into(), segment: segment.into() })
                 }
-                _ => Ok(Some(segment.to_string())),
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(PathMatch::Template(segments))
+                _ => Segment::Literal(segment.to_string()),
+            };
+            if let Segment::Param(name) = &parsed {
+                if segments.iter().any(|s| matches!(s, Segment::Param(n) if n == name)) {
+                    return Err(PatternError::DuplicateParameter { pattern: pattern.into(), name: name.clone() });
+                }
+            }
+            segments.push(parsed);
+        }
+        Ok(PathMatch::Template(Template { segments, rest }))
     }
 
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathMatch::Exact(exact) => path == exact,
             PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
-            PathMatch::Template(segments) => {
-                let mut parts = path.split('/');
-                for segment in segments {
-                    match (segment, parts.next()) {
-                        (Some(literal), Some(part)) if literal == part => {}
-                        (None, Some(part)) if !part.is_empty() => {}
-                        _ => return false,
-                    }
-                }
-                parts.next().is_none()
-            }
+            PathMatch::Template(template) => template.walk(path, |_, _| {}),
         }
     }
+
+    /// The `{name}` captures of a matching path, in the template's order (empty for other
+    /// patterns, or when `path` does not match).
+    pub fn captures<'a>(&'a self, path: &'a str) -> Vec<(&'a str, &'a str)> {
+        let PathMatch::Template(template) = self else { return Vec::new() };
+        let mut captured = Vec::new();
+        if !template.walk(path, |name, value| captured.push((name, value))) {
+            captured.clear();
+        }
+        captured
+    }
+}
+
+impl Template {
+    /// Whether `path` matches, telling `capture` each parameter's value on the way.
+    fn walk<'a>(&'a self, path: &'a str, mut capture: impl FnMut(&'a str, &'a str)) -> bool {
+        let mut parts = path.split('/');
+        for segment in &self.segments {
+            match (segment, parts.next()) {
+                (Segment::Literal(literal), Some(part)) if literal == part => {}
+                (Segment::Param(name), Some(part)) if !part.is_empty() => capture(name, part),
+                _ => return false,
+            }
+        }
+        // With a final `/*` a rest must follow (`/orgs/acme/`, `/orgs/acme/x`), as a prefix's
+        // `/` must; without one, nothing may.
+        parts.next().is_some() == self.rest
+    }
+}
+
+/// A parameter's name: anything but braces (`route.org`, or `route['order-id']` for a name a
+/// condition cannot write after a dot).
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['{', '}'])
 }
 
 /// A credential a rule accepts.
@@ -145,6 +203,26 @@ impl Requirements {
     }
 }
 
+/// What a matching rule does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Answers the request (first matching allow rule): its credential, scopes, claims,
+    /// principals and conditions decide.
+    Allow,
+    /// Denies, before any allow rule is looked at, with this code and message in the JSON
+    /// error (`error:`; by default `DENIED` and "denied by rule <name>").
+    Deny { code: ErrorCode, message: Arc<str> },
+}
+
+/// Whether a rule (or a named policy) takes part in the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Evaluated, its would-be answer logged and counted; never changes the answer.
+    Shadow,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub name: String,
@@ -156,9 +234,73 @@ pub struct Rule {
     /// The upstream credential set on requests this rule allows (an index into the config's
     /// `upstream_credentials`).
     pub upstream: Option<usize>,
+    pub action: Action,
+    /// `when:` — CEL conditions, every one of which must hold (compiled at config load).
+    pub when: Vec<Arc<Expression>>,
+    /// CIDR lists on the client and peer addresses.
+    pub addresses: AddressMatch,
+    pub mode: Mode,
+}
+
+/// Which part of a rule's match did not hold for a request (for `explain` and logs), or that
+/// all did. Checked in this order; conditions, credentials, scopes and claims come after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleMatch {
+    Matches,
+    Host,
+    Method,
+    Path,
+    Address(AddressMiss),
 }
 
 impl Rule {
+    /// An enforced allow rule with nothing but these parts (the other fields empty).
+    pub fn allow(name: &str, path: PathMatch, requires: Requirements) -> Rule {
+        Rule {
+            name: name.to_string(),
+            host: None,
+            methods: Vec::new(),
+            path,
+            requires,
+            upstream: None,
+            action: Action::Allow,
+            when: Vec::new(),
+            addresses: AddressMatch::default(),
+            mode: Mode::Enforce,
+        }
+    }
+
+    pub fn is_deny(&self) -> bool {
+        matches!(self.action, Action::Deny { .. })
+    }
+
+    /// Whether judging the rule needs the caller's identity: a condition reads `identity`, or
+    /// the rule names scopes or claims. A deny rule that does not is judged before any
+    /// credential is checked.
+    pub fn reads_identity(&self) -> bool {
+        !self.requires.scopes.is_empty()
+            || !self.requires.claims.is_empty()
+            || self.when.iter().any(|condition| condition.uses().identity)
+    }
+
+    /// Host, method, path and address lists against a request (the first part that fails, or
+    /// [`RuleMatch::Matches`]).
+    pub fn matches_request(&self, request: &AuthRequest, source: SourceAddresses) -> RuleMatch {
+        if !self.matches(&request.host, &request.method, &request.path) {
+            return if self.host.as_deref().is_some_and(|h| h != request.host) {
+                RuleMatch::Host
+            } else if !self.methods.is_empty() && !self.methods.iter().any(|m| *m == request.method) {
+                RuleMatch::Method
+            } else {
+                RuleMatch::Path
+            };
+        }
+        match self.addresses.check(source) {
+            Some(miss) => RuleMatch::Address(miss),
+            None => RuleMatch::Matches,
+        }
+    }
+
     fn matches(&self, host: &str, method: &str, path: &str) -> bool {
         self.host.as_deref().is_none_or(|h| h == host)
             && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
@@ -191,19 +333,49 @@ pub enum Routed<'a> {
 }
 
 impl RouteTable {
-    pub fn route(&self, host: &str, method: &str, path: &str) -> Routed<'_> {
-        if self.public.iter().any(|p| p.matches(path)) {
+    /// The allow route of a request: a public path, the first enforced allow rule that matches
+    /// (host, method, path, address lists), or the default. Deny and shadow rules are not
+    /// routes (the decision judges them apart).
+    pub fn route_request(&self, request: &AuthRequest, source: SourceAddresses) -> Routed<'_> {
+        if self.public.iter().any(|p| p.matches(&request.path)) {
             return Routed::Public;
         }
-        match self.rules.iter().find(|r| r.matches(host, method, path)) {
+        let routes = |rule: &&Rule| !rule.is_deny() && rule.mode == Mode::Enforce;
+        match self.rules.iter().filter(routes).find(|r| r.matches_request(request, source) == RuleMatch::Matches) {
             Some(rule) => Routed::Rule(rule),
             None => Routed::Default(&self.default),
         }
     }
 
-    /// The name of the route a request takes: a rule's name, `public` or `default`.
+    /// The allow route by host, method and path alone, for a caller without the request's
+    /// addresses: a rule with address lists is taken as matching them.
+    pub fn route(&self, host: &str, method: &str, path: &str) -> Routed<'_> {
+        if self.public.iter().any(|p| p.matches(path)) {
+            return Routed::Public;
+        }
+        let routes = |rule: &&Rule| !rule.is_deny() && rule.mode == Mode::Enforce;
+        match self.rules.iter().filter(routes).find(|r| r.matches(host, method, path)) {
+            Some(rule) => Routed::Rule(rule),
+            None => Routed::Default(&self.default),
+        }
+    }
+
+    /// The name of the route a request takes (see [`RouteTable::route`]): a rule's name,
+    /// `public` or `default`.
     pub fn name(&self, host: &str, method: &str, path: &str) -> &str {
-        match self.route(host, method, path) {
+        Routed::name(self.route(host, method, path))
+    }
+
+    /// The deny rules, in order (enforced and shadow).
+    pub fn deny_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|rule| rule.is_deny())
+    }
+}
+
+impl<'a> Routed<'a> {
+    /// A rule's name, `public` or `default`.
+    pub fn name(self) -> &'a str {
+        match self {
             Routed::Public => "public",
             Routed::Rule(rule) => &rule.name,
             Routed::Default(_) => "default",
@@ -212,65 +384,4 @@ impl RouteTable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn path_patterns() {
-        let exact = PathMatch::parse("/orders").unwrap();
-        assert!(exact.matches("/orders") && !exact.matches("/orders/1"));
-        let prefix = PathMatch::parse("/static/*").unwrap();
-        assert!(prefix.matches("/static/a/b") && !prefix.matches("/stat"));
-        let template = PathMatch::parse("/orders/{id}/items").unwrap();
-        assert!(template.matches("/orders/42/items"));
-        assert!(!template.matches("/orders//items") && !template.matches("/orders/42/items/x"));
-        assert!(PathMatch::parse("orders").is_err());
-        assert!(PathMatch::parse("/a/*/b").is_err());
-        assert!(PathMatch::parse("/a/{b").is_err());
-    }
-
-    #[test]
-    fn claim_conditions() {
-        let claims = json!({"role": "admin", "groups": ["ops", "dev"], "scope": "a b", "level": 3});
-        let rule = |claim: &str, condition| ClaimRule { claim: ClaimPath::parse(claim), condition };
-        assert!(rule("role", Condition::Equals(json!("admin"))).holds(&claims));
-        assert!(rule("level", Condition::Equals(json!("3"))).holds(&claims));
-        assert!(rule("role", Condition::OneOf(vec![json!("x"), json!("admin")])).holds(&claims));
-        assert!(rule("groups", Condition::Contains(json!("ops"))).holds(&claims));
-        assert!(rule("scope", Condition::Contains(json!("b"))).holds(&claims));
-        assert!(!rule("groups", Condition::Contains(json!("qa"))).holds(&claims));
-        assert!(!rule("missing", Condition::Equals(json!("x"))).holds(&claims));
-    }
-
-    #[test]
-    fn routing_order() {
-        let requires = Requirements::any_of(vec![Credential::ApiKey]);
-        let table = RouteTable {
-            public: vec![PathMatch::parse("/healthz").unwrap()],
-            rules: vec![
-                Rule {
-                    name: "read".into(),
-                    host: Some("api.example.com".into()),
-                    methods: vec!["GET".into()],
-                    path: PathMatch::parse("/orders/*").unwrap(),
-                    requires: requires.clone(),
-                    upstream: None,
-                },
-                Rule {
-                    name: "any".into(),
-                    host: None,
-                    methods: vec![],
-                    path: PathMatch::parse("/orders/*").unwrap(),
-                    requires,
-                    upstream: None,
-                },
-            ],
-            default: DefaultPolicy::Deny,
-        };
-        assert_eq!(table.route("x", "GET", "/healthz"), Routed::Public);
-        assert!(matches!(table.route("api.example.com", "GET", "/orders/1"), Routed::Rule(r) if r.name == "read"));
-        assert!(matches!(table.route("api.example.com", "POST", "/orders/1"), Routed::Rule(r) if r.name == "any"));
-        assert!(matches!(table.route("api.example.com", "GET", "/other"), Routed::Default(DefaultPolicy::Deny)));
-    }
-}
+mod tests;

@@ -35,6 +35,8 @@ fn entry<'a>(request: &'a AuthRequest, outcome: &'a Outcome) -> Entry<'a> {
         mode: "grpc",
         latency: Duration::from_micros(250),
         principal: None,
+        policy: None,
+        shadow: &[],
     }
 }
 

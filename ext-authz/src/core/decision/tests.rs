@@ -15,6 +15,7 @@ const NOW: u64 = 1_800_000_000;
 const API_KEY: &str = "ghk_test-key-0123456789";
 
 mod principals;
+mod rules;
 
 fn requirements(credentials: Vec<Credential>, scopes: &[&str], claims: Vec<ClaimRule>) -> Requirements {
     Requirements {
@@ -44,15 +45,10 @@ fn workload_requirements(
 
 fn engine() -> Engine {
     let bearer = CredentialSource::Header { name: "authorization".into(), prefix: "Bearer ".into() };
-    let rule = |name: &str, path: &str, requires| Rule {
-        name: name.into(),
-        host: None,
-        methods: vec![],
-        path: PathMatch::parse(path).unwrap(),
-        requires,
-        upstream: None,
-    };
+    let rule = |name: &str, path: &str, requires| Rule::allow(name, PathMatch::parse(path).unwrap(), requires);
     Engine {
+        policies: crate::core::routes::Policies::default(),
+        client_address: crate::core::client_address::ClientAddress::default(),
         routes: RouteTable {
             public: vec![PathMatch::parse("/public/*").unwrap()],
             rules: vec![

@@ -1,0 +1,379 @@
+//! One evaluation of a request against one policy, in the order the policy model fixes:
+//!
+//! 1. deny rules that do not read `identity` (those of `routes`, then the answering policy's
+//!    own), before any credential is looked at;
+//! 2. the allow route: a public path, the first enforced allow rule matching host, method, path
+//!    and address lists (a shadow allow rule that matches on the way has its would-be answer
+//!    noted), or the default;
+//! 3. the route's workload principals, its credential (found and verified);
+//! 4. deny rules that read `identity`, with the verified identity, or with none (`identity.kind
+//!    == "none"`) on a route that takes no credential;
+//! 5. the route's request principals, scopes and claims, then its `when` conditions;
+//! 6. the CSRF guard of session requests, and the allow.
+//!
+//! A deny rule wins over every allow (Istio's DENY before ALLOW). A condition that cannot be
+//! evaluated denies (`CONDITION_ERROR`), in deny and allow rules alike: never an allow.
+
+use shared::spiffe::SpiffeId;
+
+use super::verdict::{ConditionFailure, Notes, ShadowHit, Would};
+use super::{
+    authorize, check_principal, deny, Context, Decision, Deny, Engine, ErrorCode, FoundKind, METHOD_OVERRIDE_HEADERS,
+    METHOD_OVERRIDE_QUERY,
+};
+use crate::core::cel::{Activation, Facts, SourceAddresses};
+use crate::core::header_spellings;
+use crate::core::identity::Identity;
+use crate::core::request::AuthRequest;
+use crate::core::routes::{Action, DefaultPolicy, Mode, Requirements, RouteTable, Routed, Rule, RuleMatch};
+use crate::core::session::login::wants_login_redirect;
+
+/// The label of the `routes` section's rules in notes, logs and metrics.
+pub const ROUTES: &str = "routes";
+
+/// How a rule's conditions came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conditions {
+    Hold,
+    /// The condition at this index is false.
+    False(usize),
+    /// The condition at this index could not be evaluated.
+    Error(usize),
+}
+
+pub(super) struct Run<'e, 'r> {
+    pub engine: &'e Engine,
+    pub request: &'r AuthRequest,
+    pub ctx: &'r Context<'r>,
+    pub source: SourceAddresses,
+    pub principal: Option<SpiffeId>,
+    /// The answering table and its name.
+    pub table: &'e RouteTable,
+    pub label: &'e str,
+    /// `routes`, when a named policy answers: its deny rules apply to every request.
+    pub outer: Option<&'e RouteTable>,
+    pub notes: &'r mut Notes<'e>,
+    /// Note shadow rules' answers and failed conditions (off for a shadow policy's would-be
+    /// run, whose one answer is noted by the caller).
+    pub record: bool,
+    /// The deny rule that answered, when one did.
+    pub denied_by: Option<&'e str>,
+}
+
+impl<'e> Run<'e, '_> {
+    /// The answer, and the route it came from (a deny rule's name when one denied).
+    pub fn answer(&mut self) -> (Decision, &'e str) {
+        if let Some(refused) = self.judge_denies(None, false) {
+            return (Decision::Deny(refused), self.denied_by.unwrap_or(ROUTES));
+        }
+        let routed = self.route();
+        let decision = match routed {
+            Routed::Public => self.open("public"),
+            Routed::Default(DefaultPolicy::Allow) => self.open("default_allow"),
+            Routed::Default(DefaultPolicy::Deny) => match self.judge_denies(None, true) {
+                Some(refused) => Decision::Deny(refused),
+                None => {
+                    Decision::Deny(deny(403, ErrorCode::Forbidden, "no route allows this request", None, "no_route"))
+                }
+            },
+            Routed::Default(DefaultPolicy::Authenticated(requirements)) => {
+                self.answer_requirements(requirements, None, None, true)
+            }
+            Routed::Rule(rule) => self.answer_requirements(&rule.requires, rule.upstream, Some(rule), true),
+        };
+        (decision, self.denied_by.unwrap_or(routed.name()))
+    }
+
+    /// The allow route; shadow allow rules that match on the way are answered and noted.
+    fn route(&mut self) -> Routed<'e> {
+        let table = self.table;
+        if table.public.iter().any(|p| p.matches(&self.request.path)) {
+            return Routed::Public;
+        }
+        for rule in table.rules.iter().filter(|rule| !rule.is_deny()) {
+            if rule.matches_request(self.request, self.source) != RuleMatch::Matches {
+                continue;
+            }
+            if rule.mode == Mode::Enforce {
+                return Routed::Rule(rule);
+            }
+            if self.record {
+                let would = self.answer_requirements(&rule.requires, rule.upstream, Some(rule), false);
+                self.notes.shadow.push(ShadowHit::of(self.label, &rule.name, &would));
+            }
+        }
+        Routed::Default(&table.default)
+    }
+
+    /// A route that takes no credential: the identity deny rules (with no identity), then allow.
+    fn open(&mut self, reason: &'static str) -> Decision {
+        if let Some(refused) = self.judge_denies(None, true) {
+            return Decision::Deny(refused);
+        }
+        Decision::Allow(self.engine.allow(self.request, None, None, self.principal.take(), reason))
+    }
+
+    /// The answer of a route's requirements (a rule's, or `default: authenticated`'s), and of
+    /// its conditions. `judge_denies`: the deny rules that read `identity` are judged once the
+    /// identity is known (off for a shadow rule's would-be answer, which is the rule's alone).
+    fn answer_requirements(
+        &mut self,
+        requirements: &'e Requirements,
+        upstream: Option<usize>,
+        rule: Option<&'e Rule>,
+        judge_denies: bool,
+    ) -> Decision {
+        let (engine, request, ctx) = (self.engine, self.request, self.ctx);
+        if let Some(refused) = check_principal(self.principal.as_ref(), requirements) {
+            return Decision::Deny(refused);
+        }
+        if requirements.credentials.is_empty() {
+            if let Some(refused) = self.identity_denies(None, judge_denies) {
+                return Decision::Deny(refused);
+            }
+            if let Some(refused) = rule.and_then(|rule| self.allow_conditions(rule, None)) {
+                return Decision::Deny(refused);
+            }
+            let allow = engine.allow(request, None, None, self.principal_for_allow(judge_denies), "workload");
+            return Decision::Allow(super::Allow { upstream, ..allow });
+        }
+        let Some(found) = engine.find_credential(request, requirements, ctx) else {
+            if requirements.credentials.contains(&crate::core::routes::Credential::Session)
+                && wants_login_redirect(request)
+            {
+                return Decision::Login;
+            }
+            return Decision::Deny(deny(
+                401,
+                ErrorCode::Unauthorized,
+                "missing credentials",
+                Some("Bearer".into()),
+                "missing_credentials",
+            ));
+        };
+        let identity = match &found.kind {
+            FoundKind::ApiKey => match ctx.api_keys.identity(&found.value) {
+                Some(identity) => identity,
+                None => {
+                    return Decision::Deny(deny(
+                        401,
+                        ErrorCode::Unauthorized,
+                        "invalid API key",
+                        Some(r#"Bearer error="invalid_token", error_description="invalid API key""#.into()),
+                        "invalid_api_key",
+                    ))
+                }
+            },
+            FoundKind::Jwt(providers) => match engine.verify_jwt(&found.value, providers, ctx) {
+                Ok(identity) => identity,
+                Err(decision) => return *decision,
+            },
+            FoundKind::Session => match (ctx.session, &engine.sessions) {
+                (Some(session), Some(policy)) => Identity::from_session(&policy.provider, session.identity_claims()),
+                _ => return Decision::Unavailable("a session was found without session settings".into()),
+            },
+        };
+        if let Some(refused) = self.identity_denies(Some(&identity), judge_denies) {
+            return Decision::Deny(refused);
+        }
+        if let Some(refused) = authorize(&identity, requirements) {
+            return Decision::Deny(refused);
+        }
+        if let Some(refused) = rule.and_then(|rule| self.allow_conditions(rule, Some(&identity))) {
+            return Decision::Deny(refused);
+        }
+        if let (FoundKind::Session, Some(policy)) = (&found.kind, &engine.sessions) {
+            if policy.cross_site(request) {
+                return Decision::Deny(deny(
+                    403,
+                    ErrorCode::Forbidden,
+                    "a cross-site request cannot use the session",
+                    None,
+                    "csrf",
+                ));
+            }
+        }
+        let principal = self.principal_for_allow(judge_denies);
+        let mut allow = engine.allow(request, Some(identity), Some(&found), principal, "authenticated");
+        allow.upstream = upstream;
+        if let (FoundKind::Session, Some(policy), Some(session)) = (&found.kind, &engine.sessions, ctx.session) {
+            match session.access_token.as_deref().filter(|_| policy.forward_access_token) {
+                Some(token) => allow.set_header("authorization", format!("Bearer {token}")),
+                // The session is the identity: a client's own bearer token must not ride along
+                // to a backend that might trust it.
+                None if !policy.pass_client_authorization => allow.remove_header("authorization"),
+                None => {}
+            }
+            if !policy.pass_method_override {
+                // The names always: in HTTP mode Envoy passes ext-authz only the headers it is
+                // told to, so their absence here proves nothing (removing an absent header
+                // costs nothing). And every other spelling sent (`x_http_method_override` reads
+                // the same to many frameworks).
+                let spellings = request.headers.keys().filter(|sent| {
+                    METHOD_OVERRIDE_HEADERS.iter().any(|o| header_spellings::same_after_folding(sent, o))
+                });
+                for name in METHOD_OVERRIDE_HEADERS.iter().copied().chain(spellings.map(String::as_str)) {
+                    allow.remove_header(name);
+                }
+                if request.query_param(METHOD_OVERRIDE_QUERY).is_some() {
+                    allow.remove_query.push(METHOD_OVERRIDE_QUERY.to_string());
+                }
+            }
+        }
+        Decision::Allow(allow)
+    }
+
+    /// The workload's identity for an allow: the run's own for its answer (`last`), a copy for
+    /// a shadow rule's would-be answer, which comes before it.
+    fn principal_for_allow(&mut self, last: bool) -> Option<SpiffeId> {
+        if last {
+            self.principal.take()
+        } else {
+            self.principal.clone()
+        }
+    }
+
+    /// The deny rules that read `identity`, once it is known (`judge: false`: none, for a
+    /// shadow rule's would-be answer).
+    fn identity_denies(&mut self, identity: Option<&Identity>, judge: bool) -> Option<Deny> {
+        if !judge {
+            return None;
+        }
+        self.judge_denies(identity, true)
+    }
+
+    /// The deny rules that read `identity` (`after_identity`) or those that do not, in order:
+    /// `routes`' first, then the answering policy's. The first enforced one that holds denies;
+    /// shadow ones that hold are noted.
+    fn judge_denies(&mut self, identity: Option<&Identity>, after_identity: bool) -> Option<Deny> {
+        let (outer, table, own_label) = (self.outer, self.table, self.label);
+        let outer = outer.into_iter().flat_map(|table| table.deny_rules().map(|rule| (ROUTES, rule)));
+        let own = table.deny_rules().map(|rule| (own_label, rule));
+        for (label, rule) in outer.chain(own).filter(|(_, rule)| rule.reads_identity() == after_identity) {
+            let refused = match self.deny_rule_holds(rule, identity) {
+                DenyRule::Holds => self.deny_answer(rule),
+                DenyRule::Error(index) => {
+                    self.condition_failed(label, rule, index);
+                    condition_error(rule, index)
+                }
+                DenyRule::NotHeld => continue,
+            };
+            if rule.mode == Mode::Shadow {
+                if self.record {
+                    self.notes.shadow.push(ShadowHit {
+                        policy: label,
+                        rule: &rule.name,
+                        would: Would::Deny,
+                        code: Some(refused.code),
+                    });
+                }
+                continue;
+            }
+            self.denied_by = Some(&rule.name);
+            return Some(refused);
+        }
+        None
+    }
+
+    /// Whether a deny rule holds for this request: host, methods, path, address lists, its
+    /// scopes and claims (none without an identity), and every condition.
+    fn deny_rule_holds(&self, rule: &Rule, identity: Option<&Identity>) -> DenyRule {
+        if rule.matches_request(self.request, self.source) != RuleMatch::Matches {
+            return DenyRule::NotHeld;
+        }
+        let requires = &rule.requires;
+        if !requires.scopes.is_empty() || !requires.claims.is_empty() {
+            let Some(identity) = identity else { return DenyRule::NotHeld };
+            let scopes = requires.scopes.iter().all(|s| identity.scopes.contains(s));
+            if !scopes || !requires.claims.iter().all(|c| c.holds(&identity.claims)) {
+                return DenyRule::NotHeld;
+            }
+        }
+        match self.conditions(rule, identity) {
+            Conditions::Hold => DenyRule::Holds,
+            Conditions::False(_) => DenyRule::NotHeld,
+            Conditions::Error(index) => DenyRule::Error(index),
+        }
+    }
+
+    fn deny_answer(&self, rule: &Rule) -> Deny {
+        let Action::Deny { code, message } = &rule.action else { unreachable!("judged as a deny rule") };
+        Deny { code: code.clone(), ..deny(403, ErrorCode::Denied, message, None, "deny_rule") }
+    }
+
+    /// An allow rule's conditions: `None` when they hold, else the denial.
+    fn allow_conditions(&mut self, rule: &'e Rule, identity: Option<&Identity>) -> Option<Deny> {
+        match self.conditions(rule, identity) {
+            Conditions::Hold => None,
+            Conditions::False(index) => {
+                let message = format!("condition {} of rule {} does not hold", index + 1, rule.name);
+                Some(deny(403, ErrorCode::Forbidden, &message, None, "condition_false"))
+            }
+            Conditions::Error(index) => {
+                self.condition_failed(self.label, rule, index);
+                Some(condition_error(rule, index))
+            }
+        }
+    }
+
+    /// A rule's `when` conditions, in order, against this request (the first that is false or
+    /// fails ends it).
+    pub fn conditions(&self, rule: &Rule, identity: Option<&Identity>) -> Conditions {
+        evaluate_conditions(rule, self.request, self.source, identity, self.principal.as_ref(), self.ctx.now)
+    }
+
+    /// Logs a failed condition (where, never a value) and notes it for the metric.
+    fn condition_failed(&mut self, label: &'e str, rule: &'e Rule, index: usize) {
+        if self.record {
+            self.notes.condition_errors.push(ConditionFailure { policy: label, rule: &rule.name, index });
+        }
+    }
+}
+
+enum DenyRule {
+    Holds,
+    NotHeld,
+    Error(usize),
+}
+
+/// A rule's `when` conditions against a request: every one must hold. An evaluation error is
+/// logged with the rule, the condition's index and the error's text (which names types and
+/// keys, never a request's or a claim's value).
+pub fn evaluate_conditions(
+    rule: &Rule,
+    request: &AuthRequest,
+    source: SourceAddresses,
+    identity: Option<&Identity>,
+    principal: Option<&SpiffeId>,
+    now: u64,
+) -> Conditions {
+    if rule.when.is_empty() {
+        return Conditions::Hold;
+    }
+    let route = rule.path.captures(&request.path);
+    let facts =
+        Facts { request, source, identity, principal, route: &route, context: &request.context_extensions, now };
+    let mut activation = Activation::new(facts);
+    for (index, condition) in rule.when.iter().enumerate() {
+        match condition.evaluate(&mut activation) {
+            Ok(true) => {}
+            Ok(false) => return Conditions::False(index),
+            Err(error) => {
+                tracing::warn!(
+                    rule = %rule.name,
+                    condition = index,
+                    request_id = request.request_id(),
+                    "condition when[{index}] of rule {:?} cannot be evaluated: {error}",
+                    rule.name
+                );
+                return Conditions::Error(index);
+            }
+        }
+    }
+    Conditions::Hold
+}
+
+fn condition_error(rule: &Rule, index: usize) -> Deny {
+    let message = format!("condition {} of rule {} cannot be evaluated", index + 1, rule.name);
+    deny(403, ErrorCode::ConditionError, &message, None, "condition_error")
+}
