@@ -6,6 +6,7 @@ pub mod cel;
 pub mod claims;
 pub mod client_address;
 pub mod decision;
+pub mod explain;
 pub mod header_spellings;
 pub mod identity;
 pub mod identity_headers;

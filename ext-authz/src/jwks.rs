@@ -432,8 +432,9 @@ impl KeyFile {
     }
 }
 
-/// A key file's keys, within the same size bound as a key set from the network.
-fn read_key_file(path: &std::path::Path) -> Result<KeySet, JwksError> {
+/// A key file's keys, within the same size bound as a key set from the network (also read by
+/// `explain`, which checks tokens against local keys only).
+pub fn read_key_file(path: &std::path::Path) -> Result<KeySet, JwksError> {
     let text = read_bounded(path).map_err(|source| JwksError::File { path: path.display().to_string(), source })?;
     KeySet::from_jwks(&text).map_err(|source| JwksError::Keys { url: path.display().to_string(), source })
 }

@@ -11,6 +11,8 @@ use shared::traces::Tracing;
 mod api_key;
 #[path = "main/args.rs"]
 mod args;
+#[path = "main/explain.rs"]
+mod explain;
 #[path = "main/validate.rs"]
 mod validate;
 use args::Command;
@@ -25,6 +27,19 @@ USAGE:
                                        unknown key is reported alone), else the first of a file it names;
                                        --no-secrets: check every secret's reference, not its value, and
                                        list the variables and files a start needs
+    ext-authz explain FILE --url URL [--method M] [--header 'NAME: VALUE']… [--token JWT|-]
+            [--api-key KEY|-] [--cookie NAME=VALUE]… [--context KEY=VALUE]… [--route-metadata JSON]
+            [--peer IP] [--xff 'IP, IP'] [--principal SPIFFE_ID] [--now UNIX_SECONDS] [--json]
+                                       the decision on one request, offline, and why: the normalized
+                                       path, the policy chosen, each rule and why it did (not) match,
+                                       each condition's value, the credential's check (a JWT against
+                                       local keys only: a jwks_uri or discovery provider's signature
+                                       is unchecked), the identity headers and the answer; URL is
+                                       http(s)://HOST/PATH?QUERY or /PATH; --token/--api-key go where
+                                       the config reads them (- reads stdin); --context sets Envoy's
+                                       context_extensions, --peer the address Envoy saw, --xff its
+                                       X-Forwarded-For; nothing is fetched, no credential printed;
+                                       exit 0 allowed, 2 not allowed, 1 the config does not load
     ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG] [--format file|secret]
                                        print a fresh API key (stderr) and what stores its hash (stdout):
                                        a whole key file, or the ext-authz-api-keys Secret of k8s/base
@@ -93,6 +108,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Validate { file, no_secrets } => validate::validate(file, no_secrets, &env),
+        Command::Explain(options) => explain::explain(&options, &env),
         Command::ApiKeyNew(options) => api_key::new(options, EXIT_USAGE),
         Command::SessionKeyNew => {
             println!("{}", ext_authz::core::session::seal::new_key());

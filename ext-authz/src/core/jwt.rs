@@ -302,8 +302,10 @@ pub fn verify(peeked: &Peek<'_>, policy: &JwtPolicy, keys: &KeySet, now: u64) ->
     check_claims(peeked, policy, now)
 }
 
-/// The signed claims against the provider's issuer and audiences, and the time.
-fn check_claims(peeked: &Peek<'_>, policy: &JwtPolicy, now: u64) -> Result<Verified, JwtError> {
+/// The signed claims against the provider's issuer and audiences, and the time. Public for
+/// `explain`, which checks the claims of a token whose keys are remote without its signature:
+/// claims checked here alone are not to be trusted (`verify` checks the signature first).
+pub fn check_claims(peeked: &Peek<'_>, policy: &JwtPolicy, now: u64) -> Result<Verified, JwtError> {
     let claims = &peeked.claims;
     if peeked.issuer.as_deref() != Some(policy.issuer.as_str()) {
         return Err(JwtError::WrongIssuer);

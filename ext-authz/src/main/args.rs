@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::explain::options::{Options as ExplainOptions, EXPLAIN_USAGE};
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -16,11 +18,13 @@ pub enum Command<'a> {
     ApiKeyNew(&'a [&'a str]),
     SessionKeyNew,
     Healthcheck(Option<&'a str>),
+    /// `explain FILE --url URL …`: the decision on one request, offline.
+    Explain(Box<ExplainOptions>),
     Help,
     Version,
 }
 
-const COMMANDS: &str = "validate, api-key new, session-key new and healthcheck";
+const COMMANDS: &str = "validate, explain, api-key new, session-key new and healthcheck";
 const VALIDATE_USAGE: &str = "ext-authz validate FILE [--no-secrets]";
 
 /// A wrong command line, said on one line (`ext-authz: ` is added by the caller).
@@ -53,6 +57,16 @@ pub enum UsageError {
     ValidateExtra(String),
     #[error("validate needs the config file: {VALIDATE_USAGE}")]
     ValidateWithoutFile,
+    #[error("explain needs the config file: {EXPLAIN_USAGE}")]
+    ExplainWithoutFile,
+    #[error("explain needs the request's --url (http(s)://HOST/PATH?QUERY, or /PATH); usage: {EXPLAIN_USAGE}")]
+    ExplainWithoutUrl,
+    #[error("explain: unknown option {typed:?}{}; see ext-authz --help", did_you_mean(*.meant))]
+    ExplainOption { typed: String, meant: Option<&'static str> },
+    #[error("explain: {flag} {problem}; see ext-authz --help")]
+    ExplainValue { flag: String, problem: String },
+    #[error("explain: unexpected argument {0:?} (one config file at a time); see ext-authz --help")]
+    ExplainExtra(String),
 }
 
 fn did_you_mean(meant: Option<&str>) -> String {
@@ -69,6 +83,7 @@ pub fn parse<'a>(args: &'a [&'a str]) -> Result<Command<'a>, UsageError> {
         ["--config", file] => Ok(Command::Run(Some(PathBuf::from(file)))),
         ["--config", _, extra, ..] => Err(UsageError::AfterConfig(extra.to_string())),
         ["validate", rest @ ..] => validate(rest),
+        ["explain", rest @ ..] => crate::explain::options::parse(rest).map(|o| Command::Explain(Box::new(o))),
         ["api-key", "new", rest @ ..] => Ok(Command::ApiKeyNew(rest)),
         ["api-key", rest @ ..] => Err(UsageError::ApiKey(rest.join(" "))),
         ["session-key", "new"] => Ok(Command::SessionKeyNew),
@@ -84,7 +99,7 @@ pub fn parse<'a>(args: &'a [&'a str]) -> Result<Command<'a>, UsageError> {
         }),
         [first, ..] => Err(UsageError::UnknownCommand {
             typed: first.to_string(),
-            meant: closest(first, &["validate", "api-key", "session-key", "healthcheck"]),
+            meant: closest(first, &["validate", "explain", "api-key", "session-key", "healthcheck"]),
         }),
     }
 }
@@ -107,7 +122,7 @@ fn validate<'a>(args: &'a [&'a str]) -> Result<Command<'a>, UsageError> {
 }
 
 /// The word `typed` was probably meant to be: within two edits of it.
-fn closest<'a>(typed: &str, words: &[&'a str]) -> Option<&'a str> {
+pub fn closest<'a>(typed: &str, words: &[&'a str]) -> Option<&'a str> {
     words.iter().map(|w| (edits(typed, w), *w)).filter(|(d, _)| *d <= 2).min().map(|(_, w)| w)
 }
 
@@ -159,7 +174,8 @@ mod tests {
                 "validate: unknown option \"--no-secret\"; usage: ext-authz validate",
             ),
             (&["valdate", "a.yaml"], "unknown command \"valdate\" (did you mean validate?)"),
-            (&["serve"], "unknown command \"serve\"; the commands are validate, api-key new"),
+            (&["serve"], "unknown command \"serve\"; the commands are validate, explain, api-key new"),
+            (&["explian", "a.yaml"], "unknown command \"explian\" (did you mean explain?)"),
             (&["api-key", "create"], "api-key create: the command is `ext-authz api-key new"),
             (&["session-key"], "the command is `ext-authz session-key new`"),
             (&["healthcheck", "a", "b"], "healthcheck: unexpected argument \"b\"; usage: ext-authz healthcheck"),
