@@ -65,6 +65,26 @@ pub struct StackOptions {
     /// answers, behind `/third-party/stalled/*` (the default token timeout) and
     /// `/third-party/hung/*` (a 3 s timeout, past Envoy's 2 s ext_authz timeout).
     pub hung_token_endpoint: Option<std::net::SocketAddr>,
+    /// More ext-authz rules, appended to `routes.rules` (list items indented by 4 spaces).
+    pub ext_authz_rules: String,
+    /// More top-level ext-authz sections (`policies`, `policy_selector`, `client_address`).
+    pub ext_authz_sections: String,
+    /// Envoy routes that name a policy (see [`with_policy_routes`]).
+    pub policy_routes: bool,
+    /// How Envoy finds the client address (default: the shipped config's, Envoy at the edge).
+    pub client_detection: Option<ClientDetection>,
+}
+
+/// How the stack's Envoy settles on the client address, as the gateways render it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientDetection {
+    /// `use_remote_address: true` with `xff_num_trusted_hops: N` (the shipped config with N
+    /// load balancers in front; kgateway's `xffNumTrustedHops`, Istio's `numTrustedProxies`).
+    TrustedHops(u32),
+    /// Envoy Gateway's `ClientTrafficPolicy` `clientIPDetection.xForwardedFor.numTrustedHops: N`
+    /// (v1.9.0, `internal/xds/translator/listener.go`): `use_remote_address: false` and the
+    /// XFF original IP detection extension with N−1 trusted hops.
+    EnvoyGateway { num_trusted_hops: u32 },
 }
 
 /// The OpenID Provider's service client, whose tokens ext-authz injects upstream.
@@ -357,6 +377,7 @@ impl Stack {
         if options.cost_routes {
             text.push_str(COST_RULES);
         }
+        text.push_str(&options.ext_authz_rules);
         if options.upstream_credentials {
             text.push_str(UPSTREAM_RULES);
             if options.hung_token_endpoint.is_some() {
@@ -391,6 +412,7 @@ impl Stack {
         if options.cost_routes {
             text.push_str("identity:\n  metadata_claims: [rate_limit]\n");
         }
+        text.push_str(&options.ext_authz_sections);
         text.push_str("...\n");
         std::fs::write(dir.path().join("ext-authz.yaml"), text).unwrap();
         let config = ext_authz::config::load(&dir.path().join("ext-authz.yaml"), &env).expect("e2e ext-authz config");
@@ -611,11 +633,91 @@ fn configure(
         Some(dir) => with_downstream_mtls(&config, dir),
         None => config,
     };
+    let config = match options.client_detection {
+        Some(detection) => with_client_detection(&config, detection),
+        None => config,
+    };
+    let config = match options.policy_routes {
+        true => with_policy_routes(&config),
+        false => config,
+    };
     if options.cost_routes {
         with_cost_routes(&config)
     } else {
         config
     }
+}
+
+/// The shipped Envoy config with another way to the client address (see [`ClientDetection`]).
+pub fn with_client_detection(config: &str, detection: ClientDetection) -> String {
+    const SHIPPED: &str = "                use_remote_address: true\n                xff_num_trusted_hops: 0\n";
+    assert!(config.contains(SHIPPED), "not the shipped Envoy config");
+    let rendered = match detection {
+        ClientDetection::TrustedHops(hops) => {
+            format!("                use_remote_address: true\n                xff_num_trusted_hops: {hops}\n")
+        }
+        ClientDetection::EnvoyGateway { num_trusted_hops } => format!(
+            r#"                use_remote_address: false
+                original_ip_detection_extensions:
+                  - name: envoy.extensions.http.original_ip_detection.xff
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.http.original_ip_detection.xff.v3.XffConfig
+                      xff_num_trusted_hops: {}
+"#,
+            num_trusted_hops.saturating_sub(1)
+        ),
+    };
+    config.replacen(SHIPPED, &rendered, 1)
+}
+
+/// The shipped Envoy config with routes that name ext-authz's policy, each as a gateway sets it
+/// (all to the backend):
+///
+/// - `/a/`, `/b/`, `/unknown/`: an `ExtAuthzPerRoute` with `context_extensions`
+///   `{policy: a}`, `{policy: b}`, `{policy: unknown}` — what Envoy Gateway's
+///   `extAuth.contextExtensions` and kgateway's `extAuth.contextExtensions` render;
+/// - `/eg/`: no extension, but Envoy Gateway's route metadata (`includeRouteMetadata`): the
+///   `envoy-gateway` namespace with the HTTPRoute as `resources[0]`, its annotation
+///   `gateway.envoyproxy.io/gatehouse-policy: a` as Envoy Gateway copies it (prefix removed);
+///   the ext_authz filter sends that namespace (`route_metadata_context_namespaces`);
+/// - `/eg-and-b/`: that metadata and the extension `{policy: b}`: the extension wins.
+pub fn with_policy_routes(config: &str) -> String {
+    const ROUTE_ANCHOR: &str = "                        - match: {prefix: \"/\"}\n";
+    const FILTER_ANCHOR: &str =
+        "                      \"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz\n";
+    assert!(config.contains(ROUTE_ANCHOR) && config.contains(FILTER_ANCHOR), "not the shipped Envoy config");
+    let extension = |policy: &str| {
+        format!(
+            r#"                          typed_per_filter_config:
+                            envoy.filters.http.ext_authz:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
+                              check_settings: {{context_extensions: {{policy: {policy}}}}}
+"#
+        )
+    };
+    let metadata = r#"                          metadata:
+                            filter_metadata:
+                              envoy-gateway:
+                                resources:
+                                  - kind: HTTPRoute
+                                    name: orders
+                                    namespace: apps
+                                    annotations: {gatehouse-policy: a}
+"#;
+    let route = |prefix: &str, extras: &str| {
+        format!("                        - match: {{prefix: \"{prefix}\"}}\n                          route: {{cluster: backend}}\n{extras}")
+    };
+    let routes = [
+        route("/a/", &extension("a")),
+        route("/b/", &extension("b")),
+        route("/unknown/", &extension("unknown")),
+        route("/eg/", metadata),
+        route("/eg-and-b/", &format!("{metadata}{}", extension("b"))),
+    ]
+    .concat();
+    let namespaces = "                      route_metadata_context_namespaces: [envoy-gateway]\n";
+    let config = config.replacen(ROUTE_ANCHOR, &format!("{routes}{ROUTE_ANCHOR}"), 1);
+    config.replacen(FILTER_ANCHOR, &format!("{FILTER_ANCHOR}{namespaces}"), 1)
 }
 
 /// The shipped Envoy config with mutual TLS to ext-authz: the `ext_authz` cluster presents
