@@ -37,9 +37,10 @@ USAGE:
                                        is unchecked), the identity headers and the answer; URL is
                                        http(s)://HOST/PATH?QUERY or /PATH; --token/--api-key go where
                                        the config reads them (- reads stdin); --context sets Envoy's
-                                       context_extensions, --peer the address Envoy saw, --xff its
-                                       X-Forwarded-For; nothing is fetched, no credential printed;
-                                       exit 0 allowed, 2 not allowed, 1 the config does not load
+                                       context_extensions, --peer the address Envoy saw, --xff the
+                                       X-Forwarded-For reaching Envoy; nothing is fetched, and no
+                                       credential printed; exit 0 allowed, 2 not allowed, 1 the config
+                                       does not load (docs/ext-authz.md: Explaining a decision)
     ext-authz api-key new [--client-id ID] [--scopes a,b] [--org-id ORG] [--format file|secret]
                                        print a fresh API key (stderr) and what stores its hash (stdout):
                                        a whole key file, or the ext-authz-api-keys Secret of k8s/base

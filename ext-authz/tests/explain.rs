@@ -258,6 +258,19 @@ fn forged_and_unsigned_tokens_are_refused_with_why() {
             "answer: deny 401 UNAUTHORIZED (invalid_token): bad signature",
         ],
     );
+    // What reads the identity is never reached: the credential is refused first.
+    let (code, out) = setup.explain(&["--method", "DELETE", "--url", url, "--token", &forged_signature]);
+    assert_eq!(code, 2, "{out}");
+    has_lines(
+        &out,
+        &[
+            "  deny rule no-contractor-deletes: not reached: it reads the identity, and the route's credential is \
+             missing or refused",
+            "  rule org-orders: matched: takes the request",
+            "    when 1: identity.claims.org == route.org => not evaluated",
+            "answer: deny 401 UNAUTHORIZED (invalid_token): bad signature",
+        ],
+    );
     let unsigned = forged(&json!({"alg": "none"}), &json!({"iss": "https://idp.test/", "sub": "u1"}), b"");
     let (code, out) = setup.explain(&["--url", url, "--token", &unsigned]);
     assert_eq!(code, 2, "{out}");

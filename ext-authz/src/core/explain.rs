@@ -88,7 +88,14 @@ pub struct ConditionTrace {
 /// `identity` see, as the decision's do.
 pub fn trace(engine: &Engine, inputs: &Inputs<'_>, identity: Option<&Identity>) -> Trace {
     let (routes, policies, request) = (&engine.routes, &engine.policies, inputs.request);
-    let table = |name, role, table| table_trace(engine, name, role, table, inputs, identity);
+    // The allow route's credential is missing or refused: the decision answers that before it
+    // looks at identity deny rules or the route's conditions.
+    let refused = identity.is_none()
+        && answering_table(routes, policies, request)
+            .and_then(|table| route_requirements(table, inputs))
+            .is_some_and(|requires| !requires.credentials.is_empty());
+    let who = Who { identity, refused };
+    let table = |name, role, table| table_trace(engine, name, role, table, inputs, who);
     let (policy, tables) = match policies.select(request) {
         Selected::Routes => {
             let why = "the route names no policy (context extension or route metadata): routes answers".into();
@@ -113,6 +120,14 @@ pub fn trace(engine: &Engine, inputs: &Inputs<'_>, identity: Option<&Identity>) 
         }
     };
     Trace { policy, tables }
+}
+
+/// The identity conditions see, and whether the route's credential was refused (then nothing
+/// that reads the identity is judged).
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    identity: Option<&'a Identity>,
+    refused: bool,
 }
 
 /// The table whose allow rules answer the request (`None`: it names a policy that does not
@@ -158,16 +173,19 @@ fn table_trace(
     role: &'static str,
     table: &RouteTable,
     inputs: &Inputs<'_>,
-    identity: Option<&Identity>,
+    who: Who<'_>,
 ) -> TableTrace {
     let request = inputs.request;
-    let deny_rules = table.rules.iter().filter(|r| r.is_deny()).map(|r| deny_rule(r, inputs, identity)).collect();
+    let deny_rules = table.rules.iter().filter(|r| r.is_deny()).map(|r| deny_rule(r, inputs, who)).collect();
     let public = table.public.iter().find(|p| p.matches(&request.path)).map(pattern);
+    // The rule that takes the request is the decision's own routing's; the others are judged
+    // to say why they did not, up to it (the decision looks no further).
+    let routed = table.route_request(request, inputs.source);
+    let mut passed = false;
     let mut rules = Vec::new();
-    let mut taken = public.is_some();
     for rule in table.rules.iter().filter(|r| !r.is_deny()) {
         let shadow = rule.mode == Mode::Shadow;
-        if taken && !shadow {
+        if passed || public.is_some() {
             let why = if public.is_some() { "the path is public" } else { "an earlier rule took the request" };
             let verdict = "not reached";
             rules.push(RuleTrace {
@@ -180,38 +198,41 @@ fn table_trace(
             });
             continue;
         }
-        let mut traced = judge(rule, inputs, identity);
+        // A shadow rule's would-be answer is its own: no refused credential stops it.
+        let evaluate = !(who.refused && !shadow && !rule.requires.credentials.is_empty());
+        let mut traced = judge(rule, inputs, who.identity, evaluate);
         if traced.verdict == "matched" {
-            traced.why = if shadow {
-                "would take the request (shadow: not the answer)".into()
-            } else {
-                "takes the request".into()
+            traced.why = match shadow {
+                true => "would take the request (shadow: not the answer)".into(),
+                false => "takes the request".into(),
             };
             traced.requires = Some(requirements(engine, &rule.requires));
-            taken |= !shadow;
         }
+        passed = matches!(routed, Routed::Rule(taker) if std::ptr::eq(taker, rule));
         rules.push(traced);
     }
-    let default = (!taken).then(|| match &table.default {
+    let default = matches!(routed, Routed::Default(_)).then(|| match &table.default {
         DefaultPolicy::Deny => "deny (no rule took the request)".to_string(),
         DefaultPolicy::Allow => "allow (no rule took the request)".to_string(),
         DefaultPolicy::Authenticated(requires) => {
             format!("authenticated (no rule took the request): {}", requirements(engine, requires))
         }
     });
-    debug_assert_eq!(
-        taken,
-        !matches!(table.route_request(request, inputs.source), Routed::Default(_)),
-        "the trace routes as the decision does"
-    );
     TableTrace { name: name.into(), role, public, deny_rules, rules, default }
 }
 
 /// A deny rule: its match, then its scopes and claims (against the identity), then its
 /// conditions.
-fn deny_rule(rule: &Rule, inputs: &Inputs<'_>, identity: Option<&Identity>) -> RuleTrace {
-    let mut traced = judge(rule, inputs, identity);
+fn deny_rule(rule: &Rule, inputs: &Inputs<'_>, who: Who<'_>) -> RuleTrace {
+    let identity = who.identity;
+    let after_credential = rule.reads_identity() && who.refused;
+    let mut traced = judge(rule, inputs, identity, !after_credential);
     if traced.verdict != "matched" {
+        return traced;
+    }
+    if after_credential {
+        traced.verdict = "not reached";
+        traced.why = "it reads the identity, and the route's credential is missing or refused".into();
         return traced;
     }
     let unmet = identity_unmet(&rule.requires, identity);
@@ -240,7 +261,9 @@ fn deny_rule(rule: &Rule, inputs: &Inputs<'_>, identity: Option<&Identity>) -> R
 
 /// A rule's host, method, path and address lists against the request, then (when they match)
 /// its conditions' values.
-fn judge(rule: &Rule, inputs: &Inputs<'_>, identity: Option<&Identity>) -> RuleTrace {
+/// `evaluate`: false when the decision never gets to the conditions (they are listed, not
+/// evaluated).
+fn judge(rule: &Rule, inputs: &Inputs<'_>, identity: Option<&Identity>, evaluate: bool) -> RuleTrace {
     let request = inputs.request;
     let skipped = |why: String| RuleTrace {
         name: rule.name.clone(),
@@ -273,7 +296,7 @@ fn judge(rule: &Rule, inputs: &Inputs<'_>, identity: Option<&Identity>) -> RuleT
         now: inputs.now,
     });
     // In order, up to the first that does not hold, as the decision evaluates them.
-    let mut stopped = false;
+    let mut stopped = !evaluate;
     let conditions = rule
         .when
         .iter()
