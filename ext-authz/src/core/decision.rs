@@ -47,8 +47,9 @@ impl CredentialSource {
         let value = match self {
             CredentialSource::Header { name, prefix } => {
                 let raw = request.header(name)?.trim();
-                // Scheme names are case-insensitive (`bearer` = `Bearer`).
-                if raw.len() < prefix.len() || !raw[..prefix.len()].eq_ignore_ascii_case(prefix) {
+                // Scheme names are case-insensitive (`bearer` = `Bearer`). `get`, not an index:
+                // a value whose first bytes end inside a character (`¡ૹᾶ`) is no match, not a panic.
+                if !raw.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix)) {
                     return None;
                 }
                 raw[prefix.len()..].trim().to_string()
