@@ -147,3 +147,43 @@ impl ReloadCounter for Metrics {
         self.reloads.with(vec![("what", what.into()), ("result", outcome.label().into())]).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::decision::{ConditionFailure, ErrorCode, ShadowHit, Would};
+
+    fn series(metrics: &Metrics, family: &str) -> usize {
+        metrics.registry.render().lines().filter(|line| line.starts_with(&format!("{family}{{"))).count()
+    }
+
+    /// The labels of the rule model's families are config names: however many requests come,
+    /// the series are the config's (policies × rules × would), and a request's own value (a
+    /// policy name nobody configured) is denied and counted under its reason, never a label.
+    #[test]
+    fn rule_metrics_are_bounded_by_the_config() {
+        let metrics = Metrics::default();
+        let rules = ["stricter", "read", "default"];
+        for i in 0..10_000 {
+            let rule = rules[i % rules.len()];
+            let would = if i % 2 == 0 { Would::Deny } else { Would::Allow };
+            let notes = Notes {
+                shadow: vec![ShadowHit { policy: "routes", rule, would, code: Some(ErrorCode::Denied) }],
+                condition_errors: vec![ConditionFailure { policy: "routes", rule, index: i % 3 }],
+            };
+            metrics.notes(&notes);
+            metrics.decision("deny", "unknown_policy", "grpc", 0.001);
+        }
+        assert_eq!(series(&metrics, "ext_authz_shadow_decisions_total"), rules.len() * 2);
+        assert_eq!(series(&metrics, "ext_authz_condition_errors_total"), rules.len(), "by rule, not by condition");
+        let text = metrics.registry.render();
+        assert!(
+            text.contains("ext_authz_shadow_decisions_total{policy=\"routes\",rule=\"read\",would=\"allow\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ext_authz_decisions_total{decision=\"deny\",reason=\"unknown_policy\"} 10000"),
+            "{text}"
+        );
+    }
+}

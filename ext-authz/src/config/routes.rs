@@ -77,7 +77,6 @@ fn rule_key(at: &str, i: usize, r: &RawRule) -> String {
 fn rule(key: &str, i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'_>) -> Checked<Rule> {
     let name = r.name.clone().unwrap_or_else(|| format!("rule-{i}"));
     let action = c.choice(&format!("{key}.action"), &keys::RULE_ACTION, &r.action);
-    let deny = action == Ok(RuleAction::Deny);
     let path = PathMatch::parse(&r.path).or_else(|e| c.fail(format!("{key}.path"), e.to_string()));
     let methods = each(&r.methods, |_, m| {
         if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -99,6 +98,8 @@ fn rule(key: &str, i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'
         TextPattern::parse(text).or_else(|e| c.fail(format!("{key}.request_principals[{j}]"), e.to_string()))
     });
     let upstream = match &r.upstream_credential {
+        // A deny rule's is refused with its other allow-only keys.
+        None | Some(_) if action == Ok(RuleAction::Deny) => Ok(None),
         None => Ok(None),
         Some(name) => match available.upstream_credentials.iter().position(|n| n == name) {
             Some(index) => Ok(Some(index)),
@@ -107,15 +108,17 @@ fn rule(key: &str, i: usize, r: &RawRule, available: &Available<'_>, c: &Check<'
             }
         },
     };
-    let credentials = match (deny, &r.accept) {
+    let credentials = match action {
         // A deny rule answers without a credential: what it reads of the caller is its
         // conditions' `identity`, its scopes and its claims.
-        (true, _) => rule_parts::deny_only(key, r, c).map(|()| Vec::new()),
-        (false, accepted) => {
+        Ok(RuleAction::Deny) => rule_parts::deny_only(key, r, c).map(|()| Vec::new()),
+        Ok(RuleAction::Allow) => {
             let defaulted = raw::default_accept();
-            let list = accepted.as_deref().unwrap_or(&defaulted);
+            let list = r.accept.as_deref().unwrap_or(&defaulted);
             accept(list, &format!("{key}.accept"), !r.principals.is_empty(), available, c)
         }
+        // Which credentials a rule of no known action needs cannot be told.
+        Err(_) => Ok(Vec::new()),
     };
     let when = rule_parts::conditions(key, &r.when, c);
     let addresses = rule_parts::addresses(key, r, c);

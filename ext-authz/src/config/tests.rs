@@ -3,6 +3,8 @@ use crate::jwks::KeySource;
 use crate::oidc::StoreSettings;
 use std::io::Write;
 
+mod rules;
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ext-authz/ext-authz.yaml")
 }

@@ -289,7 +289,7 @@ impl Rule {
         if !self.matches(&request.host, &request.method, &request.path) {
             return if self.host.as_deref().is_some_and(|h| h != request.host) {
                 RuleMatch::Host
-            } else if !self.methods.is_empty() && !self.methods.iter().any(|m| *m == request.method) {
+            } else if !self.methods.is_empty() && !self.methods.contains(&request.method) {
                 RuleMatch::Method
             } else {
                 RuleMatch::Path

@@ -270,3 +270,34 @@ async fn renaming_the_file_under_load_loses_and_splits_no_line() {
     let files = renamed.len() + 1;
     assert!(files_with_lines >= 2, "renamed while lines were written: {files_with_lines} of {files} files");
 }
+
+/// Shadow rules' and policies' would-be answers, and the named policy that answered, are in the
+/// line when there are any; a line without them has neither key (as before policies existed).
+#[test]
+fn a_line_carries_shadow_answers_and_the_policy() {
+    use crate::core::decision::{ShadowHit, Would};
+    let request = request("/orders/1", &[("x-request-id", "req-9")]);
+    let denied = Outcome::Deny(deny(403, ErrorCode::Forbidden, "no route allows this request", None, "no_route"));
+    let hits = [
+        ShadowHit {
+            policy: "routes",
+            rule: "stricter",
+            would: Would::Deny,
+            code: Some(ErrorCode::Custom("TENANT".into())),
+        },
+        ShadowHit { policy: "orders-v2", rule: "read", would: Would::Allow, code: None },
+    ];
+    let with_hits = Entry { policy: Some("orders"), shadow: &hits, ..entry(&request, &denied) };
+    let record: Value = serde_json::from_str(&line(&with_hits, "2026-12-02T03:50:00Z")).unwrap();
+    assert_eq!(record["policy"], "orders");
+    assert_eq!(
+        record["shadow"],
+        json!([
+            {"policy": "routes", "rule": "stricter", "would": "deny", "code": "TENANT"},
+            {"policy": "orders-v2", "rule": "read", "would": "allow", "code": null},
+        ])
+    );
+    assert_eq!(record["decision"], "deny", "the real answer is the line's");
+    let plain: Value = serde_json::from_str(&line(&entry(&request, &denied), "2026-12-02T03:50:00Z")).unwrap();
+    assert!(plain.get("policy").is_none() && plain.get("shadow").is_none(), "{plain}");
+}
