@@ -1,21 +1,53 @@
 //! CEL conditions (`when:`), compiled once per config load and evaluated per request against a
-//! typed activation: `request`, `source`, `identity`, `route`, `context` and `now`.
+//! typed activation: `request`, `source`, `identity`, `route`, `context` and `now`
+//! (documented in docs/ext-authz.md, "Conditions (CEL)").
 //!
-//! SKELETON (issue 35): the interface the policy code is written against. The "cel" helper
-//! replaces every `todo!()` and may add fields, but keeps these names and signatures.
+//! - `compile` (compile.rs): parse, bound (bounds.rs), check types against the declared
+//!   activation (check.rs, schema.rs), compile the `matches`/`inCidr` literals (functions.rs),
+//!   and note what the expression reads (needs.rs).
+//! - `Activation` (activation.rs, values.rs): one per request, shared by its expressions;
+//!   converts only what they read, borrowing the request's strings, bounded.
+//!
+//! Evaluation never parses and never panics (a property test feeds arbitrary expressions and
+//! activations, tests/fuzz.rs); every failure is an `EvalError`, on which a rule denies.
+
+mod activation;
+mod bounds;
+mod check;
+mod compile;
+mod functions;
+mod needs;
+mod schema;
+mod values;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use cel::common::ast::IdedExpr;
+use cel::common::value::Val;
 use shared::spiffe::SpiffeId;
 
 use super::identity::Identity;
 use super::request::AuthRequest;
+pub use bounds::{
+    MAX_CLAIM_DEPTH, MAX_COMPREHENSION_DEPTH, MAX_COST, MAX_ENTRIES, MAX_EXPRESSION_BYTES, MAX_NODES, MAX_STRING_BYTES,
+};
+pub use functions::parse_cidr;
+use needs::Needs;
 
 /// A compiled `when:` expression.
 #[derive(Debug)]
 pub struct Expression {
     source: String,
+    /// The parsed tree, macros expanded, literal arguments replaced by `@N` references.
+    expr: IdedExpr,
+    /// The compiled literal arguments, bound as `@0`, `@1`, ...
+    literals: Vec<Box<dyn Val>>,
+    needs: Needs,
+    uses: Uses,
 }
 
 impl PartialEq for Expression {
@@ -37,7 +69,7 @@ pub struct Uses {
 }
 
 /// Why an expression was refused at config load: where (1-based line and column in the
-/// expression's own text) and what.
+/// expression's own text, in characters) and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
 pub struct CompileError {
@@ -46,7 +78,8 @@ pub struct CompileError {
     pub message: String,
 }
 
-/// Why an evaluation failed (the rule then denies with its own reason).
+/// Why an evaluation failed (the rule then denies with its own reason). The text names what
+/// went wrong, never a header's or a claim's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct EvalError(pub String);
@@ -74,15 +107,16 @@ pub struct Facts<'a> {
     pub now: u64,
 }
 
-/// The values of one request's variables, built once per request (lazily) and shared by every
-/// expression evaluated for it.
+/// The values of one request's variables, built once per request (lazily: only what some
+/// expression reads) and shared by every expression evaluated for it.
 pub struct Activation<'a> {
     facts: Facts<'a>,
+    built: activation::Slots<'a>,
 }
 
 impl<'a> Activation<'a> {
     pub fn new(facts: Facts<'a>) -> Activation<'a> {
-        Activation { facts }
+        Activation { facts, built: Default::default() }
     }
 
     pub fn facts(&self) -> &Facts<'a> {
@@ -93,8 +127,7 @@ impl<'a> Activation<'a> {
 /// Compiles one expression: syntax, known variables and functions, types where they can be
 /// told, and the size bounds.
 pub fn compile(source: &str) -> Result<Expression, CompileError> {
-    let _ = source;
-    todo!("cel helper")
+    compile::compile(source)
 }
 
 impl Expression {
@@ -103,13 +136,12 @@ impl Expression {
     }
 
     pub fn uses(&self) -> Uses {
-        todo!("cel helper")
+        self.uses
     }
 
     /// Whether the expression holds for this request. A result that is not a boolean is an
     /// error.
     pub fn evaluate(&self, activation: &mut Activation<'_>) -> Result<bool, EvalError> {
-        let _ = activation;
-        todo!("cel helper")
+        activation::evaluate(self, &activation.facts, &mut activation.built)
     }
 }
