@@ -66,6 +66,41 @@ policies:
 ...
 "#;
 
+/// Shadow rules and a shadow policy beside an enforced rule.
+const SHADOW_CONFIG: &str = r#"
+jwt_providers:
+  - name: corp
+    issuer: https://idp.test/
+    algorithms: [ES256]
+    keys: {jwks_file: jwks.json}
+routes:
+  default: deny
+  rules:
+    - name: no-deletes-yet
+      action: deny
+      methods: [DELETE]
+      path: /orgs/*
+      mode: shadow
+    - name: try-org-match
+      path: /orgs/{org}/*
+      accept: [jwt]
+      when: identity.claims.org == 'globex'
+      mode: shadow
+    - name: orgs
+      path: /orgs/*
+      accept: [jwt]
+policies:
+  strict:
+    mode: shadow
+    rules:
+      - name: read-only
+        methods: [GET]
+        path: /orgs/*
+        accept: [jwt]
+    default: deny
+...
+"#;
+
 struct Setup {
     dir: tempfile::TempDir,
     corp: SigningKey,
@@ -81,6 +116,12 @@ impl Setup {
         let keys = json!({"keys": [{"hash": format_hash(&hash_key(API_KEY)), "client_id": "billing", "scopes": ["orders:read"]}]});
         std::fs::write(dir.path().join("keys.yaml"), format!("{keys}\n...\n")).unwrap();
         Setup { dir, corp, partner: SigningKey::ec("partner-1", Algorithm::ES256) }
+    }
+
+    fn with_config(config: &str) -> Setup {
+        let setup = Setup::new();
+        std::fs::write(setup.config(), config).unwrap();
+        setup
     }
 
     fn config(&self) -> PathBuf {
@@ -336,6 +377,11 @@ fn the_policy_comes_from_the_context_extension() {
             "  rule orders-only: matched: takes the request",
         ],
     );
+    // Envoy Gateway names it in the route's metadata instead.
+    let metadata = r#"{"envoy-gateway": {"resources": [{"annotations": {"gatehouse.io/policy": "orders"}}]}}"#;
+    let (code, out) = setup.explain(&["--url", "/orders/1", "--api-key", API_KEY, "--route-metadata", metadata]);
+    assert_eq!(code, 0, "{out}");
+    has_lines(&out, &["policy: orders: route metadata envoy-gateway annotation gatehouse.io/policy=orders"]);
     let (code, out) = setup.explain(&["--url", "/orders/1", "--context", "policy=nope"]);
     assert_eq!(code, 2, "{out}");
     has_lines(&out, &["policy: nope: context extension policy=nope, which no policy has: denied (UNKNOWN_POLICY)"]);
@@ -411,4 +457,32 @@ fn usage_errors_name_the_argument() {
     let out = Command::new(BIN).arg("explain").arg(&config).args(["--url", "/a"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("routes.default"), "{out:?}");
+}
+
+#[test]
+fn shadow_rules_and_policies_are_traced_and_their_would_be_answers_listed() {
+    let setup = Setup::with_config(SHADOW_CONFIG);
+    let token = setup.corp_token(json!({}));
+    let url = "https://api.example.com/orgs/acme/orders/7";
+    let (code, out) =
+        setup.explain(&["--method", "DELETE", "--url", url, "--token", &token, "--context", "policy=strict"]);
+    assert_eq!(code, 0, "{out}");
+    has_lines(
+        &out,
+        &[
+            "policy: strict: context extension policy=strict, in shadow mode: routes answers, strict is only logged",
+            "routes (answers):",
+            "  deny rule no-deletes-yet (shadow): matched: would deny (shadow: not the answer)",
+            "  rule try-org-match (shadow): matched: its would-be answer is logged, not the answer (shadow)",
+            "    when 1: identity.claims.org == 'globex' => false",
+            "  rule orgs: matched: takes the request",
+            "strict (shadow):",
+            "  rule read-only: skipped: method DELETE is not one of GET",
+            "  default: deny (no rule took the request)",
+            "answer: allow 200 (authenticated): forwarded to the backend",
+            "  shadow (logged, not the answer): routes no-deletes-yet would deny DENIED",
+            "  shadow (logged, not the answer): routes try-org-match would deny FORBIDDEN",
+            "  shadow (logged, not the answer): strict default would deny FORBIDDEN",
+        ],
+    );
 }

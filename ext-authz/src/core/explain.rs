@@ -203,7 +203,7 @@ fn table_trace(
         let mut traced = judge(rule, inputs, who.identity, evaluate);
         if traced.verdict == "matched" {
             traced.why = match shadow {
-                true => "would take the request (shadow: not the answer)".into(),
+                true => "its would-be answer is logged, not the answer (shadow)".into(),
                 false => "takes the request".into(),
             };
             traced.requires = Some(requirements(engine, &rule.requires));
@@ -404,6 +404,19 @@ pub fn pattern(path: &PathMatch) -> String {
                 })
                 .collect();
             format!("{}{}", segments.join("/"), if template.rest { "/*" } else { "" })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pattern is said as the config wrote it.
+    #[test]
+    fn patterns_read_back_as_written() {
+        for written in ["/orders", "/static/*", "/orgs/{org}/orders/{id}", "/orgs/{org}/*", "/"] {
+            assert_eq!(pattern(&PathMatch::parse(written).unwrap()), written);
         }
     }
 }
