@@ -417,6 +417,7 @@ mod tests {
             "api_keys",
             "routes.public",
             "routes.rules[]",
+            "policies",
             "routes",
             "identity.headers",
             "workload_identity.trust_domains",
