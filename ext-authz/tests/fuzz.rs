@@ -1,13 +1,17 @@
 //! Property tests of every parser ext-authz feeds with outsiders' bytes: the config file, API
 //! key files, tokens, cookies and sealed sessions, request paths, and Check requests. Whatever
 //! comes in, nothing panics, errors name their file, and no mutated token verifies. The login
-//! flows are driven the same way against a real OpenID Provider (`fuzz_login/flows.rs`).
+//! flows are driven the same way against a real OpenID Provider (`fuzz_login/flows.rs`), and
+//! arbitrary requests through compiled policies — deny rules, CEL conditions, address lists,
+//! named policies — against a reference of what they must deny (`fuzz_policies/policies.rs`).
 //! `scripts/fuzz.sh` runs them for longer.
 
 #[path = "fuzz_login/flows.rs"]
 mod flows;
 #[path = "../../shared/fuzz/input.rs"]
 mod input;
+#[path = "fuzz_policies/policies.rs"]
+mod policies;
 mod support;
 
 use std::collections::HashMap;
