@@ -34,13 +34,16 @@ pub fn past_the_gateway(config: &AuthzConfig) -> Vec<String> {
         let key = format!("upstream_credentials[{i}].oauth2.timeout");
         past(key, "a check waiting for a token", token_wait(config, Some(i)));
     }
-    for (i, rule) in config.engine.routes.rules.iter().enumerate() {
-        let (credential, token) = (credential_wait(config, rule), token_wait(config, rule.upstream));
-        // Each part alone is warned about above; here only sums that the parts alone do not reach.
-        if credential < GATEWAY && token < GATEWAY && !token.is_zero() {
-            let what =
-                format!("a check of rule {:?} (its credential's slowest step, then its upstream token)", rule.name);
-            past(format!("routes.rules[{i}]"), &what, credential + token);
+    let named = config.engine.policies.named.iter().map(|(name, policy)| (format!("policies.{name}"), &policy.table));
+    for (at, table) in std::iter::once(("routes".to_string(), &config.engine.routes)).chain(named) {
+        for (i, rule) in table.rules.iter().enumerate() {
+            let (credential, token) = (credential_wait(config, rule), token_wait(config, rule.upstream));
+            // Each part alone is warned about above; here only sums that the parts alone do not reach.
+            if credential < GATEWAY && token < GATEWAY && !token.is_zero() {
+                let what =
+                    format!("a check of rule {:?} (its credential's slowest step, then its upstream token)", rule.name);
+                past(format!("{at}.rules[{i}]"), &what, credential + token);
+            }
         }
     }
     out

@@ -173,3 +173,16 @@ fn policy_problems_name_the_policy() {
     assert!(error("routes: {default: deny}\npolicies:\n  p: {rulez: []}\n")
         .starts_with("policies.p.rulez: unknown field `rulez`"));
 }
+
+/// A named policy's rules are held to the gateway's timeout as `routes`' are.
+#[test]
+fn a_named_policys_waits_are_warned_about() {
+    let file = write(&format!(
+        "upstream_credentials:\n  - {{name: t, header: authorization, oauth2: {{token_endpoint: https://a/token, client_id: c, client_secret_env: OIDC_CLIENT_SECRET}}}}\n\
+         routes: {{default: deny}}\npolicies:\n  web:\n    rules:\n      - {{name: app, path: /app/*, accept: [session], upstream_credential: t}}\n\
+         {OIDC_BASE}  session: {{keys: [{{env: SESSION_KEY}}], revocations_file: r.jsonl}}\n"
+    ));
+    let warnings = load(file.path(), &oidc_env()).unwrap().warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("policies.web.rules[0]: a check of rule \"app\""), "{warnings:?}");
+}
