@@ -35,7 +35,6 @@ use super::request::AuthRequest;
 pub use bounds::{
     MAX_CLAIM_DEPTH, MAX_COMPREHENSION_DEPTH, MAX_COST, MAX_ENTRIES, MAX_EXPRESSION_BYTES, MAX_NODES, MAX_STRING_BYTES,
 };
-pub use functions::parse_cidr;
 use needs::Needs;
 
 /// A compiled `when:` expression.

@@ -13,8 +13,9 @@
 use cel::common::ast::{operators, CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
 
 use super::bounds::{MAX_COMPREHENSION_DEPTH, MAX_ENTRIES};
-use super::functions::{compile_regex, parse_cidr, Literal};
+use super::functions::{compile_regex, Literal};
 use super::schema::{Ty, Var};
+use crate::core::routes::parse_cidr;
 
 /// What the checker found wrong, and at which node.
 #[derive(Debug)]

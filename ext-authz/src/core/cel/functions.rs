@@ -5,7 +5,9 @@
 //! - `text.matches('regex')` (or `matches(text, 'regex')`): the `regex` crate's syntax and
 //!   linear-time matching, unanchored like CEL's own `matches`;
 //! - `ip.inCidr('10.0.0.0/8')`: whether an IP address (text, as `source.client`) is in an IPv4
-//!   or IPv6 CIDR block; an IPv4 address mapped into IPv6 (`::ffff:10.1.2.3`) counts as IPv4.
+//!   or IPv6 CIDR block, parsed as the rules' address lists are (`routes::parse_cidr`: a single
+//!   address is a /32 or /128, host bits set are refused); an IPv4 address mapped into IPv6
+//!   (`::ffff:10.1.2.3`) counts as IPv4.
 //!
 //! The literal is replaced in the syntax tree by a reference to its compiled form (an opaque
 //! value bound per expression, see `Expression::evaluate`), so nothing is parsed per request.
@@ -98,16 +100,6 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
             let what = text.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("").trim();
             format!("invalid regular expression: {}", what.trim_start_matches("error: "))
         })
-}
-
-/// An `inCidr` block: `10.0.0.0/8`, `fd00::/8`, or one address (as /32 or /128). Bits set
-/// below the prefix are ignored (`10.1.2.3/8` is `10.0.0.0/8`), as in Istio's `ipBlocks`.
-pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let parsed = match text.parse::<IpNet>() {
-        Ok(net) => Ok(net.trunc()),
-        Err(_) => text.parse::<IpAddr>().map(IpNet::from),
-    };
-    parsed.map_err(|_| format!("'{text}' is not a CIDR block (such as 10.0.0.0/8 or fd00::/8) or an IP address"))
 }
 
 fn matches<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {

@@ -11,8 +11,6 @@ fn ipv4_blocks() {
         "source.address.inCidr('10.0.0.0/8')",
         "source.address.inCidr('10.1.2.3')",
         "source.address.inCidr('10.1.2.3/32')",
-        // Bits below the prefix are ignored.
-        "source.address.inCidr('10.9.9.9/8')",
         "!source.client.inCidr('10.0.0.0/8')",
         "source.client.inCidr('203.0.113.0/24')",
         "!source.address.inCidr('fd00::/8')",
@@ -46,10 +44,17 @@ fn in_cidr_on_what_is_not_an_address_is_an_error() {
 
 #[test]
 fn cidr_literals_are_checked_at_load() {
-    for (source, column) in [("source.client.inCidr('10.0.0.0/33')", 22), ("source.client.inCidr('nope')", 22)] {
+    for (source, message) in [
+        (
+            "source.client.inCidr('10.0.0.0/33')",
+            "\"10.0.0.0/33\" is not an IP address or a CIDR (10.0.0.0/8, fd00::/8)",
+        ),
+        ("source.client.inCidr('nope')", "\"nope\" is not an IP address or a CIDR (10.0.0.0/8, fd00::/8)"),
+        // As in the rules' address lists.
+        ("source.client.inCidr('10.1.2.3/8')", "\"10.1.2.3/8\" has host bits set: write 10.0.0.0/8"),
+    ] {
         let error = compile(source).unwrap_err();
-        assert_eq!((error.line, error.column), (1, column), "{source}: {error}");
-        assert!(error.message.contains("is not a CIDR block"), "{error}");
+        assert_eq!((error.line, error.column, error.message.as_str()), (1, 22, message), "{source}");
     }
     let error = compile("source.client.inCidr(request.headers['x-cidr'])").unwrap_err();
     assert!(error.message.contains("must be a string literal"), "{error}");
