@@ -378,10 +378,10 @@ fn the_policy_comes_from_the_context_extension() {
         ],
     );
     // Envoy Gateway names it in the route's metadata instead.
-    let metadata = r#"{"envoy-gateway": {"resources": [{"annotations": {"gatehouse.io/policy": "orders"}}]}}"#;
+    let metadata = r#"{"envoy-gateway": {"resources": [{"annotations": {"gatehouse-policy": "orders"}}]}}"#;
     let (code, out) = setup.explain(&["--url", "/orders/1", "--api-key", API_KEY, "--route-metadata", metadata]);
     assert_eq!(code, 0, "{out}");
-    has_lines(&out, &["policy: orders: route metadata envoy-gateway annotation gatehouse.io/policy=orders"]);
+    has_lines(&out, &["policy: orders: route metadata envoy-gateway annotation gatehouse-policy=orders"]);
     let (code, out) = setup.explain(&["--url", "/orders/1", "--context", "policy=nope"]);
     assert_eq!(code, 2, "{out}");
     has_lines(&out, &["policy: nope: context extension policy=nope, which no policy has: denied (UNKNOWN_POLICY)"]);

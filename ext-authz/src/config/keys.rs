@@ -120,7 +120,7 @@ pub const POLICY_METADATA_NAMESPACE: Setting<String> = Setting::text(
 );
 pub const POLICY_METADATA_ANNOTATION: Setting<String> = Setting::text(
     "policy_selector.route_metadata.annotation",
-    "gatehouse.io/policy",
+    "gatehouse-policy",
     "the route annotation naming a policy there (resources[0].annotations)",
 );
 pub const IDENTITY_ARRAY_FORMAT: Setting<ArrayFormatKind> = Setting::choice(

@@ -298,7 +298,7 @@ impl Drawn {
             ..Default::default()
         });
         let route_metadata_context = self.annotation.as_ref().map(|name| {
-            let annotations = structure(vec![("gatehouse.io/policy", string(name))]);
+            let annotations = structure(vec![("gatehouse-policy", string(name))]);
             let resource = structure(vec![("kind", string("HTTPRoute")), ("annotations", annotations)]);
             let resources = Value { kind: Some(Kind::ListValue(ListValue { values: vec![resource] })) };
             let Some(Kind::StructValue(namespace)) = structure(vec![("resources", resources)]).kind else {

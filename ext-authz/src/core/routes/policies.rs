@@ -46,7 +46,7 @@ pub struct RouteMetadataKey {
 /// The context extension key and route metadata read when `policy_selector` is not set.
 pub const DEFAULT_CONTEXT_EXTENSION: &str = "policy";
 pub const DEFAULT_METADATA_NAMESPACE: &str = "envoy-gateway";
-pub const DEFAULT_METADATA_ANNOTATION: &str = "gatehouse.io/policy";
+pub const DEFAULT_METADATA_ANNOTATION: &str = "gatehouse-policy";
 
 impl Default for PolicySelector {
     fn default() -> Self {

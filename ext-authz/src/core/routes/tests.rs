@@ -158,7 +158,7 @@ fn a_policy_is_named_by_a_context_extension_else_by_route_metadata() {
     let mut request = AuthRequest::new("GET", "api", "/", Default::default());
     assert_eq!(policies.select(&request), Selected::Routes);
     request.route_metadata = json!({"envoy-gateway": {"resources": [
-        {"kind": "HTTPRoute", "name": "r", "annotations": {"gatehouse.io/policy": "orders"}}
+        {"kind": "HTTPRoute", "name": "r", "annotations": {"gatehouse-policy": "orders"}}
     ]}});
     assert!(matches!(policies.select(&request), Selected::Named("orders", _)));
     request.context_extensions.insert("policy".into(), "billing".into());
