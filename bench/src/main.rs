@@ -8,6 +8,8 @@
 //!                                                     (only those profiles and their floors)
 //!   cargo run --release -p bench -- --only caches    (only the full-against-warm cache rows, printed)
 //!   cargo run --release -p bench -- --only algorithms (each rate limit algorithm on both backends, printed)
+//!   cargo run --release -p bench -- --only conditions (a rule with three CEL conditions against the same
+//!                                                     rule without, printed)
 //!   cargo run --release -p bench -- --only redis     (the Redis rows, with and without auto-pipelining, printed)
 //!   cargo run --release -p bench -- --only cost      (CPU per request of each service process, saturated and
 //!                                                     at --cost-rate, default 10000 req/s; runtime, allocator
@@ -442,7 +444,7 @@ const USAGE: &str = "\
 bench: ratelimit and ext-authz against do-nothing servers of the same protocols (see bench/README.md)
 
   bench [--seconds 3] [--runs 3] [--concurrency 64] [--rate R] [--out docs/benchmarks.md] [--no-profile]
-  bench --only envoy|profile|caches|algorithms|redis|cost|authz   (one group of rows, printed)
+  bench --only envoy|profile|caches|algorithms|redis|cost|authz|conditions   (one group of rows, printed)
         [--cases A,B] (profile) [--cost-rows A,B] [--cost-rate 10000] (cost) [--redis-pool-size N]
   bench external rls|authz HOST:PORT [options]   (a server already running)
   bench body rls|authz FILE                       (a gRPC-framed request body for h2load)
@@ -462,7 +464,7 @@ const VALUED_FLAGS: [&str; 10] = [
     "--cost-rate",
     "--redis-pool-size",
 ];
-const ONLY_GROUPS: [&str; 7] = ["envoy", "profile", "caches", "algorithms", "redis", "cost", "authz"];
+const ONLY_GROUPS: [&str; 8] = ["envoy", "profile", "caches", "algorithms", "redis", "cost", "authz", "conditions"];
 
 fn check_args(args: &[String]) -> anyhow::Result<()> {
     let mut rest = args.iter();
@@ -548,6 +550,12 @@ async fn run() -> anyhow::Result<()> {
         for row in authz_rows(shape, floor_addr).await? {
             println!("{}", row.markdown());
         }
+        return Ok(());
+    }
+    if arg("--only", "") == "conditions" {
+        let keys = jwks(&[&SigningKey::rsa("rs", Algorithm::RS256, RSA_KEY)]);
+        print!("{}", report::HEADER);
+        println!("{}", condition_row(shape, &keys).await.markdown());
         return Ok(());
     }
     if arg("--only", "") == "envoy" {
@@ -659,7 +667,29 @@ async fn authz_rows(shape: Shape, floor_addr: std::net::SocketAddr) -> anyhow::R
     let es_tokens = values((0..2000).map(|i| bearer(&es, format!("u{i}"))));
     rows.push(authz_row("ext-authz, ES256 JWTs, uncached", shape, floor_addr, addr, "authorization", &es_tokens).await);
     million.running.shutdown().await;
+    rows.push(condition_row(shape, &keys).await);
     Ok(rows)
+}
+
+/// A rule with three CEL conditions against the same rule without them: two services, the same
+/// request, each run of the one right after a run of the other, so the ratio is what the
+/// conditions cost (issue 35's target: at most 5% over the rule without).
+async fn condition_row(shape: Shape, keys: &str) -> Row {
+    let plain = AuthzTarget::start_routes(keys, &targets::rule_without_conditions()).await;
+    let with = AuthzTarget::start_routes(keys, &targets::rule_with_three_conditions()).await;
+    let (plain_addr, with_addr) = (plain.running.grpc_addr, with.running.grpc_addr);
+    let key = values([api_key(5)]);
+    let sent = key.clone();
+    let floor = move || -> Load<'static> {
+        Box::pin(scenarios::authz_load(plain_addr, shape.pace(), "x-api-key", sent.clone()))
+    };
+    let scenario =
+        move || -> Load<'static> { Box::pin(scenarios::authz_load(with_addr, shape.pace(), "x-api-key", key.clone())) };
+    let name = "ext-authz, API key, a rule with three CEL conditions";
+    let row = measure(name, shape, Some(("the same rule without conditions", &floor)), &scenario).await;
+    plain.running.shutdown().await;
+    with.running.shutdown().await;
+    row
 }
 
 fn render(rows: &[Row], shape: Shape, incr: &str, incr_pipelined: &str, counters_mib: f64) -> String {

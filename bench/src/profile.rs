@@ -80,6 +80,14 @@ pub const CASES: &[Case] = &[
         name: "ext-authz, new HS256 token each check, cache full (256 tokens)",
         floor: "authz-hs-new-warm",
     },
+    // One rule answering, without conditions and with three CEL conditions (issue 35's target:
+    // the conditions cost at most 5% over the rule without them).
+    Case { id: "authz-rule-plain", name: "ext-authz, API key, one rule without conditions", floor: "floor-authz" },
+    Case {
+        id: "authz-rule-3-cel",
+        name: "ext-authz, API key, the same rule with three CEL conditions",
+        floor: "authz-rule-plain",
+    },
     // The generator decoding every answer whole, floor and case alike (see `lean_client`).
     Case { id: "floor-authz-whole", name: "do-nothing ext_authz, the generator decoding whole answers", floor: "" },
     Case {
@@ -172,6 +180,13 @@ async fn set_up(id: &str) -> anyhow::Result<(Running, Load)> {
         }
         "authz-key-quiet" => {
             authz(AuthzTarget::start_with(10, &keys, 10_000, false).await, "x-api-key", values([api_key(5)]))
+        }
+        "authz-rule-plain" | "authz-rule-3-cel" => {
+            let routes = match id {
+                "authz-rule-plain" => crate::targets::rule_without_conditions(),
+                _ => crate::targets::rule_with_three_conditions(),
+            };
+            authz(AuthzTarget::start_routes(&keys, &routes).await, "x-api-key", values([api_key(5)]))
         }
         "authz-jwt-cached" => authz(AuthzTarget::start(10, &keys, true).await, "authorization", bearer_tokens(&rs, 1)),
         "authz-rs256" => authz(AuthzTarget::start(10, &keys, false).await, "authorization", bearer_tokens(&rs, 64)),
@@ -392,9 +407,11 @@ pub fn render(profiles: &HashMap<&'static str, Profile>) -> String {
     };
     text.push_str(&format!(
         "\nPer-request instructions, growth with the work: 10 → 100k rules {}; 10 → 1M API keys {} \
-         (a hash lookup either way; what instructions cannot show is the cache misses of a large table).\n",
+         (a hash lookup either way; what instructions cannot show is the cache misses of a large table); \
+         three CEL conditions on the rule that answers {} (the target: at most +5%).\n",
         growth("rl-memory-10-rules", "rl-memory-100k-rules"),
         growth("authz-key-10", "authz-key-1m"),
+        growth("authz-rule-plain", "authz-rule-3-cel"),
     ));
     text
 }

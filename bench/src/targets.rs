@@ -93,6 +93,22 @@ impl AuthzTarget {
     /// The same, choosing the token cache's size and whether allowed answers carry the identity
     /// as dynamic metadata.
     pub async fn start_with(keys: usize, jwks: &str, max_tokens: usize, dynamic_metadata: bool) -> AuthzTarget {
+        let routes = "routes:\n  default: authenticated\n";
+        AuthzTarget::start_with_routes(keys, jwks, max_tokens, dynamic_metadata, routes).await
+    }
+
+    /// ext-authz with 10 API keys and `routes` (a whole `routes:` section), the token cache on.
+    pub async fn start_routes(jwks: &str, routes: &str) -> AuthzTarget {
+        AuthzTarget::start_with_routes(10, jwks, 10_000, true, routes).await
+    }
+
+    async fn start_with_routes(
+        keys: usize,
+        jwks: &str,
+        max_tokens: usize,
+        dynamic_metadata: bool,
+        routes: &str,
+    ) -> AuthzTarget {
         let dir = tempfile::tempdir().expect("a scratch directory");
         std::fs::write(dir.path().join("jwks.json"), jwks).unwrap();
         std::fs::write(dir.path().join("keys.json"), r#"{"keys": []}"#).unwrap();
@@ -106,11 +122,9 @@ jwt_providers:
   - {{name: hs, issuer: hs, algorithms: [HS256], keys: {{hmac_secret_env: BENCH_HMAC}}}}
 api_keys: {{file: keys.json}}
 identity: {{dynamic_metadata: {}}}
-routes:
-  default: authenticated
-...
+{}...
 "#,
-            max_tokens, dynamic_metadata
+            max_tokens, dynamic_metadata, routes
         );
         std::fs::write(dir.path().join("ext-authz.yaml"), config).unwrap();
         let env = HashMap::from([("BENCH_HMAC".to_string(), HMAC_SECRET.to_string())]);
@@ -136,4 +150,28 @@ routes:
         shared::testing::eventually("the bench's JWT keys loaded", std::time::Duration::from_secs(120), ready).await;
         AuthzTarget { running, _dir: dir }
     }
+}
+
+/// The rule the condition rows measure: what `check_request` sends (`GET /api` with API key 5,
+/// scope `read`), answered by a rule rather than the default. `when` is the rule's conditions,
+/// if any (YAML lines at the rule's indentation).
+fn one_rule(when: &str) -> String {
+    format!(
+        "routes:\n  default: deny\n  rules:\n    - name: api\n      methods: [GET]\n      path: /api\n      \
+         accept: [api_key]\n      scopes: [read]\n{when}"
+    )
+}
+
+/// [`one_rule`] without conditions: the floor of the row with three.
+pub fn rule_without_conditions() -> String {
+    one_rule("")
+}
+
+/// [`one_rule`] with three CEL conditions that hold for the bench's request, reading the
+/// request, the identity's claims and its scopes (what a policy typically checks).
+pub fn rule_with_three_conditions() -> String {
+    one_rule(
+        "      when:\n        - request.method == 'GET'\n        - identity.claims.client_id.startsWith('client-')\n        \
+         - \"'read' in identity.scopes\"\n",
+    )
 }
