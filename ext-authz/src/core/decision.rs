@@ -26,7 +26,7 @@ mod session_guards;
 mod verdict;
 pub use allow::Allow;
 use run::Run;
-pub use run::{evaluate_conditions, Conditions, ROUTES};
+pub use run::{deny_identity_holds, deny_rule_holds, evaluate_conditions, Conditions, DenyRule, ROUTES};
 pub use session_guards::{from_our_origin, METHOD_OVERRIDE_HEADERS, METHOD_OVERRIDE_QUERY};
 pub use verdict::{ConditionFailure, Notes, ShadowHit, Verdict, Would};
 
@@ -251,14 +251,19 @@ pub enum Decision {
 }
 
 /// The credential found on a request and where it came from.
-struct Found<'e> {
-    value: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found<'e> {
+    /// The credential as read (empty for a session).
+    pub value: String,
     /// `None` for a session: the session layer read it, and its cookies are always stripped.
-    source: Option<&'e CredentialSource>,
-    kind: FoundKind,
+    pub source: Option<&'e CredentialSource>,
+    pub kind: FoundKind,
 }
 
-enum FoundKind {
+/// The kind of credential found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FoundKind {
+    /// A token, and the providers (indexes) reading it at that place: its `iss` picks one.
     Jwt(Vec<usize>),
     ApiKey,
     Session,
@@ -374,8 +379,9 @@ impl Engine {
         requirements.credentials.contains(&Credential::Session)
     }
 
-    /// The first credential present, in the order the rule lists credential kinds.
-    fn find_credential<'e>(
+    /// The first credential present, in the order the rule lists credential kinds: the
+    /// decision's own lookup (`explain` calls it too).
+    pub fn find_credential<'e>(
         &'e self,
         request: &AuthRequest,
         requirements: &Requirements,
@@ -420,7 +426,32 @@ impl Engine {
         None
     }
 
-    fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
+    /// The identity a found credential gives: an API key looked up, a token verified, the
+    /// session's claims; or the decision to answer instead (the decision's own step).
+    pub fn verify_found(&self, found: &Found<'_>, ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
+        match &found.kind {
+            FoundKind::ApiKey => ctx.api_keys.identity(&found.value).ok_or_else(|| {
+                Box::new(Decision::Deny(deny(
+                    401,
+                    ErrorCode::Unauthorized,
+                    "invalid API key",
+                    Some(r#"Bearer error="invalid_token", error_description="invalid API key""#.into()),
+                    "invalid_api_key",
+                )))
+            }),
+            FoundKind::Jwt(providers) => self.verify_jwt(&found.value, providers, ctx),
+            FoundKind::Session => match (ctx.session, &self.sessions) {
+                (Some(session), Some(policy)) => {
+                    Ok(Identity::from_session(&policy.provider, session.identity_claims()))
+                }
+                _ => Err(Box::new(Decision::Unavailable("a session was found without session settings".into()))),
+            },
+        }
+    }
+
+    /// Verifies a token against the providers reading it (cache first): its identity, or the
+    /// decision to answer instead (401, keys not loaded, or a key to fetch).
+    pub fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
         if let Some((p, keys, identity)) = ctx.cache.get(token, ctx.now, ctx.token_rules) {
             let same_keys = ctx.keys.get(p).and_then(Option::as_ref).is_some_and(|k| k.fingerprint() == keys);
             if providers.contains(&p) && same_keys {

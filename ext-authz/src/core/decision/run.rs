@@ -151,27 +151,9 @@ impl<'e> Run<'e, '_> {
                 "missing_credentials",
             ));
         };
-        let identity = match &found.kind {
-            FoundKind::ApiKey => match ctx.api_keys.identity(&found.value) {
-                Some(identity) => identity,
-                None => {
-                    return Decision::Deny(deny(
-                        401,
-                        ErrorCode::Unauthorized,
-                        "invalid API key",
-                        Some(r#"Bearer error="invalid_token", error_description="invalid API key""#.into()),
-                        "invalid_api_key",
-                    ))
-                }
-            },
-            FoundKind::Jwt(providers) => match engine.verify_jwt(&found.value, providers, ctx) {
-                Ok(identity) => identity,
-                Err(decision) => return *decision,
-            },
-            FoundKind::Session => match (ctx.session, &engine.sessions) {
-                (Some(session), Some(policy)) => Identity::from_session(&policy.provider, session.identity_claims()),
-                _ => return Decision::Unavailable("a session was found without session settings".into()),
-            },
+        let identity = match engine.verify_found(&found, ctx) {
+            Ok(identity) => identity,
+            Err(decision) => return *decision,
         };
         if let Some(refused) = self.identity_denies(Some(&identity), judge_denies) {
             return Decision::Deny(refused);
@@ -275,25 +257,9 @@ impl<'e> Run<'e, '_> {
         None
     }
 
-    /// Whether a deny rule holds for this request: host, methods, path, address lists, its
-    /// scopes and claims (none without an identity), and every condition.
+    /// Whether a deny rule holds for this request (see [`deny_rule_holds`]).
     fn deny_rule_holds(&self, rule: &Rule, identity: Option<&Identity>) -> DenyRule {
-        if rule.matches_request(self.request, self.source) != RuleMatch::Matches {
-            return DenyRule::NotHeld;
-        }
-        let requires = &rule.requires;
-        if !requires.scopes.is_empty() || !requires.claims.is_empty() {
-            let Some(identity) = identity else { return DenyRule::NotHeld };
-            let scopes = requires.scopes.iter().all(|s| identity.scopes.contains(s));
-            if !scopes || !requires.claims.iter().all(|c| c.holds(&identity.claims)) {
-                return DenyRule::NotHeld;
-            }
-        }
-        match self.conditions(rule, identity) {
-            Conditions::Hold => DenyRule::Holds,
-            Conditions::False(_) => DenyRule::NotHeld,
-            Conditions::Error(index) => DenyRule::Error(index),
-        }
+        deny_rule_holds(rule, self.request, self.source, identity, self.principal.as_ref(), self.ctx.now)
     }
 
     fn deny_answer(&self, rule: &Rule) -> Deny {
@@ -330,10 +296,48 @@ impl<'e> Run<'e, '_> {
     }
 }
 
-enum DenyRule {
+/// How a deny rule came out for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyRule {
     Holds,
     NotHeld,
+    /// The condition at this index could not be evaluated (the rule denies).
     Error(usize),
+}
+
+/// Whether a deny rule holds for a request: host, methods, path, address lists, its scopes and
+/// claims (see [`deny_identity_holds`]), and every condition, in this order — the decision's own
+/// step, for `explain` to call rather than re-implement.
+pub fn deny_rule_holds(
+    rule: &Rule,
+    request: &AuthRequest,
+    source: SourceAddresses,
+    identity: Option<&Identity>,
+    principal: Option<&SpiffeId>,
+    now: u64,
+) -> DenyRule {
+    if rule.matches_request(request, source) != RuleMatch::Matches {
+        return DenyRule::NotHeld;
+    }
+    if !deny_identity_holds(&rule.requires, identity) {
+        return DenyRule::NotHeld;
+    }
+    match evaluate_conditions(rule, request, source, identity, principal, now) {
+        Conditions::Hold => DenyRule::Holds,
+        Conditions::False(_) => DenyRule::NotHeld,
+        Conditions::Error(index) => DenyRule::Error(index),
+    }
+}
+
+/// A deny rule's scopes and claims: every scope and every claim rule must hold for the identity
+/// (never without one); a rule naming neither holds for anyone.
+pub fn deny_identity_holds(requires: &Requirements, identity: Option<&Identity>) -> bool {
+    if requires.scopes.is_empty() && requires.claims.is_empty() {
+        return true;
+    }
+    let Some(identity) = identity else { return false };
+    requires.scopes.iter().all(|s| identity.scopes.contains(s))
+        && requires.claims.iter().all(|c| c.holds(&identity.claims))
 }
 
 /// A rule's `when` conditions against a request: every one must hold. An evaluation error is

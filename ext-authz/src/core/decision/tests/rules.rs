@@ -298,7 +298,8 @@ fn a_policy_is_chosen_by_context_extension_or_route_metadata() {
     assert_eq!((verdict.policy, verdict.route), (Some("open"), Some("default")));
     assert_eq!(allowed(verdict.decision).reason, "default_allow");
     let mut by_metadata = request("/orders/1", &[]);
-    by_metadata.route_metadata = json!({"envoy-gateway": {"resources": [{"kind": "HTTPRoute", "annotations": {"gatehouse-policy": "open"}}]}});
+    by_metadata.route_metadata =
+        json!({"envoy-gateway": {"resources": [{"kind": "HTTPRoute", "annotations": {"gatehouse-policy": "open"}}]}});
     assert_eq!(allowed(w.check_request(&by_metadata, None)).reason, "default_allow");
     // `routes`' deny rules apply whichever policy answers.
     let mut delete = with_method("DELETE", "/orders/1", &[]);
