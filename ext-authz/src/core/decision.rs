@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::spiffe::SpiffeId;
 
 use super::apikeys::ApiKeyStore;
@@ -12,54 +12,29 @@ use super::client_address::ClientAddress;
 use super::header_spellings;
 use super::identity::Identity;
 use super::identity_part::IdentityAnswer;
-use super::jwt::{self, JwtError, JwtPolicy, KeySet};
+use super::jwt::{JwtPolicy, KeySet};
 use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XFCC};
 use super::request::AuthRequest;
 use super::routes::{Credential, DefaultPolicy, Mode, Policies, Requirements, RouteTable, Routed, Selected};
 use super::session::cookies::{is_chunk_of, Cookies};
 use super::session::model::Session;
-use super::token_cache::{TokenCache, Verification};
+use super::token_cache::TokenCache;
 
 mod allow;
+mod credential;
+mod errors;
 mod run;
 mod session_guards;
 mod verdict;
 pub use allow::Allow;
+pub use credential::{CredentialSource, Found, FoundKind};
+pub use errors::{deny, error_body, fit_for_headers, is_header_value, Deny, ErrorCode, PAGE_HEADERS};
 use run::Run;
-pub use run::{deny_identity_holds, deny_rule_holds, evaluate_conditions, Conditions, DenyRule, ROUTES};
+pub use run::{
+    deny_identity_holds, deny_rule_holds, evaluate_conditions, evaluate_conditions_each, Conditions, DenyRule, ROUTES,
+};
 pub use session_guards::{from_our_origin, METHOD_OVERRIDE_HEADERS, METHOD_OVERRIDE_QUERY};
 pub use verdict::{ConditionFailure, Notes, ShadowHit, Verdict, Would};
-
-/// Where a credential is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialSource {
-    /// A header (lower-case name); the value must start with `prefix`, which is removed.
-    Header {
-        name: String,
-        prefix: String,
-    },
-    Query(String),
-    Cookie(String),
-}
-
-impl CredentialSource {
-    pub fn read(&self, request: &AuthRequest) -> Option<String> {
-        let value = match self {
-            CredentialSource::Header { name, prefix } => {
-                let raw = request.header(name)?.trim();
-                // Scheme names are case-insensitive (`bearer` = `Bearer`). `get`, not an index:
-                // a value whose first bytes end inside a character (`¡ૹᾶ`) is no match, not a panic.
-                if !raw.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix)) {
-                    return None;
-                }
-                raw[prefix.len()..].trim().to_string()
-            }
-            CredentialSource::Query(name) => request.query_param(name)?,
-            CredentialSource::Cookie(name) => request.cookie(name)?.to_string(),
-        };
-        (!value.is_empty()).then_some(value)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Provider {
@@ -140,92 +115,6 @@ pub struct Context<'a> {
     pub session: Option<&'a Session>,
 }
 
-/// The `code` of the JSON error. Built-in codes, and a deny rule's own (a config string, shared
-/// by every denial of that rule: cloning it copies no text).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorCode {
-    Unauthorized,
-    ExpiredToken,
-    Forbidden,
-    InsufficientScope,
-    /// The login callback was not a valid answer to a login we started.
-    LoginFailed,
-    /// The identity provider cannot be reached for a new login.
-    LoginUnavailable,
-    /// The request itself is malformed (a path that cannot be normalized safely).
-    BadRequest,
-    /// The method is not one this path answers (a GET of the logout path).
-    MethodNotAllowed,
-    /// Something the request needs is missing for now (an upstream credential): retry later.
-    Unavailable,
-    /// A dependency refused this request for good (the session store refused its session):
-    /// retrying would not help, and it is not an outage.
-    Internal,
-    /// A deny rule without a code of its own matched.
-    Denied,
-    /// A rule's condition could not be evaluated (a missing key, a wrong type, a bound).
-    ConditionError,
-    /// The gateway's route named a policy this config does not have.
-    UnknownPolicy,
-    /// A deny rule's own `error.code` (upper snake case, none of the above).
-    Custom(Arc<str>),
-}
-
-impl ErrorCode {
-    /// The built-in codes (a deny rule's own code may be none of them but `DENIED`).
-    pub const BUILT_IN: [ErrorCode; 13] = [
-        ErrorCode::Unauthorized,
-        ErrorCode::ExpiredToken,
-        ErrorCode::Forbidden,
-        ErrorCode::InsufficientScope,
-        ErrorCode::LoginFailed,
-        ErrorCode::LoginUnavailable,
-        ErrorCode::BadRequest,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::Unavailable,
-        ErrorCode::Internal,
-        ErrorCode::Denied,
-        ErrorCode::ConditionError,
-        ErrorCode::UnknownPolicy,
-    ];
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::ExpiredToken => "EXPIRED_TOKEN",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
-            ErrorCode::LoginFailed => "LOGIN_FAILED",
-            ErrorCode::LoginUnavailable => "LOGIN_UNAVAILABLE",
-            ErrorCode::BadRequest => "BAD_REQUEST",
-            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ErrorCode::Unavailable => "UNAVAILABLE",
-            ErrorCode::Internal => "INTERNAL",
-            ErrorCode::Denied => "DENIED",
-            ErrorCode::ConditionError => "CONDITION_ERROR",
-            ErrorCode::UnknownPolicy => "UNKNOWN_POLICY",
-            ErrorCode::Custom(code) => code,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Deny {
-    /// 401 or 403; 400/503 for login callbacks.
-    pub status: u16,
-    pub code: ErrorCode,
-    pub message: String,
-    pub www_authenticate: Option<String>,
-    /// Why, for metrics and logs (never a secret).
-    pub reason: &'static str,
-    /// `Set-Cookie` values for the client (e.g. clearing a failed login's state).
-    pub set_cookies: Vec<String>,
-    /// More response headers (`allow` on a 405), fixed names and values of ours.
-    pub headers: Vec<(&'static str, String)>,
-    /// An HTML page to answer instead of the JSON error (the logout confirmation).
-    pub page: Option<String>,
-}
-
 /// A redirect answered to the browser instead of forwarding the request: to the provider's
 /// login, back to the application after the callback, or away after logout.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,25 +137,6 @@ pub enum Decision {
     /// A browser without a session on a route that accepts sessions: the session layer starts
     /// a login.
     Login,
-}
-
-/// The credential found on a request and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found<'e> {
-    /// The credential as read (empty for a session).
-    pub value: String,
-    /// `None` for a session: the session layer read it, and its cookies are always stripped.
-    pub source: Option<&'e CredentialSource>,
-    pub kind: FoundKind,
-}
-
-/// The kind of credential found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FoundKind {
-    /// A token, and the providers (indexes) reading it at that place: its `iss` picks one.
-    Jwt(Vec<usize>),
-    ApiKey,
-    Session,
 }
 
 /// A request whose path could not be normalized never reaches routing: 400.
@@ -379,110 +249,6 @@ impl Engine {
         requirements.credentials.contains(&Credential::Session)
     }
 
-    /// The first credential present, in the order the rule lists credential kinds: the
-    /// decision's own lookup (`explain` calls it too).
-    pub fn find_credential<'e>(
-        &'e self,
-        request: &AuthRequest,
-        requirements: &Requirements,
-        ctx: &Context<'_>,
-    ) -> Option<Found<'e>> {
-        for credential in &requirements.credentials {
-            match credential {
-                Credential::Session => {
-                    if ctx.session.is_some() {
-                        return Some(Found { value: String::new(), source: None, kind: FoundKind::Session });
-                    }
-                }
-                Credential::ApiKey => {
-                    for source in &self.api_key_sources {
-                        if let Some(value) = source.read(request) {
-                            return Some(Found { value, source: Some(source), kind: FoundKind::ApiKey });
-                        }
-                    }
-                }
-                Credential::Jwt(allowed) => {
-                    let allowed: Vec<usize> = match allowed {
-                        Some(list) => list.clone(),
-                        None => (0..self.providers.len()).collect(),
-                    };
-                    // The same token location may serve several providers; the token's `iss`
-                    // picks among them.
-                    for provider in allowed.iter().map(|p| &self.providers[*p]) {
-                        for source in &provider.sources {
-                            if let Some(value) = source.read(request) {
-                                let same_source: Vec<usize> = allowed
-                                    .iter()
-                                    .copied()
-                                    .filter(|q| self.providers[*q].sources.contains(source))
-                                    .collect();
-                                return Some(Found { value, source: Some(source), kind: FoundKind::Jwt(same_source) });
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// The identity a found credential gives: an API key looked up, a token verified, the
-    /// session's claims; or the decision to answer instead (the decision's own step).
-    pub fn verify_found(&self, found: &Found<'_>, ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
-        match &found.kind {
-            FoundKind::ApiKey => ctx.api_keys.identity(&found.value).ok_or_else(|| {
-                Box::new(Decision::Deny(deny(
-                    401,
-                    ErrorCode::Unauthorized,
-                    "invalid API key",
-                    Some(r#"Bearer error="invalid_token", error_description="invalid API key""#.into()),
-                    "invalid_api_key",
-                )))
-            }),
-            FoundKind::Jwt(providers) => self.verify_jwt(&found.value, providers, ctx),
-            FoundKind::Session => match (ctx.session, &self.sessions) {
-                (Some(session), Some(policy)) => {
-                    Ok(Identity::from_session(&policy.provider, session.identity_claims()))
-                }
-                _ => Err(Box::new(Decision::Unavailable("a session was found without session settings".into()))),
-            },
-        }
-    }
-
-    /// Verifies a token against the providers reading it (cache first): its identity, or the
-    /// decision to answer instead (401, keys not loaded, or a key to fetch).
-    pub fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {
-        if let Some((p, keys, identity)) = ctx.cache.get(token, ctx.now, ctx.token_rules) {
-            let same_keys = ctx.keys.get(p).and_then(Option::as_ref).is_some_and(|k| k.fingerprint() == keys);
-            if providers.contains(&p) && same_keys {
-                return Ok(identity);
-            }
-        }
-        let peeked = jwt::peek(token).map_err(|e| Box::new(invalid_token(&e)))?;
-        let p = providers
-            .iter()
-            .copied()
-            .find(|p| Some(self.providers[*p].policy.issuer.as_str()) == peeked.issuer.as_deref())
-            .ok_or_else(|| Box::new(invalid_token(&JwtError::WrongIssuer)))?;
-        let provider = &self.providers[p];
-        let Some(keys) = ctx.keys.get(p).and_then(Option::as_ref) else {
-            return Err(Box::new(Decision::Unavailable(format!(
-                "no keys loaded yet for JWT provider {:?}",
-                provider.name
-            ))));
-        };
-        match jwt::verify(&peeked, &provider.policy, keys, ctx.now) {
-            Ok(verified) => {
-                let identity = Identity::from_jwt(&provider.name, verified.claims);
-                let at = Verification { provider: p, keys: keys.fingerprint(), rules: ctx.token_rules };
-                ctx.cache.insert(token, at, &identity, verified.valid_until);
-                Ok(identity)
-            }
-            Err(JwtError::UnknownKey(_)) => Err(Box::new(Decision::UnknownKey { provider: p })),
-            Err(e) => Err(Box::new(invalid_token(&e))),
-        }
-    }
-
     fn allow(
         &self,
         request: &AuthRequest,
@@ -565,7 +331,7 @@ impl Engine {
 }
 
 /// The workload check of a route that names principals; `None` when it holds (or there is none).
-fn check_principal(principal: Option<&SpiffeId>, requirements: &Requirements) -> Option<Deny> {
+pub fn check_principal(principal: Option<&SpiffeId>, requirements: &Requirements) -> Option<Deny> {
     if requirements.principals.is_empty() {
         return None;
     }
@@ -580,7 +346,7 @@ fn check_principal(principal: Option<&SpiffeId>, requirements: &Requirements) ->
 }
 
 /// Request principal, scope and claim checks; `None` when everything holds.
-fn authorize(identity: &Identity, requirements: &Requirements) -> Option<Deny> {
+pub fn authorize(identity: &Identity, requirements: &Requirements) -> Option<Deny> {
     if !requirements.request_principals.is_empty() {
         let allowed = request_principal(&identity.claims)
             .is_some_and(|who| requirements.request_principals.iter().any(|p| p.matches(&who)));
@@ -601,82 +367,6 @@ fn authorize(identity: &Identity, requirements: &Requirements) -> Option<Deny> {
         return Some(deny(403, ErrorCode::Forbidden, &message, None, "claim_rule"));
     }
     None
-}
-
-fn invalid_token(error: &JwtError) -> Decision {
-    let (code, reason) = match error {
-        JwtError::Expired => (ErrorCode::ExpiredToken, "expired_token"),
-        JwtError::Malformed(_) => (ErrorCode::Unauthorized, "malformed_token"),
-        _ => (ErrorCode::Unauthorized, "invalid_token"),
-    };
-    let description = error.to_string();
-    let challenge = format!(r#"Bearer error="invalid_token", error_description="{description}""#);
-    Decision::Deny(deny(401, code, &description, Some(challenge), reason))
-}
-
-pub fn deny(status: u16, code: ErrorCode, message: &str, challenge: Option<String>, reason: &'static str) -> Deny {
-    Deny {
-        status,
-        code,
-        message: message.to_string(),
-        www_authenticate: challenge,
-        reason,
-        set_cookies: Vec::new(),
-        headers: Vec::new(),
-        page: None,
-    }
-}
-
-impl Deny {
-    /// Answers with an HTML page of ours instead of the JSON error; both protocols send it
-    /// with [`PAGE_HEADERS`].
-    pub fn with_page(mut self, html: String) -> Deny {
-        self.page = Some(html);
-        self
-    }
-
-    /// The `WWW-Authenticate` challenge to send. Every 401 carries one (RFC 9110 §15.5.2
-    /// requires it, and clients decide from it how to authenticate): a plain `Bearer` when the
-    /// denial did not name a more specific one.
-    pub fn challenge(&self) -> Option<&str> {
-        match (&self.www_authenticate, self.status) {
-            (Some(challenge), _) => Some(challenge),
-            (None, 401) => Some("Bearer"),
-            (None, _) => None,
-        }
-    }
-}
-
-/// Headers every HTML page of ours is sent with, whoever built it: no other site may frame it
-/// (a framed sign-out button is a click away from a sign-out the user never meant).
-pub const PAGE_HEADERS: [(&str, &str); 2] =
-    [("content-security-policy", "frame-ancestors 'none'"), ("x-frame-options", "DENY")];
-
-/// Whether a value may go into a response header as it is: visible ASCII, spaces and tabs.
-/// The last line of defence before Envoy: every value from a request is checked or encoded long
-/// before, and one that is not fit here is dropped (and logged) rather than sent.
-pub fn is_header_value(text: &str) -> bool {
-    text.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-}
-
-/// The values of `values` fit for a header; the others are logged and dropped.
-pub fn fit_for_headers<'v>(name: &'static str, values: &'v [String]) -> impl Iterator<Item = &'v String> + 'v {
-    values.iter().filter(move |value| {
-        let fit = is_header_value(value);
-        if !fit {
-            tracing::error!(header = %name, "a response header value with unsafe bytes was dropped");
-        }
-        fit
-    })
-}
-
-/// The uniform JSON error body.
-pub fn error_body(deny: &Deny, request_id: &str, timestamp: &str) -> String {
-    json!({
-        "error": {"code": deny.code.as_str(), "message": deny.message, "request_id": request_id},
-        "metadata": {"success": false, "timestamp": timestamp},
-    })
-    .to_string()
 }
 
 #[cfg(test)]

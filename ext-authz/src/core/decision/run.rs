@@ -21,7 +21,7 @@ use super::{
     authorize, check_principal, deny, Context, Decision, Deny, Engine, ErrorCode, FoundKind, METHOD_OVERRIDE_HEADERS,
     METHOD_OVERRIDE_QUERY,
 };
-use crate::core::cel::{Activation, Facts, SourceAddresses};
+use crate::core::cel::{Activation, EvalError, Facts, SourceAddresses};
 use crate::core::header_spellings;
 use crate::core::identity::Identity;
 use crate::core::request::AuthRequest;
@@ -351,17 +351,11 @@ pub fn evaluate_conditions(
     principal: Option<&SpiffeId>,
     now: u64,
 ) -> Conditions {
-    if rule.when.is_empty() {
-        return Conditions::Hold;
-    }
-    let route = rule.path.captures(&request.path);
-    let facts =
-        Facts { request, source, identity, principal, route: &route, context: &request.context_extensions, now };
-    let mut activation = Activation::new(facts);
-    for (index, condition) in rule.when.iter().enumerate() {
-        match condition.evaluate(&mut activation) {
-            Ok(true) => {}
-            Ok(false) => return Conditions::False(index),
+    let mut outcome = Conditions::Hold;
+    evaluate_conditions_each(rule, request, source, identity, principal, now, |index, value| {
+        outcome = match value {
+            Ok(true) => Conditions::Hold,
+            Ok(false) => Conditions::False(index),
             Err(error) => {
                 tracing::warn!(
                     rule = %rule.name,
@@ -370,11 +364,40 @@ pub fn evaluate_conditions(
                     "condition when[{index}] of rule {:?} cannot be evaluated: {error}",
                     rule.name
                 );
-                return Conditions::Error(index);
+                Conditions::Error(index)
             }
         }
+    });
+    outcome
+}
+
+/// A rule's `when` conditions in order, each one's value given to `seen` with its index, up to
+/// the first that is false or cannot be evaluated (the decision's own walk, for `explain` to
+/// show each value). Nothing is logged here.
+pub fn evaluate_conditions_each(
+    rule: &Rule,
+    request: &AuthRequest,
+    source: SourceAddresses,
+    identity: Option<&Identity>,
+    principal: Option<&SpiffeId>,
+    now: u64,
+    mut seen: impl FnMut(usize, Result<bool, &EvalError>),
+) {
+    if rule.when.is_empty() {
+        return;
     }
-    Conditions::Hold
+    let route = rule.path.captures(&request.path);
+    let facts =
+        Facts { request, source, identity, principal, route: &route, context: &request.context_extensions, now };
+    let mut activation = Activation::new(facts);
+    for (index, condition) in rule.when.iter().enumerate() {
+        let value = condition.evaluate(&mut activation);
+        let holds = matches!(value, Ok(true));
+        seen(index, value.as_ref().copied());
+        if !holds {
+            return;
+        }
+    }
 }
 
 fn condition_error(rule: &Rule, index: usize) -> Deny {
