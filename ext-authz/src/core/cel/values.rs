@@ -2,6 +2,7 @@
 //! `needs`), borrowing the request's strings rather than copying them, and bounded: a value
 //! over its bound (see `bounds`) is an evaluation error, never cut short.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
@@ -79,28 +80,57 @@ fn request<'a>(facts: &Facts<'a>, need: &Need) -> Built<'a> {
     )
 }
 
-/// The query parameters, decoded; the first value of a repeated name wins.
+/// `request.query`: the parameters `need` reads, as a map.
 fn query<'a>(raw: &'a str, need: &Need) -> Built<'a> {
-    let mut map = HashMap::new();
-    let mut seen = 0;
+    let params = query_params(raw, |name| need.field(name).is_some())?;
+    let map: HashMap<CelMapKey<'a>, Boxed<'a>> = params
+        .into_iter()
+        .map(|(name, value)| (CelMapKey::from(name.into_owned()), Box::new(CelString::from(value)) as Boxed<'a>))
+        .collect();
+    Ok(Box::new(CelMap::from(map)))
+}
+
+/// The query parameters a condition reads (`reads` says which names), percent-decoded: THE one
+/// reader of query values for conditions. Every evaluator that reads `request.query` (this
+/// activation, and any faster path beside it) must go through it, so that no path gives a
+/// repeated name a meaning of its own.
+///
+/// A name that is read and occurs more than once (`?debug=false&debug=true`) is an evaluation
+/// error, so the rule denies (HTTP parameter pollution): backends disagree on which value counts
+/// (the first, the last, all of them), so whichever this picked, a request could make a condition
+/// see one value and its backend another. Names not read may repeat. Each name and value read is
+/// bounded by [`MAX_STRING_BYTES`], the parameters read by [`MAX_ENTRIES`]; the errors never
+/// repeat a name or value from the request.
+pub fn query_params<'a>(
+    raw: &'a str,
+    reads: impl Fn(&str) -> bool,
+) -> Result<HashMap<Cow<'a, str>, Cow<'a, str>>, EvalError> {
+    let mut params = HashMap::new();
     for pair in raw.split('&').filter(|pair| !pair.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(k);
-        seen += 1;
-        if need.keys().is_none() && seen > MAX_ENTRIES {
-            return Err(EvalError(too_many_entries("request.query", seen)));
-        }
-        if need.field(&key).is_none() {
+        let name = percent_decode(k);
+        if !reads(&name) {
             continue;
+        }
+        if name.len() > MAX_STRING_BYTES {
+            return Err(EvalError(string_too_long("a name of request.query", name.len())));
         }
         let value = percent_decode(v);
         if value.len() > MAX_STRING_BYTES {
             return Err(EvalError(string_too_long("a value of request.query", value.len())));
         }
-        map.entry(CelMapKey::from(key.into_owned())).or_insert_with(|| Box::new(CelString::from(value)) as Boxed<'a>);
+        if params.insert(name, value).is_some() {
+            return Err(EvalError(REPEATED_QUERY_PARAMETER.into()));
+        }
+        if params.len() > MAX_ENTRIES {
+            return Err(EvalError(too_many_entries("request.query", params.len())));
+        }
     }
-    Ok(Box::new(CelMap::from(map)))
+    Ok(params)
 }
+
+/// The error of a repeated query parameter: the name is the request's, so it is not repeated.
+pub const REPEATED_QUERY_PARAMETER: &str = "request.query: a parameter the condition reads occurs more than once";
 
 fn identity<'a>(facts: &Facts<'a>, need: &Need) -> Built<'a> {
     let identity = facts.identity;
