@@ -486,3 +486,83 @@ fn shadow_rules_and_policies_are_traced_and_their_would_be_answers_listed() {
         ],
     );
 }
+
+/// A condition on the peer's address, and a deny rule with a claim rule before its condition.
+const ADDRESS_CONFIG: &str = r#"
+jwt_providers:
+  - name: corp
+    issuer: https://idp.test/
+    algorithms: [ES256]
+    keys: {jwks_file: jwks.json}
+api_keys:
+  from: [{header: x-api-key}]
+  file: keys.yaml
+routes:
+  default: deny
+  rules:
+    - name: contractor-tenants
+      action: deny
+      path: /orgs/*
+      claims: [{claim: employment, equals: contractor}]
+      when: request.headers['x-tenant'] == 'acme'
+    - name: office
+      path: /office/*
+      accept: [api_key]
+      when: source.address == '10.1.2.3'
+    - name: orgs
+      path: /orgs/*
+      accept: [jwt]
+...
+"#;
+
+#[test]
+fn an_ipv4_mapped_peer_is_traced_as_the_decision_sees_it() {
+    let setup = Setup::with_config(ADDRESS_CONFIG);
+    let url = "https://api.example.com/office/desk";
+    let (code, out) = setup.explain(&["--url", url, "--api-key", API_KEY, "--peer", "::ffff:10.1.2.3"]);
+    assert_eq!(code, 0, "{out}");
+    let addresses = out.lines().find(|l| l.starts_with("addresses: ")).unwrap();
+    assert!(addresses.starts_with("addresses: peer 10.1.2.3, client 10.1.2.3 "), "{out}");
+    has_lines(
+        &out,
+        &[
+            "  rule office: matched: takes the request",
+            "    when 1: source.address == '10.1.2.3' => true",
+            "answer: allow 200 (authenticated): forwarded to the backend",
+        ],
+    );
+    // The same answer and trace as the IPv4 peer itself.
+    let (code, ipv4) = setup.explain(&["--url", url, "--api-key", API_KEY, "--peer", "10.1.2.3"]);
+    assert_eq!(code, 0, "{ipv4}");
+    let trace = |out: &str| out.lines().filter(|l| l.starts_with("  ")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(trace(&out), trace(&ipv4));
+}
+
+#[test]
+fn a_deny_rule_whose_claims_fail_has_its_conditions_not_evaluated() {
+    let setup = Setup::with_config(ADDRESS_CONFIG);
+    let token = setup.corp_token(json!({"employment": "staff"}));
+    // No x-tenant header: were the condition evaluated, it would be an error.
+    let (code, out) = setup.explain(&["--url", "https://api.example.com/orgs/acme", "--token", &token]);
+    assert_eq!(code, 0, "{out}");
+    has_lines(
+        &out,
+        &[
+            "  deny rule contractor-tenants: skipped: claim \"employment\" does not satisfy its rule",
+            "    when 1: request.headers['x-tenant'] == 'acme' => not evaluated",
+            "  rule orgs: matched: takes the request",
+            "answer: allow 200 (authenticated): forwarded to the backend",
+        ],
+    );
+    // A contractor's claims hold: the condition is evaluated, and its error denies.
+    let token = setup.corp_token(json!({"employment": "contractor"}));
+    let (code, out) = setup.explain(&["--url", "https://api.example.com/orgs/acme", "--token", &token]);
+    assert_eq!(code, 2, "{out}");
+    let line = out.lines().find(|l| l.starts_with("    when 1: ")).unwrap();
+    assert!(line.starts_with("    when 1: request.headers['x-tenant'] == 'acme' => error: "), "{out}");
+    has_lines(
+        &out,
+        &["  deny rule contractor-tenants: matched: a condition failed to evaluate: denies (CONDITION_ERROR)"],
+    );
+    assert!(out.contains("answer: deny 403 CONDITION_ERROR (condition_error): "), "{out}");
+}

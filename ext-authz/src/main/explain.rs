@@ -18,10 +18,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::process::ExitCode;
 
-use ext_authz::core::cel::SourceAddresses;
-use ext_authz::core::decision::{Context, Engine};
+use ext_authz::core::decision::Context;
 use ext_authz::core::explain::{self as trace, Inputs};
-use ext_authz::core::request::AuthRequest;
 use ext_authz::core::token_cache::TokenCache;
 
 use options::{Options, Secret};
@@ -65,16 +63,10 @@ pub fn explain(options: &Options, env: &HashMap<String, String>) -> ExitCode {
     let ctx = Context { keys: &keys.sets, api_keys: &api_keys, cache: &cache, token_rules: 0, now, session: None };
     // The decision's own answer, with its notes (shadow rules' would-be answers).
     let verdict = engine.decide(request, &ctx);
-    let source = addresses(engine, request);
-    let principal = engine.workload.principal(request);
-    let traced = request.path_error.is_none().then(|| {
-        let inputs = Inputs { request, source, principal: principal.as_ref(), now };
-        let answering = trace::answering_table(&engine.routes, &engine.policies, request);
-        let requires = answering.and_then(|table| trace::route_requirements(table, &inputs));
-        let identity = requires.and_then(|requires| credential::identity_for(requires, &checks));
-        trace::trace(engine, &inputs, identity)
-    });
-    let report = Report::new(&config, &built, options, source, traced, checks, &verdict, &keys.kinds, assumed);
+    // The trace takes the same steps with the same functions (addresses, credential, rules).
+    let inputs = Inputs::new(engine, request, &ctx);
+    let traced = request.path_error.is_none().then(|| trace::trace(engine, &inputs));
+    let report = Report::new(&config, &built, options, inputs.source, traced, checks, &verdict, &keys.kinds, assumed);
     // Every credential the request carries, wherever it was put, is cut out of what is printed.
     let secrets: Vec<String> = credentials
         .token
@@ -106,9 +98,4 @@ fn read_credentials(options: &Options) -> std::io::Result<request::Credentials> 
         }
     };
     Ok(request::Credentials { token: read(&options.token)?, api_key: read(&options.api_key)? })
-}
-
-/// The peer Envoy saw and the client after the config's trusted `X-Forwarded-For` hops.
-fn addresses(engine: &Engine, request: &AuthRequest) -> SourceAddresses {
-    SourceAddresses { peer: request.peer_address, client: engine.client_address.of(request) }
 }

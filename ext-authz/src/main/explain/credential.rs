@@ -6,12 +6,11 @@
 use std::sync::Arc;
 
 use ext_authz::config::AuthzConfig;
-use ext_authz::core::apikeys::{format_hash, hash_key, ApiKeyEntry, ApiKeyStore};
+use ext_authz::core::apikeys::{format_hash, hash_key, ApiKeyStore};
 use ext_authz::core::decision::{CredentialSource, Engine};
 use ext_authz::core::identity::Identity;
 use ext_authz::core::jwt::{self, KeySet};
 use ext_authz::core::request::AuthRequest;
-use ext_authz::core::routes::{Credential, Requirements};
 use ext_authz::core::token_cache::{TokenCache, Verification};
 use ext_authz::jwks::KeySource;
 use serde::Serialize;
@@ -71,11 +70,6 @@ pub struct CredentialCheck {
     /// A token's claims (unverified when its signature is not), or an API key's identity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claims: Option<Value>,
-    /// The identity it gives when valid, for the conditions (see [`identity_for`]).
-    #[serde(skip)]
-    pub identity: Option<Identity>,
-    #[serde(skip)]
-    provider_index: Option<usize>,
 }
 
 /// Each credential the config could read from the request: the places every provider and
@@ -126,8 +120,6 @@ fn check_token(
         valid: false,
         check: String::new(),
         claims: None,
-        identity: None,
-        provider_index: None,
     };
     let peeked = match jwt::peek(token) {
         Ok(peeked) => peeked,
@@ -145,7 +137,7 @@ fn check_token(
         return check;
     };
     let provider = &engine.providers[p];
-    (check.provider, check.provider_index) = (Some(provider.name.clone()), Some(p));
+    check.provider = Some(provider.name.clone());
     let verified = match (&keys.kinds[p], &keys.sets[p]) {
         (KeysAre::Local(at), Some(set)) => match jwt::verify(&peeked, &provider.policy, set, now) {
             Ok(verified) => Ok((format!("signature verified with the local keys ({at}); claims valid"), verified)),
@@ -159,10 +151,8 @@ fn check_token(
         (KeysAre::Local(_), None) => unreachable!("local keys are loaded"),
     };
     match verified {
-        Ok((said, verified)) => {
-            (check.check, check.valid) = (said, true);
-            check.identity = Some(Identity::from_jwt(&provider.name, verified.claims));
-        }
+        // What conditions see is the decision's own check (`Engine::verify_found`), not this.
+        Ok((said, _)) => (check.check, check.valid) = (said, true),
         Err(said) => check.check = said,
     }
     check
@@ -181,24 +171,7 @@ fn check_api_key(api_keys: &ApiKeyStore, source: &CredentialSource, key: &str) -
             None => format!("refused: no stored key has its hash ({})", format_hash(&hash_key(key))),
         },
         claims: entry.map(|entry| (*entry.identity().claims).clone()),
-        identity: entry.map(ApiKeyEntry::identity),
-        provider_index: None,
     }
-}
-
-/// The identity a route with `requires` would get, as the decision finds it: the first
-/// credential present in the order the route lists kinds (an invalid one: none, the request
-/// is refused). Sessions are not opened offline.
-pub fn identity_for<'c>(requires: &Requirements, checks: &'c [CredentialCheck]) -> Option<&'c Identity> {
-    let found = requires.credentials.iter().find_map(|credential| match credential {
-        Credential::Session => None,
-        Credential::ApiKey => checks.iter().find(|c| c.kind == "api_key"),
-        Credential::Jwt(allowed) => checks.iter().find(|c| {
-            c.kind == "jwt"
-                && c.provider_index.is_none_or(|p| allowed.as_ref().is_none_or(|allowed| allowed.contains(&p)))
-        }),
-    })?;
-    found.identity.as_ref()
 }
 
 /// The provider that would verify a token read at `source`: the one of its issuer among those
