@@ -49,8 +49,11 @@ pub struct Metrics {
     reloads: CounterFamily,
     /// Decision log lines lost because the writer could not keep up.
     pub decision_log_dropped: Counter,
-    /// Conditions that could not be evaluated, by rule (config names only).
+    /// Conditions that could not be evaluated (the request was denied), by policy and rule
+    /// (config names only).
     condition_errors: CounterFamily,
+    /// The same for would-be answers (shadow rules, shadow policies): never a denial.
+    shadow_condition_errors: CounterFamily,
     /// Shadow rules' and policies' would-be answers, by policy, rule and answer (config names only).
     shadow_decisions: CounterFamily,
     /// Handles of the known outcomes and modes (read-only after construction; keyed by the
@@ -101,7 +104,12 @@ impl Default for Metrics {
                 .with(vec![]),
             condition_errors: registry.counter_family(
                 "ext_authz_condition_errors_total",
-                "Rule conditions that could not be evaluated (the request was denied), by rule.",
+                "Rule conditions that could not be evaluated (the request was denied), by policy and rule.",
+            ),
+            shadow_condition_errors: registry.counter_family(
+                "ext_authz_shadow_condition_errors_total",
+                "Conditions of shadow rules and policies that could not be evaluated (a would-be denial only), \
+                 by policy and rule.",
             ),
             shadow_decisions: registry.counter_family(
                 "ext_authz_shadow_decisions_total",
@@ -131,7 +139,8 @@ impl Metrics {
     /// are bounded by the config.
     pub fn notes(&self, notes: &Notes<'_>) {
         for failed in &notes.condition_errors {
-            self.condition_errors.with(vec![("rule", failed.rule.into())]).inc();
+            let family = if failed.shadow { &self.shadow_condition_errors } else { &self.condition_errors };
+            family.with(vec![("policy", failed.policy.into()), ("rule", failed.rule.into())]).inc();
         }
         for hit in &notes.shadow {
             let labels =
@@ -169,13 +178,20 @@ mod tests {
             let would = if i % 2 == 0 { Would::Deny } else { Would::Allow };
             let notes = Notes {
                 shadow: vec![ShadowHit { policy: "routes", rule, would, code: Some(ErrorCode::Denied) }],
-                condition_errors: vec![ConditionFailure { policy: "routes", rule, index: i % 3 }],
+                condition_errors: vec![ConditionFailure {
+                    policy: "routes",
+                    rule,
+                    index: i % 3,
+                    shadow: i % 5 == 0,
+                    error: String::new(),
+                }],
             };
             metrics.notes(&notes);
             metrics.decision("deny", "unknown_policy", "grpc", 0.001);
         }
         assert_eq!(series(&metrics, "ext_authz_shadow_decisions_total"), rules.len() * 2);
         assert_eq!(series(&metrics, "ext_authz_condition_errors_total"), rules.len(), "by rule, not by condition");
+        assert_eq!(series(&metrics, "ext_authz_shadow_condition_errors_total"), rules.len(), "shadow ones apart");
         let text = metrics.registry.render();
         assert!(
             text.contains("ext_authz_shadow_decisions_total{policy=\"routes\",rule=\"read\",would=\"allow\"}"),

@@ -12,7 +12,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::core::apikeys::ApiKeyStore;
-use crate::core::decision::{deny, Context, Decision, Engine, ErrorCode, Notes};
+use crate::core::decision::{deny, ConditionLog, Context, Decision, Engine, ErrorCode, Notes};
 use crate::core::request::AuthRequest;
 use crate::core::token_cache::TokenCache;
 use crate::decision_log::{DecisionLog, Entry};
@@ -50,6 +50,8 @@ pub struct Authorizer {
     pub metrics: Metrics,
     clock: Clock,
     decision_log: Option<DecisionLog>,
+    /// Conditions that could not be evaluated, logged at most once per rule per interval.
+    condition_log: ConditionLog,
     /// Files whose change was refused while the last good ones serve (`config`, `api_keys`),
     /// as `/readyz` says it (what, and where to look; the log has why).
     refused: parking_lot::Mutex<std::collections::BTreeMap<&'static str, String>>,
@@ -64,6 +66,7 @@ impl Authorizer {
             metrics,
             clock,
             decision_log: None,
+            condition_log: ConditionLog::default(),
             refused: parking_lot::Mutex::default(),
         }
     }
@@ -172,6 +175,12 @@ impl Authorizer {
         let latency = started.elapsed();
         self.metrics.decision(outcome, reason, mode, latency.as_secs_f64());
         self.metrics.notes(&trail.notes);
+        if !trail.notes.condition_errors.is_empty() {
+            let now = (self.clock)();
+            for failed in &trail.notes.condition_errors {
+                self.condition_log.record(failed, request.request_id(), now);
+            }
+        }
         // The route that answered, borrowed from the policy; for the answers made before the
         // policy's rules (a login's own paths), the route the request's path takes.
         let wants_route = (self.decision_log.is_some() || !span.is_disabled()) && request.path_error.is_none();
@@ -260,7 +269,10 @@ impl Authorizer {
                 now,
                 session: lookup.session.as_ref(),
             };
-            let verdict = policy.engine.decide(request, &ctx);
+            let verdict = match refetched {
+                false => policy.engine.decide(request, &ctx),
+                true => policy.engine.decide_refetched(request, &ctx),
+            };
             *trail = Trail { decided: true, policy: verdict.policy, route: verdict.route, notes: verdict.notes };
             match verdict.decision {
                 Decision::UnknownKey { provider } if !refetched => {

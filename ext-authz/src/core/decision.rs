@@ -21,18 +21,23 @@ use super::session::model::Session;
 use super::token_cache::TokenCache;
 
 mod allow;
+mod condition_log;
+mod conditions;
 mod credential;
 mod errors;
 mod run;
 mod session_guards;
 mod verdict;
 pub use allow::Allow;
+pub use condition_log::{ConditionLog, CONDITION_LOG_INTERVAL_SECS};
+pub use conditions::{
+    deny_identity_holds, deny_rule_holds, evaluate_conditions, evaluate_conditions_each, override_methods, Conditions,
+    DenyRule,
+};
 pub use credential::{CredentialSource, Found, FoundKind};
 pub use errors::{deny, error_body, fit_for_headers, is_header_value, Deny, ErrorCode, PAGE_HEADERS};
 use run::Run;
-pub use run::{
-    deny_identity_holds, deny_rule_holds, evaluate_conditions, evaluate_conditions_each, Conditions, DenyRule, ROUTES,
-};
+pub use run::ROUTES;
 pub use session_guards::{from_our_origin, METHOD_OVERRIDE_HEADERS, METHOD_OVERRIDE_QUERY};
 pub use verdict::{ConditionFailure, Notes, ShadowHit, Verdict, Would};
 
@@ -102,6 +107,13 @@ pub struct Engine {
     pub sessions: Option<SessionPolicy>,
 }
 
+/// A request asked about, and whether its token's keys were just fetched anew.
+struct Asked<'r, 'c> {
+    request: &'r AuthRequest,
+    ctx: &'r Context<'c>,
+    refetched: bool,
+}
+
 /// The mutable state a decision reads: keys, API keys, the token cache and the time.
 pub struct Context<'a> {
     /// Per provider; `None` until its keys were loaded once.
@@ -154,22 +166,34 @@ impl Engine {
     /// failed conditions). The policy the gateway's route names answers (`routes` when none is
     /// named); a shadow policy is evaluated beside `routes`, which answers.
     pub fn decide<'e>(&'e self, request: &AuthRequest, ctx: &Context<'_>) -> Verdict<'e> {
+        self.decide_asked(&Asked { request, ctx, refetched: false })
+    }
+
+    /// [`Engine::decide`] again once the keys of a provider whose key a token named
+    /// ([`Decision::UnknownKey`]) were fetched anew: a token on a route that takes no credential
+    /// (read only for the deny rules) whose key is still unknown is then no identity, not a 401.
+    pub fn decide_refetched<'e>(&'e self, request: &AuthRequest, ctx: &Context<'_>) -> Verdict<'e> {
+        self.decide_asked(&Asked { request, ctx, refetched: true })
+    }
+
+    fn decide_asked<'e>(&'e self, asked: &Asked<'_, '_>) -> Verdict<'e> {
+        let request = asked.request;
         let mut notes = Notes::default();
         if let Some(refused) = refuse_path(request) {
             return Verdict { decision: refused, policy: None, route: None, notes };
         }
         let (decision, policy, route) = match self.policies.select(request) {
             Selected::Routes => {
-                let (decision, route) = self.run(request, ctx, &self.routes, ROUTES, &mut notes, true);
+                let (decision, route) = self.run(asked, &self.routes, ROUTES, &mut notes, true);
                 (decision, None, Some(route))
             }
             Selected::Named(name, named) if named.mode == Mode::Enforce => {
-                let (decision, route) = self.run(request, ctx, &named.table, name, &mut notes, true);
+                let (decision, route) = self.run(asked, &named.table, name, &mut notes, true);
                 (decision, Some(name), Some(route))
             }
             Selected::Named(name, named) => {
-                let (decision, route) = self.run(request, ctx, &self.routes, ROUTES, &mut notes, true);
-                let (would, would_route) = self.run(request, ctx, &named.table, name, &mut notes, false);
+                let (decision, route) = self.run(asked, &self.routes, ROUTES, &mut notes, true);
+                let (would, would_route) = self.run(asked, &named.table, name, &mut notes, false);
                 notes.shadow.push(ShadowHit::of(name, would_route, &would));
                 (decision, None, Some(route))
             }
@@ -196,18 +220,19 @@ impl Engine {
     /// named policy), and the route it came from.
     fn run<'e>(
         &'e self,
-        request: &AuthRequest,
-        ctx: &Context<'_>,
+        asked: &Asked<'_, '_>,
         table: &'e RouteTable,
         label: &'e str,
         notes: &mut Notes<'e>,
         record: bool,
     ) -> (Decision, &'e str) {
+        let (request, ctx) = (asked.request, asked.ctx);
         let outer = (!std::ptr::eq(table, &self.routes)).then_some(&self.routes);
         let mut run = Run {
             engine: self,
             request,
             ctx,
+            refetched: asked.refetched,
             source: self.source(request),
             principal: self.workload.principal(request),
             table,

@@ -16,35 +16,29 @@
 
 use shared::spiffe::SpiffeId;
 
+use super::conditions::{condition_error, conditions_noting, judge_deny_rule, Conditions, DenyRule};
 use super::verdict::{ConditionFailure, Notes, ShadowHit, Would};
 use super::{
     authorize, check_principal, deny, Context, Decision, Deny, Engine, ErrorCode, FoundKind, METHOD_OVERRIDE_HEADERS,
     METHOD_OVERRIDE_QUERY,
 };
-use crate::core::cel::{Activation, EvalError, Facts, SourceAddresses};
+use crate::core::cel::SourceAddresses;
 use crate::core::header_spellings;
 use crate::core::identity::Identity;
 use crate::core::request::AuthRequest;
-use crate::core::routes::{Action, DefaultPolicy, Mode, Requirements, RouteTable, Routed, Rule, RuleMatch};
+use crate::core::routes::{Action, Credential, DefaultPolicy, Mode, Requirements, RouteTable, Routed, Rule, RuleMatch};
 use crate::core::session::login::wants_login_redirect;
 
 /// The label of the `routes` section's rules in notes, logs and metrics.
 pub const ROUTES: &str = "routes";
 
-/// How a rule's conditions came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Conditions {
-    Hold,
-    /// The condition at this index is false.
-    False(usize),
-    /// The condition at this index could not be evaluated.
-    Error(usize),
-}
-
 pub(super) struct Run<'e, 'r> {
     pub engine: &'e Engine,
     pub request: &'r AuthRequest,
     pub ctx: &'r Context<'r>,
+    /// The keys were fetched anew for a token naming an unknown key (see
+    /// [`Engine::decide_refetched`]).
+    pub refetched: bool,
     pub source: SourceAddresses,
     pub principal: Option<SpiffeId>,
     /// The answering table and its name.
@@ -70,12 +64,16 @@ impl<'e> Run<'e, '_> {
         let decision = match routed {
             Routed::Public => self.open("public"),
             Routed::Default(DefaultPolicy::Allow) => self.open("default_allow"),
-            Routed::Default(DefaultPolicy::Deny) => match self.judge_denies(None, true) {
-                Some(refused) => Decision::Deny(refused),
-                None => {
-                    Decision::Deny(deny(403, ErrorCode::Forbidden, "no route allows this request", None, "no_route"))
-                }
-            },
+            Routed::Default(DefaultPolicy::Deny) => {
+                let refused = match self.open_identity() {
+                    Ok(identity) => self.judge_denies(identity.as_ref(), true),
+                    Err(decision) => return (decision, routed.name()),
+                };
+                let refused = refused.unwrap_or_else(|| {
+                    deny(403, ErrorCode::Forbidden, "no route allows this request", None, "no_route")
+                });
+                Decision::Deny(refused)
+            }
             Routed::Default(DefaultPolicy::Authenticated(requirements)) => {
                 self.answer_requirements(requirements, None, None, true)
             }
@@ -105,12 +103,46 @@ impl<'e> Run<'e, '_> {
         Routed::Default(&table.default)
     }
 
-    /// A route that takes no credential: the identity deny rules (with no identity), then allow.
+    /// A route that takes no credential: the identity deny rules (with the identity of a
+    /// credential the request carries anyway, see [`Run::open_identity`]), then allow.
     fn open(&mut self, reason: &'static str) -> Decision {
-        if let Some(refused) = self.judge_denies(None, true) {
+        let identity = match self.open_identity() {
+            Ok(identity) => identity,
+            Err(decision) => return decision,
+        };
+        if let Some(refused) = self.judge_denies(identity.as_ref(), true) {
             return Decision::Deny(refused);
         }
         Decision::Allow(self.engine.allow(self.request, None, None, self.principal.take(), reason))
+    }
+
+    /// The identity the deny rules that read `identity` see on a route that takes no credential
+    /// (public, `default: allow`, workload-only, `default: deny`). As Istio's DENY uses a
+    /// validated token on any path, a credential the request carries is verified: the first
+    /// present of a token (any provider) or an API key, the kinds the config reads anywhere.
+    /// Best effort: a valid one is the identity; a missing, invalid or expired one is none
+    /// (`identity.kind == "none"`), never a 401 here. Two answers are passed on: a key to fetch
+    /// (once: still unknown after the fetch, it is none), and keys never loaded (unavailable:
+    /// a token that cannot be judged is not taken for no token). A session is not read here
+    /// (the session layer opens one only for routes that accept sessions). Nothing is looked
+    /// for when no deny rule reads `identity`; the identity only feeds the deny rules: the
+    /// allow has no identity headers, and the credential is left as it came.
+    fn open_identity(&self) -> Result<Option<Identity>, Decision> {
+        let outer = self.outer.into_iter().flat_map(RouteTable::deny_rules);
+        if !outer.chain(self.table.deny_rules()).any(Rule::reads_identity) {
+            return Ok(None);
+        }
+        let engine = self.engine;
+        let kinds = Requirements::any_of(vec![Credential::Jwt(None), Credential::ApiKey]);
+        let Some(found) = engine.find_credential(self.request, &kinds, self.ctx) else { return Ok(None) };
+        match engine.verify_found(&found, self.ctx) {
+            Ok(identity) => Ok(Some(identity)),
+            Err(decision) => match *decision {
+                Decision::UnknownKey { .. } if !self.refetched => Err(*decision),
+                Decision::Unavailable(why) => Err(Decision::Unavailable(why)),
+                _ => Ok(None),
+            },
+        }
     }
 
     /// The answer of a route's requirements (a rule's, or `default: authenticated`'s), and of
@@ -128,19 +160,21 @@ impl<'e> Run<'e, '_> {
             return Decision::Deny(refused);
         }
         if requirements.credentials.is_empty() {
-            if let Some(refused) = self.identity_denies(None, judge_denies) {
+            let identity = match judge_denies.then(|| self.open_identity()).transpose() {
+                Ok(identity) => identity.flatten(),
+                Err(decision) => return decision,
+            };
+            if let Some(refused) = self.identity_denies(identity.as_ref(), judge_denies) {
                 return Decision::Deny(refused);
             }
-            if let Some(refused) = rule.and_then(|rule| self.allow_conditions(rule, None)) {
+            if let Some(refused) = rule.and_then(|rule| self.allow_conditions(rule, None, !judge_denies)) {
                 return Decision::Deny(refused);
             }
             let allow = engine.allow(request, None, None, self.principal_for_allow(judge_denies), "workload");
             return Decision::Allow(super::Allow { upstream, ..allow });
         }
         let Some(found) = engine.find_credential(request, requirements, ctx) else {
-            if requirements.credentials.contains(&crate::core::routes::Credential::Session)
-                && wants_login_redirect(request)
-            {
+            if requirements.credentials.contains(&Credential::Session) && wants_login_redirect(request) {
                 return Decision::Login;
             }
             return Decision::Deny(deny(
@@ -161,7 +195,7 @@ impl<'e> Run<'e, '_> {
         if let Some(refused) = authorize(&identity, requirements) {
             return Decision::Deny(refused);
         }
-        if let Some(refused) = rule.and_then(|rule| self.allow_conditions(rule, Some(&identity))) {
+        if let Some(refused) = rule.and_then(|rule| self.allow_conditions(rule, Some(&identity), !judge_denies)) {
             return Decision::Deny(refused);
         }
         if let (FoundKind::Session, Some(policy)) = (&found.kind, &engine.sessions) {
@@ -232,10 +266,11 @@ impl<'e> Run<'e, '_> {
         let outer = outer.into_iter().flat_map(|table| table.deny_rules().map(|rule| (ROUTES, rule)));
         let own = table.deny_rules().map(|rule| (own_label, rule));
         for (label, rule) in outer.chain(own).filter(|(_, rule)| rule.reads_identity() == after_identity) {
-            let refused = match self.deny_rule_holds(rule, identity) {
+            let mut error = None;
+            let refused = match self.deny_rule_holds(rule, identity, &mut error) {
                 DenyRule::Holds => self.deny_answer(rule),
                 DenyRule::Error(index) => {
-                    self.condition_failed(label, rule, index);
+                    self.condition_failed(label, rule, index, rule.mode == Mode::Shadow, error);
                     condition_error(rule, index)
                 }
                 DenyRule::NotHeld => continue,
@@ -257,9 +292,11 @@ impl<'e> Run<'e, '_> {
         None
     }
 
-    /// Whether a deny rule holds for this request (see [`deny_rule_holds`]).
-    fn deny_rule_holds(&self, rule: &Rule, identity: Option<&Identity>) -> DenyRule {
-        deny_rule_holds(rule, self.request, self.source, identity, self.principal.as_ref(), self.ctx.now)
+    /// Whether a deny rule holds for this request (see [`deny_rule_holds`]); a condition's
+    /// error text goes to `error`.
+    fn deny_rule_holds(&self, rule: &Rule, identity: Option<&Identity>, error: &mut Option<String>) -> DenyRule {
+        let principal = self.principal.as_ref();
+        judge_deny_rule(rule, self.request, self.source, identity, principal, self.ctx.now, error)
     }
 
     fn deny_answer(&self, rule: &Rule) -> Deny {
@@ -267,140 +304,30 @@ impl<'e> Run<'e, '_> {
         Deny { code: code.clone(), ..deny(403, ErrorCode::Denied, message, None, "deny_rule") }
     }
 
-    /// An allow rule's conditions: `None` when they hold, else the denial.
-    fn allow_conditions(&mut self, rule: &'e Rule, identity: Option<&Identity>) -> Option<Deny> {
-        match self.conditions(rule, identity) {
+    /// An allow rule's conditions: `None` when they hold, else the denial (`shadow`: a shadow
+    /// rule's would-be answer).
+    fn allow_conditions(&mut self, rule: &'e Rule, identity: Option<&Identity>, shadow: bool) -> Option<Deny> {
+        let mut error = None;
+        let principal = self.principal.as_ref();
+        let (request, source, now) = (self.request, self.source, self.ctx.now);
+        match conditions_noting(rule, request, source, identity, principal, now, &mut error) {
             Conditions::Hold => None,
             Conditions::False(index) => {
                 let message = format!("condition {} of rule {} does not hold", index + 1, rule.name);
                 Some(deny(403, ErrorCode::Forbidden, &message, None, "condition_false"))
             }
             Conditions::Error(index) => {
-                self.condition_failed(self.label, rule, index);
+                self.condition_failed(self.label, rule, index, shadow, error);
                 Some(condition_error(rule, index))
             }
         }
     }
 
-    /// A rule's `when` conditions, in order, against this request (the first that is false or
-    /// fails ends it).
-    pub fn conditions(&self, rule: &Rule, identity: Option<&Identity>) -> Conditions {
-        evaluate_conditions(rule, self.request, self.source, identity, self.principal.as_ref(), self.ctx.now)
+    /// Notes a condition that could not be evaluated, for the log and the metrics (a shadow
+    /// rule's, or any in a shadow policy's run, as would-be: never counted as a denial).
+    fn condition_failed(&mut self, label: &'e str, rule: &'e Rule, index: usize, shadow: bool, error: Option<String>) {
+        let shadow = shadow || !self.record;
+        let error = error.unwrap_or_default();
+        self.notes.condition_errors.push(ConditionFailure { policy: label, rule: &rule.name, index, shadow, error });
     }
-
-    /// Logs a failed condition (where, never a value) and notes it for the metric.
-    fn condition_failed(&mut self, label: &'e str, rule: &'e Rule, index: usize) {
-        if self.record {
-            self.notes.condition_errors.push(ConditionFailure { policy: label, rule: &rule.name, index });
-        }
-    }
-}
-
-/// How a deny rule came out for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenyRule {
-    Holds,
-    NotHeld,
-    /// The condition at this index could not be evaluated (the rule denies).
-    Error(usize),
-}
-
-/// Whether a deny rule holds for a request: host, methods, path, address lists, its scopes and
-/// claims (see [`deny_identity_holds`]), and every condition, in this order — the decision's own
-/// step, for `explain` to call rather than re-implement.
-pub fn deny_rule_holds(
-    rule: &Rule,
-    request: &AuthRequest,
-    source: SourceAddresses,
-    identity: Option<&Identity>,
-    principal: Option<&SpiffeId>,
-    now: u64,
-) -> DenyRule {
-    if rule.matches_request(request, source) != RuleMatch::Matches {
-        return DenyRule::NotHeld;
-    }
-    if !deny_identity_holds(&rule.requires, identity) {
-        return DenyRule::NotHeld;
-    }
-    match evaluate_conditions(rule, request, source, identity, principal, now) {
-        Conditions::Hold => DenyRule::Holds,
-        Conditions::False(_) => DenyRule::NotHeld,
-        Conditions::Error(index) => DenyRule::Error(index),
-    }
-}
-
-/// A deny rule's scopes and claims: every scope and every claim rule must hold for the identity
-/// (never without one); a rule naming neither holds for anyone.
-pub fn deny_identity_holds(requires: &Requirements, identity: Option<&Identity>) -> bool {
-    if requires.scopes.is_empty() && requires.claims.is_empty() {
-        return true;
-    }
-    let Some(identity) = identity else { return false };
-    requires.scopes.iter().all(|s| identity.scopes.contains(s))
-        && requires.claims.iter().all(|c| c.holds(&identity.claims))
-}
-
-/// A rule's `when` conditions against a request: every one must hold. An evaluation error is
-/// logged with the rule, the condition's index and the error's text (which names types and
-/// keys, never a request's or a claim's value).
-pub fn evaluate_conditions(
-    rule: &Rule,
-    request: &AuthRequest,
-    source: SourceAddresses,
-    identity: Option<&Identity>,
-    principal: Option<&SpiffeId>,
-    now: u64,
-) -> Conditions {
-    let mut outcome = Conditions::Hold;
-    evaluate_conditions_each(rule, request, source, identity, principal, now, |index, value| {
-        outcome = match value {
-            Ok(true) => Conditions::Hold,
-            Ok(false) => Conditions::False(index),
-            Err(error) => {
-                tracing::warn!(
-                    rule = %rule.name,
-                    condition = index,
-                    request_id = request.request_id(),
-                    "condition when[{index}] of rule {:?} cannot be evaluated: {error}",
-                    rule.name
-                );
-                Conditions::Error(index)
-            }
-        }
-    });
-    outcome
-}
-
-/// A rule's `when` conditions in order, each one's value given to `seen` with its index, up to
-/// the first that is false or cannot be evaluated (the decision's own walk, for `explain` to
-/// show each value). Nothing is logged here.
-pub fn evaluate_conditions_each(
-    rule: &Rule,
-    request: &AuthRequest,
-    source: SourceAddresses,
-    identity: Option<&Identity>,
-    principal: Option<&SpiffeId>,
-    now: u64,
-    mut seen: impl FnMut(usize, Result<bool, &EvalError>),
-) {
-    if rule.when.is_empty() {
-        return;
-    }
-    let route = rule.path.captures(&request.path);
-    let facts =
-        Facts { request, source, identity, principal, route: &route, context: &request.context_extensions, now };
-    let mut activation = Activation::new(facts);
-    for (index, condition) in rule.when.iter().enumerate() {
-        let value = condition.evaluate(&mut activation);
-        let holds = matches!(value, Ok(true));
-        seen(index, value.as_ref().copied());
-        if !holds {
-            return;
-        }
-    }
-}
-
-fn condition_error(rule: &Rule, index: usize) -> Deny {
-    let message = format!("condition {} of rule {} cannot be evaluated", index + 1, rule.name);
-    deny(403, ErrorCode::ConditionError, &message, None, "condition_error")
 }

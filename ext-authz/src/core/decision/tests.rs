@@ -1,5 +1,8 @@
 use super::*;
 use crate::core::apikeys::{format_hash, hash_key};
+use crate::core::jwt::JwtPolicy;
+use crate::core::routes::{Credential, DefaultPolicy, RouteTable};
+use serde_json::json;
 use crate::core::claims::ClaimPath;
 use crate::core::identity::{ArrayFormat, IdentityHeaders};
 use crate::core::identity_part::IdentityAnswer;

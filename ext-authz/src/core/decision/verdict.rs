@@ -57,6 +57,11 @@ pub struct ConditionFailure<'e> {
     pub rule: &'e str,
     /// Its index in the rule's `when` list.
     pub index: usize,
+    /// A would-be answer (a shadow rule's, or in a shadow policy's run): counted apart, never
+    /// as a denial.
+    pub shadow: bool,
+    /// The evaluation error's text (types and keys, never a value), for the log.
+    pub error: String,
 }
 
 impl<'e> ShadowHit<'e> {

@@ -154,7 +154,10 @@ fn an_erroring_condition_never_allows_in_allow_and_deny_rules() {
     let refused = denied(verdict.decision);
     assert_eq!((refused.status, refused.code.as_str(), refused.reason), (403, "CONDITION_ERROR", "condition_error"));
     assert_eq!(refused.message, "condition 1 of rule org cannot be evaluated");
-    assert_eq!(verdict.notes.condition_errors, [ConditionFailure { policy: ROUTES, rule: "org", index: 0 }]);
+    let failed = &verdict.notes.condition_errors;
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0].policy, failed[0].rule, failed[0].index, failed[0].shadow), (ROUTES, "org", 0, false));
+    assert!(failed[0].error.contains("org"), "the text names the key: {}", failed[0].error);
     // ...and in a deny rule, which then denies (with CONDITION_ERROR, not its own code).
     let w = World::with_rules(vec![deny_rule(
         "strict",
@@ -270,6 +273,7 @@ fn a_shadow_rule_never_changes_the_answer_but_is_noted() {
     let verdict = w.verdict(&request("/orders/1", &[("authorization", &bearer)]));
     assert_eq!(verdict.notes.shadow[0].code, Some(ErrorCode::ConditionError));
     assert_eq!(verdict.notes.condition_errors.len(), 1);
+    assert!(verdict.notes.condition_errors[0].shadow, "a would-be answer, never counted as a denial");
     assert_eq!(allowed(verdict.decision).reason, "authenticated");
     // Without a shadow rule there is nothing to note (and nothing was allocated for it).
     let w = World::new();
@@ -298,8 +302,10 @@ fn a_policy_is_chosen_by_context_extension_or_route_metadata() {
     assert_eq!((verdict.policy, verdict.route), (Some("open"), Some("default")));
     assert_eq!(allowed(verdict.decision).reason, "default_allow");
     let mut by_metadata = request("/orders/1", &[]);
-    by_metadata.route_metadata =
+    let metadata =
         json!({"envoy-gateway": {"resources": [{"kind": "HTTPRoute", "annotations": {"gatehouse-policy": "open"}}]}});
+    let at = w.engine.policies.selector.route_metadata.as_ref().unwrap();
+    by_metadata.route_annotation = crate::core::routes::RouteAnnotation::from_json(&metadata, at);
     assert_eq!(allowed(w.check_request(&by_metadata, None)).reason, "default_allow");
     // `routes`' deny rules apply whichever policy answers.
     let mut delete = with_method("DELETE", "/orders/1", &[]);
