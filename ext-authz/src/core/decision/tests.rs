@@ -17,6 +17,7 @@ const RSA_A: &str = include_str!("../../../tests/fixtures/rsa-a.pem");
 const NOW: u64 = 1_800_000_000;
 const API_KEY: &str = "ghk_test-key-0123456789";
 
+mod open_routes;
 mod principals;
 mod rules;
 

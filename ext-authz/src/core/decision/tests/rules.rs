@@ -15,7 +15,7 @@ fn when(rule: Rule, conditions: &[&str]) -> Rule {
 }
 
 /// A deny rule on `path` with these conditions, and its own code (or `DENIED`).
-fn deny_rule(name: &str, path: &str, conditions: &[&str], code: Option<&str>) -> Rule {
+pub(super) fn deny_rule(name: &str, path: &str, conditions: &[&str], code: Option<&str>) -> Rule {
     let code = code.map_or(ErrorCode::Denied, |c| ErrorCode::Custom(c.into()));
     let action = Action::Deny { code, message: format!("denied by rule {name}").into() };
     when(Rule { action, ..Rule::allow(name, PathMatch::parse(path).unwrap(), Requirements::default()) }, conditions)
@@ -27,7 +27,7 @@ fn shadow(rule: Rule) -> Rule {
 
 impl World {
     /// A world whose `routes` rules start with `rules`.
-    fn with_rules(rules: Vec<Rule>) -> World {
+    pub(super) fn with_rules(rules: Vec<Rule>) -> World {
         let mut world = World::new();
         world.engine.routes.rules.splice(0..0, rules);
         world
@@ -50,12 +50,12 @@ impl World {
     }
 }
 
-fn with_method(method: &str, target: &str, headers: &[(&str, &str)]) -> AuthRequest {
+pub(super) fn with_method(method: &str, target: &str, headers: &[(&str, &str)]) -> AuthRequest {
     let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     AuthRequest::new(method, "api.test", target, headers)
 }
 
-const CONTRACTOR: &str = "has(identity.claims.employment) && identity.claims.employment == 'contractor'";
+pub(super) const CONTRACTOR: &str = "has(identity.claims.employment) && identity.claims.employment == 'contractor'";
 
 #[test]
 fn a_deny_rule_wins_over_every_allow_public_paths_included() {
