@@ -3,8 +3,8 @@
 //! 1. deny rules that do not read `identity` (those of `routes`, then the answering policy's
 //!    own), before any credential is looked at;
 //! 2. the allow route: a public path, the first enforced allow rule matching host, method, path
-//!    and address lists (a shadow allow rule that matches on the way has its would-be answer
-//!    noted), or the default;
+//!    and address lists, or the default (every shadow allow rule that matches, before or after
+//!    that rule, has its would-be answer noted);
 //! 3. the route's workload principals, its credential (found and verified);
 //! 4. deny rules that read `identity`, with the verified identity, or with none (`identity.kind
 //!    == "none"`) on a route that takes no credential;
@@ -82,25 +82,36 @@ impl<'e> Run<'e, '_> {
         (decision, self.denied_by.unwrap_or(routed.name()))
     }
 
-    /// The allow route; shadow allow rules that match on the way are answered and noted.
+    /// The allow route. Every shadow allow rule that matches is answered and noted, those
+    /// after the enforced rule that answers too: a shadow rule is a candidate to replace a rule,
+    /// wherever it was written (as Istio judges a dry-run policy beside the enforced ones). Only
+    /// shadow rules are matched past the answer, and none in a shadow policy's run.
     fn route(&mut self) -> Routed<'e> {
         let table = self.table;
         if table.public.iter().any(|p| p.matches(&self.request.path)) {
             return Routed::Public;
         }
+        let mut answer = None;
         for rule in table.rules.iter().filter(|rule| !rule.is_deny()) {
+            if answer.is_some() && rule.mode == Mode::Enforce {
+                continue;
+            }
             if rule.matches_request(self.request, self.source) != RuleMatch::Matches {
                 continue;
             }
             if rule.mode == Mode::Enforce {
-                return Routed::Rule(rule);
+                answer = Some(rule);
+                if !self.record {
+                    break;
+                }
+                continue;
             }
             if self.record {
                 let would = self.answer_requirements(&rule.requires, rule.upstream, Some(rule), false);
                 self.notes.shadow.push(ShadowHit::of(self.label, &rule.name, &would));
             }
         }
-        Routed::Default(&table.default)
+        answer.map_or(Routed::Default(&table.default), Routed::Rule)
     }
 
     /// A route that takes no credential: the identity deny rules (with the identity of a

@@ -339,3 +339,27 @@ fn a_shadow_policy_never_changes_the_answer_but_is_noted() {
         [ShadowHit { policy: "strict", rule: "default", would: Would::Deny, code: Some(ErrorCode::Forbidden) }]
     );
 }
+
+#[test]
+fn a_shadow_rule_after_the_rule_it_would_replace_is_still_noted() {
+    let stricter = shadow(Rule::allow(
+        "orders-strict",
+        PathMatch::parse("/orders/*").unwrap(),
+        requirements(vec![Credential::Jwt(None)], &["orders:admin"], vec![]),
+    ));
+    let mut w = World::new();
+    w.engine.routes.rules.push(stricter);
+    let bearer = w.bearer(json!({}));
+    let verdict = w.verdict(&request("/orders/1", &[("authorization", &bearer)]));
+    assert_eq!(verdict.route, Some("orders"), "the enforced rule answers");
+    assert_eq!(allowed(verdict.decision).reason, "authenticated");
+    let hit = &verdict.notes.shadow;
+    assert_eq!(hit.len(), 1, "{hit:?}");
+    assert_eq!(
+        (hit[0].rule, hit[0].would, &hit[0].code),
+        ("orders-strict", Would::Deny, &Some(ErrorCode::InsufficientScope))
+    );
+    // A shadow rule the request does not match is not noted.
+    let verdict = w.verdict(&request("/any", &[("authorization", &bearer)]));
+    assert!(verdict.notes.shadow.is_empty());
+}
