@@ -13,11 +13,13 @@
 
 mod activation;
 mod bounds;
+mod built;
 mod check;
 mod compile;
 mod functions;
 mod needs;
 mod schema;
+mod size;
 mod values;
 
 #[cfg(test)]

@@ -93,7 +93,10 @@ fn eval_error(error: ExecutionError, source: &str) -> EvalError {
             format!("no such key: {key}")
         }
         ExecutionError::NoSuchKey(_) => "no such key".into(),
-        ExecutionError::NoSuchOverload(overload) => overload.to_string(),
+        // The crate prints the operand types (0.15.0); a later version could print more.
+        ExecutionError::NoSuchOverload(overload) => format!("'{}' does not apply to these values", overload.function()),
+        // Sizes only (see `built`).
+        ExecutionError::FunctionError { function, message } if function == super::built::ADD => message,
         ExecutionError::UnexpectedType { got, want } => format!("unexpected type: got {got}, want {want}"),
         ExecutionError::UndeclaredReference(name) => format!("undeclared reference to '{name}'"),
         ExecutionError::FunctionError { function, message } if function == "inCidr" || function == "matches" => {

@@ -12,9 +12,11 @@
 
 use cel::common::ast::{operators, CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
 
-use super::bounds::{MAX_COMPREHENSION_DEPTH, MAX_ENTRIES};
+use super::bounds::MAX_COMPREHENSION_DEPTH;
+use super::built::is_macro_append;
 use super::functions::{compile_regex, Literal};
 use super::schema::{Ty, Var};
+use super::size::Size;
 use crate::core::routes::parse_cidr;
 
 /// What the checker found wrong, and at which node.
@@ -34,7 +36,7 @@ pub struct Checked {
 
 pub fn check(expr: &IdedExpr) -> Result<Checked, CheckError> {
     let mut checker = Checker { scopes: Vec::new(), depth: 0, literals: Vec::new() };
-    let (ty, cost) = checker.expr(expr)?;
+    let (ty, cost, _) = checker.expr(expr)?;
     Ok(Checked { ty, cost, literals: checker.literals })
 }
 
@@ -48,7 +50,8 @@ struct Checker {
     literals: Vec<(u64, Literal)>,
 }
 
-type Typed = Result<(Ty, u64), CheckError>;
+/// A node's type, its worst-case cost, and the bound of the value it gives.
+type Typed = Result<(Ty, u64, Size), CheckError>;
 
 fn error<T>(id: u64, message: impl Into<String>) -> Result<T, CheckError> {
     Err(CheckError { id, message: message.into() })
@@ -57,23 +60,29 @@ fn error<T>(id: u64, message: impl Into<String>) -> Result<T, CheckError> {
 impl Checker {
     fn expr(&mut self, e: &IdedExpr) -> Typed {
         match &e.expr {
-            Expr::Literal(literal) => Ok((literal_type(literal), 1)),
-            Expr::Ident(name) => Ok((self.ident(e.id, name)?, 1)),
+            Expr::Literal(literal) => Ok((literal_type(literal), 1, literal_size(literal))),
+            Expr::Ident(name) => {
+                let ty = self.ident(e.id, name)?;
+                let size = Size::of(&ty);
+                Ok((ty, 1, size))
+            }
             Expr::Select(select) => {
-                let (operand, cost) = self.expr(&select.operand)?;
+                let (operand, cost, _) = self.expr(&select.operand)?;
                 let field = field_type(select.operand.id, &operand, &select.field)?;
-                Ok((if select.test { Ty::Bool } else { field }, cost + 1))
+                let ty = if select.test { Ty::Bool } else { field };
+                let size = Size::of(&ty);
+                Ok((ty, cost + 1, size))
             }
             Expr::Call(call) => self.call(e.id, call),
             Expr::List(list) => {
                 let mut element: Option<Ty> = None;
                 let mut cost = 1;
                 for item in &list.elements {
-                    let (ty, c) = self.expr(item)?;
+                    let (ty, c, _) = self.expr(item)?;
                     element = Some(element.map_or(ty.clone(), |t| t.join(&ty)));
                     cost += c;
                 }
-                Ok((Ty::List(Box::new(element.unwrap_or(Ty::Dyn))), cost))
+                Ok((Ty::List(Box::new(element.unwrap_or(Ty::Dyn))), cost, Size::entries(list.elements.len())))
             }
             Expr::Map(map) => {
                 let (mut key, mut value): (Option<Ty>, Option<Ty>) = (None, None);
@@ -82,16 +91,17 @@ impl Checker {
                     let EntryExpr::MapEntry(entry) = &entry.expr else {
                         return error(e.id, "a map literal holds key: value entries only");
                     };
-                    let (k, kc) = self.expr(&entry.key)?;
+                    let (k, kc, _) = self.expr(&entry.key)?;
                     if !matches!(k, Ty::Dyn | Ty::String | Ty::Int | Ty::Uint | Ty::Bool) {
                         return error(entry.key.id, format!("a map key is a string, int, uint or bool, not a {k}"));
                     }
-                    let (v, vc) = self.expr(&entry.value)?;
+                    let (v, vc, _) = self.expr(&entry.value)?;
                     key = Some(key.map_or(k.clone(), |t| t.join(&k)));
                     value = Some(value.map_or(v.clone(), |t| t.join(&v)));
                     cost += kc + vc;
                 }
-                Ok((Ty::Map(Box::new(key.unwrap_or(Ty::Dyn)), Box::new(value.unwrap_or(Ty::Dyn))), cost))
+                let ty = Ty::Map(Box::new(key.unwrap_or(Ty::Dyn)), Box::new(value.unwrap_or(Ty::Dyn)));
+                Ok((ty, cost, Size::entries(map.entries.len())))
             }
             Expr::Comprehension(comprehension) => self.comprehension(e.id, comprehension),
             Expr::Struct(s) => error(e.id, format!("message literals ({} {{...}}) are not supported", s.type_name)),
@@ -124,7 +134,7 @@ impl Checker {
                 ),
             );
         }
-        let (range, range_cost) = self.expr(&c.iter_range)?;
+        let (range, range_cost, range_size) = self.expr(&c.iter_range)?;
         let (first, second) = match &range {
             Ty::List(t) => (if c.iter_var2.is_some() { Ty::Int } else { (**t).clone() }, (**t).clone()),
             Ty::Map(k, v) => ((**k).clone(), (**v).clone()),
@@ -132,13 +142,10 @@ impl Checker {
             Ty::Dyn => (Ty::Dyn, Ty::Dyn),
             other => return error(c.iter_range.id, format!("cannot iterate over a {other}")),
         };
-        // A literal list iterates its length; anything else up to the bound of request values.
-        let rounds = match &c.iter_range.expr {
-            Expr::List(list) => list.elements.len() as u64,
-            Expr::Map(map) => map.entries.len() as u64,
-            _ => MAX_ENTRIES as u64,
-        };
-        let (accu, init_cost) = self.expr(&c.accu_init)?;
+        // As many rounds as the range may hold entries: a literal its length, `a + b` the sum of
+        // theirs, a `map` or `filter` its own range's, a value of the request up to its bound.
+        let rounds = range_size.entries;
+        let (accu, init_cost, _) = self.expr(&c.accu_init)?;
         let outer = self.scopes.len();
         self.depth += 1;
         self.scopes.push((c.iter_var.clone(), first));
@@ -147,11 +154,11 @@ impl Checker {
         }
         self.scopes.push((c.accu_var.clone(), accu.clone()));
         let body = (|| {
-            let (cond, cond_cost) = self.expr(&c.loop_cond)?;
+            let (cond, cond_cost, _) = self.expr(&c.loop_cond)?;
             if !matches!(cond, Ty::Bool | Ty::Dyn) {
                 return error(c.loop_cond.id, format!("a loop condition is a bool, not a {cond}"));
             }
-            let (step, step_cost) = self.expr(&c.loop_step)?;
+            let (step, step_cost, _) = self.expr(&c.loop_step)?;
             Ok((step, cond_cost + step_cost))
         })();
         self.scopes.truncate(outer);
@@ -166,9 +173,14 @@ impl Checker {
         let result = self.expr(&c.result);
         self.scopes.truncate(outer);
         self.depth -= 1;
-        let (result, result_cost) = result?;
+        let (result, result_cost, _) = result?;
         let cost = (range_cost + init_cost + result_cost).saturating_add(rounds.saturating_mul(body_cost));
-        Ok((result, cost))
+        // A `map` or `filter` gives a list of at most one entry per round.
+        let size = match &result {
+            Ty::List(_) => Size { entries: rounds, bytes: 0 }.within(&result),
+            _ => Size::of(&result),
+        };
+        Ok((result, cost, size))
     }
 
     fn call(&mut self, id: u64, call: &CallExpr) -> Typed {
@@ -179,14 +191,17 @@ impl Checker {
         }
         let mut cost = 1;
         let mut types = Vec::with_capacity(call.args.len() + 1);
+        let mut sizes = Vec::with_capacity(call.args.len() + 1);
         if let Some(target) = &call.target {
-            let (ty, c) = self.expr(target)?;
+            let (ty, c, size) = self.expr(target)?;
             types.push(ty);
+            sizes.push(size);
             cost += c;
         }
         for arg in &call.args {
-            let (ty, c) = self.expr(arg)?;
+            let (ty, c, size) = self.expr(arg)?;
             types.push(ty);
+            sizes.push(size);
             cost += c;
         }
         let ty = match (name, member, types.as_slice()) {
@@ -297,7 +312,20 @@ impl Checker {
                 );
             }
         };
-        Ok((ty, cost))
+        let size = match (name, sizes.as_slice()) {
+            (operators::ADD, [a, b]) => {
+                let size = a.sum(*b).within(&ty);
+                // What `+` copies; a macro's append (`map`, `filter`) is made in place.
+                if !is_macro_append(&call.args) {
+                    cost = cost.saturating_add(size.building_cost());
+                }
+                size
+            }
+            (operators::CONDITIONAL, [_, a, b]) => a.max(*b).within(&ty),
+            ("dyn", [a]) => *a,
+            _ => Size::of(&ty),
+        };
+        Ok((ty, cost, size))
     }
 
     /// `_[_]`: a list by position, a map by key, a fixed map by a literal field name.
@@ -329,7 +357,7 @@ impl Checker {
                 return error(id, format!("'{name}' is called as {usage}"));
             }
         };
-        let (ty, cost) = self.expr(subject)?;
+        let (ty, cost, _) = self.expr(subject)?;
         if !matches!(ty, Ty::String | Ty::Dyn) {
             return error(id, format!("{name}() applies to a string, not a {ty}"));
         }
@@ -348,7 +376,7 @@ impl Checker {
             Ok(compiled) => self.literals.push((literal.id, compiled)),
             Err(message) => return error(literal.id, message),
         }
-        Ok((Ty::Bool, cost + 2))
+        Ok((Ty::Bool, cost + 2, Size::NONE))
     }
 }
 
@@ -370,6 +398,14 @@ fn is_known(name: &str) -> bool {
         || name.starts_with('@')
         || name.starts_with("!_")
         || name.starts_with("-_")
+}
+
+fn literal_size(literal: &LiteralValue) -> Size {
+    match literal {
+        LiteralValue::String(text) => Size::bytes(text.inner().len()),
+        LiteralValue::Bytes(bytes) => Size::bytes(bytes.len()),
+        _ => Size::NONE,
+    }
 }
 
 fn literal_type(literal: &LiteralValue) -> Ty {

@@ -70,6 +70,8 @@ fn compile_here(source: &str) -> Result<Expression, CompileError> {
         replace(&mut expr, id, &slot_name(literals.len()));
         literals.push(Box::new(literal) as Box<dyn Val>);
     }
+    // What `+` builds is bounded at run time (see `built`).
+    super::built::bound_additions(&mut expr);
     let needs = Needs::of(&expr);
     let uses = Uses {
         request: needs.get(Var::Request).is_some(),

@@ -16,13 +16,14 @@ use std::any::Any;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
-use cel::common::types::{CelBool, CelString, Kind, Type, STRING_TYPE};
+use cel::common::types::{CelBool, CelString, Kind, Type, DYN_TYPE, STRING_TYPE};
 use cel::common::value::{CowVal, StaticVal, Val};
 use cel::{Env, ExecutionError};
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 
 use super::bounds::{MAX_PATTERN_BYTES, MAX_REGEX_SIZE};
+use super::built;
 
 // Constants for the declarations (a `Type` is not `Clone`), statics for `Val::get_type`.
 const REGEX: Type = Type::simple_type(Kind::Opaque, "gatehouse.regex");
@@ -40,11 +41,12 @@ pub fn env() -> &'static Arc<Env> {
 fn build_env() -> Env {
     let mut env = Env::stdlib().with_optional_support(false);
     // The registrations cannot clash: the crate's `matches` needs its `regex` feature (off), and
-    // `inCidr` is ours alone.
+    // `inCidr` and `@+` (what `+` is renamed to, see `built`) are ours alone.
     let declared = [
         env.add_member_overload("matches", "gatehouse_string_matches", STRING_TYPE, vec![REGEX], matches),
         env.add_overload("matches", "gatehouse_matches", vec![STRING_TYPE, REGEX], matches),
         env.add_member_overload("inCidr", "gatehouse_string_in_cidr", STRING_TYPE, vec![CIDR], in_cidr),
+        env.add_overload(built::ADD, "gatehouse_bounded_add", vec![DYN_TYPE, DYN_TYPE], built::add),
     ];
     for result in declared {
         if let Err(e) = result {

@@ -6,6 +6,7 @@ mod bounds;
 mod compile_errors;
 mod documented;
 mod functions;
+mod hostile;
 mod no_panics;
 
 use std::collections::HashMap;
