@@ -487,7 +487,8 @@ fn shadow_rules_and_policies_are_traced_and_their_would_be_answers_listed() {
     );
 }
 
-/// A condition on the peer's address, and a deny rule with a claim rule before its condition.
+/// A condition on the peer's address, and a deny rule with a claim rule before its condition
+/// (also on a public path).
 const ADDRESS_CONFIG: &str = r#"
 jwt_providers:
   - name: corp
@@ -498,6 +499,7 @@ api_keys:
   from: [{header: x-api-key}]
   file: keys.yaml
 routes:
+  public: [/orgs/open]
   default: deny
   rules:
     - name: contractor-tenants
@@ -565,4 +567,33 @@ fn a_deny_rule_whose_claims_fail_has_its_conditions_not_evaluated() {
         &["  deny rule contractor-tenants: matched: a condition failed to evaluate: denies (CONDITION_ERROR)"],
     );
     assert!(out.contains("answer: deny 403 CONDITION_ERROR (condition_error): "), "{out}");
+}
+
+#[test]
+fn a_deny_rule_on_a_public_path_sees_the_token_the_request_carries() {
+    let setup = Setup::with_config(ADDRESS_CONFIG);
+    let token = setup.corp_token(json!({"employment": "contractor"}));
+    let url = "https://api.example.com/orgs/open";
+    let (code, out) = setup.explain(&["--url", url, "--token", &token, "--header", "x-tenant: acme"]);
+    assert_eq!(code, 2, "{out}");
+    has_lines(
+        &out,
+        &[
+            "  deny rule contractor-tenants: matched: denies",
+            "    when 1: request.headers['x-tenant'] == 'acme' => true",
+            "  public path /orgs/open: no credential needed",
+            "answer: deny 403 DENIED (deny_rule): denied by rule contractor-tenants",
+        ],
+    );
+    // Without a token there is no identity: its claims do not hold, the path is open.
+    let (code, out) = setup.explain(&["--url", url, "--header", "x-tenant: acme"]);
+    assert_eq!(code, 0, "{out}");
+    has_lines(
+        &out,
+        &[
+            "  deny rule contractor-tenants: skipped: no identity for its scopes and claims",
+            "    when 1: request.headers['x-tenant'] == 'acme' => not evaluated",
+            "answer: allow 200 (public): forwarded to the backend",
+        ],
+    );
 }

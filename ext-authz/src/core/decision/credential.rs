@@ -129,6 +129,30 @@ impl Engine {
         }
     }
 
+    /// The identity the deny rules that read `identity` see on a route that takes no
+    /// credential (see `Run::open_identity`, which calls it when such a rule exists): the first
+    /// token (any provider) or API key present, verified. Best effort: a valid one is the
+    /// identity; a missing, invalid or expired one is none. Passed on: a key to fetch (unless
+    /// `refetched`: then none), and keys never loaded (unavailable). The decision's own step,
+    /// `explain` calls it too.
+    pub fn open_identity(
+        &self,
+        request: &AuthRequest,
+        ctx: &Context<'_>,
+        refetched: bool,
+    ) -> Result<Option<Identity>, Box<Decision>> {
+        let kinds = Requirements::any_of(vec![Credential::Jwt(None), Credential::ApiKey]);
+        let Some(found) = self.find_credential(request, &kinds, ctx) else { return Ok(None) };
+        match self.verify_found(&found, ctx) {
+            Ok(identity) => Ok(Some(identity)),
+            Err(decision) => match *decision {
+                Decision::UnknownKey { .. } if !refetched => Err(decision),
+                Decision::Unavailable(_) => Err(decision),
+                _ => Ok(None),
+            },
+        }
+    }
+
     /// Verifies a token against the providers reading it (cache first): its identity, or the
     /// decision to answer instead (401, keys not loaded, or a key to fetch).
     pub fn verify_jwt(&self, token: &str, providers: &[usize], ctx: &Context<'_>) -> Result<Identity, Box<Decision>> {

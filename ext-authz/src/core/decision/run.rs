@@ -143,17 +143,7 @@ impl<'e> Run<'e, '_> {
         if !outer.chain(self.table.deny_rules()).any(Rule::reads_identity) {
             return Ok(None);
         }
-        let engine = self.engine;
-        let kinds = Requirements::any_of(vec![Credential::Jwt(None), Credential::ApiKey]);
-        let Some(found) = engine.find_credential(self.request, &kinds, self.ctx) else { return Ok(None) };
-        match engine.verify_found(&found, self.ctx) {
-            Ok(identity) => Ok(Some(identity)),
-            Err(decision) => match *decision {
-                Decision::UnknownKey { .. } if !self.refetched => Err(*decision),
-                Decision::Unavailable(why) => Err(Decision::Unavailable(why)),
-                _ => Ok(None),
-            },
-        }
+        self.engine.open_identity(self.request, self.ctx, self.refetched).map_err(|decision| *decision)
     }
 
     /// The answer of a route's requirements (a rule's, or `default: authenticated`'s), and of

@@ -17,30 +17,51 @@ pub(super) struct Reach {
 }
 
 impl Reach {
-    /// The route's principal and credential, as the decision checks them.
-    pub fn of(engine: &Engine, inputs: &Inputs<'_>, requires: &Requirements) -> Reach {
-        let refused = Reach { identity: None, refused: true };
+    /// The route's principal and credential, as the decision checks them. A route that takes
+    /// no credential: `open`, some deny rule reads the identity, so a credential the request
+    /// carries anyway is verified for them ([`Engine::open_identity`]).
+    pub fn of(engine: &Engine, inputs: &Inputs<'_>, requires: &Requirements, open: bool) -> Reach {
         if check_principal(inputs.principal.as_ref(), requires).is_some() {
-            return refused;
+            return REFUSED;
         }
         if requires.credentials.is_empty() {
-            return Reach { identity: None, refused: false };
+            return Reach::open(engine, inputs, open);
         }
-        let Some(found) = engine.find_credential(inputs.request, requires, inputs.ctx) else { return refused };
+        let Some(found) = engine.find_credential(inputs.request, requires, inputs.ctx) else { return REFUSED };
         match engine.verify_found(&found, inputs.ctx) {
             Ok(identity) => Reach { identity: Some(identity), refused: false },
-            Err(_) => refused,
+            Err(_) => REFUSED,
         }
+    }
+
+    /// A route that takes no credential (public, a default, workload only); `open` as above.
+    /// A key to fetch or keys never loaded are the answer (`refused`): explain does not fetch.
+    pub fn open(engine: &Engine, inputs: &Inputs<'_>, open: bool) -> Reach {
+        if !open {
+            return Reach { identity: None, refused: false };
+        }
+        match engine.open_identity(inputs.request, inputs.ctx, false) {
+            Ok(identity) => Reach { identity, refused: false },
+            Err(_) => REFUSED,
+        }
+    }
+
+    /// The identity a route's conditions see: the verified one; none on a route that takes no
+    /// credential (the identity of an open route is the deny rules' alone).
+    pub fn for_conditions<'r>(&'r self, requires: &Requirements) -> Option<&'r Identity> {
+        self.identity.as_ref().filter(|_| !requires.credentials.is_empty())
     }
 
     /// Whether the decision gets to the route's conditions after its identity is known: its
     /// request principals, scopes and claims hold (a route without a credential has none to
     /// check).
     pub fn conditions_reached(&self, requires: &Requirements) -> bool {
-        match (&self.identity, self.refused) {
+        match (self.for_conditions(requires), self.refused) {
             (_, true) => false,
             (Some(identity), false) => authorize(identity, requires).is_none(),
             (None, false) => true,
         }
     }
 }
+
+const REFUSED: Reach = Reach { identity: None, refused: true };

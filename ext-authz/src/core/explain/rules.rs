@@ -19,15 +19,17 @@ pub(super) fn run(
     (name, role, table): Named<'_>,
 ) -> (Option<TableTrace>, TableTrace) {
     let routed = table.route_request(inputs.request, inputs.source);
-    // The allow route's principal and credential (a route that takes none: no identity).
+    let denies: Vec<&Rule> = outer.into_iter().flat_map(RouteTable::deny_rules).chain(table.deny_rules()).collect();
+    // The allow route's principal and credential (a route that takes none: a credential the
+    // request carries, for the deny rules that read the identity).
+    let open = denies.iter().any(|rule| rule.reads_identity());
     let who = match routed {
-        Routed::Rule(rule) => Reach::of(engine, inputs, &rule.requires),
-        Routed::Default(DefaultPolicy::Authenticated(requires)) => Reach::of(engine, inputs, requires),
-        Routed::Public | Routed::Default(_) => Reach { identity: None, refused: false },
+        Routed::Rule(rule) => Reach::of(engine, inputs, &rule.requires, open),
+        Routed::Default(DefaultPolicy::Authenticated(requires)) => Reach::of(engine, inputs, requires, open),
+        Routed::Public | Routed::Default(_) => Reach::open(engine, inputs, open),
     };
     // A shadow policy's run notes no shadow rule of its own (see `Run::record` in the decision).
     let mut run = Run { engine, inputs, record: role != "shadow", denied: false };
-    let denies: Vec<&Rule> = outer.into_iter().flat_map(RouteTable::deny_rules).chain(table.deny_rules()).collect();
     let mut traced: Vec<Option<RuleTrace>> = vec![None; denies.len()];
     // Those that do not read the identity, before any credential is looked at.
     for (i, rule) in denies.iter().enumerate().filter(|(_, rule)| !rule.reads_identity()) {
@@ -99,12 +101,18 @@ impl Run<'_, '_> {
                 None => ("skipped", "a condition does not hold".into(), true),
             },
         };
+        let why = match (verdict, match_miss(rule, request, source)) {
+            // The decision's match took a method override's method (`X-HTTP-Method-Override`).
+            ("matched", Some(_)) => format!("{why} (the method a method override names)"),
+            _ => why,
+        };
         self.denied |= verdict == "matched" && !shadow;
         let conditions = self.conditions(rule, identity, conditions_reached);
         RuleTrace { name: rule.name.clone(), shadow, verdict, why, requires: None, conditions }
     }
 
-    /// The public path, each allow rule up to the one that takes the request, and the default.
+    /// The public path, each allow rule up to the one that takes the request (and the shadow
+    /// ones after it), and the default.
     fn allow_rules(
         &self,
         table: &RouteTable,
@@ -116,7 +124,10 @@ impl Run<'_, '_> {
         let mut passed = false;
         let mut rules = Vec::new();
         for rule in allow_rules(table) {
-            if passed || public.is_some() {
+            // Past the rule that answers only shadow rules are matched, for their would-be
+            // answers (none in a shadow policy's run).
+            let shadow = rule.mode == Mode::Shadow;
+            if public.is_some() || (passed && !(shadow && self.record)) {
                 let why = if public.is_some() { "the path is public" } else { "an earlier rule took the request" };
                 rules.push(not_reached(rule, why));
                 continue;
@@ -126,21 +137,20 @@ impl Run<'_, '_> {
                 continue;
             }
             let requires = Some(requirements(engine, &rule.requires));
-            let shadow = rule.mode == Mode::Shadow;
             let (why, conditions) = match routed {
                 Routed::Rule(taker) if std::ptr::eq(taker, rule) => {
                     passed = true;
                     let reached = who.conditions_reached(&rule.requires);
-                    ("takes the request", self.conditions(rule, who.identity.as_ref(), reached))
+                    ("takes the request", self.conditions(rule, who.for_conditions(&rule.requires), reached))
                 }
                 // In a shadow policy's run a shadow rule has no would-be answer of its own.
                 _ if !self.record => ("a shadow rule in a shadow policy is not evaluated", unevaluated(rule)),
                 // A shadow rule's would-be answer is its own: its own credential and identity.
                 _ => {
-                    let own = Reach::of(engine, self.inputs, &rule.requires);
+                    let own = Reach::of(engine, self.inputs, &rule.requires, false);
                     let reached = own.conditions_reached(&rule.requires);
                     let why = "its would-be answer is logged, not the answer (shadow)";
-                    (why, self.conditions(rule, own.identity.as_ref(), reached))
+                    (why, self.conditions(rule, own.for_conditions(&rule.requires), reached))
                 }
             };
             rules.push(RuleTrace {
