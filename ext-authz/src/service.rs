@@ -247,6 +247,28 @@ impl Authorizer {
         // The login flows' futures are large and most checks never run them: boxed, they cost
         // an allocation when they run instead of bytes copied with every check's future.
         if let Some(oidc) = oidc {
+            // The login's own paths answer before the policy's rules: its deny rules that read
+            // no identity are judged first (those that read one cannot be: these paths carry
+            // none the rules could take).
+            let settings = oidc.settings();
+            if request.path == settings.callback_path || request.path == settings.logout_path {
+                let keys = policy.keys.snapshot();
+                let ctx = Context {
+                    keys: &keys,
+                    api_keys: &api_keys,
+                    cache: &self.cache,
+                    token_rules: policy.token_rules,
+                    now,
+                    session: None,
+                };
+                if let Some(verdict) = policy.engine.deny_early(request, &ctx) {
+                    *trail =
+                        Trail { decided: true, policy: verdict.policy, route: verdict.route, notes: verdict.notes };
+                    if let Decision::Deny(refused) = verdict.decision {
+                        return Outcome::Deny(refused);
+                    }
+                }
+            }
             if let Some(decision) = Box::pin(oidc.handle_own_path(request, now)).await {
                 return decision;
             }

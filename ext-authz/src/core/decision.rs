@@ -216,6 +216,22 @@ impl Engine {
         Verdict { decision, policy, route, notes }
     }
 
+    /// The deny rules that do not read `identity`, alone (`routes`' then the answering
+    /// policy's): for the requests answered before the policy's rules — the login callback
+    /// and logout paths — so an address, header or path deny rule holds there too (a login
+    /// from outside `not_client_ips` never gets its session cookie). `None` when none denies;
+    /// a policy the config does not have leaves `routes`' alone (the path is ours).
+    pub fn deny_early<'e>(&'e self, request: &AuthRequest, ctx: &Context<'_>) -> Option<Verdict<'e>> {
+        let (table, label, policy) = match self.policies.select(request) {
+            Selected::Named(name, named) if named.mode == Mode::Enforce => (&named.table, name, Some(name)),
+            _ => (&self.routes, ROUTES, None),
+        };
+        let mut notes = Notes::default();
+        let asked = Asked { request, ctx, refetched: false };
+        let (refused, route) = self.runner(&asked, table, label, &mut notes, true).early_denial()?;
+        Some(Verdict { decision: Decision::Deny(refused), policy, route: Some(route), notes })
+    }
+
     /// One policy's answer (`table`, named `label`; with `routes`' deny rules when it is a
     /// named policy), and the route it came from.
     fn run<'e>(
@@ -226,9 +242,20 @@ impl Engine {
         notes: &mut Notes<'e>,
         record: bool,
     ) -> (Decision, &'e str) {
+        self.runner(asked, table, label, notes, record).answer()
+    }
+
+    fn runner<'e, 'a>(
+        &'e self,
+        asked: &'a Asked<'_, '_>,
+        table: &'e RouteTable,
+        label: &'e str,
+        notes: &'a mut Notes<'e>,
+        record: bool,
+    ) -> Run<'e, 'a> {
         let (request, ctx) = (asked.request, asked.ctx);
         let outer = (!std::ptr::eq(table, &self.routes)).then_some(&self.routes);
-        let mut run = Run {
+        Run {
             engine: self,
             request,
             ctx,
@@ -241,8 +268,7 @@ impl Engine {
             notes,
             record,
             denied_by: None,
-        };
-        run.answer()
+        }
     }
 
     /// The request's addresses: the peer Envoy saw, and the client after the trusted hops.

@@ -82,6 +82,12 @@ impl<'e> Run<'e, '_> {
         (decision, self.denied_by.unwrap_or(routed.name()))
     }
 
+    /// The deny rules that do not read `identity` alone: the denial and the rule's name.
+    pub fn early_denial(&mut self) -> Option<(Deny, &'e str)> {
+        let refused = self.judge_denies(None, false)?;
+        Some((refused, self.denied_by.unwrap_or(ROUTES)))
+    }
+
     /// The allow route. Every shadow allow rule that matches is answered and noted, those
     /// after the enforced rule that answers too: a shadow rule is a candidate to replace a rule,
     /// wherever it was written (as Istio judges a dry-run policy beside the enforced ones). Only

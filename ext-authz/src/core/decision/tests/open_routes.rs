@@ -119,3 +119,30 @@ fn decide<'w>(w: &'w World, request: &AuthRequest, refetched: bool) -> Verdict<'
         true => w.engine.decide_refetched(request, &ctx),
     }
 }
+
+/// The login's own paths (callback, logout) are answered before the policy's rules; the deny
+/// rules that read no identity are judged for them first (review finding 14).
+#[test]
+fn deny_rules_without_identity_are_judged_alone_for_the_login_paths() {
+    let outside = Rule {
+        addresses: crate::core::routes::AddressMatch {
+            not_client_ips: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        },
+        ..deny_rule("only-inside", "/*", &[], Some("OUTSIDE"))
+    };
+    let mut w = World::new();
+    w.engine.routes.rules.insert(0, outside);
+    w.engine.routes.rules.insert(0, deny_rule("contractors", "/*", &[CONTRACTOR], None));
+    let ctx =
+        Context { keys: &w.keys, api_keys: &w.api_keys, cache: &w.cache, token_rules: 0, now: NOW, session: None };
+    let from = |peer: &str| {
+        let mut request = request("/oauth2/callback?code=c&state=s", &[]);
+        request.peer_address = Some(peer.parse().unwrap());
+        request
+    };
+    let verdict = w.engine.deny_early(&from("203.0.113.9"), &ctx).expect("outside: denied");
+    assert_eq!(denied(verdict.decision).code.as_str(), "OUTSIDE");
+    assert_eq!(verdict.route, Some("only-inside"));
+    assert!(w.engine.deny_early(&from("10.1.2.3"), &ctx).is_none(), "inside: the login goes on");
+}
