@@ -487,8 +487,8 @@ fn shadow_rules_and_policies_are_traced_and_their_would_be_answers_listed() {
     );
 }
 
-/// A condition on the peer's address, and a deny rule with a claim rule before its condition
-/// (also on a public path).
+/// A condition on the peer's address, a deny rule with a claim rule before its condition (also
+/// on a public path), a deny rule on a method, a shadow rule after the rule that answers.
 const ADDRESS_CONFIG: &str = r#"
 jwt_providers:
   - name: corp
@@ -507,6 +507,10 @@ routes:
       path: /orgs/*
       claims: [{claim: employment, equals: contractor}]
       when: request.headers['x-tenant'] == 'acme'
+    - name: no-office-deletes
+      action: deny
+      methods: [DELETE]
+      path: /office/*
     - name: office
       path: /office/*
       accept: [api_key]
@@ -514,6 +518,11 @@ routes:
     - name: orgs
       path: /orgs/*
       accept: [jwt]
+    - name: orgs-globex
+      path: /orgs/*
+      accept: [jwt]
+      when: identity.claims.org == 'globex'
+      mode: shadow
 ...
 "#;
 
@@ -594,6 +603,36 @@ fn a_deny_rule_on_a_public_path_sees_the_token_the_request_carries() {
             "  deny rule contractor-tenants: skipped: no identity for its scopes and claims",
             "    when 1: request.headers['x-tenant'] == 'acme' => not evaluated",
             "answer: allow 200 (public): forwarded to the backend",
+        ],
+    );
+}
+
+#[test]
+fn a_method_override_and_a_shadow_rule_after_the_answer_are_traced_as_decided() {
+    let setup = Setup::with_config(ADDRESS_CONFIG);
+    let url = "https://api.example.com/office/desk";
+    let override_delete = ["--method", "POST", "--url", url, "--api-key", API_KEY, "--peer", "10.1.2.3"];
+    let (code, out) = setup.explain(&[&override_delete[..], &["--header", "X-HTTP-Method-Override: DELETE"]].concat());
+    assert_eq!(code, 2, "{out}");
+    has_lines(
+        &out,
+        &[
+            "  deny rule no-office-deletes: matched: denies (the method a method override names)",
+            "  rule office: not reached: a deny rule denied the request first",
+            "answer: deny 403 DENIED (deny_rule): denied by rule no-office-deletes",
+        ],
+    );
+    // A shadow rule after the rule that answers still has its would-be answer.
+    let token = setup.corp_token(json!({}));
+    let (code, out) = setup.explain(&["--url", "https://api.example.com/orgs/acme", "--token", &token]);
+    assert_eq!(code, 0, "{out}");
+    has_lines(
+        &out,
+        &[
+            "  rule orgs: matched: takes the request",
+            "  rule orgs-globex (shadow): matched: its would-be answer is logged, not the answer (shadow)",
+            "    when 1: identity.claims.org == 'globex' => false",
+            "  shadow (logged, not the answer): routes orgs-globex would deny FORBIDDEN",
         ],
     );
 }
