@@ -180,7 +180,7 @@ fn one_of(items: &[&str]) -> impl Strategy<Value = String> {
 /// A header value: a word the policies compare, arbitrary text, or a huge value.
 fn header_value() -> impl Strategy<Value = String> {
     prop_oneof![
-        30 => one_of(&["evil", "acme", "globex", "", " evil", "EVIL", "evil\u{0}", "ok"]),
+        30 => one_of(&["evil", "acme", "globex", "", " evil", "EVIL", "evil\u{0}", "ok", "delete", "DELETE"]),
         1 => (0usize..40_000).prop_map(|n| "e".repeat(n)),
     ]
 }
@@ -206,7 +206,16 @@ fn drawn() -> impl Strategy<Value = Drawn> {
         &["/", "..", ".", "%2e", "%2F", "%5C", "%", ";", "?", "#", "%00", "admin", "orgs", "acme", "//", "?q=ok"];
     let path = prop_oneof![3 => proptest::sample::select(samples.clone()), 2 => input::text(samples, tokens)];
     let header = (
-        one_of(&["x-tenant", "x-other", "cookie", "x-forwarded-for", "authorization", ":path", "host"]),
+        one_of(&[
+            "x-tenant",
+            "x-other",
+            "cookie",
+            "x-forwarded-for",
+            "authorization",
+            ":path",
+            "host",
+            "x-http-method-override",
+        ]),
         header_value(),
     );
     let xff_entry = one_of(&[
@@ -400,7 +409,17 @@ fn must_deny(drawn: &Drawn, request: &AuthRequest) -> Option<&'static str> {
     let org_orders =
         path.strip_prefix("/orgs/").and_then(|rest| rest.strip_suffix("/orders")).filter(|org| !org.contains('/'));
     let by_token_alone = drawn.api_key.is_none();
-    if request.method == "DELETE" && org_orders.is_some() && by_token_alone {
+    // On every path its `/*` covers, public and `default: allow` ones included: a token present
+    // is verified for the deny rules that read `identity`, and a token comes before an API key
+    // (every rule accepts `[jwt, api_key]`, and an open route reads them in that order). A
+    // method override naming DELETE is a DELETE to the rule's `methods`.
+    let overridden = |method: Option<&str>| method.is_some_and(|m| m.trim().eq_ignore_ascii_case("DELETE"));
+    let deletes = request.method == "DELETE"
+        || ["x-http-method-override", "x-http-method", "x-method-override"]
+            .iter()
+            .any(|h| overridden(request.header(h)))
+        || overridden(request.query_param("_method").as_deref());
+    if deletes {
         if let Some((_, Some("contractor"))) = drawn.token_claims() {
             return Some("deny rule no-contractor-deletes");
         }
