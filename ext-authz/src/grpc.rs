@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 use crate::core::decision::{error_body, fit_for_headers, Allow, Deny, Redirect, PAGE_HEADERS};
 use crate::core::identity_part::IdentityPart;
 use crate::core::request::AuthRequest;
+use crate::core::routes::{PolicySelector, RouteMetadataKey};
 use crate::outcome::Outcome;
 use crate::service::Authorizer;
 
@@ -48,7 +49,11 @@ impl AuthorizationGrpc {
     pub async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckAnswer>, Status> {
         let _call = self.calls.start();
         let (metadata, _, request) = request.into_parts();
-        let request = to_auth_request(request).map_err(Status::invalid_argument)?;
+        // The route's policy annotation is read where this config's selector reads it; a
+        // reload between here and the check's own look at the config is as if the request had
+        // come just before it.
+        let selector = self.authorizer.policy().engine.policies.selector.route_metadata.clone();
+        let request = to_auth_request_reading(request, selector.as_ref()).map_err(Status::invalid_argument)?;
         let answer = match self.authorizer.check(&request, "grpc", Some(metadata.as_ref())).await {
             Outcome::Allow(allow) => CheckAnswer::allowed(allow),
             Outcome::Deny(deny) => denied(&deny, request.request_id()).into(),
@@ -59,9 +64,19 @@ impl AuthorizationGrpc {
     }
 }
 
-/// Envoy's request attributes as our request view. Headers come as a map (joined duplicates)
-/// or, with `encode_raw_headers`, as a raw list; both are accepted.
+/// Envoy's request attributes as our request view, reading the route's policy annotation
+/// where the default `policy_selector` does (see [`to_auth_request_reading`]).
 pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str> {
+    to_auth_request_reading(check, PolicySelector::default().route_metadata.as_ref())
+}
+
+/// Envoy's request attributes as our request view. Headers come as a map (joined duplicates)
+/// or, with `encode_raw_headers`, as a raw list; both are accepted. Of the route metadata only
+/// the policy annotation at `policy_annotation` is read (`None`: none).
+pub fn to_auth_request_reading(
+    check: CheckRequest,
+    policy_annotation: Option<&RouteMetadataKey>,
+) -> Result<AuthRequest, &'static str> {
     let attributes = check.attributes.unwrap_or_default();
     let peer_spiffe_id =
         attributes.source.as_ref().and_then(|source| peer_spiffe_id(&source.principal, &source.certificate));
@@ -99,9 +114,10 @@ pub fn to_auth_request(check: CheckRequest) -> Result<AuthRequest, &'static str>
     request.peer_address = peer_address;
     // Both come from the gateway's config for the route, never from the client. Context
     // extensions are a flat map of strings taken as they are (CEL bounds what it reads of
-    // them); the metadata is a free-form struct, converted within bounds.
+    // them); of the metadata, a free-form struct, only the policy annotation is read.
     request.context_extensions = attributes.context_extensions;
-    request.route_metadata = route_metadata::to_json(attributes.route_metadata_context);
+    request.route_annotation =
+        route_metadata::annotation(attributes.route_metadata_context.as_ref(), policy_annotation);
     Ok(request)
 }
 
@@ -258,6 +274,7 @@ mod tests {
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 
     use super::*;
+    use crate::core::routes::RouteAnnotation;
 
     fn check(source: Option<address::Address>) -> CheckRequest {
         let http = HttpRequest { method: "GET".into(), host: "api".into(), path: "/".into(), ..HttpRequest::default() };
@@ -289,7 +306,12 @@ mod tests {
         let request = to_auth_request(check(socket("192.0.2.7"))).unwrap();
         assert_eq!(request.peer_address, Some("192.0.2.7".parse().unwrap()));
         assert_eq!(request.context_extensions.get("policy").map(String::as_str), Some("b"));
-        assert_eq!(request.route_metadata["envoy-gateway"]["resources"][0]["annotations"]["gatehouse-policy"], "a");
+        assert_eq!(request.route_annotation, RouteAnnotation::Value("a".into()));
+        let other = RouteMetadataKey { namespace: "envoy-gateway".into(), annotation: "other".into() };
+        let elsewhere = to_auth_request_reading(check(socket("192.0.2.7")), Some(&other)).unwrap();
+        assert_eq!(elsewhere.route_annotation, RouteAnnotation::Absent, "read where the selector reads");
+        let unread = to_auth_request_reading(check(socket("192.0.2.7")), None).unwrap();
+        assert_eq!(unread.route_annotation, RouteAnnotation::Absent);
         // A dual-stack listener's IPv4 peer is the IPv4 address; a unix socket peer has none.
         let mapped = to_auth_request(check(socket("::ffff:10.0.0.1"))).unwrap();
         assert_eq!(mapped.peer_address, Some("10.0.0.1".parse().unwrap()));

@@ -680,7 +680,11 @@ pub fn with_client_detection(config: &str, detection: ClientDetection) -> String
 ///   `envoy-gateway` namespace with the HTTPRoute as `resources[0]`, its annotation
 ///   `gateway.envoyproxy.io/gatehouse-policy: a` as Envoy Gateway copies it (prefix removed);
 ///   the ext_authz filter sends that namespace (`route_metadata_context_namespaces`);
-/// - `/eg-and-b/`: that metadata and the extension `{policy: b}`: the extension wins.
+/// - `/eg-and-b/`: that metadata and the extension `{policy: b}`: the extension wins;
+/// - `/eg-crowded/`: that metadata, the HTTPRoute also carrying a 96 KiB annotation and a
+///   second namespace as large: ext-authz reads the policy annotation alone, so `a` answers;
+/// - `/eg-long/`: the policy annotation itself 96 KiB long; `/eg-malformed/`: `resources` a
+///   struct rather than a list — the annotation cannot be read, so `UNKNOWN_POLICY`.
 pub fn with_policy_routes(config: &str) -> String {
     const ROUTE_ANCHOR: &str = "                        - match: {prefix: \"/\"}\n";
     const FILTER_ANCHOR: &str =
@@ -704,6 +708,30 @@ pub fn with_policy_routes(config: &str) -> String {
                                     namespace: apps
                                     annotations: {gatehouse-policy: a}
 "#;
+    // The HTTPRoute as Envoy Gateway writes it, with `annotations` as given.
+    let eg_route = |annotations: &str| {
+        format!(
+            r#"                          metadata:
+                            filter_metadata:
+                              envoy-gateway:
+                                resources:
+                                  - kind: HTTPRoute
+                                    name: orders
+                                    namespace: apps
+                                    annotations: {annotations}
+"#
+        )
+    };
+    let blob = "x".repeat(96 * 1024);
+    let crowded = format!(
+        "{}                              other: {{blob: {blob}}}\n",
+        eg_route(&format!("{{gatehouse-policy: a, blob: {blob}}}"))
+    );
+    let malformed = r#"                          metadata:
+                            filter_metadata:
+                              envoy-gateway:
+                                resources: {kind: HTTPRoute, annotations: {gatehouse-policy: a}}
+"#;
     let route = |prefix: &str, extras: &str| {
         format!("                        - match: {{prefix: \"{prefix}\"}}\n                          route: {{cluster: backend}}\n{extras}")
     };
@@ -713,6 +741,9 @@ pub fn with_policy_routes(config: &str) -> String {
         route("/unknown/", &extension("unknown")),
         route("/eg/", metadata),
         route("/eg-and-b/", &format!("{metadata}{}", extension("b"))),
+        route("/eg-crowded/", &crowded),
+        route("/eg-long/", &eg_route(&format!("{{gatehouse-policy: {blob}}}"))),
+        route("/eg-malformed/", malformed),
     ]
     .concat();
     let namespaces = "                      route_metadata_context_namespaces: [envoy-gateway]\n";

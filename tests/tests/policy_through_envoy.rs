@@ -6,7 +6,9 @@
 //!   token; a route without one by `routes`; a name no policy has is refused
 //!   (`UNKNOWN_POLICY`); Envoy Gateway's route metadata (`includeRouteMetadata`: the
 //!   `envoy-gateway` namespace, the HTTPRoute's annotation in `resources[0].annotations`)
-//!   selects when there is no extension, and the extension wins when both are there.
+//!   selects when there is no extension, and the extension wins when both are there; of that
+//!   metadata only the policy annotation is read (a huge other annotation changes nothing), and
+//!   an annotation that cannot be read (too long, `resources` not a list) is `UNKNOWN_POLICY`.
 //! - Client addresses: behind one trusted load balancer (Envoy's `use_remote_address: true` with
 //!   `xff_num_trusted_hops: 1`, and Envoy Gateway's rendering of `numTrustedHops: 1`), the client
 //!   is the address the balancer appended; what a client writes to the left of it in
@@ -90,6 +92,19 @@ async fn the_gateway_route_chooses_the_policy() {
     // Without a credential every policy asks for one: nothing is let through by selection.
     for path in ["/a/orders/1", "/b/orders/1", "/eg/orders/1"] {
         assert_eq!(stack.get(path, &[]).await.status, 401, "{path}");
+    }
+
+    // Only the policy annotation is read of the route metadata: the route's other, huge
+    // annotation and namespace do not keep policy a from answering (`routes` would deny).
+    // Another user: the first one's allowed requests are counted against the shipped limits.
+    let other = format!("Bearer {}", stack.token(json!({"scope": "orders:read", "sub": "user-2"})));
+    let crowded = stack.get("/eg-crowded/orders/1", &[("authorization", other.as_str())]).await;
+    assert_eq!(crowded.status, 200, "{crowded:?}");
+    // The annotation there but unreadable (too long; `resources` not a list): refused as an
+    // unknown policy, never answered by `routes`.
+    for path in ["/eg-long/orders/1", "/eg-malformed/orders/1"] {
+        let refused = stack.get(path, &token).await;
+        assert_eq!((refused.status, code(&refused).as_str()), (403, "UNKNOWN_POLICY"), "{path}: {refused:?}");
     }
     stack.shutdown().await;
 }

@@ -29,9 +29,11 @@ pub struct AuthRequest {
     pub peer_address: Option<std::net::IpAddr>,
     /// Envoy's `context_extensions` for this route (gRPC mode only).
     pub context_extensions: HashMap<String, String>,
-    /// Envoy's `route_metadata_context.filter_metadata`, as JSON: namespace → struct (gRPC mode
-    /// only; Envoy Gateway's `includeRouteMetadata` fills the `envoy-gateway` namespace).
-    pub route_metadata: serde_json::Value,
+    /// The policy name in Envoy's route metadata (`route_metadata_context`), read at the
+    /// config's `policy_selector.route_metadata` (gRPC mode only; Envoy Gateway's
+    /// `includeRouteMetadata` fills it). Only the policy selector reads route metadata, so only
+    /// that value is taken from it.
+    pub route_annotation: super::routes::RouteAnnotation,
 }
 
 impl AuthRequest {
@@ -71,7 +73,7 @@ impl AuthRequest {
             peer_spiffe_id: None,
             peer_address: None,
             context_extensions: HashMap::new(),
-            route_metadata: serde_json::Value::Null,
+            route_annotation: super::routes::RouteAnnotation::Absent,
         }
     }
 

@@ -19,8 +19,11 @@ use super::request::AuthRequest;
 mod addresses;
 mod policies;
 
-pub use addresses::{parse_cidr, AddressMatch, AddressMiss};
-pub use policies::{NamedPolicy, Policies, PolicySelector, RouteMetadataKey, Selected};
+pub use addresses::{parse_cidr, AddressMatch, AddressMiss, Unknown};
+pub use policies::{
+    NamedPolicy, Policies, PolicySelector, RouteAnnotation, RouteMetadataKey, Selected, Unreadable,
+    MAX_ANNOTATION_BYTES,
+};
 
 /// How a rule's path matches. Written in config as `/exact`, `/prefix/*`, `/items/{id}`, or a
 /// template with a final `/*` (`/orgs/{org}/*`: the template's segments, then any rest).
@@ -284,7 +287,8 @@ impl Rule {
     }
 
     /// Host, method, path and address lists against a request (the first part that fails, or
-    /// [`RuleMatch::Matches`]).
+    /// [`RuleMatch::Matches`]). An address list on an unknown address fails closed: it does not
+    /// hold for an allow rule and holds for a deny rule (see [`addresses`]).
     pub fn matches_request(&self, request: &AuthRequest, source: SourceAddresses) -> RuleMatch {
         if !self.matches(&request.host, &request.method, &request.path) {
             return if self.host.as_deref().is_some_and(|h| h != request.host) {
@@ -295,7 +299,8 @@ impl Rule {
                 RuleMatch::Path
             };
         }
-        match self.addresses.check(source) {
+        let unknown = if self.is_deny() { Unknown::Holds } else { Unknown::Fails };
+        match self.addresses.check(source, unknown) {
             Some(miss) => RuleMatch::Address(miss),
             None => RuleMatch::Matches,
         }

@@ -1,139 +1,130 @@
-//! Envoy's `route_metadata_context` as JSON, within bounds.
+//! The policy annotation in Envoy's `route_metadata_context`, and nothing else of it.
 //!
-//! The metadata comes from the gateway's config, not from clients, but it is converted on every
-//! check: a route carrying a huge or deeply nested struct (Envoy Gateway copies an HTTPRoute's
-//! `gateway.envoyproxy.io/` annotations into it) must cost a bounded amount per request. A
-//! namespace past a bound is left out whole rather than cut somewhere inside: the struct's
-//! fields are a hash map, so a cut would fall on different fields from one request to the next.
-//! Left out, its policy annotation is not read and `routes` answers — the same answer as for a
-//! route without metadata — and a warning says why, once.
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! The metadata comes from the gateway's config, not from clients, but it arrives on every
+//! check and may be large (Envoy Gateway copies every `gateway.envoyproxy.io/` annotation of an
+//! HTTPRoute into it). Only the policy selector reads it, at one place:
+//! `filter_metadata[namespace].resources[0].annotations[annotation]`. That place is looked up
+//! (a few map lookups, whatever else the metadata holds) and its value copied when it is a
+//! string of at most `MAX_ANNOTATION_BYTES`; nothing else is converted. A place that is there
+//! but cannot be read is said so ([`RouteAnnotation::Unreadable`]), and the request is refused
+//! as naming an unknown policy: never answered by `routes` instead of the policy it asked for.
+//! The rules are those of [`RouteAnnotation::from_json`] (what `explain` reads), step by step.
 
 use envoy_types::pb::envoy::config::core::v3::Metadata;
-use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
-use serde_json::{Map, Value as Json};
+use envoy_types::pb::google::protobuf::value::Kind;
 
-/// Nesting below a namespace: Envoy Gateway's `resources[0].annotations.<key>` is 4 deep.
-pub const MAX_DEPTH: usize = 8;
-/// Values (every struct, list, string, number…) in one namespace.
-pub const MAX_VALUES: usize = 1024;
-/// Bytes of keys and strings in one namespace.
-pub const MAX_BYTES: usize = 64 * 1024;
+use crate::core::routes::{RouteAnnotation, RouteMetadataKey, Unreadable};
 
-/// `filter_metadata` as `{namespace: struct}`; `Null` when Envoy sent none.
-pub fn to_json(metadata: Option<Metadata>) -> Json {
-    let Some(metadata) = metadata.filter(|m| !m.filter_metadata.is_empty()) else { return Json::Null };
-    let mut out = Map::new();
-    for (namespace, fields) in metadata.filter_metadata {
-        let mut budget = Budget { values: MAX_VALUES, bytes: MAX_BYTES };
-        match struct_to_json(fields, 1, &mut budget) {
-            Some(value) => {
-                out.insert(namespace, value);
-            }
-            None => warn_once(&namespace),
-        }
-    }
-    Json::Object(out)
-}
-
-struct Budget {
-    values: usize,
-    bytes: usize,
-}
-
-impl Budget {
-    fn take(&mut self, bytes: usize) -> Option<()> {
-        self.values = self.values.checked_sub(1)?;
-        self.bytes = self.bytes.checked_sub(bytes)?;
-        Some(())
-    }
-}
-
-fn struct_to_json(s: Struct, depth: usize, budget: &mut Budget) -> Option<Json> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    budget.take(0)?;
-    let mut out = Map::new();
-    for (key, value) in s.fields {
-        budget.take(key.len())?;
-        out.insert(key, value_to_json(value, depth + 1, budget)?);
-    }
-    Some(Json::Object(out))
-}
-
-fn value_to_json(v: Value, depth: usize, budget: &mut Budget) -> Option<Json> {
-    Some(match v.kind {
-        Some(Kind::StructValue(s)) => return struct_to_json(s, depth, budget),
-        Some(Kind::ListValue(list)) => {
-            if depth > MAX_DEPTH {
-                return None;
-            }
-            budget.take(0)?;
-            list.values.into_iter().map(|item| value_to_json(item, depth + 1, budget)).collect::<Option<_>>()?
-        }
-        Some(Kind::StringValue(s)) => {
-            budget.take(s.len())?;
-            s.into()
-        }
-        scalar => {
-            budget.take(0)?;
-            shared::proto::value_to_json(Value { kind: scalar })
-        }
-    })
-}
-
-/// One warning per process: the metadata is the same on every request of the route.
-fn warn_once(namespace: &str) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "route metadata namespace {namespace:?} is past ext-authz's bounds ({MAX_DEPTH} levels, {MAX_VALUES} \
-             values, {MAX_BYTES} bytes) and is not read: its policy annotation cannot select a policy"
-        );
+/// The annotation at `key` (`None`: the selector reads no route metadata).
+pub fn annotation(metadata: Option<&Metadata>, key: Option<&RouteMetadataKey>) -> RouteAnnotation {
+    use RouteAnnotation::{Absent, Unreadable as Bad};
+    let Some(key) = key else { return Absent };
+    let Some(namespace) = metadata.and_then(|m| m.filter_metadata.get(&key.namespace)) else { return Absent };
+    let Some(resources) = namespace.fields.get("resources") else { return Absent };
+    let Some(Kind::ListValue(resources)) = &resources.kind else { return Bad(Unreadable::Resources) };
+    let Some(resource) = resources.values.first() else { return Absent };
+    let Some(Kind::StructValue(resource)) = &resource.kind else { return Bad(Unreadable::Resource) };
+    let Some(annotations) = resource.fields.get("annotations") else { return Absent };
+    let Some(Kind::StructValue(annotations)) = &annotations.kind else { return Bad(Unreadable::Annotations) };
+    match annotations.fields.get(&key.annotation).map(|value| &value.kind) {
+        None => Absent,
+        Some(Some(Kind::StringValue(text))) => RouteAnnotation::of_text(text),
+        Some(_) => Bad(Unreadable::NotText),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::routes::{PolicySelector, MAX_ANNOTATION_BYTES};
+    use serde_json::{json, Value as Json};
 
-    fn metadata(namespaces: Json) -> Option<Metadata> {
+    fn metadata(namespaces: &Json) -> Metadata {
         let filter_metadata = namespaces
             .as_object()
             .unwrap()
             .iter()
             .map(|(k, v)| (k.clone(), shared::proto::to_struct_ref(v.as_object().unwrap())))
             .collect();
-        Some(Metadata { filter_metadata, ..Metadata::default() })
+        Metadata { filter_metadata, ..Metadata::default() }
+    }
+
+    fn key() -> RouteMetadataKey {
+        PolicySelector::default().route_metadata.unwrap()
+    }
+
+    /// Read from the protobuf as the gRPC adapter does, and from the JSON as `explain` does:
+    /// the same answer.
+    fn read(namespaces: Json) -> RouteAnnotation {
+        let from_proto = annotation(Some(&metadata(&namespaces)), Some(&key()));
+        assert_eq!(from_proto, RouteAnnotation::from_json(&namespaces, &key()), "{namespaces}");
+        from_proto
+    }
+
+    fn eg(resources: Json) -> Json {
+        json!({"envoy-gateway": {"resources": resources}})
     }
 
     #[test]
-    fn envoy_gateways_route_metadata_arrives_as_it_was() {
-        let eg = json!({"envoy-gateway": {"resources": [
-            {"kind": "HTTPRoute", "name": "orders", "namespace": "apps", "annotations": {"gatehouse-policy": "orders-read"}}
-        ]}});
-        assert_eq!(to_json(metadata(eg.clone())), eg);
-        assert_eq!(to_json(None), Json::Null);
-        assert_eq!(to_json(Some(Metadata::default())), Json::Null);
+    fn envoy_gateways_annotation_is_read_and_nothing_else() {
+        let route =
+            json!([{"kind": "HTTPRoute", "name": "orders", "annotations": {"gatehouse-policy": "orders-read"}}]);
+        assert_eq!(read(eg(route)), RouteAnnotation::Value("orders-read".into()));
+        // Whatever else the namespace and the others hold: a huge other annotation, deep
+        // nesting, thousands of values.
+        let deep = (0..64).fold(json!("bottom"), |inner, _| json!({"d": inner}));
+        let wide: serde_json::Map<String, Json> = (0..5000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let crowded = eg(json!([{
+            "annotations": {"gatehouse-policy": "strict", "blob": "x".repeat(128 * 1024), "deep": deep},
+            "wide": wide,
+        }]));
+        let mut with_others = crowded.clone();
+        with_others["other"] = json!({"deep": deep, "wide": wide});
+        assert_eq!(read(with_others), RouteAnnotation::Value("strict".into()));
+        assert_eq!(annotation(None, Some(&key())), RouteAnnotation::Absent);
+        assert_eq!(annotation(Some(&metadata(&crowded)), None), RouteAnnotation::Absent, "the selector reads none");
     }
 
     #[test]
-    fn a_namespace_past_a_bound_is_left_out_whole_and_the_others_stay() {
-        let nest = |levels: usize| (0..levels).fold(json!("bottom"), |inner, _| json!({"d": inner}));
-        let deep = nest(MAX_DEPTH + 1);
-        let wide: Map<String, Json> = (0..MAX_VALUES).map(|i| (format!("k{i}"), json!(i))).collect();
-        let long = "x".repeat(MAX_BYTES);
-        let ok = json!({"resources": [{"annotations": {"gatehouse-policy": "a"}}]});
-        let all = json!({"deep": deep, "wide": wide, "long": {"s": long}, "envoy-gateway": ok});
-        assert_eq!(to_json(metadata(all)), json!({"envoy-gateway": ok}));
-        // Just within: the namespace's own struct is the first of MAX_DEPTH levels.
-        assert_eq!(to_json(metadata(json!({"fits": nest(MAX_DEPTH)}))), json!({"fits": nest(MAX_DEPTH)}));
-        let list = json!({"l": [[[[[[["bottom"]]]]]]]});
-        assert_eq!(to_json(metadata(json!({"lists": list}))), json!({"lists": list}), "a list is a level");
-        let too_deep = json!({"l": [[[[[[[["bottom"]]]]]]]]});
-        assert_eq!(to_json(metadata(json!({"lists": too_deep}))), json!({}));
+    fn a_route_that_names_nothing_there_is_absent() {
+        for absent in [
+            json!({}),
+            json!({"other": {"resources": [{"annotations": {"gatehouse-policy": "a"}}]}}),
+            json!({"envoy-gateway": {}}),
+            eg(json!([])),
+            eg(json!([{"kind": "HTTPRoute"}])),
+            eg(json!([{"annotations": {}}])),
+            eg(json!([{"annotations": {"other": "a"}}])),
+        ] {
+            assert_eq!(read(absent.clone()), RouteAnnotation::Absent, "{absent}");
+        }
+    }
+
+    #[test]
+    fn an_annotation_that_cannot_be_read_is_said_so() {
+        let long = "p".repeat(MAX_ANNOTATION_BYTES + 1);
+        for (bad, why) in [
+            (
+                json!({"envoy-gateway": {"resources": {"annotations": {"gatehouse-policy": "a"}}}}),
+                Unreadable::Resources,
+            ),
+            (json!({"envoy-gateway": {"resources": "a"}}), Unreadable::Resources),
+            (eg(json!(["a"])), Unreadable::Resource),
+            (eg(json!([{"annotations": ["gatehouse-policy", "a"]}])), Unreadable::Annotations),
+            (eg(json!([{"annotations": {"gatehouse-policy": 7}}])), Unreadable::NotText),
+            (eg(json!([{"annotations": {"gatehouse-policy": null}}])), Unreadable::NotText),
+            (eg(json!([{"annotations": {"gatehouse-policy": {"name": "a"}}}])), Unreadable::NotText),
+            (eg(json!([{"annotations": {"gatehouse-policy": long}}])), Unreadable::TooLong),
+        ] {
+            assert_eq!(read(bad.clone()), RouteAnnotation::Unreadable(why), "{bad}");
+        }
+        let longest = "p".repeat(MAX_ANNOTATION_BYTES);
+        assert_eq!(read(eg(json!([{"annotations": {"gatehouse-policy": longest}}]))), RouteAnnotation::Value(longest));
+        assert!(Unreadable::TooLong.text().contains(&MAX_ANNOTATION_BYTES.to_string()));
+        // Only explain's JSON can hold a namespace that is not a struct.
+        assert_eq!(
+            RouteAnnotation::from_json(&json!({"envoy-gateway": "a"}), &key()),
+            RouteAnnotation::Unreadable(Unreadable::Namespace)
+        );
     }
 }

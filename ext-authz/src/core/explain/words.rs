@@ -41,7 +41,10 @@ fn address_miss(rule: &Rule, miss: AddressMiss, source: SourceAddresses) -> Stri
         AddressMiss::NotPeerIps => (source.peer, &rule.addresses.not_peer_ips, "is in"),
     };
     let who = if matches!(miss, AddressMiss::ClientIps | AddressMiss::NotClientIps) { "client" } else { "peer" };
-    let address = address.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    // Only an allow rule misses on an unknown address: its lists fail closed (a deny rule's hold).
+    let Some(address) = address else {
+        return format!("{who} address unknown: an allow rule's {} does not hold for it", miss.key());
+    };
     let list: Vec<String> = list.iter().map(ToString::to_string).collect();
     format!("{who} address {address} {against} {} [{}]", miss.key(), list.join(", "))
 }

@@ -1,14 +1,17 @@
 //! A rule's address lists: `client_ips` / `not_client_ips` on the client address (after the
 //! trusted `X-Forwarded-For` hops), `peer_ips` / `not_peer_ips` on the address Envoy saw.
 //!
-//! An address that is not known (the peer in Envoy's HTTP mode, which does not send it) is in
-//! no list: a `*_ips` list does not hold for it, a `not_*_ips` list does — so a deny rule
-//! "not from 10.0.0.0/8" denies a request whose client is unknown, and an allow rule "only
-//! from 10.0.0.0/8" does not match it.
+//! An address that is not known — the peer in Envoy's HTTP mode, which does not send it, or a
+//! client whose trusted `X-Forwarded-For` entry is not an address — fails closed: every list
+//! that reads it fails an allow rule (the rule does not match, so it lets nothing in) and holds
+//! for a deny rule (the rule denies). Either way the answer is the stricter one, as CEL's
+//! `inCidr` on an unknown (empty) address errs and denies; "in no list" would let an allow rule
+//! "everyone but 203.0.113.0/24" match an unknown client and make a deny rule "203.0.113.0/24"
+//! a silent no-op.
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::core::cel::SourceAddresses;
 
@@ -23,12 +26,22 @@ pub struct AddressMatch {
 /// The list an address did not satisfy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressMiss {
-    /// The client is not in `client_ips` (or is unknown).
+    /// The client is not in `client_ips` (or is unknown, for an allow rule).
     ClientIps,
-    /// The client is in `not_client_ips`.
+    /// The client is in `not_client_ips` (or is unknown, for an allow rule).
     NotClientIps,
     PeerIps,
     NotPeerIps,
+}
+
+/// What an address list does for an address that is not known: the stricter answer for the
+/// rule that has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    /// An allow rule's list does not hold: the rule does not match.
+    Fails,
+    /// A deny rule's list holds: the rule denies.
+    Holds,
 }
 
 impl AddressMiss {
@@ -51,36 +64,43 @@ impl AddressMatch {
             && self.not_peer_ips.is_empty()
     }
 
-    /// The first list that does not hold for `source`; `None` when all do.
-    pub fn check(&self, source: SourceAddresses) -> Option<AddressMiss> {
-        if !self.client_ips.is_empty() && !within(&self.client_ips, source.client) {
-            return Some(AddressMiss::ClientIps);
-        }
-        if within(&self.not_client_ips, source.client) {
-            return Some(AddressMiss::NotClientIps);
-        }
-        if !self.peer_ips.is_empty() && !within(&self.peer_ips, source.peer) {
-            return Some(AddressMiss::PeerIps);
-        }
-        if within(&self.not_peer_ips, source.peer) {
-            return Some(AddressMiss::NotPeerIps);
+    /// The first list that does not hold for `source`; `None` when all do. A list that reads an
+    /// unknown address holds or fails as `unknown` says; a list that is not set always holds.
+    pub fn check(&self, source: SourceAddresses, unknown: Unknown) -> Option<AddressMiss> {
+        let lists = [
+            (&self.client_ips, source.client, true, AddressMiss::ClientIps),
+            (&self.not_client_ips, source.client, false, AddressMiss::NotClientIps),
+            (&self.peer_ips, source.peer, true, AddressMiss::PeerIps),
+            (&self.not_peer_ips, source.peer, false, AddressMiss::NotPeerIps),
+        ];
+        for (list, address, inside, miss) in lists {
+            if list.is_empty() {
+                continue;
+            }
+            let holds = match address {
+                Some(address) => within(list, address) == inside,
+                None => unknown == Unknown::Holds,
+            };
+            if !holds {
+                return Some(miss);
+            }
         }
         None
     }
 }
 
-/// Whether a known address is in one of `list`'s networks. An IPv4 address written as IPv6
+/// Whether an address is in one of `list`'s networks. An IPv4 address written as IPv6
 /// (`::ffff:10.0.0.1`, as a dual-stack listener reports it) is the IPv4 address.
-fn within(list: &[IpNet], address: Option<IpAddr>) -> bool {
-    address.is_some_and(|a| {
-        let a = a.to_canonical();
-        list.iter().any(|net| net.contains(&a))
-    })
+fn within(list: &[IpNet], address: IpAddr) -> bool {
+    let address = address.to_canonical();
+    list.iter().any(|net| net.contains(&address))
 }
 
 /// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (`10.1.2.3`, `::1`: /32 or /128). Host
 /// bits set under the mask (`10.1.2.3/8`) are refused: such an entry usually means another
-/// network than the one it matches.
+/// network than the one it matches. An IPv4-mapped block (`::ffff:10.0.0.0/104`,
+/// `::ffff:10.1.2.3`) is the IPv4 block it maps (`10.0.0.0/8`, `10.1.2.3/32`): addresses are
+/// compared as IPv4, so kept as IPv6 it would hold no address at all.
 pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     let net = match text.parse::<IpNet>() {
         Ok(net) => net,
@@ -92,5 +112,14 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     if net.trunc() != net {
         return Err(format!("{text:?} has host bits set: write {}", net.trunc()));
     }
-    Ok(net)
+    Ok(unmapped(net))
+}
+
+/// An IPv6 block inside `::ffff:0:0/96` as the IPv4 block it maps. A wider IPv6 block
+/// (`::/0`, `::/80`) stays IPv6: it holds IPv6 addresses, and IPv4 ones (mapped or not) are
+/// never in it.
+fn unmapped(net: IpNet) -> IpNet {
+    let IpNet::V6(v6) = net else { return net };
+    let (Some(v4), Some(prefix)) = (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96)) else { return net };
+    Ipv4Net::new(v4, prefix).map_or(net, IpNet::V4)
 }

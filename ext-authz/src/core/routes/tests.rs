@@ -78,26 +78,88 @@ fn source(client: Option<&str>, peer: Option<&str>) -> SourceAddresses {
 
 #[test]
 fn address_lists_on_the_client_and_the_peer_v4_and_v6() {
+    let check = |lists: &AddressMatch, client, peer| lists.check(source(client, peer), Unknown::Fails);
     let inside = AddressMatch { client_ips: ip_list(&["10.0.0.0/8", "fd00::/8"]), ..AddressMatch::default() };
-    assert_eq!(inside.check(source(Some("10.1.2.3"), None)), None);
-    assert_eq!(inside.check(source(Some("fd12::1"), None)), None);
-    assert_eq!(inside.check(source(Some("::ffff:10.9.9.9"), None)), None, "an IPv4-mapped address is the IPv4 one");
-    assert_eq!(inside.check(source(Some("192.0.2.1"), None)), Some(AddressMiss::ClientIps));
-    assert_eq!(inside.check(source(Some("2001:db8::1"), None)), Some(AddressMiss::ClientIps));
-    assert_eq!(inside.check(source(None, None)), Some(AddressMiss::ClientIps), "an unknown client is in no list");
+    assert_eq!(check(&inside, Some("10.1.2.3"), None), None);
+    assert_eq!(check(&inside, Some("fd12::1"), None), None);
+    assert_eq!(check(&inside, Some("::ffff:10.9.9.9"), None), None, "an IPv4-mapped address is the IPv4 one");
+    assert_eq!(check(&inside, Some("192.0.2.1"), None), Some(AddressMiss::ClientIps));
+    assert_eq!(check(&inside, Some("2001:db8::1"), None), Some(AddressMiss::ClientIps));
+    assert_eq!(check(&inside, None, None), Some(AddressMiss::ClientIps), "an unknown client fails an allow rule");
     let outside = AddressMatch { not_client_ips: ip_list(&["10.0.0.0/8"]), ..AddressMatch::default() };
-    assert_eq!(outside.check(source(Some("10.0.0.1"), None)), Some(AddressMiss::NotClientIps));
-    assert_eq!(outside.check(source(Some("192.0.2.1"), None)), None);
-    assert_eq!(outside.check(source(None, None)), None, "unknown: not in the list");
+    assert_eq!(check(&outside, Some("10.0.0.1"), None), Some(AddressMiss::NotClientIps));
+    assert_eq!(check(&outside, Some("192.0.2.1"), None), None);
+    // Was `None` ("unknown: not in the list"): an unknown client now fails an allow rule's
+    // `not_client_ips` too (issue 35, review finding 2).
+    assert_eq!(check(&outside, None, None), Some(AddressMiss::NotClientIps), "unknown: fails closed");
     let peers = AddressMatch {
         peer_ips: ip_list(&["192.168.0.0/16", "2001:db8::/32"]),
         not_peer_ips: ip_list(&["192.168.9.0/24"]),
         ..AddressMatch::default()
     };
-    assert_eq!(peers.check(source(None, Some("192.168.1.1"))), None);
-    assert_eq!(peers.check(source(None, Some("2001:db8::5"))), None);
-    assert_eq!(peers.check(source(None, Some("192.168.9.1"))), Some(AddressMiss::NotPeerIps));
-    assert_eq!(peers.check(source(Some("192.168.1.1"), None)), Some(AddressMiss::PeerIps), "HTTP mode: no peer");
+    assert_eq!(check(&peers, None, Some("192.168.1.1")), None);
+    assert_eq!(check(&peers, None, Some("2001:db8::5")), None);
+    assert_eq!(check(&peers, None, Some("192.168.9.1")), Some(AddressMiss::NotPeerIps));
+    assert_eq!(check(&peers, Some("192.168.1.1"), None), Some(AddressMiss::PeerIps), "HTTP mode: no peer");
+}
+
+/// An unknown address (HTTP mode's peer; a trusted `X-Forwarded-For` entry that is not an
+/// address) fails closed in every list: an allow rule does not match, a deny rule denies —
+/// IPv4 and IPv6 lists alike, and whether or not the address the other lists read is known.
+#[test]
+fn an_unknown_address_fails_an_allow_rule_and_holds_for_a_deny_rule_in_every_list() {
+    let lists = |client: &[&str], not_client: &[&str], peer: &[&str], not_peer: &[&str]| AddressMatch {
+        client_ips: ip_list(client),
+        not_client_ips: ip_list(not_client),
+        peer_ips: ip_list(peer),
+        not_peer_ips: ip_list(not_peer),
+    };
+    for net in ["203.0.113.0/24", "2001:db8::/32", "10.0.0.0/8", "fd00::/8"] {
+        let cases = [
+            (lists(&[net], &[], &[], &[]), AddressMiss::ClientIps),
+            (lists(&[], &[net], &[], &[]), AddressMiss::NotClientIps),
+            (lists(&[], &[], &[net], &[]), AddressMiss::PeerIps),
+            (lists(&[], &[], &[], &[net]), AddressMiss::NotPeerIps),
+        ];
+        for (lists, miss) in cases {
+            let at = format!("{net} in {}", miss.key());
+            let client_lists = matches!(miss, AddressMiss::ClientIps | AddressMiss::NotClientIps);
+            // The other address known does not make the unknown one known.
+            let other = if client_lists { source(None, Some("192.0.2.1")) } else { source(Some("192.0.2.1"), None) };
+            for unknown in [source(None, None), other] {
+                assert_eq!(lists.check(unknown, Unknown::Fails), Some(miss), "allow rule, {at}");
+                assert_eq!(lists.check(unknown, Unknown::Holds), None, "deny rule, {at}");
+            }
+        }
+    }
+    // A known address answers the same in either rule; a list that is not set always holds.
+    let everyone_but = lists(&[], &["203.0.113.0/24", "2001:db8::/32"], &[], &[]);
+    for unknown in [Unknown::Fails, Unknown::Holds] {
+        assert_eq!(everyone_but.check(source(Some("203.0.113.9"), None), unknown), Some(AddressMiss::NotClientIps));
+        assert_eq!(everyone_but.check(source(Some("2001:db8::9"), None), unknown), Some(AddressMiss::NotClientIps));
+        assert_eq!(everyone_but.check(source(Some("198.51.100.1"), None), unknown), None);
+        assert_eq!(everyone_but.check(source(Some("2001:db9::1"), None), unknown), None);
+        assert_eq!(AddressMatch::default().check(source(None, None), unknown), None);
+    }
+}
+
+#[test]
+fn an_allow_rule_does_not_match_an_unknown_client_and_a_deny_rule_does() {
+    let path = || PathMatch::parse("/api/*").unwrap();
+    let everyone_but = AddressMatch { not_client_ips: ip_list(&["203.0.113.0/24"]), ..AddressMatch::default() };
+    let allow = Rule { addresses: everyone_but, ..Rule::allow("everyone-but", path(), Requirements::default()) };
+    let deny = Rule {
+        action: Action::Deny { code: crate::core::decision::ErrorCode::Denied, message: "no".into() },
+        addresses: AddressMatch { client_ips: ip_list(&["203.0.113.0/24"]), ..AddressMatch::default() },
+        ..Rule::allow("bad-range", path(), Requirements::default())
+    };
+    let request = AuthRequest::new("GET", "api", "/api/x", Default::default());
+    let unknown = SourceAddresses::default();
+    assert_eq!(allow.matches_request(&request, unknown), RuleMatch::Address(AddressMiss::NotClientIps));
+    assert_eq!(deny.matches_request(&request, unknown), RuleMatch::Matches);
+    let elsewhere = source(Some("198.51.100.1"), None);
+    assert_eq!(allow.matches_request(&request, elsewhere), RuleMatch::Matches);
+    assert_eq!(deny.matches_request(&request, elsewhere), RuleMatch::Address(AddressMiss::ClientIps));
 }
 
 #[test]
@@ -107,6 +169,34 @@ fn cidrs_and_single_addresses_parse_and_bad_ones_say_why() {
     assert_eq!(parse_cidr("10.1.2.3/8").unwrap_err(), "\"10.1.2.3/8\" has host bits set: write 10.0.0.0/8");
     assert!(parse_cidr("10.0.0.0/33").unwrap_err().contains("is not an IP address or a CIDR"));
     assert!(parse_cidr("example.com").is_err());
+}
+
+/// Addresses are compared as IPv4 when they are IPv4-mapped, so an IPv4-mapped block is read
+/// as the IPv4 block: kept as IPv6 it would hold no address.
+#[test]
+fn an_ipv4_mapped_block_is_the_ipv4_block() {
+    for (written, read) in [
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+        ("::ffff:203.0.113.0/120", "203.0.113.0/24"),
+        ("::ffff:0:0/96", "0.0.0.0/0"),
+        ("::ffff:10.1.2.3", "10.1.2.3/32"),
+        ("::FFFF:a01:203/128", "10.1.2.3/32"),
+    ] {
+        assert_eq!(parse_cidr(written).unwrap().to_string(), read, "{written}");
+    }
+    // Wider than the mapped block, or not mapped: IPv6 as written.
+    for v6 in ["::/0", "::/80", "::/96", "64:ff9b::/96", "::10.0.0.0/104"] {
+        assert!(matches!(parse_cidr(v6), Ok(ipnet::IpNet::V6(_))), "{v6}");
+    }
+    assert_eq!(
+        parse_cidr("::ffff:10.1.2.3/104").unwrap_err(),
+        "\"::ffff:10.1.2.3/104\" has host bits set: write ::ffff:10.0.0.0/104"
+    );
+    let mapped = AddressMatch { client_ips: ip_list(&["::ffff:203.0.113.0/120"]), ..AddressMatch::default() };
+    for client in ["203.0.113.7", "::ffff:203.0.113.7"] {
+        assert_eq!(mapped.check(source(Some(client), None), Unknown::Fails), None, "{client}");
+    }
+    assert_eq!(mapped.check(source(Some("203.0.114.1"), None), Unknown::Fails), Some(AddressMiss::ClientIps));
 }
 
 #[test]
@@ -157,9 +247,11 @@ fn a_policy_is_named_by_a_context_extension_else_by_route_metadata() {
     let policies = Policies { named: [("orders".to_string(), policy)].into(), selector: PolicySelector::default() };
     let mut request = AuthRequest::new("GET", "api", "/", Default::default());
     assert_eq!(policies.select(&request), Selected::Routes);
-    request.route_metadata = json!({"envoy-gateway": {"resources": [
+    let metadata = json!({"envoy-gateway": {"resources": [
         {"kind": "HTTPRoute", "name": "r", "annotations": {"gatehouse-policy": "orders"}}
     ]}});
+    request.route_annotation =
+        RouteAnnotation::from_json(&metadata, policies.selector.route_metadata.as_ref().unwrap());
     assert!(matches!(policies.select(&request), Selected::Named("orders", _)));
     request.context_extensions.insert("policy".into(), "billing".into());
     assert_eq!(policies.select(&request), Selected::Unknown("billing"), "the context extension comes first");
@@ -168,4 +260,29 @@ fn a_policy_is_named_by_a_context_extension_else_by_route_metadata() {
     let off = PolicySelector { context_extension: String::new(), route_metadata: None };
     request.context_extensions.insert("policy".into(), "billing".into());
     assert_eq!(off.name(&request), None);
+}
+
+/// Route metadata whose annotation's place is there but cannot be read names a policy that
+/// cannot be known: refused as unknown, never answered by `routes` — unless a context extension
+/// names the policy first.
+#[test]
+fn an_unreadable_route_annotation_selects_no_fallback() {
+    let policies = Policies { named: Default::default(), selector: PolicySelector::default() };
+    let mut request = AuthRequest::new("GET", "api", "/", Default::default());
+    for why in
+        [Unreadable::Resources, Unreadable::Resource, Unreadable::Annotations, Unreadable::NotText, Unreadable::TooLong]
+    {
+        request.route_annotation = RouteAnnotation::Unreadable(why);
+        assert_eq!(policies.select(&request), Selected::Unknown(why.text()), "{why:?}");
+        assert_eq!(policies.selector.name(&request), None);
+    }
+    request.route_annotation = RouteAnnotation::of_text(&"p".repeat(MAX_ANNOTATION_BYTES + 1));
+    assert_eq!(policies.select(&request), Selected::Unknown(Unreadable::TooLong.text()));
+    request.context_extensions.insert("policy".into(), "billing".into());
+    assert_eq!(policies.select(&request), Selected::Unknown("billing"), "the context extension comes first");
+    let off = PolicySelector { route_metadata: None, ..PolicySelector::default() };
+    assert_eq!(off.unreadable(&request), None, "a selector that reads no metadata");
+    request.context_extensions.clear();
+    assert_eq!(off.unreadable(&request), None);
+    assert_eq!(policies.selector.unreadable(&request), Some(Unreadable::TooLong));
 }

@@ -105,7 +105,11 @@ pub fn build(options: &Options, credentials: &Credentials, engine: &Engine) -> B
     request.peer_address = options.peer;
     request.peer_spiffe_id = options.principal.clone();
     request.context_extensions = options.context.iter().cloned().collect();
-    request.route_metadata = options.route_metadata.clone().unwrap_or(serde_json::Value::Null);
+    // Read as the gRPC adapter reads Envoy's: the policy annotation only, where the config's
+    // selector reads it.
+    if let (Some(metadata), Some(key)) = (&options.route_metadata, &engine.policies.selector.route_metadata) {
+        request.route_annotation = ext_authz::core::routes::RouteAnnotation::from_json(metadata, key);
+    }
     Built { request, placed, xff }
 }
 
