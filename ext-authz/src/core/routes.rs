@@ -288,7 +288,7 @@ impl Rule {
 
     /// Host, method, path and address lists against a request (the first part that fails, or
     /// [`RuleMatch::Matches`]). An address list on an unknown address fails closed: it does not
-    /// hold for an allow rule and holds for a deny rule (see [`addresses`]).
+    /// hold for an allow rule and holds for a deny rule (see the `addresses` module).
     pub fn matches_request(&self, request: &AuthRequest, source: SourceAddresses) -> RuleMatch {
         if !self.matches(&request.host, &request.method, &request.path) {
             return if self.host.as_deref().is_some_and(|h| h != request.host) {

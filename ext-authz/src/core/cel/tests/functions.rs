@@ -31,6 +31,22 @@ fn ipv6_blocks_and_mapped_addresses() {
     ]);
 }
 
+/// An IPv4-mapped block is the IPv4 block it maps, as in the address lists: addresses are
+/// compared as IPv4, so kept as IPv6 it would hold none.
+#[test]
+fn ipv4_mapped_blocks_are_ipv4_blocks() {
+    let mut fixture = Fixture::new();
+    fixture.source.peer = Some("::ffff:10.1.2.3".parse().unwrap());
+    fixture.holds(&[
+        "source.address.inCidr('::ffff:10.0.0.0/104')",
+        "'203.0.113.7'.inCidr('::ffff:203.0.113.0/120')",
+        "'10.1.2.3'.inCidr('::ffff:10.1.2.3')",
+        "!'10.1.2.4'.inCidr('::ffff:10.1.2.3')",
+        "'::ffff:192.0.2.1'.inCidr('::ffff:0:0/96')",
+        "!'fd00::1'.inCidr('::ffff:0:0/96')",
+    ]);
+}
+
 #[test]
 fn in_cidr_on_what_is_not_an_address_is_an_error() {
     let mut fixture = Fixture::new();
