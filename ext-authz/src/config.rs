@@ -36,6 +36,7 @@ use std::time::Duration;
 use shared::bounded_yaml::YamlLimits;
 use shared::traces::TraceSettings;
 
+use crate::core::cel;
 use crate::core::decision::{Engine, SessionPolicy};
 use crate::core::identity_part::IdentityAnswer;
 use crate::decision_log::DecisionLogSettings;
@@ -107,7 +108,8 @@ impl AuthzConfig {
 /// variables named by `hmac_secret_env`.
 pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<AuthzConfig, ConfigError> {
     let base = path.parent().unwrap_or(Path::new("."));
-    load_with(path, env, Check::new(base, env)).map(|(config, _)| config)
+    // Its CEL conditions are compiled on one large-stack thread for the whole load.
+    cel::on_compiler_thread(|| load_with(path, env, Check::new(base, env))).map(|(config, _)| config)
 }
 
 /// A config checked as [`load`] does, but with no secret read: each is listed instead, and a
@@ -117,7 +119,7 @@ pub fn load_without_secrets(
     env: &HashMap<String, String>,
 ) -> Result<(AuthzConfig, Vec<SecretNeed>), ConfigError> {
     let base = path.parent().unwrap_or(Path::new("."));
-    load_with(path, env, Check::without_secrets(base, env))
+    cel::on_compiler_thread(|| load_with(path, env, Check::without_secrets(base, env)))
 }
 
 fn load_with(

@@ -131,6 +131,12 @@ pub fn compile(source: &str) -> Result<Expression, CompileError> {
     compile::compile(source)
 }
 
+/// Runs a config load on one thread whose stack fits the CEL parser: the expressions it
+/// compiles are compiled there, rather than each on a thread started for it.
+pub fn on_compiler_thread<T: Send>(load: impl FnOnce() -> T + Send) -> T {
+    compile::on_compiler_thread(load)
+}
+
 impl Expression {
     pub fn source(&self) -> &str {
         &self.source

@@ -2,6 +2,9 @@
 //! (text size, node count), checked (see `check`), its `matches`/`inCidr` literals replaced by
 //! references to their compiled forms, and what it reads of the activation noted (see `needs`).
 
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, SourceInfo};
 use cel::common::value::Val;
 use cel::ParseErrors;
@@ -17,20 +20,56 @@ use super::{CompileError, Expression, Uses};
 
 /// The parser recurses deeply: an unoptimized build takes about 170 KiB of stack per bracket
 /// level, so a dozen levels would overflow a 2 MiB thread. Compiling happens at config load
-/// only, on a thread of its own whose stack fits the bounds (reserved, not committed, memory).
+/// only, on a thread whose stack fits the bounds (reserved, not committed, memory): one for a
+/// whole load (see `on_compiler_thread`), or else one per expression.
 const COMPILER_STACK_BYTES: usize = 64 << 20;
 
+thread_local! {
+    /// Whether this thread is the one `on_compiler_thread` started.
+    static ON_COMPILER_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
 pub fn compile(source: &str) -> Result<Expression, CompileError> {
+    if ON_COMPILER_THREAD.get() {
+        // A parser panic fails this expression, not the load that compiles it.
+        return panic::catch_unwind(AssertUnwindSafe(|| compile_here(source)))
+            .unwrap_or_else(|_| Err(at_start("the CEL parser failed".into())));
+    }
     std::thread::scope(|scope| {
-        let compiler = std::thread::Builder::new()
-            .name("cel-compile".into())
-            .stack_size(COMPILER_STACK_BYTES)
-            .spawn_scoped(scope, || compile_here(source));
+        let compiler = compiler_thread().spawn_scoped(scope, || compile_here(source));
         match compiler {
             Ok(compiler) => compiler.join().unwrap_or_else(|_| Err(at_start("the CEL parser failed".into()))),
             Err(e) => Err(at_start(format!("could not start the CEL compiler's thread: {e}"))),
         }
     })
+}
+
+/// Runs `work` (a config load) on one thread whose stack fits the parser, where each
+/// expression it compiles is compiled in place: one thread per load, not one per expression.
+/// If that thread cannot be started, `work` runs here and each expression gets its own. A
+/// panic in `work` is resumed here.
+pub fn on_compiler_thread<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    let mut work = Some(work);
+    let outcome = std::thread::scope(|scope| {
+        let thread = compiler_thread().spawn_scoped(scope, || {
+            ON_COMPILER_THREAD.set(true);
+            work.take().map(|work| work())
+        });
+        thread.ok().map(|thread| thread.join())
+    });
+    match outcome {
+        Some(Ok(Some(done))) => done,
+        Some(Err(panicked)) => panic::resume_unwind(panicked),
+        // Not started, so `work` is still here.
+        _ => match work.take() {
+            Some(work) => work(),
+            None => unreachable!("the compiler thread took the work and gave nothing back"),
+        },
+    }
+}
+
+fn compiler_thread() -> std::thread::Builder {
+    std::thread::Builder::new().name("cel-compile".into()).stack_size(COMPILER_STACK_BYTES)
 }
 
 fn compile_here(source: &str) -> Result<Expression, CompileError> {

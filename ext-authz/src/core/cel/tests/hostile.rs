@@ -6,12 +6,12 @@ use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
 
 use super::{compiled, Fixture};
-use crate::core::cel::bounds::MAX_STRING_BYTES;
+use crate::core::cel::bounds::{MAX_NESTING, MAX_STRING_BYTES};
 use crate::core::cel::check::check;
 use crate::core::cel::functions::env;
 use crate::core::cel::size::BYTES_PER_STEP;
 use crate::core::cel::values::REPEATED_QUERY_PARAMETER;
-use crate::core::cel::{compile, Expression};
+use crate::core::cel::{compile, on_compiler_thread, Expression};
 
 fn with_query(query: &str) -> Fixture {
     let mut fixture = Fixture::new();
@@ -220,4 +220,21 @@ fn no_request_value_appears_in_an_error() {
     // Each expression met an error on some case, so each way of failing was looked at.
     let never: Vec<&str> = FAILING.iter().zip(erred.into_inner()).filter(|(_, e)| !e).map(|(s, _)| *s).collect();
     assert!(never.is_empty(), "never failed: {never:?}");
+}
+
+// === One compiler thread per load ===
+
+#[test]
+fn a_load_compiles_its_expressions_on_one_large_stack_thread() {
+    let deepest = format!("{}true{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+    let thread = on_compiler_thread(|| {
+        for _ in 0..3 {
+            assert!(compile(&deepest).is_ok());
+        }
+        assert!(compile("request.").is_err());
+        std::thread::current().name().map(str::to_string)
+    });
+    assert_eq!(thread.as_deref(), Some("cel-compile"));
+    // A panic in the load is the caller's, as it was without the thread.
+    assert!(std::panic::catch_unwind(|| on_compiler_thread(|| panic!("in the load"))).is_err());
 }
