@@ -106,13 +106,13 @@ async fn rule_metrics_stay_at_the_configs_size_whatever_the_requests() {
         let method = draw.pick(&["GET", "POST", "DELETE", "PATCH", "get"]);
         let bearer = format!("Bearer {}", tokens[i % tokens.len()]);
         let mut headers = vec![("x-request-id", word.clone())];
-        if draw.next() % 2 == 0 {
+        if draw.next().is_multiple_of(2) {
             headers.push(("authorization", bearer));
         }
-        if draw.next() % 3 == 0 {
+        if draw.next().is_multiple_of(3) {
             headers.push(("x-tenant", draw.word()));
         }
-        if draw.next() % 3 == 0 {
+        if draw.next().is_multiple_of(3) {
             headers.push(("x-org", draw.pick(&["acme", "globex"]).to_string()));
         }
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();

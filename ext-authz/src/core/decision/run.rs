@@ -67,7 +67,7 @@ impl<'e> Run<'e, '_> {
             Routed::Default(DefaultPolicy::Deny) => {
                 let refused = match self.open_identity() {
                     Ok(identity) => self.judge_denies(identity.as_ref(), true),
-                    Err(decision) => return (decision, routed.name()),
+                    Err(decision) => return (*decision, routed.name()),
                 };
                 let refused = refused.unwrap_or_else(|| {
                     deny(403, ErrorCode::Forbidden, "no route allows this request", None, "no_route")
@@ -125,7 +125,7 @@ impl<'e> Run<'e, '_> {
     fn open(&mut self, reason: &'static str) -> Decision {
         let identity = match self.open_identity() {
             Ok(identity) => identity,
-            Err(decision) => return decision,
+            Err(decision) => return *decision,
         };
         if let Some(refused) = self.judge_denies(identity.as_ref(), true) {
             return Decision::Deny(refused);
@@ -144,12 +144,12 @@ impl<'e> Run<'e, '_> {
     /// (the session layer opens one only for routes that accept sessions). Nothing is looked
     /// for when no deny rule reads `identity`; the identity only feeds the deny rules: the
     /// allow has no identity headers, and the credential is left as it came.
-    fn open_identity(&self) -> Result<Option<Identity>, Decision> {
+    fn open_identity(&self) -> Result<Option<Identity>, Box<Decision>> {
         let outer = self.outer.into_iter().flat_map(RouteTable::deny_rules);
         if !outer.chain(self.table.deny_rules()).any(Rule::reads_identity) {
             return Ok(None);
         }
-        self.engine.open_identity(self.request, self.ctx, self.refetched).map_err(|decision| *decision)
+        self.engine.open_identity(self.request, self.ctx, self.refetched)
     }
 
     /// The answer of a route's requirements (a rule's, or `default: authenticated`'s), and of
@@ -169,7 +169,7 @@ impl<'e> Run<'e, '_> {
         if requirements.credentials.is_empty() {
             let identity = match judge_denies.then(|| self.open_identity()).transpose() {
                 Ok(identity) => identity.flatten(),
-                Err(decision) => return decision,
+                Err(decision) => return *decision,
             };
             if let Some(refused) = self.identity_denies(identity.as_ref(), judge_denies) {
                 return Decision::Deny(refused);
