@@ -636,3 +636,91 @@ fn a_method_override_and_a_shadow_rule_after_the_answer_are_traced_as_decided() 
         ],
     );
 }
+
+/// Over a grid of requests, the trace tells the answer's story: the deny rule that answered is
+/// the one traced as denying, a false condition is the answering rule's, every shadow rule
+/// traced as matched has its would-be answer listed, and the other way round.
+#[test]
+fn the_trace_agrees_with_the_answer_over_a_grid_of_requests() {
+    let setup = Setup::with_config(ADDRESS_CONFIG);
+    let tokens = [
+        None,
+        Some(setup.corp_token(json!({"employment": "staff"}))),
+        Some(setup.corp_token(json!({"employment": "contractor"}))),
+        Some(setup.corp_token(json!({"employment": "contractor", "org": "globex"}))),
+    ];
+    let paths = ["/orgs/open", "/orgs/acme", "/office/desk", "/elsewhere"];
+    let mut checked = 0;
+    for path in paths {
+        for method in ["GET", "DELETE", "POST"] {
+            for token in &tokens {
+                for tenant in [None, Some("x-tenant: acme"), Some("x-tenant: globex")] {
+                    let url = format!("https://api.example.com{path}");
+                    let mut args = vec!["--json", "--method", method, "--url", &url, "--peer", "::ffff:10.1.2.3"];
+                    args.extend(token.as_deref().map(|t| ["--token", t]).into_iter().flatten());
+                    args.extend(tenant.map(|t| ["--header", t]).into_iter().flatten());
+                    args.extend(["--api-key", API_KEY].iter().filter(|_| path == "/office/desk"));
+                    let (_, out) = setup.explain(&args);
+                    let report: Value = serde_json::from_str(&out).unwrap();
+                    agree(&report, &format!("{args:?}"));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 3 * 4 * 3);
+}
+
+fn agree(report: &Value, case: &str) {
+    let answer = &report["answer"];
+    let reason = answer["reason"].as_str().unwrap();
+    let tables = report["trace"]["tables"].as_array().unwrap();
+    let rules = |key: &'static str| tables.iter().flat_map(move |t| t[key].as_array().unwrap().iter());
+    let enforced = |rule: &&Value| rule["shadow"] == false && rule["verdict"] == "matched";
+    let denying: Vec<&Value> = rules("deny_rules").filter(enforced).collect();
+    assert!(denying.len() <= 1, "{case}: {report:#}");
+    match denying.first() {
+        Some(rule) if rule["why"].as_str().unwrap().starts_with("denies") => {
+            assert_eq!(reason, "deny_rule", "{case}: {report:#}")
+        }
+        Some(_) => assert_eq!(reason, "condition_error", "{case}: {report:#}"),
+        None => assert_ne!(reason, "deny_rule", "{case}: {report:#}"),
+    }
+    let taker = rules("rules").find(|rule| enforced(rule));
+    let values = |rule: &Value| -> Vec<String> {
+        let conditions = rule["conditions"].as_array().cloned().unwrap_or_default();
+        conditions.iter().map(|c| c["value"].as_str().unwrap().to_string()).collect()
+    };
+    if reason == "condition_false" {
+        let values = values(taker.unwrap());
+        assert!(values.contains(&"false".to_string()), "{case}: {report:#}");
+    }
+    if answer["decision"] == "allow" {
+        assert!(denying.is_empty(), "{case}: {report:#}");
+        if let Some(taker) = taker {
+            assert!(values(taker).iter().all(|v| v == "true"), "{case}: {report:#}");
+        }
+    }
+    // Shadow rules: traced as matched (would-be answers) exactly when listed in the answer.
+    let listed: Vec<String> = answer["shadow"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let mut words = s.as_str().unwrap().split(' ');
+            format!("{} {}", words.next().unwrap(), words.next().unwrap())
+        })
+        .collect();
+    let traced: Vec<String> = tables
+        .iter()
+        .filter(|t| t["role"] != "shadow")
+        .flat_map(|t| {
+            let rules = t["deny_rules"].as_array().unwrap().iter().chain(t["rules"].as_array().unwrap());
+            rules
+                .filter(|r| r["shadow"] == true && r["verdict"] == "matched")
+                .map(|r| format!("{} {}", t["name"].as_str().unwrap(), r["name"].as_str().unwrap()))
+        })
+        .collect();
+    assert_eq!(listed, traced, "{case}: {report:#}");
+}
