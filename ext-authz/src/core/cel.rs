@@ -16,6 +16,7 @@ mod bounds;
 mod built;
 mod check;
 mod compile;
+mod direct;
 mod functions;
 mod needs;
 mod schema;
@@ -49,6 +50,8 @@ pub struct Expression {
     literals: Vec<Box<dyn Val>>,
     needs: Needs,
     uses: Uses,
+    /// The same expression for the direct evaluator, when it is in its subset.
+    direct: Option<direct::Program>,
 }
 
 impl PartialEq for Expression {
@@ -149,6 +152,24 @@ impl Expression {
     /// Whether the expression holds for this request. A result that is not a boolean is an
     /// error.
     pub fn evaluate(&self, activation: &mut Activation<'_>) -> Result<bool, EvalError> {
+        if let Some(answer) =
+            self.direct.as_ref().and_then(|d| d.evaluate(&activation.facts, &self.needs, &self.source))
+        {
+            return answer;
+        }
+        activation::evaluate(self, &activation.facts, &mut activation.built)
+    }
+
+    /// Whether the direct evaluator takes this expression (the interpreter may still answer a
+    /// request the subset leaves to it).
+    #[cfg(test)]
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The interpreter's answer alone, for the differential test.
+    #[cfg(test)]
+    pub fn evaluate_interpreted(&self, activation: &mut Activation<'_>) -> Result<bool, EvalError> {
         activation::evaluate(self, &activation.facts, &mut activation.built)
     }
 }

@@ -87,12 +87,7 @@ impl VariableResolver for Scope<'_, '_> {
 /// end up in logs otherwise): the crate's own texts print the values involved.
 fn eval_error(error: ExecutionError, source: &str) -> EvalError {
     let text = match error {
-        // A key named in the expression is the operator's text; one computed from the
-        // request is not repeated.
-        ExecutionError::NoSuchKey(key) if is_plain(&key) && source.contains(key.as_str()) => {
-            format!("no such key: {key}")
-        }
-        ExecutionError::NoSuchKey(_) => "no such key".into(),
+        ExecutionError::NoSuchKey(key) => return no_such_key(&key, source),
         // The crate prints the operand types (0.15.0); a later version could print more.
         ExecutionError::NoSuchOverload(overload) => format!("'{}' does not apply to these values", overload.function()),
         // Sizes only (see `built`).
@@ -122,6 +117,15 @@ fn eval_error(error: ExecutionError, source: &str) -> EvalError {
         _ => "an evaluation error".into(),
     };
     EvalError(text)
+}
+
+/// A key named in the expression is the operator's text; one computed from the request is not
+/// repeated.
+pub fn no_such_key(key: &str, source: &str) -> EvalError {
+    match is_plain(key) && source.contains(key) {
+        true => EvalError(format!("no such key: {key}")),
+        false => EvalError("no such key".into()),
+    }
 }
 
 fn is_plain(key: &str) -> bool {

@@ -120,7 +120,8 @@ fn compile_here(source: &str) -> Result<Expression, CompileError> {
         context: needs.get(Var::Context).is_some(),
         now: needs.get(Var::Now).is_some(),
     };
-    Ok(Expression { source: source.to_string(), expr, literals, needs, uses })
+    let direct = super::direct::compile(&expr, &literals);
+    Ok(Expression { source: source.to_string(), expr, literals, needs, uses, direct })
 }
 
 /// The name a compiled literal is bound to: `@` cannot start an identifier a user writes.

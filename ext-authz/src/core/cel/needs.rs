@@ -97,7 +97,7 @@ impl Needs {
 }
 
 fn walk(e: &IdedExpr, shadowed: &mut Vec<String>, needs: &mut Needs) {
-    if let Some((var, path)) = chain(e, shadowed) {
+    if let Some((var, path)) = chain(e, shadowed).or_else(|| key_in(e, shadowed)) {
         needs.add(var, &path);
         return;
     }
@@ -141,6 +141,20 @@ fn walk(e: &IdedExpr, shadowed: &mut Vec<String>, needs: &mut Needs) {
         }
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
+}
+
+/// `'k' in var.a` reads the key `k` of `var.a` alone (a presence test of one header does not
+/// convert, nor bound, the others); in a list, the whole list is read anyway.
+fn key_in(e: &IdedExpr, shadowed: &[String]) -> Option<(Var, Vec<String>)> {
+    let Expr::Call(call) = &e.expr else { return None };
+    let [key, container] = call.args.as_slice() else { return None };
+    if call.func_name != operators::IN || call.target.is_some() {
+        return None;
+    }
+    let Expr::Literal(LiteralValue::String(key)) = &key.expr else { return None };
+    let (var, mut path) = chain(container, shadowed)?;
+    path.push(key.inner().to_string());
+    Some((var, path))
 }
 
 /// `var.a['b'].c` as the variable and the path `[a, b, c]`.

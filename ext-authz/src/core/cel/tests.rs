@@ -4,6 +4,7 @@
 mod activation;
 mod bounds;
 mod compile_errors;
+mod direct;
 mod documented;
 mod functions;
 mod hostile;
