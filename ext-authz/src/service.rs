@@ -247,9 +247,10 @@ impl Authorizer {
         // The login flows' futures are large and most checks never run them: boxed, they cost
         // an allocation when they run instead of bytes copied with every check's future.
         if let Some(oidc) = oidc {
-            // The login's own paths answer before the policy's rules: its deny rules that read
-            // no identity are judged first (those that read one cannot be: these paths carry
-            // none the rules could take).
+            // The login's own paths answer before the policy's rules, but not before its deny
+            // rules that read no identity (an address or header rule holds there too). Those that
+            // read one are not judged: neither path is forwarded to a backend, and the callback's
+            // identity does not exist until the login it completes.
             let settings = oidc.settings();
             if request.path == settings.callback_path || request.path == settings.logout_path {
                 let keys = policy.keys.snapshot();
