@@ -3,9 +3,11 @@
 
 pub mod apikeys;
 pub mod cel;
+pub mod cidr;
 pub mod claims;
 pub mod client_address;
 pub mod decision;
+pub mod error_code;
 pub mod explain;
 pub mod header_spellings;
 pub mod identity;
@@ -16,6 +18,7 @@ pub mod path;
 pub mod principals;
 pub mod random;
 pub mod request;
+pub mod route_annotation;
 pub mod routes;
 pub mod session;
 pub mod token_cache;

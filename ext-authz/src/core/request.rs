@@ -33,7 +33,7 @@ pub struct AuthRequest {
     /// config's `policy_selector.route_metadata` (gRPC mode only; Envoy Gateway's
     /// `includeRouteMetadata` fills it). Only the policy selector reads route metadata, so only
     /// that value is taken from it.
-    pub route_annotation: super::routes::RouteAnnotation,
+    pub route_annotation: super::route_annotation::RouteAnnotation,
 }
 
 impl AuthRequest {
@@ -73,7 +73,7 @@ impl AuthRequest {
             peer_spiffe_id: None,
             peer_address: None,
             context_extensions: HashMap::new(),
-            route_annotation: super::routes::RouteAnnotation::Absent,
+            route_annotation: super::route_annotation::RouteAnnotation::Absent,
         }
     }
 

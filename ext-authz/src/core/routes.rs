@@ -12,18 +12,17 @@ use shared::spiffe::IdPattern;
 
 use super::cel::{Expression, SourceAddresses};
 use super::claims::{scalar_text, ClaimPath};
-use super::decision::ErrorCode;
+use super::error_code::ErrorCode;
 use super::principals::TextPattern;
 use super::request::AuthRequest;
 
 mod addresses;
 mod policies;
 
-pub use addresses::{parse_cidr, AddressMatch, AddressMiss, Unknown};
-pub use policies::{
-    NamedPolicy, Policies, PolicySelector, RouteAnnotation, RouteMetadataKey, Selected, Unreadable,
-    MAX_ANNOTATION_BYTES,
-};
+pub use super::cidr::parse_cidr;
+pub use super::route_annotation::{RouteAnnotation, RouteMetadataKey, Unreadable, MAX_ANNOTATION_BYTES};
+pub use addresses::{AddressMatch, AddressMiss, Unknown};
+pub use policies::{NamedPolicy, Policies, PolicySelector, Selected};
 
 /// How a rule's path matches. Written in config as `/exact`, `/prefix/*`, `/items/{id}`, or a
 /// template with a final `/*` (`/orgs/{org}/*`: the template's segments, then any rest).

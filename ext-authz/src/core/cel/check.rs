@@ -17,7 +17,7 @@ use super::built::is_macro_append;
 use super::functions::{compile_regex, Literal};
 use super::schema::{Ty, Var};
 use super::size::Size;
-use crate::core::routes::parse_cidr;
+use crate::core::cidr::parse_cidr;
 
 /// What the checker found wrong, and at which node.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! - `text.matches('regex')` (or `matches(text, 'regex')`): the `regex` crate's syntax and
 //!   linear-time matching, unanchored like CEL's own `matches`;
 //! - `ip.inCidr('10.0.0.0/8')`: whether an IP address (text, as `source.client`) is in an IPv4
-//!   or IPv6 CIDR block, parsed as the rules' address lists are (`routes::parse_cidr`: a single
+//!   or IPv6 CIDR block, parsed as the rules' address lists are (`cidr::parse_cidr`: a single
 //!   address is a /32 or /128, host bits set are refused); an IPv4 address mapped into IPv6
 //!   (`::ffff:10.1.2.3`) counts as IPv4.
 //!
