@@ -3,20 +3,18 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use shared::spiffe::SpiffeId;
 
 use super::apikeys::ApiKeyStore;
 use super::cel::SourceAddresses;
 use super::client_address::ClientAddress;
-use super::header_spellings;
 use super::identity::Identity;
 use super::identity_part::IdentityAnswer;
 use super::jwt::{JwtPolicy, KeySet};
-use super::principals::{request_principal, PrincipalSource, WorkloadIdentity, XFCC};
+use super::principals::{request_principal, WorkloadIdentity};
 use super::request::AuthRequest;
 use super::routes::{Credential, DefaultPolicy, Mode, Policies, Requirements, RouteTable, Routed, Selected};
-use super::session::cookies::{is_chunk_of, Cookies};
+use super::session::cookies::is_chunk_of;
 use super::session::model::Session;
 use super::token_cache::TokenCache;
 
@@ -298,86 +296,6 @@ impl Engine {
             _ => return false,
         };
         requirements.credentials.contains(&Credential::Session)
-    }
-
-    fn allow(
-        &self,
-        request: &AuthRequest,
-        identity: Option<Identity>,
-        credential: Option<&Found<'_>>,
-        principal: Option<SpiffeId>,
-        reason: &'static str,
-    ) -> Allow {
-        // Every identity header we own and do not set is removed, so client-sent copies never
-        // reach the backend: the identity's part says which, or without one all of them.
-        let identity_part = identity.as_ref().map(|i| i.answer_part(&self.identity));
-        let mut remove: Vec<String> = match &identity_part {
-            Some(_) => Vec::new(),
-            None => self.identity.headers.owned().map(str::to_owned).collect(),
-        };
-        let mut headers = Vec::new();
-        let mut remove_query = Vec::new();
-        let forward = |found: &Found<'_>| {
-            self.forward_credential || (self.forward_api_keys && matches!(found.kind, FoundKind::ApiKey))
-        };
-        let mut strip_cookie: Option<&str> = None;
-        if let Some(source) = credential.filter(|f| !forward(f)).and_then(|f| f.source) {
-            match source {
-                CredentialSource::Header { name, .. } => remove.push(name.clone()),
-                CredentialSource::Query(name) => remove_query.push(name.clone()),
-                CredentialSource::Cookie(name) => strip_cookie = Some(name),
-            }
-        }
-        // A credential cookie, and our session cookies always, are cut out of the `cookie`
-        // header; the rest of the header goes on as it came. Without either there is nothing
-        // to cut, and the header is not even parsed.
-        if strip_cookie.is_some() || self.sessions.is_some() {
-            let ours = |name: &str| {
-                strip_cookie == Some(name) || self.sessions.as_ref().is_some_and(|policy| policy.is_our_cookie(name))
-            };
-            let cookies = Cookies::parse(request.header("cookie"));
-            if cookies.names().any(ours) {
-                match cookies.header_without(ours) {
-                    Some(rest) => headers.push(("cookie".into(), rest)),
-                    None => remove.push("cookie".into()),
-                }
-            }
-        }
-        let principal = principal.map(|id| id.to_string());
-        if let Some(name) = &self.workload.header {
-            match &principal {
-                Some(id) => headers.push((name.clone(), id.clone())),
-                None => remove.push(name.clone()),
-            }
-        }
-        // A header we trusted is ours to consume: the backend must not trust it a second time.
-        if self.workload.source == PrincipalSource::Xfcc {
-            remove.push(XFCC.into());
-        }
-        // Every other spelling of a header we set or remove (`x_user_id` for `x-user-id`) goes
-        // too: a backend that reads `_` as `-` would take it for ours (see header_spellings).
-        let ours = || {
-            let set = headers.iter().map(|(name, _)| name.as_str());
-            self.identity.headers.owned().chain(set).chain(remove.iter().map(String::as_str))
-        };
-        let spellings = header_spellings::other_spellings(request.headers.keys().map(String::as_str), ours);
-        remove.extend(spellings);
-        let mut metadata = identity_part.as_ref().map(|part| part.metadata.clone()).unwrap_or_default();
-        if let Some(id) = principal.as_ref().filter(|_| self.identity.dynamic_metadata) {
-            Arc::make_mut(&mut metadata).insert("principal".into(), Value::String(id.clone()));
-        }
-        Allow {
-            identity_part,
-            headers,
-            remove,
-            remove_query,
-            identity,
-            principal,
-            metadata,
-            reason,
-            set_cookies: Vec::new(),
-            upstream: None,
-        }
     }
 }
 

@@ -1,16 +1,16 @@
 use super::*;
 use crate::core::apikeys::{format_hash, hash_key};
-use crate::core::jwt::JwtPolicy;
-use crate::core::routes::{Credential, DefaultPolicy, RouteTable};
-use serde_json::json;
 use crate::core::claims::ClaimPath;
 use crate::core::identity::{ArrayFormat, IdentityHeaders};
 use crate::core::identity_part::IdentityAnswer;
+use crate::core::jwt::JwtPolicy;
 use crate::core::routes::{ClaimRule, Condition, PathMatch, Rule};
+use crate::core::routes::{Credential, DefaultPolicy, RouteTable};
 use crate::core::session::model::Session;
 use crate::core::session::stamp::Stamp;
 use crate::testing::{jwks, SigningKey};
 use jsonwebtoken::Algorithm;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 const RSA_A: &str = include_str!("../../../tests/fixtures/rsa-a.pem");
