@@ -17,10 +17,12 @@ mod built;
 mod check;
 mod compile;
 mod direct;
+mod eval_errors;
 mod functions;
 mod needs;
 mod schema;
 mod size;
+mod slots;
 mod values;
 
 #[cfg(test)]

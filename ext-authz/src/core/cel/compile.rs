@@ -16,6 +16,7 @@ use super::functions::env;
 use super::functions::Literal;
 use super::needs::Needs;
 use super::schema::{Ty, Var};
+use super::slots::slot_name;
 use super::{CompileError, Expression, Uses};
 
 /// The parser recurses deeply: an unoptimized build takes about 170 KiB of stack per bracket
@@ -122,15 +123,6 @@ fn compile_here(source: &str) -> Result<Expression, CompileError> {
     };
     let direct = super::direct::compile(&expr, &literals);
     Ok(Expression { source: source.to_string(), expr, literals, needs, uses, direct })
-}
-
-/// The name a compiled literal is bound to: `@` cannot start an identifier a user writes.
-pub fn slot_name(index: usize) -> String {
-    format!("@{index}")
-}
-
-pub fn slot_index(name: &str) -> Option<usize> {
-    name.strip_prefix('@')?.parse().ok()
 }
 
 /// Refuses, before parsing, what the parser could not take without overflowing a thread's

@@ -245,7 +245,7 @@ impl<'f, 'a> Eval<'f, 'a> {
             value = match value {
                 V::Map(map) => match read::get(self.facts, &map, step) {
                     Some(value) => value?,
-                    None => return Err(Stop::Error(super::activation::no_such_key(step, self.source))),
+                    None => return Err(Stop::Error(super::eval_errors::no_such_key(step, self.source))),
                 },
                 _ => return Err(Stop::Interpreter),
             };

@@ -6,9 +6,9 @@ use cel::common::ast::{operators, CallExpr, Expr, IdedExpr, LiteralValue};
 use cel::common::value::Val;
 
 use super::{Lit, Node, Op, Path, Program, TextTest};
-use crate::core::cel::compile::slot_index;
 use crate::core::cel::functions::Literal;
 use crate::core::cel::schema::Var;
+use crate::core::cel::slots::slot_index;
 
 pub fn compile(expr: &IdedExpr, literals: &[Box<dyn Val>]) -> Option<Program> {
     Some(Program { root: node(expr, literals)? })
