@@ -203,26 +203,20 @@ fn count(e: &IdedExpr) -> usize {
         Expr::Call(call) => call.target.as_deref().map_or(0, count) + call.args.iter().map(count).sum::<usize>(),
         Expr::Select(select) => count(&select.operand),
         Expr::List(list) => list.elements.iter().map(count).sum(),
-        Expr::Map(map) => map
-            .entries
-            .iter()
-            .map(|entry| match &entry.expr {
-                EntryExpr::MapEntry(entry) => count(&entry.key) + count(&entry.value),
-                EntryExpr::StructField(field) => count(&field.value),
-            })
-            .sum(),
-        Expr::Struct(s) => s
-            .entries
-            .iter()
-            .map(|entry| match &entry.expr {
-                EntryExpr::MapEntry(entry) => count(&entry.key) + count(&entry.value),
-                EntryExpr::StructField(field) => count(&field.value),
-            })
-            .sum(),
+        Expr::Map(map) => map.entries.iter().map(count_entry).sum(),
+        Expr::Struct(s) => s.entries.iter().map(count_entry).sum(),
         Expr::Comprehension(c) => {
             count(&c.iter_range) + count(&c.accu_init) + count(&c.loop_cond) + count(&c.loop_step) + count(&c.result)
         }
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => 0,
+    }
+}
+
+/// The nodes of a map literal's or a struct's entry.
+fn count_entry(entry: &cel::common::ast::IdedEntryExpr) -> usize {
+    match &entry.expr {
+        EntryExpr::MapEntry(entry) => count(&entry.key) + count(&entry.value),
+        EntryExpr::StructField(field) => count(&field.value),
     }
 }
 
